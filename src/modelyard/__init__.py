@@ -1,0 +1,58 @@
+"""modelyard: carry a model from a notebook to production and keep it healthy there.
+
+    import modelyard as yard
+
+    with yard.start_run(experiment="churn", params={"lr": 0.01}) as run:
+        run.log_metric("loss", 0.3, step=1)
+
+Names are imported lazily so that ``import modelyard`` (and the ``yard`` CLI) start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from modelyard._version import __version__
+
+#: Public name → "module:attribute". Later features add their names here.
+_EXPORTS: dict[str, str] = {
+    # tracking
+    "start_run": "modelyard.tracking._api:start_run",
+    "active_run": "modelyard.tracking._run:active_run",
+    "get_run": "modelyard.tracking._api:get_run",
+    "search_runs": "modelyard.tracking._api:search_runs",
+    "delete_run": "modelyard.tracking._api:delete_run",
+    "flush": "modelyard.tracking._run:flush_all",
+    "init": "modelyard.tracking._api:init",
+    "Run": "modelyard.tracking._run:Run",
+    "RunRecord": "modelyard.tracking._records:RunRecord",
+    "RunStatus": "modelyard.tracking._records:RunStatus",
+    # stores
+    "Workspace": "modelyard._workspace:Workspace",
+    "set_uri": "modelyard._workspace:set_uri",
+    "get_workspace": "modelyard._workspace:get_workspace",
+    "BlobStore": "modelyard.blobs._store:BlobStore",
+    "ModelyardError": "modelyard.errors:ModelyardError",
+}
+
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli"}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is not None:
+        module, attr = target.split(":")
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"modelyard.{name}")
+    raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
+

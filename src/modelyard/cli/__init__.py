@@ -1,0 +1,63 @@
+"""The ``yard`` command line: a thin layer over the services, one module per command group.
+
+Command modules import only Typer at module level; services (SQLAlchemy, pandas, scikit-learn)
+are imported inside the commands so that ``yard --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from modelyard._version import __version__
+from modelyard.cli import _runs, _store
+from modelyard.cli._common import handle_errors
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="yard",
+    help="modelyard: track, version, validate, register, serve and monitor models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    uri: str = typer.Option(
+        None, "--uri", envvar="YARD_URI", help="Store: a folder (default ./.yard), sqlite:///file.db or postgresql://..."
+    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """modelyard: track, version, validate, register, serve and monitor models."""
+    if uri:
+        os.environ["YARD_URI"] = uri
+
+
+_store.register(app)
+app.add_typer(_runs.app, name="runs")
+
+from modelyard.cli import _quickstart  # noqa: E402
+
+_quickstart.register(app)
+
+
+def main() -> None:
+    """Entry point of the ``yard`` console script."""
+    with handle_errors():
+        app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

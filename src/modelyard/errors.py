@@ -1,0 +1,145 @@
+"""The modelyard exception hierarchy.
+
+Every operational error raised by modelyard derives from :class:`ModelyardError` and its
+message names what is wrong and how to fix it. Programmer misuse of the API (calling a
+method in the wrong lifecycle state) derives from :class:`UsageError`, a ``RuntimeError``
+outside the operational tree, so ``except ModelyardError`` never hides a bug::
+
+    ModelyardError
+    ├── ConfigError              the store URI or a setting cannot be used
+    ├── StoreError               the metadata store failed or is out of date
+    │   └── SchemaVersionError   the store was written by a newer modelyard
+    ├── NotFoundError            an experiment, run, model, dataset... does not exist
+    ├── AlreadyExistsError       a name that must be unique is taken
+    ├── InvalidArgumentError     a value given by the user is not acceptable (also ValueError)
+    │   ├── InvalidKeyError      a param/metric/tag/artifact key is malformed
+    │   └── FilterSyntaxError    a search filter does not parse; points at the token
+    ├── ConflictError            the call contradicts what is stored (param changed, run ended)
+    ├── BlobError                the blob store failed
+    │   ├── BlobNotFoundError    a digest is referenced but its blob is missing
+    │   └── IntegrityError       a blob's bytes do not match its digest (tampering, corruption)
+    ├── SerializationError       an object cannot be saved or loaded safely
+    └── ValidationFailed         data or a model did not pass its checks
+
+    UsageError(RuntimeError)     the API was used in the wrong order (programmer error)
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "AlreadyExistsError",
+    "BlobError",
+    "BlobNotFoundError",
+    "ConfigError",
+    "ConflictError",
+    "FilterSyntaxError",
+    "IntegrityError",
+    "InvalidArgumentError",
+    "InvalidKeyError",
+    "ModelyardError",
+    "NotFoundError",
+    "SchemaVersionError",
+    "SerializationError",
+    "StoreError",
+    "UsageError",
+    "ValidationFailed",
+    "did_you_mean",
+    "invalid_param",
+]
+
+
+class ModelyardError(Exception):
+    """Base of every operational modelyard error."""
+
+    #: Exit code the CLI uses when this error reaches it.
+    exit_code: int = 1
+
+
+class ConfigError(ModelyardError):
+    """Raised when the store URI or a setting cannot be used."""
+
+
+class StoreError(ModelyardError):
+    """Raised when the metadata store fails (connection, locking, migration)."""
+
+
+class SchemaVersionError(StoreError):
+    """Raised when the store's schema is newer than this modelyard understands."""
+
+
+class NotFoundError(ModelyardError, LookupError):
+    """Raised when a named experiment, run, model, version or dataset does not exist."""
+
+
+class AlreadyExistsError(ModelyardError):
+    """Raised when creating something whose name must be unique and is already taken."""
+
+
+class InvalidArgumentError(ModelyardError, ValueError):
+    """Raised when a value given by the user is not acceptable."""
+
+
+class InvalidKeyError(InvalidArgumentError):
+    """Raised when a param, metric, tag or artifact key is malformed."""
+
+
+class FilterSyntaxError(InvalidArgumentError):
+    """Raised when a search filter does not parse; ``position`` is the offending offset."""
+
+    def __init__(self, message: str, *, text: str = "", position: int = 0) -> None:
+        self.text = text
+        self.position = position
+        if text:
+            message = f"{message}\n  {text}\n  {' ' * position}^"
+        super().__init__(message)
+
+
+class ConflictError(ModelyardError):
+    """Raised when a call contradicts what is already stored (a param changed, a run ended)."""
+
+
+class BlobError(ModelyardError):
+    """Raised when the blob store fails to read or write."""
+
+
+class BlobNotFoundError(BlobError, NotFoundError):
+    """Raised when a referenced blob is missing from the blob store."""
+
+
+class IntegrityError(BlobError):
+    """Raised when a blob's bytes do not hash to its digest (corruption or tampering)."""
+
+
+class SerializationError(ModelyardError):
+    """Raised when an object cannot be saved or loaded safely."""
+
+
+class ValidationFailed(ModelyardError):
+    """Raised when data or a model does not pass its checks; carries the report."""
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class UsageError(RuntimeError):
+    """Raised when the API is called in the wrong order or state (a programmer error)."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """Return `` Did you mean 'x'?`` for the closest candidate, or an empty string."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" Did you mean {matches[0]!r}?" if matches else ""
+
+
+def invalid_param(param: str, caller: str, accepted: str, value: object) -> InvalidArgumentError:
+    """Build the one message template for bad arguments.
+
+    ``The 'x' parameter of f must be <accepted>. Got 'y' instead.``
+    """
+    return InvalidArgumentError(
+        f"The {param!r} parameter of {caller} must be {accepted}. Got {value!r} instead."
+    )

@@ -1,0 +1,131 @@
+"""Plain records returned by the tracking service (runs, metric points, artifacts)."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modelyard.errors import ConflictError
+
+__all__ = ["ArtifactRecord", "MetricPoint", "RunList", "RunRecord", "RunStatus"]
+
+
+class RunStatus(enum.StrEnum):
+    """Lifecycle of a run: ``running`` moves once to one of the three end states."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    KILLED = "killed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not RunStatus.RUNNING
+
+    def check_transition(self, new: RunStatus, run_id: str) -> None:
+        """Raise ConflictError unless ``self → new`` is allowed."""
+        if self.is_terminal:
+            raise ConflictError(
+                f"Run {run_id} is already {self.value}; it cannot become {new.value}. "
+                "Start a new run, or resume it first with yard.start_run(run_id=...)."
+            )
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One logged value of a metric."""
+
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """A file or folder logged by a run; ``digest`` names a blob or, for folders, a manifest."""
+
+    path: str
+    kind: str
+    digest: str
+    size: int
+    created_at: int
+
+
+def _iso(ms: int | None) -> str | None:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds") if ms else None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything stored about a run: attributes, params, latest metrics, tags, artifacts."""
+
+    id: str
+    experiment: str
+    name: str
+    status: RunStatus
+    start_time: int
+    end_time: int | None
+    parent_id: str | None
+    user: str | None
+    deleted: bool = False
+    error: str | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to end (None while running)."""
+        return (self.end_time - self.start_time) / 1000 if self.end_time else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (times as ISO strings too)."""
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["start"] = _iso(self.start_time)
+        d["end"] = _iso(self.end_time)
+        d["metrics"] = {k: _json_float(v) for k, v in self.metrics.items()}
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _json_float(v: float) -> float | str:
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "Infinity" if v > 0 else "-Infinity"
+    return v
+
+
+class RunList(list[RunRecord]):
+    """A list of runs from :func:`modelyard.search_runs`; ``to_pandas()`` gives a frame."""
+
+    def to_pandas(self) -> Any:
+        """One row per run with ``params.*``, ``metrics.*`` and ``tags.*`` columns."""
+        import pandas as pd
+
+        rows = []
+        for r in self:
+            row: dict[str, Any] = {
+                "run_id": r.id,
+                "experiment": r.experiment,
+                "name": r.name,
+                "status": r.status.value,
+                "start_time": pd.Timestamp(r.start_time, unit="ms", tz="UTC"),
+                "end_time": pd.Timestamp(r.end_time, unit="ms", tz="UTC") if r.end_time else pd.NaT,
+                "parent_id": r.parent_id,
+                "user": r.user,
+            }
+            row.update({f"params.{k}": v for k, v in r.params.items()})
+            row.update({f"metrics.{k}": v for k, v in r.metrics.items()})
+            row.update({f"tags.{k}": v for k, v in r.tags.items()})
+            rows.append(row)
+        return pd.DataFrame(rows)

@@ -1,0 +1,356 @@
+"""The active run handle: buffered metric logging, params, tags, artifacts, lifecycle.
+
+Metric points are appended to an in-memory buffer and written in batches by one background
+flusher thread per process: every ``YARD_FLUSH_INTERVAL`` seconds (default 1.0), when a
+buffer passes ``FLUSH_AT`` points, on :meth:`Run.flush`, when the run ends and at interpreter
+exit. A training loop never waits on the database. What ``kill -9`` can lose is bounded by
+one flush interval: the points logged since the last flush.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from modelyard.errors import ConflictError, ModelyardError, UsageError
+from modelyard.tracking._records import ArtifactRecord, RunRecord, RunStatus
+from modelyard.tracking._service import MetricRow, TrackingService, format_exception
+from modelyard.tracking._validation import check_key, to_float
+
+__all__ = ["Run", "flush_all"]
+
+log = logging.getLogger("modelyard.tracking")
+
+#: A buffer holding this many points wakes the flusher early.
+FLUSH_AT = 50_000
+
+
+def _interval() -> float:
+    try:
+        return max(0.05, float(os.environ.get("YARD_FLUSH_INTERVAL", "1.0")))
+    except ValueError:
+        return 1.0
+
+
+class _Flusher:
+    """One daemon thread per process that flushes every live run's buffer."""
+
+    def __init__(self) -> None:
+        self.runs: set[Run] = set()
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.pid = os.getpid()
+
+    def register(self, run: Run) -> None:
+        with self.lock:
+            if self.pid != os.getpid():  # forked: the parent's thread does not exist here
+                self.thread = None
+                self.pid = os.getpid()
+            self.runs.add(run)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="yard-metric-flusher", daemon=True)
+                self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            self.wake.wait(_interval())
+            self.wake.clear()
+            with self.lock:
+                live = list(self.runs)
+            for run in live:
+                try:
+                    run._flush(background=True)
+                except Exception as exc:  # keep the points; retry next interval
+                    log.warning("modelyard: flushing metrics of run %s failed, will retry: %s", run.id, exc)
+
+    def flush_all(self) -> None:
+        for run in list(self.runs):
+            run._flush(background=False)
+
+
+_flusher = _Flusher()
+
+
+def flush_all() -> None:
+    """Write every buffered metric point of every run in this process now."""
+    _flusher.flush_all()
+
+
+class Run:
+    """A run being logged. Use it as a context manager, or call :meth:`end`.
+
+    Created by :func:`modelyard.start_run`; don't construct it directly.
+    """
+
+    def __init__(self, service: TrackingService, record: RunRecord) -> None:
+        self._service = service
+        self._record = record
+        self.id: str = record.id
+        self.name: str = record.name
+        self.experiment: str = record.experiment
+        self.parent_id: str | None = record.parent_id
+        self._status = RunStatus.RUNNING
+        self._rows: list[MetricRow] = []
+        self._latest: dict[str, MetricRow] = {}
+        self._next_step: dict[str, int] = {}
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._failed_flush: BaseException | None = None
+        _flusher.register(self)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} name={self.name!r} experiment={self.experiment!r} status={self._status.value}>"
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @property
+    def status(self) -> RunStatus:
+        """The run's current status."""
+        return self._status
+
+    @property
+    def workspace(self):  # type: ignore[no-untyped-def]
+        """The workspace (metadata + blob store) this run writes to."""
+        return self._service.ws
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._status is not RunStatus.RUNNING:
+            _pop_active(self)
+            return
+        if exc is None:
+            self.end()
+        elif isinstance(exc, KeyboardInterrupt):
+            self.end(RunStatus.KILLED, error="KeyboardInterrupt")
+        else:
+            self.end(RunStatus.FAILED, error=format_exception(exc))
+
+    def end(self, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None) -> None:
+        """Flush buffered metrics and end the run (``finished``, ``failed`` or ``killed``)."""
+        try:
+            new = RunStatus(status)
+        except ValueError:
+            raise ConflictError(
+                f"The 'status' parameter of Run.end must be one of {[s.value for s in RunStatus if s.is_terminal]}. "
+                f"Got {status!r} instead."
+            ) from None
+        if not new.is_terminal:
+            raise ConflictError("A run can only end as finished, failed or killed.")
+        self._status.check_transition(new, self.id)
+        try:
+            self._flush(background=False)
+        finally:
+            self._service.end_run(self.id, new, error)
+            self._status = new
+            with _flusher.lock:
+                _flusher.runs.discard(self)
+            _pop_active(self)
+
+    def _check_open(self) -> None:
+        if self._status is not RunStatus.RUNNING:
+            raise ConflictError(
+                f"Run {self.id} is {self._status.value}; nothing more can be logged to it. "
+                "Start a new run, or resume this one with yard.start_run(run_id=...)."
+            )
+
+    # -- metrics -------------------------------------------------------------------------------
+    def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+        """Record one value of a metric; returns at once (written by the background flusher).
+
+        ``step`` defaults to one past the last step logged for this key (0 first).
+        ``timestamp`` is in milliseconds since the epoch (now by default). NaN and inf are kept.
+        """
+        if self._status is not RunStatus.RUNNING:
+            self._check_open()
+        if key not in self._keys:
+            check_key(key, "metric name")
+            self._keys.add(key)
+        v = value if type(value) is float else to_float(key, value)
+        if step is None:
+            step = self._next_step.get(key, 0)
+        elif type(step) is not int:
+            step = _to_step(key, step)
+        ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
+        nan = v != v
+        row = (self.id, key, step, None if nan else v, nan, ts)
+        with self._lock:
+            self._rows.append(row)
+            cur = self._latest.get(key)
+            if cur is None or step > cur[2] or (step == cur[2] and ts >= cur[5]):
+                self._latest[key] = row
+            n = len(self._rows)
+        self._next_step[key] = step + 1
+        if n >= FLUSH_AT and n % FLUSH_AT == 0:
+            _flusher.wake.set()
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+        """Record several metrics at the same step."""
+        if not isinstance(values, Mapping):
+            raise ConflictError(f"log_metrics takes a mapping of name to number. Got {type(values).__name__} instead.")
+        converted = {check_key(k, "metric name"): to_float(k, v) for k, v in values.items()}
+        for k, v in converted.items():
+            self.log_metric(k, v, step=step, timestamp=timestamp)
+
+    def flush(self) -> None:
+        """Write every buffered metric point now."""
+        self._flush(background=False)
+
+    def _flush(self, *, background: bool) -> None:
+        with self._flush_lock:
+            with self._lock:
+                if not self._rows:
+                    return
+                rows, self._rows = self._rows, []
+                latest, self._latest = list(self._latest.values()), {}
+            try:
+                self._service.write_metrics(rows, latest)
+            except BaseException:
+                with self._lock:  # put them back in front: nothing logged is lost
+                    self._rows[:0] = rows
+                    for r in latest:
+                        cur = self._latest.get(r[1])
+                        if cur is None or (r[2], r[5]) >= (cur[2], cur[5]):
+                            self._latest[r[1]] = r
+                raise
+
+    # -- params, tags --------------------------------------------------------------------------
+    def log_param(self, key: str, value: Any) -> None:
+        """Record one param (fixed once logged)."""
+        self.log_params({key: value})
+
+    def log_params(self, values: Mapping[str, Any]) -> None:
+        """Record params; a key logged before with another value raises ConflictError."""
+        self._check_open()
+        self._service.log_params(self.id, values)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Set one tag (tags may change)."""
+        self.set_tags({key: value})
+
+    def set_tags(self, values: Mapping[str, Any]) -> None:
+        """Set several tags."""
+        self._service.set_tags(self.id, values)
+
+    # -- artifacts -------------------------------------------------------------------------------
+    def log_artifact(self, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> ArtifactRecord:
+        """Store a file or a whole folder (as a manifest) under ``artifact_path``."""
+        self._check_open()
+        return self._service.log_artifact(self.id, local_path, artifact_path)
+
+    def log_text(self, text: str, artifact_path: str) -> ArtifactRecord:
+        """Store a string as a UTF-8 file artifact."""
+        self._check_open()
+        return self._service.log_bytes(self.id, text.encode(), artifact_path)
+
+    def log_dict(self, obj: Any, artifact_path: str) -> ArtifactRecord:
+        """Store a JSON-serializable object as a JSON (or YAML, by extension) artifact."""
+        if artifact_path.endswith((".yaml", ".yml")):
+            import yaml
+
+            text = yaml.safe_dump(obj, sort_keys=False)
+        else:
+            text = json.dumps(obj, indent=2, default=str)
+        return self.log_text(text, artifact_path)
+
+    def download_artifact(self, path: str, dest: str | os.PathLike[str] = ".") -> Path:
+        """Fetch an artifact of this run to ``dest`` (verified)."""
+        return self._service.download_artifact(self.id, path, dest)
+
+    # -- reading back ------------------------------------------------------------------------------
+    def info(self) -> RunRecord:
+        """What is stored about this run now (buffered metrics are flushed first)."""
+        self.flush()
+        return self._service.get_run(self.id)
+
+
+def _to_step(key: str, step: Any) -> int:
+    try:
+        if isinstance(step, bool) or int(step) != step:
+            raise ValueError
+        return int(step)
+    except (TypeError, ValueError):
+        from modelyard.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"The step of metric {key!r} must be a whole number. Got {type(step).__name__} {step!r} instead."
+        ) from None
+
+
+# -- the active-run stack ----------------------------------------------------------------------
+_active: list[Run] = []
+_active_lock = threading.Lock()
+
+
+def _push_active(run: Run) -> None:
+    with _active_lock:
+        _active.append(run)
+
+
+def _pop_active(run: Run) -> None:
+    with _active_lock:
+        if run in _active:
+            _active.remove(run)
+
+
+def active_run() -> Run | None:
+    """The innermost run started with :func:`start_run` and not yet ended, or None."""
+    with _active_lock:
+        return _active[-1] if _active else None
+
+
+def _require_no_active(nested: bool) -> Run | None:
+    current = active_run()
+    if current is not None and not nested:
+        raise UsageError(
+            f"Run {current.id} ({current.name!r}) is already active. End it first, or pass nested=True "
+            "to start a child run."
+        )
+    return current
+
+
+_last_exc: list[BaseException] = []
+_prev_hook = sys.excepthook
+
+
+def _excepthook(tp: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    _last_exc.append(value)
+    _prev_hook(tp, value, tb)
+
+
+def _at_exit() -> None:
+    """Flush every buffer and end runs left open: failed if the interpreter dies of an exception."""
+    exc = _last_exc[-1] if _last_exc else None
+    for run in reversed(list(_active)):
+        try:
+            if run.status is RunStatus.RUNNING:
+                if exc is None:
+                    run.end()
+                elif isinstance(exc, KeyboardInterrupt):
+                    run.end(RunStatus.KILLED, error="KeyboardInterrupt")
+                else:
+                    run.end(RunStatus.FAILED, error=format_exception(exc))
+        except ModelyardError as e:  # pragma: no cover - store gone at exit
+            log.warning("modelyard: could not end run %s at exit: %s", run.id, e)
+    for run in list(_flusher.runs):
+        try:
+            run.flush()
+        except Exception as e:  # pragma: no cover
+            log.warning("modelyard: could not flush run %s at exit: %s", run.id, e)
+
+
+sys.excepthook = _excepthook
+atexit.register(_at_exit)

@@ -1,0 +1,406 @@
+"""The run filter language, compiled to parameterized SQL (never string concatenation).
+
+Grammar::
+
+    filter     := or_expr
+    or_expr    := and_expr ("or" and_expr)*
+    and_expr   := atom ("and" atom)*
+    atom       := "(" or_expr ")" | comparison
+    comparison := field op value | field ["not"] "in" "(" value ("," value)* ")"
+    field      := metrics.KEY | params.KEY | tags.KEY | [attributes.]NAME
+    op         := = | == | != | <> | < | <= | > | >= | like | ilike
+    value      := 'text' | "text" | number
+
+KEY may be wrapped in backticks when it holds spaces or operators: ``metrics.`val loss` < 0.3``.
+Attribute names: ``run_id``, ``name``, ``status``, ``start_time``, ``end_time``, ``user``,
+``parent_id``, ``experiment``. Times compare with milliseconds or an ISO date ``'2026-01-31'``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from modelyard.errors import FilterSyntaxError, did_you_mean
+from modelyard.store._schema import experiments, latest_metrics, params, runs, tags
+
+__all__ = ["ATTRIBUTES", "compile_filter", "compile_order_by", "parse_filter"]
+
+ATTRIBUTES = {
+    "run_id": runs.c.id,
+    "id": runs.c.id,
+    "name": runs.c.name,
+    "run_name": runs.c.name,
+    "status": runs.c.status,
+    "start_time": runs.c.start_time,
+    "end_time": runs.c.end_time,
+    "user": runs.c.user,
+    "parent_id": runs.c.parent_id,
+    "experiment": experiments.c.name,
+}
+_TIME_ATTRS = {"start_time", "end_time"}
+_KINDS = ("metrics", "params", "tags", "attributes")
+_KIND_ALIASES = {
+    "metric": "metrics",
+    "metrics": "metrics",
+    "param": "params",
+    "params": "params",
+    "parameter": "params",
+    "parameters": "params",
+    "tag": "tags",
+    "tags": "tags",
+    "attribute": "attributes",
+    "attributes": "attributes",
+    "attr": "attributes",
+    "run": "attributes",
+}
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
+  | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z_]))
+  | (?P<op><=|>=|!=|<>|==|=|<|>)
+  | (?P<lparen>\()
+  | (?P<rparen>\))
+  | (?P<comma>,)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.(?:`[^`]+`|[A-Za-z0-9_][A-Za-z0-9_.:/\-]*))?)
+    """,
+    re.X,
+)
+_WORD_OPS = {"like", "ilike", "in", "not"}
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: str  # metrics | params | tags | attributes
+    key: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    field: Field
+    op: str
+    value: Any  # str | float | int | tuple
+    value_pos: int
+    value_is_number: bool | tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: str  # and | or
+    items: tuple[Any, ...]
+
+
+def _tokenize(text: str) -> list[Token]:
+    out: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise FilterSyntaxError(
+                f"Unexpected character {text[pos]!r} at position {pos} of the filter.", text=text, position=pos
+            )
+        kind = m.lastgroup or ""
+        if kind != "ws":
+            tok = m.group(kind)
+            if kind == "ident" and tok.lower() in {"and", "or"} | _WORD_OPS:
+                kind = tok.lower()
+            out.append(Token(kind, tok, pos))
+        pos = m.end()
+    out.append(Token("end", "", len(text)))
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.i = 0
+
+    def peek(self) -> Token:
+        return self.tokens[self.i]
+
+    def next(self) -> Token:
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def error(self, message: str, tok: Token) -> FilterSyntaxError:
+        return FilterSyntaxError(message, text=self.text, position=tok.pos)
+
+    def parse(self) -> Any:
+        if self.peek().kind == "end":
+            raise self.error("The filter is empty.", self.peek())
+        node = self.or_expr()
+        tok = self.peek()
+        if tok.kind != "end":
+            raise self.error(f"Expected 'and', 'or' or the end of the filter, found {tok.text!r}.", tok)
+        return node
+
+    def or_expr(self) -> Any:
+        items = [self.and_expr()]
+        while self.peek().kind == "or":
+            self.next()
+            items.append(self.and_expr())
+        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
+
+    def and_expr(self) -> Any:
+        items = [self.atom()]
+        while self.peek().kind == "and":
+            self.next()
+            items.append(self.atom())
+        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
+
+    def atom(self) -> Any:
+        tok = self.peek()
+        if tok.kind == "lparen":
+            self.next()
+            node = self.or_expr()
+            close = self.next()
+            if close.kind != "rparen":
+                raise self.error(f"Expected ')' to close the '(' at position {tok.pos}, found {close.text or 'the end'!r}.", close)
+            return node
+        return self.comparison()
+
+    def field(self) -> Field:
+        tok = self.next()
+        if tok.kind != "ident":
+            raise self.error(
+                f"Expected a field such as metrics.acc, params.lr, tags.team or status, found {tok.text or 'the end'!r}.",
+                tok,
+            )
+        if "." in tok.text:
+            prefix, key = tok.text.split(".", 1)
+            kind = _KIND_ALIASES.get(prefix.lower())
+            if kind is None:
+                raise self.error(
+                    f"Unknown field prefix {prefix!r}; use one of {', '.join(_KINDS)}."
+                    + did_you_mean(prefix.lower(), _KIND_ALIASES),
+                    tok,
+                )
+            if key.startswith("`") and key.endswith("`"):
+                key = key[1:-1]
+            if not key:
+                raise self.error(f"The field {tok.text!r} has no key after the dot.", tok)
+        else:
+            kind, key = "attributes", tok.text
+        if kind == "attributes":
+            key = key.lower()
+            if key not in ATTRIBUTES:
+                raise self.error(
+                    f"Unknown run attribute {key!r}; use one of {', '.join(sorted(set(ATTRIBUTES) - {'id', 'run_name'}))}, "
+                    "or metrics.KEY, params.KEY, tags.KEY." + did_you_mean(key, ATTRIBUTES),
+                    tok,
+                )
+        return Field(kind, key, tok.pos)
+
+    def value(self) -> tuple[Any, bool, Token]:
+        tok = self.next()
+        if tok.kind == "string":
+            body = tok.text[1:-1]
+            quote = tok.text[0]
+            body = body.replace(quote * 2, quote) if quote == "'" else body
+            body = re.sub(r"\\(.)", r"\1", body)
+            return body, False, tok
+        if tok.kind == "number":
+            num = float(tok.text)
+            return (int(num) if re.fullmatch(r"[-+]?\d+", tok.text) else num), True, tok
+        raise self.error(f"Expected a value ('text' or a number), found {tok.text or 'the end'!r}.", tok)
+
+    def comparison(self) -> Comparison:
+        field = self.field()
+        tok = self.next()
+        if tok.kind == "op":
+            op = "=" if tok.text == "==" else "!=" if tok.text == "<>" else tok.text
+        elif tok.kind in ("like", "ilike", "in"):
+            op = tok.kind
+        elif tok.kind == "not" and self.peek().kind == "in":
+            self.next()
+            op = "not in"
+        else:
+            raise self.error(
+                f"Expected an operator (=, !=, <, <=, >, >=, like, ilike, in, not in) after {field.kind}.{field.key}, "
+                f"found {tok.text or 'the end'!r}.",
+                tok,
+            )
+        if op in ("in", "not in"):
+            open_tok = self.next()
+            if open_tok.kind != "lparen":
+                raise self.error(f"Expected '(' after '{op}', found {open_tok.text or 'the end'!r}.", open_tok)
+            values: list[Any] = []
+            numeric: list[bool] = []
+            while True:
+                v, is_num, _ = self.value()
+                values.append(v)
+                numeric.append(is_num)
+                sep = self.next()
+                if sep.kind == "rparen":
+                    break
+                if sep.kind != "comma":
+                    raise self.error(f"Expected ',' or ')' in the list, found {sep.text or 'the end'!r}.", sep)
+            return Comparison(field, op, tuple(values), open_tok.pos, tuple(numeric))
+        v, is_num, vtok = self.value()
+        return Comparison(field, op, v, vtok.pos, is_num)
+
+
+def parse_filter(text: str) -> Any:
+    """Parse a filter string into a small syntax tree (raises FilterSyntaxError)."""
+    return _Parser(text).parse()
+
+
+def _to_ms(value: Any, text: str, pos: int) -> int:
+    if isinstance(value, (int, float)):
+        return int(value)
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise FilterSyntaxError(
+            f"{value!r} is not a time; use milliseconds since the epoch or an ISO date like '2026-01-31'.",
+            text=text,
+            position=pos,
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def _apply(col: Any, op: str, value: Any) -> ColumnElement[bool]:
+    if op == "=":
+        return col == value
+    if op == "!=":
+        return col != value
+    if op == "<":
+        return col < value
+    if op == "<=":
+        return col <= value
+    if op == ">":
+        return col > value
+    if op == ">=":
+        return col >= value
+    if op == "like":
+        return col.like(value)
+    if op == "ilike":
+        return col.ilike(value)
+    if op == "in":
+        return col.in_(list(value))
+    if op == "not in":
+        return col.not_in(list(value))
+    raise AssertionError(op)  # pragma: no cover
+
+
+def _compile(node: Any, text: str) -> ColumnElement[bool]:
+    if isinstance(node, BoolOp):
+        parts = [_compile(n, text) for n in node.items]
+        return sa.and_(*parts) if node.op == "and" else sa.or_(*parts)
+    assert isinstance(node, Comparison)
+    f, op, value = node.field, node.op, node.value
+    numbers = node.value_is_number if isinstance(node.value_is_number, tuple) else (node.value_is_number,)
+    if f.kind == "metrics":
+        if op in ("like", "ilike"):
+            raise FilterSyntaxError(
+                f"metrics.{f.key} is a number; '{op}' only works on text. Use =, !=, <, <=, >, >= or in.",
+                text=text,
+                position=node.value_pos,
+            )
+        if not all(numbers):
+            raise FilterSyntaxError(
+                f"metrics.{f.key} is a number; compare it with a number, not {value!r}.",
+                text=text,
+                position=node.value_pos,
+            )
+        lm = latest_metrics
+        cond = _apply(lm.c.value, op, value)
+        return sa.exists(sa.select(sa.literal(1)).where(lm.c.run_id == runs.c.id, lm.c.key == f.key, cond))
+    if f.kind in ("params", "tags"):
+        table = params if f.kind == "params" else tags
+        if any(numbers) and op in ("<", "<=", ">", ">="):
+            raise FilterSyntaxError(
+                f"{f.kind}.{f.key} is stored as text, so '{op}' would compare text, not numbers. "
+                f"Quote the value to compare text, or log the number as a metric.",
+                text=text,
+                position=node.value_pos,
+            )
+        sval = tuple(_num_text(v) for v in value) if isinstance(value, tuple) else _num_text(value)
+        if op in ("!=", "not in"):
+            positive = "=" if op == "!=" else "in"
+            inner = _apply(table.c.value, positive, sval)
+            return ~sa.exists(sa.select(sa.literal(1)).where(table.c.run_id == runs.c.id, table.c.key == f.key, inner))
+        cond = _apply(table.c.value, op, sval)
+        return sa.exists(sa.select(sa.literal(1)).where(table.c.run_id == runs.c.id, table.c.key == f.key, cond))
+    col = ATTRIBUTES[f.key]
+    if f.key in _TIME_ATTRS:
+        if op in ("like", "ilike"):
+            raise FilterSyntaxError(f"{f.key} is a time; '{op}' does not apply.", text=text, position=node.value_pos)
+        value = tuple(_to_ms(v, text, node.value_pos) for v in value) if isinstance(value, tuple) else _to_ms(
+            value, text, node.value_pos
+        )
+    else:
+        if any(numbers):
+            raise FilterSyntaxError(
+                f"{f.key} is text; quote the value, for example {f.key} = '{value if not isinstance(value, tuple) else value[0]}'.",
+                text=text,
+                position=node.value_pos,
+            )
+        if f.key == "status":
+            value = tuple(v.lower() for v in value) if isinstance(value, tuple) else value.lower()
+    return _apply(col, op, value)
+
+
+def _num_text(v: Any) -> str:
+    return v if isinstance(v, str) else repr(v) if isinstance(v, float) else str(v)
+
+
+def compile_filter(text: str) -> ColumnElement[bool]:
+    """Compile a filter string into a SQLAlchemy boolean expression over ``runs``."""
+    return _compile(parse_filter(text), text)
+
+
+_ORDER = re.compile(r"^\s*(?P<field>.+?)(?:\s+(?P<dir>asc|desc))?\s*$", re.I)
+
+
+def compile_order_by(clauses: list[str] | str | None) -> tuple[list[Any], list[Any]]:
+    """Return ``(joins, order expressions)`` for ``order_by`` clauses like ``"metrics.acc desc"``.
+
+    ``joins`` are ``(alias, onclause)`` pairs to outer-join onto ``runs``.
+    """
+    if clauses is None:
+        return [], [runs.c.start_time.desc(), runs.c.id.desc()]
+    if isinstance(clauses, str):
+        clauses = [clauses]
+    joins: list[Any] = []
+    order: list[Any] = []
+    for i, clause in enumerate(clauses):
+        m = _ORDER.match(clause or "")
+        if not m:
+            raise FilterSyntaxError(f"The order_by clause {clause!r} is empty.", text=clause or "", position=0)
+        parser = _Parser(m.group("field"))
+        field = parser.field()
+        if parser.peek().kind != "end":
+            raise parser.error(
+                f"Expected 'asc' or 'desc' after the field, found {parser.peek().text!r}.", parser.peek()
+            )
+        desc = (m.group("dir") or "asc").lower() == "desc"
+        if field.kind == "attributes":
+            col: Any = ATTRIBUTES[field.key]
+        else:
+            base = {"metrics": latest_metrics, "params": params, "tags": tags}[field.kind]
+            alias = base.alias(f"ord{i}")
+            joins.append((alias, sa.and_(alias.c.run_id == runs.c.id, alias.c.key == field.key)))
+            col = alias.c.value
+        order.append(col.desc().nulls_last() if desc else col.asc().nulls_last())
+    order.append(runs.c.id.desc())
+    return joins, order

@@ -1,0 +1,528 @@
+"""Tracking service: experiments and runs in the metadata store, artifacts in the blob store."""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from modelyard._workspace import Workspace, get_workspace
+from modelyard.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    did_you_mean,
+    invalid_param,
+)
+from modelyard.store._schema import artifacts, experiments, latest_metrics, metrics, params, runs, tags
+from modelyard.tracking._ids import new_run_id, now_ms
+from modelyard.tracking._records import ArtifactRecord, MetricPoint, RunList, RunRecord, RunStatus
+from modelyard.tracking._search import compile_filter, compile_order_by
+from modelyard.tracking._validation import check_key, check_value
+
+__all__ = ["MetricRow", "TrackingService"]
+
+#: (run_id, key, step, value or None, is_nan, timestamp_ms)
+MetricRow = tuple[str, str, int, float | None, bool, int]
+
+MAX_SEARCH_LIMIT = 50_000
+
+
+class TrackingService:
+    """Experiments, runs, params, metrics, tags and artifacts of one workspace."""
+
+    def __init__(self, workspace: Workspace | str | None = None) -> None:
+        self.ws = get_workspace(workspace)
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.ws.store
+
+    # -- experiments ---------------------------------------------------------------------
+    def get_or_create_experiment(self, name: str) -> int:
+        """Return the id of experiment ``name``, creating it when missing."""
+        check_key(name, "experiment name")
+
+        def fn(conn: Connection) -> int:
+            row = conn.execute(sa.select(experiments.c.id).where(experiments.c.name == name)).first()
+            if row:
+                return int(row[0])
+            return int(
+                conn.execute(
+                    experiments.insert().values(name=name, created_at=now_ms()).returning(experiments.c.id)
+                ).scalar_one()
+            )
+
+        try:
+            return self.store.write(fn)
+        except sa.exc.IntegrityError:  # created by another process at the same moment
+            return self.get_experiment_id(name)
+
+    def create_experiment(self, name: str, description: str | None = None) -> int:
+        """Create an experiment; raise AlreadyExistsError when the name is taken."""
+        check_key(name, "experiment name")
+        try:
+            return self.store.write(
+                lambda conn: int(
+                    conn.execute(
+                        experiments.insert()
+                        .values(name=name, description=description, created_at=now_ms())
+                        .returning(experiments.c.id)
+                    ).scalar_one()
+                )
+            )
+        except sa.exc.IntegrityError:
+            raise AlreadyExistsError(f"Experiment {name!r} already exists. Pick another name.") from None
+
+    def get_experiment_id(self, name: str) -> int:
+        """The id of an existing experiment (NotFoundError with a suggestion otherwise)."""
+        with self.store.read() as conn:
+            row = conn.execute(sa.select(experiments.c.id).where(experiments.c.name == name)).first()
+            if row:
+                return int(row[0])
+            names = [r[0] for r in conn.execute(sa.select(experiments.c.name))]
+        hint = did_you_mean(name, names) or (
+            f" Known experiments: {', '.join(sorted(names)[:10])}." if names else " No experiment exists yet."
+        )
+        raise NotFoundError(f"Experiment {name!r} does not exist.{hint}")
+
+    def list_experiments(self) -> list[dict[str, Any]]:
+        """Experiments with their run counts."""
+        with self.store.read() as conn:
+            q = (
+                sa.select(
+                    experiments.c.id,
+                    experiments.c.name,
+                    experiments.c.description,
+                    experiments.c.created_at,
+                    sa.func.count(runs.c.id).label("runs"),
+                )
+                .select_from(experiments.outerjoin(runs, sa.and_(runs.c.experiment_id == experiments.c.id, runs.c.deleted.is_(False))))
+                .group_by(experiments.c.id)
+                .order_by(experiments.c.name)
+            )
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- runs ------------------------------------------------------------------------------
+    def create_run(
+        self,
+        *,
+        experiment: str,
+        name: str | None = None,
+        parent_id: str | None = None,
+        user: str | None = None,
+        environment: Mapping[str, Any] | None = None,
+        params_: Mapping[str, Any] | None = None,
+        tags_: Mapping[str, Any] | None = None,
+    ) -> RunRecord:
+        """Insert a new running run; params and tags are validated before anything is written."""
+        exp_id = self.get_or_create_experiment(experiment)
+        run_id = new_run_id()
+        name = name or _default_name(run_id)
+        check_key(name, "run name")
+        p_rows = _param_rows(run_id, params_ or {})
+        t_rows = _tag_rows(run_id, tags_ or {})
+        start = now_ms()
+
+        def fn(conn: Connection) -> None:
+            if parent_id is not None:
+                if not conn.execute(sa.select(runs.c.id).where(runs.c.id == parent_id)).first():
+                    raise NotFoundError(f"Parent run {parent_id} does not exist.")
+            conn.execute(
+                runs.insert().values(
+                    id=run_id,
+                    experiment_id=exp_id,
+                    name=name,
+                    status=RunStatus.RUNNING.value,
+                    start_time=start,
+                    parent_id=parent_id,
+                    user=user,
+                    deleted=False,
+                    environment=json.dumps(dict(environment or {}), sort_keys=True),
+                )
+            )
+            if p_rows:
+                conn.execute(params.insert(), p_rows)
+            if t_rows:
+                conn.execute(tags.insert(), t_rows)
+
+        self.store.write(fn)
+        return self.get_run(run_id)
+
+    def resolve_run_id(self, run_id: str) -> str:
+        """Expand a unique prefix (at least 6 characters) to a full run id."""
+        if not isinstance(run_id, str) or not run_id:
+            raise invalid_param("run_id", "resolve_run_id", "a run id string", run_id)
+        with self.store.read() as conn:
+            if len(run_id) == 32 and conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first():
+                return run_id
+            if len(run_id) >= 6:
+                found = [
+                    r[0]
+                    for r in conn.execute(
+                        sa.select(runs.c.id).where(runs.c.id.like(run_id.replace("%", "").replace("_", "") + "%")).limit(3)
+                    )
+                ]
+                if len(found) == 1:
+                    return found[0]
+                if len(found) > 1:
+                    raise InvalidArgumentError(
+                        f"Run id prefix {run_id!r} matches several runs ({', '.join(found)}...). Give more characters."
+                    )
+        raise NotFoundError(f"Run {run_id!r} does not exist. List runs with `yard runs list`.")
+
+    def _run_row(self, conn: Connection, run_id: str) -> Any:
+        row = conn.execute(
+            sa.select(runs, experiments.c.name.label("experiment_name"))
+            .select_from(runs.join(experiments, experiments.c.id == runs.c.experiment_id))
+            .where(runs.c.id == run_id)
+        ).first()
+        if row is None:
+            raise NotFoundError(f"Run {run_id!r} does not exist. List runs with `yard runs list`.")
+        return row
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """Everything stored about one run."""
+        run_id = self.resolve_run_id(run_id)
+        with self.store.read() as conn:
+            row = self._run_row(conn, run_id)
+            return self._records(conn, [row])[0]
+
+    def _records(self, conn: Connection, rows: Sequence[Any]) -> list[RunRecord]:
+        ids = [r.id for r in rows]
+        if not ids:
+            return []
+        p: dict[str, dict[str, str]] = {i: {} for i in ids}
+        m: dict[str, dict[str, float]] = {i: {} for i in ids}
+        t: dict[str, dict[str, str]] = {i: {} for i in ids}
+        a: dict[str, list[ArtifactRecord]] = {i: [] for i in ids}
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            for r in conn.execute(sa.select(params).where(params.c.run_id.in_(chunk))):
+                p[r.run_id][r.key] = r.value
+            for r in conn.execute(
+                sa.select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value, latest_metrics.c.is_nan).where(
+                    latest_metrics.c.run_id.in_(chunk)
+                )
+            ):
+                m[r.run_id][r.key] = float("nan") if r.is_nan else float(r.value)
+            for r in conn.execute(sa.select(tags).where(tags.c.run_id.in_(chunk))):
+                t[r.run_id][r.key] = r.value
+            for r in conn.execute(sa.select(artifacts).where(artifacts.c.run_id.in_(chunk)).order_by(artifacts.c.path)):
+                a[r.run_id].append(ArtifactRecord(r.path, r.kind, r.digest, int(r.size), int(r.created_at)))
+        return [
+            RunRecord(
+                id=r.id,
+                experiment=r.experiment_name,
+                name=r.name,
+                status=RunStatus(r.status),
+                start_time=int(r.start_time),
+                end_time=int(r.end_time) if r.end_time is not None else None,
+                parent_id=r.parent_id,
+                user=r.user,
+                deleted=bool(r.deleted),
+                error=r.error,
+                environment=json.loads(r.environment) if r.environment else {},
+                params=dict(sorted(p[r.id].items())),
+                metrics=dict(sorted(m[r.id].items())),
+                tags=dict(sorted(t[r.id].items())),
+                artifacts=a[r.id],
+            )
+            for r in rows
+        ]
+
+    def _require_running(self, conn: Connection, run_id: str) -> None:
+        row = conn.execute(sa.select(runs.c.status, runs.c.deleted).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"Run {run_id!r} does not exist.")
+        if row.status != RunStatus.RUNNING.value:
+            raise ConflictError(
+                f"Run {run_id} is {row.status}; nothing more can be logged to it. "
+                "Start a new run, or resume this one with yard.start_run(run_id=...)."
+            )
+
+    def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED, error: str | None = None) -> None:
+        """Move a running run to an end state (checked transition)."""
+        status = RunStatus(status)
+
+        def fn(conn: Connection) -> None:
+            row = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).first()
+            if row is None:
+                raise NotFoundError(f"Run {run_id!r} does not exist.")
+            RunStatus(row.status).check_transition(status, run_id)
+            conn.execute(
+                runs.update().where(runs.c.id == run_id).values(status=status.value, end_time=now_ms(), error=error)
+            )
+
+        self.store.write(fn)
+
+    def reopen_run(self, run_id: str) -> None:
+        """Set an ended run back to running (to resume logging)."""
+        self.store.write(
+            lambda conn: conn.execute(
+                runs.update().where(runs.c.id == run_id).values(status=RunStatus.RUNNING.value, end_time=None, error=None)
+            )
+        )
+
+    def delete_run(self, run_id: str, *, restore: bool = False) -> None:
+        """Soft-delete (or restore) a run and its nested runs; ``yard gc`` purges deleted runs later."""
+        run_id = self.resolve_run_id(run_id)
+
+        def fn(conn: Connection) -> None:
+            ids = [run_id]
+            frontier = [run_id]
+            while frontier:
+                children = [r[0] for r in conn.execute(sa.select(runs.c.id).where(runs.c.parent_id.in_(frontier)))]
+                ids.extend(children)
+                frontier = children
+            conn.execute(runs.update().where(runs.c.id.in_(ids)).values(deleted=not restore))
+
+        self.store.write(fn)
+
+    # -- params / tags -------------------------------------------------------------------------
+    def log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
+        """Log params; the same key with a different value is a ConflictError and nothing is written."""
+        rows = _param_rows(run_id, values)
+        if not rows:
+            return
+
+        def fn(conn: Connection) -> None:
+            self._require_running(conn, run_id)
+            keys = [r["key"] for r in rows]
+            existing = {
+                r.key: r.value
+                for r in conn.execute(sa.select(params.c.key, params.c.value).where(params.c.run_id == run_id, params.c.key.in_(keys)))
+            }
+            changed = [(r["key"], existing[r["key"]], r["value"]) for r in rows if r["key"] in existing and existing[r["key"]] != r["value"]]
+            if changed:
+                k, old, new = changed[0]
+                raise ConflictError(
+                    f"Param {k!r} of run {run_id} is already {old!r}; it cannot change to {new!r}. "
+                    "Params are fixed once logged: start a new run for a new value, or log it as a tag."
+                )
+            new_rows = [r for r in rows if r["key"] not in existing]
+            if new_rows:
+                conn.execute(params.insert(), new_rows)
+
+        self.store.write(fn)
+
+    def set_tags(self, run_id: str, values: Mapping[str, Any]) -> None:
+        """Set tags (a tag can be overwritten)."""
+        rows = _tag_rows(run_id, values)
+        if not rows:
+            return
+
+        def fn(conn: Connection) -> None:
+            row = conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first()
+            if row is None:
+                raise NotFoundError(f"Run {run_id!r} does not exist.")
+            conn.execute(tags.delete().where(tags.c.run_id == run_id, tags.c.key.in_([r["key"] for r in rows])))
+            conn.execute(tags.insert(), rows)
+
+        self.store.write(fn)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag."""
+        self.store.write(lambda conn: conn.execute(tags.delete().where(tags.c.run_id == run_id, tags.c.key == key)))
+
+    # -- metrics -----------------------------------------------------------------------------------
+    def write_metrics(self, rows: Sequence[MetricRow], latest: Iterable[MetricRow]) -> None:
+        """Insert metric points and advance the latest value per key (used by the run's flusher)."""
+        latest = list(latest)
+        dialect = self.store.dialect
+        ph = "?" if dialect == "sqlite" else "%s"
+        sql = f"INSERT INTO metrics (run_id, key, step, value, is_nan, timestamp) VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph})"
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
+        up = dialect_insert(latest_metrics)
+        up = up.on_conflict_do_update(
+            index_elements=[latest_metrics.c.run_id, latest_metrics.c.key],
+            set_={c: up.excluded[c] for c in ("step", "value", "is_nan", "timestamp")},
+            where=sa.or_(
+                up.excluded.step > latest_metrics.c.step,
+                sa.and_(up.excluded.step == latest_metrics.c.step, up.excluded.timestamp >= latest_metrics.c.timestamp),
+            ),
+        )
+        latest_dicts = [
+            {"run_id": r[0], "key": r[1], "step": r[2], "value": r[3], "is_nan": r[4], "timestamp": r[5]} for r in latest
+        ]
+
+        def fn(conn: Connection) -> None:
+            if rows:
+                conn.exec_driver_sql(sql, list(rows))
+            if latest_dicts:
+                conn.execute(up, latest_dicts)
+
+        try:
+            self.store.write(fn)
+        except sa.exc.IntegrityError as exc:
+            raise NotFoundError(f"Cannot store metrics: the run was removed from the store ({exc.orig}).") from None
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        """Every point of one metric, ordered by step then time."""
+        run_id = self.resolve_run_id(run_id)
+        with self.store.read() as conn:
+            q = (
+                sa.select(metrics.c.step, metrics.c.value, metrics.c.is_nan, metrics.c.timestamp)
+                .where(metrics.c.run_id == run_id, metrics.c.key == key)
+                .order_by(metrics.c.step, metrics.c.timestamp)
+            )
+            return [
+                MetricPoint(key, float("nan") if r.is_nan else float(r.value), int(r.step), int(r.timestamp))
+                for r in conn.execute(q)
+            ]
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        """Names of the metrics a run logged."""
+        with self.store.read() as conn:
+            return [r[0] for r in conn.execute(sa.select(latest_metrics.c.key).where(latest_metrics.c.run_id == run_id).order_by(latest_metrics.c.key))]
+
+    # -- artifacts ------------------------------------------------------------------------------------
+    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> ArtifactRecord:
+        """Store a file or a whole folder as an artifact of the run.
+
+        The artifact's path in the run is ``artifact_path/<name>`` (``<name>`` alone when no
+        ``artifact_path``). Logging the same path again replaces it.
+        """
+        src = Path(local_path)
+        if not src.exists():
+            raise NotFoundError(f"Cannot log artifact {str(src)!r}: the path does not exist.")
+        rel = PurePosixPath(artifact_path) / src.name if artifact_path else PurePosixPath(src.name)
+        rel_s = check_key(rel.as_posix(), "artifact path")
+        with self.store.read() as conn:
+            self._require_running(conn, run_id)
+        if src.is_dir():
+            digest, size = self.ws.blobs.put_tree(src)
+            kind = "dir"
+        else:
+            digest, size = self.ws.blobs.put_file(src)
+            kind = "file"
+        return self._record_artifact(run_id, rel_s, kind, digest, size)
+
+    def log_bytes(self, run_id: str, data: bytes, artifact_path: str) -> ArtifactRecord:
+        """Store bytes as a file artifact at ``artifact_path``."""
+        check_key(artifact_path, "artifact path")
+        with self.store.read() as conn:
+            self._require_running(conn, run_id)
+        digest = self.ws.blobs.put_bytes(data)
+        return self._record_artifact(run_id, artifact_path, "file", digest, len(data))
+
+    def _record_artifact(self, run_id: str, path: str, kind: str, digest: str, size: int) -> ArtifactRecord:
+        created = now_ms()
+
+        def fn(conn: Connection) -> None:
+            self._require_running(conn, run_id)
+            conn.execute(artifacts.delete().where(artifacts.c.run_id == run_id, artifacts.c.path == path))
+            conn.execute(
+                artifacts.insert().values(run_id=run_id, path=path, kind=kind, digest=digest, size=size, created_at=created)
+            )
+
+        self.store.write(fn)
+        return ArtifactRecord(path, kind, digest, size, created)
+
+    def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
+        """Write an artifact (file or folder) to ``dest`` after verifying its digests."""
+        run = self.get_run(run_id)
+        match = [a for a in run.artifacts if a.path == path]
+        if not match:
+            raise NotFoundError(
+                f"Run {run.id} has no artifact {path!r}." + did_you_mean(path, [a.path for a in run.artifacts])
+            )
+        art = match[0]
+        dest = Path(dest)
+        if art.kind == "dir":
+            return self.ws.blobs.get_tree(art.digest, dest)
+        if dest.is_dir():
+            dest = dest / PurePosixPath(path).name
+        return self.ws.blobs.get_file(art.digest, dest)
+
+    # -- search --------------------------------------------------------------------------------------
+    def search_runs(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        *,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        limit: int = 100,
+        include_deleted: bool = False,
+        parent_id: str | None = None,
+    ) -> RunList:
+        """Runs matching a filter, ordered and limited (see :mod:`modelyard.tracking._search`)."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_SEARCH_LIMIT:
+            raise invalid_param("limit", "search_runs", f"an int in the range [1, {MAX_SEARCH_LIMIT}]", limit)
+        where: list[Any] = []
+        if experiment is not None:
+            names = [experiment] if isinstance(experiment, str) else list(experiment)
+            ids = [self.get_experiment_id(n) for n in names]
+            where.append(runs.c.experiment_id.in_(ids))
+        if not include_deleted:
+            where.append(runs.c.deleted.is_(False))
+        if parent_id is not None:
+            where.append(runs.c.parent_id == parent_id)
+        if filter and filter.strip():
+            where.append(compile_filter(filter))
+        joins, order = compile_order_by(order_by)
+        from_ = runs.join(experiments, experiments.c.id == runs.c.experiment_id)
+        for alias, on in joins:
+            from_ = from_.outerjoin(alias, on)
+        q = (
+            sa.select(runs, experiments.c.name.label("experiment_name"))
+            .select_from(from_)
+            .where(*where)
+            .order_by(*order)
+            .limit(limit)
+        )
+        with self.store.read() as conn:
+            rows = conn.execute(q).all()
+            return RunList(self._records(conn, rows))
+
+    # -- maintenance ----------------------------------------------------------------------------------
+    def purge_deleted_runs(self) -> int:
+        """Permanently remove soft-deleted runs and their rows; return how many."""
+
+        def fn(conn: Connection) -> int:
+            ids = [r[0] for r in conn.execute(sa.select(runs.c.id).where(runs.c.deleted.is_(True)))]
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                for table in (metrics, latest_metrics, params, tags, artifacts):
+                    conn.execute(table.delete().where(table.c.run_id.in_(chunk)))
+                conn.execute(runs.update().where(runs.c.parent_id.in_(chunk)).values(parent_id=None))
+                conn.execute(runs.delete().where(runs.c.id.in_(chunk)))
+            return len(ids)
+
+        return self.store.write(fn)
+
+
+def _param_rows(run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if not isinstance(values, Mapping):
+        raise invalid_param("params", "log_params", "a mapping of name to value", values)
+    return [{"run_id": run_id, "key": check_key(k, "param name"), "value": check_value(k, v, "param")} for k, v in values.items()]
+
+
+def _tag_rows(run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if not isinstance(values, Mapping):
+        raise invalid_param("tags", "set_tags", "a mapping of name to value", values)
+    return [{"run_id": run_id, "key": check_key(k, "tag name"), "value": check_value(k, v, "tag")} for k, v in values.items()]
+
+
+_ADJ = ["amber", "brisk", "calm", "dapper", "eager", "fuzzy", "gentle", "hazy", "keen", "lucid", "mellow", "nimble", "proud", "quiet", "rapid", "sunny", "tidy", "vivid", "witty", "zesty"]
+_NOUN = ["otter", "falcon", "maple", "comet", "badger", "cedar", "heron", "lynx", "orca", "panda", "quail", "raven", "salmon", "tiger", "walrus", "yak", "zebra", "koala", "ibis", "gecko"]
+
+
+def _default_name(run_id: str) -> str:
+    n = int(run_id[-6:], 16)
+    return f"{_ADJ[n % len(_ADJ)]}-{_NOUN[(n // 20) % len(_NOUN)]}-{n % 1000:03d}"
+
+
+def format_exception(exc: BaseException) -> str:
+    """The traceback text stored on a failed run."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-20000:]

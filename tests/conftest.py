@@ -1,0 +1,105 @@
+"""Shared fixtures: an isolated store per test, and the same tests on SQLite and PostgreSQL.
+
+PostgreSQL tests use the server at ``YARD_TEST_PG`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), one fresh schema per test. They are skipped,
+with the reason printed, only when no server answers.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_URL = os.environ.get("YARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+_pg_state: dict[str, object] = {}
+
+
+def pg_available() -> bool:
+    """True when the test PostgreSQL server answers (checked once per process)."""
+    if "ok" not in _pg_state:
+        try:
+            import psycopg
+
+            with psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            _pg_state["ok"] = True
+        except Exception as exc:  # pragma: no cover - depends on the machine
+            _pg_state["ok"] = False
+            _pg_state["why"] = str(exc)
+    return bool(_pg_state["ok"])
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test gets its own default store and no leftover active runs."""
+    from modelyard import _workspace
+    from modelyard.tracking import _run
+
+    monkeypatch.setenv("YARD_URI", str(tmp_path / ".yard"))
+    monkeypatch.delenv("YARD_BLOB_URI", raising=False)
+    monkeypatch.setenv("YARD_FLUSH_INTERVAL", "0.2")
+    _workspace.set_uri(None)
+    yield
+    for run in list(_run._active):
+        try:
+            if run.status.value == "running":
+                run.end()
+        except Exception:
+            pass
+    _run._active.clear()
+    for ws in list(_workspace._cache.values()):
+        ws.close()
+    _workspace._cache.clear()
+
+
+def _pg_uri(tmp_path: Path) -> Iterator[str]:
+    if not pg_available():
+        pytest.skip(f"PostgreSQL at {PG_URL} did not answer: {_pg_state.get('why')}")
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    uri = f"{PG_URL}{sep}options=-csearch_path%3D{schema}&blob_uri={tmp_path / 'blobs'}"
+    try:
+        yield uri
+    finally:
+        from modelyard import _workspace
+
+        for ws in list(_workspace._cache.values()):
+            ws.close()
+        _workspace._cache.clear()
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store URI: once on SQLite (a folder), once on the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "store")
+        return
+    yield from _pg_uri(tmp_path)
+
+
+@pytest.fixture
+def pg_uri(tmp_path: Path) -> Iterator[str]:
+    """A fresh PostgreSQL store URI (skipped when no server answers)."""
+    yield from _pg_uri(tmp_path)
+
+
+@pytest.fixture
+def workspace(store_uri: str):  # type: ignore[no-untyped-def]
+    """An opened Workspace over ``store_uri`` (SQLite and PostgreSQL)."""
+    import modelyard as yard
+
+    yard.set_uri(store_uri)
+    ws = yard.get_workspace(store_uri).open()
+    yield ws
+    yard.set_uri(None)
