@@ -1,7 +1,8 @@
 """The ``yard`` command line: a thin layer over the services, one module per command group.
 
 Command modules import only Typer at module level; services (SQLAlchemy, pandas, scikit-learn)
-are imported inside the commands so that ``yard --help`` starts fast.
+are imported inside the commands so that ``yard --help`` starts fast. Command groups register with
+``lazy_group(name, "module:app", help)`` so their modules load only when used (see ``_group``).
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import sys
 import typer
 
 from modelyard._version import __version__
-from modelyard.cli import _runs, _store
+from modelyard.cli import _store
 from modelyard.cli._common import handle_errors
+from modelyard.cli._group import YardGroup, lazy_group
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="yard",
+    cls=YardGroup,
     help="modelyard: track, version, validate, register, serve and monitor models.",
     no_args_is_help=True,
     add_completion=False,
@@ -46,7 +49,8 @@ def _root(
 
 
 _store.register(app)
-app.add_typer(_runs.app, name="runs")
+# Command groups: prefer lazy_group (imported on first use, so `yard --help` stays fast).
+lazy_group("runs", "modelyard.cli._runs:app", "List, inspect, compare and delete tracked runs.")
 
 from modelyard.cli import _quickstart  # noqa: E402
 
