@@ -29,7 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from modelyard.errors import FilterSyntaxError, did_you_mean
 from modelyard.store._schema import experiments, latest_metrics, params, runs, tags
 
-__all__ = ["ATTRIBUTES", "compile_filter", "compile_order_by", "parse_filter"]
+__all__ = ["ATTRIBUTES", "compile_filter", "compile_order_by", "compile_search", "parse_filter"]
 
 ATTRIBUTES = {
     "run_id": runs.c.id,
@@ -302,9 +302,12 @@ def _apply(col: Any, op: str, value: Any) -> ColumnElement[bool]:
     raise AssertionError(op)  # pragma: no cover
 
 
-def _compile(node: Any, text: str) -> ColumnElement[bool]:
+def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
+    # ``top``: the node is the filter or one of its top-level ``and`` terms; a metric comparison
+    # there compiles to ``runs.id IN (SELECT run_id ... WHERE key = ? AND value op ?)``, which the
+    # (key, value) index answers and the database can drive the search from (see compile_search).
     if isinstance(node, BoolOp):
-        parts = [_compile(n, text) for n in node.items]
+        parts = [_compile(n, text, top and node.op == "and") for n in node.items]
         return sa.and_(*parts) if node.op == "and" else sa.or_(*parts)
     assert isinstance(node, Comparison)
     f, op, value = node.field, node.op, node.value
@@ -324,6 +327,8 @@ def _compile(node: Any, text: str) -> ColumnElement[bool]:
             )
         lm = latest_metrics
         cond = _apply(lm.c.value, op, value)
+        if top:
+            return runs.c.id.in_(sa.select(lm.c.run_id).where(lm.c.key == f.key, cond))
         return sa.exists(sa.select(sa.literal(1)).where(lm.c.run_id == runs.c.id, lm.c.key == f.key, cond))
     if f.kind in ("params", "tags"):
         table = params if f.kind == "params" else tags
@@ -366,7 +371,20 @@ def _num_text(v: Any) -> str:
 
 def compile_filter(text: str) -> ColumnElement[bool]:
     """Compile a filter string into a SQLAlchemy boolean expression over ``runs``."""
-    return _compile(parse_filter(text), text)
+    return compile_search(text)[0]
+
+
+def compile_search(text: str) -> tuple[ColumnElement[bool], bool]:
+    """Compile a filter; also say whether a top-level ``and`` term is a metric comparison.
+
+    Such a term is a good place to start the search from (an index range on the metric's
+    values), better than scanning every run of the experiment; :meth:`TrackingService.search_runs`
+    then keeps SQLite from choosing the experiment index instead.
+    """
+    node = parse_filter(text)
+    terms = node.items if isinstance(node, BoolOp) and node.op == "and" else (node,)
+    driver = any(isinstance(t, Comparison) and t.field.kind == "metrics" for t in terms)
+    return _compile(node, text, top=True), driver
 
 
 _ORDER = re.compile(r"^\s*(?P<field>.+?)(?:\s+(?P<dir>asc|desc))?\s*$", re.I)

@@ -24,7 +24,7 @@ from modelyard.errors import (
 from modelyard.store._schema import artifacts, experiments, latest_metrics, metrics, params, runs, tags
 from modelyard.tracking._ids import new_run_id, now_ms
 from modelyard.tracking._records import ArtifactRecord, MetricPoint, RunList, RunRecord, RunStatus
-from modelyard.tracking._search import compile_filter, compile_order_by
+from modelyard.tracking._search import compile_order_by, compile_search
 from modelyard.tracking._validation import check_key, check_value
 
 __all__ = ["MetricRow", "TrackingService"]
@@ -205,16 +205,21 @@ class TrackingService:
         a: dict[str, list[ArtifactRecord]] = {i: [] for i in ids}
         for chunk_start in range(0, len(ids), 500):
             chunk = ids[chunk_start : chunk_start + 500]
-            for r in conn.execute(sa.select(params).where(params.c.run_id.in_(chunk))):
-                p[r.run_id][r.key] = r.value
-            for r in conn.execute(
+            # Plain tuples fetched at once: attribute access on rows costs more than the query.
+            for run_id, key, value in conn.execute(
+                sa.select(params.c.run_id, params.c.key, params.c.value).where(params.c.run_id.in_(chunk))
+            ).all():
+                p[run_id][key] = value
+            for run_id, key, value, is_nan in conn.execute(
                 sa.select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value, latest_metrics.c.is_nan).where(
                     latest_metrics.c.run_id.in_(chunk)
                 )
-            ):
-                m[r.run_id][r.key] = float("nan") if r.is_nan else float(r.value)
-            for r in conn.execute(sa.select(tags).where(tags.c.run_id.in_(chunk))):
-                t[r.run_id][r.key] = r.value
+            ).all():
+                m[run_id][key] = float("nan") if is_nan else float(value)
+            for run_id, key, value in conn.execute(
+                sa.select(tags.c.run_id, tags.c.key, tags.c.value).where(tags.c.run_id.in_(chunk))
+            ).all():
+                t[run_id][key] = value
             for r in conn.execute(sa.select(artifacts).where(artifacts.c.run_id.in_(chunk)).order_by(artifacts.c.path)):
                 a[r.run_id].append(ArtifactRecord(r.path, r.kind, r.digest, int(r.size), int(r.created_at)))
         return [
@@ -355,8 +360,20 @@ class TrackingService:
         latest_dicts = [
             {"run_id": r[0], "key": r[1], "step": r[2], "value": r[3], "is_nan": r[4], "timestamp": r[5]} for r in latest
         ]
+        # metrics.run_id has no foreign key (a lookup per point would cost a third of the insert):
+        # the runs are checked once per batch here, locked against a concurrent purge on PostgreSQL.
+        run_ids = sorted({r[0] for r in latest} | {r[0] for r in rows})
+        check = sa.select(runs.c.id).where(runs.c.id.in_(run_ids))
+        if dialect != "sqlite":
+            check = check.with_for_update(key_share=True)
 
         def fn(conn: Connection) -> None:
+            if run_ids:
+                missing = set(run_ids) - {r[0] for r in conn.execute(check)}
+                if missing:
+                    raise NotFoundError(
+                        f"Cannot store metrics: the run was removed from the store (run {sorted(missing)[0]})."
+                    )
             if rows:
                 conn.exec_driver_sql(sql, list(rows))
             if latest_dicts:
@@ -460,16 +477,21 @@ class TrackingService:
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_SEARCH_LIMIT:
             raise invalid_param("limit", "search_runs", f"an int in the range [1, {MAX_SEARCH_LIMIT}]", limit)
         where: list[Any] = []
+        driver = False
+        if filter and filter.strip():
+            cond, driver = compile_search(filter)
+            where.append(cond)
         if experiment is not None:
             names = [experiment] if isinstance(experiment, str) else list(experiment)
             ids = [self.get_experiment_id(n) for n in names]
-            where.append(runs.c.experiment_id.in_(ids))
+            # With a metric comparison to start from, keep SQLite (which has no statistics) from
+            # walking every run of the experiment through its index: `+ 0` makes it a plain check.
+            exp_col = runs.c.experiment_id + 0 if driver and self.store.dialect == "sqlite" else runs.c.experiment_id
+            where.insert(0, exp_col.in_(ids))
         if not include_deleted:
             where.append(runs.c.deleted.is_(False))
         if parent_id is not None:
             where.append(runs.c.parent_id == parent_id)
-        if filter and filter.strip():
-            where.append(compile_filter(filter))
         joins, order = compile_order_by(order_by)
         from_ = runs.join(experiments, experiments.c.id == runs.c.experiment_id)
         for alias, on in joins:

@@ -58,7 +58,7 @@ def upgrade() -> None:
         sa.Column("value", sa.Float, nullable=True),
         sa.Column("is_nan", sa.Boolean, nullable=False),
         sa.Column("timestamp", sa.BigInteger, nullable=False),
-        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_metrics_run_id_runs", ondelete="CASCADE"),
+        # no foreign key to runs: see store/_schema.py
     )
     op.create_index("ix_metrics_run_id_key_step", "metrics", ["run_id", "key", "step"])
     op.create_table(
