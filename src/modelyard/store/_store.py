@@ -48,6 +48,11 @@ def known_heads() -> frozenset[str]:
     return frozenset(revisions - parents)
 
 
+def _one_line(exc: BaseException | None) -> str:
+    """A driver error as one line without trailing punctuation (drivers emit multi-line text)."""
+    return " ".join(str(exc).split()).rstrip(".?! ")
+
+
 def _is_locked(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database table is locked" in text or "deadlock" in text
@@ -140,13 +145,13 @@ class MetadataStore:
         except sa.exc.OperationalError as exc:
             engine.dispose()
             raise StoreError(
-                f"Cannot open the metadata store {redact(loc.uri)!r}: {exc.orig}. "
+                f"Cannot open the metadata store {redact(loc.uri)!r}: {_one_line(exc.orig)}. "
                 "Check that the database server runs and the URI is right."
             ) from exc
         except sa.exc.DatabaseError as exc:
             engine.dispose()
             raise StoreError(
-                f"The file behind the store {redact(loc.uri)!r} is not a modelyard database ({exc.orig}). "
+                f"The file behind the store {redact(loc.uri)!r} is not a modelyard database ({_one_line(exc.orig)}). "
                 "Point YARD_URI at another folder or move the file away."
             ) from exc
         self._engine = engine
@@ -218,7 +223,7 @@ class MetadataStore:
                     return fn(conn)
             except sa.exc.OperationalError as exc:
                 if not _is_locked(exc) or attempt == attempts - 1:
-                    raise StoreError(f"The metadata store failed: {exc.orig}") from exc
+                    raise StoreError(f"The metadata store failed: {_one_line(exc.orig)}.") from exc
             except sa.exc.DBAPIError as exc:
                 # PostgreSQL serialization failures and deadlocks are retryable.
                 code = getattr(exc.orig, "sqlstate", None)
