@@ -112,6 +112,7 @@ class MetadataStore:
                 cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA case_sensitive_like=ON")  # `like` matches case as on PostgreSQL
                 cur.close()
 
             begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
