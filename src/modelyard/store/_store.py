@@ -181,7 +181,7 @@ class MetadataStore:
             cfg = Config()
             cfg.set_main_option("script_location", str(_MIGRATIONS))
             script = ScriptDirectory.from_config(cfg)
-            unknown = {rev for rev in current if script.get_revision(rev) is None} if current else set()
+            unknown = {rev for rev in current if not self._is_known_revision(script, rev)}
             if unknown:
                 raise SchemaVersionError(
                     f"The store {redact(self.location.uri)!r} was written by a newer modelyard "
@@ -190,6 +190,15 @@ class MetadataStore:
             with engine.begin() as conn:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "heads")
+
+    @staticmethod
+    def _is_known_revision(script: object, rev: str) -> bool:
+        from alembic.util import CommandError
+
+        try:
+            return script.get_revision(rev) is not None  # type: ignore[attr-defined]
+        except CommandError:  # alembic raises for a revision it has no file for
+            return False
 
     @contextlib.contextmanager
     def _migration_lock(self, engine: Engine) -> Iterator[None]:
