@@ -20,11 +20,11 @@ _env_cache: dict[str, Any] = {}
 
 
 def _environment() -> tuple[dict[str, Any], list[str]]:
-    cwd = os.getcwd()
-    if _env_cache.get("cwd") != cwd:
-        env, packages = capture_environment(cwd)
-        _env_cache.update(cwd=cwd, env=env, packages=packages)
-    return dict(_env_cache["env"]), list(_env_cache["packages"])
+    # The package list is read once per process; the git state is read for every run, since
+    # files change between runs of one notebook session.
+    env, packages = capture_environment(os.getcwd(), _env_cache.get("packages"))
+    _env_cache["packages"] = packages
+    return env, list(packages)
 
 
 def init(uri: str | os.PathLike[str] | None = None) -> Workspace:
