@@ -174,7 +174,7 @@ def test_resume_with_run_id(workspace) -> None:
     rec = yard.get_run(run.id)
     assert rec.status is RunStatus.FINISHED and rec.params == {"extra": "1", "lr": "0.1"}
     hist = TrackingService(workspace).metric_history(run.id, "loss")
-    assert [p.value for p in hist] == [1.0, 0.5]
+    assert [(p.step, p.value) for p in hist] == [(0, 1.0), (1, 0.5)]  # default steps carry on
     with pytest.raises(ConflictError, match="cannot change"):
         yard.start_run(run_id=run.id, params={"lr": 0.2})
     assert yard.get_run(run.id).params["lr"] == "0.1"

@@ -33,7 +33,7 @@ from modelyard.tracking import RunStatus, TrackingService
         (3, r"The param name must be a string\. Got int 3"),
     ],
 )
-def test_invalid_param_keys(workspace, key, message) -> None:
+def test_invalid_param_keys(key, message) -> None:
     with yard.start_run(experiment="e", params={"ok": 1}, capture_env=False) as run:
         with pytest.raises(InvalidKeyError, match=message):
             run.log_params({"fine": 1, key: 2})
@@ -92,6 +92,8 @@ def test_bad_metric_values_and_steps(workspace) -> None:
             run.log_metric("m", 1.0, step=1.5)
         with pytest.raises(InvalidArgumentError, match="must be a number"):
             run.log_metrics({"a": 1.0, "b": None})
+        with pytest.raises(InvalidArgumentError, match=r"The 'values' parameter of log_metrics must be a mapping of name to number"):
+            run.log_metrics([("a", 1.0)])
         run.log_metric("m", 2, step=3.0)  # a whole float step is accepted
     assert yard.get_run(run.id).metrics == {"m": 2.0}
 
@@ -111,9 +113,10 @@ def test_logging_to_a_finished_run(workspace, tmp_path: Path) -> None:
             call()
     with pytest.raises(ConflictError, match="already finished; it cannot become failed"):
         run.end("failed")
-    with pytest.raises(ConflictError, match="must be one of"):
-        TrackingService(workspace)  # noqa: B018 - the service opens fine
+    with pytest.raises(InvalidArgumentError, match=r"The 'status' parameter of Run.end must be one of 'finished', 'failed', 'killed'\. Got 'bogus' instead\."):
         run.end("bogus")
+    with pytest.raises(InvalidArgumentError, match="Got 'running' instead"):
+        run.end("running")
     rec = yard.get_run(run.id)
     assert rec.status is RunStatus.FINISHED and rec.params == {"a": "1"} and rec.metrics == {"m": 1.0}
     assert rec.artifacts == []

@@ -61,6 +61,8 @@ def start_run(
         if record.status is not RunStatus.RUNNING:
             service.reopen_run(record.id)
         run = Run(service, service.get_run(record.id))
+        # default steps carry on after the last stored step of each metric
+        run._next_step.update({k: step + 1 for k, step in service.latest_steps(record.id).items()})
         if params:
             run.log_params(params)
         if tags:

@@ -381,6 +381,12 @@ class TrackingService:
                 for r in conn.execute(q)
             ]
 
+    def latest_steps(self, run_id: str) -> dict[str, int]:
+        """The last step stored for each metric of a run (where a resumed run carries on)."""
+        with self.store.read() as conn:
+            q = sa.select(latest_metrics.c.key, latest_metrics.c.step).where(latest_metrics.c.run_id == run_id)
+            return {r.key: int(r.step) for r in conn.execute(q)}
+
     def metric_keys(self, run_id: str) -> list[str]:
         """Names of the metrics a run logged."""
         with self.store.read() as conn:
