@@ -60,10 +60,10 @@ def test_invalid_keys_for_metrics_tags_artifacts(workspace, what, tmp_path: Path
             with pytest.raises(InvalidKeyError, match="metric name is empty"):
                 run.log_metrics({"good": 1.0, "": 2.0})
         elif what == "tag":
-            with pytest.raises(InvalidKeyError, match="tag name .* contains '..'"):
+            with pytest.raises(InvalidKeyError, match=r"tag name .* contains '\.\.'"):
                 run.set_tags({"ok": 1, "../x": 2})
         else:
-            with pytest.raises(InvalidKeyError, match="artifact path .* contains '..'"):
+            with pytest.raises(InvalidKeyError, match=r"artifact path .* contains '\.\.'"):
                 run.log_text("x", "../escape.txt")
             f = tmp_path / "f.txt"
             f.write_text("x")

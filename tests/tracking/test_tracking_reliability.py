@@ -58,7 +58,7 @@ print(run.id)
     time.sleep(0.5)
     go.touch()
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
         assert "locked" not in err and "Traceback" not in err, err
     ids = [out.strip() for out, _ in outs]
