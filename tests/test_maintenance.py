@@ -97,3 +97,31 @@ def test_doctor_reports_corrupt_and_missing_blobs(workspace, tmp_path: Path) -> 
 
 def test_blob_references_table_is_visible() -> None:
     assert ("artifacts", "digest") in BLOB_REFERENCES
+
+
+def test_gc_and_doctor_on_an_fsspec_blob_store(tmp_path: Path) -> None:
+    import uuid
+
+    ws = yard.Workspace(str(tmp_path / "s"), blob_uri=f"memory://gc-{uuid.uuid4().hex}").open()
+    try:
+        folder = _folder(tmp_path, "m", {"x.bin": b"x", "y/z.bin": b"z"})
+        with yard.start_run(experiment="e", uri=ws, capture_env=False) as run:
+            art = run.log_artifact(folder)
+        orphan = ws.blobs.put_bytes(b"orphan")
+        assert gc(ws, grace_seconds=3600).blobs_removed == 0
+        report = gc(ws, grace_seconds=0)
+        assert report.blobs_removed == 1 and not ws.blobs.exists(orphan)
+        assert all(ws.blobs.verify(e.digest) for e in ws.blobs.read_manifest(art.digest))
+        d = doctor(ws)
+        assert d.healthy and d.blobs_checked == 3 and d.unreferenced == 0
+        assert run.download_artifact("m", tmp_path / "out").joinpath("y", "z.bin").read_bytes() == b"z"
+    finally:
+        ws.close()
+
+
+def test_empty_folder_artifact(workspace, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with yard.start_run(experiment="e", capture_env=False) as run:
+        art = run.log_artifact(tmp_path / "empty")
+    assert art.kind == "dir" and art.size == 0 and workspace.blobs.read_manifest(art.digest) == []
+    assert gc(workspace, grace_seconds=0).blobs_removed == 0 and workspace.blobs.exists(art.digest)

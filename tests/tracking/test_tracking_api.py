@@ -230,3 +230,26 @@ def test_uri_argument_picks_the_store(tmp_path: Path) -> None:
     assert [r.id for r in yard.search_runs(uri=a)] == [run.id]
     assert yard.search_runs(uri=b) == []
     assert (tmp_path / "a" / "yard.db").exists()
+
+
+def test_threads_logging_into_one_run_lose_nothing(workspace) -> None:
+    import threading
+
+    with yard.start_run(experiment="e", capture_env=False) as run:
+
+        def work(t: int) -> None:
+            for i in range(2000):
+                run.log_metric(f"t{t}", float(i), step=i)
+                if i % 500 == 0:
+                    run.flush()
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    svc = TrackingService(workspace)
+    for t in range(4):
+        hist = svc.metric_history(run.id, f"t{t}")
+        assert [p.step for p in hist] == list(range(2000))
+    assert yard.get_run(run.id).metrics == {f"t{t}": 1999.0 for t in range(4)}
