@@ -212,3 +212,27 @@ def test_all_errors_share_one_hierarchy() -> None:
         obj = getattr(e, name)
         if isinstance(obj, type) and name != "UsageError":
             assert issubclass(obj, ModelyardError), name
+
+
+def test_rejected_start_run_creates_nothing(workspace) -> None:
+    with pytest.raises(InvalidKeyError):
+        yard.start_run(experiment="brand-new", params={"": 1}, capture_env=False)
+    with pytest.raises(InvalidArgumentError):
+        yard.start_run(experiment="brand-new", tags={"t": "x" * 7000}, capture_env=False)
+    with pytest.raises(InvalidKeyError):
+        yard.start_run(experiment="brand-new", name="a\nb", capture_env=False)
+    assert TrackingService(workspace).list_experiments() == []
+    assert yard.active_run() is None
+
+
+def test_rejected_resume_leaves_the_run_ended(workspace) -> None:
+    with yard.start_run(experiment="e", params={"lr": 0.1}, capture_env=False) as run:
+        pass
+    before = yard.get_run(run.id)
+    with pytest.raises(ConflictError, match="Param 'lr' .* is already '0.1'; it cannot change to '0.2'"):
+        yard.start_run(run_id=run.id, params={"lr": 0.2})
+    with pytest.raises(InvalidKeyError):
+        yard.start_run(run_id=run.id, tags={"..": 1})
+    after = yard.get_run(run.id)
+    assert after == before and after.status is RunStatus.FINISHED
+    assert yard.active_run() is None

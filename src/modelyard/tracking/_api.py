@@ -10,7 +10,7 @@ from modelyard._workspace import Workspace, get_workspace
 from modelyard.tracking._env import capture_environment, user_name
 from modelyard.tracking._records import RunList, RunRecord, RunStatus
 from modelyard.tracking._run import Run, _push_active, _require_no_active, active_run
-from modelyard.tracking._service import TrackingService
+from modelyard.tracking._service import TrackingService, _param_rows, _tag_rows, param_conflict
 
 __all__ = ["active_run", "delete_run", "get_run", "init", "search_runs", "start_run"]
 
@@ -58,6 +58,12 @@ def start_run(
         service = TrackingService(get_workspace(uri))
     if run_id is not None:
         record = service.get_run(run_id)
+        # check params and tags before reopening the run: a rejected call changes nothing stored
+        for row in _param_rows(record.id, params or {}):
+            old = record.params.get(row["key"])
+            if old is not None and old != row["value"]:
+                raise param_conflict(record.id, row["key"], old, row["value"])
+        _tag_rows(record.id, tags or {})
         if record.status is not RunStatus.RUNNING:
             service.reopen_run(record.id)
         run = Run(service, service.get_run(record.id))

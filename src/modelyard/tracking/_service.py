@@ -123,12 +123,12 @@ class TrackingService:
         tags_: Mapping[str, Any] | None = None,
     ) -> RunRecord:
         """Insert a new running run; params and tags are validated before anything is written."""
-        exp_id = self.get_or_create_experiment(experiment)
         run_id = new_run_id()
         name = name or _default_name(run_id)
         check_key(name, "run name")
         p_rows = _param_rows(run_id, params_ or {})
         t_rows = _tag_rows(run_id, tags_ or {})
+        exp_id = self.get_or_create_experiment(experiment)  # after validation: a rejected call creates nothing
         start = now_ms()
 
         def fn(conn: Connection) -> None:
@@ -302,11 +302,7 @@ class TrackingService:
             }
             changed = [(r["key"], existing[r["key"]], r["value"]) for r in rows if r["key"] in existing and existing[r["key"]] != r["value"]]
             if changed:
-                k, old, new = changed[0]
-                raise ConflictError(
-                    f"Param {k!r} of run {run_id} is already {old!r}; it cannot change to {new!r}. "
-                    "Params are fixed once logged: start a new run for a new value, or log it as a tag."
-                )
+                raise param_conflict(run_id, *changed[0])
             new_rows = [r for r in rows if r["key"] not in existing]
             if new_rows:
                 conn.execute(params.insert(), new_rows)
@@ -506,6 +502,14 @@ class TrackingService:
             return len(ids)
 
         return self.store.write(fn)
+
+
+def param_conflict(run_id: str, key: str, old: str, new: str) -> ConflictError:
+    """The error for a param logged again with another value."""
+    return ConflictError(
+        f"Param {key!r} of run {run_id} is already {old!r}; it cannot change to {new!r}. "
+        "Params are fixed once logged: start a new run for a new value, or log it as a tag."
+    )
 
 
 def _param_rows(run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
