@@ -229,7 +229,7 @@ def test_rejected_resume_leaves_the_run_ended(workspace) -> None:
     with yard.start_run(experiment="e", params={"lr": 0.1}, capture_env=False) as run:
         pass
     before = yard.get_run(run.id)
-    with pytest.raises(ConflictError, match="Param 'lr' .* is already '0.1'; it cannot change to '0.2'"):
+    with pytest.raises(ConflictError, match=r"Param 'lr' .* is already '0.1'; it cannot change to '0.2'"):
         yard.start_run(run_id=run.id, params={"lr": 0.2})
     with pytest.raises(InvalidKeyError):
         yard.start_run(run_id=run.id, tags={"..": 1})
