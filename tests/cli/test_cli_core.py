@@ -161,6 +161,12 @@ def test_runs_download(two_runs, tmp_path: Path) -> None:
     assert (Path(out.strip()) / "w.bin").read_bytes() == b"weights"
     out = invoke("runs", "download", a.id, "notes.txt", "-d", str(tmp_path))
     assert Path(out.strip()).read_text() == "hello"
+    # into an existing folder: the folder artifact lands under its own name, not spilled
+    (tmp_path / "existing").mkdir()
+    out = invoke("runs", "download", a.id, "model", "-d", str(tmp_path / "existing"))
+    assert Path(out.strip()) == tmp_path / "existing" / "model"
+    assert (tmp_path / "existing" / "model" / "w.bin").read_bytes() == b"weights"
+    assert not (tmp_path / "existing" / "w.bin").exists()
 
 
 def test_runs_delete_restore_and_gc(two_runs) -> None:

@@ -432,7 +432,11 @@ class TrackingService:
         return ArtifactRecord(path, kind, digest, size, created)
 
     def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
-        """Write an artifact (file or folder) to ``dest`` after verifying its digests."""
+        """Write an artifact (file or folder) to ``dest`` after verifying its digests.
+
+        When ``dest`` is an existing folder the artifact goes inside it under its own name, so
+        downloading a folder artifact into ``.`` makes ``./<name>/`` instead of spilling its files.
+        """
         run = self.get_run(run_id)
         match = [a for a in run.artifacts if a.path == path]
         if not match:
@@ -441,10 +445,10 @@ class TrackingService:
             )
         art = match[0]
         dest = Path(dest)
+        if dest.is_dir():  # an existing folder receives the artifact under its own name (file or folder)
+            dest = dest / PurePosixPath(path).name
         if art.kind == "dir":
             return self.ws.blobs.get_tree(art.digest, dest)
-        if dest.is_dir():
-            dest = dest / PurePosixPath(path).name
         return self.ws.blobs.get_file(art.digest, dest)
 
     # -- search --------------------------------------------------------------------------------------
