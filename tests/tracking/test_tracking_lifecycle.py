@@ -147,3 +147,28 @@ def test_script_calling_sys_exit_nonzero_after_run_ended(tmp_path: Path) -> None
     )
     assert proc.returncode == 3
     assert TrackingService(uri).get_run(proc.stdout.strip()).status is RunStatus.FINISHED
+
+
+def test_sigkill_loses_only_points_since_the_last_flush(tmp_path: Path) -> None:
+    uri = str(tmp_path / "store")
+    proc = run_script(
+        """
+        import os, signal
+        import modelyard as yard
+        run = yard.start_run(experiment="script", capture_env=False)
+        print(run.id, flush=True)
+        for i in range(100):
+            run.log_metric("loss", float(i))
+        run.flush()
+        for i in range(50):
+            run.log_metric("loss", float(i))
+        os.kill(os.getpid(), signal.SIGKILL)
+        """,
+        uri,
+        tmp_path,
+    )
+    assert proc.returncode == -9
+    svc = TrackingService(uri)
+    run_id = proc.stdout.strip()
+    assert len(svc.metric_history(run_id, "loss")) == 100
+    assert svc.get_run(run_id).status is RunStatus.RUNNING  # nothing could end it
