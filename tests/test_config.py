@@ -65,3 +65,12 @@ def test_redact() -> None:
 def test_bad_uris(uri: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         resolve(uri)
+
+
+def test_secrets_stay_out_of_reprs(tmp_path: Path) -> None:
+    from modelyard._workspace import Workspace
+
+    ws = Workspace(f"postgresql://u:hunter2@127.0.0.1:1/db?blob_uri={tmp_path}")
+    for obj in (ws, ws.store, ws.location, ws.blobs):
+        assert "hunter2" not in repr(obj), obj
+    assert "***" in repr(ws) and "***" in repr(ws.store)

@@ -172,3 +172,15 @@ def test_sigkill_loses_only_points_since_the_last_flush(tmp_path: Path) -> None:
     run_id = proc.stdout.strip()
     assert len(svc.metric_history(run_id, "loss")) == 100
     assert svc.get_run(run_id).status is RunStatus.RUNNING  # nothing could end it
+
+
+def test_run_ended_elsewhere_does_not_stay_active(workspace) -> None:
+    from modelyard.errors import ConflictError
+
+    with pytest.raises(ConflictError, match="already killed; it cannot become finished"):
+        with yard.start_run(experiment="e", capture_env=False) as run:
+            TrackingService(workspace).end_run(run.id, RunStatus.KILLED, "stopped by an operator")
+    assert yard.active_run() is None
+    assert yard.get_run(run.id).status is RunStatus.KILLED
+    with yard.start_run(experiment="e", capture_env=False):  # the next run starts fine
+        pass

@@ -151,11 +151,13 @@ class Run:
         try:
             self._flush(background=False)
         finally:
-            self._service.end_run(self.id, new, error)
-            self._status = new
-            with _flusher.lock:
-                _flusher.runs.discard(self)
-            _pop_active(self)
+            try:
+                self._service.end_run(self.id, new, error)
+            finally:  # even when the store refuses, this handle is done: never leave it on the active stack
+                self._status = new
+                with _flusher.lock:
+                    _flusher.runs.discard(self)
+                _pop_active(self)
 
     def _check_open(self) -> None:
         if self._status is not RunStatus.RUNNING:
