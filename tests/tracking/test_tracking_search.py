@@ -16,7 +16,7 @@ def runs(workspace):  # type: ignore[no-untyped-def]
     """Four runs with varied params, metrics, tags and statuses; returns name → RunRecord."""
     specs = [
         ("alpha", {"lr": "0.1", "model": "tree", "depth": 6}, {"acc": 0.95, "val loss": 0.2}, {"team": "risk"}, "finished"),
-        ("beta", {"lr": "0.01", "model": "Linear"}, {"acc": 0.85}, {"team": "ml", "note": INJECTION}, "finished"),
+        ("beta", {"lr": "0.01", "model": "Linear", "cmd": INJECTION}, {"acc": 0.85}, {"team": "ml", "note": INJECTION}, "finished"),
         ("gamma", {"lr": "0.001", "model": "tree"}, {"acc": 0.75, "val loss": 0.5}, {}, "failed"),
         ("delta", {"model": "it's \"quoted\""}, {}, {"team": "risk"}, "killed"),
     ]
@@ -197,6 +197,8 @@ def test_unknown_experiment_in_search(runs) -> None:
 
 def test_injection_attempts_stay_parameterized(runs, workspace) -> None:
     # the value is matched literally...
+    assert sset("params.cmd = 'x''); DROP TABLE runs; --'") == {"beta"}
+    assert sset("params.cmd like '%DROP TABLE%'") == {"beta"}
     assert sset("tags.note = 'x''); DROP TABLE runs; --'") == {"beta"}
     assert sset('tags.note = "x\'); DROP TABLE runs; --"') == {"beta"}
     with pytest.raises(FilterSyntaxError, match="Unexpected character '-'"):
@@ -212,6 +214,7 @@ def test_injection_attempts_stay_parameterized(runs, workspace) -> None:
     assert len(yard.search_runs("exp")) == 4
     svc = TrackingService(workspace)
     assert svc.get_run(runs["beta"].id).tags["note"] == INJECTION
+    assert svc.get_run(runs["beta"].id).params["cmd"] == INJECTION
 
 
 def test_compiled_sql_holds_no_literal_values() -> None:
