@@ -253,3 +253,31 @@ def test_threads_logging_into_one_run_lose_nothing(workspace) -> None:
         hist = svc.metric_history(run.id, f"t{t}")
         assert [p.step for p in hist] == list(range(2000))
     assert yard.get_run(run.id).metrics == {f"t{t}": 1999.0 for t in range(4)}
+
+
+def test_a_failed_flush_keeps_the_points_for_the_next_one(workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.errors import StoreError
+
+    with yard.start_run(experiment="e", capture_env=False) as run:
+        real = run._service.write_metrics
+        calls = []
+
+        def flaky(rows, latest):  # type: ignore[no-untyped-def]
+            calls.append(len(rows))
+            if len(calls) == 1:
+                raise StoreError("The metadata store failed: disk I/O error.")
+            return real(rows, latest)
+
+        monkeypatch.setattr(run._service, "write_metrics", flaky)
+        from modelyard.tracking._run import _flusher
+
+        with _flusher.lock:  # only explicit flushes in this test (the background one would race)
+            _flusher.runs.discard(run)
+        for i in range(10):
+            run.log_metric("x", float(i))
+        with pytest.raises(StoreError):
+            run.flush()
+        run.log_metric("x", 10.0)
+    assert calls == [10, 11]
+    assert [p.value for p in TrackingService(workspace).metric_history(run.id, "x")] == [float(i) for i in range(11)]
+    assert yard.get_run(run.id).metrics == {"x": 10.0}
