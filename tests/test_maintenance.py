@@ -125,3 +125,26 @@ def test_empty_folder_artifact(workspace, tmp_path: Path) -> None:
         art = run.log_artifact(tmp_path / "empty")
     assert art.kind == "dir" and art.size == 0 and workspace.blobs.read_manifest(art.digest) == []
     assert gc(workspace, grace_seconds=0).blobs_removed == 0 and workspace.blobs.exists(art.digest)
+
+
+def test_gc_refuses_to_sweep_when_a_manifest_is_damaged(workspace, tmp_path: Path) -> None:
+    import json
+
+    import pytest
+
+    from modelyard.errors import IntegrityError
+
+    folder = _folder(tmp_path, "m", {"a.bin": b"aaa", "b.bin": b"bbb"})
+    with yard.start_run(experiment="e", capture_env=False) as run:
+        art = run.log_artifact(folder)
+    entries = workspace.blobs.read_manifest(art.digest)
+    p = workspace.blobs.local_path(art.digest)
+    doc = json.loads(p.read_bytes())
+    doc["entries"][0]["size"] += 1  # one flipped value: the manifest no longer matches its digest
+    os.chmod(p, 0o644)
+    p.write_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+    with pytest.raises(IntegrityError, match=rf"yard gc stopped: 1 referenced manifest\(s\) are damaged \({art.digest[:12]}….*Run `yard doctor`"):
+        gc(workspace, grace_seconds=0)
+    assert all(workspace.blobs.exists(e.digest) for e in entries)  # nothing was swept
+    report = doctor(workspace)
+    assert report.corrupt == [art.digest] and not report.healthy
