@@ -236,3 +236,16 @@ def test_rejected_resume_leaves_the_run_ended(workspace) -> None:
     after = yard.get_run(run.id)
     assert after == before and after.status is RunStatus.FINISHED
     assert yard.active_run() is None
+
+
+def test_empty_experiment_name_is_an_error_not_the_default(workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InvalidKeyError, match="The experiment name is empty"):
+        yard.start_run(experiment="", capture_env=False)
+    monkeypatch.setenv("YARD_EXPERIMENT", "from-env")
+    with yard.start_run(capture_env=False) as run:
+        pass
+    assert yard.get_run(run.id).experiment == "from-env"
+    monkeypatch.delenv("YARD_EXPERIMENT")
+    with yard.start_run(capture_env=False) as run:
+        pass
+    assert yard.get_run(run.id).experiment == "default"

@@ -53,7 +53,7 @@ def start_run(
     parent = _require_no_active(nested)
     if parent is not None:
         service = parent._service
-        experiment = experiment or parent.experiment
+        experiment = parent.experiment if experiment is None else experiment
     else:
         service = TrackingService(get_workspace(uri))
     if run_id is not None:
@@ -75,7 +75,8 @@ def start_run(
             run.set_tags(tags)
         _push_active(run)
         return run
-    experiment = experiment or os.environ.get("YARD_EXPERIMENT") or DEFAULT_EXPERIMENT
+    if experiment is None:
+        experiment = os.environ.get("YARD_EXPERIMENT") or DEFAULT_EXPERIMENT
     env: dict[str, Any] = {}
     packages: list[str] = []
     if capture_env:
