@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from modelyard._workspace import Workspace, get_workspace
+from modelyard.errors import IntegrityError
 
 __all__ = ["BLOB_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "referenced_digests"]
 
@@ -37,8 +38,12 @@ def _roots(ws: Workspace) -> set[str]:
     return out
 
 
+class _DamagedManifest(Exception):
+    """A referenced blob starts like a manifest but does not verify."""
+
+
 def _children(ws: Workspace, digest: str) -> list[str]:
-    """Digests listed by ``digest`` when it is a manifest, else nothing."""
+    """Digests listed by ``digest`` when it is a manifest, else nothing (_DamagedManifest if unreadable)."""
     blobs = ws.blobs
     try:
         if blobs.is_local:
@@ -53,14 +58,15 @@ def _children(ws: Workspace, digest: str) -> list[str]:
         return []
     try:
         return [e.digest for e in blobs.read_manifest(digest)]
-    except Exception:
-        return []
+    except Exception as exc:
+        raise _DamagedManifest(digest) from exc
 
 
-def referenced_digests(ws: Workspace) -> tuple[set[str], set[str]]:
-    """``(live digests, referenced-but-missing digests)``, following manifests."""
+def _walk(ws: Workspace) -> tuple[set[str], set[str], set[str]]:
+    """``(live, referenced-but-missing, damaged manifests)``, following manifests."""
     live: set[str] = set()
     missing: set[str] = set()
+    damaged: set[str] = set()
     frontier = list(_roots(ws))
     while frontier:
         d = frontier.pop()
@@ -70,7 +76,16 @@ def referenced_digests(ws: Workspace) -> tuple[set[str], set[str]]:
             missing.add(d)
             continue
         live.add(d)
-        frontier.extend(_children(ws, d))
+        try:
+            frontier.extend(_children(ws, d))
+        except _DamagedManifest:
+            damaged.add(d)
+    return live, missing, damaged
+
+
+def referenced_digests(ws: Workspace) -> tuple[set[str], set[str]]:
+    """``(live digests, referenced-but-missing digests)``, following manifests."""
+    live, missing, _ = _walk(ws)
     return live, missing
 
 
@@ -160,7 +175,15 @@ def gc(uri: str | Workspace | None = None, *, grace_seconds: float = 3600.0, dry
     report = GcReport(dry_run=dry_run)
     if purge_runs and not dry_run:
         report.runs_purged = TrackingService(ws).purge_deleted_runs()
-    live, _ = referenced_digests(ws)
+    live, _, damaged = _walk(ws)
+    if damaged and not dry_run:
+        # the files a damaged manifest lists cannot be told apart from garbage: deleting now would
+        # make restoring the manifest from a backup useless
+        raise IntegrityError(
+            f"yard gc stopped: {len(damaged)} referenced manifest(s) are damaged ({', '.join(sorted(d[:12] for d in damaged))}…), "
+            "so the files they list cannot be told apart from garbage. Run `yard doctor`, restore or re-log "
+            "those artifacts, then run `yard gc` again."
+        )
     cutoff = time.time() - grace_seconds
     for d in _unreferenced(ws, live):
         try:

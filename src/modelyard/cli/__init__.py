@@ -39,13 +39,16 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     uri: str = typer.Option(
-        None, "--uri", envvar="YARD_URI", help="Store: a folder (default ./.yard), sqlite:///file.db or postgresql://..."
+        None, "--uri", help="Store: a folder (default YARD_URI, else ./.yard), sqlite:///file.db or postgresql://..."
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """modelyard: track, version, validate, register, serve and monitor models."""
     if uri:
         os.environ["YARD_URI"] = uri
+        from modelyard._workspace import set_uri
+
+        set_uri(uri)  # an explicit store wins over one chosen earlier in this process
 
 
 _store.register(app)

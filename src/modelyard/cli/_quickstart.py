@@ -17,4 +17,4 @@ def register(app: typer.Typer) -> None:
         from modelyard.quickstart import run_quickstart
 
         c = console()
-        run_quickstart(os.environ.get("YARD_URI"), say=c.print)
+        run_quickstart(os.environ.get("YARD_URI") or None, say=c.print)

@@ -72,7 +72,8 @@ def list_runs(
         status = f"[{_STATUS_STYLE.get(r.status.value, '')}]{r.status.value}[/]"
         dur = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
         name = ("  └ " if r.parent_id else "") + r.name + (" (deleted)" if r.deleted else "")
-        table.add_row(r.id[:12], r.experiment, name, status, _when(r.start_time), dur, *[_fmt(r.metrics.get(k, "")) for k in metric_keys])
+        # the full id: a 12-character prefix is only the start millisecond, shared by runs started together
+        table.add_row(r.id, r.experiment, name, status, _when(r.start_time), dur, *[_fmt(r.metrics.get(k, "")) for k in metric_keys])
     c = console()
     if not runs:
         c.print("No runs found.")

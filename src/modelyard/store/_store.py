@@ -48,6 +48,11 @@ def known_heads() -> frozenset[str]:
     return frozenset(revisions - parents)
 
 
+def _one_line(exc: BaseException | None) -> str:
+    """A driver error as one line without trailing punctuation (drivers emit multi-line text)."""
+    return " ".join(str(exc).split()).rstrip(".?! ")
+
+
 def _is_locked(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database table is locked" in text or "deadlock" in text
@@ -107,6 +112,7 @@ class MetadataStore:
                 cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA case_sensitive_like=ON")  # `like` matches case as on PostgreSQL
                 cur.close()
 
             begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
@@ -140,13 +146,13 @@ class MetadataStore:
         except sa.exc.OperationalError as exc:
             engine.dispose()
             raise StoreError(
-                f"Cannot open the metadata store {redact(loc.uri)!r}: {exc.orig}. "
+                f"Cannot open the metadata store {redact(loc.uri)!r}: {_one_line(exc.orig)}. "
                 "Check that the database server runs and the URI is right."
             ) from exc
         except sa.exc.DatabaseError as exc:
             engine.dispose()
             raise StoreError(
-                f"The file behind the store {redact(loc.uri)!r} is not a modelyard database ({exc.orig}). "
+                f"The file behind the store {redact(loc.uri)!r} is not a modelyard database ({_one_line(exc.orig)}). "
                 "Point YARD_URI at another folder or move the file away."
             ) from exc
         self._engine = engine
@@ -175,7 +181,7 @@ class MetadataStore:
             cfg = Config()
             cfg.set_main_option("script_location", str(_MIGRATIONS))
             script = ScriptDirectory.from_config(cfg)
-            unknown = {rev for rev in current if script.get_revision(rev) is None} if current else set()
+            unknown = {rev for rev in current if not self._is_known_revision(script, rev)}
             if unknown:
                 raise SchemaVersionError(
                     f"The store {redact(self.location.uri)!r} was written by a newer modelyard "
@@ -184,6 +190,15 @@ class MetadataStore:
             with engine.begin() as conn:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "heads")
+
+    @staticmethod
+    def _is_known_revision(script: object, rev: str) -> bool:
+        from alembic.util import CommandError
+
+        try:
+            return script.get_revision(rev) is not None  # type: ignore[attr-defined]
+        except CommandError:  # alembic raises for a revision it has no file for
+            return False
 
     @contextlib.contextmanager
     def _migration_lock(self, engine: Engine) -> Iterator[None]:
@@ -218,7 +233,7 @@ class MetadataStore:
                     return fn(conn)
             except sa.exc.OperationalError as exc:
                 if not _is_locked(exc) or attempt == attempts - 1:
-                    raise StoreError(f"The metadata store failed: {exc.orig}") from exc
+                    raise StoreError(f"The metadata store failed: {_one_line(exc.orig)}.") from exc
             except sa.exc.DBAPIError as exc:
                 # PostgreSQL serialization failures and deadlocks are retryable.
                 code = getattr(exc.orig, "sqlstate", None)

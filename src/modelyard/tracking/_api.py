@@ -10,7 +10,7 @@ from modelyard._workspace import Workspace, get_workspace
 from modelyard.tracking._env import capture_environment, user_name
 from modelyard.tracking._records import RunList, RunRecord, RunStatus
 from modelyard.tracking._run import Run, _push_active, _require_no_active, active_run
-from modelyard.tracking._service import TrackingService
+from modelyard.tracking._service import TrackingService, _param_rows, _tag_rows, param_conflict
 
 __all__ = ["active_run", "delete_run", "get_run", "init", "search_runs", "start_run"]
 
@@ -20,11 +20,11 @@ _env_cache: dict[str, Any] = {}
 
 
 def _environment() -> tuple[dict[str, Any], list[str]]:
-    cwd = os.getcwd()
-    if _env_cache.get("cwd") != cwd:
-        env, packages = capture_environment(cwd)
-        _env_cache.update(cwd=cwd, env=env, packages=packages)
-    return dict(_env_cache["env"]), list(_env_cache["packages"])
+    # The package list is read once per process; the git state is read for every run, since
+    # files change between runs of one notebook session.
+    env, packages = capture_environment(os.getcwd(), _env_cache.get("packages"))
+    _env_cache["packages"] = packages
+    return env, list(packages)
 
 
 def init(uri: str | os.PathLike[str] | None = None) -> Workspace:
@@ -53,21 +53,30 @@ def start_run(
     parent = _require_no_active(nested)
     if parent is not None:
         service = parent._service
-        experiment = experiment or parent.experiment
+        experiment = parent.experiment if experiment is None else experiment
     else:
         service = TrackingService(get_workspace(uri))
     if run_id is not None:
         record = service.get_run(run_id)
+        # check params and tags before reopening the run: a rejected call changes nothing stored
+        for row in _param_rows(record.id, params or {}):
+            old = record.params.get(row["key"])
+            if old is not None and old != row["value"]:
+                raise param_conflict(record.id, row["key"], old, row["value"])
+        _tag_rows(record.id, tags or {})
         if record.status is not RunStatus.RUNNING:
             service.reopen_run(record.id)
         run = Run(service, service.get_run(record.id))
+        # default steps carry on after the last stored step of each metric
+        run._next_step.update({k: step + 1 for k, step in service.latest_steps(record.id).items()})
         if params:
             run.log_params(params)
         if tags:
             run.set_tags(tags)
         _push_active(run)
         return run
-    experiment = experiment or os.environ.get("YARD_EXPERIMENT") or DEFAULT_EXPERIMENT
+    if experiment is None:
+        experiment = os.environ.get("YARD_EXPERIMENT") or DEFAULT_EXPERIMENT
     env: dict[str, Any] = {}
     packages: list[str] = []
     if capture_env:

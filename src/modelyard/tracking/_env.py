@@ -47,8 +47,8 @@ def user_name() -> str | None:
         return None
 
 
-def capture_environment(cwd: str | None = None) -> tuple[dict[str, Any], list[str]]:
-    """Return ``(environment, packages)`` for the current process."""
+def capture_environment(cwd: str | None = None, packages: list[str] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Return ``(environment, packages)`` for the current process (``packages``: a list already read)."""
     cwd = cwd or os.getcwd()
     env: dict[str, Any] = {
         "python": platform.python_version(),
@@ -74,7 +74,8 @@ def capture_environment(cwd: str | None = None) -> tuple[dict[str, Any], list[st
             from modelyard.config import redact
 
             env["git_remote"] = redact(remote.strip())
-    packages = installed_packages()
+    if packages is None:
+        packages = installed_packages()
     env["packages_digest"] = blake3.blake3("\n".join(packages).encode()).hexdigest()
     env["packages_count"] = len(packages)
     return env, packages

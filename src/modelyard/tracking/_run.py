@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from modelyard.errors import ConflictError, ModelyardError, UsageError
+from modelyard.errors import ConflictError, ModelyardError, UsageError, invalid_param
 from modelyard.tracking._records import ArtifactRecord, RunRecord, RunStatus
 from modelyard.tracking._service import MetricRow, TrackingService, format_exception
 from modelyard.tracking._validation import check_key, to_float
@@ -144,21 +144,20 @@ class Run:
         try:
             new = RunStatus(status)
         except ValueError:
-            raise ConflictError(
-                f"The 'status' parameter of Run.end must be one of {[s.value for s in RunStatus if s.is_terminal]}. "
-                f"Got {status!r} instead."
-            ) from None
+            new = RunStatus.RUNNING
         if not new.is_terminal:
-            raise ConflictError("A run can only end as finished, failed or killed.")
+            raise invalid_param("status", "Run.end", "one of 'finished', 'failed', 'killed'", status)
         self._status.check_transition(new, self.id)
         try:
             self._flush(background=False)
         finally:
-            self._service.end_run(self.id, new, error)
-            self._status = new
-            with _flusher.lock:
-                _flusher.runs.discard(self)
-            _pop_active(self)
+            try:
+                self._service.end_run(self.id, new, error)
+            finally:  # even when the store refuses, this handle is done: never leave it on the active stack
+                self._status = new
+                with _flusher.lock:
+                    _flusher.runs.discard(self)
+                _pop_active(self)
 
     def _check_open(self) -> None:
         if self._status is not RunStatus.RUNNING:
@@ -200,7 +199,7 @@ class Run:
     def log_metrics(self, values: Mapping[str, float], step: int | None = None, timestamp: int | None = None) -> None:
         """Record several metrics at the same step."""
         if not isinstance(values, Mapping):
-            raise ConflictError(f"log_metrics takes a mapping of name to number. Got {type(values).__name__} instead.")
+            raise invalid_param("values", "log_metrics", "a mapping of name to number", values)
         converted = {check_key(k, "metric name"): to_float(k, v) for k, v in values.items()}
         for k, v in converted.items():
             self.log_metric(k, v, step=step, timestamp=timestamp)

@@ -123,12 +123,12 @@ class TrackingService:
         tags_: Mapping[str, Any] | None = None,
     ) -> RunRecord:
         """Insert a new running run; params and tags are validated before anything is written."""
-        exp_id = self.get_or_create_experiment(experiment)
         run_id = new_run_id()
         name = name or _default_name(run_id)
         check_key(name, "run name")
         p_rows = _param_rows(run_id, params_ or {})
         t_rows = _tag_rows(run_id, tags_ or {})
+        exp_id = self.get_or_create_experiment(experiment)  # after validation: a rejected call creates nothing
         start = now_ms()
 
         def fn(conn: Connection) -> None:
@@ -307,11 +307,7 @@ class TrackingService:
             }
             changed = [(r["key"], existing[r["key"]], r["value"]) for r in rows if r["key"] in existing and existing[r["key"]] != r["value"]]
             if changed:
-                k, old, new = changed[0]
-                raise ConflictError(
-                    f"Param {k!r} of run {run_id} is already {old!r}; it cannot change to {new!r}. "
-                    "Params are fixed once logged: start a new run for a new value, or log it as a tag."
-                )
+                raise param_conflict(run_id, *changed[0])
             new_rows = [r for r in rows if r["key"] not in existing]
             if new_rows:
                 conn.execute(params.insert(), new_rows)
@@ -398,6 +394,12 @@ class TrackingService:
                 for r in conn.execute(q)
             ]
 
+    def latest_steps(self, run_id: str) -> dict[str, int]:
+        """The last step stored for each metric of a run (where a resumed run carries on)."""
+        with self.store.read() as conn:
+            q = sa.select(latest_metrics.c.key, latest_metrics.c.step).where(latest_metrics.c.run_id == run_id)
+            return {r.key: int(r.step) for r in conn.execute(q)}
+
     def metric_keys(self, run_id: str) -> list[str]:
         """Names of the metrics a run logged."""
         with self.store.read() as conn:
@@ -447,7 +449,11 @@ class TrackingService:
         return ArtifactRecord(path, kind, digest, size, created)
 
     def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
-        """Write an artifact (file or folder) to ``dest`` after verifying its digests."""
+        """Write an artifact (file or folder) to ``dest`` after verifying its digests.
+
+        When ``dest`` is an existing folder the artifact goes inside it under its own name, so
+        downloading a folder artifact into ``.`` makes ``./<name>/`` instead of spilling its files.
+        """
         run = self.get_run(run_id)
         match = [a for a in run.artifacts if a.path == path]
         if not match:
@@ -456,10 +462,10 @@ class TrackingService:
             )
         art = match[0]
         dest = Path(dest)
+        if dest.is_dir():  # an existing folder receives the artifact under its own name (file or folder)
+            dest = dest / PurePosixPath(path).name
         if art.kind == "dir":
             return self.ws.blobs.get_tree(art.digest, dest)
-        if dest.is_dir():
-            dest = dest / PurePosixPath(path).name
         return self.ws.blobs.get_file(art.digest, dest)
 
     # -- search --------------------------------------------------------------------------------------
@@ -522,6 +528,14 @@ class TrackingService:
             return len(ids)
 
         return self.store.write(fn)
+
+
+def param_conflict(run_id: str, key: str, old: str, new: str) -> ConflictError:
+    """The error for a param logged again with another value."""
+    return ConflictError(
+        f"Param {key!r} of run {run_id} is already {old!r}; it cannot change to {new!r}. "
+        "Params are fixed once logged: start a new run for a new value, or log it as a tag."
+    )
 
 
 def _param_rows(run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,101 @@
+"""Environment capture: git commit, branch, dirty flag and diff digest; Python; packages artifact."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import modelyard as yard
+from modelyard.tracking._env import capture_environment, installed_packages
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "feature-x")
+    (root / "train.py").write_text("print('v1')\n")
+    _git(root, "add", "train.py")
+    _git(root, "commit", "-q", "-m", "first")
+    _git(root, "remote", "add", "origin", "https://user:token123@example.com/team/repo.git")
+    monkeypatch.chdir(root)
+    return root
+
+
+def test_clean_repo(repo: Path) -> None:
+    with yard.start_run(experiment="env") as run:
+        pass
+    rec = yard.get_run(run.id)
+    env = rec.environment
+    assert env["git_commit"] == _git(repo, "rev-parse", "HEAD") and len(env["git_commit"]) == 40
+    assert env["git_branch"] == "feature-x"
+    assert env["git_dirty"] is False and "git_diff_digest" not in env
+    assert env["git_remote"] == "https://user:***@example.com/team/repo.git"  # the token is not stored
+    assert env["python"] == platform.python_version()
+    assert env["platform"] and env["cwd"] == str(repo)
+    assert env["command"]
+    assert env["packages_count"] > 10 and len(env["packages_digest"]) == 64
+    (req,) = [a for a in rec.artifacts if a.path == "environment/requirements.txt"]
+    text = yard.get_workspace().blobs.read_bytes(req.digest).decode()
+    lines = text.splitlines()
+    assert len(lines) == env["packages_count"]
+    assert any(line.lower().startswith("sqlalchemy==") for line in lines)
+
+
+def test_dirty_flag_and_diff_digest_follow_the_diff(repo: Path) -> None:
+    digests = []
+    for content in ("print('v2')\n", "print('v3')\n", "print('v3')\n"):
+        (repo / "train.py").write_text(content)
+        with yard.start_run(experiment="env") as run:
+            pass
+        env = yard.get_run(run.id).environment
+        assert env["git_dirty"] is True
+        digests.append(env["git_diff_digest"])
+    assert digests[0] != digests[1]  # another diff, another digest
+    assert digests[1] == digests[2]  # the same diff, the same digest
+    _git(repo, "commit", "-q", "-am", "second")
+    with yard.start_run(experiment="env") as run:
+        pass
+    env = yard.get_run(run.id).environment
+    assert env["git_dirty"] is False and env["git_commit"] == _git(repo, "rev-parse", "HEAD")
+
+
+def test_untracked_files_do_not_make_the_tree_dirty(repo: Path) -> None:
+    (repo / "scratch.txt").write_text("x")
+    env, _ = capture_environment(str(repo))
+    assert env["git_dirty"] is False
+
+
+def test_outside_a_repo(tmp_path: Path) -> None:
+    env, packages = capture_environment(str(tmp_path))
+    assert "git_commit" not in env and env["python"] == platform.python_version()
+    assert packages == installed_packages()
+
+
+def test_capture_env_false_records_nothing(workspace) -> None:
+    with yard.start_run(experiment="env", capture_env=False) as run:
+        pass
+    rec = yard.get_run(run.id)
+    assert rec.environment == {} and rec.artifacts == []
+
+
+def test_command_line_is_recorded(tmp_path: Path) -> None:
+    env, _ = capture_environment(str(tmp_path))
+    assert env["command"].split()[0].endswith(Path(sys.argv[0]).name)
