@@ -43,8 +43,9 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON f
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for col in ("name", "versions", "latest", "aliases", "updated", "description"):
-        table.add_column(col, no_wrap=col != "description")
+    for col in ("name", "versions", "latest", "aliases", "updated"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description", no_wrap=True, overflow="ellipsis", max_width=48)
     for m in models:
         aliases = ", ".join(f"{a}→{v}" for a, v in m.aliases.items()) or "-"
         table.add_row(m.name, str(m.versions), str(m.latest_version or "-"), aliases, _when(m.updated_at), m.description or "")
