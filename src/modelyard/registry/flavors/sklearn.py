@@ -22,6 +22,37 @@ TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
 FILE = "model.skops"
 
 
+def _skops_io() -> Any:
+    """Import ``skops.io`` without importing PyTorch.
+
+    skops lists scikit-learn's estimators with ``sklearn.utils.all_estimators``, whose
+    ``pkgutil.walk_packages`` imports every subpackage, including
+    ``sklearn.externals.array_api_compat.torch`` — which imports all of torch when it is installed
+    (seconds per process). Empty stand-ins for those shim packages are seen while skops imports, and
+    removed afterwards so real array-API use still gets the real modules.
+    """
+    import sys
+    import types
+
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    stubs = {}
+    for lib in ("torch", "cupy", "dask", "jax", "paddle"):
+        name = f"sklearn.externals.array_api_compat.{lib}"
+        if name not in sys.modules:
+            stub = types.ModuleType(name)
+            stub.__path__ = []  # a package with no submodules: walk_packages stops here
+            stubs[name] = stub
+    sys.modules.update(stubs)
+    try:
+        import skops.io as sio
+    finally:
+        for name, stub in stubs.items():
+            if sys.modules.get(name) is stub:
+                del sys.modules[name]
+    return sio
+
+
 def _untrusted(types: list[str], extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     return [t for t in types if not t.startswith(TRUSTED_PREFIXES) and t not in set(extra)]
 
@@ -38,7 +69,7 @@ class SklearnFlavor(Flavor):
         return isinstance(model, BaseEstimator)
 
     def save(self, model: Any, *, example: Any = None, trusted_types: list[str] | None = None, **_: Any):  # type: ignore[no-untyped-def]
-        import skops.io as sio
+        sio = _skops_io()
 
         try:
             data = sio.dumps(model)
@@ -56,7 +87,7 @@ class SklearnFlavor(Flavor):
         return {FILE: data}, {"format": "skops", "trusted_types": list(trusted_types or [])}
 
     def load(self, files: dict[str, bytes], options: dict[str, Any], *, trusted_types: list[str] | None = None, **_: Any) -> Any:
-        import skops.io as sio
+        sio = _skops_io()
         from skops.io.exceptions import UntrustedTypesFoundException
 
         data = files.get(FILE)
