@@ -34,6 +34,10 @@ _EXPORTS: dict[str, str] = {
     "get_workspace": "modelyard._workspace:get_workspace",
     "BlobStore": "modelyard.blobs._store:BlobStore",
     "ModelyardError": "modelyard.errors:ModelyardError",
+    # data
+    "data": "modelyard.data._api:module",
+    "validate": "modelyard.data._validate:validate",
+    "ValidationReport": "modelyard.data._report:ValidationReport",
 }
 
 _SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli"}

@@ -21,6 +21,12 @@ __all__ = ["BLOB_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "refer
 
 #: (table, column) pairs whose values are blob digests. Features append to this list.
 BLOB_REFERENCES: list[tuple[str, str]] = [("artifacts", "digest")]
+# data: dataset versions (manifest, schema and profile blobs)
+BLOB_REFERENCES += [
+    ("dataset_versions", "manifest_digest"),
+    ("dataset_versions", "schema_digest"),
+    ("dataset_versions", "profile_digest"),
+]
 
 _MANIFEST_PREFIX = b'{"entries":['
 
