@@ -97,3 +97,15 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert len(p.stderr.strip().splitlines()) == 1
     p = _yard("validate", "data", str(tmp_path / "missing.csv"), "--against", "nope@v1", cwd=tmp_path)
     assert p.returncode == 1 and p.stderr.startswith("Error: Dataset 'nope' does not exist.")
+
+
+def test_quickstart_data_chapter(tmp_path: Path) -> None:
+    from modelyard.quickstart import run_quickstart
+
+    lines: list[str] = []
+    ctx = run_quickstart(str(tmp_path / "qs"), say=lines.append)
+    assert ctx.state["dataset"] == "churn-train@v1"
+    report = ctx.state["validation"]
+    assert not report.ok and {"monthly_charges.distribution", "plan.values"} <= {f.name for f in report.failures}
+    assert (tmp_path / "qs" / "quickstart-validation.html").read_text().count("<svg") == 5
+    assert [r["id"] for r in yard.data.show("churn-train@v1", uri=str(tmp_path / "qs"))["runs"]] == [ctx.state["run_id"]]
