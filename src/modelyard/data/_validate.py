@@ -116,7 +116,7 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
             row_checks[(col, "values")] = {"count": 0, "samples": [], "set": pa.array([str(v) if not isinstance(v, bool) else v for v in e.values])}
     unique_cols = [c for c, e in s.columns.items() if e.unique and c in present]
     unique_chunks: dict[str, list[Any]] = {c: [] for c in unique_cols}
-    builder = ProfileBuilder()
+    builder = ProfileBuilder(sketches=False)  # quantiles and distinct counts are not checked
     offset = 0
     for batch in batches:
         builder.add(batch)
