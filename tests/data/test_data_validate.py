@@ -164,3 +164,10 @@ def test_svg_helpers_escape_and_scale() -> None:
     assert "no numeric values" in histogram_svg([], [])
     assert bars_svg(["a", "b"], [("r", [1, 0])]).count("<rect") == 2
     assert "polyline" in sparkline_svg([1.0, float("nan"), 3.0])
+
+
+def test_validate_with_a_reference_profile_needs_no_store() -> None:
+    ref = yard.data.profile(_frame())
+    assert yard.validate(_frame(seed=9), reference=ref).ok
+    r = yard.validate(_shifted(_frame()), reference=ref)
+    assert "charges.distribution" in {f.name for f in r.failures} and r.reference == "the given profile"

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -26,7 +26,6 @@ from modelyard.data._io import (
     read_table,
     unify_schemas,
 )
-from modelyard.data._profile import Profile, ProfileBuilder
 from modelyard.data._schema import dataset_versions, datasets, run_inputs
 from modelyard.errors import (
     BlobError,
@@ -39,6 +38,9 @@ from modelyard.errors import (
 from modelyard.store._schema import experiments, runs
 from modelyard.tracking._ids import now_ms
 from modelyard.tracking._validation import check_key
+
+if TYPE_CHECKING:
+    from modelyard.data._profile import Profile
 
 __all__ = ["DataService", "DatasetVersion", "parse_ref"]
 
@@ -208,6 +210,8 @@ class DataService:
         if tabular and schema is not None:
             schema_digest = self.blobs.put_bytes(json.dumps(_schema_doc(schema, fmt), sort_keys=True).encode())
             if profile:
+                from modelyard.data._profile import ProfileBuilder
+
                 builder = ProfileBuilder()
                 for p, r, f in tabular:
                     for batch in iter_file_batches(TabularSource(p, f, r)):
@@ -370,6 +374,8 @@ class DataService:
         v = self.resolve(ref)
         if v.profile_digest is None:
             return None
+        from modelyard.data._profile import Profile
+
         try:
             return Profile.from_dict(json.loads(self.blobs.read_bytes(v.profile_digest)))
         except ValueError as exc:

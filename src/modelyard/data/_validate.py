@@ -62,6 +62,7 @@ def validate(
     against: str | None = None,
     *,
     suite: str | os.PathLike[str] | dict[str, Any] | Suite | None = None,
+    reference: Profile | None = None,
     uri: Any = None,
 ) -> ValidationReport:
     """Check ``data`` (a path, a pandas/polars frame or an Arrow table) and return the report.
@@ -69,30 +70,37 @@ def validate(
     ``against="churn-train@v3"`` infers the expectations from that version's profile (and is the
     reference of distribution checks); ``suite=`` gives them as YAML (path), dict or
     :class:`Suite`. Both together: the suite's checks with ``against`` as the reference.
+    ``reference=`` gives the reference :class:`Profile` directly (no store needed).
     """
-    if against is None and suite is None:
+    if against is None and suite is None and reference is None:
         raise InvalidArgumentError(
             "validate needs expectations: pass against='NAME@vN' (infer them from a dataset version) "
-            "and/or suite='expectations.yaml'."
+            "and/or suite='expectations.yaml' (or reference=a Profile)."
         )
     from modelyard.data._service import DataService
 
-    svc = DataService(uri)
     if suite is not None:
         s = load_suite(suite)
         if against is not None:
             s.reference = against
+    elif against is None and reference is not None:
+        s = infer_suite(reference)
     else:
         s = infer_suite(against or "", uri=uri)  # type: ignore[arg-type]
     ref_profile: Profile | None = None
     ref_label = s.reference
-    if s.reference:
+    if s.reference and reference is None:
+        svc = DataService(uri)
         v = svc.resolve(s.reference)
         ref_label = v.ref
         ref_profile = svc.profile(v)
         schema_doc = svc.schema(v)
         if schema_doc is not None:
             s.check_columns_against([c["name"] for c in schema_doc["columns"]], v.ref)
+    if reference is not None:
+        ref_profile = reference
+        ref_label = ref_label or "the given profile"
+        s.check_columns_against(list(reference.columns), ref_label)
     batches, label, schema = _batches(data)
     return _run(s, batches, label, schema, ref_profile, ref_label)
 
