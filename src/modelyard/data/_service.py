@@ -217,7 +217,7 @@ class DataService:
 
                 builder = ProfileBuilder()
                 for p, r, f in tabular:
-                    for batch in iter_file_batches(TabularSource(p, f, r)):
+                    for batch in iter_file_batches(TabularSource(p, f, r), dictionary_strings=True):
                         builder.add(batch)
                 prof = builder.result()
                 rows = prof.rows
