@@ -123,11 +123,19 @@ def _hll_update(reg: np.ndarray, hashes: np.ndarray) -> None:
     np.subtract(1075, rank, out=rank)
     np.minimum(rank, 64 - _HLL_P + 1, out=rank)
     hashes &= np.uint64(_HLL_M - 1)
-    key = hashes.view(np.int64)
-    key <<= 6
-    key += rank
-    # max rank per register without ufunc.at: mark (register, rank) pairs, take the highest per row
-    seen = np.bincount(key, minlength=_HLL_M * 64).reshape(_HLL_M, 64) > 0
+    idx = hashes.view(np.int64)
+    # only values ranked above their register's current value can change it: once the registers
+    # fill up that is a tiny fraction, so the scatter-max below stays small
+    better = rank > reg[idx]
+    n_better = int(np.count_nonzero(better))
+    if n_better == 0:
+        return
+    idx, rank = idx[better], rank[better]
+    if n_better < 4096:
+        np.maximum.at(reg, idx, rank.astype(np.uint8))
+        return
+    # many updates (empty registers): mark (register, rank) pairs, take the highest per register
+    seen = np.bincount(idx * 64 + rank, minlength=_HLL_M * 64).reshape(_HLL_M, 64) > 0
     top = 63 - np.argmax(seen[:, ::-1], axis=1)
     top[~seen.any(axis=1)] = 0
     np.maximum(reg, top.astype(np.uint8), out=reg)
@@ -275,7 +283,8 @@ class ColumnProfile:
         self.max = bmax if self.max is None else max(self.max, bmax)
         bmean = float(x.mean())
         d = x - bmean
-        bm2 = float(np.dot(d, d))
+        # not np.dot: BLAS spawns its own threads, which costs more than the sum on a busy machine
+        bm2 = float(np.square(d, out=d).sum())
         self._merge_moments(n, bmean, bm2)
         # histogram on the aligned power-of-two grid (x * 2**-k is exact, so bins never disagree)
         k = _hist_k(bmin, bmax)
