@@ -155,7 +155,7 @@ class _StatCache:
 
     def get_many_str(self, items: list[tuple[str, os.stat_result]]) -> dict[str, str]:
         """Digests of the files whose size, mtime and inode match what was recorded."""
-        want = {os.path.abspath(p): (p, st) for p, st in items}
+        want = {(p if os.path.isabs(p) else os.path.abspath(p)): (p, st) for p, st in items}
         out: dict[str, str] = {}
         try:
             with self._lock:
@@ -181,7 +181,7 @@ class _StatCache:
         now = time.time_ns()
         racy = int(_RACY_SECONDS * 1e9)
         data = [
-            (os.path.abspath(p), st.st_size, st.st_mtime_ns, st.st_ino, d)
+            (p if os.path.isabs(p) else os.path.abspath(p), st.st_size, st.st_mtime_ns, st.st_ino, d)
             for p, st, d in rows
             if now - st.st_mtime_ns > racy
         ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from modelyard.errors import InvalidArgumentError, NotFoundError
@@ -42,11 +41,12 @@ TABULAR_FORMATS = frozenset(_SUFFIXES.values())
 
 def detect_format(path: str | os.PathLike[str]) -> str | None:
     """``parquet``, ``csv``, ``arrow`` from the file name (``.csv.gz`` counts as csv), else None."""
-    name = Path(path).name.lower()
+    name = os.path.basename(os.fspath(path)).lower()
     for comp in (".gz", ".bz2", ".zst"):
         if name.endswith(comp):
             name = name[: -len(comp)]
-    return _SUFFIXES.get(Path(name).suffix)
+    dot = name.rfind(".")
+    return _SUFFIXES.get(name[dot:]) if dot > 0 else None
 
 
 @dataclass(frozen=True)

@@ -189,12 +189,12 @@ class DataService:
             walked = _walk(path)
             if not walked:
                 raise InvalidArgumentError(f"Cannot add {str(path)!r}: the folder has no files.")
-            files = [Path(a) for a, _, _ in walked]
+            files = [a for a, _, _ in walked]
             rels = [r for _, r, _ in walked]
             stats = [st for _, _, st in walked]
         else:
             files, rels = [path], [path.name]
-        tabular = [(p, r, detect_format(r)) for p, r in zip(files, rels, strict=True) if detect_format(r)]
+        tabular = [(p, r, f) for p, r in zip(files, rels, strict=True) if (f := detect_format(r))]
         formats = sorted({f for _, _, f in tabular})
         schema = None
         if tabular:
@@ -236,10 +236,10 @@ class DataService:
             run_id=run_id,
         )
 
-    def _store_files(self, files: list[Path], rels: list[str], stats: list[os.stat_result] | None) -> list[ManifestEntry]:
+    def _store_files(self, files: list[Any], rels: list[str], stats: list[os.stat_result] | None) -> list[ManifestEntry]:
         if len(files) == 1:
             digest, size = self.blobs.put_file(files[0])
-            return [ManifestEntry(rels[0], digest, size, stat.S_IMODE(files[0].stat().st_mode))]
+            return [ManifestEntry(rels[0], digest, size, stat.S_IMODE(os.stat(files[0]).st_mode))]
         return self.blobs.put_files(list(zip(files, rels, strict=True)), stats=stats)
 
     def _insert_version(self, name: str, **kw: Any) -> DatasetVersion:
@@ -545,7 +545,7 @@ def _walk(root: Path) -> list[tuple[str, str, os.stat_result]]:
                 elif entry.is_file(follow_symlinks=True):
                     out.append((entry.path, prefix + entry.name, entry.stat(follow_symlinks=True)))
 
-    scan(os.fspath(root), "")
+    scan(os.path.abspath(root), "")
     out.sort(key=lambda t: t[1])
     return out
 
