@@ -150,7 +150,7 @@ def model_outputs(model: Any, X: Any, *, want_scores: bool) -> tuple[Any, Any, l
 
 
 def _classes(model: Any) -> list[Any] | None:
-    for obj in (model, getattr(model, "model", None), getattr(model, "_model", None), getattr(model, "estimator", None)):
+    for obj in (model, *(getattr(model, a, None) for a in ("raw", "model", "_model", "estimator"))):
         cls = getattr(obj, "classes_", None) if obj is not None else None
         if cls is not None:
             return list(cls)
