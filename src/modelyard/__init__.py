@@ -39,6 +39,10 @@ _EXPORTS: dict[str, str] = {
     "get_model_version": "modelyard.registry._api:get_model_version",
     "LoadedModel": "modelyard.registry._model:LoadedModel",
     "Signature": "modelyard.registry._signature:Signature",
+    # data
+    "data": "modelyard.data._api:module",
+    "validate": "modelyard.data._validate:validate",
+    "ValidationReport": "modelyard.data._report:ValidationReport",
 }
 
 _SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry"}

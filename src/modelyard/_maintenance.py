@@ -25,6 +25,12 @@ BLOB_REFERENCES: list[tuple[str, str]] = [
     # registry: a model version's manifest (model files, yard-model.json, input example)
     ("model_versions", "manifest_digest"),
 ]
+# data: dataset versions (manifest, schema and profile blobs)
+BLOB_REFERENCES += [
+    ("dataset_versions", "manifest_digest"),
+    ("dataset_versions", "schema_digest"),
+    ("dataset_versions", "profile_digest"),
+]
 
 _MANIFEST_PREFIX = b'{"entries":['
 
