@@ -16,6 +16,7 @@ from modelyard.evaluation._metrics import (
     prepare_targets,
 )
 from modelyard.evaluation._policy import GatePolicy, PolicyError, load_policy, parse_policy
+from modelyard.evaluation._protect import attach_policy, attached_policy, check_alias_move, detach_policy
 from modelyard.evaluation._report import evaluation_table, gate_table, to_junit_xml, write_junit
 from modelyard.evaluation._service import EvaluationService
 from modelyard.evaluation._slices import slice_codes
@@ -31,8 +32,12 @@ __all__ = [
     "GateStatus",
     "MetricSpec",
     "PolicyError",
+    "attach_policy",
+    "attached_policy",
+    "check_alias_move",
     "compute_metrics",
     "default_metrics",
+    "detach_policy",
     "evaluate",
     "evaluation_table",
     "gate_table",

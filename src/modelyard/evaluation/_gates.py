@@ -343,12 +343,12 @@ def _behavior_gates(policy: GatePolicy, ms: ModelSource, X: Any, ev: Evaluation)
     return out
 
 
-def _data_gate(policy: GatePolicy, ds: DataSource) -> GateResult:
+def _data_gate(policy: GatePolicy, ds: DataSource, uri: Any) -> GateResult:
     suite = policy.data.suite
     assert suite is not None
     from modelyard.evaluation._sources import validate_frame
 
-    ok, n_checks, failures = validate_frame(ds.frame, policy.resolve_path(suite))
+    ok, n_checks, failures = validate_frame(ds.frame, policy.resolve_path(suite), uri)
     if ok:
         why = f"{ds.label} passed all {n_checks} checks of {suite}"
     else:
@@ -390,7 +390,7 @@ def run_gates(
     ds = load_data(data, uri)
     report.data = ds.label
     if policy.data.suite:
-        report.results.append(_data_gate(policy, ds))
+        report.results.append(_data_gate(policy, ds, uri))
     slices = list(dict.fromkeys([*policy.data.slices, *policy.slices]))
     ev = _evaluate_loaded(
         ms, ds, label=policy.data.label, slices=slices, metrics=None, task=policy.task,

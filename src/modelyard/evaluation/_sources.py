@@ -116,13 +116,12 @@ def load_data(data: Any, uri: Any = None) -> DataSource:
 
 
 def _load_dataset(ref: str, uri: Any) -> DataSource:
-    try:
-        from modelyard import data as data_feature
-    except ImportError:  # the data feature is not installed in this build
-        raise NotFoundError(f"{ref!r} is neither a file nor a dataset reference this store can resolve.") from None
-    ds = data_feature.get_dataset_version(ref, uri=uri)
-    frame = data_feature.load_dataset(ref, uri=uri)
-    return DataSource(frame, getattr(ds, "name", ref), str(getattr(ds, "version", "")), None)
+    from modelyard.data._service import DataService
+
+    svc = DataService(uri)
+    version = svc.resolve(ref)  # NotFoundError with did-you-mean for unknown names
+    frame = svc.load(version)
+    return DataSource(frame, version.name, f"v{version.version}", None)
 
 
 def model_outputs(model: Any, X: Any, *, want_scores: bool) -> tuple[Any, Any, list[Any] | None]:
@@ -158,13 +157,13 @@ def _classes(model: Any) -> list[Any] | None:
     return list(cls) if isinstance(cls, (list, tuple)) or hasattr(cls, "tolist") else None
 
 
-def validate_frame(frame: Any, suite: str) -> tuple[bool, int, list[str]]:
-    """Validate ``frame`` with the data feature's suite file: ``(passed, checks run, failures)``."""
-    try:
-        from modelyard.data import validate
-    except ImportError:
-        raise InvalidArgumentError(
-            f"Data validation with suite {suite!r} needs the data feature (modelyard.data), which this build lacks."
-        ) from None
-    report = validate(frame, suite)
-    return bool(report.passed), len(report.results), [str(r) for r in report.results if not r.passed]
+def validate_frame(frame: Any, suite: str, uri: Any = None) -> tuple[bool, int, list[str]]:
+    """Validate ``frame`` with the data feature's expectation suite: ``(passed, checks run, failures)``."""
+    from modelyard.data._validate import validate
+
+    report = validate(frame, suite=suite, uri=uri)
+    failures = []
+    for r in report.failures:
+        text = f"{r.name}: observed {r.observed!r}, expected {r.expected!r}"
+        failures.append(f"{text} ({r.detail})" if r.detail else text)
+    return bool(report.ok), len(report.results), failures
