@@ -49,6 +49,7 @@ def gate_cmd(
     policy: Path = typer.Option(..., "--policy", "-p", help="Gate policy YAML file."),
     data: str = typer.Option(None, "--data", "-d", help="Evaluation data (overrides the policy's data.dataset)."),
     junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here (each gate a test case)."),
+    promote: str = typer.Option(None, "--promote", help="When every gate passes, move this alias to the model version."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not store the evaluation and the gate check."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
@@ -56,6 +57,12 @@ def gate_cmd(
     from modelyard.evaluation import gate_table, load_policy, run_gates, write_junit
 
     pol = load_policy(policy)
+    mv = None
+    if promote:
+        from modelyard.registry import get_model_version
+
+        mv = get_model_version(ref)  # pin the version: @latest may move while the gates run
+        ref = mv.ref
     report = run_gates(ref, pol, data=data, log=not no_log)
     if junit is not None:
         write_junit(report, junit)
@@ -68,6 +75,11 @@ def gate_cmd(
         c.print(f"[{style}]{report.summary()}[/]" + (f"  (JUnit: {junit})" if junit else ""))
     if not report.passed:
         raise typer.Exit(1)
+    if promote and mv is not None:
+        from modelyard.registry import set_alias
+
+        set_alias(mv.name, promote, mv.version, reason=f"passed the gates of {policy} (check {report.check_id or '-'})")
+        typer.echo(f"Promoted {mv.name}/{mv.version} to @{promote}.", err=as_json)
 
 
 @policy_app.command("attach")
@@ -183,6 +195,8 @@ def ci_init(
     policy: str = typer.Option("gates.yaml", "--policy", help="Gate policy file in the repository."),
     data: str = typer.Option(None, "--data", help="Evaluation data (default: the policy's data.dataset)."),
     train: str = typer.Option("python train.py", "--train", help="Command that trains and registers a new version."),
+    data_path: str = typer.Option("data", "--data-path", help="File or folder the validation step checks."),
+    suite: str = typer.Option("expectations.yaml", "--suite", help="Expectation suite the validation step uses."),
     alias: str = typer.Option("production", "--alias", help="Alias the main branch promotes to."),
     output: Path = typer.Option(None, "--output", "-o", help="Where to write (default: the system's usual path)."),
     overwrite: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
@@ -190,7 +204,10 @@ def ci_init(
     """Write a pipeline file for GitHub Actions, GitLab CI or Jenkins: install, train, gate, promote on main."""
     from modelyard.evaluation._ci import write_ci
 
-    path = write_ci(system, model=model, policy=policy, data=data, train=train, alias=alias, output=output, overwrite=overwrite)
+    path = write_ci(
+        system, model=model, policy=policy, data=data, train=train, alias=alias, data_path=data_path,
+        suite=suite, output=output, overwrite=overwrite,
+    )
     typer.echo(f"Wrote {path}. It gates {model}@latest with {policy} and promotes it to @{alias} on main.")
 
 

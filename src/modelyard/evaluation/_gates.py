@@ -304,7 +304,8 @@ def _behavior_gates(policy: GatePolicy, ms: ModelSource, X: Any, ev: Evaluation)
             if not np.issubdtype(col.dtype, np.number):
                 raise InvalidArgumentError(f"{policy.where(*path, 'perturb')}: noise needs a numeric column; {inv.column!r} is {col.dtype}.")
             std = float(col.std()) or 1.0
-            pert[inv.column] = col + rng.normal(0, inv.scale * std, len(col))
+            noisy = col.astype(np.float64) + rng.normal(0, inv.scale * std, len(col))
+            pert[inv.column] = noisy.round().astype(col.dtype) if np.issubdtype(col.dtype, np.integer) else noisy
             how = f"given noise of {inv.scale:g} std"
         base = _score(ms.model, rows, ev.task, None, classes)
         after = _score(ms.model, pert, ev.task, None, classes)

@@ -369,7 +369,7 @@ def _encode(values: Any, classes: np.ndarray, what: str) -> np.ndarray:
     else:
         import pandas as pd
 
-        codes = pd.Categorical(values, categories=classes).codes.astype(np.int64)
+        codes = pd.Index(classes).get_indexer(arr).astype(np.int64)
         bad = codes < 0
     if bad.any():
         unknown = sorted({str(v) for v in np.asarray(arr)[bad][:20]})

@@ -361,9 +361,15 @@ def parse_policy(text: str, *, source: str = "<policy>", base: str | os.PathLike
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError([f"{source}{line}: not valid YAML: {problem}."], source) from None
+        if context and context_mark is not None:  # the construct left open is where the mistake is
+            where = f"{source}:{context_mark.line + 1}"
+            detail = f"{context} started here: {problem}" + (f" on line {mark.line + 1}" if mark is not None else "")
+        else:
+            where = f"{source}:{mark.line + 1}" if mark is not None else source
+            detail = problem
+        raise PolicyError([f"{where}: not valid YAML: {detail}."], source) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
