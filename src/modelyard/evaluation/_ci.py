@@ -188,7 +188,7 @@ def render_ci(
     gate = f"yard gate {q(model + '@latest')} --policy {q(policy)}{data_opt} --junit reports/gates.xml"
     cmds = {
         "train": train,
-        "validate": f"yard validate {q(data_path)} --suite {q(suite)} --junit reports/data.xml",
+        "validate": f"yard validate data {q(data_path)} --suite {q(suite)} --junit reports/data.xml",
         "gate": gate,
         "promote": f"{gate} --promote {q(alias)}",
     }
