@@ -54,25 +54,30 @@ class SklearnFlavor(Flavor):
 
     def load(self, files: dict[str, bytes], options: dict[str, Any], *, trusted_types: list[str] | None = None, **_: Any) -> Any:
         import skops.io as sio
+        from skops.io.exceptions import UntrustedTypesFoundException
 
         data = files.get(FILE)
         if data is None:
             raise SerializationError(f"The model folder has no {FILE}; it was not saved by the sklearn flavor.")
         try:
-            found = sio.get_untrusted_types(data=data)
+            found = _schema_types(data)
         except Exception as exc:
             raise SerializationError(
                 f"{FILE} is not a valid skops file ({type(exc).__name__}: {exc}). modelyard never unpickles "
                 "scikit-learn models; re-log the model with run.log_model()."
             ) from exc
-        bad = _untrusted(found, trusted_types or [])
-        if bad:
+        # Grant only the types the file names that pass the allow-list; skops itself refuses anything else,
+        # so a type this quick scan misses is refused rather than trusted.
+        extra = set(trusted_types or [])
+        grant = sorted(t for t in found if t.startswith(TRUSTED_PREFIXES) or t in extra)
+        try:
+            return sio.loads(data, trusted=grant)
+        except UntrustedTypesFoundException:
+            bad = _untrusted(sio.get_untrusted_types(data=data), trusted_types or [])
             raise SerializationError(
                 f"Refusing to load {FILE}: it would instantiate untrusted types {bad}. If you trust the "
                 f"model's author, pass trusted_types={bad!r} to load_model()."
-            )
-        try:
-            return sio.loads(data, trusted=found)
+            ) from None
         except Exception as exc:
             raise SerializationError(f"skops failed to load {FILE}: {exc}") from exc
 
@@ -88,3 +93,28 @@ def _input(raw: Any, df: Any) -> Any:
     if hasattr(raw, "feature_names_in_"):
         return df
     return df.to_numpy()
+
+
+def _schema_types(data: bytes) -> set[str]:
+    """Every ``module.Class`` (and ``module.function``) named in a skops file's schema."""
+    import io
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        schema = json.loads(z.read("schema.json"))
+    out: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            mod, cls = node.get("__module__"), node.get("__class__")
+            if isinstance(mod, str) and isinstance(cls, str):
+                out.add(f"{mod}.{cls}")
+            content = node.get("content")
+            if isinstance(content, dict) and isinstance(content.get("module_path"), str):
+                out.add(f"{content['module_path']}.{content.get('function', '')}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return out
