@@ -9,7 +9,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conftest import register
+from evaluation_helpers import register
 from typer.testing import CliRunner
 
 from modelyard.cli import app
@@ -89,3 +89,33 @@ def test_cli_errors_are_one_line_naming_the_problem(tmp_path, churn, good_model)
     res = runner.invoke(app, ["evaluate", "churn-clf/1", "--data", str(tmp_path / "eval.csv"), "--label", "churnd"])
     assert res.exit_code != 0
     assert "The label column 'churnd' is not in the evaluation data. Did you mean 'churned'?" in str(res.exception)
+
+
+def test_models_show_card_and_alias_force_show_the_gates(tmp_path, churn, good_model, weak_model):
+    from modelyard.registry import model_card
+
+    _setup(tmp_path, churn, good_model)
+    register(weak_model, None)
+    (tmp_path / "gates.yaml").write_text(
+        "data: {dataset: eval.csv, label: churned, slices: [plan]}\nmetrics: {roc_auc: {min: 0.7}}\n"
+    )
+    assert runner.invoke(app, ["policy", "attach", "churn-clf", str(tmp_path / "gates.yaml")]).exit_code == 0
+    res = runner.invoke(app, ["models", "alias", "churn-clf", "production", "1"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["models", "alias", "churn-clf", "production", "2"])
+    assert res.exit_code != 0 and "Refusing to move alias 'production'" in str(res.exception)
+    res = runner.invoke(app, ["models", "alias", "churn-clf", "production", "2", "--force", "--reason", "hotfix, approved by on-call"])
+    assert res.exit_code == 0, res.output
+
+    res = runner.invoke(app, ["models", "show", "churn-clf", "--version", "2", "--json"])
+    shown = json.loads(res.stdout)
+    assert [e["gates"]["trigger"] for e in shown["evaluations"]] == ["forced", "promotion"]
+    assert shown["evaluations"][0]["gates"]["failed"] == ["metrics.roc_auc"]
+    assert shown["audit"][-1]["detail"]["gates"]["forced"] is True
+    res = runner.invoke(app, ["models", "show", "churn-clf"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0 and "evaluations" in res.stdout and "failed: metrics.roc_auc (forced)" in res.stdout
+
+    card = model_card("churn-clf", 1)
+    md, page = card.to_markdown(), card.to_html()
+    assert "## Evaluations" in md and "passed (promotion)" in md and "roc_auc by plan: plan=basic" in md
+    assert "<h2>Evaluations</h2>" in page and "<svg" in page.split("<h2>Evaluations</h2>")[1]

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from conftest import FEATURES, register
+from evaluation_helpers import FEATURES, register
 from sklearn.metrics import roc_auc_score
 
 from modelyard.errors import InvalidArgumentError

@@ -7,7 +7,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from conftest import register
+from evaluation_helpers import register
 
 pytest_plugins = ["pytester"]
 
