@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelyard._workspace import Workspace
-from modelyard.data._profile import Profile, ProfileBuilder, iter_batches_of
 from modelyard.data._service import DataService, DatasetVersion
+
+if TYPE_CHECKING:
+    from modelyard.data._profile import Profile
 
 __all__ = ["add", "diff", "get", "list_datasets", "load", "profile", "show", "versions"]
 
@@ -83,6 +85,8 @@ def diff(a: str, b: str, *, uri: Uri = None) -> dict[str, Any]:
 
 def profile(data: Any) -> Profile:
     """Profile a frame (pandas, polars, Arrow) or a tabular file, streaming record batches."""
+    from modelyard.data._profile import ProfileBuilder, iter_batches_of
+
     if isinstance(data, str | os.PathLike):
         from modelyard.data._io import TabularSource, detect_format, iter_file_batches
         from modelyard.errors import InvalidArgumentError, NotFoundError

@@ -10,8 +10,8 @@ import stat
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -26,7 +26,6 @@ from modelyard.data._io import (
     read_table,
     unify_schemas,
 )
-from modelyard.data._profile import Profile, ProfileBuilder
 from modelyard.data._schema import dataset_versions, datasets, run_inputs
 from modelyard.errors import (
     BlobError,
@@ -39,6 +38,9 @@ from modelyard.errors import (
 from modelyard.store._schema import experiments, runs
 from modelyard.tracking._ids import now_ms
 from modelyard.tracking._validation import check_key
+
+if TYPE_CHECKING:
+    from modelyard.data._profile import Profile
 
 __all__ = ["DataService", "DatasetVersion", "parse_ref"]
 
@@ -182,19 +184,22 @@ class DataService:
     ) -> DatasetVersion:
         if not path.exists():
             raise NotFoundError(f"Cannot add {str(path)!r}: no such file or folder.")
+        stats: list[os.stat_result] | None = None
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
-            if not files:
+            walked = _walk(path)
+            if not walked:
                 raise InvalidArgumentError(f"Cannot add {str(path)!r}: the folder has no files.")
-            rels = [PurePosixPath(p.relative_to(path)).as_posix() for p in files]
+            files = [Path(a) for a, _, _ in walked]
+            rels = [r for _, r, _ in walked]
+            stats = [st for _, _, st in walked]
         else:
             files, rels = [path], [path.name]
-        tabular = [(p, r, detect_format(p)) for p, r in zip(files, rels, strict=True) if detect_format(p)]
+        tabular = [(p, r, detect_format(r)) for p, r in zip(files, rels, strict=True) if detect_format(r)]
         formats = sorted({f for _, _, f in tabular})
         schema = None
         if tabular:
             schema = unify_schemas([TabularSource(p, f, r) for p, r, f in tabular])  # before storing anything
-        entries = self._store_files(files, rels)
+        entries = self._store_files(files, rels, stats)
         manifest = self.blobs.put_manifest(entries, kind="dataset")
         total = sum(e.size for e in entries)
         latest = self._latest_row(name)
@@ -208,6 +213,8 @@ class DataService:
         if tabular and schema is not None:
             schema_digest = self.blobs.put_bytes(json.dumps(_schema_doc(schema, fmt), sort_keys=True).encode())
             if profile:
+                from modelyard.data._profile import ProfileBuilder
+
                 builder = ProfileBuilder()
                 for p, r, f in tabular:
                     for batch in iter_file_batches(TabularSource(p, f, r)):
@@ -229,11 +236,11 @@ class DataService:
             run_id=run_id,
         )
 
-    def _store_files(self, files: list[Path], rels: list[str]) -> list[ManifestEntry]:
+    def _store_files(self, files: list[Path], rels: list[str], stats: list[os.stat_result] | None) -> list[ManifestEntry]:
         if len(files) == 1:
             digest, size = self.blobs.put_file(files[0])
             return [ManifestEntry(rels[0], digest, size, stat.S_IMODE(files[0].stat().st_mode))]
-        return self.blobs.put_files(list(zip(files, rels, strict=True)))
+        return self.blobs.put_files(list(zip(files, rels, strict=True)), stats=stats)
 
     def _insert_version(self, name: str, **kw: Any) -> DatasetVersion:
         def fn(conn: Connection) -> Any:
@@ -370,6 +377,8 @@ class DataService:
         v = self.resolve(ref)
         if v.profile_digest is None:
             return None
+        from modelyard.data._profile import Profile
+
         try:
             return Profile.from_dict(json.loads(self.blobs.read_bytes(v.profile_digest)))
         except ValueError as exc:
@@ -508,8 +517,23 @@ class DataService:
         }
 
 
-def _hidden(rel: Path) -> bool:
-    return any(part.startswith(".") for part in rel.parts)
+def _walk(root: Path) -> list[tuple[str, str, os.stat_result]]:
+    """``(path, posix path relative to root, stat)`` of every non-hidden file below ``root``, sorted."""
+    out: list[tuple[str, str, os.stat_result]] = []
+
+    def scan(folder: str, prefix: str) -> None:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=True):
+                    scan(entry.path, f"{prefix}{entry.name}/")
+                elif entry.is_file(follow_symlinks=True):
+                    out.append((entry.path, prefix + entry.name, entry.stat(follow_symlinks=True)))
+
+    scan(os.fspath(root), "")
+    out.sort(key=lambda t: t[1])
+    return out
 
 
 def _write_parquet(frame: Any, path: Path) -> None:
