@@ -224,3 +224,22 @@ def test_junit_xml_has_one_test_case_per_gate(churn, good_model):
     ]
     assert json.loads(json.dumps(report.to_dict()))["passed"] is False
     assert np.isfinite(report.to_dict()["gates"][0]["observed"])
+
+
+def test_data_gate_validates_the_evaluation_data_with_the_suite(tmp_path, churn, good_model):
+    import modelyard.data as ydata
+    from modelyard.data._expectations import infer_suite
+
+    register(good_model, None)
+    ydata.add(churn, name="churn-ref")
+    (tmp_path / "expectations.yaml").write_text(infer_suite("churn-ref@v1").to_yaml())
+    (tmp_path / "gates.yaml").write_text("data: {suite: expectations.yaml, label: churned}\nmetrics: {roc_auc: {min: 0.5}}\n")
+    report = run_gates("churn-clf/1", str(tmp_path / "gates.yaml"), data=churn)
+    gate = report.results[0]
+    assert gate.gate == "data.suite" and gate.status is GateStatus.PASSED and "passed all" in gate.explanation
+
+    broken = churn.copy()
+    broken["monthly"] = broken["monthly"] + 500  # far outside the reference's range
+    report = run_gates("churn-clf/1", str(tmp_path / "gates.yaml"), data=broken)
+    gate = report.results[0]
+    assert gate.status is GateStatus.FAILED and "monthly." in gate.explanation and not report.passed
