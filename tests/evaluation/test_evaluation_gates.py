@@ -243,3 +243,26 @@ def test_data_gate_validates_the_evaluation_data_with_the_suite(tmp_path, churn,
     report = run_gates("churn-clf/1", str(tmp_path / "gates.yaml"), data=broken)
     gate = report.results[0]
     assert gate.status is GateStatus.FAILED and "monthly." in gate.explanation and not report.passed
+
+
+def test_multiclass_and_regression_models_are_evaluated_by_their_task(churn):
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.metrics import f1_score, r2_score
+
+    frame = churn.assign(segment=np.where(churn["tenure"] < 24, "new", np.where(churn["tenure"] < 48, "mid", "old")))
+    clf = LogisticRegression(max_iter=500).fit(frame[["monthly", "calls", "tenure"]], frame["segment"])
+    ev = evaluate(clf, frame, label="segment", slices="plan", log=False)
+    assert ev.task == "multiclass" and ev.classes == ["mid", "new", "old"]
+    pred = clf.predict(frame[["monthly", "calls", "tenure"]])
+    assert ev.metrics["f1_macro"] == pytest.approx(f1_score(frame["segment"], pred, average="macro"))
+    assert set(ev.metrics) >= {"accuracy", "f1_macro", "roc_auc", "log_loss"}
+    assert ev.to_dict()["classes"] == ["mid", "new", "old"]
+
+    reg = LinearRegression().fit(frame[["tenure", "calls"]], frame["monthly"])
+    ev = evaluate(reg, frame, label="monthly", slices="plan")
+    assert ev.task == "regression" and set(ev.metrics) == {"mae", "mse", "rmse", "r2"}
+    assert ev.metrics["r2"] == pytest.approx(r2_score(frame["monthly"], reg.predict(frame[["tenure", "calls"]])))
+    with pytest.raises(InvalidArgumentError, match=r"metric 'roc_auc' does not fit a regression task"):
+        evaluate(reg, frame, label="monthly", metrics=["roc_auc"])
+    with pytest.raises(InvalidArgumentError, match=r"unknown metric 'rsme'\. Did you mean 'rmse'\?"):
+        evaluate(reg, frame, label="monthly", metrics=["rsme"])

@@ -63,7 +63,8 @@ class Evaluation:
         d = asdict(self)
         d["model"] = self.model
         d["data"] = self.data
-        d["classes"] = [c if isinstance(c, (int, float, str, bool)) else str(c) for c in (self.classes or [])] or None
+        classes = [c.item() if isinstance(c, np.generic) else c for c in (self.classes or [])]
+        d["classes"] = [c if isinstance(c, (int, float, str, bool)) else str(c) for c in classes] or None
         return d
 
 
