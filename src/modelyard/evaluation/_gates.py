@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -359,7 +360,7 @@ def _data_gate(policy: GatePolicy, ds: DataSource, uri: Any) -> GateResult:
 
 def run_gates(
     model: Any,
-    policy: GatePolicy | str,
+    policy: GatePolicy | str | os.PathLike[str],
     *,
     data: Any = None,
     log: bool = True,
@@ -374,8 +375,10 @@ def run_gates(
     (linked to the model version) when the model is a registered version and ``log`` is true.
     """
     t0 = time.perf_counter()
-    if isinstance(policy, str):
-        policy = load_policy(policy) if "\n" not in policy else parse_policy(policy)
+    if isinstance(policy, str) and "\n" in policy:
+        policy = parse_policy(policy)
+    elif not isinstance(policy, GatePolicy):
+        policy = load_policy(policy)
     ms = load_model_ref(model, uri)
     report = GateReport(model=ms.label, policy=policy.source)
     needs_data = bool(policy.metrics or policy.champion or policy.slices or policy.latency or policy.behavior or policy.data.suite)
