@@ -217,7 +217,7 @@ class DataService:
 
                 builder = ProfileBuilder()
                 for p, r, f in tabular:
-                    for batch in iter_file_batches(TabularSource(p, f, r)):
+                    for batch in iter_file_batches(TabularSource(p, f, r), dictionary_strings=True):
                         builder.add(batch)
                 prof = builder.result()
                 rows = prof.rows
@@ -380,9 +380,20 @@ class DataService:
         from modelyard.data._profile import Profile
 
         try:
-            return Profile.from_dict(json.loads(self.blobs.read_bytes(v.profile_digest)))
+            doc = json.loads(self.blobs.read_bytes(v.profile_digest))
         except ValueError as exc:
             raise SerializationError(f"The profile of {v.ref} is not valid JSON: {exc}") from exc
+        from modelyard._version import __version__
+
+        if doc.get("modelyard_version") != __version__:
+            import warnings
+
+            warnings.warn(
+                f"The profile of {v.ref} was written by modelyard {doc.get('modelyard_version')}; "
+                f"reading it with {__version__}.",
+                stacklevel=2,
+            )
+        return Profile.from_dict(doc)
 
     def get(self, ref: str | DatasetVersion, dest: str | os.PathLike[str], *, link: bool = True) -> Path:
         """Materialize a version's files under ``dest`` (hard links when possible, else copies)."""
@@ -421,7 +432,10 @@ class DataService:
         if engine == "arrow":
             return table
         if engine == "polars":
-            import polars as pl
+            try:
+                import polars as pl
+            except ImportError:
+                raise InvalidArgumentError("engine='polars' needs polars: pip install polars") from None
 
             return pl.from_arrow(table)
         return table.to_pandas()
