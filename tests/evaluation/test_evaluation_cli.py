@@ -36,7 +36,7 @@ def test_evaluate_prints_tables_and_json_and_stores_the_record(tmp_path, churn, 
     res = runner.invoke(app, ["evaluations", "list", "churn-clf", "--json"])
     assert [e["model"] for e in json.loads(res.stdout)] == ["churn-clf/1", "churn-clf/1"]
     eid = json.loads(res.stdout)[0]["id"]
-    res = runner.invoke(app, ["evaluations", "show", eid[:10], "--json"])
+    res = runner.invoke(app, ["evaluations", "show", eid[:20], "--json"])
     assert json.loads(res.stdout)["id"] == eid
 
 
