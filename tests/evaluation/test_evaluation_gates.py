@@ -266,3 +266,19 @@ def test_multiclass_and_regression_models_are_evaluated_by_their_task(churn):
         evaluate(reg, frame, label="monthly", metrics=["roc_auc"])
     with pytest.raises(InvalidArgumentError, match=r"unknown metric 'rsme'\. Did you mean 'rmse'\?"):
         evaluate(reg, frame, label="monthly", metrics=["rsme"])
+
+
+def test_promotion_whose_gates_cannot_run_is_refused_unless_forced(tmp_path, churn, good_model):
+    from modelyard.errors import NotFoundError, ValidationFailed
+    from modelyard.registry import audit_log, set_alias
+
+    register(good_model, None)
+    (tmp_path / "gates.yaml").write_text("data: {dataset: missing-data@v1, label: churned}\nmetrics: {f1: {min: 0.1}}\n")
+    attach_policy("churn-clf", tmp_path / "gates.yaml")
+    with pytest.raises(ValidationFailed, match=r"Refusing to move alias 'production' of 'churn-clf' to version 1: its gates could not run: .*missing-data"):
+        set_alias("churn-clf", "production", 1)
+    with pytest.raises(NotFoundError):
+        set_alias("churn-clf", "production", 7)
+    set_alias("churn-clf", "production", 1, force=True, reason="data store migration, approved")
+    gates = audit_log("churn-clf")[-1].detail["gates"]
+    assert gates["forced"] is True and "missing-data" in gates["error"]

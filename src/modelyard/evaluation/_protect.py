@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from modelyard.errors import InvalidArgumentError, ModelyardError
+from modelyard.errors import InvalidArgumentError, ModelyardError, ValidationFailed
 from modelyard.evaluation._gates import GateFailed, GateReport, run_gates
 from modelyard.evaluation._policy import GatePolicy, parse_policy
 
@@ -74,13 +74,15 @@ def check_alias_move(
             f"Overriding the gates of protected alias {alias!r} needs a reason: add --reason \"...\" "
             "(it is written to the audit log with the gate results)."
         )
-    ref = f"{name}/{version}"
+    from modelyard.registry import get_model_version
+
+    ref = get_model_version(name, version, uri=uri).ref  # a missing version is the registry's NotFoundError
     trigger = "forced" if force else "promotion"
     try:
         report = run_gates(ref, policy, trigger=trigger, alias=alias, reason=reason, uri=uri)
     except ModelyardError as exc:
         if not force:
-            raise type(exc)(
+            raise ValidationFailed(
                 f"Refusing to move alias {alias!r} of {name!r} to version {version}: its gates could not run: {exc}"
             ) from exc
         return {"gates": {"policy": policy.digest, "passed": False, "forced": True, "error": str(exc)}}
