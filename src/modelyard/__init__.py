@@ -43,9 +43,17 @@ _EXPORTS: dict[str, str] = {
     "data": "modelyard.data._api:module",
     "validate": "modelyard.data._validate:validate",
     "ValidationReport": "modelyard.data._report:ValidationReport",
+    # evaluation
+    "evaluate": "modelyard.evaluation._evaluate:evaluate",
+    "run_gates": "modelyard.evaluation._gates:run_gates",
+    "load_policy": "modelyard.evaluation._policy:load_policy",
+    "attach_policy": "modelyard.evaluation._protect:attach_policy",
+    "list_evaluations": "modelyard.evaluation._evaluate:list_evaluations",
+    "Evaluation": "modelyard.evaluation._evaluate:Evaluation",
+    "GateReport": "modelyard.evaluation._gates:GateReport",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry", "evaluation"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

@@ -124,6 +124,8 @@ def chapter_registry(ctx: QuickstartContext) -> None:
     except SignatureError as exc:
         ctx.say(f"  a bad input is refused with every problem at once: {'; '.join(exc.problems)}")
     ctx.say("  look:  yard models show quickstart-churn    yard models card quickstart-churn production --html card.html")
+
+
 def chapter_data(ctx: QuickstartContext) -> None:
     """Version the training data, link it to the run, and validate a shifted batch against it."""
     from pathlib import Path
@@ -158,11 +160,55 @@ def chapter_data(ctx: QuickstartContext) -> None:
     ctx.say(f"  try:   yard data schema {ds.ref} > expectations.yaml && yard validate data BATCH.parquet --suite expectations.yaml")
 
 
+def chapter_evaluation(ctx: QuickstartContext) -> None:
+    """Evaluate the production model on held-out data by slice, then guard `production` with gates."""
+    from pathlib import Path
+
+    from sklearn.dummy import DummyClassifier
+
+    import modelyard as yard
+    from modelyard.evaluation import GateFailed
+
+    name = ctx.state.get("model_name", "quickstart-churn")
+    test = _make_data(ctx.seed + 11, 1500)
+    ds = yard.data.add(test, name="churn-test", description="held-out churn data", uri=ctx.uri)
+    ev = yard.evaluate(f"{name}@production", ds.ref, label="churned", slices="plan", uri=ctx.uri)
+    worst = min(ev.slices["plan"].items(), key=lambda kv: kv[1]["roc_auc"])
+    ctx.say(
+        f"Evaluated {ev.model} on [bold]{ds.ref}[/] ({ev.n_rows:,} rows): roc_auc {ev.metrics['roc_auc']:.3f}, "
+        f"f1 {ev.metrics['f1']:.3f}; weakest plan slice {worst[0]} at roc_auc {worst[1]['roc_auc']:.3f}."
+    )
+    root = Path(yard.get_workspace(ctx.uri).location.root or Path.cwd())
+    policy = root / "quickstart-gates.yaml"
+    policy.write_text(
+        f"data:     {{dataset: {ds.ref}, label: churned}}\n"
+        "metrics:  {roc_auc: {min: 0.65}}\n"
+        "champion: {alias: production, roc_auc: {max_drop: 0.01}}\n"
+        "slices:   {plan: {roc_auc: {min: 0.6}, min_rows: 100}}\n"
+        "latency:  {p95_ms: {max: 250}, batch: 1, runs: 30}\n"
+        "behavior: {rows: 300, monotonic: [{column: support_calls, direction: increasing}]}\n"
+    )
+    report = yard.run_gates(f"{name}@production", str(policy), uri=ctx.uri)
+    ctx.say(f"Gates on the production model: {report.summary()}.")
+    yard.attach_policy(name, policy, uri=ctx.uri)
+    features = ctx.state.get("features", test.drop(columns=["churned"]))
+    lazy = DummyClassifier(strategy="prior").fit(features, test["churned"][: len(features)])
+    mv = yard.registry.register_model(lazy, name, input_example=features.head(5), uri=ctx.uri)
+    try:
+        yard.registry.set_alias(name, "production", version=mv.version, uri=ctx.uri)
+    except GateFailed as exc:
+        failed = ", ".join(r.gate for r in exc.report.failed)
+        ctx.say(f"Promoting a lazy version {mv.version} to [cyan]production[/] is [red]refused[/]: {failed} failed.")
+    ctx.say(f"  look:  yard evaluations list {name}    yard gate {name}/{mv.version} --policy {policy} --junit gates.xml")
+    ctx.say(f"  the policy guards production now; an override needs: yard models alias {name} production {mv.version} --force --reason ...")
+
+
 #: The quickstart's chapters, in order. Features add theirs here.
 CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("tracking", chapter_tracking),
     ("data", chapter_data),
     ("registry", chapter_registry),
+    ("evaluation", chapter_evaluation),
 ]
 
 

@@ -64,6 +64,10 @@ from modelyard.cli import _data  # noqa: E402
 
 _data.register(app)
 
+from modelyard.cli import _evaluation  # noqa: E402
+
+_evaluation.register(app)
+
 
 def main() -> None:
     """Entry point of the ``yard`` console script."""

@@ -70,14 +70,22 @@ def show(
     if version is not None:
         mv = svc.get_version(name, version)
         audit = svc.audit_log(name, version=mv.version)
+        from modelyard.evaluation._hooks import evaluation_summaries, print_evaluations
+
         if as_json:
-            print_json({**mv.to_dict(), "audit": [e.to_dict() for e in audit]})
+            print_json({**mv.to_dict(), "audit": [e.to_dict() for e in audit], "evaluations": evaluation_summaries(svc.ws, name, mv.version)})
             return
         _print_version(mv, audit)
+        print_evaluations(console(), svc.ws, name, mv.version)
         return
     versions = svc.list_versions(name)
+    from modelyard.evaluation._hooks import evaluation_summaries, print_evaluations
+
     if as_json:
-        print_json({**model.to_dict(), "versions": [v.to_dict() for v in versions], "audit": [e.to_dict() for e in audit]})
+        print_json({
+            **model.to_dict(), "versions": [v.to_dict() for v in versions], "audit": [e.to_dict() for e in audit],
+            "evaluations": evaluation_summaries(svc.ws, name),
+        })
         return
     from rich.table import Table
 
@@ -102,6 +110,7 @@ def show(
             _when(v.created_at), v.created_by or "-", *[_fmt(v.metrics.get(k, "")) for k in metric_keys],
         )
     c.print(table)
+    print_evaluations(c, svc.ws, name)
     _print_audit(audit)
 
 
@@ -143,10 +152,11 @@ def alias(
     alias: str = typer.Argument(..., help="Alias, e.g. production or staging."),
     version: int = typer.Argument(..., help="Version the alias should point at."),
     reason: str = typer.Option(None, "--reason", "-r", help="Why (kept in the audit log)."),
+    force: bool = typer.Option(False, "--force", help="Override failed gates of a protected alias (needs --reason; audited)."),
     as_json: bool = typer.Option(False, "--json", help="Print the version as JSON."),
 ) -> None:
-    """Point an alias at a version (atomic, audited)."""
-    mv = _svc().set_alias(name, alias, version, reason=reason)
+    """Point an alias at a version (atomic, audited); a protected alias runs its gate policy first."""
+    mv = _svc().set_alias(name, alias, version, reason=reason, force=force)
     if as_json:
         print_json(mv.to_dict())
         return

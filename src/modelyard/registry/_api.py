@@ -173,9 +173,15 @@ def update_model(
     return _svc(uri).update_model(name, description=description, tags=tags, reason=reason)
 
 
-def set_alias(name: str, alias: str, version: int, *, reason: str | None = None, uri: Uri = None) -> ModelVersion:
-    """Point ``alias`` (``production``, ``staging``, any name) at ``version``: atomic and audited."""
-    return _svc(uri).set_alias(name, alias, version, reason=reason)
+def set_alias(
+    name: str, alias: str, version: int, *, reason: str | None = None, force: bool = False, uri: Uri = None
+) -> ModelVersion:
+    """Point ``alias`` (``production``, ``staging``, any name) at ``version``: atomic and audited.
+
+    A protected alias (``production`` by default) first runs the gate policy attached to the model
+    and refuses when a gate fails; ``force=True`` with a ``reason`` overrides, audited.
+    """
+    return _svc(uri).set_alias(name, alias, version, reason=reason, force=force)
 
 
 def delete_alias(name: str, alias: str, *, reason: str | None = None, uri: Uri = None) -> None:

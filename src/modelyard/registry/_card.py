@@ -9,6 +9,7 @@ audit history of the model.
 from __future__ import annotations
 
 import html
+import importlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,11 @@ from typing import Any
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.registry._service import AuditEntry, ModelVersion, RegisteredModel, RegistryService
 
-__all__ = ["ModelCard", "bar_chart_svg", "line_chart_svg", "model_card"]
+__all__ = ["CARD_SECTIONS", "ModelCard", "bar_chart_svg", "line_chart_svg", "model_card"]
+
+#: Extra card sections from other features, as ``"module:function"``:
+#: ``fn(workspace, model_version) -> (title, markdown, html) | None``, shown after the metrics.
+CARD_SECTIONS: list[str] = ["modelyard.evaluation._hooks:card_section"]
 
 
 def _when(ms: int | None) -> str:
@@ -36,6 +41,7 @@ class ModelCard:
     audit: list[AuditEntry]
     run: Any = None
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    sections: list[tuple[str, str, str]] = field(default_factory=list)
 
     def _audit_rows(self) -> list[list[str]]:
         rows = []
@@ -90,6 +96,8 @@ class ModelCard:
             lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {_num(val)} |" for k, val in sorted(v.metrics.items())]
         else:
             lines.append("_No metrics recorded._")
+        for title, md, _ in self.sections:
+            lines += ["", f"## {title}", "", md]
         lines += ["", "## Requirements", ""] + [f"- {p}=={ver}" for p, ver in sorted(v.requirements.items())]
         lines += ["", "## Audit history", "", "| when | who | action | version | change | reason |", "|---|---|---|---|---|---|"]
         lines += ["| " + " | ".join(r) + " |" for r in self._audit_rows()]
@@ -134,6 +142,8 @@ class ModelCard:
                 parts.append(line_chart_svg(points, title=f"{key} over steps (run {(v.run_id or '')[:12]})"))
         if not v.metrics:
             parts.append("<p>No metrics recorded.</p>")
+        for title, _, section_html in self.sections:
+            parts.append(f"<h2>{e(title)}</h2>" + section_html)
         parts.append("<h2>Requirements</h2>" + table(["package", "version"], [[p, ver] for p, ver in sorted(v.requirements.items())]))
         parts.append("<h2>Audit history</h2>" + table(["when", "who", "action", "version", "change", "reason"], self._audit_rows()))
         body = "\n".join(parts)
@@ -228,4 +238,10 @@ def model_card(name: str, version: int | str | None = None, *, uri: str | Worksp
                 history[key] = [(p.step, p.value) for p in tracking.metric_history(mv.run_id, key)][:5000]
         except NotFoundError:
             run = None
-    return ModelCard(svc.get_model(name), mv, svc.audit_log(name), run, history)
+    sections = []
+    for target in CARD_SECTIONS:
+        module, _, attr = target.partition(":")
+        section = getattr(importlib.import_module(module), attr)(ws, mv)
+        if section is not None:
+            sections.append(section)
+    return ModelCard(svc.get_model(name), mv, svc.audit_log(name), run, history, sections)

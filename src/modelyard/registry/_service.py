@@ -7,6 +7,7 @@ transaction as the change itself: who, when, what (JSON detail) and why (reason)
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,11 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,99}$")
 #: Aliases computed by the registry, never stored.
 RESERVED_ALIASES = frozenset({"latest"})
+
+#: Called before an alias moves, as ``"module:function"``:
+#: ``fn(name, alias, version, *, force, reason, uri) -> dict | None``; the dict is merged into the
+#: audit row, an exception refuses the move. The evaluation feature guards protected aliases here.
+ALIAS_HOOKS: list[str] = ["modelyard.evaluation._protect:check_alias_move"]
 STATUSES = ("ready", "archived")
 
 
@@ -507,10 +513,21 @@ class RegistryService:
         return self._set_status(name, version, "ready", reason)
 
     # -- aliases ---------------------------------------------------------------------------
-    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> ModelVersion:
-        """Point ``alias`` at ``version`` in one transaction, with an audit row."""
+    def set_alias(
+        self, name: str, alias: str, version: int, *, reason: str | None = None, force: bool = False
+    ) -> ModelVersion:
+        """Point ``alias`` at ``version`` in one transaction, with an audit row.
+
+        :data:`ALIAS_HOOKS` run first (a protected alias runs its gate policy); ``force`` with a
+        ``reason`` overrides failed gates, and the hooks' findings go into the audit row.
+        """
         check_alias(alias)
         version = _check_version(version)
+        extra: dict[str, Any] = {}
+        for target in ALIAS_HOOKS:
+            module, _, attr = target.partition(":")
+            hook = getattr(importlib.import_module(module), attr)
+            extra.update(hook(name, alias, version, force=force, reason=reason, uri=self.ws) or {})
 
         def fn(conn: Connection) -> None:
             mid = self._model_id(conn, name)
@@ -520,12 +537,15 @@ class RegistryService:
                     f"Version {version} of {name!r} is {row.status}; an alias can only point at a ready version. "
                     f"Restore it first with yard.registry.restore({name!r}, {version})."
                 )
-            self._move_alias(conn, mid, alias, version, "alias.set", reason)
+            self._move_alias(conn, mid, alias, version, "alias.set", reason, extra)
 
         self.store.write(fn)
         return self.get_version(name, version)
 
-    def _move_alias(self, conn: Connection, mid: int, alias: str, version: int, action: str, reason: str | None) -> None:
+    def _move_alias(
+        self, conn: Connection, mid: int, alias: str, version: int, action: str, reason: str | None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         cur = conn.execute(
             sa.select(model_aliases.c.version).where(model_aliases.c.model_id == mid, model_aliases.c.alias == alias)
         ).scalar()
@@ -538,7 +558,7 @@ class RegistryService:
                 .where(model_aliases.c.model_id == mid, model_aliases.c.alias == alias)
                 .values(version=version, updated_at=now)
             )
-        self._audit(conn, mid, action, {"alias": alias, "from": cur, "to": version}, version=version, reason=reason)
+        self._audit(conn, mid, action, {"alias": alias, "from": cur, "to": version, **(extra or {})}, version=version, reason=reason)
 
     def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> None:
         def fn(conn: Connection) -> None:

@@ -308,6 +308,7 @@ class Run:
             uri=self._service.ws,
             **flavor_options,
         )
+
     # -- data inputs (lineage dataset → run) ---------------------------------------------------------
     def use_dataset(self, ref: str, *, engine: str = "pandas", columns: list[str] | None = None) -> Any:
         """Record dataset version ``ref`` (``"churn-train@v3"``) as an input of this run and load it.

@@ -1,0 +1,105 @@
+"""What the registry shows of evaluations: ``yard models show`` rows and a model-card section."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["card_section", "evaluation_summaries", "print_evaluations"]
+
+
+def _when(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M") if ms else "-"
+
+
+def _num(v: Any) -> str:
+    return ("NaN" if v != v else f"{v:.4g}") if isinstance(v, float) else str(v)
+
+
+def evaluation_summaries(ws: Any, name: str, version: int | None = None, *, limit: int = 10) -> list[dict[str, Any]]:
+    """Newest evaluations of ``name`` (one version when given), with the gate checks run on each version."""
+    from modelyard.evaluation._service import EvaluationService
+
+    svc = EvaluationService(ws)
+    ref = f"{name}/{version}" if version is not None else name
+    checks = svc.list_gate_checks(ref, limit=limit)
+    out = []
+    for ev in svc.list_evaluations(ref, limit=limit):
+        gate = next((c for c in checks if c["evaluation_id"] == ev.id), None)
+        out.append(
+            {
+                "id": ev.id,
+                "version": ev.model_version,
+                "data": ev.data,
+                "rows": ev.n_rows,
+                "task": ev.task,
+                "metrics": ev.metrics,
+                "slices": sorted(ev.slices),
+                "created_at": ev.created_at,
+                "gates": None
+                if gate is None
+                else {"passed": gate["passed"], "trigger": gate["trigger"], "failed": [r["gate"] for r in gate["results"] if not r["passed"]]},
+            }
+        )
+    return out
+
+
+def _gate_text(g: dict[str, Any] | None) -> str:
+    if g is None:
+        return "-"
+    if g["passed"]:
+        return f"passed ({g['trigger']})"
+    return f"failed: {', '.join(g['failed'])} ({g['trigger']})"
+
+
+def print_evaluations(console: Any, ws: Any, name: str, version: int | None = None) -> None:
+    """Print the evaluations table under ``yard models show``."""
+    from rich.table import Table
+
+    rows = evaluation_summaries(ws, name, version)
+    if not rows:
+        console.print(f"[dim]evaluations: none yet (yard evaluate {name}/{version or 'N'} --data DATA)[/]")
+        return
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r["metrics"] if k not in keys]
+    keys = keys[:5]
+    t = Table(title="evaluations", title_justify="left", box=None, header_style="bold")
+    for col in ("id", "version", "data", "rows", "when", "gates"):
+        t.add_column(col, no_wrap=col != "gates")
+    for k in keys:
+        t.add_column(k, justify="right")
+    for r in rows:
+        t.add_row(r["id"][:12], str(r["version"]), r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]), *[_num(r["metrics"].get(k, "")) for k in keys])
+    console.print(t)
+
+
+def card_section(ws: Any, mv: Any) -> tuple[str, str, str] | None:
+    """The model card's "Evaluations" section: ``(title, markdown, html)``, None when there are none."""
+    rows = evaluation_summaries(ws, mv.name, mv.version)
+    if not rows:
+        return None
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r["metrics"] if k not in keys]
+    head = ["data", "rows", "when", "gates", *keys]
+    body = [[r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]), *[_num(r["metrics"].get(k, "")) for k in keys]] for r in rows]
+    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    md += ["| " + " | ".join(row) + " |" for row in body]
+    e = html.escape
+    th = "".join(f"<th>{e(h)}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body)
+    parts = [f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"]
+    latest = rows[0]
+    if latest["slices"]:
+        from modelyard.evaluation._service import EvaluationService
+        from modelyard.registry._card import bar_chart_svg
+
+        ev = EvaluationService(ws).get_evaluation(latest["id"])
+        metric = next((m for m in ("roc_auc", "f1_macro", "accuracy", "r2", "rmse") if m in ev.metrics), next(iter(ev.metrics)))
+        for column in ev.slices:
+            values = {f"{column}={v}": float(s.get(metric, float("nan"))) for v, s in list(ev.slices[column].items())[:20]}
+            parts.append(bar_chart_svg(values, title=f"{metric} by {column} on {ev.data}"))
+            md += ["", f"{metric} by {column}: " + ", ".join(f"{k} {_num(v)}" for k, v in values.items())]
+    return "Evaluations", "\n".join(md), "\n".join(parts)

@@ -1,0 +1,113 @@
+"""Protected aliases: moving one runs the gate policy attached to the model first.
+
+The registry calls :func:`check_alias_move` before it moves an alias (see
+``RegistryService.set_alias``). It returns what the registry writes into the audit row (the gate
+results, whether they were overridden) or raises :class:`GateFailed` listing every failed gate.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from modelyard.errors import InvalidArgumentError, ModelyardError, ValidationFailed
+from modelyard.evaluation._gates import GateFailed, GateReport, run_gates
+from modelyard.evaluation._policy import GatePolicy, parse_policy
+
+__all__ = ["attach_policy", "attached_policy", "check_alias_move", "detach_policy"]
+
+def attach_policy(name: str, policy: str | os.PathLike[str], *, uri: Any = None) -> GatePolicy:
+    """Attach the gate policy file ``policy`` to model ``name``: its protected aliases now need its gates.
+
+    The YAML is checked and stored in the metadata store (a later edit of the file needs
+    another attach); relative paths in it are resolved from the file's folder.
+    """
+    from modelyard.evaluation._service import EvaluationService
+    from modelyard.registry import get_model
+
+    path = Path(policy).expanduser()
+    if not path.is_file():
+        raise InvalidArgumentError(f"The gate policy file {str(policy)!r} does not exist.")
+    get_model(name, uri=uri)  # the model must exist (NotFoundError with did-you-mean otherwise)
+    text = path.read_text()
+    parsed = parse_policy(text, source=str(policy), base=path.resolve().parent)
+    EvaluationService(uri).attach_policy(name, text, str(path.resolve()))
+    return parsed
+
+
+def detach_policy(name: str, *, uri: Any = None) -> bool:
+    """Remove model ``name``'s gate policy (its aliases are then unguarded); False when none was attached."""
+    from modelyard.evaluation._service import EvaluationService
+
+    return EvaluationService(uri).detach_policy(name)
+
+
+def attached_policy(name: str, *, uri: Any = None) -> GatePolicy | None:
+    """The gate policy attached to model ``name``, or None."""
+    from modelyard.evaluation._service import EvaluationService
+
+    found = EvaluationService(uri).policy_text(name)
+    if found is None:
+        return None
+    text, source = found
+    base = Path(source).parent if source else None
+    return parse_policy(text, source=f"{source or 'attached policy'} (attached to {name})", base=base)
+
+
+def check_alias_move(
+    name: str, alias: str, version: int, *, force: bool = False, reason: str | None = None, uri: Any = None
+) -> dict[str, Any] | None:
+    """Run the gates before ``alias`` of ``name`` moves to ``version``.
+
+    An alias is protected when the model has a gate policy attached (:func:`attach_policy`) and
+    the alias is in the policy's ``protected`` list (``[production]`` by default). Returns None
+    when the alias is not protected, else a dict for the audit
+    row: ``{"gates": {"passed", "forced", "check_id", "policy", "failed", "results"}}``. Raises
+    :class:`GateFailed` (listing every failed gate) unless ``force``; ``force`` needs a ``reason``.
+    """
+    policy = attached_policy(name, uri=uri)
+    if policy is None or alias not in policy.protected:
+        return None
+    if force and not (reason and reason.strip()):
+        raise InvalidArgumentError(
+            f"Overriding the gates of protected alias {alias!r} needs a reason: add --reason \"...\" "
+            "(it is written to the audit log with the gate results)."
+        )
+    from modelyard.registry import get_model_version
+
+    ref = get_model_version(name, version, uri=uri).ref  # a missing version is the registry's NotFoundError
+    trigger = "forced" if force else "promotion"
+    try:
+        report = run_gates(ref, policy, trigger=trigger, alias=alias, reason=reason, uri=uri)
+    except ModelyardError as exc:
+        if not force:
+            raise ValidationFailed(
+                f"Refusing to move alias {alias!r} of {name!r} to version {version}: its gates could not run: {exc}"
+            ) from exc
+        return {"gates": {"policy": policy.digest, "passed": False, "forced": True, "error": str(exc)}}
+    detail = _detail(report, policy, force)
+    if not report.passed and not force:
+        bad = report.failed
+        lines = "\n".join(f"  - {r.gate}: {r.explanation}" for r in bad)
+        raise GateFailed(
+            f"Refusing to move alias {alias!r} of {name!r} to version {version}: {len(bad)} of "
+            f"{len(report.results)} gates failed:\n{lines}\n"
+            f"Fix the model, or override with --force --reason \"...\" (written to the audit log).",
+            report,
+        )
+    return detail
+
+
+def _detail(report: GateReport, policy: GatePolicy, force: bool) -> dict[str, Any]:
+    return {
+        "gates": {
+            "policy": policy.digest,
+            "passed": report.passed,
+            "forced": bool(force and not report.passed),
+            "check_id": report.check_id,
+            "evaluation_id": report.evaluation.id if report.evaluation else None,
+            "failed": [r.gate for r in report.failed],
+            "results": [r.to_dict() for r in report.results],
+        }
+    }

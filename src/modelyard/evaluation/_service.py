@@ -1,0 +1,202 @@
+"""Evaluation records, gate checks and attached gate policies in the metadata store."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from modelyard._workspace import Workspace, get_workspace
+from modelyard.errors import InvalidArgumentError, NotFoundError
+from modelyard.evaluation._evaluate import Evaluation, _dumps
+from modelyard.evaluation._schema import evaluations, gate_checks, gate_policies
+from modelyard.tracking._env import user_name
+from modelyard.tracking._ids import new_run_id, now_ms
+
+__all__ = ["EvaluationService", "parse_model_ref"]
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None]:
+    """``churn-clf`` → (churn-clf, None); ``churn-clf/8`` → (churn-clf, 8)."""
+    name, sep, version = ref.rpartition("/")
+    if sep and version.isdigit():
+        return name, int(version)
+    return ref, None
+
+
+def _nan(values: Any) -> Any:
+    if isinstance(values, dict):
+        return {k: _nan(v) for k, v in values.items()}
+    return float("nan") if values is None else values
+
+
+class EvaluationService:
+    """Stores and reads evaluations, gate checks and the gate policy attached to each model."""
+
+    def __init__(self, workspace: Workspace | str | None = None) -> None:
+        self.ws = get_workspace(workspace)
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.ws.store
+
+    # -- evaluations ---------------------------------------------------------------------
+    def record_evaluation(self, ev: Evaluation) -> Evaluation:
+        """Store ``ev`` (it must name a model version); fills in its id, time and user."""
+        if ev.model_name is None or ev.model_version is None:
+            raise InvalidArgumentError("Only evaluations of a registered model version can be stored.")
+        ev.id = ev.id or new_run_id()
+        ev.created_at = ev.created_at or now_ms()
+        ev.user = ev.user or user_name()
+        row = {
+            "id": ev.id,
+            "model_name": ev.model_name,
+            "model_version": ev.model_version,
+            "dataset_name": ev.dataset_name,
+            "dataset_version": ev.dataset_version,
+            "data_source": ev.data_source,
+            "data_digest": ev.data_digest,
+            "label": ev.label,
+            "task": ev.task,
+            "n_rows": ev.n_rows,
+            "metrics": _dumps(ev.metrics),
+            "slices": _dumps(ev.slices),
+            "classes": _dumps(ev.to_dict()["classes"]),
+            "created_at": ev.created_at,
+            "duration_ms": ev.duration_ms,
+            "user": ev.user,
+            "modelyard_version": ev.modelyard_version,
+        }
+        self.store.write(lambda conn: conn.execute(evaluations.insert().values(**row)))
+        return ev
+
+    @staticmethod
+    def _to_evaluation(r: Any) -> Evaluation:
+        return Evaluation(
+            task=r.task,
+            label=r.label,
+            n_rows=int(r.n_rows),
+            metrics=_nan(json.loads(r.metrics)),
+            slices=_nan(json.loads(r.slices)),
+            classes=json.loads(r.classes) if r.classes else None,
+            model_name=r.model_name,
+            model_version=int(r.model_version),
+            dataset_name=r.dataset_name,
+            dataset_version=r.dataset_version,
+            data_source=r.data_source,
+            data_digest=r.data_digest,
+            id=r.id,
+            created_at=int(r.created_at),
+            duration_ms=int(r.duration_ms),
+            user=r.user,
+            modelyard_version=r.modelyard_version,
+        )
+
+    def list_evaluations(self, model: str, *, limit: int = 50) -> list[Evaluation]:
+        """Evaluations of ``name`` or ``name/version``, newest first."""
+        name, version = parse_model_ref(model)
+        q = sa.select(evaluations).where(evaluations.c.model_name == name)
+        if version is not None:
+            q = q.where(evaluations.c.model_version == version)
+        q = q.order_by(evaluations.c.created_at.desc(), evaluations.c.id.desc()).limit(limit)
+        with self.store.read() as conn:
+            return [self._to_evaluation(r) for r in conn.execute(q)]
+
+    def get_evaluation(self, evaluation_id: str) -> Evaluation:
+        """One evaluation by id or unique prefix (6+ characters)."""
+        if len(evaluation_id) < 6:
+            raise InvalidArgumentError(f"An evaluation id prefix needs at least 6 characters. Got {evaluation_id!r}.")
+        with self.store.read() as conn:
+            rows = conn.execute(
+                sa.select(evaluations).where(evaluations.c.id.like(f"{evaluation_id}%")).limit(2)
+            ).all()
+        if not rows:
+            raise NotFoundError(f"No evaluation with id {evaluation_id!r}. List them with: yard evaluations list MODEL")
+        if len(rows) > 1:
+            raise InvalidArgumentError(f"The id prefix {evaluation_id!r} matches several evaluations; give more characters.")
+        return self._to_evaluation(rows[0])
+
+    # -- gate checks ---------------------------------------------------------------------
+    def record_gate_check(
+        self,
+        *,
+        model_name: str,
+        model_version: int,
+        policy_text: str,
+        policy_digest: str,
+        passed: bool,
+        results: list[dict[str, Any]],
+        trigger: str,
+        evaluation_id: str | None = None,
+        alias: str | None = None,
+        reason: str | None = None,
+    ) -> str:
+        """Store the outcome of one gate run; returns its id."""
+        cid = new_run_id()
+        row = {
+            "id": cid,
+            "model_name": model_name,
+            "model_version": model_version,
+            "evaluation_id": evaluation_id,
+            "policy_digest": policy_digest,
+            "policy_text": policy_text,
+            "passed": passed,
+            "results": _dumps(results),
+            "trigger": trigger,
+            "alias": alias,
+            "reason": reason,
+            "created_at": now_ms(),
+            "user": user_name(),
+        }
+        self.store.write(lambda conn: conn.execute(gate_checks.insert().values(**row)))
+        return cid
+
+    def list_gate_checks(self, model: str, *, limit: int = 20) -> list[dict[str, Any]]:
+        """Gate checks of ``name`` or ``name/version``, newest first."""
+        name, version = parse_model_ref(model)
+        q = sa.select(gate_checks).where(gate_checks.c.model_name == name)
+        if version is not None:
+            q = q.where(gate_checks.c.model_version == version)
+        q = q.order_by(gate_checks.c.created_at.desc(), gate_checks.c.id.desc()).limit(limit)
+        with self.store.read() as conn:
+            out = []
+            for r in conn.execute(q):
+                d = dict(r._mapping)
+                d["results"] = json.loads(d["results"])
+                d.pop("policy_text")
+                out.append(d)
+            return out
+
+    # -- attached policies ---------------------------------------------------------------
+    def attach_policy(self, model_name: str, policy_text: str, source: str | None = None) -> None:
+        """Attach (or replace) the gate policy that guards ``model_name``'s protected aliases."""
+
+        def fn(conn: Connection) -> None:
+            values = {"policy_text": policy_text, "source": source, "updated_at": now_ms(), "user": user_name()}
+            done = conn.execute(
+                gate_policies.update().where(gate_policies.c.model_name == model_name).values(**values)
+            ).rowcount
+            if not done:
+                conn.execute(gate_policies.insert().values(model_name=model_name, **values))
+
+        self.store.write(fn)
+
+    def detach_policy(self, model_name: str) -> bool:
+        """Remove ``model_name``'s gate policy; False when none was attached."""
+        return bool(
+            self.store.write(
+                lambda conn: conn.execute(gate_policies.delete().where(gate_policies.c.model_name == model_name)).rowcount
+            )
+        )
+
+    def policy_text(self, model_name: str) -> tuple[str, str | None] | None:
+        """``(policy YAML, source)`` attached to ``model_name``, or None."""
+        with self.store.read() as conn:
+            r = conn.execute(
+                sa.select(gate_policies.c.policy_text, gate_policies.c.source).where(
+                    gate_policies.c.model_name == model_name
+                )
+            ).first()
+        return (r[0], r[1]) if r else None
