@@ -69,7 +69,13 @@ def test_sqlite_store_runs_in_wal_mode(tmp_path: Path) -> None:
 
 def test_unknown_revision_is_a_schema_version_error(store_uri: str) -> None:
     ws = Workspace(store_uri).open()
-    ws.store.write(lambda conn: conn.execute(sa.text("UPDATE alembic_version SET version_num = 'zz99'")))
+    # one row per migration head (each feature has its own branch): replace them all by an unknown one
+    ws.store.write(
+        lambda conn: (
+            conn.execute(sa.text("DELETE FROM alembic_version")),
+            conn.execute(sa.text("INSERT INTO alembic_version (version_num) VALUES ('zz99')")),
+        )
+    )
     ws.close()
     with pytest.raises(SchemaVersionError, match=r"written by a newer modelyard \(schema revisions \['zz99'\]\)\. Upgrade modelyard"):
         Workspace(store_uri).open()
