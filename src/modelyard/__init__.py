@@ -34,9 +34,14 @@ _EXPORTS: dict[str, str] = {
     "get_workspace": "modelyard._workspace:get_workspace",
     "BlobStore": "modelyard.blobs._store:BlobStore",
     "ModelyardError": "modelyard.errors:ModelyardError",
+    # pipelines
+    "step": "modelyard.pipelines._spec:step",
+    "pipeline": "modelyard.pipelines._spec:pipeline",
+    "load_pipeline": "modelyard.pipelines._loader:load_pipeline",
+    "PipelineResult": "modelyard.pipelines._records:PipelineResult",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "pipelines"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

@@ -21,6 +21,8 @@ __all__ = ["BLOB_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "refer
 
 #: (table, column) pairs whose values are blob digests. Features append to this list.
 BLOB_REFERENCES: list[tuple[str, str]] = [("artifacts", "digest")]
+# pipelines: step outputs (manifest digests) in the cache index and in each pipeline run's steps
+BLOB_REFERENCES += [("pipeline_cache", "output_digest"), ("pipeline_step_runs", "output_digest")]
 
 _MANIFEST_PREFIX = b'{"entries":['
 
