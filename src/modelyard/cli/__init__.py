@@ -47,6 +47,9 @@ def _root(
 
 _store.register(app)
 app.add_typer(_runs.app, name="runs")
+from modelyard.cli import _pipelines  # noqa: E402
+
+app.add_typer(_pipelines.app, name="pipeline")
 
 from modelyard.cli import _quickstart  # noqa: E402
 

@@ -29,7 +29,7 @@ from modelyard.pipelines._graph import Node, Ref, substitute
 from modelyard.pipelines._schema import pipeline_cache
 from modelyard.pipelines._serializers import SERIALIZERS, get_serializer
 
-__all__ = ["CacheEntry", "explain_miss", "key_document", "latest_entry", "lookup"]
+__all__ = ["CacheEntry", "explain_miss", "explain_miss_among", "key_document", "latest_entries", "lookup"]
 
 KEY_VERSION = 1
 
@@ -95,14 +95,23 @@ def lookup(conn: Any, key: str) -> CacheEntry | None:
     return CacheEntry(row) if row is not None else None
 
 
-def latest_entry(conn: Any, pipeline: str, node: str) -> CacheEntry | None:
-    row = conn.execute(
+def latest_entries(conn: Any, pipeline: str, node: str, limit: int = 20) -> list[CacheEntry]:
+    """The node's most recent cache entries, newest first."""
+    rows = conn.execute(
         sa.select(pipeline_cache)
         .where(pipeline_cache.c.pipeline == pipeline, pipeline_cache.c.node == node)
         .order_by(pipeline_cache.c.created_at.desc())
-        .limit(1)
-    ).first()
-    return CacheEntry(row) if row is not None else None
+        .limit(limit)
+    ).all()
+    return [CacheEntry(r) for r in rows]
+
+
+def explain_miss_among(node: Node, doc: Mapping[str, Any], entries: list[CacheEntry]) -> str:
+    """Explain a miss against the closest recent entry (fewest differences; newest on ties)."""
+    if not entries:
+        return "never run before"
+    best = min(enumerate(entries), key=lambda ie: (explain_miss(node, doc, ie[1]).count(";"), ie[0]))[1]
+    return explain_miss(node, doc, best)
 
 
 def _short(value: Any) -> str:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import InvalidArgumentError, NotFoundError, StepFailedError
-from modelyard.pipelines._cache import cache_key, explain_miss, key_document, latest_entry, lookup
+from modelyard.pipelines._cache import cache_key, explain_miss_among, key_document, latest_entries, lookup
 from modelyard.pipelines._codehash import code_fingerprint, is_user_module
 from modelyard.pipelines._graph import Graph, Node, build_graph
 from modelyard.pipelines._records import PipelineResult, StepOutcome, StepState
@@ -69,12 +69,11 @@ class _Decider:
                 out.state = StepState.CACHED
                 out.cache_hit = True
                 out.output_digest = entry.output_digest
-                src = f" as run {entry.run_id[:12]}" if entry.run_id else ""
-                out.reason = f"cached: same code, params and inputs{src}"
+                out.reason = f"cached from run {entry.run_id[:12]}" if entry.run_id else "cached"
                 return out, doc, entry.size
             out.reason = "output missing: the cached output's blobs were deleted"
             return out, doc, 0
-        out.reason = explain_miss(node, doc, latest_entry(conn, self.graph.pipeline, node.id))
+        out.reason = explain_miss_among(node, doc, latest_entries(conn, self.graph.pipeline, node.id))
         return out, doc, 0
 
 
