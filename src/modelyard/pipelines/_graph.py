@@ -186,12 +186,16 @@ class _Builder:
         self.pipeline = pipeline
         self.nodes: dict[str, Node] = {}
         self.counts: dict[str, int] = {}
+        self.signatures: dict[int, inspect.Signature] = {}
 
     def add(
         self, fn: Callable[..., Any], spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any], index: int | None = None
     ) -> Ref:
+        sig = self.signatures.get(id(fn))
+        if sig is None:
+            sig = self.signatures[id(fn)] = inspect.signature(fn)
         try:
-            bound = inspect.signature(fn).bind(*args, **kwargs)
+            bound = sig.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArgumentError(
                 f"Step {spec.name!r} was called with arguments that do not match its signature "

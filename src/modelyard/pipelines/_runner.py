@@ -79,8 +79,11 @@ class _Decider:
 
 def _prepare(fn: Callable[..., Any], params: Mapping[str, Any] | None, kw: Mapping[str, Any]) -> Graph:
     graph = build_graph(fn, {**(params or {}), **kw})
+    seen: set[int] = set()
     for node in graph.nodes.values():
-        check_return_annotation(node.fn, node.step, node.spec.serializer, node.spec.allow_pickle)
+        if id(node.fn) not in seen:
+            seen.add(id(node.fn))
+            check_return_annotation(node.fn, node.step, node.spec.serializer, node.spec.allow_pickle)
     return graph
 
 

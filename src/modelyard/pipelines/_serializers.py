@@ -154,7 +154,7 @@ class SkopsSerializer(Serializer):
         import sklearn
         import skops.io as sio
 
-        sio.dump(obj, path)
+        path.write_bytes(_canonical_skops(sio.dumps(obj)))
         return {"flavor": "sklearn", "sklearn_version": sklearn.__version__}
 
     def load(self, path: Path, meta: dict[str, Any]) -> Any:
@@ -170,6 +170,53 @@ class SkopsSerializer(Serializer):
         # The file's digest was verified; it was written by skops from an estimator, so the
         # types it names are the ones that estimator used.
         return sio.load(path, trusted=sio.get_untrusted_types(file=path))
+
+
+def _canonical_skops(data: bytes) -> bytes:
+    """The same skops file with deterministic bytes, so equal models get equal digests.
+
+    skops names array members and ``__id__`` fields after ``id()`` of the objects and stamps
+    members with the current time; renumber ids in document order and fix the timestamps.
+    """
+    import io
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO(data))
+    schema = json.loads(src.read("schema.json"))
+    ids: dict[int, int] = {}
+
+    def new_id(old: int) -> int:
+        return ids.setdefault(old, len(ids) + 1)
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k == "__id__" and isinstance(v, int):
+                    out[k] = new_id(v)
+                elif k == "file" and isinstance(v, str) and v.endswith(".npy") and v[:-4].isdigit():
+                    out[k] = f"{new_id(int(v[:-4]))}.npy"
+                else:
+                    out[k] = walk(v)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    schema = walk(schema)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as dst:
+        members = {"schema.json": json.dumps(schema, indent=2).encode()}
+        for info in src.infolist():
+            name = info.filename
+            if name == "schema.json":
+                continue
+            if name.endswith(".npy") and name[:-4].isdigit():
+                name = f"{new_id(int(name[:-4]))}.npy"
+            members[name] = src.read(info)
+        for name in sorted(members):
+            dst.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), members[name])
+    return buf.getvalue()
 
 
 class JsonSerializer(Serializer):

@@ -1,0 +1,165 @@
+"""The process executor runs independent branches at the same time; serializers round-trip; CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import modelyard as yard
+from modelyard.cli import app
+
+BRANCHES = '''
+import os
+import time
+import modelyard as yard
+
+@yard.step
+def branch(me: str, other: str, folder: str) -> dict:
+    """Each branch announces itself, then waits until it sees the other one running."""
+    with open(os.path.join(folder, me), "w") as f:
+        f.write(str(os.getpid()))
+    deadline = time.monotonic() + 90
+    while not os.path.exists(os.path.join(folder, other)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{me} never saw {other} running: the branches did not run concurrently")
+        time.sleep(0.02)
+    return {"me": me, "pid": os.getpid()}
+
+@yard.step
+def join(a: dict, b: dict) -> list:
+    return sorted([a["me"], b["me"]])
+
+@yard.pipeline(experiment="parallel")
+def pipe(folder: str = "."):
+    return join(branch("a", "b", folder), branch("b", "a", folder))
+'''
+
+
+@pytest.mark.slow
+def test_process_executor_runs_independent_branches_concurrently(modules, tmp_path):
+    modules.write("branches", BRANCHES)
+    pipe = modules.load("branches")
+    folder = tmp_path / "barrier"
+    folder.mkdir()
+    r = pipe.run(executor="process", workers=2, folder=str(folder))
+    assert r.value == ["a", "b"]
+    pids = {r.output("branch")["pid"], r.output("branch_2")["pid"]}
+    assert len(pids) == 2  # two worker processes, each waiting for the other: really concurrent
+    again = pipe.run(executor="process", workers=2, folder=str(folder))
+    assert again.cached == ["branch", "branch_2", "join"]
+
+
+SERIAL = '''
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+from sklearn.linear_model import LogisticRegression
+import modelyard as yard
+
+@yard.step
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1], "s": list("abcd")})
+
+@yard.step
+def pframe(df: pd.DataFrame) -> pl.DataFrame:
+    return pl.from_pandas(df)
+
+@yard.step
+def table(df: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+@yard.step
+def array(df: pd.DataFrame) -> np.ndarray:
+    return df[["x"]].to_numpy()
+
+@yard.step
+def model(x: np.ndarray, df: pd.DataFrame) -> LogisticRegression:
+    return LogisticRegression().fit(x, df["y"])
+
+@yard.step
+def report(m: LogisticRegression, p: pl.DataFrame, t: pa.Table) -> dict:
+    return {"classes": [int(c) for c in m.classes_], "rows": p.height, "cols": t.num_columns, "t": (1, 2)}
+
+@yard.pipeline(experiment="serializers")
+def pipe():
+    df = frame()
+    x = array(df)
+    return report(model(x, df), pframe(df), table(df))
+'''
+
+
+def test_outputs_use_type_aware_serializers(modules):
+    modules.write("serial", SERIAL)
+    r = modules.load("serial").run(executor="local")
+    ws = yard.get_workspace()
+    kinds = {n: ws.blobs.manifest_meta(s.output_digest)["serializer"] for n, s in r.steps.items()}
+    assert kinds == {"frame": "parquet", "pframe": "parquet", "table": "parquet", "array": "npy", "model": "skops", "report": "json"}
+    assert r.value == {"classes": [0, 1], "rows": 4, "cols": 3, "t": [1, 2]}
+    assert type(r.output("pframe")).__module__.startswith("polars")
+    assert r.output("table").num_rows == 4
+    assert r.output("array").shape == (4, 1)
+    assert r.output("model").predict([[1.0]]).shape == (1,)
+
+
+def test_cli_run_status_show_dag(modules, tmp_path):
+    modules.write("serial", SERIAL)
+    ref = modules.ref("serial")
+    runner = CliRunner()
+    res = runner.invoke(app, ["pipeline", "dag", ref])
+    assert res.exit_code == 0, res.output
+    assert "model" in res.output and "← array, frame" in res.output
+    svg = tmp_path / "dag.svg"
+    res = runner.invoke(app, ["pipeline", "dag", ref, "--svg", str(svg)])
+    assert res.exit_code == 0 and svg.read_text().startswith("<svg") and svg.read_text().count("<rect") == 6
+
+    res = runner.invoke(app, ["pipeline", "status", ref, "--json"])
+    assert res.exit_code == 0, res.output
+    status = {s["node"]: s["reason"] for s in json.loads(res.output)}
+    assert status["frame"] == "never run before"
+    assert status["model"] == "input from array, frame will be recomputed"
+
+    res = runner.invoke(app, ["pipeline", "run", ref, "--executor", "local", "--json"])
+    assert res.exit_code == 0, res.output
+    run_id = json.loads(res.output)["run_id"]
+    res = runner.invoke(app, ["pipeline", "run", ref, "--executor", "local"])
+    assert res.exit_code == 0, res.output
+    assert "0 of 6 steps ran, 6 cached" in res.output
+
+    res = runner.invoke(app, ["pipeline", "show", run_id, "--json"])
+    assert res.exit_code == 0, res.output
+    shown = json.loads(res.output)
+    assert shown["run_id"] == run_id and [s["status"] for s in shown["steps"]] == ["done"] * 6
+    res = runner.invoke(app, ["pipeline", "show", run_id])
+    assert res.exit_code == 0 and "never run before" in res.output
+
+    res = runner.invoke(app, ["pipeline", "run", f"{ref[:-5]}:nothing"])
+    assert res.exit_code == 1 and "has no 'nothing'. Pipelines defined there: pipe." in str(res.exception)
+
+    # the real command line: one `Error: ...` line and a non-zero exit, nothing run
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelyard", "pipeline", "run", ref, "--param", "nope=1"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "Error: Pipeline 'pipe' has no param 'nope'. Its params: (none)."
+
+
+def test_quickstart_chapter_runs_the_training_as_a_cached_pipeline(tmp_path):
+    from modelyard.quickstart import QuickstartContext, chapter_pipelines
+
+    said: list[str] = []
+    ctx = QuickstartContext(uri=str(tmp_path / "qs"), say=said.append)
+    chapter_pipelines(ctx)
+    assert "with 4 of 4 steps cached" in said[0]
+    assert "train because param alpha changed: 0.0001 → 0.001" in said[1]
+    shown = yard.pipelines.show_pipeline_run(ctx.state["pipeline_run_id"], uri=ctx.uri)
+    assert all(s["cache_hit"] for s in shown["steps"])
