@@ -104,9 +104,45 @@ def test_outputs_use_type_aware_serializers(modules):
     assert r.output("model").predict([[1.0]]).shape == (1,)
 
 
+LIGHT = '''
+import numpy as np
+import modelyard as yard
+
+@yard.step
+def frame() -> dict:
+    return {"x": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]}
+
+@yard.step
+def pframe(df: dict) -> list:
+    return df["x"]
+
+@yard.step
+def table(df: dict) -> list:
+    return df["y"]
+
+@yard.step
+def array(df: dict) -> np.ndarray:
+    return np.array(df["x"])
+
+@yard.step
+def model(x: np.ndarray, df: dict) -> float:
+    return float(x.mean())
+
+@yard.step
+def report(m: float, p: list, t: list) -> dict:
+    return {"m": m, "p": p, "t": t}
+
+@yard.pipeline(experiment="cli")
+def pipe():
+    df = frame()
+    x = array(df)
+    return report(model(x, df), pframe(df), table(df))
+'''
+
+
 def test_cli_run_status_show_dag(modules, tmp_path):
-    modules.write("serial", SERIAL)
-    ref = modules.ref("serial")
+    modules.write("light", LIGHT)
+    ref = modules.ref("light")
     runner = CliRunner()
     res = runner.invoke(app, ["pipeline", "dag", ref])
     assert res.exit_code == 0, res.output

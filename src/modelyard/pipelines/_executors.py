@@ -15,8 +15,10 @@ results are the same on all three.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
 import types
 from concurrent.futures import Future
 from typing import Any
@@ -81,8 +83,42 @@ class LocalExecutor(Executor):
         return fut
 
 
+#: Worker pools kept warm between runs of this process (spawning a worker costs seconds).
+_POOLS: dict[int, Any] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> Any:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None or getattr(pool, "_broken", False) or getattr(pool, "_shutdown_thread", False):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        return pool
+
+
+def shutdown_pools() -> None:
+    """Stop the warm worker processes (also done at interpreter exit)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(shutdown_pools)
+
+
 class ProcessExecutor(Executor):
-    """Steps run in a pool of spawned processes (``workers``, default: the number of cores)."""
+    """Steps run in a pool of spawned processes (``workers``, default: the number of cores).
+
+    The pool stays up between runs of the same process (``shutdown_pools()`` stops it), so a
+    second run does not pay for starting Python and importing pandas again.
+    """
 
     name = "process"
 
@@ -98,11 +134,8 @@ class ProcessExecutor(Executor):
         import cloudpickle
 
         if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
             _by_value(self._modules)
-            self._pool = ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = _pool(self.slots)
         out: Future[Any] = Future()
         try:
             inner = self._pool.submit(run_payload, cloudpickle.dumps(task))
@@ -120,9 +153,7 @@ class ProcessExecutor(Executor):
         return out
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._pool = None  # the pool stays warm for the next run; see shutdown_pools()
 
 
 def _crashed(task: StepTask, exc: BaseException) -> StepResult:
@@ -157,8 +188,17 @@ class RayExecutor(Executor):
         try:
             if self._address:
                 ray.init(address=self._address, logging_level="ERROR", log_to_driver=False)
-            else:
-                ray.init(logging_level="ERROR", log_to_driver=False, include_dashboard=False)
+            else:  # a local Ray: its workers import this very modelyard
+                import modelyard
+
+                src = os.path.dirname(os.path.dirname(os.path.abspath(modelyard.__file__)))
+                path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+                ray.init(
+                    logging_level="ERROR",
+                    log_to_driver=False,
+                    include_dashboard=False,
+                    runtime_env={"env_vars": {"PYTHONPATH": path}},
+                )
         except Exception as exc:
             where = f"at {self._address!r}" if self._address else "(local)"
             raise ConfigError(

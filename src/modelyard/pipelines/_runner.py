@@ -190,8 +190,9 @@ def run_pipeline(
         run.end("failed", error=f"step {failure!r} failed:\n{tb}")
         result.status = "failed"
         last = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
+        how = f"failed after {out.attempts} attempt(s)" if out.attempts else "could not run (its worker failed)"
         raise StepFailedError(
-            f"Step {failure!r} of pipeline {graph.pipeline!r} failed after {out.attempts} attempt(s): {last}\n"
+            f"Step {failure!r} of pipeline {graph.pipeline!r} {how}: {last}\n"
             f"{tb}\nRun {run.id[:12]}: steps that finished are cached; fix the step and run again to resume "
             f"from {failure!r}.",
             step=failure,
