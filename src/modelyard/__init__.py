@@ -39,6 +39,10 @@ _EXPORTS: dict[str, str] = {
     "pipeline": "modelyard.pipelines._spec:pipeline",
     "load_pipeline": "modelyard.pipelines._loader:load_pipeline",
     "PipelineResult": "modelyard.pipelines._records:PipelineResult",
+    # data
+    "data": "modelyard.data._api:module",
+    "validate": "modelyard.data._validate:validate",
+    "ValidationReport": "modelyard.data._report:ValidationReport",
 }
 
 _SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "pipelines"}

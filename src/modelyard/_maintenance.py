@@ -23,6 +23,12 @@ __all__ = ["BLOB_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "refer
 BLOB_REFERENCES: list[tuple[str, str]] = [("artifacts", "digest")]
 # pipelines: step outputs (manifest digests) in the cache index and in each pipeline run's steps
 BLOB_REFERENCES += [("pipeline_cache", "output_digest"), ("pipeline_step_runs", "output_digest")]
+# data: dataset versions (manifest, schema and profile blobs)
+BLOB_REFERENCES += [
+    ("dataset_versions", "manifest_digest"),
+    ("dataset_versions", "schema_digest"),
+    ("dataset_versions", "profile_digest"),
+]
 
 _MANIFEST_PREFIX = b'{"entries":['
 

@@ -39,6 +39,13 @@ __all__ = [
 ]
 
 _CHUNK = 4 * 1024 * 1024
+#: Files up to this size are read into memory, hashed and written in one go.
+_SMALL = 1024 * 1024
+#: Copy buffer for large files (big enough for blake3 to use every core on each update).
+_COPY_CHUNK = 16 * 1024 * 1024
+#: A file modified less than this many seconds ago is not remembered in the stat cache (its
+#: mtime may not change on a write within the filesystem's timestamp granularity).
+_RACY_SECONDS = 1.0
 _MMAP_MIN = 8 * 1024 * 1024
 _HEX = frozenset("0123456789abcdef")
 
@@ -96,6 +103,96 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _sync_files(paths: list[Path]) -> None:
+    """Make written files durable: one ``syncfs`` of their filesystem (Linux), else fsync each."""
+    if not paths:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(paths[0].parent, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    for p in paths:  # pragma: no cover - fallback
+        with open(p, "rb+") as f:
+            os.fsync(f.fileno())
+
+
+class _StatCache:
+    """``(path, size, mtime_ns, inode) → digest`` of files a local store has hashed (SQLite)."""
+
+    def __init__(self, path: Path) -> None:
+        import sqlite3
+        import threading
+
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._sqlite3 = sqlite3
+
+    def _db(self) -> Any:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
+                "ino INTEGER, digest TEXT)"
+            )
+            self._conn = conn
+        return self._conn
+
+    def get(self, path: Path, st: os.stat_result) -> str | None:
+        return self.get_many([(path, st)]).get(str(path))
+
+    def get_many(self, items: list[tuple[Path, os.stat_result]]) -> dict[str, str]:
+        """Digests of the files whose size, mtime and inode match what was recorded."""
+        want = {str(p.absolute()): (str(p), st) for p, st in items}
+        out: dict[str, str] = {}
+        try:
+            with self._lock:
+                db = self._db()
+                keys = list(want)
+                for i in range(0, len(keys), 500):
+                    chunk = keys[i : i + 500]
+                    q = f"SELECT path, size, mtime_ns, ino, digest FROM stat WHERE path IN ({','.join('?' * len(chunk))})"
+                    for path, size, mtime_ns, ino, digest in db.execute(q, chunk):
+                        orig, st = want[path]
+                        if (size, mtime_ns, ino) == (st.st_size, st.st_mtime_ns, st.st_ino) and is_digest(digest):
+                            out[orig] = digest
+        except self._sqlite3.Error:  # the cache is an optimization only
+            return {}
+        return out
+
+    def put(self, rows: list[tuple[Path, os.stat_result, str]]) -> None:
+        import time
+
+        now = time.time_ns()
+        racy = int(_RACY_SECONDS * 1e9)
+        data = [
+            (str(p.absolute()), st.st_size, st.st_mtime_ns, st.st_ino, d)
+            for p, st, d in rows
+            if now - st.st_mtime_ns > racy
+        ]
+        if not data:
+            return
+        try:
+            with self._lock:
+                db = self._db()
+                db.execute("BEGIN")
+                db.executemany("INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?)", data)
+                db.execute("COMMIT")
+        except self._sqlite3.Error:  # pragma: no cover
+            pass
+
+
 class BlobStore:
     """Content-addressed storage of immutable bytes.
 
@@ -106,6 +203,7 @@ class BlobStore:
     def __init__(self, uri: str | os.PathLike[str]) -> None:
         self.uri = os.fspath(uri)
         self._local: Path | None = None
+        self._cache: _StatCache | None = None
         self._fs: Any = None
         self._root = ""
         if "://" not in self.uri or self.uri.startswith("file://"):
@@ -156,36 +254,88 @@ class BlobStore:
         return digest
 
     def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
-        """Store a file's bytes; return ``(digest, size)``. The source file is left untouched."""
+        """Store a file's bytes; return ``(digest, size)``. The source file is left untouched.
+
+        A local store remembers ``(path, size, mtime, inode) → digest`` of files it stored, so an
+        unchanged file is not hashed again. New bytes are hashed while they are copied (one read,
+        one write); what lands in the store is exactly what was hashed.
+        """
         src = Path(path)
-        try:
-            size = src.stat().st_size
+        st = self._stat_source(src)
+        cache = self._stat_cache()
+        if cache is not None:
+            known = cache.get(src, st)
+            if known is not None and self.exists(known):
+                return known, st.st_size
+        if self._local is None:
             digest = hash_file(src)
+            if not self.exists(digest):
+                self._fs.put_file(str(src), self._remote(self._obj(digest)))
+            return digest, st.st_size
+        if st.st_size <= _SMALL:
+            data = self._read_source(src)
+            digest = hash_bytes(data)
+            if not self.exists(digest):
+                tmp = self._tmp_file()
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                self._publish(tmp, digest)
+        else:
+            digest = self._copy_hashing(src)
+        if cache is not None:
+            cache.put([(src, st, digest)])
+        return digest, len(data) if st.st_size <= _SMALL else st.st_size
+
+    def _stat_source(self, src: Path) -> os.stat_result:
+        try:
+            st = src.stat()
         except FileNotFoundError as exc:
             raise BlobError(f"Cannot store {str(src)!r}: the file does not exist.") from exc
-        except IsADirectoryError as exc:
-            raise BlobError(f"Cannot store {str(src)!r} as one blob: it is a folder. Use put_tree().") from exc
         except OSError as exc:
             raise BlobError(f"Cannot read {str(src)!r}: {exc.strerror}.") from exc
+        if stat.S_ISDIR(st.st_mode):
+            raise BlobError(f"Cannot store {str(src)!r} as one blob: it is a folder. Use put_tree().")
+        return st
+
+    def _read_source(self, src: Path) -> bytes:
+        try:
+            return src.read_bytes()
+        except OSError as exc:
+            raise BlobError(f"Cannot read {str(src)!r}: {exc.strerror}.") from exc
+
+    def _copy_hashing(self, src: Path) -> str:
+        """Copy ``src`` into a temp file while hashing it (blake3 on all cores); publish; return the digest."""
+        tmp = self._tmp_file()
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        buf = bytearray(_COPY_CHUNK)
+        view = memoryview(buf)
+        try:
+            with open(src, "rb", buffering=0) as fin, open(tmp, "wb", buffering=0) as fout:
+                while n := fin.readinto(buf):
+                    chunk = view[:n]
+                    h.update(chunk)
+                    fout.write(chunk)
+                os.fsync(fout.fileno())
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise BlobError(f"Cannot store {str(src)!r}: {exc.strerror}.") from exc
+            raise
+        digest = h.hexdigest()
         if self.exists(digest):
-            return digest, size
-        if self._local is not None:
-            tmp = self._tmp_file()
-            try:
-                shutil.copyfile(src, tmp)
-                with open(tmp, "rb+") as f:
-                    os.fsync(f.fileno())
-                # The source may have changed between hashing and copying: hash what we hold.
-                copied = hash_file(tmp)
-                if copied != digest:
-                    raise BlobError(f"{str(src)!r} changed while it was being stored; try again.")
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            self._publish(tmp, digest)
+            tmp.unlink(missing_ok=True)
         else:
-            self._fs.put_file(str(src), self._remote(self._obj(digest)))
-        return digest, size
+            self._publish(tmp, digest)
+        return digest
+
+    def _stat_cache(self) -> _StatCache | None:
+        if self._local is None or os.environ.get("YARD_NO_STAT_CACHE"):
+            return None
+        if self._cache is None:
+            self._cache = _StatCache(self._local / "cache" / "stat.db")
+        return self._cache
 
     def _tmp_file(self) -> Path:
         assert self._local is not None
@@ -318,22 +468,76 @@ class BlobStore:
         if not root.is_dir():
             raise BlobError(f"Cannot store {str(root)!r} as a folder: it is not a directory.")
         files = sorted(p for p in root.rglob("*") if p.is_file())
-
-        def one(p: Path) -> ManifestEntry:
-            digest, size = self.put_file(p)
-            return ManifestEntry(
-                path=PurePosixPath(p.relative_to(root)).as_posix(),
-                digest=digest,
-                size=size,
-                mode=stat.S_IMODE(p.stat().st_mode),
-            )
-
-        if len(files) > 16:
-            with ThreadPoolExecutor(max_workers=workers or min(16, (os.cpu_count() or 2) * 4)) as pool:
-                entries = list(pool.map(one, files))
-        else:
-            entries = [one(p) for p in files]
+        entries = self.put_files([(p, PurePosixPath(p.relative_to(root)).as_posix()) for p in files], workers=workers)
         return self.put_manifest(entries, **meta), sum(e.size for e in entries)
+
+    def put_files(
+        self, files: Iterable[tuple[str | os.PathLike[str], str]], *, workers: int | None = None
+    ) -> list[ManifestEntry]:
+        """Store many ``(local path, path in the manifest)`` files in parallel; return their entries.
+
+        On a local store small new files are written without a per-file fsync; one ``syncfs``
+        makes them durable before any of them is renamed into place (a crash leaves only temp files).
+        """
+        items = [(Path(p), rel) for p, rel in files]
+        if self._local is None or len(items) <= 16:
+            out = []
+            for p, rel in items:
+                digest, size = self.put_file(p)
+                out.append(ManifestEntry(path=rel, digest=digest, size=size, mode=stat.S_IMODE(p.stat().st_mode)))
+            return out
+        cache = self._stat_cache()
+        stats = [self._stat_source(p) for p, _ in items]
+        known = cache.get_many([(p, st) for (p, _), st in zip(items, stats, strict=True)]) if cache is not None else {}
+        pending: list[tuple[Path, str]] = []
+        learned: list[tuple[Path, os.stat_result, str]] = []
+
+        def one(i: int) -> ManifestEntry:
+            p, rel = items[i]
+            st = stats[i]
+            mode = stat.S_IMODE(st.st_mode)
+            digest = known.get(str(p))
+            if digest is not None and self.exists(digest):
+                return ManifestEntry(path=rel, digest=digest, size=st.st_size, mode=mode)
+            if st.st_size > _SMALL:
+                digest = self._copy_hashing(p)
+            else:
+                data = self._read_source(p)
+                digest = hash_bytes(data)
+                if not self.exists(digest):
+                    tmp = self._tmp_file()
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                    pending.append((tmp, digest))
+                learned.append((p, st, digest))
+                return ManifestEntry(path=rel, digest=digest, size=len(data), mode=mode)
+            learned.append((p, st, digest))
+            return ManifestEntry(path=rel, digest=digest, size=st.st_size, mode=mode)
+
+        try:
+            with ThreadPoolExecutor(max_workers=workers or min(16, (os.cpu_count() or 2) * 4)) as pool:
+                entries = list(pool.map(one, range(len(items))))
+            if pending:
+                _sync_files([t for t, _ in pending])
+                dirs: set[Path] = set()
+                for tmp, digest in pending:
+                    final = self.local_path(digest)
+                    if final.exists():
+                        tmp.unlink(missing_ok=True)
+                        continue
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.chmod(tmp, 0o444)
+                    os.replace(tmp, final)
+                    dirs.add(final.parent)
+                for d in dirs:
+                    _fsync_dir(d)
+        except BaseException:
+            for tmp, _ in pending:
+                tmp.unlink(missing_ok=True)
+            raise
+        if cache is not None and learned:
+            cache.put(learned)
+        return entries
 
     def get_tree(self, digest: str, dest: str | os.PathLike[str], *, link: bool = False) -> Path:
         """Materialize a manifest's files under ``dest`` (verified; hard links with ``link=True``)."""
