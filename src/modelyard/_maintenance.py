@@ -20,7 +20,11 @@ from modelyard._workspace import Workspace, get_workspace
 __all__ = ["BLOB_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "referenced_digests"]
 
 #: (table, column) pairs whose values are blob digests. Features append to this list.
-BLOB_REFERENCES: list[tuple[str, str]] = [("artifacts", "digest")]
+BLOB_REFERENCES: list[tuple[str, str]] = [
+    ("artifacts", "digest"),
+    # registry: a model version's manifest (model files, yard-model.json, input example)
+    ("model_versions", "manifest_digest"),
+]
 # pipelines: step outputs (manifest digests) in the cache index and in each pipeline run's steps
 BLOB_REFERENCES += [("pipeline_cache", "output_digest"), ("pipeline_step_runs", "output_digest")]
 # data: dataset versions (manifest, schema and profile blobs)

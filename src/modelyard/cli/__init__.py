@@ -50,6 +50,9 @@ app.add_typer(_runs.app, name="runs")
 from modelyard.cli import _pipelines  # noqa: E402
 
 app.add_typer(_pipelines.app, name="pipeline")
+from modelyard.cli import _models  # noqa: E402
+
+app.add_typer(_models.app, name="models")
 
 from modelyard.cli import _quickstart  # noqa: E402
 
