@@ -96,12 +96,17 @@ def test_outputs_use_type_aware_serializers(modules):
     r = modules.load("serial").run(executor="local")
     ws = yard.get_workspace()
     kinds = {n: ws.blobs.manifest_meta(s.output_digest)["serializer"] for n, s in r.steps.items()}
-    assert kinds == {"frame": "parquet", "pframe": "parquet", "table": "parquet", "array": "npy", "model": "skops", "report": "json"}
+    assert kinds == {"frame": "parquet", "pframe": "parquet", "table": "parquet", "array": "npy", "model": "model", "report": "json"}
+    assert ws.blobs.manifest_meta(r.steps["model"].output_digest)["flavor"] == "sklearn"
     assert r.value == {"classes": [0, 1], "rows": 4, "cols": 3, "t": [1, 2]}
     assert type(r.output("pframe")).__module__.startswith("polars")
     assert r.output("table").num_rows == 4
     assert r.output("array").shape == (4, 1)
     assert r.output("model").predict([[1.0]]).shape == (1,)
+    again = modules.load("serial").run(executor="local", force="model")
+    assert again.steps["model"].state.value == "done"
+    assert again.steps["model"].output_digest == r.steps["model"].output_digest  # skops bytes are deterministic
+    assert again.steps["report"].cache_key == r.steps["report"].cache_key
 
 
 LIGHT = '''
@@ -199,3 +204,37 @@ def test_quickstart_chapter_runs_the_training_as_a_cached_pipeline(tmp_path):
     assert "train because param alpha changed: 0.0001 → 0.001" in said[1]
     shown = yard.pipelines.show_pipeline_run(ctx.state["pipeline_run_id"], uri=ctx.uri)
     assert all(s["cache_hit"] for s in shown["steps"])
+
+
+def test_live_view_only_on_a_terminal(modules, monkeypatch):
+    import io
+
+    modules.write("light", LIGHT)
+    pipe = modules.load("light")
+    quiet = io.StringIO()
+    monkeypatch.setattr("sys.stdout", quiet)
+    pipe.run(executor="local")  # not a TTY: nothing printed
+    assert quiet.getvalue() == ""
+    shown = io.StringIO()
+    monkeypatch.setattr("sys.stdout", shown)
+    pipe.run(executor="local", progress=True)
+    text = shown.getvalue()
+    assert "pipeline pipe (local)" in text and "6 cached" in text and "report" in text
+
+
+def test_miss_explanations_for_env_and_output_spec(modules):
+    from modelyard.pipelines._cache import CacheEntry, explain_miss, key_document
+
+    modules.write("light", LIGHT)
+    graph = modules.load("light").graph()
+    node = graph.nodes["frame"]
+    doc = key_document(node, {})
+
+    class Row:
+        cache_key, node, output_digest, size, run_id, created_at = "k", "frame", "d", 1, "r", 0
+
+    old = dict(doc, env={"scikit-learn": "1.8.0"}, output={**doc["output"], "allow_pickle": True})
+    Row.key_doc = json.dumps(old)
+    assert explain_miss(node, doc, CacheEntry(Row)) == (
+        "package scikit-learn changed: 1.8.0 → not declared; output spec changed (serializer options or versions)"
+    )

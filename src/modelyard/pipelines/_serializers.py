@@ -7,8 +7,9 @@ digest that downstream cache keys use. Serializers are tried in table order; the
 ``cloudpickle`` is never chosen on its own: a step must allow it (``allow_pickle=True`` or
 ``serializer="cloudpickle"``).
 
-Models: scikit-learn estimators are stored with skops (safe to load, no pickle). When the
-registry's model flavors land, its flavor save/load replaces :class:`SkopsSerializer`.
+Models are stored with the registry's flavors (``modelyard.registry.FLAVORS``): skops for
+scikit-learn (made byte-deterministic, so equal models get equal digests), XGBoost and
+LightGBM native formats, ONNX, TorchScript/safetensors; never pickle.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = ["SERIALIZERS", "Serializer", "choose_serializer", "get_serializer", "
 SERIALIZERS: dict[str, str] = {
     "parquet": "modelyard.pipelines._serializers:ParquetSerializer",
     "npy": "modelyard.pipelines._serializers:NpySerializer",
-    "skops": "modelyard.pipelines._serializers:SkopsSerializer",
+    "model": "modelyard.pipelines._serializers:FlavorSerializer",
     "json": "modelyard.pipelines._serializers:JsonSerializer",
     "cloudpickle": "modelyard.pipelines._serializers:CloudpickleSerializer",
 }
@@ -134,42 +135,53 @@ class NpySerializer(Serializer):
         return np.load(path, allow_pickle=False)
 
 
-class SkopsSerializer(Serializer):
-    """scikit-learn estimators with skops (the registry's scikit-learn flavor format)."""
+#: Top-level packages whose models the registry's flavors save (checked before importing them).
+_MODEL_PACKAGES = frozenset({"sklearn", "xgboost", "lightgbm", "torch", "onnx"})
 
-    name = "skops"
-    filename = "model.skops"
+
+class FlavorSerializer(Serializer):
+    """Models, through the registry's flavors (skops for scikit-learn, native formats elsewhere)."""
+
+    name = "model"
+    filename = "model"
+
+    def _flavor(self, obj: Any) -> Any:
+        from modelyard.registry.flavors import DETECTION_ORDER, get_flavor
+
+        for name in DETECTION_ORDER:
+            flavor = get_flavor(name)
+            if flavor.detects(obj):
+                return flavor
+        return None
 
     def accepts(self, obj: Any) -> bool:
-        if _module_of(obj) != "sklearn":
-            return False
-        from sklearn.base import BaseEstimator
-
-        return isinstance(obj, BaseEstimator)
+        return _module_of(obj) in _MODEL_PACKAGES and self._flavor(obj) is not None
 
     def accepts_type(self, tp: type) -> bool:
-        return tp.__module__.split(".")[0] == "sklearn"
+        return tp.__module__.split(".")[0] in _MODEL_PACKAGES
 
-    def save(self, obj: Any, path: Path) -> dict[str, Any]:
-        import sklearn
-        import skops.io as sio
+    def save_files(self, obj: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
+        from modelyard.registry._model import _versions
 
-        path.write_bytes(_canonical_skops(sio.dumps(obj)))
-        return {"flavor": "sklearn", "sklearn_version": sklearn.__version__}
+        flavor = self._flavor(obj)
+        files, options = flavor.save(obj)
+        files = {k: _canonical_skops(v) if k.endswith(".skops") else v for k, v in files.items()}
+        return files, {"flavor": flavor.name, "options": options, "packages": _versions(flavor.packages)}
 
-    def load(self, path: Path, meta: dict[str, Any]) -> Any:
-        import sklearn
-        import skops.io as sio
+    def load_files(self, files: dict[str, bytes], meta: dict[str, Any]) -> Any:
+        from modelyard.registry._model import _versions
+        from modelyard.registry.flavors import get_flavor
 
-        if meta.get("sklearn_version") and meta["sklearn_version"] != sklearn.__version__:
+        flavor = get_flavor(meta["flavor"])
+        now = _versions(flavor.packages)
+        changed = {k: (v, now.get(k)) for k, v in (meta.get("packages") or {}).items() if now.get(k) != v}
+        if changed:
             warnings.warn(
-                f"This output was saved with scikit-learn {meta['sklearn_version']}; loading it with "
-                f"{sklearn.__version__}.",
+                "This output was saved with other package versions: "
+                + ", ".join(f"{k} {a} (now {b})" for k, (a, b) in changed.items()),
                 stacklevel=3,
             )
-        # The file's digest was verified; it was written by skops from an estimator, so the
-        # types it names are the ones that estimator used.
-        return sio.load(path, trusted=sio.get_untrusted_types(file=path))
+        return flavor.load(files, meta.get("options") or {})
 
 
 def _canonical_skops(data: bytes) -> bytes:
@@ -366,6 +378,19 @@ def _store_file(blobs: BlobStore, path: Path) -> tuple[str, int]:
 
 def save_output(blobs: BlobStore, obj: Any, ser: Serializer, *, step: str) -> tuple[str, int]:
     """Serialize ``obj`` into the blob store; return ``(output manifest digest, size)``."""
+    base = {"serializer": ser.name, "serializer_version": ser.version, "type": f"{type(obj).__module__}.{type(obj).__qualname__}", "step": step}
+    if hasattr(ser, "save_files"):
+        try:
+            files, extra = ser.save_files(obj)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise SerializationError(
+                f"Saving the output of step {step!r} ({type(obj).__name__}) with the {ser.name} serializer failed: {exc}"
+            ) from exc
+        entries = [ManifestEntry(name, blobs.put_bytes(data), len(data)) for name, data in sorted(files.items())]
+        manifest = blobs.put_manifest(entries, kind="pipeline-output", **base, **extra)
+        return manifest, sum(e.size for e in entries)
     if blobs.is_local:
         tmp = blobs._tmp_file()
         tmp = tmp.with_name(tmp.stem + "-" + ser.filename)
@@ -410,13 +435,15 @@ def load_output(blobs: BlobStore, digest: str) -> Any:
     doc = json.loads(blobs.read_bytes(digest))
     meta = dict(doc.get("meta") or {})
     entries = doc.get("entries") or []
-    if meta.get("kind") != "pipeline-output" or len(entries) != 1:
+    if meta.get("kind") != "pipeline-output" or not entries:
         raise SerializationError(f"Blob {digest[:12]}… is not a pipeline step output.")
     written = doc.get("modelyard_version", __version__)
     if written != __version__:
         warnings.warn(f"Output {digest[:12]}… was written by modelyard {written}; loading it with {__version__}.", stacklevel=2)
-    entry = entries[0]
     ser = get_serializer(meta["serializer"])
+    if hasattr(ser, "load_files"):
+        return ser.load_files({e["path"]: blobs.read_bytes(e["digest"]) for e in entries}, meta)
+    entry = entries[0]
     if blobs.is_local:
         path = blobs.local_path(entry["digest"])
         if not path.exists():
