@@ -125,6 +125,7 @@ def bench_parallel(uri: str, skip_ray: bool) -> None:
 
     src = str(Path(__file__).resolve().parents[1] / "src")  # Ray workers import this modelyard
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local throwaway cluster
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     started = time.perf_counter() - t0

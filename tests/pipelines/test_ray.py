@@ -41,6 +41,10 @@ def ray_cluster() -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     env.pop("RAY_ADDRESS", None)
+    # Isolated from whatever others left in the shared ~/.ray (an auth_token turns token auth on).
+    env["RAY_AUTH_MODE"] = "disabled"
+    saved_mode = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     cmd = [
         sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
         "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
@@ -76,6 +80,10 @@ def ray_cluster() -> Iterator[str]:
                 proc.wait(timeout=30)
         log.close()
         shutil.rmtree(temp, ignore_errors=True)
+        if saved_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved_mode
 
 
 PIPE = '''

@@ -201,8 +201,10 @@ class RayExecutor(Executor):
                 )
         except Exception as exc:
             where = f"at {self._address!r}" if self._address else "(local)"
+            cause = exc.__cause__
+            why = f"{exc}" + (f" ({type(cause).__name__}: {str(cause).splitlines()[-1][:300]})" if cause else "")
             raise ConfigError(
-                f"Could not connect to the Ray cluster {where}: {exc}. Start one with `ray start --head`, "
+                f"Could not connect to the Ray cluster {where}: {why}. Start one with `ray start --head`, "
                 "set RAY_ADDRESS to its address, or use executor='process'."
             ) from None
 
