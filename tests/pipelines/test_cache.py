@@ -369,3 +369,41 @@ def test_map_fans_out_and_retries(modules, tmp_path):
     assert r.steps["flaky_sum"].attempts == 2
     r = pipe.run(executor="local", counter=str(tmp_path / "count"), xs=[1, 2, 4])
     assert states(r) == {"square[0]": "cached", "square[1]": "cached", "square[2]": "done", "flaky_sum": "done"}
+
+
+DATASET = '''
+import pandas as pd
+import modelyard as yard
+
+@yard.step
+def rows(df: pd.DataFrame) -> int:
+    return len(df)
+
+@yard.pipeline(experiment="datasets")
+def pipe(ref: str = "events@latest"):
+    return rows(yard.pipelines.dataset(ref, columns=["a"]))
+'''
+
+
+def test_dataset_versions_as_inputs_key_and_lineage(modules, tmp_path, store_uri):
+    import pandas as pd
+
+    from modelyard.data import DataService
+
+    src = tmp_path / "events.parquet"
+    pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}).to_parquet(src)
+    v1 = yard.data.add(str(src), name="events", uri=store_uri)
+    modules.write("ds", DATASET)
+    pipe = modules.load("ds")
+    r = pipe.run(executor="local", uri=store_uri)
+    assert r.value == 3 and states(r) == {"rows": "done"}
+    step_run = r.steps["rows"].run_id
+    assert [v.ref for v in DataService(store_uri).inputs_of(step_run)] == [v1.ref]
+    assert pipe.run(executor="local", uri=store_uri).cached == ["rows"]
+
+    pd.DataFrame({"a": [1, 2, 3, 4]}).to_parquet(src)
+    yard.data.add(str(src), name="events", uri=store_uri)
+    assert reasons(pipe.status(uri=store_uri))["rows"] == "dataset df changed: events@v1 → events@v2"
+    assert pipe.run(executor="local", uri=store_uri).value == 4
+    with pytest.raises(yard.errors.NotFoundError):
+        pipe.run(executor="local", ref="nothere@v1", uri=store_uri)

@@ -43,6 +43,7 @@ def ray_cluster() -> Iterator[str]:
     env.pop("RAY_ADDRESS", None)
     # Isolated from whatever others left in the shared ~/.ray (an auth_token turns token auth on).
     env["RAY_AUTH_MODE"] = "disabled"
+    env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "2"  # nothing to drain at teardown
     saved_mode = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
     cmd = [

@@ -19,7 +19,7 @@
 from modelyard.pipelines._cache import cache_key, key_document
 from modelyard.pipelines._codehash import code_fingerprint
 from modelyard.pipelines._executors import EXECUTORS, default_executor
-from modelyard.pipelines._graph import Graph, Node, Ref, build_graph
+from modelyard.pipelines._graph import DatasetInput, Graph, Node, Ref, build_graph, dataset
 from modelyard.pipelines._loader import load_pipeline
 from modelyard.pipelines._records import PipelineResult, StepOutcome, StepState
 from modelyard.pipelines._runner import load_step_output, pipeline_status, run_pipeline, show_pipeline_run
@@ -29,6 +29,7 @@ from modelyard.pipelines._spec import PipelineSpec, StepSpec, pipeline, step
 __all__ = [
     "EXECUTORS",
     "SERIALIZERS",
+    "DatasetInput",
     "Graph",
     "Node",
     "PipelineResult",
@@ -40,6 +41,7 @@ __all__ = [
     "build_graph",
     "cache_key",
     "code_fingerprint",
+    "dataset",
     "default_executor",
     "key_document",
     "load_output",

@@ -57,9 +57,18 @@ def _output_spec(node: Node) -> dict[str, Any]:
     }
 
 
-def key_document(node: Node, input_digests: Mapping[str, str]) -> dict[str, Any]:
-    """The key document of ``node`` given the output digests of its upstream nodes."""
-    args = substitute(node.arguments, lambda r: {"$output": input_digests[r.node_id]})
+def key_document(node: Node, input_digests: Mapping[str, str], datasets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The key document of ``node`` given the output digests of its upstream nodes.
+
+    ``datasets`` maps each dataset reference the node reads to its resolved ``DatasetVersion``;
+    the key holds the version's manifest digest.
+    """
+
+    def ds(d: Any) -> dict[str, Any]:
+        v = (datasets or {})[d.ref]
+        return {"$dataset": v.ref, "digest": v.manifest_digest, "engine": d.engine, "columns": d.columns}
+
+    args = substitute(node.arguments, lambda r: {"$output": input_digests[r.node_id]}, ds)
     return {
         "v": KEY_VERSION,
         "step": node.step,
@@ -158,7 +167,11 @@ def explain_miss(node: Node, doc: Mapping[str, Any], previous: CacheEntry | None
         if a == b:
             continue
         ins_a, ins_b = _outputs_in(a), _outputs_in(b)
-        if ins_a or ins_b:
+        if (isinstance(a, dict) and "$dataset" in a) or (isinstance(b, dict) and "$dataset" in b):
+            ra = a.get("$dataset", "-") if isinstance(a, dict) else _short(a)
+            rb = b.get("$dataset", "-") if isinstance(b, dict) else _short(b)
+            reasons.append(f"dataset {name} changed: {ra} → {rb}" if ra != rb else f"dataset {name} read differently")
+        elif ins_a or ins_b:
             src = [u for u in node.upstream if any(isinstance(r, Ref) and r.node_id == u for r in _refs(node.arguments.get(name)))]
             reasons.append(f"input {name} changed" + (f" (new output of {', '.join(src)})" if src else ""))
         else:

@@ -19,7 +19,7 @@ from typing import Any
 from modelyard.errors import InvalidArgumentError, did_you_mean
 from modelyard.pipelines._spec import StepSpec, get_pipeline_spec, get_step_spec
 
-__all__ = ["Graph", "Node", "Ref", "build_graph", "iter_refs"]
+__all__ = ["DatasetInput", "Graph", "Node", "Ref", "build_graph", "dataset", "iter_datasets", "iter_refs"]
 
 
 class Ref:
@@ -53,6 +53,53 @@ class Ref:
         return (Ref, (self.node_id,))
 
 
+class DatasetInput:
+    """A dataset version as a step argument; see :func:`dataset`."""
+
+    __slots__ = ("columns", "engine", "ref")
+
+    def __init__(self, ref: str, engine: str = "pandas", columns: Sequence[str] | None = None) -> None:
+        self.ref = ref
+        self.engine = engine
+        self.columns = list(columns) if columns is not None else None
+
+    def __repr__(self) -> str:
+        return f"<dataset {self.ref}>"
+
+    def describe(self) -> dict[str, Any]:
+        return {"$dataset": self.ref, "engine": self.engine, "columns": self.columns}
+
+
+def dataset(ref: str, *, engine: str = "pandas", columns: Sequence[str] | None = None) -> DatasetInput:
+    """Pass dataset version ``ref`` (``"churn-train@latest"``, ``"churn-train@v3"``) to a step.
+
+    The step receives the loaded frame (``engine``: pandas, polars or arrow). The cache key holds
+    the version's content digest, so ``@latest`` moving to a new version reruns the step, and the
+    step's run records the version as an input (lineage).
+    """
+    from modelyard.errors import invalid_param
+
+    if not isinstance(ref, str) or not ref.strip():
+        raise invalid_param("ref", "yard.pipelines.dataset", "a dataset reference like 'churn-train@v3'", ref)
+    if engine not in ("pandas", "polars", "arrow"):
+        raise invalid_param("engine", "yard.pipelines.dataset", "one of 'pandas', 'polars', 'arrow'", engine)
+    if columns is not None and (isinstance(columns, str) or not all(isinstance(c, str) for c in columns)):
+        raise invalid_param("columns", "yard.pipelines.dataset", "a list of column names", columns)
+    return DatasetInput(ref, engine, columns)
+
+
+def iter_datasets(value: Any) -> Iterator[DatasetInput]:
+    """Every :class:`DatasetInput` inside ``value``."""
+    if isinstance(value, DatasetInput):
+        yield value
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from iter_datasets(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from iter_datasets(v)
+
+
 def iter_refs(value: Any) -> Iterator[Ref]:
     """Every :class:`Ref` inside ``value`` (lists, tuples, dicts, nested)."""
     if isinstance(value, Ref):
@@ -65,16 +112,20 @@ def iter_refs(value: Any) -> Iterator[Ref]:
             yield from iter_refs(v)
 
 
-def substitute(value: Any, resolve: Callable[[Ref], Any]) -> Any:
-    """``value`` with every Ref replaced by ``resolve(ref)``."""
+def substitute(
+    value: Any, resolve: Callable[[Ref], Any], resolve_dataset: Callable[[DatasetInput], Any] | None = None
+) -> Any:
+    """``value`` with every Ref replaced by ``resolve(ref)`` (and datasets by ``resolve_dataset``)."""
     if isinstance(value, Ref):
         return resolve(value)
+    if isinstance(value, DatasetInput):
+        return resolve_dataset(value) if resolve_dataset is not None else value.describe()
     if isinstance(value, list):
-        return [substitute(v, resolve) for v in value]
+        return [substitute(v, resolve, resolve_dataset) for v in value]
     if isinstance(value, tuple):
-        return tuple(substitute(v, resolve) for v in value)
+        return tuple(substitute(v, resolve, resolve_dataset) for v in value)
     if isinstance(value, dict):
-        return {k: substitute(v, resolve) for k, v in value.items()}
+        return {k: substitute(v, resolve, resolve_dataset) for k, v in value.items()}
     return value
 
 
@@ -227,17 +278,14 @@ class _Builder:
 
 def _check_argument(step: str, name: str, value: Any) -> None:
     """Arguments are refs or plain data (they enter the cache key as JSON)."""
-    if any(True for _ in iter_refs(value)):
-        plain = substitute(value, lambda r: None)
-    else:
-        plain = value
+    plain = substitute(value, lambda r: None)
     try:
         json.dumps(plain, allow_nan=True, sort_keys=True)
     except (TypeError, ValueError):
         raise InvalidArgumentError(
             f"The argument {name!r} of step {step!r} is a {type(value).__name__}, which cannot be part of a "
             "cache key. Pass plain data (str, int, float, bool, None, lists and dicts of them) or the output "
-            "of another step; load bigger objects inside a step."
+            "of another step or yard.pipelines.dataset('name@vN'); load bigger objects inside a step."
         ) from None
 
 

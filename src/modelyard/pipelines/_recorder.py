@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from modelyard._workspace import Workspace
-from modelyard.pipelines._graph import Node, iter_refs
+from modelyard.pipelines._graph import Node, iter_datasets, iter_refs
 from modelyard.pipelines._records import StepOutcome, StepState
 from modelyard.pipelines._schema import pipeline_cache, pipeline_step_runs
 from modelyard.store._schema import artifacts, params, runs, tags
@@ -31,8 +31,17 @@ def _text(value: Any, limit: int = 500) -> str:
 class Recorder:
     """Nested step runs and cache entries of one pipeline run."""
 
-    def __init__(self, ws: Workspace, pipeline: str, pipeline_run_id: str, experiment_id: int, user: str | None) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        pipeline: str,
+        pipeline_run_id: str,
+        experiment_id: int,
+        user: str | None,
+        datasets: dict[str, Any] | None = None,
+    ) -> None:
         self.ws = ws
+        self.datasets = datasets or {}
         self.pipeline = pipeline
         self.parent = pipeline_run_id
         self.experiment_id = experiment_id
@@ -60,8 +69,19 @@ class Recorder:
         return [
             {"run_id": run_id, "key": k, "value": _text(v)}
             for k, v in node.arguments.items()
-            if not any(True for _ in iter_refs(v))
+            if not any(True for _ in iter_refs(v)) and not any(True for _ in iter_datasets(v))
         ]
+
+    def _lineage(self, run_id: str, node: Node) -> None:
+        """Record the dataset versions the step reads as inputs of its run."""
+        refs = [d.ref for d in iter_datasets(node.arguments)]
+        if not refs:
+            return
+        from modelyard.data._service import DataService
+
+        svc = DataService(self.ws)
+        for ref in dict.fromkeys(refs):
+            svc.record_input(run_id, self.datasets[ref])
 
     def _tags(self, run_id: str, node: Node, out: StepOutcome, inputs: dict[str, str]) -> list[dict[str, Any]]:
         t = {
@@ -129,6 +149,8 @@ class Recorder:
             conn.execute(pipeline_step_runs.insert(), step_rows)
 
         self.ws.store.write(fn)
+        for node, out, _ in batch:
+            self._lineage(out.run_id or "", node)
 
     # -- executed steps -----------------------------------------------------------------------------
     def start(self, node: Node) -> str:
@@ -142,6 +164,7 @@ class Recorder:
                 conn.execute(params.insert(), prm)
 
         self.ws.store.write(fn)
+        self._lineage(rid, node)
         return rid
 
     def finish(

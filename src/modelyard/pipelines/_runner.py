@@ -20,7 +20,7 @@ from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import InvalidArgumentError, NotFoundError, StepFailedError
 from modelyard.pipelines._cache import cache_key, explain_miss_among, key_document, latest_entries, lookup
 from modelyard.pipelines._codehash import code_fingerprint, is_user_module
-from modelyard.pipelines._graph import Graph, Node, build_graph
+from modelyard.pipelines._graph import Graph, Node, build_graph, iter_datasets
 from modelyard.pipelines._records import PipelineResult, StepOutcome, StepState
 from modelyard.pipelines._serializers import check_return_annotation, load_output, output_exists
 
@@ -52,9 +52,10 @@ class _Decider:
         self.graph = graph
         self.forced = forced
         self.explicit = explicit
+        self.datasets = resolve_datasets(ws, graph)
 
     def decide(self, conn: Any, node: Node, digests: Mapping[str, str]) -> tuple[StepOutcome, dict[str, Any], int]:
-        doc = key_document(node, digests)
+        doc = key_document(node, digests, self.datasets)
         key = cache_key(doc)
         out = StepOutcome(node=node.id, step=node.step, state=StepState.PENDING, cache_key=key, upstream=list(node.upstream))
         if node.id in self.forced:
@@ -75,6 +76,17 @@ class _Decider:
             return out, doc, 0
         out.reason = explain_miss_among(node, doc, latest_entries(conn, self.graph.pipeline, node.id))
         return out, doc, 0
+
+
+def resolve_datasets(ws: Workspace, graph: Graph) -> dict[str, Any]:
+    """Dataset reference → resolved ``DatasetVersion`` for every dataset the graph's steps read."""
+    refs = {d.ref for node in graph.nodes.values() for d in iter_datasets(node.arguments)}
+    if not refs:
+        return {}
+    from modelyard.data._service import DataService
+
+    svc = DataService(ws)
+    return {ref: svc.resolve(ref) for ref in sorted(refs)}
 
 
 def _prepare(fn: Callable[..., Any], params: Mapping[str, Any] | None, kw: Mapping[str, Any]) -> Graph:
@@ -152,6 +164,7 @@ def run_pipeline(
     explicit = set(graph.select([force] if isinstance(force, str) else list(force))) if force else set()
     forced = _check_force(graph, force)
     ws = get_workspace(uri)
+    decider = _Decider(ws, graph, forced, explicit)  # resolves dataset inputs: unknown ones fail here
     ex = make_executor(executor, workers, ray_address)
     user_modules: set[str] = set()
     for node in graph.nodes.values():
@@ -176,9 +189,9 @@ def run_pipeline(
     try:
         run.log_dict(graph.to_dict(), "pipeline/dag.json")
         exp_id = run._service.get_or_create_experiment(graph.experiment)
-        rec = Recorder(ws, graph.pipeline, run.id, exp_id, user_name())
+        rec = Recorder(ws, graph.pipeline, run.id, exp_id, user_name(), decider.datasets)
         with Progress(f"pipeline {graph.pipeline} ({ex.name})", steps, progress) as view:
-            failure = _schedule(graph, ws, ex, rec, view, _Decider(ws, graph, forced, explicit), steps)
+            failure = _schedule(graph, ws, ex, rec, view, decider, steps)
     except BaseException as exc:
         ex.close()
         run.end("killed" if isinstance(exc, KeyboardInterrupt) else "failed", error=format_exception(exc))
@@ -278,6 +291,8 @@ def _schedule(graph: Graph, ws: Workspace, ex: Any, rec: Any, view: Any, decider
                     serializer=node.spec.serializer,
                     allow_pickle=node.spec.allow_pickle,
                     retries=node.spec.retries,
+                    datasets={d.ref: decider.datasets[d.ref] for d in iter_datasets(node.arguments)},
+                    ws_uri=ws.location.uri,
                 )
                 fut = ex.submit(task, {u: handles.get(u) for u in node.upstream}, dict(node.spec.resources))
                 running[fut] = (nid, need)

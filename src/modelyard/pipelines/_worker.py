@@ -41,6 +41,8 @@ class StepTask:
     serializer: str | None
     allow_pickle: bool
     retries: int
+    datasets: dict[str, Any] = field(default_factory=dict)
+    ws_uri: str | None = None
 
 
 @dataclass
@@ -108,7 +110,14 @@ def execute(task: StepTask, values: Mapping[str, Any] | None = None, *, keep_val
                 loaded[ref.node_id] = load_output(blobs, task.input_digests[ref.node_id])
             return loaded[ref.node_id]
 
-        arguments = substitute(task.arguments, resolve)
+        def load_dataset(d: Any) -> Any:
+            from modelyard._workspace import get_workspace
+            from modelyard.data._service import DataService
+
+            # The version is resolved: loading it reads only verified blobs, never the metadata store.
+            return DataService(get_workspace(task.ws_uri)).load(task.datasets[d.ref], engine=d.engine, columns=d.columns)
+
+        arguments = substitute(task.arguments, resolve, load_dataset)
         handler = _LogCapture(buf)
         root = logging.getLogger()
         while True:
