@@ -16,10 +16,12 @@ results are the same on all three.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 import threading
 import types
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -88,6 +90,28 @@ _POOLS: dict[int, Any] = {}
 _POOLS_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Start spawned workers without re-running the user's script in each of them.
+
+    ``spawn`` re-imports ``__main__`` from its path in every worker (a script without an
+    ``if __name__ == "__main__"`` guard would run again there). Step functions travel by value,
+    so workers never need it: hide the path while the workers start.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
+    try:
+        for k in saved:
+            if k == "__file__":
+                delattr(main, k)
+            else:
+                setattr(main, k, None)
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
+
+
 def _pool(workers: int) -> Any:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -138,7 +162,9 @@ class ProcessExecutor(Executor):
             self._pool = _pool(self.slots)
         out: Future[Any] = Future()
         try:
-            inner = self._pool.submit(run_payload, cloudpickle.dumps(task))
+            payload = cloudpickle.dumps(task)
+            with _main_hidden():  # workers start on the first submits
+                inner = self._pool.submit(run_payload, payload)
         except Exception as exc:
             out.set_result((_crashed(task, exc), None))
             return out
