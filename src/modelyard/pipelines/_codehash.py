@@ -90,14 +90,22 @@ def _source_digest(obj: Any) -> str:
     except (OSError, TypeError):
         code = getattr(obj, "__code__", None)
         if code is None:  # no source and no bytecode: the name is all we have
-            return hash_bytes(repr(obj).encode())
-        return hash_bytes(code.co_code + repr(code.co_consts).encode())
+            return hash_bytes(_qual(obj).encode())
+        return hash_bytes(_code_bytes(code))
     try:
         tree = ast.parse(src)
     except SyntaxError:  # a lambda inside an expression: keep the text
         return hash_bytes(src.strip().encode())
     tree = _Normalize().visit(tree)
     return hash_bytes(ast.dump(tree, annotate_fields=False).encode())
+
+
+def _code_bytes(code: types.CodeType) -> bytes:
+    """Bytecode, names and constants of a code object without memory addresses (no source)."""
+    parts = [code.co_code, repr(code.co_names).encode()]
+    for const in code.co_consts:
+        parts.append(_code_bytes(const) if isinstance(const, types.CodeType) else repr(const).encode())
+    return b"\x00".join(parts)
 
 
 def _names(code: types.CodeType) -> set[str]:
