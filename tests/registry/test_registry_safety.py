@@ -93,32 +93,41 @@ def test_pickle_in_place_of_skops_is_refused(workspace, tmp_path) -> None:
     assert not marker.exists()
 
 
-def test_concurrent_registration_gets_distinct_versions(store_uri, churn_frame) -> None:
+def test_concurrent_registration_gets_distinct_versions(store_uri, churn_frame, sk_model) -> None:
+    X, _ = churn_frame
+    first = yard.registry.register_model(sk_model, "shared", input_example=X[:5], uri=store_uri)
+    # Each process registers the same stored package again: the contended part is the version counter,
+    # so the processes skip serialization (and its imports) and hammer the store.
     code = (
-        "import sys, numpy as np, modelyard as yard\n"
-        "from sklearn.linear_model import LogisticRegression\n"
-        "X = np.arange(20.0).reshape(10, 2); y = np.array([0, 1] * 5)\n"
-        "m = LogisticRegression().fit(X, y)\n"
-        "for _ in range(2):\n"
-        "    print(yard.registry.register_model(m, 'shared', uri=sys.argv[1]).version, flush=True)\n"
+        "import sys\n"
+        "from modelyard.registry import RegistryService\n"
+        "svc = RegistryService(sys.argv[1])\n"
+        "for _ in range(4):\n"
+        "    mv = svc.register_version('shared', flavor='sklearn', manifest_digest=sys.argv[2], size=1,\n"
+        "                              signature=None, requirements={})\n"
+        "    print(mv.version, flush=True)\n"
     )
-    yard.get_workspace(store_uri).open()  # migrate once, up front
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, store_uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        for _ in range(3)
+        subprocess.Popen(
+            [sys.executable, "-c", code, store_uri, first.manifest_digest],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )
+        for _ in range(4)
     ]
     got: list[int] = []
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()
         got.extend(int(x) for x in out.split())
-    assert sorted(got) == list(range(1, 7))
+    assert sorted(got) == list(range(2, 18))
     versions = yard.registry.list_versions("shared", uri=store_uri)
-    assert [v.version for v in versions] == list(range(6, 0, -1))
+    assert [v.version for v in versions] == list(range(17, 0, -1))
     log = yard.registry.audit_log("shared", uri=store_uri)
-    assert sorted(e.version for e in log if e.action == "version.register") == list(range(1, 7))
+    assert sorted(e.version for e in log if e.action == "version.register") == list(range(1, 18))
     assert [e.action for e in log].count("model.create") == 1
+    m = yard.load_model("shared@latest", uri=store_uri)
+    assert m.version == 17 and (m.predict(X) == sk_model.predict(X)).all()
 
 
 def test_signature_lists_every_problem_at_once(workspace, churn_frame, sk_model) -> None:

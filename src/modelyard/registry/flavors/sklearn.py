@@ -7,6 +7,9 @@ before anything is built.
 
 from __future__ import annotations
 
+import io
+import re
+import zipfile
 from typing import Any
 
 from modelyard.errors import SerializationError
@@ -73,11 +76,18 @@ class SklearnFlavor(Flavor):
         try:
             return sio.loads(data, trusted=grant)
         except UntrustedTypesFoundException:
-            bad = _untrusted(sio.get_untrusted_types(data=data), trusted_types or [])
+            pass  # the scan missed a name, or a type is really untrusted: ask skops for the exact list
+        except Exception as exc:
+            raise SerializationError(f"skops failed to load {FILE}: {exc}") from exc
+        found_exact = sio.get_untrusted_types(data=data)
+        bad = _untrusted(found_exact, trusted_types or [])
+        if bad:
             raise SerializationError(
                 f"Refusing to load {FILE}: it would instantiate untrusted types {bad}. If you trust the "
                 f"model's author, pass trusted_types={bad!r} to load_model()."
-            ) from None
+            )
+        try:
+            return sio.loads(data, trusted=found_exact)
         except Exception as exc:
             raise SerializationError(f"skops failed to load {FILE}: {exc}") from exc
 
@@ -95,26 +105,11 @@ def _input(raw: Any, df: Any) -> Any:
     return df.to_numpy()
 
 
-def _schema_types(data: bytes) -> set[str]:
-    """Every ``module.Class`` (and ``module.function``) named in a skops file's schema."""
-    import io
-    import json
-    import zipfile
+_TYPE_RE = re.compile(rb'"__class__":\s*"([^"\\]+)",\s*"__module__":\s*"([^"\\]+)"')
 
+
+def _schema_types(data: bytes) -> set[str]:
+    """The ``module.Class`` names in a skops file's schema (a fast scan; skops re-checks every type)."""
     with zipfile.ZipFile(io.BytesIO(data)) as z:
-        schema = json.loads(z.read("schema.json"))
-    out: set[str] = set()
-    stack: list[Any] = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            mod, cls = node.get("__module__"), node.get("__class__")
-            if isinstance(mod, str) and isinstance(cls, str):
-                out.add(f"{mod}.{cls}")
-            content = node.get("content")
-            if isinstance(content, dict) and isinstance(content.get("module_path"), str):
-                out.add(f"{content['module_path']}.{content.get('function', '')}")
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return out
+        raw = z.read("schema.json")
+    return {f"{m.decode()}.{c.decode()}" for c, m in _TYPE_RE.findall(raw)}
