@@ -12,6 +12,7 @@ raises :class:`~modelyard.errors.IntegrityError` when they do not match their na
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -150,11 +151,11 @@ class _StatCache:
         return self._conn
 
     def get(self, path: Path, st: os.stat_result) -> str | None:
-        return self.get_many([(path, st)]).get(str(path))
+        return self.get_many_str([(os.fspath(path), st)]).get(os.fspath(path))
 
-    def get_many(self, items: list[tuple[Path, os.stat_result]]) -> dict[str, str]:
+    def get_many_str(self, items: list[tuple[str, os.stat_result]]) -> dict[str, str]:
         """Digests of the files whose size, mtime and inode match what was recorded."""
-        want = {str(p.absolute()): (str(p), st) for p, st in items}
+        want = {os.path.abspath(p): (p, st) for p, st in items}
         out: dict[str, str] = {}
         try:
             with self._lock:
@@ -172,12 +173,15 @@ class _StatCache:
         return out
 
     def put(self, rows: list[tuple[Path, os.stat_result, str]]) -> None:
+        self.put_str([(os.fspath(p), st, d) for p, st, d in rows])
+
+    def put_str(self, rows: list[tuple[str, os.stat_result, str]]) -> None:
         import time
 
         now = time.time_ns()
         racy = int(_RACY_SECONDS * 1e9)
         data = [
-            (str(p.absolute()), st.st_size, st.st_mtime_ns, st.st_ino, d)
+            (os.path.abspath(p), st.st_size, st.st_mtime_ns, st.st_ino, d)
             for p, st, d in rows
             if now - st.st_mtime_ns > racy
         ]
@@ -472,71 +476,90 @@ class BlobStore:
         return self.put_manifest(entries, **meta), sum(e.size for e in entries)
 
     def put_files(
-        self, files: Iterable[tuple[str | os.PathLike[str], str]], *, workers: int | None = None
+        self,
+        files: Iterable[tuple[str | os.PathLike[str], str]],
+        *,
+        workers: int | None = None,
+        stats: list[os.stat_result] | None = None,
     ) -> list[ManifestEntry]:
         """Store many ``(local path, path in the manifest)`` files in parallel; return their entries.
 
         On a local store small new files are written without a per-file fsync; one ``syncfs``
-        makes them durable before any of them is renamed into place (a crash leaves only temp files).
+        makes them durable before any of them is renamed into place (a crash leaves only temp
+        files). ``stats`` (one per file, e.g. from ``os.scandir``) saves a ``stat`` call per file.
         """
-        items = [(Path(p), rel) for p, rel in files]
+        items = [(os.fspath(p), rel) for p, rel in files]
         if self._local is None or len(items) <= 16:
             out = []
             for p, rel in items:
                 digest, size = self.put_file(p)
-                out.append(ManifestEntry(path=rel, digest=digest, size=size, mode=stat.S_IMODE(p.stat().st_mode)))
+                out.append(ManifestEntry(path=rel, digest=digest, size=size, mode=stat.S_IMODE(os.stat(p).st_mode)))
             return out
+        if stats is None:
+            stats = [self._stat_source(Path(p)) for p, _ in items]
         cache = self._stat_cache()
-        stats = [self._stat_source(p) for p, _ in items]
-        known = cache.get_many([(p, st) for (p, _), st in zip(items, stats, strict=True)]) if cache is not None else {}
-        pending: list[tuple[Path, str]] = []
-        learned: list[tuple[Path, os.stat_result, str]] = []
+        known = cache.get_many_str([(p, st) for (p, _), st in zip(items, stats, strict=True)]) if cache is not None else {}
+        objects = os.fspath(self._local / "objects")
+        tmp_dir = os.fspath(self._local / "tmp")
+        os.makedirs(tmp_dir, exist_ok=True)
+        pending: list[tuple[str, str]] = []
+        learned: list[tuple[str, os.stat_result, str]] = []
 
         def one(i: int) -> ManifestEntry:
             p, rel = items[i]
             st = stats[i]
             mode = stat.S_IMODE(st.st_mode)
-            digest = known.get(str(p))
-            if digest is not None and self.exists(digest):
+            digest = known.get(p)
+            if digest is not None and os.path.exists(f"{objects}/{digest[:2]}/{digest[2:]}"):
                 return ManifestEntry(path=rel, digest=digest, size=st.st_size, mode=mode)
             if st.st_size > _SMALL:
-                digest = self._copy_hashing(p)
-            else:
-                data = self._read_source(p)
-                digest = hash_bytes(data)
-                if not self.exists(digest):
-                    tmp = self._tmp_file()
-                    with open(tmp, "wb") as f:
-                        f.write(data)
-                    pending.append((tmp, digest))
+                digest = self._copy_hashing(Path(p))
                 learned.append((p, st, digest))
-                return ManifestEntry(path=rel, digest=digest, size=len(data), mode=mode)
+                return ManifestEntry(path=rel, digest=digest, size=st.st_size, mode=mode)
+            try:
+                with open(p, "rb") as f:
+                    data = f.read()
+            except OSError as exc:
+                raise BlobError(f"Cannot read {p!r}: {exc.strerror}.") from exc
+            digest = blake3.blake3(data).hexdigest()
+            if not os.path.exists(f"{objects}/{digest[:2]}/{digest[2:]}"):
+                tmp = f"{tmp_dir}/{os.urandom(16).hex()}.part"
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                pending.append((tmp, digest))
             learned.append((p, st, digest))
-            return ManifestEntry(path=rel, digest=digest, size=st.st_size, mode=mode)
+            return ManifestEntry(path=rel, digest=digest, size=len(data), mode=mode)
 
         try:
-            with ThreadPoolExecutor(max_workers=workers or min(16, (os.cpu_count() or 2) * 4)) as pool:
-                entries = list(pool.map(one, range(len(items))))
+            if len(known) == len(items):  # all unchanged: no I/O worth threads
+                entries = [one(i) for i in range(len(items))]
+            else:
+                # page-cache reads and small writes: a few threads overlap the syscalls; more only fight for the GIL
+                with ThreadPoolExecutor(max_workers=workers or min(4, (os.cpu_count() or 2) * 2)) as pool:
+                    entries = list(pool.map(one, range(len(items))))
             if pending:
-                _sync_files([t for t, _ in pending])
-                dirs: set[Path] = set()
+                _sync_files([Path(t) for t, _ in pending])
+                made: set[str] = set()
                 for tmp, digest in pending:
-                    final = self.local_path(digest)
-                    if final.exists():
-                        tmp.unlink(missing_ok=True)
+                    sub = f"{objects}/{digest[:2]}"
+                    final = f"{sub}/{digest[2:]}"
+                    if os.path.exists(final):
+                        os.unlink(tmp)
                         continue
-                    final.parent.mkdir(parents=True, exist_ok=True)
+                    if sub not in made:
+                        os.makedirs(sub, exist_ok=True)
+                        made.add(sub)
                     os.chmod(tmp, 0o444)
                     os.replace(tmp, final)
-                    dirs.add(final.parent)
-                for d in dirs:
-                    _fsync_dir(d)
+                for d in made:
+                    _fsync_dir(Path(d))
         except BaseException:
             for tmp, _ in pending:
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
             raise
         if cache is not None and learned:
-            cache.put(learned)
+            cache.put_str(learned)
         return entries
 
     def get_tree(self, digest: str, dest: str | os.PathLike[str], *, link: bool = False) -> Path:

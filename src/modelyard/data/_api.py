@@ -97,7 +97,7 @@ def profile(data: Any) -> Profile:
         fmt = detect_format(p)
         if fmt is None:
             raise InvalidArgumentError(f"Cannot profile {str(p)!r}: not a Parquet, CSV or Arrow/Feather file (by its name).")
-        batches = iter_file_batches(TabularSource(p, fmt, str(p)))
+        batches = iter_file_batches(TabularSource(p, fmt, str(p)), dictionary_strings=True)
     else:
         batches = iter_batches_of(data)
     b = ProfileBuilder()

@@ -92,33 +92,59 @@ def column_kind(arrow_type: Any) -> str:
 
 
 # -- small mergeable sketches -------------------------------------------------------------------
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer over uint64 (vectorized)."""
+def _mix64_inplace(h: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer over a uint64 array, in place (vectorized)."""
+    t = np.empty_like(h)
     with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return x
+        for shift, mul in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            np.right_shift(h, np.uint64(shift), out=t)
+            h ^= t
+            np.multiply(h, np.uint64(mul), out=h)
+        np.right_shift(h, np.uint64(31), out=t)
+        h ^= t
+    return h
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    return _mix64_inplace(np.array(x, dtype=np.uint64, copy=True))
 
 
 def _hll_update(reg: np.ndarray, hashes: np.ndarray) -> None:
+    """Add 64-bit hashes to HyperLogLog registers (consumes ``hashes``: it is modified in place).
+
+    The low :data:`_HLL_P` bits pick the register; the rank is the 1-based position of the first
+    1-bit of the high 52 bits (53 when they are all zero), read from the float exponent.
+    """
     if hashes.size == 0:
         return
-    idx = (hashes >> np.uint64(64 - _HLL_P)).view(np.int64)
-    w = hashes & np.uint64((1 << (64 - _HLL_P)) - 1)
-    # rank = 1-based position of the first 1-bit in the remaining 52 bits (53 when all zero):
-    # the float exponent of w gives floor(log2(w)) without a loop over bits
-    exp_bits = (w.astype(np.float64).view(np.uint64) >> np.uint64(52)).view(np.int64)
-    rank = np.minimum(1075 - exp_bits, 64 - _HLL_P + 1)
-    # max rank per register without ufunc.at: mark (register, rank) pairs, take the highest per row
-    key = idx * 64
-    key += rank
-    seen = np.bincount(key, minlength=_HLL_M * 64).reshape(_HLL_M, 64) > 0
+    w = (hashes >> np.uint64(_HLL_P)).astype(np.float64)  # < 2**52: exact
+    rank = w.view(np.int64)
+    rank >>= 52
+    np.subtract(1075, rank, out=rank)
+    np.minimum(rank, 64 - _HLL_P + 1, out=rank)
+    hashes &= np.uint64(_HLL_M - 1)
+    idx = hashes.view(np.int64)
+    # only values ranked above their register's current value can change it: once the registers
+    # fill up that is a tiny fraction, so the scatter-max below stays small
+    better = rank > reg[idx]
+    n_better = int(np.count_nonzero(better))
+    if n_better == 0:
+        return
+    idx, rank = idx[better], rank[better]
+    if n_better < 4096:
+        np.maximum.at(reg, idx, rank.astype(np.uint8))
+        return
+    # many updates (empty registers): mark (register, rank) pairs, take the highest per register
+    seen = np.bincount(idx * 64 + rank, minlength=_HLL_M * 64).reshape(_HLL_M, 64) > 0
     top = 63 - np.argmax(seen[:, ::-1], axis=1)
     top[~seen.any(axis=1)] = 0
     np.maximum(reg, top.astype(np.uint8), out=reg)
+
+
+def _hll_floats(reg: np.ndarray, x: np.ndarray) -> None:
+    """HyperLogLog update from float64 values (hashing their bit patterns; -0.0 counts as 0.0)."""
+    h = (x + 0.0).view(np.uint64)  # a fresh array: safe to mix in place
+    _hll_update(reg, _mix64_inplace(h))
 
 
 def _hll_estimate(reg: np.ndarray) -> float:
@@ -257,7 +283,8 @@ class ColumnProfile:
         self.max = bmax if self.max is None else max(self.max, bmax)
         bmean = float(x.mean())
         d = x - bmean
-        bm2 = float(np.dot(d, d))
+        # not np.dot: BLAS spawns its own threads, which costs more than the sum on a busy machine
+        bm2 = float(np.square(d, out=d).sum())
         self._merge_moments(n, bmean, bm2)
         # histogram on the aligned power-of-two grid (x * 2**-k is exact, so bins never disagree)
         k = _hist_k(bmin, bmax)
@@ -341,7 +368,7 @@ class ColumnProfile:
         keys = list(keys)
         if self.kind in ("numeric", "datetime"):
             x = np.array([float(k) for k in keys], dtype=np.float64) + 0.0
-            return _mix64(x.view(np.uint64))
+            return _mix64_inplace(x.view(np.uint64))
         return _hash_strings(keys)
 
     def _go_inexact(self) -> None:
@@ -589,7 +616,8 @@ class ProfileBuilder:
             arr = batch.column(i)
             col = p.columns.get(name)
             if col is None:
-                col = ColumnProfile(name=name, type=str(arr.type), kind=column_kind(arr.type))
+                t = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type  # the logical type
+                col = ColumnProfile(name=name, type=str(t), kind=column_kind(arr.type))
                 col.nulls += p.rows  # absent from earlier batches
                 p.columns[name] = col
             work.append((col, arr))
@@ -643,22 +671,32 @@ def _add_array(col: ColumnProfile, arr: Any, pa: Any, sketches: bool = True) -> 
             col.values_exact = False
     elif kind in ("categorical", "boolean"):
         if pa.types.is_dictionary(arr.type):
-            arr = arr.dictionary_decode()
-        vc = pc.value_counts(arr.drop_null() if nulls else arr)
-        values = vc.field(0)
-        counts = vc.field(1).to_numpy()
+            # count dictionary indices: no string is materialized per row
+            idx = (arr.indices.drop_null() if nulls else arr.indices).to_numpy(zero_copy_only=False)
+            dcounts = np.bincount(idx, minlength=len(arr.dictionary))
+            used = np.flatnonzero(dcounts)
+            values = arr.dictionary.take(pa.array(used))
+            counts = dcounts[used]
+            if len(values) != len(pc.unique(values)):  # a dictionary with repeated values: fold them
+                vc = pc.value_counts(arr.dictionary_decode().drop_null())
+                values, counts = vc.field(0), vc.field(1).to_numpy()
+        else:
+            vc = pc.value_counts(arr.drop_null() if nulls else arr)
+            values = vc.field(0)
+            counts = vc.field(1).to_numpy()
         if kind == "boolean":
             vals = ["true" if v else "false" for v in values.to_pylist()]
         else:
-            if not col.values_exact or len(col.values) + len(counts) > MAX_TRACKED:
-                col._go_inexact()
+            if col.values_exact and len(counts) > MAX_TRACKED:
+                col._go_inexact()  # folds the values tracked so far into the HyperLogLog
+            if not col.values_exact:
                 _hll_update(col.hll, _hash_arrow_strings(values, pa))
                 if len(counts) > MAX_TRACKED:
                     top = np.argpartition(-counts, MAX_TRACKED)[:MAX_TRACKED]
                     values = values.take(pa.array(top))
                     counts = counts[top]
             vals = values.cast(pa.string()).to_pylist()
-        col._add_values(vals, counts.tolist())
+        col._add_values(vals, counts.tolist())  # switches to estimates once past MAX_TRACKED values
     # 'other' kinds: counts and nulls only
 
 
@@ -687,7 +725,7 @@ def _track_numeric(col: ColumnProfile, x: np.ndarray, *, integer: bool) -> None:
                 return
         col._go_inexact()
         col.values = {}
-    _hll_update(col.hll, _mix64((x + 0.0).view(np.uint64)))
+    _hll_floats(col.hll, x)
 
 
 def _hash_strings(vals: list[str]) -> np.ndarray:

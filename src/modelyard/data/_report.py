@@ -205,7 +205,6 @@ class ValidationReport:
         if cur is not None:
             for name, cp in cur.columns.items():
                 rp = ref.columns.get(name) if ref is not None else None
-                series_names = ("reference", "current") if rp is not None else ("current",)
                 if cp.kind in ("numeric", "datetime"):
                     if rp is not None:
                         edges, rc, cc = aligned_histograms(rp, cp)
@@ -223,7 +222,9 @@ class ValidationReport:
                         svg = bars_svg([k for k, _ in top], [("current", [c for _, c in top])], colors=PALETTE[1:])
                 else:
                     continue
-                stats = f"nulls {cp.null_fraction:.2%} · distinct {'' if cp.distinct_exact else '~'}{cp.distinct:,}"
+                stats = f"nulls {cp.null_fraction:.2%}"
+                if cp.distinct_exact or cp.hll.any():  # validation's light profile skips distinct counting
+                    stats += f" · distinct {'' if cp.distinct_exact else '~'}{cp.distinct:,}"
                 if cp.mean is not None:
                     stats += f" · mean {cp.mean:.4g} · std {cp.std or 0:.4g}"
                     if rp is not None and rp.mean is not None:
@@ -232,11 +233,9 @@ class ValidationReport:
                     f"<div class='card{' bad' if name in failed_cols else ''}'><h3>{escape(name)} <small>{escape(cp.type)}</small></h3>"
                     f"{svg}<div class=stats>{escape(stats)}</div></div>"
                 )
-            legend = " ".join(
-                f"<span class=key style='background:{c}'></span>{n}" for n, c in zip(series_names if ref is not None else ("current",), PALETTE if ref is not None else PALETTE[1:], strict=False)
-            )
-        else:
-            legend = ""
+        names = ("reference", "current") if ref is not None else ("current",)
+        colors = PALETTE if ref is not None else PALETTE[1:]
+        legend = " ".join(f"<span class=key style='background:{c}'></span>{n}" for n, c in zip(names, colors, strict=False))
         return _PAGE.format(
             title=escape(f"Validation {status}: {self.data}"),
             status=status,

@@ -10,7 +10,7 @@ import stat
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -184,19 +184,22 @@ class DataService:
     ) -> DatasetVersion:
         if not path.exists():
             raise NotFoundError(f"Cannot add {str(path)!r}: no such file or folder.")
+        stats: list[os.stat_result] | None = None
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
-            if not files:
+            walked = _walk(path)
+            if not walked:
                 raise InvalidArgumentError(f"Cannot add {str(path)!r}: the folder has no files.")
-            rels = [PurePosixPath(p.relative_to(path)).as_posix() for p in files]
+            files = [Path(a) for a, _, _ in walked]
+            rels = [r for _, r, _ in walked]
+            stats = [st for _, _, st in walked]
         else:
             files, rels = [path], [path.name]
-        tabular = [(p, r, detect_format(p)) for p, r in zip(files, rels, strict=True) if detect_format(p)]
+        tabular = [(p, r, detect_format(r)) for p, r in zip(files, rels, strict=True) if detect_format(r)]
         formats = sorted({f for _, _, f in tabular})
         schema = None
         if tabular:
             schema = unify_schemas([TabularSource(p, f, r) for p, r, f in tabular])  # before storing anything
-        entries = self._store_files(files, rels)
+        entries = self._store_files(files, rels, stats)
         manifest = self.blobs.put_manifest(entries, kind="dataset")
         total = sum(e.size for e in entries)
         latest = self._latest_row(name)
@@ -214,7 +217,7 @@ class DataService:
 
                 builder = ProfileBuilder()
                 for p, r, f in tabular:
-                    for batch in iter_file_batches(TabularSource(p, f, r)):
+                    for batch in iter_file_batches(TabularSource(p, f, r), dictionary_strings=True):
                         builder.add(batch)
                 prof = builder.result()
                 rows = prof.rows
@@ -233,11 +236,11 @@ class DataService:
             run_id=run_id,
         )
 
-    def _store_files(self, files: list[Path], rels: list[str]) -> list[ManifestEntry]:
+    def _store_files(self, files: list[Path], rels: list[str], stats: list[os.stat_result] | None) -> list[ManifestEntry]:
         if len(files) == 1:
             digest, size = self.blobs.put_file(files[0])
             return [ManifestEntry(rels[0], digest, size, stat.S_IMODE(files[0].stat().st_mode))]
-        return self.blobs.put_files(list(zip(files, rels, strict=True)))
+        return self.blobs.put_files(list(zip(files, rels, strict=True)), stats=stats)
 
     def _insert_version(self, name: str, **kw: Any) -> DatasetVersion:
         def fn(conn: Connection) -> Any:
@@ -377,9 +380,20 @@ class DataService:
         from modelyard.data._profile import Profile
 
         try:
-            return Profile.from_dict(json.loads(self.blobs.read_bytes(v.profile_digest)))
+            doc = json.loads(self.blobs.read_bytes(v.profile_digest))
         except ValueError as exc:
             raise SerializationError(f"The profile of {v.ref} is not valid JSON: {exc}") from exc
+        from modelyard._version import __version__
+
+        if doc.get("modelyard_version") != __version__:
+            import warnings
+
+            warnings.warn(
+                f"The profile of {v.ref} was written by modelyard {doc.get('modelyard_version')}; "
+                f"reading it with {__version__}.",
+                stacklevel=2,
+            )
+        return Profile.from_dict(doc)
 
     def get(self, ref: str | DatasetVersion, dest: str | os.PathLike[str], *, link: bool = True) -> Path:
         """Materialize a version's files under ``dest`` (hard links when possible, else copies)."""
@@ -418,7 +432,10 @@ class DataService:
         if engine == "arrow":
             return table
         if engine == "polars":
-            import polars as pl
+            try:
+                import polars as pl
+            except ImportError:
+                raise InvalidArgumentError("engine='polars' needs polars: pip install polars") from None
 
             return pl.from_arrow(table)
         return table.to_pandas()
@@ -514,8 +531,23 @@ class DataService:
         }
 
 
-def _hidden(rel: Path) -> bool:
-    return any(part.startswith(".") for part in rel.parts)
+def _walk(root: Path) -> list[tuple[str, str, os.stat_result]]:
+    """``(path, posix path relative to root, stat)`` of every non-hidden file below ``root``, sorted."""
+    out: list[tuple[str, str, os.stat_result]] = []
+
+    def scan(folder: str, prefix: str) -> None:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=True):
+                    scan(entry.path, f"{prefix}{entry.name}/")
+                elif entry.is_file(follow_symlinks=True):
+                    out.append((entry.path, prefix + entry.name, entry.stat(follow_symlinks=True)))
+
+    scan(os.fspath(root), "")
+    out.sort(key=lambda t: t[1])
+    return out
 
 
 def _write_parquet(frame: Any, path: Path) -> None:

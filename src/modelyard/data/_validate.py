@@ -44,7 +44,7 @@ def _batches(data: Any) -> tuple[Iterator[Any], str, Any]:
                 )
             sources = [TabularSource(p, fmt, str(p))]
         schema = unify_schemas(sources)
-        return (b for s in sources for b in iter_file_batches(s)), str(p), schema
+        return (b for s in sources for b in iter_file_batches(s, dictionary_strings=True)), str(p), schema
     it = iter_batches_of(data)
     first = next(it, None)
     if first is None:  # pragma: no cover - iter_batches_of always yields
@@ -124,7 +124,7 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
             row_checks[(col, "values")] = {"count": 0, "samples": [], "set": pa.array([str(v) if not isinstance(v, bool) else v for v in e.values])}
     unique_cols = [c for c, e in s.columns.items() if e.unique and c in present]
     unique_chunks: dict[str, list[Any]] = {c: [] for c in unique_cols}
-    builder = ProfileBuilder(sketches=False)  # quantiles and distinct counts are not checked
+    builder = ProfileBuilder()  # the report carries the batch's full, mergeable profile
     offset = 0
     for batch in batches:
         builder.add(batch)
@@ -132,11 +132,13 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
             arr = batch.column(col)
             e = s.columns[col]
             if kind == "values":
-                if pa.types.is_dictionary(arr.type):
-                    arr = arr.dictionary_decode()
-                probe = arr if pa.types.is_boolean(arr.type) else arr.cast(pa.string())
-                vs = st["set"] if not pa.types.is_boolean(arr.type) else pa.array([bool(v) for v in e.values or []])
-                bad = pc.invert(pc.is_in(probe, value_set=vs))
+                if pa.types.is_dictionary(arr.type):  # check the dictionary once, map through the indices
+                    dict_bad = pc.invert(pc.is_in(arr.dictionary.cast(pa.string()), value_set=st["set"]))
+                    bad = pc.take(dict_bad, arr.indices)
+                else:
+                    probe = arr if pa.types.is_boolean(arr.type) else arr.cast(pa.string())
+                    vs = st["set"] if not pa.types.is_boolean(arr.type) else pa.array([bool(v) for v in e.values or []])
+                    bad = pc.invert(pc.is_in(probe, value_set=vs))
             else:
                 fam = type_family(arr.type)
                 if fam not in ("integer", "float"):
@@ -154,7 +156,8 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
                     vals = pc.take(arr, idx).to_pylist()
                     st["samples"].extend({"row": offset + int(i), "value": v} for i, v in zip(idx.to_pylist(), vals, strict=True))
         for c in unique_cols:
-            unique_chunks[c].append(batch.column(c))
+            col_arr = batch.column(c)
+            unique_chunks[c].append(col_arr.dictionary_decode() if pa.types.is_dictionary(col_arr.type) else col_arr)
         offset += batch.num_rows
     cur = builder.result()
     rows = cur.rows
