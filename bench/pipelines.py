@@ -119,6 +119,20 @@ def bench_parallel(uri: str, skip_ray: bool) -> None:
     fan.run(uri=uri, executor="process", workers=2, progress=False)
     proc = time.perf_counter() - t0
     print(f"    process executor, 2 workers, warm pool: {proc:.2f}s -> speed-up {seq / proc:.2f}x")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_spin, [0.01, 0.01]))  # started, warm
+        t0 = time.perf_counter()
+        list(pool.map(_spin, [1.0] * 8))
+        raw = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(8):
+        _spin(1.0)
+    raw_seq = time.perf_counter() - t0
+    print(f"    raw limit now: plain loop {raw_seq:.2f}s, plain warm ProcessPoolExecutor(2) {raw:.2f}s "
+          f"-> speed-up {raw_seq / raw:.2f}x (what this machine allows at the moment)")
     if skip_ray:
         return
     import ray
