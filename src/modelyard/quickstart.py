@@ -103,10 +103,6 @@ def chapter_pipelines(ctx: QuickstartContext) -> None:
     import modelyard as yard
 
     @yard.step
-    def prepare(seed: int) -> pd.DataFrame:
-        return _make_data(seed)
-
-    @yard.step
     def features(df: pd.DataFrame) -> pd.DataFrame:
         out = df[["tenure", "monthly_charges", "support_calls", "churned"]].astype(float)
         out["basic"] = (df["plan"] == "basic").astype(float)
@@ -130,22 +126,23 @@ def chapter_pipelines(ctx: QuickstartContext) -> None:
         return {"accuracy": float(np.mean((z > 0).astype(int) == y))}
 
     @yard.pipeline(experiment="quickstart")
-    def churn_pipeline(seed: int = 7, alpha: float = 1e-4):
-        table = features(prepare(seed))
+    def churn_pipeline(data: str = "churn-train@latest", alpha: float = 1e-4):
+        table = features(yard.pipelines.dataset(data))  # a dataset version as input: lineage + cache key
         return evaluate(train(table, alpha=alpha), table)
 
+    ref = ctx.state.get("dataset") or yard.data.add(_make_data(ctx.seed), name="churn-train", uri=ctx.uri).ref
     t0 = time.perf_counter()
-    first = churn_pipeline.run(seed=ctx.seed, executor="local", uri=ctx.uri, progress=False)
+    first = churn_pipeline.run(data=ref, executor="local", uri=ctx.uri, progress=False)
     t1 = time.perf_counter()
-    second = churn_pipeline.run(seed=ctx.seed, executor="local", uri=ctx.uri, progress=False)
+    second = churn_pipeline.run(data=ref, executor="local", uri=ctx.uri, progress=False)
     t2 = time.perf_counter()
     ctx.state.update(pipeline_run_id=second.run_id, pipeline=churn_pipeline)
     ctx.say(
-        f"Pipeline [bold]churn_pipeline[/]: {len(first.executed)} steps ran in {t1 - t0:.2f}s "
+        f"Pipeline [bold]churn_pipeline[/] on {ref}: {len(first.executed)} steps ran in {t1 - t0:.2f}s "
         f"(accuracy {first.value['accuracy']:.3f}); the second run took {t2 - t1:.2f}s with "
         f"{len(second.cached)} of {len(second.steps)} steps cached."
     )
-    why = {s.node: s.reason for s in churn_pipeline.status(seed=ctx.seed, alpha=1e-3, uri=ctx.uri)}
+    why = {s.node: s.reason for s in churn_pipeline.status(data=ref, alpha=1e-3, uri=ctx.uri)}
     ctx.say(f"  with alpha=1e-3 only train and evaluate would rerun: train because {why['train']}")
     ctx.say(f"  look:  yard pipeline show {second.run_id[:12]}")
 def chapter_data(ctx: QuickstartContext) -> None:

@@ -200,10 +200,14 @@ def test_quickstart_chapter_runs_the_training_as_a_cached_pipeline(tmp_path):
     said: list[str] = []
     ctx = QuickstartContext(uri=str(tmp_path / "qs"), say=said.append)
     chapter_pipelines(ctx)
-    assert "with 4 of 4 steps cached" in said[0]
+    assert "on churn-train@v1: 3 steps ran" in said[0] and "with 3 of 3 steps cached" in said[0]
     assert "train because param alpha changed: 0.0001 → 0.001" in said[1]
     shown = yard.pipelines.show_pipeline_run(ctx.state["pipeline_run_id"], uri=ctx.uri)
     assert all(s["cache_hit"] for s in shown["steps"])
+    from modelyard.data import DataService
+
+    features_run = next(s["run_id"] for s in shown["steps"] if s["node"] == "features")
+    assert [v.ref for v in DataService(ctx.uri).inputs_of(features_run)] == ["churn-train@v1"]
 
 
 def test_live_view_only_on_a_terminal(modules, monkeypatch):
@@ -238,3 +242,18 @@ def test_miss_explanations_for_env_and_output_spec(modules):
     assert explain_miss(node, doc, CacheEntry(Row)) == (
         "package scikit-learn changed: 1.8.0 → not declared; output spec changed (serializer options or versions)"
     )
+
+
+def test_ray_not_installed_is_a_clear_error_before_anything_runs(modules, monkeypatch):
+    import sys
+
+    modules.write("light", LIGHT)
+    pipe = modules.load("light")
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(yard.errors.ConfigError) as info:
+        pipe.run(executor="ray")
+    assert str(info.value) == (
+        "The 'ray' executor needs Ray, which is not installed. Install it with `pip install 'ray[default]'`, "
+        "or use executor='process'."
+    )
+    assert len(yard.search_runs()) == 0
