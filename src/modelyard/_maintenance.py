@@ -25,8 +25,8 @@ BLOB_REFERENCES: list[tuple[str, str]] = [
     # registry: a model version's manifest (model files, yard-model.json, input example)
     ("model_versions", "manifest_digest"),
 ]
-# pipelines: step outputs (manifest digests) in the cache index and in each pipeline run's steps
-BLOB_REFERENCES += [("pipeline_cache", "output_digest"), ("pipeline_step_runs", "output_digest")]
+# pipelines: step outputs (manifest digests) in the cache index (step runs hold them as artifacts)
+BLOB_REFERENCES += [("pipeline_cache", "output_digest")]
 # data: dataset versions (manifest, schema and profile blobs)
 BLOB_REFERENCES += [
     ("dataset_versions", "manifest_digest"),

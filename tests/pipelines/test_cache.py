@@ -407,3 +407,26 @@ def test_dataset_versions_as_inputs_key_and_lineage(modules, tmp_path, store_uri
     assert pipe.run(executor="local", uri=store_uri).value == 4
     with pytest.raises(yard.errors.NotFoundError):
         pipe.run(executor="local", ref="nothere@v1", uri=store_uri)
+
+
+def test_cache_entries_keep_outputs_through_gc_until_cleared(pipe_files, store_uri):
+    from modelyard._maintenance import gc
+
+    pipe = pipe_files.load("pipe")
+    r = pipe.run(executor="local", uri=store_uri)
+    ws = yard.get_workspace(store_uri)
+    outputs = [s.output_digest for s in r.steps.values()]
+    yard.delete_run(r.run_id, uri=store_uri)
+    gc(store_uri, grace_seconds=0)
+    assert all(ws.blobs.exists(d) for d in outputs)  # the cache index still references them
+    assert pipe.run(executor="local", uri=store_uri).cached == ["load", "featurize", "train"]
+
+    assert yard.pipelines.clear_cache("pipe", step="train", uri=store_uri) == 1
+    assert reasons(pipe.status(uri=store_uri))["train"].startswith("never run before")
+    with pytest.raises(yard.errors.NotFoundError, match=r"No cache entries for pipeline 'pip'\. Did you mean 'pipe'\?"):
+        yard.pipelines.clear_cache("pip", uri=store_uri)
+    assert yard.pipelines.clear_cache("pipe", uri=store_uri) == 2
+    for run in yard.search_runs("cache-test", uri=store_uri):
+        yard.delete_run(run.id, uri=store_uri)
+    gc(store_uri, grace_seconds=0)
+    assert not any(ws.blobs.exists(d) for d in outputs)

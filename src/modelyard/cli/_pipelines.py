@@ -154,3 +154,15 @@ def dag(
         typer.echo(f"Wrote {svg} ({len(graph.nodes)} steps).")
         return
     typer.echo(dag_text(graph))
+
+
+@app.command("clear-cache")
+def clear_cache_cmd(
+    pipeline: str = typer.Argument(..., help="The pipeline's name (its function name, or name=...)."),
+    step: str = typer.Option(None, "--step", help="Only this step's entries."),
+) -> None:
+    """Forget cache entries so the next run recomputes; `yard gc` then frees unreferenced outputs."""
+    from modelyard.pipelines import clear_cache
+
+    n = clear_cache(pipeline, step=step)
+    typer.echo(f"Removed {n} cache entr{'y' if n == 1 else 'ies'} of pipeline {pipeline}" + (f" step {step}." if step else "."))

@@ -22,7 +22,13 @@ from modelyard.pipelines._executors import EXECUTORS, default_executor
 from modelyard.pipelines._graph import DatasetInput, Graph, Node, Ref, build_graph, dataset
 from modelyard.pipelines._loader import load_pipeline
 from modelyard.pipelines._records import PipelineResult, StepOutcome, StepState
-from modelyard.pipelines._runner import load_step_output, pipeline_status, run_pipeline, show_pipeline_run
+from modelyard.pipelines._runner import (
+    clear_cache,
+    load_step_output,
+    pipeline_status,
+    run_pipeline,
+    show_pipeline_run,
+)
 from modelyard.pipelines._serializers import SERIALIZERS, load_output
 from modelyard.pipelines._spec import PipelineSpec, StepSpec, pipeline, step
 
@@ -40,6 +46,7 @@ __all__ = [
     "StepState",
     "build_graph",
     "cache_key",
+    "clear_cache",
     "code_fingerprint",
     "dataset",
     "default_executor",

@@ -24,7 +24,7 @@ from modelyard.pipelines._graph import Graph, Node, build_graph, iter_datasets
 from modelyard.pipelines._records import PipelineResult, StepOutcome, StepState
 from modelyard.pipelines._serializers import check_return_annotation, load_output, output_exists
 
-__all__ = ["build_graph_for", "load_step_output", "pipeline_status", "run_pipeline", "show_pipeline_run"]
+__all__ = ["build_graph_for", "clear_cache", "load_step_output", "pipeline_status", "run_pipeline", "show_pipeline_run"]
 
 
 def build_graph_for(fn: Callable[..., Any], params: Mapping[str, Any] | None = None, /, **kw: Any) -> Graph:
@@ -398,3 +398,27 @@ def show_pipeline_run(run_id: str, *, uri: str | Workspace | None = None) -> dic
         "executor": record.tags.get("yard.executor"),
         "steps": steps,
     }
+
+
+def clear_cache(pipeline: str, *, step: str | None = None, uri: str | Workspace | None = None) -> int:
+    """Forget the cache entries of ``pipeline`` (only ``step``'s with ``step``); return how many.
+
+    The next run recomputes those steps. Outputs still held by tracked runs stay; `yard gc`
+    removes the blobs nothing references any more.
+    """
+    from modelyard.pipelines._schema import pipeline_cache as pc
+
+    ws = get_workspace(uri)
+    cond = pc.c.pipeline == pipeline
+    if step is not None:
+        cond = sa.and_(cond, sa.or_(pc.c.step == step, pc.c.node == step))
+    with ws.store.read() as conn:
+        if conn.execute(sa.select(pc.c.cache_key).where(pc.c.pipeline == pipeline).limit(1)).first() is None:
+            from modelyard.errors import did_you_mean
+
+            known = [r[0] for r in conn.execute(sa.select(pc.c.pipeline).distinct())]
+            raise NotFoundError(
+                f"No cache entries for pipeline {pipeline!r}.{did_you_mean(pipeline, known)}"
+                + (f" Pipelines with entries: {', '.join(sorted(known))}." if known else "")
+            )
+    return int(ws.store.write(lambda conn: conn.execute(pc.delete().where(cond)).rowcount))
