@@ -34,6 +34,11 @@ _EXPORTS: dict[str, str] = {
     "get_workspace": "modelyard._workspace:get_workspace",
     "BlobStore": "modelyard.blobs._store:BlobStore",
     "ModelyardError": "modelyard.errors:ModelyardError",
+    # pipelines
+    "step": "modelyard.pipelines._spec:step",
+    "pipeline": "modelyard.pipelines._spec:pipeline",
+    "load_pipeline": "modelyard.pipelines._loader:load_pipeline",
+    "PipelineResult": "modelyard.pipelines._records:PipelineResult",
     # registry
     "load_model": "modelyard.registry._api:load_model",
     "get_model_version": "modelyard.registry._api:get_model_version",
@@ -53,7 +58,7 @@ _EXPORTS: dict[str, str] = {
     "GateReport": "modelyard.evaluation._gates:GateReport",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry", "evaluation"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry", "evaluation", "pipelines"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

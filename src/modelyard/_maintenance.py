@@ -29,6 +29,8 @@ BLOB_REFERENCES: list[tuple[str, str]] = [
     ("dataset_versions", "manifest_digest"),
     ("dataset_versions", "schema_digest"),
     ("dataset_versions", "profile_digest"),
+    # pipelines: step outputs (manifest digests) in the cache index (step runs hold them as artifacts)
+    ("pipeline_cache", "output_digest"),
 ]
 
 _MANIFEST_PREFIX = b'{"entries":['

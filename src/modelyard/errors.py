@@ -19,6 +19,7 @@ outside the operational tree, so ``except ModelyardError`` never hides a bug::
     │   ├── BlobNotFoundError    a digest is referenced but its blob is missing
     │   └── IntegrityError       a blob's bytes do not match its digest (tampering, corruption)
     ├── SerializationError       an object cannot be saved or loaded safely
+    ├── StepFailedError          a pipeline step raised; names the step, carries its traceback
     └── ValidationFailed         data or a model did not pass its checks
         └── SignatureError       model input does not match the model's signature (.problems)
 
@@ -45,6 +46,7 @@ __all__ = [
     "SchemaVersionError",
     "SerializationError",
     "SignatureError",
+    "StepFailedError",
     "StoreError",
     "UsageError",
     "ValidationFailed",
@@ -117,6 +119,16 @@ class IntegrityError(BlobError):
 
 class SerializationError(ModelyardError):
     """Raised when an object cannot be saved or loaded safely."""
+
+
+class StepFailedError(ModelyardError):
+    """Raised when a pipeline step fails; ``step`` names it and ``traceback`` is its traceback."""
+
+    def __init__(self, message: str, *, step: str = "", traceback: str = "", run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.traceback = traceback
+        self.run_id = run_id
 
 
 class ValidationFailed(ModelyardError):

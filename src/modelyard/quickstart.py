@@ -93,6 +93,60 @@ def chapter_tracking(ctx: QuickstartContext) -> None:
     ctx.say(f"  look:  yard runs show {run.id[:12]}    yard runs list -e quickstart")
 
 
+def chapter_pipelines(ctx: QuickstartContext) -> None:
+    """Train the churn model as a small cached pipeline; the second run is served from the cache."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    import modelyard as yard
+
+    @yard.step
+    def features(df: pd.DataFrame) -> pd.DataFrame:
+        out = df[["tenure", "monthly_charges", "support_calls", "churned"]].astype(float)
+        out["basic"] = (df["plan"] == "basic").astype(float)
+        return out
+
+    @yard.step
+    def train(table: pd.DataFrame, alpha: float = 1e-4) -> dict:
+        # The weights as plain data keep the demo quick; a step may return the estimator itself
+        # (stored with skops), at the price of importing skops.
+        from sklearn.linear_model import SGDClassifier
+
+        X, y = table.drop(columns="churned").to_numpy(), table["churned"].to_numpy()
+        mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
+        clf = SGDClassifier(loss="log_loss", alpha=alpha, random_state=0).fit((X - mean) / scale, y)
+        return {"mean": mean.tolist(), "scale": scale.tolist(), "coef": clf.coef_[0].tolist(), "intercept": float(clf.intercept_[0])}
+
+    @yard.step
+    def evaluate(model: dict, table: pd.DataFrame) -> dict:
+        X, y = table.drop(columns="churned").to_numpy(), table["churned"].to_numpy()
+        z = ((X - np.array(model["mean"])) / np.array(model["scale"])) @ np.array(model["coef"]) + model["intercept"]
+        return {"accuracy": float(np.mean((z > 0).astype(int) == y))}
+
+    @yard.pipeline(experiment="quickstart")
+    def churn_pipeline(data: str = "churn-train@latest", alpha: float = 1e-4):
+        table = features(yard.pipelines.dataset(data))  # a dataset version as input: lineage + cache key
+        return evaluate(train(table, alpha=alpha), table)
+
+    ref = ctx.state.get("dataset") or yard.data.add(_make_data(ctx.seed), name="churn-train", uri=ctx.uri).ref
+    t0 = time.perf_counter()
+    first = churn_pipeline.run(data=ref, executor="local", uri=ctx.uri, progress=False)
+    t1 = time.perf_counter()
+    second = churn_pipeline.run(data=ref, executor="local", uri=ctx.uri, progress=False)
+    t2 = time.perf_counter()
+    ctx.state.update(pipeline_run_id=second.run_id, pipeline=churn_pipeline)
+    ctx.say(
+        f"Pipeline [bold]churn_pipeline[/] on {ref}: {len(first.executed)} steps ran in {t1 - t0:.2f}s "
+        f"(accuracy {first.value['accuracy']:.3f}); the second run took {t2 - t1:.2f}s with "
+        f"{len(second.cached)} of {len(second.steps)} steps cached."
+    )
+    why = {s.node: s.reason for s in churn_pipeline.status(data=ref, alpha=1e-3, uri=ctx.uri)}
+    ctx.say(f"  with alpha=1e-3 only train and evaluate would rerun: train because {why['train']}")
+    ctx.say(f"  look:  yard pipeline show {second.run_id[:12]}")
+
+
 def chapter_registry(ctx: QuickstartContext) -> None:
     """Register the tracked model, point `production` at it, load it back and predict."""
     import modelyard as yard
@@ -207,6 +261,7 @@ def chapter_evaluation(ctx: QuickstartContext) -> None:
 CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("tracking", chapter_tracking),
     ("data", chapter_data),
+    ("pipelines", chapter_pipelines),
     ("registry", chapter_registry),
     ("evaluation", chapter_evaluation),
 ]

@@ -108,4 +108,5 @@ def test_quickstart_data_chapter(tmp_path: Path) -> None:
     report = ctx.state["validation"]
     assert not report.ok and {"monthly_charges.distribution", "plan.values"} <= {f.name for f in report.failures}
     assert (tmp_path / "qs" / "quickstart-validation.html").read_text().count("<svg") == 5
-    assert [r["id"] for r in yard.data.show("churn-train@v1", uri=str(tmp_path / "qs"))["runs"]] == [ctx.state["run_id"]]
+    # the tracked run read it (the pipelines chapter's `features` step run reads it too)
+    assert ctx.state["run_id"] in [r["id"] for r in yard.data.show("churn-train@v1", uri=str(tmp_path / "qs"))["runs"]]

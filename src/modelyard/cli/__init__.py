@@ -55,6 +55,7 @@ _store.register(app)
 # Command groups: prefer lazy_group (imported on first use, so `yard --help` stays fast).
 lazy_group("runs", "modelyard.cli._runs:app", "List, inspect, compare and delete tracked runs.")
 lazy_group("models", "modelyard.cli._models:app", "Registered models: versions, aliases, audit log, model cards.")
+lazy_group("pipeline", "modelyard.cli._pipelines:app", "Run Python steps as a tracked, cached DAG (local, process or Ray).")
 
 from modelyard.cli import _quickstart  # noqa: E402
 

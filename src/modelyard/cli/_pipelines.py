@@ -1,0 +1,168 @@
+"""``yard pipeline``: run a pipeline, say which steps would run and why, show a run, draw the DAG."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from modelyard.cli._common import console, print_json
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Run cached pipelines of Python steps, explain the cache, show runs and DAGs.", no_args_is_help=True)
+
+_REF_HELP = "The pipeline as path/to/file.py:name (or package.module:name)."
+_PARAM_HELP = "A pipeline param as name=value (repeatable); the value is parsed as JSON when it can be."
+
+
+def _params(items: list[str] | None) -> dict[str, Any]:
+    import json
+
+    from modelyard.errors import InvalidArgumentError
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise InvalidArgumentError(f"--param takes name=value. Got {item!r} instead.")
+        k, _, v = item.partition("=")
+        try:
+            out[k.strip()] = json.loads(v)
+        except ValueError:
+            out[k.strip()] = v
+    return out
+
+
+_STYLE = {"cached": "blue", "done": "green", "failed": "red", "skipped": "yellow", "pending": "cyan", "running": "cyan"}
+
+
+def _dur(v: float | None) -> str:
+    return f"{v:.2f}s" if v is not None else "-"
+
+
+@app.command("run")
+def run(
+    ref: str = typer.Argument(..., help=_REF_HELP),
+    param: list[str] = typer.Option(None, "--param", "-p", help=_PARAM_HELP),
+    executor: str = typer.Option(None, "--executor", "-x", help="local, process (default with > 1 core) or ray."),
+    workers: int = typer.Option(None, "--workers", "-w", help="Steps run at once (process, ray)."),
+    force: list[str] = typer.Option(None, "--force", help="Rerun this step and everything downstream (repeatable)."),
+    ray_address: str = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="Ray cluster address."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Run a pipeline: cached steps are skipped, the rest run on the executor; everything is tracked."""
+    from modelyard.pipelines import load_pipeline, run_pipeline
+
+    fn = load_pipeline(ref)
+    result = run_pipeline(
+        fn, _params(param), executor=executor, workers=workers, force=force or None, ray_address=ray_address,
+        progress=None if not as_json else False,
+    )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    c = console()
+    n = len(result.steps)
+    c.print(
+        f"Pipeline [bold]{result.pipeline}[/] finished: run {result.run_id[:12]}, {len(result.executed)} of {n} "
+        f"steps ran, {len(result.cached)} cached."
+    )
+    c.print(f"  look:  yard pipeline show {result.run_id[:12]}")
+
+
+@app.command("status")
+def status(
+    ref: str = typer.Argument(..., help=_REF_HELP),
+    param: list[str] = typer.Option(None, "--param", "-p", help=_PARAM_HELP),
+    force: list[str] = typer.Option(None, "--force", help="As for run: treat this step as forced."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Which steps a run would execute and WHY (code changed, param changed, input changed, output missing)."""
+    from modelyard.pipelines import load_pipeline, pipeline_status
+
+    outcomes = pipeline_status(load_pipeline(ref), _params(param), force=force or None)
+    if as_json:
+        print_json([o.to_dict() for o in outcomes])
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("step", "would", "why"):
+        table.add_column(col)
+    for o in outcomes:
+        would = "[blue]use cache[/]" if not o.would_run else "[cyan]run[/]"
+        table.add_row(o.node, would, o.reason)
+    c = console()
+    c.print(table)
+    todo = sum(o.would_run for o in outcomes)
+    c.print(f"{todo} of {len(outcomes)} steps would run.")
+
+
+@app.command("show")
+def show(
+    run_id: str = typer.Argument(..., help="A pipeline run id (or a unique prefix of 6+ characters)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """A pipeline run: its steps, durations, cache hits and why, inputs and outputs (lineage)."""
+    from modelyard.pipelines import show_pipeline_run
+
+    info = show_pipeline_run(run_id)
+    if as_json:
+        print_json(info)
+        return
+    from rich.table import Table
+
+    c = console()
+    status_style = {"finished": "green", "failed": "red", "running": "cyan", "killed": "yellow"}.get(info["status"], "")
+    c.print(
+        f"Pipeline [bold]{info['pipeline']}[/]  run {info['run_id']}  [{status_style}]{info['status']}[/]  "
+        f"{_dur(info['duration_s'])}  executor {info['executor']}  experiment {info['experiment']}"
+    )
+    if info["params"]:
+        c.print("params: " + ", ".join(f"{k}={v}" for k, v in sorted(info["params"].items())))
+    table = Table(box=None, pad_edge=False)
+    for col in ("step", "status", "time", "run", "output", "why"):
+        table.add_column(col, no_wrap=col != "why")
+    for s in info["steps"]:
+        st = "cached" if s["cache_hit"] else s["status"]
+        table.add_row(
+            s["node"], f"[{_STYLE.get(st, '')}]{st}[/]", _dur(s["duration_s"]), s["run_id"][:12],
+            (s["output_digest"] or "-")[:12], s["reason"] or "",
+        )
+    c.print(table)
+
+
+@app.command("dag")
+def dag(
+    ref: str = typer.Argument(..., help=_REF_HELP),
+    param: list[str] = typer.Option(None, "--param", "-p", help=_PARAM_HELP),
+    svg: str = typer.Option(None, "--svg", help="Write the DAG as an SVG file here."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Draw the pipeline's DAG (text, or --svg FILE)."""
+    from modelyard.pipelines import build_graph, load_pipeline
+    from modelyard.pipelines._render import dag_svg, dag_text
+
+    graph = build_graph(load_pipeline(ref), _params(param))
+    if as_json:
+        print_json(graph.to_dict())
+        return
+    if svg:
+        from pathlib import Path
+
+        Path(svg).write_text(dag_svg(graph))
+        typer.echo(f"Wrote {svg} ({len(graph.nodes)} steps).")
+        return
+    typer.echo(dag_text(graph))
+
+
+@app.command("clear-cache")
+def clear_cache_cmd(
+    pipeline: str = typer.Argument(..., help="The pipeline's name (its function name, or name=...)."),
+    step: str = typer.Option(None, "--step", help="Only this step's entries."),
+) -> None:
+    """Forget cache entries so the next run recomputes; `yard gc` then frees unreferenced outputs."""
+    from modelyard.pipelines import clear_cache
+
+    n = clear_cache(pipeline, step=step)
+    typer.echo(f"Removed {n} cache entr{'y' if n == 1 else 'ies'} of pipeline {pipeline}" + (f" step {step}." if step else "."))
