@@ -34,6 +34,9 @@ _EXPORTS: dict[str, str] = {
     "get_workspace": "modelyard._workspace:get_workspace",
     "BlobStore": "modelyard.blobs._store:BlobStore",
     "ModelyardError": "modelyard.errors:ModelyardError",
+    # serving
+    "build_app": "modelyard.serving._app:build_app",
+    "DeploymentSpec": "modelyard.serving._spec:DeploymentSpec",
     # registry
     "load_model": "modelyard.registry._api:load_model",
     "get_model_version": "modelyard.registry._api:get_model_version",
@@ -41,7 +44,7 @@ _EXPORTS: dict[str, str] = {
     "Signature": "modelyard.registry._signature:Signature",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "serving", "registry"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
