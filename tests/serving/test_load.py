@@ -92,7 +92,7 @@ def _post(url: str, rows: list[dict], path: str = "/v1/models/flaky/predict") ->
 
 
 def test_fallback_answers_when_primary_raises_on_a_share_of_rows(flaky_app) -> None:
-    app, url = flaky_app
+    _, url = flaky_app
     # the breaker must not open here: 1 bad request in 4 stays under its 50 % error rate
     rows = [{"x": float(i % 4) - 0.5 + (1 if i % 4 else 0), "y": 0.0, "z": 0.0} for i in range(24)]
 
@@ -116,7 +116,7 @@ def test_fallback_answers_when_primary_raises_on_a_share_of_rows(flaky_app) -> N
 
 
 def test_fallback_answers_when_primary_sleeps_past_the_timeout(flaky_app) -> None:
-    app, url = flaky_app
+    _, url = flaky_app
     r = _post(url, [{"x": 500.0, "y": 0.0, "z": 0.0}])
     assert r.status_code == 200
     body = r.json()
