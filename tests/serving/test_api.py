@@ -196,3 +196,28 @@ def test_prediction_log_is_written(served_store) -> None:
     assert len(mine) == 2
     assert mine["input.x"].tolist() == [0.5, 0.5] and not mine["fallback"].any()
     assert mine["output"].tolist() == r.json()["predictions"]
+
+
+def test_numeric_fast_path_matches_the_registry_predict(app, served_store) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from modelyard.registry import load_model
+    from modelyard.serving._fastpath import numeric_fast_path
+
+    assert call(app, "GET", "/health/ready").json()["models"]["primary"]["fast_path"] is True
+    rows = [{"x": float(i) / 3 - 2, "y": (i % 5) - 2.0, "z": i % 2} for i in range(30)]
+    got = call(app, "POST", "/v1/models/clf/predict", json={"records": rows}).json()["predictions"]
+    model = load_model("clf/1", served_store)
+    assert got == model.predict(pd.DataFrame(rows)).tolist()
+    shuffled = [{"z": r["z"], "x": r["x"], "y": r["y"], "extra": "ignored"} for r in rows]
+    assert call(app, "POST", "/v1/models/clf/predict", json={"records": shuffled}).json()["predictions"] == got
+    # a pyfunc model never takes the fast path; neither does a row the signature would reject
+    assert numeric_fast_path(load_model("flaky/2", served_store)) is None
+    fast = numeric_fast_path(model)
+    from modelyard.serving._codec import Payload
+
+    assert fast.matrix([Payload({"x": [1.0], "y": [None], "z": [0.0]}, 1)]) is None
+    assert fast.matrix([Payload({"x": ["a"], "y": [1.0], "z": [0.0]}, 1)]) is None
+    assert fast.matrix([Payload({"x": [1.0], "y": [1.0]}, 1)]) is None
+    assert np.array_equal(fast.matrix([Payload({"x": [1.0], "y": [2.0], "z": [3]}, 1)]), [[1.0, 2.0, 3.0]])

@@ -20,6 +20,7 @@ from modelyard.errors import ValidationFailed
 from modelyard.serving._batching import Batcher
 from modelyard.serving._breaker import BreakerState, CircuitBreaker
 from modelyard.serving._codec import HTTPProblem, Payload
+from modelyard.serving._fastpath import NumericFastPath, numeric_fast_path
 from modelyard.serving._metrics import ServingMetrics
 from modelyard.serving._spec import DeploymentSpec, ModelSlot
 from modelyard.serving._traffic import make_router
@@ -133,6 +134,7 @@ class ModelRuntime:
             min_requests=br.min_requests, open_s=br.open_s, half_open_probes=br.half_open_probes,
             enabled=br.enabled, on_transition=self._on_transition,
         )
+        self.fast: NumericFastPath | None = None
         self._predict_hist = metrics.predict_latency.labels(*self._labels)
         self._batch_hist = metrics.batch_size.labels(*self._labels)
         self._value_hist = metrics.prediction_value.labels(*self._labels)
@@ -155,6 +157,10 @@ class ModelRuntime:
     def run_batch(self, payloads: list[Payload]) -> list[tuple[bool, Any]]:
         """Predict every payload; a failing batch is retried request by request so one bad row
         fails only its own request."""
+        if self.fast is not None:
+            done = self._run_fast(payloads)
+            if done is not None:
+                return done
         results: list[tuple[bool, Any]] = [(False, None)] * len(payloads)
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, p in enumerate(payloads):
@@ -188,6 +194,29 @@ class ModelRuntime:
                 start += n
         return results
 
+    def _run_fast(self, payloads: list[Payload]) -> list[tuple[bool, Any]] | None:
+        fast = self.fast
+        assert fast is not None
+        t0 = time.perf_counter()
+        x = fast.matrix(payloads)
+        if x is None:
+            return None
+        try:
+            out = fast.predict(x)
+        except Exception:
+            return None  # the regular path isolates the failing request and reports it
+        self._predict_hist.observe(time.perf_counter() - t0)
+        self._batch_hist.observe(len(x))
+        self._observe(out)
+        if len(payloads) == 1:
+            return [(True, out)]
+        results: list[tuple[bool, Any]] = []
+        start = 0
+        for p in payloads:
+            results.append((True, out[start : start + p.n]))
+            start += p.n
+        return results
+
     def _observe(self, out: Any) -> None:
         import numpy as np
 
@@ -209,17 +238,40 @@ class ModelRuntime:
             log.debug("prediction metrics failed", exc_info=True)
 
     def warm(self, rows: int) -> None:
-        """Run ``rows`` warm-up predictions (through the predict thread)."""
-        if rows > 0:
-            frame = warmup_frame(self.model, rows)
-            if frame is not None:
-                try:
-                    for n in (1, rows):
-                        self.executor.submit(self._predict, frame.iloc[:n]).result()
-                except Exception as exc:
-                    self.warm_error = f"{type(exc).__name__}: {exc}"
-                    log.info("warm-up of %s/%s raised %s", self.name, self.version, self.warm_error)
+        """Run ``rows`` warm-up predictions (through the predict thread); enable the fast path
+        when it agrees with the regular path on them."""
+        frame = warmup_frame(self.model, max(rows, 1))
+        if rows > 0 and frame is not None:
+            try:
+                for n in (1, rows):
+                    self.executor.submit(self._predict, frame.iloc[:n]).result()
+            except Exception as exc:
+                self.warm_error = f"{type(exc).__name__}: {exc}"
+                log.info("warm-up of %s/%s raised %s", self.name, self.version, self.warm_error)
+        if frame is not None and self.warm_error is None:
+            self.fast = self._check_fast(frame)
         self.warmed = True
+
+    def _check_fast(self, frame: Any) -> NumericFastPath | None:
+        import numpy as np
+
+        try:
+            fast = numeric_fast_path(self.model)
+            if fast is None:
+                return None
+            payload = Payload({c: frame[c].tolist() for c in frame.columns}, len(frame))
+            x = fast.matrix([payload])
+            if x is None:
+                return None
+            want = np.asarray(self._predict(frame))
+            got = np.asarray(fast.predict(x))
+            if want.shape != got.shape or not (np.array_equal(want, got) or (
+                    want.dtype.kind == "f" and np.allclose(want, got, rtol=1e-9, atol=1e-12))):
+                return None
+            return fast
+        except Exception:
+            log.debug("no fast path for %s/%s", self.name, self.version, exc_info=True)
+            return None
 
     # -- on the event loop ---------------------------------------------------------------------
     async def predict(self, payload: Payload) -> Any:
@@ -238,6 +290,7 @@ class ModelRuntime:
             "role": self.role,
             "warmed": self.warmed,
             "warm_error": self.warm_error,
+            "fast_path": self.fast is not None,
             "breaker": self.breaker.to_dict(),
             "inputs": self.columns,
         }
