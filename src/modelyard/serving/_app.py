@@ -125,6 +125,15 @@ class ModelServer:
         return f"ModelServer(endpoint={dep.endpoint if dep else None!r}, admin={'on' if self._admin_token else 'off'})"
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":  # shutdown flushes the prediction log and stops the threads
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await asyncio.to_thread(self.close)
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
         if self._loop is None and scope["type"] == "http":
             self._loop = asyncio.get_running_loop()
         await self.app(scope, receive, send)

@@ -24,6 +24,7 @@ Parquet columns of a segment:
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import random
 import threading
@@ -261,62 +262,47 @@ def _output_columns(outputs: Any, n: int) -> dict[str, Any]:
     return {"output": arr}
 
 
+def _entry_inputs(e: _Entry) -> Mapping[str, Any]:
+    inputs = e.inputs
+    if isinstance(inputs, Mapping):
+        return inputs
+    return {str(c): inputs[c].tolist() for c in inputs.columns}
+
+
+def _as_list(values: Any) -> Any:
+    return values.tolist() if hasattr(values, "tolist") else values
+
+
 def _to_table(group: list[_Entry]) -> Any:
-    import numpy as np
+    """One Arrow table for a group of entries (column-wise, C-level concatenation)."""
     import pyarrow as pa
 
-    parts: dict[str, list[Any]] = {}
-    total = sum(e.n for e in group)
-    filled = 0
-
-    def put(col: str, values: Any) -> None:
-        lst = parts.get(col)
-        if lst is None:
-            lst = parts[col] = [None] * filled
-        vals = values.tolist() if hasattr(values, "tolist") else list(values)
-        lst.extend(vals)
-
-    for e in group:
-        n = e.n
-        put("request_id", [e.request_id] * n)
-        put("timestamp_ms", [e.ts] * n)
-        put("model_name", [e.model_name] * n)
-        put("model_version", [e.model_version] * n)
-        put("latency_ms", [e.latency_ms] * n)
-        put("fallback", [e.fallback] * n)
-        inputs = e.inputs
-        items = inputs.items() if isinstance(inputs, Mapping) else ((c, inputs[c].to_numpy()) for c in inputs.columns)
-        for c, v in items:
-            put(f"input.{c}", v)
-        for c, v in _output_columns(e.outputs, n).items():
-            put(c, v)
-        filled += n
-        for lst in parts.values():
-            if len(lst) < filled:
-                lst.extend([None] * (filled - len(lst)))
-    fixed = {
-        "request_id": pa.string(), "timestamp_ms": pa.int64(), "model_name": pa.string(),
-        "model_version": pa.int64(), "latency_ms": pa.float64(), "fallback": pa.bool_(),
+    chain = itertools.chain.from_iterable
+    inputs = [_entry_inputs(e) for e in group]
+    outputs = [_output_columns(e.outputs, e.n) for e in group]
+    arrays: dict[str, Any] = {
+        "request_id": pa.array(list(chain([e.request_id] * e.n for e in group)), type=pa.string()),
+        "timestamp_ms": pa.array(list(chain([e.ts] * e.n for e in group)), type=pa.int64()),
+        "model_name": pa.array(list(chain([e.model_name] * e.n for e in group)), type=pa.string()),
+        "model_version": pa.array(list(chain([e.model_version] * e.n for e in group)), type=pa.int64()),
+        "latency_ms": pa.array(list(chain([e.latency_ms] * e.n for e in group)), type=pa.float64()),
+        "fallback": pa.array(list(chain([e.fallback] * e.n for e in group)), type=pa.bool_()),
     }
-    arrays: dict[str, Any] = {}
-    for col, vals in parts.items():
-        if col in fixed:
-            arrays[col] = pa.array(vals, type=fixed[col])
-            continue
-        is_output = col == "output" or col.startswith("output.")
-        non_null = [v for v in vals if v is not None]
-        numeric = all(isinstance(v, (int, float, bool, np.generic)) and not isinstance(v, str) for v in non_null)
-        if is_output:
-            if numeric:
-                arrays[col] = pa.array([None if v is None else float(v) for v in vals], type=pa.float64())
-            else:
-                arrays[col] = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
-            continue
+    in_cols = list(dict.fromkeys(chain(inputs)))
+    for c in in_cols:
+        vals = list(chain(_as_list(i[c]) if c in i else [None] * e.n for i, e in zip(inputs, group, strict=True)))
         try:
-            arrays[col] = pa.array(vals)
+            arrays[f"input.{c}"] = pa.array(vals)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            arrays[col] = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
-    assert all(len(a) == total for a in arrays.values())
+            arrays[f"input.{c}"] = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
+    out_cols = list(dict.fromkeys(chain(outputs)))
+    for c in out_cols:
+        vals = list(chain(_as_list(o[c]) if c in o else [None] * e.n for o, e in zip(outputs, group, strict=True)))
+        numeric = all(isinstance(v, (int, float)) or v is None for v in vals)
+        if numeric:
+            arrays[c] = pa.array(vals, type=pa.float64(), from_pandas=True)
+        else:
+            arrays[c] = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
     return pa.table(arrays)
 
 

@@ -365,7 +365,8 @@ class Deployment:
         if not rt.breaker.allow():
             return await self._fallback(payload, rt, "circuit_open")
         try:
-            out = await asyncio.wait_for(rt.predict(payload), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                out = await rt.predict(payload)
         except HTTPProblem:
             raise
         except TimeoutError:
@@ -389,7 +390,8 @@ class Deployment:
         rt = self.fallback_runtime
         assert rt is not None
         try:
-            out = await asyncio.wait_for(rt.predict(payload), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                out = await rt.predict(payload)
         except HTTPProblem:
             raise
         except TimeoutError:
