@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import logging
 import os
 import threading
@@ -99,6 +100,9 @@ class ModelServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.last_swap: dict[str, Any] = {}
         self.started_at = time.time()
+        # request ids: a random per-process prefix and a counter (no syscall per request)
+        self._rid_prefix = uuid.uuid4().hex[:16]
+        self._rid_counter = itertools.count(1)
         self._applied_digest: str | None = None
         first = load_spec(spec)
         pl = first.prediction_log
@@ -288,8 +292,8 @@ class ModelServer:
 
     async def _serve(self, request: Any, api: str) -> Any:
         t0 = time.perf_counter()
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        rid = rid[:128]
+        rid = request.headers.get("x-request-id")
+        rid = rid[:128] if rid else f"{self._rid_prefix}{next(self._rid_counter):08x}"
         dep: Deployment | None = None
         answer: Answer | None = None
         status = 200
