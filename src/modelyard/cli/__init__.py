@@ -47,6 +47,9 @@ def _root(
 
 _store.register(app)
 app.add_typer(_runs.app, name="runs")
+from modelyard.cli import _models  # noqa: E402
+
+app.add_typer(_models.app, name="models")
 
 from modelyard.cli import _quickstart  # noqa: E402
 
