@@ -39,6 +39,9 @@ _EXPORTS: dict[str, str] = {
     "pipeline": "modelyard.pipelines._spec:pipeline",
     "load_pipeline": "modelyard.pipelines._loader:load_pipeline",
     "PipelineResult": "modelyard.pipelines._records:PipelineResult",
+    # serving
+    "build_app": "modelyard.serving._app:build_app",
+    "DeploymentSpec": "modelyard.serving._spec:DeploymentSpec",
     # registry
     "load_model": "modelyard.registry._api:load_model",
     "get_model_version": "modelyard.registry._api:get_model_version",
@@ -58,7 +61,7 @@ _EXPORTS: dict[str, str] = {
     "GateReport": "modelyard.evaluation._gates:GateReport",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry", "evaluation", "pipelines"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry", "evaluation", "pipelines", "serving"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

@@ -31,6 +31,8 @@ BLOB_REFERENCES: list[tuple[str, str]] = [
     ("dataset_versions", "profile_digest"),
     # pipelines: step outputs (manifest digests) in the cache index (step runs hold them as artifacts)
     ("pipeline_cache", "output_digest"),
+    # serving: Parquet segments of the prediction log
+    ("prediction_log_segments", "digest"),
 ]
 
 _MANIFEST_PREFIX = b'{"entries":['

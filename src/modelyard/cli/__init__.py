@@ -69,6 +69,10 @@ from modelyard.cli import _evaluation  # noqa: E402
 
 _evaluation.register(app)
 
+from modelyard.cli import _serve  # noqa: E402
+
+_serve.register(app)
+
 
 def main() -> None:
     """Entry point of the ``yard`` console script."""
