@@ -34,9 +34,12 @@ _EXPORTS: dict[str, str] = {
     "get_workspace": "modelyard._workspace:get_workspace",
     "BlobStore": "modelyard.blobs._store:BlobStore",
     "ModelyardError": "modelyard.errors:ModelyardError",
+    # monitoring
+    "drift": "modelyard.monitoring._drift:drift",
+    "DriftReport": "modelyard.monitoring._report:DriftReport",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "monitoring"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
