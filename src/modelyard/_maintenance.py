@@ -21,6 +21,8 @@ __all__ = ["BLOB_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "refer
 
 #: (table, column) pairs whose values are blob digests. Features append to this list.
 BLOB_REFERENCES: list[tuple[str, str]] = [("artifacts", "digest")]
+# monitoring
+BLOB_REFERENCES += [("monitor_runs", "report_digest"), ("monitor_references", "profile_digest")]
 
 _MANIFEST_PREFIX = b'{"entries":['
 

@@ -24,7 +24,7 @@ __all__ = [
 #: scipy's ``ks_2samp(method="auto")`` uses the exact distribution up to this sample size.
 KS_EXACT_MAX_N = 10_000
 #: Above this effective size ``n*m/(n+m)`` the p-value uses the limiting Kolmogorov distribution.
-KS_KSTWO_MAX_EN = 50_000
+KS_KSTWO_MAX_EN = 15_000
 
 
 def ks_from_sorted(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
