@@ -37,6 +37,10 @@ _EXPORTS: dict[str, str] = {
     # monitoring
     "drift": "modelyard.monitoring._drift:drift",
     "DriftReport": "modelyard.monitoring._report:DriftReport",
+    # data
+    "data": "modelyard.data._api:module",
+    "validate": "modelyard.data._validate:validate",
+    "ValidationReport": "modelyard.data._report:ValidationReport",
 }
 
 _SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "monitoring"}

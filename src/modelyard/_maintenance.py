@@ -23,6 +23,12 @@ __all__ = ["BLOB_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "refer
 BLOB_REFERENCES: list[tuple[str, str]] = [("artifacts", "digest")]
 # monitoring
 BLOB_REFERENCES += [("monitor_runs", "report_digest"), ("monitor_references", "profile_digest")]
+# data: dataset versions (manifest, schema and profile blobs)
+BLOB_REFERENCES += [
+    ("dataset_versions", "manifest_digest"),
+    ("dataset_versions", "schema_digest"),
+    ("dataset_versions", "profile_digest"),
+]
 
 _MANIFEST_PREFIX = b'{"entries":['
 

@@ -86,9 +86,44 @@ def chapter_tracking(ctx: QuickstartContext) -> None:
     ctx.say(f"  look:  yard runs show {run.id[:12]}    yard runs list -e quickstart")
 
 
+def chapter_data(ctx: QuickstartContext) -> None:
+    """Version the training data, link it to the run, and validate a shifted batch against it."""
+    from pathlib import Path
+
+    import numpy as np
+
+    import modelyard as yard
+    from modelyard.data import DataService
+
+    df = ctx.state.get("data")
+    if df is None:
+        df = _make_data(ctx.seed)
+    ds = yard.data.add(df, name="churn-train", description="generated churn data", uri=ctx.uri)
+    svc = DataService(yard.get_workspace(ctx.uri))
+    if ctx.state.get("run_id"):
+        svc.record_input(ctx.state["run_id"], ds)  # lineage: churn-train@vN → the tracked run
+    ctx.say(f"Versioned [bold]{ds.ref}[/] ({ds.rows:,} rows, digest {ds.manifest_digest[:12]}){'' if ds.created else ' (unchanged)'}.")
+    ok = yard.validate(_make_data(ctx.seed + 1, 500), against=ds.ref, uri=ctx.uri)
+    ctx.say(f"A fresh batch like the training data: {len(ok.results) - len(ok.failures)}/{len(ok.results)} checks pass.")
+    rng = np.random.default_rng(ctx.seed)
+    shifted = _make_data(ctx.seed + 2, 500)
+    shifted["monthly_charges"] = shifted["monthly_charges"] + 35  # prices went up
+    shifted.loc[rng.random(len(shifted)) < 0.1, "plan"] = "enterprise"  # a plan the model never saw
+    report = yard.validate(shifted, against=ds.ref, uri=ctx.uri)
+    root = yard.get_workspace(ctx.uri).location.root or Path.cwd()
+    html = Path(root) / "quickstart-validation.html"
+    html.write_text(report.to_html(), encoding="utf-8")
+    ctx.state.update(dataset=ds.ref, validation=report)
+    failed = ", ".join(sorted({f.name for f in report.failures}))
+    ctx.say(f"A shifted batch: [red]{len(report.failures)} check(s) fail[/] ({failed}).")
+    ctx.say(f"  look:  yard data show {ds.ref}    open {html}")
+    ctx.say(f"  try:   yard data schema {ds.ref} > expectations.yaml && yard validate data BATCH.parquet --suite expectations.yaml")
+
+
 #: The quickstart's chapters, in order. Features add theirs here.
 CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("tracking", chapter_tracking),
+    ("data", chapter_data),
 ]
 
 

@@ -318,22 +318,24 @@ class BlobStore:
         if not root.is_dir():
             raise BlobError(f"Cannot store {str(root)!r} as a folder: it is not a directory.")
         files = sorted(p for p in root.rglob("*") if p.is_file())
-
-        def one(p: Path) -> ManifestEntry:
-            digest, size = self.put_file(p)
-            return ManifestEntry(
-                path=PurePosixPath(p.relative_to(root)).as_posix(),
-                digest=digest,
-                size=size,
-                mode=stat.S_IMODE(p.stat().st_mode),
-            )
-
-        if len(files) > 16:
-            with ThreadPoolExecutor(max_workers=workers or min(16, (os.cpu_count() or 2) * 4)) as pool:
-                entries = list(pool.map(one, files))
-        else:
-            entries = [one(p) for p in files]
+        entries = self.put_files([(p, PurePosixPath(p.relative_to(root)).as_posix()) for p in files], workers=workers)
         return self.put_manifest(entries, **meta), sum(e.size for e in entries)
+
+    def put_files(
+        self, files: Iterable[tuple[str | os.PathLike[str], str]], *, workers: int | None = None
+    ) -> list[ManifestEntry]:
+        """Store many ``(local path, path in the manifest)`` files in parallel; return their entries."""
+        items = list(files)
+
+        def one(item: tuple[str | os.PathLike[str], str]) -> ManifestEntry:
+            p, rel = item
+            digest, size = self.put_file(p)
+            return ManifestEntry(path=rel, digest=digest, size=size, mode=stat.S_IMODE(os.stat(p).st_mode))
+
+        if len(items) > 16:
+            with ThreadPoolExecutor(max_workers=workers or min(16, (os.cpu_count() or 2) * 4)) as pool:
+                return list(pool.map(one, items))
+        return [one(i) for i in items]
 
     def get_tree(self, digest: str, dest: str | os.PathLike[str], *, link: bool = False) -> Path:
         """Materialize a manifest's files under ``dest`` (verified; hard links with ``link=True``)."""

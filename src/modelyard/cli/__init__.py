@@ -52,6 +52,10 @@ from modelyard.cli import _quickstart  # noqa: E402
 
 _quickstart.register(app)
 
+from modelyard.cli import _data  # noqa: E402
+
+_data.register(app)
+
 
 def main() -> None:
     """Entry point of the ``yard`` console script."""

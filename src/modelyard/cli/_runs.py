@@ -34,6 +34,12 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _dataset_inputs(run_id: str) -> list[Any]:
+    from modelyard.data import DataService
+
+    return DataService().inputs_of(run_id)
+
+
 _STATUS_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow"}
 
 
@@ -88,7 +94,7 @@ def show(
     """Show a run: params, last metrics, tags, artifacts, environment."""
     r = _service().get_run(run_id)
     if as_json:
-        print_json(r.to_dict())
+        print_json({**r.to_dict(), "inputs": [v.to_dict() for v in _dataset_inputs(r.id)]})
         return
     from rich.table import Table
 
@@ -115,6 +121,14 @@ def show(
             t.add_column(col)
         for a in r.artifacts:
             t.add_row(a.path, a.kind, f"{a.size:,}", a.digest[:16])
+        c.print(t)
+    inputs = _dataset_inputs(r.id)
+    if inputs:
+        t = Table(title="dataset inputs", title_justify="left", box=None)
+        for col in ("dataset", "rows", "manifest"):
+            t.add_column(col)
+        for v in inputs:
+            t.add_row(v.ref, f"{v.rows:,}" if v.rows is not None else "-", v.manifest_digest[:16])
         c.print(t)
     if r.environment:
         t = Table(title="environment", title_justify="left", box=None, show_header=False)

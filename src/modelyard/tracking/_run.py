@@ -270,6 +270,26 @@ class Run:
         """Fetch an artifact of this run to ``dest`` (verified)."""
         return self._service.download_artifact(self.id, path, dest)
 
+    # -- data inputs (lineage dataset → run) ---------------------------------------------------------
+    def use_dataset(self, ref: str, *, engine: str = "pandas", columns: list[str] | None = None) -> Any:
+        """Record dataset version ``ref`` (``"churn-train@v3"``) as an input of this run and load it.
+
+        Returns a pandas DataFrame (``engine="polars"`` for polars, ``"arrow"`` for an Arrow
+        table). ``yard runs show`` and ``yard data show`` list the lineage both ways.
+        """
+        from modelyard.data._service import DataService
+
+        self._check_open()
+        svc = DataService(self._service.ws)
+        version = svc.record_input(self.id, ref)
+        return svc.load(version, engine=engine, columns=columns)
+
+    def inputs(self) -> list[Any]:
+        """Dataset versions this run used as inputs."""
+        from modelyard.data._service import DataService
+
+        return DataService(self._service.ws).inputs_of(self.id)
+
     # -- reading back ------------------------------------------------------------------------------
     def info(self) -> RunRecord:
         """What is stored about this run now (buffered metrics are flushed first)."""

@@ -1,0 +1,293 @@
+"""The validation report: ``.ok``, ``.failures``, and rich / JSON / HTML / JUnit renderings."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+from modelyard.data._profile import Profile
+
+__all__ = ["CheckResult", "ValidationReport"]
+
+
+@dataclass
+class CheckResult:
+    """One expectation checked: ``column`` (None for table checks), what was expected, what was seen."""
+
+    column: str | None
+    expectation: str
+    ok: bool
+    observed: Any
+    expected: Any
+    detail: str = ""
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    failing_rows: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.column}.{self.expectation}" if self.column else self.expectation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "expectation": self.expectation,
+            "ok": self.ok,
+            "observed": self.observed,
+            "expected": self.expected,
+            "detail": self.detail,
+            "failing_rows": self.failing_rows,
+            "samples": self.samples,
+        }
+
+
+def _clean(o: Any) -> Any:
+    if isinstance(o, float):
+        if o != o:
+            return "NaN"
+        if o in (float("inf"), float("-inf")):
+            return "Infinity" if o > 0 else "-Infinity"
+        return o
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_clean(v) for v in o]
+    if o is None or isinstance(o, str | int | bool):
+        return o
+    return str(o)
+
+
+@dataclass
+class ValidationReport:
+    """What ``yard.validate`` found. ``ok`` is True when every expectation holds."""
+
+    suite: str
+    reference: str | None
+    data: str
+    rows: int
+    results: list[CheckResult]
+    profile: Profile | None = None
+    reference_profile: Profile | None = None
+    created_at: float = field(default_factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        """The expectations that did not hold."""
+        return [r for r in self.results if not r.ok]
+
+    def __repr__(self) -> str:
+        return f"<ValidationReport {self.data} vs {self.suite}: {len(self.results) - len(self.failures)}/{len(self.results)} passed>"
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`~modelyard.errors.ValidationFailed` (carrying this report) unless ``ok``."""
+        if not self.ok:
+            from modelyard.errors import ValidationFailed
+
+            first = self.failures[0]
+            raise ValidationFailed(
+                f"{len(self.failures)} of {len(self.results)} expectations failed on {self.data}; "
+                f"first: {first.name} expected {first.expected!r}, observed {first.observed!r}.",
+                report=self,
+            )
+
+    # -- JSON -------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        from modelyard._version import __version__
+
+        return _clean(
+            {
+                "type": "modelyard.validation_report",
+                "modelyard_version": __version__,
+                "ok": self.ok,
+                "suite": self.suite,
+                "reference": self.reference,
+                "data": self.data,
+                "rows": self.rows,
+                "checks": len(self.results),
+                "failed": len(self.failures),
+                "results": [r.to_dict() for r in self.results],
+            }
+        )
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    # -- terminal ---------------------------------------------------------------------------------
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        t = Table(box=None, header_style="bold")
+        for col in ("", "column", "expectation", "observed", "expected", "detail"):
+            t.add_column(col)
+        for r in sorted(self.results, key=lambda r: r.ok):
+            mark = Text("✓", style="green") if r.ok else Text("✗", style="bold red")
+            t.add_row(mark, r.column or "(table)", r.expectation, _short(r.observed), _short(r.expected), r.detail)
+        n_fail = len(self.failures)
+        head = Text(
+            f"{self.data} ({self.rows:,} rows) against {self.suite}"
+            + (f" (reference {self.reference})" if self.reference and self.reference != self.suite else "")
+        )
+        summary = Text(
+            f"{len(self.results) - n_fail} passed, {n_fail} failed", style="bold red" if n_fail else "bold green"
+        )
+        parts: list[Any] = [head, t, summary]
+        for r in self.failures:
+            if r.samples:
+                rows = ", ".join(f"row {s['row']}: {s['value']!r}" for s in r.samples)
+                parts.append(Text(f"  {r.name} sample rows: {rows}", style="dim"))
+        return Group(*parts)
+
+    def print(self, console: Any = None) -> None:
+        if console is None:
+            from rich.console import Console
+
+            console = Console()
+        console.print(self)
+
+    # -- JUnit ----------------------------------------------------------------------------------------
+    def to_junit(self) -> str:
+        """JUnit XML: one ``<testcase>`` per expectation, a ``<failure>`` for each that failed."""
+        from xml.sax.saxutils import quoteattr
+
+        suite_name = f"modelyard.validate.{self.suite}"
+        lines = [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            f'<testsuites name="modelyard validation" tests="{len(self.results)}" failures="{len(self.failures)}" errors="0">',
+            f'  <testsuite name={quoteattr(suite_name)} tests="{len(self.results)}" failures="{len(self.failures)}" '
+            f'errors="0" skipped="0" timestamp="{time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.created_at))}">',
+            f'    <properties><property name="data" value={quoteattr(self.data)}/>'
+            f'<property name="rows" value="{self.rows}"/>'
+            f'<property name="reference" value={quoteattr(self.reference or "")}/></properties>',
+        ]
+        for r in self.results:
+            classname = quoteattr(f"{suite_name}.{r.column or 'table'}")
+            head = f"    <testcase classname={classname} name={quoteattr(r.expectation)} time=\"0\""
+            if r.ok:
+                lines.append(head + "/>")
+                continue
+            msg = f"{r.name}: expected {_short(r.expected)}, observed {_short(r.observed)}"
+            body = "\n".join(
+                [r.detail] + [f"row {s['row']}: {s['value']!r}" for s in r.samples]
+            )
+            lines.append(head + ">")
+            lines.append(f"      <failure message={quoteattr(msg)} type=\"ExpectationFailed\">{escape(body)}</failure>")
+            lines.append("    </testcase>")
+        lines += ["  </testsuite>", "</testsuites>", ""]
+        return "\n".join(lines)
+
+    # -- HTML -------------------------------------------------------------------------------------------
+    def to_html(self) -> str:
+        """A self-contained page: summary, every check, and per-column reference vs current charts."""
+        from modelyard.data._drift import _categorical, aligned_histograms
+        from modelyard.ui._svg import PALETTE, bars_svg, histogram_svg
+
+        n_fail = len(self.failures)
+        status = "passed" if self.ok else "failed"
+        rows_html = []
+        for r in sorted(self.results, key=lambda r: (r.ok, r.column or "")):
+            samples = "".join(f"<div class=s>row {s['row']}: {escape(repr(s['value']))}</div>" for s in r.samples)
+            rows_html.append(
+                f"<tr class={'ok' if r.ok else 'bad'}><td>{'✓' if r.ok else '✗'}</td><td>{escape(r.column or '(table)')}</td>"
+                f"<td>{escape(r.expectation)}</td><td>{escape(_short(r.observed))}</td><td>{escape(_short(r.expected))}</td>"
+                f"<td>{escape(r.detail)}{samples}</td></tr>"
+            )
+        charts = []
+        cur, ref = self.profile, self.reference_profile
+        failed_cols = {r.column for r in self.failures}
+        if cur is not None:
+            for name, cp in cur.columns.items():
+                rp = ref.columns.get(name) if ref is not None else None
+                series_names = ("reference", "current") if rp is not None else ("current",)
+                if cp.kind in ("numeric", "datetime"):
+                    if rp is not None:
+                        edges, rc, cc = aligned_histograms(rp, cp)
+                        svg = histogram_svg(edges, [("reference", rc), ("current", cc)])
+                    else:
+                        edges, cc = cp.histogram
+                        svg = histogram_svg(edges, [("current", cc)], colors=PALETTE[1:])
+                elif cp.kind in ("categorical", "boolean"):
+                    if rp is not None:
+                        keys, rc, cc = _categorical(rp, cp)
+                        order = sorted(range(len(keys)), key=lambda i: -(rc[i] + cc[i]))[:12]
+                        svg = bars_svg([keys[i] for i in order], [("reference", [rc[i] for i in order]), ("current", [cc[i] for i in order])])
+                    else:
+                        top = cp.top(12)
+                        svg = bars_svg([k for k, _ in top], [("current", [c for _, c in top])], colors=PALETTE[1:])
+                else:
+                    continue
+                stats = f"nulls {cp.null_fraction:.2%} · distinct {'' if cp.distinct_exact else '~'}{cp.distinct:,}"
+                if cp.mean is not None:
+                    stats += f" · mean {cp.mean:.4g} · std {cp.std or 0:.4g}"
+                    if rp is not None and rp.mean is not None:
+                        stats += f" (reference {rp.mean:.4g} · {rp.std or 0:.4g})"
+                charts.append(
+                    f"<div class='card{' bad' if name in failed_cols else ''}'><h3>{escape(name)} <small>{escape(cp.type)}</small></h3>"
+                    f"{svg}<div class=stats>{escape(stats)}</div></div>"
+                )
+            legend = " ".join(
+                f"<span class=key style='background:{c}'></span>{n}" for n, c in zip(series_names if ref is not None else ("current",), PALETTE if ref is not None else PALETTE[1:], strict=False)
+            )
+        else:
+            legend = ""
+        return _PAGE.format(
+            title=escape(f"Validation {status}: {self.data}"),
+            status=status,
+            headline=escape(f"{self.data} — {len(self.results) - n_fail} passed, {n_fail} failed"),
+            meta=escape(
+                f"{self.rows:,} rows · suite {self.suite}" + (f" · reference {self.reference}" if self.reference else "")
+                + f" · {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.created_at))}"
+            ),
+            rows="\n".join(rows_html),
+            legend=legend,
+            charts="\n".join(charts),
+        )
+
+
+def _short(v: Any, limit: int = 80) -> str:
+    if isinstance(v, float):
+        s = f"{v:.6g}"
+    elif isinstance(v, dict):
+        s = ", ".join(f"{k}={_short(x, 40)}" for k, x in v.items() if x is not None)
+    elif isinstance(v, list):
+        s = "[" + ", ".join(_short(x, 20) for x in v[:8]) + (", …" if len(v) > 8 else "") + "]"
+    else:
+        s = "-" if v is None else str(v)
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222;max-width:1200px}}
+h1{{font-size:20px;margin:0 0 4px}} .meta{{color:#666;font-size:13px;margin-bottom:16px}}
+.badge{{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-size:13px;margin-right:8px}}
+.passed{{background:#2e7d32}} .failed{{background:#c62828}}
+table{{border-collapse:collapse;width:100%;font-size:13px}} th,td{{text-align:left;padding:4px 8px;border-bottom:1px solid #eee;vertical-align:top}}
+tr.bad td{{background:#fff3f2}} tr.bad td:first-child{{color:#c62828;font-weight:bold}} tr.ok td:first-child{{color:#2e7d32}}
+.s{{color:#777;font-family:monospace;font-size:12px}}
+.grid{{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px;margin-top:12px}}
+.card{{border:1px solid #e3e3e3;border-radius:6px;padding:8px}} .card.bad{{border-color:#e57373}}
+.card h3{{font-size:14px;margin:0 0 4px}} .card small{{color:#888;font-weight:normal}} .stats{{font-size:11px;color:#555}}
+.key{{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;border-radius:2px}}
+</style></head><body>
+<h1><span class="badge {status}">{status}</span>{headline}</h1>
+<div class=meta>{meta}</div>
+<table><thead><tr><th></th><th>column</th><th>expectation</th><th>observed</th><th>expected</th><th>detail / sample rows</th></tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+<h2 style="font-size:16px;margin-top:24px">Distributions {legend}</h2>
+<div class=grid>
+{charts}
+</div>
+</body></html>
+"""

@@ -1,0 +1,142 @@
+"""Dataset versions on SQLite and PostgreSQL: add, re-add, get, load, show, diff, lineage, errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import modelyard as yard
+from modelyard.errors import InvalidArgumentError, NotFoundError
+
+
+def _frame(n: int = 500, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "tenure": rng.integers(0, 72, n),
+            "charges": rng.normal(70, 20, n),
+            "plan": rng.choice(["basic", "pro", "team"], n),
+        }
+    )
+
+
+def test_add_file_readd_get_load_show(workspace, tmp_path: Path) -> None:
+    src = tmp_path / "train.parquet"
+    _frame().to_parquet(src)
+    v1 = yard.data.add(src, name="churn-train")
+    assert (v1.ref, v1.created, v1.rows, v1.files, v1.format) == ("churn-train@v1", True, 500, 1, "parquet")
+    again = yard.data.add(src, name="churn-train")
+    assert (again.ref, again.created) == ("churn-train@v1", False)
+    _frame(seed=1).to_parquet(src)
+    v2 = yard.data.add(src, name="churn-train")
+    assert v2.ref == "churn-train@v2" and v2.manifest_digest != v1.manifest_digest
+
+    out = yard.data.get("churn-train@v1", tmp_path / "out")
+    got = pd.read_parquet(out / "train.parquet")
+    pd.testing.assert_frame_equal(got, _frame())
+    if workspace.blobs.is_local:  # hard-linked, read-only blob
+        assert os.stat(out / "train.parquet").st_ino == workspace.blobs.local_path(
+            yard.data.show("churn-train@v1")["files"][0]["digest"]
+        ).stat().st_ino
+    pd.testing.assert_frame_equal(yard.data.load("churn-train@v1"), _frame())
+    assert yard.data.load("churn-train", engine="polars").shape == (500, 3)  # latest = v2
+
+    info = yard.data.show("churn-train@v1")
+    assert info["version"]["ref"] == "churn-train@v1"
+    assert [c["name"] for c in info["schema"]["columns"]] == ["tenure", "charges", "plan"]
+    plan = next(c for c in info["profile"]["columns"] if c["name"] == "plan")
+    assert {k for k, _ in plan["top"]} == {"basic", "pro", "team"}
+    assert [v["version"] for v in info["versions"]] == [1, 2]
+    [listed] = yard.data.list()
+    assert listed["name"] == "churn-train" and listed["versions"] == 2 and listed["latest"]["version"] == 2
+
+
+def test_add_folder_frame_and_diff(workspace, tmp_path: Path) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    _frame(200, 1).to_parquet(folder / "a.parquet")
+    _frame(300, 2).to_parquet(folder / "b.parquet")
+    (folder / "README.txt").write_text("notes")
+    v1 = yard.data.add(folder, name="parts")
+    assert (v1.files, v1.rows, v1.format) == (3, 500, "mixed")
+    _frame(100, 3).to_parquet(folder / "c.parquet")
+    (folder / "README.txt").write_text("new notes")
+    (folder / "a.parquet").unlink()
+    v2 = yard.data.add(folder, name="parts")
+    d = yard.data.diff("parts@v1", "parts@v2")
+    assert [f["path"] for f in d["files"]["added"]] == ["c.parquet"]
+    assert [f["path"] for f in d["files"]["removed"]] == ["a.parquet"]
+    assert [f["path"] for f in d["files"]["changed"]] == ["README.txt"]
+    assert d["files"]["unchanged"] == 1 and d["rows"] == [500, 400]
+    assert {c["column"] for c in d["columns"]} == {"tenure", "charges", "plan"}
+    assert v2.version == 2
+
+    frame = _frame(50)
+    f1 = yard.data.add(frame, name="frame")
+    assert yard.data.add(frame.copy(), name="frame").created is False
+    import polars as pl
+
+    assert yard.data.add(pl.from_pandas(frame), name="frame-pl").rows == 50
+    pd.testing.assert_frame_equal(yard.data.load(f1.ref), frame)
+
+
+def test_lineage_both_ways(workspace, tmp_path: Path) -> None:
+    v = yard.data.add(_frame(), name="churn-train")
+    with yard.start_run(experiment="churn", name="fit") as run:
+        df = run.use_dataset("churn-train@v1")
+        assert isinstance(df, pd.DataFrame) and len(df) == 500
+        run.use_dataset("churn-train@v1", engine="polars")  # twice: one input row
+        assert [x.ref for x in run.inputs()] == ["churn-train@v1"]
+        produced = yard.data.add(df.head(10), name="churn-sample")
+    assert produced.run_id == run.id
+    used = yard.data.show(v.ref)["runs"]
+    assert [(r["id"], r["name"], r["experiment"]) for r in used] == [(run.id, "fit", "churn")]
+    from modelyard.data import DataService
+
+    assert [x.ref for x in DataService(workspace).inputs_of(run.id)] == ["churn-train@v1"]
+    # gc keeps every blob a dataset version references
+    from modelyard._maintenance import doctor, gc
+
+    gc(workspace, grace_seconds=0)
+    assert doctor(workspace).healthy
+    pd.testing.assert_frame_equal(yard.data.load(v.ref), _frame())
+
+
+def test_bad_input(workspace, tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match=r"Cannot add '.*missing\.parquet': no such file or folder"):
+        yard.data.add(tmp_path / "missing.parquet", name="x")
+    yard.data.add(_frame(), name="churn-train")
+    with pytest.raises(NotFoundError, match=r"Dataset 'churn-trian' does not exist\. Did you mean 'churn-train'\?"):
+        yard.data.load("churn-trian@v1")
+    with pytest.raises(NotFoundError, match=r"Dataset 'churn-train' has no version v9; the latest is churn-train@v1\."):
+        yard.data.show("churn-train@v9")
+    with pytest.raises(InvalidArgumentError, match=r"is not a dataset reference"):
+        yard.data.show("churn-train@9x")
+    with pytest.raises(InvalidArgumentError, match=r"cannot contain '@'"):
+        yard.data.add(_frame(), name="a@b")
+    bad = tmp_path / "broken.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(InvalidArgumentError, match=r"Cannot read '.*broken\.parquet' as parquet: .*valid parquet file"):
+        yard.data.add(bad, name="broken")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    _frame(10).to_parquet(mixed / "a.parquet")
+    pq.write_table(pa.table({"tenure": ["x"], "charges": [1.0], "plan": ["a"]}), mixed / "b.parquet")
+    with pytest.raises(InvalidArgumentError, match=r"Mixed schemas: column 'tenure' is string in 'b\.parquet' but int64 in 'a\.parquet'"):
+        yard.data.add(mixed, name="mixed")
+    pq.write_table(pa.table({"tenure": [1]}), mixed / "b.parquet")
+    with pytest.raises(InvalidArgumentError, match=r"'b\.parquet' lacks column\(s\) 'charges', 'plan'"):
+        yard.data.add(mixed, name="mixed")
+    csv = tmp_path / "bad.csv"
+    csv.write_text("a,b\n1,2\n3,4,5\n")
+    with pytest.raises(InvalidArgumentError, match=r"Cannot read '.*bad\.csv' as csv: .*Expected 2 columns, got 3"):
+        yard.data.add(csv, name="badcsv")
+    assert [d["name"] for d in yard.data.list()] == ["churn-train"]  # nothing half-stored
+    with pytest.raises(InvalidArgumentError, match=r"The 'engine' parameter of yard.data.load must be one of"):
+        yard.data.load("churn-train", engine="spark")
