@@ -41,9 +41,14 @@ _EXPORTS: dict[str, str] = {
     "data": "modelyard.data._api:module",
     "validate": "modelyard.data._validate:validate",
     "ValidationReport": "modelyard.data._report:ValidationReport",
+    # registry
+    "load_model": "modelyard.registry._api:load_model",
+    "get_model_version": "modelyard.registry._api:get_model_version",
+    "LoadedModel": "modelyard.registry._model:LoadedModel",
+    "Signature": "modelyard.registry._signature:Signature",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "monitoring"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "monitoring", "registry"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

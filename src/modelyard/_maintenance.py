@@ -28,6 +28,10 @@ BLOB_REFERENCES += [
     ("dataset_versions", "manifest_digest"),
     ("dataset_versions", "schema_digest"),
     ("dataset_versions", "profile_digest"),
+BLOB_REFERENCES: list[tuple[str, str]] = [
+    ("artifacts", "digest"),
+    # registry: a model version's manifest (model files, yard-model.json, input example)
+    ("model_versions", "manifest_digest"),
 ]
 
 _MANIFEST_PREFIX = b'{"entries":['
