@@ -41,6 +41,9 @@ _EXPORTS: dict[str, str] = {
     "data": "modelyard.data._api:module",
     "validate": "modelyard.data._validate:validate",
     "ValidationReport": "modelyard.data._report:ValidationReport",
+    # serving
+    "build_app": "modelyard.serving._app:build_app",
+    "DeploymentSpec": "modelyard.serving._spec:DeploymentSpec",
     # registry
     "load_model": "modelyard.registry._api:load_model",
     "get_model_version": "modelyard.registry._api:get_model_version",
@@ -48,7 +51,7 @@ _EXPORTS: dict[str, str] = {
     "Signature": "modelyard.registry._signature:Signature",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "monitoring", "registry"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "monitoring", "registry", "serving"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

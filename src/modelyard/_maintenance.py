@@ -32,6 +32,8 @@ BLOB_REFERENCES: list[tuple[str, str]] = [
     ("artifacts", "digest"),
     # registry: a model version's manifest (model files, yard-model.json, input example)
     ("model_versions", "manifest_digest"),
+    # serving: Parquet segments of the prediction log
+    ("prediction_log_segments", "digest"),
 ]
 
 _MANIFEST_PREFIX = b'{"entries":['

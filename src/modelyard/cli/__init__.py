@@ -55,6 +55,9 @@ _quickstart.register(app)
 from modelyard.cli import _data  # noqa: E402
 
 _data.register(app)
+from modelyard.cli import _serve  # noqa: E402
+
+_serve.register(app)
 
 
 def main() -> None:
