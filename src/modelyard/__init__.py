@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     # monitoring
     "drift": "modelyard.monitoring._drift:drift",
     "DriftReport": "modelyard.monitoring._report:DriftReport",
+    "monitoring": "modelyard.monitoring._api:module",
     # data
     "data": "modelyard.data._api:module",
     "validate": "modelyard.data._validate:validate",

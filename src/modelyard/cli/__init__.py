@@ -58,6 +58,9 @@ _data.register(app)
 from modelyard.cli import _serve  # noqa: E402
 
 _serve.register(app)
+from modelyard.cli import _monitor  # noqa: E402
+
+_monitor.register(app)
 
 
 def main() -> None:

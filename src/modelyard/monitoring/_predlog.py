@@ -58,7 +58,7 @@ def read_window(
     start_ms: int,
     end_ms: int,
     *,
-    model_version: str | None = None,
+    model_version: int | None = None,
 ) -> Any:
     """The logged predictions of ``model_name`` with ``start_ms <= timestamp_ms < end_ms`` (pandas)."""
     import pandas as pd
@@ -70,13 +70,13 @@ def read_window(
                 f"The store has no prediction log (table {SEGMENTS_TABLE!r}). Serve the model with "
                 "prediction logging on (yard serve ...), or compare frames directly with yard.drift(...)."
             )
-        q = sa.select(_segments.c.digest, _segments.c.model_version).where(
+        q = sa.select(_segments.c.digest, _segments.c.model_version).where(  # serving's table
             _segments.c.model_name == model_name,
             _segments.c.end_ms >= start_ms,
             _segments.c.start_ms < end_ms,
         )
         if model_version is not None:
-            q = q.where(_segments.c.model_version == str(model_version))
+            q = q.where(_segments.c.model_version == int(model_version))
         rows = conn.execute(q.order_by(_segments.c.start_ms)).all()
     tables = []
     for digest, _version in rows:

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from modelyard._workspace import Workspace, get_workspace
-from modelyard.errors import InvalidArgumentError, NotFoundError
+from modelyard.errors import InvalidArgumentError
 from modelyard.monitoring._predlog import features_and_outputs, parse_duration, read_window
 from modelyard.monitoring._report import DriftReport
 from modelyard.monitoring._schema import monitor_feedback, monitor_references, monitor_results, monitor_runs
@@ -119,7 +119,7 @@ def performance(y_true: Any, y_pred: Any, y_score: Any = None, *, task: str | No
         return {"mae": float(np.mean(np.abs(err))), "rmse": float(math.sqrt(np.mean(err**2)))}
     out = {"accuracy": float(metrics.accuracy_score(y_true, y_pred))}
     labels = np.unique(np.concatenate([y_true, y_pred]))
-    avg = "binary" if len(labels) <= 2 and set(labels.tolist()) <= {0, 1, True, False} else "macro"
+    avg = "binary" if len(labels) <= 2 and set(labels.tolist()) <= {0, 1} else "macro"
     out["f1"] = float(metrics.f1_score(y_true, y_pred, average=avg, zero_division=0))
     if y_score is not None and len(np.unique(y_true)) == 2:
         out["auc"] = float(metrics.roc_auc_score(y_true, np.asarray(y_score, dtype=float)))
@@ -221,16 +221,13 @@ class Monitor:
             if path.suffix.lower() in (".csv", ".txt"):
                 return label, lambda: pd.read_csv(path)
             return label, lambda: pd.read_parquet(path)
-        if "@" not in reference and "/" in reference:
-            raise InvalidArgumentError(f"The reference {reference!r} is neither a file nor a dataset ref (name@vN).")
-        try:
-            from modelyard import data as yard_data  # type: ignore[attr-defined]
-        except ImportError:
-            raise NotFoundError(
-                f"The reference {reference!r} is a dataset ref but this modelyard has no dataset registry. "
-                "Pass a Parquet or CSV file instead."
-            ) from None
-        return f"dataset:{reference}", lambda: _to_pandas(yard_data.load(reference))
+        if reference.lower().endswith((".parquet", ".csv", ".pq")):
+            raise InvalidArgumentError(f"The reference file {reference!r} does not exist.")
+        from modelyard.data._service import DataService
+
+        svc = DataService(self.ws)
+        dv = svc.resolve(reference)
+        return f"dataset:{dv.name}@v{dv.version}", lambda: _to_pandas(svc.load(dv))
 
     def _stored_reference(self, label: str) -> Any:
         import pandas as pd
@@ -293,6 +290,11 @@ class Monitor:
             if "fallback" in logged:
                 stats["fallback_rate"] = float(logged["fallback"].astype(float).mean())
         columns = [c for c in current.columns if c not in outputs]
+        version = None
+        if len(logged) and "model_version" in logged:
+            version = str(logged["model_version"].iloc[-1])
+        if outputs and version and any(o not in ref.columns for o in outputs):
+            ref = self._with_predictions(ref_label, ref, version, columns)
         extra = [c for c in ref.columns if c not in columns and c not in outputs and c != label_column]
         # reference columns the model was not sent (e.g. the label) are not compared
         report = drift(
@@ -307,22 +309,51 @@ class Monitor:
         for o in outputs:
             if o not in ref.columns:
                 report.settings.setdefault("outputs_without_reference", []).append(o)
-        version = None
-        if len(logged) and "model_version" in logged:
-            version = str(logged["model_version"].iloc[-1])
         stats.update(self._window_performance(logged, outputs))
         model_metrics = {}
         try:
             from modelyard.monitoring._lineage import model_version_metrics
 
             model_metrics = model_version_metrics(self.ws, self.model_name, version)
-        except Exception:  # noqa: BLE001 - registry optional; performance still reported
+        except Exception:
             model_metrics = {}
         result = WindowResult(self.model_name, start, end, len(logged), report, ref_label, stats, model_metrics)
-        report.history = self.history(limit=30) + [{"time_ms": end, "share_drifted": report.share_drifted}]
+        report.history = [*self.history(limit=30), {"time_ms": end, "share_drifted": report.share_drifted}]
         if store:
             result.run_id = self._store_run(result, version)
         return result
+
+    def _with_predictions(self, ref_label: str, ref: Any, version: str, columns: list[str]) -> Any:
+        """The reference plus the model version's outputs on it (for prediction drift), stored once."""
+        import logging
+
+        import pandas as pd
+
+        label = f"{ref_label}|outputs:{self.model_name}/{version}"
+        preds = self._stored_reference(label)
+        if preds is None:
+            try:
+                from modelyard.registry._api import load_model
+                from modelyard.serving._predlog import _output_columns
+
+                model = load_model(f"{self.model_name}/{version}", uri=self.ws)
+                inputs = ref[[c for c in columns if c in ref.columns]]
+                try:
+                    out = model.predict(inputs)
+                except Exception:
+                    sig = getattr(model, "signature", None)
+                    names = [c.name for c in getattr(sig, "inputs", None) or []] if sig else []
+                    if not names:
+                        raise
+                    out = model.predict(ref[names])
+                preds = pd.DataFrame(_output_columns(out, len(ref)))
+            except Exception as exc:
+                logging.getLogger("modelyard.monitoring").warning(
+                    "no prediction drift for %s/%s: the reference could not be scored (%s)", self.model_name, version, exc
+                )
+                return ref
+            self._store_reference(label, preds)
+        return pd.concat([ref.reset_index(drop=True), preds.reset_index(drop=True)], axis=1)
 
     def _window_performance(self, logged: Any, outputs: list[str]) -> dict[str, float | None]:
         if not len(logged) or "request_id" not in logged or not outputs:
