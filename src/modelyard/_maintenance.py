@@ -20,14 +20,6 @@ from modelyard._workspace import Workspace, get_workspace
 __all__ = ["BLOB_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "referenced_digests"]
 
 #: (table, column) pairs whose values are blob digests. Features append to this list.
-BLOB_REFERENCES: list[tuple[str, str]] = [("artifacts", "digest")]
-# monitoring
-BLOB_REFERENCES += [("monitor_runs", "report_digest"), ("monitor_references", "profile_digest")]
-# data: dataset versions (manifest, schema and profile blobs)
-BLOB_REFERENCES += [
-    ("dataset_versions", "manifest_digest"),
-    ("dataset_versions", "schema_digest"),
-    ("dataset_versions", "profile_digest"),
 BLOB_REFERENCES: list[tuple[str, str]] = [
     ("artifacts", "digest"),
     # registry: a model version's manifest (model files, yard-model.json, input example)
@@ -35,6 +27,14 @@ BLOB_REFERENCES: list[tuple[str, str]] = [
     # serving: Parquet segments of the prediction log
     ("prediction_log_segments", "digest"),
 ]
+# data: dataset versions (manifest, schema and profile blobs)
+BLOB_REFERENCES += [
+    ("dataset_versions", "manifest_digest"),
+    ("dataset_versions", "schema_digest"),
+    ("dataset_versions", "profile_digest"),
+]
+# monitoring: stored JSON reports and reference profiles
+BLOB_REFERENCES += [("monitor_runs", "report_digest"), ("monitor_references", "profile_digest")]
 
 _MANIFEST_PREFIX = b'{"entries":['
 
