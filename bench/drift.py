@@ -123,18 +123,12 @@ seconds = time.perf_counter() - t
 stop.set(); th.join()
 drifted = []
 for m in res["metrics"]:
-    mid = str(m.get("metric_id", ""))
-    if mid.startswith("ValueDrift("):
-        cfg = m.get("config", {}) or {}
-        col = cfg.get("column") or mid.split("column=")[1].split(",")[0].rstrip(")")
-        method = str(cfg.get("method") or mid)
-        thr = cfg.get("threshold")
-        value = m["value"]
-        if thr is None:
-            thr = 0.05 if ("p_value" in method or "K-S" in method or "chi" in method.lower() or "Z-test" in method) else 0.1
-        is_p = any(k in method for k in ("p_value", "K-S", "chi-square", "Z-test")) or "ks" == method
-        if (value < thr) if is_p else (value >= thr):
-            drifted.append(col)
+    cfg = m.get("config") or {}
+    if not str(cfg.get("type", "")).endswith("ValueDrift"):
+        continue
+    method, thr, value = str(cfg.get("method", "")), float(cfg["threshold"]), float(m["value"])
+    if ("p_value" in method and value < thr) or ("p_value" not in method and value >= thr):
+        drifted.append(cfg["column"])
 print(json.dumps({"seconds": seconds, "peak_bytes": peak[0] - base, "drifted": sorted(drifted)}))
 """
 

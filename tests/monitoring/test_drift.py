@@ -227,3 +227,22 @@ def test_renderings() -> None:
     r.print_table(console)
     text = console.export_text()
     assert "x" in text and "drift: ks p-value" in text
+
+
+def test_cli_drift_of_two_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    ref, cur = _frames(500, 500, shift=1.0)
+    ref.to_parquet(tmp_path / "ref.parquet")
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    runner = CliRunner()
+    html = tmp_path / "d.html"
+    out = runner.invoke(app, ["monitor", "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.csv"), "--json", "--html", str(html)])
+    assert out.exit_code == 0, out.output  # 1 of 4 columns: no dataset drift
+    assert json.loads(out.output)["summary"]["drifted_columns"] == ["x"] and html.exists()
+    out = runner.invoke(app, ["monitor", "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.csv"), "--drift-share", "0.2"])
+    assert out.exit_code == 3 and "dataset drift: YES" in out.output
+    out = runner.invoke(app, ["monitor", "drift", str(tmp_path / "nope.parquet"), str(tmp_path / "cur.csv")])
+    assert out.exit_code == 1 and "does not exist" in str(out.exception)
