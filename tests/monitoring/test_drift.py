@@ -246,3 +246,15 @@ def test_cli_drift_of_two_files(tmp_path) -> None:  # type: ignore[no-untyped-de
     assert out.exit_code == 3 and "dataset drift: YES" in out.output
     out = runner.invoke(app, ["monitor", "drift", str(tmp_path / "nope.parquet"), str(tmp_path / "cur.csv")])
     assert out.exit_code == 1 and "does not exist" in str(out.exception)
+
+
+def test_prepared_reference_gives_the_same_report() -> None:
+    ref, cur = _frames(3000, 2000, shift=0.3, seed=9)
+    ref.loc[:100, "y"] = np.nan
+    ref["plan"] = ref["plan"].astype("category")
+    prepared = yard.monitoring.DriftReference(ref)
+    for batch in (cur, cur.iloc[:500]):
+        a = yard.drift(ref, batch).to_dict()
+        b = yard.drift(prepared, batch).to_dict()
+        assert a["columns"] == b["columns"] and a["summary"] == b["summary"]
+    assert len(prepared._numeric) == 2 and len(prepared._categories) == 2  # kept for the next batch

@@ -12,7 +12,7 @@
 from modelyard.monitoring._alerts import METRICS as ALERT_METRICS
 from modelyard.monitoring._alerts import AlertRule, load_rules
 from modelyard.monitoring._api import alerts, feedback, grafana_dashboard, report, run
-from modelyard.monitoring._drift import DEFAULT_THRESHOLDS, METHODS, drift
+from modelyard.monitoring._drift import DEFAULT_THRESHOLDS, METHODS, DriftReference, drift
 from modelyard.monitoring._report import STATUSES, ColumnDrift, DriftReport
 from modelyard.monitoring._service import Monitor, WindowResult, performance
 
@@ -23,6 +23,7 @@ __all__ = [
     "STATUSES",
     "AlertRule",
     "ColumnDrift",
+    "DriftReference",
     "DriftReport",
     "Monitor",
     "WindowResult",

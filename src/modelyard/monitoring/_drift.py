@@ -31,7 +31,7 @@ from modelyard.errors import invalid_param
 from modelyard.monitoring import _stats
 from modelyard.monitoring._report import ColumnDrift, DriftReport
 
-__all__ = ["DEFAULT_THRESHOLDS", "METHODS", "drift"]
+__all__ = ["DEFAULT_THRESHOLDS", "METHODS", "DriftReference", "drift"]
 
 #: Selectable methods, by the kind of column they apply to.
 METHODS: dict[str, tuple[str, ...]] = {
@@ -107,7 +107,48 @@ def _numeric_values(series: Any) -> tuple[np.ndarray, int, int]:
 def _category_counts(series: Any) -> tuple[dict[str, int], int]:
     counts = series.value_counts(dropna=True, sort=False)
     nulls = int(series.isna().sum())
-    return {str(k): int(v) for k, v in counts.items()}, nulls
+    out: dict[str, int] = {}
+    for k, v in counts.items():
+        if v > 0:  # a pandas Categorical lists unused categories with 0
+            key = str(k)
+            out[key] = out.get(key, 0) + int(v)
+    return out, nulls
+
+
+class DriftReference:
+    """A reference frame prepared once for many drift comparisons (``monitor run`` windows).
+
+    Sorted numeric columns and category counts are computed on first use and kept, so each
+    later ``yard.drift(reference=prepared, current=window)`` only sorts the current window.
+    """
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = _as_frame(frame, "reference")
+        self._numeric: dict[str, tuple[np.ndarray, int, int, float]] = {}
+        self._categories: dict[str, tuple[dict[str, int], int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return f"DriftReference({len(self.frame):,} rows x {len(self.frame.columns)} columns)"
+
+    def numeric(self, name: str) -> tuple[np.ndarray, int, int, float]:
+        """(sorted finite values, nulls, infs, standard deviation) of a column."""
+        got = self._numeric.get(name)
+        if got is None:
+            vals, nulls, infs = _numeric_values(self.frame[name])
+            vals = np.sort(vals)
+            got = (vals, nulls, infs, _std(vals) if vals.size else 0.0)
+            self._numeric[name] = got
+        return got
+
+    def categories(self, name: str) -> tuple[dict[str, int], int]:
+        got = self._categories.get(name)
+        if got is None:
+            got = _category_counts(self.frame[name])
+            self._categories[name] = got
+        return got
 
 
 def _finite_or_none(x: float | None) -> float | None:
@@ -180,8 +221,12 @@ def _null_signal(cfg: _Config, col: ColumnDrift) -> None:
     col.null_drift = bool(diff >= cfg.null_threshold and p < cfg.alpha)
 
 
-def _numeric_column(cfg: _Config, name: str, ref: Any, cur: Any) -> ColumnDrift:
-    a, a_null, a_inf = _numeric_values(ref)
+def _numeric_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: DriftReference | None) -> ColumnDrift:
+    if prepared is not None:
+        a, a_null, a_inf, a_std = prepared.numeric(name)
+    else:
+        a, a_null, a_inf = _numeric_values(ref)
+        a_std = None
     b, b_null, b_inf = _numeric_values(cur)
     col = ColumnDrift(name=name, kind="numeric", rows_reference=len(ref), rows_current=len(cur))
     col.null_share_reference = (a_null + a_inf) / max(len(ref), 1)
@@ -193,12 +238,13 @@ def _numeric_column(cfg: _Config, name: str, ref: Any, cur: Any) -> ColumnDrift:
         return _finish_empty(col)
     if min(a.size, b.size) < cfg.min_rows:
         return _finish_too_few(cfg, col)
-    a = np.sort(a)
+    if prepared is None:
+        a = np.sort(a)
     b = np.sort(b)
     method, how = _pick_method(cfg, name, "numeric", min(a.size, b.size), 0)
     col.method, col.method_choice = method, how
     col.threshold = _threshold(cfg, name, method)
-    scale = _std(a)
+    scale = _std(a) if a_std is None else a_std
     if scale == 0.0:
         scale = _std(np.concatenate([a, b]))
     if a[0] == a[-1] == b[0] == b[-1]:
@@ -291,8 +337,8 @@ def _finish_too_few(cfg: _Config, col: ColumnDrift) -> ColumnDrift:
     return col
 
 
-def _categorical_column(cfg: _Config, name: str, ref: Any, cur: Any) -> ColumnDrift:
-    rc, r_null = _category_counts(ref)
+def _categorical_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: DriftReference | None) -> ColumnDrift:
+    rc, r_null = prepared.categories(name) if prepared is not None else _category_counts(ref)
     cc, c_null = _category_counts(cur)
     col = ColumnDrift(name=name, kind="categorical", rows_reference=len(ref), rows_current=len(cur))
     col.null_share_reference = r_null / max(len(ref), 1)
@@ -356,7 +402,9 @@ def _categorical_column(cfg: _Config, name: str, ref: Any, cur: Any) -> ColumnDr
     return col
 
 
-def _column(cfg: _Config, name: str, ref_df: Any, cur_df: Any, kinds: Mapping[str, str]) -> ColumnDrift:
+def _column(
+    cfg: _Config, name: str, ref_df: Any, cur_df: Any, kinds: Mapping[str, str], prepared: DriftReference | None
+) -> ColumnDrift:
     in_ref, in_cur = name in ref_df.columns, name in cur_df.columns
     if not (in_ref and in_cur):
         col = ColumnDrift(
@@ -388,8 +436,12 @@ def _column(cfg: _Config, name: str, ref_df: Any, cur_df: Any, kinds: Mapping[st
         col.reason = f"reference is {ref.dtype} ({_kind(ref)}), current is {cur.dtype} ({_kind(cur)})"
         return col
     if kind == "numeric":
-        return _numeric_column(cfg, name, ref, cur)
-    return _categorical_column(cfg, name, ref.astype("object").where(ref.notna(), None), cur.astype("object").where(cur.notna(), None))
+        if prepared is not None and _kind(ref) != "numeric":
+            prepared = None  # text reference read as numbers: not what was prepared
+        return _numeric_column(cfg, name, ref, cur, prepared)
+    if prepared is not None and _kind(ref) != "categorical":
+        prepared = None
+    return _categorical_column(cfg, name, ref, cur, prepared)
 
 
 def _reconcile(ref: Any, cur: Any, kr: str, kc: str) -> str:
@@ -436,8 +488,12 @@ def drift(
     names the model output column(s): reported as prediction drift, not counted in the dataset
     share. The dataset drifts when ``share_drifted >= drift_share``. ``domain_classifier`` adds
     a multivariate detector: the ROC AUC of a classifier told to separate the two samples.
+    Pass ``reference=DriftReference(df)`` to compare many batches against one reference: its
+    columns are sorted and counted once.
     """
-    ref_df, cur_df = _as_frame(reference, "reference"), _as_frame(current, "current")
+    prepared = reference if isinstance(reference, DriftReference) else None
+    ref_df = prepared.frame if prepared is not None else _as_frame(reference, "reference")
+    cur_df = _as_frame(current, "current")
     for param, value, lo, hi in (
         ("alpha", alpha, 0.0, 1.0),
         ("drift_share", drift_share, 0.0, 1.0),
@@ -480,9 +536,9 @@ def drift(
     workers = max_workers or min(4, os.cpu_count() or 1)
     if workers > 1 and len(names) > 1 and max(len(ref_df), len(cur_df)) >= 50_000:
         with ThreadPoolExecutor(workers) as pool:
-            cols = list(pool.map(lambda n: _column(cfg, n, ref_df, cur_df, kinds), names))
+            cols = list(pool.map(lambda n: _column(cfg, n, ref_df, cur_df, kinds, prepared), names))
     else:
-        cols = [_column(cfg, n, ref_df, cur_df, kinds) for n in names]
+        cols = [_column(cfg, n, ref_df, cur_df, kinds, prepared) for n in names]
     for c in cols:
         c.is_prediction = c.name in preds
         for attr in ("statistic", "p_value", "effect_size", "threshold"):

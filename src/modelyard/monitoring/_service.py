@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import InvalidArgumentError
+from modelyard.monitoring._drift import DriftReference
 from modelyard.monitoring._predlog import features_and_outputs, parse_duration, read_window
 from modelyard.monitoring._report import DriftReport
 from modelyard.monitoring._schema import monitor_feedback, monitor_references, monitor_results, monitor_runs
@@ -189,6 +190,7 @@ class Monitor:
         self.ws = get_workspace(uri)
         self.drift_options = drift_options
         self._reference_cache: dict[str, tuple[str, Any]] = {}
+        self._prepared: dict[str, DriftReference] = {}  # sorted/counted once, reused every window
 
     # -- reference --------------------------------------------------------------------------
     def reference(self, reference: str | None = None) -> tuple[str, Any]:
@@ -294,11 +296,19 @@ class Monitor:
         if len(logged) and "model_version" in logged:
             version = str(logged["model_version"].iloc[-1])
         if outputs and version and any(o not in ref.columns for o in outputs):
-            ref = self._with_predictions(ref_label, ref, version, columns)
+            key = f"{ref_label}|{version}"
+            if key not in self._prepared:
+                self._prepared[key] = DriftReference(self._with_predictions(ref_label, ref, version, columns))
+            prepared = self._prepared[key]
+        else:
+            if ref_label not in self._prepared:
+                self._prepared[ref_label] = DriftReference(ref)
+            prepared = self._prepared[ref_label]
+        ref = prepared.frame
         extra = [c for c in ref.columns if c not in columns and c not in outputs and c != label_column]
         # reference columns the model was not sent (e.g. the label) are not compared
         report = drift(
-            ref,
+            prepared,
             current,
             columns=columns if columns else list(ref.columns),
             prediction=[o for o in outputs if o in ref.columns] or None,
