@@ -97,7 +97,20 @@ def run_ours(ref_p: Path, cur_p: Path) -> dict:
         t = time.perf_counter()
         report = yard.drift(ref, cur)
         seconds = time.perf_counter() - t
-    return {"seconds": seconds, "peak_bytes": mem.delta, "data_bytes": data_bytes, "drifted": report.drifted_columns}
+    # monitoring windows reuse a prepared reference (sorted/counted once): only the window is sorted
+    prepared = yard.monitoring.DriftReference(ref)
+    yard.drift(prepared, cur)
+    t = time.perf_counter()
+    warm = yard.drift(prepared, cur)
+    warm_seconds = time.perf_counter() - t
+    assert warm.drifted_columns == report.drifted_columns
+    return {
+        "seconds": seconds,
+        "warm_seconds": warm_seconds,
+        "peak_bytes": mem.delta,
+        "data_bytes": data_bytes,
+        "drifted": report.drifted_columns,
+    }
 
 
 EVIDENTLY_SCRIPT = r"""
@@ -167,6 +180,7 @@ def main() -> None:
                 f"{sorted(ours['drifted']) == sorted(shifted)} {ours['drifted']}",
                 flush=True,
             )
+            print(f"{label:<22}{'(prepared reference)':<20}{ours['warm_seconds']:>9.2f} s per window", flush=True)
             if args.no_peer:
                 continue
             ev = run_evidently(ref_p, cur_p)

@@ -257,3 +257,24 @@ def test_cli_report_run_feedback_alerts_and_grafana(workspace, webhook, tmp_path
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
     assert any("yard_monitor_drift_score" in e for e in exprs) and any("yard_serving_requests_total" in e for e in exprs)
     assert all('model="churn-clf"' in e for e in exprs)
+
+
+def test_monitor_run_loops_until_ctrl_c(tmp_path: Path) -> None:
+    import signal
+
+    ref = tmp_path / "ref.parquet"
+    _data(200, 5).to_parquet(ref)
+    env = {**os.environ, "PYTHONPATH": SRC, "YARD_URI": str(tmp_path / "store")}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "modelyard", "monitor", "run", "ghost", "--every", "1s", "--reference", str(ref)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        lines = [p.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]  # two evaluations
+        assert all(line.startswith("ghost: 0 rows") for line in lines), lines
+        p.send_signal(signal.SIGINT)
+        _out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0 and "monitor stopped (Ctrl-C)" in err
