@@ -6,7 +6,8 @@ import datetime as _dt
 from html import escape
 from typing import TYPE_CHECKING
 
-from modelyard.monitoring._svg import CUR_COLOR, REF_COLOR, bars_svg, line_svg
+from modelyard.monitoring._svg import line_svg
+from modelyard.ui._svg import PALETTE, bars_svg, histogram_svg
 
 if TYPE_CHECKING:
     from modelyard.monitoring._report import DriftReport
@@ -65,8 +66,8 @@ def render_html(report: DriftReport) -> str:
         out.append("<h2>Drift over time</h2>")
         out.append(line_svg(xs, ys, threshold=report.drift_share, title="share of drifted columns per window"))
     out.append(
-        f"<h2>Columns</h2><div class='legend'>histograms:<span style='background:{REF_COLOR}'></span>reference"
-        f"<span style='background:{CUR_COLOR}'></span>current</div>"
+        f"<h2>Columns</h2><div class='legend'>histograms:<span style='background:{PALETTE[0]}'></span>reference"
+        f"<span style='background:{PALETTE[1]}'></span>current</div>"
     )
     out.append(
         "<table><tr><th>column</th><th>status</th><th>method</th><th>statistic</th><th>p-value</th>"
@@ -78,12 +79,11 @@ def render_html(report: DriftReport) -> str:
         chart = ""
         h = c.histogram
         if h:
+            series = [("reference", h["reference"]), ("current", h["current"])]
             if "edges" in h:
-                e = h["edges"]
-                labels = [f"{e[i]:.3g}–{e[i + 1]:.3g}" for i in range(len(e) - 1)]
+                chart = histogram_svg(h["edges"], series, title=c.name)
             else:
-                labels = list(h["categories"])
-            chart = bars_svg(labels, h["reference"], h["current"], title=c.name)
+                chart = bars_svg([str(k) for k in h["categories"]][:12], [(n, v[:12]) for n, v in series], title=c.name)
         extra = ""
         if c.unseen_categories:
             extra = f"<br>unseen: {escape(', '.join(c.unseen_categories))} ({c.unseen_share:.1%})"

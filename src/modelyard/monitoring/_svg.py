@@ -1,60 +1,17 @@
-"""Small dependency-free SVG charts for the self-contained HTML report."""
+"""The drift-over-time line chart of the HTML report (histograms come from ``modelyard.ui._svg``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
 
-__all__ = ["bars_svg", "line_svg"]
+__all__ = ["line_svg"]
 
-REF_COLOR = "#4c78a8"
-CUR_COLOR = "#f58518"
+REF_COLOR = "#2e86ab"
 
 
 def _num(x: float) -> str:
     return f"{x:.1f}"
-
-
-def bars_svg(
-    labels: Sequence[str],
-    reference: Sequence[float],
-    current: Sequence[float],
-    *,
-    width: int = 360,
-    height: int = 140,
-    title: str = "",
-) -> str:
-    """Side-by-side bars (shares) of reference vs current, one group per bin or category."""
-    n = max(len(labels), 1)
-    pad_l, pad_b, pad_t = 6, 18, 14
-    plot_w, plot_h = width - 2 * pad_l, height - pad_b - pad_t
-    top = max([*reference, *current, 1e-12])
-    group = plot_w / n
-    bw = max(group * 0.42, 0.5)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-        f'<text x="{pad_l}" y="10" font-size="10" fill="#333">{escape(title)}</text>',
-    ]
-    for i, (r, c) in enumerate(zip(reference, current, strict=False)):
-        x = pad_l + i * group
-        for j, (v, color, who) in enumerate(((r, REF_COLOR, "reference"), (c, CUR_COLOR, "current"))):
-            h = plot_h * v / top
-            parts.append(
-                f'<rect x="{_num(x + j * bw)}" y="{_num(pad_t + plot_h - h)}" width="{_num(bw)}" '
-                f'height="{_num(h)}" fill="{color}"><title>{escape(str(labels[i]))}: {who} {v:.1%}</title></rect>'
-            )
-    parts.append(
-        f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - pad_l}" y2="{pad_t + plot_h}" stroke="#999"/>'
-    )
-    if labels:
-        parts.append(f'<text x="{pad_l}" y="{height - 4}" font-size="9" fill="#555">{escape(str(labels[0]))}</text>')
-        parts.append(
-            f'<text x="{width - pad_l}" y="{height - 4}" font-size="9" fill="#555" text-anchor="end">'
-            f"{escape(str(labels[-1]))}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def line_svg(
