@@ -373,23 +373,18 @@ def _categorical_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: D
         if col.null_drift:
             col.status, col.drifted, col.reason = "drift", True, "null share changed"
         return col
+    # the p-value reported for every method: Z-test for two categories, else chi-squared
     if len(cats) == 2:
-        _, p = _stats.two_proportion_z(r[0], r.sum(), c[0], c.sum())
+        col.p_value = _stats.two_proportion_z(r[0], r.sum(), c[0], c.sum())[1]
     else:
-        _, p = _stats.chi2_homogeneity(r, c)
-    col.p_value = p
+        col.p_value = _stats.chi2_homogeneity(r, c)[1]
     if method == "chisquare":
         col.statistic, col.p_value = _stats.chi2_homogeneity(r, c)
         dist_drift = col.p_value < col.threshold
     elif method == "z":
-        if len(cats) > 2:
-            # Z compares the share of the most frequent reference category
-            k0 = max(rc, key=lambda k: rc[k])
-            i0 = cats.index(k0)
-            z, col.p_value = _stats.two_proportion_z(r[i0], r.sum(), c[i0], c.sum())
-        else:
-            z, col.p_value = _stats.two_proportion_z(r[0], r.sum(), c[0], c.sum())
-        col.statistic = z
+        # Z compares the share of the most frequent reference category
+        i0 = cats.index(max(rc, key=lambda k: rc[k])) if len(cats) > 2 else 0
+        col.statistic, col.p_value = _stats.two_proportion_z(r[i0], r.sum(), c[i0], c.sum())
         dist_drift = col.p_value < col.threshold
     elif method == "psi":
         col.statistic = col.effect_size = _stats.psi(r, c)

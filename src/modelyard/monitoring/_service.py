@@ -375,21 +375,19 @@ class Monitor:
         mask = [rid in labels for rid in ids]
         sub = logged[mask]
         y_true = [labels[r] for r in sub["request_id"].astype(str)]
-        out_col = "output" if "output" in outputs else outputs[0]
-        y_pred = sub[out_col].to_numpy()
-        score = None
-        for cand in ("output.proba", "output.probability", "output.score"):
-            if cand in sub:
-                score = sub[cand].to_numpy()
-        if out_col == "output" or "output.label" not in sub:
-            pass
-        if "output.label" in sub:
-            y_pred = sub["output.label"].to_numpy()
         import numpy as np
 
+        # the prediction: "output", else "output.label"; a score from "output.proba"/"output.score"
+        out_col = "output" if "output" in outputs else ("output.label" if "output.label" in sub else outputs[0])
+        y_pred = sub[out_col].to_numpy()
+        score = next((sub[c].to_numpy() for c in ("output.proba", "output.probability", "output.score") if c in sub), None)
         y_true_arr = np.asarray(y_true)
-        if y_pred.dtype.kind == "f" and y_true_arr.dtype.kind in "iub" and np.all((y_pred >= 0) & (y_pred <= 1)) \
-                and not np.all(np.mod(y_pred, 1) == 0):
+        if (
+            y_pred.dtype.kind == "f"
+            and y_true_arr.dtype.kind in "iub"
+            and np.all((y_pred >= 0) & (y_pred <= 1))
+            and not np.all(np.mod(y_pred, 1) == 0)
+        ):
             score, y_pred = y_pred, (y_pred >= 0.5).astype(int)  # a probability output
         res: dict[str, float | None] = dict(performance(y_true_arr, y_pred, score))
         res["labelled_rows"] = float(len(sub))
