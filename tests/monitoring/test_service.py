@@ -119,6 +119,8 @@ def test_explicit_reference_file_and_errors(workspace, tmp_path: Path) -> None:
         Monitor("churn-clf", uri=workspace).report("soon")
     with pytest.raises(NotFoundError):
         Monitor("churn-clf", uri=workspace).report("1h", reference="no-such-dataset@v1")
+    with pytest.raises(NotFoundError, match="pass --reference name@vN"):
+        Monitor("ghost", uri=workspace).report("1h")
     empty = Monitor("ghost", uri=workspace).report("1h", reference=str(ref))
     assert empty.rows == 0 and empty.report.share_drifted == 0.0  # no traffic: statuses, not a crash
 

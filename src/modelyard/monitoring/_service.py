@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from modelyard._workspace import Workspace, get_workspace
-from modelyard.errors import InvalidArgumentError
+from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.monitoring._drift import DriftReference
 from modelyard.monitoring._predlog import features_and_outputs, parse_duration, read_window
 from modelyard.monitoring._report import DriftReport
@@ -215,7 +215,15 @@ class Monitor:
         if reference is None:
             from modelyard.monitoring._lineage import training_dataset
 
-            reference = training_dataset(self.ws, self.model_name)
+            try:
+                reference = training_dataset(self.ws, self.model_name)
+            except NotFoundError as exc:
+                if "--reference" in str(exc):
+                    raise
+                raise NotFoundError(
+                    f"{exc} Without a registered model there is no training data to compare with: "
+                    "pass --reference name@vN (or a Parquet/CSV file)."
+                ) from None
         path = Path(reference)
         if path.is_file():
             digest = hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest()
