@@ -145,8 +145,9 @@ def chapter_monitoring(ctx: QuickstartContext) -> None:
         p = "-" if c.p_value is None else f"{c.p_value:.1e}"
         why = " null share" if c.null_drift else ""
         ctx.say(f"  {mark} {c.name:<16} {c.method or '-':<13} effect {c.score:5.3f}  p {p:>7}{why}")
-    root = yard.get_workspace(ctx.uri).location.root or Path.cwd()
-    html = Path(root) / "quickstart-drift.html"
+    root = Path(yard.get_workspace(ctx.uri).location.root or Path.cwd())
+    root.mkdir(parents=True, exist_ok=True)
+    html = root / "quickstart-drift.html"
     report.to_html(str(html))
     ctx.state["drift"] = report
     ctx.say(f"  look:  open {html}")

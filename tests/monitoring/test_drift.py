@@ -258,3 +258,16 @@ def test_prepared_reference_gives_the_same_report() -> None:
         b = yard.drift(prepared, batch).to_dict()
         assert a["columns"] == b["columns"] and a["summary"] == b["summary"]
     assert len(prepared._numeric) == 2 and len(prepared._categories) == 2  # kept for the next batch
+
+
+def test_quickstart_monitoring_chapter(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from modelyard.quickstart import QuickstartContext, chapter_monitoring
+
+    lines: list[str] = []
+    ctx = QuickstartContext(uri=str(tmp_path / "qs"), say=lines.append)
+    chapter_monitoring(ctx)
+    report = ctx.state["drift"]
+    assert set(report.drifted_columns) == {"monthly_charges", "support_calls"}
+    assert report.columns["support_calls"].null_drift and not report.columns["support_calls"].distribution_drift
+    assert any("monthly_charges" in line and "drift" in line for line in lines)
+    assert (tmp_path / "qs" / "quickstart-drift.html").read_text().startswith("<!doctype html>")

@@ -7,6 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from modelyard._version import __version__
+
 __all__ = ["STATUSES", "ColumnDrift", "DriftReport"]
 
 #: Every per-column status, with what it means.
@@ -176,6 +178,7 @@ class DriftReport:
         return _clean(
             {
                 "title": self.title,
+                "modelyard_version": __version__,
                 "summary": self.summary(),
                 "settings": self.settings,
                 "domain_classifier": self.domain_classifier,
