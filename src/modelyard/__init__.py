@@ -39,6 +39,10 @@ _EXPORTS: dict[str, str] = {
     "pipeline": "modelyard.pipelines._spec:pipeline",
     "load_pipeline": "modelyard.pipelines._loader:load_pipeline",
     "PipelineResult": "modelyard.pipelines._records:PipelineResult",
+    # monitoring
+    "drift": "modelyard.monitoring._drift:drift",
+    "DriftReport": "modelyard.monitoring._report:DriftReport",
+    "monitoring": "modelyard.monitoring._api:module",
     # serving
     "build_app": "modelyard.serving._app:build_app",
     "DeploymentSpec": "modelyard.serving._spec:DeploymentSpec",
@@ -61,7 +65,7 @@ _EXPORTS: dict[str, str] = {
     "GateReport": "modelyard.evaluation._gates:GateReport",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry", "evaluation", "pipelines", "serving"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry", "evaluation", "pipelines", "serving", "monitoring"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

@@ -34,6 +34,8 @@ BLOB_REFERENCES: list[tuple[str, str]] = [
     # serving: Parquet segments of the prediction log
     ("prediction_log_segments", "digest"),
 ]
+# monitoring: stored JSON reports and reference profiles
+BLOB_REFERENCES += [("monitor_runs", "report_digest"), ("monitor_references", "profile_digest")]
 
 _MANIFEST_PREFIX = b'{"entries":['
 

@@ -332,6 +332,43 @@ def chapter_evaluation(ctx: QuickstartContext) -> None:
     ctx.say(f"  the policy guards production now; an override needs: yard models alias {name} production {mv.version} --force --reason ...")
 
 
+def chapter_monitoring(ctx: QuickstartContext) -> None:
+    """Drift of a shifted batch against the training data: which columns moved, and how much."""
+    from pathlib import Path
+
+    import numpy as np
+
+    import modelyard as yard
+
+    train = ctx.state.get("data")
+    if train is None:
+        train = _make_data(ctx.seed)
+    live = _make_data(ctx.seed + 3, 1500)
+    live["monthly_charges"] = live["monthly_charges"] * 1.25  # prices went up
+    rng = np.random.default_rng(ctx.seed + 3)
+    live.loc[rng.random(len(live)) < 0.15, "support_calls"] = np.nan  # a broken upstream field
+    report = yard.drift(reference=train.drop(columns="churned"), current=live.drop(columns="churned"))
+    ctx.say(
+        f"Drift of a new batch vs the training data: [bold]{len(report.drifted_columns)}/"
+        f"{len(report.evaluated_columns)}[/] columns drifted (dataset drift: {'yes' if report.dataset_drift else 'no'})."
+    )
+    for c in sorted(report.columns.values(), key=lambda c: -c.score):
+        mark = "[red]drift[/]" if c.drifted else "ok   "
+        p = "-" if c.p_value is None else f"{c.p_value:.1e}"
+        why = " null share" if c.null_drift else ""
+        ctx.say(f"  {mark} {c.name:<16} {c.method or '-':<13} effect {c.score:5.3f}  p {p:>7}{why}")
+    root = Path(yard.get_workspace(ctx.uri).location.root or Path.cwd())
+    root.mkdir(parents=True, exist_ok=True)
+    html = root / "quickstart-drift.html"
+    report.to_html(str(html))
+    ctx.state["drift"] = report
+    ctx.say(f"  look:  open {html}")
+    ctx.say("  try:   yard monitor drift train.parquet batch.parquet --html drift.html")
+
+
+#: The quickstart's chapters, in order. Features add theirs here.
+
+
 #: The quickstart's chapters, in order. Features add theirs here.
 CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("tracking", chapter_tracking),
@@ -340,6 +377,7 @@ CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("registry", chapter_registry),
     ("evaluation", chapter_evaluation),
     ("serving", chapter_serving),
+    ("monitoring", chapter_monitoring),
 ]
 
 

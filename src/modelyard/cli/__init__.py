@@ -73,6 +73,10 @@ from modelyard.cli import _serve  # noqa: E402
 
 _serve.register(app)
 
+from modelyard.cli import _monitor  # noqa: E402
+
+_monitor.register(app)
+
 
 def main() -> None:
     """Entry point of the ``yard`` console script."""

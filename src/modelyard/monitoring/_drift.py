@@ -1,0 +1,575 @@
+"""The drift engine: ``yard.drift(reference=df, current=df)`` → :class:`DriftReport`.
+
+Per column the method is chosen by type and size (like the best tools) and can be overridden:
+
+========================  ==================================  =====================================
+column                    small (min n ≤ ``large_sample``)    large
+========================  ==================================  =====================================
+numeric                   KS test, drift if p < ``alpha``     normalized Wasserstein ≥ 0.1
+categorical, 2 values     two-proportion Z-test, p < alpha    Jensen–Shannon distance ≥ 0.1
+categorical, > 2 values   chi-squared test, p < ``alpha``     Jensen–Shannon distance ≥ 0.1
+========================  ==================================  =====================================
+
+Large samples are decided on the effect size, so a decision does not flip just because more rows
+arrive; the p-value and the effect size are both reported for every column. Null share and
+unseen categories are drift signals of their own. Bad input never raises: each column gets a
+status (``too_few_rows``, ``missing_in_reference``, ``all_null``, ``type_mismatch``...) and the
+dataset score never becomes NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from modelyard.errors import invalid_param
+from modelyard.monitoring import _stats
+from modelyard.monitoring._report import ColumnDrift, DriftReport
+
+__all__ = ["DEFAULT_THRESHOLDS", "METHODS", "DriftReference", "drift"]
+
+#: Selectable methods, by the kind of column they apply to.
+METHODS: dict[str, tuple[str, ...]] = {
+    "ks": ("numeric",),
+    "wasserstein": ("numeric",),
+    "chisquare": ("categorical",),
+    "z": ("categorical",),
+    "jensenshannon": ("numeric", "categorical"),
+    "psi": ("numeric", "categorical"),
+}
+#: Methods decided on a p-value (< alpha) rather than on a distance (≥ threshold).
+P_VALUE_METHODS = frozenset({"ks", "chisquare", "z"})
+#: Default decision threshold per distance method.
+DEFAULT_THRESHOLDS: dict[str, float] = {"wasserstein": 0.1, "jensenshannon": 0.1, "psi": 0.1}
+
+_BINS = 10  # quantile bins for PSI / JS on numeric columns
+_HIST_BINS = 24  # bins of the report's histograms
+
+
+def _caller() -> str:
+    return "yard.drift"
+
+
+def _as_frame(obj: Any, name: str) -> Any:
+    import pandas as pd
+
+    if isinstance(obj, pd.DataFrame):
+        return obj
+    if hasattr(obj, "to_pandas"):  # polars / pyarrow
+        return obj.to_pandas()
+    if isinstance(obj, Mapping):
+        return pd.DataFrame(dict(obj))
+    raise invalid_param(name, _caller(), "a pandas DataFrame (or a polars/pyarrow table)", type(obj).__name__)
+
+
+def _kind(series: Any) -> str:
+    import pandas as pd
+
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        return "numeric"
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return "numeric"
+    if series.dtype == object:
+        # an object column of plain numbers (e.g. Decimal, mixed int/float) is numeric
+        sample = series.dropna().head(200)
+        if len(sample) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sample):
+            return "numeric"
+    return "categorical"
+
+
+def _numeric_values(series: Any) -> tuple[np.ndarray, int, int]:
+    """Finite float64 values, the count of nulls and of ±inf."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(series.dtype) or pd.api.types.is_timedelta64_dtype(series.dtype):
+        nulls = int(series.isna().sum())
+        vals = series.dropna().to_numpy().view("int64").astype(np.float64)
+        return vals, nulls, 0
+    if series.dtype == object:
+        series = pd.to_numeric(series, errors="coerce")
+    arr = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(arr)
+    n_finite = int(finite.sum())
+    if n_finite == arr.size:
+        return arr, 0, 0
+    nan = int(np.isnan(arr).sum())
+    return arr[finite], nan, arr.size - n_finite - nan
+
+
+def _category_counts(series: Any) -> tuple[dict[str, int], int]:
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.StringDtype):  # Arrow-backed strings: count in Arrow (~7x faster)
+        try:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            arr = pa.array(series)
+            vc = pc.value_counts(arr)
+            keys, counts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()
+            return {str(k): int(v) for k, v in zip(keys, counts, strict=True) if k is not None}, int(arr.null_count)
+        except (pa.ArrowException, TypeError, ValueError):
+            pass
+    counts = series.value_counts(dropna=True, sort=False)
+    nulls = int(series.isna().sum())
+    out: dict[str, int] = {}
+    for k, v in counts.items():
+        if v > 0:  # a pandas Categorical lists unused categories with 0
+            key = str(k)
+            out[key] = out.get(key, 0) + int(v)
+    return out, nulls
+
+
+class DriftReference:
+    """A reference frame prepared once for many drift comparisons (``monitor run`` windows).
+
+    Sorted numeric columns and category counts are computed on first use and kept, so each
+    later ``yard.drift(reference=prepared, current=window)`` only sorts the current window.
+    """
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = _as_frame(frame, "reference")
+        self._numeric: dict[str, tuple[np.ndarray, int, int, float]] = {}
+        self._categories: dict[str, tuple[dict[str, int], int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return f"DriftReference({len(self.frame):,} rows x {len(self.frame.columns)} columns)"
+
+    def numeric(self, name: str) -> tuple[np.ndarray, int, int, float]:
+        """(sorted finite values, nulls, infs, standard deviation) of a column."""
+        got = self._numeric.get(name)
+        if got is None:
+            vals, nulls, infs = _numeric_values(self.frame[name])
+            vals = np.sort(vals)
+            got = (vals, nulls, infs, _std(vals) if vals.size else 0.0)
+            self._numeric[name] = got
+        return got
+
+    def categories(self, name: str) -> tuple[dict[str, int], int]:
+        got = self._categories.get(name)
+        if got is None:
+            got = _category_counts(self.frame[name])
+            self._categories[name] = got
+        return got
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+class _Config:
+    def __init__(
+        self,
+        *,
+        alpha: float,
+        large_sample: int,
+        min_rows: int,
+        null_threshold: float,
+        unseen_threshold: float,
+        methods: Mapping[str, str],
+        method: str | None,
+        thresholds: Mapping[str, float],
+    ) -> None:
+        self.alpha = alpha
+        self.large_sample = large_sample
+        self.min_rows = min_rows
+        self.null_threshold = null_threshold
+        self.unseen_threshold = unseen_threshold
+        self.methods = dict(methods)
+        self.method = method
+        self.thresholds = dict(thresholds)
+
+
+def _pick_method(cfg: _Config, column: str, kind: str, n_small: int, n_categories: int) -> tuple[str, str]:
+    """(method, how it was chosen)."""
+    chosen = cfg.methods.get(column) or cfg.method
+    if chosen:
+        if kind not in METHODS[chosen]:
+            # a global method that does not fit this column's type falls back to auto
+            if column in cfg.methods:
+                raise invalid_param(
+                    f"methods[{column!r}]",
+                    _caller(),
+                    f"a method for {kind} columns ({', '.join(m for m, k in METHODS.items() if kind in k)})",
+                    chosen,
+                )
+        else:
+            return chosen, "selected"
+    large = n_small > cfg.large_sample
+    if kind == "numeric":
+        return ("wasserstein" if large else "ks"), "auto"
+    if large:
+        return "jensenshannon", "auto"
+    return ("z" if n_categories <= 2 else "chisquare"), "auto"
+
+
+def _threshold(cfg: _Config, column: str, method: str) -> float:
+    if column in cfg.thresholds:
+        return float(cfg.thresholds[column])
+    if method in P_VALUE_METHODS:
+        return cfg.alpha
+    return DEFAULT_THRESHOLDS[method]
+
+
+def _null_signal(cfg: _Config, col: ColumnDrift) -> None:
+    """Null share is its own drift signal: a real change (≥ null_threshold) that is significant."""
+    nr, nc = col.rows_reference, col.rows_current
+    xr, xc = col.null_share_reference * nr, col.null_share_current * nc
+    diff = abs(col.null_share_current - col.null_share_reference)
+    _, p = _stats.two_proportion_z(xr, nr, xc, nc)
+    col.null_drift = bool(diff >= cfg.null_threshold and p < cfg.alpha)
+
+
+def _numeric_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: DriftReference | None) -> ColumnDrift:
+    if prepared is not None:
+        a, a_null, a_inf, a_std = prepared.numeric(name)
+    else:
+        a, a_null, a_inf = _numeric_values(ref)
+        a_std = None
+    b, b_null, b_inf = _numeric_values(cur)
+    col = ColumnDrift(name=name, kind="numeric", rows_reference=len(ref), rows_current=len(cur))
+    col.null_share_reference = (a_null + a_inf) / max(len(ref), 1)
+    col.null_share_current = (b_null + b_inf) / max(len(cur), 1)
+    col.inf_count_reference, col.inf_count_current = a_inf, b_inf
+    col.valid_reference, col.valid_current = a.size, b.size
+    _null_signal(cfg, col)
+    if a.size == 0 or b.size == 0:
+        return _finish_empty(col)
+    if min(a.size, b.size) < cfg.min_rows:
+        return _finish_too_few(cfg, col)
+    if prepared is None:
+        a = np.sort(a)
+    b = np.sort(b)
+    method, how = _pick_method(cfg, name, "numeric", min(a.size, b.size), 0)
+    col.method, col.method_choice = method, how
+    col.threshold = _threshold(cfg, name, method)
+    scale = _std(a) if a_std is None else a_std
+    if scale == 0.0:
+        scale = _std(np.concatenate([a, b]))
+    if a[0] == a[-1] == b[0] == b[-1]:
+        col.status, col.drifted, col.reason = "constant", bool(col.null_drift), "the same single value on both sides"
+        col.statistic, col.p_value, col.effect_size, col.effect_name = 0.0, 1.0, 0.0, "wasserstein_norm"
+        if col.null_drift:
+            col.status, col.reason = "drift", "null share changed"
+        _numeric_hist(col, a, b)
+        return col
+    d, p = _stats.ks_from_sorted(a, b)
+    w = _stats.wasserstein_from_sorted(a, b) / scale
+    col.p_value = p
+    col.effect_name, col.effect_size = "wasserstein_norm", w
+    if method == "ks":
+        col.statistic = d
+        dist_drift = p < col.threshold
+    elif method == "wasserstein":
+        col.statistic = w
+        dist_drift = w >= col.threshold
+    else:
+        edges = _stats.quantile_edges(a, _BINS)
+        rc, cc = _stats.histogram_counts(a, edges), _stats.histogram_counts(b, edges)
+        stat = _stats.psi(rc, cc) if method == "psi" else _stats.jensen_shannon(rc, cc)
+        col.statistic = col.effect_size = stat
+        col.effect_name = method
+        dist_drift = stat >= col.threshold
+    col.ks_statistic = d
+    _decide(col, dist_drift)
+    _numeric_hist(col, a, b)
+    return col
+
+
+def _std(x: np.ndarray) -> float:
+    # np.std, not a BLAS dot: OpenBLAS threads spin badly on a busy machine
+    return float(np.std(x))
+
+
+def _numeric_hist(col: ColumnDrift, a: np.ndarray, b: np.ndarray) -> None:
+    lo = min(a[int(0.005 * (a.size - 1))], b[int(0.005 * (b.size - 1))])
+    hi = max(a[int(0.995 * (a.size - 1))], b[int(0.995 * (b.size - 1))])
+    if not hi > lo:
+        lo, hi = float(min(a[0], b[0])), float(max(a[-1], b[-1]))
+    if not hi > lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, _HIST_BINS + 1)
+    inner = edges[1:-1]
+    col.histogram = {
+        "edges": [float(e) for e in edges],
+        "reference": (_stats.histogram_counts(a, inner) / a.size).tolist(),
+        "current": (_stats.histogram_counts(b, inner) / b.size).tolist(),
+    }
+    col.mean_reference, col.mean_current = float(a.mean()), float(b.mean())
+
+
+def _decide(col: ColumnDrift, dist_drift: bool) -> None:
+    reasons = []
+    if dist_drift:
+        reasons.append(f"{col.method} {'p-value' if col.method in P_VALUE_METHODS else 'distance'} past threshold")
+    if col.null_drift:
+        reasons.append("null share changed")
+    if col.unseen_drift:
+        reasons.append("unseen categories")
+    col.distribution_drift = bool(dist_drift)
+    col.drifted = bool(reasons)
+    col.status = "drift" if col.drifted else "ok"
+    col.reason = "; ".join(reasons)
+
+
+def _finish_empty(col: ColumnDrift) -> ColumnDrift:
+    side = "reference" if col.valid_reference == 0 else "current"
+    if col.valid_reference == 0 and col.valid_current == 0:
+        side = "both sides"
+    if col.null_drift:
+        col.status, col.drifted = "drift", True
+        col.reason = f"no non-null values on {side}; null share changed"
+    else:
+        col.status, col.drifted = "all_null", None
+        col.reason = f"no non-null values on {side}: nothing to compare"
+    return col
+
+
+def _finish_too_few(cfg: _Config, col: ColumnDrift) -> ColumnDrift:
+    col.status, col.drifted = "too_few_rows", None
+    col.reason = (
+        f"{min(col.valid_reference, col.valid_current)} non-null values on the smaller side, "
+        f"fewer than min_rows={cfg.min_rows}: no decision"
+    )
+    if col.null_drift:
+        col.status, col.drifted, col.reason = "drift", True, col.reason.replace("no decision", "null share changed")
+    return col
+
+
+def _categorical_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: DriftReference | None) -> ColumnDrift:
+    rc, r_null = prepared.categories(name) if prepared is not None else _category_counts(ref)
+    cc, c_null = _category_counts(cur)
+    col = ColumnDrift(name=name, kind="categorical", rows_reference=len(ref), rows_current=len(cur))
+    col.null_share_reference = r_null / max(len(ref), 1)
+    col.null_share_current = c_null / max(len(cur), 1)
+    col.valid_reference, col.valid_current = sum(rc.values()), sum(cc.values())
+    _null_signal(cfg, col)
+    if col.valid_reference == 0 or col.valid_current == 0:
+        return _finish_empty(col)
+    unseen = {k: v for k, v in cc.items() if k not in rc}
+    col.unseen_share = sum(unseen.values()) / col.valid_current
+    col.unseen_categories = sorted(unseen, key=lambda k: -unseen[k])[:10]
+    col.unseen_drift = bool(col.unseen_share >= cfg.unseen_threshold)
+    if min(col.valid_reference, col.valid_current) < cfg.min_rows:
+        return _finish_too_few(cfg, col)
+    cats = sorted(set(rc) | set(cc), key=lambda k: -(rc.get(k, 0) + cc.get(k, 0)))
+    r = np.array([rc.get(k, 0) for k in cats], dtype=np.float64)
+    c = np.array([cc.get(k, 0) for k in cats], dtype=np.float64)
+    top = cats[:_HIST_BINS]
+    col.histogram = {
+        "categories": top,
+        "reference": (r[: len(top)] / r.sum()).tolist(),
+        "current": (c[: len(top)] / c.sum()).tolist(),
+    }
+    method, how = _pick_method(cfg, name, "categorical", min(col.valid_reference, col.valid_current), len(cats))
+    col.method, col.method_choice = method, how
+    col.threshold = _threshold(cfg, name, method)
+    js = _stats.jensen_shannon(r, c)
+    col.effect_name, col.effect_size = "jensenshannon", js
+    if len(cats) == 1:
+        col.statistic, col.p_value = 0.0, 1.0
+        col.status, col.drifted, col.reason = "constant", False, "a single category on both sides"
+        if col.null_drift:
+            col.status, col.drifted, col.reason = "drift", True, "null share changed"
+        return col
+    # the p-value reported for every method: Z-test for two categories, else chi-squared
+    if len(cats) == 2:
+        col.p_value = _stats.two_proportion_z(r[0], r.sum(), c[0], c.sum())[1]
+    else:
+        col.p_value = _stats.chi2_homogeneity(r, c)[1]
+    if method == "chisquare":
+        col.statistic, col.p_value = _stats.chi2_homogeneity(r, c)
+        dist_drift = col.p_value < col.threshold
+    elif method == "z":
+        # Z compares the share of the most frequent reference category
+        i0 = cats.index(max(rc, key=lambda k: rc[k])) if len(cats) > 2 else 0
+        col.statistic, col.p_value = _stats.two_proportion_z(r[i0], r.sum(), c[i0], c.sum())
+        dist_drift = col.p_value < col.threshold
+    elif method == "psi":
+        col.statistic = col.effect_size = _stats.psi(r, c)
+        col.effect_name = "psi"
+        dist_drift = col.statistic >= col.threshold
+    else:
+        col.statistic = js
+        dist_drift = js >= col.threshold
+    _decide(col, dist_drift)
+    return col
+
+
+def _column(
+    cfg: _Config, name: str, ref_df: Any, cur_df: Any, kinds: Mapping[str, str], prepared: DriftReference | None
+) -> ColumnDrift:
+    in_ref, in_cur = name in ref_df.columns, name in cur_df.columns
+    if not (in_ref and in_cur):
+        col = ColumnDrift(
+            name=name,
+            kind="unknown",
+            rows_reference=len(ref_df),
+            rows_current=len(cur_df),
+            status="missing_in_current" if in_ref else "missing_in_reference",
+        )
+        col.reason = f"column {name!r} is only in the {'reference' if in_ref else 'current'} data"
+        return col
+    ref, cur = ref_df[name], cur_df[name]
+    kind = kinds.get(name)
+    if kind is None:
+        kr, kc = _kind(ref), _kind(cur)
+        if kr != kc:
+            # an all-null side carries no type; otherwise try reading strings as numbers
+            if ref.notna().sum() == 0:
+                kind = kc
+            elif cur.notna().sum() == 0:
+                kind = kr
+            else:
+                kind = _reconcile(ref, cur, kr, kc)
+        else:
+            kind = kr
+    if kind == "type_mismatch":
+        col = ColumnDrift(name=name, kind="mixed", rows_reference=len(ref), rows_current=len(cur))
+        col.status = "type_mismatch"
+        col.reason = f"reference is {ref.dtype} ({_kind(ref)}), current is {cur.dtype} ({_kind(cur)})"
+        return col
+    if kind == "numeric":
+        if prepared is not None and _kind(ref) != "numeric":
+            prepared = None  # text reference read as numbers: not what was prepared
+        return _numeric_column(cfg, name, ref, cur, prepared)
+    if prepared is not None and _kind(ref) != "categorical":
+        prepared = None
+    return _categorical_column(cfg, name, ref, cur, prepared)
+
+
+def _reconcile(ref: Any, cur: Any, kr: str, kc: str) -> str:
+    """Numeric on one side, text on the other: numeric if the text parses as numbers, else a mismatch."""
+    import pandas as pd
+
+    text = cur if kc == "categorical" else ref
+    if pd.api.types.is_bool_dtype(text.dtype):
+        return "type_mismatch"
+    parsed = pd.to_numeric(text.astype("object"), errors="coerce")
+    if int(parsed.notna().sum()) == int(text.notna().sum()):
+        return "numeric"
+    return "type_mismatch"
+
+
+def drift(
+    reference: Any,
+    current: Any,
+    *,
+    columns: Sequence[str] | None = None,
+    prediction: str | Sequence[str] | None = None,
+    method: str | None = None,
+    methods: Mapping[str, str] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    categorical: Sequence[str] | None = None,
+    numeric: Sequence[str] | None = None,
+    alpha: float = 0.05,
+    large_sample: int = 1000,
+    min_rows: int = 30,
+    null_threshold: float = 0.05,
+    unseen_threshold: float = 0.05,
+    drift_share: float = 0.5,
+    domain_classifier: bool = False,
+    domain_classifier_threshold: float = 0.55,
+    max_workers: int | None = None,
+    seed: int = 0,
+) -> DriftReport:
+    """Compare ``current`` with ``reference`` column by column; return a :class:`DriftReport`.
+
+    ``method`` sets one method for every column it fits, ``methods`` per column (``"ks"``,
+    ``"wasserstein"``, ``"chisquare"``, ``"z"``, ``"jensenshannon"``, ``"psi"``); otherwise the
+    method is chosen by type and size (``large_sample``). ``thresholds`` overrides the decision
+    threshold per column (p-value methods: alpha; distances: minimum distance). ``prediction``
+    names the model output column(s): reported as prediction drift, not counted in the dataset
+    share. The dataset drifts when ``share_drifted >= drift_share``. ``domain_classifier`` adds
+    a multivariate detector: the ROC AUC of a classifier told to separate the two samples.
+    Pass ``reference=DriftReference(df)`` to compare many batches against one reference: its
+    columns are sorted and counted once.
+    """
+    prepared = reference if isinstance(reference, DriftReference) else None
+    ref_df = prepared.frame if prepared is not None else _as_frame(reference, "reference")
+    cur_df = _as_frame(current, "current")
+    for param, value, lo, hi in (
+        ("alpha", alpha, 0.0, 1.0),
+        ("drift_share", drift_share, 0.0, 1.0),
+        ("null_threshold", null_threshold, 0.0, 1.0),
+        ("unseen_threshold", unseen_threshold, 0.0, 1.0),
+    ):
+        if not (isinstance(value, (int, float)) and lo < value <= hi):
+            raise invalid_param(param, _caller(), f"a number in ({lo}, {hi}]", value)
+    if not isinstance(min_rows, int) or min_rows < 2:
+        raise invalid_param("min_rows", _caller(), "an int >= 2", min_rows)
+    all_methods = sorted(METHODS)
+    if method is not None and method not in METHODS:
+        raise invalid_param("method", _caller(), f"one of {all_methods} or None", method)
+    for col_name, m in (methods or {}).items():
+        if m not in METHODS:
+            raise invalid_param(f"methods[{col_name!r}]", _caller(), f"one of {all_methods}", m)
+    preds = [prediction] if isinstance(prediction, str) else list(prediction or [])
+    if columns is None:
+        names = list(dict.fromkeys([*map(str, ref_df.columns), *map(str, cur_df.columns)]))
+    else:
+        names = list(columns)
+    for p in preds:
+        if p not in names:
+            names.append(p)
+    kinds: dict[str, str] = {}
+    for c in categorical or ():
+        kinds[c] = "categorical"
+    for c in numeric or ():
+        kinds[c] = "numeric"
+    cfg = _Config(
+        alpha=alpha,
+        large_sample=large_sample,
+        min_rows=min_rows,
+        null_threshold=null_threshold,
+        unseen_threshold=unseen_threshold,
+        methods=methods or {},
+        method=method,
+        thresholds=thresholds or {},
+    )
+    workers = max_workers or min(4, os.cpu_count() or 1)
+    if workers > 1 and len(names) > 1 and max(len(ref_df), len(cur_df)) >= 50_000:
+        with ThreadPoolExecutor(workers) as pool:
+            cols = list(pool.map(lambda n: _column(cfg, n, ref_df, cur_df, kinds, prepared), names))
+    else:
+        cols = [_column(cfg, n, ref_df, cur_df, kinds, prepared) for n in names]
+    for c in cols:
+        c.is_prediction = c.name in preds
+        for attr in ("statistic", "p_value", "effect_size", "threshold"):
+            setattr(c, attr, _finite_or_none(getattr(c, attr)))
+    report = DriftReport(
+        columns=cols,
+        drift_share=drift_share,
+        rows_reference=len(ref_df),
+        rows_current=len(cur_df),
+        settings={
+            "alpha": alpha,
+            "large_sample": large_sample,
+            "min_rows": min_rows,
+            "null_threshold": null_threshold,
+            "unseen_threshold": unseen_threshold,
+            "drift_share": drift_share,
+        },
+    )
+    if domain_classifier:
+        from modelyard.monitoring._domain import domain_classifier_auc
+
+        features = [c.name for c in cols if c.status in ("ok", "drift", "constant") and not c.is_prediction]
+        report.domain_classifier = domain_classifier_auc(
+            ref_df, cur_df, features, {c.name: c.kind for c in cols}, threshold=domain_classifier_threshold, seed=seed
+        )
+    return report

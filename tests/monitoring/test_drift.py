@@ -1,0 +1,273 @@
+"""The drift engine: exact statistics, decisions stable in n, every bad input as a status."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+import modelyard as yard
+from modelyard.errors import InvalidArgumentError
+from modelyard.monitoring import _stats
+
+
+def _frames(n: int, m: int, shift: float = 0.0, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    ref = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "y": rng.exponential(size=n),
+            "plan": rng.choice(["basic", "pro", "team"], n, p=[0.5, 0.3, 0.2]),
+            "flag": rng.choice([True, False], n),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "x": rng.normal(shift, size=m),
+            "y": rng.exponential(size=m),
+            "plan": rng.choice(["basic", "pro", "team"], m, p=[0.5, 0.3, 0.2]),
+            "flag": rng.choice([True, False], m),
+        }
+    )
+    return ref, cur
+
+
+# -- exactness against scipy -----------------------------------------------------------------
+@pytest.mark.parametrize(("n", "m", "rounding"), [(40, 55, None), (900, 1100, 1), (12_000, 15_001, None), (30_000, 20_000, 2)])
+def test_numeric_statistics_match_scipy(n: int, m: int, rounding: int | None) -> None:
+    rng = np.random.default_rng(n)
+    a, b = rng.normal(size=n), rng.normal(0.05, 1.1, size=m)
+    if rounding is not None:  # ties inside and across samples
+        a, b = a.round(rounding), b.round(rounding)
+    sa, sb = np.sort(a), np.sort(b)
+    d, p = _stats.ks_from_sorted(sa, sb)
+    ref = stats.ks_2samp(a, b)
+    assert abs(d - ref.statistic) < 1e-9 and abs(p - ref.pvalue) < 1e-9
+    assert abs(_stats.wasserstein_from_sorted(sa, sb) - stats.wasserstein_distance(a, b)) < 1e-9
+
+
+def test_categorical_statistics_match_scipy() -> None:
+    r = np.array([500.0, 300, 200, 0])
+    c = np.array([450.0, 320, 210, 20])
+    chi, p = _stats.chi2_homogeneity(r, c)
+    ref = stats.chi2_contingency(np.vstack([r, c])[:, (r + c) > 0], correction=False)
+    assert abs(chi - ref.statistic) < 1e-9 and abs(p - ref.pvalue) < 1e-9
+    assert abs(_stats.jensen_shannon(r, c) - jensenshannon(r, c, base=2)) < 1e-9
+    z, pz = _stats.two_proportion_z(480, 1000, 530, 1000)
+    ref2 = stats.chi2_contingency([[480, 520], [530, 470]], correction=False)
+    assert abs(z**2 - ref2.statistic) < 1e-9 and abs(pz - ref2.pvalue) < 1e-9
+
+
+def test_report_statistics_equal_scipy_on_the_columns() -> None:
+    ref, cur = _frames(800, 600, shift=0.3)
+    report = yard.drift(ref, cur)
+    x = report.columns["x"]
+    assert x.method == "ks" and x.method_choice == "auto"
+    assert abs(x.statistic - stats.ks_2samp(ref.x, cur.x).statistic) < 1e-9
+    assert abs(x.p_value - stats.ks_2samp(ref.x, cur.x).pvalue) < 1e-9
+    assert abs(x.effect_size - stats.wasserstein_distance(ref.x, cur.x) / ref.x.std(ddof=0)) < 1e-9
+    plan = report.columns["plan"]
+    assert plan.method == "chisquare"
+    table = pd.crosstab(np.r_[np.zeros(len(ref)), np.ones(len(cur))], np.r_[ref.plan, cur.plan])
+    assert abs(plan.statistic - stats.chi2_contingency(table, correction=False).statistic) < 1e-9
+    assert report.columns["flag"].method == "z"
+    assert "x" in report.drifted_columns
+
+
+# -- decisions ---------------------------------------------------------------------------------
+def test_detects_shift_and_not_noise() -> None:
+    ref, cur = _frames(5000, 5000, shift=0.5, seed=3)
+    report = yard.drift(ref, cur)
+    assert report.drifted_columns == ["x"]
+    assert report.columns["x"].method == "wasserstein"  # large sample: decided on the effect size
+    assert report.share_drifted == pytest.approx(0.25)
+    assert report.dataset_drift is False
+    assert yard.drift(ref, cur, drift_share=0.25).dataset_drift is True
+
+
+def test_decision_does_not_flip_when_n_grows() -> None:
+    """A negligible shift (0.02 sd) is never drift, at 2k or 400k rows, though KS p-values collapse."""
+    decisions, pvalues = [], []
+    for n in (2_000, 400_000):
+        rng = np.random.default_rng(n)
+        ref = pd.DataFrame({"x": rng.normal(size=n)})
+        cur = pd.DataFrame({"x": rng.normal(0.02, size=n)})
+        col = yard.drift(ref, cur).columns["x"]
+        decisions.append(col.drifted)
+        pvalues.append(col.p_value)
+        assert col.effect_size < 0.05
+    assert decisions == [False, False]
+    assert pvalues[1] < 1e-6  # a p-value rule would have flipped
+
+
+def test_methods_selectable_per_column_and_thresholds() -> None:
+    ref, cur = _frames(3000, 3000, shift=0.15, seed=5)
+    report = yard.drift(ref, cur, methods={"x": "psi", "plan": "psi", "y": "ks"}, thresholds={"x": 0.01})
+    assert report.columns["x"].method == "psi" and report.columns["x"].method_choice == "selected"
+    assert report.columns["x"].threshold == 0.01
+    assert report.columns["y"].method == "ks"
+    assert report.columns["plan"].method == "psi"
+    assert report.columns["x"].drifted is True  # psi of a 0.15 sd shift is above 0.01
+    jsr = yard.drift(ref, cur, method="jensenshannon")
+    assert {c.method for c in jsr.columns.values()} == {"jensenshannon"}
+
+
+def test_bad_method_names_the_choices() -> None:
+    ref, cur = _frames(100, 100)
+    with pytest.raises(InvalidArgumentError, match=r"'method' parameter of yard.drift must be one of \['chisquare'"):
+        yard.drift(ref, cur, method="kl")
+    with pytest.raises(InvalidArgumentError, match=r"methods\['plan'\].*a method for categorical columns"):
+        yard.drift(ref, cur, methods={"plan": "ks"})
+    with pytest.raises(InvalidArgumentError, match="'drift_share' parameter"):
+        yard.drift(ref, cur, drift_share=0)
+    with pytest.raises(InvalidArgumentError, match=r"'reference' parameter of yard\.drift must be a pandas DataFrame"):
+        yard.drift([1, 2], cur)
+
+
+def test_null_share_and_unseen_categories_are_signals() -> None:
+    rng = np.random.default_rng(1)
+    n = 2000
+    ref = pd.DataFrame({"x": rng.normal(size=n), "plan": rng.choice(["a", "b"], n)})
+    cur = pd.DataFrame({"x": rng.normal(size=n), "plan": rng.choice(["a", "b", "zzz"], n, p=[0.45, 0.45, 0.1])})
+    cur.loc[: n // 5, "x"] = np.nan  # 20% nulls, same distribution otherwise
+    report = yard.drift(ref, cur)
+    x, plan = report.columns["x"], report.columns["plan"]
+    assert x.null_drift and x.drifted and not x.distribution_drift and "null share" in x.reason
+    assert plan.unseen_drift and plan.unseen_categories == ["zzz"] and plan.unseen_share == pytest.approx(0.1, abs=0.02)
+
+
+# -- bad input: a status per column, never a crash, never NaN ----------------------------------
+def test_every_bad_input_gets_a_status() -> None:
+    rng = np.random.default_rng(2)
+    n = 200
+    ref = pd.DataFrame(
+        {
+            "ok": rng.normal(size=n),
+            "only_ref": 1.0,
+            "all_null": np.nan,
+            "one_cat": "x",
+            "const": 3.0,
+            "mixed": rng.normal(size=n),
+            "numtext": rng.integers(0, 5, n).astype(float),
+            "infs": rng.normal(size=n),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "ok": rng.normal(size=n),
+            "only_cur": "new",
+            "all_null": [None] * n,
+            "one_cat": "x",
+            "const": 3.0,
+            "mixed": rng.choice(["a", "b"], n),
+            "numtext": rng.integers(0, 5, n).astype(str),
+            "infs": np.where(rng.random(n) < 0.5, np.inf, rng.normal(size=n)),
+        }
+    )
+    r = yard.drift(ref, cur)
+    st = {name: c.status for name, c in r.columns.items()}
+    assert st["only_ref"] == "missing_in_current" and st["only_cur"] == "missing_in_reference"
+    assert st["all_null"] == "all_null" and r.columns["all_null"].drifted is None
+    assert st["one_cat"] == "constant" and r.columns["one_cat"].drifted is False
+    assert st["const"] == "constant"
+    assert st["mixed"] == "type_mismatch" and "float64" in r.columns["mixed"].reason
+    assert r.columns["numtext"].kind == "numeric" and st["numtext"] in ("ok", "drift")  # text that parses
+    assert r.columns["infs"].inf_count_current > 50 and r.columns["infs"].null_drift
+    assert not math.isnan(r.share_drifted)
+    data = json.loads(r.to_json())  # strict JSON: no NaN anywhere
+    assert data["summary"]["problems"]["mixed"] == "type_mismatch"
+
+
+def test_too_few_rows_says_so() -> None:
+    ref, cur = _frames(500, 10)
+    r = yard.drift(ref, cur)
+    assert {c.status for c in r.columns.values()} == {"too_few_rows"}
+    assert "10 non-null values" in r.columns["x"].reason and "min_rows=30" in r.columns["x"].reason
+    assert r.share_drifted == 0.0 and r.dataset_drift is False and r.status == "no_columns_evaluated"
+    empty = yard.drift(ref, cur.iloc[:0])
+    assert empty.share_drifted == 0.0 and empty.columns["x"].status == "all_null"
+
+
+def test_prediction_drift_is_reported_apart() -> None:
+    ref, cur = _frames(2000, 2000, seed=4)
+    ref["pred"] = (ref.x > 0).astype(int)
+    cur["pred"] = (cur.x > -0.8).astype(int)
+    r = yard.drift(ref, cur, prediction="pred")
+    assert r.prediction_drift == {"pred": True}
+    assert "pred" not in r.drifted_columns and r.share_drifted == 0.0
+
+
+def test_domain_classifier_option() -> None:
+    ref, cur = _frames(1500, 1500, shift=1.0, seed=6)
+    r = yard.drift(ref, cur, domain_classifier=True)
+    assert r.domain_classifier["auc"] > 0.6 and r.domain_classifier["drifted"]
+    same = yard.drift(*_frames(1500, 1500, seed=7), domain_classifier=True)
+    assert same.domain_classifier["auc"] < 0.58 and not same.domain_classifier["drifted"]
+
+
+def test_renderings() -> None:
+    ref, cur = _frames(400, 400, shift=0.8)
+    r = yard.drift(ref, cur)
+    r.history = [{"time_ms": 1_700_000_000_000 + i * 3_600_000, "share_drifted": s} for i, s in enumerate([0, 0.25, 0.5])]
+    html = r.to_html()
+    assert html.startswith("<!doctype html>") and "<script" not in html and "http://" not in html.replace(
+        "http://www.w3.org/2000/svg", ""
+    )
+    assert html.count("<svg") == 1 + 4  # drift over time + one histogram per column
+    d = r.to_dict()
+    assert d["columns"]["x"]["histogram"]["reference"] and d["summary"]["drifted_columns"] == ["x"]
+    from rich.console import Console
+
+    console = Console(record=True, width=160)
+    r.print_table(console)
+    text = console.export_text()
+    assert "x" in text and "drift: ks p-value" in text
+
+
+def test_cli_drift_of_two_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    ref, cur = _frames(500, 500, shift=1.0)
+    ref.to_parquet(tmp_path / "ref.parquet")
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    runner = CliRunner()
+    html = tmp_path / "d.html"
+    out = runner.invoke(app, ["monitor", "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.csv"), "--json", "--html", str(html)])
+    assert out.exit_code == 0, out.output  # 1 of 4 columns: no dataset drift
+    assert json.loads(out.output)["summary"]["drifted_columns"] == ["x"] and html.exists()
+    out = runner.invoke(app, ["monitor", "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.csv"), "--drift-share", "0.2"])
+    assert out.exit_code == 3 and "dataset drift: YES" in out.output
+    out = runner.invoke(app, ["monitor", "drift", str(tmp_path / "nope.parquet"), str(tmp_path / "cur.csv")])
+    assert out.exit_code == 1 and "does not exist" in str(out.exception)
+
+
+def test_prepared_reference_gives_the_same_report() -> None:
+    ref, cur = _frames(3000, 2000, shift=0.3, seed=9)
+    ref.loc[:100, "y"] = np.nan
+    ref["plan"] = ref["plan"].astype("category")
+    prepared = yard.monitoring.DriftReference(ref)
+    for batch in (cur, cur.iloc[:500]):
+        a = yard.drift(ref, batch).to_dict()
+        b = yard.drift(prepared, batch).to_dict()
+        assert a["columns"] == b["columns"] and a["summary"] == b["summary"]
+    assert len(prepared._numeric) == 2 and len(prepared._categories) == 2  # kept for the next batch
+
+
+def test_quickstart_monitoring_chapter(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from modelyard.quickstart import QuickstartContext, chapter_monitoring
+
+    lines: list[str] = []
+    ctx = QuickstartContext(uri=str(tmp_path / "qs"), say=lines.append)
+    chapter_monitoring(ctx)
+    report = ctx.state["drift"]
+    assert set(report.drifted_columns) == {"monthly_charges", "support_calls"}
+    assert report.columns["support_calls"].null_drift and not report.columns["support_calls"].distribution_drift
+    assert any("monthly_charges" in line and "drift" in line for line in lines)
+    assert (tmp_path / "qs" / "quickstart-drift.html").read_text().startswith("<!doctype html>")
