@@ -635,6 +635,8 @@ class _RawRequest:
             raise HTTPProblem(400, "client_disconnected", "The client disconnected before sending the body.")
         chunks = [message.get("body", b"")]
         size = len(chunks[0])
+        if size > limit:
+            raise HTTPProblem(413, "body_too_large", f"The body is larger than the limit of {limit} bytes.")
         async for chunk in self.stream():
             size += len(chunk)
             if size > limit:
