@@ -2,10 +2,14 @@
 
 Same scikit-learn model (LogisticRegression, 20 float features), loopback, wrk 2 threads /
 32 connections. Each server runs alone (one at a time), one worker, uvicorn + httptools + uvloop.
+The servers run interleaved and repeated (``--rounds``, each round in a rotated order: echo,
+yard, MLflow, then the in-process limit), so a neighbour's load burst hits all of them about
+equally; each server gets 2 s of unrecorded warm-up load; the figures printed are medians over the rounds, and each ratio is the median of the
+per-round ratios (both sides measured minutes apart, not a quarter of an hour).
 
     bash bench/peers/mlflow.sh          # MLflow 3.17.2 in bench/.scratch/peers/mlflow
     apt-get install -y wrk
-    python bench/serving.py [--duration 20] [--skip-mlflow]
+    python bench/serving.py [--duration 20] [--rounds 3] [--skip-mlflow]
 
 Prints requests/s, p50/p99 and the ratios the issue targets. The machine is shared: quote ratios.
 """
@@ -30,6 +34,7 @@ ROOT = HERE.parent
 SCRATCH = HERE / ".scratch" / "serving"
 MLFLOW_VENV = Path(os.environ.get("YARD_BENCH_MLFLOW_VENV", HERE / ".scratch" / "peers" / "mlflow"))
 N_FEATURES = 20
+WARMUP = 2  # seconds of unrecorded load on each server before its measurements
 SEED = 0
 
 TRAIN = f"""
@@ -111,7 +116,7 @@ def rows(n: int) -> list[dict[str, float]]:
     return [{f"f{i}": round(float(v), 4) for i, v in enumerate(r)} for r in rng.normal(size=(n, N_FEATURES))]
 
 
-def inprocess(model, sizes: list[int], seconds: float = 2.0) -> dict[int, float]:
+def inprocess(model, sizes: list[int], seconds: float = 1.0) -> dict[int, float]:
     """model.predict throughput (rows/s) on DataFrames of each size: the limit."""
     import pandas as pd
 
@@ -127,9 +132,30 @@ def inprocess(model, sizes: list[int], seconds: float = 2.0) -> dict[int, float]
     return out
 
 
+def batch_sums(text: str) -> tuple[float, float]:
+    """(rows, predict calls) so far, from the server's batch-size histogram."""
+    s = re.search(r'^yard_serving_batch_rows_sum\{model="bench-clf",version="1"\} ([\d.e+]+)', text, re.M)
+    c = re.search(r'^yard_serving_batch_rows_count\{model="bench-clf",version="1"\} ([\d.e+]+)', text, re.M)
+    return float(s.group(1)), float(c.group(1))
+
+
+def mean_batch(before: str, after: str) -> float:
+    (s0, c0), (s1, c1) = batch_sums(before), batch_sums(after)
+    return (s1 - s0) / (c1 - c0) if c1 > c0 else float("nan")
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(x for x in xs if x == x)
+    if not xs:
+        return float("nan")
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else (xs[k - 1] + xs[k]) / 2
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-mlflow", action="store_true")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -138,13 +164,15 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(dir=SCRATCH))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "YARD_URI": str(work / "store")}
     d = args.duration
-    results: dict[str, dict[str, float]] = {}
+    dc1 = max(5, d // 2)
 
-    # the model, registered in our store
+    # the model, registered in our store (and saved by MLflow from the same training code)
     ns: dict = {}
     exec(TRAIN, ns)
     model = ns["model"]
     sys.path.insert(0, str(ROOT / "src"))
+    import httpx
+
     from modelyard.registry import register_model, set_alias
 
     X = ns["X"]
@@ -155,92 +183,118 @@ def main() -> None:
     cols = [f"f{i}" for i in range(N_FEATURES)]
     ml_one = json.dumps({"dataframe_split": {"columns": cols, "data": [list(r.values()) for r in rows(1)]}})
     ml_hundred = json.dumps({"dataframe_split": {"columns": cols, "data": [list(r.values()) for r in rows(100)]}})
-
-    # 1. bare echo app under the same server
-    port = free_port()
-    p = start([sys.executable, str(HERE / "serving_echo.py"), str(port)], env, work / "echo.log")
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", p)
-        results["echo 1 row"] = wrk(f"http://127.0.0.1:{port}/echo", one, threads=2, conns=32, duration=d)
-        results["echo c1"] = wrk(f"http://127.0.0.1:{port}/echo", one, threads=1, conns=1, duration=max(5, d // 2))
-    finally:
-        stop(p)
-
-    # 2. yard serve
-    port = free_port()
-    p = start([sys.executable, "-m", "modelyard", "serve", "bench-clf@production", "--port", str(port)], env, work / "yard.log")
-    url = f"http://127.0.0.1:{port}/v1/models/bench-clf/predict"
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health/ready", p)
-        import httpx
-
-        assert httpx.post(url, content=one).status_code == 200
-        results["yard 1 row"] = wrk(url, one, threads=2, conns=32, duration=d)
-        m1 = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-        results["yard 100 rows"] = wrk(url, hundred, threads=2, conns=32, duration=d)
-        m2 = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-        results["yard c1"] = wrk(url, one, threads=1, conns=1, duration=max(5, d // 2))
-        results["yard invocations 1 row"] = wrk(f"http://127.0.0.1:{port}/invocations", ml_one, threads=2, conns=32, duration=d)
-    finally:
-        stop(p)
-
-    def batch_mean(text: str, before: str | None = None) -> float:
-        def sums(t: str) -> tuple[float, float]:
-            s = re.search(r'^yard_serving_batch_rows_sum\{model="bench-clf",version="1"\} ([\d.e+]+)', t, re.M)
-            c = re.search(r'^yard_serving_batch_rows_count\{model="bench-clf",version="1"\} ([\d.e+]+)', t, re.M)
-            return float(s.group(1)), float(c.group(1))
-
-        s1, c1 = sums(text)
-        if before is not None:
-            s0, c0 = sums(before)
-            s1, c1 = s1 - s0, c1 - c0
-        return s1 / c1 if c1 else float("nan")
-
-    mean1 = batch_mean(m1)
-    mean100 = batch_mean(m2, m1)
-
-    # 3. mlflow models serve
-    if not args.skip_mlflow:
+    mlflow = not args.skip_mlflow
+    if mlflow:
         py = MLFLOW_VENV / "bin" / "python"
         if not py.exists():
             sys.exit(f"No MLflow venv at {MLFLOW_VENV}: run bash bench/peers/mlflow.sh")
         mdir = work / "mlflow-model"
         subprocess.run([str(py), "-c", TRAIN + f"import mlflow.sklearn; mlflow.sklearn.save_model(model, {str(mdir)!r}, input_example=X.head(5))"],
                        check=True, capture_output=True, env={"PATH": os.environ["PATH"], "HOME": str(work)})
+
+    # one list per figure, one entry per round
+    runs: dict[str, list[dict[str, float]]] = {}
+    batches: dict[str, list[float]] = {"1 row": [], "100 rows": []}
+    limits: list[dict[int, float]] = []
+
+    def record(name: str, r: dict[str, float]) -> None:
+        runs.setdefault(name, []).append(r)
+        print(f"  {name:28} {r['rps']:9.0f} req/s  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
+              + (f"  non-2xx {r['non2xx']}" if r["non2xx"] else ""), flush=True)
+
+    def run_echo() -> None:
+        port = free_port()
+        p = start([sys.executable, str(HERE / "serving_echo.py"), str(port)], env, work / "echo.log")
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health", p)
+            wrk(f"http://127.0.0.1:{port}/echo", one, threads=2, conns=32, duration=WARMUP)
+            record("echo 1 row", wrk(f"http://127.0.0.1:{port}/echo", one, threads=2, conns=32, duration=d))
+            record("echo c1", wrk(f"http://127.0.0.1:{port}/echo", one, threads=1, conns=1, duration=dc1))
+        finally:
+            stop(p)
+
+    def run_yard() -> None:
+        port = free_port()
+        p = start([sys.executable, "-m", "modelyard", "serve", "bench-clf@production", "--port", str(port)], env, work / "yard.log")
+        base = f"http://127.0.0.1:{port}"
+        url = f"{base}/v1/models/bench-clf/predict"
+        try:
+            wait_http(f"{base}/health/ready", p)
+            assert httpx.post(url, content=one).status_code == 200
+            wrk(url, one, threads=2, conns=32, duration=WARMUP)
+            m0 = httpx.get(f"{base}/metrics").text
+            record("yard 1 row", wrk(url, one, threads=2, conns=32, duration=d))
+            m1 = httpx.get(f"{base}/metrics").text
+            record("yard 100 rows", wrk(url, hundred, threads=2, conns=32, duration=d))
+            m2 = httpx.get(f"{base}/metrics").text
+            record("yard c1", wrk(url, one, threads=1, conns=1, duration=dc1))
+            record("yard invocations 1 row", wrk(f"{base}/invocations", ml_one, threads=2, conns=32, duration=d))
+            batches["1 row"].append(mean_batch(m0, m1))
+            batches["100 rows"].append(mean_batch(m1, m2))
+        finally:
+            stop(p)
+
+    def run_mlflow() -> None:
         port = free_port()
         menv = {"PATH": f"{MLFLOW_VENV / 'bin'}:{os.environ['PATH']}", "HOME": str(work), "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"}
         p = start([str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(mdir), "--env-manager", "local",
                    "-h", "127.0.0.1", "-p", str(port)], menv, work / "mlflow.log")
         try:
             wait_http(f"http://127.0.0.1:{port}/ping", p)
-            results["mlflow 1 row"] = wrk(f"http://127.0.0.1:{port}/invocations", ml_one, threads=2, conns=32, duration=d)
-            results["mlflow 100 rows"] = wrk(f"http://127.0.0.1:{port}/invocations", ml_hundred, threads=2, conns=32, duration=d)
+            wrk(f"http://127.0.0.1:{port}/invocations", ml_one, threads=2, conns=32, duration=WARMUP)
+            record("mlflow 1 row", wrk(f"http://127.0.0.1:{port}/invocations", ml_one, threads=2, conns=32, duration=d))
+            record("mlflow 100 rows", wrk(f"http://127.0.0.1:{port}/invocations", ml_hundred, threads=2, conns=32, duration=d))
         finally:
             stop(p)
 
-    # 4. the limit: in-process predict at the batch sizes the server used
-    sizes = sorted({1, max(1, round(mean1)), 100, max(1, round(mean100))})
-    limit = inprocess(model, sizes)
+    def run_limit() -> None:
+        # the limit: in-process predict at the batch sizes the server formed (its latest round)
+        b1 = batches["1 row"][-1] if batches["1 row"] else 1.0
+        b100 = batches["100 rows"][-1] if batches["100 rows"] else 100.0
+        sizes = sorted({1, max(1, round(b1)), 100, max(1, round(b100))})
+        lim = inprocess(model, sizes)
+        limits.append(lim)
+        print("  in-process predict rows/s: " + ", ".join(f"{n} rows: {v:,.0f}" for n, v in lim.items()), flush=True)
 
-    print(f"\n{'run':28} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-    for name, r in results.items():
+    steps = [("echo", run_echo), ("yard", run_yard)] + ([("mlflow", run_mlflow)] if mlflow else [])
+    for k in range(args.rounds):
+        order = steps[k % len(steps):] + steps[: k % len(steps)]
+        print(f"round {k + 1}/{args.rounds}: {', '.join(n for n, _ in order)}, in-process", flush=True)
+        for _, fn in order:
+            fn()
+        run_limit()
+
+    def med(name: str, key: str) -> float:
+        return median([r[key] for r in runs[name]])
+
+    print(f"\nmedians over {args.rounds} rounds of {d} s (concurrency 1: {dc1} s)")
+    print(f"{'run':28} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name in runs:
         n = 100 if "100" in name else 1
-        print(f"{name:28} {r['rps']:9.0f} {r['rps'] * n:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['non2xx']:8d}")
-    y1, y100, e1 = results["yard 1 row"], results["yard 100 rows"], results["echo 1 row"]
-    print(f"\nmean rows per predict call: {mean1:.1f} (1-row requests), {mean100:.1f} (100-row requests)")
-    print("in-process LogisticRegression.predict rows/s: " + ", ".join(f"{n} rows: {v:,.0f}" for n, v in limit.items()))
-    print(f"yard / echo req/s (1 row):                  {y1['rps'] / e1['rps']:.2f}   (target >= 0.5)")
-    print(f"yard p99 (1 row, 32 conns):                 {y1['p99']:.1f} ms (target < 25 ms)")
-    print(f"yard rows/s / in-process at batch {round(mean1)}:      {y1['rps'] / limit[max(1, round(mean1))]:.2f}   (target >= 0.5)")
-    print(f"yard rows/s / in-process at batch {round(mean100)} (100-row): {y100['rps'] * 100 / limit[max(1, round(mean100))]:.2f}")
-    t1 = 1000 / limit[1]
-    print(f"server overhead at c=1: p50 {results['yard c1']['p50']:.2f} ms - predict {t1:.2f} ms = "
-          f"{results['yard c1']['p50'] - t1:.2f} ms (echo app p50 at c=1: {results['echo c1']['p50']:.2f} ms)  (target < 1 ms)")
-    if "mlflow 1 row" in results:
-        m1r, m100 = results["mlflow 1 row"], results["mlflow 100 rows"]
-        print(f"yard / mlflow req/s (1 row):                {y1['rps'] / m1r['rps']:.1f}x  (target >= 20x)")
-        print(f"yard / mlflow rows/s (100 rows):            {y100['rps'] / m100['rps']:.1f}x  (target >= 20x)")
-        print(f"mlflow p50/p99 (1 row):                     {m1r['p50']:.1f} / {m1r['p99']:.1f} ms")
+        nonok = sum(r["non2xx"] for r in runs[name])
+        print(f"{name:28} {med(name, 'rps'):9.0f} {med(name, 'rps') * n:10.0f} {med(name, 'p50'):8.2f} {med(name, 'p99'):8.2f} {nonok:8d}")
+
+    def ratio(per_round: list[float]) -> str:
+        per_round = [x for x in per_round if x == x]
+        return f"{median(per_round):6.2f}  (rounds: {', '.join(f'{x:.2f}' for x in per_round)})"
+
+    y1, y100, e1, yc1 = runs["yard 1 row"], runs["yard 100 rows"], runs["echo 1 row"], runs["yard c1"]
+    b1, b100 = batches["1 row"], batches["100 rows"]
+    print(f"\nmean rows per predict call: {median(b1):.1f} (1-row requests), {median(b100):.1f} (100-row requests)")
+    print("in-process LogisticRegression.predict on a DataFrame, rows/s (median): "
+          + ", ".join(f"{n} rows: {median([lim[n] for lim in limits if n in lim]):,.0f}" for n in sorted({n for lim in limits for n in lim})))
+    print(f"yard / echo req/s (1 row):                     {ratio([y['rps'] / e['rps'] for y, e in zip(y1, e1, strict=True)])}   target >= 0.5")
+    print(f"yard p99 (1 row, 32 conns), ms:                {ratio([y['p99'] for y in y1])}   target < 25")
+    print(f"yard rows/s / in-process at its batch (1 row): {ratio([y['rps'] / lim[max(1, round(b))] for y, lim, b in zip(y1, limits, b1, strict=True)])}   target >= 0.5")
+    print(f"yard rows/s / in-process at its batch (100):   {ratio([y['rps'] * 100 / lim[max(1, round(b))] for y, lim, b in zip(y100, limits, b100, strict=True)])}   target >= 0.5")
+    over = [y["p50"] - 1000 / lim[1] for y, lim in zip(yc1, limits, strict=True)]
+    print(f"server overhead at c=1, ms (p50 - predict):    {ratio(over)}   target < 1 "
+          f"(echo app p50 at c=1: {med('echo c1', 'p50'):.2f} ms; in-process 1-row predict {1000 / median([lim[1] for lim in limits]):.2f} ms)")
+    if "mlflow 1 row" in runs:
+        m1r, m100 = runs["mlflow 1 row"], runs["mlflow 100 rows"]
+        print(f"yard / mlflow req/s (1 row):                   {ratio([y['rps'] / m['rps'] for y, m in zip(y1, m1r, strict=True)])}   target >= 20")
+        print(f"yard / mlflow rows/s (100 rows):               {ratio([y['rps'] / m['rps'] for y, m in zip(y100, m100, strict=True)])}   target >= 20")
+        print(f"mlflow p50/p99 (1 row), ms:                    {med('mlflow 1 row', 'p50'):.1f} / {med('mlflow 1 row', 'p99'):.1f}")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -240,3 +240,64 @@ def test_bad_version_in_the_path_is_404(app) -> None:
     assert r.status_code == 404 and r.json()["error"] == "Version 'two' is not a number."
     r = call(app, "POST", "/v1/models//predict", json={"records": [ROW]})
     assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+def test_raw_path_reads_a_body_sent_in_chunks_and_limits_it(served_store) -> None:
+    import json
+
+    server = build_app({"models": {"primary": "clf/1"}, "limits": {"max_body_bytes": 200}}, uri=served_store,
+                       prediction_log=False)
+
+    def post(chunks: list[bytes]) -> tuple[int, dict]:
+        sent: list[dict] = []
+
+        async def go() -> None:
+            messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+
+            async def receive() -> dict:
+                return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+            async def send(m: dict) -> None:
+                sent.append(m)
+
+            scope = {"type": "http", "method": "POST", "path": "/v1/models/clf/predict", "query_string": b"",
+                     "headers": [(b"content-type", b"application/json")]}
+            await server(scope, receive, send)
+
+        asyncio.run(go())
+        return sent[0]["status"], json.loads(sent[1]["body"])
+
+    try:
+        body = json.dumps({"records": [ROW]}).encode()
+        status, out = post([body[:7], body[7:20], body[20:]])
+        assert status == 200 and out["predictions"] == call(server, "POST", "/v1/models/clf/predict",
+                                                            json={"records": [ROW]}).json()["predictions"]
+        status, out = post([body] + [b" " * 100] * 3)
+        assert status == 413 and out["error"] == "The body is larger than the limit of 200 bytes."
+        for chunks in ([b" " * 300], [b" " * 300, b"{}"]):
+            status, out = post(chunks)
+            assert status == 413 and out["code"] == "body_too_large"
+    finally:
+        server.close()
+
+
+def test_batch_value_histogram_matches_one_observe_per_value() -> None:
+    import math
+
+    import numpy as np
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from modelyard.serving._metrics import observe_many
+
+    values = np.r_[np.random.default_rng(0).normal(size=500) * 5, [0.0, 0.1, 1.0, -10.0, 1e9, math.nan]]
+    text = []
+    for bulk in (False, True):
+        reg = CollectorRegistry()
+        h = Histogram("v", "v", ["m"], buckets=(-10.0, -1.0, 0.0, 0.1, 0.5, 1.0, 100.0), registry=reg).labels("a")
+        if bulk:
+            observe_many(h, values)
+        else:
+            for v in values.tolist():
+                h.observe(v)
+        text.append([line for line in generate_latest(reg).decode().splitlines() if "_created" not in line])
+    assert text[0] == text[1] and 'v_bucket{le="+Inf",m="a"} 505.0' in text[1]  # NaN reaches only the sum

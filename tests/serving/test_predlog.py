@@ -80,3 +80,30 @@ def test_prune_then_gc_removes_blobs(workspace) -> None:
     assert _segments(workspace) == []
     gc(workspace, grace_seconds=0)
     assert not workspace.blobs.exists(seg["digest"])
+
+
+def test_matrix_rows_log_typed_columns_and_mix_with_dict_entries(workspace) -> None:
+    from modelyard.serving import MatrixRows
+
+    cols, dtypes = ["a", "n", "b"], ["float64", "int64", "bool"]
+    x = np.array([[0.5, 3.0, 1.0], [np.nan, np.nan, 0.0], [2.5, 7.0, np.nan]])
+    log = PredictionLogger(workspace, flush_rows=1000, flush_interval_s=60)
+    assert log.log("m1", "mat", 1, MatrixRows(cols, x[:2], dtypes), np.array([1, 0]), 1.0)
+    assert log.log("m2", "mat", 1, MatrixRows(cols, x[2:], dtypes), np.array([1]), 2.0)
+    log.flush()
+    df = read_prediction_log(workspace, "mat")
+    assert df["request_id"].tolist() == ["m1", "m1", "m2"]
+    table = pq.read_table(io.BytesIO(workspace.blobs.read_bytes(_segments(workspace)[0]["digest"])))
+    assert {f.name: str(f.type) for f in table.schema if f.name.startswith("input.")} == {
+        "input.a": "double", "input.n": "int64", "input.b": "bool"}
+    assert table.column("input.a").to_pylist() == [0.5, None, 2.5]  # NaN (missing) is null
+    assert table.column("input.n").to_pylist() == [3, None, 7]
+    assert table.column("input.b").to_pylist() == [True, False, None]
+    assert df["output"].tolist() == [1.0, 0.0, 1.0]
+    # a matrix entry and a dict entry in one segment: the same table as two dict entries
+    assert log.log("d1", "mix", 1, {"a": [1.0], "n": [2], "b": [True]}, np.array([0.25]), 1.0)
+    assert log.log("m3", "mix", 1, MatrixRows(cols, x[:1], dtypes), np.array([0.75]), 1.0)
+    log.close()
+    mix = read_prediction_log(workspace, "mix")
+    assert mix["input.a"].tolist() == [1.0, 0.5] and mix["input.n"].tolist() == [2, 3]
+    assert mix["input.b"].tolist() == [True, True] and mix["output"].tolist() == [0.25, 0.75]

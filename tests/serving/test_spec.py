@@ -14,7 +14,7 @@ def test_yaml_spec_defaults_and_endpoint(tmp_path) -> None:
     assert spec.endpoint_name == "churn-clf"
     assert spec.traffic.kind == "single" and spec.traffic.model == "primary"
     assert spec.fallback.model == "churn-clf/2"
-    assert spec.batching.enabled and spec.batching.max_batch_size == 64
+    assert spec.batching.enabled and spec.batching.max_batch_size == 1024
     assert spec.timeout_ms == 250
     again = load_spec(spec.to_yaml())
     assert again == spec

@@ -13,7 +13,7 @@ Endpoints: ``POST /v1/models/{name}/predict``, ``POST /invocations`` (MLflow for
 
 from modelyard.serving._app import ModelServer, SwapError, build_app
 from modelyard.serving._breaker import BreakerState, CircuitBreaker
-from modelyard.serving._predlog import PredictionLogger, read_prediction_log
+from modelyard.serving._predlog import MatrixRows, PredictionLogger, read_prediction_log
 from modelyard.serving._runtime import Deployment, ModelRuntime
 from modelyard.serving._server import available_cpus, resolve_workers, serve
 from modelyard.serving._spec import (
@@ -40,6 +40,7 @@ __all__ = [
     "DeploymentSpec",
     "FallbackSpec",
     "LimitsSpec",
+    "MatrixRows",
     "ModelRuntime",
     "ModelServer",
     "ModelSlot",

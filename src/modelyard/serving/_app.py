@@ -95,6 +95,7 @@ class ModelServer:
         self._admin_token = admin_token if admin_token is not None else os.environ.get(_ADMIN_ENV) or None
         self.persist_swaps = persist_swaps
         self.metrics = ServingMetrics()
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}  # pre-bound label children
         self._deployment: Deployment | None = None
         self._swap_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -112,6 +113,10 @@ class ModelServer:
                 uri, sample_rate=pl.sample_rate, max_buffer_rows=pl.max_buffer_rows, flush_rows=pl.flush_rows,
                 flush_interval_s=pl.flush_interval_s, on_drop=self.metrics.predlog_dropped.inc,
             )
+            try:
+                self.predlog.prepare()
+            except Exception:  # the first flush reports it
+                log.debug("prediction log not prepared", exc_info=True)
         if self.spec_path is not None:
             self._applied_digest = self._file_digest()
         self.swap(first)
@@ -256,6 +261,8 @@ class ModelServer:
                     raise HTTPProblem(413, "body_too_large", f"The body has {int(cl)} bytes; the limit is {limit}.")
             except ValueError:
                 raise HTTPProblem(400, "bad_header", f"Content-Length {cl!r} is not a number.") from None
+        if type(request) is _RawRequest:
+            return await request.read(limit)
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
@@ -276,9 +283,7 @@ class ModelServer:
         raise HTTPProblem(415, "unsupported_media_type", f"Content-Type {ctype!r} is not supported; send {accepted}.")
 
     def _respond(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
-        from starlette.responses import Response
-
-        return Response(dumps(body), status_code=status, media_type=_JSON, headers=headers)
+        return _JSONResponse(dumps(body), status, headers)
 
     def _problem(self, p: HTTPProblem, rid: str) -> Any:
         body: dict[str, Any] = {"error": p.message, "code": p.code, "request_id": rid}
@@ -295,8 +300,14 @@ class ModelServer:
                 model, version = (dep.primary.name if dep else ""), "constant"
         else:
             model, version = (dep.endpoint if dep else ""), ""
-        m.requests.labels(model, version, api, str(status)).inc()
-        m.request_latency.labels(model, api).observe(time.perf_counter() - t0)
+        key = (model, version, api, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                m.requests.labels(model, version, api, str(status)), m.request_latency.labels(model, api)
+            )
+        children[0].inc()
+        children[1].observe(time.perf_counter() - t0)
 
     async def _serve(self, request: Any, api: str) -> Any:
         t0 = time.perf_counter()
@@ -356,7 +367,8 @@ class ModelServer:
         if pl is None or not pl.sampled():
             return
         rt = answer.runtime or dep.primary
-        pl.log(rid, rt.name, rt.version, payload.columns, answer.output, latency_ms, answer.fallback, sample=False)
+        inputs = payload.matrix if payload.matrix is not None else payload.columns
+        pl.log(rid, rt.name, rt.version, inputs, answer.output, latency_ms, answer.fallback, sample=False)
 
     def _render(self, api: str, answer: Answer, rid: str, v2_id: Any) -> Any:
         rt = answer.runtime
@@ -597,6 +609,9 @@ def _predict_route(path: str) -> tuple[str, dict[str, str]] | None:
     return None
 
 
+_WANTED_HEADERS = frozenset((b"content-length", b"content-type", b"x-request-id"))
+
+
 class _RawRequest:
     """The little of a Starlette Request that ``_serve`` uses, straight from the ASGI scope."""
 
@@ -604,8 +619,30 @@ class _RawRequest:
 
     def __init__(self, scope: Any, receive: Any, params: dict[str, str]) -> None:
         self._receive = receive
-        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        wanted = _WANTED_HEADERS
+        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k.lower() in wanted}
         self.path_params = params
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body (at most ``limit`` bytes); one ``receive`` when it came in one message."""
+        message = await self._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body = message.get("body", b"")
+            if len(body) > limit:
+                raise HTTPProblem(413, "body_too_large", f"The body is larger than the limit of {limit} bytes.")
+            return body
+        if message["type"] == "http.disconnect":
+            raise HTTPProblem(400, "client_disconnected", "The client disconnected before sending the body.")
+        chunks = [message.get("body", b"")]
+        size = len(chunks[0])
+        if size > limit:
+            raise HTTPProblem(413, "body_too_large", f"The body is larger than the limit of {limit} bytes.")
+        async for chunk in self.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPProblem(413, "body_too_large", f"The body is larger than the limit of {limit} bytes.")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def stream(self) -> Any:
         while True:
@@ -618,6 +655,25 @@ class _RawRequest:
                     return
             elif message["type"] == "http.disconnect":
                 raise HTTPProblem(400, "client_disconnected", "The client disconnected before sending the body.")
+
+
+class _JSONResponse:
+    """A JSON response sent as two ASGI messages (what Starlette's Response does, minus its
+    header machinery on the hot path). Usable wherever Starlette expects a response."""
+
+    __slots__ = ("body", "headers", "status_code")
+
+    def __init__(self, body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.body = body
+        self.status_code = status
+        self.headers = headers
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(self.body)).encode())]
+        if self.headers:
+            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": raw})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def _v2_type(dtype: str) -> str:

@@ -91,11 +91,12 @@ def loads(body: bytes) -> Any:
 class Payload:
     """Rows of one request, column-wise."""
 
-    __slots__ = ("columns", "n")
+    __slots__ = ("columns", "matrix", "n")
 
     def __init__(self, columns: dict[str, list[Any]], n: int) -> None:
         self.columns = columns
         self.n = n
+        self.matrix: Any = None  # set by the numeric fast path: the rows as typed matrix rows (prediction log)
 
     @property
     def key(self) -> tuple[str, ...]:

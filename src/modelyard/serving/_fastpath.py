@@ -38,6 +38,7 @@ class NumericFastPath:
         self.whole = np.array([specs[c].dtype.startswith("int") for c in order])
         self.bools = np.array([specs[c].dtype == "bool" for c in order])
         self.k = k
+        self.dtypes = [str(specs[c].dtype) for c in order]
 
     def matrix(self, payloads: list[Any]) -> np.ndarray | None:
         """The float matrix of the payloads, or None when a row needs the regular path."""

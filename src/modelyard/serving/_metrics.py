@@ -11,11 +11,37 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["ServingMetrics"]
+__all__ = ["ServingMetrics", "observe_many"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 _VALUE_BUCKETS = (-10.0, -1.0, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 10.0, 100.0, 1000.0)
+
+
+def observe_many(child: Any, values: Any) -> None:
+    """``child.observe(v)`` for every value of a 1-d numeric array, in one pass: bucket counts
+    come from one ``searchsorted`` and each bucket is incremented once (a batch of 1,000
+    predictions costs a few increments, not 1,000 locked observes). Same result as the loop:
+    a value lands in the first bucket whose bound is >= it; NaN only reaches the sum."""
+    import numpy as np
+
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total = getattr(child, "_sum", None)
+    arr = np.asarray(values, dtype=float).reshape(-1)
+    if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):  # pragma: no cover
+        for v in arr.tolist():
+            child.observe(v)
+        return
+    if not arr.size:
+        return
+    idx = np.searchsorted(np.asarray(bounds, dtype=float), arr, side="left")
+    counts = np.bincount(idx, minlength=len(bounds) + 1)
+    for i, c in enumerate(counts[: len(bounds)].tolist()):
+        if c:
+            buckets[i].inc(c)
+    with np.errstate(invalid="ignore"):
+        total.inc(float(arr.sum()))
 
 
 def multiprocess_dir() -> str | None:

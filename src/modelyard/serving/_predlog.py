@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import operator
 import random
 import threading
 from collections.abc import Callable, Mapping
@@ -34,7 +35,7 @@ from typing import Any
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.tracking._ids import now_ms
 
-__all__ = ["PredictionLogger", "read_prediction_log"]
+__all__ = ["MatrixRows", "PredictionLogger", "read_prediction_log"]
 
 log = logging.getLogger("modelyard.serving")
 
@@ -55,6 +56,40 @@ class _Entry:
         self.ts = ts
 
 
+class MatrixRows:
+    """Input rows as a float matrix (rows × ``columns``), as the server's numeric fast path
+    predicted them; ``dtypes`` (the signature's) type the logged columns. Logging these costs
+    a reference per request; a flush concatenates the matrices once."""
+
+    __slots__ = ("array", "columns", "dtypes")
+
+    def __init__(self, columns: list[str], array: Any, dtypes: list[str] | None = None) -> None:
+        self.columns = columns
+        self.array = array
+        self.dtypes = dtypes or ["float64"] * len(columns)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        return {c: _arrow_column(self.array[:, j], d).to_pylist()
+                for j, (c, d) in enumerate(zip(self.columns, self.dtypes, strict=True))}
+
+
+def _arrow_column(col: Any, dtype: str) -> Any:
+    """One matrix column as an Arrow array of the signature's type; NaN (a missing value) → null."""
+    import numpy as np
+    import pyarrow as pa
+
+    col = np.ascontiguousarray(col, dtype=np.float64)
+    if dtype.startswith("int") or dtype == "bool":
+        missing = np.isnan(col)
+        values = np.nan_to_num(col).astype(bool if dtype == "bool" else np.int64)
+        return pa.array(values, mask=missing if missing.any() else None)
+    return pa.array(col, from_pandas=True)
+
+
 def _n_rows(inputs: Any) -> int:
     if hasattr(inputs, "shape"):
         return int(inputs.shape[0])
@@ -73,7 +108,7 @@ class PredictionLogger:
         *,
         sample_rate: float = 1.0,
         max_buffer_rows: int = 100_000,
-        flush_rows: int = 5_000,
+        flush_rows: int = 20_000,
         flush_interval_s: float = 5.0,
         on_drop: Callable[[int], None] | None = None,
     ) -> None:
@@ -154,6 +189,15 @@ class PredictionLogger:
         if full:
             self._wake.set()
         return True
+
+    def prepare(self) -> None:
+        """Import what a flush needs and open the workspace now (server start-up), so the first
+        flush under traffic does not stall the event loop on imports."""
+        import pyarrow.parquet  # noqa: F401
+
+        from modelyard.serving._schema import prediction_log_segments  # noqa: F401
+
+        get_workspace(self.workspace)
 
     def _start(self) -> None:
         with self._lock:
@@ -266,6 +310,8 @@ def _entry_inputs(e: _Entry) -> Mapping[str, Any]:
     inputs = e.inputs
     if isinstance(inputs, Mapping):
         return inputs
+    if isinstance(inputs, MatrixRows):
+        return inputs.to_dict()
     return {str(c): inputs[c].tolist() for c in inputs.columns}
 
 
@@ -274,27 +320,62 @@ def _as_list(values: Any) -> Any:
 
 
 def _to_table(group: list[_Entry]) -> Any:
-    """One Arrow table for a group of entries (column-wise, C-level concatenation)."""
+    """One Arrow table for a group of entries (column-wise, C-level concatenation).
+
+    The common case (every entry's inputs are dicts of lists with the same columns, every
+    output a 1-d numeric array) is built without a Python loop per entry and column."""
+    import numpy as np
     import pyarrow as pa
 
     chain = itertools.chain.from_iterable
-    inputs = [_entry_inputs(e) for e in group]
-    outputs = [_output_columns(e.outputs, e.n) for e in group]
+    ns = [e.n for e in group]
+    ones = max(ns) == 1
+
+    def meta(attr: str, typ: Any) -> Any:
+        vals = list(map(operator.attrgetter(attr), group))
+        return pa.array(vals if ones else list(chain(map(itertools.repeat, vals, ns))), type=typ)
+
     arrays: dict[str, Any] = {
-        "request_id": pa.array(list(chain([e.request_id] * e.n for e in group)), type=pa.string()),
-        "timestamp_ms": pa.array(list(chain([e.ts] * e.n for e in group)), type=pa.int64()),
-        "model_name": pa.array(list(chain([e.model_name] * e.n for e in group)), type=pa.string()),
-        "model_version": pa.array(list(chain([e.model_version] * e.n for e in group)), type=pa.int64()),
-        "latency_ms": pa.array(list(chain([e.latency_ms] * e.n for e in group)), type=pa.float64()),
-        "fallback": pa.array(list(chain([e.fallback] * e.n for e in group)), type=pa.bool_()),
+        "request_id": meta("request_id", pa.string()),
+        "timestamp_ms": meta("ts", pa.int64()),
+        "model_name": meta("model_name", pa.string()),
+        "model_version": meta("model_version", pa.int64()),
+        "latency_ms": meta("latency_ms", pa.float64()),
+        "fallback": meta("fallback", pa.bool_()),
     }
-    in_cols = list(dict.fromkeys(chain(inputs)))
+    mats = [e.inputs for e in group]
+    m0 = mats[0]
+    if isinstance(m0, MatrixRows) and set(map(type, mats)) == {MatrixRows} \
+            and all(m.columns == m0.columns and m.dtypes == m0.dtypes for m in mats):
+        x = np.concatenate([m.array for m in mats]) if len(mats) > 1 else m0.array
+        for j, (c, d) in enumerate(zip(m0.columns, m0.dtypes, strict=True)):
+            arrays[f"input.{c}"] = _arrow_column(x[:, j], d)
+        in_cols: list[str] = []
+        inputs: list[Mapping[str, Any]] = []
+        uniform = False
+    else:
+        inputs = [_entry_inputs(e) for e in group]
+        first = inputs[0]
+        uniform = set(map(type, inputs)) == {dict} and all(map(first.keys().__eq__, map(dict.keys, inputs)))
+        in_cols = list(first) if uniform else list(dict.fromkeys(chain(inputs)))
     for c in in_cols:
-        vals = list(chain(_as_list(i[c]) if c in i else [None] * e.n for i, e in zip(inputs, group, strict=True)))
+        vals = None
+        if uniform:
+            col = list(map(operator.itemgetter(c), inputs))
+            if set(map(type, col)) == {list}:
+                vals = list(chain(col))
+        if vals is None:
+            vals = list(chain(_as_list(i[c]) if c in i else [None] * e.n for i, e in zip(inputs, group, strict=True)))
         try:
             arrays[f"input.{c}"] = pa.array(vals)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             arrays[f"input.{c}"] = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
+    outs = [e.outputs for e in group]
+    if all(type(o) is np.ndarray and o.ndim == 1 and o.dtype.kind in "fiub" for o in outs) \
+            and sum(len(o) for o in outs) == sum(ns):
+        arrays["output"] = pa.array(np.concatenate(outs).astype(np.float64), type=pa.float64(), from_pandas=True)
+        return pa.table(arrays)
+    outputs = [_output_columns(e.outputs, e.n) for e in group]
     out_cols = list(dict.fromkeys(chain(outputs)))
     for c in out_cols:
         vals = list(chain(_as_list(o[c]) if c in o else [None] * e.n for o, e in zip(outputs, group, strict=True)))

@@ -21,7 +21,8 @@ from modelyard.serving._batching import Batcher
 from modelyard.serving._breaker import BreakerState, CircuitBreaker
 from modelyard.serving._codec import HTTPProblem, Payload
 from modelyard.serving._fastpath import NumericFastPath, numeric_fast_path
-from modelyard.serving._metrics import ServingMetrics
+from modelyard.serving._metrics import ServingMetrics, observe_many
+from modelyard.serving._predlog import MatrixRows
 from modelyard.serving._spec import DeploymentSpec, ModelSlot
 from modelyard.serving._traffic import make_router
 
@@ -213,13 +214,17 @@ class ModelRuntime:
         self._predict_hist.observe(time.perf_counter() - t0)
         self._batch_hist.observe(len(x))
         self._observe(out)
+        order, dtypes = fast.order, fast.dtypes
         if len(payloads) == 1:
+            payloads[0].matrix = MatrixRows(order, x, dtypes)
             return [(True, out)]
         results: list[tuple[bool, Any]] = []
         start = 0
         for p in payloads:
-            results.append((True, out[start : start + p.n]))
-            start += p.n
+            stop = start + p.n
+            p.matrix = MatrixRows(order, x[start:stop], dtypes)
+            results.append((True, out[start:stop]))
+            start = stop
         return results
 
     def _observe(self, out: Any) -> None:
@@ -232,9 +237,7 @@ class ModelRuntime:
             if arr.ndim != 1:
                 return
             if arr.dtype.kind in "fiub":
-                obs = self._value_hist.observe
-                for v in arr.tolist():
-                    obs(v)
+                observe_many(self._value_hist, arr)  # one pass per batch, not one observe per row
             else:
                 labels, counts = np.unique(arr.astype(str), return_counts=True)
                 for lab, c in zip(labels.tolist(), counts.tolist(), strict=True):

@@ -7,7 +7,7 @@ A spec is a pydantic model, written as YAML (or JSON) on disk or built from CLI 
       primary: churn-clf@production
     traffic: {kind: single, model: primary}
     fallback: {model: churn-clf/2}    # or {constant: 0}
-    batching: {max_batch_size: 64, max_latency_ms: 5, max_queue_rows: 4096}
+    batching: {max_batch_size: 1024, max_latency_ms: 5, max_queue_rows: 4096}
     timeout_ms: 2000
     breaker: {error_rate: 0.5, window: 20, min_requests: 10, open_s: 5, half_open_probes: 3}
     limits: {max_body_bytes: 10485760}
@@ -128,7 +128,7 @@ class BatchingSpec(_Strict):
     """Adaptive batching: merge concurrent requests into one predict call."""
 
     enabled: bool = True
-    max_batch_size: int = Field(default=64, ge=1, le=100_000)
+    max_batch_size: int = Field(default=1024, ge=1, le=100_000)
     max_latency_ms: float = Field(default=5.0, ge=0, le=10_000)
     max_queue_rows: int = Field(default=4096, ge=1)
 
@@ -157,7 +157,7 @@ class PredictionLogSpec(_Strict):
     enabled: bool = True
     sample_rate: float = Field(default=1.0, ge=0, le=1)
     max_buffer_rows: int = Field(default=100_000, ge=1)
-    flush_rows: int = Field(default=5_000, ge=1)
+    flush_rows: int = Field(default=20_000, ge=1)
     flush_interval_s: float = Field(default=5.0, gt=0)
 
 
