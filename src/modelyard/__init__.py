@@ -34,9 +34,17 @@ _EXPORTS: dict[str, str] = {
     "get_workspace": "modelyard._workspace:get_workspace",
     "BlobStore": "modelyard.blobs._store:BlobStore",
     "ModelyardError": "modelyard.errors:ModelyardError",
+    # serving
+    "build_app": "modelyard.serving._app:build_app",
+    "DeploymentSpec": "modelyard.serving._spec:DeploymentSpec",
+    # registry
+    "load_model": "modelyard.registry._api:load_model",
+    "get_model_version": "modelyard.registry._api:get_model_version",
+    "LoadedModel": "modelyard.registry._model:LoadedModel",
+    "Signature": "modelyard.registry._signature:Signature",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "serving", "registry"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

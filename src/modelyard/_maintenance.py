@@ -20,7 +20,13 @@ from modelyard._workspace import Workspace, get_workspace
 __all__ = ["BLOB_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "referenced_digests"]
 
 #: (table, column) pairs whose values are blob digests. Features append to this list.
-BLOB_REFERENCES: list[tuple[str, str]] = [("artifacts", "digest")]
+BLOB_REFERENCES: list[tuple[str, str]] = [
+    ("artifacts", "digest"),
+    # registry: a model version's manifest (model files, yard-model.json, input example)
+    ("model_versions", "manifest_digest"),
+    # serving: Parquet segments of the prediction log
+    ("prediction_log_segments", "digest"),
+]
 
 _MANIFEST_PREFIX = b'{"entries":['
 

@@ -20,6 +20,7 @@ outside the operational tree, so ``except ModelyardError`` never hides a bug::
     │   └── IntegrityError       a blob's bytes do not match its digest (tampering, corruption)
     ├── SerializationError       an object cannot be saved or loaded safely
     └── ValidationFailed         data or a model did not pass its checks
+        └── SignatureError       model input does not match the model's signature (.problems)
 
     UsageError(RuntimeError)     the API was used in the wrong order (programmer error)
 """
@@ -43,6 +44,7 @@ __all__ = [
     "NotFoundError",
     "SchemaVersionError",
     "SerializationError",
+    "SignatureError",
     "StoreError",
     "UsageError",
     "ValidationFailed",
@@ -123,6 +125,20 @@ class ValidationFailed(ModelyardError):
     def __init__(self, message: str, report: object | None = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class SignatureError(ValidationFailed):
+    """Raised when model input does not match the model's signature; ``problems`` lists every one."""
+
+    def __init__(self, problems: list[str], *, model: str | None = None) -> None:
+        self.problems = list(problems)
+        who = f"for model {model} " if model else ""
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        n = len(self.problems)
+        super().__init__(
+            f"The input {who}does not match its signature ({n} problem{'s' if n != 1 else ''}):\n{lines}",
+            report=self.problems,
+        )
 
 
 class UsageError(RuntimeError):

@@ -86,9 +86,85 @@ def chapter_tracking(ctx: QuickstartContext) -> None:
     ctx.say(f"  look:  yard runs show {run.id[:12]}    yard runs list -e quickstart")
 
 
+def _served_model_name(ctx: QuickstartContext) -> str:
+    """The model the registry chapter set to ``production`` (registered here when it has not run)."""
+    from modelyard.registry import list_models
+
+    for key in ("model_name", "registered_model"):
+        name = ctx.state.get(key)
+        if isinstance(name, str):
+            return name
+    mv = ctx.state.get("model_version")
+    if mv is not None and getattr(mv, "name", None):
+        return str(mv.name)
+    with_prod = [m.name for m in list_models(uri=ctx.uri) if "production" in m.aliases]
+    if with_prod:
+        return "churn-clf" if "churn-clf" in with_prod else with_prod[0]
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from modelyard.registry import register_model, set_alias
+
+    df = ctx.state.get("data")
+    if df is None:
+        df = _make_data(ctx.seed)
+    X, y = df.drop(columns=["churned"]), df["churned"]
+    pre = ColumnTransformer([("num", StandardScaler(), ["tenure", "monthly_charges", "support_calls"]),
+                             ("plan", OneHotEncoder(handle_unknown="ignore"), ["plan"])])
+    model = make_pipeline(pre, LogisticRegression(max_iter=500)).fit(X, y)
+    mv = register_model(model, "churn-clf", input_example=X.head(5), uri=ctx.uri)
+    set_alias("churn-clf", "production", mv.version, uri=ctx.uri)
+    return "churn-clf"
+
+
+def chapter_serving(ctx: QuickstartContext) -> None:
+    """Serve the production model on a free loopback port, send it requests, stop the server."""
+    import httpx
+
+    from modelyard.registry import load_model
+    from modelyard.serving import build_app
+    from modelyard.serving._server import running
+
+    name = _served_model_name(ctx)
+    model = load_model(f"{name}@production", ctx.uri)
+    columns = model.signature.input_names if model.signature else []
+    df = ctx.state.get("data")
+    if df is None:
+        df = _make_data(ctx.seed)
+    rows = df[[c for c in columns if c in df.columns]].head(3)
+    records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in rows.to_dict("records")]
+    app = build_app({"models": {"primary": f"{name}@production"}, "fallback": {"constant": 0}}, uri=ctx.uri)
+    try:
+        with running(app) as server:
+            url = server.url
+            ctx.say(f"Serving {name}/{model.version} on {url} (adaptive batching, fallback: constant 0)")
+            r = httpx.post(f"{url}/v1/models/{name}/predict", json={"records": records}, timeout=30)
+            body = r.json()
+            ctx.say(f"  POST /v1/models/{name}/predict ({len(records)} rows) → {r.status_code} "
+                    f"version {body.get('version')}: {body.get('predictions')}")
+            split = {"dataframe_split": {"columns": list(rows.columns), "data": [list(rec.values()) for rec in records]}}
+            r = httpx.post(f"{url}/invocations", json=split, timeout=30)
+            ctx.say(f"  POST /invocations (MLflow dataframe_split) → {r.status_code}: {r.json().get('predictions')}")
+            bad = httpx.post(f"{url}/v1/models/{name}/predict", json={"records": [{"tenure": "long"}]}, timeout=30)
+            problems = bad.json().get("problems", [])
+            ctx.say(f"  a bad row → {bad.status_code} with {len(problems)} problems, e.g. {problems[:1]}")
+            metrics = httpx.get(f"{url}/metrics", timeout=30).text
+            served = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                         if line.startswith("yard_serving_requests_total{"))
+            ready = httpx.get(f"{url}/health/ready", timeout=30).json()["status"]
+            ctx.say(f"  /health/ready: {ready}; /metrics counted {served:.0f} requests")
+        ctx.state["served"] = {"name": name, "version": model.version, "predictions": body.get("predictions")}
+    finally:
+        app.close()
+    ctx.say(f"  yourself:  yard serve {name}@production --port 8080   (then curl localhost:8080/v1/models/{name}/predict)")
+
+
 #: The quickstart's chapters, in order. Features add theirs here.
 CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("tracking", chapter_tracking),
+    ("serving", chapter_serving),
 ]
 
 

@@ -56,6 +56,10 @@ from modelyard.cli import _quickstart  # noqa: E402
 
 _quickstart.register(app)
 
+from modelyard.cli import _serve  # noqa: E402
+
+_serve.register(app)
+
 
 def main() -> None:
     """Entry point of the ``yard`` console script."""

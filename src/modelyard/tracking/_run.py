@@ -270,6 +270,46 @@ class Run:
         """Fetch an artifact of this run to ``dest`` (verified)."""
         return self._service.download_artifact(self.id, path, dest)
 
+    # -- models (registry) ---------------------------------------------------------------------
+    def log_model(
+        self,
+        model: Any,
+        name: str | None = None,
+        *,
+        input_example: Any = None,
+        flavor: str | None = None,
+        signature: Any = None,
+        artifact_path: str = "model",
+        requirements: list[str] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        **flavor_options: Any,
+    ) -> Any:
+        """Save ``model`` in a safe format as this run's artifact ``artifact_path`` and, with
+        ``name``, register it as the next version of that model (returns the ``ModelVersion``).
+
+        The flavor is detected from the object (or named: ``flavor="pyfunc"`` for custom code);
+        the signature is inferred from ``input_example``. The version records this run's metrics.
+        """
+        from modelyard.registry._api import log_model
+
+        self._check_open()
+        self.flush()
+        return log_model(
+            model,
+            name=name,
+            run_id=self.id,
+            artifact_path=artifact_path,
+            input_example=input_example,
+            flavor=flavor,
+            signature=signature,
+            requirements=requirements,
+            description=description,
+            tags=dict(tags) if tags else None,
+            uri=self._service.ws,
+            **flavor_options,
+        )
+
     # -- reading back ------------------------------------------------------------------------------
     def info(self) -> RunRecord:
         """What is stored about this run now (buffered metrics are flushed first)."""

@@ -1,0 +1,615 @@
+"""The model server: an ASGI app built from a deployment spec, swappable while it runs.
+
+``build_app(spec)`` returns a :class:`ModelServer`, itself an ASGI app (Starlette inside)::
+
+    server = yard.serving.build_app("serve.yaml")          # or a dict / DeploymentSpec
+    uvicorn.run(server, port=8080)
+    server.swap(new_spec)        # load + warm, then switch; in-flight requests finish on the old
+
+A swap also comes from ``PUT /admin/spec`` (``Authorization: Bearer <token>``) or from the spec
+file changing on disk (``watch=True``). A spec whose models fail to load leaves the old one
+serving and the reason on ``/health/ready``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from modelyard.errors import ModelyardError, did_you_mean
+from modelyard.serving._codec import (
+    HTTPProblem,
+    Payload,
+    decode_mlflow,
+    decode_native,
+    decode_v2,
+    dumps,
+    loads,
+    to_jsonable,
+    v2_outputs,
+)
+from modelyard.serving._metrics import ServingMetrics
+from modelyard.serving._predlog import PredictionLogger
+from modelyard.serving._runtime import Answer, Deployment, load_deployment
+from modelyard.serving._spec import DeploymentSpec, load_spec
+
+__all__ = ["ModelServer", "SwapError", "build_app"]
+
+log = logging.getLogger("modelyard.serving")
+
+_JSON = "application/json"
+_ADMIN_ENV = "YARD_SERVE_ADMIN_TOKEN"
+
+
+class SwapError(ModelyardError):
+    """Raised when a new spec cannot be loaded; the server keeps serving the old one."""
+
+
+def _default_loader(uri: str | None) -> Callable[[str], Any]:
+    def load(ref: str) -> Any:
+        from modelyard._workspace import get_workspace
+        from modelyard.registry import load_model
+        from modelyard.registry._model import read_input_example
+
+        model = load_model(ref, uri)
+        try:
+            model.input_example = read_input_example(get_workspace(uri), model.manifest_digest)
+        except Exception:  # warm-up then builds rows from the signature
+            model.input_example = None
+        return model
+
+    return load
+
+
+class ModelServer:
+    """An ASGI model server over a swappable :class:`Deployment`."""
+
+    def __init__(
+        self,
+        spec: DeploymentSpec | str | os.PathLike[str] | dict[str, Any],
+        *,
+        uri: str | None = None,
+        loader: Callable[[str], Any] | None = None,
+        admin_token: str | None = None,
+        watch: bool = False,
+        watch_interval_s: float = 1.0,
+        persist_swaps: bool = False,
+        prediction_log: bool = True,
+    ) -> None:
+        self.uri = uri
+        self.spec_path: Path | None = None
+        if isinstance(spec, (str, os.PathLike)) and Path(os.fspath(spec)).suffix.lower() in (".yaml", ".yml", ".json") \
+                and "\n" not in os.fspath(spec):
+            self.spec_path = Path(os.fspath(spec)).resolve()
+        self._loader = loader or _default_loader(uri)
+        self._admin_token = admin_token if admin_token is not None else os.environ.get(_ADMIN_ENV) or None
+        self.persist_swaps = persist_swaps
+        self.metrics = ServingMetrics()
+        self._deployment: Deployment | None = None
+        self._swap_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.last_swap: dict[str, Any] = {}
+        self.started_at = time.time()
+        self._applied_digest: str | None = None
+        first = load_spec(spec)
+        pl = first.prediction_log
+        self.predlog: PredictionLogger | None = None
+        if prediction_log and pl.enabled:
+            self.predlog = PredictionLogger(
+                uri, sample_rate=pl.sample_rate, max_buffer_rows=pl.max_buffer_rows, flush_rows=pl.flush_rows,
+                flush_interval_s=pl.flush_interval_s, on_drop=self.metrics.predlog_dropped.inc,
+            )
+        if self.spec_path is not None:
+            self._applied_digest = self._file_digest()
+        self.swap(first)
+        self.app = self._build_starlette()
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        if watch and self.spec_path is not None:
+            self._watcher = threading.Thread(
+                target=self._watch, args=(watch_interval_s,), name="yard-spec-watch", daemon=True
+            )
+            self._watcher.start()
+
+    def __repr__(self) -> str:
+        dep = self._deployment
+        return f"ModelServer(endpoint={dep.endpoint if dep else None!r}, admin={'on' if self._admin_token else 'off'})"
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":  # shutdown flushes the prediction log and stops the threads
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await asyncio.to_thread(self.close)
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if self._loop is None and scope["type"] == "http":
+            self._loop = asyncio.get_running_loop()
+        await self.app(scope, receive, send)
+
+    # -- spec swaps --------------------------------------------------------------------------------
+    @property
+    def deployment(self) -> Deployment | None:
+        """The deployment answering new requests."""
+        return self._deployment
+
+    @property
+    def spec(self) -> DeploymentSpec | None:
+        return self._deployment.spec if self._deployment else None
+
+    def swap(self, spec: DeploymentSpec | str | os.PathLike[str] | dict[str, Any]) -> Deployment:
+        """Load and warm ``spec``'s models, then send new requests to them (thread-safe).
+
+        Raises :class:`SwapError` (the old spec keeps serving) when the spec is invalid or a
+        model fails to load.
+        """
+        t0 = time.perf_counter()
+        with self._swap_lock:
+            try:
+                new_spec = load_spec(spec)
+                new = load_deployment(new_spec, self._loader, self.metrics)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ModelyardError) else str(exc)
+                self.last_swap = {"ok": False, "error": reason, "at_ms": int(time.time() * 1000)}
+                self.metrics.swaps.labels("failed").inc()
+                log.error("spec swap failed, keeping the current spec: %s", reason)
+                raise SwapError(f"The new spec was not applied: {reason}") from exc
+            old, self._deployment = self._deployment, new
+            if self.predlog is not None:
+                self.predlog.sample_rate = new_spec.prediction_log.sample_rate
+            self.last_swap = {
+                "ok": True, "error": None, "at_ms": int(time.time() * 1000),
+                "seconds": round(time.perf_counter() - t0, 3),
+                "models": {slot: f"{rt.name}/{rt.version}" for slot, rt in new.runtimes.items()},
+            }
+            self.metrics.swaps.labels("ok").inc()
+            log.info("serving %s", self.last_swap["models"])
+        if old is not None:
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(old.retire)
+                except RuntimeError:
+                    old.retire()
+            else:
+                old.retire()
+        return new
+
+    def _file_digest(self) -> str | None:
+        try:
+            assert self.spec_path is not None
+            return hashlib.sha256(self.spec_path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    def _watch(self, interval: float) -> None:
+        while not self._watch_stop.wait(interval):
+            digest = self._file_digest()
+            if digest is None or digest == self._applied_digest:
+                continue
+            self._applied_digest = digest
+            try:
+                assert self.spec_path is not None
+                self.swap(self.spec_path)
+            except SwapError:
+                pass  # recorded in last_swap, shown on /health/ready
+
+    def _persist(self, text: str) -> None:
+        assert self.spec_path is not None
+        tmp = self.spec_path.with_name(f".{self.spec_path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.write_text(text)
+        self._applied_digest = hashlib.sha256(text.encode()).hexdigest()
+        os.replace(tmp, self.spec_path)
+
+    def close(self) -> None:
+        """Stop watching, flush the prediction log, stop the predict threads."""
+        self._watch_stop.set()
+        if self.predlog is not None:
+            self.predlog.close()
+        dep, self._deployment = self._deployment, None
+        if dep is not None:
+            dep.close()
+
+    # -- request plumbing --------------------------------------------------------------------------
+    def _enter(self, name: str | None) -> Deployment:
+        dep = self._deployment
+        if dep is None:
+            raise HTTPProblem(503, "not_ready", "No deployment is loaded yet; see /health/ready.")
+        if name is not None and name != dep.endpoint and name not in dep.model_names:
+            raise HTTPProblem(
+                404, "unknown_model",
+                f"No model named {name!r} is served here; this server serves {dep.endpoint!r}."
+                + did_you_mean(name, [dep.endpoint]),
+            )
+        dep.in_flight += 1
+        return dep
+
+    async def _read_body(self, request: Any, dep: Deployment) -> bytes:
+        limit = dep.spec.limits.max_body_bytes
+        cl = request.headers.get("content-length")
+        if cl is not None:
+            try:
+                if int(cl) > limit:
+                    raise HTTPProblem(413, "body_too_large", f"The body has {int(cl)} bytes; the limit is {limit}.")
+            except ValueError:
+                raise HTTPProblem(400, "bad_header", f"Content-Length {cl!r} is not a number.") from None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPProblem(413, "body_too_large", f"The body is larger than the limit of {limit} bytes.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _check_type(request: Any, *, csv_ok: bool = False) -> str:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype in ("", _JSON, "application/x-www-form-urlencoded") or ctype.endswith("+json"):
+            return "json"
+        if csv_ok and ctype == "text/csv":
+            return "csv"
+        accepted = "application/json" + (" or text/csv" if csv_ok else "")
+        raise HTTPProblem(415, "unsupported_media_type", f"Content-Type {ctype!r} is not supported; send {accepted}.")
+
+    def _respond(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
+        from starlette.responses import Response
+
+        return Response(dumps(body), status_code=status, media_type=_JSON, headers=headers)
+
+    def _problem(self, p: HTTPProblem, rid: str) -> Any:
+        body: dict[str, Any] = {"error": p.message, "code": p.code, "request_id": rid}
+        if p.problems:
+            body["problems"] = p.problems
+        return self._respond(p.status, body, {"x-request-id": rid, **p.headers})
+
+    def _finish(self, api: str, rid: str, t0: float, status: int, answer: Answer | None, dep: Deployment | None) -> None:
+        m = self.metrics
+        if answer is not None:
+            if answer.runtime is not None:
+                model, version = answer.runtime.name, str(answer.runtime.version)
+            else:
+                model, version = (dep.primary.name if dep else ""), "constant"
+        else:
+            model, version = (dep.endpoint if dep else ""), ""
+        m.requests.labels(model, version, api, str(status)).inc()
+        m.request_latency.labels(model, api).observe(time.perf_counter() - t0)
+
+    async def _serve(self, request: Any, api: str) -> Any:
+        t0 = time.perf_counter()
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        rid = rid[:128]
+        dep: Deployment | None = None
+        answer: Answer | None = None
+        status = 200
+        m = self.metrics
+        m.in_flight.inc()
+        try:
+            params = request.path_params
+            dep = self._enter(params.get("name"))
+            kind = self._check_type(request, csv_ok=api == "invocations")
+            body = await self._read_body(request, dep)
+            version = params.get("version")
+            if version is not None:
+                try:
+                    version = int(version)
+                except ValueError:
+                    raise HTTPProblem(404, "unknown_version", f"Version {version!r} is not a number.") from None
+            v2_id = None
+            if kind == "csv":
+                payload = _csv_payload(body)
+            else:
+                obj = loads(body)
+                if api == "native":
+                    payload, body_version = decode_native(obj, dep.columns)
+                    version = body_version if body_version is not None else version
+                elif api == "invocations":
+                    payload = decode_mlflow(obj, dep.columns)
+                else:
+                    payload, v2_id = decode_v2(obj, dep.columns)
+            if payload.n > dep.spec.limits.max_rows:
+                raise HTTPProblem(413, "too_many_rows", f"The request has {payload.n} rows; the limit is {dep.spec.limits.max_rows}.")
+            answer = await dep.answer(payload, version=version)
+            latency_ms = (time.perf_counter() - t0) * 1000
+            self._log_prediction(rid, dep, payload, answer, latency_ms)
+            return self._render(api, answer, rid, v2_id)
+        except HTTPProblem as p:
+            status = p.status
+            if status == 429:
+                m.rejected.labels(dep.endpoint if dep else "").inc()
+            return self._problem(p, rid)
+        except Exception as exc:  # a bug: answer it, keep the worker alive, log it
+            log.exception("unexpected error answering %s", rid)
+            status = 503
+            return self._problem(HTTPProblem(503, "internal_error", f"The server failed: {type(exc).__name__}: {exc}"), rid)
+        finally:
+            if dep is not None:
+                dep.leave()
+            m.in_flight.dec()
+            self._finish(api, rid, t0, status, answer, dep)
+
+    def _log_prediction(self, rid: str, dep: Deployment, payload: Payload, answer: Answer, latency_ms: float) -> None:
+        pl = self.predlog
+        if pl is None or not pl.sampled():
+            return
+        rt = answer.runtime or dep.primary
+        pl.log(rid, rt.name, rt.version, payload.columns, answer.output, latency_ms, answer.fallback, sample=False)
+
+    def _render(self, api: str, answer: Answer, rid: str, v2_id: Any) -> Any:
+        rt = answer.runtime
+        version = rt.version if rt is not None else None
+        headers = {"x-request-id": rid}
+        if version is not None:
+            headers["x-model-version"] = str(version)
+        if answer.fallback:
+            headers["x-fallback"] = answer.reason or "true"
+        if api == "native":
+            body: dict[str, Any] = {
+                "model": rt.name if rt is not None else self._deployment.endpoint if self._deployment else None,
+                "version": version,
+                "request_id": rid,
+                "predictions": to_jsonable(answer.output),
+                "fallback": answer.fallback,
+            }
+            if answer.fallback:
+                body["fallback_reason"] = answer.reason
+            return self._respond(200, body, headers)
+        if api == "invocations":
+            return self._respond(200, {"predictions": to_jsonable(answer.output)}, headers)
+        import numpy as np
+
+        out = answer.output if rt is not None else np.asarray(answer.output)
+        body = {
+            "model_name": rt.name if rt is not None else (self._deployment.endpoint if self._deployment else ""),
+            "model_version": str(version) if version is not None else "constant",
+            "id": v2_id if v2_id is not None else rid,
+            "outputs": v2_outputs(out),
+        }
+        if answer.fallback:
+            body["parameters"] = {"fallback": True, "fallback_reason": answer.reason}
+        return self._respond(200, body, headers)
+
+    # -- routes ------------------------------------------------------------------------------------
+    def _build_starlette(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.exceptions import HTTPException
+        from starlette.routing import Route
+
+        async def native(request: Any) -> Any:
+            return await self._serve(request, "native")
+
+        async def invocations(request: Any) -> Any:
+            return await self._serve(request, "invocations")
+
+        async def v2_infer(request: Any) -> Any:
+            return await self._serve(request, "v2")
+
+        routes = [
+            Route("/v1/models/{name}/predict", native, methods=["POST"]),
+            Route("/v1/models/{name}/versions/{version}/predict", native, methods=["POST"]),
+            Route("/v1/models", self._models, methods=["GET"]),
+            Route("/v1/models/{name}", self._model, methods=["GET"]),
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/ping", self._live, methods=["GET"]),
+            Route("/health", self._ready, methods=["GET"]),
+            Route("/health/live", self._live, methods=["GET"]),
+            Route("/health/ready", self._ready, methods=["GET"]),
+            Route("/v2", self._v2_server, methods=["GET"]),
+            Route("/v2/health/live", self._v2_live, methods=["GET"]),
+            Route("/v2/health/ready", self._v2_ready, methods=["GET"]),
+            Route("/v2/models/{name}", self._v2_model, methods=["GET"]),
+            Route("/v2/models/{name}/versions/{version}", self._v2_model, methods=["GET"]),
+            Route("/v2/models/{name}/ready", self._v2_model_ready, methods=["GET"]),
+            Route("/v2/models/{name}/versions/{version}/ready", self._v2_model_ready, methods=["GET"]),
+            Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
+            Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
+            Route("/metrics", self._metrics, methods=["GET"]),
+            Route("/openapi.json", self._openapi, methods=["GET"]),
+            Route("/admin/spec", self._admin_spec, methods=["GET", "PUT", "POST"]),
+        ]
+
+        async def http_error(request: Any, exc: Any) -> Any:
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+            msg = {
+                404: f"No route {request.url.path!r}; see /openapi.json for the endpoints.",
+                405: f"{request.method} is not allowed on {request.url.path!r}.",
+            }.get(exc.status_code, str(exc.detail))
+            return self._respond(exc.status_code, {"error": msg, "code": code}, dict(exc.headers or {}))
+
+        async def any_error(request: Any, exc: Exception) -> Any:
+            log.exception("unexpected error on %s", request.url.path)
+            return self._respond(503, {"error": f"The server failed: {type(exc).__name__}: {exc}", "code": "internal_error"})
+
+        return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: any_error})
+
+    async def _live(self, request: Any) -> Any:
+        return self._respond(200, {"status": "alive"})
+
+    def _readiness(self) -> tuple[bool, dict[str, Any]]:
+        dep = self._deployment
+        if dep is None:
+            return False, {"status": "not_ready", "reason": self.last_swap.get("error") or "loading", "last_swap": self.last_swap}
+        ok = all(rt.warmed for rt in dep.all_runtimes())
+        body = {"status": "ready" if ok else "warming", **dep.describe(), "last_swap": self.last_swap}
+        return ok, body
+
+    async def _ready(self, request: Any) -> Any:
+        ok, body = self._readiness()
+        return self._respond(200 if ok else 503, body)
+
+    async def _models(self, request: Any) -> Any:
+        dep = self._deployment
+        return self._respond(200, {"models": [dep.describe()] if dep else []})
+
+    async def _model(self, request: Any) -> Any:
+        try:
+            dep = self._enter(request.path_params["name"])
+        except HTTPProblem as p:
+            return self._problem(p, "")
+        dep.leave()
+        return self._respond(200, dep.describe())
+
+    async def _v2_server(self, request: Any) -> Any:
+        from modelyard._version import __version__
+
+        return self._respond(200, {"name": "modelyard", "version": __version__, "extensions": []})
+
+    async def _v2_live(self, request: Any) -> Any:
+        return self._respond(200, {"live": True})
+
+    async def _v2_ready(self, request: Any) -> Any:
+        ok, _ = self._readiness()
+        return self._respond(200 if ok else 503, {"ready": ok})
+
+    def _v2_lookup(self, request: Any) -> tuple[Deployment, Any]:
+        dep = self._enter(request.path_params["name"])
+        dep.leave()
+        version = request.path_params.get("version")
+        rt = dep.primary
+        if version is not None:
+            try:
+                rt = dep.runtime_for(int(version))
+            except ValueError:
+                raise HTTPProblem(404, "unknown_version", f"Version {version!r} is not a number.") from None
+        return dep, rt
+
+    async def _v2_model(self, request: Any) -> Any:
+        try:
+            dep, rt = self._v2_lookup(request)
+        except HTTPProblem as p:
+            return self._respond(p.status, {"error": p.message})
+        sig = getattr(rt.model, "signature", None)
+        inputs = [
+            {"name": s.name, "datatype": _v2_type(str(getattr(s, "dtype", ""))), "shape": [-1]}
+            for s in (getattr(sig, "inputs", None) or [])
+        ]
+        return self._respond(200, {
+            "name": dep.endpoint,
+            "versions": [str(v) for v in sorted(dep.by_version)],
+            "platform": f"modelyard-{getattr(rt.model, 'flavor', 'model')}",
+            "inputs": inputs,
+            "outputs": [{"name": "predict", "datatype": "FP64", "shape": [-1]}],
+        })
+
+    async def _v2_model_ready(self, request: Any) -> Any:
+        try:
+            _, rt = self._v2_lookup(request)
+        except HTTPProblem as p:
+            return self._respond(p.status, {"error": p.message})
+        return self._respond(200 if rt.warmed else 503, {"name": rt.name, "ready": rt.warmed})
+
+    async def _metrics(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        dep = self._deployment
+        if dep is not None:
+            for rt in dep.all_runtimes():
+                rt.metrics.queue_depth  # noqa: B018 - gauges are updated on the fly
+        data, ctype = await asyncio.to_thread(self.metrics.render)
+        return Response(data, media_type=ctype.split(";")[0], headers={"content-type": ctype})
+
+    async def _openapi(self, request: Any) -> Any:
+        from modelyard._version import __version__
+        from modelyard.serving._openapi import openapi_document
+
+        dep = self._deployment
+        endpoint = dep.endpoint if dep else "{name}"
+        sig = getattr(dep.primary.model, "signature", None) if dep else None
+        return self._respond(200, openapi_document(endpoint, sig, __version__))
+
+    def _authorized(self, request: Any) -> None:
+        if not self._admin_token:
+            raise HTTPProblem(
+                403, "admin_disabled",
+                f"The admin API is off. Start the server with {_ADMIN_ENV} set (or admin_token=...) to enable it.",
+            )
+        got = request.headers.get("authorization", "")
+        token = got[7:] if got.lower().startswith("bearer ") else ""
+        if not token or not hmac.compare_digest(token.encode(), self._admin_token.encode()):
+            raise HTTPProblem(401, "unauthorized", "Send 'Authorization: Bearer <token>' with the admin token.",
+                              headers={"www-authenticate": "Bearer"})
+
+    async def _admin_spec(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            self._authorized(request)
+            if request.method == "GET":
+                spec = self.spec
+                return self._respond(200, {"spec": spec.model_dump(mode="json") if spec else None,
+                                           "last_swap": self.last_swap})
+            dep = self._deployment
+            limit = dep.spec.limits.max_body_bytes if dep else 10 * 1024 * 1024
+            body = await request.body()
+            if len(body) > limit:
+                raise HTTPProblem(413, "body_too_large", f"The spec is larger than {limit} bytes.")
+            try:
+                text = body.decode()
+                new_spec = load_spec(text)
+            except (UnicodeDecodeError, ModelyardError) as exc:
+                raise HTTPProblem(422, "invalid_spec", str(exc)) from None
+            try:
+                await run_in_threadpool(self.swap, new_spec)
+            except SwapError as exc:
+                raise HTTPProblem(422, "swap_failed", str(exc)) from None
+            if self.persist_swaps and self.spec_path is not None:
+                await run_in_threadpool(self._persist, new_spec.to_yaml())
+            return self._respond(200, {"status": "swapped", "last_swap": self.last_swap})
+        except HTTPProblem as p:
+            return self._problem(p, "")
+
+
+def _v2_type(dtype: str) -> str:
+    d = dtype.lower()
+    if "bool" in d:
+        return "BOOL"
+    if "int" in d:
+        return "INT64"
+    if "float" in d or "double" in d:
+        return "FP64"
+    return "BYTES"
+
+
+def _csv_payload(body: bytes) -> Payload:
+    import io
+
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.BytesIO(body))
+    except Exception as exc:
+        raise HTTPProblem(400, "malformed_csv", f"The CSV body does not parse: {exc}") from None
+    if not len(frame):
+        raise HTTPProblem(400, "no_rows", "The CSV body has a header but no rows.")
+    cols = {str(c): frame[c].tolist() for c in frame.columns}
+    return Payload(cols, len(frame))
+
+
+def build_app(
+    spec: DeploymentSpec | str | os.PathLike[str] | dict[str, Any],
+    *,
+    uri: str | None = None,
+    admin_token: str | None = None,
+    watch: bool = False,
+    loader: Callable[[str], Any] | None = None,
+    prediction_log: bool = True,
+) -> ModelServer:
+    """Build the ASGI model server for ``spec`` (a spec, a dict, YAML/JSON text or a file path).
+
+    Loads and warms every model before returning (raises :class:`SwapError` when one fails).
+    ``watch=True`` swaps when the spec file changes; ``admin_token`` (or
+    ``YARD_SERVE_ADMIN_TOKEN``) enables ``PUT /admin/spec``.
+    """
+    return ModelServer(spec, uri=uri, admin_token=admin_token, watch=watch, loader=loader,
+                       prediction_log=prediction_log)

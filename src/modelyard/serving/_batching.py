@@ -1,0 +1,217 @@
+"""Adaptive batching: concurrent requests for one model version become one predict call.
+
+Requests queue per model version (bounded in rows: a full queue answers 429 with
+Retry-After). One loop per model takes everything queued (up to ``max_batch_size`` rows) as
+soon as the model is free, so while a predict runs the next batch builds up by itself. When
+the model is idle it waits only if waiting pays: the predict cost is tracked as
+``t(n) = a + b·n`` (exponentially forgotten least squares over observed batches) and the
+arrival rate as an EWMA; the loop holds a batch open for at most ``min(a, max_latency_ms)``
+and only when at least one more request is expected in that time. Light traffic never waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from modelyard.serving._codec import HTTPProblem, Payload
+
+__all__ = ["Batcher", "CostModel"]
+
+
+class CostModel:
+    """Online fit of predict time ``a + b·n`` with exponential forgetting."""
+
+    def __init__(self, decay: float = 0.9) -> None:
+        self.decay = decay
+        self._w = self._sn = self._st = self._snn = self._snt = 0.0
+        self.a = 0.0005
+        self.b = 0.00002
+
+    def observe(self, n: int, seconds: float) -> None:
+        d = self.decay
+        self._w = d * self._w + 1
+        self._sn = d * self._sn + n
+        self._st = d * self._st + seconds
+        self._snn = d * self._snn + n * n
+        self._snt = d * self._snt + n * seconds
+        var = self._w * self._snn - self._sn * self._sn
+        if var > 1e-9 * max(1.0, self._w * self._snn):
+            b = (self._w * self._snt - self._sn * self._st) / var
+            a = (self._st - b * self._sn) / self._w
+            if b >= 0 and a >= 0:
+                self.a, self.b = a, b
+                return
+        mean_n = self._sn / self._w
+        mean_t = self._st / self._w
+        self.a = max(0.0, mean_t - self.b * mean_n)
+
+    def predict(self, n: int) -> float:
+        return self.a + self.b * n
+
+
+class _Item:
+    __slots__ = ("future", "payload", "t0")
+
+    def __init__(self, payload: Payload, future: asyncio.Future[Any]) -> None:
+        self.payload = payload
+        self.future = future
+        self.t0 = time.perf_counter()
+
+
+class Batcher:
+    """The queue and batch loop of one model version.
+
+    ``run_batch(payloads) -> list[(ok, value)]`` runs in ``executor`` (off the event loop).
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[Payload]], list[tuple[bool, Any]]],
+        executor: Any,
+        *,
+        max_batch_size: int,
+        max_latency_ms: float,
+        max_queue_rows: int,
+        on_queue: Callable[[int], None] | None = None,
+    ) -> None:
+        self._run_batch = run_batch
+        self._executor = executor
+        self.max_batch_size = max_batch_size
+        self.max_latency = max_latency_ms / 1000.0
+        self.max_queue_rows = max_queue_rows
+        self._on_queue = on_queue
+        self.cost = CostModel()
+        self._queue: deque[_Item] = deque()
+        self._rows = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._rate = 0.0  # requests per second (EWMA)
+        self._last_arrival = 0.0
+
+    @property
+    def queued_rows(self) -> int:
+        return self._rows
+
+    def _ensure_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._task is None or self._task.done():
+            if self._loop is not loop:
+                self._queue.clear()
+                self._rows = 0
+            self._loop = loop
+            self._wake = asyncio.Event()
+            self._task = loop.create_task(self._loop_forever())
+
+    async def submit(self, payload: Payload) -> Any:
+        """Queue ``payload``, wait for its slice of a batch's output; raise what its rows raised."""
+        if self._closed:
+            raise RuntimeError("batcher closed")
+        if self._rows and self._rows + payload.n > self.max_queue_rows:
+            per_row = self.cost.predict(self.max_batch_size) / self.max_batch_size
+            retry = max(1, round(self._rows * per_row + 0.5))
+            raise HTTPProblem(
+                429, "overloaded",
+                f"The model's queue is full ({self._rows} rows waiting, limit {self.max_queue_rows}). "
+                f"Retry after {retry} s.",
+                headers={"retry-after": str(retry)},
+            )
+        self._ensure_loop()
+        now = time.perf_counter()
+        if self._last_arrival:
+            gap = max(now - self._last_arrival, 1e-6)
+            self._rate = 0.8 * self._rate + 0.2 / gap
+        self._last_arrival = now
+        assert self._loop is not None and self._wake is not None
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        self._queue.append(_Item(payload, fut))
+        self._rows += payload.n
+        if self._on_queue:
+            self._on_queue(payload.n)
+        self._wake.set()
+        ok, value = await fut
+        if ok:
+            return value
+        raise value
+
+    def _take(self, budget: int, *, at_least_one: bool = True) -> list[_Item]:
+        out: list[_Item] = []
+        rows = 0
+        q = self._queue
+        while q:
+            item = q[0]
+            if item.future.done():  # timed out or cancelled while queued
+                q.popleft()
+                self._dequeued(item.payload.n)
+                continue
+            if (out or not at_least_one) and rows + item.payload.n > budget:
+                break
+            q.popleft()
+            self._dequeued(item.payload.n)
+            out.append(item)
+            rows += item.payload.n
+        return out
+
+    def _dequeued(self, n: int) -> None:
+        self._rows -= n
+        if self._on_queue:
+            self._on_queue(-n)
+
+    def _hold(self, rows: int) -> float:
+        """Seconds to keep an idle model's batch open for more requests (0: go now)."""
+        if rows >= self.max_batch_size or self.max_latency <= 0:
+            return 0.0
+        a = self.cost.a
+        if self._rate * a < 1.0:
+            return 0.0
+        return min(a, self.max_latency)
+
+    async def _loop_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        wake = self._wake
+        assert wake is not None
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                wake.clear()
+                await wake.wait()
+                continue
+            items = self._take(self.max_batch_size)
+            if not items:
+                continue
+            rows = sum(i.payload.n for i in items)
+            hold = self._hold(rows)
+            if hold > 0:
+                await asyncio.sleep(hold)
+                more = self._take(self.max_batch_size - rows, at_least_one=False)
+                items += more
+                rows += sum(i.payload.n for i in more)
+            t0 = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, [i.payload for i in items])
+            except BaseException as exc:  # the executor is gone (shutdown) or the task is cancelled
+                for i in items:
+                    if not i.future.done():
+                        i.future.set_result((False, exc))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            self.cost.observe(rows, time.perf_counter() - t0)
+            for item, res in zip(items, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(res)
+
+    def close(self) -> None:
+        """Stop after the queued requests are answered."""
+        self._closed = True
+        if self._loop is not None and self._wake is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._wake.set)
+            except RuntimeError:  # pragma: no cover - loop closed meanwhile
+                pass

@@ -1,0 +1,347 @@
+"""The prediction log: sampled inputs and outputs, written asynchronously as Parquet segments.
+
+:meth:`PredictionLogger.log` never blocks the request: it appends to an in-memory buffer (a
+full buffer drops the sample and counts it). A background thread writes one Parquet segment
+per model version every ``flush_rows`` rows or ``flush_interval_s`` seconds into the blob store
+and records it as a row of ``prediction_log_segments`` (id, model_name, model_version,
+start_ms, end_ms, rows, digest, created_at). The monitoring feature reads those segments.
+
+Parquet columns of a segment:
+
+==================  =========  ==================================================
+``request_id``      string     the request that carried the row
+``timestamp_ms``    int64      when the request was answered (ms since epoch, UTC)
+``model_name``      string     the model that answered
+``model_version``   int64      its version
+``latency_ms``      float64    end-to-end latency of the request inside the server
+``fallback``        bool       the fallback answered
+``input.<col>``     per input  one column per input column
+``output``          float64    numeric single output (``string`` for labels), or
+``output.<k>``                 one column per output of a multi-output model
+==================  =========  ==================================================
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from modelyard._workspace import Workspace, get_workspace
+from modelyard.tracking._ids import now_ms
+
+__all__ = ["PredictionLogger", "read_prediction_log"]
+
+log = logging.getLogger("modelyard.serving")
+
+
+class _Entry:
+    __slots__ = ("fallback", "inputs", "latency_ms", "model_name", "model_version", "n", "outputs", "request_id", "ts")
+
+    def __init__(self, request_id: str, model_name: str, model_version: int, inputs: Any, outputs: Any,
+                 latency_ms: float, fallback: bool, n: int, ts: int) -> None:
+        self.request_id = request_id
+        self.model_name = model_name
+        self.model_version = model_version
+        self.inputs = inputs
+        self.outputs = outputs
+        self.latency_ms = latency_ms
+        self.fallback = fallback
+        self.n = n
+        self.ts = ts
+
+
+def _n_rows(inputs: Any) -> int:
+    if hasattr(inputs, "shape"):
+        return int(inputs.shape[0])
+    if isinstance(inputs, Mapping):
+        for v in inputs.values():
+            return len(v) if isinstance(v, (list, tuple)) or hasattr(v, "__len__") else 1
+    return 0
+
+
+class PredictionLogger:
+    """Buffer sampled predictions and write them as Parquet segments from a background thread."""
+
+    def __init__(
+        self,
+        workspace: Workspace | str | None = None,
+        *,
+        sample_rate: float = 1.0,
+        max_buffer_rows: int = 100_000,
+        flush_rows: int = 5_000,
+        flush_interval_s: float = 5.0,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.sample_rate = sample_rate
+        self.max_buffer_rows = max_buffer_rows
+        self.flush_rows = flush_rows
+        self.flush_interval_s = flush_interval_s
+        self.on_drop = on_drop
+        self.dropped = 0
+        self.written_rows = 0
+        self.segments_written = 0
+        self.errors = 0
+        self._buffer: list[_Entry] = []
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"PredictionLogger(sample_rate={self.sample_rate}, buffered={self._rows}, dropped={self.dropped})"
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._rows
+
+    def sampled(self) -> bool:
+        """Draw whether the next request is logged."""
+        r = self.sample_rate
+        return r >= 1.0 or (r > 0 and random.random() < r)
+
+    def log(
+        self,
+        request_id: str,
+        model_name: str,
+        model_version: int,
+        inputs: Any,
+        outputs: Any,
+        latency_ms: float,
+        fallback: bool = False,
+        *,
+        sample: bool = True,
+    ) -> bool:
+        """Queue one request's rows (``inputs``: DataFrame or column → values); never blocks.
+
+        Returns False when the request was not sampled or the buffer was full (then it is
+        counted in :attr:`dropped`). ``sample=False`` skips the sampling draw (already made).
+        """
+        if sample and not self.sampled():
+            return False
+        n = _n_rows(inputs)
+        if n <= 0:
+            return False
+        entry = _Entry(request_id, model_name, int(model_version), inputs, outputs, float(latency_ms),
+                       bool(fallback), n, now_ms())
+        with self._lock:
+            if self._stop:
+                return False
+            if self._rows + n > self.max_buffer_rows:
+                self.dropped += n
+                drop = True
+            else:
+                self._buffer.append(entry)
+                self._rows += n
+                drop = False
+                full = self._rows >= self.flush_rows
+        if drop:
+            if self.on_drop is not None:
+                try:
+                    self.on_drop(n)
+                except Exception:  # pragma: no cover
+                    pass
+            return False
+        if self._thread is None:
+            self._start()
+        if full:
+            self._wake.set()
+        return True
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stop:
+                self._thread = threading.Thread(target=self._run, name="yard-prediction-log", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            stop = self._stop
+            try:
+                self.flush()
+            except Exception:  # pragma: no cover - flush already logs
+                log.exception("prediction log flush failed")
+            if stop:
+                return
+
+    def flush(self) -> int:
+        """Write what is buffered now (in the calling thread); returns the rows written."""
+        with self._flush_lock:
+            with self._lock:
+                entries, self._buffer = self._buffer, []
+                self._rows = 0
+            if not entries:
+                return 0
+            groups: dict[tuple[str, int], list[_Entry]] = {}
+            for e in entries:
+                groups.setdefault((e.model_name, e.model_version), []).append(e)
+            written = 0
+            for (name, version), group in groups.items():
+                try:
+                    written += self._write_segment(name, version, group)
+                except Exception:
+                    self.errors += 1
+                    lost = sum(e.n for e in group)
+                    self.dropped += lost
+                    log.exception("could not write a prediction log segment of %s/%s (%d rows lost)", name, version, lost)
+            return written
+
+    def _write_segment(self, name: str, version: int, group: list[_Entry]) -> int:
+        import pyarrow.parquet as pq
+        from sqlalchemy import insert
+
+        from modelyard.serving._schema import prediction_log_segments
+
+        table = _to_table(group)
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        ws = get_workspace(self.workspace)
+        digest = ws.blobs.put_bytes(buf.getvalue())
+        row = {
+            "model_name": name,
+            "model_version": version,
+            "start_ms": min(e.ts for e in group),
+            "end_ms": max(e.ts for e in group),
+            "rows": table.num_rows,
+            "digest": digest,
+            "created_at": now_ms(),
+        }
+        ws.store.write(lambda conn: conn.execute(insert(prediction_log_segments).values(**row)))
+        self.written_rows += table.num_rows
+        self.segments_written += 1
+        return table.num_rows
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush what is buffered and stop the background thread."""
+        with self._lock:
+            self._stop = True
+            thread = self._thread
+        if thread is not None:
+            self._wake.set()
+            thread.join(timeout)
+        else:
+            self.flush()
+
+    @staticmethod
+    def prune(workspace: Workspace | str | None, older_than_ms: int) -> int:
+        """Delete segment rows whose newest prediction is older than ``older_than_ms`` (epoch ms).
+
+        Their Parquet blobs become unreferenced; ``yard gc`` removes them. Returns rows deleted.
+        """
+        from sqlalchemy import delete
+
+        from modelyard.serving._schema import prediction_log_segments as t
+
+        ws = get_workspace(workspace)
+        return int(ws.store.write(lambda conn: conn.execute(delete(t).where(t.c.end_ms < older_than_ms)).rowcount))
+
+
+def _output_columns(outputs: Any, n: int) -> dict[str, Any]:
+    import numpy as np
+
+    if hasattr(outputs, "columns") and hasattr(outputs, "to_numpy"):
+        if len(outputs.columns) == 1:
+            return {"output": outputs.iloc[:, 0].to_numpy()}
+        return {f"output.{c}": outputs[c].to_numpy() for c in outputs.columns}
+    arr = np.asarray(outputs)
+    if arr.ndim == 0:
+        arr = np.repeat(arr, n)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim == 2:
+        return {f"output.{k}": arr[:, k] for k in range(arr.shape[1])}
+    return {"output": arr}
+
+
+def _entry_inputs(e: _Entry) -> Mapping[str, Any]:
+    inputs = e.inputs
+    if isinstance(inputs, Mapping):
+        return inputs
+    return {str(c): inputs[c].tolist() for c in inputs.columns}
+
+
+def _as_list(values: Any) -> Any:
+    return values.tolist() if hasattr(values, "tolist") else values
+
+
+def _to_table(group: list[_Entry]) -> Any:
+    """One Arrow table for a group of entries (column-wise, C-level concatenation)."""
+    import pyarrow as pa
+
+    chain = itertools.chain.from_iterable
+    inputs = [_entry_inputs(e) for e in group]
+    outputs = [_output_columns(e.outputs, e.n) for e in group]
+    arrays: dict[str, Any] = {
+        "request_id": pa.array(list(chain([e.request_id] * e.n for e in group)), type=pa.string()),
+        "timestamp_ms": pa.array(list(chain([e.ts] * e.n for e in group)), type=pa.int64()),
+        "model_name": pa.array(list(chain([e.model_name] * e.n for e in group)), type=pa.string()),
+        "model_version": pa.array(list(chain([e.model_version] * e.n for e in group)), type=pa.int64()),
+        "latency_ms": pa.array(list(chain([e.latency_ms] * e.n for e in group)), type=pa.float64()),
+        "fallback": pa.array(list(chain([e.fallback] * e.n for e in group)), type=pa.bool_()),
+    }
+    in_cols = list(dict.fromkeys(chain(inputs)))
+    for c in in_cols:
+        vals = list(chain(_as_list(i[c]) if c in i else [None] * e.n for i, e in zip(inputs, group, strict=True)))
+        try:
+            arrays[f"input.{c}"] = pa.array(vals)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arrays[f"input.{c}"] = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
+    out_cols = list(dict.fromkeys(chain(outputs)))
+    for c in out_cols:
+        vals = list(chain(_as_list(o[c]) if c in o else [None] * e.n for o, e in zip(outputs, group, strict=True)))
+        numeric = all(isinstance(v, (int, float)) or v is None for v in vals)
+        if numeric:
+            arrays[c] = pa.array(vals, type=pa.float64(), from_pandas=True)
+        else:
+            arrays[c] = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
+    return pa.table(arrays)
+
+
+def read_prediction_log(
+    workspace: Workspace | str | None = None,
+    model_name: str | None = None,
+    *,
+    model_version: int | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> Any:
+    """All logged rows (a pandas DataFrame) of ``model_name`` (and version), oldest first."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import sqlalchemy as sa
+
+    from modelyard.serving._schema import prediction_log_segments as t
+
+    ws = get_workspace(workspace)
+    q = sa.select(t.c.digest).order_by(t.c.start_ms, t.c.id)
+    if model_name is not None:
+        q = q.where(t.c.model_name == model_name)
+    if model_version is not None:
+        q = q.where(t.c.model_version == model_version)
+    if start_ms is not None:
+        q = q.where(t.c.end_ms >= start_ms)
+    if end_ms is not None:
+        q = q.where(t.c.start_ms <= end_ms)
+    with ws.store.read() as conn:
+        digests = [r[0] for r in conn.execute(q)]
+    if not digests:
+        return pd.DataFrame()
+    tables = [pq.read_table(io.BytesIO(ws.blobs.read_bytes(d))) for d in digests]
+    df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    if start_ms is not None:
+        df = df[df["timestamp_ms"] >= start_ms]
+    if end_ms is not None:
+        df = df[df["timestamp_ms"] <= end_ms]
+    return df.reset_index(drop=True)
+
+

@@ -1,0 +1,75 @@
+"""Models the serving tests register themselves: two scikit-learn versions and flaky pyfuncs."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+COLUMNS = ["x", "y", "z"]
+
+
+def frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(rng.normal(size=(n, 3)), columns=COLUMNS)
+
+
+class Flaky:
+    """Doubles ``x``; raises on rows with ``x < 0``; sleeps on rows with ``x > 100``."""
+
+    def __init__(self, sleep_s: float = 0.6) -> None:
+        self.sleep_s = sleep_s
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        if (df["x"] < 0).any():
+            raise ValueError("x must not be negative")
+        if (df["x"] > 100).any():
+            time.sleep(self.sleep_s)
+        return (df["x"] * 2).to_numpy(dtype=float)
+
+
+class Halver:
+    """A steady fallback: ``x / 2``."""
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        return (df["x"] / 2).to_numpy(dtype=float)
+
+
+def register_models(uri: str) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    from modelyard.registry import register_model, set_alias
+    from modelyard.registry._signature import ColSpec, Signature
+
+    X = frame()
+    y = (X["x"] + X["y"] > 0).astype(int)
+    out: dict[str, Any] = {}
+    out["clf1"] = register_model(LogisticRegression().fit(X, y), "clf", input_example=X.head(5), uri=uri)
+    out["clf2"] = register_model(LogisticRegression(C=0.1).fit(X, y), "clf", input_example=X.head(5), uri=uri)
+    set_alias("clf", "production", out["clf1"].version, uri=uri)
+    sig = Signature([ColSpec(c, "float64") for c in COLUMNS])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out["flaky"] = register_model(Flaky(), "flaky", flavor="pyfunc", signature=sig, uri=uri)
+        out["halver"] = register_model(Halver(), "flaky", flavor="pyfunc", signature=sig, uri=uri)
+    return out
+
+
+@pytest.fixture(scope="module")
+def served_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store (folder) with clf/1 (@production), clf/2, flaky/1 (raises/sleeps), flaky/2 (x/2)."""
+    uri = str(Path(tmp_path_factory.mktemp("serving")) / "store")
+    register_models(uri)
+    return uri
+
+
+@pytest.fixture(autouse=True)
+def _quiet_pyfunc_warning() -> Any:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Loading a pyfunc model")
+        yield

@@ -1,0 +1,223 @@
+"""The server's HTTP surface, in process (httpx over ASGI): formats, errors, pinning, admin, swaps."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from modelyard.errors import NotFoundError
+from modelyard.serving import SwapError, build_app
+
+ROW = {"x": 0.5, "y": -0.2, "z": 1.0}
+
+
+@pytest.fixture(scope="module")
+def app(served_store):  # type: ignore[no-untyped-def]
+    spec = {"models": {"primary": "clf@production"}, "fallback": {"model": "clf/2"}}
+    server = build_app(spec, uri=served_store, admin_token="s3cret", prediction_log=False)
+    yield server
+    server.close()
+
+
+def call(app, method: str, path: str, **kw):  # type: ignore[no-untyped-def]
+    async def go():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return await c.request(method, path, **kw)
+
+    return asyncio.run(go())
+
+
+def test_three_wire_formats_agree(app) -> None:
+    r = call(app, "POST", "/v1/models/clf/predict", json={"records": [ROW, {**ROW, "x": -3}]})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["model"] == "clf" and body["version"] == 1 and body["fallback"] is False
+    assert r.headers["x-model-version"] == "1" and r.headers["x-request-id"] == body["request_id"]
+    preds = body["predictions"]
+    assert len(preds) == 2
+    split = call(app, "POST", "/v1/models/clf/predict", json={"columns": ["x", "y", "z"], "data": [[0.5, -0.2, 1.0], [-3, -0.2, 1.0]]})
+    assert split.json()["predictions"] == preds
+    for mlflow in (
+        {"dataframe_split": {"columns": ["x", "y", "z"], "data": [[0.5, -0.2, 1.0], [-3, -0.2, 1.0]]}},
+        {"dataframe_records": [ROW, {**ROW, "x": -3}]},
+        {"instances": [ROW, {**ROW, "x": -3}]},
+        {"instances": [[0.5, -0.2, 1.0], [-3, -0.2, 1.0]]},
+        {"inputs": {"x": [0.5, -3], "y": [-0.2, -0.2], "z": [1.0, 1.0]}},
+    ):
+        r = call(app, "POST", "/invocations", json=mlflow)
+        assert r.status_code == 200, (mlflow, r.text)
+        assert r.json() == {"predictions": preds}
+    csv = call(app, "POST", "/invocations", content=b"x,y,z\n0.5,-0.2,1.0\n-3,-0.2,1.0\n", headers={"content-type": "text/csv"})
+    assert csv.json() == {"predictions": preds}
+    v2 = call(app, "POST", "/v2/models/clf/infer", json={"id": "q1", "inputs": [
+        {"name": "x", "shape": [2], "datatype": "FP64", "data": [0.5, -3]},
+        {"name": "y", "shape": [2, 1], "datatype": "FP64", "data": [[-0.2], [-0.2]]},
+        {"name": "z", "shape": [2], "datatype": "FP64", "data": [1.0, 1.0]},
+    ]})
+    assert v2.status_code == 200
+    out = v2.json()
+    assert out["id"] == "q1" and out["model_name"] == "clf" and out["model_version"] == "1"
+    assert out["outputs"][0]["data"] == preds and out["outputs"][0]["shape"] == [2]
+    one_tensor = call(app, "POST", "/v2/models/clf/infer", json={"inputs": [
+        {"name": "input-0", "shape": [2, 3], "datatype": "FP64", "data": [0.5, -0.2, 1.0, -3, -0.2, 1.0]}]})
+    assert one_tensor.json()["outputs"][0]["data"] == preds
+
+
+def test_version_pinning(app) -> None:
+    r = call(app, "POST", "/v1/models/clf/versions/2/predict", json={"records": [ROW]})
+    assert r.status_code == 200 and r.json()["version"] == 2
+    r = call(app, "POST", "/v1/models/clf/predict", json={"records": [ROW], "version": 2})
+    assert r.json()["version"] == 2
+    r = call(app, "POST", "/v2/models/clf/versions/2/infer", json={"inputs": [
+        {"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [[0.5, -0.2, 1.0]]}]})
+    assert r.json()["model_version"] == "2"
+    r = call(app, "POST", "/v1/models/clf/versions/7/predict", json={"records": [ROW]})
+    assert r.status_code == 404
+    assert r.json()["error"] == "Version 7 of 'clf' is not loaded on this server. Loaded versions: [1, 2]."
+
+
+def test_bad_input_is_a_clear_json_error(app) -> None:
+    cases = [
+        (dict(content=b'{"records": [', headers={"content-type": "application/json"}), 400, "malformed_json"),
+        (dict(content=b"", headers={"content-type": "application/json"}), 400, "empty_body"),
+        (dict(content=b"<a/>", headers={"content-type": "application/xml"}), 415, "unsupported_media_type"),
+        (dict(json={"rows": []}), 400, "bad_format"),
+        (dict(json={"records": []}), 400, "no_rows"),
+        (dict(json={"records": [1, 2]}), 400, "bad_format"),
+        (dict(json={"columns": ["x"], "data": [[1, 2]]}), 400, "bad_format"),
+        (dict(json={"records": [ROW], "version": "two"}), 400, "bad_format"),
+        (dict(content=b'{"records": [{"x": NaN, "y": 1, "z": 1}]}', headers={"content-type": "application/json"}), 422, "invalid_input"),
+        (dict(json={"records": [{"x": "a", "y": None}]}), 422, "invalid_input"),
+    ]
+    for kw, status, code in cases:
+        r = call(app, "POST", "/v1/models/clf/predict", **kw)
+        assert r.status_code == status, (kw, r.text)
+        assert r.json()["code"] == code
+        assert r.json()["request_id"]
+    r = call(app, "POST", "/v1/models/clf/predict", json={"records": [{"x": "a", "y": None}, {"x": 1, "y": 2.0}]})
+    assert r.json()["problems"] == [
+        "missing column 'z'",
+        "column 'x' should be float64 but is string",
+        "column 'y' has 1 missing value(s) but the signature allows none",
+    ]
+    r = call(app, "POST", "/v1/models/churn/predict", json={"records": [ROW]})
+    assert r.status_code == 404
+    assert r.json()["error"] == "No model named 'churn' is served here; this server serves 'clf'."
+    r = call(app, "POST", "/v1/models/clff/predict", json={"records": [ROW]})
+    assert r.json()["error"].endswith("Did you mean 'clf'?")
+    r = call(app, "GET", "/nowhere")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    r = call(app, "GET", "/v1/models/clf/predict")
+    assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+
+
+def test_body_limit_gives_413(served_store) -> None:
+    spec = {"models": {"primary": "clf/1"}, "limits": {"max_body_bytes": 200, "max_rows": 3}}
+    server = build_app(spec, uri=served_store, prediction_log=False)
+    try:
+        r = call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW] * 20})
+        assert r.status_code == 413 and r.json()["code"] == "body_too_large"
+        r = call(server, "POST", "/v1/models/clf/predict", json={"columns": ["x", "y", "z"], "data": [[1, 2, 3]] * 4})
+        assert r.status_code == 413 and r.json()["error"] == "The request has 4 rows; the limit is 3."
+    finally:
+        server.close()
+
+
+def test_health_openapi_v2_metadata(app) -> None:
+    assert call(app, "GET", "/health/live").json() == {"status": "alive"}
+    ready = call(app, "GET", "/health/ready")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "ready" and body["models"]["primary"]["version"] == 1
+    assert body["fallback"]["version"] == 2 and body["fallback"]["warmed"]
+    assert call(app, "GET", "/v2/health/ready").json() == {"ready": True}
+    meta = call(app, "GET", "/v2/models/clf").json()
+    assert meta["name"] == "clf" and meta["versions"] == ["1", "2"] and meta["platform"] == "modelyard-sklearn"
+    assert [i["name"] for i in meta["inputs"]] == ["x", "y", "z"] and meta["inputs"][0]["datatype"] == "FP64"
+    assert call(app, "GET", "/v2/models/clf/versions/2/ready").json() == {"name": "clf", "ready": True}
+    doc = call(app, "GET", "/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    assert "/v1/models/clf/predict" in doc["paths"] and "/invocations" in doc["paths"]
+    assert doc["components"]["schemas"]["Row"]["properties"]["x"] == {"type": "number"}
+
+
+def test_admin_endpoint_needs_the_token_and_keeps_old_spec_on_failure(app) -> None:
+    r = call(app, "PUT", "/admin/spec", content="models: {primary: clf/2}")
+    assert r.status_code == 401
+    r = call(app, "PUT", "/admin/spec", content="models: {primary: clf/2}", headers={"authorization": "Bearer nope"})
+    assert r.status_code == 401
+    auth = {"authorization": "Bearer s3cret"}
+    r = call(app, "PUT", "/admin/spec", content="models: {primary: nope@production}", headers=auth)
+    assert r.status_code == 422 and r.json()["code"] == "swap_failed"
+    assert "Model 'nope' is not registered" in r.json()["error"]
+    ready = call(app, "GET", "/health/ready").json()
+    assert ready["status"] == "ready" and ready["models"]["primary"]["version"] == 1
+    assert ready["last_swap"]["ok"] is False and "nope" in ready["last_swap"]["error"]
+    r = call(app, "PUT", "/admin/spec", content="models: {primary: clf/2}\nfallback: {constant: 0}", headers=auth)
+    assert r.status_code == 200, r.text
+    assert call(app, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).json()["version"] == 2
+    r = call(app, "GET", "/admin/spec", headers=auth)
+    assert r.json()["spec"]["models"]["primary"]["ref"] == "clf/2"
+    r = call(app, "PUT", "/admin/spec", content="models: [", headers=auth)
+    assert r.status_code == 422 and r.json()["code"] == "invalid_spec"
+    app.swap({"models": {"primary": "clf@production"}, "fallback": {"model": "clf/2"}})
+
+
+def test_admin_disabled_without_token(served_store) -> None:
+    server = build_app({"models": {"primary": "clf/1"}}, uri=served_store, prediction_log=False)
+    try:
+        r = call(server, "PUT", "/admin/spec", content="models: {primary: clf/2}", headers={"authorization": "Bearer x"})
+        assert r.status_code == 403
+        assert r.json()["error"].startswith("The admin API is off. Start the server with YARD_SERVE_ADMIN_TOKEN set")
+        assert "s3cret" not in repr(server)
+    finally:
+        server.close()
+
+
+def test_build_app_fails_clearly_for_an_unknown_model(served_store) -> None:
+    with pytest.raises(SwapError, match=r"The new spec was not applied: Model 'nope' is not registered") as info:
+        build_app({"models": {"primary": "nope/1"}}, uri=served_store)
+    assert isinstance(info.value.__cause__, NotFoundError)
+
+
+def test_prediction_log_is_written(served_store) -> None:
+    from modelyard.serving import read_prediction_log
+
+    server = build_app({"models": {"primary": "clf/1"}}, uri=served_store)
+    try:
+        r = call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW, ROW]})
+        rid = r.json()["request_id"]
+    finally:
+        server.close()
+    df = read_prediction_log(served_store, "clf", model_version=1)
+    mine = df[df["request_id"] == rid]
+    assert len(mine) == 2
+    assert mine["input.x"].tolist() == [0.5, 0.5] and not mine["fallback"].any()
+    assert mine["output"].tolist() == r.json()["predictions"]
+
+
+def test_numeric_fast_path_matches_the_registry_predict(app, served_store) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from modelyard.registry import load_model
+    from modelyard.serving._fastpath import numeric_fast_path
+
+    assert call(app, "GET", "/health/ready").json()["models"]["primary"]["fast_path"] is True
+    rows = [{"x": float(i) / 3 - 2, "y": (i % 5) - 2.0, "z": i % 2} for i in range(30)]
+    got = call(app, "POST", "/v1/models/clf/predict", json={"records": rows}).json()["predictions"]
+    model = load_model("clf/1", served_store)
+    assert got == model.predict(pd.DataFrame(rows)).tolist()
+    shuffled = [{"z": r["z"], "x": r["x"], "y": r["y"], "extra": "ignored"} for r in rows]
+    assert call(app, "POST", "/v1/models/clf/predict", json={"records": shuffled}).json()["predictions"] == got
+    # a pyfunc model never takes the fast path; neither does a row the signature would reject
+    assert numeric_fast_path(load_model("flaky/2", served_store)) is None
+    fast = numeric_fast_path(model)
+    from modelyard.serving._codec import Payload
+
+    assert fast.matrix([Payload({"x": [1.0], "y": [None], "z": [0.0]}, 1)]) is None
+    assert fast.matrix([Payload({"x": ["a"], "y": [1.0], "z": [0.0]}, 1)]) is None
+    assert fast.matrix([Payload({"x": [1.0], "y": [1.0]}, 1)]) is None
+    assert np.array_equal(fast.matrix([Payload({"x": [1.0], "y": [2.0], "z": [3]}, 1)]), [[1.0, 2.0, 3.0]])

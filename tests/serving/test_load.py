@@ -1,0 +1,223 @@
+"""Real HTTP on loopback under concurrent load (bounded in count and time)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelyard.serving import build_app
+from modelyard.serving._server import running
+
+pytestmark = pytest.mark.filterwarnings("ignore:Loading a pyfunc model")
+
+ROW = {"x": 0.5, "y": -0.2, "z": 1.0}
+
+
+async def _load(url: str, stop: threading.Event, *, clients: int = 4, max_requests: int = 3000) -> list[tuple[int, dict]]:
+    out: list[tuple[int, dict]] = []
+    async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+        async def worker(i: int) -> None:
+            k = 0
+            while not stop.is_set() and len(out) < max_requests:
+                rows = [{**ROW, "x": (i + k) % 7 / 7}] * (1 + (k % 3))
+                r = await c.post("/v1/models/clf/predict", json={"records": rows})
+                out.append((r.status_code, r.json()))
+                k += 1
+
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+    return out
+
+
+def test_twenty_spec_swaps_under_load_fail_no_request(served_store, tmp_path) -> None:
+    spec_file = tmp_path / "serve.yaml"
+    spec_file.write_text("models: {primary: clf/1}\n")
+    app = build_app(spec_file, uri=served_store, admin_token="tok", watch=True, prediction_log=False)
+    app._watch_stop.set()  # drive the file watcher by hand below (no sleeps on a timer)
+    results: list[tuple[int, dict]] = []
+    stop = threading.Event()
+    with running(app) as h:
+        t = threading.Thread(target=lambda: results.extend(asyncio.run(_load(h.url, stop))))
+        t.start()
+        try:
+            deadline = time.monotonic() + 60
+            for i in range(20):
+                version = 2 if i % 2 == 0 else 1
+                if i < 14:
+                    app.swap({"models": {"primary": f"clf/{version}"}})
+                elif i < 18:
+                    r = httpx.put(f"{h.url}/admin/spec", content=f"models: {{primary: clf/{version}}}",
+                                  headers={"authorization": "Bearer tok"}, timeout=30)
+                    assert r.status_code == 200, r.text
+                else:
+                    spec_file.write_text(f"models: {{primary: clf/{version}}}\n")
+                    digest = app._file_digest()
+                    assert digest != app._applied_digest
+                    app._applied_digest = digest
+                    app.swap(spec_file)
+                assert app.deployment.primary.version == version
+                time.sleep(0.05)
+                assert time.monotonic() < deadline
+        finally:
+            stop.set()
+            t.join(60)
+    app.close()
+    statuses = Counter(s for s, _ in results)
+    assert len(results) >= 40 and set(statuses) == {200}, statuses
+    assert {b["version"] for _, b in results} == {1, 2}
+    assert app.metrics.swaps.labels("ok")._value.get() == 21
+
+
+@pytest.fixture(scope="module")
+def flaky_app(served_store):  # type: ignore[no-untyped-def]
+    spec = {
+        "models": {"primary": "flaky/1"},
+        "fallback": {"model": "flaky/2"},
+        "timeout_ms": 250,
+        "breaker": {"error_rate": 0.5, "window": 20, "min_requests": 20, "open_s": 0.4, "half_open_probes": 2},
+    }
+    app = build_app(spec, uri=served_store, prediction_log=False)
+    with running(app) as h:
+        yield app, h.url
+    app.close()
+
+
+def _post(url: str, rows: list[dict], path: str = "/v1/models/flaky/predict") -> httpx.Response:
+    return httpx.post(url + path, json={"records": rows}, timeout=30)
+
+
+def test_fallback_answers_when_primary_raises_on_a_share_of_rows(flaky_app) -> None:
+    _, url = flaky_app
+    # the breaker must not open here: 6 bad requests of 24 stay under 50 % of any 20-request window
+    rows = [{"x": float(i % 4) - 0.5 + (1 if i % 4 else 0), "y": 0.0, "z": 0.0} for i in range(24)]
+
+    async def burst():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+            return await asyncio.gather(*(c.post("/v1/models/flaky/predict", json={"records": [r]}) for r in rows))
+
+    responses = asyncio.run(burst())
+    assert {r.status_code for r in responses} == {200}
+    for row, r in zip(rows, responses, strict=True):
+        body = r.json()
+        if row["x"] < 0:  # the primary raised on this row: the fallback (x / 2) answered
+            assert body["fallback"] and body["fallback_reason"] == "error" and body["version"] == 2
+            assert body["predictions"] == [row["x"] / 2]
+            assert r.headers["x-fallback"] == "error"
+        else:  # rows batched with a bad one still got the primary's answer (x * 2)
+            assert not body["fallback"] and body["version"] == 1
+            assert body["predictions"] == [row["x"] * 2]
+    for _ in range(6):  # let good answers refill the breaker window
+        _post(url, [{"x": 1.0, "y": 0.0, "z": 0.0}])
+
+
+def test_fallback_answers_when_primary_sleeps_past_the_timeout(flaky_app) -> None:
+    _, url = flaky_app
+    r = _post(url, [{"x": 500.0, "y": 0.0, "z": 0.0}])
+    assert r.status_code == 200
+    body = r.json()
+    assert body["fallback"] and body["fallback_reason"] == "timeout" and body["predictions"] == [250.0]
+    time.sleep(0.5)  # the slow predict finishes in its thread
+    for _ in range(6):
+        _post(url, [{"x": 1.0, "y": 0.0, "z": 0.0}])
+
+
+def test_breaker_opens_then_closes(flaky_app) -> None:
+    app, url = flaky_app
+    rt = app.deployment.primary
+    before = rt.breaker.transitions
+    bad = [{"x": -1.0, "y": 0.0, "z": 0.0}]
+    good = [{"x": 2.0, "y": 0.0, "z": 0.0}]
+    for _ in range(25):
+        body = _post(url, bad).json()
+        assert body["fallback"] and body["fallback_reason"] == "error" and body["predictions"] == [-0.5]
+        if rt.breaker.state.value == "open":
+            break
+    assert rt.breaker.state.value == "open"
+    r = _post(url, good).json()  # a good row goes straight to the fallback while open
+    assert r["fallback"] and r["fallback_reason"] == "circuit_open" and r["predictions"] == [1.0]
+    ready = httpx.get(url + "/health/ready").json()
+    assert ready["models"]["primary"]["breaker"]["state"] == "open"
+    time.sleep(0.5)
+    answers = [_post(url, good).json() for _ in range(3)]
+    assert [a["fallback"] for a in answers] == [False, False, False]  # 2 probes, then closed
+    assert rt.breaker.state.value == "closed"
+    assert rt.breaker.transitions - before == 3
+    text = httpx.get(url + "/metrics").text
+    samples = {
+        (s.labels["from_state"], s.labels["to_state"]): s.value
+        for fam in text_string_to_metric_families(text) if fam.name == "yard_serving_breaker_transitions"
+        for s in fam.samples if s.name.endswith("_total") and s.labels["model"] == "flaky" and s.labels["version"] == "1"
+    }
+    assert samples[("closed", "open")] >= 1 and samples[("open", "half_open")] >= 1 and samples[("half_open", "closed")] >= 1
+
+
+def test_no_fallback_gives_503_and_504_not_500(served_store) -> None:
+    app = build_app({"models": {"primary": "flaky/1"}, "timeout_ms": 200, "breaker": {"enabled": False}},
+                    uri=served_store, prediction_log=False)
+    with running(app) as h:
+        r = _post(h.url, [{"x": -1.0, "y": 0.0, "z": 0.0}])
+        assert r.status_code == 503
+        assert r.json() == {
+            "error": "Model flaky/1 raised ValueError: x must not be negative; no fallback is configured.",
+            "code": "model_error", "request_id": r.headers["x-request-id"],
+        }
+        r = _post(h.url, [{"x": 500.0, "y": 0.0, "z": 0.0}])
+        assert r.status_code == 504 and r.json()["code"] == "timeout"
+        time.sleep(0.7)
+        assert _post(h.url, [{"x": 1.0, "y": 0.0, "z": 0.0}]).json()["predictions"] == [2.0]
+    app.close()
+
+
+def test_full_queue_answers_429_with_retry_after(served_store) -> None:
+    spec = {"models": {"primary": "flaky/1"}, "timeout_ms": 5000, "batching": {"max_queue_rows": 2, "max_batch_size": 1}}
+    app = build_app(spec, uri=served_store, prediction_log=False)
+    with running(app) as h:
+        async def burst():  # type: ignore[no-untyped-def]
+            async with httpx.AsyncClient(base_url=h.url, timeout=30) as c:
+                slow = asyncio.create_task(c.post("/v1/models/flaky/predict", json={"records": [{"x": 500.0, "y": 0, "z": 0}]}))
+                await asyncio.sleep(0.15)
+                rest = await asyncio.gather(*(c.post("/v1/models/flaky/predict", json={"records": [{"x": 1.0, "y": 0, "z": 0}]})
+                                              for _ in range(8)))
+                return [await slow, *rest]
+
+        responses = asyncio.run(burst())
+        codes = Counter(r.status_code for r in responses)
+        assert codes[429] >= 1 and codes[200] >= 3 and set(codes) <= {200, 429}
+        rejected = next(r for r in responses if r.status_code == 429)
+        assert int(rejected.headers["retry-after"]) >= 1 and rejected.json()["code"] == "overloaded"
+    app.close()
+
+
+def test_metrics_scrape_parses_and_counts_match(served_store) -> None:
+    app = build_app({"models": {"primary": "clf/1"}}, uri=served_store, prediction_log=False)
+    sent = Counter()
+    with running(app) as h:
+        async def go():  # type: ignore[no-untyped-def]
+            async with httpx.AsyncClient(base_url=h.url, timeout=30) as c:
+                good = [c.post("/v1/models/clf/predict", json={"records": [ROW] * (1 + i % 4)}) for i in range(40)]
+                mlflow = [c.post("/invocations", json={"dataframe_records": [ROW]}) for _ in range(5)]
+                bad = [c.post("/v1/models/clf/predict", json={"records": [{"x": "a"}]}) for _ in range(3)]
+                broken = [c.post("/v1/models/clf/predict", content=b"{", headers={"content-type": "application/json"}) for _ in range(2)]
+                return await asyncio.gather(*good, *mlflow, *bad, *broken)
+
+        for r in asyncio.run(go()):
+            sent[(r.url.path.split("/")[1], r.status_code)] += 1
+        text = httpx.get(h.url + "/metrics").text
+    app.close()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    got = Counter()
+    for s in fams["yard_serving_requests"].samples:
+        if s.name == "yard_serving_requests_total":
+            got[(s.labels["endpoint"], int(s.labels["status"]))] += s.value
+    assert got == Counter({("native", 200): 40, ("invocations", 200): 5, ("native", 422): 3, ("native", 400): 2})
+    assert sent[("v1", 200)] == 40 and sent[("invocations", 200)] == 5
+    rows = sum(s.value for s in fams["yard_serving_batch_rows"].samples if s.name.endswith("_sum"))
+    assert rows >= 40 + 60 + 5  # every row predicted once (plus warm-up rows)
+    hist = [s for s in fams["yard_serving_request_latency_seconds"].samples if s.name.endswith("_count")]
+    assert sum(s.value for s in hist) == 50
+    assert fams["yard_serving_in_flight_requests"].samples[0].value == 0
