@@ -45,20 +45,25 @@ def _make_data(seed: int, n: int = 2000) -> Any:
 def chapter_tracking(ctx: QuickstartContext) -> None:
     """Train a small churn model on generated data and track the run."""
     import numpy as np
+    from sklearn.compose import make_column_transformer
     from sklearn.linear_model import SGDClassifier
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
     from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     import modelyard as yard
 
     df = _make_data(ctx.seed)
     ctx.state["data"] = df
-    X = df[["tenure", "monthly_charges", "support_calls"]].to_numpy(dtype=float)
-    X = np.column_stack([X, (df["plan"] == "basic").to_numpy(float), (df["plan"] == "pro").to_numpy(float)])
+    features = df[["tenure", "monthly_charges", "plan", "support_calls"]]
     y = df["churned"].to_numpy()
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=ctx.seed, stratify=y)
-    mean, std = X_tr.mean(axis=0), X_tr.std(axis=0) + 1e-9
-    X_tr, X_te = (X_tr - mean) / std, (X_te - mean) / std
+    F_tr, F_te, y_tr, y_te = train_test_split(features, y, test_size=0.25, random_state=ctx.seed, stratify=y)
+    prep = make_column_transformer(
+        (StandardScaler(), ["tenure", "monthly_charges", "support_calls"]),
+        (OneHotEncoder(drop="first"), ["plan"]),
+    ).fit(F_tr)
+    X_tr, X_te = prep.transform(F_tr), prep.transform(F_te)
     params = {"model": "SGDClassifier", "loss": "log_loss", "alpha": 1e-4, "epochs": 20}
     with yard.start_run(experiment="quickstart", name="churn-baseline", params=params, uri=ctx.uri) as run:
         clf = SGDClassifier(loss="log_loss", alpha=params["alpha"], random_state=ctx.seed)
@@ -78,7 +83,9 @@ def chapter_tracking(ctx: QuickstartContext) -> None:
         run.set_tags({"team": "quickstart", "data": "generated"})
         run.log_dict({"columns": list(df.columns), "rows": len(df)}, "data/summary.json")
         run.log_text(df.head(50).to_csv(index=False), "data/sample.csv")
-    ctx.state.update(run_id=run.id, metrics=metrics, model=clf)
+    # The model takes the raw DataFrame (named, typed columns): preprocessing + classifier.
+    model = Pipeline([("prep", prep), ("clf", clf)])
+    ctx.state.update(run_id=run.id, metrics=metrics, model=model, features=F_te)
     ctx.say(
         f"Tracked run [bold]{run.name}[/] ({run.id[:12]}): accuracy {metrics['accuracy']:.3f}, "
         f"f1 {metrics['f1']:.3f}, roc_auc {metrics['roc_auc']:.3f}, 20 epochs of val_loss."
@@ -86,6 +93,37 @@ def chapter_tracking(ctx: QuickstartContext) -> None:
     ctx.say(f"  look:  yard runs show {run.id[:12]}    yard runs list -e quickstart")
 
 
+def chapter_registry(ctx: QuickstartContext) -> None:
+    """Register the tracked model, point `production` at it, load it back and predict."""
+    import modelyard as yard
+    from modelyard.errors import SignatureError
+
+    features = ctx.state["features"]
+    mv = yard.registry.register_model(
+        ctx.state["model"],
+        "quickstart-churn",
+        run_id=ctx.state["run_id"],
+        input_example=features.head(5),
+        model_description="Predicts which customers churn next month (quickstart demo).",
+        uri=ctx.uri,
+    )
+    yard.registry.set_alias(
+        "quickstart-churn", "production", version=mv.version, reason="quickstart: first model", uri=ctx.uri
+    )
+    model = yard.load_model("quickstart-churn@production", uri=ctx.uri)
+    proba = model.predict_proba(features.head(3).to_dict("records"))[:, 1]
+    ctx.state.update(model_name="quickstart-churn", model_version=mv.version)
+    cols = ", ".join(f"{c.name}:{c.dtype}" for c in mv.signature.inputs) if mv.signature else "-"
+    ctx.say(
+        f"Registered [bold]quickstart-churn[/] version {mv.version} ({mv.flavor}, skops format; signature {cols}) "
+        f"and pointed [cyan]production[/] at it."
+    )
+    ctx.say(f"  loaded quickstart-churn@production, churn probability of 3 customers: {', '.join(f'{p:.2f}' for p in proba)}")
+    try:
+        model.predict([{"tenure": "long", "plan": "pro"}])
+    except SignatureError as exc:
+        ctx.say(f"  a bad input is refused with every problem at once: {'; '.join(exc.problems)}")
+    ctx.say("  look:  yard models show quickstart-churn    yard models card quickstart-churn production --html card.html")
 def _served_model_name(ctx: QuickstartContext) -> str:
     """The model the registry chapter set to ``production`` (registered here when it has not run)."""
     from modelyard.registry import list_models
@@ -164,6 +202,7 @@ def chapter_serving(ctx: QuickstartContext) -> None:
 #: The quickstart's chapters, in order. Features add theirs here.
 CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("tracking", chapter_tracking),
+    ("registry", chapter_registry),
     ("serving", chapter_serving),
 ]
 

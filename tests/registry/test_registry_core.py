@@ -126,3 +126,16 @@ def test_unsupported_object_names_pyfunc(workspace) -> None:
             run.log_model(Custom(), name="m")
         with pytest.raises(InvalidArgumentError, match="The 'flavor' parameter must be one of"):
             run.log_model(Custom(), name="m", flavor="tensorflow")
+
+
+def test_gc_keeps_model_blobs_and_doctor_checks_them(workspace, churn_frame, sk_model) -> None:
+    from modelyard._maintenance import doctor, gc
+
+    X, _ = churn_frame
+    mv = yard.registry.register_model(sk_model, "kept", input_example=X[:5], uri=workspace)
+    report = gc(workspace, grace_seconds=0)
+    assert report.blobs_removed == 0
+    np.testing.assert_array_equal(yard.load_model("kept/1", uri=workspace).predict(X), sk_model.predict(X))
+    entry = workspace.blobs.read_manifest(mv.manifest_digest)[0]
+    workspace.blobs.delete(entry.digest)
+    assert entry.digest in doctor(workspace).missing

@@ -51,6 +51,7 @@ def _root(
 _store.register(app)
 # Command groups: prefer lazy_group (imported on first use, so `yard --help` stays fast).
 lazy_group("runs", "modelyard.cli._runs:app", "List, inspect, compare and delete tracked runs.")
+lazy_group("models", "modelyard.cli._models:app", "Registered models: list, show, aliases, rollback, archive, cards.")
 
 from modelyard.cli import _quickstart  # noqa: E402
 

@@ -25,6 +25,7 @@ from modelyard.registry._api import (
     set_alias,
     update_model,
 )
+from modelyard.registry._card import ModelCard, model_card
 from modelyard.registry._model import (
     LoadedModel,
     ModelVersionMismatchWarning,
@@ -47,6 +48,7 @@ __all__ = [
     "AuditEntry",
     "ColSpec",
     "LoadedModel",
+    "ModelCard",
     "ModelRef",
     "ModelVersion",
     "ModelVersionMismatchWarning",
@@ -65,6 +67,7 @@ __all__ = [
     "list_versions",
     "load_model",
     "log_model",
+    "model_card",
     "parse_ref",
     "register_model",
     "restore",

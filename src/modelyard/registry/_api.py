@@ -69,8 +69,8 @@ def log_model(
 ) -> ModelVersion | PackedModel:
     """Save ``model`` in its flavor's safe format; register it as the next version of ``name``.
 
-    With ``run_id`` the model is also stored as the run's artifact ``artifact_path``
-    (``runs:/RUN_ID/model``) and the version records the run (lineage) and its metrics.
+    With ``run_id`` the version records the run (lineage) and its metrics; while that run is still
+    running the model is also stored as its artifact ``artifact_path`` (``runs:/RUN_ID/model``).
     Without ``name`` the model is only stored with the run and the package is returned.
     """
     ws = get_workspace(uri)
@@ -88,8 +88,11 @@ def log_model(
         from modelyard.tracking._service import TrackingService
 
         tracking = TrackingService(ws)
-        tracking._record_artifact(run_id, artifact_path, "dir", packed.manifest_digest, packed.size)
-        run_metrics = dict(tracking.get_run(run_id).metrics)
+        run = tracking.get_run(run_id)
+        if run.status.value == "running":  # an ended run's artifacts are frozen; the version still links it
+            tracking._record_artifact(run.id, artifact_path, "dir", packed.manifest_digest, packed.size)
+        run_id = run.id
+        run_metrics = dict(run.metrics)
     if name is None:
         return packed
     return RegistryService(ws).register_version(

@@ -243,7 +243,7 @@ def _cast(s: Any, spec: ColSpec) -> tuple[Any, str | None]:
                 if np.isnan(vals).any():
                     return s.astype("Int64"), None
                 return s.astype(want), None
-            return s, f"{wrong} with fractional values (e.g. {finite[finite != np.round(finite)][0]!r})"
+            return s, f"{wrong} with fractional values (e.g. {float(finite[finite != np.round(finite)][0]):g})"
     if want == "bool":
         if got.startswith("int"):
             if s.isin([0, 1]).all():

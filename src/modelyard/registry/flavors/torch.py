@@ -7,8 +7,11 @@ then imports that class (it must be importable) and builds it with ``init_kwargs
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -61,17 +64,19 @@ class TorchFlavor(Flavor):
             scripted = model
         else:
             try:
-                scripted = torch.jit.script(model)
+                with _quiet_jit():
+                    scripted = torch.jit.script(model)
             except Exception as script_exc:
                 if example is None:
                     raise SerializationError(
                         f"torch.jit.script failed ({script_exc}); pass input_example= so the model can be traced, "
                         "or torch_format='state_dict'."
                     ) from script_exc
-                with torch.no_grad():
+                with torch.no_grad(), _quiet_jit():
                     scripted = torch.jit.trace(model, _tensor(example))
         buf = io.BytesIO()
-        torch.jit.save(scripted, buf)
+        with _quiet_jit():
+            torch.jit.save(scripted, buf)
         return {SCRIPT: buf.getvalue()}, {"format": "torchscript"}
 
     def load(self, files: dict[str, bytes], options: dict[str, Any], **_: Any) -> Any:
@@ -93,7 +98,8 @@ class TorchFlavor(Flavor):
             model = obj(**options.get("init_kwargs", {}))
             model.load_state_dict(st_load(files[WEIGHTS]))
         else:
-            model = torch.jit.load(io.BytesIO(files[SCRIPT]), map_location="cpu")
+            with _quiet_jit():
+                model = torch.jit.load(io.BytesIO(files[SCRIPT]), map_location="cpu")
         model.eval()
         return model
 
@@ -106,6 +112,15 @@ class TorchFlavor(Flavor):
 
     def has_proba(self, raw: Any, options: dict[str, Any]) -> bool:
         return False
+
+
+@contextlib.contextmanager
+def _quiet_jit() -> Iterator[None]:
+    # torch 2.9+ deprecates TorchScript in favour of torch.export, whose files cannot yet be loaded
+    # without the model's code; TorchScript stays the code-free format until then.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
+        yield
 
 
 def _tensor(data: Any) -> Any:

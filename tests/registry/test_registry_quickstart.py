@@ -1,0 +1,25 @@
+"""The quickstart registers its model and points production at it."""
+
+from __future__ import annotations
+
+import pytest
+
+import modelyard as yard
+
+
+@pytest.mark.slow
+def test_quickstart_registers_the_model(tmp_path) -> None:
+    from modelyard.quickstart import run_quickstart
+
+    said: list[str] = []
+    uri = str(tmp_path / "qs")
+    ctx = run_quickstart(uri, say=said.append)
+    mv = yard.get_model_version("quickstart-churn@production", uri=uri)
+    assert mv.version == ctx.state["model_version"] == 1 and mv.run_id == ctx.state["run_id"]
+    assert [c.name for c in mv.signature.inputs] == ["tenure", "monthly_charges", "plan", "support_calls"]
+    assert mv.metrics["roc_auc"] == pytest.approx(ctx.state["metrics"]["roc_auc"])
+    model = yard.load_model("quickstart-churn@production", uri=uri)
+    features = ctx.state["features"]
+    assert (model.predict(features) == ctx.state["model"].predict(features)).all()
+    text = "\n".join(said)
+    assert "pointed [cyan]production[/] at it" in text and "missing column 'monthly_charges'" in text
