@@ -52,6 +52,7 @@ _store.register(app)
 # Command groups: prefer lazy_group (imported on first use, so `yard --help` stays fast).
 lazy_group("runs", "modelyard.cli._runs:app", "List, inspect, compare and delete tracked runs.")
 lazy_group("models", "modelyard.cli._models:app", "Registered models: list, show, aliases, rollback, archive, cards.")
+lazy_group("rollout", "modelyard.cli._rollout:app", "Progressive delivery: canary, blue-green, shadow, A/B rollouts.")
 
 from modelyard.cli import _quickstart  # noqa: E402
 
@@ -60,6 +61,10 @@ _quickstart.register(app)
 from modelyard.cli import _serve  # noqa: E402
 
 _serve.register(app)
+
+from modelyard.cli import _rollout  # noqa: E402  (yard rollback: the one-command emergency rollback)
+
+_rollout.register(app)
 
 
 def main() -> None:
