@@ -9,7 +9,9 @@ restarted: the current value is then the whole window). From a window, per versi
   or not the fallback saved the answer), ``fallback_rate`` and ``p99_ms`` (from the routed latency
   histogram, interpolated within a bucket like PromQL's ``histogram_quantile``);
 * ``drift``: the population stability index (PSI) and Jensen–Shannon distance between the
-  candidate's prediction histogram in the window and the stable version's (the stable version's
+  candidate's prediction histogram in the window and the stable version's (the server's
+  ``yard_serving_prediction_value`` buckets or label counts, neighbouring bins merged until each
+  holds a tenth of either sample, so small windows do not inflate PSI) (the stable version's
   window when it served ``min_requests`` in it, else everything it served so far);
 * ``agreement`` and ``distance`` of shadow comparisons; A/B outcome statistics per arm.
 
@@ -30,7 +32,7 @@ from modelyard.rollout._config import RolloutConfig
 from modelyard.rollout._state import StepResult
 from modelyard.rollout._stats import ArmStats, ab_test
 
-__all__ = ["Analysis", "Check", "analyse", "histogram_quantile", "js_distance", "psi", "snapshot", "window"]
+__all__ = ["Analysis", "Check", "analyse", "coarsen", "histogram_quantile", "js_distance", "psi", "snapshot", "window"]
 
 _PREFIXES = ("yard_serving_routed_", "yard_serving_shadow_", "yard_serving_ab_", "yard_serving_prediction_value_bucket",
              "yard_serving_prediction_label")
@@ -173,11 +175,35 @@ def drift(win: dict[str, float], current: dict[str, float], stable: int, candida
     if sum(ref) < min_n:
         names_s, ref = _prediction_counts(current, stable)
         reference = "stable (everything it served)"
-    keys = sorted(set(names_c) | set(names_s))
+    keys = names_c if names_c == names_s else sorted(set(names_c) | set(names_s))
     cm, sm = dict(zip(names_c, cand, strict=True)), dict(zip(names_s, ref, strict=True))
-    c = [cm.get(k, 0.0) for k in keys]
-    r = [sm.get(k, 0.0) for k in keys]
-    return {"psi": psi(r, c), "js": js_distance(r, c), "n": sum(c), "reference_n": sum(r), "reference": reference}
+    r, c = coarsen([sm.get(k, 0.0) for k in keys], [cm.get(k, 0.0) for k in keys])
+    return {"psi": psi(r, c), "js": js_distance(r, c), "n": sum(c), "reference_n": sum(r), "reference": reference,
+            "bins": len(r)}
+
+
+def coarsen(ref: list[float], cur: list[float], min_share: float = 0.1) -> tuple[list[float], list[float]]:
+    """Merge neighbouring bins until each holds ``min_share`` of the reference or of the current
+    sample (at most 1/min_share bins): sparse bins make PSI grow with noise on small windows."""
+    rt, ct = sum(ref) or 1.0, sum(cur) or 1.0
+    out_r: list[float] = []
+    out_c: list[float] = []
+    acc_r = acc_c = 0.0
+    for r, c in zip(ref, cur, strict=True):
+        acc_r += r
+        acc_c += c
+        if acc_r / rt >= min_share or acc_c / ct >= min_share:
+            out_r.append(acc_r)
+            out_c.append(acc_c)
+            acc_r = acc_c = 0.0
+    if acc_r or acc_c:
+        if out_r:
+            out_r[-1] += acc_r
+            out_c[-1] += acc_c
+        else:
+            out_r.append(acc_r)
+            out_c.append(acc_c)
+    return out_r, out_c
 
 
 @dataclass

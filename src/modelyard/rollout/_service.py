@@ -235,6 +235,16 @@ class RolloutService:
                 self.record(r, "webhook_failed", f"webhook {url.split('?')[0]} failed: {type(exc).__name__}: {exc}")
 
     # -- start -----------------------------------------------------------------------------------
+    @staticmethod
+    def _refuse_busy(conn: Connection, model: str) -> None:
+        busy = conn.execute(sa.select(rollouts.c.id, rollouts.c.state, rollouts.c.step_index).where(
+            rollouts.c.active_model == model)).first()
+        if busy is not None:
+            raise ConflictError(
+                f"Rollout {busy.id} of {model!r} is still {busy.state} (step {busy.step_index + 1}); one rollout "
+                f"per model at a time. Wait for it, or `yard rollout abort {model}`."
+            )
+
     def start(self, model: str, to: int, *, target: Any = None, strategy: str = "canary", **options: Any) -> Rollout:
         """Start rolling ``model`` version ``to`` out on the server ``target`` (a URL, a
         ModelServer or a target); traffic moves to the first step before this returns."""
@@ -251,6 +261,8 @@ class RolloutService:
             raise InvalidArgumentError(
                 "A rollout needs the model server it changes: give --server http://HOST:PORT (or YARD_SERVE_URL)."
             )
+        with self.store.read() as conn:
+            self._refuse_busy(conn, model)
         tgt = target_from({}, target)
         base = tgt.spec()
         versions = tgt.versions()
@@ -275,13 +287,7 @@ class RolloutService:
         now = now_ms()
 
         def fn(conn: Connection) -> int:
-            busy = conn.execute(sa.select(rollouts.c.id, rollouts.c.state, rollouts.c.step_index).where(
-                rollouts.c.active_model == model)).first()
-            if busy is not None:
-                raise ConflictError(
-                    f"Rollout {busy.id} of {model!r} is still {busy.state} (step {busy.step_index + 1}); one rollout "
-                    f"per model at a time. Wait for it, or `yard rollout abort {model}`."
-                )
+            self._refuse_busy(conn, model)
             rid = conn.execute(rollouts.insert().values(
                 model_name=model, strategy=cfg.strategy, state=_S.PENDING.value, stable_version=stable,
                 candidate_version=to, step_index=0, step_started_at=None, config=cfg.model_dump_json(),
@@ -314,7 +320,7 @@ class RolloutService:
         now = now_ms()
 
         def fn(conn: Connection) -> None:
-            if r.state is not _S.PROGRESSING or idx != r.step_index:
+            if r.state is not _S.PROGRESSING:
                 check_transition(r.state, _S.PROGRESSING, "advance", r.describe())
             self._update(conn, r, check_revision=check_revision, state=_S.PROGRESSING.value, step_index=idx,
                          step_started_at=now, analysis=None, reason=reason)

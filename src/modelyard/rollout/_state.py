@@ -3,7 +3,7 @@
 ::
 
     pending ──► progressing ──► promoted
-       │          │   ▲  │
+       │          │   ▲  │     (progressing moves from step to step without a transition)
        │          ▼   │  └────► failed    (the analysis failed: rolled back)
        │         paused ──────► promoted  (a human promotes)
        └──────────┴───────────► aborted   (a human aborts or rolls back)
@@ -44,7 +44,7 @@ class StepResult(StrEnum):
 _S = RolloutState
 TRANSITIONS: dict[RolloutState, frozenset[RolloutState]] = {
     _S.PENDING: frozenset({_S.PROGRESSING, _S.ABORTED, _S.FAILED}),
-    _S.PROGRESSING: frozenset({_S.PROGRESSING, _S.PAUSED, _S.PROMOTED, _S.FAILED, _S.ABORTED}),
+    _S.PROGRESSING: frozenset({_S.PAUSED, _S.PROMOTED, _S.FAILED, _S.ABORTED}),
     _S.PAUSED: frozenset({_S.PROGRESSING, _S.PROMOTED, _S.ABORTED}),
     _S.PROMOTED: frozenset(),
     _S.FAILED: frozenset(),
