@@ -26,7 +26,7 @@ from modelyard.serving._server import running
 from .conftest import BASE, Load
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-FAST = {"interval_s": "400ms", "min_requests": 30, "tick_s": 0.05}
+FAST = {"interval_s": "600ms", "min_requests": 30, "tick_s": 0.05}
 
 
 class Hooks:
@@ -73,10 +73,10 @@ def test_canary_promoted_with_zero_failed_requests(served: Any) -> None:
     hooks = Hooks()
     svc = RolloutService(store)
     try:
-        with Load(url) as load:
-            r = svc.start("m", 2, target=app, steps=[25, 50, 100], max_p99_ms=2000, max_drift=0.5,
-                          webhooks=[hooks.url], **{**FAST, "min_requests": 60})
-            assert app.spec.traffic.kind == "canary" and app.spec.traffic.weights == {"stable": 75, "candidate": 25}
+        with Load(url, clients=4) as load:
+            r = svc.start("m", 2, target=app, steps=[50, 75, 100], max_p99_ms=2000, max_drift=0.5,
+                          webhooks=[hooks.url], **{**FAST, "min_requests": 60, "interval_s": "1s"})
+            assert app.spec.traffic.kind == "canary" and app.spec.traffic.weights == {"stable": 50, "candidate": 50}
             r = _drive(app, store, r.id)
         assert r.state is RolloutState.PROMOTED, r.reason
         assert load.failed == [] and load.sent > 0
@@ -153,7 +153,7 @@ def test_controller_restart_resumes_at_the_same_step(store: str, monkeypatch: py
     try:
         with running(app) as h, Load(h.url):
             svc = RolloutService(store)
-            r = svc.start("m", 2, target=h.url, steps=[10, 30, 100], **{**FAST, "interval_s": "700ms"})
+            r = svc.start("m", 2, target=h.url, steps=[40, 60, 100], **{**FAST, "min_requests": 20, "interval_s": "700ms"})
             assert r.target == {"url": h.url}
             first = Controller(store, owner="first")
             stop = threading.Event()
@@ -166,11 +166,11 @@ def test_controller_restart_resumes_at_the_same_step(store: str, monkeypatch: py
             t.join(20)
             stopped = svc.get(r.id)
             assert stopped.state is RolloutState.PROGRESSING and stopped.step_index == 1
-            assert stopped.step_index == 1 and app.spec.traffic.weights == {"stable": 70, "candidate": 30}
+            assert stopped.step_index == 1 and app.spec.traffic.weights == {"stable": 40, "candidate": 60}
             second = Controller(store, owner="second")  # a new process would build the target from the stored URL
             after = second.tick(r.id)
             assert after.step_index == 1 and after.state is RolloutState.PROGRESSING
-            assert app.spec.traffic.weights == {"stable": 70, "candidate": 30}
+            assert app.spec.traffic.weights == {"stable": 40, "candidate": 60}
             done = second.run(r.id, timeout=40)[0]
             assert done.state is RolloutState.PROMOTED, done.reason
             steps = [e.step for e in svc.events(r.id) if e.kind == "step"]

@@ -143,6 +143,12 @@ def version_stats(win: dict[str, float], version: int) -> dict[str, Any]:
     fallbacks = _total(win, "yard_serving_routed_fallbacks_total", version=v)
     buckets = [(float(lab["le"]), val) for lab, val in _series(win, "yard_serving_routed_latency_seconds_bucket", version=v)]
     p99 = histogram_quantile(0.99, buckets)
+
+    def slow(limit_s: float) -> float:
+        """Requests certainly slower than ``limit_s`` (above the first bucket bound >= it)."""
+        bounds = sorted(buckets)
+        above = [c for le, c in bounds if le >= limit_s]
+        return (bounds[-1][1] - above[0]) if bounds and above else 0.0
     return {
         "requests": n,
         "errors": errors,
@@ -150,6 +156,7 @@ def version_stats(win: dict[str, float], version: int) -> dict[str, Any]:
         "fallback_rate": fallbacks / n if n else None,
         "p99_ms": p99 * 1000 if p99 is not None and n else None,
         "outcomes": outcomes,
+        "slow": slow,
     }
 
 
@@ -297,7 +304,8 @@ def analyse(
     win = window(current, baseline)
     a = Analysis(step=step, elapsed_s=elapsed_s, window_s=window_s)
     cs, ss = version_stats(win, candidate), version_stats(win, stable)
-    a.versions = {"candidate": {"version": candidate, **cs}, "stable": {"version": stable, **ss}}
+    a.versions = {"candidate": {"version": candidate, **{k: v for k, v in cs.items() if k != "slow"}},
+                  "stable": {"version": stable, **{k: v for k, v in ss.items() if k != "slow"}}}
     n, min_n = cs["requests"], cfg.min_requests
     if cfg.max_error_rate is not None:
         a.checks.append(_limit("error_rate", cs["error_rate"], cfg.max_error_rate, n, min_n))
@@ -309,6 +317,10 @@ def analyse(
         a.checks.append(_limit("fallback_rate", cs["fallback_rate"], cfg.max_fallback_rate, n, min_n))
     if cfg.max_p99_ms is not None:
         a.checks.append(_limit("p99_ms", cs["p99_ms"], cfg.max_p99_ms, n, min_n))
+        slow = cs["slow"](cfg.max_p99_ms / 1000)
+        if a.checks[-1].status == "insufficient" and slow >= 5 and slow > 0.01 * max(min_n, n):
+            a.checks[-1] = Check("p99_ms", cs["p99_ms"], cfg.max_p99_ms, "<=", n, "fail",
+                                 f"{slow:.0f} requests slower than the limit already exceed 1% of {max(min_n, n):.0f}")
     if cfg.max_drift is not None:
         d = drift(win, current, stable, candidate, min_n)
         a.versions["drift"] = d
