@@ -169,8 +169,9 @@ class Controller:
         elif r.step_index + 1 < n:
             svc.advance(r, tgt, r.step_index + 1, check_revision=True, reason=f"{label} passed")
         elif r.config.promote_automatically:
-            svc.promote(r.model, target=tgt, reason=f"analysis passed every step; last: {a.reason}", _rollout=r,
-                        _check_revision=True)
+            svc.promote(r.model, target=tgt, reason=f"analysis passed every step ({n}); last: "
+                        + "; ".join(f"{c.metric} {c.value:.4g}" for c in a.checks if c.value is not None),
+                        _rollout=r, _check_revision=True)
         else:
             why = f"analysis passed ({label}); promote with `yard rollout promote {r.model}`"
             svc.store.write(lambda conn: (
