@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError
@@ -36,7 +35,7 @@ class Hooks:
         bodies = self.bodies = []
 
         class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 bodies.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
                 self.send_response(200)
                 self.end_headers()
@@ -117,20 +116,20 @@ def test_bad_candidate_is_rolled_back_by_the_analysis(served: Any, version: int,
 
 
 def test_bad_input_is_refused_without_touching_traffic(served: Any) -> None:
-    app, url, store = served
+    app, _, store = served
     svc = RolloutService(store)
     before = app.deployment
     with pytest.raises(NotFoundError, match=r"Model 'm' has no version 9; it has versions \[1, 2, 3, 4, 5, 6\]"):
         svc.start("m", 9, target=app)
-    with pytest.raises(NotFoundError, match="Model 'mm' is not registered. Did you mean 'm'"):
+    with pytest.raises(NotFoundError, match=r"Model 'mm' is not registered\. Did you mean 'm'"):
         svc.start("mm", 2, target=app)
     with pytest.raises(InvalidArgumentError, match=r"max-error-rate must be a fraction from 0 to 1 .*Got 5 instead \(did you mean 5%\?\)"):
         svc.start("m", 2, target=app, max_error_rate=5)
     with pytest.raises(InvalidArgumentError, match=r"max-p99-ms is in milliseconds .*Got 0.05 instead \(did you mean 50 ms\?\)"):
         svc.start("m", 2, target=app, max_p99_ms=0.05)
-    with pytest.raises(InvalidArgumentError, match="interval must be a positive duration with a unit, like 500ms, 30s, 2m or 1h. Got '2' instead"):
+    with pytest.raises(InvalidArgumentError, match=r"interval must be a positive duration with a unit, like 500ms, 30s, 2m or 1h\. Got '2' instead"):
         svc.start("m", 2, target=app, interval_s="2")
-    with pytest.raises(InvalidArgumentError, match="steps must be percentages .* Got 5,50,25 instead"):
+    with pytest.raises(InvalidArgumentError, match=r"steps must be percentages .* Got 5,50,25 instead"):
         svc.start("m", 2, target=app, steps=[5, 50, 25])
     with pytest.raises(ConflictError, match="Version 1 of 'm' is already serving all traffic"):
         svc.start("m", 1, target=app)
