@@ -60,7 +60,7 @@ def start(
     auto_promote: bool = typer.Option(None, "--auto-promote/--no-auto-promote", help="Promote when every step passes."),
     webhook: list[str] = typer.Option(None, "--webhook", help="Slack-compatible webhook URL (repeatable)."),
     prom_url: str = typer.Option(None, "--prom-url", help="Prometheus server for --prom-query."),
-    prom_query: str = typer.Option(None, "--prom-query", help="PromQL checked each analysis ({model}, {candidate})."),
+    prom_query: str = typer.Option(None, "--prom-query", help="PromQL checked each analysis ($model, $stable, $candidate are filled in)."),
     prom_max: float = typer.Option(None, "--prom-max", help="Upper limit of --prom-query."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Return after the first step; `yard rollout run` drives it."),
     as_json: bool = typer.Option(False, "--json", help="Print the rollout as JSON when it stops."),

@@ -339,7 +339,9 @@ def analyse(
         a.checks.append(_limit("shadow_agreement", sh.get("agreement"), cfg.min_agreement, compared, min_n, op=">=",
                                detail=f"mean output distance {sh['mean_distance']:.4g}" if sh.get("mean_distance") is not None else ""))
     for q in cfg.prometheus:
-        text = q.query.format(model=model, stable=stable, candidate=candidate)
+        from string import Template
+
+        text = Template(q.query).safe_substitute(model=model, stable=stable, candidate=candidate)
         try:
             value = prom_value(q.url, text)
             err = ""

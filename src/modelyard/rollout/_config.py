@@ -57,7 +57,7 @@ class _Strict(BaseModel):
 class PromQuery(_Strict):
     """A metric read from a Prometheus server by PromQL, checked against ``max`` and/or ``min``.
 
-    ``query`` may use ``{model}``, ``{stable}`` and ``{candidate}`` (filled in) and should return
+    ``query`` may use ``$model``, ``$stable`` and ``$candidate`` (filled in) and should return
     one sample (its first sample is used)."""
 
     name: str
