@@ -20,12 +20,14 @@ def frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
 
 
 class Flaky:
-    """Doubles ``x``; raises on rows with ``x < 0``; sleeps on rows with ``x > 100``."""
+    """Doubles ``x``; raises on rows with ``x < 0``; sleeps on rows with ``x > 100``; exits on 666."""
 
     def __init__(self, sleep_s: float = 0.6) -> None:
         self.sleep_s = sleep_s
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
+        if (df["x"] == 666).any():
+            raise SystemExit(3)
         if (df["x"] < 0).any():
             raise ValueError("x must not be negative")
         if (df["x"] > 100).any():

@@ -221,3 +221,22 @@ def test_numeric_fast_path_matches_the_registry_predict(app, served_store) -> No
     assert fast.matrix([Payload({"x": ["a"], "y": [1.0], "z": [0.0]}, 1)]) is None
     assert fast.matrix([Payload({"x": [1.0], "y": [1.0]}, 1)]) is None
     assert np.array_equal(fast.matrix([Payload({"x": [1.0], "y": [2.0], "z": [3]}, 1)]), [[1.0, 2.0, 3.0]])
+
+
+def test_predict_routes_take_the_raw_path() -> None:
+    from modelyard.serving._app import _predict_route
+
+    assert _predict_route("/invocations") == ("invocations", {})
+    assert _predict_route("/v1/models/clf/predict") == ("native", {"name": "clf"})
+    assert _predict_route("/v1/models/clf/versions/2/predict") == ("native", {"name": "clf", "version": "2"})
+    assert _predict_route("/v2/models/clf/infer") == ("v2", {"name": "clf"})
+    assert _predict_route("/v2/models/clf/versions/3/infer") == ("v2", {"name": "clf", "version": "3"})
+    for other in ("/v1/models//predict", "/v1/models/a/b/predict", "/v1/models/clf", "/metrics", "/v2/models/clf/ready"):
+        assert _predict_route(other) is None
+
+
+def test_bad_version_in_the_path_is_404(app) -> None:
+    r = call(app, "POST", "/v1/models/clf/versions/two/predict", json={"records": [ROW]})
+    assert r.status_code == 404 and r.json()["error"] == "Version 'two' is not a number."
+    r = call(app, "POST", "/v1/models//predict", json={"records": [ROW]})
+    assert r.status_code == 404 and r.json()["code"] == "not_found"

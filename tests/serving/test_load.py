@@ -166,6 +166,10 @@ def test_no_fallback_gives_503_and_504_not_500(served_store) -> None:
             "error": "Model flaky/1 raised ValueError: x must not be negative; no fallback is configured.",
             "code": "model_error", "request_id": r.headers["x-request-id"],
         }
+        r = _post(h.url, [{"x": 666.0, "y": 0.0, "z": 0.0}])  # sys.exit() inside the model
+        assert r.status_code == 503
+        assert r.json()["error"] == ("Model flaky/1 raised RuntimeError: the model raised SystemExit: 3; "
+                                     "no fallback is configured.")
         r = _post(h.url, [{"x": 500.0, "y": 0.0, "z": 0.0}])
         assert r.status_code == 504 and r.json()["code"] == "timeout"
         time.sleep(0.7)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import logging
 import os
 import threading
@@ -99,6 +100,9 @@ class ModelServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.last_swap: dict[str, Any] = {}
         self.started_at = time.time()
+        # request ids: a random per-process prefix and a counter (no syscall per request)
+        self._rid_prefix = uuid.uuid4().hex[:16]
+        self._rid_counter = itertools.count(1)
         self._applied_digest: str | None = None
         first = load_spec(spec)
         pl = first.prediction_log
@@ -134,8 +138,16 @@ class ModelServer:
                     await asyncio.to_thread(self.close)
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        if self._loop is None and scope["type"] == "http":
-            self._loop = asyncio.get_running_loop()
+        if scope["type"] == "http":
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            if scope["method"] == "POST":
+                route = _predict_route(scope["path"])
+                if route is not None:  # the hot path skips Starlette's router and middleware
+                    api, params = route
+                    response = await self._serve(_RawRequest(scope, receive, params), api)
+                    await response(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
     # -- spec swaps --------------------------------------------------------------------------------
@@ -289,8 +301,8 @@ class ModelServer:
 
     async def _serve(self, request: Any, api: str) -> Any:
         t0 = time.perf_counter()
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        rid = rid[:128]
+        rid = request.headers.get("x-request-id")
+        rid = rid[:128] if rid else f"{self._rid_prefix}{next(self._rid_counter):08x}"
         dep: Deployment | None = None
         answer: Answer | None = None
         status = 200
@@ -575,6 +587,44 @@ class ModelServer:
             return self._respond(200, {"status": "swapped", "last_swap": self.last_swap})
         except HTTPProblem as p:
             return self._problem(p, "")
+
+
+def _predict_route(path: str) -> tuple[str, dict[str, str]] | None:
+    """``(api, path params)`` for the predict endpoints, else None (Starlette routes the rest)."""
+    if path == "/invocations":
+        return "invocations", {}
+    for prefix, suffix, api in (("/v1/models/", "/predict", "native"), ("/v2/models/", "/infer", "v2")):
+        if path.startswith(prefix) and path.endswith(suffix):
+            parts = path[len(prefix) : len(path) - len(suffix)].split("/")
+            if len(parts) == 1 and parts[0]:
+                return api, {"name": parts[0]}
+            if len(parts) == 3 and parts[0] and parts[1] == "versions" and parts[2]:
+                return api, {"name": parts[0], "version": parts[2]}
+            return None
+    return None
+
+
+class _RawRequest:
+    """The little of a Starlette Request that ``_serve`` uses, straight from the ASGI scope."""
+
+    __slots__ = ("_receive", "headers", "path_params")
+
+    def __init__(self, scope: Any, receive: Any, params: dict[str, str]) -> None:
+        self._receive = receive
+        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        self.path_params = params
+
+    async def stream(self) -> Any:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                if body:
+                    yield body
+                if not message.get("more_body", False):
+                    return
+            elif message["type"] == "http.disconnect":
+                raise HTTPProblem(400, "client_disconnected", "The client disconnected before sending the body.")
 
 
 def _v2_type(dtype: str) -> str:

@@ -115,19 +115,21 @@ def _records(rows: Any, where: str) -> Payload:
     first = rows[0]
     if not isinstance(first, dict):
         raise HTTPProblem(400, "bad_format", f"'{where}' must be a list of objects (column → value), one per row.")
-    names = list(first)
+    if len(rows) == 1:
+        return Payload({c: [v] for c, v in first.items()}, 1)
+    names = tuple(first)
     same = True
     for r in rows:
         if not isinstance(r, dict):
             raise HTTPProblem(400, "bad_format", f"Every row of '{where}' must be an object (column → value).")
-        if same and len(r) != len(names):
+        if same and tuple(r) != names:
             same = False
-    if not same:
-        seen = dict.fromkeys(names)
-        for r in rows:
-            seen.update(dict.fromkeys(r))
-        names = list(seen)
-    cols = {c: [r.get(c) for r in rows] for c in names}
+    if same:  # every row has the same keys in the same order: transpose in C
+        return Payload(dict(zip(names, map(list, zip(*[r.values() for r in rows], strict=True)), strict=True)), len(rows))
+    seen = dict.fromkeys(names)
+    for r in rows:
+        seen.update(dict.fromkeys(r))
+    cols = {c: [r.get(c) for r in rows] for c in seen}
     return Payload(cols, len(rows))
 
 

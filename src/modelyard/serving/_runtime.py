@@ -149,7 +149,12 @@ class ModelRuntime:
 
     # -- in the predict thread -----------------------------------------------------------------
     def _predict(self, frame: Any) -> Any:
-        out = self.model.predict(frame)
+        try:
+            out = self.model.predict(frame)
+        except Exception:
+            raise
+        except BaseException as exc:  # sys.exit() or similar inside a model must not stop the server
+            raise RuntimeError(f"the model raised {type(exc).__name__}: {exc}") from exc
         n = len(frame)
         if len(out) != n:
             raise RuntimeError(f"the model returned {len(out)} predictions for {n} rows")
@@ -204,7 +209,7 @@ class ModelRuntime:
             return None
         try:
             out = fast.predict(x)
-        except Exception:
+        except BaseException:
             return None  # the regular path isolates the failing request and reports it
         self._predict_hist.observe(time.perf_counter() - t0)
         self._batch_hist.observe(len(x))
