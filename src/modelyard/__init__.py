@@ -44,7 +44,7 @@ _EXPORTS: dict[str, str] = {
     "Signature": "modelyard.registry._signature:Signature",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "serving", "registry"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "serving", "registry", "rollout"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
