@@ -120,7 +120,7 @@ class Controller:
                     svc.advance(r, tgt, r.step_index, check_revision=True)
                 else:
                     svc.apply_step(r, tgt)
-                    svc.record(r, "resume", f"controller {self.owner} re-applied step {r.step_index + 1} "
+                    svc.record(r, "reapply", f"controller {self.owner} re-applied step {r.step_index + 1} "
                                             f"({r.step.name}) to the server", step=r.step_index)
                 r = svc.get(r.id)
                 row = svc.step_row(r.id, r.step_index)
