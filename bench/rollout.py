@@ -26,6 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))  # this checkout, not an installed modelyard
 
 from serving import N_FEATURES, TRAIN, free_port, rows, start, stop, wait_http  # noqa: E402
 
@@ -33,6 +34,7 @@ SCRATCH = HERE / ".scratch" / "rollout"
 
 POLICIES = {
     "single": {"kind": "single", "model": "stable"},
+    "single + key": {"kind": "single", "model": "stable"},  # control: wrk sends the key header too
     "canary 50/50": {"kind": "canary", "weights": {"stable": 50, "candidate": 50}},
     "canary sticky": {"kind": "canary", "weights": {"stable": 50, "candidate": 50}, "sticky_header": "x-user-id"},
     "shadow 100%": {"kind": "shadow", "primary": "stable", "shadow": "candidate"},
@@ -67,6 +69,8 @@ def router_costs(n: int = 200_000) -> dict[str, float]:
     out = {}
     headers = [Headers({"x-user-id": f"user-{i}"}) for i in range(1000)]
     for name, traffic in POLICIES.items():
+        if name == "single + key":
+            continue
         spec = load_spec({"models": {"stable": "m/1", "candidate": "m/2"}, "traffic": traffic})
         router = make_router(spec.traffic, {"stable": object(), "candidate": object()})
         t0 = time.perf_counter()
@@ -112,7 +116,7 @@ for _ in range(2):
                 r = httpx.put(url + "/admin/spec", headers={"authorization": "Bearer bench"},
                               content=json.dumps({**spec, "traffic": traffic}), timeout=120)
                 r.raise_for_status()
-                header = "x-user-id" if "sticky" in name or name.startswith("ab") else None
+                header = "x-user-id" if "sticky" in name or "key" in name or name.startswith("ab") else None
                 results[name].append(wrk(url + "/v1/models/bench/predict", body, header, args.duration))
     finally:
         stop(proc)
