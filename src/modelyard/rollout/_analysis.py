@@ -230,6 +230,8 @@ class Check:
 
     def line(self) -> str:
         val = "-" if self.value is None else f"{self.value:.4g}"
+        if self.status == "insufficient":
+            return f"{self.metric} {val}: {self.detail}"
         thr = "" if self.threshold is None else f" (must be {self.op} {self.threshold:g})"
         return f"{self.metric} {val}{thr} over {self.samples:.0f} samples: {self.status}" + (
             f"; {self.detail}" if self.detail else "")
@@ -262,7 +264,7 @@ class Analysis:
 def _limit(metric: str, value: float | None, threshold: float, n: float, min_n: int, op: str = "<=",
            detail: str = "") -> Check:
     if value is None or n < min_n:
-        return Check(metric, value, threshold, op, n, "insufficient", detail or f"needs {min_n} samples")
+        return Check(metric, value, threshold, op, n, "insufficient", f"{n:.0f} of {min_n} samples")
     ok = value <= threshold if op == "<=" else value >= threshold
     return Check(metric, value, threshold, op, n, "pass" if ok else "fail", detail)
 

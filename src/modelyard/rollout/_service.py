@@ -205,7 +205,8 @@ class RolloutService:
             reg._audit(conn, mid, f"rollout.{kind}", {"rollout": r.id, "strategy": r.strategy,
                                                       "stable": r.stable_version, "candidate": r.candidate_version,
                                                       **({"step": step} if step is not None else {})},
-                       version=version if version is not None else r.candidate_version, reason=message)
+                       version=version if version is not None else r.candidate_version,
+                       reason=message if len(message) <= 300 else message[:297] + "...")
 
     def record(self, r: Rollout, kind: str, message: str, **kw: Any) -> None:
         """Append an event (outside any other change)."""
