@@ -65,7 +65,7 @@ _EXPORTS: dict[str, str] = {
     "GateReport": "modelyard.evaluation._gates:GateReport",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry", "evaluation", "pipelines", "serving", "monitoring"}
+_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry", "evaluation", "pipelines", "serving", "monitoring", "rollout"}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

@@ -255,6 +255,103 @@ def chapter_serving(ctx: QuickstartContext) -> None:
     ctx.say(f"  yourself:  yard serve {name}@production --port 8080   (then curl localhost:8080/v1/models/{name}/predict)")
 
 
+class _FlakyChurn:
+    """A deliberately broken model version for the rollout chapter: raises on 20% of calls."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def predict(self, df: Any) -> Any:
+        import random
+
+        if random.random() < 0.2:
+            raise RuntimeError("broken on purpose")
+        return self.inner.predict(df)
+
+
+def chapter_rollout(ctx: QuickstartContext) -> None:
+    """Canary a second version under live traffic (promoted automatically), then a broken one
+    (rolled back automatically), printing each decision."""
+    import threading
+    import warnings
+
+    import httpx
+    from sklearn.base import clone
+
+    from modelyard.registry import get_model, load_model, register_model
+    from modelyard.rollout import Controller, RolloutService
+    from modelyard.serving import build_app
+    from modelyard.serving._server import running
+
+    name = _served_model_name(ctx)
+    current = load_model(f"{name}@production", ctx.uri)
+    columns = current.signature.input_names if current.signature else []
+    df = ctx.state.get("data")
+    if df is None:
+        df = _make_data(ctx.seed)
+    X, y = df[columns], df["churned"]
+    inner = getattr(current, "raw", None) or getattr(current, "model", None) or ctx.state.get("model")
+    base = inner if inner is not None and hasattr(inner, "fit") else None
+    if base is None:
+        from sklearn.linear_model import LogisticRegression
+
+        base = LogisticRegression(max_iter=500)
+    v2 = register_model(clone(base).fit(X, y), name, input_example=X.head(5), uri=ctx.uri,
+                        model_description="retrained (quickstart rollout chapter)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        broken = register_model(_FlakyChurn(clone(base).fit(X, y)), name, flavor="pyfunc", input_example=X.head(5),
+                                uri=ctx.uri, model_description="broken on purpose (quickstart)")
+    records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in X.head(200).to_dict("records")]
+    app = build_app({"models": {"primary": f"{name}@production"}, "fallback": {"constant": 0},
+                     "prediction_log": {"enabled": False}}, uri=ctx.uri)
+    stop = threading.Event()
+    counts = {"sent": 0, "failed": 0}
+
+    def client(offset: int) -> None:
+        with httpx.Client(timeout=10) as c:
+            i = offset
+            while not stop.is_set() and counts["sent"] < 20_000:
+                r = c.post(f"{url}/v1/models/{name}/predict", json={"records": [records[i % len(records)]]})
+                counts["sent"] += 1
+                counts["failed"] += r.status_code != 200
+                i += 7
+
+    def say(msg: str) -> None:
+        ctx.say("  " + msg)
+
+    svc = RolloutService(ctx.uri, say=say)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with running(app) as server:
+                url = server.url
+                threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(3)]
+                for t in threads:
+                    t.start()
+                ctx.say(f"Serving {name}/{current.version} on {url} with 3 clients sending requests; "
+                        f"canary of version {v2.version}:")
+                opts = dict(interval_s="1s", min_requests=25, max_error_rate="2%", max_p99_ms=1000,
+                            max_drift=0.5, tick_s=0.05)
+                r = svc.start(name, v2.version, target=app, steps=[50, 100], **opts)
+                r = Controller(ctx.uri, target=app, say=say).run(r.id, timeout=60)[0]
+                ctx.say(f"Now a broken version {broken.version} (raises on 20% of requests):")
+                r2 = svc.start(name, broken.version, target=app, steps=[50, 100], **opts)
+                r2 = Controller(ctx.uri, target=app, say=say).run(r2.id, timeout=60)[0]
+                stop.set()
+                for t in threads:
+                    t.join(10)
+    finally:
+        stop.set()
+        app.close()
+    prod = get_model(name, uri=ctx.uri).aliases.get("production")
+    ctx.say(f"  rollout {r.id}: {r.state.value}; rollout {r2.id}: {r2.state.value}; production is version {prod}; "
+            f"{counts['sent']} client requests, {counts['failed']} failed (the fallback answered the broken ones).")
+    ctx.state["rollouts"] = {"promoted": r.id, "rolled_back": r2.id, "production": prod}
+    ctx.say(f"  look:  yard rollout status {name}    yard models show {name}    "
+            f"yard rollout start {name} --to N --server URL ...")
+
+
 def chapter_data(ctx: QuickstartContext) -> None:
     """Version the training data, link it to the run, and validate a shifted batch against it."""
     from pathlib import Path
@@ -375,8 +472,9 @@ CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("data", chapter_data),
     ("pipelines", chapter_pipelines),
     ("registry", chapter_registry),
-    ("evaluation", chapter_evaluation),
     ("serving", chapter_serving),
+    ("rollout", chapter_rollout),
+    ("evaluation", chapter_evaluation),
     ("monitoring", chapter_monitoring),
 ]
 

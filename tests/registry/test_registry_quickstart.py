@@ -14,11 +14,11 @@ def test_quickstart_registers_the_model(tmp_path) -> None:
     said: list[str] = []
     uri = str(tmp_path / "qs")
     ctx = run_quickstart(uri, say=said.append)
-    mv = yard.get_model_version("quickstart-churn@production", uri=uri)
+    mv = yard.get_model_version("quickstart-churn/1", uri=uri)  # the rollout chapter promotes a version 2 later
     assert mv.version == ctx.state["model_version"] == 1 and mv.run_id == ctx.state["run_id"]
     assert [c.name for c in mv.signature.inputs] == ["tenure", "monthly_charges", "plan", "support_calls"]
     assert mv.metrics["roc_auc"] == pytest.approx(ctx.state["metrics"]["roc_auc"])
-    model = yard.load_model("quickstart-churn@production", uri=uri)
+    model = yard.load_model("quickstart-churn/1", uri=uri)
     features = ctx.state["features"]
     assert (model.predict(features) == ctx.state["model"].predict(features)).all()
     text = "\n".join(said)

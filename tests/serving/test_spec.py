@@ -24,7 +24,7 @@ def test_spec_errors_name_the_field() -> None:
     with pytest.raises(InvalidArgumentError, match=r"\(spec\): traffic sends requests to model slot 'blue', which is not in 'models'"):
         load_spec({"models": {"primary": "m/1"}, "traffic": {"kind": "single", "model": "blue"}})
     with pytest.raises(InvalidArgumentError, match=r"traffic: .*'single'"):
-        load_spec({"models": {"primary": "m/1"}, "traffic": {"kind": "canary"}})
+        load_spec({"models": {"primary": "m/1"}, "traffic": {"kind": "weighted"}})
     with pytest.raises(InvalidArgumentError, match=r"fallback: a fallback needs exactly one of 'model'"):
         load_spec({"models": {"primary": "m/1"}, "fallback": {}})
     with pytest.raises(InvalidArgumentError, match=r"models.primary.ref: .*version 'x' that is not a number"):

@@ -56,6 +56,7 @@ _store.register(app)
 lazy_group("runs", "modelyard.cli._runs:app", "List, inspect, compare and delete tracked runs.")
 lazy_group("models", "modelyard.cli._models:app", "Registered models: versions, aliases, audit log, model cards.")
 lazy_group("pipeline", "modelyard.cli._pipelines:app", "Run Python steps as a tracked, cached DAG (local, process or Ray).")
+lazy_group("rollout", "modelyard.cli._rollout:app", "Progressive delivery: canary, blue-green, shadow, A/B rollouts.")
 
 from modelyard.cli import _quickstart  # noqa: E402
 
@@ -76,6 +77,10 @@ _serve.register(app)
 from modelyard.cli import _monitor  # noqa: E402
 
 _monitor.register(app)
+
+from modelyard.cli import _rollout  # noqa: E402  (yard rollback: the one-command emergency rollback)
+
+_rollout.register(app)
 
 
 def main() -> None:

@@ -182,6 +182,7 @@ class ModelServer:
                 self.metrics.swaps.labels("failed").inc()
                 log.error("spec swap failed, keeping the current spec: %s", reason)
                 raise SwapError(f"The new spec was not applied: {reason}") from exc
+            new.predlog = self.predlog
             old, self._deployment = self._deployment, new
             if self.predlog is not None:
                 self.predlog.sample_rate = new_spec.prediction_log.sample_rate
@@ -343,7 +344,7 @@ class ModelServer:
                     payload, v2_id = decode_v2(obj, dep.columns)
             if payload.n > dep.spec.limits.max_rows:
                 raise HTTPProblem(413, "too_many_rows", f"The request has {payload.n} rows; the limit is {dep.spec.limits.max_rows}.")
-            answer = await dep.answer(payload, version=version)
+            answer = await dep.answer(payload, version=version, headers=request.headers, request_id=rid)
             latency_ms = (time.perf_counter() - t0) * 1000
             self._log_prediction(rid, dep, payload, answer, latency_ms)
             return self._render(api, answer, rid, v2_id)
@@ -422,6 +423,7 @@ class ModelServer:
         routes = [
             Route("/v1/models/{name}/predict", native, methods=["POST"]),
             Route("/v1/models/{name}/versions/{version}/predict", native, methods=["POST"]),
+            Route("/v1/models/{name}/feedback", self._feedback, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/v1/models/{name}", self._model, methods=["GET"]),
             Route("/invocations", invocations, methods=["POST"]),
@@ -456,6 +458,11 @@ class ModelServer:
             return self._respond(503, {"error": f"The server failed: {type(exc).__name__}: {exc}", "code": "internal_error"})
 
         return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: any_error})
+
+    async def _feedback(self, request: Any) -> Any:
+        from modelyard.serving._routing import feedback
+
+        return await feedback(self, request)
 
     async def _live(self, request: Any) -> Any:
         return self._respond(200, {"status": "alive"})

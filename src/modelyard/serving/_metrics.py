@@ -104,6 +104,9 @@ class ServingMetrics:
             "yard_serving_prediction_log_dropped_rows", "Prediction-log rows dropped because the buffer was full.",
             registry=r,
         )
+        from modelyard.serving._routing import RoutingMetrics  # per-version signals of rollouts
+
+        self.routing = RoutingMetrics(r, self.multiprocess)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text (merged over workers in multiprocess mode) and its content type."""

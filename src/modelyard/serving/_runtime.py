@@ -23,6 +23,7 @@ from modelyard.serving._codec import HTTPProblem, Payload
 from modelyard.serving._fastpath import NumericFastPath, numeric_fast_path
 from modelyard.serving._metrics import ServingMetrics, observe_many
 from modelyard.serving._predlog import MatrixRows
+from modelyard.serving._routing import observe
 from modelyard.serving._spec import DeploymentSpec, ModelSlot
 from modelyard.serving._traffic import make_router
 
@@ -343,6 +344,7 @@ class Deployment:
         self.in_flight = 0
         self.retired = False
         self._closed = False
+        self.predlog: Any = None  # set by the server: shadow answers go to the prediction log
         self.by_version: dict[int, ModelRuntime] = {}
         for rt in [*runtimes.values(), *([fallback] if fallback else [])]:
             self.by_version.setdefault(rt.version, rt)
@@ -366,10 +368,28 @@ class Deployment:
             )
         return rt
 
-    async def answer(self, payload: Payload, *, version: int | None = None) -> Answer:
-        """Predict ``payload`` (on ``version`` when pinned), falling back when the model fails."""
+    async def answer(
+        self, payload: Payload, *, version: int | None = None, headers: Any = None, request_id: str | None = None
+    ) -> Answer:
+        """Predict ``payload`` (on ``version`` when pinned, else where the traffic policy routes it,
+        by the request ``headers``), falling back when the model fails."""
         pinned = self.runtime_for(version)
-        rt = pinned or self.router.choose(payload)
+        rt = pinned or self.router.choose(payload, headers)
+        t0 = time.perf_counter()
+        answer: Answer | None = None
+        code: str | None = None
+        try:
+            answer = await self._answer_on(rt, payload)
+            return answer
+        except HTTPProblem as p:
+            code = p.code
+            raise
+        finally:  # per-version signals for rollouts; shadow mirroring starts after the answer
+            observe(self.metrics.routing, rt, answer, code, time.perf_counter() - t0)
+            if pinned is None:
+                self.router.after(self, rt, payload, answer, request_id)
+
+    async def _answer_on(self, rt: ModelRuntime, payload: Payload) -> Answer:
         if not rt.breaker.allow():
             return await self._fallback(payload, rt, "circuit_open")
         try:

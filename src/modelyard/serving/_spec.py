@@ -99,9 +99,13 @@ class SingleTraffic(_Strict):
         return [self.model]
 
 
+from modelyard.serving._policy_spec import ABTraffic, BlueGreenTraffic, CanaryTraffic, ShadowTraffic  # noqa: E402
+
 #: The tagged union of traffic policies (discriminated by ``kind``). Add new policies here
 #: and in ``_traffic.ROUTERS``.
-TrafficSpec = Annotated[SingleTraffic, Field(discriminator="kind")]
+TrafficSpec = Annotated[
+    SingleTraffic | CanaryTraffic | BlueGreenTraffic | ShadowTraffic | ABTraffic, Field(discriminator="kind")
+]
 
 
 class FallbackSpec(_Strict):

@@ -1,7 +1,7 @@
 """Routers: the run-time side of a spec's traffic policy.
 
 :data:`ROUTERS` maps a policy ``kind`` to a router class built from the policy spec and the
-slot → runtime table. A router's ``choose(payload)`` returns the runtime that answers a request
+slot → runtime table. A router's ``choose(payload, headers)`` returns the runtime that answers a request
 (pinning a version bypasses it). The rollout feature adds its kinds (canary, blue_green,
 shadow, ab) here and in ``_spec.TrafficSpec``.
 """
@@ -20,12 +20,23 @@ class SingleRouter:
         self.policy = policy
         self.runtime = runtimes[policy.model]
 
-    def choose(self, payload: Any) -> Any:
+    def choose(self, payload: Any, headers: Any = None) -> Any:
         return self.runtime
 
+    def after(self, dep: Any, rt: Any, payload: Any, answer: Any, request_id: str | None) -> None:
+        """Called once the answer is known (shadow mirroring, A/B bookkeeping); nothing here."""
+
+
+from modelyard.serving._routing import ABRouter, BlueGreenRouter, CanaryRouter, ShadowRouter  # noqa: E402
 
 #: Traffic policy kind → router class.
-ROUTERS: dict[str, type] = {"single": SingleRouter}
+ROUTERS: dict[str, type] = {
+    "single": SingleRouter,
+    "canary": CanaryRouter,
+    "blue_green": BlueGreenRouter,
+    "shadow": ShadowRouter,
+    "ab": ABRouter,
+}
 
 
 def make_router(policy: Any, runtimes: dict[str, Any]) -> Any:
