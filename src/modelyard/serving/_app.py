@@ -616,9 +616,6 @@ def _predict_route(path: str) -> tuple[str, dict[str, str]] | None:
     return None
 
 
-_WANTED_HEADERS = frozenset((b"content-length", b"content-type", b"x-request-id"))
-
-
 class _RawRequest:
     """The little of a Starlette Request that ``_serve`` uses, straight from the ASGI scope."""
 
@@ -626,8 +623,8 @@ class _RawRequest:
 
     def __init__(self, scope: Any, receive: Any, params: dict[str, str]) -> None:
         self._receive = receive
-        wanted = _WANTED_HEADERS
-        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k.lower() in wanted}
+        # Every header, lower-cased: traffic policies read their own (sticky keys, preview, A/B arms).
+        self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self.path_params = params
 
     async def read(self, limit: int) -> bytes:
