@@ -44,6 +44,17 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     return dt
 
 
+def _settle() -> None:
+    """Flush, and let the filesystem work through earlier writes and deletes, before a timed add.
+
+    Right after the previous case's gigabytes are written and deleted, creating files on this
+    machine's ext4 (mounted with ``discard``) costs several times more kernel time for a few
+    seconds; without this pause whichever tool runs first pays for the other's cleanup.
+    """
+    os.sync()
+    time.sleep(2)
+
+
 def _yard(*args: str, cwd: Path, store: Path) -> float:
     return _run([sys.executable, "-m", "modelyard", "--uri", str(store), *args], cwd, {"PYTHONPATH": str(SRC)})
 
@@ -80,6 +91,7 @@ def bench_files(big: Path, folder: Path, with_dvc: bool) -> dict[str, dict[str, 
         work.mkdir(parents=True)
         store = work / ".yard"
         _yard("init", cwd=work, store=store)
+        _settle()
         row["yard add"] = _yard("data", "add", str(path), "--name", "bench", cwd=work, store=store)
         row["yard re-add (no change)"] = _yard("data", "add", str(path), "--name", "bench", cwd=work, store=store)
         # in-process (no interpreter start): what a pipeline step pays
@@ -108,6 +120,7 @@ def bench_files(big: Path, folder: Path, with_dvc: bool) -> dict[str, dict[str, 
             old = time.time() - 5
             for p in [target, *(target.iterdir() if target.is_dir() else [])]:
                 os.utime(p, (old, old))
+            _settle()
             row["dvc add"] = _run([str(DVC), "add", "-q", path.name], repo, env)
             row["dvc status (no change)"] = _run([str(DVC), "status", "-q"], repo, env)
             row["dvc re-add (no change)"] = _run([str(DVC), "add", "-q", path.name], repo, env)
