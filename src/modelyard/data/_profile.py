@@ -156,7 +156,7 @@ def _hll_update(reg: np.ndarray, hashes: np.ndarray) -> None:
     idx = hashes.view(np.int64)
     # only values ranked above their register's current value can change it: once the registers
     # fill up that is a tiny fraction, so the scatter-max below stays small
-    better = rank > reg[idx]
+    better = rank > np.take(reg, idx)
     n_better = int(np.count_nonzero(better))
     if n_better == 0:
         return
@@ -352,7 +352,7 @@ class ColumnProfile:
         if lo:
             ik -= lo
         if negative is not None:
-            np.add(ik, span, out=ik, where=negative)
+            ik += negative * span  # (a masked np.add is ~5x slower)
         counts = np.bincount(ik, minlength=2 * span if negative is not None else span)
         for store, part in ((self.dd_pos, counts[:span]), (self.dd_neg, counts[span:])):
             nz = np.flatnonzero(part)
