@@ -327,13 +327,15 @@ class BlobStore:
                     f.flush()
                     os.fsync(f.fileno())
                 self._publish(tmp, digest)
+            size = len(data)
         else:
             digest = self._copy_hashing(src)
+            size = self.local_path(digest).stat().st_size  # what was copied (the file may have grown since the stat)
         if cache is not None:
             learned: list[tuple[str, os.stat_result, str]] = []
             self._learn(learned, os.fspath(src), st, digest)  # not if the file changed while it was read
             cache.put_str(learned)
-        return digest, len(data) if st.st_size <= _SMALL else st.st_size
+        return digest, size
 
     def _stat_source(self, src: Path) -> os.stat_result:
         try:
@@ -646,7 +648,8 @@ class BlobStore:
             elif st.st_size > _SMALL:  # large: kernel copy, hashed on all cores, one at a time
                 digest = self._copy_hashing(Path(p))
                 self._learn(learned, p, st, digest)
-                entries[i] = ManifestEntry(rel, digest, st.st_size, stat.S_IMODE(st.st_mode))
+                size = self.local_path(digest).stat().st_size  # what was copied
+                entries[i] = ManifestEntry(rel, digest, size, stat.S_IMODE(st.st_mode))
             else:
                 small.append(i)
         if small:
