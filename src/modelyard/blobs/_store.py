@@ -17,6 +17,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import uuid
@@ -52,11 +53,12 @@ _COPY_CHUNK = 16 * 1024 * 1024
 _RACY_SECONDS = 1.0
 _MMAP_MIN = 8 * 1024 * 1024
 _HEX = frozenset("0123456789abcdef")
+_DIGEST_RE = re.compile("[0-9a-f]{64}")
 
 
 def is_digest(value: str) -> bool:
     """True when ``value`` looks like a blake3 hex digest."""
-    return len(value) == 64 and set(value) <= _HEX
+    return len(value) == 64 and _DIGEST_RE.fullmatch(value) is not None
 
 
 def hash_bytes(data: bytes | memoryview) -> str:
@@ -196,7 +198,8 @@ class _StatCache:
 
     def get_many_str(self, items: list[tuple[str, os.stat_result]]) -> dict[str, str]:
         """Digests of the files whose size, mtime and inode match what was recorded."""
-        want = {(p if os.path.isabs(p) else os.path.abspath(p)): (p, st) for p, st in items}
+        abspath = os.path.abspath
+        want = {(p if p[:1] == "/" else abspath(p)): (p, st) for p, st in items}
         out: dict[str, str] = {}
         try:
             with self._lock:
