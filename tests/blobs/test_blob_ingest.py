@@ -53,3 +53,42 @@ def test_put_files_batch_and_large_single_pass(tmp_path: Path) -> None:
     digest, _ = store.put_tree(src)
     out = store.get_tree(digest, tmp_path / "out", link=True)
     assert (out / "big.bin").read_bytes() == big.read_bytes()
+
+
+def test_many_small_files_on_threads_and_known_entries(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    src = tmp_path / "many"
+    src.mkdir()
+    files = []
+    for i in range(300):  # enough for the threaded slices
+        f = src / f"{i:04d}.bin"
+        f.write_bytes(f"payload {i % 250}".encode())  # 50 duplicates inside the batch
+        files.append(f)
+    for f in files:
+        _age(f)
+    rels = [f.name for f in files]
+    assert store.known_entries(files, rels) is None  # nothing stored yet
+    entries = store.put_files(list(zip(files, rels, strict=True)), workers=2)
+    assert [e.digest for e in entries] == [hash_file(f) for f in files]
+    assert len(set(store.iter_digests())) == 250 and not store.stale_temp_files()
+    assert all(store.local_path(e.digest).stat().st_mode & 0o222 == 0 for e in entries)  # published read-only
+    known = store.known_entries(files, rels)
+    assert known == entries  # answered from the stat cache, no byte read
+    files[7].write_bytes(b"changed!")
+    _age(files[7], 5)
+    assert store.known_entries(files, rels) is None
+
+
+def test_large_file_without_kernel_copy(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import errno
+
+    def unsupported(*args: object, **kwargs: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", unsupported)
+    store = BlobStore(tmp_path / "blobs")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2 * 1024 * 1024 + 5))
+    digest, size = store.put_file(big)
+    assert digest == hash_file(big) and size == big.stat().st_size
+    assert store.read_bytes(digest) == big.read_bytes() and not store.stale_temp_files()

@@ -13,9 +13,11 @@ raises :class:`~modelyard.errors.IntegrityError` when they do not match their na
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import uuid
@@ -37,6 +39,8 @@ __all__ = [
     "hash_bytes",
     "hash_file",
     "is_digest",
+    "manifest_bytes",
+    "manifest_digest",
 ]
 
 _CHUNK = 4 * 1024 * 1024
@@ -49,11 +53,12 @@ _COPY_CHUNK = 16 * 1024 * 1024
 _RACY_SECONDS = 1.0
 _MMAP_MIN = 8 * 1024 * 1024
 _HEX = frozenset("0123456789abcdef")
+_DIGEST_RE = re.compile("[0-9a-f]{64}")
 
 
 def is_digest(value: str) -> bool:
     """True when ``value`` looks like a blake3 hex digest."""
-    return len(value) == 64 and set(value) <= _HEX
+    return len(value) == 64 and _DIGEST_RE.fullmatch(value) is not None
 
 
 def hash_bytes(data: bytes | memoryview) -> str:
@@ -85,6 +90,24 @@ class ManifestEntry:
     mode: int = 0o644
 
 
+def manifest_bytes(entries: Iterable[ManifestEntry], **meta: Any) -> bytes:
+    """The canonical bytes of a manifest blob (entries sorted by path; same entries, same bytes)."""
+    items = sorted(entries, key=lambda e: e.path)
+    doc: dict[str, Any] = {
+        "type": "modelyard.manifest",
+        "modelyard_version": __version__,
+        "entries": [{"path": e.path, "digest": e.digest, "size": e.size, "mode": e.mode} for e in items],
+    }
+    if meta:
+        doc["meta"] = meta
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def manifest_digest(entries: Iterable[ManifestEntry], **meta: Any) -> str:
+    """The digest :meth:`BlobStore.put_manifest` would give these entries (nothing is stored)."""
+    return hash_bytes(manifest_bytes(entries, **meta))
+
+
 def _check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not is_digest(digest):
         raise InvalidArgumentError(f"{digest!r} is not a blob digest (64 lowercase hex characters of blake3).")
@@ -104,25 +127,45 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _sync_files(paths: list[Path]) -> None:
-    """Make written files durable: one ``syncfs`` of their filesystem (Linux), else fsync each."""
-    if not paths:
-        return
+def _syncfs(folder: str, paths: list[str] | None) -> bool:
+    """Flush the whole filesystem holding ``folder`` (Linux ``syncfs``): True when done.
+
+    Otherwise each of ``paths`` is fsynced (when given) and False is returned.
+    """
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(paths[0].parent, os.O_RDONLY)
+        fd = os.open(folder, os.O_RDONLY)
         try:
             if libc.syncfs(fd) == 0:
-                return
+                return True
         finally:
             os.close(fd)
     except (OSError, AttributeError):  # pragma: no cover - not Linux
         pass
-    for p in paths:  # pragma: no cover - fallback
-        with open(p, "rb+") as f:
-            os.fsync(f.fileno())
+    for p in paths or []:  # pragma: no cover - fallback
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return False
+
+
+def _stat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _glob_prefix(folder: str, prefix: str) -> list[str]:
+    name = os.path.basename(prefix)
+    try:
+        return [f"{folder}/{n}" for n in os.listdir(folder) if n.startswith(name)]
+    except OSError:  # pragma: no cover
+        return []
 
 
 class _StatCache:
@@ -155,7 +198,8 @@ class _StatCache:
 
     def get_many_str(self, items: list[tuple[str, os.stat_result]]) -> dict[str, str]:
         """Digests of the files whose size, mtime and inode match what was recorded."""
-        want = {(p if os.path.isabs(p) else os.path.abspath(p)): (p, st) for p, st in items}
+        abspath = os.path.abspath
+        want = {(p if p[:1] == "/" else abspath(p)): (p, st) for p, st in items}
         out: dict[str, str] = {}
         try:
             with self._lock:
@@ -286,11 +330,15 @@ class BlobStore:
                     f.flush()
                     os.fsync(f.fileno())
                 self._publish(tmp, digest)
+            size = len(data)
         else:
             digest = self._copy_hashing(src)
+            size = self.local_path(digest).stat().st_size  # what was copied (the file may have grown since the stat)
         if cache is not None:
-            cache.put([(src, st, digest)])
-        return digest, len(data) if st.st_size <= _SMALL else st.st_size
+            learned: list[tuple[str, os.stat_result, str]] = []
+            self._learn(learned, os.fspath(src), st, digest)  # not if the file changed while it was read
+            cache.put_str(learned)
+        return digest, size
 
     def _stat_source(self, src: Path) -> os.stat_result:
         try:
@@ -310,29 +358,94 @@ class BlobStore:
             raise BlobError(f"Cannot read {str(src)!r}: {exc.strerror}.") from exc
 
     def _copy_hashing(self, src: Path) -> str:
-        """Copy ``src`` into a temp file while hashing it (blake3 on all cores); publish; return the digest."""
+        """Copy ``src`` into a temp file, hash the copy; publish it; return the digest.
+
+        The copy runs in the kernel (``copy_file_range``: no pass through Python buffers), the
+        digest is taken of the *copy* (memory-mapped, blake3 on all cores), so what lands in the
+        store is exactly what was hashed even if ``src`` changes meanwhile, and the ``fsync`` of
+        the copy runs on a second thread while it is hashed. Where the kernel copy is not
+        available the bytes are hashed while they are copied through a buffer (one read, one write).
+        """
         tmp = self._tmp_file()
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        buf = bytearray(_COPY_CHUNK)
-        view = memoryview(buf)
         try:
-            with open(src, "rb", buffering=0) as fin, open(tmp, "wb", buffering=0) as fout:
-                while n := fin.readinto(buf):
-                    chunk = view[:n]
-                    h.update(chunk)
-                    fout.write(chunk)
-                os.fsync(fout.fileno())
+            with open(src, "rb", buffering=0) as fin:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    digest = self._kernel_copy_then_hash(fin.fileno(), fd, tmp)
+                    if digest is None:
+                        digest = self._buffer_copy_hashing(fin, fd)
+                finally:
+                    os.close(fd)
         except BaseException as exc:
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError):
                 raise BlobError(f"Cannot store {str(src)!r}: {exc.strerror}.") from exc
             raise
-        digest = h.hexdigest()
         if self.exists(digest):
             tmp.unlink(missing_ok=True)
         else:
             self._publish(tmp, digest)
         return digest
+
+    @staticmethod
+    def _kernel_copy_then_hash(fin: int, fout: int, tmp: Path) -> str | None:
+        """``copy_file_range`` the whole file, then hash the copy while fsyncing it (None: unsupported here)."""
+        copy = getattr(os, "copy_file_range", None)
+        if copy is None:  # pragma: no cover - not Linux
+            return None
+        size = os.fstat(fin).st_size
+        done = 0
+        try:
+            while True:
+                n = copy(fin, fout, _COPY_CHUNK * 4)
+                if n == 0:
+                    break
+                done += n
+        except OSError as exc:
+            if done == 0 and exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+                return None  # e.g. across filesystems on an old kernel: copy through a buffer instead
+            raise
+        if done == 0 and size > 0:  # pragma: no cover - some filesystems copy nothing instead of failing
+            return None
+        import threading
+
+        failure: list[BaseException] = []
+
+        def sync() -> None:
+            try:
+                os.fsync(fout)
+            except BaseException as exc:  # pragma: no cover - reported below
+                failure.append(exc)
+
+        syncer = threading.Thread(target=sync, name="yard-fsync")
+        syncer.start()
+        try:
+            h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+            if done:
+                h.update_mmap(os.fspath(tmp))
+            digest = h.hexdigest()
+        finally:
+            syncer.join()
+        if failure:
+            raise failure[0]
+        return digest
+
+    @staticmethod
+    def _buffer_copy_hashing(fin: Any, fout: int) -> str:
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        fin.seek(0)
+        os.lseek(fout, 0, os.SEEK_SET)
+        os.ftruncate(fout, 0)
+        buf = bytearray(_COPY_CHUNK)
+        view = memoryview(buf)
+        while n := fin.readinto(buf):
+            chunk = view[:n]
+            h.update(chunk)
+            written = 0
+            while written < n:
+                written += os.write(fout, chunk[written:])
+        os.fsync(fout)
+        return h.hexdigest()
 
     def _stat_cache(self) -> _StatCache | None:
         if self._local is None or os.environ.get("YARD_NO_STAT_CACHE"):
@@ -441,15 +554,7 @@ class BlobStore:
     # -- folders (manifests) -------------------------------------------------------------
     def put_manifest(self, entries: Iterable[ManifestEntry], **meta: Any) -> str:
         """Store a manifest (path → digest, size, mode) as a blob; return its digest."""
-        items = sorted(entries, key=lambda e: e.path)
-        doc = {
-            "type": "modelyard.manifest",
-            "modelyard_version": __version__,
-            "entries": [{"path": e.path, "digest": e.digest, "size": e.size, "mode": e.mode} for e in items],
-        }
-        if meta:
-            doc["meta"] = meta
-        return self.put_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+        return self.put_bytes(manifest_bytes(entries, **meta))
 
     def read_manifest(self, digest: str) -> list[ManifestEntry]:
         """Read and verify a manifest blob."""
@@ -474,6 +579,40 @@ class BlobStore:
         files = sorted(p for p in root.rglob("*") if p.is_file())
         entries = self.put_files([(p, PurePosixPath(p.relative_to(root)).as_posix()) for p in files], workers=workers)
         return self.put_manifest(entries, **meta), sum(e.size for e in entries)
+
+    def known_entries(
+        self,
+        files: list[str | os.PathLike[str]],
+        rels: list[str],
+        stats: list[os.stat_result] | None = None,
+    ) -> list[ManifestEntry] | None:
+        """Manifest entries of files this local store has stored unchanged (same size, mtime and
+        inode, blob present), read from the stat cache without reading a byte; None when any
+        file is new, changed, or the store is not local."""
+        cache = self._stat_cache()
+        if cache is None or not files:
+            return None
+        paths = [os.fspath(p) for p in files]
+        if stats is None:
+            try:
+                stats = [os.stat(p) for p in paths]
+            except OSError:
+                return None
+        known = cache.get_many_str(list(zip(paths, stats, strict=True)))
+        if len(known) != len(paths):
+            return None
+        assert self._local is not None
+        objects = os.fspath(self._local / "objects")
+        exists = os.path.exists
+        out = []
+        for p, rel, st in zip(paths, rels, stats, strict=True):
+            if stat.S_ISDIR(st.st_mode):
+                return None
+            digest = known[p]
+            if not exists(f"{objects}/{digest[:2]}/{digest[2:]}"):
+                return None
+            out.append(ManifestEntry(rel, digest, st.st_size, stat.S_IMODE(st.st_mode)))
+        return out
 
     def put_files(
         self,
@@ -500,67 +639,132 @@ class BlobStore:
         cache = self._stat_cache()
         known = cache.get_many_str([(p, st) for (p, _), st in zip(items, stats, strict=True)]) if cache is not None else {}
         objects = os.fspath(self._local / "objects")
+        exists = os.path.exists
+        entries: list[ManifestEntry | None] = [None] * len(items)
+        learned: list[tuple[str, os.stat_result, str]] = []
+        small: list[int] = []
+        for i, (p, rel) in enumerate(items):
+            st = stats[i]
+            digest = known.get(p)
+            if digest is not None and exists(f"{objects}/{digest[:2]}/{digest[2:]}"):
+                entries[i] = ManifestEntry(rel, digest, st.st_size, stat.S_IMODE(st.st_mode))
+            elif st.st_size > _SMALL:  # large: kernel copy, hashed on all cores, one at a time
+                digest = self._copy_hashing(Path(p))
+                self._learn(learned, p, st, digest)
+                size = self.local_path(digest).stat().st_size  # what was copied
+                entries[i] = ManifestEntry(rel, digest, size, stat.S_IMODE(st.st_mode))
+            else:
+                small.append(i)
+        if small:
+            self._put_small(items, stats, small, entries, learned, workers)
+        if cache is not None and learned:
+            cache.put_str(learned)
+        return entries  # type: ignore[return-value]
+
+    @staticmethod
+    def _learn(learned: list[tuple[str, os.stat_result, str]], p: str, st: os.stat_result, digest: str) -> None:
+        """Remember ``p → digest`` unless the file changed while it was read (then its stat differs)."""
+        try:
+            now = os.stat(p)
+        except OSError:
+            return
+        if (now.st_size, now.st_mtime_ns, now.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            learned.append((p, st, digest))
+
+    def _put_small(
+        self,
+        items: list[tuple[str, str]],
+        stats: list[os.stat_result],
+        todo: list[int],
+        entries: list[ManifestEntry | None],
+        learned: list[tuple[str, os.stat_result, str]],
+        workers: int | None,
+    ) -> None:
+        """Small new files: read, hash and write each to a temp file (no per-file fsync); one
+        ``syncfs``; rename them all into ``objects/``; one more ``syncfs`` for the renames.
+        A crash before the renames leaves only temp files, never a partial blob."""
+        assert self._local is not None
+        objects = os.fspath(self._local / "objects")
         tmp_dir = os.fspath(self._local / "tmp")
         os.makedirs(tmp_dir, exist_ok=True)
+        prefix = f"{tmp_dir}/{uuid.uuid4().hex}-"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         pending: list[tuple[str, str]] = []
-        learned: list[tuple[str, os.stat_result, str]] = []
+        hasher = blake3.blake3
+        exists = os.path.exists
 
-        def one(i: int) -> ManifestEntry:
-            p, rel = items[i]
-            st = stats[i]
-            mode = stat.S_IMODE(st.st_mode)
-            digest = known.get(p)
-            if digest is not None and os.path.exists(f"{objects}/{digest[:2]}/{digest[2:]}"):
-                return ManifestEntry(path=rel, digest=digest, size=st.st_size, mode=mode)
-            if st.st_size > _SMALL:
-                digest = self._copy_hashing(Path(p))
-                learned.append((p, st, digest))
-                return ManifestEntry(path=rel, digest=digest, size=st.st_size, mode=mode)
-            try:
-                with open(p, "rb") as f:
-                    data = f.read()
-            except OSError as exc:
-                raise BlobError(f"Cannot read {p!r}: {exc.strerror}.") from exc
-            digest = blake3.blake3(data).hexdigest()
-            if not os.path.exists(f"{objects}/{digest[:2]}/{digest[2:]}"):
-                tmp = f"{tmp_dir}/{os.urandom(16).hex()}.part"
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                pending.append((tmp, digest))
-            learned.append((p, st, digest))
-            return ManifestEntry(path=rel, digest=digest, size=len(data), mode=mode)
+        def run(chunk: list[int]) -> tuple[list[tuple[str, str]], list[tuple[str, os.stat_result, str]]]:
+            made: list[tuple[str, str]] = []
+            seen: list[tuple[str, os.stat_result, str]] = []
+            for i in chunk:
+                p, rel = items[i]
+                st = stats[i]
+                try:
+                    with open(p, "rb", buffering=0) as f:
+                        data = f.read()
+                except OSError as exc:
+                    raise BlobError(f"Cannot read {p!r}: {exc.strerror}.") from exc
+                digest = hasher(data).hexdigest()
+                if not exists(f"{objects}/{digest[:2]}/{digest[2:]}"):
+                    tmp = f"{prefix}{i}.part"
+                    fd = os.open(tmp, flags, 0o444)  # born read-only: no chmod before publishing
+                    try:
+                        view = memoryview(data)
+                        while view:
+                            view = view[os.write(fd, view) :]
+                    finally:
+                        os.close(fd)
+                    made.append((tmp, digest))
+                seen.append((p, st, digest))
+                entries[i] = ManifestEntry(rel, digest, len(data), stat.S_IMODE(st.st_mode))
+            return made, seen
 
+        n_threads = workers or min(2, os.cpu_count() or 1)
         try:
-            if len(known) == len(items):  # all unchanged: no I/O worth threads
-                entries = [one(i) for i in range(len(items))]
+            if n_threads <= 1 or len(todo) < 256:
+                parts = [run(todo)]
             else:
-                # page-cache reads and small writes: a few threads overlap the syscalls; more only fight for the GIL
-                with ThreadPoolExecutor(max_workers=workers or min(4, (os.cpu_count() or 2) * 2)) as pool:
-                    entries = list(pool.map(one, range(len(items))))
+                # a few contiguous slices, one per thread (per-file futures cost more than the I/O they overlap)
+                size = -(-len(todo) // n_threads)
+                with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="yard-ingest") as pool:
+                    futures = [pool.submit(run, todo[k : k + size]) for k in range(0, len(todo), size)]
+                    parts = []
+                    error: BaseException | None = None
+                    for fut in futures:
+                        try:
+                            parts.append(fut.result())
+                        except BaseException as exc:  # keep collecting so every temp file is cleaned up
+                            error = error or exc
+                    if error is not None:
+                        raise error
+            for made, seen in parts:
+                pending.extend(made)
+                for p, st, digest in seen:
+                    if not (now := _stat_or_none(p)) or (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+                        continue  # changed while it was read: do not remember it
+                    learned.append((p, st, digest))
             if pending:
-                _sync_files([Path(t) for t, _ in pending])
-                made: set[str] = set()
+                _syncfs(tmp_dir, [t for t, _ in pending])
+                made_dirs: set[str] = set()
+                published: set[str] = set()
                 for tmp, digest in pending:
-                    sub = f"{objects}/{digest[:2]}"
-                    final = f"{sub}/{digest[2:]}"
-                    if os.path.exists(final):
+                    if digest in published:  # the same bytes twice in this batch
                         os.unlink(tmp)
                         continue
-                    if sub not in made:
+                    sub = f"{objects}/{digest[:2]}"
+                    if sub not in made_dirs:
                         os.makedirs(sub, exist_ok=True)
-                        made.add(sub)
-                    os.chmod(tmp, 0o444)
-                    os.replace(tmp, final)
-                for d in made:
-                    _fsync_dir(Path(d))
+                        made_dirs.add(sub)
+                    os.replace(tmp, f"{sub}/{digest[2:]}")
+                    published.add(digest)
+                if not _syncfs(objects, None):  # pragma: no cover - not Linux
+                    for d in made_dirs:
+                        _fsync_dir(Path(d))
         except BaseException:
-            for tmp, _ in pending:
+            for tmp in _glob_prefix(tmp_dir, prefix):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
             raise
-        if cache is not None and learned:
-            cache.put_str(learned)
-        return entries
 
     def get_tree(self, digest: str, dest: str | os.PathLike[str], *, link: bool = False) -> Path:
         """Materialize a manifest's files under ``dest`` (verified; hard links with ``link=True``)."""

@@ -85,6 +85,10 @@ _rollout.register(app)
 
 def main() -> None:
     """Entry point of the ``yard`` console script."""
+    from modelyard.data._quick import try_unchanged_add
+
+    if try_unchanged_add(sys.argv[1:]):  # an unchanged `yard data add`: no store session needed
+        return
     with handle_errors():
         app()
 

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from modelyard.cli._common import console, print_json
+from modelyard.data._record import human_size as _size
 
 __all__ = ["register"]
 
@@ -19,16 +20,6 @@ def _svc() -> Any:
     from modelyard.data import DataService
 
     return DataService()
-
-
-def _size(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
 
 
 def _when(ms: int | None) -> str:

@@ -37,11 +37,15 @@ _SUFFIXES = {
     ".ipc": "arrow",
 }
 TABULAR_FORMATS = frozenset(_SUFFIXES.values())
+_LAST = frozenset([*_SUFFIXES, ".gz", ".bz2", ".zst"])
 
 
 def detect_format(path: str | os.PathLike[str]) -> str | None:
     """``parquet``, ``csv``, ``arrow`` from the file name (``.csv.gz`` counts as csv), else None."""
-    name = os.path.basename(os.fspath(path)).lower()
+    raw = os.fspath(path)
+    if raw[raw.rfind(".") :].lower() not in _LAST:  # the common case of a plain file, cheaply
+        return None
+    name = os.path.basename(raw).lower()
     for comp in (".gz", ".bz2", ".zst"):
         if name.endswith(comp):
             name = name[: -len(comp)]

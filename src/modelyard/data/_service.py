@@ -8,8 +8,6 @@ import os
 import re
 import stat
 import tempfile
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from modelyard._workspace import Workspace, get_workspace
-from modelyard.blobs import ManifestEntry
+from modelyard.blobs import ManifestEntry, manifest_digest
 from modelyard.data._io import (
     TABULAR_FORMATS,
     TabularSource,
@@ -26,6 +24,7 @@ from modelyard.data._io import (
     read_table,
     unify_schemas,
 )
+from modelyard.data._record import DatasetVersion, _row_to_version, walk
 from modelyard.data._schema import dataset_versions, datasets, run_inputs
 from modelyard.errors import (
     BlobError,
@@ -58,66 +57,6 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
         )
     v = m.group("v") or m.group("n")
     return m.group("name"), int(v) if v else None
-
-
-@dataclass(frozen=True)
-class DatasetVersion:
-    """One immutable version of a dataset. ``created`` is False when ``add`` found it unchanged."""
-
-    id: int
-    name: str
-    version: int
-    manifest_digest: str
-    schema_digest: str | None
-    profile_digest: str | None
-    format: str
-    files: int
-    rows: int | None
-    bytes: int
-    created_at: int
-    run_id: str | None = None
-    source: str | None = None
-    description: str | None = None
-    created: bool = True
-
-    @property
-    def ref(self) -> str:
-        """``name@vN``."""
-        return f"{self.name}@v{self.version}"
-
-    @property
-    def is_tabular(self) -> bool:
-        return self.profile_digest is not None
-
-    def __str__(self) -> str:
-        return self.ref
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ref"] = self.ref
-        d["created"] = datetime.fromtimestamp(self.created_at / 1000, tz=UTC).isoformat(timespec="seconds")
-        d["new"] = self.created
-        return d
-
-
-def _row_to_version(r: Any, name: str, *, created: bool = True) -> DatasetVersion:
-    return DatasetVersion(
-        id=int(r.id),
-        name=name,
-        version=int(r.version),
-        manifest_digest=r.manifest_digest,
-        schema_digest=r.schema_digest,
-        profile_digest=r.profile_digest,
-        format=r.format,
-        files=int(r.files),
-        rows=int(r.rows) if r.rows is not None else None,
-        bytes=int(r.bytes),
-        created_at=int(r.created_at),
-        run_id=r.run_id,
-        source=r.source,
-        description=r.description,
-        created=created,
-    )
 
 
 def _schema_doc(schema: Any, fmt: str) -> dict[str, Any]:
@@ -186,7 +125,7 @@ class DataService:
             raise NotFoundError(f"Cannot add {str(path)!r}: no such file or folder.")
         stats: list[os.stat_result] | None = None
         if path.is_dir():
-            walked = _walk(path)
+            walked = walk(path)
             if not walked:
                 raise InvalidArgumentError(f"Cannot add {str(path)!r}: the folder has no files.")
             files = [a for a, _, _ in walked]
@@ -194,6 +133,12 @@ class DataService:
             stats = [st for _, _, st in walked]
         else:
             files, rels = [path], [path.name]
+        known = self.blobs.known_entries(files, rels, stats)
+        if known is not None:  # every file unchanged since it was stored: maybe nothing to do at all
+            latest = self._latest_row(name)
+            digest = manifest_digest(known, kind="dataset")
+            if latest is not None and latest.manifest_digest == digest and self.blobs.exists(digest):
+                return _row_to_version(latest, name, created=False)
         tabular = [(p, r, f) for p, r in zip(files, rels, strict=True) if (f := detect_format(r))]
         formats = sorted({f for _, _, f in tabular})
         schema = None
@@ -529,25 +474,6 @@ class DataService:
             "schema": schema,
             "columns": stats,
         }
-
-
-def _walk(root: Path) -> list[tuple[str, str, os.stat_result]]:
-    """``(path, posix path relative to root, stat)`` of every non-hidden file below ``root``, sorted."""
-    out: list[tuple[str, str, os.stat_result]] = []
-
-    def scan(folder: str, prefix: str) -> None:
-        with os.scandir(folder) as it:
-            for entry in it:
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=True):
-                    scan(entry.path, f"{prefix}{entry.name}/")
-                elif entry.is_file(follow_symlinks=True):
-                    out.append((entry.path, prefix + entry.name, entry.stat(follow_symlinks=True)))
-
-    scan(os.path.abspath(root), "")
-    out.sort(key=lambda t: t[1])
-    return out
 
 
 def _write_parquet(frame: Any, path: Path) -> None:
