@@ -337,7 +337,7 @@ def chapter_rollout(ctx: QuickstartContext) -> None:
                     t.start()
                 ctx.say(f"Serving {name}/{current.version} on {url} with 3 clients sending requests; "
                         f"canary of version {v2.version}:")
-                opts = dict(interval_s="1s", min_requests=120, max_error_rate="2%", max_p99_ms=1000,
+                opts = dict(interval_s="2s", min_requests=60, max_error_rate="2%", max_p99_ms=1000,
                             max_drift=0.5, tick_s=0.05)
                 r = svc.start(name, v2.version, target=app, steps=[50, 100], **opts)
                 r = Controller(ctx.uri, target=app, say=say).run(r.id, timeout=60)[0]
