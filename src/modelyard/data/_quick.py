@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,28 +22,11 @@ from typing import Any
 
 __all__ = ["migration_heads", "try_unchanged_add", "unchanged_version"]
 
-_REV_RE = re.compile(r"^revision\s*(?::\s*str\s*)?=\s*['\"]([^'\"]+)['\"]", re.M)
-_DOWN_RE = re.compile(r"^down_revision\s*(?::[^=]+)?=\s*(.+)$", re.M)
-
-
 def migration_heads() -> frozenset[str]:
-    """Heads of the metadata store's migration graph (same answer as ``modelyard.store.known_heads``,
-    read from the migration files without importing the store package, which loads SQLAlchemy)."""
-    import modelyard
+    """Heads of the metadata store's migration graph (``modelyard._heads``: no SQLAlchemy import)."""
+    from modelyard._heads import known_heads
 
-    versions = Path(modelyard.__file__).parent / "store" / "migrations" / "versions"
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in versions.glob("*.py"):
-        text = path.read_text()
-        rev = _REV_RE.search(text)
-        if not rev:
-            continue
-        revisions.add(rev.group(1))
-        down = _DOWN_RE.search(text)
-        if down:
-            parents.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
-    return frozenset(revisions - parents)
+    return known_heads()
 
 
 def _parse(argv: list[str]) -> dict[str, Any] | None:

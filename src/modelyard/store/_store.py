@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import os
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from modelyard._heads import known_heads
 from modelyard.config import StoreLocation, redact
 from modelyard.errors import ConfigError, SchemaVersionError, StoreError
 
@@ -25,27 +25,9 @@ __all__ = ["MetadataStore", "known_heads"]
 T = TypeVar("T")
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-_REV_RE = re.compile(r"^revision\s*(?::\s*str\s*)?=\s*['\"]([^'\"]+)['\"]", re.M)
-_DOWN_RE = re.compile(r"^down_revision\s*(?::[^=]+)?=\s*(.+)$", re.M)
 
 #: SQLite waits this long for a lock before reporting "database is locked" (ms).
 SQLITE_BUSY_TIMEOUT_MS = 60_000
-
-
-def known_heads() -> frozenset[str]:
-    """Heads of the migration graph, read from the migration files without importing Alembic."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (_MIGRATIONS / "versions").glob("*.py"):
-        text = path.read_text()
-        rev = _REV_RE.search(text)
-        if not rev:
-            continue
-        revisions.add(rev.group(1))
-        down = _DOWN_RE.search(text)
-        if down:
-            parents.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
-    return frozenset(revisions - parents)
 
 
 def _one_line(exc: BaseException | None) -> str:
