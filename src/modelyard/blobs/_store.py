@@ -62,7 +62,9 @@ def is_digest(value: str) -> bool:
 
 
 def hash_bytes(data: bytes | memoryview) -> str:
-    """blake3 hex digest of a bytes object."""
+    """blake3 hex digest of a bytes object (large ones are hashed on all cores)."""
+    if len(data) >= _MMAP_MIN:
+        return blake3.blake3(data, max_threads=blake3.blake3.AUTO).hexdigest()
     return blake3.blake3(data).hexdigest()
 
 
