@@ -10,6 +10,8 @@ from typing import Any, NoReturn
 
 import typer
 
+from modelyard._json import strict_json
+
 __all__ = ["console", "err_console", "fail", "handle_errors", "is_tty", "print_json"]
 
 
@@ -61,20 +63,6 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
-def _clean(o: Any) -> Any:
-    if isinstance(o, float):
-        if o != o:
-            return "NaN"
-        if o in (float("inf"), float("-inf")):
-            return "Infinity" if o > 0 else "-Infinity"
-        return o
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    return o
-
-
 def print_json(obj: Any) -> None:
     """Print strict JSON (NaN and inf as strings) to stdout."""
-    typer.echo(json.dumps(_clean(obj), indent=2, default=_default, allow_nan=False))
+    typer.echo(json.dumps(strict_json(obj), indent=2, default=_default, allow_nan=False))

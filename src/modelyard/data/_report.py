@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from modelyard._json import strict_json
 from modelyard.data._profile import Profile
 
 __all__ = ["CheckResult", "ValidationReport"]
@@ -41,22 +42,6 @@ class CheckResult:
             "failing_rows": self.failing_rows,
             "samples": self.samples,
         }
-
-
-def _clean(o: Any) -> Any:
-    if isinstance(o, float):
-        if o != o:
-            return "NaN"
-        if o in (float("inf"), float("-inf")):
-            return "Infinity" if o > 0 else "-Infinity"
-        return o
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
-    if o is None or isinstance(o, str | int | bool):
-        return o
-    return str(o)
 
 
 @dataclass
@@ -100,7 +85,7 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         from modelyard._version import __version__
 
-        return _clean(
+        return strict_json(
             {
                 "type": "modelyard.validation_report",
                 "modelyard_version": __version__,
@@ -112,7 +97,9 @@ class ValidationReport:
                 "checks": len(self.results),
                 "failed": len(self.failures),
                 "results": [r.to_dict() for r in self.results],
-            }
+            },
+            str_keys=True,
+            stringify=True,
         )
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from modelyard._json import json_float
 from modelyard.errors import ConflictError
 
 __all__ = ["ArtifactRecord", "MetricPoint", "RunList", "RunRecord", "RunStatus"]
@@ -90,19 +91,11 @@ class RunRecord:
         d["status"] = self.status.value
         d["start"] = _iso(self.start_time)
         d["end"] = _iso(self.end_time)
-        d["metrics"] = {k: _json_float(v) for k, v in self.metrics.items()}
+        d["metrics"] = {k: json_float(v) for k, v in self.metrics.items()}
         return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-
-def _json_float(v: float) -> float | str:
-    if v != v:
-        return "NaN"
-    if v in (float("inf"), float("-inf")):
-        return "Infinity" if v > 0 else "-Infinity"
-    return v
 
 
 class RunList(list[RunRecord]):
