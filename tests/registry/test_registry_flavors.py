@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import modelyard as yard
+from modelyard.errors import SerializationError
 
 
 def _round_trip(workspace, model, X, **kw):  # type: ignore[no-untyped-def]
@@ -109,13 +110,15 @@ class EchoModel:
         return df["monthly"].to_numpy() * self.factor
 
 
-def test_pyfunc_only_when_named_and_warns_on_load(workspace, churn_frame) -> None:
+def test_pyfunc_only_when_named_and_loads_only_with_allow_pickle(workspace, churn_frame) -> None:
     X, _ = churn_frame
     model = EchoModel(2.0)
     with yard.start_run(experiment="flavors", uri=workspace) as run:
         mv = run.log_model(model, name="custom", input_example=X[:5], flavor="pyfunc")
-    with pytest.warns(UserWarning, match="unpickles it, which runs code from the store"):
-        m = yard.load_model(f"custom/{mv.version}", uri=workspace)
+    with pytest.raises(SerializationError, match=r"Refusing to load model custom/1: it is a pyfunc model, and loading "
+                       r"it unpickles it, which runs code from the store\. .*pass allow_pickle=True to load_model"):
+        yard.load_model(f"custom/{mv.version}", uri=workspace)
+    m = yard.load_model(f"custom/{mv.version}", uri=workspace, allow_pickle=True)
     np.testing.assert_array_equal(m.predict(X), model.predict(X))
 
 
@@ -136,7 +139,9 @@ def test_torch(workspace, churn_frame, fmt) -> None:  # type: ignore[no-untyped-
     kw = {"torch_format": fmt}
     if fmt == "state_dict":
         kw["init_kwargs"] = {"n_in": 3, "n_out": 2}
-    mv, m = _round_trip(workspace, net, X, **kw)
+    with yard.start_run(experiment="flavors", uri=workspace) as run:
+        mv = run.log_model(net, name="m", input_example=X[:5], **kw)
+    m = yard.load_model(f"m/{mv.version}", uri=workspace, model_class=TinyNet if fmt == "state_dict" else None)
     assert mv.flavor == "torch"
     out = m.predict(X)
     # two outputs: a DataFrame with the signature's output columns
@@ -145,4 +150,5 @@ def test_torch(workspace, churn_frame, fmt) -> None:  # type: ignore[no-untyped-
     with warnings.catch_warnings():
         warnings.simplefilter("error", yard.registry.RequirementsMismatchWarning)
         warnings.simplefilter("error", DeprecationWarning)
-        yard.load_model(f"m/{mv.version}", uri=workspace)  # no requirement warning in the same environment
+        # no requirement warning in the same environment
+        yard.load_model(f"m/{mv.version}", uri=workspace, model_class=TinyNet if fmt == "state_dict" else None)

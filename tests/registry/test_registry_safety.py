@@ -75,10 +75,13 @@ def test_untrusted_skops_types_are_refused(workspace, tmp_path) -> None:
     from sklearn.preprocessing import FunctionTransformer
 
     evil = FunctionTransformer(func=os.system)
-    with pytest.raises(SerializationError, match=r"types outside scikit-learn/NumPy/SciPy .*'posix.system'"):
+    with pytest.raises(SerializationError, match=r"types and functions that modelyard does not trust by default: \['posix.system'\]\. "
+                       r"Inspect them .* pass trusted_types=\['posix.system'\] to log_model"):
         yard.registry.register_model(evil, "evil", uri=workspace)
     v = _inject(workspace, {"model.skops": sio.dumps(evil)})
-    with pytest.raises(SerializationError, match=r"Refusing to load model.skops: it would instantiate untrusted types \['posix.system'\]"):
+    with pytest.raises(SerializationError, match=r"Refusing to load model.skops: it would instantiate untrusted types \['posix.system'\]\. "
+                       r"Inspect them \(a function can run any code when the model predicts\); if you trust the model's "
+                       r"author, pass trusted_types=\['posix.system'\] to load_model\(\)\."):
         yard.load_model(f"evil/{v}", uri=workspace)
     # the caller can trust it explicitly
     m = yard.load_model(f"evil/{v}", uri=workspace, trusted_types=["posix.system"])

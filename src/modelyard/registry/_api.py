@@ -37,6 +37,7 @@ __all__ = [
     "load_model",
     "log_model",
     "register_model",
+    "register_torch_class",
     "restore",
     "rollback",
     "set_alias",
@@ -117,16 +118,31 @@ def register_model(model: Any, name: str, **kwargs: Any) -> ModelVersion:
     return mv
 
 
-def load_model(ref: str, uri: Uri = None, *, trusted_types: list[str] | None = None) -> LoadedModel:
+def load_model(
+    ref: str,
+    uri: Uri = None,
+    *,
+    trusted_types: list[str] | None = None,
+    allow_pickle: bool = False,
+    model_class: type | None = None,
+) -> LoadedModel:
     """Load a model: ``"name@alias"``, ``"name/3"``, ``"name@latest"``, ``"name"`` or ``"runs:/RUN_ID/model"``.
 
     Every blob is checked against its digest before anything is deserialized
-    (:class:`~modelyard.errors.IntegrityError` otherwise). Package versions that differ from those the
-    model was saved with produce a :class:`RequirementsMismatchWarning` naming them.
-    ``trusted_types`` extends the types a scikit-learn (skops) file may instantiate.
+    (:class:`~modelyard.errors.IntegrityError` otherwise), and nothing stored chooses code to run:
+
+    - ``trusted_types`` extends the types and functions a scikit-learn (skops) file may use beyond
+      the reviewed estimator/array table (inspect them first: a function can run any code);
+    - ``allow_pickle=True`` is required to load a ``pyfunc`` (cloudpickle) model, which runs code;
+    - ``model_class`` is the ``nn.Module`` class a PyTorch state-dict model is built with (or
+      register it with :func:`register_torch_class`); the class named in the file is never imported.
+
+    A package whose flavor differs from the one the registry recorded is refused. Package versions
+    that differ from those the model was saved with produce a :class:`RequirementsMismatchWarning`.
     """
     ws = get_workspace(uri)
     parsed = parse_ref(ref)
+    trust: dict[str, Any] = {"trusted_types": trusted_types, "allow_pickle": allow_pickle, "model_class": model_class}
     if parsed.run_id is not None:
         from modelyard.tracking._service import TrackingService
 
@@ -139,11 +155,22 @@ def load_model(ref: str, uri: Uri = None, *, trusted_types: list[str] | None = N
                 + " Log one with run.log_model(model)."
             )
         digest = match[0].digest
-        raw, fl, meta = load_package(ws, digest, trusted_types=trusted_types, label=str(parsed))
+        try:  # the flavor log_model wrote into the manifest; load_package reports a blob that is no manifest
+            recorded = ws.blobs.manifest_meta(digest).get("flavor")
+        except (ValueError, AttributeError):
+            recorded = None
+        raw, fl, meta = load_package(ws, digest, expected_flavor=recorded, label=str(parsed), **trust)
         return LoadedModel(raw, fl, meta, run_id=run.id, manifest_digest=digest)
     mv = RegistryService(ws).get_version(str(parsed))
-    raw, fl, meta = load_package(ws, mv.manifest_digest, trusted_types=trusted_types, label=mv.ref)
+    raw, fl, meta = load_package(ws, mv.manifest_digest, expected_flavor=mv.flavor, label=mv.ref, **trust)
     return LoadedModel(raw, fl, meta, name=mv.name, version=mv.version, run_id=mv.run_id, manifest_digest=mv.manifest_digest)
+
+
+def register_torch_class(cls: type) -> type:
+    """Register an ``nn.Module`` class so its state-dict models load without ``model_class=`` (a decorator too)."""
+    from modelyard.registry.flavors.torch import register_torch_class as register
+
+    return register(cls)
 
 
 def get_model_version(name: str, version: int | str | None = None, *, uri: Uri = None) -> ModelVersion:

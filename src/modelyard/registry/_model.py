@@ -126,10 +126,18 @@ def load_package(
     manifest_digest: str,
     *,
     trusted_types: list[str] | None = None,
+    allow_pickle: bool = False,
+    model_class: Any = None,
+    expected_flavor: str | None = None,
     warn: bool = True,
     label: str = "",
 ) -> tuple[Any, Flavor, dict[str, Any]]:
-    """Read a model package: every blob is verified against its digest before deserializing."""
+    """Read a model package: every blob is verified against its digest before deserializing.
+
+    Nothing the package says chooses code to run: the flavor must be ``expected_flavor`` (what the
+    registry recorded) when given, a flavor that unpickles (``pyfunc``) needs ``allow_pickle=True``,
+    and a PyTorch state dict is built with the caller's ``model_class``.
+    """
     entries = ws.blobs.read_manifest(manifest_digest)  # verified
     files: dict[str, bytes] = {}
     for e in entries:
@@ -149,8 +157,24 @@ def load_package(
     files.pop(EXAMPLE_FILE, None)
     if warn:
         _check_environment(meta, label)
-    fl = get_flavor(meta["flavor"])
-    raw = fl.load(files, meta.get("options", {}), trusted_types=trusted_types)
+    who = f"Model {label}" if label else f"Model {manifest_digest[:12]}…"
+    flavor = meta.get("flavor")
+    if expected_flavor is not None and flavor != expected_flavor:
+        raise SerializationError(
+            f"{who} is recorded as flavor {expected_flavor!r} but its package says {flavor!r}; refusing to load "
+            "a package whose flavor does not match the record (it was tampered with or mis-registered)."
+        )
+    fl = get_flavor(str(flavor))
+    if fl.runs_code and not allow_pickle:
+        raise SerializationError(
+            f"Refusing to load m{who[1:]}: it is a {fl.name} model, and loading it unpickles it, which runs code from "
+            "the store. Only if you trust whoever can write to this store, pass allow_pickle=True to load_model "
+            "(yard serve --allow-pickle, or allow_pickle: true in the deployment spec)."
+        )
+    options = meta.get("options", {})
+    if not isinstance(options, dict):
+        raise SerializationError(f"{who}: the 'options' in {META_FILE} must be a mapping.")
+    raw = fl.load(files, options, trusted_types=trusted_types, allow_pickle=allow_pickle, model_class=model_class)
     return raw, fl, meta
 
 

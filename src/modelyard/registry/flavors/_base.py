@@ -22,6 +22,8 @@ class Flavor:
     name: str = ""
     #: Distribution names whose versions are recorded as the model's requirements.
     packages: tuple[str, ...] = ()
+    #: Loading runs code from the file (unpickling): only with the caller's ``allow_pickle=True``.
+    runs_code: bool = False
 
     def detects(self, model: Any) -> bool:
         return False

@@ -1,11 +1,11 @@
 """Python-function flavor: any object with ``predict``, saved with cloudpickle.
 
-Only used when asked for by name (``flavor="pyfunc"``): unpickling runs code, so loading warns.
+Only used when asked for by name (``flavor="pyfunc"``): unpickling runs code, so loading needs the
+caller's ``allow_pickle=True`` (checked by ``load_package`` and again here).
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from modelyard.errors import SerializationError
@@ -19,6 +19,7 @@ FILE = "python_model.cloudpickle"
 class PyfuncFlavor(Flavor):
     name = "pyfunc"
     packages = ("cloudpickle",)
+    runs_code = True
 
     def save(self, model: Any, *, example: Any = None, **_: Any):  # type: ignore[no-untyped-def]
         import cloudpickle
@@ -29,13 +30,12 @@ class PyfuncFlavor(Flavor):
             )
         return {FILE: cloudpickle.dumps(model)}, {"class": f"{type(model).__module__}.{type(model).__qualname__}"}
 
-    def load(self, files: dict[str, bytes], options: dict[str, Any], **_: Any) -> Any:
+    def load(self, files: dict[str, bytes], options: dict[str, Any], *, allow_pickle: bool = False, **_: Any) -> Any:
+        if not allow_pickle:
+            raise SerializationError(
+                "Refusing to unpickle a pyfunc model: it runs code from the store. Pass allow_pickle=True only if "
+                "you trust whoever can write to this store."
+            )
         import cloudpickle
 
-        warnings.warn(
-            f"Loading a pyfunc model ({options.get('class')}) unpickles it, which runs code from the store. "
-            "Load pyfunc models only from stores you trust.",
-            UserWarning,
-            stacklevel=4,
-        )
         return cloudpickle.loads(files[FILE])

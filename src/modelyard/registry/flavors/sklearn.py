@@ -1,8 +1,10 @@
 """scikit-learn flavor: the skops format, loaded with an explicit list of trusted types.
 
-Never pickle. At load, skops lists every type the file would instantiate; types outside
-scikit-learn, NumPy and SciPy (and those the caller passes as ``trusted_types``) are refused
-before anything is built.
+Never pickle. At load, skops lists every type and function the file would instantiate or
+reference. Trusted are what skops trusts by default, the reviewed classes of
+:data:`~modelyard.registry.flavors._sklearn_types.TRUSTED_TYPES` (estimators, their fitted state,
+arrays and dtypes) and what the caller passes as ``trusted_types``; anything else (any function, any
+other class, even one under ``sklearn.`` or ``numpy.``) is refused before anything is built.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from typing import Any
 
 from modelyard.errors import SerializationError
 from modelyard.registry.flavors._base import Flavor
+from modelyard.registry.flavors._sklearn_types import TRUSTED_TYPES
 
-__all__ = ["TRUSTED_PREFIXES", "SklearnFlavor"]
+__all__ = ["TRUSTED_TYPES", "SklearnFlavor"]
 
-#: Type-name prefixes trusted without asking: scikit-learn, NumPy and SciPy classes.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
 FILE = "model.skops"
 
 
@@ -54,7 +55,15 @@ def _skops_io() -> Any:
 
 
 def _untrusted(types: list[str], extra: list[str] | tuple[str, ...] = ()) -> list[str]:
-    return [t for t in types if not t.startswith(TRUSTED_PREFIXES) and t not in set(extra)]
+    allowed = set(extra)
+    return sorted(t for t in types if t not in TRUSTED_TYPES and t not in allowed)
+
+
+def _how_to_trust(bad: list[str], call: str) -> str:
+    return (
+        f"Inspect them (a function can run any code when the model predicts); if you trust the model's author, "
+        f"pass trusted_types={bad!r} to {call}."
+    )
 
 
 class SklearnFlavor(Flavor):
@@ -80,9 +89,9 @@ class SklearnFlavor(Flavor):
         bad = _untrusted(sio.get_untrusted_types(data=data), trusted_types or [])
         if bad:
             raise SerializationError(
-                f"The model contains types outside scikit-learn/NumPy/SciPy that loading would have to trust: "
-                f"{bad}. Pass trusted_types={bad!r} to log_model (loaders pass the same to load_model), or "
-                "use flavor='pyfunc'."
+                f"The model contains types and functions that modelyard does not trust by default: {bad}. "
+                + _how_to_trust(bad, "log_model (and the same to load_model)")
+                + " Or use flavor='pyfunc'."
             )
         return {FILE: data}, {"format": "skops", "trusted_types": list(trusted_types or [])}
 
@@ -100,10 +109,10 @@ class SklearnFlavor(Flavor):
                 f"{FILE} is not a valid skops file ({type(exc).__name__}: {exc}). modelyard never unpickles "
                 "scikit-learn models; re-log the model with run.log_model()."
             ) from exc
-        # Grant only the types the file names that pass the allow-list; skops itself refuses anything else,
-        # so a type this quick scan misses is refused rather than trusted.
+        # Grant only the names the file holds that are in the reviewed table (or trusted by the caller);
+        # skops itself refuses anything else, so a name this quick scan misses is refused, never trusted.
         extra = set(trusted_types or [])
-        grant = sorted(t for t in found if t.startswith(TRUSTED_PREFIXES) or t in extra)
+        grant = sorted(t for t in found if t in TRUSTED_TYPES or t in extra)
         try:
             return sio.loads(data, trusted=grant)
         except UntrustedTypesFoundException:
@@ -114,10 +123,10 @@ class SklearnFlavor(Flavor):
         bad = _untrusted(found_exact, trusted_types or [])
         if bad:
             raise SerializationError(
-                f"Refusing to load {FILE}: it would instantiate untrusted types {bad}. If you trust the "
-                f"model's author, pass trusted_types={bad!r} to load_model()."
+                f"Refusing to load {FILE}: it would instantiate untrusted types {bad}. "
+                + _how_to_trust(bad, "load_model()")
             )
-        try:
+        try:  # every name skops reports is in the table or trusted by the caller
             return sio.loads(data, trusted=found_exact)
         except Exception as exc:
             raise SerializationError(f"skops failed to load {FILE}: {exc}") from exc

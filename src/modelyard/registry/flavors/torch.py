@@ -1,14 +1,15 @@
 """PyTorch flavor: TorchScript (default), or a state dict in safetensors plus the module's class.
 
 A plain ``nn.Module`` is scripted (``torch.jit.script``) or, failing that, traced with the input
-example. ``torch_format="state_dict"`` stores the weights as safetensors and the class path; loading
-then imports that class (it must be importable) and builds it with ``init_kwargs``.
+example. ``torch_format="state_dict"`` stores the weights as safetensors and, for information, the
+class path. Loading never imports or calls a class named by the stored file: the caller passes the
+class (``load_model(..., model_class=TinyNet)``) or registers it in code
+(:func:`register_torch_class`), and it is built with the stored ``init_kwargs`` (JSON values only).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import warnings
 from collections.abc import Iterator
@@ -19,10 +20,29 @@ import numpy as np
 from modelyard.errors import SerializationError
 from modelyard.registry.flavors._base import Flavor
 
-__all__ = ["TorchFlavor"]
+__all__ = ["TorchFlavor", "register_torch_class"]
 
 SCRIPT = "model.torchscript.pt"
 WEIGHTS = "model.safetensors"
+
+#: "module:qualname" → class, registered in code by :func:`register_torch_class`.
+_CLASSES: dict[str, type] = {}
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def register_torch_class(cls: type) -> type:
+    """Let state-dict models saved from ``cls`` load without passing ``model_class=`` (usable as a decorator).
+
+    Registration is code you run; a stored model only names the class it was saved from, and a
+    name that was not registered is refused.
+    """
+    if not isinstance(cls, type):
+        raise SerializationError(f"register_torch_class takes a class; got {type(cls).__name__}.")
+    _CLASSES[_class_path(cls)] = cls
+    return cls
 
 
 class TorchFlavor(Flavor):
@@ -51,7 +71,7 @@ class TorchFlavor(Flavor):
             state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
             return {WEIGHTS: st_save(state)}, {
                 "format": "state_dict",
-                "class": f"{cls.__module__}:{cls.__qualname__}",
+                "class": _class_path(cls),
                 "init_kwargs": dict(init_kwargs or {}),
             }
         if torch_format != "torchscript":
@@ -79,27 +99,39 @@ class TorchFlavor(Flavor):
             torch.jit.save(scripted, buf)
         return {SCRIPT: buf.getvalue()}, {"format": "torchscript"}
 
-    def load(self, files: dict[str, bytes], options: dict[str, Any], **_: Any) -> Any:
+    def load(self, files: dict[str, bytes], options: dict[str, Any], *, model_class: Any = None, **_: Any) -> Any:
         import torch
 
         if options.get("format") == "state_dict":
             from safetensors.torch import load as st_load
 
-            module, _, qual = str(options["class"]).partition(":")
-            try:
-                obj: Any = importlib.import_module(module)
-                for part in qual.split("."):
-                    obj = getattr(obj, part)
-            except (ImportError, AttributeError) as exc:
+            stored = str(options.get("class", "?"))
+            cls = model_class if model_class is not None else _CLASSES.get(stored)
+            if cls is None:
                 raise SerializationError(
-                    f"The model's class {options['class']} cannot be imported here ({exc}); install the code that "
-                    "defines it."
-                ) from exc
-            model = obj(**options.get("init_kwargs", {}))
+                    f"This PyTorch model is a state dict saved from class {stored}; modelyard never imports or calls "
+                    "a class named by a stored file. Pass the class to load_model(..., model_class=YourNet), or "
+                    "register it in code with modelyard.registry.register_torch_class(YourNet)."
+                )
+            if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+                raise SerializationError(
+                    f"The 'model_class' parameter of load_model must be a torch.nn.Module subclass. Got {cls!r} instead."
+                )
+            init_kwargs = options.get("init_kwargs", {})
+            if not isinstance(init_kwargs, dict) or not all(isinstance(k, str) for k in init_kwargs):
+                raise SerializationError("The stored init_kwargs of this PyTorch model are not a mapping of names to values.")
+            model = cls(**init_kwargs)
+            if WEIGHTS not in files:
+                raise SerializationError(f"The model folder has no {WEIGHTS}; it is not a PyTorch state dict.")
             model.load_state_dict(st_load(files[WEIGHTS]))
         else:
-            with _quiet_jit():
-                model = torch.jit.load(io.BytesIO(files[SCRIPT]), map_location="cpu")
+            if SCRIPT not in files:
+                raise SerializationError(f"The model folder has no {SCRIPT}; it is not a TorchScript model.")
+            try:  # a TorchScript archive: torch's own restricted unpickler and interpreter, no Python code
+                with _quiet_jit():
+                    model = torch.jit.load(io.BytesIO(files[SCRIPT]), map_location="cpu")
+            except Exception as exc:
+                raise SerializationError(f"torch.jit.load cannot load {SCRIPT}: {str(exc).splitlines()[0]}") from exc
         model.eval()
         return model
 
