@@ -23,6 +23,7 @@ def serve(
     max_latency_ms: float = typer.Option(None, "--max-latency-ms", help="Longest a request waits for a batch to fill."),
     no_batching: bool = typer.Option(False, "--no-batching", help="Predict each request on its own."),
     sample_rate: float = typer.Option(None, "--sample-rate", help="Share of requests written to the prediction log."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pyfunc (pickled) models: runs code from the store."),
 ) -> None:
     """Serve a model over HTTP: our JSON API, MLflow /invocations, V2 inference protocol, /metrics.
 
@@ -39,12 +40,14 @@ def serve(
         fail("Give a model reference (yard serve churn-clf@production) or --spec serve.yaml, not both.")
     if spec is not None and (fallback or timeout_ms or max_batch_size or max_latency_ms or no_batching or sample_rate):
         fail("--spec already declares fallback, timeout, batching and sampling; edit the spec file instead.")
+    if spec is not None and allow_pickle:
+        fail("--spec declares allow_pickle; set 'allow_pickle: true' in the spec file instead of --allow-pickle.")
     n = resolve_workers(workers)
     spec_obj = None
     if ref is not None:
         spec_obj = spec_from_flags(
             ref, fallback=fallback, timeout_ms=timeout_ms, max_batch_size=max_batch_size,
-            max_latency_ms=max_latency_ms, sample_rate=sample_rate, batching=not no_batching,
+            max_latency_ms=max_latency_ms, sample_rate=sample_rate, batching=not no_batching, allow_pickle=allow_pickle,
         )
 
     def ready(server, n_workers):  # type: ignore[no-untyped-def]

@@ -57,6 +57,8 @@ class PipelineResult:
     steps: dict[str, StepOutcome]
     outputs_spec: Any = None
     uri: Any = None
+    #: node → (serializer, allow_pickle) its step declares: how its output may be loaded
+    output_specs: dict[str, tuple[str | None, bool]] = field(default_factory=dict)
 
     @property
     def cached(self) -> list[str]:

@@ -44,6 +44,11 @@ def _inputs(node: Node, digests: Mapping[str, str]) -> dict[str, str]:
     return {u: digests[u] for u in node.upstream}
 
 
+def _output_spec(node: Node) -> tuple[str | None, bool]:
+    """How the output of ``node`` may be loaded: the serializer and allow_pickle its step declares."""
+    return node.spec.serializer, node.spec.allow_pickle
+
+
 class _Decider:
     """Computes keys and decides hit or miss for nodes whose inputs are known."""
 
@@ -185,7 +190,8 @@ def run_pipeline(
         uri=ws,
     )
     steps = {nid: StepOutcome(node=nid, step=n.step, state=StepState.PENDING, upstream=list(n.upstream)) for nid, n in graph.nodes.items()}
-    result = PipelineResult(run_id=run.id, pipeline=graph.pipeline, status="running", steps=steps, outputs_spec=graph.outputs, uri=ws)
+    result = PipelineResult(run_id=run.id, pipeline=graph.pipeline, status="running", steps=steps, outputs_spec=graph.outputs, uri=ws,
+                            output_specs={nid: _output_spec(n) for nid, n in graph.nodes.items()})
     try:
         run.log_dict(graph.to_dict(), "pipeline/dag.json")
         exp_id = run._service.get_or_create_experiment(graph.experiment)
@@ -293,6 +299,7 @@ def _schedule(graph: Graph, ws: Workspace, ex: Any, rec: Any, view: Any, decider
                     retries=node.spec.retries,
                     datasets={d.ref: decider.datasets[d.ref] for d in iter_datasets(node.arguments)},
                     ws_uri=ws.location.uri,
+                    input_specs={u: _output_spec(graph.nodes[u]) for u in node.upstream},
                 )
                 fut = ex.submit(task, {u: handles.get(u) for u in node.upstream}, dict(node.spec.resources))
                 running[fut] = (nid, need)
@@ -348,7 +355,8 @@ def load_step_output(result: PipelineResult, node: str) -> Any:
         raise NotFoundError(f"Pipeline run {result.run_id[:12]} has no step {node!r}.{did_you_mean(node, result.steps)}")
     if not out.output_digest:
         raise NotFoundError(f"Step {node!r} of run {result.run_id[:12]} has no output ({out.state.value}).")
-    return load_output(get_workspace(result.uri).blobs, out.output_digest)
+    ser, pickle_ok = result.output_specs.get(out.node, (None, False))
+    return load_output(get_workspace(result.uri).blobs, out.output_digest, serializer=ser, allow_pickle=pickle_ok, step=out.step)
 
 
 def show_pipeline_run(run_id: str, *, uri: str | Workspace | None = None) -> dict[str, Any]:

@@ -4,8 +4,11 @@ An output is stored as a manifest blob listing its file(s), with ``meta`` naming
 serializer, the Python type and the modelyard version; the manifest's digest is the output
 digest that downstream cache keys use. Serializers are tried in table order; the first whose
 ``accepts`` is true wins unless the step forces one with ``@yard.step(serializer=...)``.
-``cloudpickle`` is never chosen on its own: a step must allow it (``allow_pickle=True`` or
-``serializer="cloudpickle"``).
+``cloudpickle`` is never chosen on its own: a step must allow it (``allow_pickle=True``).
+
+Loading trusts the step, not the stored bytes: :func:`load_output` uses the serializer the step
+declares (or, for ``auto``, one of the safe ones) and refuses an output whose stored metadata names
+another; a pickle is loaded only for a step with ``allow_pickle=True``.
 
 Models are stored with the registry's flavors (``modelyard.registry.FLAVORS``): skops for
 scikit-learn (made byte-deterministic, so equal models get equal digests), XGBoost and
@@ -170,8 +173,13 @@ class FlavorSerializer(Serializer):
 
     def load_files(self, files: dict[str, bytes], meta: dict[str, Any]) -> Any:
         from modelyard.registry._model import _versions
-        from modelyard.registry.flavors import get_flavor
+        from modelyard.registry.flavors import DETECTION_ORDER, get_flavor
 
+        if meta.get("flavor") not in DETECTION_ORDER:  # what save_files can write; never pyfunc (a pickle)
+            raise SerializationError(
+                f"This model output names flavor {meta.get('flavor')!r}; step outputs are loaded only with "
+                f"{list(DETECTION_ORDER)}."
+            )
         flavor = get_flavor(meta["flavor"])
         now = _versions(flavor.packages)
         changed = {k: (v, now.get(k)) for k, v in (meta.get("packages") or {}).items() if now.get(k) != v}
@@ -181,7 +189,10 @@ class FlavorSerializer(Serializer):
                 + ", ".join(f"{k} {a} (now {b})" for k, (a, b) in changed.items()),
                 stacklevel=3,
             )
-        return flavor.load(files, meta.get("options") or {})
+        options = meta.get("options") or {}
+        if not isinstance(options, dict):
+            raise SerializationError("This model output's stored options are not a mapping.")
+        return flavor.load(files, options)
 
 
 def _canonical_skops(data: bytes) -> bytes:
@@ -430,17 +441,40 @@ def output_exists(blobs: BlobStore, digest: str) -> bool:
         return False
 
 
-def load_output(blobs: BlobStore, digest: str) -> Any:
-    """Load a step output from its manifest digest (every blob is verified first)."""
-    doc = json.loads(blobs.read_bytes(digest))
-    meta = dict(doc.get("meta") or {})
-    entries = doc.get("entries") or []
+def load_output(
+    blobs: BlobStore, digest: str, *, serializer: str | None = None, allow_pickle: bool = False, step: str | None = None
+) -> Any:
+    """Load a step output from its manifest digest (every blob is verified first).
+
+    ``serializer`` and ``allow_pickle`` are what the step that wrote it declares (its code, not the
+    stored metadata): the stored serializer name must be the declared one (``None``: any safe one,
+    or cloudpickle when ``allow_pickle``), else nothing is loaded.
+    """
+    try:
+        doc = json.loads(blobs.read_bytes(digest))
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    meta = dict(doc.get("meta") or {}) if isinstance(doc, dict) else {}
+    entries = doc.get("entries") or [] if isinstance(doc, dict) else []
     if meta.get("kind") != "pipeline-output" or not entries:
         raise SerializationError(f"Blob {digest[:12]}… is not a pipeline step output.")
     written = doc.get("modelyard_version", __version__)
     if written != __version__:
         warnings.warn(f"Output {digest[:12]}… was written by modelyard {written}; loading it with {__version__}.", stacklevel=2)
-    ser = get_serializer(meta["serializer"])
+    stored = meta.get("serializer")
+    allowed = [serializer] if serializer is not None else _safe_names() + (["cloudpickle"] if allow_pickle else [])
+    who = f"step {step or meta.get('step')!r}"
+    if stored in UNSAFE and not allow_pickle:
+        raise SerializationError(
+            f"Refusing to load the cached output {digest[:12]}… of {who}: it is stored as a {stored} pickle, which "
+            "runs code when loaded, and the step does not declare allow_pickle=True."
+        )
+    if stored not in allowed:
+        raise SerializationError(
+            f"Refusing to load the cached output {digest[:12]}… of {who}: it names serializer {stored!r}, but the "
+            f"step declares {serializer or 'auto'!r} (accepted: {', '.join(allowed)})."
+        )
+    ser = get_serializer(str(stored))
     if hasattr(ser, "load_files"):
         return ser.load_files({e["path"]: blobs.read_bytes(e["digest"]) for e in entries}, meta)
     entry = entries[0]

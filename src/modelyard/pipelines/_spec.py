@@ -74,6 +74,11 @@ def _check_step_options(
         raise invalid_param("env", caller, "a list of package names, e.g. ['scikit-learn', 'pandas']", env)
     if not isinstance(allow_pickle, bool):
         raise invalid_param("allow_pickle", caller, "True or False", allow_pickle)
+    if serializer == "cloudpickle" and not allow_pickle:
+        raise InvalidArgumentError(
+            f"{caller} declares serializer='cloudpickle', whose outputs run code when they are loaded; "
+            "pass allow_pickle=True as well to say so."
+        )
 
 
 @overload

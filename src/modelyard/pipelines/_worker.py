@@ -43,6 +43,8 @@ class StepTask:
     retries: int
     datasets: dict[str, Any] = field(default_factory=dict)
     ws_uri: str | None = None
+    #: upstream node → (serializer, allow_pickle) its step declares: how its output may be loaded
+    input_specs: dict[str, tuple[str | None, bool]] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,7 +109,10 @@ def execute(task: StepTask, values: Mapping[str, Any] | None = None, *, keep_val
             if ref.node_id in values:
                 return values[ref.node_id]
             if ref.node_id not in loaded:
-                loaded[ref.node_id] = load_output(blobs, task.input_digests[ref.node_id])
+                ser, pickle_ok = task.input_specs.get(ref.node_id, (None, False))
+                loaded[ref.node_id] = load_output(
+                    blobs, task.input_digests[ref.node_id], serializer=ser, allow_pickle=pickle_ok
+                )
             return loaded[ref.node_id]
 
         def load_dataset(d: Any) -> Any:

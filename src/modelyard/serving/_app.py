@@ -14,6 +14,7 @@ serving and the reason on ``/health/ready``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import itertools
@@ -55,13 +56,13 @@ class SwapError(ModelyardError):
     """Raised when a new spec cannot be loaded; the server keeps serving the old one."""
 
 
-def _default_loader(uri: str | None) -> Callable[[str], Any]:
-    def load(ref: str) -> Any:
+def _default_loader(uri: str | None) -> Callable[..., Any]:
+    def load(ref: str, *, allow_pickle: bool = False) -> Any:
         from modelyard._workspace import get_workspace
         from modelyard.registry import load_model
         from modelyard.registry._model import read_input_example
 
-        model = load_model(ref, uri)
+        model = load_model(ref, uri, allow_pickle=allow_pickle)
         try:
             model.input_example = read_input_example(get_workspace(uri), model.manifest_digest)
         except Exception:  # warm-up then builds rows from the signature
@@ -92,6 +93,7 @@ class ModelServer:
                 and "\n" not in os.fspath(spec):
             self.spec_path = Path(os.fspath(spec)).resolve()
         self._loader = loader or _default_loader(uri)
+        self._default_loader = loader is None  # takes the spec's allow_pickle
         self._admin_token = admin_token if admin_token is not None else os.environ.get(_ADMIN_ENV) or None
         self.persist_swaps = persist_swaps
         self.metrics = ServingMetrics()
@@ -175,7 +177,10 @@ class ModelServer:
         with self._swap_lock:
             try:
                 new_spec = load_spec(spec)
-                new = load_deployment(new_spec, self._loader, self.metrics)
+                loader = self._loader
+                if new_spec.allow_pickle and self._default_loader:
+                    loader = functools.partial(loader, allow_pickle=True)
+                new = load_deployment(new_spec, loader, self.metrics)
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ModelyardError) else str(exc)
                 self.last_swap = {"ok": False, "error": reason, "at_ms": int(time.time() * 1000)}

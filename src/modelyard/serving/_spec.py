@@ -177,6 +177,8 @@ class DeploymentSpec(_Strict):
     breaker: BreakerSpec = Field(default_factory=BreakerSpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     prediction_log: PredictionLogSpec = Field(default_factory=PredictionLogSpec)
+    #: Load pyfunc (cloudpickle) models, which runs code from the store: only for a trusted store.
+    allow_pickle: bool = False
 
     @field_validator("models", mode="before")
     @classmethod
@@ -268,9 +270,10 @@ def spec_from_flags(
     max_latency_ms: float | None = None,
     sample_rate: float | None = None,
     batching: bool = True,
+    allow_pickle: bool = False,
 ) -> DeploymentSpec:
     """The spec ``yard serve REF [--fallback ...]`` describes."""
-    data: dict[str, Any] = {"models": {"primary": ref}}
+    data: dict[str, Any] = {"models": {"primary": ref}, "allow_pickle": allow_pickle}
     if fallback is not None:
         data["fallback"] = _fallback_flag(fallback)
     if timeout_ms is not None:

@@ -351,7 +351,7 @@ ARRAY_TYPES: frozenset[str] = frozenset({
     "numpy.dtypes.UInt8DType",
     "numpy.dtypes.ULongLongDType",
     "numpy.dtypes.VoidDType",
-    "numpy.ma.core.MaskedArray",
+    "numpy.ma.MaskedArray",
     "numpy.ndarray",
     "scipy.interpolate._bsplines.BSpline",
     "scipy.sparse._bsr.bsr_array",

@@ -83,7 +83,7 @@ def _arrays() -> list[str]:
     import scipy.interpolate
     import scipy.sparse
 
-    out = {"numpy.ndarray", "numpy.dtype", "numpy.ma.core.MaskedArray", _name(scipy.interpolate.BSpline)}
+    out = {_name(np.ndarray), _name(np.dtype), _name(np.ma.MaskedArray), _name(scipy.interpolate.BSpline)}
     out.update(_name(getattr(np.dtypes, n)) for n in dir(np.dtypes) if isinstance(getattr(np.dtypes, n), type))
     for n in scipy.sparse.__all__:
         cls = getattr(scipy.sparse, n)

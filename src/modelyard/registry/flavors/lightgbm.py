@@ -36,7 +36,10 @@ class LightGBMFlavor(Flavor):
     def load(self, files: dict[str, bytes], options: dict[str, Any], **_: Any) -> Any:
         import lightgbm
 
-        return lightgbm.Booster(model_str=files[FILE].decode())
+        try:  # the booster's text format: parsed, never executed
+            return lightgbm.Booster(model_str=files[FILE].decode())
+        except Exception as exc:
+            raise SerializationError(f"LightGBM cannot load {FILE}: {type(exc).__name__}: {exc}") from exc
 
     def predict(self, raw: Any, df: Any, options: dict[str, Any]) -> Any:
         out = raw.predict(df)

@@ -39,8 +39,11 @@ class XGBoostFlavor(Flavor):
         cls = options.get("class", "Booster")
         if cls not in _CLASSES:
             raise SerializationError(f"Unknown xgboost class {cls!r} in the model options.")
-        model = getattr(xgboost, cls)()
-        model.load_model(bytearray(files[FILE]))
+        model = getattr(xgboost, cls)()  # one of the fixed _CLASSES, never an arbitrary stored name
+        try:  # the JSON/UBJSON model format: parsed, never executed
+            model.load_model(bytearray(files[FILE]))
+        except Exception as exc:
+            raise SerializationError(f"XGBoost cannot load {FILE}: {str(exc).splitlines()[0][:300]}") from exc
         return model
 
     def predict(self, raw: Any, df: Any, options: dict[str, Any]) -> Any:
