@@ -177,6 +177,19 @@ def chapter_registry(ctx: QuickstartContext) -> None:
         model.predict([{"tenure": "long", "plan": "pro"}])
     except SignatureError as exc:
         ctx.say(f"  a bad input is refused with every problem at once: {'; '.join(exc.problems)}")
+    # A model file that runs code when loaded (here a pickle, as an untrusted upload could be) is refused.
+    from types import SimpleNamespace
+
+    from modelyard._workspace import get_workspace
+    from modelyard.errors import SerializationError
+    from modelyard.registry._model import load_package, pack_model
+
+    ws = get_workspace(ctx.uri)
+    upload = pack_model(ws, SimpleNamespace(predict=lambda df: df), flavor="pyfunc")  # stored, not registered
+    try:
+        load_package(ws, upload.manifest_digest, label="untrusted-upload")
+    except SerializationError as exc:
+        ctx.say(f"  an untrusted model is refused before any of it runs: {str(exc).split(' Only if')[0]}")
     ctx.say("  look:  yard models show quickstart-churn    yard models card quickstart-churn production --html card.html")
 
 

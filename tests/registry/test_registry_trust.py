@@ -321,11 +321,23 @@ def _crafted(flavor: str, marker: Path) -> tuple[dict[str, bytes], dict, str]:
         return {"model.lgb.txt": boom}, {}, r"LightGBM cannot load model\.lgb\.txt"
     if flavor == "onnx":
         return {"model.onnx": boom}, {}, r"onnxruntime cannot load model\.onnx"
+    if flavor == "onnx-external-data":  # an initializer read from a file of this machine
+        from onnx import TensorProto, helper
+
+        secret = marker.with_name("secret.bin")
+        secret.write_bytes(np.arange(4, dtype=np.float32).tobytes())
+        w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4], data_location=TensorProto.EXTERNAL)
+        for k, v in {"location": str(secret), "offset": "0", "length": "16"}.items():
+            w.external_data.add(key=k, value=v)
+        io_ = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in ("x", "y")]
+        graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g", [io_[0]], [io_[1]], [w])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        return {"model.onnx": model.SerializeToString()}, {}, r"onnxruntime cannot load model\.onnx: .*External data path"
     raise AssertionError(flavor)
 
 
 @pytest.mark.parametrize("case", ["sklearn", "pyfunc", "torch-state-dict", "torchscript", "xgboost", "xgboost-class",
-                                  "lightgbm", "onnx"])
+                                  "lightgbm", "onnx", "onnx-external-data"])
 def test_every_flavor_refuses_a_file_crafted_to_run_code(workspace, tmp_path, case) -> None:
     marker = tmp_path / "marker"
     files, options, message = _crafted(case, marker)
