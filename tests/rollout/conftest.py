@@ -99,7 +99,7 @@ def _quiet() -> Any:
 
 BASE = {"models": {"primary": {"ref": "m/1", "warmup": 0}}, "fallback": {"constant": -1},
         "timeout_ms": 1000, "batching": {"max_latency_ms": 1}, "breaker": {"enabled": False},
-        "prediction_log": {"enabled": False}}
+        "prediction_log": {"enabled": False}, "allow_pickle": True}  # the models are pyfuncs (cloudpickle)
 
 
 class Load:

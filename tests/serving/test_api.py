@@ -213,7 +213,7 @@ def test_numeric_fast_path_matches_the_registry_predict(app, served_store) -> No
     shuffled = [{"z": r["z"], "x": r["x"], "y": r["y"], "extra": "ignored"} for r in rows]
     assert call(app, "POST", "/v1/models/clf/predict", json={"records": shuffled}).json()["predictions"] == got
     # a pyfunc model never takes the fast path; neither does a row the signature would reject
-    assert numeric_fast_path(load_model("flaky/2", served_store)) is None
+    assert numeric_fast_path(load_model("flaky/2", served_store, allow_pickle=True)) is None
     fast = numeric_fast_path(model)
     from modelyard.serving._codec import Payload
 

@@ -77,6 +77,7 @@ def test_twenty_spec_swaps_under_load_fail_no_request(served_store, tmp_path) ->
 def flaky_app(served_store):  # type: ignore[no-untyped-def]
     spec = {
         "models": {"primary": "flaky/1"},
+        "allow_pickle": True,  # flaky/1 and /2 are pyfuncs
         "fallback": {"model": "flaky/2"},
         "timeout_ms": 250,
         "breaker": {"error_rate": 0.5, "window": 20, "min_requests": 20, "open_s": 0.4, "half_open_probes": 2},
@@ -157,7 +158,7 @@ def test_breaker_opens_then_closes(flaky_app) -> None:
 
 
 def test_no_fallback_gives_503_and_504_not_500(served_store) -> None:
-    app = build_app({"models": {"primary": "flaky/1"}, "timeout_ms": 200, "breaker": {"enabled": False}},
+    app = build_app({"models": {"primary": "flaky/1"}, "allow_pickle": True, "timeout_ms": 200, "breaker": {"enabled": False}},
                     uri=served_store, prediction_log=False)
     with running(app) as h:
         r = _post(h.url, [{"x": -1.0, "y": 0.0, "z": 0.0}])
@@ -178,7 +179,7 @@ def test_no_fallback_gives_503_and_504_not_500(served_store) -> None:
 
 
 def test_full_queue_answers_429_with_retry_after(served_store) -> None:
-    spec = {"models": {"primary": "flaky/1"}, "timeout_ms": 5000, "batching": {"max_queue_rows": 2, "max_batch_size": 1}}
+    spec = {"models": {"primary": "flaky/1"}, "allow_pickle": True, "timeout_ms": 5000, "batching": {"max_queue_rows": 2, "max_batch_size": 1}}
     app = build_app(spec, uri=served_store, prediction_log=False)
     with running(app) as h:
         async def burst():  # type: ignore[no-untyped-def]

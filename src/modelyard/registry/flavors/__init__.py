@@ -3,7 +3,7 @@
 :data:`FLAVORS` is the visible table of flavor name → ``"module:attribute"``; each target is a
 small class with ``save``, ``load`` and ``predict``. Detection walks :data:`DETECTION_ORDER`
 (most specific first) and asks each flavor whether it ``detects`` the object; ``pyfunc`` is never
-detected, only chosen by name, because loading it runs pickled code.
+detected, only chosen by name, because loading it runs pickled code (``allow_pickle=True``).
 """
 
 from __future__ import annotations
@@ -54,5 +54,5 @@ def detect_flavor(model: Any) -> Flavor:
         f"modelyard does not know how to save a {type(model).__module__}.{type(model).__qualname__} safely. "
         f"Supported: scikit-learn estimators, XGBoost, LightGBM, ONNX ModelProto, PyTorch modules. "
         "For custom code (an object with a predict method) pass flavor='pyfunc': it is saved with "
-        "cloudpickle and loading it runs code, so only load it from a store you trust."
+        "cloudpickle, and loading it runs code: load_model then needs allow_pickle=True."
     )
