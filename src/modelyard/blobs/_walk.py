@@ -85,6 +85,8 @@ def walk(root: str | os.PathLike[str], *, skip_hidden: bool = True) -> list[tupl
                 out.append((entry.path, rel, entry.stat(follow_symlinks=False)))
 
     scan(top, "", top_real)
+    loops.sort()
+    outside.sort()
     if loops:
         raise InvalidArgumentError(
             f"Cannot store the folder {str(root)!r}: {len(loops)} symbolic link(s) make a loop "
