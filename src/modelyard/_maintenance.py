@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import IntegrityError
 
-__all__ = ["BLOB_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "referenced_digests"]
+__all__ = ["BLOB_REFERENCES", "MANIFEST_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "referenced_digests"]
 
 #: (table, column) pairs whose values are blob digests. Features append to this list.
 BLOB_REFERENCES: list[tuple[str, str]] = [
@@ -40,35 +40,60 @@ BLOB_REFERENCES += [("monitor_runs", "report_digest"), ("monitor_references", "p
 _MANIFEST_PREFIX = b'{"entries":['
 
 
-def _roots(ws: Workspace) -> set[str]:
+#: Reference columns that always hold a manifest digest (plus ``artifacts.digest`` of kind
+#: ``dir``). Such a blob that cannot be read as a manifest is damage, never "a plain file".
+MANIFEST_REFERENCES: set[tuple[str, str]] = {
+    ("model_versions", "manifest_digest"),
+    ("dataset_versions", "manifest_digest"),
+    ("pipeline_cache", "output_digest"),
+}
+
+
+def _roots(ws: Workspace) -> tuple[set[str], set[str]]:
+    """``(every referenced digest, the ones known to be manifests)``."""
     out: set[str] = set()
+    manifests: set[str] = set()
     with ws.store.read() as conn:
         insp = sa.inspect(conn)
         for table, column in BLOB_REFERENCES:
             if not insp.has_table(table):
                 continue
             t = sa.table(table, sa.column(column))
-            out.update(r[0] for r in conn.execute(sa.select(t.c[column]).distinct()) if r[0])
-    return out
+            found = {r[0] for r in conn.execute(sa.select(t.c[column]).distinct()) if r[0]}
+            out.update(found)
+            if (table, column) in MANIFEST_REFERENCES:
+                manifests.update(found)
+        if insp.has_table("artifacts"):
+            t = sa.table("artifacts", sa.column("digest"), sa.column("kind"))
+            manifests.update(r[0] for r in conn.execute(sa.select(t.c.digest).where(t.c.kind == "dir").distinct()) if r[0])
+    return out, manifests
 
 
 class _DamagedManifest(Exception):
-    """A referenced blob starts like a manifest but does not verify."""
+    """A referenced blob that is (or may be) a manifest cannot be read and verified."""
 
 
-def _children(ws: Workspace, digest: str) -> list[str]:
-    """Digests listed by ``digest`` when it is a manifest, else nothing (_DamagedManifest if unreadable)."""
+def _children(ws: Workspace, digest: str, *, manifest: bool) -> list[str]:
+    """Digests listed by ``digest`` when it is a manifest, else nothing.
+
+    Raises FileNotFoundError when the blob is gone, and _DamagedManifest when it cannot be read
+    (it may be a manifest: treating it as "no children" would sweep the files it lists), when it
+    looks like a manifest but does not verify, or when it must be a manifest (``manifest``) and is not.
+    """
+    from modelyard.errors import BlobNotFoundError
+
     blobs = ws.blobs
     try:
         if blobs.is_local:
-            path = blobs.local_path(digest)
-            with open(path, "rb") as f:
+            with open(blobs.local_path(digest), "rb") as f:
                 head = f.read(len(_MANIFEST_PREFIX))
         else:
             head = blobs.read_bytes(digest)[: len(_MANIFEST_PREFIX)]
-    except (OSError, Exception):
-        return []
-    if head != _MANIFEST_PREFIX:
+    except (FileNotFoundError, BlobNotFoundError):
+        raise FileNotFoundError(digest) from None
+    except Exception as exc:
+        raise _DamagedManifest(digest) from exc
+    if head != _MANIFEST_PREFIX and not manifest:
         return []
     try:
         return [e.digest for e in blobs.read_manifest(digest)]
@@ -81,7 +106,8 @@ def _walk(ws: Workspace) -> tuple[set[str], set[str], set[str]]:
     live: set[str] = set()
     missing: set[str] = set()
     damaged: set[str] = set()
-    frontier = list(_roots(ws))
+    roots, manifests = _roots(ws)
+    frontier = list(roots)
     while frontier:
         d = frontier.pop()
         if d in live or d in missing:
@@ -91,7 +117,10 @@ def _walk(ws: Workspace) -> tuple[set[str], set[str], set[str]]:
             continue
         live.add(d)
         try:
-            frontier.extend(_children(ws, d))
+            frontier.extend(_children(ws, d, manifest=d in manifests))
+        except FileNotFoundError:
+            live.discard(d)
+            missing.add(d)
         except _DamagedManifest:
             damaged.add(d)
     return live, missing, damaged

@@ -40,10 +40,11 @@ def test_add_file_readd_get_load_show(workspace, tmp_path: Path) -> None:
     out = yard.data.get("churn-train@v1", tmp_path / "out")
     got = pd.read_parquet(out / "train.parquet")
     pd.testing.assert_frame_equal(got, _frame())
-    if workspace.blobs.is_local:  # hard-linked, read-only blob
-        assert os.stat(out / "train.parquet").st_ino == workspace.blobs.local_path(
-            yard.data.show("churn-train@v1")["files"][0]["digest"]
-        ).stat().st_ino
+    if workspace.blobs.is_local:  # a copy by default; hard links only on request
+        blob = workspace.blobs.local_path(yard.data.show("churn-train@v1")["files"][0]["digest"])
+        assert os.stat(out / "train.parquet").st_ino != blob.stat().st_ino
+        linked = yard.data.get("churn-train@v1", tmp_path / "linked", link=True)
+        assert os.stat(linked / "train.parquet").st_ino == blob.stat().st_ino
     pd.testing.assert_frame_equal(yard.data.load("churn-train@v1"), _frame())
     assert yard.data.load("churn-train", engine="polars").shape == (500, 3)  # latest = v2
 

@@ -18,7 +18,6 @@ import io
 import json
 import os
 import re
-import shutil
 import stat
 import uuid
 from collections.abc import Iterable, Iterator
@@ -155,6 +154,133 @@ def _syncfs(folder: str, paths: list[str] | None) -> bool:
     return False
 
 
+def _why(exc: OSError) -> str:
+    """An OS error as the words a user acts on ("the disk is full" rather than errno 28)."""
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full (no space left on device); free some space and try again"
+    if exc.errno == errno.EDQUOT:
+        return "the disk quota is exceeded; free some space and try again"
+    if exc.errno == errno.EROFS:
+        return "the filesystem is read-only"
+    return exc.strerror or str(exc)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _blob_mode(source_mode: int) -> int:
+    """A blob is read-only and never more readable than the file it came from (always by its owner)."""
+    return 0o400 | (source_mode & 0o044)
+
+
+def _safe_mode(mode: int | None, blob_mode: int = 0o444) -> int:
+    """The mode a materialized file gets: no setuid/setgid/sticky bit, never world-writable,
+    and readable by no one the blob is not readable by (the umask applies on top)."""
+    m = (0o644 if mode is None else int(mode)) & 0o775
+    return m & ~(0o044 & ~blob_mode)
+
+
+#: Linux ``FICLONE`` ioctl: share the source's extents (copy on write) on btrfs, XFS, bcachefs...
+_FICLONE = 0x40049409
+
+
+def _clone_or_copy(src: int, dst: int) -> None:
+    """Copy an open file into another: a reflink when the filesystem has them (copy on write:
+    writing the copy never touches the source), else the kernel's copy, else a buffer copy."""
+    try:
+        import fcntl
+
+        fcntl.ioctl(dst, _FICLONE, src)
+        return
+    except (OSError, ImportError):
+        pass
+    copy = getattr(os, "copy_file_range", None)
+    done = 0
+    if copy is not None:
+        try:
+            while n := copy(src, dst, _COPY_CHUNK * 4):
+                done += n
+            if done or os.fstat(src).st_size == 0:
+                return
+        except OSError as exc:
+            if done or exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+                raise
+    os.lseek(src, 0, os.SEEK_SET)
+    os.lseek(dst, 0, os.SEEK_SET)
+    os.ftruncate(dst, 0)
+    while chunk := os.read(src, _COPY_CHUNK):
+        _write_all(dst, chunk)
+
+
+def _freshen(path: str | os.PathLike[str]) -> bool:
+    """Set a reused blob's mtime to now, so ``yard gc`` counts it as just written (as git does
+    for objects it finds already stored); False when the blob is gone or cannot be touched."""
+    try:
+        os.utime(path)
+        return True
+    except OSError:
+        return False
+
+
+def _check_target(dest: Path) -> None:
+    """Refuse to write ``dest`` when it is a symbolic link (never written through) or a folder."""
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise BlobError(
+            f"Refused to write {str(dest)!r}: it is a symbolic link (to {os.readlink(dest)!r}) and a download never "
+            "writes through a link. Remove the link or choose another destination."
+        )
+    if stat.S_ISDIR(st.st_mode):
+        raise BlobError(f"Cannot write {str(dest)!r}: a folder is in the way. Remove it or choose another destination.")
+
+
+def _check_tree_path(dest: Path, parts: tuple[str, ...]) -> None:
+    """Refuse a manifest path whose folders below ``dest`` are links or files."""
+    for k in range(1, len(parts)):
+        p = dest.joinpath(*parts[:k])
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            return  # created fresh below
+        if stat.S_ISLNK(st.st_mode):
+            raise BlobError(
+                f"Refused to write {str(dest.joinpath(*parts))!r}: {str(p)!r} is a symbolic link (to {os.readlink(p)!r}) "
+                "and a download never writes through a link. Remove the link or choose another destination."
+            )
+        if not stat.S_ISDIR(st.st_mode):
+            raise BlobError(f"Cannot write {str(dest.joinpath(*parts))!r}: {str(p)!r} is a file, not a folder.")
+    _check_target(dest.joinpath(*parts))
+
+
+def _make_dir(path: Path, made: list[Path], *, root: bool = False) -> None:
+    """Create a folder unless it exists, recording what was created in ``made``. Below the
+    root a link or a file in the way is refused (the root itself may be a link to a folder)."""
+    try:
+        st = os.stat(path) if root else os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            return
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a file"
+        raise BlobError(f"Cannot write into {str(path)!r}: it is {what}, not a folder.")
+    missing = [path]
+    while not os.path.lexists(missing[-1].parent) and missing[-1].parent != missing[-1]:
+        missing.append(missing[-1].parent)
+    for p in reversed(missing):
+        try:
+            os.mkdir(p)
+        except OSError as exc:
+            raise BlobError(f"Cannot create the folder {str(p)!r}: {_why(exc)}.") from exc
+        made.append(p)
+
+
 def _stat_or_none(path: str) -> os.stat_result | None:
     try:
         return os.stat(path)
@@ -170,8 +296,14 @@ def _glob_prefix(folder: str, prefix: str) -> list[str]:
         return []
 
 
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What must be unchanged for a file to be trusted unread: size, mtime, ctime and inode (as
+    git's index does). A rewrite that restores the mtime still moves the ctime."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 class _StatCache:
-    """``(path, size, mtime_ns, inode) → digest`` of files a local store has hashed (SQLite)."""
+    """``(path, size, mtime_ns, ctime_ns, inode) → digest`` of files a local store has hashed (SQLite)."""
 
     def __init__(self, path: Path) -> None:
         import sqlite3
@@ -188,9 +320,10 @@ class _StatCache:
             conn = self._sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("DROP TABLE IF EXISTS stat")  # the first layout had no ctime: it cannot tell
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
-                "ino INTEGER, digest TEXT)"
+                "CREATE TABLE IF NOT EXISTS stat2 (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
+                "ctime_ns INTEGER, ino INTEGER, digest TEXT)"
             )
             self._conn = conn
         return self._conn
@@ -199,7 +332,7 @@ class _StatCache:
         return self.get_many_str([(os.fspath(path), st)]).get(os.fspath(path))
 
     def get_many_str(self, items: list[tuple[str, os.stat_result]]) -> dict[str, str]:
-        """Digests of the files whose size, mtime and inode match what was recorded."""
+        """Digests of the files whose size, mtime, ctime and inode match what was recorded."""
         abspath = os.path.abspath
         want = {(p if p[:1] == "/" else abspath(p)): (p, st) for p, st in items}
         out: dict[str, str] = {}
@@ -209,10 +342,10 @@ class _StatCache:
                 keys = list(want)
                 for i in range(0, len(keys), 500):
                     chunk = keys[i : i + 500]
-                    q = f"SELECT path, size, mtime_ns, ino, digest FROM stat WHERE path IN ({','.join('?' * len(chunk))})"
-                    for path, size, mtime_ns, ino, digest in db.execute(q, chunk):
+                    q = f"SELECT path, size, mtime_ns, ctime_ns, ino, digest FROM stat2 WHERE path IN ({','.join('?' * len(chunk))})"
+                    for path, size, mtime_ns, ctime_ns, ino, digest in db.execute(q, chunk):
                         orig, st = want[path]
-                        if (size, mtime_ns, ino) == (st.st_size, st.st_mtime_ns, st.st_ino) and is_digest(digest):
+                        if (size, mtime_ns, ctime_ns, ino) == _stat_key(st) and is_digest(digest):
                             out[orig] = digest
         except self._sqlite3.Error:  # the cache is an optimization only
             return {}
@@ -227,7 +360,7 @@ class _StatCache:
         now = time.time_ns()
         racy = int(_RACY_SECONDS * 1e9)
         data = [
-            (p if os.path.isabs(p) else os.path.abspath(p), st.st_size, st.st_mtime_ns, st.st_ino, d)
+            (p if os.path.isabs(p) else os.path.abspath(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, d)
             for p, st, d in rows
             if now - st.st_mtime_ns > racy
         ]
@@ -237,7 +370,7 @@ class _StatCache:
             with self._lock:
                 db = self._db()
                 db.execute("BEGIN")
-                db.executemany("INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?)", data)
+                db.executemany("INSERT OR REPLACE INTO stat2 VALUES (?, ?, ?, ?, ?, ?)", data)
                 db.execute("COMMIT")
         except self._sqlite3.Error:  # pragma: no cover
             pass
@@ -290,18 +423,35 @@ class BlobStore:
     def put_bytes(self, data: bytes) -> str:
         """Store bytes; return their digest."""
         digest = hash_bytes(data)
-        if self.exists(digest):
-            return digest
         if self._local is not None:
-            tmp = self._tmp_file()
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            self._publish(tmp, digest)
-        else:
+            if not self._reuse(digest):
+                self._write_new(data, digest, 0o444, "the bytes")
+        elif not self.exists(digest):
             self._fs.pipe_file(self._remote(self._obj(digest)), data)
         return digest
+
+    def _reuse(self, digest: str) -> bool:
+        """True when a local blob is already stored; its mtime is set to now (see :func:`_freshen`)."""
+        return _freshen(self.local_path(digest))
+
+    def _write_new(self, data: bytes, digest: str, mode: int, label: str) -> None:
+        """Write bytes to a temp file (fsynced), then publish them as a blob with ``mode``."""
+        tmp: Path | None = None
+        try:
+            tmp = self._tmp_file()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._publish(tmp, digest, mode)
+        except BaseException as exc:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise BlobError(f"Cannot store {label}: {_why(exc)}.") from exc
+            raise
 
     def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
         """Store a file's bytes; return ``(digest, size)``. The source file is left untouched.
@@ -315,7 +465,7 @@ class BlobStore:
         cache = self._stat_cache()
         if cache is not None:
             known = cache.get(src, st)
-            if known is not None and self.exists(known):
+            if known is not None and self._reuse(known):
                 return known, st.st_size
         if self._local is None:
             digest = hash_file(src)
@@ -325,16 +475,11 @@ class BlobStore:
         if st.st_size <= _SMALL:
             data = self._read_source(src)
             digest = hash_bytes(data)
-            if not self.exists(digest):
-                tmp = self._tmp_file()
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                self._publish(tmp, digest)
+            if not self._reuse(digest):
+                self._write_new(data, digest, _blob_mode(st.st_mode), repr(str(src)))
             size = len(data)
         else:
-            digest = self._copy_hashing(src)
+            digest = self._copy_hashing(src, _blob_mode(st.st_mode))
             size = self.local_path(digest).stat().st_size  # what was copied (the file may have grown since the stat)
         if cache is not None:
             learned: list[tuple[str, os.stat_result, str]] = []
@@ -359,7 +504,7 @@ class BlobStore:
         except OSError as exc:
             raise BlobError(f"Cannot read {str(src)!r}: {exc.strerror}.") from exc
 
-    def _copy_hashing(self, src: Path) -> str:
+    def _copy_hashing(self, src: Path, mode: int = 0o444) -> str:
         """Copy ``src`` into a temp file, hash the copy; publish it; return the digest.
 
         The copy runs in the kernel (``copy_file_range``: no pass through Python buffers), the
@@ -371,7 +516,7 @@ class BlobStore:
         tmp = self._tmp_file()
         try:
             with open(src, "rb", buffering=0) as fin:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # not readable by others while copied
                 try:
                     digest = self._kernel_copy_then_hash(fin.fileno(), fd, tmp)
                     if digest is None:
@@ -381,12 +526,16 @@ class BlobStore:
         except BaseException as exc:
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError):
-                raise BlobError(f"Cannot store {str(src)!r}: {exc.strerror}.") from exc
+                raise BlobError(f"Cannot store {str(src)!r}: {_why(exc)}.") from exc
             raise
-        if self.exists(digest):
+        if self._reuse(digest):
             tmp.unlink(missing_ok=True)
         else:
-            self._publish(tmp, digest)
+            try:
+                self._publish(tmp, digest, mode)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise BlobError(f"Cannot store {str(src)!r}: {_why(exc)}.") from exc
         return digest
 
     @staticmethod
@@ -462,10 +611,10 @@ class BlobStore:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         return tmp_dir / f"{uuid.uuid4().hex}.part"
 
-    def _publish(self, tmp: Path, digest: str) -> None:
+    def _publish(self, tmp: Path, digest: str, mode: int = 0o444) -> None:
         final = self.local_path(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(tmp, 0o444)
+        os.chmod(tmp, mode)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
 
@@ -525,33 +674,75 @@ class BlobStore:
         return io.BytesIO(self.read_bytes(digest))
 
     def get_file(self, digest: str, dest: str | os.PathLike[str], *, mode: int | None = None, link: bool = False) -> Path:
-        """Write a blob to ``dest`` after verifying it; ``link=True`` hard-links when possible."""
+        """Write a blob to ``dest``, verified; return ``dest``.
+
+        The file is a copy (a reflink where the filesystem has them: copy on write, so editing
+        the file never changes the stored blob). ``link=True`` hard-links the blob instead where
+        possible: instant and free of space, but the file *is* the stored blob, so editing it in
+        place corrupts the stored version (its read-only mode does not stop root). ``dest`` must
+        not be a symbolic link or a folder. ``mode`` (e.g. from a manifest) is applied without
+        setuid/setgid bits or world-write, and no wider than the blob's read bits.
+        """
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if self._local is not None:
-            src = self.local_path(digest)
-            if not src.exists():
-                raise self._missing(digest)
-            if hash_file(src) != digest:
-                raise self._corrupt(digest)
-            if link:
-                try:
-                    if dest.exists():
-                        dest.unlink()
-                    os.link(src, dest)
-                    return dest
-                except OSError:
-                    pass
-            tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-            shutil.copyfile(src, tmp)
-            os.chmod(tmp, mode if mode is not None else 0o644)
-            os.replace(tmp, dest)
-            return dest
-        data = self.read_bytes(digest)
-        dest.write_bytes(data)
-        if mode is not None:
-            os.chmod(dest, mode)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BlobError(f"Cannot write {str(dest)!r}: {_why(exc)}.") from exc
+        _check_target(dest)
+        self._materialize(digest, dest, mode, link)
         return dest
+
+    def _materialize(self, digest: str, dest: Path, mode: int | None, link: bool) -> None:
+        """Write a verified blob to a temp file beside ``dest`` and rename it over ``dest``
+        (the rename replaces whatever is there; nothing is ever written through a link)."""
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            if self._local is not None:
+                src = self.local_path(digest)
+                try:
+                    sfd = os.open(src, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except FileNotFoundError as exc:
+                    raise self._missing(digest) from exc
+                try:
+                    if link and self._link(src, digest, tmp, dest):
+                        return
+                    fd = os.open(tmp, flags, _safe_mode(mode, stat.S_IMODE(os.fstat(sfd).st_mode)))
+                    try:
+                        _clone_or_copy(sfd, fd)
+                    finally:
+                        os.close(fd)
+                finally:
+                    os.close(sfd)
+                if hash_file(tmp) != digest:  # verify what was written, not only the source
+                    raise self._corrupt(digest)
+            else:
+                data = self.read_bytes(digest)
+                fd = os.open(tmp, flags, _safe_mode(mode))
+                try:
+                    _write_all(fd, data)
+                finally:
+                    os.close(fd)
+            os.replace(tmp, dest)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(exc, IsADirectoryError):
+                raise BlobError(f"Cannot write {str(dest)!r}: a folder is in the way. Remove it or choose another destination.") from exc
+            if isinstance(exc, OSError):
+                raise BlobError(f"Cannot write {str(dest)!r}: {_why(exc)}.") from exc
+            raise
+
+    def _link(self, src: Path, digest: str, tmp: Path, dest: Path) -> bool:
+        """Hard-link a verified blob to ``dest`` (False when the filesystem cannot: copy instead)."""
+        if hash_file(src) != digest:
+            raise self._corrupt(digest)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            return False
+        os.replace(tmp, dest)
+        return True
 
     # -- folders (manifests) -------------------------------------------------------------
     def put_manifest(self, entries: Iterable[ManifestEntry], **meta: Any) -> str:
@@ -564,9 +755,22 @@ class BlobStore:
             doc = json.loads(self.read_bytes(digest))
         except (ValueError, UnicodeDecodeError) as exc:
             raise BlobError(f"Blob {digest[:12]}… is not a manifest.") from exc
-        if not isinstance(doc, dict) or doc.get("type") != "modelyard.manifest":
+        if not isinstance(doc, dict) or doc.get("type") != "modelyard.manifest" or not isinstance(doc.get("entries"), list):
             raise BlobError(f"Blob {digest[:12]}… is not a manifest.")
-        return [ManifestEntry(**e) for e in doc["entries"]]
+        out = []
+        for e in doc["entries"]:
+            ok = (
+                isinstance(e, dict)
+                and isinstance(e.get("path"), str)
+                and isinstance(e.get("digest"), str)
+                and is_digest(e["digest"])
+                and type(e.get("size")) is int
+                and type(e.get("mode", 0o644)) is int
+            )
+            if not ok:
+                raise IntegrityError(f"Manifest {digest[:12]}… has a malformed entry: {str(e)[:80]!r}.")
+            out.append(ManifestEntry(e["path"], e["digest"], e["size"], e.get("mode", 0o644)))
+        return out
 
     def manifest_meta(self, digest: str) -> dict[str, Any]:
         """The extra metadata stored with a manifest (empty when none)."""
@@ -575,11 +779,13 @@ class BlobStore:
 
     def put_tree(self, folder: str | os.PathLike[str], *, workers: int | None = None, **meta: Any) -> tuple[str, int]:
         """Store every file below ``folder`` and a manifest of them; return ``(manifest digest, total size)``."""
+        from modelyard.blobs._walk import walk
+
         root = Path(folder)
         if not root.is_dir():
             raise BlobError(f"Cannot store {str(root)!r} as a folder: it is not a directory.")
-        files = sorted(p for p in root.rglob("*") if p.is_file())
-        entries = self.put_files([(p, PurePosixPath(p.relative_to(root)).as_posix()) for p in files], workers=workers)
+        walked = walk(root, skip_hidden=False)  # never follows a link out of the folder
+        entries = self.put_files([(p, rel) for p, rel, _ in walked], workers=workers, stats=[st for _, _, st in walked])
         return self.put_manifest(entries, **meta), sum(e.size for e in entries)
 
     def known_entries(
@@ -641,17 +847,16 @@ class BlobStore:
         cache = self._stat_cache()
         known = cache.get_many_str([(p, st) for (p, _), st in zip(items, stats, strict=True)]) if cache is not None else {}
         objects = os.fspath(self._local / "objects")
-        exists = os.path.exists
         entries: list[ManifestEntry | None] = [None] * len(items)
         learned: list[tuple[str, os.stat_result, str]] = []
         small: list[int] = []
         for i, (p, rel) in enumerate(items):
             st = stats[i]
             digest = known.get(p)
-            if digest is not None and exists(f"{objects}/{digest[:2]}/{digest[2:]}"):
+            if digest is not None and _freshen(f"{objects}/{digest[:2]}/{digest[2:]}"):
                 entries[i] = ManifestEntry(rel, digest, st.st_size, stat.S_IMODE(st.st_mode))
             elif st.st_size > _SMALL:  # large: kernel copy, hashed on all cores, one at a time
-                digest = self._copy_hashing(Path(p))
+                digest = self._copy_hashing(Path(p), _blob_mode(st.st_mode))
                 self._learn(learned, p, st, digest)
                 size = self.local_path(digest).stat().st_size  # what was copied
                 entries[i] = ManifestEntry(rel, digest, size, stat.S_IMODE(st.st_mode))
@@ -670,7 +875,7 @@ class BlobStore:
             now = os.stat(p)
         except OSError:
             return
-        if (now.st_size, now.st_mtime_ns, now.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino):
+        if _stat_key(now) == _stat_key(st):
             learned.append((p, st, digest))
 
     def _put_small(
@@ -693,7 +898,6 @@ class BlobStore:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         pending: list[tuple[str, str]] = []
         hasher = blake3.blake3
-        exists = os.path.exists
 
         def run(chunk: list[int]) -> tuple[list[tuple[str, str]], list[tuple[str, os.stat_result, str]]]:
             made: list[tuple[str, str]] = []
@@ -707,15 +911,17 @@ class BlobStore:
                 except OSError as exc:
                     raise BlobError(f"Cannot read {p!r}: {exc.strerror}.") from exc
                 digest = hasher(data).hexdigest()
-                if not exists(f"{objects}/{digest[:2]}/{digest[2:]}"):
+                if not _freshen(f"{objects}/{digest[:2]}/{digest[2:]}"):  # reused blobs look new to `yard gc`
                     tmp = f"{prefix}{i}.part"
-                    fd = os.open(tmp, flags, 0o444)  # born read-only: no chmod before publishing
                     try:
-                        view = memoryview(data)
-                        while view:
-                            view = view[os.write(fd, view) :]
-                    finally:
-                        os.close(fd)
+                        # born read-only and no more readable than the source: no chmod before publishing
+                        fd = os.open(tmp, flags, _blob_mode(st.st_mode))
+                        try:
+                            _write_all(fd, data)
+                        finally:
+                            os.close(fd)
+                    except OSError as exc:
+                        raise BlobError(f"Cannot store {p!r}: {_why(exc)}.") from exc
                     made.append((tmp, digest))
                 seen.append((p, st, digest))
                 entries[i] = ManifestEntry(rel, digest, len(data), stat.S_IMODE(st.st_mode))
@@ -742,7 +948,7 @@ class BlobStore:
             for made, seen in parts:
                 pending.extend(made)
                 for p, st, digest in seen:
-                    if not (now := _stat_or_none(p)) or (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+                    if not (now := _stat_or_none(p)) or _stat_key(now) != _stat_key(st):
                         continue  # changed while it was read: do not remember it
                     learned.append((p, st, digest))
             if pending:
@@ -762,20 +968,53 @@ class BlobStore:
                 if not _syncfs(objects, None):  # pragma: no cover - not Linux
                     for d in made_dirs:
                         _fsync_dir(Path(d))
-        except BaseException:
+        except BaseException as exc:
             for tmp in _glob_prefix(tmp_dir, prefix):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise BlobError(f"Cannot store the files: {_why(exc)}.") from exc
             raise
 
     def get_tree(self, digest: str, dest: str | os.PathLike[str], *, link: bool = False) -> Path:
-        """Materialize a manifest's files under ``dest`` (verified; hard links with ``link=True``)."""
+        """Materialize a manifest's files under ``dest`` (verified copies; see :meth:`get_file`).
+
+        Every path is checked before anything is written: none may leave ``dest``, pass through
+        a symbolic link already in ``dest``, or land on a folder. On any failure the files and
+        folders this call created are removed again.
+        """
         dest = Path(dest)
+        plan: list[tuple[ManifestEntry, tuple[str, ...]]] = []
         for e in self.read_manifest(digest):
             rel = PurePosixPath(e.path)
-            if rel.is_absolute() or ".." in rel.parts:
+            if rel.is_absolute() or ".." in rel.parts or not rel.parts:
                 raise IntegrityError(f"Manifest {digest[:12]}… has an unsafe path {e.path!r}.")
-            self.get_file(e.digest, dest / rel, mode=e.mode, link=link)
+            plan.append((e, rel.parts))
+        if os.path.lexists(dest) and not dest.is_dir():
+            raise BlobError(f"Cannot write the files into {str(dest)!r}: it is a file. Give a folder.")
+        for _, parts in plan:
+            _check_tree_path(dest, parts)
+        made_files: list[Path] = []
+        made_dirs: list[Path] = []
+        try:
+            _make_dir(dest, made_dirs, root=True)
+            for e, parts in plan:
+                for k in range(1, len(parts)):
+                    _make_dir(dest.joinpath(*parts[:k]), made_dirs)
+                target = dest.joinpath(*parts)
+                existed = os.path.lexists(target)
+                _check_target(target)
+                self._materialize(e.digest, target, e.mode, link)
+                if not existed:
+                    made_files.append(target)
+        except BaseException:
+            for f in reversed(made_files):
+                with contextlib.suppress(OSError):
+                    f.unlink()
+            for d in reversed(made_dirs):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            raise
         return dest
 
     # -- maintenance ---------------------------------------------------------------------

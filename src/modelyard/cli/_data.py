@@ -195,10 +195,20 @@ def diff(
 def get(
     ref: str = typer.Argument(..., help="NAME@vN (or NAME for the latest)."),
     dest: str = typer.Argument(..., help="Folder to write the files into."),
-    copy: bool = typer.Option(False, "--copy", help="Always copy (default: hard links when possible)."),
+    link: bool = typer.Option(
+        False,
+        "--link",
+        help="Hard-link the stored files instead of copying (no extra space). RISK: the files ARE the stored "
+        "version; editing one in place corrupts it (read-only mode does not stop root).",
+    ),
+    copy: bool = typer.Option(False, "--copy", hidden=True, help="Copy: the default (kept for old scripts)."),
 ) -> None:
-    """Materialize a version's files (verified; hard links when possible, else copies)."""
-    out = _svc().get(ref, dest, link=not copy)
+    """Materialize a version's files as verified copies (reflinks where the filesystem has them)."""
+    if link and copy:
+        from modelyard.errors import InvalidArgumentError
+
+        raise InvalidArgumentError("Give --link or --copy, not both (copying is the default).")
+    out = _svc().get(ref, dest, link=link)
     typer.echo(str(out))
 
 

@@ -42,8 +42,9 @@ def add(
     return _svc(uri).add(source, name, description=description, run_id=run.id if run else None, profile=profile)
 
 
-def get(ref: str, dest: str | os.PathLike[str], *, link: bool = True, uri: Uri = None) -> Path:
-    """Write the files of ``ref`` (``name@v3``) under ``dest``: hard links when possible, else copies."""
+def get(ref: str, dest: str | os.PathLike[str], *, link: bool = False, uri: Uri = None) -> Path:
+    """Write the files of ``ref`` (``name@v3``) under ``dest`` as verified copies (reflinks where the
+    filesystem has them). ``link=True`` hard-links the stored blobs: editing such a file corrupts the version."""
     return _svc(uri).get(ref, dest, link=link)
 
 

@@ -6,10 +6,11 @@ answers from this module and :mod:`._quick` alone.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from modelyard.blobs._walk import walk
 
 __all__ = ["DatasetVersion", "human_size", "walk"]
 
@@ -83,22 +84,3 @@ def human_size(n: float | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)  # pragma: no cover
-
-
-def walk(root: str | os.PathLike[str]) -> list[tuple[str, str, os.stat_result]]:
-    """``(path, posix path relative to root, stat)`` of every non-hidden file below ``root``, sorted."""
-    out: list[tuple[str, str, os.stat_result]] = []
-
-    def scan(folder: str, prefix: str) -> None:
-        with os.scandir(folder) as it:
-            for entry in it:
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=True):
-                    scan(entry.path, f"{prefix}{entry.name}/")
-                elif entry.is_file(follow_symlinks=True):
-                    out.append((entry.path, prefix + entry.name, entry.stat(follow_symlinks=True)))
-
-    scan(os.path.abspath(root), "")
-    out.sort(key=lambda t: t[1])
-    return out

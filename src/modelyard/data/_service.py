@@ -340,8 +340,11 @@ class DataService:
             )
         return Profile.from_dict(doc)
 
-    def get(self, ref: str | DatasetVersion, dest: str | os.PathLike[str], *, link: bool = True) -> Path:
-        """Materialize a version's files under ``dest`` (hard links when possible, else copies)."""
+    def get(self, ref: str | DatasetVersion, dest: str | os.PathLike[str], *, link: bool = False) -> Path:
+        """Materialize a version's files under ``dest``: verified copies (reflinks where the
+        filesystem has them), so editing them never touches the stored version. ``link=True``
+        hard-links the stored blobs instead: no copy, but editing such a file in place corrupts
+        the version (the blobs' read-only mode does not stop root)."""
         v = self.resolve(ref)
         dest = Path(dest)
         if dest.exists() and not dest.is_dir():

@@ -35,6 +35,18 @@ def _one_line(exc: BaseException | None) -> str:
     return " ".join(str(exc).split()).rstrip(".?! ")
 
 
+def _is_disk_full(exc: BaseException) -> bool:
+    """SQLite's "database or disk is full" (SQLITE_FULL) or an OS error ENOSPC/EDQUOT."""
+    import errno
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if "disk is full" in str(seen).lower() or getattr(seen, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
 def _is_locked(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database table is locked" in text or "deadlock" in text
@@ -118,7 +130,8 @@ class MetadataStore:
             try:
                 loc.root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ConfigError(f"Cannot create the store folder {str(loc.root)!r}: {exc}") from exc
+                why = "the disk is full; free some space and try again" if _is_disk_full(exc) else _one_line(exc)
+                raise ConfigError(f"Cannot create the store folder {str(loc.root)!r}: {why}.") from exc
         engine = self._make_engine(immediate=True)
         try:
             self._migrate(engine)
@@ -127,6 +140,16 @@ class MetadataStore:
             raise
         except sa.exc.OperationalError as exc:
             engine.dispose()
+            if _is_disk_full(exc):
+                raise StoreError(
+                    f"Cannot open the metadata store {redact(loc.uri)!r}: the disk is full ({_one_line(exc.orig)}). "
+                    "Free some space and try again."
+                ) from exc
+            if loc.dialect == "sqlite":
+                raise StoreError(
+                    f"Cannot open the metadata store {redact(loc.uri)!r}: {_one_line(exc.orig)}. "
+                    "Check that the folder exists, is writable, and the disk has space."
+                ) from exc
             raise StoreError(
                 f"Cannot open the metadata store {redact(loc.uri)!r}: {_one_line(exc.orig)}. "
                 "Check that the database server runs and the URI is right."
@@ -214,6 +237,11 @@ class MetadataStore:
                 with self.engine.begin() as conn:
                     return fn(conn)
             except sa.exc.OperationalError as exc:
+                if _is_disk_full(exc):
+                    raise StoreError(
+                        f"The metadata store could not write: the disk is full ({_one_line(exc.orig)}). "
+                        "Free some space and try again; nothing was recorded."
+                    ) from exc
                 if not _is_locked(exc) or attempt == attempts - 1:
                     raise StoreError(f"The metadata store failed: {_one_line(exc.orig)}.") from exc
             except sa.exc.DBAPIError as exc:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import (
     AlreadyExistsError,
+    BlobError,
     ConflictError,
     InvalidArgumentError,
     NotFoundError,
@@ -464,6 +465,11 @@ class TrackingService:
         dest = Path(dest)
         if dest.is_dir():  # an existing folder receives the artifact under its own name (file or folder)
             dest = dest / PurePosixPath(path).name
+            if dest.is_symlink():
+                raise BlobError(
+                    f"Refused to write {str(dest)!r}: it is a symbolic link (to {os.readlink(dest)!r}) and a download "
+                    "never writes through a link. Remove the link or choose another destination."
+                )
         if art.kind == "dir":
             return self.ws.blobs.get_tree(art.digest, dest)
         return self.ws.blobs.get_file(art.digest, dest)
