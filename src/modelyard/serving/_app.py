@@ -353,6 +353,9 @@ class ModelServer:
             if status == 429:
                 m.rejected.labels(dep.endpoint if dep else "").inc()
             return self._problem(p, rid)
+        except RecursionError:  # a value nested too deep for some library on the way
+            status = 400
+            return self._problem(HTTPProblem(400, "too_deep", "The request nests values too deeply."), rid)
         except Exception as exc:  # a bug: answer it, keep the worker alive, log it
             log.exception("unexpected error answering %s", rid)
             status = 503
@@ -367,8 +370,10 @@ class ModelServer:
         pl = self.predlog
         if pl is None or not pl.sampled():
             return
+        from modelyard.serving._routing import logged_inputs
+
         rt = answer.runtime or dep.primary
-        inputs = payload.matrix if payload.matrix is not None else payload.columns
+        inputs = logged_inputs(answer.payload or payload, rt.inputs.dtypes)
         pl.log(rid, rt.name, rt.version, inputs, answer.output, latency_ms, answer.fallback, sample=False)
 
     def _render(self, api: str, answer: Answer, rid: str, v2_id: Any) -> Any:
@@ -420,29 +425,52 @@ class ModelServer:
         async def v2_infer(request: Any) -> Any:
             return await self._serve(request, "v2")
 
+        def guarded(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            """Every route answers; an exception is never re-raised into the server (which would
+            drop the connection after the answer)."""
+
+            async def run(request: Any) -> Any:
+                try:
+                    return await handler(request)
+                except HTTPProblem as p:
+                    return self._problem(p, "")
+                except RecursionError:
+                    return self._problem(HTTPProblem(400, "too_deep", "The request nests values too deeply."), "")
+                except HTTPException:
+                    raise
+                except Exception as exc:
+                    log.exception("unexpected error on %s", request.url.path)
+                    return self._problem(HTTPProblem(503, "internal_error",
+                                                     f"The server failed: {type(exc).__name__}: {exc}"), "")
+
+            return run
+
+        def route(path: str, handler: Callable[[Any], Any], methods: list[str]) -> Any:
+            return Route(path, guarded(handler), methods=methods)
+
         routes = [
-            Route("/v1/models/{name}/predict", native, methods=["POST"]),
-            Route("/v1/models/{name}/versions/{version}/predict", native, methods=["POST"]),
-            Route("/v1/models/{name}/feedback", self._feedback, methods=["POST"]),
-            Route("/v1/models", self._models, methods=["GET"]),
-            Route("/v1/models/{name}", self._model, methods=["GET"]),
-            Route("/invocations", invocations, methods=["POST"]),
-            Route("/ping", self._live, methods=["GET"]),
-            Route("/health", self._ready, methods=["GET"]),
-            Route("/health/live", self._live, methods=["GET"]),
-            Route("/health/ready", self._ready, methods=["GET"]),
-            Route("/v2", self._v2_server, methods=["GET"]),
-            Route("/v2/health/live", self._v2_live, methods=["GET"]),
-            Route("/v2/health/ready", self._v2_ready, methods=["GET"]),
-            Route("/v2/models/{name}", self._v2_model, methods=["GET"]),
-            Route("/v2/models/{name}/versions/{version}", self._v2_model, methods=["GET"]),
-            Route("/v2/models/{name}/ready", self._v2_model_ready, methods=["GET"]),
-            Route("/v2/models/{name}/versions/{version}/ready", self._v2_model_ready, methods=["GET"]),
-            Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
-            Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
-            Route("/metrics", self._metrics, methods=["GET"]),
-            Route("/openapi.json", self._openapi, methods=["GET"]),
-            Route("/admin/spec", self._admin_spec, methods=["GET", "PUT", "POST"]),
+            route("/v1/models/{name}/predict", native, methods=["POST"]),
+            route("/v1/models/{name}/versions/{version}/predict", native, methods=["POST"]),
+            route("/v1/models/{name}/feedback", self._feedback, methods=["POST"]),
+            route("/v1/models", self._models, methods=["GET"]),
+            route("/v1/models/{name}", self._model, methods=["GET"]),
+            route("/invocations", invocations, methods=["POST"]),
+            route("/ping", self._live, methods=["GET"]),
+            route("/health", self._ready, methods=["GET"]),
+            route("/health/live", self._live, methods=["GET"]),
+            route("/health/ready", self._ready, methods=["GET"]),
+            route("/v2", self._v2_server, methods=["GET"]),
+            route("/v2/health/live", self._v2_live, methods=["GET"]),
+            route("/v2/health/ready", self._v2_ready, methods=["GET"]),
+            route("/v2/models/{name}", self._v2_model, methods=["GET"]),
+            route("/v2/models/{name}/versions/{version}", self._v2_model, methods=["GET"]),
+            route("/v2/models/{name}/ready", self._v2_model_ready, methods=["GET"]),
+            route("/v2/models/{name}/versions/{version}/ready", self._v2_model_ready, methods=["GET"]),
+            route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
+            route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
+            route("/metrics", self._metrics, methods=["GET"]),
+            route("/openapi.json", self._openapi, methods=["GET"]),
+            route("/admin/spec", self._admin_spec, methods=["GET", "PUT", "POST"]),
         ]
 
         async def http_error(request: Any, exc: Any) -> Any:
@@ -702,8 +730,11 @@ def _csv_payload(body: bytes) -> Payload:
         raise HTTPProblem(400, "malformed_csv", f"The CSV body does not parse: {exc}") from None
     if not len(frame):
         raise HTTPProblem(400, "no_rows", "The CSV body has a header but no rows.")
-    cols = {str(c): frame[c].tolist() for c in frame.columns}
-    return Payload(cols, len(frame))
+    # an empty cell is a missing value: None, as JSON null would be (NaN is refused as a value)
+    cols = {str(c): frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in frame.columns}
+    payload = Payload(cols, len(frame))
+    payload.source = "csv"
+    return payload
 
 
 def build_app(

@@ -21,6 +21,7 @@ from modelyard.serving._batching import Batcher
 from modelyard.serving._breaker import BreakerState, CircuitBreaker
 from modelyard.serving._codec import HTTPProblem, Payload
 from modelyard.serving._fastpath import NumericFastPath, numeric_fast_path
+from modelyard.serving._inputs import InputCheck
 from modelyard.serving._metrics import ServingMetrics, observe_many
 from modelyard.serving._predlog import MatrixRows
 from modelyard.serving._routing import observe
@@ -112,6 +113,7 @@ class ModelRuntime:
         self.version: int = int(model.version)
         self.role = role
         self.columns = signature_columns(model)
+        self.inputs = InputCheck(model)
         self.metrics = metrics
         self._labels = (self.name, str(self.version))
         self.warm_error: str | None = None
@@ -313,6 +315,7 @@ class Answer:
     runtime: ModelRuntime | None
     fallback: bool = False
     reason: str | None = None
+    payload: Payload | None = None  # what the model received (signature columns), for the prediction log
 
     @property
     def name(self) -> str | None:
@@ -381,8 +384,8 @@ class Deployment:
         try:
             answer = await self._answer_on(rt, payload)
             return answer
-        except HTTPProblem as p:
-            code = p.code
+        except HTTPProblem as p:  # a 4xx (but 429) is the client's: outcome "invalid", not a model error
+            code = "invalid_input" if 400 <= p.status < 500 and p.status != 429 else p.code
             raise
         finally:  # per-version signals for rollouts; shadow mirroring starts after the answer
             observe(self.metrics.routing, rt, answer, code, time.perf_counter() - t0)
@@ -390,36 +393,39 @@ class Deployment:
                 self.router.after(self, rt, payload, answer, request_id)
 
     async def _answer_on(self, rt: ModelRuntime, payload: Payload) -> Answer:
+        mine = rt.inputs.check(payload)  # a 422 here never reaches the breaker or the fallback
         if not rt.breaker.allow():
-            return await self._fallback(payload, rt, "circuit_open")
+            return await self._fallback(payload, rt, "circuit_open", checked=mine)
         try:
             async with asyncio.timeout(self.timeout):
-                out = await rt.predict(payload)
+                out = await rt.predict(mine)
         except HTTPProblem:
             raise
         except TimeoutError:
             rt.breaker.record(False)
-            return await self._fallback(payload, rt, "timeout")
+            return await self._fallback(payload, rt, "timeout", checked=mine)
         except Exception as exc:
             if _is_input_error(exc):
                 raise input_problem(exc) from None
             rt.breaker.record(False)
-            return await self._fallback(payload, rt, "error", exc)
+            return await self._fallback(payload, rt, "error", exc, checked=mine)
         rt.breaker.record(True)
-        return Answer(out, rt)
+        return Answer(out, rt, payload=mine)
 
-    async def _fallback(self, payload: Payload, primary: ModelRuntime, reason: str, exc: BaseException | None = None) -> Answer:
+    async def _fallback(self, payload: Payload, primary: ModelRuntime, reason: str, exc: BaseException | None = None,
+                        *, checked: Payload | None = None) -> Answer:
         fb = self.spec.fallback
         if fb is None:
             raise self._failure(primary, reason, exc)
         self.metrics.fallbacks.labels(primary.name, reason).inc()
         if fb.constant is not None:
-            return Answer([fb.constant] * payload.n, None, True, reason)
+            return Answer([fb.constant] * payload.n, None, True, reason, payload=checked)
         rt = self.fallback_runtime
         assert rt is not None
+        mine = rt.inputs.check(payload)
         try:
             async with asyncio.timeout(self.timeout):
-                out = await rt.predict(payload)
+                out = await rt.predict(mine)
         except HTTPProblem:
             raise
         except TimeoutError:
@@ -428,7 +434,7 @@ class Deployment:
             if _is_input_error(exc2):
                 raise input_problem(exc2) from None
             raise self._failure(primary, reason, exc, fallback_failed=f"raised {type(exc2).__name__}: {exc2}") from None
-        return Answer(out, rt, True, reason)
+        return Answer(out, rt, True, reason, payload=mine)
 
     def _failure(self, rt: ModelRuntime, reason: str, exc: BaseException | None, fallback_failed: str | None = None) -> HTTPProblem:
         what = {
