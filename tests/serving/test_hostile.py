@@ -217,3 +217,41 @@ def test_prediction_log_keeps_what_the_model_received(served_store) -> None:
         assert df["input.y"].tolist() == [2.0, 1.0, 0.5, -0.2]
         frame, _ = features_and_outputs(df)
         assert list(frame.columns)[:3] == ["x", "y", "z"]
+
+
+def test_class_probabilities_over_http(strict_app, served_store) -> None:
+    import pandas as pd
+
+    from modelyard.registry import load_model
+
+    want = load_model("clf/1", served_store).predict_proba(pd.DataFrame([ROW, {**ROW, "x": -3.0}])).tolist()
+    r = call(strict_app, "POST", "/v1/models/clf/predict", json={"records": [ROW, {**ROW, "x": -3.0}], "params": {"proba": True}})
+    assert r.status_code == 200 and r.json()["predictions"] == want and r.json()["classes"] == [0, 1]
+    q = call(strict_app, "POST", "/v1/models/clf/predict?proba=true", json={"records": [ROW, {**ROW, "x": -3.0}]})
+    assert q.json()["predictions"] == want
+    inv = call(strict_app, "POST", "/invocations?proba=1", content=b"x,y,z\n0.5,-0.2,1.0\n-3,-0.2,1.0\n",
+               headers={"content-type": "text/csv"})
+    assert inv.json() == {"predictions": want, "classes": [0, 1]}
+    v2 = call(strict_app, "POST", "/v2/models/clf/infer", json={"outputs": [{"name": "probabilities"}], "inputs": [
+        {"name": "in", "shape": [2, 3], "datatype": "FP64", "data": [0.5, -0.2, 1.0, -3.0, -0.2, 1.0]}]})
+    out = v2.json()["outputs"][0]
+    assert out["name"] == "probabilities" and out["shape"] == [2, 2] and out["parameters"] == {"classes": [0, 1]}
+    assert out["data"] == [p for row in want for p in row]
+    plain = call(strict_app, "POST", "/v1/models/clf/predict", json={"records": [ROW], "params": {"proba": False}})
+    assert plain.json()["predictions"] in ([0], [1]) and "classes" not in plain.json()
+    bad = call(strict_app, "POST", "/v1/models/clf/predict", json={"records": [ROW], "params": {"proba": "yes"}})
+    assert bad.status_code == 400 and bad.json()["error"] == "'params' must be an object like {\"proba\": true}."
+    bad = call(strict_app, "POST", "/v2/models/clf/infer", json={"outputs": [{"name": "probabilitys"}], "inputs": [
+        {"name": "in", "shape": [1, 3], "datatype": "FP64", "data": [0.5, -0.2, 1.0]}]})
+    assert bad.status_code == 400 and bad.json()["error"] == (
+        "Unknown output 'probabilitys'; the outputs are 'predict' and 'probabilities'. Did you mean 'probabilities'?")
+
+
+def test_probabilities_of_a_model_without_them_is_422(served_store) -> None:
+    server = build_app({"models": {"primary": "flaky/2"}}, uri=served_store, prediction_log=False)
+    try:
+        r = call(server, "POST", "/v1/models/flaky/predict?proba=true", json={"records": [ROW]})
+        assert r.status_code == 422 and r.json()["error"] == (
+            "Model flaky/2 (pyfunc) has no class probabilities (predict_proba); ask without 'proba'.")
+    finally:
+        server.close()

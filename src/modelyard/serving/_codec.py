@@ -370,7 +370,7 @@ def to_jsonable(out: Any) -> Any:
     return out
 
 
-def v2_outputs(out: Any) -> list[dict[str, Any]]:
+def v2_outputs(out: Any, name: str = "predict") -> list[dict[str, Any]]:
     """Predictions as V2 output tensors."""
     import numpy as np
 
@@ -383,4 +383,4 @@ def v2_outputs(out: Any) -> list[dict[str, Any]]:
 
     if hasattr(out, "columns") and hasattr(out, "to_numpy"):
         return [tensor(str(c), out[c].to_numpy()) for c in out.columns]
-    return [tensor("predict", out)]
+    return [tensor(name, out)]

@@ -114,6 +114,10 @@ class ModelRuntime:
         self.role = role
         self.columns = signature_columns(model)
         self.inputs = InputCheck(model)
+        self.has_proba = hasattr(model, "predict_proba")
+        classes = getattr(getattr(model, "raw", None), "classes_", None)
+        self.classes: list[Any] | None = [c.item() if hasattr(c, "item") else c for c in classes] \
+            if classes is not None and self.has_proba else None
         self.metrics = metrics
         self._labels = (self.name, str(self.version))
         self.warm_error: str | None = None
@@ -151,9 +155,9 @@ class ModelRuntime:
         self._breaker_gauge.set(0 if to is BreakerState.CLOSED else 1)
 
     # -- in the predict thread -----------------------------------------------------------------
-    def _predict(self, frame: Any) -> Any:
+    def _predict(self, frame: Any, proba: bool = False) -> Any:
         try:
-            out = self.model.predict(frame)
+            out = self.model.predict_proba(frame) if proba else self.model.predict(frame)
         except Exception:
             raise
         except BaseException as exc:  # sys.exit() or similar inside a model must not stop the server
@@ -166,27 +170,27 @@ class ModelRuntime:
     def run_batch(self, payloads: list[Payload]) -> list[tuple[bool, Any]]:
         """Predict every payload; a failing batch is retried request by request so one bad row
         fails only its own request."""
-        if self.fast is not None:
+        if self.fast is not None and not any(p.options for p in payloads):
             done = self._run_fast(payloads)
             if done is not None:
                 return done
         results: list[tuple[bool, Any]] = [(False, None)] * len(payloads)
-        groups: dict[tuple[str, ...], list[int]] = {}
+        groups: dict[tuple[bool, tuple[str, ...]], list[int]] = {}
         for i, p in enumerate(payloads):
-            groups.setdefault(p.key, []).append(i)
-        for idx in groups.values():
+            groups.setdefault((bool(p.options), p.key), []).append(i)
+        for (proba, _), idx in groups.items():
             group = [payloads[i] for i in idx]
             rows = sum(p.n for p in group)
             t0 = time.perf_counter()
             try:
-                out = self._predict(_merge(group))
+                out = self._predict(_merge(group), proba)
             except Exception as exc:
                 if len(group) == 1:
                     results[idx[0]] = (False, exc)
                 else:
                     for i in idx:
                         try:
-                            one = self._predict(_merge([payloads[i]]))
+                            one = self._predict(_merge([payloads[i]]), proba)
                             self._observe(one)
                             results[i] = (True, one)
                         except Exception as exc1:
@@ -394,6 +398,10 @@ class Deployment:
 
     async def _answer_on(self, rt: ModelRuntime, payload: Payload) -> Answer:
         mine = rt.inputs.check(payload)  # a 422 here never reaches the breaker or the fallback
+        if payload.options and not rt.has_proba:
+            raise HTTPProblem(422, "no_probabilities", f"Model {rt.name}/{rt.version} "
+                              f"({getattr(rt.model, 'flavor', 'model')}) has no class probabilities (predict_proba); "
+                              "ask without 'proba'.")
         if not rt.breaker.allow():
             return await self._fallback(payload, rt, "circuit_open", checked=mine)
         try:
@@ -415,7 +423,8 @@ class Deployment:
     async def _fallback(self, payload: Payload, primary: ModelRuntime, reason: str, exc: BaseException | None = None,
                         *, checked: Payload | None = None) -> Answer:
         fb = self.spec.fallback
-        if fb is None:
+        if fb is None or (payload.options and (fb.constant is not None or not self.fallback_runtime
+                                                or not self.fallback_runtime.has_proba)):
             raise self._failure(primary, reason, exc)
         self.metrics.fallbacks.labels(primary.name, reason).inc()
         if fb.constant is not None:
