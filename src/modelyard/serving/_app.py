@@ -336,6 +336,7 @@ class ModelServer:
                 except ValueError:
                     raise HTTPProblem(404, "unknown_version", f"Version {version!r} is not a number.") from None
             v2_id = None
+            obj: Any = None
             if kind == "csv":
                 payload = _csv_payload(body)
             else:
@@ -347,17 +348,22 @@ class ModelServer:
                     payload = decode_mlflow(obj, dep.columns)
                 else:
                     payload, v2_id = decode_v2(obj, dep.columns)
+            if _wants_proba(request, obj if kind == "json" else None, api):
+                payload.options = {"proba": True}
             if payload.n > dep.spec.limits.max_rows:
                 raise HTTPProblem(413, "too_many_rows", f"The request has {payload.n} rows; the limit is {dep.spec.limits.max_rows}.")
             answer = await dep.answer(payload, version=version, headers=request.headers, request_id=rid)
             latency_ms = (time.perf_counter() - t0) * 1000
             self._log_prediction(rid, dep, payload, answer, latency_ms)
-            return self._render(api, answer, rid, v2_id)
+            return self._render(api, answer, rid, v2_id, bool(payload.options))
         except HTTPProblem as p:
             status = p.status
             if status == 429:
                 m.rejected.labels(dep.endpoint if dep else "").inc()
             return self._problem(p, rid)
+        except RecursionError:  # a value nested too deep for some library on the way
+            status = 400
+            return self._problem(HTTPProblem(400, "too_deep", "The request nests values too deeply."), rid)
         except Exception as exc:  # a bug: answer it, keep the worker alive, log it
             log.exception("unexpected error answering %s", rid)
             status = 503
@@ -372,12 +378,22 @@ class ModelServer:
         pl = self.predlog
         if pl is None or not pl.sampled():
             return
-        rt = answer.runtime or dep.primary
-        inputs = payload.matrix if payload.matrix is not None else payload.columns
-        pl.log(rid, rt.name, rt.version, inputs, answer.output, latency_ms, answer.fallback, sample=False)
+        from modelyard.serving._routing import logged_inputs
 
-    def _render(self, api: str, answer: Answer, rid: str, v2_id: Any) -> Any:
+        rt = answer.runtime or dep.primary
+        inputs = logged_inputs(answer.payload or payload, rt.inputs.dtypes)
+        output = answer.output
+        if payload.options and answer.runtime is not None:  # probabilities: log the most likely class
+            import numpy as np
+
+            probs = np.asarray(output)
+            if probs.ndim == 2 and rt.classes is not None and probs.shape[1] == len(rt.classes):
+                output = np.asarray(rt.classes)[probs.argmax(axis=1)]
+        pl.log(rid, rt.name, rt.version, inputs, output, latency_ms, answer.fallback, sample=False)
+
+    def _render(self, api: str, answer: Answer, rid: str, v2_id: Any, proba: bool = False) -> Any:
         rt = answer.runtime
+        classes = rt.classes if proba and rt is not None else None
         version = rt.version if rt is not None else None
         headers = {"x-request-id": rid}
         if version is not None:
@@ -394,9 +410,14 @@ class ModelServer:
             }
             if answer.fallback:
                 body["fallback_reason"] = answer.reason
+            if classes is not None:
+                body["classes"] = classes
             return self._respond(200, body, headers)
         if api == "invocations":
-            return self._respond(200, {"predictions": to_jsonable(answer.output)}, headers)
+            inv: dict[str, Any] = {"predictions": to_jsonable(answer.output)}
+            if classes is not None:
+                inv["classes"] = classes
+            return self._respond(200, inv, headers)
         import numpy as np
 
         out = answer.output if rt is not None else np.asarray(answer.output)
@@ -404,8 +425,10 @@ class ModelServer:
             "model_name": rt.name if rt is not None else (self._deployment.endpoint if self._deployment else ""),
             "model_version": str(version) if version is not None else "constant",
             "id": v2_id if v2_id is not None else rid,
-            "outputs": v2_outputs(out),
+            "outputs": v2_outputs(out, "probabilities" if proba else "predict"),
         }
+        if classes is not None:
+            body["outputs"][0]["parameters"] = {"classes": classes}
         if answer.fallback:
             body["parameters"] = {"fallback": True, "fallback_reason": answer.reason}
         return self._respond(200, body, headers)
@@ -425,29 +448,52 @@ class ModelServer:
         async def v2_infer(request: Any) -> Any:
             return await self._serve(request, "v2")
 
+        def guarded(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            """Every route answers; an exception is never re-raised into the server (which would
+            drop the connection after the answer)."""
+
+            async def run(request: Any) -> Any:
+                try:
+                    return await handler(request)
+                except HTTPProblem as p:
+                    return self._problem(p, "")
+                except RecursionError:
+                    return self._problem(HTTPProblem(400, "too_deep", "The request nests values too deeply."), "")
+                except HTTPException:
+                    raise
+                except Exception as exc:
+                    log.exception("unexpected error on %s", request.url.path)
+                    return self._problem(HTTPProblem(503, "internal_error",
+                                                     f"The server failed: {type(exc).__name__}: {exc}"), "")
+
+            return run
+
+        def route(path: str, handler: Callable[[Any], Any], methods: list[str]) -> Any:
+            return Route(path, guarded(handler), methods=methods)
+
         routes = [
-            Route("/v1/models/{name}/predict", native, methods=["POST"]),
-            Route("/v1/models/{name}/versions/{version}/predict", native, methods=["POST"]),
-            Route("/v1/models/{name}/feedback", self._feedback, methods=["POST"]),
-            Route("/v1/models", self._models, methods=["GET"]),
-            Route("/v1/models/{name}", self._model, methods=["GET"]),
-            Route("/invocations", invocations, methods=["POST"]),
-            Route("/ping", self._live, methods=["GET"]),
-            Route("/health", self._ready, methods=["GET"]),
-            Route("/health/live", self._live, methods=["GET"]),
-            Route("/health/ready", self._ready, methods=["GET"]),
-            Route("/v2", self._v2_server, methods=["GET"]),
-            Route("/v2/health/live", self._v2_live, methods=["GET"]),
-            Route("/v2/health/ready", self._v2_ready, methods=["GET"]),
-            Route("/v2/models/{name}", self._v2_model, methods=["GET"]),
-            Route("/v2/models/{name}/versions/{version}", self._v2_model, methods=["GET"]),
-            Route("/v2/models/{name}/ready", self._v2_model_ready, methods=["GET"]),
-            Route("/v2/models/{name}/versions/{version}/ready", self._v2_model_ready, methods=["GET"]),
-            Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
-            Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
-            Route("/metrics", self._metrics, methods=["GET"]),
-            Route("/openapi.json", self._openapi, methods=["GET"]),
-            Route("/admin/spec", self._admin_spec, methods=["GET", "PUT", "POST"]),
+            route("/v1/models/{name}/predict", native, methods=["POST"]),
+            route("/v1/models/{name}/versions/{version}/predict", native, methods=["POST"]),
+            route("/v1/models/{name}/feedback", self._feedback, methods=["POST"]),
+            route("/v1/models", self._models, methods=["GET"]),
+            route("/v1/models/{name}", self._model, methods=["GET"]),
+            route("/invocations", invocations, methods=["POST"]),
+            route("/ping", self._live, methods=["GET"]),
+            route("/health", self._ready, methods=["GET"]),
+            route("/health/live", self._live, methods=["GET"]),
+            route("/health/ready", self._ready, methods=["GET"]),
+            route("/v2", self._v2_server, methods=["GET"]),
+            route("/v2/health/live", self._v2_live, methods=["GET"]),
+            route("/v2/health/ready", self._v2_ready, methods=["GET"]),
+            route("/v2/models/{name}", self._v2_model, methods=["GET"]),
+            route("/v2/models/{name}/versions/{version}", self._v2_model, methods=["GET"]),
+            route("/v2/models/{name}/ready", self._v2_model_ready, methods=["GET"]),
+            route("/v2/models/{name}/versions/{version}/ready", self._v2_model_ready, methods=["GET"]),
+            route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
+            route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
+            route("/metrics", self._metrics, methods=["GET"]),
+            route("/openapi.json", self._openapi, methods=["GET"]),
+            route("/admin/spec", self._admin_spec, methods=["GET", "PUT", "POST"]),
         ]
 
         async def http_error(request: Any, exc: Any) -> Any:
@@ -624,10 +670,11 @@ def _predict_route(path: str) -> tuple[str, dict[str, str]] | None:
 class _RawRequest:
     """The little of a Starlette Request that ``_serve`` uses, straight from the ASGI scope."""
 
-    __slots__ = ("_receive", "headers", "path_params")
+    __slots__ = ("_receive", "headers", "path_params", "query")
 
     def __init__(self, scope: Any, receive: Any, params: dict[str, str]) -> None:
         self._receive = receive
+        self.query: bytes = scope.get("query_string", b"")
         # Every header, lower-cased: traffic policies read their own (sticky keys, preview, A/B arms).
         self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self.path_params = params
@@ -685,6 +732,45 @@ class _JSONResponse:
         await send({"type": "http.response.body", "body": self.body})
 
 
+_TRUE = ("true", "1", "yes")
+
+
+def _wants_proba(request: Any, obj: Any, api: str) -> bool:
+    """Whether a request asks for class probabilities: ``?proba=true``, ``"params": {"proba": true}``
+    (our API and /invocations) or, in V2, the named output ``probabilities``."""
+    from urllib.parse import parse_qs
+
+    raw = request.query if type(request) is _RawRequest else request.url.query.encode()
+    if raw and b"proba" in raw:
+        values = parse_qs(raw.decode("latin-1")).get("proba", [])
+        if values:
+            if values[-1].lower() not in (*_TRUE, "false", "0", "no"):
+                raise HTTPProblem(400, "bad_format", f"?proba must be true or false. Got {values[-1][:40]!r} instead.")
+            return values[-1].lower() in _TRUE
+    if not isinstance(obj, dict):
+        return False
+    if api == "v2":
+        outputs = obj.get("outputs")
+        if outputs is None:
+            return False
+        if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
+            raise HTTPProblem(400, "bad_format", "'outputs' must be a list of {'name': ...}; the outputs are "
+                              "'predict' and 'probabilities'.")
+        names = {o["name"] for o in outputs}
+        unknown = names - {"predict", "probabilities"}
+        if unknown:
+            name = sorted(unknown)[0]
+            raise HTTPProblem(400, "bad_format", f"Unknown output {name[:80]!r}; the outputs are 'predict' and "
+                              "'probabilities'." + did_you_mean(name, ["predict", "probabilities"]))
+        return "probabilities" in names
+    params = obj.get("params")
+    if params is None:
+        return False
+    if not isinstance(params, dict) or not isinstance(params.get("proba", False), bool):
+        raise HTTPProblem(400, "bad_format", '\'params\' must be an object like {"proba": true}.')
+    return bool(params.get("proba", False))
+
+
 def _v2_type(dtype: str) -> str:
     d = dtype.lower()
     if "bool" in d:
@@ -707,8 +793,11 @@ def _csv_payload(body: bytes) -> Payload:
         raise HTTPProblem(400, "malformed_csv", f"The CSV body does not parse: {exc}") from None
     if not len(frame):
         raise HTTPProblem(400, "no_rows", "The CSV body has a header but no rows.")
-    cols = {str(c): frame[c].tolist() for c in frame.columns}
-    return Payload(cols, len(frame))
+    # an empty cell is a missing value: None, as JSON null would be (NaN is refused as a value)
+    cols = {str(c): frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in frame.columns}
+    payload = Payload(cols, len(frame))
+    payload.source = "csv"
+    return payload
 
 
 def build_app(

@@ -75,28 +75,84 @@ def _nan_to_none(o: Any) -> Any:
     return o
 
 
+#: Deepest nesting of arrays/objects a body may have (a V2 tensor of rank 32 is far beyond any model).
+MAX_DEPTH = 64
+
+
+def _too_deep() -> HTTPProblem:
+    return HTTPProblem(400, "too_deep", f"The request body nests arrays/objects deeper than {MAX_DEPTH} levels.")
+
+
+def _check_tree(obj: Any) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` and strings that are not valid Unicode (a
+    lone surrogate escape such as ``"\\ud800"``, which the stdlib parser lets through)."""
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, str):
+            try:
+                o.encode("utf-8")
+            except UnicodeEncodeError:
+                raise HTTPProblem(422, "invalid_input", "The body holds a string with a lone surrogate escape "
+                                  "(like \\ud800); strings must be valid Unicode.") from None
+        elif isinstance(o, (list, dict)):
+            if d >= MAX_DEPTH:
+                raise _too_deep()
+            if isinstance(o, dict):
+                stack.extend((k, d) for k in o)
+                stack.extend((v, d + 1) for v in o.values())
+            else:
+                stack.extend((v, d + 1) for v in o if isinstance(v, (str, list, dict)))
+
+
+def _depth_ok(obj: Any) -> bool:
+    """True when ``obj`` nests at most :data:`MAX_DEPTH` levels (breadth first, no recursion)."""
+    level = [obj]
+    for _ in range(MAX_DEPTH):
+        nxt: list[Any] = []
+        for o in level:
+            if isinstance(o, list):
+                nxt.extend(v for v in o if isinstance(v, (list, dict)))
+            elif isinstance(o, dict):
+                nxt.extend(v for v in o.values() if isinstance(v, (list, dict)))
+        if not nxt:
+            return True
+        level = nxt
+    return False
+
+
 def loads(body: bytes) -> Any:
-    """Parse a JSON body; ``NaN``/``Infinity`` literals are accepted (validation decides)."""
+    """Parse a JSON body. ``NaN``/``Infinity`` literals parse (the input checks answer 422 for
+    them); nesting deeper than :data:`MAX_DEPTH` is a 400, a lone surrogate a 422."""
     if not body:
         raise HTTPProblem(400, "empty_body", "The request body is empty; send a JSON object.")
     try:
-        return _loads_fast(body)
+        obj = _loads_fast(body)  # orjson refuses lone surrogates and nesting past 1024 levels
     except _FastError:
         try:
-            return json.loads(body)
+            obj = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise HTTPProblem(400, "malformed_json", f"The request body is not valid JSON: {exc}.") from None
+        except RecursionError:
+            raise _too_deep() from None
+        _check_tree(obj)
+        return obj
+    if isinstance(obj, (list, dict)) and (b"[[" in body or b"{" in body[1:]) and not _depth_ok(obj):
+        raise _too_deep()
+    return obj
 
 
 class Payload:
     """Rows of one request, column-wise."""
 
-    __slots__ = ("columns", "matrix", "n")
+    __slots__ = ("columns", "matrix", "n", "options", "source")
 
     def __init__(self, columns: dict[str, list[Any]], n: int) -> None:
         self.columns = columns
         self.n = n
         self.matrix: Any = None  # set by the numeric fast path: the rows as typed matrix rows (prediction log)
+        self.source = "json"  # or "csv": the 422 for a headerless CSV says so
+        self.options: dict[str, Any] | None = None  # {"proba": True} asks for class probabilities
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -179,7 +235,7 @@ def decode_native(obj: Any, names: Sequence[str] | None) -> tuple[Payload, int |
         raise HTTPProblem(400, "bad_format", 'The body must be a JSON object like {"records": [{"x": 1}]}.')
     version = obj.get("version")
     if version is not None and not (isinstance(version, int) and not isinstance(version, bool)):
-        raise HTTPProblem(400, "bad_format", f"'version' must be an integer. Got {version!r} instead.")
+        raise HTTPProblem(400, "bad_format", f"'version' must be an integer. Got {_short(version)} instead.")
     if "records" in obj:
         return _records(obj["records"], "records"), version
     if "data" in obj:
@@ -227,12 +283,25 @@ _V2_TYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "IN
 
 
 def _flat(data: Any) -> list[Any]:
-    if isinstance(data, list) and data and isinstance(data[0], list):
+    """Nested lists (row-major tensor data) flattened, without recursion."""
+    if not isinstance(data, list):
+        return [data]
+    while data and isinstance(data[0], list):
         out: list[Any] = []
         for d in data:
-            out.extend(_flat(d))
-        return out
-    return data if isinstance(data, list) else [data]
+            if isinstance(d, list):
+                out.extend(d)
+            else:
+                out.append(d)
+        data = out
+    return data
+
+
+def _short(v: Any) -> str:
+    """``repr(v)`` cut to 80 characters, for messages that echo a client's value."""
+    flat = isinstance(v, list) and len(v) <= 8 and all(isinstance(x, (int, float, str, bool)) or x is None for x in v)
+    text = repr(v) if flat or not isinstance(v, (list, dict)) else f"<{type(v).__name__} of {len(v)}>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def decode_v2(obj: Any, names: Sequence[str] | None) -> tuple[Payload, Any]:
@@ -245,15 +314,20 @@ def decode_v2(obj: Any, names: Sequence[str] | None) -> tuple[Payload, Any]:
     for t in tensors:
         if not isinstance(t, dict) or not {"name", "shape", "datatype", "data"} <= set(t):
             raise HTTPProblem(400, "bad_format", "Every input tensor needs 'name', 'shape', 'datatype' and 'data'.")
-        if t["datatype"] not in _V2_TYPES:
-            raise HTTPProblem(400, "bad_format", f"Input {t['name']!r} has unknown datatype {t['datatype']!r}.")
+        if not isinstance(t["name"], str) or not t["name"]:
+            raise HTTPProblem(400, "bad_format", f"An input tensor's 'name' must be a non-empty string. Got {_short(t['name'])} instead.")
+        if not isinstance(t["datatype"], str) or t["datatype"] not in _V2_TYPES:
+            raise HTTPProblem(400, "bad_format", f"Input {t['name'][:80]!r} has unknown datatype {_short(t['datatype'])}; "
+                              f"use one of {sorted(_V2_TYPES)}.")
         shape = t["shape"]
-        if not isinstance(shape, list) or not shape or not all(isinstance(s, int) and s >= 0 for s in shape):
-            raise HTTPProblem(400, "bad_format", f"Input {t['name']!r} has a bad shape {shape!r}.")
+        if not isinstance(shape, list) or not shape or len(shape) > 8 \
+                or not all(type(s) is int and 0 <= s < 2**31 for s in shape):
+            raise HTTPProblem(400, "bad_format", f"Input {t['name'][:80]!r} has a bad shape {_short(shape)}; "
+                              "send a list of at most 8 non-negative integers like [2, 3].")
         flat = _flat(t["data"])
         size = math.prod(shape)
         if len(flat) != size:
-            raise HTTPProblem(400, "bad_format", f"Input {t['name']!r} has {len(flat)} values but shape {shape} needs {size}.")
+            raise HTTPProblem(400, "bad_format", f"Input {t['name'][:80]!r} has {len(flat)} values but shape {shape} needs {size}.")
         rows = shape[0]
         width = size // rows if rows else 0
         if len(tensors) == 1 and width > 1:
@@ -275,7 +349,10 @@ def decode_v2(obj: Any, names: Sequence[str] | None) -> tuple[Payload, Any]:
         n = rows
     if n <= 0:
         raise HTTPProblem(400, "no_rows", "The input tensors hold no rows.")
-    return Payload(cols, n), obj.get("id")
+    v2_id = obj.get("id")
+    if v2_id is not None and not isinstance(v2_id, (str, int)):
+        raise HTTPProblem(400, "bad_format", f"'id' must be a string. Got {_short(v2_id)} instead.")
+    return Payload(cols, n), v2_id
 
 
 def to_jsonable(out: Any) -> Any:
@@ -293,7 +370,7 @@ def to_jsonable(out: Any) -> Any:
     return out
 
 
-def v2_outputs(out: Any) -> list[dict[str, Any]]:
+def v2_outputs(out: Any, name: str = "predict") -> list[dict[str, Any]]:
     """Predictions as V2 output tensors."""
     import numpy as np
 
@@ -306,4 +383,4 @@ def v2_outputs(out: Any) -> list[dict[str, Any]]:
 
     if hasattr(out, "columns") and hasattr(out, "to_numpy"):
         return [tensor(str(c), out[c].to_numpy()) for c in out.columns]
-    return [tensor("predict", out)]
+    return [tensor(name, out)]

@@ -15,7 +15,9 @@ Parquet columns of a segment:
 ``model_version``   int64      its version
 ``latency_ms``      float64    end-to-end latency of the request inside the server
 ``fallback``        bool       the fallback answered
-``input.<col>``     per input  one column per input column
+``input.<col>``     per input  one column per signature input column, of the signature's type
+                               (what the model received: extra request columns are not logged;
+                               a value that does not cast is null)
 ``output``          float64    numeric single output (``string`` for labels), or
 ``output.<k>``                 one column per output of a multi-output model
 ==================  =========  ==================================================
@@ -35,7 +37,7 @@ from typing import Any
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.tracking._ids import now_ms
 
-__all__ = ["MatrixRows", "PredictionLogger", "read_prediction_log"]
+__all__ = ["MatrixRows", "PredictionLogger", "TypedColumns", "read_prediction_log"]
 
 log = logging.getLogger("modelyard.serving")
 
@@ -75,6 +77,53 @@ class MatrixRows:
     def to_dict(self) -> dict[str, list[Any]]:
         return {c: _arrow_column(self.array[:, j], d).to_pylist()
                 for j, (c, d) in enumerate(zip(self.columns, self.dtypes, strict=True))}
+
+
+class TypedColumns:
+    """Input columns (name → values) as the model received them, with the signature's dtypes:
+    a flush writes each column as that type, so a request can never change a column's type."""
+
+    __slots__ = ("columns", "dtypes")
+
+    def __init__(self, columns: dict[str, list[Any]], dtypes: dict[str, str]) -> None:
+        self.columns = columns
+        self.dtypes = dtypes
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(next(iter(self.columns.values()), [])), len(self.columns))
+
+
+_ARROW_TYPES = {"float64": "float64", "float32": "float32", "int64": "int64", "int32": "int32",
+                "bool": "bool_", "string": "string"}
+
+
+def _typed_array(values: list[Any], dtype: str) -> Any:
+    """``values`` as an Arrow array of the signature type ``dtype``; a value that does not cast is null."""
+    import pyarrow as pa
+
+    if dtype == "datetime":
+        import pandas as pd
+
+        return pa.array(pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", format="mixed"),
+                        type=pa.timestamp("ns"))
+    typ = getattr(pa, _ARROW_TYPES.get(dtype, "string"))()
+    try:
+        return pa.array(values, type=typ, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        pass
+    out: list[Any] = []
+    for v in values:
+        if dtype == "bool" and type(v) in (int, float) and v in (0, 1):
+            v = bool(v)
+        try:
+            out.append(pa.scalar(v, type=typ).as_py() if v is not None else None)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+            out.append(str(v) if dtype == "string" and isinstance(v, (int, float, bool)) else None)
+    return pa.array(out, type=typ)
 
 
 def _arrow_column(col: Any, dtype: str) -> Any:
@@ -310,6 +359,8 @@ def _entry_inputs(e: _Entry) -> Mapping[str, Any]:
     inputs = e.inputs
     if isinstance(inputs, Mapping):
         return inputs
+    if isinstance(inputs, TypedColumns):
+        return inputs.columns
     if isinstance(inputs, MatrixRows):
         return inputs.to_dict()
     return {str(c): inputs[c].tolist() for c in inputs.columns}
@@ -345,6 +396,7 @@ def _to_table(group: list[_Entry]) -> Any:
     }
     mats = [e.inputs for e in group]
     m0 = mats[0]
+    dtypes: dict[str, str] = {}
     if isinstance(m0, MatrixRows) and set(map(type, mats)) == {MatrixRows} \
             and all(m.columns == m0.columns and m.dtypes == m0.dtypes for m in mats):
         x = np.concatenate([m.array for m in mats]) if len(mats) > 1 else m0.array
@@ -354,6 +406,11 @@ def _to_table(group: list[_Entry]) -> Any:
         inputs: list[Mapping[str, Any]] = []
         uniform = False
     else:
+        for e in group:
+            if isinstance(e.inputs, TypedColumns):
+                dtypes.update(e.inputs.dtypes)
+            elif isinstance(e.inputs, MatrixRows):
+                dtypes.update(zip(e.inputs.columns, e.inputs.dtypes, strict=True))
         inputs = [_entry_inputs(e) for e in group]
         first = inputs[0]
         uniform = set(map(type, inputs)) == {dict} and all(map(first.keys().__eq__, map(dict.keys, inputs)))
@@ -366,6 +423,9 @@ def _to_table(group: list[_Entry]) -> Any:
                 vals = list(chain(col))
         if vals is None:
             vals = list(chain(_as_list(i[c]) if c in i else [None] * e.n for i, e in zip(inputs, group, strict=True)))
+        if c in dtypes:
+            arrays[f"input.{c}"] = _typed_array(vals, dtypes[c])
+            continue
         try:
             arrays[f"input.{c}"] = pa.array(vals)
         except (pa.ArrowInvalid, pa.ArrowTypeError):

@@ -189,10 +189,12 @@ class ShadowRouter(_Router):
         m = dep.metrics.routing
         t0 = time.perf_counter()
         try:
+            payload = self.shadow.inputs.check(payload)
             async with asyncio.timeout(dep.timeout):
                 out = await self.shadow.predict(payload)
         except BaseException as exc:  # a shadow failure is data, never an error of the request
-            code = "timeout" if isinstance(exc, TimeoutError) else "model_error"
+            code = "timeout" if isinstance(exc, TimeoutError) else (
+                "invalid_input" if getattr(exc, "status", 500) < 500 else "model_error")
             m.requests.labels(*labels, _CODE_OUTCOME[code]).inc()
             m.latency.labels(*labels).observe(time.perf_counter() - t0)
             m.shadow.labels(*labels, "error").inc()
@@ -212,7 +214,8 @@ class ShadowRouter(_Router):
         m.shadow_distance.labels(*labels).inc(distance)
         pl = getattr(dep, "predlog", None)
         if pl is not None and pl.sampled():
-            pl.log(f"{request_id or ''}:shadow", self.shadow.name, self.shadow.version, payload.columns, out,
+            pl.log(f"{request_id or ''}:shadow", self.shadow.name, self.shadow.version,
+                   logged_inputs(payload, self.shadow.inputs.dtypes), out,
                    (time.perf_counter() - t0) * 1000, False, sample=False)
 
 
@@ -267,6 +270,16 @@ class ABRouter(_Router):
                 self.by_request.popitem(last=False)
 
 
+def logged_inputs(payload: Any, dtypes: dict[str, str]) -> Any:
+    """What the prediction log records of a checked payload: the fast path's typed matrix, or
+    the signature's columns typed by the signature (``dtypes``)."""
+    from modelyard.serving._predlog import TypedColumns
+
+    if payload.matrix is not None:
+        return payload.matrix
+    return TypedColumns(payload.columns, dtypes) if dtypes else payload.columns
+
+
 async def feedback(server: Any, request: Any) -> Any:
     """``POST /v1/models/{name}/feedback``: outcomes of an A/B test.
 
@@ -296,9 +309,13 @@ async def feedback(server: Any, request: Any) -> Any:
             value = item.get("value", 1)
             if isinstance(value, bool):
                 value = float(value)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            try:
+                finite = isinstance(value, (int, float)) and math.isfinite(float(value))
+            except OverflowError:  # an integer beyond the float range
+                finite = False
+            if not finite:
                 raise HTTPProblem(400, "bad_value", f"feedback[{i}].value must be a finite number (0/1 for "
-                                  f"conversions). Got {value!r} instead.")
+                                  f"conversions). Got {str(value)[:40]!r} instead.")
             outcome = str(item.get("outcome", "outcome"))[:64]
             if item.get("key") is not None:
                 slot = router.arm_for_key(str(item["key"]))

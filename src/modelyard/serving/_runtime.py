@@ -21,6 +21,7 @@ from modelyard.serving._batching import Batcher
 from modelyard.serving._breaker import BreakerState, CircuitBreaker
 from modelyard.serving._codec import HTTPProblem, Payload
 from modelyard.serving._fastpath import NumericFastPath, numeric_fast_path
+from modelyard.serving._inputs import InputCheck
 from modelyard.serving._metrics import ServingMetrics, observe_many
 from modelyard.serving._predlog import MatrixRows
 from modelyard.serving._routing import observe
@@ -112,6 +113,11 @@ class ModelRuntime:
         self.version: int = int(model.version)
         self.role = role
         self.columns = signature_columns(model)
+        self.inputs = InputCheck(model)
+        self.has_proba = hasattr(model, "predict_proba")
+        classes = getattr(getattr(model, "raw", None), "classes_", None)
+        self.classes: list[Any] | None = [c.item() if hasattr(c, "item") else c for c in classes] \
+            if classes is not None and self.has_proba else None
         self.metrics = metrics
         self._labels = (self.name, str(self.version))
         self.warm_error: str | None = None
@@ -149,9 +155,9 @@ class ModelRuntime:
         self._breaker_gauge.set(0 if to is BreakerState.CLOSED else 1)
 
     # -- in the predict thread -----------------------------------------------------------------
-    def _predict(self, frame: Any) -> Any:
+    def _predict(self, frame: Any, proba: bool = False) -> Any:
         try:
-            out = self.model.predict(frame)
+            out = self.model.predict_proba(frame) if proba else self.model.predict(frame)
         except Exception:
             raise
         except BaseException as exc:  # sys.exit() or similar inside a model must not stop the server
@@ -164,27 +170,27 @@ class ModelRuntime:
     def run_batch(self, payloads: list[Payload]) -> list[tuple[bool, Any]]:
         """Predict every payload; a failing batch is retried request by request so one bad row
         fails only its own request."""
-        if self.fast is not None:
+        if self.fast is not None and not any(p.options for p in payloads):
             done = self._run_fast(payloads)
             if done is not None:
                 return done
         results: list[tuple[bool, Any]] = [(False, None)] * len(payloads)
-        groups: dict[tuple[str, ...], list[int]] = {}
+        groups: dict[tuple[bool, tuple[str, ...]], list[int]] = {}
         for i, p in enumerate(payloads):
-            groups.setdefault(p.key, []).append(i)
-        for idx in groups.values():
+            groups.setdefault((bool(p.options), p.key), []).append(i)
+        for (proba, _), idx in groups.items():
             group = [payloads[i] for i in idx]
             rows = sum(p.n for p in group)
             t0 = time.perf_counter()
             try:
-                out = self._predict(_merge(group))
+                out = self._predict(_merge(group), proba)
             except Exception as exc:
                 if len(group) == 1:
                     results[idx[0]] = (False, exc)
                 else:
                     for i in idx:
                         try:
-                            one = self._predict(_merge([payloads[i]]))
+                            one = self._predict(_merge([payloads[i]]), proba)
                             self._observe(one)
                             results[i] = (True, one)
                         except Exception as exc1:
@@ -313,6 +319,7 @@ class Answer:
     runtime: ModelRuntime | None
     fallback: bool = False
     reason: str | None = None
+    payload: Payload | None = None  # what the model received (signature columns), for the prediction log
 
     @property
     def name(self) -> str | None:
@@ -381,8 +388,8 @@ class Deployment:
         try:
             answer = await self._answer_on(rt, payload)
             return answer
-        except HTTPProblem as p:
-            code = p.code
+        except HTTPProblem as p:  # a 4xx (but 429) is the client's: outcome "invalid", not a model error
+            code = "invalid_input" if 400 <= p.status < 500 and p.status != 429 else p.code
             raise
         finally:  # per-version signals for rollouts; shadow mirroring starts after the answer
             observe(self.metrics.routing, rt, answer, code, time.perf_counter() - t0)
@@ -390,36 +397,44 @@ class Deployment:
                 self.router.after(self, rt, payload, answer, request_id)
 
     async def _answer_on(self, rt: ModelRuntime, payload: Payload) -> Answer:
+        mine = rt.inputs.check(payload)  # a 422 here never reaches the breaker or the fallback
+        if payload.options and not rt.has_proba:
+            raise HTTPProblem(422, "no_probabilities", f"Model {rt.name}/{rt.version} "
+                              f"({getattr(rt.model, 'flavor', 'model')}) has no class probabilities (predict_proba); "
+                              "ask without 'proba'.")
         if not rt.breaker.allow():
-            return await self._fallback(payload, rt, "circuit_open")
+            return await self._fallback(payload, rt, "circuit_open", checked=mine)
         try:
             async with asyncio.timeout(self.timeout):
-                out = await rt.predict(payload)
+                out = await rt.predict(mine)
         except HTTPProblem:
             raise
         except TimeoutError:
             rt.breaker.record(False)
-            return await self._fallback(payload, rt, "timeout")
+            return await self._fallback(payload, rt, "timeout", checked=mine)
         except Exception as exc:
             if _is_input_error(exc):
                 raise input_problem(exc) from None
             rt.breaker.record(False)
-            return await self._fallback(payload, rt, "error", exc)
+            return await self._fallback(payload, rt, "error", exc, checked=mine)
         rt.breaker.record(True)
-        return Answer(out, rt)
+        return Answer(out, rt, payload=mine)
 
-    async def _fallback(self, payload: Payload, primary: ModelRuntime, reason: str, exc: BaseException | None = None) -> Answer:
+    async def _fallback(self, payload: Payload, primary: ModelRuntime, reason: str, exc: BaseException | None = None,
+                        *, checked: Payload | None = None) -> Answer:
         fb = self.spec.fallback
-        if fb is None:
+        if fb is None or (payload.options and (fb.constant is not None or not self.fallback_runtime
+                                                or not self.fallback_runtime.has_proba)):
             raise self._failure(primary, reason, exc)
         self.metrics.fallbacks.labels(primary.name, reason).inc()
         if fb.constant is not None:
-            return Answer([fb.constant] * payload.n, None, True, reason)
+            return Answer([fb.constant] * payload.n, None, True, reason, payload=checked)
         rt = self.fallback_runtime
         assert rt is not None
+        mine = rt.inputs.check(payload)
         try:
             async with asyncio.timeout(self.timeout):
-                out = await rt.predict(payload)
+                out = await rt.predict(mine)
         except HTTPProblem:
             raise
         except TimeoutError:
@@ -428,7 +443,7 @@ class Deployment:
             if _is_input_error(exc2):
                 raise input_problem(exc2) from None
             raise self._failure(primary, reason, exc, fallback_failed=f"raised {type(exc2).__name__}: {exc2}") from None
-        return Answer(out, rt, True, reason)
+        return Answer(out, rt, True, reason, payload=mine)
 
     def _failure(self, rt: ModelRuntime, reason: str, exc: BaseException | None, fallback_failed: str | None = None) -> HTTPProblem:
         what = {

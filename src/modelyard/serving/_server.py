@@ -81,9 +81,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _uvicorn_options() -> dict[str, Any]:
+def _uvicorn_options(limits: Any = None) -> dict[str, Any]:
+    """uvicorn settings; ``limits`` (a spec's :class:`LimitsSpec`) sets the connection limits."""
+    from modelyard.serving._spec import LimitsSpec
+
+    lim = limits or LimitsSpec()
     opts: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "on",
-                            "timeout_keep_alive": 30}
+                            "timeout_keep_alive": lim.keepalive_s, "limit_concurrency": lim.max_connections}
     try:
         import uvloop  # noqa: F401
 
@@ -91,12 +95,26 @@ def _uvicorn_options() -> dict[str, Any]:
     except ImportError:  # pragma: no cover
         pass
     try:
-        import httptools  # noqa: F401
+        from modelyard.serving._protocol import DeadlineHttpToolsProtocol
 
-        opts["http"] = "httptools"
-    except ImportError:  # pragma: no cover
+        opts["http"] = DeadlineHttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools is a dependency
         pass
     return opts
+
+
+def uvicorn_config(app: Any, limits: Any = None, **kwargs: Any) -> Any:
+    """A ``uvicorn.Config`` for ``app`` with the header/body deadlines and connection limits of
+    ``limits`` (a spec's :class:`LimitsSpec`; defaults when None)."""
+    import uvicorn
+
+    from modelyard.serving._spec import LimitsSpec
+
+    lim = limits or LimitsSpec()
+    config = uvicorn.Config(app, **{**_uvicorn_options(lim), **kwargs})
+    config.yard_header_timeout_s = lim.header_timeout_s  # type: ignore[attr-defined]  # read by _protocol
+    config.yard_body_timeout_s = lim.body_timeout_s  # type: ignore[attr-defined]
+    return config
 
 
 def _freeze_heap() -> None:
@@ -138,14 +156,14 @@ def serve(
     from modelyard.serving._spec import load_spec
 
     n = resolve_workers(workers)
-    opts = _uvicorn_options()
     if n == 1:
         server = ModelServer(spec_path or spec, uri=uri, admin_token=admin_token, watch=spec_path is not None)
         if on_ready:
             on_ready(server, n)
         _freeze_heap()
+        limits = server.spec.limits if server.spec else None
         try:
-            uvicorn.Server(uvicorn.Config(server, host=host, port=port, **opts)).run()
+            uvicorn.Server(uvicorn_config(server, limits, host=host, port=port)).run()
         finally:
             server.close()
         return
@@ -168,7 +186,13 @@ def serve(
     if admin_token:
         os.environ["YARD_SERVE_ADMIN_TOKEN"] = admin_token
     try:
-        uvicorn.run("modelyard.serving._server:worker_app", factory=True, host=host, port=port, workers=n, **opts)
+        from uvicorn.supervisors import Multiprocess
+
+        config = uvicorn_config("modelyard.serving._server:worker_app", spec_obj.limits, factory=True,
+                                host=host, port=port, workers=n)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    except KeyboardInterrupt:  # pragma: no cover
+        pass
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -187,13 +211,17 @@ class ServerHandle:
         self._thread.join(timeout)
 
 
-def run_in_thread(app: Any, *, host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0) -> ServerHandle:
-    """Start ``app`` under uvicorn in a daemon thread on a loopback port; wait until it listens."""
+def run_in_thread(app: Any, *, host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0,
+                  limits: Any = None) -> ServerHandle:
+    """Start ``app`` under uvicorn in a daemon thread on a loopback port; wait until it listens.
+
+    ``limits`` (a :class:`LimitsSpec`) overrides the connection limits of ``app``'s spec."""
     import uvicorn
 
     port = port or free_port(host)
-    opts = _uvicorn_options()
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **opts))
+    spec = getattr(app, "spec", None)
+    server = uvicorn.Server(uvicorn_config(app, limits if limits is not None else getattr(spec, "limits", None),
+                                           host=host, port=port))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.run, name=f"yard-serve-{port}", daemon=True)
     thread.start()

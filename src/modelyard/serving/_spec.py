@@ -153,6 +153,11 @@ class LimitsSpec(_Strict):
 
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=64)
     max_rows: int = Field(default=100_000, ge=1)
+    # connection limits, read when the server starts (a swap does not change them)
+    header_timeout_s: float = Field(default=10.0, gt=0)  # from a request's first byte to its last header
+    body_timeout_s: float = Field(default=30.0, gt=0)  # from the headers to the last body byte
+    keepalive_s: float = Field(default=30.0, gt=0)  # an idle keep-alive connection is closed after this
+    max_connections: int = Field(default=1000, ge=1)  # per worker; requests beyond it answer 503
 
 
 class PredictionLogSpec(_Strict):
