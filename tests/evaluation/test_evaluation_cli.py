@@ -9,10 +9,12 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from evaluation_helpers import register
 from typer.testing import CliRunner
 
 from modelyard.cli import app
+from modelyard.errors import InvalidArgumentError
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 runner = CliRunner()
@@ -119,3 +121,35 @@ def test_models_show_card_and_alias_force_show_the_gates(tmp_path, churn, good_m
     md, page = card.to_markdown(), card.to_html()
     assert "## Evaluations" in md and "passed (promotion)" in md and "roc_auc by plan: plan=basic" in md
     assert "<h2>Evaluations</h2>" in page and "<svg" in page.split("<h2>Evaluations</h2>")[1]
+
+
+def test_a_mistyped_metric_suggests_one_that_fits_the_task(tmp_path, churn, good_model):
+    from modelyard.evaluation._metrics import metric_spec
+
+    data = _setup(tmp_path, churn, good_model)
+    # yard evaluate: the binary task is inferred, then f1_scor is matched to f1 (sklearn's f1_score), not f1_macro
+    res = runner.invoke(app, ["evaluate", "churn-clf/1", "--data", str(data), "--label", "churned", "--metrics", "f1_scor"])
+    assert res.exit_code == 1
+    message = str(res.exception)
+    assert message.startswith("unknown metric 'f1_scor'. Did you mean 'f1'? Metrics for binary: accuracy, ")
+    assert "mae" not in message  # only the metrics of the task are listed
+    # a gate policy that names its task
+    (tmp_path / "g.yaml").write_text("task: binary\ndata: {dataset: eval.csv, label: churned}\nmetrics:\n  f1_scor: {min: 0.5}\n")
+    res = runner.invoke(app, ["policy", "check", str(tmp_path / "g.yaml")])
+    assert res.exit_code == 1
+    assert "g.yaml:4: metrics.f1_scor: unknown metric 'f1_scor'. Did you mean 'f1'?" in str(res.exception)
+    (tmp_path / "m.yaml").write_text("task: multiclass\nmetrics:\n  f1_scor: {min: 0.5}\n  recal: {min: 0.5}\n")
+    res = runner.invoke(app, ["policy", "check", str(tmp_path / "m.yaml")])
+    assert "m.yaml:3: metrics.f1_scor: unknown metric 'f1_scor'. Did you mean 'f1_macro'?" in str(res.exception)
+    assert "m.yaml:4: metrics.recal: unknown metric 'recal'. Did you mean 'recall_macro'?" in str(res.exception)
+    # the library call, per task; keys of the gate itself still win when they are closer
+    for task, typed, meant in [
+        ("binary", "f1_scor", "f1"), ("multiclass", "f1_scor", "f1_macro"), ("regression", "mean_absolute_eror", "mae"),
+        ("binary", "roc_auc_scor", "roc_auc"), ("regression", "rsme", "rmse"), (None, "f1_scor", "f1"),
+    ]:
+        with pytest.raises(InvalidArgumentError) as info:
+            metric_spec(typed, task)
+        assert f"unknown metric {typed!r}. Did you mean {meant!r}?" in str(info.value), (task, typed, str(info.value))
+    (tmp_path / "k.yaml").write_text("metrics:\n  f1: {mni: 0.5}\n")
+    res = runner.invoke(app, ["policy", "check", str(tmp_path / "k.yaml")])
+    assert "k.yaml:2: metrics.f1.mni: unknown key 'mni'. Did you mean 'min'? Allowed keys here: min, max." in str(res.exception)

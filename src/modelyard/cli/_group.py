@@ -49,6 +49,8 @@ class LazyGroup:
         obj = getattr(importlib.import_module(module), attr)
         if isinstance(obj, typer.Typer):
             cmd = typer.main.get_command(obj)
+            # a sub-app made with Typer's defaults grows --install/--show-completion: the root has none
+            cmd.params = [p for p in cmd.params if p.name not in ("install_completion", "show_completion")]
         else:
             cmd = obj
         cmd.name = self.name
@@ -56,6 +58,27 @@ class LazyGroup:
             cmd.rich_help_panel = self.rich_help_panel  # type: ignore[attr-defined]
         return cmd
 
+
+def _flags_show_no_type() -> None:
+    """Typer 0.29 draws every flag in the help as taking a ``<bool>`` value (``--json  <bool>``,
+    even ``--help  <bool>``), which reads as if ``--json true`` were needed. A flag takes no value:
+    show no type for it, as click and older Typer do."""
+    from typer.core import TyperOption
+
+    original = getattr(TyperOption, "display_type_rich", None)
+    if original is None or getattr(original, "_yard_flags", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) or getattr(self, "count", False):
+            return None
+        return original(self, ctx)
+
+    display_type_rich._yard_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
 
 #: Lazily registered top-level commands, by name, in registration order.
 LAZY_GROUPS: dict[str, LazyGroup] = {}

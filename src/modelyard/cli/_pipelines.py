@@ -58,8 +58,12 @@ def run(
         fn, _params(param), executor=executor, workers=workers, force=force or None, ray_address=ray_address,
         progress=None if not as_json else False,
     )
+    value, value_error = _value(result)
     if as_json:
-        print_json(result.to_dict())
+        out = {**result.to_dict(), "value": _json_value(value), "value_type": _type_name(value)}
+        if value_error:
+            out["value_error"] = value_error
+        print_json(out)
         return
     c = console()
     n = len(result.steps)
@@ -67,7 +71,58 @@ def run(
         f"Pipeline [bold]{result.pipeline}[/] finished: run {result.run_id[:12]}, {len(result.executed)} of {n} "
         f"steps ran, {len(result.cached)} cached."
     )
+    if value_error:
+        c.print(f"  returned: (not loaded: {value_error})", markup=False)
+    elif value is not None:
+        text = short_repr(value)
+        sep = "\n" if "\n" in text else " "
+        c.print(f"  returned ({_type_name(value)}):{sep}{text}", markup=False)
     c.print(f"  look:  yard pipeline show {result.run_id[:12]}")
+
+
+#: Text mode shows at most this many characters of the returned value's repr (--json shows all).
+REPR_CHARS = 2000
+
+
+def _value(result: Any) -> tuple[Any, str | None]:
+    """The pipeline's return value with step outputs loaded, or why it could not be loaded."""
+    from modelyard.errors import ModelyardError
+
+    try:
+        return result.value, None
+    except ModelyardError as exc:
+        return None, str(exc)
+
+
+def _type_name(value: Any) -> str:
+    tp = type(value)
+    return tp.__qualname__ if tp.__module__ == "builtins" else f"{tp.__module__}.{tp.__qualname__}"
+
+
+def short_repr(value: Any, limit: int = REPR_CHARS) -> str:
+    """``repr(value)`` for a terminal: containers abbreviated, at most ``limit`` characters."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxdict, r.maxlist, r.maxtuple, r.maxset = 4, 20, 20, 20, 20
+    r.maxstring, r.maxlong, r.maxother = 400, 100, limit
+    text = r.repr(value)
+    if len(text) > limit:
+        text = f"{text[:limit]} [... {len(text) - limit:,} more characters; --json shows all]"
+    return text
+
+
+def _json_value(value: Any) -> Any:
+    """The value itself when it is plain JSON (dicts, lists, strings, numbers), else its full repr."""
+    import json
+
+    from modelyard._json import strict_json
+
+    try:
+        json.dumps(strict_json(value), allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
 
 
 @app.command("status")

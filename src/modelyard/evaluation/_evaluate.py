@@ -177,7 +177,8 @@ def _evaluate_loaded(
     if task is not None and task not in TASKS:
         raise InvalidArgumentError(f"The 'task' parameter of evaluate must be one of {list(TASKS)}. Got {task!r} instead.")
     for name in metrics or ():
-        metric_spec(name, task)
+        if task is not None or name in METRICS:  # an unknown name waits for the inferred task: suggestions fit it
+            metric_spec(name, task)
     frame = ds.frame
     if len(frame) == 0:
         raise InvalidArgumentError(f"The evaluation data {ds.label!r} has no rows.")

@@ -9,6 +9,7 @@ per slice.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from modelyard.errors import InvalidArgumentError, did_you_mean
+from modelyard.errors import InvalidArgumentError
 
 __all__ = [
     "METRICS",
@@ -24,10 +25,12 @@ __all__ = [
     "MetricSpec",
     "MetricValues",
     "PreparedTargets",
+    "closest_metric",
     "compute_metrics",
     "default_metrics",
     "metric_spec",
     "prepare_targets",
+    "suggest_metric",
 ]
 
 TASKS = ("binary", "multiclass", "regression")
@@ -344,15 +347,45 @@ def metric_spec(name: str, task: str | None = None, *, where: str = "") -> Metri
     prefix = f"{where}: " if where else ""
     spec = METRICS.get(name)
     if spec is None:
-        raise InvalidArgumentError(
-            f"{prefix}unknown metric {name!r}.{did_you_mean(name, METRICS)} "
-            f"Known metrics: {', '.join(sorted(METRICS))}."
-        )
+        if task in TASKS:
+            listing = f"Metrics for {task}: {', '.join(n for n, s in METRICS.items() if task in s.tasks)}."
+        else:
+            listing = f"Known metrics: {', '.join(sorted(METRICS))}."
+        raise InvalidArgumentError(f"{prefix}unknown metric {name!r}.{suggest_metric(name, task)} {listing}")
     if task is not None and task not in spec.tasks:
         fits = ", ".join(sorted(spec.tasks))
         hint = _HINTS.get((name, task), f" Metrics for {task}: {', '.join(n for n, s in METRICS.items() if task in s.tasks)}.")
         raise InvalidArgumentError(f"{prefix}metric {name!r} does not fit a {task} task (it is for {fits}).{hint}")
     return spec
+
+
+def closest_metric(name: str, task: str | None = None) -> tuple[str, float] | None:
+    """The metric a mistyped ``name`` most likely means, with its similarity (0..1), or None.
+
+    Only metrics that fit ``task`` are candidates, and a metric is also found by its scikit-learn
+    function's name: ``f1_scor`` is close to ``f1_score``, which is ``f1`` (the first metric of that
+    function fitting the task: ``f1`` on a binary task, ``f1_macro`` on a multiclass one), and by
+    the first word of its name (``recal`` is ``recall_macro`` on a multiclass task).
+    """
+    names: dict[str, str] = {}
+    for spec in METRICS.values():
+        if task not in TASKS or task in spec.tasks:
+            names[spec.name] = spec.name
+    for spec in [s for s in METRICS.values() if s.name in names]:
+        names.setdefault(spec.sklearn.rpartition(":")[2], spec.name)
+    for spec in [s for s in METRICS.values() if s.name in names]:
+        names.setdefault(spec.name.split("_")[0], spec.name)  # 'recal' → recall_macro on a multiclass task
+    typed = name.strip().lower()
+    match = difflib.get_close_matches(typed, list(names), n=1, cutoff=0.6)
+    if not match:
+        return None
+    return names[match[0]], difflib.SequenceMatcher(None, typed, match[0]).ratio()
+
+
+def suggest_metric(name: str, task: str | None = None) -> str:
+    """`` Did you mean 'x'?`` for a mistyped metric name (see :func:`closest_metric`), or ``""``."""
+    found = closest_metric(name, task)
+    return f" Did you mean {found[0]!r}?" if found else ""
 
 
 def default_metrics(task: str, *, has_scores: bool) -> list[str]:

@@ -13,6 +13,7 @@ behavior:  {invariance: [{column: customer_id}], monotonic: [{column: tenure, di
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import types
@@ -24,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelyard.errors import InvalidArgumentError, did_you_mean
-from modelyard.evaluation._metrics import METRICS, metric_spec
+from modelyard.evaluation._metrics import METRICS, TASKS, closest_metric, metric_spec
 
 __all__ = [
     "Bound",
@@ -317,22 +318,33 @@ def _problems_from(
 
 
 def _check_metric_keys(raw: dict[str, Any], source: str, lines: dict[tuple[str, ...], int]) -> list[str]:
-    """Metric names (keys of metrics/champion/slices.*) must be known metrics."""
+    """Metric names (keys of metrics/champion/slices.*) must be known metrics.
+
+    A typo is matched against the metrics that fit the policy's ``task`` (all when it names none)
+    and their scikit-learn names, and against the other keys allowed at that place.
+    """
     problems = []
+    task = raw.get("task") if raw.get("task") in TASKS else None
 
     def check(path: tuple[str, ...], name: str, fields: list[str]) -> None:
         if name in METRICS:
             return
         line = _line_of(lines, (*path, name))
         where = f"{source}:{line}" if line else source
-        hint = did_you_mean(name, [*METRICS, *fields])
+        metric = closest_metric(name, task)
+        field = difflib.get_close_matches(name, fields, n=1, cutoff=0.6)
         key = ".".join((*path, name))
-        if hint and hint.split("'")[1] in fields:
-            problems.append(f"{where}: {key}: unknown key {name!r}.{hint} Allowed keys here: {', '.join(fields)} and metric names.")
-        elif hint:
-            problems.append(f"{where}: {key}: unknown metric {name!r}.{hint}")
+        if field and (metric is None or difflib.SequenceMatcher(None, name, field[0]).ratio() >= metric[1]):
+            problems.append(
+                f"{where}: {key}: unknown key {name!r}. Did you mean {field[0]!r}? "
+                f"Allowed keys here: {', '.join(fields)} and metric names."
+            )
+        elif metric is not None:
+            problems.append(f"{where}: {key}: unknown metric {name!r}. Did you mean {metric[0]!r}?")
         else:
-            problems.append(f"{where}: {key}: unknown metric {name!r}. Known metrics: {', '.join(sorted(METRICS))}.")
+            known = [n for n, s in METRICS.items() if task in s.tasks] if task else sorted(METRICS)
+            what = f"Metrics for {task}" if task else "Known metrics"
+            problems.append(f"{where}: {key}: unknown metric {name!r}. {what}: {', '.join(known)}.")
 
     metrics = raw.get("metrics")
     if isinstance(metrics, dict):
