@@ -171,3 +171,72 @@ def test_validate_with_a_reference_profile_needs_no_store() -> None:
     assert yard.validate(_frame(seed=9), reference=ref).ok
     r = yard.validate(_shifted(_frame()), reference=ref)
     assert "charges.distribution" in {f.name for f in r.failures} and r.reference == "the given profile"
+
+
+def test_null_and_type_failures_count_rows_and_keep_sample_rows(tmp_path: Path) -> None:
+    df = _frame(400)
+    df.loc[[4, 7, 8, 20, 30, 31, 399], "plan"] = None
+    df["customer_id"] = df["customer_id"].astype(str)
+    suite = {"columns": {"plan": {"max_null_fraction": 0.0}, "customer_id": {"type": "integer"},
+                         "tenure": {"max_null_fraction": 0.5}}}
+    r = yard.validate(df, suite=suite)
+    nulls = next(f for f in r.failures if f.name == "plan.max_null_fraction")
+    assert nulls.failing_rows == 7 and nulls.samples == [{"row": i, "value": None} for i in (4, 7, 8, 20, 30)]  # the first 5
+    assert nulls.detail == "7 of 400 rows are null"
+    typ = next(f for f in r.failures if f.name == "customer_id.type")
+    assert typ.failing_rows == 400 and typ.samples[:2] == [{"row": 0, "value": "0"}, {"row": 1, "value": "1"}] and len(typ.samples) == 5
+    assert typ.detail == "every non-null value (400 rows) is string, not integer"
+    ok = next(x for x in r.results if x.name == "tenure.max_null_fraction")
+    assert ok.ok and ok.failing_rows == 0 and ok.samples == []
+    doc = json.loads(r.to_json())
+    got = {x["column"] + "." + x["expectation"]: x for x in doc["results"]}
+    assert got["plan.max_null_fraction"]["failing_rows"] == 7 and got["plan.max_null_fraction"]["samples"][0] == {"row": 4, "value": None}
+    # a folder: row numbers run on across its files
+    (tmp_path / "parts").mkdir()
+    _frame(10).to_parquet(tmp_path / "parts" / "a.parquet")
+    second = _frame(5)
+    second.loc[[1, 3], "plan"] = None
+    second.to_parquet(tmp_path / "parts" / "b.parquet")
+    r = yard.validate(tmp_path / "parts", suite={"columns": {"plan": {"max_null_fraction": 0.1}}})
+    nulls = next(f for f in r.failures if f.name == "plan.max_null_fraction")
+    assert nulls.failing_rows == 2 and [s["row"] for s in nulls.samples] == [11, 13]
+
+
+def _validate_cli(*args: str) -> tuple[int, str]:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "modelyard", "validate", "data", *args], capture_output=True, text=True, env=env, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_cli_shows_failures_and_a_count_of_passes_and_all_with_all(tmp_path: Path) -> None:
+    ref = _frame()
+    yard.data.add(ref, name="churn-train")  # the test's own default store (YARD_URI), which the CLI subprocess reads
+    bad = ref.copy()
+    bad.loc[[3], "tenure"] = -5
+    bad.loc[[4, 7, 8], "plan"] = None
+    bad.to_parquet(tmp_path / "bad.parquet")
+    uri = ["--against", "churn-train@v1"]
+    report = yard.validate(bad, against="churn-train@v1")
+    n_pass = len(report.results) - len(report.failures)
+    code, out = _validate_cli(str(tmp_path / "bad.parquet"), *uri)
+    assert code == 1, out
+    lines = out.splitlines()
+    assert not [line for line in lines if line.lstrip().startswith("✓ ") and "passed" not in line]  # no passed check listed
+    assert f"✓ {n_pass} other checks passed (not listed; --all shows every check)" in out
+    assert f"{n_pass} passed, {len(report.failures)} failed" in out
+    assert any("tenure" in line and " min " in line and "1 row(s) below 0" in line for line in lines)
+    assert "plan.max_null_fraction sample rows: row 4: None, row 7: None, row 8: None" in out
+    code, out_all = _validate_cli(str(tmp_path / "bad.parquet"), *uri, "--all")
+    assert code == 1
+    listed = [line for line in out_all.splitlines() if line.lstrip().startswith(("✓ ", "✗ "))]
+    assert len(listed) == len(report.results) and "other checks passed" not in out_all
+    code, js = _validate_cli(str(tmp_path / "bad.parquet"), *uri, "--json")
+    assert code == 1 and len(json.loads(js)["results"]) == len(report.results)
+    good = tmp_path / "good.parquet"
+    _frame(500, 3).to_parquet(good)
+    code, out = _validate_cli(str(good), *uri)
+    assert code == 0 and "passed, 0 failed (--all lists them)" in out and "✓ " not in out

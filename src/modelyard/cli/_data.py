@@ -235,8 +235,10 @@ def validate_data(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     html: str = typer.Option(None, "--html", help="Also write a self-contained HTML report here."),
     junit: str = typer.Option(None, "--junit", help="Also write JUnit XML here (one test case per expectation)."),
+    all_checks: bool = typer.Option(False, "--all", help="List every check, not only the failed ones."),
 ) -> None:
-    """Check data against expectations; exit code 1 when any check fails."""
+    """Check data against expectations; exit code 1 when any check fails. Prints the failed checks
+    (with failing row counts and sample rows) and a count of the passes; --all lists every check."""
     from pathlib import Path
 
     from modelyard.data._validate import validate
@@ -249,7 +251,7 @@ def validate_data(
     if as_json:
         typer.echo(report.to_json())
     else:
-        report.print(console())
+        report.print(console(), all_checks=all_checks, hint="--all")
         for label, target in (("HTML report", html), ("JUnit XML", junit)):
             if target:
                 typer.echo(f"{label}: {target}")

@@ -107,37 +107,51 @@ class ValidationReport:
 
     # -- terminal ---------------------------------------------------------------------------------
     def __rich__(self) -> Any:
+        return self.render()
+
+    def render(self, *, all_checks: bool = False, hint: str = "report.print(all_checks=True)") -> Any:
+        """The terminal view: the failed checks (with failing row counts and sample rows) and a
+        one-line count of the passes; ``all_checks=True`` lists every check. ``hint`` says how to
+        see them all (the CLI passes ``--all``)."""
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
-        t = Table(box=None, header_style="bold")
-        for col in ("", "column", "expectation", "observed", "expected", "detail"):
-            t.add_column(col)
-        for r in sorted(self.results, key=lambda r: r.ok):
-            mark = Text("✓", style="green") if r.ok else Text("✗", style="bold red")
-            t.add_row(mark, r.column or "(table)", r.expectation, _short(r.observed), _short(r.expected), r.detail)
         n_fail = len(self.failures)
+        n_pass = len(self.results) - n_fail
         head = Text(
             f"{self.data} ({self.rows:,} rows) against {self.suite}"
             + (f" (reference {self.reference})" if self.reference and self.reference != self.suite else "")
         )
-        summary = Text(
-            f"{len(self.results) - n_fail} passed, {n_fail} failed", style="bold red" if n_fail else "bold green"
-        )
-        parts: list[Any] = [head, t, summary]
+        shown = sorted(self.results, key=lambda r: r.ok) if all_checks else self.failures
+        parts: list[Any] = [head]
+        if shown:
+            t = Table(box=None, header_style="bold")
+            for col in ("", "column", "expectation", "observed", "expected", "failing rows", "detail"):
+                t.add_column(col, justify="right" if col == "failing rows" else "left")
+            for r in shown:
+                mark = Text("✓", style="green") if r.ok else Text("✗", style="bold red")
+                rows = f"{r.failing_rows:,}" if r.failing_rows else ""
+                t.add_row(mark, r.column or "(table)", r.expectation, _short(r.observed), _short(r.expected), rows, r.detail)
+            parts.append(t)
+        if n_fail and not all_checks and n_pass:
+            parts.append(Text(f"✓ {n_pass} other checks passed (not listed; {hint} shows every check)", style="green"))
+        parts.append(Text(f"{n_pass} passed, {n_fail} failed", style="bold red" if n_fail else "bold green"))
+        if not n_fail and not all_checks:
+            parts[-1].append(Text(f" ({hint} lists them)", style="dim"))
         for r in self.failures:
             if r.samples:
-                rows = ", ".join(f"row {s['row']}: {s['value']!r}" for s in r.samples)
+                rows = ", ".join(f"row {s['row']}: {_short(s['value']) if isinstance(s['value'], float) else repr(s['value'])}" for s in r.samples)
                 parts.append(Text(f"  {r.name} sample rows: {rows}", style="dim"))
         return Group(*parts)
 
-    def print(self, console: Any = None) -> None:
+    def print(self, console: Any = None, *, all_checks: bool = False, hint: str = "report.print(all_checks=True)") -> None:
+        """Print the failures (every check with ``all_checks=True``) to ``console`` (a rich Console)."""
         if console is None:
             from rich.console import Console
 
             console = Console()
-        console.print(self)
+        console.print(self.render(all_checks=all_checks, hint=hint))
 
     # -- JUnit ----------------------------------------------------------------------------------------
     def to_junit(self) -> str:

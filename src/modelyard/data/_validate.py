@@ -120,10 +120,13 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
             row_checks[(col, "min")] = {"count": 0, "samples": []}
         if e.max is not None:
             row_checks[(col, "max")] = {"count": 0, "samples": []}
+        if e.max_null_fraction is not None:
+            row_checks[(col, "nulls")] = {"count": 0, "samples": []}
         if e.values is not None:
             row_checks[(col, "values")] = {"count": 0, "samples": [], "set": pa.array([str(v) if not isinstance(v, bool) else v for v in e.values])}
     unique_cols = [c for c, e in s.columns.items() if e.unique and c in present]
     unique_chunks: dict[str, list[Any]] = {c: [] for c in unique_cols}
+    first_values: dict[str, list[dict[str, Any]]] = {c: [] for c, e in s.columns.items() if e.type is not None and c in present}
     builder = ProfileBuilder()  # the report carries the batch's full, mergeable profile
     offset = 0
     for batch in batches:
@@ -131,7 +134,11 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
         for (col, kind), st in row_checks.items():
             arr = batch.column(col)
             e = s.columns[col]
-            if kind == "values":
+            if kind == "nulls":
+                if not arr.null_count:
+                    continue
+                bad = pc.is_null(arr)
+            elif kind == "values":
                 if pa.types.is_dictionary(arr.type):  # check the dictionary once, map through the indices
                     dict_bad = pc.invert(pc.is_in(arr.dictionary.cast(pa.string()), value_set=st["set"]))
                     bad = pc.take(dict_bad, arr.indices)
@@ -155,6 +162,11 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
                     idx = pc.indices_nonzero(bad).slice(0, SAMPLES - len(st["samples"]))
                     vals = pc.take(arr, idx).to_pylist()
                     st["samples"].extend({"row": offset + int(i), "value": v} for i, v in zip(idx.to_pylist(), vals, strict=True))
+        for c, vals in first_values.items():  # a few values of each column: the samples of a failed type check
+            if len(vals) < SAMPLES:
+                arr = batch.column(c)
+                idx = pc.indices_nonzero(pc.is_valid(arr)).slice(0, SAMPLES - len(vals))
+                vals.extend({"row": offset + int(i), "value": v} for i, v in zip(idx.to_pylist(), pc.take(arr, idx).to_pylist(), strict=True))
         for c in unique_cols:
             col_arr = batch.column(c)
             unique_chunks[c].append(col_arr.dictionary_decode() if pa.types.is_dictionary(col_arr.type) else col_arr)
@@ -180,11 +192,15 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
         cp = cur.columns[col]
         fam = type_family(cp.type)
         if e.type is not None:
-            results.append(CheckResult(col, "type", type_matches(e.type, fam), f"{fam} ({cp.type})", e.type))
+            ok = type_matches(e.type, fam)
+            results.append(CheckResult(col, "type", ok, f"{fam} ({cp.type})", e.type,
+                                       "" if ok else f"every non-null value ({cp.count:,} rows) is {fam}, not {e.type}",
+                                       [] if ok else first_values[col], 0 if ok else cp.count))
         if e.max_null_fraction is not None:
             nf = cp.null_fraction
+            st = row_checks[(col, "nulls")]  # like "values": the null rows, even when within the tolerated fraction
             results.append(CheckResult(col, "max_null_fraction", nf <= e.max_null_fraction + 1e-12, round(nf, 6), e.max_null_fraction,
-                                       f"{cp.nulls:,} of {rows:,} rows are null"))
+                                       f"{cp.nulls:,} of {rows:,} rows are null", st["samples"], st["count"]))
         for kind in ("min", "max"):
             st = row_checks.get((col, kind))
             if st is None:

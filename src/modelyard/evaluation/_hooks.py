@@ -75,31 +75,70 @@ def print_evaluations(console: Any, ws: Any, name: str, version: int | None = No
     console.print(t)
 
 
+def _is_full(r: dict[str, Any]) -> bool:
+    """A full evaluation holds every default metric of its task (``yard evaluate``, a gate's own run).
+
+    A champion comparison scores the champion on just the metrics it compares (say roc_auc alone)
+    and ``--metrics`` asks for a chosen few: those are partial and shown apart.
+    """
+    from modelyard.evaluation._metrics import default_metrics
+
+    try:
+        needed = default_metrics(r["task"], has_scores=False)
+    except KeyError:
+        return bool(r["slices"])
+    return bool(r["slices"]) or all(m in r["metrics"] for m in needed)
+
+
 def card_section(ws: Any, mv: Any) -> tuple[str, str, str] | None:
-    """The model card's "Evaluations" section: ``(title, markdown, html)``, None when there are none."""
+    """The model card's "Evaluations" section: ``(title, markdown, html)``, None when there are none.
+
+    Full evaluations make the main table (columns: the metrics they share, in order); partial ones
+    (a champion comparison, a ``--metrics`` pick) a second table of ``metric value`` pairs, so no row
+    is a run of blank cells. The slice charts come from the newest evaluation that has slices.
+    """
     rows = evaluation_summaries(ws, mv.name, mv.version)
     if not rows:
         return None
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r["metrics"] if k not in keys]
-    head = ["data", "rows", "when", "gates", *keys]
-    body = [[r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]), *[_num(r["metrics"].get(k, "")) for k in keys]] for r in rows]
-    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    md += ["| " + " | ".join(row) + " |" for row in body]
+    full = [r for r in rows if _is_full(r)]
+    partial = [r for r in rows if not _is_full(r)]
     e = html.escape
-    th = "".join(f"<th>{e(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body)
-    parts = [f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"]
-    latest = rows[0]
-    if latest["slices"]:
+
+    def tables(head: list[str], body: list[list[str]]) -> tuple[list[str], str]:
+        md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(row) + " |" for row in body]
+        th = "".join(f"<th>{e(h)}</th>" for h in head)
+        trs = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body)
+        return md, f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+    md: list[str] = []
+    parts: list[str] = []
+    if full:
+        keys: list[str] = []
+        for r in full:
+            keys += [k for k in r["metrics"] if k not in keys]
+        head = ["data", "rows", "when", "gates", *keys]
+        body = [[r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]),
+                 *[_num(r["metrics"][k]) if k in r["metrics"] else "-" for k in keys]] for r in full]
+        t_md, t_html = tables(head, body)
+        md += t_md
+        parts.append(t_html)
+    if partial:
+        body = [[r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]),
+                 ", ".join(f"{k} {_num(v)}" for k, v in r["metrics"].items()) or "-"] for r in partial]
+        t_md, t_html = tables(["data", "rows", "when", "gates", "metrics"], body)
+        note = "Comparisons and partial evaluations (only the metrics they were asked for, e.g. this version scored as the champion):"
+        md += (["", note, ""] if md else [note, ""]) + t_md
+        parts.append(f"<p>{e(note)}</p>" + t_html)
+    sliced = next((r for r in full + partial if r["slices"]), None)
+    if sliced is not None:
         from modelyard.evaluation._service import EvaluationService
         from modelyard.registry._card import bar_chart_svg
 
-        ev = EvaluationService(ws).get_evaluation(latest["id"])
+        ev = EvaluationService(ws).get_evaluation(sliced["id"])
         metric = next((m for m in ("roc_auc", "f1_macro", "accuracy", "r2", "rmse") if m in ev.metrics), next(iter(ev.metrics)))
         for column in ev.slices:
             values = {f"{column}={v}": float(s.get(metric, float("nan"))) for v, s in list(ev.slices[column].items())[:20]}
-            parts.append(bar_chart_svg(values, title=f"{metric} by {column} on {ev.data}"))
+            title = f"{metric} by {column} on {ev.data} ({_when(ev.created_at)})"
+            parts.append(bar_chart_svg(values, title=title))
             md += ["", f"{metric} by {column}: " + ", ".join(f"{k} {_num(v)}" for k, v in values.items())]
     return "Evaluations", "\n".join(md), "\n".join(parts)

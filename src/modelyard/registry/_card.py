@@ -47,7 +47,7 @@ class ModelCard:
         rows = []
         for e in self.audit:
             what = ", ".join(f"{k}={v}" for k, v in e.detail.items() if k in ("alias", "from", "to", "flavor"))
-            rows.append([_when(e.at), e.actor or "-", e.action, str(e.version or "-"), what, e.reason or ""])
+            rows.append([_when(e.at), e.actor or "-", e.action, str(e.version or "-"), what or "-", e.reason or "-"])
         return rows
 
     def _lineage(self) -> list[tuple[str, str]]:
@@ -110,7 +110,8 @@ class ModelCard:
         def table(head: list[str], rows: list[list[str]]) -> str:
             th = "".join(f"<th>{e(h)}</th>" for h in head)
             body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-            return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+            thead = f"<thead><tr>{th}</tr></thead>" if any(head) else ""  # key/value tables: no empty header row
+            return f"<table>{thead}<tbody>{body}</tbody></table>"
 
         parts = [f"<h1>{e(v.name)} <span class=v>version {v.version}</span></h1>"]
         parts.append(f"<p>{e(m.description or 'No description.')}</p>")
@@ -136,7 +137,17 @@ class ModelCard:
             parts.append("<h2>Parameters</h2>" + table(["param", "value"], [[k, val] for k, val in sorted(self.run.params.items())]))
         parts.append("<h2>Metrics</h2>")
         if v.metrics:
-            parts.append(bar_chart_svg({k: float(x) for k, x in sorted(v.metrics.items())}, title="metrics of this version"))
+            # scores in [0, 1] share one 0-1 scale; a loss of 3.2 or a count of 120000 would flatten
+            # them, so those get a table (or their own chart when there are no scores)
+            nums = {k: float(x) for k, x in sorted(v.metrics.items())}
+            unit = {k: x for k, x in nums.items() if 0.0 <= x <= 1.0}
+            other = {k: x for k, x in nums.items() if k not in unit}
+            if unit:
+                parts.append(bar_chart_svg(unit, title="metrics of this version (0-1 scale)", peak=1.0))
+                if other:
+                    parts.append(table(["other metric", "value"], [[k, _num(x)] for k, x in other.items()]))
+            else:
+                parts.append(bar_chart_svg(other, title="metrics of this version"))
         for key, points in sorted(self.history.items()):
             if len(points) > 1:
                 parts.append(line_chart_svg(points, title=f"{key} over steps (run {(v.run_id or '')[:12]})"))
@@ -170,20 +181,25 @@ _CSS = (
 )
 
 
-def bar_chart_svg(values: dict[str, float], *, title: str = "", width: int = 640) -> str:
-    """A horizontal bar chart as an inline SVG string."""
+def bar_chart_svg(values: dict[str, float], *, title: str = "", width: int = 640, peak: float | None = None) -> str:
+    """A horizontal bar chart as an inline SVG string; bars scale to ``peak`` (default: the largest value)."""
     e = html.escape
     finite = {k: v for k, v in values.items() if v == v and abs(v) != float("inf")}
-    row, left, top = 24, 160, 28
+    row, top, char = 24, 28, 7.2  # char: a generous width of one 12px character
+    # the label column is as wide as the longest label, up to 40% of the chart; longer labels are
+    # shortened with an ellipsis (the full name is the bar's tooltip)
+    fit = int(width * 0.4 / char)
+    left = int(min(width * 0.4, max((len(k) for k in finite), default=4) * char) + 12)
     height = top + row * max(1, len(finite)) + 10
-    peak = max((abs(v) for v in finite.values()), default=1.0) or 1.0
-    span = width - left - 90
+    peak = peak or max((abs(v) for v in finite.values()), default=1.0) or 1.0
+    span = width - left - 80
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{e(title)}">',
            f'<text x="0" y="16" font-size="13" font-weight="600">{e(title)}</text>']
     for i, (k, v) in enumerate(finite.items()):
         y = top + i * row
         w = max(1.0, abs(v) / peak * span)
-        out.append(f'<text x="{left - 8}" y="{y + 15}" font-size="12" text-anchor="end">{e(k)}</text>')
+        label = k if len(k) <= fit else k[: fit - 1] + "…"
+        out.append(f'<g><title>{e(k)}: {v:.6g}</title><text x="{left - 8}" y="{y + 15}" font-size="12" text-anchor="end">{e(label)}</text></g>')
         out.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="{"#0969da" if v >= 0 else "#cf222e"}"/>')
         out.append(f'<text x="{left + w + 6:.1f}" y="{y + 15}" font-size="12">{v:.4g}</text>')
     out.append("</svg>")

@@ -79,7 +79,7 @@ def bars_svg(
     series: Sequence[tuple[str, Sequence[float]]],
     *,
     width: int = 360,
-    bar: int = 7,
+    bar: int = 10,
     colors: Sequence[str] = PALETTE,
     title: str = "",
 ) -> str:
