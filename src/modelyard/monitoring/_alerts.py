@@ -161,6 +161,8 @@ def load_rules(source: str | Path | Mapping[str, Any]) -> tuple[list[AlertRule],
     """Rules and the optional webhook from a YAML file (or an already parsed mapping)."""
     import yaml
 
+    from modelyard._yaml import load_yaml
+
     label = "rules"
     if isinstance(source, Mapping):
         doc: Any = source
@@ -170,7 +172,7 @@ def load_rules(source: str | Path | Mapping[str, Any]) -> tuple[list[AlertRule],
         if not path.is_file():
             raise InvalidArgumentError(f"The alert rules file {label!r} does not exist.")
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = load_yaml(path, what="alert rules file")
         except yaml.YAMLError as exc:
             raise InvalidArgumentError(f"The alert rules file {label!r} is not valid YAML: {exc}") from None
     if isinstance(doc, list):
