@@ -76,6 +76,11 @@ def test_a_literal_webhook_url_is_refused_with_the_way_out(tmp_path: Path, monke
     # a file reference is stored with its absolute path (the driver may run in another folder)
     monkeypatch.chdir(tmp_path)
     assert load_config(webhooks=["file:slack.url", "env:SLACK"]).webhooks == [f"file:{tmp_path / 'slack.url'}", "env:SLACK"]
+    # other URLs in the config keep working but are shown without their password
+    from modelyard.rollout._service import _shown_config
+
+    cfg = load_config(prometheus=[{"name": "p", "url": "http://ml:hunter2@prom:9090", "query": "up", "max": 1}])
+    assert _shown_config(cfg)["prometheus"][0]["url"] == "http://ml:***@prom:9090"
     # from the CLI: refused before anything is stored or contacted
     out = _yard(str(tmp_path / "store"), "rollout", "start", "m", "--to", "2", "--server", "http://127.0.0.1:9",
                 "--webhook", SLACK)

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from modelyard._redact import redact_webhook, scrub_urls
+from modelyard._redact import redact_url, redact_webhook, scrub_urls
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import ConflictError, InvalidArgumentError, ModelyardError, NotFoundError
 from modelyard.rollout._config import RolloutConfig, Step, load_config, plan_steps, webhook_url
@@ -77,7 +77,7 @@ class Rollout:
             "stable_version": self.stable_version, "candidate_version": self.candidate_version,
             "step_index": self.step_index, "steps": [s.model_dump() for s in self.steps],
             "step_started_at": self.step_started_at, "config": _shown_config(self.config),
-            "target": self.target, "analysis": self.analysis, "reason": self.reason,
+            "target": {k: redact_url(v) if k == "url" else v for k, v in self.target.items()}, "analysis": self.analysis, "reason": self.reason,
             "created_by": self.created_by, "created_at": self.created_at, "updated_at": self.updated_at,
             "finished_at": self.finished_at,
         }
@@ -103,6 +103,8 @@ class RolloutEvent:
 def _shown_config(cfg: RolloutConfig) -> dict[str, Any]:
     out = cfg.model_dump(mode="json")
     out["webhooks"] = [redact_webhook(w) for w in cfg.webhooks]  # references; an old literal URL redacted
+    for q in out.get("prometheus") or []:
+        q["url"] = redact_url(q["url"])
     return out
 
 
@@ -316,7 +318,7 @@ class RolloutService:
         r = self.get(rid)
         steps = " → ".join(s.name for s in r.steps)
         msg = f"started: {r.describe()}; steps {steps}"
-        self.record(r, "start", msg, detail={"config": cfg.model_dump(mode="json")}, audit=True)
+        self.record(r, "start", msg, detail={"config": _shown_config(cfg)}, audit=True)
         self.say(f"[rollout {r.id}] {msg}")
         self.notify(r, "start", f":rocket: {model}: {msg}")
         try:
