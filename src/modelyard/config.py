@@ -30,7 +30,9 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 def redact(uri: str) -> str:
     """Hide the password of a URI (``postgresql://u:***@h/db``) for reprs and logs."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", uri)
+    from modelyard._redact import redact_url
+
+    return redact_url(uri)
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,16 @@ class FilterSyntaxError(InvalidArgumentError):
         self.text = text
         self.position = position
         if text:
-            message = f"{message}\n  {text}\n  {' ' * position}^"
+            shown, at = text, position
+            if len(text) > 120:  # a window around the offending token, not a whole generated filter
+                start = max(0, position - 60)
+                shown = text[start:position + 60]
+                at = position - start
+                if start:
+                    shown, at = "..." + shown, at + 3
+                if position + 60 < len(text):
+                    shown += "..."
+            message = f"{message}\n  {shown}\n  {' ' * at}^"
         super().__init__(message)
 
 

@@ -67,14 +67,15 @@ def _drive(app: Any, store: str, rid: int, timeout: float = 40) -> Any:
     return Controller(store, target=app).run(rid, timeout=timeout)[0]
 
 
-def test_canary_promoted_with_zero_failed_requests(served: Any) -> None:
+def test_canary_promoted_with_zero_failed_requests(served: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     app, url, store = served
     hooks = Hooks()
+    monkeypatch.setenv("YARD_TEST_ROLLOUT_HOOK", hooks.url)
     svc = RolloutService(store)
     try:
         with Load(url, clients=4) as load:
             r = svc.start("m", 2, target=app, steps=[50, 75, 100], max_p99_ms=2000, max_drift=0.5,
-                          webhooks=[hooks.url], **{**FAST, "min_requests": 60, "interval_s": "1s"})
+                          webhooks=["env:YARD_TEST_ROLLOUT_HOOK"], **{**FAST, "min_requests": 60, "interval_s": "1s"})
             assert app.spec.traffic.kind == "canary" and app.spec.traffic.weights == {"stable": 50, "candidate": 50}
             r = _drive(app, store, r.id)
         assert r.state is RolloutState.PROMOTED, r.reason

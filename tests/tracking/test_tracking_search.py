@@ -222,3 +222,80 @@ def test_compiled_sql_holds_no_literal_values() -> None:
 
     sql = str(compile_filter("tags.note = 'DROP' and metrics.acc > 0.5 and name in ('a', 'b')"))
     assert "DROP" not in sql and "0.5" not in sql and "'a'" not in sql
+
+
+# -- limits: each is one FilterSyntaxError pointing at the token, on SQLite and PostgreSQL ------------
+
+_NESTED = "(" * 2000 + "metrics.acc > 0" + ")" * 2000
+_MANY = " or ".join(f"metrics.acc = {i}" for i in range(1500))
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "position"),
+    [
+        ("start_time > 99999999999999999999",
+         "start_time 99999999999999999999 is out of range; times are milliseconds since the epoch", 13),
+        ("end_time in (1, -99999999999999999999)", "end_time -99999999999999999999 is out of range", 12),
+        ("metrics.acc > 1e309", r"The number 1e309 is out of range; a filter number must be finite", 14),
+        ("params.lr = -1e999", r"The number -1e999 is out of range", 12),
+        ("metrics.acc < " + "9" * 400, r"The number 99999999999999999999\.\.\. is out of range", 14),
+        (_NESTED, "The filter nests parentheses more than 50 levels deep.", 50),
+        (_MANY, r"The filter has more than 200 comparisons; narrow it, or use 'in \(\.\.\.\)' lists",
+         _MANY.index("metrics.acc = 200 ")),
+        ("params.lr in (" + ",".join(f"'{i}'" for i in range(1001)) + ")",
+         r"The filter's 'in \(\.\.\.\)' lists hold more than 1000 values together\.", 14 + 4 * 10 + 5 * 90 + 6 * 900),
+    ],
+    ids=["int-above-2^63", "int-below-2^63-in-list", "1e309", "-1e999", "400-digits", "2000-parens",
+         "1500-terms", "1001-values"],
+)
+def test_filter_limits_are_syntax_errors(runs, text: str, message: str, position: int) -> None:
+    with pytest.raises(FilterSyntaxError, match=message) as info:
+        yard.search_runs("exp", filter=text)
+    err = info.value
+    assert err.position == position
+    lines = str(err).splitlines()
+    assert len(lines) == 3 and "SELECT" not in str(err)  # the problem, an excerpt of the filter, a caret
+    shown, caret = lines[1][2:], lines[2].index("^") - 2
+    assert len(shown) <= 3 + 120 + 3  # a window around the token, not the whole generated filter
+    assert shown[caret:caret + 8] == text[position:position + 8]
+
+
+def test_filter_limits_leave_room_for_real_filters(runs) -> None:
+    from modelyard.tracking._search import MAX_COMPARISONS, MAX_DEPTH, MAX_VALUES
+
+    # metrics are doubles: an integer beyond 64 bits compares with them as a double (SQLite cannot bind it)
+    assert sset("metrics.acc < 99999999999999999999") == {"alpha", "beta", "gamma"}
+    assert sset("metrics.acc in (0.95, 99999999999999999999)") == {"alpha"}
+    assert sset("params.lr = 99999999999999999999") == set()  # params are text
+    assert sset("metrics.acc < 1.7e308 and metrics.acc > -1.7e308") == {"alpha", "beta", "gamma"}
+    terms = [f"metrics.acc = {i}" if i % 3 == 0 else f"params.lr = '{i}'" if i % 3 == 1 else f"start_time < {i}"
+             for i in range(MAX_COMPARISONS - 2)]
+    widest = ("(" * MAX_DEPTH + " or ".join(terms) + ")" * MAX_DEPTH
+              + " and params.lr in (" + ",".join(f"'{i}'" for i in range(MAX_VALUES - 1)) + ", '0.1')"
+              + " or metrics.acc = 0.85")
+    assert sset(widest) == {"beta"}
+    deepest = "".join(f"metrics.acc = {i} or (params.lr = '{i}' and " for i in range(MAX_DEPTH)) + "status = 'x'"
+    assert sset(deepest + ")" * MAX_DEPTH) == set()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("metrics.acc > 1e309", "Error: The number 1e309 is out of range"),
+        (_NESTED, "Error: The filter nests parentheses more than 50 levels deep."),
+        (_MANY, "Error: The filter has more than 200 comparisons"),
+        ("start_time > 99999999999999999999", "Error: start_time 99999999999999999999 is out of range"),
+    ],
+    ids=["1e309", "2000-parens", "1500-terms", "int-above-2^63"],
+)
+def test_cli_filter_limits(runs, store_uri, text: str, message: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "modelyard", "runs", "list", "--filter", text],
+                         capture_output=True, text=True, env={**os.environ, "YARD_URI": store_uri}, timeout=120)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.startswith(message), res.stderr
+    assert "Traceback" not in res.stderr and "SELECT" not in res.stderr
+    assert len(res.stderr.splitlines()) == 3

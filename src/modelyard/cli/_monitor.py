@@ -101,7 +101,7 @@ def run(
     every: str = typer.Option("5m", "--every", help="How often to evaluate: 30s, 5m, 1h..."),
     window: str = typer.Option("1h", "--window", "-w", help="Default traffic window (rules may set their own)."),
     rules: str = typer.Option(None, "--rules", help="Alert rules YAML (stored; later runs reuse the stored rules)."),
-    webhook: str = typer.Option(None, "--webhook", envvar="YARD_ALERT_WEBHOOK", help="Slack-compatible webhook URL."),
+    webhook: str = typer.Option(None, "--webhook", envvar="YARD_ALERT_WEBHOOK", help="Slack-compatible webhook: env:NAME, file:PATH or a URL (logged as its host only)."),
     reference: str = typer.Option(None, "--reference", "-r", help="Dataset ref or file; default: training data by lineage."),
     once: bool = typer.Option(False, "--once", help="Evaluate once and exit (cron, tests)."),
     metrics_port: int = typer.Option(None, "--metrics-port", help="Serve Prometheus gauges on this port (/metrics)."),

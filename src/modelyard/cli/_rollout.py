@@ -58,7 +58,7 @@ def start(
     min_samples: int = typer.Option(1000, "--min-samples", help="A/B: outcomes per arm before deciding."),
     alpha: float = typer.Option(0.05, "--alpha", help="A/B: false-positive rate (always valid under peeking)."),
     auto_promote: bool = typer.Option(None, "--auto-promote/--no-auto-promote", help="Promote when every step passes."),
-    webhook: list[str] = typer.Option(None, "--webhook", help="Slack-compatible webhook URL (repeatable)."),
+    webhook: list[str] = typer.Option(None, "--webhook", help="Slack-compatible webhook as env:NAME or file:PATH, never a URL: the config is stored (repeatable)."),
     prom_url: str = typer.Option(None, "--prom-url", help="Prometheus server for --prom-query."),
     prom_query: str = typer.Option(None, "--prom-query", help="PromQL checked each analysis ($model, $stable, $candidate are filled in)."),
     prom_max: float = typer.Option(None, "--prom-max", help="Upper limit of --prom-query."),

@@ -279,6 +279,8 @@ def load_suite(source: str | os.PathLike[str] | dict[str, Any] | Suite) -> Suite
         return source
     import yaml
 
+    from modelyard._yaml import compose_yaml, read_yaml_text
+
     marks: dict[tuple[str, ...], tuple[int, int]] = {}
     label: str | None = None
     if isinstance(source, dict):
@@ -287,13 +289,13 @@ def load_suite(source: str | os.PathLike[str] | dict[str, Any] | Suite) -> Suite
         path = Path(source)
         label = str(source)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_yaml_text(path, what="expectation suite")
         except FileNotFoundError:
             from modelyard.errors import NotFoundError
 
             raise NotFoundError(f"Cannot read the suite {label!r}: no such file. Write one with `yard data schema NAME@vN > {label}`.") from None
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            node = compose_yaml(text, what="expectation suite", name=label)
         except yaml.MarkedYAMLError as exc:
             m = exc.problem_mark
             where = f"{label}:{m.line + 1}:{m.column + 1}: " if m else f"{label}: "

@@ -204,8 +204,13 @@ def _yaml_scalar(cmd: str) -> str:
 
     import yaml
 
-    if yaml.safe_load(f"k: {cmd}") == {"k": cmd}:
-        return cmd
+    from modelyard._yaml import load_yaml
+
+    try:
+        if load_yaml(f"k: {cmd}", what="CI command") == {"k": cmd}:
+            return cmd
+    except yaml.YAMLError:  # e.g. "a: b" inside: not a plain scalar
+        pass
     return json.dumps(cmd)
 
 

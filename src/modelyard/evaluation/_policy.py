@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from modelyard._yaml import compose_yaml, load_yaml, read_yaml_text
 from modelyard.errors import InvalidArgumentError, did_you_mean
 from modelyard.evaluation._metrics import METRICS, TASKS, closest_metric, metric_spec
 
@@ -369,8 +370,8 @@ def _check_metric_keys(raw: dict[str, Any], source: str, lines: dict[tuple[str, 
 def parse_policy(text: str, *, source: str = "<policy>", base: str | os.PathLike[str] | None = None) -> GatePolicy:
     """Parse a gate policy from YAML ``text``; every problem is reported with its line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node = compose_yaml(text, what="gate policy", name=source)
+        raw = load_yaml(text, what="gate policy", name=source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
@@ -437,5 +438,5 @@ def load_policy(path: str | os.PathLike[str]) -> GatePolicy:
     p = Path(path).expanduser()
     if not p.is_file():
         raise InvalidArgumentError(f"The gate policy file {str(path)!r} does not exist.")
-    return parse_policy(p.read_text(), source=str(path), base=p.resolve().parent)
+    return parse_policy(read_yaml_text(p, what="gate policy"), source=str(path), base=p.resolve().parent)
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from modelyard._yaml import read_yaml_text
 from modelyard.errors import InvalidArgumentError, ModelyardError, ValidationFailed
 from modelyard.evaluation._gates import GateFailed, GateReport, run_gates
 from modelyard.evaluation._policy import GatePolicy, parse_policy
@@ -30,7 +31,7 @@ def attach_policy(name: str, policy: str | os.PathLike[str], *, uri: Any = None)
     if not path.is_file():
         raise InvalidArgumentError(f"The gate policy file {str(policy)!r} does not exist.")
     get_model(name, uri=uri)  # the model must exist (NotFoundError with did-you-mean otherwise)
-    text = path.read_text()
+    text = read_yaml_text(path, what="gate policy")
     parsed = parse_policy(text, source=str(policy), base=path.resolve().parent)
     EvaluationService(uri).attach_policy(name, text, str(path.resolve()))
     return parsed

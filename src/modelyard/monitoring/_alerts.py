@@ -1,6 +1,6 @@
 """Alert rules (YAML), their evaluation with a for-duration, and delivery (webhook + log).
 
-    webhook: https://hooks.slack.com/services/...     # optional; or `--webhook` / YARD_ALERT_WEBHOOK
+    webhook: env:SLACK_WEBHOOK_URL   # optional (or file:PATH, or a URL); or `--webhook` / YARD_ALERT_WEBHOOK
     rules:
       - name: dataset-drift
         metric: share_drifted        # see METRICS
@@ -161,6 +161,8 @@ def load_rules(source: str | Path | Mapping[str, Any]) -> tuple[list[AlertRule],
     """Rules and the optional webhook from a YAML file (or an already parsed mapping)."""
     import yaml
 
+    from modelyard._yaml import load_yaml
+
     label = "rules"
     if isinstance(source, Mapping):
         doc: Any = source
@@ -170,7 +172,7 @@ def load_rules(source: str | Path | Mapping[str, Any]) -> tuple[list[AlertRule],
         if not path.is_file():
             raise InvalidArgumentError(f"The alert rules file {label!r} does not exist.")
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = load_yaml(path, what="alert rules file")
         except yaml.YAMLError as exc:
             raise InvalidArgumentError(f"The alert rules file {label!r} is not valid YAML: {exc}") from None
     if isinstance(doc, list):
@@ -327,7 +329,10 @@ def _num(v: float | None) -> float | None:
 
 
 def deliver(ws: Workspace, events: Sequence[AlertEvent], webhook: str | None, *, timeout: float = 5.0) -> None:
-    """Log every event and POST it (Slack-compatible JSON) to ``webhook``; record the outcome."""
+    """Log every event and POST it (Slack-compatible JSON) to ``webhook`` (a URL, ``env:NAME`` or
+    ``file:PATH``); record the outcome. Logs and the stored error show the webhook's host only."""
+    from modelyard._redact import is_reference, redact_webhook, resolve_secret, scrub_urls
+
     for ev in events:
         level = logging.WARNING if ev.kind == "firing" and ev.rule.severity != "info" else logging.INFO
         log.log(level, ev.text())
@@ -335,12 +340,16 @@ def deliver(ws: Workspace, events: Sequence[AlertEvent], webhook: str | None, *,
             import httpx
 
             try:
-                resp = httpx.post(webhook, json=ev.slack_payload(), timeout=timeout)
+                url = resolve_secret(webhook, what="alert webhook") if is_reference(webhook) else webhook
+                resp = httpx.post(url, json=ev.slack_payload(), timeout=timeout)
                 resp.raise_for_status()
                 ev.delivered = True
-            except httpx.HTTPError as exc:
-                ev.delivery_error = f"{type(exc).__name__}: {exc}"
-                log.error("alert webhook %s failed: %s", webhook, ev.delivery_error)
+            except InvalidArgumentError as exc:  # the reference does not resolve (variable unset, file gone)
+                ev.delivery_error = str(exc)
+                log.error("alert webhook %s failed: %s", redact_webhook(webhook), ev.delivery_error)
+            except httpx.HTTPError as exc:  # its message quotes the URL, whose path is the token
+                ev.delivery_error = scrub_urls(f"{type(exc).__name__}: {exc}")
+                log.error("alert webhook %s failed: %s", redact_webhook(webhook), ev.delivery_error)
         else:
             ev.delivered = True  # the log is the only channel
         if ev.kind == "firing":

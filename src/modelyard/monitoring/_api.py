@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from modelyard._redact import is_reference, resolve_secret
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.monitoring._alerts import (
     deliver,
@@ -112,6 +113,8 @@ def run(
         store_rules(ws, model, rule_list, now_ms())
     else:
         rule_list = stored_rules(ws, model)
+    if hook and is_reference(hook):  # env:NAME / file:PATH: fail now if it does not resolve (each delivery re-reads it)
+        resolve_secret(hook, what="alert webhook")
     from modelyard.monitoring._prom import MonitorMetrics
 
     metrics = MonitorMetrics()

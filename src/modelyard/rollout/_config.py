@@ -2,6 +2,11 @@
 
 Units are explicit: durations are strings with a unit (``500ms``, ``30s``, ``2m``, ``1h``) or
 seconds as numbers; rates are fractions (``0.01``) or percentages (``"1%"``); latency in ms.
+
+Webhooks are references, never URLs: ``env:NAME`` (an environment variable of the process that
+drives the rollout) or ``file:PATH`` (a file holding the URL). The config is stored with the
+rollout and printed by ``yard rollout status --json``, and a Slack/Teams webhook URL carries its
+token in the path, so a literal URL is refused; the reference is resolved at each delivery.
 """
 
 from __future__ import annotations
@@ -9,13 +14,26 @@ from __future__ import annotations
 import math
 import re
 from itertools import pairwise
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from modelyard._redact import is_reference, redact_webhook, resolve_secret
 from modelyard.errors import InvalidArgumentError
 
-__all__ = ["STRATEGIES", "PromQuery", "RolloutConfig", "Step", "load_config", "parse_duration", "parse_rate", "plan_steps"]
+__all__ = [
+    "STRATEGIES", "PromQuery", "RolloutConfig", "Step", "load_config", "parse_duration", "parse_rate", "plan_steps",
+    "webhook_url",
+]
 
 STRATEGIES = ("canary", "blue_green", "shadow", "ab")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -142,11 +160,29 @@ class RolloutConfig(_Strict):
 
     @field_validator("webhooks")
     @classmethod
-    def _hooks(cls, v: list[str]) -> list[str]:
-        for url in v:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"the webhook {url!r} must be an http:// or https:// URL")
-        return v
+    def _hooks(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        new = bool(info.context and info.context.get("new"))
+        out = []
+        for ref in v:
+            if ref.startswith(("http://", "https://")):
+                if new:
+                    raise ValueError(
+                        f"the webhook {redact_webhook(ref)} is a URL, which would be stored in plain text with the "
+                        "rollout (a Slack or Teams webhook URL holds its token); put it in an environment variable "
+                        "or a file and pass env:NAME or file:PATH instead, e.g. --webhook env:SLACK_WEBHOOK_URL"
+                    )
+                # stored by an older modelyard: still delivered, never shown (see Rollout.to_dict)
+            elif not is_reference(ref) or not ref.partition(":")[2]:
+                raise ValueError(f"the webhook {redact_webhook(ref)!r} must be env:NAME (an environment variable "
+                                 "holding the URL) or file:PATH (a file holding it)")
+            elif new and ref.startswith("file:"):  # the driver may run elsewhere: store where the file is
+                ref = "file:" + str(Path(ref[5:]).expanduser().resolve())
+            out.append(ref)
+        return out
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, [redact_webhook(w) for w in value] if name == "webhooks" else value
 
     @property
     def promote_automatically(self) -> bool:
@@ -164,7 +200,7 @@ class RolloutConfig(_Strict):
 def load_config(**kwargs: Any) -> RolloutConfig:
     """A :class:`RolloutConfig` from keyword arguments; errors name each bad field."""
     try:
-        return RolloutConfig(**kwargs)
+        return RolloutConfig.model_validate(kwargs, context={"new": True})
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -172,6 +208,14 @@ def load_config(**kwargs: Any) -> RolloutConfig:
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(msg if err["type"] == "value_error" else f"{loc}: {msg}")
         raise InvalidArgumentError("The rollout is not valid: " + "; ".join(lines) + ".") from None
+
+
+def webhook_url(ref: str) -> str:
+    """The URL a webhook reference stands for now (a URL stored by an older version as is)."""
+    url = ref if ref.startswith(("http://", "https://")) else resolve_secret(ref, what="webhook")
+    if not url.startswith(("http://", "https://")):
+        raise InvalidArgumentError(f"The webhook {ref!r} does not hold an http:// or https:// URL.")
+    return url
 
 
 class Step(_Strict):

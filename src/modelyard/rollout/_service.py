@@ -16,9 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from modelyard._redact import redact_url, redact_webhook, scrub_urls
 from modelyard._workspace import Workspace, get_workspace
-from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError
-from modelyard.rollout._config import RolloutConfig, Step, load_config, plan_steps
+from modelyard.errors import ConflictError, InvalidArgumentError, ModelyardError, NotFoundError
+from modelyard.rollout._config import RolloutConfig, Step, load_config, plan_steps, webhook_url
 from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
 from modelyard.rollout._state import RolloutState, check_transition
 from modelyard.rollout._target import TargetError, target_from
@@ -75,8 +76,8 @@ class Rollout:
             "id": self.id, "model": self.model, "strategy": self.strategy, "state": self.state.value,
             "stable_version": self.stable_version, "candidate_version": self.candidate_version,
             "step_index": self.step_index, "steps": [s.model_dump() for s in self.steps],
-            "step_started_at": self.step_started_at, "config": self.config.model_dump(mode="json"),
-            "target": self.target, "analysis": self.analysis, "reason": self.reason,
+            "step_started_at": self.step_started_at, "config": _shown_config(self.config),
+            "target": {k: redact_url(v) if k == "url" else v for k, v in self.target.items()}, "analysis": self.analysis, "reason": self.reason,
             "created_by": self.created_by, "created_at": self.created_at, "updated_at": self.updated_at,
             "finished_at": self.finished_at,
         }
@@ -97,6 +98,14 @@ class RolloutEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _shown_config(cfg: RolloutConfig) -> dict[str, Any]:
+    out = cfg.model_dump(mode="json")
+    out["webhooks"] = [redact_webhook(w) for w in cfg.webhooks]  # references; an old literal URL redacted
+    for q in out.get("prometheus") or []:
+        q["url"] = redact_url(q["url"])
+    return out
 
 
 def _record(row: Any) -> Rollout:
@@ -229,11 +238,14 @@ class RolloutService:
         body = {"text": text, "username": "modelyard", "modelyard": {"event": kind, "rollout": r.id,
                 "model": r.model, "stable": r.stable_version, "candidate": r.candidate_version,
                 "strategy": r.strategy, **(detail or {})}}
-        for url in r.config.webhooks:
+        for ref in r.config.webhooks:
             try:
-                httpx.post(url, json=body, timeout=5.0).raise_for_status()
-            except Exception as exc:
-                self.record(r, "webhook_failed", f"webhook {url.split('?')[0]} failed: {type(exc).__name__}: {exc}")
+                httpx.post(webhook_url(ref), json=body, timeout=5.0).raise_for_status()
+            except ModelyardError as exc:  # the reference does not resolve (variable unset, file gone)
+                self.record(r, "webhook_failed", f"webhook {redact_webhook(ref)} failed: {exc}")
+            except Exception as exc:  # an HTTP error quotes the URL: keep only its host
+                self.record(r, "webhook_failed",
+                            f"webhook {redact_webhook(ref)} failed: {scrub_urls(f'{type(exc).__name__}: {exc}')}")
 
     # -- start -----------------------------------------------------------------------------------
     @staticmethod
@@ -253,6 +265,8 @@ class RolloutService:
 
         strategy = {"blue-green": "blue_green", "a/b": "ab"}.get(strategy, strategy)
         cfg = load_config(strategy=strategy, **options)
+        for ref in cfg.webhooks:  # a reference that does not resolve here fails now, not at the first event
+            webhook_url(ref)
         if isinstance(to, bool) or not isinstance(to, int) or to < 1:
             raise InvalidArgumentError(f"The 'to' parameter of rollout start must be a version number from 1. Got {to!r} instead.")
         cand = RegistryService(self.ws).get_version(model, to)
@@ -304,7 +318,7 @@ class RolloutService:
         r = self.get(rid)
         steps = " → ".join(s.name for s in r.steps)
         msg = f"started: {r.describe()}; steps {steps}"
-        self.record(r, "start", msg, detail={"config": cfg.model_dump(mode="json")}, audit=True)
+        self.record(r, "start", msg, detail={"config": _shown_config(cfg)}, audit=True)
         self.say(f"[rollout {r.id}] {msg}")
         self.notify(r, "start", f":rocket: {model}: {msg}")
         try:

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelyard._yaml import read_yaml_text
 from modelyard.errors import InvalidArgumentError
 
 __all__ = [
@@ -237,7 +238,7 @@ def load_spec(source: str | os.PathLike[str] | dict[str, Any] | DeploymentSpec) 
             if not path.is_file():
                 raise InvalidArgumentError(f"The deployment spec file {text!r} does not exist.")
             where = f"in {text!r}"
-            text = path.read_text()
+            text = read_yaml_text(path, what="deployment spec")
         else:
             where = "given as text"
         data = _parse_text(text, where)
@@ -260,8 +261,10 @@ def _parse_text(text: str, where: str) -> Any:
             pass
     import yaml
 
+    from modelyard._yaml import load_yaml
+
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text, what=f"deployment spec {where}")
     except yaml.YAMLError as exc:
         raise InvalidArgumentError(f"The deployment spec {where} is not valid YAML or JSON: {exc}") from None
 

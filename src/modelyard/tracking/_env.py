@@ -12,6 +12,8 @@ from typing import Any
 
 import blake3
 
+from modelyard._redact import redact_argv
+
 __all__ = ["capture_environment", "installed_packages"]
 
 
@@ -56,7 +58,8 @@ def capture_environment(cwd: str | None = None, packages: list[str] | None = Non
         "platform": platform.platform(),
         "machine": platform.machine(),
         "hostname": platform.node(),
-        "command": shlex.join(sys.argv) if sys.argv and sys.argv[0] else sys.executable,
+        # passwords in URIs, --token/--password values and KEY=secret pairs never reach the store
+        "command": shlex.join(redact_argv(sys.argv)) if sys.argv and sys.argv[0] else sys.executable,
         "cwd": cwd,
     }
     commit = _git("rev-parse", "HEAD", cwd=cwd)

@@ -14,10 +14,16 @@ Grammar::
 KEY may be wrapped in backticks when it holds spaces or operators: ``metrics.`val loss` < 0.3``.
 Attribute names: ``run_id``, ``name``, ``status``, ``start_time``, ``end_time``, ``user``,
 ``parent_id``, ``experiment``. Times compare with milliseconds or an ISO date ``'2026-01-31'``.
+
+Limits (each refused with a FilterSyntaxError pointing at the token, never a database error):
+at most :data:`MAX_COMPARISONS` comparisons, :data:`MAX_VALUES` values in ``in (...)`` lists,
+:data:`MAX_DEPTH` nested parentheses; numbers must be finite doubles. Metrics are doubles, so an
+integer beyond 64 bits compares with them as a double; times must fit in 64-bit milliseconds.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +35,18 @@ from sqlalchemy.sql.elements import ColumnElement
 from modelyard.errors import FilterSyntaxError, did_you_mean
 from modelyard.store._schema import experiments, latest_metrics, params, runs, tags
 
-__all__ = ["ATTRIBUTES", "compile_filter", "compile_order_by", "compile_search", "parse_filter"]
+__all__ = [
+    "ATTRIBUTES", "MAX_COMPARISONS", "MAX_DEPTH", "MAX_VALUES", "compile_filter", "compile_order_by", "compile_search",
+    "parse_filter",
+]
+
+MAX_COMPARISONS = 200
+"""Comparisons one filter may hold (SQLite refuses expressions nested past 1,000 levels)."""
+MAX_VALUES = 1000
+"""Values all the ``in (...)`` lists of one filter may hold together (bound parameters)."""
+MAX_DEPTH = 50
+"""Parentheses one filter may nest."""
+_INT64 = (-(2**63), 2**63 - 1)
 
 ATTRIBUTES = {
     "run_id": runs.c.id,
@@ -130,6 +147,9 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
+        self.comparisons = 0
+        self.values = 0
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -169,7 +189,11 @@ class _Parser:
         tok = self.peek()
         if tok.kind == "lparen":
             self.next()
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.error(f"The filter nests parentheses more than {MAX_DEPTH} levels deep.", tok)
             node = self.or_expr()
+            self.depth -= 1
             close = self.next()
             if close.kind != "rparen":
                 raise self.error(f"Expected ')' to close the '(' at position {tok.pos}, found {close.text or 'the end'!r}.", close)
@@ -217,11 +241,19 @@ class _Parser:
             body = re.sub(r"\\(.)", r"\1", body)
             return body, False, tok
         if tok.kind == "number":
-            num = float(tok.text)
-            return (int(num) if re.fullmatch(r"[-+]?\d+", tok.text) else num), True, tok
+            num = float(tok.text)  # inf when out of range, even for a long integer
+            if not math.isfinite(num):
+                shown = tok.text if len(tok.text) <= 24 else tok.text[:20] + "..."
+                raise self.error(f"The number {shown} is out of range; a filter number must be finite "
+                                 "(at most about 1.8e308).", tok)
+            return (int(tok.text) if re.fullmatch(r"[-+]?\d+", tok.text) else num), True, tok
         raise self.error(f"Expected a value ('text' or a number), found {tok.text or 'the end'!r}.", tok)
 
     def comparison(self) -> Comparison:
+        self.comparisons += 1
+        if self.comparisons > MAX_COMPARISONS:
+            raise self.error(f"The filter has more than {MAX_COMPARISONS} comparisons; narrow it, or use "
+                             f"'in (...)' lists (up to {MAX_VALUES} values).", self.peek())
         field = self.field()
         tok = self.next()
         if tok.kind == "op":
@@ -244,6 +276,10 @@ class _Parser:
             values: list[Any] = []
             numeric: list[bool] = []
             while True:
+                self.values += 1
+                if self.values > MAX_VALUES:
+                    raise self.error(f"The filter's 'in (...)' lists hold more than {MAX_VALUES} values together.",
+                                     self.peek())
                 v, is_num, _ = self.value()
                 values.append(v)
                 numeric.append(is_num)
@@ -262,8 +298,15 @@ def parse_filter(text: str) -> Any:
     return _Parser(text).parse()
 
 
-def _to_ms(value: Any, text: str, pos: int) -> int:
+def _to_ms(value: Any, text: str, pos: int, what: str) -> int:
     if isinstance(value, (int, float)):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise FilterSyntaxError(
+                f"{what} {_num_text(value)} is out of range; times are milliseconds since the epoch "
+                "(a 64-bit integer) or an ISO date like '2026-01-31'.",
+                text=text,
+                position=pos,
+            )
         return int(value)
     try:
         dt = datetime.fromisoformat(value)
@@ -325,6 +368,8 @@ def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
                 text=text,
                 position=node.value_pos,
             )
+        # metric values are doubles: an integer beyond 64 bits (which SQLite cannot bind) compares as one
+        value = tuple(_as_double(v) for v in value) if isinstance(value, tuple) else _as_double(value)
         lm = latest_metrics
         cond = _apply(lm.c.value, op, value)
         if top:
@@ -350,8 +395,8 @@ def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
     if f.key in _TIME_ATTRS:
         if op in ("like", "ilike"):
             raise FilterSyntaxError(f"{f.key} is a time; '{op}' does not apply.", text=text, position=node.value_pos)
-        value = tuple(_to_ms(v, text, node.value_pos) for v in value) if isinstance(value, tuple) else _to_ms(
-            value, text, node.value_pos
+        value = tuple(_to_ms(v, text, node.value_pos, f.key) for v in value) if isinstance(value, tuple) else _to_ms(
+            value, text, node.value_pos, f.key
         )
     else:
         if any(numbers):
@@ -363,6 +408,10 @@ def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
         if f.key == "status":
             value = tuple(v.lower() for v in value) if isinstance(value, tuple) else value.lower()
     return _apply(col, op, value)
+
+
+def _as_double(v: Any) -> Any:
+    return float(v) if isinstance(v, int) and not _INT64[0] <= v <= _INT64[1] else v
 
 
 def _num_text(v: Any) -> str:
