@@ -392,9 +392,11 @@ def _decide(a: Analysis, cfg: RolloutConfig, window_over: bool, wait_over: bool)
             a.result = StepResult.SUCCESSFUL
             a.reason = ab_check.detail
             return
-        if window_over:
+        if window_over and (ab_check.samples >= cfg.min_samples or wait_over):
             a.result = StepResult.INCONCLUSIVE
             a.reason = f"no decision within the window: {ab_check.detail}"
+        elif window_over:
+            a.reason = f"waiting for {cfg.min_samples} outcomes per arm: {ab_check.detail}"
         return
     short = [c for c in a.checks if c.status == "insufficient"]
     if short:
