@@ -2,21 +2,39 @@
 
 PostgreSQL tests use the server at ``YARD_TEST_PG`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``), one fresh schema per test. They are skipped,
-with the reason printed, only when no server answers.
+with the reason printed, only when no server answers — and fail instead when ``CI`` is set, so
+that CI cannot turn green by skipping half the matrix (the same for Prometheus).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 PG_URL = os.environ.get("YARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 _pg_state: dict[str, object] = {}
+
+
+def missing_service(why: str) -> NoReturn:
+    """Skip the test because a service it needs is missing; fail it instead under CI (``CI`` set)."""
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"CI is set, so a missing service fails the run instead of skipping it: {why}", pytrace=False)
+    pytest.skip(why)
+
+
+@pytest.fixture
+def prometheus_installed() -> None:
+    """Prometheus and promtool on PATH (skipped when missing; fails under CI)."""
+    for exe in ("prometheus", "promtool"):
+        if shutil.which(exe) is None:
+            missing_service(f"{exe} is not installed (apt-get install -y prometheus; .ci/run installs it)")
 
 
 def pg_available() -> bool:
@@ -59,7 +77,7 @@ def _isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 def _pg_uri(tmp_path: Path) -> Iterator[str]:
     if not pg_available():
-        pytest.skip(f"PostgreSQL at {PG_URL} did not answer: {_pg_state.get('why')}")
+        missing_service(f"PostgreSQL at {PG_URL} did not answer: {_pg_state.get('why')}")
     import psycopg
 
     schema = f"t_{uuid.uuid4().hex[:12]}"

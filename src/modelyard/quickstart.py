@@ -282,9 +282,36 @@ class _FlakyChurn:
         return self.inner.predict(df)
 
 
+#: The rollout chapter's canary: judged on sample counts (never on how fast this machine is):
+#: a step passes once 100 candidate requests were answered within the limits.
+ROLLOUT_OPTIONS: dict[str, Any] = dict(steps=[50, 100], interval_s="500ms", min_requests=100, max_wait_s="5m",
+                                       max_error_rate="2%", max_drift=0.5, tick_s=0.2)
+
+
+def _abort_leftovers(svc: Any, name: str, say: Callable[[str], None], target: Any = None,
+                     why: str = "left over from an interrupted run") -> None:
+    """Abort an active rollout of ``name``: one an interrupted earlier run left (its in-process
+    server died with it), or, given ``target``, this run's after an error (traffic rolls back)."""
+    from modelyard.errors import NotFoundError
+    from modelyard.rollout._target import TargetError
+
+    try:
+        r = svc.latest(name)
+    except NotFoundError:
+        return
+    if r.state.finished:
+        return
+    try:
+        svc.abort(name, target=target, reason=f"quickstart: {why}")
+    except TargetError:
+        pass  # recorded as aborted; the in-process server it drove ended with that run
+    say(f"(aborted rollout {r.id}, {r.state.value}: {why})")
+
+
 def chapter_rollout(ctx: QuickstartContext) -> None:
     """Canary a second version under live traffic (promoted automatically), then a broken one
-    (rolled back automatically), printing each decision."""
+    (rolled back automatically), printing each decision. Each step is judged on sample counts; on
+    any failure the rollout is aborted and the clients and the server are stopped."""
     import threading
     import warnings
 
@@ -322,44 +349,65 @@ def chapter_rollout(ctx: QuickstartContext) -> None:
         broken = register_model(_FlakyChurn(clone(base).fit(X, y)), name, flavor="pyfunc", input_example=X.head(5),
                                 uri=ctx.uri, model_description="broken on purpose (quickstart)")
     records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in X.head(200).to_dict("records")]
-    app = build_app({"models": {"primary": f"{name}@production"}, "fallback": {"constant": 0},
+    # a generous timeout: a slow machine must not turn answers into timeouts (they count as errors)
+    app = build_app({"models": {"primary": f"{name}@production"}, "fallback": {"constant": 0}, "timeout_ms": 30_000,
                      "prediction_log": {"enabled": False}}, uri=ctx.uri)
     stop = threading.Event()
+    lock = threading.Lock()
     counts = {"sent": 0, "failed": 0}
 
     def client(offset: int) -> None:
-        with httpx.Client(timeout=10) as c:
+        with httpx.Client(timeout=60) as c:
             i = offset
-            while not stop.is_set() and counts["sent"] < 20_000:
-                r = c.post(f"{url}/v1/models/{name}/predict", json={"records": [records[i % len(records)]]})
-                counts["sent"] += 1
-                counts["failed"] += r.status_code != 200
+            while not stop.is_set():
+                with lock:
+                    if counts["sent"] >= 20_000:
+                        return
+                    counts["sent"] += 1
+                try:
+                    ok = c.post(f"{url}/v1/models/{name}/predict", json={"records": [records[i % len(records)]]}).status_code == 200
+                except httpx.HTTPError:
+                    ok = stop.is_set()  # the server stopping under a request in flight is not a failure
+                with lock:
+                    counts["failed"] += not ok
                 i += 7
 
     def say(msg: str) -> None:
         ctx.say("  " + msg)
 
     svc = RolloutService(ctx.uri, say=say)
+    _abort_leftovers(svc, name, say)
+
+    def drive(version: int) -> Any:
+        r = svc.start(name, version, target=app, **ROLLOUT_OPTIONS)
+        # The analysis waits for samples (at most max-wait per step); this bound is only a backstop.
+        r = Controller(ctx.uri, target=app, say=say).run(r.id, timeout=900)[0]
+        if not r.state.finished:
+            from modelyard.errors import ConflictError
+
+            raise ConflictError(f"The quickstart's rollout {r.id} stopped {r.state.value}: {r.reason}")
+        return r
+
+    threads: list[threading.Thread] = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with running(app) as server:
                 url = server.url
-                threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(3)]
-                for t in threads:
-                    t.start()
-                ctx.say(f"Serving {name}/{current.version} on {url} with 3 clients sending requests; "
-                        f"canary of version {v2.version}:")
-                opts = dict(interval_s="2s", min_requests=60, max_error_rate="2%", max_p99_ms=1000,
-                            max_drift=0.5, tick_s=0.05)
-                r = svc.start(name, v2.version, target=app, steps=[50, 100], **opts)
-                r = Controller(ctx.uri, target=app, say=say).run(r.id, timeout=60)[0]
-                ctx.say(f"Now a broken version {broken.version} (raises on 20% of requests):")
-                r2 = svc.start(name, broken.version, target=app, steps=[50, 100], **opts)
-                r2 = Controller(ctx.uri, target=app, say=say).run(r2.id, timeout=60)[0]
-                stop.set()
-                for t in threads:
-                    t.join(10)
+                try:
+                    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(3)]
+                    for t in threads:
+                        t.start()
+                    ctx.say(f"Serving {name}/{current.version} on {url} with 3 clients sending requests; canary of "
+                            f"version {v2.version}, each step judged on {ROLLOUT_OPTIONS['min_requests']} requests:")
+                    r = drive(v2.version)
+                    ctx.say(f"Now a broken version {broken.version} (raises on 20% of requests):")
+                    r2 = drive(broken.version)
+                finally:
+                    stop.set()
+                    for t in threads:
+                        t.join(60)
+                    _abort_leftovers(svc, name, say, target=app, why="the quickstart stopped on an error")
     finally:
         stop.set()
         app.close()
@@ -367,8 +415,8 @@ def chapter_rollout(ctx: QuickstartContext) -> None:
     ctx.say(f"  rollout {r.id}: {r.state.value}; rollout {r2.id}: {r2.state.value}; production is version {prod}; "
             f"{counts['sent']} client requests, {counts['failed']} failed (the fallback answered the broken ones).")
     ctx.state["rollouts"] = {"promoted": r.id, "rolled_back": r2.id, "production": prod}
-    ctx.say(f"  look:  yard rollout status {name}    yard models show {name}    "
-            f"yard rollout start {name} --to N --server URL ...")
+    ctx.say(f"  look:  yard rollout status {name}    yard models show {name}")
+    ctx.say(f"  try:   yard rollout start {name} --to N --server URL --min-requests 100")
 
 
 def chapter_data(ctx: QuickstartContext) -> None:
@@ -430,7 +478,8 @@ def chapter_evaluation(ctx: QuickstartContext) -> None:
         "metrics:  {roc_auc: {min: 0.65}}\n"
         "champion: {alias: production, roc_auc: {max_drop: 0.01}}\n"
         "slices:   {plan: {roc_auc: {min: 0.6}, min_rows: 100}}\n"
-        "latency:  {p95_ms: {max: 250}, batch: 1, runs: 30}\n"
+        "latency:  {p95_ms: {max: 1000}, batch: 1, runs: 30}\n"  # generous: a busy machine is no model regression
+
         "behavior: {rows: 300, monotonic: [{column: support_calls, direction: increasing}]}\n"
     )
     report = yard.run_gates(f"{name}@production", str(policy), uri=ctx.uri)
@@ -498,6 +547,26 @@ CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
 ]
 
 
+def _rerun_cleanup(ctx: QuickstartContext) -> None:
+    """Make a rerun in the same folder work: the evaluation chapter of an earlier run attached a gate
+    policy to the quickstart's model, which would refuse this run's first `production` (it attaches
+    it again); a rollout an interrupted run left active is aborted."""
+    from modelyard.errors import NotFoundError
+    from modelyard.evaluation import detach_policy
+    from modelyard.rollout import RolloutService
+
+    svc = RolloutService(ctx.uri)
+    for name in ("quickstart-churn", "churn-clf"):
+        try:
+            detached = detach_policy(name, uri=ctx.uri)
+        except NotFoundError:
+            continue
+        if detached:
+            ctx.say(f"(rerun: detached the gate policy an earlier run attached to {name}; the evaluation chapter "
+                    "attaches it again)")
+        _abort_leftovers(svc, name, ctx.say)
+
+
 def run_quickstart(uri: str | None = None, say: Callable[[str], None] | None = None) -> QuickstartContext:
     """Run every chapter against the store at ``uri`` (default ./.yard) and return the context."""
     from modelyard.tracking import init
@@ -510,6 +579,7 @@ def run_quickstart(uri: str | None = None, say: Callable[[str], None] | None = N
     ctx = QuickstartContext(uri=uri, say=say or _plain)
     ws = init(uri)
     ctx.say(f"modelyard quickstart — store at {ws.location.root or ws.location.uri}")
+    _rerun_cleanup(ctx)
     t0 = time.perf_counter()
     for name, chapter in CHAPTERS:
         ctx.say(f"\n[bold cyan]▸ {name}[/]")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import threading
@@ -18,10 +17,7 @@ import modelyard as yard
 
 RULES = Path(__file__).resolve().parents[2] / "examples" / "prometheus" / "alerts.yml"
 
-needs_prometheus = pytest.mark.skipif(
-    shutil.which("prometheus") is None or shutil.which("promtool") is None,
-    reason="Prometheus is not installed (apt-get install -y prometheus; .ci/run installs it)",
-)
+needs_prometheus = pytest.mark.usefixtures("prometheus_installed")  # skipped when missing; fails under CI
 
 
 def _free_port() -> int:

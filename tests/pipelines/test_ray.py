@@ -35,6 +35,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _has_ray_client() -> bool:
+    """True when ``ray[client]`` is installed (then the client server needs a free port, not the shared 10001)."""
+    try:
+        from ray._private.utils import get_ray_client_dependency_error
+    except ImportError:  # pragma: no cover - another Ray layout
+        import importlib.util
+
+        return importlib.util.find_spec("grpc") is not None
+    return get_ray_client_dependency_error() is None
+
+
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
     temp = tempfile.mkdtemp(prefix="ry", dir="/tmp")  # short: Ray's socket paths have a length limit
@@ -50,11 +61,13 @@ def ray_cluster() -> Iterator[str]:
         sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
         "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
         "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", temp,
-        "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
+        "--dashboard-agent-listen-port", str(_free_port()),
         "--dashboard-agent-grpc-port", str(_free_port()), "--runtime-env-agent-port", str(_free_port()),
         "--node-manager-port", str(_free_port()), "--object-manager-port", str(_free_port()),
         "--metrics-export-port", str(_free_port()),
     ]
+    if _has_ray_client():  # Ray starts its client server (default port 10001) only when ray[client] is there
+        cmd += ["--ray-client-server-port", str(_free_port())]
     log = open(Path(temp) / "start.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     address = f"127.0.0.1:{port}"

@@ -20,7 +20,8 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _yard(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelyard", *args], env=env, capture_output=True, text=True, timeout=120)
+    # a bound only: `rollout start` returns as soon as its steps saw their samples
+    return subprocess.run([sys.executable, "-m", "modelyard", *args], env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def test_blue_green_from_the_cli_prints_each_decision(server: Any) -> None:
     app, url, env = server
     with Load(url, clients=3, headers=lambda i: {"X-Yard-Preview": "1"} if i % 2 else None) as load:
         out = _yard(env, "rollout", "start", "m", "--to", "2", "--strategy", "blue-green", "--preview-analysis", "700ms",
-                    "--interval", "700ms", "--min-requests", "20", "--max-error-rate", "1%", "--max-p99-ms", "2000")
+                    "--interval", "700ms", "--min-requests", "20", "--max-error-rate", "1%")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith("[rollout 1] started: rollout 1 of 'm' (blue_green, version 1 → 2); steps preview → switch")

@@ -3,6 +3,8 @@ blue-green preview header, shadow mirroring and A/B feedback over real HTTP."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from starlette.datastructures import Headers
@@ -77,7 +79,7 @@ def test_policies_over_http(store: str) -> None:
             "traffic": {"kind": "blue_green", "active": "stable", "preview": "candidate"}}
     app = build_app(spec, uri=store)
     try:
-        with running(app) as h, httpx.Client(base_url=h.url, timeout=10) as c:
+        with running(app) as h, httpx.Client(base_url=h.url, timeout=120) as c:
             row = {"records": [{"x": 1.0, "y": 0.0, "z": 0.0}]}
             assert c.post("/v1/models/m/predict", json=row).json()["predictions"] == [2.0]
             assert c.post("/v1/models/m/predict", json=row, headers={"X-Yard-Preview": "1"}).json()["predictions"] == [42.0]
@@ -94,12 +96,11 @@ def test_policies_over_http(store: str) -> None:
                 r = c.post("/v1/models/m/predict", json=row)
                 assert r.headers["x-model-version"] == "1" and r.json()["predictions"] == [2.0]
             metrics = ""
-            for _ in range(100):
+            deadline = time.monotonic() + 120  # the mirrored calls finish in the background
+            while time.monotonic() < deadline:
                 metrics = c.get("/metrics").text
                 if 'yard_serving_shadow_comparisons_total{model="m",result="disagree",version="5"} 30.0' in metrics:
                     break
-                import time
-
                 time.sleep(0.05)
             assert 'yard_serving_shadow_comparisons_total{model="m",result="disagree",version="5"} 30.0' in metrics
             assert 'yard_serving_shadow_distance_total{model="m",version="5"} 1200.0' in metrics

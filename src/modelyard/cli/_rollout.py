@@ -40,7 +40,8 @@ def start(
     strategy: str = typer.Option("canary", "--strategy", help="canary | blue-green | shadow | ab."),
     server: str = _SERVER,
     steps: str = typer.Option("5,25,50,100", "--steps", help="Canary: percent of traffic for the candidate per step."),
-    interval: str = typer.Option("2m", "--interval", help="Analysis window of a step (500ms, 30s, 2m, 1h)."),
+    interval: str = typer.Option("2m", "--interval", help="Least time a step runs (500ms, 30s, 2m, 1h); it also waits for --min-requests samples."),
+    max_wait: str = typer.Option("10m", "--max-wait", help="How long past --interval a step waits for --min-requests samples before it pauses as inconclusive."),
     preview_analysis: str = typer.Option(None, "--preview-analysis", help="Blue-green: window of the preview step."),
     duration: str = typer.Option(None, "--duration", help="Shadow / A/B: how long the step runs at most."),
     max_error_rate: str = typer.Option("0.01", "--max-error-rate", help="Fraction (0.01) or percent (1%)."),
@@ -73,7 +74,7 @@ def start(
     except ValueError:
         raise InvalidArgumentError(f"--steps must be percentages separated by commas, like 5,25,50,100. Got {steps!r}.") from None
     opts: dict[str, Any] = dict(
-        steps=step_list, interval_s=interval, preview_analysis_s=preview_analysis, duration_s=duration,
+        steps=step_list, interval_s=interval, max_wait_s=max_wait, preview_analysis_s=preview_analysis, duration_s=duration,
         max_error_rate=max_error_rate, max_p99_ms=max_p99_ms, max_fallback_rate=max_fallback_rate, max_drift=max_drift,
         min_agreement=min_agreement, min_requests=min_requests, shadow_percent=shadow_percent, split=split,
         sticky_header=sticky_header, outcome=outcome, outcome_kind=outcome_kind, goal=goal, min_samples=min_samples,
@@ -128,12 +129,21 @@ def run(
         ctl.run(None)
 
 
-def _render(r: Any, events: list[Any]) -> str:
+_MARKS = {"successful": "✓", "failed": "✗", "inconclusive": "?"}
+
+
+def _render(r: Any, events: list[Any], results: dict[int, str | None] | None = None) -> str:
     lines = [f"Rollout {r.id} of {r.model}: {r.strategy}, version {r.stable_version} → {r.candidate_version}: "
              f"{r.state.value.upper()}"]
     steps = r.steps
+    results = results or {}
     for i, s in enumerate(steps):
-        mark = "▶" if i == r.step_index and not r.state.finished else ("✓" if i < r.step_index else " ")
+        if results.get(i) in _MARKS:  # the step's stored result: the last passed step of a promotion too
+            mark = _MARKS[results[i]]  # type: ignore[index]
+        elif i == r.step_index and not r.state.finished:
+            mark = "▶"
+        else:
+            mark = "✓" if i < r.step_index else " "
         lines.append(f"  {mark} step {i + 1}/{len(steps)} {s.name:<16} traffic {s.traffic}")
     a = r.analysis
     if a:
@@ -163,12 +173,14 @@ def status(
     while True:
         r = svc.latest(model)
         events = svc.events(r.id)
+        results = svc.step_results(r.id)
         if as_json:
-            print_json({**r.to_dict(), "events": [e.to_dict() for e in events]})
+            print_json({**r.to_dict(), "step_results": [results.get(i) for i in range(len(r.steps))],
+                        "events": [e.to_dict() for e in events]})
         else:
             if watch:
                 typer.echo("\x1b[2J\x1b[H", nl=False) if __import__("sys").stdout.isatty() else None
-            typer.echo(_render(r, events))
+            typer.echo(_render(r, events, results))
         if not watch or r.state.finished:
             return
         time.sleep(every)

@@ -15,10 +15,12 @@ restarted: the current value is then the whole window). From a window, per versi
   window when it served ``min_requests`` in it, else everything it served so far);
 * ``agreement`` and ``distance`` of shadow comparisons; A/B outcome statistics per arm.
 
-Each check is ``pass``, ``fail`` or ``insufficient`` (fewer than ``min_requests`` samples). The step
-is Failed as soon as a check fails; Successful at the end of its window when every check passed;
-Inconclusive otherwise (a step short of samples waits up to
-three windows for traffic first). An A/B step is decided by the sequential test.
+Each check is ``pass``, ``fail`` or ``insufficient`` (fewer than ``min_requests`` samples). A step is
+decided on sample counts, never on how fast the machine produced them: Failed as soon as a check
+fails; Successful once every check has its ``min_requests`` samples and passed (and the step ran
+for at least its window, the least bake time); while a check is short of samples the analysis says
+so and waits — for up to ``max_wait_s`` past the window — and only then is the step Inconclusive.
+An A/B step is decided by the sequential test.
 """
 
 from __future__ import annotations
@@ -374,15 +376,11 @@ def analyse(
         status = {better: "pass", worse: "fail"}.get(res.decision, "insufficient")
         a.checks.append(Check(f"ab_{cfg.outcome}", res.always_valid_p, cfg.alpha, "<=",
                               min(res.n_control, res.n_treatment), status, res.summary()))
-    _decide(a, cfg, elapsed_s >= window_s, elapsed_s >= GRACE * window_s)
+    _decide(a, cfg, elapsed_s >= window_s, elapsed_s >= window_s + cfg.max_wait_s)
     return a
 
 
-#: A step short of samples at the end of its window waits up to this many windows for traffic.
-GRACE = 3.0
-
-
-def _decide(a: Analysis, cfg: RolloutConfig, window_over: bool, grace_over: bool) -> None:
+def _decide(a: Analysis, cfg: RolloutConfig, window_over: bool, wait_over: bool) -> None:
     failed = [c for c in a.checks if c.status == "fail"]
     if failed:
         a.result = StepResult.FAILED
@@ -394,18 +392,23 @@ def _decide(a: Analysis, cfg: RolloutConfig, window_over: bool, grace_over: bool
             a.result = StepResult.SUCCESSFUL
             a.reason = ab_check.detail
             return
-        if window_over:
+        if window_over and (ab_check.samples >= cfg.min_samples or wait_over):
             a.result = StepResult.INCONCLUSIVE
             a.reason = f"no decision within the window: {ab_check.detail}"
-        return
-    if not window_over:
+        elif window_over:
+            a.reason = f"waiting for {cfg.min_samples} outcomes per arm: {ab_check.detail}"
         return
     short = [c for c in a.checks if c.status == "insufficient"]
-    if short and not grace_over:
-        return
     if short:
-        a.result = StepResult.INCONCLUSIVE
-        a.reason = "not enough data: " + "; ".join(c.line() for c in short)
-    else:
-        a.result = StepResult.SUCCESSFUL
-        a.reason = "; ".join(c.line() for c in a.checks) or "no checks configured; the window passed"
+        if wait_over:
+            a.result = StepResult.INCONCLUSIVE
+            a.reason = (f"not enough data after waiting {a.window_s + cfg.max_wait_s:g}s (window {a.window_s:g}s + "
+                        f"max-wait {cfg.max_wait_s:g}s): " + "; ".join(c.line() for c in short))
+        else:
+            a.reason = "waiting for samples: " + "; ".join(c.line() for c in short)
+        return
+    if not window_over:
+        a.reason = f"every check passed; the step runs for at least {a.window_s:g}s"
+        return
+    a.result = StepResult.SUCCESSFUL
+    a.reason = "; ".join(c.line() for c in a.checks) or "no checks configured; the window passed"

@@ -1,5 +1,9 @@
 """What a rollout does: strategy, steps, windows, success conditions, webhooks (validated).
 
+A step is judged on sample counts, not on time: it passes once every check has ``min_requests``
+samples (and passed) and it ran for at least ``interval_s``; a step still short of samples waits
+for them up to ``max_wait_s`` more before it is inconclusive (and pauses for a human).
+
 Units are explicit: durations are strings with a unit (``500ms``, ``30s``, ``2m``, ``1h``) or
 seconds as numbers; rates are fractions (``0.01``) or percentages (``"1%"``); latency in ms.
 
@@ -99,6 +103,7 @@ class RolloutConfig(_Strict):
     strategy: Literal["canary", "blue_green", "shadow", "ab"] = "canary"
     steps: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0])
     interval_s: float = 120.0
+    max_wait_s: float = 600.0
     preview_analysis_s: float | None = None
     duration_s: float | None = None
     tick_s: float | None = None
@@ -121,7 +126,7 @@ class RolloutConfig(_Strict):
     webhooks: list[str] = Field(default_factory=list)
     prometheus: list[PromQuery] = Field(default_factory=list)
 
-    @field_validator("interval_s", "preview_analysis_s", "duration_s", "tick_s", mode="before")
+    @field_validator("interval_s", "max_wait_s", "preview_analysis_s", "duration_s", "tick_s", mode="before")
     @classmethod
     def _durations(cls, v: Any, info: Any) -> Any:
         return None if v is None else parse_duration(v, info.field_name.removesuffix("_s").replace("_", "-"))

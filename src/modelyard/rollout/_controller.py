@@ -9,6 +9,9 @@ meanwhile wins and the controller re-reads.
 Each tick of a progressing rollout scrapes the server, analyses the step's window, stores the
 analysis (``yard rollout status --watch`` shows it live) and acts on a decided result:
 Successful → next step (or promotion after the last), Failed → roll back, Inconclusive → pause.
+A step is judged on sample counts (see ``_analysis.py``); ``clock`` (milliseconds) is injectable.
+Promotion moves the ``production`` alias first: when the model's gate policy refuses it, the
+rollout fails and traffic goes back to the stable version.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ _S = RolloutState
 
 class Controller:
     """Drives rollouts. ``target``: the server to act on when the rollout's stored one is not
-    reachable from here (a ModelServer in this process, or another URL)."""
+    reachable from here (a ModelServer in this process, or another URL). ``clock``: milliseconds
+    since the epoch that step windows are measured on (default: the wall clock)."""
 
     def __init__(
         self,
@@ -50,8 +54,9 @@ class Controller:
         owner: str | None = None,
         lease_s: float = 15.0,
         say: Callable[[str], None] | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
-        self.service = RolloutService(workspace, say=say)
+        self.service = RolloutService(workspace, say=say, clock=clock)
         self.target = target
         self.owner = owner or f"{os.uname().nodename[:32]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease_s = lease_s
@@ -132,7 +137,8 @@ class Controller:
             return
         current_snap = snapshot(text, r.model)
         baseline = json.loads(row.baseline) if row.baseline else None
-        elapsed = (now_ms() - (r.step_started_at or now_ms())) / 1000
+        now = svc.clock()
+        elapsed = (now - (r.step_started_at or now)) / 1000
         prev_p = 1.0
         if r.analysis and r.analysis.get("step") == r.step_index and r.analysis.get("ab"):
             prev_p = float(r.analysis["ab"].get("always_valid_p") or 1.0)
@@ -169,9 +175,18 @@ class Controller:
         elif r.step_index + 1 < n:
             svc.advance(r, tgt, r.step_index + 1, check_revision=True, reason=f"{label} passed")
         elif r.config.promote_automatically:
-            svc.promote(r.model, target=tgt, reason=f"analysis passed every step ({n}); last: "
-                        + "; ".join(f"{c.metric} {c.value:.4g}" for c in a.checks if c.value is not None),
-                        _rollout=r, _check_revision=True)
+            from modelyard.errors import ValidationFailed
+
+            try:
+                svc.promote(r.model, target=tgt, reason=f"analysis passed every step ({n}); last: "
+                            + "; ".join(f"{c.metric} {c.value:.4g}" for c in a.checks if c.value is not None),
+                            _rollout=r, _check_revision=True)
+            except ValidationFailed as exc:  # the gate policy attached to the model refused `production`
+                bad = getattr(getattr(exc, "report", None), "failed", None)
+                failed = ", ".join(g.gate for g in bad) if bad else str(exc).splitlines()[0]
+                svc.roll_back(r, _S.FAILED, f"the analysis passed every step, but the gate policy attached to "
+                              f"{r.model!r} refused to make version {r.candidate_version} production ({failed} "
+                              f"failed)", target=tgt, check_revision=True, action="fail")
         else:
             why = f"analysis passed ({label}); promote with `yard rollout promote {r.model}`"
             svc.store.write(lambda conn: (

@@ -144,9 +144,12 @@ def spec_for(r: Rollout, traffic: dict[str, Any] | None, version: int | None = N
 class RolloutService:
     """Rollouts of one workspace."""
 
-    def __init__(self, workspace: Workspace | str | None = None, *, say: Callable[[str], None] | None = None) -> None:
+    def __init__(self, workspace: Workspace | str | None = None, *, say: Callable[[str], None] | None = None,
+                 clock: Callable[[], int] | None = None) -> None:
         self.ws = get_workspace(workspace)
         self.say = say or (lambda msg: None)
+        #: milliseconds since the epoch; steps start and their windows are measured on it (injectable)
+        self.clock: Callable[[], int] = clock or now_ms
 
     @property
     def store(self) -> Any:
@@ -192,6 +195,13 @@ class RolloutService:
             )
             return [RolloutEvent(int(e.id), int(e.rollout_id), int(e.at), e.kind, e.step, e.message,
                                  json.loads(e.detail), e.actor) for e in rows]
+
+    def step_results(self, rollout_id: int) -> dict[int, str | None]:
+        """Each started step's result (``successful``/``failed``/``inconclusive``, None while undecided)."""
+        with self.store.read() as conn:
+            rows = conn.execute(sa.select(rollout_steps.c.idx, rollout_steps.c.result)
+                                .where(rollout_steps.c.rollout_id == int(rollout_id)))
+            return {int(i): res for i, res in rows}
 
     def step_row(self, rollout_id: int, idx: int) -> Any:
         with self.store.read() as conn:
@@ -258,6 +268,31 @@ class RolloutService:
                 f"per model at a time. Wait for it, or `yard rollout abort {model}`."
             )
 
+    def _refuse_failing_gates(self, model: str, version: int) -> None:
+        """Refuse to start a rollout whose candidate fails the gates guarding ``production`` (it
+        could never be promoted); the failed gates are listed."""
+        from modelyard.errors import ModelyardError, ValidationFailed
+        from modelyard.evaluation import GateFailed, attached_policy, run_gates
+
+        policy = attached_policy(model, uri=self.ws)
+        if policy is None or "production" not in policy.protected:
+            return
+        try:
+            report = run_gates(f"{model}/{version}", policy, trigger="rollout", alias="production", uri=self.ws)
+        except ModelyardError as exc:
+            raise ValidationFailed(f"Refusing to start a rollout of {model!r} version {version}: the gates of the "
+                                   f"policy attached to {model!r} could not run: {exc}") from exc
+        if report.passed:
+            return
+        bad = report.failed
+        lines = "\n".join(f"  - {g.gate}: {g.explanation}" for g in bad)
+        raise GateFailed(
+            f"Refusing to start a rollout of {model!r} version {version}: {len(bad)} of {len(report.results)} gates "
+            f"of the policy attached to {model!r} fail, so it could never be promoted to production:\n{lines}\n"
+            f"Fix the model (check with `yard gate {model}/{version}`) before rolling it out.",
+            report,
+        )
+
     def start(self, model: str, to: int, *, target: Any = None, strategy: str = "canary", **options: Any) -> Rollout:
         """Start rolling ``model`` version ``to`` out on the server ``target`` (a URL, a
         ModelServer or a target); traffic moves to the first step before this returns."""
@@ -299,6 +334,7 @@ class RolloutService:
             raise TargetError(f"The server did not report which version of {model!r} it serves.")
         if stable == to:
             raise ConflictError(f"Version {to} of {model!r} is already serving all traffic; nothing to roll out.")
+        self._refuse_failing_gates(model, to)
         now = now_ms()
 
         def fn(conn: Connection) -> int:
@@ -332,7 +368,7 @@ class RolloutService:
     def advance(self, r: Rollout, tgt: Any, idx: int, *, check_revision: bool, reason: str | None = None) -> Rollout:
         """Move ``r`` to step ``idx``: store it, apply its traffic, take the window's baseline."""
         step = r.steps[idx]
-        now = now_ms()
+        now = self.clock()
 
         def fn(conn: Connection) -> None:
             if r.state is not _S.PROGRESSING:
@@ -359,7 +395,7 @@ class RolloutService:
 
         tgt.apply(spec_for(r, r.step.traffic))
         base = snapshot(tgt.scrape(), r.model)
-        now = now_ms()
+        now = self.clock()
 
         def fn(conn: Connection) -> None:
             conn.execute(rollout_steps.update().where(rollout_steps.c.rollout_id == r.id, rollout_steps.c.idx == r.step_index)
@@ -398,9 +434,18 @@ class RolloutService:
         check_transition(r.state, _S.PROMOTED, "promote", r.describe())
         why = reason or "promoted by hand"
         tgt = target_from(r.target, target)
-        tgt.apply(spec_for(r, None, r.candidate_version))
+        # The alias first: a gate policy attached to the model may refuse it (GateFailed), and then
+        # the traffic must not have moved. The controller fails the rollout and rolls back on that.
         RegistryService(self.ws).set_alias(r.model, "production", r.candidate_version,
                                            reason=f"rollout {r.id}: {why}")
+        try:
+            tgt.apply(spec_for(r, None, r.candidate_version))
+        except Exception as exc:
+            raise TargetError(
+                f"production now names version {r.candidate_version} of {r.model!r}, but the server could not be "
+                f"switched to it ({type(exc).__name__}: {exc}); rollout {r.id} is still {r.state.value}. Retry "
+                f"`yard rollout promote {r.model}`, or `yard rollback {r.model}`."
+            ) from exc
         r = self._close(r, _S.PROMOTED, why, kind="promote", check_revision=_check_revision)
         self.say(f"[rollout {r.id}] promoted version {r.candidate_version} of {r.model!r}: {why}")
         self.notify(r, "promote", f":white_check_mark: {r.model}: version {r.candidate_version} promoted — {why}")
@@ -444,7 +489,7 @@ class RolloutService:
         check_transition(r.state, _S.PROGRESSING, "resume", r.describe())
         why = reason or "resumed by hand"
         self.store.write(lambda conn: (
-            self._update(conn, r, check_revision=False, state=_S.PROGRESSING.value, reason=why, step_started_at=now_ms()),
+            self._update(conn, r, check_revision=False, state=_S.PROGRESSING.value, reason=why, step_started_at=self.clock()),
             self._event(conn, r, "resume", why, step=r.step_index, audit=True)))
         return self.get(r.id)
 
