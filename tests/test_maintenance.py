@@ -148,3 +148,68 @@ def test_gc_refuses_to_sweep_when_a_manifest_is_damaged(workspace, tmp_path: Pat
     assert all(workspace.blobs.exists(e.digest) for e in entries)  # nothing was swept
     report = doctor(workspace)
     assert report.corrupt == [art.digest] and not report.healthy
+
+
+def test_gc_between_a_dedup_hit_and_its_row_keeps_the_blob(workspace, tmp_path: Path, monkeypatch) -> None:
+    import time
+
+    from modelyard.data import DataService
+
+    f = tmp_path / "labels.bin"
+    f.write_bytes(b"label " * 100)
+    blob, _ = workspace.blobs.put_file(f)  # stored long ago, unreferenced since (say its run was purged)
+    old = time.time() - 7200
+    os.utime(workspace.blobs.local_path(blob), (old, old))
+    svc = DataService(workspace)
+    real = DataService._insert_version
+    sweeps = []
+
+    def racing(self, name, **kw):  # a gc runs after the blobs are written, before the row exists
+        sweeps.append(gc(workspace, grace_seconds=3600, purge_runs=False))
+        return real(self, name, **kw)
+
+    monkeypatch.setattr(DataService, "_insert_version", racing)
+    v = svc.add(f, "labels")
+    assert v.created and sweeps[0].blobs_removed == 0 and workspace.blobs.exists(blob)
+    assert svc.manifest(v)[0].digest == blob
+    report = doctor(workspace)
+    assert report.healthy and report.missing == []
+
+
+def _dataset_with_files(workspace, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from modelyard.data import DataService
+
+    folder = _folder(tmp_path, "ds", {"a.bin": b"aaa", "b.bin": b"bbb"})
+    svc = DataService(workspace)
+    v = svc.add(folder, "ds")
+    return v, svc.manifest(v)
+
+
+def test_gc_stops_when_a_referenced_manifest_cannot_be_read(workspace, tmp_path: Path, monkeypatch) -> None:
+    import pytest
+
+    from modelyard.errors import IntegrityError
+
+    v, entries = _dataset_with_files(workspace, tmp_path)
+    unreadable = tmp_path / "unreadable"
+    unreadable.mkdir()  # opening it fails (as an I/O error or a permission problem would)
+    real = workspace.blobs.local_path
+    monkeypatch.setattr(workspace.blobs, "local_path", lambda d: unreadable if d == v.manifest_digest else real(d))
+    with pytest.raises(IntegrityError, match=rf"^yard gc stopped: 1 referenced manifest\(s\) are damaged \({v.manifest_digest[:12]}…\)"):
+        gc(workspace, grace_seconds=0)
+    monkeypatch.undo()
+    assert all(workspace.blobs.exists(e.digest) for e in entries)
+
+
+def test_gc_stops_when_a_dataset_manifest_is_replaced_by_other_bytes(workspace, tmp_path: Path) -> None:
+    import pytest
+
+    from modelyard.errors import IntegrityError
+
+    v, entries = _dataset_with_files(workspace, tmp_path)
+    p = workspace.blobs.local_path(v.manifest_digest)
+    os.chmod(p, 0o644)
+    p.write_bytes(b"not a manifest at all")  # does not even start like one
+    with pytest.raises(IntegrityError, match=rf"^yard gc stopped: 1 referenced manifest\(s\) are damaged \({v.manifest_digest[:12]}…\)"):
+        gc(workspace, grace_seconds=0)
+    assert all(workspace.blobs.exists(e.digest) for e in entries)

@@ -249,3 +249,53 @@ def test_empty_experiment_name_is_an_error_not_the_default(workspace, monkeypatc
     with yard.start_run(capture_env=False) as run:
         pass
     assert yard.get_run(run.id).experiment == "default"
+
+
+def _cap_sqlite_pages(monkeypatch: pytest.MonkeyPatch, pages: int) -> None:
+    """Make every new SQLite connection of the store report SQLITE_FULL past ``pages`` pages (a full disk)."""
+    from sqlalchemy import event
+
+    from modelyard.store._store import MetadataStore
+
+    real = MetadataStore._make_engine
+
+    def capped(self, *, immediate: bool):  # type: ignore[no-untyped-def]
+        engine = real(self, immediate=immediate)
+
+        @event.listens_for(engine, "connect")
+        def _cap(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.execute(f"PRAGMA max_page_count={pages}")
+
+        return engine
+
+    monkeypatch.setattr(MetadataStore, "_make_engine", capped)
+
+
+def test_a_full_disk_at_store_open_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cap_sqlite_pages(monkeypatch, 2)  # the migrations need far more
+    with pytest.raises(StoreError, match=r"^Cannot open the metadata store '.*/store': the disk is full \(database or disk is full\)\. Free some space and try again\.$") as info:
+        yard.search_runs(uri=str(tmp_path / "store"))
+    assert "database server" not in str(info.value)
+
+
+def test_a_sqlite_store_that_cannot_open_does_not_mention_a_server(tmp_path: Path) -> None:
+    (tmp_path / "store" / "yard.db").mkdir(parents=True)  # a folder where the database file goes
+    with pytest.raises(StoreError, match=r"^Cannot open the metadata store '.*/store': unable to open database file\. Check that the folder exists, is writable, and the disk has space\.$"):
+        yard.search_runs(uri=str(tmp_path / "store"))
+
+
+def test_a_full_disk_while_writing_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = yard.get_workspace(str(tmp_path / "store")).open()
+    with yard.start_run(experiment="e", uri=ws, capture_env=False) as run:
+        pass
+    ws.store.dispose()
+    with ws.store.read() as conn:  # open and migrate before the disk fills
+        pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar())
+    ws.store.dispose()
+    _cap_sqlite_pages(monkeypatch, pages)
+    svc = TrackingService(ws)
+    with pytest.raises(StoreError, match=r"^The metadata store could not write: the disk is full \(database or disk is full\)\. Free some space and try again; nothing was recorded\.$"):
+        svc.set_tags(run.id, {f"big{i}": "x" * 5000 for i in range(100)})
+    monkeypatch.undo()
+    ws.store.dispose()
+    assert "big0" not in TrackingService(ws).get_run(run.id).tags
