@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -21,8 +22,8 @@ from pathlib import Path
 from modelyard.errors import InvalidArgumentError
 
 __all__ = [
-    "MASK", "is_reference", "is_secret_name", "redact_argv", "redact_url", "redact_webhook", "resolve_secret",
-    "scrub_urls",
+    "MASK", "is_reference", "is_secret_name", "might_hold_secret", "redact_argv", "redact_url", "redact_urls", "redact_webhook",
+    "resolve_secret", "scrub_urls",
 ]
 
 MASK = "***"
@@ -36,6 +37,7 @@ _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)([^\s'\"<>]*)")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """True for names like ``password``, ``--api-key``, ``DB_PASSWORD``, ``access_token``, ``sig``."""
     words = re.split(r"[^A-Za-z0-9]+", name.strip("-"))
@@ -88,9 +90,23 @@ def redact_webhook(url: str) -> str:
     return f"{m.group(1)}{host}/{MASK}"
 
 
+def redact_urls(text: str) -> str:
+    """``text`` with :func:`redact_url` applied to every URL in it."""
+    return _URL.sub(lambda m: redact_url(m.group(0)), text) if "://" in text else text
+
+
 def scrub_urls(text: str) -> str:
     """``text`` with every URL in it cut to ``scheme://host/***`` (for error messages about webhooks)."""
     return _URL.sub(lambda m: redact_webhook(m.group(0)), text)
+
+
+_HINTS = ("://", "pass", "pwd", "secret", "token", "key", "auth", "sig", "hook", "cookie", "session", "credential")
+
+
+def might_hold_secret(text: str) -> bool:
+    """False when :func:`redact_argv` surely leaves ``text`` (a command line) as it is: a fast path."""
+    lower = text.lower()
+    return any(h in lower for h in _HINTS)
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:
@@ -123,7 +139,7 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
         if re.match(r"(?i)\s*(authorization|proxy-authorization)\s*:", arg):
             out.append(arg.split(":", 1)[0] + ": " + MASK)
             continue
-        out.append(_URL.sub(lambda m: redact_url(m.group(0)), arg) if "://" in arg else arg)
+        out.append(redact_urls(arg))
     return out
 
 

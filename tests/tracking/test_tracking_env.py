@@ -133,3 +133,25 @@ def test_git_remote_token_is_not_recorded(repo: Path) -> None:
     _git(repo, "remote", "set-url", "origin", "https://ghp_abcdefghijklmnopqrstuvwxyz0123@github.com/team/repo.git")
     env, _ = capture_environment(str(repo))
     assert env["git_remote"] == "https://***@github.com/team/repo.git"
+
+
+def test_a_command_recorded_by_an_older_version_is_shown_redacted(workspace) -> None:
+    import json
+
+    import sqlalchemy as sa
+
+    from modelyard.store._schema import runs
+
+    with yard.start_run(experiment="env", capture_env=False) as run:
+        pass
+    legacy = {"command": "train.py --uri postgresql://ml:hunter2@db/yard --token hunter2 --lr 0.1",
+              "git_remote": "https://ml:hunter2@example.com/r.git", "db_password": "hunter2", "python": "3.12.1"}
+    workspace.store.write(lambda conn: conn.execute(
+        sa.update(runs).where(runs.c.id == run.id).values(environment=json.dumps(legacy))))
+    env = yard.get_run(run.id).environment
+    assert env == {"command": "train.py --uri 'postgresql://ml:***@db/yard' --token '***' --lr 0.1",
+                   "git_remote": "https://ml:***@example.com/r.git", "db_password": "***", "python": "3.12.1"}
+    assert [r.environment for r in yard.search_runs("env")] == [env]
+    from modelyard.tracking._env import redact_environment
+
+    assert redact_environment(env) == env  # redacting twice changes nothing

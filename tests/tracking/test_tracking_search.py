@@ -244,9 +244,11 @@ _MANY = " or ".join(f"metrics.acc = {i}" for i in range(1500))
          _MANY.index("metrics.acc = 200 ")),
         ("params.lr in (" + ",".join(f"'{i}'" for i in range(1001)) + ")",
          r"The filter's 'in \(\.\.\.\)' lists hold more than 1000 values together\.", 14 + 4 * 10 + 5 * 90 + 6 * 900),
+        ("params.lr = '" + "x" * 200_000 + "'", r"The filter is 200,014 characters long; the limit is 100,000\.",
+         100_000),
     ],
     ids=["int-above-2^63", "int-below-2^63-in-list", "1e309", "-1e999", "400-digits", "2000-parens",
-         "1500-terms", "1001-values"],
+         "1500-terms", "1001-values", "200k-chars"],
 )
 def test_filter_limits_are_syntax_errors(runs, text: str, message: str, position: int) -> None:
     with pytest.raises(FilterSyntaxError, match=message) as info:

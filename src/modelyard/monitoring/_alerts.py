@@ -347,7 +347,7 @@ def deliver(ws: Workspace, events: Sequence[AlertEvent], webhook: str | None, *,
             except InvalidArgumentError as exc:  # the reference does not resolve (variable unset, file gone)
                 ev.delivery_error = str(exc)
                 log.error("alert webhook %s failed: %s", redact_webhook(webhook), ev.delivery_error)
-            except httpx.HTTPError as exc:  # its message quotes the URL, whose path is the token
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # its message quotes the URL, whose path is the token
                 ev.delivery_error = scrub_urls(f"{type(exc).__name__}: {exc}")
                 log.error("alert webhook %s failed: %s", redact_webhook(webhook), ev.delivery_error)
         else:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import blake3
 
-from modelyard._redact import redact_argv
+from modelyard._redact import MASK, is_secret_name, might_hold_secret, redact_argv, redact_urls
 
-__all__ = ["capture_environment", "installed_packages"]
+__all__ = ["capture_environment", "installed_packages", "redact_environment"]
 
 
 def _git(*args: str, cwd: str) -> str | None:
@@ -47,6 +49,34 @@ def user_name() -> str | None:
         return os.environ.get("YARD_USER") or getpass.getuser()
     except Exception:  # pragma: no cover - no passwd entry in some containers
         return None
+
+
+@functools.lru_cache(maxsize=4096)  # listing runs reads the same commands again and again
+def _redact_command(command: str) -> str:
+    try:
+        argv = shlex.split(command) if any(c in command for c in "'\"\\") else command.split()
+    except ValueError:  # unbalanced quotes: at least the URIs
+        return redact_urls(command)
+    return shlex.join(redact_argv(argv))
+
+
+def redact_environment(env: Any) -> Any:
+    """``env`` without secrets: the command line through :func:`~modelyard._redact.redact_argv`, URI
+    passwords hidden, secret-looking keys masked. Applied when a run's environment is stored and
+    when it is read (runs recorded by an older version)."""
+    if not isinstance(env, Mapping):
+        return env  # stored bytes are untrusted: shown as they are, not a crash
+    out: dict[str, Any] = {}
+    for key, value in env.items():
+        if isinstance(value, str):
+            if key == "command":
+                value = _redact_command(value) if might_hold_secret(value) else value
+            elif is_secret_name(key):
+                value = MASK
+            else:
+                value = redact_urls(value)
+        out[key] = value
+    return out
 
 
 def capture_environment(cwd: str | None = None, packages: list[str] | None = None) -> tuple[dict[str, Any], list[str]]:

@@ -16,7 +16,7 @@ Attribute names: ``run_id``, ``name``, ``status``, ``start_time``, ``end_time``,
 ``parent_id``, ``experiment``. Times compare with milliseconds or an ISO date ``'2026-01-31'``.
 
 Limits (each refused with a FilterSyntaxError pointing at the token, never a database error):
-at most :data:`MAX_COMPARISONS` comparisons, :data:`MAX_VALUES` values in ``in (...)`` lists,
+at most :data:`MAX_LENGTH` characters, :data:`MAX_COMPARISONS` comparisons, :data:`MAX_VALUES` values in ``in (...)`` lists,
 :data:`MAX_DEPTH` nested parentheses; numbers must be finite doubles. Metrics are doubles, so an
 integer beyond 64 bits compares with them as a double; times must fit in 64-bit milliseconds.
 """
@@ -36,7 +36,7 @@ from modelyard.errors import FilterSyntaxError, did_you_mean
 from modelyard.store._schema import experiments, latest_metrics, params, runs, tags
 
 __all__ = [
-    "ATTRIBUTES", "MAX_COMPARISONS", "MAX_DEPTH", "MAX_VALUES", "compile_filter", "compile_order_by", "compile_search",
+    "ATTRIBUTES", "MAX_COMPARISONS", "MAX_DEPTH", "MAX_LENGTH", "MAX_VALUES", "compile_filter", "compile_order_by", "compile_search",
     "parse_filter",
 ]
 
@@ -46,6 +46,8 @@ MAX_VALUES = 1000
 """Values all the ``in (...)`` lists of one filter may hold together (bound parameters)."""
 MAX_DEPTH = 50
 """Parentheses one filter may nest."""
+MAX_LENGTH = 100_000
+"""Characters one filter may hold (1,000 run ids in a list take about 40,000)."""
 _INT64 = (-(2**63), 2**63 - 1)
 
 ATTRIBUTES = {
@@ -145,6 +147,9 @@ def _tokenize(text: str) -> list[Token]:
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
+        if len(text) > MAX_LENGTH:
+            raise FilterSyntaxError(f"The filter is {len(text):,} characters long; the limit is {MAX_LENGTH:,}.",
+                                    text=text, position=MAX_LENGTH)
         self.tokens = _tokenize(text)
         self.i = 0
         self.depth = 0

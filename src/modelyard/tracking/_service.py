@@ -23,6 +23,7 @@ from modelyard.errors import (
     invalid_param,
 )
 from modelyard.store._schema import artifacts, experiments, latest_metrics, metrics, params, runs, tags
+from modelyard.tracking._env import redact_environment
 from modelyard.tracking._ids import new_run_id, now_ms
 from modelyard.tracking._records import ArtifactRecord, MetricPoint, RunList, RunRecord, RunStatus
 from modelyard.tracking._search import compile_order_by, compile_search
@@ -146,7 +147,7 @@ class TrackingService:
                     parent_id=parent_id,
                     user=user,
                     deleted=False,
-                    environment=json.dumps(dict(environment or {}), sort_keys=True),
+                    environment=json.dumps(redact_environment(environment or {}), sort_keys=True),
                 )
             )
             if p_rows:
@@ -235,7 +236,7 @@ class TrackingService:
                 user=r.user,
                 deleted=bool(r.deleted),
                 error=r.error,
-                environment=json.loads(r.environment) if r.environment else {},
+                environment=redact_environment(json.loads(r.environment)) if r.environment else {},
                 params=dict(sorted(p[r.id].items())),
                 metrics=dict(sorted(m[r.id].items())),
                 tags=dict(sorted(t[r.id].items())),
