@@ -168,7 +168,7 @@ def show(
     from rich.table import Table
 
     c = console()
-    status_style = {"finished": "green", "failed": "red", "running": "cyan", "killed": "yellow"}.get(info["status"], "")
+    status_style = {"finished": "green", "failed": "red", "running": "cyan", "killed": "yellow", "lost": "magenta"}.get(info["status"], "")
     c.print(
         f"Pipeline [bold]{info['pipeline']}[/]  run {info['run_id']}  [{status_style}]{info['status']}[/]  "
         f"{_dur(info['duration_s'])}  executor {info['executor']}  experiment {info['experiment']}"

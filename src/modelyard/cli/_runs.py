@@ -40,7 +40,7 @@ def _dataset_inputs(run_id: str) -> list[Any]:
     return DataService().inputs_of(run_id)
 
 
-_STATUS_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow"}
+_STATUS_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow", "lost": "magenta"}
 
 
 @app.command("list")
@@ -104,6 +104,11 @@ def show(
     c.print(f"experiment  {r.experiment}")
     c.print(f"status      [{_STATUS_STYLE.get(r.status.value, '')}]{r.status.value}[/]" + ("  (deleted)" if r.deleted else ""))
     c.print(f"started     {_when(r.start_time)}   ended {_when(r.end_time)}")
+    if r.status.value in ("running", "lost") and r.heartbeat_time:
+        note = ""
+        if r.status.value == "lost":
+            note = "  (no heartbeat since: its process probably died; yard.start_run(run_id=...) resumes it)"
+        c.print(f"last seen   {_when(r.heartbeat_time)}{note}")
     if r.parent_id:
         c.print(f"parent      {r.parent_id}")
     if r.user:

@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from modelyard.errors import FilterSyntaxError, did_you_mean
 from modelyard.store._schema import experiments, latest_metrics, params, runs, tags
+from modelyard.tracking._heartbeat import status_expr
 
 __all__ = ["ATTRIBUTES", "compile_filter", "compile_order_by", "compile_search", "parse_filter"]
 
@@ -362,6 +363,7 @@ def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
             )
         if f.key == "status":
             value = tuple(v.lower() for v in value) if isinstance(value, tuple) else value.lower()
+            col = status_expr()  # a running run without a recent heartbeat matches 'lost', not 'running'
     return _apply(col, op, value)
 
 
