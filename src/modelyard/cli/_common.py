@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import typer
 
 from modelyard._json import strict_json
 
-__all__ = ["console", "err_console", "fail", "handle_errors", "is_tty", "print_json"]
+__all__ = ["PIPE_WIDTH", "console", "err_console", "esc", "fail", "handle_errors", "is_tty", "print_json"]
+
+#: Width of a console whose stream is not a terminal (CI logs, ``| cat``, files): wide enough that a
+#: table never squeezes a column; nothing pads lines to it (tables are only as wide as their cells).
+PIPE_WIDTH = 100_000
 
 
 def is_tty() -> bool:
@@ -20,16 +25,81 @@ def is_tty() -> bool:
     return sys.stdout.isatty()
 
 
-def console() -> Any:
+def esc(value: Any) -> str:
+    """``str(value)`` escaped so rich prints it as it is.
+
+    Every stored name or value shown through rich (table cells and headers, ``print`` with markup)
+    goes through this: rich would take ``drift_score[tenure]`` or ``[relu, tanh]`` for style tags and
+    drop them, and fail on a stray ``[/]``.
+    """
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
+def _whole(obj: Any, wide: bool) -> Any:
+    """``obj`` with every table column set never to lose text: fold, never an ellipsis or a crop.
+
+    On a terminal a too-long cell wraps inside its column; off a terminal (``wide``) column width caps
+    are dropped too, so each value stays on one line where ``grep`` finds it.
+    """
+    from rich.console import Group
+    from rich.protocol import rich_cast
+    from rich.table import Table
+
+    if isinstance(obj, str):
+        return obj
+    obj = rich_cast(obj)
+    if isinstance(obj, Table):
+        for col in obj.columns:
+            col.overflow = "fold"
+            col.no_wrap = False  # a no_wrap column is cropped (not folded) when the table is too wide
+            if wide:
+                col.max_width = None
+            col._cells = [_whole(cell, wide) for cell in col._cells]
+    elif isinstance(obj, Group):
+        obj._render = [_whole(r, wide) for r in obj.renderables]
+    return obj
+
+
+@functools.cache
+def _console_class() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    class YardConsole(Console):
+        """A rich Console whose tables never truncate (see :func:`console`)."""
+
+        def __init__(self, wide: bool, **kwargs: Any) -> None:
+            self._wide = wide
+            super().__init__(**kwargs)
+
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            super().print(*(_whole(o, self._wide) for o in objects), **kwargs)
+
+    return YardConsole
+
+
+def _make_console(stream: IO[str], **kwargs: Any) -> Any:
+    wide = not stream.isatty()
+    if wide:  # a pipe or a file: no terminal width to respect (COLUMNS is ignored), never wrap text
+        kwargs.update(width=PIPE_WIDTH, soft_wrap=True)
+    return _console_class()(wide, highlight=False, **kwargs)
+
+
+def console() -> Any:
+    """The console every command prints with.
+
+    On a terminal it is rich's usual console, except that table cells fold instead of ending in an
+    ellipsis. When stdout is not a terminal (CI logs, ``| cat``) it is :data:`PIPE_WIDTH` wide and
+    soft-wrapping, so tables show every value in full on one line, aligned, without colour codes.
+    """
+    return _make_console(sys.stdout)
 
 
 def err_console() -> Any:
-    from rich.console import Console
+    """Like :func:`console`, on stderr."""
+    return _make_console(sys.stderr, stderr=True)
 
-    return Console(stderr=True, highlight=False)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from modelyard.cli._common import console, print_json
+from modelyard.cli._common import console, esc, print_json
 from modelyard.data._record import human_size as _size
 
 __all__ = ["register"]
@@ -71,7 +71,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON for scr
     for d in items:
         v = d["latest"] or {}
         t.add_row(
-            d["name"], f"v{v.get('version', '-')}", str(d["versions"]), v.get("format", "-"),
+            esc(d["name"]), f"v{v.get('version', '-')}", str(d["versions"]), v.get("format", "-"),
             f"{v['rows']:,}" if v.get("rows") is not None else "-", _size(v.get("bytes")), _when(v.get("created_at")),
         )
     c.print(t)
@@ -93,24 +93,24 @@ def show(
 
     v = info["version"]
     c = console()
-    c.print(f"[bold]{v['ref']}[/]  manifest {v['manifest_digest']}")
+    c.print(f"[bold]{esc(v['ref'])}[/]  manifest {v['manifest_digest']}")
     rows = f"{v['rows']:,}" if v["rows"] is not None else "-"
     c.print(f"format {v['format']}   files {v['files']}   rows {rows}   size {_size(v['bytes'])}   created {_when(v['created_at'])}")
     if v.get("run_id"):
         c.print(f"produced by run {v['run_id']}")
     if v.get("description"):
-        c.print(v["description"])
+        c.print(v["description"], markup=False)
     prof = info["profile"]
     if prof:
         t = Table(title="profile", title_justify="left", box=None, header_style="bold")
         for col in ("column", "type", "nulls", "distinct", "min", "max", "mean", "std", "top values"):
             t.add_column(col, no_wrap=col != "top values")
         for col in prof["columns"]:
-            top = ", ".join(f"{k} ({n})" for k, n in col["top"][:3])
+            top = esc(", ".join(f"{k} ({n})" for k, n in col["top"][:3]))
             t.add_row(
-                col["name"], col["type"], f"{col['nulls']:,}",
+                esc(col["name"]), col["type"], f"{col['nulls']:,}",
                 ("" if col["distinct_exact"] else "~") + f"{col['distinct']:,}",
-                _num(col["min"]), _num(col["max"]), _num(col["mean"]), _num(col["std"]), top,
+                esc(_num(col["min"])), esc(_num(col["max"])), _num(col["mean"]), _num(col["std"]), top,
             )
         c.print(t)
     elif info["schema"]:
@@ -118,23 +118,23 @@ def show(
         t.add_column("column")
         t.add_column("type")
         for col in info["schema"]["columns"]:
-            t.add_row(col["name"], col["type"])
+            t.add_row(esc(col["name"]), col["type"])
         c.print(t)
     files = info["files"]
     t = Table(title=f"files ({len(files)})", title_justify="left", box=None)
     for col in ("path", "size", "digest"):
         t.add_column(col)
     for f in files[:20]:
-        t.add_row(f["path"], _size(f["size"]), f["digest"][:16])
+        t.add_row(esc(f["path"]), _size(f["size"]), f["digest"][:16])
     if len(files) > 20:
-        t.add_row(f"… {len(files) - 20} more", "", "")
+        t.add_row(f"... {len(files) - 20} more (--json lists all)", "", "")
     c.print(t)
     if info["runs"]:
         t = Table(title="used by runs", title_justify="left", box=None)
         for col in ("run id", "experiment", "name", "status", "started"):
             t.add_column(col)
         for r in info["runs"]:
-            t.add_row(r["id"][:12], r["experiment"], r["name"], r["status"], _when(r["start_time"]))
+            t.add_row(r["id"][:12], esc(r["experiment"]), esc(r["name"]), r["status"], _when(r["start_time"]))
         c.print(t)
     else:
         c.print("used by runs: none yet (run.use_dataset(...) records it)")
@@ -156,22 +156,22 @@ def diff(
     from rich.table import Table
 
     c = console()
-    c.print(f"[bold]{d['a']} → {d['b']}[/]   rows {_num(d['rows'][0])} → {_num(d['rows'][1])}   size {_size(d['bytes'][0])} → {_size(d['bytes'][1])}")
+    c.print(f"[bold]{esc(d['a'])} → {esc(d['b'])}[/]   rows {_num(d['rows'][0])} → {_num(d['rows'][1])}   size {_size(d['bytes'][0])} → {_size(d['bytes'][1])}")
     f = d["files"]
     for e in f["added"]:
-        c.print(f"[green]+ {e['path']}[/]  ({_size(e['size'])})")
+        c.print(f"[green]+ {esc(e['path'])}[/]  ({_size(e['size'])})")
     for e in f["removed"]:
-        c.print(f"[red]- {e['path']}[/]  ({_size(e['size'])})")
+        c.print(f"[red]- {esc(e['path'])}[/]  ({_size(e['size'])})")
     for e in f["changed"]:
-        c.print(f"[yellow]~ {e['path']}[/]  ({_size(e['size_a'])} → {_size(e['size_b'])})")
+        c.print(f"[yellow]~ {esc(e['path'])}[/]  ({_size(e['size_a'])} → {_size(e['size_b'])})")
     c.print(f"{f['unchanged']} file(s) unchanged")
     s = d["schema"]
     for e in s["added"]:
-        c.print(f"[green]+ column {e['column']}[/] ({e['type']})")
+        c.print(f"[green]+ column {esc(e['column'])}[/] ({e['type']})")
     for e in s["removed"]:
-        c.print(f"[red]- column {e['column']}[/] ({e['type']})")
+        c.print(f"[red]- column {esc(e['column'])}[/] ({e['type']})")
     for e in s["type_changed"]:
-        c.print(f"[yellow]~ column {e['column']}[/] {e['a']} → {e['b']}")
+        c.print(f"[yellow]~ column {esc(e['column'])}[/] {e['a']} → {e['b']}")
     if d["columns"]:
         t = Table(box=None, header_style="bold")
         for col in ("column", "nulls %", "distinct", "min", "max", "mean", "std", "PSI"):
@@ -182,11 +182,11 @@ def diff(
                 if key == "null_fraction":
                     x = None if x is None else 100 * x
                     y = None if y is None else 100 * y
-                text = f"{_num(x)} → {_num(y)}"
-                return text if x != y else f"[dim]{_num(x)}[/]"
+                text = esc(f"{_num(x)} → {_num(y)}")
+                return text if x != y else f"[dim]{esc(_num(x))}[/]"
             psi = r["psi"]
             style = "red" if psi is not None and psi > 0.2 else ("yellow" if psi is not None and psi > 0.1 else "")
-            t.add_row(r["column"], pair("null_fraction"), pair("distinct"), pair("min"), pair("max"), pair("mean"), pair("std"),
+            t.add_row(esc(r["column"]), pair("null_fraction"), pair("distinct"), pair("min"), pair("max"), pair("mean"), pair("std"),
                       f"[{style}]{_num(psi)}[/]" if style else _num(psi))
         c.print(t)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from modelyard.cli._common import console, print_json
+from modelyard.cli._common import console, esc, print_json
 
 __all__ = ["register"]
 
@@ -41,7 +41,7 @@ def evaluate_cmd(
     for table in evaluation_table(ev):
         c.print(table)
     if ev.id:
-        c.print(f"[dim]stored as evaluation {ev.id[:12]}; see yard evaluations list {ev.model}[/]")
+        c.print(f"[dim]stored as evaluation {ev.id[:12]}; see yard evaluations list {esc(ev.model)}[/]")
 
 
 def gate_cmd(
@@ -72,7 +72,7 @@ def gate_cmd(
         c = console()
         c.print(gate_table(report))
         style = "green" if report.passed else "bold red"
-        c.print(f"[{style}]{report.summary()}[/]" + (f"  (JUnit: {junit})" if junit else ""))
+        c.print(f"[{style}]{esc(report.summary())}[/]" + (f"  (JUnit: {esc(junit)})" if junit else ""))
     if not report.passed:
         raise typer.Exit(1)
     if promote and mv is not None:
@@ -164,10 +164,10 @@ def evaluations_list(
     for col in ("id", "model", "data", "rows", "when"):
         t.add_column(col, no_wrap=True)
     for k in keys:
-        t.add_column(k, justify="right")
+        t.add_column(esc(k), justify="right")
     for e in evs:
         vals = [f"{e.metrics[k]:.4g}" if k in e.metrics else "" for k in keys]
-        t.add_row(e.id[:12] if e.id else "-", e.model or "-", e.data, str(e.n_rows), _when(e.created_at), *vals)
+        t.add_row(e.id[:12] if e.id else "-", esc(e.model or "-"), esc(e.data), str(e.n_rows), _when(e.created_at), *vals)
     console().print(t)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from modelyard.cli._common import console, print_json
+from modelyard.cli._common import console, esc, print_json
 
 __all__ = ["app"]
 
@@ -45,10 +45,10 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON f
     table = Table(box=None, header_style="bold")
     for col in ("name", "versions", "latest", "aliases", "updated"):
         table.add_column(col, no_wrap=True)
-    table.add_column("description", no_wrap=True, overflow="ellipsis", max_width=48)
+    table.add_column("description", overflow="fold", max_width=48)
     for m in models:
-        aliases = ", ".join(f"{a}→{v}" for a, v in m.aliases.items()) or "-"
-        table.add_row(m.name, str(m.versions), str(m.latest_version or "-"), aliases, _when(m.updated_at), m.description or "")
+        aliases = ", ".join(f"{esc(a)}→{v}" for a, v in m.aliases.items()) or "-"
+        table.add_row(esc(m.name), str(m.versions), str(m.latest_version or "-"), aliases, _when(m.updated_at), esc(m.description or ""))
     c.print(table)
 
 
@@ -90,10 +90,10 @@ def show(
     from rich.table import Table
 
     c = console()
-    c.print(f"[bold]{model.name}[/]  {model.description or ''}")
+    c.print(f"[bold]{esc(model.name)}[/]  {esc(model.description or '')}")
     if model.tags:
-        c.print("tags: " + ", ".join(f"{k}={v}" for k, v in model.tags.items()))
-    c.print("aliases: " + (", ".join(f"[cyan]{a}[/] → {v}" for a, v in model.aliases.items()) or "-"))
+        c.print("tags: " + ", ".join(f"{esc(k)}={esc(v)}" for k, v in model.tags.items()))
+    c.print("aliases: " + (", ".join(f"[cyan]{esc(a)}[/] → {v}" for a, v in model.aliases.items()) or "-"))
     metric_keys: list[str] = []
     for v in versions:
         metric_keys += [k for k in v.metrics if k not in metric_keys]
@@ -102,12 +102,12 @@ def show(
     for col in ("version", "status", "flavor", "aliases", "run", "created", "by"):
         table.add_column(col, no_wrap=True)
     for k in metric_keys:
-        table.add_column(k, justify="right")
+        table.add_column(esc(k), justify="right")
     for v in versions:
         status = f"[{'green' if v.status == 'ready' else 'yellow'}]{v.status}[/]"
         table.add_row(
-            str(v.version), status, v.flavor, ", ".join(v.aliases) or "-", (v.run_id or "-")[:12],
-            _when(v.created_at), v.created_by or "-", *[_fmt(v.metrics.get(k, "")) for k in metric_keys],
+            str(v.version), status, v.flavor, esc(", ".join(v.aliases) or "-"), (v.run_id or "-")[:12],
+            _when(v.created_at), esc(v.created_by or "-"), *[esc(_fmt(v.metrics.get(k, ""))) for k in metric_keys],
         )
     c.print(table)
     print_evaluations(c, svc.ws, name)
@@ -116,20 +116,20 @@ def show(
 
 def _print_version(mv: Any, audit: list[Any]) -> None:
     c = console()
-    c.print(f"[bold]{mv.name}[/] version [bold]{mv.version}[/]  ({mv.status})")
+    c.print(f"[bold]{esc(mv.name)}[/] version [bold]{mv.version}[/]  ({mv.status})")
     for k, v in [
         ("flavor", mv.flavor), ("aliases", ", ".join(mv.aliases) or "-"), ("run", mv.run_id or "-"),
         ("created", f"{_when(mv.created_at)} by {mv.created_by or '-'}"), ("modelyard", mv.modelyard_version),
         ("size", f"{mv.size:,} bytes"), ("manifest", mv.manifest_digest),
     ]:
-        c.print(f"  {k:<10} {v}")
+        c.print(f"  {k:<10} {esc(v)}")
     if mv.signature:
-        c.print("  inputs     " + ", ".join(f"{s.name}:{s.dtype}" for s in mv.signature.inputs))
+        c.print("  inputs     " + esc(", ".join(f"{s.name}:{s.dtype}" for s in mv.signature.inputs)))
         if mv.signature.outputs:
-            c.print("  outputs    " + ", ".join(f"{s.name}:{s.dtype}" for s in mv.signature.outputs))
+            c.print("  outputs    " + esc(", ".join(f"{s.name}:{s.dtype}" for s in mv.signature.outputs)))
     if mv.metrics:
-        c.print("  metrics    " + ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(mv.metrics.items())))
-    c.print("  requires   " + ", ".join(f"{p}=={v}" for p, v in sorted(mv.requirements.items())))
+        c.print("  metrics    " + esc(", ".join(f"{k}={_fmt(v)}" for k, v in sorted(mv.metrics.items()))))
+    c.print("  requires   " + esc(", ".join(f"{p}=={v}" for p, v in sorted(mv.requirements.items()))))
     _print_audit(audit)
 
 
@@ -142,7 +142,7 @@ def _print_audit(audit: list[Any]) -> None:
         table.add_column(col)
     for e in audit:
         change = ", ".join(f"{k}={v}" for k, v in e.detail.items() if k in ("alias", "from", "to"))
-        table.add_row(_when(e.at), e.actor or "-", e.action, str(e.version or "-"), change, e.reason or "")
+        table.add_row(_when(e.at), esc(e.actor or "-"), e.action, str(e.version or "-"), esc(change), esc(e.reason or ""))
     c.print(table)
 
 

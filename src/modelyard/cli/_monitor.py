@@ -19,7 +19,7 @@ def register(root: typer.Typer) -> None:
 
 
 def _print_report(result, as_json: bool, html: str | None) -> None:  # type: ignore[no-untyped-def]
-    from modelyard.cli._common import console, print_json
+    from modelyard.cli._common import console, esc, print_json
 
     rep = result.report
     if html:
@@ -29,8 +29,8 @@ def _print_report(result, as_json: bool, html: str | None) -> None:  # type: ign
         return
     con = console()
     con.print(
-        f"[bold]{result.model_name}[/]: {result.rows:,} logged predictions in the window, reference "
-        f"{(result.reference or '-').split('#')[0]}"
+        f"[bold]{esc(result.model_name)}[/]: {result.rows:,} logged predictions in the window, reference "
+        f"{esc((result.reference or '-').split('#')[0])}"
     )
     rep.print_table(con)
     perf = {k: v for k, v in result.stats.items() if k in ("accuracy", "f1", "auc", "mae", "rmse") and v is not None}
@@ -161,7 +161,7 @@ def alerts(
 
     from rich.table import Table
 
-    from modelyard.cli._common import console, print_json
+    from modelyard.cli._common import console, esc, print_json
     from modelyard.monitoring._api import alerts as get_alerts
 
     data = get_alerts(model, limit=limit)
@@ -169,14 +169,17 @@ def alerts(
         print_json(data)
         return
     con = console()
-    t = Table(title=f"alert rules of {model}")
-    for c in ("rule", "condition", "severity", "state"):
+    t = Table(title=f"alert rules of {esc(model)}")
+    for c in ("rule", "metric", "column", "condition", "severity", "state"):
         t.add_column(c)
     for r in data["rules"]:
-        t.add_row(r["name"], r["condition"], r["severity"], "[bold red]FIRING[/]" if r["firing"] else "ok")
-    con.print(t if data["rules"] else f"no alert rules for {model} (yard monitor run {model} --rules alerts.yml)")
+        t.add_row(
+            esc(r["name"]), r["metric"], esc(r["column"] or "-"), esc(r["condition"]), r["severity"],
+            "[bold red]FIRING[/]" if r["firing"] else "ok",
+        )
+    con.print(t if data["rules"] else f"no alert rules for {model} (yard monitor run {model} --rules alerts.yml)", markup=bool(data["rules"]))
     f = Table(title="recent firings")
-    for c in ("fired (UTC)", "rule", "severity", "value", "resolved", "delivered"):
+    for c in ("fired (UTC)", "rule", "metric", "severity", "value", "threshold", "resolved", "delivered"):
         f.add_column(c)
 
     def ts(ms):  # type: ignore[no-untyped-def]
@@ -184,9 +187,9 @@ def alerts(
 
     for row in data["firings"]:
         f.add_row(
-            ts(row["fired_at"]), row["rule_name"], row["severity"],
-            "-" if row["value"] is None else f"{row['value']:.4g}", ts(row["resolved_at"]),
-            "yes" if row["delivered"] else f"no: {row['delivery_error'] or ''}",
+            ts(row["fired_at"]), esc(row["rule_name"]), esc(row["metric"]), row["severity"],
+            "-" if row["value"] is None else f"{row['value']:.4g}", f"{row['threshold']:g}", ts(row["resolved_at"]),
+            "yes" if row["delivered"] else esc(f"no: {row['delivery_error'] or ''}"),
         )
     con.print(f if data["firings"] else "no firings yet")
 

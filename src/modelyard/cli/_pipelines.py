@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from modelyard.cli._common import console, print_json
+from modelyard.cli._common import console, esc, print_json
 
 __all__ = ["app"]
 
@@ -68,7 +68,7 @@ def run(
     c = console()
     n = len(result.steps)
     c.print(
-        f"Pipeline [bold]{result.pipeline}[/] finished: run {result.run_id[:12]}, {len(result.executed)} of {n} "
+        f"Pipeline [bold]{esc(result.pipeline)}[/] finished: run {result.run_id[:12]}, {len(result.executed)} of {n} "
         f"steps ran, {len(result.cached)} cached."
     )
     if value_error:
@@ -146,7 +146,7 @@ def status(
         table.add_column(col)
     for o in outcomes:
         would = "[blue]use cache[/]" if not o.would_run else "[cyan]run[/]"
-        table.add_row(o.node, would, o.reason)
+        table.add_row(esc(o.node), would, esc(o.reason))
     c = console()
     c.print(table)
     todo = sum(o.would_run for o in outcomes)
@@ -168,21 +168,21 @@ def show(
     from rich.table import Table
 
     c = console()
-    status_style = {"finished": "green", "failed": "red", "running": "cyan", "killed": "yellow"}.get(info["status"], "")
+    status_style = {"finished": "green", "failed": "red", "running": "cyan", "killed": "yellow", "lost": "magenta"}.get(info["status"], "")
     c.print(
-        f"Pipeline [bold]{info['pipeline']}[/]  run {info['run_id']}  [{status_style}]{info['status']}[/]  "
-        f"{_dur(info['duration_s'])}  executor {info['executor']}  experiment {info['experiment']}"
+        f"Pipeline [bold]{esc(info['pipeline'])}[/]  run {info['run_id']}  [{status_style}]{info['status']}[/]  "
+        f"{_dur(info['duration_s'])}  executor {info['executor']}  experiment {esc(info['experiment'])}"
     )
     if info["params"]:
-        c.print("params: " + ", ".join(f"{k}={v}" for k, v in sorted(info["params"].items())))
+        c.print("params: " + esc(", ".join(f"{k}={v}" for k, v in sorted(info["params"].items()))))
     table = Table(box=None, pad_edge=False)
     for col in ("step", "status", "time", "run", "output", "why"):
         table.add_column(col, no_wrap=col != "why")
     for s in info["steps"]:
         st = "cached" if s["cache_hit"] else s["status"]
         table.add_row(
-            s["node"], f"[{_STYLE.get(st, '')}]{st}[/]", _dur(s["duration_s"]), s["run_id"][:12],
-            (s["output_digest"] or "-")[:12], s["reason"] or "",
+            esc(s["node"]), f"[{_STYLE.get(st, '')}]{st}[/]", _dur(s["duration_s"]), s["run_id"][:12],
+            (s["output_digest"] or "-")[:12], esc(s["reason"] or ""),
         )
     c.print(table)
 

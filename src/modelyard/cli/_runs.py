@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from modelyard.cli._common import console, print_json
+from modelyard.cli._common import console, esc, print_json
 
 __all__ = ["app"]
 
@@ -40,7 +40,7 @@ def _dataset_inputs(run_id: str) -> list[Any]:
     return DataService().inputs_of(run_id)
 
 
-_STATUS_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow"}
+_STATUS_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow", "lost": "magenta"}
 
 
 @app.command("list")
@@ -73,13 +73,13 @@ def list_runs(
     for col in ("run id", "experiment", "name", "status", "started", "duration"):
         table.add_column(col, no_wrap=True)
     for k in metric_keys:
-        table.add_column(k, justify="right")
+        table.add_column(esc(k), justify="right")
     for r in runs:
         status = f"[{_STATUS_STYLE.get(r.status.value, '')}]{r.status.value}[/]"
         dur = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
-        name = ("  └ " if r.parent_id else "") + r.name + (" (deleted)" if r.deleted else "")
+        name = ("  └ " if r.parent_id else "") + esc(r.name) + (" (deleted)" if r.deleted else "")
         # the full id: a 12-character prefix is only the start millisecond, shared by runs started together
-        table.add_row(r.id, r.experiment, name, status, _when(r.start_time), dur, *[_fmt(r.metrics.get(k, "")) for k in metric_keys])
+        table.add_row(r.id, esc(r.experiment), name, status, _when(r.start_time), dur, *[esc(_fmt(r.metrics.get(k, ""))) for k in metric_keys])
     c = console()
     if not runs:
         c.print("No runs found.")
@@ -100,28 +100,33 @@ def show(
     from rich.table import Table
 
     c = console()
-    c.print(f"[bold]{r.name}[/]  {r.id}")
-    c.print(f"experiment  {r.experiment}")
+    c.print(f"[bold]{esc(r.name)}[/]  {r.id}")
+    c.print(f"experiment  {esc(r.experiment)}")
     c.print(f"status      [{_STATUS_STYLE.get(r.status.value, '')}]{r.status.value}[/]" + ("  (deleted)" if r.deleted else ""))
     c.print(f"started     {_when(r.start_time)}   ended {_when(r.end_time)}")
+    if r.status.value in ("running", "lost") and r.heartbeat_time:
+        note = ""
+        if r.status.value == "lost":
+            note = "  (no heartbeat since: its process probably died; yard.start_run(run_id=...) resumes it)"
+        c.print(f"last seen   {_when(r.heartbeat_time)}{note}")
     if r.parent_id:
         c.print(f"parent      {r.parent_id}")
     if r.user:
-        c.print(f"user        {r.user}")
+        c.print(f"user        {esc(r.user)}")
     for title, data in (("params", r.params), ("metrics", r.metrics), ("tags", r.tags)):
         if data:
             t = Table(title=title, title_justify="left", box=None, show_header=False)
             t.add_column("key", style="bold")
             t.add_column("value")
             for k, v in data.items():
-                t.add_row(k, _fmt(v))
+                t.add_row(esc(k), esc(_fmt(v)))
             c.print(t)
     if r.artifacts:
         t = Table(title="artifacts", title_justify="left", box=None)
         for col in ("path", "kind", "size", "digest"):
             t.add_column(col)
         for a in r.artifacts:
-            t.add_row(a.path, a.kind, f"{a.size:,}", a.digest[:16])
+            t.add_row(esc(a.path), a.kind, f"{a.size:,}", a.digest[:16])
         c.print(t)
     inputs = _dataset_inputs(r.id)
     if inputs:
@@ -129,14 +134,14 @@ def show(
         for col in ("dataset", "rows", "manifest"):
             t.add_column(col)
         for v in inputs:
-            t.add_row(v.ref, f"{v.rows:,}" if v.rows is not None else "-", v.manifest_digest[:16])
+            t.add_row(esc(v.ref), f"{v.rows:,}" if v.rows is not None else "-", v.manifest_digest[:16])
         c.print(t)
     if r.environment:
         t = Table(title="environment", title_justify="left", box=None, show_header=False)
         t.add_column("key", style="bold")
         t.add_column("value")
         for k, v in sorted(r.environment.items()):
-            t.add_row(k, str(v))
+            t.add_row(esc(k), esc(v))
         c.print(t)
     if r.error:
         c.print("[red]error[/]")
@@ -181,8 +186,8 @@ def compare(
     t = Table(box=None, header_style="bold")
     t.add_column("")
     t.add_column("key")
-    t.add_column(f"{a.name} ({a.id[:8]})")
-    t.add_column(f"{b.name} ({b.id[:8]})")
+    t.add_column(f"{esc(a.name)} ({a.id[:8]})")
+    t.add_column(f"{esc(b.name)} ({b.id[:8]})")
     t.add_column("Δ", justify="right")
     shown = 0
     for section, k, va, vb in rows:
@@ -193,7 +198,7 @@ def compare(
         if diff and isinstance(va, float) and isinstance(vb, float):
             delta = f"{vb - va:+.4g}"
         style = "yellow" if diff else "dim"
-        t.add_row(section, k, _fmt(va) if va is not None else "—", _fmt(vb) if vb is not None else "—", delta, style=style)
+        t.add_row(section, esc(k), esc(_fmt(va)) if va is not None else "—", esc(_fmt(vb)) if vb is not None else "—", delta, style=style)
         shown += 1
     c = console()
     if shown == 0:

@@ -55,11 +55,12 @@ def _gate_text(g: dict[str, Any] | None) -> str:
 
 def print_evaluations(console: Any, ws: Any, name: str, version: int | None = None) -> None:
     """Print the evaluations table under ``yard models show``."""
+    from rich.markup import escape
     from rich.table import Table
 
     rows = evaluation_summaries(ws, name, version)
     if not rows:
-        console.print(f"[dim]evaluations: none yet (yard evaluate {name}/{version or 'N'} --data DATA)[/]")
+        console.print(f"[dim]evaluations: none yet (yard evaluate {escape(name)}/{version or 'N'} --data DATA)[/]")
         return
     keys: list[str] = []
     for r in rows:
@@ -71,7 +72,10 @@ def print_evaluations(console: Any, ws: Any, name: str, version: int | None = No
     for k in keys:
         t.add_column(k, justify="right")
     for r in rows:
-        t.add_row(r["id"][:12], str(r["version"]), r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]), *[_num(r["metrics"].get(k, "")) for k in keys])
+        t.add_row(
+            r["id"][:12], str(r["version"]), escape(r["data"]), str(r["rows"]), _when(r["created_at"]), escape(_gate_text(r["gates"])),
+            *[_num(r["metrics"].get(k, "")) for k in keys],
+        )
     console.print(t)
 
 

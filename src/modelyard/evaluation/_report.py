@@ -27,9 +27,10 @@ def _fmt(v: Any) -> str:
 
 def gate_table(report: GateReport) -> Any:
     """A rich Table of every gate: status, observed value, bound and explanation."""
+    from rich.markup import escape
     from rich.table import Table
 
-    title = f"Gates for {report.model}" + (f" on {report.data}" if report.data else "")
+    title = escape(f"Gates for {report.model}" + (f" on {report.data}" if report.data else ""))
     table = Table(title=title, title_justify="left", header_style="bold", expand=False)
     table.add_column("gate", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -38,28 +39,30 @@ def gate_table(report: GateReport) -> Any:
     table.add_column("explanation", overflow="fold")
     for r in report.results:
         style = _STYLE[r.status]
-        table.add_row(r.gate, f"[{style}]{r.status.value}[/]", _fmt(r.observed), r.bound, r.explanation)
+        table.add_row(escape(r.gate), f"[{style}]{r.status.value}[/]", _fmt(r.observed), escape(r.bound), escape(r.explanation))
     return table
 
 
 def evaluation_table(ev: Evaluation, *, max_slices: int = 40) -> list[Any]:
     """Rich tables: the overall metrics, then one per slice column."""
+    from rich.markup import escape
     from rich.table import Table
 
     names = list(ev.metrics)
-    head = Table(title=f"{ev.model or 'model'} on {ev.data} — {ev.task}, {ev.n_rows} rows, label {ev.label!r}", title_justify="left", header_style="bold")
+    title = escape(f"{ev.model or 'model'} on {ev.data} — {ev.task}, {ev.n_rows} rows, label {ev.label!r}")
+    head = Table(title=title, title_justify="left", header_style="bold")
     for n in names:
         head.add_column(n, justify="right")
     head.add_row(*[_fmt(ev.metrics[n]) for n in names])
     out = [head]
     for column, groups in ev.slices.items():
-        t = Table(title=f"by {column}", title_justify="left", header_style="bold")
-        t.add_column(column)
+        t = Table(title=escape(f"by {column}"), title_justify="left", header_style="bold")
+        t.add_column(escape(column))
         t.add_column("rows", justify="right")
         for n in names:
             t.add_column(n, justify="right")
         for value, stats in list(groups.items())[:max_slices]:
-            t.add_row(value, str(int(stats["n"])), *[_fmt(stats.get(n)) for n in names])
+            t.add_row(escape(str(value)), str(int(stats["n"])), *[_fmt(stats.get(n)) for n in names])
         out.append(t)
     return out
 

@@ -205,9 +205,10 @@ class DriftReport:
 
     def table(self, *, max_rows: int = 50) -> Any:
         """A :class:`rich.table.Table` of the columns, drifted first."""
+        from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=f"{self.title}: {len(self.drifted_columns)}/{len(self.evaluated_columns)} columns drifted "
+        t = Table(title=f"{escape(self.title)}: {len(self.drifted_columns)}/{len(self.evaluated_columns)} columns drifted "
                   f"(share {self.share_drifted:.2f}, dataset drift: {'YES' if self.dataset_drift else 'no'})")
         for name, just in (("column", "left"), ("type", "left"), ("method", "left"), ("statistic", "right"),
                            ("p-value", "right"), ("effect", "right"), ("nulls ref→cur", "right"), ("status", "left")):
@@ -216,14 +217,14 @@ class DriftReport:
         for c in order[:max_rows]:
             style = "bold red" if c.drifted else ("yellow" if c.drifted is None else "")
             t.add_row(
-                c.name + (" (prediction)" if c.is_prediction else ""),
+                escape(c.name) + (" (prediction)" if c.is_prediction else ""),
                 c.kind,
                 c.method or "-",
                 _fmt(c.statistic),
                 _fmt(c.p_value),
                 f"{_fmt(c.effect_size)} {c.effect_name or ''}".strip(),
                 f"{c.null_share_reference:.1%}→{c.null_share_current:.1%}",
-                c.status + (f": {c.reason}" if c.reason and c.status != "ok" else ""),
+                escape(c.status + (f": {c.reason}" if c.reason and c.status != "ok" else "")),
                 style=style,
             )
         return t

@@ -68,6 +68,8 @@ runs = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     Column("error", Text, nullable=True),
     Column("environment", Text, nullable=True),
+    # last sign of life from the run's process (ms; migration 0002); see tracking/_heartbeat.py
+    Column("heartbeat_time", BigInteger, nullable=True),
     Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),
     Index("ix_runs_parent_id", "parent_id"),
 )

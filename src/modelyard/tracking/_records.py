@@ -15,16 +15,22 @@ __all__ = ["ArtifactRecord", "MetricPoint", "RunList", "RunRecord", "RunStatus"]
 
 
 class RunStatus(enum.StrEnum):
-    """Lifecycle of a run: ``running`` moves once to one of the three end states."""
+    """Lifecycle of a run: ``running`` moves once to one of the three end states.
+
+    ``lost`` is never stored: it is how a ``running`` run reads when its process stopped sending
+    heartbeats (killed with SIGKILL, out of memory, machine gone); see ``tracking/_heartbeat.py``.
+    """
 
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
     KILLED = "killed"
+    LOST = "lost"
 
     @property
     def is_terminal(self) -> bool:
-        return self is not RunStatus.RUNNING
+        """An end state a run can be ended with (``lost`` is not one: it may still come back)."""
+        return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
 
     def check_transition(self, new: RunStatus, run_id: str) -> None:
         """Raise ConflictError unless ``self → new`` is allowed."""
@@ -79,6 +85,8 @@ class RunRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     artifacts: list[ArtifactRecord] = field(default_factory=list)
+    #: Last heartbeat of the run's process (ms), None for runs stored before heartbeats.
+    heartbeat_time: int | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -91,6 +99,7 @@ class RunRecord:
         d["status"] = self.status.value
         d["start"] = _iso(self.start_time)
         d["end"] = _iso(self.end_time)
+        d["heartbeat"] = _iso(self.heartbeat_time)
         d["metrics"] = {k: json_float(v) for k, v in self.metrics.items()}
         return d
 

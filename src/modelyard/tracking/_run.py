@@ -5,6 +5,9 @@ flusher thread per process: every ``YARD_FLUSH_INTERVAL`` seconds (default 1.0),
 buffer passes ``FLUSH_AT`` points, on :meth:`Run.flush`, when the run ends and at interpreter
 exit. A training loop never waits on the database. What ``kill -9`` can lose is bounded by
 one flush interval: the points logged since the last flush.
+
+The same thread stamps every live run's heartbeat every ``YARD_HEARTBEAT_INTERVAL`` seconds, so a
+run whose process was killed reads as ``lost`` instead of ``running`` forever (``_heartbeat``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from modelyard.errors import ConflictError, ModelyardError, UsageError, invalid_param
+from modelyard.tracking import _heartbeat
 from modelyard.tracking._records import ArtifactRecord, RunRecord, RunStatus
 from modelyard.tracking._service import MetricRow, TrackingService, format_exception
 from modelyard.tracking._validation import check_key, to_float
@@ -50,6 +54,7 @@ class _Flusher:
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.pid = os.getpid()
+        self.last_beat = 0
 
     def register(self, run: Run) -> None:
         with self.lock:
@@ -63,7 +68,11 @@ class _Flusher:
 
     def _loop(self) -> None:
         while True:
-            self.wake.wait(_interval())
+            try:
+                beat_s = _heartbeat.interval_ms() / 1000
+            except ModelyardError:  # a bad YARD_HEARTBEAT_INTERVAL: reported by beat() below
+                beat_s = _interval()
+            self.wake.wait(min(_interval(), beat_s))
             self.wake.clear()
             with self.lock:
                 live = list(self.runs)
@@ -72,6 +81,23 @@ class _Flusher:
                     run._flush(background=True)
                 except Exception as exc:  # keep the points; retry next interval
                     log.warning("modelyard: flushing metrics of run %s failed, will retry: %s", run.id, exc)
+            try:
+                self.beat(live)
+            except Exception as exc:  # the next interval tries again
+                log.warning("modelyard: writing the heartbeat of live runs failed, will retry: %s", exc)
+
+    def beat(self, live: list[Run], *, force: bool = False) -> None:
+        """Stamp the heartbeat of ``live`` runs still running, when an interval has passed (or ``force``)."""
+        now = _heartbeat.clock()
+        if not force and now - self.last_beat < _heartbeat.interval_ms():
+            return
+        self.last_beat = now
+        by_store: dict[int, tuple[TrackingService, list[str]]] = {}
+        for run in live:
+            if run._status is RunStatus.RUNNING:
+                by_store.setdefault(id(run._service.ws), (run._service, []))[1].append(run.id)
+        for service, ids in by_store.values():
+            service.heartbeat(ids, now)
 
     def flush_all(self) -> None:
         for run in list(self.runs):

@@ -34,6 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from modelyard.errors import FilterSyntaxError, did_you_mean
 from modelyard.store._schema import experiments, latest_metrics, params, runs, tags
+from modelyard.tracking._heartbeat import status_expr
 
 __all__ = [
     "ATTRIBUTES", "MAX_COMPARISONS", "MAX_DEPTH", "MAX_LENGTH", "MAX_VALUES", "compile_filter", "compile_order_by", "compile_search",
@@ -412,6 +413,7 @@ def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
             )
         if f.key == "status":
             value = tuple(v.lower() for v in value) if isinstance(value, tuple) else value.lower()
+            col = status_expr()  # a running run without a recent heartbeat matches 'lost', not 'running'
     return _apply(col, op, value)
 
 

@@ -23,6 +23,7 @@ from modelyard.errors import (
     invalid_param,
 )
 from modelyard.store._schema import artifacts, experiments, latest_metrics, metrics, params, runs, tags
+from modelyard.tracking import _heartbeat
 from modelyard.tracking._env import redact_environment
 from modelyard.tracking._ids import new_run_id, now_ms
 from modelyard.tracking._records import ArtifactRecord, MetricPoint, RunList, RunRecord, RunStatus
@@ -144,6 +145,7 @@ class TrackingService:
                     name=name,
                     status=RunStatus.RUNNING.value,
                     start_time=start,
+                    heartbeat_time=start,
                     parent_id=parent_id,
                     user=user,
                     deleted=False,
@@ -224,12 +226,15 @@ class TrackingService:
                 t[run_id][key] = value
             for r in conn.execute(sa.select(artifacts).where(artifacts.c.run_id.in_(chunk)).order_by(artifacts.c.path)):
                 a[r.run_id].append(ArtifactRecord(r.path, r.kind, r.digest, int(r.size), int(r.created_at)))
+        now = _heartbeat.clock()
         return [
             RunRecord(
                 id=r.id,
                 experiment=r.experiment_name,
                 name=r.name,
-                status=RunStatus(r.status),
+                status=RunStatus.LOST
+                if _heartbeat.is_lost(r.status, r.heartbeat_time, int(r.start_time), now=now)
+                else RunStatus(r.status),
                 start_time=int(r.start_time),
                 end_time=int(r.end_time) if r.end_time is not None else None,
                 parent_id=r.parent_id,
@@ -241,6 +246,7 @@ class TrackingService:
                 metrics=dict(sorted(m[r.id].items())),
                 tags=dict(sorted(t[r.id].items())),
                 artifacts=a[r.id],
+                heartbeat_time=int(r.heartbeat_time) if r.heartbeat_time is not None else None,
             )
             for r in rows
         ]
@@ -271,12 +277,32 @@ class TrackingService:
         self.store.write(fn)
 
     def reopen_run(self, run_id: str) -> None:
-        """Set an ended run back to running (to resume logging)."""
+        """Set an ended (or lost) run back to running (to resume logging)."""
         self.store.write(
             lambda conn: conn.execute(
-                runs.update().where(runs.c.id == run_id).values(status=RunStatus.RUNNING.value, end_time=None, error=None)
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(status=RunStatus.RUNNING.value, end_time=None, error=None, heartbeat_time=_heartbeat.clock())
             )
         )
+
+    def heartbeat(self, run_ids: Sequence[str], now: int | None = None) -> None:
+        """Stamp running runs (and their running children, which have no process of their own) as alive."""
+        ids = list(run_ids)
+        if not ids:
+            return
+        when = _heartbeat.clock() if now is None else now
+
+        def fn(conn: Connection) -> None:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                conn.execute(
+                    runs.update()
+                    .where(sa.or_(runs.c.id.in_(chunk), runs.c.parent_id.in_(chunk)), runs.c.status == RunStatus.RUNNING.value)
+                    .values(heartbeat_time=when)
+                )
+
+        self.store.write(fn)
 
     def delete_run(self, run_id: str, *, restore: bool = False) -> None:
         """Soft-delete (or restore) a run and its nested runs; ``yard gc`` purges deleted runs later."""
