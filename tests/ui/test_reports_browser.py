@@ -15,6 +15,7 @@ under CI (``CI`` set), where that is a failure.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -183,6 +184,9 @@ def test_data_validation_report(browser: Any, shots: Path, tmp_path: Path) -> No
     out.write_text(report.to_html(), encoding="utf-8")
     page, charts = open_report(browser, out, shots, "validation_report")
     assert len(charts) == 6  # one distribution per column
+    signup = next(c for c in charts if any(re.match(r"20\d\d-\d\d-\d\d", t["text"]) for t in c["texts"]))  # dates, not epoch seconds
+    assert all("e+09" not in t["text"] for t in signup["texts"])
+    assert visible(page, "days")
     assert visible(page, "failed") and visible(page, "platinum") and visible(page, "Distributions")
     assert visible(page, "row 3: -5")
     page.close()

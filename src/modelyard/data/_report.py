@@ -141,7 +141,7 @@ class ValidationReport:
             parts[-1].append(Text(f" ({hint} lists them)", style="dim"))
         for r in self.failures:
             if r.samples:
-                rows = ", ".join(f"row {s['row']}: {_short(s['value']) if isinstance(s['value'], float) else repr(s['value'])}" for s in r.samples)
+                rows = ", ".join(f"row {s['row']}: {_sample(s['value'])}" for s in r.samples)
                 parts.append(Text(f"  {r.name} sample rows: {rows}", style="dim"))
         return Group(*parts)
 
@@ -194,7 +194,7 @@ class ValidationReport:
         status = "passed" if self.ok else "failed"
         rows_html = []
         for r in sorted(self.results, key=lambda r: (r.ok, r.column or "")):
-            samples = "".join(f"<div class=s>row {s['row']}: {escape(repr(s['value']))}</div>" for s in r.samples)
+            samples = "".join(f"<div class=s>row {s['row']}: {escape(_sample(s['value']))}</div>" for s in r.samples)
             rows_html.append(
                 f"<tr class={'ok' if r.ok else 'bad'}><td>{'✓' if r.ok else '✗'}</td><td>{escape(r.column or '(table)')}</td>"
                 f"<td>{escape(r.expectation)}</td><td>{escape(_short(r.observed))}</td><td>{escape(_short(r.expected))}</td>"
@@ -207,12 +207,13 @@ class ValidationReport:
             for name, cp in cur.columns.items():
                 rp = ref.columns.get(name) if ref is not None else None
                 if cp.kind in ("numeric", "datetime"):
+                    fmt = _date if cp.kind == "datetime" else None  # datetime edges are epoch seconds
                     if rp is not None:
                         edges, rc, cc = aligned_histograms(rp, cp)
-                        svg = histogram_svg(edges, [("reference", rc), ("current", cc)])
+                        svg = histogram_svg(edges, [("reference", rc), ("current", cc)], fmt=fmt)
                     else:
                         edges, cc = cp.histogram
-                        svg = histogram_svg(edges, [("current", cc)], colors=PALETTE[1:])
+                        svg = histogram_svg(edges, [("current", cc)], colors=PALETTE[1:], fmt=fmt)
                 elif cp.kind in ("categorical", "boolean"):
                     if rp is not None:
                         keys, rc, cc = _categorical(rp, cp)
@@ -226,7 +227,11 @@ class ValidationReport:
                 stats = f"nulls {cp.null_fraction:.2%}"
                 if cp.distinct_exact or cp.hll.any():  # validation's light profile skips distinct counting
                     stats += f" · distinct {'' if cp.distinct_exact else '~'}{cp.distinct:,}"
-                if cp.mean is not None:
+                if cp.mean is not None and cp.kind == "datetime":
+                    stats += f" · mean {_date(cp.mean)} · std {(cp.std or 0) / 86400:.3g} days"
+                    if rp is not None and rp.mean is not None:
+                        stats += f" (reference {_date(rp.mean)} · {(rp.std or 0) / 86400:.3g} days)"
+                elif cp.mean is not None:
                     stats += f" · mean {cp.mean:.4g} · std {cp.std or 0:.4g}"
                     if rp is not None and rp.mean is not None:
                         stats += f" (reference {rp.mean:.4g} · {rp.std or 0:.4g})"
@@ -249,6 +254,20 @@ class ValidationReport:
             legend=legend,
             charts="\n".join(charts),
         )
+
+
+def _sample(v: Any) -> str:
+    """A sample row's value: floats shortened, strings quoted, None as None."""
+    return _short(v) if isinstance(v, float) else repr(v)
+
+
+def _date(seconds: float) -> str:
+    """Epoch seconds (how profiles keep datetimes) as a UTC date, with the time when it is not midnight."""
+    try:
+        t = time.gmtime(seconds)
+    except (OverflowError, OSError, ValueError):
+        return _short(seconds)
+    return time.strftime("%Y-%m-%d" if t.tm_hour == t.tm_min == t.tm_sec == 0 else "%Y-%m-%d %H:%M", t)
 
 
 def _short(v: Any, limit: int = 80) -> str:

@@ -181,7 +181,8 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
     box_w = max(120, 8 * max(len(n) for n in graph.nodes) + 24)
     box_h = 34
     lay = dag_layout(graph, box_w=box_w, box_h=box_h)
-    width, height = lay.width, lay.height
+    shown = [st for st in _FILL if st in set((states or {}).values())]
+    width, height = lay.width, lay.height + (24 if shown else 0)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="13">',
@@ -205,5 +206,10 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
             f'width="{w:.0f}" height="{h:.0f}" rx="6" fill="{fill}" stroke="#334155"/>'
             f'<text x="{x + w / 2:.1f}" y="{y + h / 2 + 4.5:.1f}" text-anchor="middle">{escape(nid)}</text></g>'
         )
+    x = 20.0
+    for st in shown:  # a legend of the step states drawn
+        out.append(f'<rect x="{x:.0f}" y="{height - 26:.0f}" width="12" height="12" rx="2" fill="{_FILL[st]}" stroke="#334155"/>'
+                   f'<text x="{x + 16:.0f}" y="{height - 16:.0f}" font-size="11">{st}</text>')
+        x += 28 + 7 * len(st)
     out.append("</svg>")
     return "\n".join(out) + "\n"
