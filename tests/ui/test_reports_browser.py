@@ -227,3 +227,12 @@ def test_pipeline_dag(browser: Any, shots: Path, tmp_path: Path) -> None:
     assert [b["node"] for b in boxes] == list(edges) and all(b["fits"] for b in boxes), boxes
     assert page.locator("path.edge").count() == 7
     page.close()
+
+
+def test_a_missing_browser_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium is missing"):
+        _missing("chromium is missing")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"chromium is missing \(CI is set: the browser tests must run there\)"):
+        _missing("chromium is missing")
