@@ -71,7 +71,7 @@ def print_evaluations(console: Any, ws: Any, name: str, version: int | None = No
     for k in keys:
         t.add_column(k, justify="right")
     for r in rows:
-        t.add_row(r["id"][:12], str(r["version"]), r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]), *[_num(r["metrics"].get(k, "")) for k in keys])
+        t.add_row(r["id"][:12], str(r["version"]), r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]), *[_num(r["metrics"][k]) if k in r["metrics"] else "-" for k in keys])
     console.print(t)
 
 
