@@ -73,6 +73,7 @@ _TEXT_BOXES = """() => [...document.querySelectorAll('svg')].map((svg, i) => {
 def open_report(browser: Any, path: Path, shots: Path, name: str, *, width: int = 1280) -> tuple[Any, list[dict[str, Any]]]:
     """Open ``path``, screenshot it, check errors, requests and chart sizes; return the page and its charts."""
     page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(120_000)  # a loaded CI machine: generous bound, never a timing assertion
     errors: list[str] = []
     requests: list[str] = []
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
