@@ -190,6 +190,12 @@ def test_data_validation_report(browser: Any, shots: Path, tmp_path: Path) -> No
     assert visible(page, "days")
     assert visible(page, "failed") and visible(page, "platinum") and visible(page, "Distributions")
     assert visible(page, "row 3: -5")
+    n_pass = len(report.results) - len(report.failures)
+    summary = page.get_by_text(f"{n_pass} passed check(s)")
+    assert summary.is_visible() and not page.locator("details table").is_visible()  # passes folded away
+    summary.click()
+    assert page.locator("details table").is_visible() and page.locator("details tr.ok").count() == n_pass
+    page.screenshot(path=str(shots / "validation_report_all_checks.png"), full_page=True)
     page.close()
 
 

@@ -192,10 +192,11 @@ class ValidationReport:
 
         n_fail = len(self.failures)
         status = "passed" if self.ok else "failed"
-        rows_html = []
+        rows_html: list[str] = []
+        passed_html: list[str] = []
         for r in sorted(self.results, key=lambda r: (r.ok, r.column or "")):
             samples = "".join(f"<div class=s>row {s['row']}: {escape(_sample(s['value']))}</div>" for s in r.samples)
-            rows_html.append(
+            (passed_html if r.ok else rows_html).append(
                 f"<tr class={'ok' if r.ok else 'bad'}><td>{'✓' if r.ok else '✗'}</td><td>{escape(r.column or '(table)')}</td>"
                 f"<td>{escape(r.expectation)}</td><td>{escape(_short(r.observed))}</td><td>{escape(_short(r.expected))}</td>"
                 f"<td>{escape(r.detail)}{samples}</td></tr>"
@@ -250,7 +251,9 @@ class ValidationReport:
                 f"{self.rows:,} rows · suite {self.suite}" + (f" · reference {self.reference}" if self.reference else "")
                 + f" · {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.created_at))}"
             ),
-            rows="\n".join(rows_html),
+            checks=(_TABLE.format(rows="\n".join(rows_html)) if rows_html else "")
+            + (f"<details><summary>{len(passed_html)} passed check(s)</summary>{_TABLE.format(rows=chr(10).join(passed_html))}</details>"
+               if passed_html else ""),
             legend=legend,
             charts="\n".join(charts),
         )
@@ -282,6 +285,12 @@ def _short(v: Any, limit: int = 80) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
+_TABLE = (
+    "<table><colgroup><col style='width:24px'><col style='width:14%'><col style='width:14%'><col style='width:16%'>"
+    "<col style='width:22%'><col></colgroup><thead><tr><th></th><th>column</th><th>expectation</th><th>observed</th>"
+    "<th>expected</th><th>detail / sample rows</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
+)
+
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -290,7 +299,8 @@ body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:
 h1{{font-size:20px;margin:0 0 4px}} .meta{{color:#666;font-size:13px;margin-bottom:16px}}
 .badge{{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-size:13px;margin-right:8px}}
 .passed{{background:#2e7d32}} .failed{{background:#c62828}}
-table{{border-collapse:collapse;width:100%;font-size:13px}} th,td{{text-align:left;padding:4px 8px;border-bottom:1px solid #eee;vertical-align:top}}
+table{{border-collapse:collapse;width:100%;font-size:13px;table-layout:fixed;overflow-wrap:anywhere}}
+details{{margin-top:12px}} summary{{cursor:pointer;color:#2e7d32;font-size:14px}} th,td{{text-align:left;padding:4px 8px;border-bottom:1px solid #eee;vertical-align:top}}
 tr.bad td{{background:#fff3f2}} tr.bad td:first-child{{color:#c62828;font-weight:bold}} tr.ok td:first-child{{color:#2e7d32}}
 .s{{color:#777;font-family:monospace;font-size:12px}}
 .grid{{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px;margin-top:12px}}
@@ -300,10 +310,7 @@ tr.bad td{{background:#fff3f2}} tr.bad td:first-child{{color:#c62828;font-weight
 </style></head><body>
 <h1><span class="badge {status}">{status}</span>{headline}</h1>
 <div class=meta>{meta}</div>
-<table><thead><tr><th></th><th>column</th><th>expectation</th><th>observed</th><th>expected</th><th>detail / sample rows</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table>
+{checks}
 <h2 style="font-size:16px;margin-top:24px">Distributions {legend}</h2>
 <div class=grid>
 {charts}
