@@ -179,7 +179,10 @@ def test_null_and_type_failures_count_rows_and_keep_sample_rows(tmp_path: Path) 
     df["customer_id"] = df["customer_id"].astype(str)
     suite = {"columns": {"plan": {"max_null_fraction": 0.0}, "customer_id": {"type": "integer"},
                          "tenure": {"max_null_fraction": 0.5}}}
+    suite["columns"]["plan"]["values"] = ["basic", "pro", "team"]
     r = yard.validate(df, suite=suite)
+    values = next(x for x in r.results if x.name == "plan.values")  # nulls are max_null_fraction's business
+    assert values.ok and values.failing_rows == 0 and values.samples == []
     nulls = next(f for f in r.failures if f.name == "plan.max_null_fraction")
     assert nulls.failing_rows == 7 and nulls.samples == [{"row": i, "value": None} for i in (4, 7, 8, 20, 30)]  # the first 5
     assert nulls.detail == "7 of 400 rows are null"

@@ -45,3 +45,20 @@ def test_card_with_only_a_partial_evaluation_shows_it_without_blank_cells(churn,
     section = page.split("<h2>Evaluations</h2>")[1].split("<h2>")[0]
     assert "<td></td>" not in section and section.count("<table>") == 1
     assert re.search(r"<td>f1 0\.\d+, accuracy 0\.\d+</td>", section)
+
+
+def test_models_show_marks_metrics_an_evaluation_did_not_compute(churn, good_model):
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    register(good_model, None)
+    evaluate("churn-clf/1", churn, label="churned", metrics=["roc_auc"])
+    evaluate("churn-clf/1", churn, label="churned", metrics=["accuracy"])
+    res = CliRunner().invoke(app, ["models", "show", "churn-clf"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    rows = [line.split() for line in res.output.splitlines() if " frame " in line]
+    # id, version, data, rows, when (date time), gates, accuracy, roc_auc: each row one value and one "-"
+    assert [len(r) for r in rows] == [9, 9], rows
+    assert rows[0][-2] != "-" and rows[0][-1] == "-" and rows[1][-2] == "-" and rows[1][-1] != "-", rows
+

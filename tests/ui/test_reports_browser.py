@@ -15,6 +15,7 @@ under CI (``CI`` set), where that is a failure.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -72,6 +73,7 @@ _TEXT_BOXES = """() => [...document.querySelectorAll('svg')].map((svg, i) => {
 def open_report(browser: Any, path: Path, shots: Path, name: str, *, width: int = 1280) -> tuple[Any, list[dict[str, Any]]]:
     """Open ``path``, screenshot it, check errors, requests and chart sizes; return the page and its charts."""
     page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(120_000)  # a loaded CI machine: generous bound, never a timing assertion
     errors: list[str] = []
     requests: list[str] = []
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
@@ -183,8 +185,17 @@ def test_data_validation_report(browser: Any, shots: Path, tmp_path: Path) -> No
     out.write_text(report.to_html(), encoding="utf-8")
     page, charts = open_report(browser, out, shots, "validation_report")
     assert len(charts) == 6  # one distribution per column
+    signup = next(c for c in charts if any(re.match(r"20\d\d-\d\d-\d\d", t["text"]) for t in c["texts"]))  # dates, not epoch seconds
+    assert all("e+09" not in t["text"] for t in signup["texts"])
+    assert visible(page, "days")
     assert visible(page, "failed") and visible(page, "platinum") and visible(page, "Distributions")
     assert visible(page, "row 3: -5")
+    n_pass = len(report.results) - len(report.failures)
+    summary = page.get_by_text(f"{n_pass} passed check(s)")
+    assert summary.is_visible() and not page.locator("details table").is_visible()  # passes folded away
+    summary.click()
+    assert page.locator("details table").is_visible() and page.locator("details tr.ok").count() == n_pass
+    page.screenshot(path=str(shots / "validation_report_all_checks.png"), full_page=True)
     page.close()
 
 
@@ -223,3 +234,12 @@ def test_pipeline_dag(browser: Any, shots: Path, tmp_path: Path) -> None:
     assert [b["node"] for b in boxes] == list(edges) and all(b["fits"] for b in boxes), boxes
     assert page.locator("path.edge").count() == 7
     page.close()
+
+
+def test_a_missing_browser_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium is missing"):
+        _missing("chromium is missing")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"chromium is missing \(CI is set: the browser tests must run there\)"):
+        _missing("chromium is missing")

@@ -141,7 +141,7 @@ class ValidationReport:
             parts[-1].append(Text(f" ({hint} lists them)", style="dim"))
         for r in self.failures:
             if r.samples:
-                rows = ", ".join(f"row {s['row']}: {_short(s['value']) if isinstance(s['value'], float) else repr(s['value'])}" for s in r.samples)
+                rows = ", ".join(f"row {s['row']}: {_sample(s['value'])}" for s in r.samples)
                 parts.append(Text(f"  {r.name} sample rows: {rows}", style="dim"))
         return Group(*parts)
 
@@ -192,10 +192,11 @@ class ValidationReport:
 
         n_fail = len(self.failures)
         status = "passed" if self.ok else "failed"
-        rows_html = []
+        rows_html: list[str] = []
+        passed_html: list[str] = []
         for r in sorted(self.results, key=lambda r: (r.ok, r.column or "")):
-            samples = "".join(f"<div class=s>row {s['row']}: {escape(repr(s['value']))}</div>" for s in r.samples)
-            rows_html.append(
+            samples = "".join(f"<div class=s>row {s['row']}: {escape(_sample(s['value']))}</div>" for s in r.samples)
+            (passed_html if r.ok else rows_html).append(
                 f"<tr class={'ok' if r.ok else 'bad'}><td>{'✓' if r.ok else '✗'}</td><td>{escape(r.column or '(table)')}</td>"
                 f"<td>{escape(r.expectation)}</td><td>{escape(_short(r.observed))}</td><td>{escape(_short(r.expected))}</td>"
                 f"<td>{escape(r.detail)}{samples}</td></tr>"
@@ -207,12 +208,13 @@ class ValidationReport:
             for name, cp in cur.columns.items():
                 rp = ref.columns.get(name) if ref is not None else None
                 if cp.kind in ("numeric", "datetime"):
+                    fmt = _date if cp.kind == "datetime" else None  # datetime edges are epoch seconds
                     if rp is not None:
                         edges, rc, cc = aligned_histograms(rp, cp)
-                        svg = histogram_svg(edges, [("reference", rc), ("current", cc)])
+                        svg = histogram_svg(edges, [("reference", rc), ("current", cc)], fmt=fmt)
                     else:
                         edges, cc = cp.histogram
-                        svg = histogram_svg(edges, [("current", cc)], colors=PALETTE[1:])
+                        svg = histogram_svg(edges, [("current", cc)], colors=PALETTE[1:], fmt=fmt)
                 elif cp.kind in ("categorical", "boolean"):
                     if rp is not None:
                         keys, rc, cc = _categorical(rp, cp)
@@ -226,7 +228,11 @@ class ValidationReport:
                 stats = f"nulls {cp.null_fraction:.2%}"
                 if cp.distinct_exact or cp.hll.any():  # validation's light profile skips distinct counting
                     stats += f" · distinct {'' if cp.distinct_exact else '~'}{cp.distinct:,}"
-                if cp.mean is not None:
+                if cp.mean is not None and cp.kind == "datetime":
+                    stats += f" · mean {_date(cp.mean)} · std {(cp.std or 0) / 86400:.3g} days"
+                    if rp is not None and rp.mean is not None:
+                        stats += f" (reference {_date(rp.mean)} · {(rp.std or 0) / 86400:.3g} days)"
+                elif cp.mean is not None:
                     stats += f" · mean {cp.mean:.4g} · std {cp.std or 0:.4g}"
                     if rp is not None and rp.mean is not None:
                         stats += f" (reference {rp.mean:.4g} · {rp.std or 0:.4g})"
@@ -245,10 +251,26 @@ class ValidationReport:
                 f"{self.rows:,} rows · suite {self.suite}" + (f" · reference {self.reference}" if self.reference else "")
                 + f" · {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.created_at))}"
             ),
-            rows="\n".join(rows_html),
+            checks=(_TABLE.format(rows="\n".join(rows_html)) if rows_html else "")
+            + (f"<details><summary>{len(passed_html)} passed check(s)</summary>{_TABLE.format(rows=chr(10).join(passed_html))}</details>"
+               if passed_html else ""),
             legend=legend,
             charts="\n".join(charts),
         )
+
+
+def _sample(v: Any) -> str:
+    """A sample row's value: floats shortened, strings quoted, None as None."""
+    return _short(v) if isinstance(v, float) else repr(v)
+
+
+def _date(seconds: float) -> str:
+    """Epoch seconds (how profiles keep datetimes) as a UTC date, with the time when it is not midnight."""
+    try:
+        t = time.gmtime(seconds)
+    except (OverflowError, OSError, ValueError):
+        return _short(seconds)
+    return time.strftime("%Y-%m-%d" if t.tm_hour == t.tm_min == t.tm_sec == 0 else "%Y-%m-%d %H:%M", t)
 
 
 def _short(v: Any, limit: int = 80) -> str:
@@ -263,6 +285,12 @@ def _short(v: Any, limit: int = 80) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
+_TABLE = (
+    "<table><colgroup><col style='width:24px'><col style='width:14%'><col style='width:14%'><col style='width:16%'>"
+    "<col style='width:22%'><col></colgroup><thead><tr><th></th><th>column</th><th>expectation</th><th>observed</th>"
+    "<th>expected</th><th>detail / sample rows</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
+)
+
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -271,7 +299,8 @@ body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:
 h1{{font-size:20px;margin:0 0 4px}} .meta{{color:#666;font-size:13px;margin-bottom:16px}}
 .badge{{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-size:13px;margin-right:8px}}
 .passed{{background:#2e7d32}} .failed{{background:#c62828}}
-table{{border-collapse:collapse;width:100%;font-size:13px}} th,td{{text-align:left;padding:4px 8px;border-bottom:1px solid #eee;vertical-align:top}}
+table{{border-collapse:collapse;width:100%;font-size:13px;table-layout:fixed;overflow-wrap:anywhere}}
+details{{margin-top:12px}} summary{{cursor:pointer;color:#2e7d32;font-size:14px}} th,td{{text-align:left;padding:4px 8px;border-bottom:1px solid #eee;vertical-align:top}}
 tr.bad td{{background:#fff3f2}} tr.bad td:first-child{{color:#c62828;font-weight:bold}} tr.ok td:first-child{{color:#2e7d32}}
 .s{{color:#777;font-family:monospace;font-size:12px}}
 .grid{{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px;margin-top:12px}}
@@ -281,10 +310,7 @@ tr.bad td{{background:#fff3f2}} tr.bad td:first-child{{color:#c62828;font-weight
 </style></head><body>
 <h1><span class="badge {status}">{status}</span>{headline}</h1>
 <div class=meta>{meta}</div>
-<table><thead><tr><th></th><th>column</th><th>expectation</th><th>observed</th><th>expected</th><th>detail / sample rows</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table>
+{checks}
 <h2 style="font-size:16px;margin-top:24px">Distributions {legend}</h2>
 <div class=grid>
 {charts}

@@ -154,6 +154,8 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
                 bad = pc.less(arr, bound) if kind == "min" else pc.greater(arr, bound)
                 if fam == "float":  # NaN is neither in nor out of range: count it as out
                     bad = pc.or_(bad, pc.is_nan(arr))
+            if kind == "values":  # a null is not an unseen value: max_null_fraction judges nulls
+                bad = pc.and_(bad, pc.is_valid(arr))
             bad = pc.fill_null(bad, False)
             n_bad = pc.sum(bad).as_py() or 0
             if n_bad:

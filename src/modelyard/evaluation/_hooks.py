@@ -74,7 +74,7 @@ def print_evaluations(console: Any, ws: Any, name: str, version: int | None = No
     for r in rows:
         t.add_row(
             r["id"][:12], str(r["version"]), escape(r["data"]), str(r["rows"]), _when(r["created_at"]), escape(_gate_text(r["gates"])),
-            *[_num(r["metrics"].get(k, "")) for k in keys],
+            *[_num(r["metrics"][k]) if k in r["metrics"] else "-" for k in keys],
         )
     console.print(t)
 

@@ -23,7 +23,7 @@ h1{font-size:20px;margin:0 0 4px} .sub{color:#666;margin-bottom:16px}
 .bad{color:#c0392b} .warn{color:#b7791f} .good{color:#2e7d32}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid #eee;padding:6px 8px;text-align:left;vertical-align:top}
-th{background:#fafafa} td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#fafafa} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
 """
 

@@ -49,6 +49,11 @@ def line_svg(
             f'<line x1="{pad_l}" y1="{_num(y)}" x2="{width - pad_r}" y2="{_num(y)}" stroke="#d62728" '
             f'stroke-dasharray="4 3"><title>threshold {threshold}</title></line>'
         )
+        # named at the right end, above the line (below it when the line is at the top)
+        ty = y - 3 if y - 3 > pad_t + 8 else y + 10
+        parts.append(
+            f'<text x="{width - pad_r}" y="{_num(ty)}" font-size="9" fill="#d62728" text-anchor="end">threshold {threshold:g}</text>'
+        )
     if n:
         pts = " ".join(f"{_num(px(i))},{_num(py(v))}" for i, v in enumerate(ys))
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{REF_COLOR}" stroke-width="2"/>')

@@ -151,12 +151,21 @@ def dag_layout(graph: Graph, *, box_w: float = 120, box_h: float = 34) -> DagLay
     x = {n: pad + i * (box_w + gap_x) for i, lay in enumerate(best) for n in lay}
     width = pad * 2 + n_layers * box_w + (n_layers - 1) * gap_x
     boxes = {n: (x[n], y[n] - box_h / 2, box_w, box_h) for n in real}
+    # ports: the edges leaving (entering) a box are spread over its right (left) side in the
+    # order of where they go (come from), so arrowheads do not pile up on one point
+    port_out: dict[tuple[str, str], float] = {}
+    port_in: dict[tuple[str, str], float] = {}
+    for n in real:
+        for ports, keys, near in ((port_out, [k for k in chains if k[0] == n], 1), (port_in, [k for k in chains if k[1] == n], -2)):
+            keys.sort(key=lambda k: y[chains[k][near]])
+            for i, k in enumerate(keys):
+                ports[k] = y[n] - box_h / 2 + box_h * (i + 1) / (len(keys) + 1)
     edges: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for key, chain in chains.items():
-        pts = [(x[chain[0]] + box_w, y[chain[0]])]
+        pts = [(x[chain[0]] + box_w, port_out[key])]
         for d in chain[1:-1]:  # a dummy: enter and leave its slot level
             pts += [(x[d], y[d]), (x[d] + box_w, y[d])]
-        pts.append((x[chain[-1]], y[chain[-1]]))
+        pts.append((x[chain[-1]], port_in[key]))
         edges[key] = pts
     return DagLayout(width, height, boxes, edges)
 
@@ -181,7 +190,8 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
     box_w = max(120, 8 * max(len(n) for n in graph.nodes) + 24)
     box_h = 34
     lay = dag_layout(graph, box_w=box_w, box_h=box_h)
-    width, height = lay.width, lay.height
+    shown = [st for st in _FILL if st in set((states or {}).values())]
+    width, height = lay.width, lay.height + (24 if shown else 0)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="13">',
@@ -205,5 +215,10 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
             f'width="{w:.0f}" height="{h:.0f}" rx="6" fill="{fill}" stroke="#334155"/>'
             f'<text x="{x + w / 2:.1f}" y="{y + h / 2 + 4.5:.1f}" text-anchor="middle">{escape(nid)}</text></g>'
         )
+    x = 20.0
+    for st in shown:  # a legend of the step states drawn
+        out.append(f'<rect x="{x:.0f}" y="{height - 26:.0f}" width="12" height="12" rx="2" fill="{_FILL[st]}" stroke="#334155"/>'
+                   f'<text x="{x + 16:.0f}" y="{height - 16:.0f}" font-size="11">{st}</text>')
+        x += 28 + 7 * len(st)
     out.append("</svg>")
     return "\n".join(out) + "\n"

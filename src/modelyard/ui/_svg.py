@@ -11,7 +11,7 @@ browsers show values on hover. Colours are CSS colours; text is escaped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 __all__ = ["PALETTE", "bars_svg", "histogram_svg", "sparkline_svg"]
@@ -35,8 +35,12 @@ def histogram_svg(
     height: int = 140,
     colors: Sequence[str] = PALETTE,
     title: str = "",
+    fmt: Callable[[float], str] | None = None,
 ) -> str:
-    """Overlaid step histograms: each series' counts are normalized to fractions of its total."""
+    """Overlaid step histograms: each series' counts are normalized to fractions of its total.
+
+    ``fmt`` writes the bin edges (axis ends and tooltips), e.g. dates for datetime columns."""
+    fmt = fmt or _fmt
     pad_l, pad_r, pad_t, pad_b = 6, 6, 16 if title else 6, 18
     w, h = width - pad_l - pad_r, height - pad_t - pad_b
     nb = max(len(edges) - 1, 0)
@@ -60,15 +64,15 @@ def histogram_svg(
                 continue
             bh = v / top * h
             x, y = pad_l + i * bw, pad_t + h - bh
-            tip = f"{label}: [{_fmt(edges[i])}, {_fmt(edges[i + 1])}) {counts[i]:,} ({v:.1%})"
+            tip = f"{label}: [{fmt(edges[i])}, {fmt(edges[i + 1])}) {counts[i]:,} ({v:.1%})"
             parts.append(
                 f'<rect x="{x:.2f}" y="{y:.2f}" width="{max(bw - 0.5, 0.5):.2f}" height="{bh:.2f}" fill="{color}" '
                 f'fill-opacity="{opacity}" stroke="{color}" stroke-width="{1 if si == 0 else 1.5}"><title>{escape(tip)}</title></rect>'
             )
     parts.append(f'<line x1="{pad_l}" y1="{pad_t + h}" x2="{pad_l + w}" y2="{pad_t + h}" stroke="#999" stroke-width="1"/>')
-    parts.append(f'<text x="{pad_l}" y="{height - 4}" font-size="10" fill="#555" font-family="sans-serif">{escape(_fmt(edges[0]))}</text>')
+    parts.append(f'<text x="{pad_l}" y="{height - 4}" font-size="10" fill="#555" font-family="sans-serif">{escape(fmt(edges[0]))}</text>')
     parts.append(
-        f'<text x="{pad_l + w}" y="{height - 4}" font-size="10" fill="#555" text-anchor="end" font-family="sans-serif">{escape(_fmt(edges[-1]))}</text>'
+        f'<text x="{pad_l + w}" y="{height - 4}" font-size="10" fill="#555" text-anchor="end" font-family="sans-serif">{escape(fmt(edges[-1]))}</text>'
     )
     parts.append("</svg>")
     return "".join(parts)
