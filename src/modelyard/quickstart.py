@@ -270,8 +270,8 @@ class _FlakyChurn:
 
 
 #: The rollout chapter's canary: judged on sample counts (never on how fast this machine is):
-#: a step passes once 100 candidate requests were answered within the limits.
-ROLLOUT_OPTIONS: dict[str, Any] = dict(steps=[50, 100], interval_s="500ms", min_requests=100, max_wait_s="5m",
+#: a step passes once 50 candidate requests were answered within the limits.
+ROLLOUT_OPTIONS: dict[str, Any] = dict(steps=[50, 100], interval_s="500ms", min_requests=50, max_wait_s="5m",
                                        max_error_rate="2%", max_drift=0.5, tick_s=0.2)
 
 
@@ -403,7 +403,7 @@ def chapter_rollout(ctx: QuickstartContext) -> None:
             f"{counts['sent']} client requests, {counts['failed']} failed (the fallback answered the broken ones).")
     ctx.state["rollouts"] = {"promoted": r.id, "rolled_back": r2.id, "production": prod}
     ctx.say(f"  look:  yard rollout status {name}    yard models show {name}")
-    ctx.say(f"  try:   yard rollout start {name} --to N --server URL --min-requests 100")
+    ctx.say(f"  try:   yard rollout start {name} --to N --server URL --min-requests 200")
 
 
 def chapter_data(ctx: QuickstartContext) -> None:

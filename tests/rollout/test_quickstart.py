@@ -16,7 +16,7 @@ def test_rollout_chapter_promotes_then_rolls_back(tmp_path) -> None:
     ctx = QuickstartContext(uri=str(tmp_path / "qs"), say=lines.append)
     chapter_rollout(ctx)  # registers churn-clf@production itself when earlier chapters have not run
     text = "\n".join(lines)
-    assert "each step judged on 100 requests" in text
+    assert "each step judged on 50 requests" in text
     assert "promoted version 2 of 'churn-clf'" in text
     assert "step 1/2 (canary 50%): FAILED — error_rate" in text and "failed: traffic back on version 2" in text
     assert ctx.state["rollouts"]["production"] == 2
