@@ -229,7 +229,9 @@ def chapter_serving(ctx: QuickstartContext) -> None:
         df = _make_data(ctx.seed)
     rows = df[[c for c in columns if c in df.columns]].head(3)
     records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in rows.to_dict("records")]
-    app = build_app({"models": {"primary": f"{name}@production"}, "fallback": {"constant": 0}}, uri=ctx.uri)
+    # a generous timeout: on a busy machine the demo still shows the model answering, not the fallback
+    app = build_app({"models": {"primary": f"{name}@production"}, "fallback": {"constant": 0}, "timeout_ms": 30_000},
+                    uri=ctx.uri)
     try:
         with running(app) as server:
             url = server.url
