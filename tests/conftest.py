@@ -43,7 +43,7 @@ def pg_available() -> bool:
         try:
             import psycopg
 
-            with psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=3) as conn:
+            with psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=30) as conn:
                 conn.execute("SELECT 1")
             _pg_state["ok"] = True
         except Exception as exc:  # pragma: no cover - depends on the machine

@@ -84,7 +84,7 @@ def test_real_prometheus_scrapes_the_monitor(tmp_path: Path) -> None:
             if prom.poll() is not None:
                 pytest.fail(f"prometheus exited: {prom.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
             try:
-                r = httpx.get(f"{api}/query", params={"query": 'yard_monitor_drift_score{model="scraped"}'}, timeout=5)
+                r = httpx.get(f"{api}/query", params={"query": 'yard_monitor_drift_score{model="scraped"}'}, timeout=60)
             except httpx.HTTPError:
                 continue
             if r.status_code == 200:
@@ -95,13 +95,13 @@ def test_real_prometheus_scrapes_the_monitor(tmp_path: Path) -> None:
         report = ticks[-1].report  # type: ignore[attr-defined]
         assert scores["age"] == pytest.approx(report.columns["age"].score, rel=1e-6) and scores["age"] > 1.0
         assert scores["plan"] < 0.1
-        share = httpx.get(f"{api}/query", params={"query": "yard_monitor_share_drifted"}, timeout=5).json()["data"]["result"]
+        share = httpx.get(f"{api}/query", params={"query": "yard_monitor_share_drifted"}, timeout=60).json()["data"]["result"]
         assert float(share[0]["value"][1]) == pytest.approx(0.5)
-        rows = httpx.get(f"{api}/query", params={"query": "yard_monitor_window_rows"}, timeout=5).json()["data"]["result"]
+        rows = httpx.get(f"{api}/query", params={"query": "yard_monitor_window_rows"}, timeout=60).json()["data"]["result"]
         assert float(rows[0]["value"][1]) == 800
-        targets = httpx.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"]
+        targets = httpx.get(f"{api}/targets", timeout=60).json()["data"]["activeTargets"]
         assert targets[0]["health"] == "up"
-        groups = httpx.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
+        groups = httpx.get(f"{api}/rules", timeout=60).json()["data"]["groups"]
         assert {g["name"] for g in groups} == {"modelyard-drift", "modelyard-performance", "modelyard-serving"}
     finally:
         prom.terminate()

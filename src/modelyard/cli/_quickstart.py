@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import typer
 
-__all__ = ["COMMAND_PREFIXES", "register", "strip_markup"]
+__all__ = ["COMMAND_PREFIXES", "printer", "register", "strip_markup"]
 
 
 def register(app: typer.Typer) -> None:
@@ -16,15 +19,21 @@ def register(app: typer.Typer) -> None:
         from modelyard.cli._common import console
         from modelyard.quickstart import run_quickstart
 
-        c = console()
+        run_quickstart(os.environ.get("YARD_URI") or None, say=printer(console()))
 
-        def say(text: str) -> None:
-            if text.lstrip().startswith(COMMAND_PREFIXES):  # commands to copy: plain, never wrapped
-                print(strip_markup(text), flush=True)
-            else:
-                c.print(text, soft_wrap=True)
 
-        run_quickstart(os.environ.get("YARD_URI") or None, say=say)
+def printer(con: Any) -> Callable[[str], None]:
+    """How the quickstart prints on ``con`` (a rich console): prose never wrapped mid-line, and
+    the commands it suggests as plain text, so they copy and paste whole at any width."""
+    import sys
+
+    def say(text: str) -> None:
+        if text.lstrip().startswith(COMMAND_PREFIXES):
+            print(strip_markup(text), file=sys.stdout, flush=True)
+        else:
+            con.print(text, soft_wrap=True)
+
+    return say
 
 
 #: Lines of the quickstart that suggest commands to run.
