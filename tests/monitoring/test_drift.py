@@ -271,3 +271,70 @@ def test_quickstart_monitoring_chapter(tmp_path) -> None:  # type: ignore[no-unt
     assert report.columns["support_calls"].null_drift and not report.columns["support_calls"].distribution_drift
     assert any("monthly_charges" in line and "drift" in line for line in lines)
     assert (tmp_path / "qs" / "quickstart-drift.html").read_text().startswith("<!doctype html>")
+
+
+# -- false alarms on samples of one distribution -------------------------------------------------
+def _bc_split(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    frame = load_breast_cancer(as_frame=True).frame
+    train, test = train_test_split(frame, test_size=0.3, random_state=seed, stratify=frame["target"])
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def test_random_splits_flag_no_column_once_corrected_for_many_columns() -> None:
+    uncorrected = 0
+    for seed in range(12):
+        train, test = _bc_split(seed)
+        report = yard.drift(train, test)
+        assert report.drifted_columns == [], (seed, report.drifted_columns)
+        assert all(c.p_value_adjusted >= c.p_value for c in report.columns.values() if c.p_value_adjusted is not None)
+        assert report.settings["correction"] == "holm"
+        uncorrected += len(yard.drift(train, test, correction="none", min_effect=0).drifted_columns)
+    assert uncorrected >= 4  # 31 columns at p < 0.05 each: the per-column rule cries wolf
+
+
+def test_replayed_rows_count_once() -> None:
+    """398-row reference, a 2,405-row window replaying the 171 held-out rows: no drift, a real shift still is."""
+    train, test = _bc_split(0)
+    window = test.sample(2405, replace=True, random_state=0).reset_index(drop=True)
+    naive = sum(stats.ks_2samp(train[c], window[c]).pvalue < 0.05 for c in train.columns if c != "target")
+    report = yard.drift(train, window)
+    col = report.columns["mean radius"]
+    assert naive >= 5 and report.drifted_columns == []
+    assert 150 <= col.rows_current_effective <= 200 and col.rows_current == 2405 and col.method == "ks"
+    window["mean radius"] = window["mean radius"] + train["mean radius"].std()
+    assert yard.drift(train, window).drifted_columns == ["mean radius"]
+
+
+def test_method_is_chosen_from_both_sizes() -> None:
+    rng = np.random.default_rng(4)
+
+    def method(n: int, m: int) -> str | None:
+        return yard.drift(pd.DataFrame({"x": rng.normal(size=n)}), pd.DataFrame({"x": rng.normal(size=m)})).columns["x"].method
+
+    # harmonic mean 2nm/(n+m): 683, 995 -> test; 5000, 1412 -> effect size
+    assert method(398, 2405) == "ks" and method(500, 100_000) == "ks"
+    assert method(5000, 5000) == "wasserstein" and method(100_000, 710) == "wasserstein"
+
+
+def test_p_value_corrections_match_their_definitions() -> None:
+    from modelyard.monitoring._drift import _adjust
+
+    p = np.array([0.01, 0.04, 0.03, 0.005, 0.5])
+    assert np.allclose(_adjust(p, "bh"), stats.false_discovery_control(p, method="bh"))
+    # Holm: sorted p_(i) * (k - i + 1), running maximum, capped at 1
+    assert np.allclose(_adjust(p, "holm"), [0.04, 0.09, 0.09, 0.025, 0.5])
+    assert np.allclose(_adjust(p, "none"), p)
+
+
+def test_effect_floor_and_correction_are_settings() -> None:
+    ref, cur = _frames(800, 600, shift=0.3, seed=8)
+    assert yard.drift(ref, cur).columns["x"].drifted is True
+    floored = yard.drift(ref, cur, min_effect=0.5).columns["x"]
+    assert floored.drifted is False and floored.p_value_adjusted < 0.05 and floored.effect_floor == 0.5
+    with pytest.raises(InvalidArgumentError, match=r"'correction' parameter of yard\.drift must be one of 'holm', 'bh', 'none'"):
+        yard.drift(ref, cur, correction="bonferroni")
+    with pytest.raises(InvalidArgumentError, match=r"'min_effect' parameter of yard\.drift must be a number >= 0 or None"):
+        yard.drift(ref, cur, min_effect=-1)

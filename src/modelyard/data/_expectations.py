@@ -13,7 +13,7 @@ The YAML form (``yard data schema churn-train@v3 > expectations.yaml``)::
         max_null_fraction: 0.0
         min: 0                       # every value >= min ...
         max: 75                      # ... and <= max
-        distribution: {statistic: psi, threshold: 0.2}
+        distribution: {statistic: psi, threshold: auto}   # or a fixed number, e.g. 0.2
       plan:
         type: string
         values: [basic, pro, team]   # allowed categories ...
@@ -43,6 +43,7 @@ __all__ = [
     "Suite",
     "infer_suite",
     "load_suite",
+    "range_bounds",
     "type_family",
 ]
 
@@ -61,7 +62,12 @@ COLUMN_EXPECTATIONS = (
 )
 _SUITE_KEYS = ("suite", "reference", "row_count", "allow_extra_columns", "columns")
 _DEFAULT_STAT = "psi"
-_DEFAULT_THRESHOLD = {"psi": 0.2, "js": 0.1}
+#: Chance that one of an inferred suite's range checks fails on a new sample (of the reference's
+#: size) of the reference's own distribution, shared by the suite's range checks.
+RANGE_ALPHA = 0.005
+#: The log-scale (heavy tail) fit never lets a never-negative column reach past this many times
+#: its observed max: a slipped decimal point (x10) still fails.
+MAX_LOG_FACTOR = 5.0
 #: Categorical columns with at most this many values get an allowed-values expectation.
 MAX_CATEGORIES = 50
 
@@ -205,24 +211,123 @@ def _round_out(v: float, up: bool, integer: bool) -> float | int:
     return round((math.ceil(v * scale) if up else math.floor(v * scale)) / scale, max(nd, 0))
 
 
-def infer_column(col: ColumnProfile) -> ColumnExpectations:
-    """Expectations a column of the reference satisfies, with some room for new data.
+def _hist_quantile(col: ColumnProfile, q: float) -> float | None:
+    """The ``q`` quantile read off the aligned histogram (linear within a bin), in [min, max].
 
-    Ranges are widened on each side by one standard deviation or 5 % of the observed span,
-    whichever is larger (never below 0 for a column that was never negative); the null fraction gets half again plus one point of room (0 stays 0).
+    The histogram's error is a share of the column's spread (the DDSketch's is a share of the
+    value, useless for tails of a column far from zero such as years).
+    """
+    edges, counts = col.histogram
+    total = sum(counts)
+    if not total:
+        return None
+    target = q * total
+    seen = 0.0
+    for i, c in enumerate(counts):
+        if c and seen + c >= target:
+            v = edges[i] + (edges[i + 1] - edges[i]) * (target - seen) / c
+            return min(max(v, float(col.min)), float(col.max))
+        seen += c
+    return float(col.max)
+
+
+_EULER = 0.5772156649
+
+
+def _tail_scale(col: ColumnProfile, upper: bool) -> float:
+    """Scale ``β`` of an exponential tail fitted to one end of the reference (0: a flat end).
+
+    Two estimates, the larger wins (heavy tails push the second one up): the spread between the
+    90 % and 99 % quantiles (``β·ln 10`` for an exponential tail) and the distance from the 90 %
+    quantile to the extreme (expected ``β·(ln(m/10) + γ)`` for ``m`` rows).
+    """
+    m = col.n_num
+    if m < 20:
+        return 0.0
+    sign = 1.0 if upper else -1.0
+    q90 = _hist_quantile(col, 0.9 if upper else 0.1)
+    q99 = _hist_quantile(col, 0.99 if upper else 0.01)
+    if q90 is None or q99 is None:
+        return 0.0
+    ext = float(col.max) if upper else float(col.min)
+    betas = [sign * (ext - q90) / (math.log(m / 10) + _EULER)]
+    if m >= 200:
+        betas.append(sign * (q99 - q90) / math.log(10))
+    return max(0.0, *betas)
+
+
+def _log_tail_scale(col: ColumnProfile) -> float:
+    """The same fit on the log scale (a Pareto tail), for the upper end of a column that is never negative."""
+    m = col.n_num
+    q90 = _hist_quantile(col, 0.9)
+    if m < 20 or q90 is None or q90 <= 0 or float(col.min) < 0:
+        return 0.0
+    betas = [math.log(float(col.max) / q90) / (math.log(m / 10) + _EULER)]
+    q99 = _hist_quantile(col, 0.99)
+    if m >= 200 and q99 is not None and q99 > 0:
+        betas.append(math.log(q99 / q90) / math.log(10))
+    return max(0.0, *betas)
+
+
+def _sparse_tail(col: ColumnProfile, upper: bool) -> bool:
+    """True when fewer than 1 % of the reference rows lie off the column's main value on that side.
+
+    Such a tail (a pixel that is almost always 0) is a handful of isolated values: there is no
+    spread to learn a margin from, so that side gets no bound.
+    """
+    if col.hist_k is None:
+        return False
+    q = _hist_quantile(col, 0.99 if upper else 0.01)
+    if q is None:
+        return True
+    w = 2.0**col.hist_k
+    return (q - float(col.min) < w) if upper else (float(col.max) - q < w)
+
+
+def range_bounds(col: ColumnProfile, checks: int = 1) -> tuple[float | None, float | None]:
+    """``(min, max)`` a new batch of the reference's distribution stays within (None: no bound).
+
+    A new sample of the reference's size passes its max with probability 1/2; by more than ``t``
+    (exponential tail of scale ``β``) with probability ``≈ e^(−t/β)``. The margin is the ``t``
+    where that is :data:`RANGE_ALPHA` shared by the suite's ``checks`` range checks:
+    ``t = β · ln(checks / RANGE_ALPHA)``. The upper end of a never-negative column also gets the
+    same fit on the log scale (measurements often vary by factors: a heavy, Pareto-like tail),
+    at most :data:`MAX_LOG_FACTOR` times its max, and takes the wider of the two. A column whose minimum is exactly 0 keeps 0 as its floor.
+    """
+    cmin, cmax = float(col.min), float(col.max)
+    spread = math.log(max(checks, 1) / RANGE_ALPHA)
+    lo: float | None = None if _sparse_tail(col, False) else cmin - _tail_scale(col, False) * spread
+    hi: float | None = None if _sparse_tail(col, True) else cmax + _tail_scale(col, True) * spread
+    if hi is not None:
+        hi = max(hi, cmax * min(MAX_LOG_FACTOR, math.exp(_log_tail_scale(col) * spread)))
+    if cmin == 0:
+        lo = 0.0
+    return lo, hi
+
+
+def infer_column(col: ColumnProfile, *, range_checks: int = 1, distribution_checks: int = 1) -> ColumnExpectations:
+    """Expectations a column of the reference satisfies, with room for new samples of the same data.
+
+    Ranges: :func:`range_bounds` (the observed min/max extended by a margin learned from the
+    tail and the number of rows; ``range_checks`` is the suite's number of range checks); a
+    constant column, or a side with under 1 % of the rows off the main value, gets no bound
+    (there is no spread to learn a margin from) other than a floor of 0. Null fraction: half again plus one
+    point of room (0 stays 0). Distribution: PSI with the ``auto`` threshold (sized at check time
+    from both row counts, see :func:`modelyard.data._drift.distribution_check`).
     """
     fam = type_family(col.type)
     e = ColumnExpectations(type=fam if fam != "other" else "any")
     nf = col.null_fraction
     e.max_null_fraction = 0.0 if nf == 0 else round(min(1.0, nf + max(0.01, nf * 0.5)), 4)
     if col.kind == "numeric" and col.min is not None and isinstance(col.min, int | float) and math.isfinite(col.min) and math.isfinite(col.max):
-        span = float(col.max) - float(col.min)
-        pad = max(0.05 * span, col.std or 0.0) if span > 0 else 0.05 * abs(float(col.max)) or 1.0
-        lo, hi = float(col.min) - pad, float(col.max) + pad
-        if float(col.min) >= 0 > lo:
-            lo = 0.0
         integer = fam == "integer"
-        e.min, e.max = _round_out(lo, False, integer), _round_out(hi, True, integer)
+        cmin, cmax = float(col.min), float(col.max)
+        if cmax > cmin:
+            lo, hi = range_bounds(col, range_checks)
+            e.min = None if lo is None else _round_out(lo, False, integer)
+            e.max = None if hi is None else _round_out(hi, True, integer)
+        elif cmin == 0:
+            e.min = 0 if integer else 0.0
     if col.kind in ("categorical", "boolean") and col.distinct_exact and 0 < len(col.values) <= MAX_CATEGORIES:
         e.values = sorted(col.values) if col.kind == "categorical" else sorted(v == "true" for v in col.values)
         e.max_unseen_fraction = 0.01 if col.kind == "categorical" else 0.0
@@ -230,7 +335,7 @@ def infer_column(col: ColumnProfile) -> ColumnExpectations:
         e.unique = True
     id_like = fam in ("integer", "string") and col.count > 100 and col.distinct >= 0.9 * col.count
     if col.kind in ("numeric", "categorical", "boolean", "datetime") and col.count > 0 and not id_like:
-        e.distribution = {"statistic": _DEFAULT_STAT, "threshold": _DEFAULT_THRESHOLD[_DEFAULT_STAT]}
+        e.distribution = {"statistic": _DEFAULT_STAT, "threshold": "auto"}
     return e
 
 
@@ -251,8 +356,9 @@ def infer_suite(reference: str | Profile, *, uri: Any = None, name: str | None =
             )
         ref_label = v.ref
     suite = Suite(name=name or ref_label or "suite", reference=ref_label, row_count_min=1)
+    numeric = [c for c in prof.columns.values() if c.kind == "numeric"]
     for col in prof.columns.values():
-        suite.columns[col.name] = infer_column(col)
+        suite.columns[col.name] = infer_column(col, range_checks=2 * max(len(numeric), 1))
     return suite
 
 
@@ -376,7 +482,15 @@ def _column(name: str, spec: Any, suite: Suite) -> ColumnExpectations:
                 f"{suite.where(*base, 'distribution', 'statistic')}the drift statistic of column {name!r} must be one of "
                 f"{', '.join(DRIFT_STATISTICS)}. Got {stat!r}."
             )
-        thr = _number(d.get("threshold", _DEFAULT_THRESHOLD[stat]), suite, (*base, "distribution", "threshold"), name)
+        raw = d.get("threshold", "auto")
+        if raw == "auto":
+            thr: Any = "auto"
+        else:
+            if isinstance(raw, str):
+                raise InvalidArgumentError(
+                    f"{suite.where(*base, 'distribution', 'threshold')}'threshold' of column {name!r} must be a number or 'auto'. Got {raw!r}."
+                )
+            thr = _number(raw, suite, (*base, "distribution", "threshold"), name)
         e.distribution = {"statistic": stat, "threshold": thr}
     return e
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from modelyard.data._drift import distance
+from modelyard.data._drift import distribution_check
 from modelyard.data._expectations import Suite, infer_suite, load_suite, type_family, type_matches
 from modelyard.data._io import TabularSource, detect_format, iter_file_batches, unify_schemas
 from modelyard.data._profile import Profile, ProfileBuilder, iter_batches_of
@@ -125,6 +125,8 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
         if e.values is not None:
             row_checks[(col, "values")] = {"count": 0, "samples": [], "set": pa.array([str(v) if not isinstance(v, bool) else v for v in e.values])}
     unique_cols = [c for c, e in s.columns.items() if e.unique and c in present]
+    # the auto-threshold distribution checks share one false-alarm budget (Bonferroni)
+    auto_checks = sum(1 for c, e in s.columns.items() if c in present and e.distribution and e.distribution["threshold"] == "auto")
     unique_chunks: dict[str, list[Any]] = {c: [] for c in unique_cols}
     first_values: dict[str, list[dict[str, Any]]] = {c: [] for c, e in s.columns.items() if e.type is not None and c in present}
     builder = ProfileBuilder()  # the report carries the batch's full, mergeable profile
@@ -244,10 +246,16 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
                 results.append(CheckResult(col, "distribution", False, None, {"statistic": stat, "threshold": thr},
                                            "no reference profile for this column: give --against NAME@vN or 'reference:' in the suite"))
             else:
-                dist = distance(ref.columns[col], cp, stat)
-                ok = dist is not None and dist <= thr
-                results.append(CheckResult(col, "distribution", ok, None if dist is None else round(dist, 6),
-                                           {"statistic": stat, "threshold": thr},
-                                           f"{stat.upper()} {dist:.4f} {'>' if not ok else '<='} {thr}" if dist is not None else "not comparable"))
+                chk = distribution_check(ref.columns[col], cp, stat, thr, auto_checks)
+                if chk is None:
+                    results.append(CheckResult(col, "distribution", False, None, {"statistic": stat, "threshold": thr}, "not comparable"))
+                    continue
+                ok, dist, bound = bool(chk["ok"]), float(chk["value"]), float(chk["threshold"])  # type: ignore[arg-type]
+                how = f"auto for {chk['bins']} bins, {chk['rows'][0]:,} vs {chk['rows'][1]:,} rows" if thr == "auto" else "fixed"  # type: ignore[index]
+                expected = {"statistic": stat, "threshold": round(bound, 6) if thr == "auto" else thr}
+                if thr == "auto":
+                    expected["auto"] = True
+                results.append(CheckResult(col, "distribution", ok, round(dist, 6), expected,
+                                           f"{stat.upper()} {dist:.4f} {'>' if not ok else '<='} {bound:.4g} ({how})"))
     return ValidationReport(suite=s.name, reference=ref_label, data=label, rows=rows, results=results,
                             profile=cur, reference_profile=ref)

@@ -1,20 +1,27 @@
 """The drift engine: ``yard.drift(reference=df, current=df)`` → :class:`DriftReport`.
 
-Per column the method is chosen by type and size (like the best tools) and can be overridden:
+Per column the method is chosen by type and size (like the best tools) and can be overridden.
+The size is both samples' harmonic mean ``2nm/(n+m)`` (equal to ``n`` when both have ``n``
+rows; a 398-row reference against a 2,405-row window counts as 683, not as 2,405 nor 398):
 
 ========================  ==================================  =====================================
-column                    small (min n ≤ ``large_sample``)    large
+column                    small (size ≤ ``large_sample``)     large
 ========================  ==================================  =====================================
-numeric                   KS test, drift if p < ``alpha``     normalized Wasserstein ≥ 0.1
-categorical, 2 values     two-proportion Z-test, p < alpha    Jensen–Shannon distance ≥ 0.1
-categorical, > 2 values   chi-squared test, p < ``alpha``     Jensen–Shannon distance ≥ 0.1
+numeric                   KS test                             normalized Wasserstein ≥ 0.1
+categorical, 2 values     two-proportion Z-test               Jensen–Shannon distance ≥ 0.1
+categorical, > 2 values   chi-squared test                    Jensen–Shannon distance ≥ 0.1
 ========================  ==================================  =====================================
 
-Large samples are decided on the effect size, so a decision does not flip just because more rows
-arrive; the p-value and the effect size are both reported for every column. Null share and
-unseen categories are drift signals of their own. Bad input never raises: each column gets a
-status (``too_few_rows``, ``missing_in_reference``, ``all_null``, ``type_mismatch``...) and the
-dataset score never becomes NaN.
+A test decides "drift" when its p-value, corrected for testing every column at once
+(``correction="holm"``: Holm–Bonferroni, so ``alpha`` bounds the chance that *any* untouched
+column is flagged; ``"bh"``: Benjamini–Hochberg, the expected share of false flags; ``"none"``)
+is below ``alpha`` **and** the effect size (normalized Wasserstein, Jensen–Shannon distance) is
+at least ``min_effect`` (default: the large-sample thresholds, 0.1), so a significant but tiny
+shift is not drift. Large samples are decided on the effect size, so a decision does not flip
+just because more rows arrive; the raw and corrected p-values and the effect size are reported
+for every column. Null share and unseen categories are drift signals of their own. Bad input
+never raises: each column gets a status (``too_few_rows``, ``missing_in_reference``,
+``all_null``, ``type_mismatch``...) and the dataset score never becomes NaN.
 """
 
 from __future__ import annotations
@@ -183,7 +190,11 @@ class _Config:
         methods: Mapping[str, str],
         method: str | None,
         thresholds: Mapping[str, float],
+        correction: str = "holm",
+        min_effect: float | None = None,
     ) -> None:
+        self.correction = correction
+        self.min_effect = min_effect
         self.alpha = alpha
         self.large_sample = large_sample
         self.min_rows = min_rows
@@ -215,6 +226,43 @@ def _pick_method(cfg: _Config, column: str, kind: str, n_small: int, n_categorie
     if large:
         return "jensenshannon", "auto"
     return ("z" if n_categories <= 2 else "chisquare"), "auto"
+
+
+def _size(n: int, m: int) -> float:
+    """The sample size a method is chosen by: the harmonic mean of both sizes."""
+    return 2.0 * n * m / (n + m) if n + m else 0.0
+
+
+def _adjust(p: np.ndarray, how: str) -> np.ndarray:
+    """Holm (step-down Bonferroni) or Benjamini–Hochberg adjusted p-values, in the input order."""
+    k = p.size
+    if k == 0 or how == "none":
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    ps = p[order]
+    if how == "holm":
+        adj = np.maximum.accumulate(np.minimum(1.0, ps * (k - np.arange(k))))
+    else:  # bh
+        adj = np.minimum.accumulate((ps * k / np.arange(1, k + 1))[::-1])[::-1]
+        adj = np.minimum(1.0, adj)
+    out = np.empty(k)
+    out[order] = adj
+    return out
+
+
+def _correct(cfg: _Config, cols: list[ColumnDrift]) -> None:
+    """Correct the p-value decisions for the number of columns tested and apply the effect floor."""
+    tested = [c for c in cols if c.method in P_VALUE_METHODS and c.status in ("ok", "drift") and c.p_value is not None]
+    if not tested:
+        return
+    adj = _adjust(np.array([float(c.p_value) for c in tested]), cfg.correction)  # type: ignore[arg-type]
+    for c, pa in zip(tested, adj, strict=True):
+        c.p_value_adjusted = float(pa)
+        floor = cfg.min_effect if cfg.min_effect is not None else DEFAULT_THRESHOLDS[
+            "wasserstein" if c.effect_name == "wasserstein_norm" else "jensenshannon"]
+        c.effect_floor = floor
+        significant = pa < (c.threshold if c.threshold is not None else cfg.alpha)
+        _decide(c, bool(significant and (c.effect_size or 0.0) >= floor))
 
 
 def _threshold(cfg: _Config, column: str, method: str) -> float:
@@ -254,7 +302,10 @@ def _numeric_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: Drift
     if prepared is None:
         a = np.sort(a)
     b = np.sort(b)
-    method, how = _pick_method(cfg, name, "numeric", min(a.size, b.size), 0)
+    n_eff = _effective_rows(a, b)
+    if n_eff < b.size:
+        col.rows_current_effective = n_eff
+    method, how = _pick_method(cfg, name, "numeric", _size(a.size, n_eff), 0)
     col.method, col.method_choice = method, how
     col.threshold = _threshold(cfg, name, method)
     scale = _std(a) if a_std is None else a_std
@@ -268,6 +319,11 @@ def _numeric_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: Drift
         _numeric_hist(col, a, b)
         return col
     d, p = _stats.ks_from_sorted(a, b)
+    if n_eff < b.size:  # repeated rows: the test's p-value for the rows that are really new
+        from scipy.stats import distributions
+
+        en = a.size * n_eff / (a.size + n_eff)
+        p = float(np.clip(distributions.kstwo.sf(d, max(1, round(en))), 0.0, 1.0))
     w = _stats.wasserstein_from_sorted(a, b) / scale
     col.p_value = p
     col.effect_name, col.effect_size = "wasserstein_norm", w
@@ -288,6 +344,28 @@ def _numeric_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: Drift
     _decide(col, dist_drift)
     _numeric_hist(col, a, b)
     return col
+
+
+def _distinct_sorted(x: np.ndarray) -> int:
+    return int(np.count_nonzero(x[1:] != x[:-1])) + 1 if x.size else 0
+
+
+def _effective_rows(a: np.ndarray, b: np.ndarray) -> int:
+    """Rows of the current sample that count as independent draws (replayed rows do not).
+
+    A continuous reference (at least half its values distinct) repeats a value in a share
+    ``1 - distinct/n`` of its rows; a current sample that repeats far more (under half the
+    reference's distinct share) holds copies (replayed traffic, retries): it counts as
+    ``distinct / reference distinct share`` rows, so 171 rows replayed into a 2,405-row
+    window are tested as about 171, not 2,405.
+    """
+    sa = _distinct_sorted(a) / a.size
+    if sa < 0.5 or b.size < 2:
+        return int(b.size)
+    db = _distinct_sorted(b)
+    if db / b.size >= 0.5 * sa:
+        return int(b.size)
+    return int(min(b.size, max(2, round(db / sa))))
 
 
 def _std(x: np.ndarray) -> float:
@@ -315,7 +393,10 @@ def _numeric_hist(col: ColumnDrift, a: np.ndarray, b: np.ndarray) -> None:
 def _decide(col: ColumnDrift, dist_drift: bool) -> None:
     reasons = []
     if dist_drift:
-        reasons.append(f"{col.method} {'p-value' if col.method in P_VALUE_METHODS else 'distance'} past threshold")
+        if col.method in P_VALUE_METHODS:
+            reasons.append(f"{col.method} p-value past threshold" + (" after correction" if col.p_value_adjusted is not None else ""))
+        else:
+            reasons.append(f"{col.method} distance past threshold")
     if col.null_drift:
         reasons.append("null share changed")
     if col.unseen_drift:
@@ -375,7 +456,7 @@ def _categorical_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: D
         "reference": (r[: len(top)] / r.sum()).tolist(),
         "current": (c[: len(top)] / c.sum()).tolist(),
     }
-    method, how = _pick_method(cfg, name, "categorical", min(col.valid_reference, col.valid_current), len(cats))
+    method, how = _pick_method(cfg, name, "categorical", _size(col.valid_reference, col.valid_current), len(cats))
     col.method, col.method_choice = method, how
     col.threshold = _threshold(cfg, name, method)
     js = _stats.jensen_shannon(r, c)
@@ -482,6 +563,8 @@ def drift(
     null_threshold: float = 0.05,
     unseen_threshold: float = 0.05,
     drift_share: float = 0.5,
+    correction: str = "holm",
+    min_effect: float | None = None,
     domain_classifier: bool = False,
     domain_classifier_threshold: float = 0.55,
     max_workers: int | None = None,
@@ -492,7 +575,10 @@ def drift(
     ``method`` sets one method for every column it fits, ``methods`` per column (``"ks"``,
     ``"wasserstein"``, ``"chisquare"``, ``"z"``, ``"jensenshannon"``, ``"psi"``); otherwise the
     method is chosen by type and size (``large_sample``). ``thresholds`` overrides the decision
-    threshold per column (p-value methods: alpha; distances: minimum distance). ``prediction``
+    threshold per column (p-value methods: alpha; distances: minimum distance). P-values are
+    corrected across the columns (``correction``: ``"holm"``, ``"bh"`` or ``"none"``) and a test
+    only calls drift when the effect size is at least ``min_effect`` (None: 0.1, the large-sample
+    thresholds; 0 turns the floor off). ``prediction``
     names the model output column(s): reported as prediction drift, not counted in the dataset
     share. The dataset drifts when ``share_drifted >= drift_share``. ``domain_classifier`` adds
     a multivariate detector: the ROC AUC of a classifier told to separate the two samples.
@@ -510,6 +596,10 @@ def drift(
     ):
         if not (isinstance(value, (int, float)) and lo < value <= hi):
             raise invalid_param(param, _caller(), f"a number in ({lo}, {hi}]", value)
+    if correction not in ("holm", "bh", "none"):
+        raise invalid_param("correction", _caller(), "one of 'holm', 'bh', 'none'", correction)
+    if min_effect is not None and not (isinstance(min_effect, (int, float)) and min_effect >= 0):
+        raise invalid_param("min_effect", _caller(), "a number >= 0 or None", min_effect)
     if not isinstance(min_rows, int) or min_rows < 2:
         raise invalid_param("min_rows", _caller(), "an int >= 2", min_rows)
     all_methods = sorted(METHODS)
@@ -540,6 +630,8 @@ def drift(
         methods=methods or {},
         method=method,
         thresholds=thresholds or {},
+        correction=correction,
+        min_effect=min_effect,
     )
     workers = max_workers or min(4, os.cpu_count() or 1)
     if workers > 1 and len(names) > 1 and max(len(ref_df), len(cur_df)) >= 50_000:
@@ -549,7 +641,10 @@ def drift(
         cols = [_column(cfg, n, ref_df, cur_df, kinds, prepared) for n in names]
     for c in cols:
         c.is_prediction = c.name in preds
-        for attr in ("statistic", "p_value", "effect_size", "threshold"):
+    _correct(cfg, [c for c in cols if not c.is_prediction])
+    _correct(cfg, [c for c in cols if c.is_prediction])
+    for c in cols:
+        for attr in ("statistic", "p_value", "p_value_adjusted", "effect_size", "threshold"):
             setattr(c, attr, _finite_or_none(getattr(c, attr)))
     report = DriftReport(
         columns=cols,
@@ -563,6 +658,8 @@ def drift(
             "null_threshold": null_threshold,
             "unseen_threshold": unseen_threshold,
             "drift_share": drift_share,
+            "correction": correction,
+            "min_effect": min_effect,
         },
     )
     if domain_classifier:

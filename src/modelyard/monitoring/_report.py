@@ -39,6 +39,8 @@ class ColumnDrift:
     method_choice: str | None = None  # auto | selected
     statistic: float | None = None
     p_value: float | None = None
+    p_value_adjusted: float | None = None  # corrected for the number of columns tested (see correction)
+    effect_floor: float | None = None  # a test calls drift only at this effect size or more
     effect_size: float | None = None  # n-stable: normalized Wasserstein, JS distance or PSI
     effect_name: str | None = None
     threshold: float | None = None
@@ -46,6 +48,7 @@ class ColumnDrift:
     ks_statistic: float | None = None
     valid_reference: int = 0
     valid_current: int = 0
+    rows_current_effective: int | None = None  # repeated (replayed) rows discounted; None: all rows count
     null_share_reference: float = 0.0
     null_share_current: float = 0.0
     null_drift: bool = False
