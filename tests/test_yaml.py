@@ -54,6 +54,10 @@ def test_cycle_depth_and_size_limits(tmp_path: Path) -> None:
         load_yaml(big, what="suite")
     with pytest.raises(InvalidArgumentError, match=r"^The suite is 20.0 MiB; YAML documents are limited to 8.0 MiB\.$"):
         load_yaml(big.read_text(), what="suite")
+    with pytest.raises(InvalidArgumentError, match=r"^The suite '/dev/zero' holds more than 8.0 MiB, the limit for YAML files\.$"):
+        load_yaml(Path("/dev/zero"), what="suite")  # an endless file is read only up to the limit
+    with pytest.raises(InvalidArgumentError, match=r"^The suite '.*' cannot be read: Is a directory\.$"):
+        load_yaml(tmp_path, what="suite")
 
 
 def test_ordinary_documents_load_with_safe_types_only() -> None:

@@ -47,15 +47,21 @@ def _label(what: str, name: str | None) -> str:
 
 
 def read_yaml_text(path: str | os.PathLike[str], *, what: str, max_bytes: int = MAX_BYTES) -> str:
-    """The text of the YAML file ``path``, refusing (before reading it all) a file over ``max_bytes``."""
+    """The text of the YAML file ``path``, refusing (before reading it all) a file over ``max_bytes``.
+
+    A missing file raises ``FileNotFoundError`` (callers name the command that writes one)."""
     p = Path(path)
-    with p.open("rb") as fh:
-        data = fh.read(max_bytes + 1)  # a special file (/dev/zero, a pipe) has no size to check first
+    try:
+        with p.open("rb") as fh:
+            data = fh.read(max_bytes + 1)  # a special file (/dev/zero, a pipe) has no size to check first
+    except (IsADirectoryError, PermissionError) as exc:  # FileNotFoundError is the caller's to explain
+        raise InvalidArgumentError(f"{_label(what, os.fspath(path))} cannot be read: {exc.strerror}.") from None
     if len(data) > max_bytes:
-        size = max(p.stat().st_size, len(data))
-        raise InvalidArgumentError(
-            f"{_label(what, os.fspath(path))} is {_mib(size)}; YAML files are limited to {_mib(max_bytes)}."
-        )
+        size = p.stat().st_size
+        label = _label(what, os.fspath(path))
+        if size > max_bytes:
+            raise InvalidArgumentError(f"{label} is {_mib(size)}; YAML files are limited to {_mib(max_bytes)}.")
+        raise InvalidArgumentError(f"{label} holds more than {_mib(max_bytes)}, the limit for YAML files.")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
