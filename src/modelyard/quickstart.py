@@ -353,7 +353,9 @@ def chapter_rollout(ctx: QuickstartContext) -> None:
     records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in X.head(200).to_dict("records")]
     # a generous timeout: a slow machine must not turn answers into timeouts (they count as errors)
     app = build_app({"models": {"primary": f"{name}@production"}, "fallback": {"constant": 0}, "timeout_ms": 30_000,
-                     "prediction_log": {"enabled": False}}, uri=ctx.uri)
+                     "prediction_log": {"enabled": False},
+                     "allow_pickle": True},  # the broken-on-purpose version is a pyfunc we made above
+                    uri=ctx.uri)
     stop = threading.Event()
     lock = threading.Lock()
     counts = {"sent": 0, "failed": 0}
