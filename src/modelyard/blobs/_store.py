@@ -179,7 +179,7 @@ def _blob_mode(source_mode: int) -> int:
 def _safe_mode(mode: int | None, blob_mode: int = 0o444) -> int:
     """The mode a materialized file gets: no setuid/setgid/sticky bit, never world-writable,
     and readable by no one the blob is not readable by (the umask applies on top)."""
-    m = (0o644 if mode is None else int(mode)) & 0o775
+    m = (0o644 if mode is None else int(mode)) & 0o775 | 0o400  # the owner can always read (and verify) it
     return m & ~(0o044 & ~blob_mode)
 
 
