@@ -227,3 +227,18 @@ def test_a_malformed_manifest_entry_is_refused(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match=r"^Manifest .{12}… has a malformed entry: "):
         store.get_tree(m, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_get_file_on_a_full_disk_is_one_line_and_leaves_no_part_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    d = store.put_bytes(b"weights" * 100)
+
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "copy_file_range", full)
+    monkeypatch.setattr(os, "write", full)
+    dest = tmp_path / "dl"
+    with pytest.raises(BlobError, match=r"^Cannot write '.*/dl/model.bin': the disk is full \(no space left on device\); free some space and try again\.$"):
+        store.get_file(d, dest / "model.bin")
+    assert list(dest.iterdir()) == []

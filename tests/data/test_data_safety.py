@@ -62,6 +62,23 @@ def test_editing_a_materialized_file_leaves_the_stored_version_intact(tmp_path: 
     assert again.exit_code == 0 and (tmp_path / "again" / "f0.bin").read_bytes() == (folder / "f0.bin").read_bytes()
 
 
+def test_data_get_never_writes_through_a_symlink_in_the_destination(tmp_path: Path) -> None:
+    r = CliRunner()
+    folder = _folder(tmp_path)
+    assert r.invoke(app, ["data", "add", str(folder), "--name", "imgs"]).exit_code == 0
+    victim = tmp_path / "bashrc"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "f1.bin").symlink_to(victim)
+    got = r.invoke(app, ["data", "get", "imgs@v1", str(out)])
+    assert _error(got) == (
+        f"Error: Refused to write {str(out / 'f1.bin')!r}: it is a symbolic link (to {str(victim)!r}) and a download "
+        "never writes through a link. Remove the link or choose another destination."
+    )
+    assert victim.read_text() == "precious" and sorted(p.name for p in out.iterdir()) == ["f1.bin"]
+
+
 def test_data_get_link_is_opt_in_and_its_risk_is_documented(tmp_path: Path) -> None:
     r = CliRunner()
     folder = _folder(tmp_path)

@@ -6,11 +6,10 @@ answers from this module and :mod:`._quick` alone.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from modelyard.blobs._walk import walk
 
 __all__ = ["DatasetVersion", "human_size", "walk"]
 
@@ -84,3 +83,11 @@ def human_size(n: float | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)  # pragma: no cover
+
+
+def walk(root: str | os.PathLike[str], *, skip_hidden: bool = True) -> list[tuple[str, str, os.stat_result]]:
+    """``(path, posix path relative to root, stat)`` of every file below ``root`` (see
+    :func:`modelyard.blobs._walk.walk`: links never lead out of ``root``; loops are refused)."""
+    from modelyard.blobs._walk import walk as walk_tree  # imported here: `yard --help` stays light
+
+    return walk_tree(root, skip_hidden=skip_hidden)
