@@ -19,7 +19,9 @@ is below ``alpha`` **and** the effect size (normalized Wasserstein, Jensen–Sha
 at least ``min_effect`` (default: the large-sample thresholds, 0.1), so a significant but tiny
 shift is not drift. Large samples are decided on the effect size, so a decision does not flip
 just because more rows arrive; the raw and corrected p-values and the effect size are reported
-for every column. Null share and unseen categories are drift signals of their own. Bad input
+for every column. Repeated rows in the current sample of a continuous column (replayed traffic)
+are discounted: the KS p-value uses the rows that are really new (``rows_current_effective``).
+Null share and unseen categories are drift signals of their own. Bad input
 never raises: each column gets a status (``too_few_rows``, ``missing_in_reference``,
 ``all_null``, ``type_mismatch``...) and the dataset score never becomes NaN.
 """
