@@ -225,9 +225,12 @@ def test_cli_report_run_feedback_alerts_and_grafana(workspace, webhook, tmp_path
     runner = CliRunner()
     uri = ["--uri", workspace.location.uri]
     html = tmp_path / "drift.html"
-    out = runner.invoke(app, [*uri, "monitor", "report", "churn-clf", "--window", "1h", "--html", str(html)])
+    out = runner.invoke(app, [*uri, "monitor", "report", "churn-clf", "--window", "1h", "--html", str(html)], env={"COLUMNS": "40"})
     assert out.exit_code == 0, out.output
     assert "tenure" in out.output and html.read_text().startswith("<!doctype html>")
+    # not a terminal: whole rows however narrow COLUMNS is
+    assert "…" not in out.output
+    assert any("tenure" in line and "drift: " in line and "wasserstein" in line for line in out.output.splitlines()), out.output
     out = runner.invoke(app, [*uri, "monitor", "report", "churn-clf", "--json"])
     data = json.loads(out.output)
     assert data["rows"] == 400 and "tenure" in data["drift"]["summary"]["drifted_columns"]

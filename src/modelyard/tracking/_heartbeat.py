@@ -23,7 +23,7 @@ from modelyard.errors import ConfigError
 from modelyard.store._schema import runs
 from modelyard.tracking._ids import now_ms
 
-__all__ = ["DEFAULT_INTERVAL_S", "DEFAULT_LOST_AFTER_S", "clock", "interval_ms", "is_lost", "lost_after_ms", "status_expr"]
+__all__ = ["DEFAULT_INTERVAL_S", "DEFAULT_LOST_AFTER_S", "clock", "interval_ms", "is_lost", "lost_after_ms", "lost_cutoff", "status_expr"]
 
 DEFAULT_INTERVAL_S = 10.0
 DEFAULT_LOST_AFTER_S = 300.0
@@ -55,20 +55,21 @@ def lost_after_ms() -> int:
     return max(1, int(_seconds("YARD_RUN_LOST_AFTER", DEFAULT_LOST_AFTER_S) * 1000))
 
 
-def _cutoff(now: int | None) -> int:
+def lost_cutoff(now: int | None = None) -> int:
+    """A running run whose last heartbeat is older than this (ms) is lost."""
     return (clock() if now is None else now) - lost_after_ms()
 
 
-def is_lost(status: str, heartbeat_time: int | None, start_time: int, *, now: int | None = None) -> bool:
+def is_lost(status: str, heartbeat_time: int | None, start_time: int, *, cutoff: int | None = None) -> bool:
     """True for a stored ``running`` run whose last heartbeat (or start) is older than the timeout."""
     last = heartbeat_time if heartbeat_time is not None else start_time
-    return status == "running" and last < _cutoff(now)
+    return status == "running" and last < (lost_cutoff() if cutoff is None else cutoff)
 
 
 def status_expr(*, now: int | None = None) -> Any:
     """The status a reader sees, as SQL: ``'lost'`` for a running run without a recent heartbeat."""
     last = sa.func.coalesce(runs.c.heartbeat_time, runs.c.start_time)
     return sa.case(
-        (sa.and_(runs.c.status == "running", last < _cutoff(now)), sa.literal("lost")),
+        (sa.and_(runs.c.status == "running", last < lost_cutoff(now)), sa.literal("lost")),
         else_=runs.c.status,
     )

@@ -226,14 +226,14 @@ class TrackingService:
                 t[run_id][key] = value
             for r in conn.execute(sa.select(artifacts).where(artifacts.c.run_id.in_(chunk)).order_by(artifacts.c.path)):
                 a[r.run_id].append(ArtifactRecord(r.path, r.kind, r.digest, int(r.size), int(r.created_at)))
-        now = _heartbeat.clock()
+        cutoff = _heartbeat.lost_cutoff()
         return [
             RunRecord(
                 id=r.id,
                 experiment=r.experiment_name,
                 name=r.name,
                 status=RunStatus.LOST
-                if _heartbeat.is_lost(r.status, r.heartbeat_time, int(r.start_time), now=now)
+                if _heartbeat.is_lost(r.status, r.heartbeat_time, int(r.start_time), cutoff=cutoff)
                 else RunStatus(r.status),
                 start_time=int(r.start_time),
                 end_time=int(r.end_time) if r.end_time is not None else None,
