@@ -31,6 +31,8 @@ def test_no_help_screen_shows_a_bool_value_for_a_flag() -> None:
         assert res.exit_code == 0, (path, res.output)
         assert "<bool>" not in res.output, (path, res.output)
         assert "install-completion" not in res.output, path  # the root has no completion options: nor do groups
+        narrow = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "60"})
+        assert "…" not in narrow.output, (path, narrow.output)  # a long word folds, never ends in an ellipsis
     # the flags are still listed, and options that take a value still show its type
     out = runner.invoke(app, ["runs", "list", "--help"], env={"COLUMNS": "200"}).output
     assert "--json" in out and "--deleted" in out and "<int>" in out

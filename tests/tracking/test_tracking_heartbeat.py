@@ -144,3 +144,13 @@ def test_lost_is_not_an_end_state_a_run_can_be_given() -> None:
         run.end("lost")
     run.end()
     assert yard.get_run(run.id).status is RunStatus.FINISHED
+
+
+def test_a_bad_heartbeat_interval_is_refused_before_a_run_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.errors import ConfigError
+
+    monkeypatch.setenv("YARD_HEARTBEAT_INTERVAL", "-1")
+    with pytest.raises(ConfigError, match=r"^YARD_HEARTBEAT_INTERVAL must be a positive number of seconds\. Got '-1' instead\.$"):
+        yard.start_run(experiment="x")
+    monkeypatch.delenv("YARD_HEARTBEAT_INTERVAL")
+    assert TrackingService().search_runs() == []  # nothing was stored

@@ -43,14 +43,24 @@ def _whole(obj: Any, wide: bool) -> Any:
     On a terminal a too-long cell wraps inside its column; off a terminal (``wide``) column width caps
     are dropped too, so each value stays on one line where ``grep`` finds it.
     """
+    from rich.columns import Columns
     from rich.console import Group
+    from rich.panel import Panel
     from rich.protocol import rich_cast
     from rich.table import Table
+    from rich.text import Text
 
     if isinstance(obj, str):
         return obj
     obj = rich_cast(obj)
-    if isinstance(obj, Table):
+    if isinstance(obj, Text):
+        if obj.overflow in (None, "ellipsis", "crop"):
+            obj.overflow = "fold"
+    elif isinstance(obj, Columns):  # Typer's help cells: a grid whose columns would ellipsize
+        obj.renderables = [_whole(r, wide) for r in obj.renderables]
+    elif isinstance(obj, Panel):
+        obj.renderable = _whole(obj.renderable, wide)
+    elif isinstance(obj, Table):
         for col in obj.columns:
             col.overflow = "fold"
             col.no_wrap = False  # a no_wrap column is cropped (not folded) when the table is too wide

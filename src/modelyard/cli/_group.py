@@ -78,6 +78,27 @@ def _flags_show_no_type() -> None:
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
+def _help_folds() -> None:
+    """Typer's help tables end a word too long for its column with an ellipsis
+    (``(http://HOST:POR…``): fold it onto the next line instead, as every yard table does."""
+    from typer import rich_utils
+
+    original = rich_utils._get_rich_console
+    if getattr(original, "_yard_folds", False):
+        return
+
+    def get_console(stderr: bool = False) -> Any:
+        from modelyard.cli._common import _whole
+
+        con = original(stderr=stderr)
+        plain_print = con.print
+        con.print = lambda *objects, **kwargs: plain_print(*(_whole(o, False) for o in objects), **kwargs)
+        return con
+
+    get_console._yard_folds = True  # type: ignore[attr-defined]
+    rich_utils._get_rich_console = get_console
+
+
 _flags_show_no_type()
 
 #: Lazily registered top-level commands, by name, in registration order.
@@ -109,6 +130,8 @@ class YardGroup(TyperGroup):
         return cmd
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if any(a in ("--help", "-h") for a in args):  # Typer draws this help: rich_utils loads anyway
+            _help_folds()
         try:
             return super().resolve_command(ctx, args)
         except Exception as exc:  # click's UsageError: suggest lazy names too

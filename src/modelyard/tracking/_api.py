@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelyard._workspace import Workspace, get_workspace
+from modelyard.tracking import _heartbeat
 from modelyard.tracking._env import capture_environment, user_name
 from modelyard.tracking._records import RunList, RunRecord, RunStatus
 from modelyard.tracking._run import Run, _push_active, _require_no_active, active_run
@@ -50,6 +51,7 @@ def start_run(
     run (its experiment is inherited). ``experiment`` defaults to ``YARD_EXPERIMENT`` or
     ``"default"``.
     """
+    _heartbeat.interval_ms()  # a bad YARD_HEARTBEAT_INTERVAL fails here, not in the background thread
     parent = _require_no_active(nested)
     if parent is not None:
         service = parent._service
