@@ -42,6 +42,26 @@ class Halver:
         return (df["x"] / 2).to_numpy(dtype=float)
 
 
+class Warner:
+    """Doubles ``x`` and warns like scikit-learn on every call; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        self.calls += 1
+        warnings.warn("X does not have valid feature names, but Warner was fitted with feature names", UserWarning,
+                      stacklevel=1)
+        return (df["x"] * 2).to_numpy(dtype=float)
+
+
+class Dated:
+    """Days since 2024-01-01 of column ``d`` (a datetime column), plus ``x``."""
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        return ((df["d"] - pd.Timestamp("2024-01-01")).dt.days + df["x"]).to_numpy(dtype=float)
+
+
 def register_models(uri: str) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
@@ -75,3 +95,24 @@ def _quiet_pyfunc_warning() -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Loading a pyfunc model")
         yield
+
+
+@pytest.fixture
+def register_extra(tmp_path: Path) -> Any:
+    """``register_extra("warner" | "dated")`` registers that pyfunc in a fresh store; returns the uri."""
+    from modelyard.registry import register_model
+    from modelyard.registry._signature import ColSpec, Signature
+
+    uri = str(tmp_path / "extra-store")
+
+    def register(kind: str) -> str:
+        if kind == "warner":
+            model, sig = Warner(), Signature([ColSpec(c, "float64") for c in COLUMNS])
+        else:
+            model, sig = Dated(), Signature([ColSpec("d", "datetime"), ColSpec("x", "float64")])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            register_model(model, kind, flavor="pyfunc", signature=sig, uri=uri)
+        return uri
+
+    return register

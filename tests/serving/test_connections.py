@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import httpx
 import pytest
@@ -86,14 +87,21 @@ def test_connection_limit_answers_503_beyond_it(served_store) -> None:
     app = build_app(spec, uri=served_store, prediction_log=False)
     with running(app) as h:
         host, port = h.url.rsplit("/", 1)[1].split(":")
-        held = [socket.create_connection((host, int(port))) for _ in range(3)]
+        held = [socket.create_connection((host, int(port))) for _ in range(3)]  # open, silent
         try:
-            for s in held:  # each is accepted (answers a request), then stays open
-                s.sendall(b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
-                s.settimeout(WAIT_S)
-                assert s.recv(4096).startswith(b"HTTP/1.1 ")
+            state = h._server.server_state
+            deadline = time.monotonic() + WAIT_S
+            while len(state.connections) < 3:  # wait until the worker has accepted all three
+                assert time.monotonic() < deadline, "the server did not accept the connections"
+                time.sleep(0.01)
             r = httpx.get(h.url + "/health/live", timeout=WAIT_S)
             assert r.status_code == 503 and r.text == "Service Unavailable"
+            for s in held:
+                s.close()
+            while len(state.connections) > 0:  # once they are gone, requests are served again
+                assert time.monotonic() < deadline, "the server did not notice the closed connections"
+                time.sleep(0.01)
+            assert httpx.get(h.url + "/health/live", timeout=WAIT_S).status_code == 200
         finally:
             for s in held:
                 s.close()

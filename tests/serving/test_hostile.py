@@ -255,3 +255,50 @@ def test_probabilities_of_a_model_without_them_is_422(served_store) -> None:
             "Model flaky/2 (pyfunc) has no class probabilities (predict_proba); ask without 'proba'.")
     finally:
         server.close()
+
+
+def test_a_warning_on_every_predict_is_logged_once_and_counted(register_extra, caplog) -> None:
+    import logging
+    import warnings
+
+    uri = register_extra("warner")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # the worst case: nothing holds repeats back
+        server = build_app({"models": {"primary": "warner/1"}}, uri=uri, prediction_log=False)
+        try:
+            with caplog.at_level(logging.WARNING, logger="modelyard.serving"):
+                for _ in range(40):
+                    assert call(server, "POST", "/v1/models/warner/predict", json={"records": [ROW]}).status_code == 200
+            calls = server.deployment.primary.model.raw.calls
+            count = server.metrics.model_warnings.labels("warner", "1", "UserWarning")._value.get()
+        finally:
+            server.close()
+    logged = [r.getMessage() for r in caplog.records if "warned" in r.getMessage()]
+    assert calls >= 40 and count == calls
+    assert logged == [
+        "model warner/1 warned: UserWarning: X does not have valid feature names, but Warner was fitted with "
+        "feature names (logged once; repeats are counted in yard_serving_model_warnings_total)"]
+    assert not [w for w in seen if "valid feature names" in str(w.message)]  # none reached the process's hook
+
+
+def test_dates_are_parsed_at_the_codec_without_pandas_warnings(register_extra) -> None:
+    import warnings
+
+    uri = register_extra("dated")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        server = build_app({"models": {"primary": "dated/1"}}, uri=uri)
+        seen.clear()
+        try:
+            r = call(server, "POST", "/v1/models/dated/predict", json={"records": [{"d": "01/03/2024 10:00", "x": 1}]})
+            assert r.status_code == 200 and r.json()["predictions"] == [3.0]
+            r = call(server, "POST", "/v1/models/dated/predict", json={"records": [
+                {"d": "2024-01-02", "x": 0}, {"d": "2024-01-05T10:00:00", "x": 0}]})
+            assert r.status_code == 200 and r.json()["predictions"] == [1.0, 4.0]
+            r = call(server, "POST", "/v1/models/dated/predict", json={"records": [{"d": "someday", "x": 0}]})
+            assert r.status_code == 422
+            assert r.json()["problems"] == ["column 'd' row 0 ('someday') does not parse as a date"]
+            assert server.deployment.primary.warnings.counts == {}  # pandas never warned in the predict thread
+        finally:
+            server.close()
+    assert [str(w.message) for w in seen if "format" in str(w.message)] == []

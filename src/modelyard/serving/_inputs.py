@@ -57,6 +57,24 @@ def value_problem(name: str, values: list[Any]) -> str | None:
     return None
 
 
+def parse_dates(name: str, values: list[Any]) -> tuple[list[Any], str | None]:
+    """Date strings (or epoch numbers) of a datetime column as Timestamps, each in its own format
+    (ISO 8601 or other), never through pandas' format inference and its per-request warning."""
+    import pandas as pd
+
+    s = pd.Series(values, dtype=object)
+    present = s.notna().to_numpy()
+    try:
+        parsed = pd.to_datetime(s, format="mixed", errors="coerce")
+    except (ValueError, TypeError, OverflowError) as exc:
+        return values, f"column {name!r} holds dates that cannot be read together ({str(exc)[:120]})"
+    bad = present & parsed.isna().to_numpy()
+    if bad.any():
+        i = int(bad.argmax())
+        return values, f"column {name!r} row {i} ({str(values[i])[:40]!r}) does not parse as a date"
+    return [None if pd.isna(v) else v for v in parsed.tolist()], None
+
+
 def _looks_like_data(names: list[str]) -> bool:
     """True when every header cell reads as a number (pandas renames repeats to ``1.0.1``)."""
     return bool(names) and all(_NUMBER.match(re.sub(r"(\.\d+)\.\d+$", r"\1", n)) for n in names)
@@ -73,6 +91,7 @@ class InputCheck:
             {str(s.name): str(s.dtype) for s in getattr(sig, "inputs", None) or []} if frame else {}
         )
         self._signature = sig if frame else None
+        self._dates = [n for n, d in self.dtypes.items() if d == "datetime"]
         self._set = frozenset(self.names)
         self._key = tuple(self.names)
 
@@ -92,6 +111,12 @@ class InputCheck:
                 raise self._missing(missing, [c for c in cols if c not in self._set], payload)
             selected = {n: cols[n] for n in self.names}
         problems = [p for c, v in selected.items() if (p := value_problem(c, v))]
+        if self._dates and not problems:
+            selected = dict(selected)
+            for c in self._dates:
+                selected[c], problem = parse_dates(c, selected[c])
+                if problem:
+                    problems.append(problem)
         if problems:
             raise _invalid(problems)
         if selected is cols:

@@ -99,6 +99,10 @@ class ServingMetrics:
         self.rejected = Counter(
             "yard_serving_rejected", "Requests refused because the queue was full (429).", ["model"], registry=r,
         )
+        self.model_warnings = Counter(
+            "yard_serving_model_warnings", "Python warnings raised while a model predicted (each distinct one "
+            "is logged once per model).", ["model", "version", "category"], registry=r,
+        )
         self.swaps = Counter("yard_serving_spec_swaps", "Spec swaps, by outcome.", ["outcome"], registry=r)
         self.predlog_dropped = Counter(
             "yard_serving_prediction_log_dropped_rows", "Prediction-log rows dropped because the buffer was full.",

@@ -27,7 +27,8 @@ def openapi_document(endpoint: str, signature: Any, version: str) -> dict[str, A
         if getattr(s, "max", None) is not None:
             t["maximum"] = s.max
         props[s.name] = t
-    row = {"type": "object", "properties": props, "additionalProperties": False} if props else {"type": "object"}
+    row = ({"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+           if props else {"type": "object"})
     error = {
         "type": "object",
         "properties": {

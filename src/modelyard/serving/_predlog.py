@@ -108,8 +108,8 @@ def _typed_array(values: list[Any], dtype: str) -> Any:
     if dtype == "datetime":
         import pandas as pd
 
-        return pa.array(pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", format="mixed"),
-                        type=pa.timestamp("ns"))
+        stamps = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", format="mixed", utc=True)
+        return pa.array(stamps, type=pa.timestamp("ns", tz="UTC"))
     typ = getattr(pa, _ARROW_TYPES.get(dtype, "string"))()
     try:
         return pa.array(values, type=typ, from_pandas=True)

@@ -27,6 +27,7 @@ from modelyard.serving._predlog import MatrixRows
 from modelyard.serving._routing import observe
 from modelyard.serving._spec import DeploymentSpec, ModelSlot
 from modelyard.serving._traffic import make_router
+from modelyard.serving._warnings import WarningDedup, bind, install
 
 __all__ = ["Answer", "Deployment", "ModelRuntime", "load_deployment"]
 
@@ -122,7 +123,11 @@ class ModelRuntime:
         self._labels = (self.name, str(self.version))
         self.warm_error: str | None = None
         self.warmed = False
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"predict-{self.name}-{self.version}")
+        install()
+        self.warnings = WarningDedup(f"{self.name}/{self.version}",
+                                     lambda cat: metrics.model_warnings.labels(self.name, str(self.version), cat))
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"predict-{self.name}-{self.version}",
+                                           initializer=bind, initargs=(self.warnings,))
         b = spec.batching
         queue_gauge = metrics.queue_depth.labels(*self._labels)
         self.batching = b.enabled
