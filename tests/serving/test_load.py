@@ -211,7 +211,7 @@ def _breaker_opens_then_closes(app, url, rt, before, now) -> None:  # type: igno
     samples = {
         (s.labels["from_state"], s.labels["to_state"]): s.value
         for fam in text_string_to_metric_families(text) if fam.name == "yard_serving_breaker_transitions"
-        for s in fam.samples if s.name.endswith("_total") and s.labels["model"] == "flaky" and s.labels["version"] == "1"
+        for s in fam.samples if s.name.endswith("_total") and s.labels["model"] == "flaky" and s.labels["version"] == str(rt.version)
     }
     assert samples[("closed", "open")] >= 1 and samples[("open", "half_open")] >= 1 and samples[("half_open", "closed")] >= 1
 
