@@ -51,7 +51,7 @@ def yard_subprocess(*args: str, cwd: Path | None = None, **env: str) -> subproce
         if not v:
             full_env.pop(k)
     return subprocess.run(
-        [sys.executable, "-m", "modelyard", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "modelyard", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
     )
 
 

@@ -54,6 +54,12 @@ def test_a_candidate_failing_the_gates_is_refused_before_it_starts(served: Any, 
     assert app.deployment is before and svc.list("m") == []  # nothing started, nothing swapped
     r = svc.start("m", 2, target=app, steps=[50, 100], interval_s="1h")  # version 2 passes: it starts
     assert r.state is RolloutState.PROGRESSING
+    # a promotion by hand that the gates refuse changes nothing: not the alias, not the traffic
+    attach_policy("m", _policy(tmp_path, shift=3), uri=store)
+    with pytest.raises(GateFailed, match=r"Refusing to move alias 'production' of 'm' to version 2: 1 of 1 gates failed"):
+        svc.promote("m", target=app)
+    assert svc.get(r.id).state is RolloutState.PROGRESSING
+    assert app.spec.traffic.kind == "canary" and get_model("m", uri=store).aliases["production"] == 1
 
 
 def test_gates_refusing_the_promotion_fail_the_rollout_and_roll_traffic_back(served: Any, tmp_path: Path) -> None:

@@ -204,11 +204,11 @@ def test_rollback_in_one_command_with_no_controller_and_a_hanging_candidate(stor
             load.wait_for(20)  # traffic flows on version 1
         assert all(f[0] == 200 for f in load.failed) if load.failed else True  # the fallback answered the hung ones
         cli = subprocess.run([sys.executable, "-m", "modelyard", "rollout", "status", "m", "--json"],
-                             env=env, capture_output=True, text=True, timeout=60)
+                             env=env, capture_output=True, text=True, timeout=300)
         body = json.loads(cli.stdout)
         assert body["state"] == "aborted" and body["events"][-1]["message"] == "pager"
         bad = subprocess.run([sys.executable, "-m", "modelyard", "rollout", "promote", "m"],
-                             env=env, capture_output=True, text=True, timeout=60)
+                             env=env, capture_output=True, text=True, timeout=300)
         assert bad.returncode == 1 and bad.stderr.startswith("Error: Cannot promote rollout")
     finally:
         app.close()
