@@ -137,9 +137,24 @@ def loads(body: bytes) -> Any:
             raise _too_deep() from None
         _check_tree(obj)
         return obj
-    if isinstance(obj, (list, dict)) and (b"[[" in body or b"{" in body[1:]) and not _depth_ok(obj):
+    if isinstance(obj, (list, dict)) and _may_nest_deep(body) and not _depth_ok(obj):
         raise _too_deep()
     return obj
+
+
+_BRACKETS = bytes(range(256)).translate(None, b"[]{}")  # every byte but the brackets
+
+
+def _may_nest_deep(body: bytes) -> bool:
+    """False when the brackets of ``body`` (counted in C, strings included) cannot nest deeper
+    than :data:`MAX_DEPTH`; True means the parsed value must be checked."""
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return False
+    import numpy as np
+
+    marks = np.frombuffer(body.translate(None, _BRACKETS), dtype=np.uint8)
+    depth = np.cumsum(np.where((marks == ord("[")) | (marks == ord("{")), 1, -1), dtype=np.int64)
+    return bool(depth.max() > MAX_DEPTH)
 
 
 class Payload:
