@@ -7,11 +7,13 @@
 Every measurement runs in its own interpreter (a subprocess of this script), one tool at a
 time, on the same machine in the same run, and prints the figure and the ratio to its peer:
 
-1. per-call ``run.log_metric`` rate in a loop, vs MLflow ``log_metric`` (and ``log_batch``);
-2. ingestion of 1,000,000 points through the run's buffered flushes (from the first
-   ``log_metric`` to ``flush()`` returning with the rows committed) vs a raw
-   ``sqlite3.executemany`` of the same rows into a WAL database in one transaction, with the
-   same table shape and index (rows prepared before the clock starts);
+1. ingestion to commit, the headline: 1,000,000 points through the run's buffered flushes (from
+   the first ``log_metric`` to ``flush()`` returning with the rows committed) vs MLflow
+   ``log_batch`` (1,000 points per call, each committed) and vs a raw ``sqlite3.executemany`` of
+   the same rows into a WAL database in one transaction, with the same table shape and index
+   (rows prepared before the clock starts);
+2. what a training loop waits on per ``run.log_metric`` call (an append to a buffer) vs MLflow's
+   ``log_metric`` (a synchronous write per call): labelled as not like for like;
 3. ``search_runs`` with a two-clause filter and an order over 10,000 runs with 5 params and 5
    metrics each (median of repeats) vs MLflow ``search_runs`` over the same runs;
 4. ``yard --help`` wall time vs ``mlflow --version`` and ``mlflow --help``.
@@ -467,22 +469,7 @@ def main(argv: list[str] | None = None) -> int:
           f"MLflow peer: {'yes' if peer else 'no (run bench/peers/mlflow.sh)'}")
     print()
 
-    # 1. per-call log_metric
-    ours = out["log_rate"] = run_worker(py, "ours_log_rate", n_log)
-    print(f"[1] log_metric per call, {ours['points']:,} calls in a loop")
-    print(f"    modelyard run.log_metric     {_n(ours['rate']):>12} points/s   ({_verdict(ours['rate'] >= TARGET_LOG_RATE)} "
-          f">= {TARGET_LOG_RATE:,}; {_n(ours['points'] / ours['cpu'])} points per CPU-second; "
-          f"run end drained the buffer in {_ms(ours['end_seconds'])})")
-    if peer:
-        ml = out["mlflow_log_rate"] = run_worker(MLFLOW_PY, "mlflow_log_rate", 300 if quick else 5000, 1.0 if quick else 5.0)
-        mb = out["mlflow_batch_rate"] = run_worker(MLFLOW_PY, "mlflow_batch_rate", 5000 if quick else 100_000, 1.0 if quick else 5.0)
-        print(f"    MLflow log_metric            {_n(ml['rate']):>12} points/s   ({ml['points']:,} calls)   "
-              f"ratio modelyard/MLflow {ours['rate'] / ml['rate']:,.0f}x")
-        print(f"    MLflow log_batch (1000/call) {_n(mb['rate']):>12} points/s   ({mb['points']:,} points)  "
-              f"ratio modelyard/MLflow {ours['rate'] / mb['rate']:,.1f}x")
-    print()
-
-    # 2. ingestion vs raw sqlite
+    # 1. ingestion to commit: the honest headline (every point durably in the database)
     pairs = []
     for _ in range(rounds):  # alternate, so both see the same neighbours on this shared machine
         pairs.append((run_worker(py, "ours_ingest", n_ingest), run_worker(py, "raw_ingest", n_ingest)))
@@ -493,11 +480,29 @@ def main(argv: list[str] | None = None) -> int:
     cpu_ratio = statistics.median(b["cpu"] / a["cpu"] for a, b in pairs)
     out["ingest"] = dict(ing, ratio_to_raw=ratio, round_ratios=round_ratios, cpu_ratio=cpu_ratio)
     out["raw_ingest"] = raw
-    print(f"[2] ingestion of {n_ingest:,} points (first log_metric to flush() committed), best of {rounds} alternating rounds")
+    print(f"[1] ingestion to commit of {n_ingest:,} points (first log_metric to flush() committed), best of {rounds} alternating rounds")
     print(f"    modelyard log_metric+flush   {_n(ing['rate']):>12} points/s   ({ing['seconds']:.2f} s, {ing['cpu']:.2f} s CPU; logging loop {ing['log_seconds']:.2f} s)")
     print(f"    raw sqlite3.executemany WAL  {_n(raw['rate']):>12} points/s   ({raw['seconds']:.2f} s, {raw['cpu']:.2f} s CPU; one transaction, rows prepared)")
     print(f"    ratio modelyard/raw          {ratio:>12.2f}            ({_verdict(ratio >= TARGET_INGEST_RATIO)} >= {TARGET_INGEST_RATIO}; "
           f"per round {', '.join(f'{r:.2f}' for r in round_ratios)}; CPU-time ratio {cpu_ratio:.2f})")
+    if peer:
+        mb = out["mlflow_batch_rate"] = run_worker(MLFLOW_PY, "mlflow_batch_rate", 5000 if quick else 100_000, 1.0 if quick else 5.0)
+        print(f"    MLflow log_batch (1000/call) {_n(mb['rate']):>12} points/s   ({mb['points']:,} points, each call committed)   "
+              f"ratio modelyard/MLflow {ing['rate'] / mb['rate']:,.1f}x")
+    print()
+
+    # 2. per-call log_metric: appends to an in-memory buffer vs MLflow's synchronous write per call.
+    #    Not like for like (ours is not yet committed when the call returns): shown for what a training loop waits on.
+    ours = out["log_rate"] = run_worker(py, "ours_log_rate", n_log)
+    print(f"[2] what a training loop waits on per log_metric call, {ours['points']:,} calls "
+          "(ours: a buffer append, committed later in batches; MLflow: one synchronous write per call; not like for like)")
+    print(f"    modelyard run.log_metric     {_n(ours['rate']):>12} points/s   ({_verdict(ours['rate'] >= TARGET_LOG_RATE)} "
+          f">= {TARGET_LOG_RATE:,}; {_n(ours['points'] / ours['cpu'])} points per CPU-second; "
+          f"run end drained the buffer in {_ms(ours['end_seconds'])})")
+    if peer:
+        ml = out["mlflow_log_rate"] = run_worker(MLFLOW_PY, "mlflow_log_rate", 300 if quick else 5000, 1.0 if quick else 5.0)
+        print(f"    MLflow log_metric            {_n(ml['rate']):>12} points/s   ({ml['points']:,} calls)   "
+              f"ratio modelyard/MLflow {ours['rate'] / ml['rate']:,.0f}x")
     print()
 
     # 3. search_runs

@@ -22,7 +22,7 @@ def test_tracking_benchmark_quick_runs_every_section(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for section in ("[1] log_metric per call", "[2] ingestion of", "[3] search_runs over", "[4] CLI start-up", "ratio modelyard/raw"):
+    for section in ("[1] ingestion to commit of", "[2] what a training loop waits on per log_metric call", "[3] search_runs over", "[4] CLI start-up", "ratio modelyard/raw"):
         assert section in proc.stdout, proc.stdout
     import json
 
