@@ -158,16 +158,6 @@ def test_validate_bad_input(tmp_path: Path) -> None:
         yard.validate(_frame(50), against="files@v1")
 
 
-def test_svg_helpers_escape_and_scale() -> None:
-    from modelyard.ui._svg import bars_svg, histogram_svg, sparkline_svg
-
-    svg = histogram_svg([0, 1, 2], [("ref <a>", [1, 3]), ("cur", [2, 2])], title="x & y")
-    assert svg.startswith("<svg") and "ref &lt;a&gt;" in svg and "x &amp; y" in svg and svg.count("<rect") == 4
-    assert "no numeric values" in histogram_svg([], [])
-    assert bars_svg(["a", "b"], [("r", [1, 0])]).count("<rect") == 2
-    assert "polyline" in sparkline_svg([1.0, float("nan"), 3.0])
-
-
 def test_validate_with_a_reference_profile_needs_no_store() -> None:
     ref = yard.data.profile(_frame())
     assert yard.validate(_frame(seed=9), reference=ref).ok

@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from modelyard._json import json_float
+
 __all__ = [
     "MAX_BINS",
     "MAX_TRACKED",
@@ -524,9 +526,7 @@ class ColumnProfile:
 
 
 def _json_num(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None if v != v else ("Infinity" if v > 0 else "-Infinity")
-    return v
+    return json_float(v) if isinstance(v, float) else v
 
 
 def _wider_type(a: str, b: str) -> str:

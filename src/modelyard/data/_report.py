@@ -188,74 +188,66 @@ class ValidationReport:
     def to_html(self) -> str:
         """A self-contained page: summary, every check, and per-column reference vs current charts."""
         from modelyard.data._drift import _categorical, aligned_histograms
-        from modelyard.ui._svg import PALETTE, bars_svg, histogram_svg
+        from modelyard.ui import PALETTE, bar_chart, histogram, render_page
+        from modelyard.ui._pages import utc
 
         n_fail = len(self.failures)
         status = "passed" if self.ok else "failed"
-        rows_html: list[str] = []
-        passed_html: list[str] = []
+        checks: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
         for r in sorted(self.results, key=lambda r: (r.ok, r.column or "")):
-            samples = "".join(f"<div class=s>row {s['row']}: {escape(_sample(s['value']))}</div>" for s in r.samples)
-            (passed_html if r.ok else rows_html).append(
-                f"<tr class={'ok' if r.ok else 'bad'}><td>{'✓' if r.ok else '✗'}</td><td>{escape(r.column or '(table)')}</td>"
-                f"<td>{escape(r.expectation)}</td><td>{escape(_short(r.observed))}</td><td>{escape(_short(r.expected))}</td>"
-                f"<td>{escape(r.detail)}{samples}</td></tr>"
-            )
+            checks[r.ok].append({
+                "ok": r.ok, "column": r.column or "(table)", "expectation": r.expectation, "observed": _short(r.observed),
+                "expected": _short(r.expected), "detail": r.detail, "samples": [f"row {s['row']}: {_sample(s['value'])}" for s in r.samples],
+            })
         charts = []
         cur, ref = self.profile, self.reference_profile
         failed_cols = {r.column for r in self.failures}
-        if cur is not None:
-            for name, cp in cur.columns.items():
-                rp = ref.columns.get(name) if ref is not None else None
-                if cp.kind in ("numeric", "datetime"):
-                    fmt = _date if cp.kind == "datetime" else None  # datetime edges are epoch seconds
-                    if rp is not None:
-                        edges, rc, cc = aligned_histograms(rp, cp)
-                        svg = histogram_svg(edges, [("reference", rc), ("current", cc)], fmt=fmt)
-                    else:
-                        edges, cc = cp.histogram
-                        svg = histogram_svg(edges, [("current", cc)], colors=PALETTE[1:], fmt=fmt)
-                elif cp.kind in ("categorical", "boolean"):
-                    if rp is not None:
-                        keys, rc, cc = _categorical(rp, cp)
-                        order = sorted(range(len(keys)), key=lambda i: -(rc[i] + cc[i]))[:12]
-                        svg = bars_svg([keys[i] for i in order], [("reference", [rc[i] for i in order]), ("current", [cc[i] for i in order])])
-                    else:
-                        top = cp.top(12)
-                        svg = bars_svg([k for k, _ in top], [("current", [c for _, c in top])], colors=PALETTE[1:])
+        for name, cp in (cur.columns.items() if cur is not None else ()):
+            rp = ref.columns.get(name) if ref is not None else None
+            if cp.kind in ("numeric", "datetime"):
+                fmt = _date if cp.kind == "datetime" else None  # datetime edges are epoch seconds
+                if rp is not None:
+                    edges, rc, cc = aligned_histograms(rp, cp)
+                    svg = histogram(edges, [("reference", rc), ("current", cc)], fmt=fmt)
                 else:
-                    continue
-                stats = f"nulls {cp.null_fraction:.2%}"
-                if cp.distinct_exact or cp.hll.any():  # validation's light profile skips distinct counting
-                    stats += f" · distinct {'' if cp.distinct_exact else '~'}{cp.distinct:,}"
-                if cp.mean is not None and cp.kind == "datetime":
-                    stats += f" · mean {_date(cp.mean)} · std {(cp.std or 0) / 86400:.3g} days"
-                    if rp is not None and rp.mean is not None:
-                        stats += f" (reference {_date(rp.mean)} · {(rp.std or 0) / 86400:.3g} days)"
-                elif cp.mean is not None:
-                    stats += f" · mean {cp.mean:.4g} · std {cp.std or 0:.4g}"
-                    if rp is not None and rp.mean is not None:
-                        stats += f" (reference {rp.mean:.4g} · {rp.std or 0:.4g})"
-                charts.append(
-                    f"<div class='card{' bad' if name in failed_cols else ''}'><h3>{escape(name)} <small>{escape(cp.type)}</small></h3>"
-                    f"{svg}<div class=stats>{escape(stats)}</div></div>"
-                )
+                    edges, cc = cp.histogram
+                    svg = histogram(edges, [("current", cc)], colors=PALETTE[1:], fmt=fmt)
+            elif cp.kind in ("categorical", "boolean"):
+                if rp is not None:
+                    keys, rc, cc = _categorical(rp, cp)
+                    order = sorted(range(len(keys)), key=lambda i: -(rc[i] + cc[i]))[:12]
+                    svg = bar_chart([keys[i] for i in order], [("reference", [rc[i] for i in order]), ("current", [cc[i] for i in order])],
+                                    shares=True, width=360)
+                else:
+                    top = cp.top(12)
+                    svg = bar_chart([k for k, _ in top], [("current", [c for _, c in top])], shares=True, colors=PALETTE[1:], width=360)
+            else:
+                continue
+            stats = f"nulls {cp.null_fraction:.2%}"
+            if cp.distinct_exact or cp.hll.any():  # validation's light profile skips distinct counting
+                stats += f" · distinct {'' if cp.distinct_exact else '~'}{cp.distinct:,}"
+            if cp.mean is not None and cp.kind == "datetime":
+                stats += f" · mean {_date(cp.mean)} · std {(cp.std or 0) / 86400:.3g} days"
+                if rp is not None and rp.mean is not None:
+                    stats += f" (reference {_date(rp.mean)} · {(rp.std or 0) / 86400:.3g} days)"
+            elif cp.mean is not None:
+                stats += f" · mean {cp.mean:.4g} · std {cp.std or 0:.4g}"
+                if rp is not None and rp.mean is not None:
+                    stats += f" (reference {rp.mean:.4g} · {rp.std or 0:.4g})"
+            charts.append({"name": name, "type": cp.type, "svg": svg, "stats": stats, "failed": name in failed_cols})
         names = ("reference", "current") if ref is not None else ("current",)
         colors = PALETTE if ref is not None else PALETTE[1:]
-        legend = " ".join(f"<span class=key style='background:{c}'></span>{n}" for n, c in zip(names, colors, strict=False))
-        return _PAGE.format(
-            title=escape(f"Validation {status}: {self.data}"),
+        return render_page(
+            "validation.html.j2",
+            title=f"Validation {status}: {self.data}",
             status=status,
-            headline=escape(f"{self.data} — {len(self.results) - n_fail} passed, {n_fail} failed"),
-            meta=escape(
-                f"{self.rows:,} rows · suite {self.suite}" + (f" · reference {self.reference}" if self.reference else "")
-                + f" · {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.created_at))}"
-            ),
-            checks=(_TABLE.format(rows="\n".join(rows_html)) if rows_html else "")
-            + (f"<details><summary>{len(passed_html)} passed check(s)</summary>{_TABLE.format(rows=chr(10).join(passed_html))}</details>"
-               if passed_html else ""),
-            legend=legend,
-            charts="\n".join(charts),
+            headline=f"{self.data} — {len(self.results) - n_fail} passed, {n_fail} failed",
+            meta=f"{self.rows:,} rows · suite {self.suite}" + (f" · reference {self.reference}" if self.reference else "")
+            + f" · {utc(self.created_at, '%Y-%m-%d %H:%M:%S UTC')}",
+            failed=checks[False],
+            passed=checks[True],
+            legend=list(zip(names, colors, strict=False)),
+            charts=charts,
         )
 
 
@@ -283,37 +275,3 @@ def _short(v: Any, limit: int = 80) -> str:
     else:
         s = "-" if v is None else str(v)
     return s if len(s) <= limit else s[: limit - 1] + "…"
-
-
-_TABLE = (
-    "<table><colgroup><col style='width:24px'><col style='width:14%'><col style='width:14%'><col style='width:16%'>"
-    "<col style='width:22%'><col></colgroup><thead><tr><th></th><th>column</th><th>expectation</th><th>observed</th>"
-    "<th>expected</th><th>detail / sample rows</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
-)
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#222;max-width:1200px}}
-h1{{font-size:20px;margin:0 0 4px}} .meta{{color:#666;font-size:13px;margin-bottom:16px}}
-.badge{{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-size:13px;margin-right:8px}}
-.passed{{background:#2e7d32}} .failed{{background:#c62828}}
-table{{border-collapse:collapse;width:100%;font-size:13px;table-layout:fixed;overflow-wrap:anywhere}}
-details{{margin-top:12px}} summary{{cursor:pointer;color:#2e7d32;font-size:14px}} th,td{{text-align:left;padding:4px 8px;border-bottom:1px solid #eee;vertical-align:top}}
-tr.bad td{{background:#fff3f2}} tr.bad td:first-child{{color:#c62828;font-weight:bold}} tr.ok td:first-child{{color:#2e7d32}}
-.s{{color:#777;font-family:monospace;font-size:12px}}
-.grid{{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px;margin-top:12px}}
-.card{{border:1px solid #e3e3e3;border-radius:6px;padding:8px}} .card.bad{{border-color:#e57373}}
-.card h3{{font-size:14px;margin:0 0 4px}} .card small{{color:#888;font-weight:normal}} .stats{{font-size:11px;color:#555}}
-.key{{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;border-radius:2px}}
-</style></head><body>
-<h1><span class="badge {status}">{status}</span>{headline}</h1>
-<div class=meta>{meta}</div>
-{checks}
-<h2 style="font-size:16px;margin-top:24px">Distributions {legend}</h2>
-<div class=grid>
-{charts}
-</div>
-</body></html>
-"""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,16 +105,12 @@ def card_section(ws: Any, mv: Any) -> tuple[str, str, str] | None:
         return None
     full = [r for r in rows if _is_full(r)]
     partial = [r for r in rows if not _is_full(r)]
-    e = html.escape
 
-    def tables(head: list[str], body: list[list[str]]) -> tuple[list[str], str]:
-        md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(row) + " |" for row in body]
-        th = "".join(f"<th>{e(h)}</th>" for h in head)
-        trs = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body)
-        return md, f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+    def md_table(head: list[str], body: list[list[str]]) -> list[str]:
+        return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(row) + " |" for row in body]
 
     md: list[str] = []
-    parts: list[str] = []
+    ctx: dict[str, Any] = {"full": None, "partial": None, "charts": [], "note": ""}
     if full:
         keys: list[str] = []
         for r in full:
@@ -123,26 +118,27 @@ def card_section(ws: Any, mv: Any) -> tuple[str, str, str] | None:
         head = ["data", "rows", "when", "gates", *keys]
         body = [[r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]),
                  *[_num(r["metrics"][k]) if k in r["metrics"] else "-" for k in keys]] for r in full]
-        t_md, t_html = tables(head, body)
-        md += t_md
-        parts.append(t_html)
+        md += md_table(head, body)
+        ctx["full"] = {"head": head, "rows": body}
     if partial:
+        head = ["data", "rows", "when", "gates", "metrics"]
         body = [[r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]),
                  ", ".join(f"{k} {_num(v)}" for k, v in r["metrics"].items()) or "-"] for r in partial]
-        t_md, t_html = tables(["data", "rows", "when", "gates", "metrics"], body)
         note = "Comparisons and partial evaluations (only the metrics they were asked for, e.g. this version scored as the champion):"
-        md += (["", note, ""] if md else [note, ""]) + t_md
-        parts.append(f"<p>{e(note)}</p>" + t_html)
+        md += (["", note, ""] if md else [note, ""]) + md_table(head, body)
+        ctx.update(partial={"head": head, "rows": body}, note=note)
     sliced = next((r for r in full + partial if r["slices"]), None)
     if sliced is not None:
         from modelyard.evaluation._service import EvaluationService
-        from modelyard.registry._card import bar_chart_svg
+        from modelyard.ui import bar_chart
 
         ev = EvaluationService(ws).get_evaluation(sliced["id"])
         metric = next((m for m in ("roc_auc", "f1_macro", "accuracy", "r2", "rmse") if m in ev.metrics), next(iter(ev.metrics)))
         for column in ev.slices:
             values = {f"{column}={v}": float(s.get(metric, float("nan"))) for v, s in list(ev.slices[column].items())[:20]}
             title = f"{metric} by {column} on {ev.data} ({_when(ev.created_at)})"
-            parts.append(bar_chart_svg(values, title=title))
+            ctx["charts"].append(bar_chart(list(values), [(metric, list(values.values()))], title=title))
             md += ["", f"{metric} by {column}: " + ", ".join(f"{k} {_num(v)}" for k, v in values.items())]
-    return "Evaluations", "\n".join(md), "\n".join(parts)
+    from modelyard.ui import render_page
+
+    return "Evaluations", "\n".join(md), render_page("card_evaluations.html.j2", **ctx)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from modelyard._json import strict_json
 from modelyard._version import __version__
 
 __all__ = ["STATUSES", "ColumnDrift", "DriftReport"]
@@ -75,13 +75,9 @@ class ColumnDrift:
 
 
 def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
+    """JSON-safe values under the one convention of ``modelyard._json``: NaN and ±inf as the strings
+    ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (a number that was not computed is None already)."""
+    return strict_json(obj)
 
 
 class DriftReport:
@@ -177,7 +173,8 @@ class DriftReport:
 
     # -- renderings -----------------------------------------------------------------------------
     def to_dict(self, *, histograms: bool = True) -> dict[str, Any]:
-        """Everything as plain JSON-able values (no NaN: missing numbers are None)."""
+        """Everything as plain JSON values: a statistic that was not computed is None, a non-finite
+        number the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"`` (strict JSON has no such tokens)."""
         return _clean(
             {
                 "title": self.title,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
 
 from modelyard.pipelines._graph import Graph
+from modelyard.ui._charts import esc, num, svg_text, tooltip
 
 __all__ = ["DagLayout", "dag_layers", "dag_layout", "dag_svg", "dag_text", "edge_path"]
 
@@ -195,14 +195,14 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="13">',
-        f"<title>pipeline {escape(graph.pipeline)}</title>",
+        tooltip(f"pipeline {graph.pipeline}"),
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#64748b"/></marker></defs>',
     ]
     for (up, down), points in lay.edges.items():
         points = [*points[:-1], (points[-1][0] - 2, points[-1][1])]
         out.append(
-            f'<path class="edge" data-from="{escape(up)}" data-to="{escape(down)}" d="{edge_path(points)}" '
+            f'<path class="edge" data-from="{esc(up)}" data-to="{esc(down)}" d="{edge_path(points)}" '
             'fill="none" stroke="#64748b" stroke-width="1.4" marker-end="url(#arrow)"/>'
         )
     for nid, node in graph.nodes.items():
@@ -211,14 +211,14 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
         fill = _FILL.get(state, "#f8fafc")
         tip = f"{node.step} ({state})" if state else node.step
         out.append(
-            f'<g class="node" data-node="{escape(nid)}"><title>{escape(tip)}</title><rect x="{x:.1f}" y="{y:.1f}" '
+            f'<g class="node" data-node="{esc(nid)}">{tooltip(tip)}<rect x="{x:.1f}" y="{y:.1f}" '
             f'width="{w:.0f}" height="{h:.0f}" rx="6" fill="{fill}" stroke="#334155"/>'
-            f'<text x="{x + w / 2:.1f}" y="{y + h / 2 + 4.5:.1f}" text-anchor="middle">{escape(nid)}</text></g>'
+            f'{svg_text(x + w / 2, y + h / 2 + 4.5, nid, size=13, anchor="middle")}</g>'
         )
     x = 20.0
     for st in shown:  # a legend of the step states drawn
-        out.append(f'<rect x="{x:.0f}" y="{height - 26:.0f}" width="12" height="12" rx="2" fill="{_FILL[st]}" stroke="#334155"/>'
-                   f'<text x="{x + 16:.0f}" y="{height - 16:.0f}" font-size="11">{st}</text>')
+        out.append(f'<rect x="{num(round(x))}" y="{num(round(height - 26))}" width="12" height="12" rx="2" fill="{_FILL[st]}" stroke="#334155"/>'
+                   + svg_text(round(x + 16), round(height - 16), st, size=11))
         x += 28 + 7 * len(st)
     out.append("</svg>")
     return "\n".join(out) + "\n"

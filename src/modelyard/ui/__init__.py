@@ -1,1 +1,21 @@
-"""Web UI and the SVG chart helpers shared by HTML reports (:mod:`modelyard.ui._svg`)."""
+"""The chart and page toolkit shared by every HTML report and the web UI.
+
+Charts (:mod:`modelyard.ui._charts`): :func:`line_chart`, :func:`bar_chart`, :func:`histogram`,
+pure Python returning SVG strings. Pages (:mod:`modelyard.ui._pages`): :func:`render_page` renders
+a Jinja2 template of ``modelyard/ui/templates`` (the page shell ``base.html.j2`` and its CSS, one
+template per report), autoescaped; Jinja2 is imported on first use.
+"""
+
+from modelyard.ui._charts import (
+    PALETTE,
+    bar_chart,
+    esc,
+    fmt_num,
+    histogram,
+    line_chart,
+    nice_ticks,
+    time_ticks,
+)
+from modelyard.ui._pages import render_page
+
+__all__ = ["PALETTE", "bar_chart", "esc", "fmt_num", "histogram", "line_chart", "nice_ticks", "render_page", "time_ticks"]
