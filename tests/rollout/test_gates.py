@@ -28,7 +28,8 @@ def _policy(tmp_path: Path, shift: float) -> Path:
     x = rng.normal(size=200)
     pd.DataFrame({"x": x, "y": 0.0, "z": 0.0, "target": 2 * x + shift}).to_csv(tmp_path / "eval.csv", index=False)
     path = tmp_path / f"gates-{shift:g}.yaml"
-    path.write_text("task: regression\ndata: {dataset: eval.csv, label: target}\nmetrics: {mae: {max: 0.5}}\n")
+    path.write_text("task: regression\ndata: {dataset: eval.csv, label: target}\nmetrics: {mae: {max: 0.5}}\n"
+                    "allow_pickle: true\n")  # the test models are pyfuncs
     return path
 
 
@@ -104,3 +105,16 @@ def test_status_marks_the_last_passed_step_of_a_promotion(served: Any) -> None:
 
     body = json.loads(CliRunner().invoke(cli, ["rollout", "status", "m", "--json"], env={"YARD_URI": store}).output)
     assert body["step_results"] == ["successful", "successful"]
+
+
+def test_gates_load_a_pyfunc_version_only_with_allow_pickle(store: str, tmp_path: Path) -> None:
+    from modelyard.errors import SerializationError
+    from modelyard.evaluation import run_gates
+
+    path = _policy(tmp_path, shift=0)
+    path.write_text(path.read_text().replace("allow_pickle: true\n", ""))
+    with pytest.raises(SerializationError, match=r"^Refusing to load model m/2: it is a pyfunc model, and loading it unpickles it"):
+        run_gates("m/2", path, uri=store, log=False)
+    assert run_gates("m/2", path, uri=store, log=False, allow_pickle=True).passed
+    path.write_text(path.read_text() + "allow_pickle: true\n")
+    assert run_gates("m/2", path, uri=store, log=False).passed

@@ -28,12 +28,14 @@ def evaluate_cmd(
     metrics: str = typer.Option(None, "--metrics", "-m", help="Metrics to compute, e.g. roc_auc,f1 (default: by task)."),
     task: str = typer.Option(None, "--task", help="binary, multiclass or regression (default: inferred)."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not store the evaluation."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who can write to it."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Evaluate a model on labelled data, overall and per slice; the record is linked to the model version."""
     from modelyard.evaluation import evaluate, evaluation_table
 
-    ev = evaluate(ref, data, label=label, slices=_csv(slices), metrics=_csv(metrics), task=task, log=not no_log)
+    ev = evaluate(ref, data, label=label, slices=_csv(slices), metrics=_csv(metrics), task=task, log=not no_log,
+                  allow_pickle=allow_pickle)
     if as_json:
         print_json(ev.to_dict())
         return
@@ -51,6 +53,7 @@ def gate_cmd(
     junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here (each gate a test case)."),
     promote: str = typer.Option(None, "--promote", help="When every gate passes, move this alias to the model version."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not store the evaluation and the gate check."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who can write to it."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Run every gate of a policy on a model; exit 1 when a gate fails."""
@@ -63,7 +66,7 @@ def gate_cmd(
 
         mv = get_model_version(ref)  # pin the version: @latest may move while the gates run
         ref = mv.ref
-    report = run_gates(ref, pol, data=data, log=not no_log)
+    report = run_gates(ref, pol, data=data, log=not no_log, allow_pickle=allow_pickle)
     if junit is not None:
         write_junit(report, junit)
     if as_json:

@@ -139,6 +139,7 @@ def evaluate(
     metrics: Sequence[str] | None = None,
     task: str | None = None,
     log: bool = True,
+    allow_pickle: bool = False,
     uri: Any = None,
 ) -> Evaluation:
     """Evaluate ``model`` on labelled ``data``, overall and per slice.
@@ -147,10 +148,11 @@ def evaluate(
     ``data``: a dataset reference (``"churn-test@v2"``), a file (csv, parquet, json) or a DataFrame.
     ``slices``: columns to slice by (``"plan,region"``; ``"tenure:4"`` for quantile bins).
     When the model comes from the registry and ``log`` is true, the evaluation is stored and linked
-    to the model version and the dataset version.
+    to the model version and the dataset version. ``allow_pickle=True`` lets a ``pyfunc``
+    (cloudpickle) version load, which runs code from the store: only if you trust who can write to it.
     """
     t0 = time.perf_counter()
-    ms = load_model_ref(model, uri)
+    ms = load_model_ref(model, uri, allow_pickle=allow_pickle)
     ds = load_data(data, uri)
     result = _evaluate_loaded(ms, ds, label=label, slices=slices, metrics=metrics, task=task)
     result.duration_ms = int((time.perf_counter() - t0) * 1000)

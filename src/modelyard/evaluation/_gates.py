@@ -156,7 +156,8 @@ def _slice_gates(policy: GatePolicy, ev: Evaluation) -> list[GateResult]:
 
 
 def _champion_gates(
-    policy: GatePolicy, ms: ModelSource, ds: DataSource, ev: Evaluation, uri: Any, log: bool
+    policy: GatePolicy, ms: ModelSource, ds: DataSource, ev: Evaluation, uri: Any, log: bool,
+    allow_pickle: bool = False,
 ) -> tuple[list[GateResult], str | None, Evaluation | None]:
     champ = policy.champion
     assert champ is not None
@@ -181,7 +182,7 @@ def _champion_gates(
     if holder.version == ms.version:
         why = f"{champ_ref} already holds alias {champ.alias!r}: it is the champion, nothing to compare"
         return [GateResult(f"champion.{n}", "champion", GateStatus.PASSED, 0.0, _change_bound(policy, n), why) for n in changes], champ_ref, None
-    champ_ms = load_model_ref(champ_ref, uri)
+    champ_ms = load_model_ref(champ_ref, uri, allow_pickle=allow_pickle or policy.allow_pickle)
     champ_ev = _evaluate_loaded(champ_ms, ds, label=ev.label, slices=None, metrics=list(changes), task=ev.task)
     if log:
         from modelyard.evaluation._service import EvaluationService
@@ -367,11 +368,13 @@ def run_gates(
     trigger: str = "gate",
     alias: str | None = None,
     reason: str | None = None,
+    allow_pickle: bool = False,
     uri: Any = None,
 ) -> GateReport:
     """Run every gate of ``policy`` (a :class:`GatePolicy`, a YAML file path) on ``model``.
 
-    ``data`` overrides the policy's ``data.dataset``. The evaluation and the outcome are stored
+    ``data`` overrides the policy's ``data.dataset``. ``pyfunc`` (cloudpickle) versions load only
+    with ``allow_pickle=True`` or ``allow_pickle: true`` in the policy (loading them runs code). The evaluation and the outcome are stored
     (linked to the model version) when the model is a registered version and ``log`` is true.
     """
     t0 = time.perf_counter()
@@ -379,7 +382,8 @@ def run_gates(
         policy = parse_policy(policy)
     elif not isinstance(policy, GatePolicy):
         policy = load_policy(policy)
-    ms = load_model_ref(model, uri)
+    allow_pickle = allow_pickle or policy.allow_pickle
+    ms = load_model_ref(model, uri, allow_pickle=allow_pickle)
     report = GateReport(model=ms.label, policy=policy.source)
     needs_data = bool(policy.metrics or policy.champion or policy.slices or policy.latency or policy.behavior or policy.data.suite)
     data = data if data is not None else (policy.resolve_path(policy.data.dataset) if policy.data.dataset else None)
@@ -408,7 +412,7 @@ def run_gates(
     report.results += _metric_gates(policy, ev)
     report.results += _slice_gates(policy, ev)
     if policy.champion is not None and policy.champion.changes():
-        results, report.champion, _ = _champion_gates(policy, ms, ds, ev, uri, log)
+        results, report.champion, _ = _champion_gates(policy, ms, ds, ev, uri, log, allow_pickle)
         report.results += results
     X, _, _ = split_label(ds.frame, ev.label)
     if policy.latency is not None:

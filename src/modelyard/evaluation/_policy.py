@@ -181,6 +181,9 @@ class GatePolicy(_Strict):
     slices: dict[str, SliceFloor] = Field(default_factory=dict)
     latency: LatencyGate | None = None
     behavior: BehaviorGate | None = None
+    #: let the gates load ``pyfunc`` (cloudpickle) versions, which runs code from the store: set it
+    #: only if you trust whoever can register versions of the model
+    allow_pickle: bool = False
 
     #: where the policy came from and the line of each key, for messages
     _source: str = "<policy>"

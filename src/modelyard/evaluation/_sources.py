@@ -49,14 +49,17 @@ class DataSource:
         return self.source or "frame"
 
 
-def load_model_ref(model: Any, uri: Any = None) -> ModelSource:
-    """A registered model reference (``churn-clf/8``, ``churn-clf@production``) or a model object."""
+def load_model_ref(model: Any, uri: Any = None, *, allow_pickle: bool = False) -> ModelSource:
+    """A registered model reference (``churn-clf/8``, ``churn-clf@production``) or a model object.
+
+    ``allow_pickle`` is passed to :func:`modelyard.registry.load_model`: a ``pyfunc`` (cloudpickle)
+    version loads only with it, because loading it runs code from the store."""
     if isinstance(model, ModelSource):
         return model
     if isinstance(model, str):
         from modelyard.registry import load_model
 
-        m = load_model(model, uri=uri)
+        m = load_model(model, uri=uri, allow_pickle=allow_pickle)
         return ModelSource(m, getattr(m, "name", None), getattr(m, "version", None), model)
     if not hasattr(model, "predict"):
         raise InvalidArgumentError(

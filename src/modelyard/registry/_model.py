@@ -169,7 +169,7 @@ def load_package(
         raise SerializationError(
             f"Refusing to load m{who[1:]}: it is a {fl.name} model, and loading it unpickles it, which runs code from "
             "the store. Only if you trust whoever can write to this store, pass allow_pickle=True to load_model "
-            "(yard serve --allow-pickle, or allow_pickle: true in the deployment spec)."
+            "(yard serve/evaluate/gate --allow-pickle, or allow_pickle: true in a deployment spec or gate policy)."
         )
     options = meta.get("options", {})
     if not isinstance(options, dict):
