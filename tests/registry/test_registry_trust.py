@@ -253,8 +253,8 @@ def test_pyfunc_needs_allow_pickle_and_matching_flavors(workspace, tmp_path) -> 
     ref = _inject(workspace, {"python_model.cloudpickle": payload}, flavor="pyfunc")
     with pytest.raises(SerializationError, match=rf"Refusing to load model {ref}: it is a pyfunc model, and loading it "
                        r"unpickles it, which runs code from the store\. Only if you trust whoever can write to this store, "
-                       r"pass allow_pickle=True to load_model \(yard serve --allow-pickle, or allow_pickle: true in the "
-                       r"deployment spec\)\."):
+                       r"pass allow_pickle=True to load_model \(yard serve/evaluate/gate --allow-pickle, or allow_pickle: true "
+                       r"in a deployment spec or gate policy\)\."):
         yard.load_model(ref, uri=workspace)
     assert not marker.exists()
     # a package that says pyfunc while the registry shows sklearn is refused, even with allow_pickle
@@ -274,7 +274,7 @@ def test_yard_serve_loads_pyfunc_only_with_the_spec_field(workspace, tmp_path) -
 
     marker = tmp_path / "marker"
     ref = _inject(workspace, {"python_model.cloudpickle": pickle.dumps(_Boom(str(marker)))}, flavor="pyfunc")
-    with pytest.raises(SwapError, match=r"Refusing to load model evil/1: it is a pyfunc model.*yard serve --allow-pickle"):
+    with pytest.raises(SwapError, match=r"Refusing to load model evil/1: it is a pyfunc model.*yard serve/evaluate/gate --allow-pickle"):
         ModelServer(spec_from_flags(ref), uri=workspace.location.uri, prediction_log=False)
     assert not marker.exists()
     assert spec_from_flags(ref, allow_pickle=True).allow_pickle is True
