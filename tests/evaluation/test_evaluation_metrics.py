@@ -153,6 +153,7 @@ def test_quantile_slice_labels_are_short_and_distinct():
     # pd.qcut widens the lowest edge by 0.1 % of the range: (6.9799999999999995, ...] in a report
     df = pd.DataFrame({"radius": np.linspace(6.981, 28.11, 200)})
     name, codes, labels = slice_codes(df, "radius:4")
+    assert sorted(set(codes.tolist())) == [0, 1, 2, 3]
     assert name == "radius:4"
     assert labels[0].startswith("(6.98,") and labels[0].endswith("]")
     assert all(len(label) <= 20 for label in labels), labels
