@@ -123,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. a tracked training run that registers the model
     with yard.start_run(experiment="breast-cancer", name="random-forest",
-                        params={"n_estimators": 200, "max_depth": 6}) as run:
+                        params={"n_estimators": 100, "max_depth": 5}) as run:
         data = run.use_dataset(ds.ref)
         X, y = data.drop(columns="target"), data["target"]
-        model = RandomForestClassifier(n_estimators=200, max_depth=6, random_state=0).fit(X, y)
+        model = RandomForestClassifier(n_estimators=100, max_depth=5, random_state=0).fit(X, y)
         mv = run.log_model(model, name=MODEL, input_example=X.head(5))
     print(f"▸ registered {MODEL}/{mv.version} from run {run.id[:12]}")
 
