@@ -87,6 +87,31 @@ def test_add_folder_frame_and_diff(workspace, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(yard.data.load(f1.ref), frame)
 
 
+def test_diff_of_a_random_split_shows_no_shift_and_a_real_shift_is_marked(workspace, tmp_path: Path) -> None:
+    """A 70/30 split of 569 rows read PSI 0.2-0.7 per column on the fine grid (red in `yard data diff`)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    df = load_breast_cancer(as_frame=True).frame
+    train, test = train_test_split(df, test_size=0.3, stratify=df["target"], random_state=0)
+    yard.data.add(train, name="bc")
+    yard.data.add(test, name="bc")
+    d = yard.data.diff("bc@v1", "bc@v2")
+    assert len(d["columns"]) == 31
+    assert [c["column"] for c in d["columns"] if c["shifted"]] == []
+    assert all(c["psi"] < c["psi_limit"] for c in d["columns"]), [(c["column"], c["psi"]) for c in d["columns"]]
+    yard.data.add(test.assign(**{"mean radius": test["mean radius"] * 1.5}), name="bc")
+    d3 = yard.data.diff("bc@v1", "bc@v3")
+    assert [c["column"] for c in d3["columns"] if c["shifted"]] == ["mean radius"]
+    out = CliRunner().invoke(app, ["data", "diff", "bc@v1", "bc@v3"]).output
+    line = next(x for x in out.splitlines() if x.lstrip().startswith("mean radius"))
+    assert " > " in line and line.rstrip().endswith("shifted"), out
+    assert sum(x.rstrip().endswith("shifted") for x in out.splitlines()) == 1, out
+
+
 def test_lineage_both_ways(workspace, tmp_path: Path) -> None:
     v = yard.data.add(_frame(), name="churn-train")
     with yard.start_run(experiment="churn", name="fit") as run:

@@ -282,3 +282,18 @@ def test_promotion_whose_gates_cannot_run_is_refused_unless_forced(tmp_path, chu
     set_alias("churn-clf", "production", 1, force=True, reason="data store migration, approved")
     gates = audit_log("churn-clf")[-1].detail["gates"]
     assert gates["forced"] is True and "missing-data" in gates["error"]
+
+
+def test_attaching_a_policy_without_data_is_refused(tmp_path, churn, good_model):
+    """It could never pass: an alias move runs the gates with no --data, so every promotion was refused."""
+    from modelyard.evaluation import attached_policy
+
+    register(good_model, None)
+    (tmp_path / "gates.yaml").write_text("protected: [production]\nmetrics: {roc_auc: {min: 0.5}}\n")
+    with pytest.raises(InvalidArgumentError) as info:
+        attach_policy("churn-clf", tmp_path / "gates.yaml")
+    assert str(info.value) == (
+        f"{tmp_path / 'gates.yaml'}: an attached policy runs its gates when a protected alias moves, so it must "
+        "name its evaluation data: add 'data: {dataset: NAME@VERSION, label: COLUMN}'."
+    )
+    assert attached_policy("churn-clf") is None

@@ -147,3 +147,18 @@ def test_slice_errors_name_the_column():
         slice_codes(many, "id")
     with pytest.raises(InvalidArgumentError, match=r"only numeric columns can be binned"):
         slice_codes(frame, "plan:3")
+
+
+def test_quantile_slice_labels_are_short_and_distinct():
+    # pd.qcut widens the lowest edge by 0.1 % of the range: (6.9799999999999995, ...] in a report
+    df = pd.DataFrame({"radius": np.linspace(6.981, 28.11, 200)})
+    name, codes, labels = slice_codes(df, "radius:4")
+    assert sorted(set(codes.tolist())) == [0, 1, 2, 3]
+    assert name == "radius:4"
+    assert labels[0].startswith("(6.98,") and labels[0].endswith("]")
+    assert all(len(label) <= 20 for label in labels), labels
+    assert "99999" not in " ".join(labels)
+    close = pd.DataFrame({"x": np.r_[np.full(50, 1.00001), np.full(50, 1.00002), np.full(50, 1.00003)]})
+    _, _, close_labels = slice_codes(close, "x:3")
+    assert len(set(close_labels)) == len(close_labels) == 3, close_labels
+    assert all(label.split(", ")[0][1:] != label.split(", ")[1][:-1] for label in close_labels), close_labels

@@ -154,6 +154,18 @@ def test_signature_lists_every_problem_at_once(workspace, churn_frame, sk_model)
     nulls = X[:3].assign(monthly=[1.0, None, 2.0])
     with pytest.raises(SignatureError, match=r"column 'monthly' has 1 missing value\(s\)"):
         m.predict(nulls)
+    # one record whose value is null: the column holds only None (pandas: object, "string"); it is a
+    # missing value, not a type error ("should be float64 but is string" sent users the wrong way)
+    record = {**X.iloc[0].to_dict(), "monthly": None, "tenure": None}
+    with pytest.raises(SignatureError) as info:
+        m.predict([record])
+    assert info.value.problems == [
+        "column 'tenure' has 1 missing value(s) but the signature allows none",
+        "column 'monthly' has 1 missing value(s) but the signature allows none",
+    ]
+    with pytest.raises(SignatureError) as info:
+        m.predict([{**X.iloc[0].to_dict(), "monthly": "high"}])
+    assert info.value.problems == ["column 'monthly' should be float64 but is string"]
     # safe casts and dropped extras: whole floats for ints, reordered columns, an extra column
     ok = X[:10][["calls", "monthly", "tenure"]].astype({"tenure": float}).assign(extra=1)
     np.testing.assert_array_equal(m.predict(ok), sk_model.predict(X[:10]))

@@ -184,10 +184,11 @@ def diff(
                     y = None if y is None else 100 * y
                 text = esc(f"{_num(x)} → {_num(y)}")
                 return text if x != y else f"[dim]{esc(_num(x))}[/]"
-            psi = r["psi"]
-            style = "red" if psi is not None and psi > 0.2 else ("yellow" if psi is not None and psi > 0.1 else "")
+            psi, limit = r["psi"], r.get("psi_limit")
+            # "0.31 > 0.26 shifted": beyond what two samples of one distribution reach (as `validate` judges)
+            text = _num(psi) if not r.get("shifted") else f"{_num(psi)} > {_num(limit)} shifted"
             t.add_row(esc(r["column"]), pair("null_fraction"), pair("distinct"), pair("min"), pair("max"), pair("mean"), pair("std"),
-                      f"[{style}]{_num(psi)}[/]" if style else _num(psi))
+                      f"[red]{esc(text)}[/]" if r.get("shifted") else text)
         c.print(t)
 
 

@@ -33,6 +33,14 @@ def attach_policy(name: str, policy: str | os.PathLike[str], *, uri: Any = None)
     get_model(name, uri=uri)  # the model must exist (NotFoundError with did-you-mean otherwise)
     text = read_yaml_text(path, what="gate policy")
     parsed = parse_policy(text, source=str(policy), base=path.resolve().parent)
+    needs_data = bool(parsed.metrics or parsed.champion or parsed.slices or parsed.latency or parsed.behavior
+                      or parsed.data.suite)
+    if needs_data and not parsed.data.dataset:
+        # an alias move runs the attached gates with no --data: without it every promotion is refused
+        raise InvalidArgumentError(
+            f"{policy}: an attached policy runs its gates when a protected alias moves, so it must name its "
+            "evaluation data: add 'data: {dataset: NAME@VERSION, label: COLUMN}'."
+        )
     EvaluationService(uri).attach_policy(name, text, str(path.resolve()))
     return parsed
 

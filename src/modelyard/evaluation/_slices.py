@@ -28,6 +28,16 @@ def parse_slices(slices: str | Sequence[str] | None) -> list[str]:
     return out
 
 
+def _interval_labels(intervals: Any) -> list[str]:
+    """``(6.98, 12.04]`` rather than ``(6.9799999999999995, 12.04]``: edges with the fewest
+    significant digits (4 or more) that keep every distinct edge distinct."""
+    edges = sorted({float(i.left) for i in intervals} | {float(i.right) for i in intervals})
+    for digits in range(4, 18):
+        if len({f"{e:.{digits}g}" for e in edges}) == len(edges):
+            return [f"({i.left:.{digits}g}, {i.right:.{digits}g}]" for i in intervals]
+    return [str(c) for c in intervals]
+
+
 def slice_codes(df: Any, spec: str) -> tuple[str, np.ndarray, list[str]]:
     """``(name, codes, labels)`` for slice ``spec``: a column name, or ``column:N`` for N quantile bins.
 
@@ -55,7 +65,7 @@ def slice_codes(df: Any, spec: str) -> tuple[str, np.ndarray, list[str]]:
             raise InvalidArgumentError(f"Slice {spec!r}: only numeric columns can be binned; {column!r} is {values.dtype}.")
         cut = pd.qcut(values, n_bins, duplicates="drop")
         codes = np.asarray(cut.cat.codes, dtype=np.int64)
-        labels = [str(c) for c in cut.cat.categories]
+        labels = _interval_labels(cut.cat.categories)
     else:
         codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
         codes = np.asarray(codes, dtype=np.int64)

@@ -215,6 +215,11 @@ class Signature:
         return pd.DataFrame(out, index=df.index)
 
 
+#: The dtype a column of nulls only is cast to, per signature dtype (nullable, so the nulls stay nulls).
+_NULL_DTYPES = {"float64": "float64", "float32": "float32", "int64": "Int64", "int32": "Int32",
+                "bool": "boolean", "datetime": "datetime64[ns]"}
+
+
 def _cast(s: Any, spec: ColSpec) -> tuple[Any, str | None]:
     """Cast a column to the spec's dtype when safe; else return a problem."""
     import numpy as np
@@ -228,6 +233,10 @@ def _cast(s: Any, spec: ColSpec) -> tuple[Any, str | None]:
     wrong = f"column {spec.name!r} should be {want} but is {got}"
     if got == want:
         return s, None
+    if len(s) and got == "string" and s.isna().all() and want in _NULL_DTYPES:
+        # only nulls (JSON null, empty CSV cells) carry no type: cast them, so the null check
+        # reports them as missing values rather than as "should be float64 but is string"
+        return s.astype(_NULL_DTYPES[want]), None
     if want.startswith("float"):
         if got in ("int64", "int32", "bool", "float64", "float32"):
             return s.astype(want), None
