@@ -47,6 +47,15 @@ def test_a_profile_stored_before_the_split_loads_and_merges_unchanged() -> None:
     assert both["x"].dd_pos == {k: 2 * c for k, c in old["x"].dd_pos.items()}
 
 
+def test_a_stored_profile_with_infinite_values_merges_after_a_json_round_trip() -> None:
+    t = pa.table({"x": [1.0, float("inf"), 2.0, float("-inf"), 3.0, float("nan")]})
+    a = Profile.from_dict(json.loads(_profile(t.slice(0, 3), 3).to_json()))
+    b = Profile.from_dict(json.loads(_profile(t.slice(3), 3).to_json()))
+    m = a.merge(b)["x"]  # raised TypeError ('<' between float and str) before
+    assert (m.min, m.max, m.count, m.nan, m.n_num) == (float("-inf"), float("inf"), 6, 1, 3)
+    assert m.to_dict()["min"] == "-Infinity" and m.to_dict()["max"] == "Infinity"
+
+
 def test_damaged_sketch_state_is_refused_with_a_clear_message() -> None:
     stored = json.loads(FIXTURE.read_text())
     ids = next(c for c in stored["columns"] if c["name"] == "ids")

@@ -318,8 +318,8 @@ class ColumnProfile:
             kind=d["kind"],
             count=int(d["count"]),
             nulls=int(d["nulls"]),
-            min=d.get("min"),
-            max=d.get("max"),
+            min=_num_from_json(d.get("min")),
+            max=_num_from_json(d.get("max")),
             mean=d.get("mean"),
             m2=float(s.get("m2", 0.0)),
             n_num=int(s.get("n_num", 0)),
@@ -340,6 +340,10 @@ def _json_num(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None if v != v else ("Infinity" if v > 0 else "-Infinity")
     return v
+
+
+def _num_from_json(v: Any) -> Any:
+    return {"Infinity": math.inf, "-Infinity": -math.inf}.get(v, v) if isinstance(v, str) else v
 
 
 def _wider_type(a: str, b: str) -> str:
