@@ -69,6 +69,22 @@ def test_damaged_sketch_state_is_refused_with_a_clear_message() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [(lambda d: d.pop("rows"), "KeyError: 'rows'"),
+     (lambda d: d["columns"][0]["_state"].update(dd_pos={"x": 1}), "ValueError: invalid literal for int() with base 10: 'x'"),
+     (lambda d: d["columns"][1].update(count=None), "TypeError: int() argument must be a string"),
+     (lambda d: d.update(columns=[7]), "TypeError: 'int' object is not subscriptable")],
+)
+def test_a_damaged_stored_profile_is_refused_not_crashed_on(damage, why: str) -> None:  # type: ignore[no-untyped-def]
+    stored = json.loads(FIXTURE.read_text())
+    damage(stored)
+    with pytest.raises(SerializationError) as err:
+        Profile.from_dict(stored)
+    assert str(err.value).startswith(f"This modelyard profile is damaged ({why}")
+    assert str(err.value).endswith("; profile the data again.")
+
+
 def test_sketch_functions_agree_with_numpy() -> None:
     rng = np.random.default_rng(7)
     x = rng.normal(0, 3, 50_000)

@@ -398,11 +398,16 @@ class Profile:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Profile:
-        if d.get("type") != "modelyard.profile":
-            from modelyard.errors import SerializationError
+        from modelyard.errors import SerializationError
 
+        if not isinstance(d, dict) or d.get("type") != "modelyard.profile":
             raise SerializationError("This JSON is not a modelyard profile (its 'type' is not 'modelyard.profile').")
-        return cls(rows=int(d["rows"]), columns={c["name"]: ColumnProfile.from_dict(c) for c in d["columns"]})
+        try:  # stored bytes are untrusted: a missing or mistyped field is a damaged profile, not a crash
+            return cls(rows=int(d["rows"]), columns={c["name"]: ColumnProfile.from_dict(c) for c in d["columns"]})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SerializationError(
+                f"This modelyard profile is damaged ({type(exc).__name__}: {exc}); profile the data again."
+            ) from exc
 
     def summary(self) -> list[dict[str, Any]]:
         """One display row per column (type, nulls, distinct, min, max, mean, std, top)."""
