@@ -46,9 +46,9 @@ def _root(
     """modelyard: track, version, validate, register, serve and monitor models."""
     if uri:
         os.environ["YARD_URI"] = uri
-        from modelyard._workspace import set_uri
-
-        set_uri(uri)  # an explicit store wins over one chosen earlier in this process
+        workspace = sys.modules.get("modelyard._workspace")  # not imported yet: nothing chosen earlier, and
+        if workspace is not None:  # importing it loads SQLAlchemy, which an unchanged `data add` never needs
+            workspace.set_uri(uri)  # an explicit store wins over one chosen earlier in this process
 
 
 _store.register(app)
@@ -85,10 +85,9 @@ _rollout.register(app)
 
 def main() -> None:
     """Entry point of the ``yard`` console script."""
-    from modelyard.data._quick import try_unchanged_add
+    from modelyard.data import _allocator
 
-    if try_unchanged_add(sys.argv[1:]):  # an unchanged `yard data add`: no store session needed
-        return
+    _allocator.allow()  # this process is ours: profiling may tune glibc's allocator (YARD_TUNE_MALLOC=0 opts out)
     with handle_errors():
         app()
 

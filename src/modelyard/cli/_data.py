@@ -43,7 +43,10 @@ def add(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Store a file or folder as the next version of a dataset (no new version when unchanged)."""
-    v = _svc().add(path, name, description=description, profile=not no_profile)
+    from modelyard.data._unchanged import unchanged_version
+
+    # an unchanged path is answered by one read-only query, before SQLAlchemy and the store open
+    v = unchanged_version(path, name) or _svc().add(path, name, description=description, profile=not no_profile)
     if as_json:
         print_json(v.to_dict())
         return

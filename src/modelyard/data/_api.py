@@ -86,7 +86,8 @@ def diff(a: str, b: str, *, uri: Uri = None) -> dict[str, Any]:
 
 def profile(data: Any) -> Profile:
     """Profile a frame (pandas, polars, Arrow) or a tabular file, streaming record batches."""
-    from modelyard.data._profile import ProfileBuilder, iter_batches_of
+    from modelyard.data._io import iter_batches_of
+    from modelyard.data._profile import ProfileBuilder
 
     if isinstance(data, str | os.PathLike):
         from modelyard.data._io import TabularSource, detect_format, iter_file_batches

@@ -18,6 +18,7 @@ __all__ = [
     "TABULAR_FORMATS",
     "TabularSource",
     "detect_format",
+    "iter_batches_of",
     "iter_file_batches",
     "read_table",
     "schema_of_file",
@@ -194,3 +195,30 @@ def read_table(sources: Sequence[TabularSource], *, columns: Sequence[str] | Non
     if not batches:
         return schema.empty_table()
     return pa.Table.from_batches([b.cast(schema) if b.schema != schema else b for b in batches])
+
+
+def iter_batches_of(obj: Any, batch_size: int = 262_144) -> Iterator[Any]:
+    """Record batches of a pandas/polars frame or an Arrow table."""
+    import pyarrow as pa
+
+    if isinstance(obj, pa.RecordBatch):
+        yield obj
+        return
+    if isinstance(obj, pa.Table):
+        yield from obj.to_batches(max_chunksize=batch_size)
+        return
+    mod = type(obj).__module__
+    if mod.startswith("polars"):
+        yield from obj.to_arrow().to_batches(max_chunksize=batch_size)
+        return
+    if mod.startswith("pandas"):
+        n = len(obj)
+        if n == 0:
+            yield pa.RecordBatch.from_pandas(obj, preserve_index=False)
+            return
+        for start in range(0, n, batch_size):
+            yield pa.RecordBatch.from_pandas(obj.iloc[start : start + batch_size], preserve_index=False)
+        return
+    from modelyard.errors import invalid_param
+
+    raise invalid_param("data", "profile", "a pandas or polars DataFrame, an Arrow table or a file path", type(obj).__name__)

@@ -2,7 +2,8 @@
 
 A :class:`Profile` holds one :class:`ColumnProfile` per column. Every statistic is kept in a
 form that merges: ``Profile.merge(other)`` is the profile of the union of the two inputs, so
-partitions can be profiled in parallel and combined.
+partitions can be profiled in parallel and combined. The sketches themselves (update, merge,
+stored form) are in :mod:`._sketches`; this module keeps one set per column and feeds it batches.
 
 =================  ==========================================================================
 statistic          how it is kept, and how exact the merge is
@@ -10,13 +11,10 @@ statistic          how it is kept, and how exact the merge is
 count, nulls       integers; exact
 min, max           exact
 mean, std          count/mean/M2 (Chan et al. parallel variance); exact up to float rounding
-histogram          numbers: bins of width ``2**k`` aligned on multiples of the width, at most
-                   :data:`MAX_BINS` bins. Coarsening two aligned histograms to a common ``k``
-                   is exact, so the merge of two halves equals the histogram of the whole.
-quantiles          a DDSketch (relative accuracy :data:`QUANTILE_ACCURACY` = 1 %); mergeable
-                   exactly, quantiles are estimates within 1 % relative error
+histogram          numbers: at most :data:`MAX_BINS` aligned power-of-two bins; merge exact
+quantiles          a DDSketch; merge exact, estimates within 1 % relative error
 distinct           exact while a column has at most :data:`MAX_TRACKED` distinct values (the
-                   value counts are kept); beyond that a HyperLogLog (p=12, ~1.6 % error)
+                   value counts are kept); beyond that a HyperLogLog (~1.6 % error)
 top values         exact value counts for categorical columns while distinct values are at most
                    :data:`MAX_TRACKED`; beyond that the :data:`MAX_TRACKED` most frequent are kept
                    and ``top_exact`` is false (counts are then lower bounds)
@@ -37,16 +35,19 @@ counts); readers that only display a profile can ignore it.
 
 from __future__ import annotations
 
-import base64
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from modelyard._json import json_float
+from modelyard.data import _allocator
+from modelyard.data import _sketches as sk
+from modelyard.data._io import iter_batches_of  # noqa: F401  (re-exported: callers import it from here)
+from modelyard.data._sketches import MAX_BINS, QUANTILE_ACCURACY
 
 __all__ = [
     "MAX_BINS",
@@ -60,19 +61,13 @@ __all__ = [
     "profile_batches",
 ]
 
-#: Most bins a numeric histogram keeps.
-MAX_BINS = 64
 #: Value counts are exact up to this many distinct values per column.
 MAX_TRACKED = 1000
 #: Quantiles every numeric column reports.
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-#: Relative accuracy of the quantile sketch.
-QUANTILE_ACCURACY = 0.01
-_GAMMA = (1 + QUANTILE_ACCURACY) / (1 - QUANTILE_ACCURACY)
-_LOG_GAMMA = math.log(_GAMMA)
-_HLL_P = 12
-_HLL_M = 1 << _HLL_P
 FORMAT = 1
+#: re-exported: :mod:`._drift` aligns histograms with it
+_coarsen = sk.coarsen
 
 
 def column_kind(arrow_type: Any) -> str:
@@ -91,106 +86,6 @@ def column_kind(arrow_type: Any) -> str:
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return "categorical"
     return "other"
-
-
-_ALLOCATOR_TUNED = False
-
-
-def _keep_freed_memory() -> None:
-    """Let glibc keep freed batch-sized blocks instead of returning them to the kernel (once per process).
-
-    Profiling allocates a few arrays of one batch's size per column and frees them right away.
-    With glibc's defaults the freed memory is trimmed or unmapped and the next array faults in
-    fresh zeroed pages, which made page faults most of the profiling CPU time (2-3x the numeric
-    work itself on a virtual machine). Raising the mmap and trim thresholds keeps those blocks
-    for reuse: peak memory does not grow, freed memory is simply kept by the process.
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED:
-        return
-    _ALLOCATOR_TUNED = True
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") or os.environ.get("MALLOC_TRIM_THRESHOLD_"):
-        return  # the user chose their own settings
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 32 << 20)  # the largest glibc accepts; batch columns are ~2 MiB
-    mallopt(m_trim_threshold, 512 << 20)
-
-
-# -- small mergeable sketches -------------------------------------------------------------------
-def _mix64_inplace(h: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer over a uint64 array, in place (vectorized)."""
-    t = np.empty_like(h)
-    with np.errstate(over="ignore"):
-        for shift, mul in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
-            np.right_shift(h, np.uint64(shift), out=t)
-            h ^= t
-            np.multiply(h, np.uint64(mul), out=h)
-        np.right_shift(h, np.uint64(31), out=t)
-        h ^= t
-    return h
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    return _mix64_inplace(np.array(x, dtype=np.uint64, copy=True))
-
-
-def _hll_update(reg: np.ndarray, hashes: np.ndarray) -> None:
-    """Add 64-bit hashes to HyperLogLog registers (consumes ``hashes``: it is modified in place).
-
-    The low :data:`_HLL_P` bits pick the register; the rank is the 1-based position of the first
-    1-bit of the high 52 bits (53 when they are all zero), read from the float exponent.
-    """
-    if hashes.size == 0:
-        return
-    w = (hashes >> np.uint64(_HLL_P)).astype(np.float64)  # < 2**52: exact
-    rank = w.view(np.int64)
-    rank >>= 52
-    np.subtract(1075, rank, out=rank)
-    np.minimum(rank, 64 - _HLL_P + 1, out=rank)
-    hashes &= np.uint64(_HLL_M - 1)
-    idx = hashes.view(np.int64)
-    # only values ranked above their register's current value can change it: once the registers
-    # fill up that is a tiny fraction, so the scatter-max below stays small
-    better = rank > np.take(reg, idx)
-    n_better = int(np.count_nonzero(better))
-    if n_better == 0:
-        return
-    idx, rank = idx[better], rank[better]
-    if n_better < 4096:
-        np.maximum.at(reg, idx, rank.astype(np.uint8))
-        return
-    # many updates (empty registers): mark (register, rank) pairs, take the highest per register
-    seen = np.bincount(idx * 64 + rank, minlength=_HLL_M * 64).reshape(_HLL_M, 64) > 0
-    top = 63 - np.argmax(seen[:, ::-1], axis=1)
-    top[~seen.any(axis=1)] = 0
-    np.maximum(reg, top.astype(np.uint8), out=reg)
-
-
-def _hll_floats(reg: np.ndarray, x: np.ndarray) -> None:
-    """HyperLogLog update from float64 values (hashing their bit patterns; -0.0 counts as 0.0)."""
-    h = (x + 0.0).view(np.uint64)  # a fresh array: safe to mix in place
-    _hll_update(reg, _mix64_inplace(h))
-
-
-def _hll_estimate(reg: np.ndarray) -> float:
-    m = float(_HLL_M)
-    alpha = 0.7213 / (1 + 1.079 / m)
-    est = alpha * m * m / float(np.sum(np.exp2(-reg.astype(np.float64))))
-    zeros = int(np.count_nonzero(reg == 0))
-    if est <= 2.5 * m and zeros:
-        est = m * math.log(m / zeros)
-    return est
-
-
-def _dd_value(key: int) -> float:
-    return 2 * _GAMMA**key / (_GAMMA + 1)
 
 
 # -- per-column state ---------------------------------------------------------------------------
@@ -216,7 +111,7 @@ class ColumnProfile:
     dd_zero: int = 0
     values: dict[str, int] = field(default_factory=dict)
     values_exact: bool = True
-    hll: np.ndarray = field(default_factory=lambda: np.zeros(_HLL_M, dtype=np.uint8))
+    hll: np.ndarray = field(default_factory=sk.hll_new)
     nan: int = 0
     #: finite values behind mean/m2/histogram
     n_num: int = 0
@@ -244,7 +139,7 @@ class ColumnProfile:
     def distinct(self) -> int:
         if self.distinct_exact:
             return len(self.values)
-        return max(len(self.values), round(_hll_estimate(self.hll)))
+        return max(len(self.values), round(sk.hll_estimate(self.hll)))
 
     @property
     def histogram(self) -> tuple[list[float], list[int]]:
@@ -257,28 +152,9 @@ class ColumnProfile:
 
     def quantile(self, q: float) -> float | None:
         """Estimated ``q`` quantile (within 1 % relative error), clamped to [min, max]."""
-        total = self.dd_zero + sum(self.dd_pos.values()) + sum(self.dd_neg.values())
-        if total == 0:
+        value = sk.dd_quantile(self.dd_pos, self.dd_neg, self.dd_zero, q)
+        if value is None:
             return None
-        rank = q * (total - 1)
-        seen = 0
-        value = 0.0
-        done = False
-        for k in sorted(self.dd_neg, reverse=True):  # most negative first
-            seen += self.dd_neg[k]
-            if seen > rank:
-                value, done = -_dd_value(k), True
-                break
-        if not done:
-            seen += self.dd_zero
-            if seen > rank:
-                value, done = 0.0, True
-        if not done:
-            for k in sorted(self.dd_pos):
-                seen += self.dd_pos[k]
-                if seen > rank:
-                    value, done = _dd_value(k), True
-                    break
         lo, hi = float(self.min), float(self.max)
         return min(max(value, lo), hi)
 
@@ -318,48 +194,9 @@ class ColumnProfile:
         # not np.dot: BLAS spawns its own threads, which costs more than the sum on a busy machine
         bm2 = float(np.square(d, out=d).sum())
         self._merge_moments(n, bmean, bm2)
-        # histogram on the aligned power-of-two grid (x * 2**-k is exact, so bins never disagree)
-        k = _hist_k(bmin, bmax)
-        inv = 2.0**-k
-        start = math.floor(bmin * inv)
-        np.multiply(x, inv, out=d)
-        np.floor(d, out=d)
-        idx = d.astype(np.int64)
-        idx -= start
-        self._merge_hist(k, start, np.bincount(idx).tolist())
+        self._merge_hist(*sk.hist_of(x, bmin, bmax, scratch=d))
         if sketch:
-            self._add_quantile_sketch(x, n, max(abs(bmin), abs(bmax)), has_negative=bmin < 0)
-
-    def _add_quantile_sketch(self, x: np.ndarray, n: int, max_abs: float, has_negative: bool = True) -> None:
-        """DDSketch update: one log pass, one bincount over (sign, key)."""
-        # float32 logs are ~10x faster; the key they give is deterministic per value, so merges stay exact
-        a = np.abs(x, dtype=np.float32) if max_abs < 1e37 else np.abs(x)
-        zero = a == 0  # true zeros, and (float32) magnitudes too small to have a key
-        n_zero = int(np.count_nonzero(zero))
-        negative = (x < 0) if has_negative else None
-        if n_zero:
-            keep = ~zero
-            a = a[keep]
-            if negative is not None:
-                negative = negative[keep]
-        self.dd_zero += n_zero
-        if not a.size:
-            return
-        keys = np.log(a, out=a)
-        keys *= 1.0 / _LOG_GAMMA
-        np.ceil(keys, out=keys)
-        lo = int(keys.min())
-        span = int(keys.max()) - lo + 1
-        ik = keys.astype(np.intp)
-        if lo:
-            ik -= lo
-        if negative is not None:
-            ik += negative * span  # (a masked np.add is ~5x slower)
-        counts = np.bincount(ik, minlength=2 * span if negative is not None else span)
-        for store, part in ((self.dd_pos, counts[:span]), (self.dd_neg, counts[span:])):
-            nz = np.flatnonzero(part)
-            for kk, c in zip((nz + lo).tolist(), part[nz].tolist(), strict=True):
-                store[kk] = store.get(kk, 0) + c
+            self.dd_zero += sk.dd_add(self.dd_pos, self.dd_neg, x, max(abs(bmin), abs(bmax)), has_negative=bmin < 0)
 
     def _merge_moments(self, n: int, mean: float, m2: float) -> None:
         if self.mean is None or self.n_num == 0:
@@ -373,44 +210,21 @@ class ColumnProfile:
         self.n_num = total
 
     def _merge_hist(self, k: int, start: int, counts: list[int]) -> None:
-        if self.hist_k is None or not self.hist_counts:
-            self.hist_k, self.hist_start, self.hist_counts = k, start, list(counts)
-            self._coarsen_to_fit()
-            return
-        k0 = max(self.hist_k, k)
-        a_start, a_counts = _coarsen(self.hist_k, self.hist_start, self.hist_counts, k0)
-        b_start, b_counts = _coarsen(k, start, counts, k0)
-        while True:
-            lo = min(a_start, b_start)
-            hi = max(a_start + len(a_counts), b_start + len(b_counts))
-            if hi - lo <= MAX_BINS:
-                break
-            a_start, a_counts = _coarsen(k0, a_start, a_counts, k0 + 1)
-            b_start, b_counts = _coarsen(k0, b_start, b_counts, k0 + 1)
-            k0 += 1
-        merged = [0] * (hi - lo)
-        for s, cs in ((a_start, a_counts), (b_start, b_counts)):
-            for i, c in enumerate(cs):
-                merged[s - lo + i] += c
-        self.hist_k, self.hist_start, self.hist_counts = k0, lo, merged
-
-    def _coarsen_to_fit(self) -> None:
-        assert self.hist_k is not None
-        while len(self.hist_counts) > MAX_BINS:
-            self.hist_start, self.hist_counts = _coarsen(self.hist_k, self.hist_start, self.hist_counts, self.hist_k + 1)
-            self.hist_k += 1
+        self.hist_k, self.hist_start, self.hist_counts = sk.hist_merge(
+            (self.hist_k, self.hist_start, self.hist_counts), (k, start, counts)
+        )
 
     def _value_hashes(self, keys: Iterable[str]) -> np.ndarray:
         keys = list(keys)
         if self.kind in ("numeric", "datetime"):
             x = np.array([float(k) for k in keys], dtype=np.float64) + 0.0
-            return _mix64_inplace(x.view(np.uint64))
-        return _hash_strings(keys)
+            return sk.mix64_inplace(x.view(np.uint64))
+        return sk.hash_strings(keys)
 
     def _go_inexact(self) -> None:
         """Leave exact value tracking: fold every value seen so far into the HyperLogLog."""
         if self.values_exact:
-            _hll_update(self.hll, self._value_hashes(self.values))
+            sk.hll_update(self.hll, self._value_hashes(self.values))
             self.values_exact = False
 
     def _add_values(self, values: list[str], counts: list[int]) -> None:
@@ -448,16 +262,15 @@ class ColumnProfile:
             self.max = o.max if self.max is None else max(self.max, o.max)
         if o.hist_k is not None and o.hist_counts:
             self._merge_hist(o.hist_k, o.hist_start, o.hist_counts)
-        for src, dst in ((o.dd_pos, self.dd_pos), (o.dd_neg, self.dd_neg)):
-            for k, c in src.items():
-                dst[k] = dst.get(k, 0) + c
+        sk.dd_merge(self.dd_pos, o.dd_pos)
+        sk.dd_merge(self.dd_neg, o.dd_neg)
         self.dd_zero += o.dd_zero
         self.count += o.count
         if not o.values_exact:
             self._go_inexact()
             np.maximum(self.hll, o.hll, out=self.hll)
         elif not self.values_exact:
-            _hll_update(self.hll, o._value_hashes(o.values))
+            sk.hll_update(self.hll, o._value_hashes(o.values))
         if o.values:
             self._add_values(list(o.values), list(o.values.values()))
 
@@ -488,11 +301,11 @@ class ColumnProfile:
                 "n_num": self.n_num,
                 "hist_k": self.hist_k,
                 "hist_start": self.hist_start,
-                "dd_pos": {str(k): v for k, v in sorted(self.dd_pos.items())},
-                "dd_neg": {str(k): v for k, v in sorted(self.dd_neg.items())},
+                "dd_pos": sk.dd_dumps(self.dd_pos),
+                "dd_neg": sk.dd_dumps(self.dd_neg),
                 "dd_zero": self.dd_zero,
                 "values": self.values,
-                "hll": base64.b64encode(self.hll.tobytes()).decode(),
+                "hll": sk.hll_dumps(self.hll),
             },
         }
         return d
@@ -500,27 +313,26 @@ class ColumnProfile:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ColumnProfile:
         s = d.get("_state") or {}
-        hll = np.frombuffer(base64.b64decode(s["hll"]), dtype=np.uint8).copy() if s.get("hll") else np.zeros(_HLL_M, np.uint8)
         return cls(
             name=d["name"],
             type=d["type"],
             kind=d["kind"],
             count=int(d["count"]),
             nulls=int(d["nulls"]),
-            min=d.get("min"),
-            max=d.get("max"),
+            min=_num_from_json(d.get("min")),
+            max=_num_from_json(d.get("max")),
             mean=d.get("mean"),
             m2=float(s.get("m2", 0.0)),
             n_num=int(s.get("n_num", 0)),
             hist_k=s.get("hist_k"),
             hist_start=int(s.get("hist_start", 0)),
             hist_counts=list(d.get("histogram", {}).get("counts", [])),
-            dd_pos={int(k): int(v) for k, v in (s.get("dd_pos") or {}).items()},
-            dd_neg={int(k): int(v) for k, v in (s.get("dd_neg") or {}).items()},
+            dd_pos=sk.dd_loads(s.get("dd_pos")),
+            dd_neg=sk.dd_loads(s.get("dd_neg")),
             dd_zero=int(s.get("dd_zero", 0)),
             values=dict(s.get("values") or {}),
             values_exact=bool(d.get("top_exact", True)),
-            hll=hll,
+            hll=sk.hll_loads(s.get("hll")),
             nan=int(d.get("nan", 0)),
         )
 
@@ -529,34 +341,15 @@ def _json_num(v: Any) -> Any:
     return json_float(v) if isinstance(v, float) else v
 
 
+def _num_from_json(v: Any) -> Any:
+    return {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}.get(v, v) if isinstance(v, str) else v
+
+
 def _wider_type(a: str, b: str) -> str:
     order = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float", "double"]
     if a in order and b in order:
         return order[max(order.index(a), order.index(b))]
     return a
-
-
-def _hist_k(lo: float, hi: float) -> int:
-    span = hi - lo
-    if span <= 0:
-        k = math.floor(math.log2(abs(lo))) - 6 if lo != 0 else -20
-    else:
-        k = math.floor(math.log2(span / MAX_BINS))
-    while math.floor(hi / 2.0**k) - math.floor(lo / 2.0**k) + 1 > MAX_BINS:
-        k += 1
-    return k
-
-
-def _coarsen(k: int, start: int, counts: list[int], k_new: int) -> tuple[int, list[int]]:
-    if k_new == k:
-        return start, list(counts)
-    f = 1 << (k_new - k)
-    new_start = start // f
-    out: dict[int, int] = {}
-    for i, c in enumerate(counts):
-        j = (start + i) // f - new_start
-        out[j] = out.get(j, 0) + c
-    return new_start, [out.get(j, 0) for j in range(max(out) + 1)] if out else []
 
 
 # -- the profile ------------------------------------------------------------------------------------
@@ -604,40 +397,39 @@ class Profile:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Profile:
-        if d.get("type") != "modelyard.profile":
-            from modelyard.errors import SerializationError
+        from modelyard.errors import SerializationError
 
+        if not isinstance(d, dict) or d.get("type") != "modelyard.profile":
             raise SerializationError("This JSON is not a modelyard profile (its 'type' is not 'modelyard.profile').")
-        return cls(rows=int(d["rows"]), columns={c["name"]: ColumnProfile.from_dict(c) for c in d["columns"]})
+        try:  # stored bytes are untrusted: a missing or mistyped field is a damaged profile, not a crash
+            return cls(rows=int(d["rows"]), columns={c["name"]: ColumnProfile.from_dict(c) for c in d["columns"]})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SerializationError(
+                f"This modelyard profile is damaged ({type(exc).__name__}: {exc}); profile the data again."
+            ) from exc
 
     def summary(self) -> list[dict[str, Any]]:
         """One display row per column (type, nulls, distinct, min, max, mean, std, top)."""
-        out = []
-        for c in self.columns.values():
-            out.append(
-                {
-                    "column": c.name,
-                    "type": c.type,
-                    "kind": c.kind,
-                    "nulls": c.nulls,
-                    "distinct": c.distinct,
-                    "min": c.min,
-                    "max": c.max,
-                    "mean": c.mean,
-                    "std": c.std,
-                    "top": c.top(3),
-                }
-            )
-        return out
+        return [
+            {"column": c.name, "type": c.type, "kind": c.kind, "nulls": c.nulls, "distinct": c.distinct,
+             "min": c.min, "max": c.max, "mean": c.mean, "std": c.std, "top": c.top(3)}
+            for c in self.columns.values()
+        ]
 
 
 class ProfileBuilder:
-    """Feed Arrow record batches with :meth:`add`; :meth:`result` is the profile."""
+    """Feed Arrow record batches with :meth:`add`; :meth:`result` is the profile.
 
-    def __init__(self, *, threads: int | None = None, sketches: bool = True) -> None:
+    ``tune_allocator``: raise glibc's process-wide mmap/trim thresholds on the first large batch
+    (faster on VMs, see :mod:`._allocator`); None (default) follows ``YARD_TUNE_MALLOC`` and
+    the ``yard`` command line's opt-in, so a library user's process is left alone.
+    """
+
+    def __init__(self, *, threads: int | None = None, sketches: bool = True, tune_allocator: bool | None = None) -> None:
         self._profile = Profile()
         #: False skips the quantile sketch and distinct counting (validation only needs the rest)
         self.sketches = sketches
+        self.tune_allocator = tune_allocator
         self._threads = threads if threads is not None else min(4, os.cpu_count() or 1)
         self._pool: Any = None
         self._pending: list[Any] = []
@@ -666,7 +458,7 @@ class ProfileBuilder:
                 col.nulls += batch.num_rows
         p.rows += batch.num_rows
         if batch.num_rows >= 50_000:
-            _keep_freed_memory()
+            _allocator.maybe_tune(self.tune_allocator)
         if self._threads > 1 and batch.num_rows >= 50_000 and len(work) > 1:
             # numpy and Arrow release the GIL: columns are profiled side by side
             if self._pool is None:
@@ -753,7 +545,7 @@ def _add_array(col: ColumnProfile, arr: Any, pa: Any, sketches: bool = True) -> 
             if col.values_exact and len(counts) > MAX_TRACKED:
                 col._go_inexact()  # folds the values tracked so far into the HyperLogLog
             if not col.values_exact:
-                _hll_update(col.hll, _hash_arrow_strings(values, pa))
+                sk.hll_update(col.hll, _hash_arrow_strings(values, pa))
                 if len(counts) > MAX_TRACKED:
                     top = np.argpartition(-counts, MAX_TRACKED)[:MAX_TRACKED]
                     values = values.take(pa.array(top))
@@ -788,19 +580,11 @@ def _track_numeric(col: ColumnProfile, x: np.ndarray, *, integer: bool) -> None:
                 return
         col._go_inexact()
         col.values = {}
-    _hll_floats(col.hll, x)
-
-
-def _hash_strings(vals: list[str]) -> np.ndarray:
-    import pandas as pd
-
-    if not vals:
-        return np.zeros(0, dtype=np.uint64)
-    return pd.util.hash_array(np.asarray(vals, dtype=object)).astype(np.uint64)
+    sk.hll_floats(col.hll, x)
 
 
 def _hash_arrow_strings(values: Any, pa: Any) -> np.ndarray:
-    return _hash_strings(values.cast(pa.string()).to_pylist())
+    return sk.hash_strings(values.cast(pa.string()).to_pylist())
 
 
 def profile_batches(batches: Iterable[Any]) -> Profile:
@@ -809,30 +593,3 @@ def profile_batches(batches: Iterable[Any]) -> Profile:
     for batch in batches:
         b.add(batch)
     return b.result()
-
-
-def iter_batches_of(obj: Any, batch_size: int = 262_144) -> Iterator[Any]:
-    """Record batches of a pandas/polars frame or an Arrow table."""
-    import pyarrow as pa
-
-    if isinstance(obj, pa.RecordBatch):
-        yield obj
-        return
-    if isinstance(obj, pa.Table):
-        yield from obj.to_batches(max_chunksize=batch_size)
-        return
-    mod = type(obj).__module__
-    if mod.startswith("polars"):
-        yield from obj.to_arrow().to_batches(max_chunksize=batch_size)
-        return
-    if mod.startswith("pandas"):
-        n = len(obj)
-        if n == 0:
-            yield pa.RecordBatch.from_pandas(obj, preserve_index=False)
-            return
-        for start in range(0, n, batch_size):
-            yield pa.RecordBatch.from_pandas(obj.iloc[start : start + batch_size], preserve_index=False)
-        return
-    from modelyard.errors import invalid_param
-
-    raise invalid_param("data", "profile", "a pandas or polars DataFrame, an Arrow table or a file path", type(obj).__name__)

@@ -1,7 +1,7 @@
-"""The record of one dataset version, and light helpers the unchanged-add fast path shares.
+"""The record of one dataset version, and light helpers the unchanged-add check shares.
 
 Nothing here imports SQLAlchemy, numpy or pyarrow: ``yard data add`` of an unchanged path
-answers from this module and :mod:`._quick` alone.
+answers from this module and :mod:`._unchanged` alone.
 """
 
 from __future__ import annotations
