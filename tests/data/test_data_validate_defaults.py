@@ -154,3 +154,17 @@ def test_threshold_auto_round_trips_through_yaml(tmp_path: Path) -> None:
         load_suite(path)
     path.write_text("columns:\n  x:\n    distribution: {statistic: psi}\n", encoding="utf-8")
     assert load_suite(path).columns["x"].distribution == {"statistic": "psi", "threshold": "auto"}
+
+
+def test_a_never_negative_column_keeps_a_floor_of_zero(bc_split) -> None:
+    """The margin learned from the tail never lets a column that is never negative go below 0:
+    a negative (or zero) radius fails, although it is within 'one margin' of the observed minimum."""
+    train, test, prof = bc_split
+    for checks in (31, 62, 1000):  # more checks widen the margin, never below 0
+        lo, _ = range_bounds(prof.columns["mean radius"], checks=checks)
+        assert lo is not None and 0.0 <= lo < float(train["mean radius"].min())
+    assert range_bounds(prof.columns["mean radius"], checks=10**9)[0] == 0.0
+    bad = test.copy()
+    bad.loc[0, "mean radius"] = -0.3
+    report = yard.validate(bad, reference=prof)
+    assert [f.name for f in report.failures] == ["mean radius.min"]

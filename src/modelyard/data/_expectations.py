@@ -292,7 +292,8 @@ def range_bounds(col: ColumnProfile, checks: int = 1) -> tuple[float | None, flo
     where that is :data:`RANGE_ALPHA` shared by the suite's ``checks`` range checks:
     ``t = β · ln(checks / RANGE_ALPHA)``. The upper end of a never-negative column also gets the
     same fit on the log scale (measurements often vary by factors: a heavy, Pareto-like tail),
-    at most :data:`MAX_LOG_FACTOR` times its max, and takes the wider of the two. A column whose minimum is exactly 0 keeps 0 as its floor.
+    at most :data:`MAX_LOG_FACTOR` times its max, and takes the wider of the two. A column that is
+    never negative in the reference keeps 0 as its floor (a negative radius or count is always wrong).
     """
     cmin, cmax = float(col.min), float(col.max)
     spread = math.log(max(checks, 1) / RANGE_ALPHA)
@@ -300,8 +301,8 @@ def range_bounds(col: ColumnProfile, checks: int = 1) -> tuple[float | None, flo
     hi: float | None = None if _sparse_tail(col, True) else cmax + _tail_scale(col, True) * spread
     if hi is not None:
         hi = max(hi, cmax * min(MAX_LOG_FACTOR, math.exp(_log_tail_scale(col) * spread)))
-    if cmin == 0:
-        lo = 0.0
+    if cmin >= 0:  # a never-negative column stays never-negative: a margin never reaches below 0
+        lo = 0.0 if lo is None else max(lo, 0.0)
     return lo, hi
 
 
