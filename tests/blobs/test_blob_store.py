@@ -13,11 +13,17 @@ from modelyard.blobs import BlobStore, ManifestEntry, hash_bytes, hash_file, is_
 from modelyard.errors import BlobError, BlobNotFoundError, IntegrityError, InvalidArgumentError
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "fsspec-local"])
 def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    """Every store contract test runs on both backends: the local folder (LocalBackend) and
+    fsspec (FsspecBackend), in memory and on a real filesystem (``local://`` is fsspec's)."""
     if request.param == "local":
         return BlobStore(tmp_path / "blobs")
-    return BlobStore(f"memory://yard-test-{uuid.uuid4().hex}")
+    if request.param == "memory":
+        return BlobStore(f"memory://yard-test-{uuid.uuid4().hex}")
+    store = BlobStore(f"local://{tmp_path}/fs-blobs")
+    assert type(store.backend).__name__ == "FsspecBackend" and not store.is_local
+    return store
 
 
 def _corrupt(store: BlobStore, digest: str, data: bytes) -> None:
@@ -26,7 +32,7 @@ def _corrupt(store: BlobStore, digest: str, data: bytes) -> None:
         os.chmod(p, 0o644)
         p.write_bytes(data)
     else:
-        store._fs.pipe_file(store._remote(store._obj(digest)), data)
+        store.backend.fs.pipe_file(store.backend.path(digest), data)  # type: ignore[attr-defined]
 
 
 def test_put_and_read_roundtrip(blobs: BlobStore, tmp_path: Path) -> None:
