@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.blobs import BlobStore, ManifestEntry, hash_bytes, hash_file, is_digest
+from modelyard.blobs import BlobStore, ManifestEntry, hash_bytes, hash_file, is_digest, manifest_bytes
 from modelyard.errors import BlobError, BlobNotFoundError, IntegrityError, InvalidArgumentError
 
 
@@ -186,3 +186,32 @@ def test_memory_store_through_a_workspace(tmp_path: Path) -> None:
         assert run.download_artifact("model.bin", tmp_path / "dl").read_bytes() == b"weights"
     finally:
         ws.close()
+
+
+def test_manifest_children(blobs: BlobStore, tmp_path: Path) -> None:
+    a, b = blobs.put_bytes(b"a"), blobs.put_bytes(b"b")
+    m = blobs.put_manifest([ManifestEntry("y/b.txt", b, 1), ManifestEntry("a.txt", a, 1)])
+    assert blobs.manifest_children(m) == [a, b]  # in path order
+    assert blobs.manifest_children(blobs.put_manifest([])) == []
+    with pytest.raises(BlobError, match=rf"^Blob {a[:12]}… is not a manifest\.$"):
+        blobs.manifest_children(a)
+    gone = hash_bytes(b"never stored")
+    with pytest.raises(BlobNotFoundError, match=rf"^Blob {gone[:12]}… is missing from "):
+        blobs.manifest_children(gone)
+    _corrupt(blobs, m, manifest_bytes([ManifestEntry("a.txt", b, 1)]))
+    with pytest.raises(IntegrityError, match=rf"^Blob {m[:12]}… in BlobStore\(.*\) does not match its digest"):
+        blobs.manifest_children(m)
+    with pytest.raises(InvalidArgumentError, match="is not a blob digest"):
+        blobs.manifest_children("../etc/passwd")
+
+
+def test_manifest_children_of_an_unreadable_blob(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    m = store.put_manifest([ManifestEntry("a.txt", store.put_bytes(b"a"), 1)])
+    p = store.local_path(m)
+    os.chmod(p, 0o644)
+    p.unlink()
+    p.mkdir()  # present, but reading it fails
+    assert store.exists(m)
+    with pytest.raises(BlobError, match=rf"^Cannot read blob {m[:12]}… in BlobStore\('.*/blobs'\): Is a directory\.$"):
+        store.manifest_children(m)
