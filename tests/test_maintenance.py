@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -191,13 +192,12 @@ def test_gc_stops_when_a_referenced_manifest_cannot_be_read(workspace, tmp_path:
     from modelyard.errors import IntegrityError
 
     v, entries = _dataset_with_files(workspace, tmp_path)
-    unreadable = tmp_path / "unreadable"
-    unreadable.mkdir()  # opening it fails (as an I/O error or a permission problem would)
-    real = workspace.blobs.local_path
-    monkeypatch.setattr(workspace.blobs, "local_path", lambda d: unreadable if d == v.manifest_digest else real(d))
+    p = workspace.blobs.local_path(v.manifest_digest)
+    os.chmod(p, 0o644)
+    p.unlink()
+    p.mkdir()  # still there, but reading it fails (as an I/O error or a permission problem would)
     with pytest.raises(IntegrityError, match=rf"^yard gc stopped: 1 referenced manifest\(s\) are damaged \({v.manifest_digest[:12]}…\)"):
         gc(workspace, grace_seconds=0)
-    monkeypatch.undo()
     assert all(workspace.blobs.exists(e.digest) for e in entries)
 
 
@@ -213,3 +213,19 @@ def test_gc_stops_when_a_dataset_manifest_is_replaced_by_other_bytes(workspace, 
     with pytest.raises(IntegrityError, match=rf"^yard gc stopped: 1 referenced manifest\(s\) are damaged \({v.manifest_digest[:12]}…\)"):
         gc(workspace, grace_seconds=0)
     assert all(workspace.blobs.exists(e.digest) for e in entries)
+
+
+def test_gc_treats_a_file_artifact_as_a_file_whatever_its_bytes(workspace, tmp_path: Path) -> None:
+    """Only manifest references (and dir artifacts) are read as manifests: a logged JSON file
+    that starts like one is a file, neither "damaged" (blocking gc) nor keeping blobs alive."""
+    orphan = workspace.blobs.put_bytes(b"nobody points at me")
+    fake = {"entries": [{"digest": orphan, "mode": 420, "path": "x", "size": 19}], "type": "modelyard.manifest"}
+    with yard.start_run(experiment="e", capture_env=False) as run:
+        looks_like = run.log_text('{"entries":[1, 2, "not a manifest"]}', "odd.json")
+        real_manifest = run.log_text(json.dumps(fake, sort_keys=True, separators=(",", ":")), "copy-of-a-manifest.json")
+    assert looks_like.kind == real_manifest.kind == "file"
+    assert workspace.blobs.manifest_children(real_manifest.digest) == [orphan]  # it reads as one when asked
+    report = gc(workspace, grace_seconds=0, purge_runs=False)
+    assert report.blobs_removed == 1 and not workspace.blobs.exists(orphan)
+    assert workspace.blobs.exists(looks_like.digest) and workspace.blobs.exists(real_manifest.digest)
+    assert doctor(workspace).healthy

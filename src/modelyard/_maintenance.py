@@ -2,7 +2,8 @@
 
 Blobs are referenced from metadata rows. :data:`BLOB_REFERENCES` is the visible table of
 ``(table, digest column)`` pairs that point at blobs; every feature that stores blobs adds its
-pair here. A referenced blob that is a manifest keeps every blob it lists alive too.
+pair here. A referenced manifest (a column in :data:`MANIFEST_REFERENCES`, or a ``dir``
+artifact) keeps every blob it lists alive too; any other blob is a file, whatever its bytes.
 """
 
 from __future__ import annotations
@@ -36,9 +37,6 @@ BLOB_REFERENCES: list[tuple[str, str]] = [
 ]
 # monitoring: stored JSON reports and reference profiles
 BLOB_REFERENCES += [("monitor_runs", "report_digest"), ("monitor_references", "profile_digest")]
-
-_MANIFEST_PREFIX = b'{"entries":['
-
 
 #: Reference columns that always hold a manifest digest (plus ``artifacts.digest`` of kind
 #: ``dir``). Such a blob that cannot be read as a manifest is damage, never "a plain file".
@@ -74,29 +72,21 @@ class _DamagedManifest(Exception):
 
 
 def _children(ws: Workspace, digest: str, *, manifest: bool) -> list[str]:
-    """Digests listed by ``digest`` when it is a manifest, else nothing.
+    """Digests listed by ``digest`` when it is a manifest (``manifest``: a digest from
+    :data:`MANIFEST_REFERENCES` or a ``dir`` artifact), else nothing: other blobs are files.
 
-    Raises FileNotFoundError when the blob is gone, and _DamagedManifest when it cannot be read
-    (it may be a manifest: treating it as "no children" would sweep the files it lists), when it
-    looks like a manifest but does not verify, or when it must be a manifest (``manifest``) and is not.
+    Raises FileNotFoundError when the blob is gone, and _DamagedManifest when a manifest cannot be
+    read, does not verify or is not a manifest (treating it as "no children" would sweep the files
+    it lists).
     """
     from modelyard.errors import BlobNotFoundError
 
-    blobs = ws.blobs
-    try:
-        if blobs.is_local:
-            with open(blobs.local_path(digest), "rb") as f:
-                head = f.read(len(_MANIFEST_PREFIX))
-        else:
-            head = blobs.read_bytes(digest)[: len(_MANIFEST_PREFIX)]
-    except (FileNotFoundError, BlobNotFoundError):
-        raise FileNotFoundError(digest) from None
-    except Exception as exc:
-        raise _DamagedManifest(digest) from exc
-    if head != _MANIFEST_PREFIX and not manifest:
+    if not manifest:
         return []
     try:
-        return [e.digest for e in blobs.read_manifest(digest)]
+        return ws.blobs.manifest_children(digest)
+    except BlobNotFoundError:
+        raise FileNotFoundError(digest) from None
     except Exception as exc:
         raise _DamagedManifest(digest) from exc
 

@@ -9,15 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.blobs import BlobStore, ManifestEntry, hash_bytes, hash_file, is_digest
+from modelyard.blobs import BlobStore, ManifestEntry, hash_bytes, hash_file, is_digest, manifest_bytes
 from modelyard.errors import BlobError, BlobNotFoundError, IntegrityError, InvalidArgumentError
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "fsspec-local"])
 def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    """Every store contract test runs on both backends: the local folder (LocalBackend) and
+    fsspec (FsspecBackend), in memory and on a real filesystem (``local://`` is fsspec's)."""
     if request.param == "local":
         return BlobStore(tmp_path / "blobs")
-    return BlobStore(f"memory://yard-test-{uuid.uuid4().hex}")
+    if request.param == "memory":
+        return BlobStore(f"memory://yard-test-{uuid.uuid4().hex}")
+    store = BlobStore(f"local://{tmp_path}/fs-blobs")
+    assert type(store.backend).__name__ == "FsspecBackend" and not store.is_local
+    return store
 
 
 def _corrupt(store: BlobStore, digest: str, data: bytes) -> None:
@@ -26,7 +32,7 @@ def _corrupt(store: BlobStore, digest: str, data: bytes) -> None:
         os.chmod(p, 0o644)
         p.write_bytes(data)
     else:
-        store._fs.pipe_file(store._remote(store._obj(digest)), data)
+        store.backend.fs.pipe_file(store.backend.path(digest), data)  # type: ignore[attr-defined]
 
 
 def test_put_and_read_roundtrip(blobs: BlobStore, tmp_path: Path) -> None:
@@ -180,3 +186,32 @@ def test_memory_store_through_a_workspace(tmp_path: Path) -> None:
         assert run.download_artifact("model.bin", tmp_path / "dl").read_bytes() == b"weights"
     finally:
         ws.close()
+
+
+def test_manifest_children(blobs: BlobStore, tmp_path: Path) -> None:
+    a, b = blobs.put_bytes(b"a"), blobs.put_bytes(b"b")
+    m = blobs.put_manifest([ManifestEntry("y/b.txt", b, 1), ManifestEntry("a.txt", a, 1)])
+    assert blobs.manifest_children(m) == [a, b]  # in path order
+    assert blobs.manifest_children(blobs.put_manifest([])) == []
+    with pytest.raises(BlobError, match=rf"^Blob {a[:12]}… is not a manifest\.$"):
+        blobs.manifest_children(a)
+    gone = hash_bytes(b"never stored")
+    with pytest.raises(BlobNotFoundError, match=rf"^Blob {gone[:12]}… is missing from "):
+        blobs.manifest_children(gone)
+    _corrupt(blobs, m, manifest_bytes([ManifestEntry("a.txt", b, 1)]))
+    with pytest.raises(IntegrityError, match=rf"^Blob {m[:12]}… in BlobStore\(.*\) does not match its digest"):
+        blobs.manifest_children(m)
+    with pytest.raises(InvalidArgumentError, match="is not a blob digest"):
+        blobs.manifest_children("../etc/passwd")
+
+
+def test_manifest_children_of_an_unreadable_blob(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    m = store.put_manifest([ManifestEntry("a.txt", store.put_bytes(b"a"), 1)])
+    p = store.local_path(m)
+    os.chmod(p, 0o644)
+    p.unlink()
+    p.mkdir()  # present, but reading it fails
+    assert store.exists(m)
+    with pytest.raises(BlobError, match=rf"^Cannot read blob {m[:12]}… in BlobStore\('.*/blobs'\): Is a directory\.$"):
+        store.manifest_children(m)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from modelyard.errors import BlobError
 
-__all__: list[str] = []
+__all__ = ["stat_source"]
 
 #: Copy buffer when the kernel cannot copy (matches the store's copy chunk).
 _COPY_CHUNK = 16 * 1024 * 1024
@@ -145,3 +145,16 @@ def _make_dir(path: Path, made: list[Path], *, root: bool = False) -> None:
         except OSError as exc:
             raise BlobError(f"Cannot create the folder {str(p)!r}: {_why(exc)}.") from exc
         made.append(p)
+
+
+def stat_source(src: Path) -> os.stat_result:
+    """The stat of a file about to be stored (BlobError when it is missing, unreadable or a folder)."""
+    try:
+        st = src.stat()
+    except FileNotFoundError as exc:
+        raise BlobError(f"Cannot store {str(src)!r}: the file does not exist.") from exc
+    except OSError as exc:
+        raise BlobError(f"Cannot read {str(src)!r}: {exc.strerror}.") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise BlobError(f"Cannot store {str(src)!r} as one blob: it is a folder. Use put_tree().")
+    return st
