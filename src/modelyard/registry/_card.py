@@ -9,23 +9,23 @@ audit history of the model.
 from __future__ import annotations
 
 import html
-import importlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from modelyard import _hooks
+from modelyard._shared import format_when, now_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.registry._service import AuditEntry, ModelVersion, RegisteredModel, RegistryService
 
 __all__ = ["CARD_SECTIONS", "ModelCard", "bar_chart_svg", "line_chart_svg", "model_card"]
 
-#: Extra card sections from other features, as ``"module:function"``:
+#: Extension point for extra card sections from other features (:mod:`modelyard._hooks`):
 #: ``fn(workspace, model_version) -> (title, markdown, html) | None``, shown after the metrics.
-CARD_SECTIONS: list[str] = ["modelyard.evaluation._hooks:card_section"]
+CARD_SECTIONS = "registry.card_section"
 
 
 def _when(ms: int | None) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC") if ms else "-"
+    return format_when(ms, "%Y-%m-%d %H:%M UTC")
 
 
 def _num(v: Any) -> str:
@@ -161,14 +161,8 @@ class ModelCard:
         return (
             "<!doctype html><html><head><meta charset=utf-8>"
             f"<title>Model card: {e(v.name)} v{v.version}</title><style>{_CSS}</style></head>"
-            f"<body><main>{body}<footer>modelyard {e(v.modelyard_version)} · model card generated {_when(_now())}</footer></main></body></html>"
+            f"<body><main>{body}<footer>modelyard {e(v.modelyard_version)} · model card generated {_when(now_ms())}</footer></main></body></html>"
         )
-
-
-def _now() -> int:
-    import time
-
-    return int(time.time() * 1000)
 
 
 _CSS = (
@@ -255,9 +249,8 @@ def model_card(name: str, version: int | str | None = None, *, uri: str | Worksp
         except NotFoundError:
             run = None
     sections = []
-    for target in CARD_SECTIONS:
-        module, _, attr = target.partition(":")
-        section = getattr(importlib.import_module(module), attr)(ws, mv)
+    for card_section in _hooks.load(CARD_SECTIONS):
+        section = card_section(ws, mv)
         if section is not None:
             sections.append(section)
     return ModelCard(svc.get_model(name), mv, svc.audit_log(name), run, history, sections)
