@@ -14,12 +14,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from modelyard._shared import parse_duration_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.monitoring._drift import DriftReference
-from modelyard.monitoring._predlog import features_and_outputs, parse_duration, read_window
 from modelyard.monitoring._report import DriftReport
 from modelyard.monitoring._schema import monitor_feedback, monitor_references, monitor_results, monitor_runs
+from modelyard.serving._predlog import features_and_outputs, output_columns, read_window
 
 __all__ = ["Monitor", "WindowResult", "ingest_feedback", "performance"]
 
@@ -28,7 +29,7 @@ _REGRESSION = ("mae", "rmse")
 
 
 def _now_ms() -> int:
-    from modelyard.tracking._ids import now_ms
+    from modelyard._shared import now_ms
 
     return now_ms()
 
@@ -287,7 +288,7 @@ class Monitor:
 
         from modelyard.monitoring._drift import drift
 
-        width = parse_duration(window, what="window")
+        width = parse_duration_ms(window, what="The window")
         end = end_ms if end_ms is not None else _now_ms()
         start = end - width
         logged = read_window(self.ws, self.model_name, start, end)
@@ -352,7 +353,6 @@ class Monitor:
         if preds is None:
             try:
                 from modelyard.registry._api import load_model
-                from modelyard.serving._predlog import _output_columns
 
                 model = load_model(f"{self.model_name}/{version}", uri=self.ws)
                 inputs = ref[[c for c in columns if c in ref.columns]]
@@ -364,7 +364,7 @@ class Monitor:
                     if not names:
                         raise
                     out = model.predict(ref[names])
-                preds = pd.DataFrame(_output_columns(out, len(ref)))
+                preds = pd.DataFrame(output_columns(out, len(ref)))
             except Exception as exc:
                 logging.getLogger("modelyard.monitoring").warning(
                     "no prediction drift for %s/%s: the reference could not be scored (%s)", self.model_name, version, exc
