@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from modelyard._shared import parse_duration_ms
+from modelyard._shared import now_ms, parse_duration_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.monitoring._drift import DriftReference
@@ -26,12 +26,6 @@ __all__ = ["Monitor", "WindowResult", "ingest_feedback", "performance"]
 
 _CLASSIFICATION = ("accuracy", "f1", "auc")
 _REGRESSION = ("mae", "rmse")
-
-
-def _now_ms() -> int:
-    from modelyard._shared import now_ms
-
-    return now_ms()
 
 
 # -- feedback -----------------------------------------------------------------------------------
@@ -66,7 +60,7 @@ def ingest_feedback(
             )
     df = df[[id_column, label_column]].dropna()
     df = df.drop_duplicates(subset=id_column, keep="last")
-    now = _now_ms()
+    now = now_ms()
     rows = [
         {"request_id": str(rid), "label": json.dumps(_py(v)), "received_at": now}
         for rid, v in zip(df[id_column].tolist(), df[label_column].tolist(), strict=True)
@@ -259,7 +253,7 @@ class Monitor:
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
         digest = self.ws.blobs.put_bytes(buf.getvalue())
-        now = _now_ms()
+        now = now_ms()
         self.ws.store.write(
             lambda conn: conn.execute(
                 sa.insert(monitor_references).values(
@@ -289,7 +283,7 @@ class Monitor:
         from modelyard.monitoring._drift import drift
 
         width = parse_duration_ms(window, what="The window")
-        end = end_ms if end_ms is not None else _now_ms()
+        end = end_ms if end_ms is not None else now_ms()
         start = end - width
         logged = read_window(self.ws, self.model_name, start, end)
         ref_label, ref = self.reference(reference)
@@ -404,7 +398,7 @@ class Monitor:
     def _store_run(self, result: WindowResult, version: str | None) -> int:
         report = result.report
         digest = self.ws.blobs.put_bytes(report.to_json(indent=None).encode()) if report else None
-        now = _now_ms()
+        now = now_ms()
 
         def fn(conn: sa.Connection) -> int:
             run_id = conn.execute(
