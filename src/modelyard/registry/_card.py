@@ -161,8 +161,12 @@ class ModelCard:
         return (
             "<!doctype html><html><head><meta charset=utf-8>"
             f"<title>Model card: {e(v.name)} v{v.version}</title><style>{_CSS}</style></head>"
-            f"<body><main>{body}<footer>modelyard {e(v.modelyard_version)} · model card generated {_when(now_ms())}</footer></main></body></html>"
+            f"<body><main>{body}<footer>modelyard {e(v.modelyard_version)} · model card generated {_when(_now())}</footer></main></body></html>"
         )
+
+
+def _now() -> int:
+    return now_ms()
 
 
 _CSS = (
