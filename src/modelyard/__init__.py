@@ -13,7 +13,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from modelyard import _hooks
 from modelyard._version import __version__
+
+# Higher layers extend lower ones by registering here (DEVELOPING.md, "Layers"), imported only when
+# used: tracking's Run gets log_model from the registry and use_dataset/inputs from data (when the
+# first run is made); the evaluation feature checks alias moves and adds a model-card section.
+_hooks.extend("tracking.Run", "modelyard.registry._run", "modelyard.data._run")
+_hooks.extend("registry.alias_move", "modelyard.evaluation._protect:check_alias_move")
+_hooks.extend("registry.card_section", "modelyard.evaluation._hooks:card_section")
 
 #: Public name → "module:attribute". Later features add their names here.
 _EXPORTS: dict[str, str] = {

@@ -23,7 +23,28 @@ outside the operational tree, so ``except ModelyardError`` never hides a bug::
     └── ValidationFailed         data or a model did not pass its checks
         └── SignatureError       model input does not match the model's signature (.problems)
 
+Feature errors in the tree, defined beside their feature::
+
+    ModelyardError
+    ├── InvalidArgumentError
+    │   └── PolicyError          evaluation._policy: a gate policy file is not valid
+    ├── ConflictError
+    │   ├── RolloutStateError    rollout._state: the action does not fit the rollout's state
+    │   └── RevisionConflict     rollout._service: the rollout changed since it was read
+    ├── ValidationFailed
+    │   └── GateFailed           evaluation._gates: a model version failed its gates (.report)
+    ├── SwapError                serving._app: a new deployment spec was not applied (old one serves)
+    └── TargetError              rollout._target: the model server cannot be read or refuses a spec
+
     UsageError(RuntimeError)     the API was used in the wrong order (programmer error)
+
+Outside the tree on purpose (never reach a caller)::
+
+    HTTPProblem(Exception)       serving._codec: an HTTP error answer on its way out of the model
+                                 server, turned into a 4xx JSON response where it is caught
+    _DamagedManifest(Exception)  _maintenance: private, caught in its module by ``yard doctor``
+
+``tests/test_errors_tree.py`` checks that every exception class of modelyard is drawn here.
 """
 
 from __future__ import annotations

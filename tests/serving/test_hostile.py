@@ -194,8 +194,8 @@ def test_headerless_csv_says_the_first_row_looks_like_data(strict_app) -> None:
 def test_prediction_log_keeps_what_the_model_received(served_store) -> None:
     """Extra columns and int values for float columns do not reach the log: one request cannot
     add 50,000 columns or turn a feature's type."""
-    from modelyard.monitoring._predlog import features_and_outputs
     from modelyard.serving import read_prediction_log
+    from modelyard.serving._predlog import features_and_outputs
 
     for ref, name in (("flaky/2", "flaky"), ("clf/2", "clf")):  # pyfunc (regular path), sklearn (fast path)
         server = build_app({"models": {"primary": ref}, "allow_pickle": True}, uri=served_store)

@@ -107,3 +107,29 @@ def test_matrix_rows_log_typed_columns_and_mix_with_dict_entries(workspace) -> N
     mix = read_prediction_log(workspace, "mix")
     assert mix["input.a"].tolist() == [1.0, 0.5] and mix["input.n"].tolist() == [2, 3]
     assert mix["input.b"].tolist() == [True, True] and mix["output"].tolist() == [0.25, 0.75]
+
+
+def test_one_reader_for_serving_and_monitoring(workspace, monkeypatch) -> None:
+    """read_prediction_log takes [start, end]; monitoring's read_window [start, end) and names a
+    store without the log; segments whose output type changed between versions still read as one."""
+    from modelyard.serving import _predlog
+    from modelyard.serving._predlog import features_and_outputs, read_window
+
+    clock = iter([1000, 2000, 3000])
+    log = PredictionLogger(workspace, flush_rows=1000, flush_interval_s=60)
+    monkeypatch.setattr(_predlog, "now_ms", lambda: next(clock))
+    log.log("r1", "m", 1, {"x": [1.0]}, np.array([0.5]), 1.0)
+    log.log("r2", "m", 1, {"x": [2.0]}, np.array([0.7]), 1.0)
+    log.log("r3", "m", 2, {"x": [3.0]}, np.array(["yes"]), 1.0)  # v2 answers labels
+    monkeypatch.undo()
+    log.close()
+    assert read_prediction_log(workspace, "m", start_ms=1000, end_ms=2000)["request_id"].tolist() == ["r1", "r2"]
+    window = read_window(workspace, "m", 1000, 2000)
+    assert window["request_id"].tolist() == ["r1"]
+    frame, outputs = features_and_outputs(window)
+    assert list(frame.columns) == ["x", "output"] and outputs == ["output"]
+    both = read_window(workspace, "m", 0, 10_000)
+    assert both["output"].tolist() == [0.5, 0.7, "yes"]
+    empty = read_window(workspace, "m", 5000, 6000)
+    assert empty.empty and list(empty.columns) == ["request_id", "timestamp_ms"]
+    assert read_prediction_log(workspace, "m", start_ms=5000).empty

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import typer
 
+from modelyard._shared import format_when
 from modelyard.cli._common import console, esc, print_json
 from modelyard.data._record import human_size as _size
 
@@ -22,8 +22,7 @@ def _svc() -> Any:
     return DataService()
 
 
-def _when(ms: int | None) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
+_when = format_when
 
 
 def _num(v: Any) -> str:

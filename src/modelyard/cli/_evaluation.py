@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
+from modelyard._shared import format_when
 from modelyard.cli._common import console, esc, print_json
 
 __all__ = ["register"]
@@ -137,8 +137,7 @@ def policy_check(file: Path = typer.Argument(..., help="Gate policy YAML file.")
     typer.echo(f"{file}: valid; gates: {', '.join(gates) or 'none'}; protects: {', '.join(pol.protected)}")
 
 
-def _when(ms: int | None) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
+_when = format_when
 
 
 @evaluations_app.command("list")

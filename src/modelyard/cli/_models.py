@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from modelyard._shared import format_when
 from modelyard.cli._common import console, esc, print_json
 
 __all__ = ["app"]
@@ -15,8 +15,7 @@ __all__ = ["app"]
 app = typer.Typer(help="Registered models: versions, aliases, audit log, model cards.", no_args_is_help=True)
 
 
-def _when(ms: int | None) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
+_when = format_when
 
 
 def _svc() -> Any:

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import typer
 
+from modelyard._shared import format_when
 from modelyard.cli._common import fail, print_json
 
 __all__ = ["app", "register", "rollback"]
@@ -20,7 +20,7 @@ _SERVER = typer.Option(None, "--server", envvar="YARD_SERVE_URL",
 
 
 def _when(ms: int | None) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S") if ms else "-"
+    return format_when(ms, "%H:%M:%S")
 
 
 def _svc(say: Any = None) -> Any:

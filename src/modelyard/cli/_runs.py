@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import typer
 
+from modelyard._shared import format_when
 from modelyard.cli._common import console, esc, print_json
 
 __all__ = ["app"]
@@ -20,10 +20,7 @@ def _service() -> Any:
     return TrackingService()
 
 
-def _when(ms: int | None) -> str:
-    if not ms:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+_when = format_when
 
 
 def _fmt(v: Any) -> str:

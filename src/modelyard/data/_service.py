@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from modelyard._shared import now_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.blobs import ManifestEntry, manifest_digest
 from modelyard.data._io import (
@@ -35,7 +36,6 @@ from modelyard.errors import (
     invalid_param,
 )
 from modelyard.store._schema import experiments, runs
-from modelyard.tracking._ids import now_ms
 from modelyard.tracking._validation import check_key
 
 if TYPE_CHECKING:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
+
+from modelyard._shared import format_when
 
 __all__ = ["card_section", "evaluation_summaries", "print_evaluations"]
 
 
 def _when(ms: int | None) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M") if ms else "-"
+    return format_when(ms, "%Y-%m-%d %H:%M")
 
 
 def _num(v: Any) -> str:

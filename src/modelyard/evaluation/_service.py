@@ -8,12 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from modelyard._shared import new_run_id, now_ms, user_name
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.evaluation._evaluate import Evaluation, _dumps
 from modelyard.evaluation._schema import evaluations, gate_checks, gate_policies
-from modelyard.tracking._env import user_name
-from modelyard.tracking._ids import new_run_id, now_ms
 
 __all__ = ["EvaluationService", "parse_model_ref"]
 

@@ -32,9 +32,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from modelyard._shared import parse_duration_ms
 from modelyard._workspace import Workspace
 from modelyard.errors import InvalidArgumentError, did_you_mean
-from modelyard.monitoring._predlog import parse_duration
 from modelyard.monitoring._schema import (
     monitor_alert_firings,
     monitor_alert_rules,
@@ -150,8 +150,8 @@ def _rule_from_dict(i: int, raw: Any, source: str) -> AlertRule:
         metric=metric,
         threshold=threshold,
         op=op,
-        window_ms=parse_duration(raw.get("window", "1h"), what=f"'window' of rule {raw['name']!r}"),
-        for_ms=0 if raw.get("for") in (None, 0, "0") else parse_duration(raw["for"], what=f"'for' of rule {raw['name']!r}"),
+        window_ms=parse_duration_ms(raw.get("window", "1h"), what=f"The 'window' of rule {raw['name']!r}"),
+        for_ms=0 if raw.get("for") in (None, 0, "0") else parse_duration_ms(raw["for"], what=f"The 'for' of rule {raw['name']!r}"),
         severity=severity,
         column=str(column) if column else None,
     )

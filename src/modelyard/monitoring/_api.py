@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from modelyard._redact import is_reference, resolve_secret
+from modelyard._shared import parse_duration_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.monitoring._alerts import (
     deliver,
@@ -24,7 +25,6 @@ from modelyard.monitoring._alerts import (
 )
 from modelyard.monitoring._drift import drift
 from modelyard.monitoring._grafana import grafana_dashboard
-from modelyard.monitoring._predlog import parse_duration
 from modelyard.monitoring._report import DriftReport
 from modelyard.monitoring._schema import monitor_alert_state
 from modelyard.monitoring._service import Monitor, WindowResult, ingest_feedback, performance
@@ -102,10 +102,10 @@ def run(
     ``metrics_port``. Returns the number of evaluations; stops on ``stop``, Ctrl-C or ``once``.
     """
     ws = get_workspace(uri)
-    period_ms = parse_duration(every, what="'every' interval")
-    window_ms = parse_duration(window, what="window")
+    period_ms = parse_duration_ms(every, what="The 'every' interval")
+    window_ms = parse_duration_ms(window, what="The window")
     hook = webhook or os.environ.get("YARD_ALERT_WEBHOOK") or None
-    from modelyard.tracking._ids import now_ms
+    from modelyard._shared import now_ms
 
     if rules is not None:
         rule_list, file_hook = load_rules(rules)

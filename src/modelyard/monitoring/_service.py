@@ -14,23 +14,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from modelyard._shared import now_ms, parse_duration_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.monitoring._drift import DriftReference
-from modelyard.monitoring._predlog import features_and_outputs, parse_duration, read_window
 from modelyard.monitoring._report import DriftReport
 from modelyard.monitoring._schema import monitor_feedback, monitor_references, monitor_results, monitor_runs
+from modelyard.serving._predlog import features_and_outputs, output_columns, read_window
 
 __all__ = ["Monitor", "WindowResult", "ingest_feedback", "performance"]
 
 _CLASSIFICATION = ("accuracy", "f1", "auc")
 _REGRESSION = ("mae", "rmse")
-
-
-def _now_ms() -> int:
-    from modelyard.tracking._ids import now_ms
-
-    return now_ms()
 
 
 # -- feedback -----------------------------------------------------------------------------------
@@ -65,7 +60,7 @@ def ingest_feedback(
             )
     df = df[[id_column, label_column]].dropna()
     df = df.drop_duplicates(subset=id_column, keep="last")
-    now = _now_ms()
+    now = now_ms()
     rows = [
         {"request_id": str(rid), "label": json.dumps(_py(v)), "received_at": now}
         for rid, v in zip(df[id_column].tolist(), df[label_column].tolist(), strict=True)
@@ -258,7 +253,7 @@ class Monitor:
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
         digest = self.ws.blobs.put_bytes(buf.getvalue())
-        now = _now_ms()
+        now = now_ms()
         self.ws.store.write(
             lambda conn: conn.execute(
                 sa.insert(monitor_references).values(
@@ -287,8 +282,8 @@ class Monitor:
 
         from modelyard.monitoring._drift import drift
 
-        width = parse_duration(window, what="window")
-        end = end_ms if end_ms is not None else _now_ms()
+        width = parse_duration_ms(window, what="The window")
+        end = end_ms if end_ms is not None else now_ms()
         start = end - width
         logged = read_window(self.ws, self.model_name, start, end)
         ref_label, ref = self.reference(reference)
@@ -352,7 +347,6 @@ class Monitor:
         if preds is None:
             try:
                 from modelyard.registry._api import load_model
-                from modelyard.serving._predlog import _output_columns
 
                 model = load_model(f"{self.model_name}/{version}", uri=self.ws)
                 inputs = ref[[c for c in columns if c in ref.columns]]
@@ -364,7 +358,7 @@ class Monitor:
                     if not names:
                         raise
                     out = model.predict(ref[names])
-                preds = pd.DataFrame(_output_columns(out, len(ref)))
+                preds = pd.DataFrame(output_columns(out, len(ref)))
             except Exception as exc:
                 logging.getLogger("modelyard.monitoring").warning(
                     "no prediction drift for %s/%s: the reference could not be scored (%s)", self.model_name, version, exc
@@ -404,7 +398,7 @@ class Monitor:
     def _store_run(self, result: WindowResult, version: str | None) -> int:
         report = result.report
         digest = self.ws.blobs.put_bytes(report.to_json(indent=None).encode()) if report else None
-        now = _now_ms()
+        now = now_ms()
 
         def fn(conn: sa.Connection) -> int:
             run_id = conn.execute(

@@ -40,9 +40,7 @@ def _system_roots() -> tuple[str, ...]:
     for p in sys.path:
         if "site-packages" in p or "dist-packages" in p:
             roots.add(os.path.realpath(p))
-    import modelyard
-
-    roots.add(os.path.realpath(os.path.dirname(modelyard.__file__)))
+    roots.add(os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # modelyard itself
     return tuple(sorted(roots))
 
 

@@ -215,9 +215,7 @@ class RayExecutor(Executor):
             if self._address:
                 ray.init(address=self._address, logging_level="ERROR", log_to_driver=False)
             else:  # a local Ray: its workers import this very modelyard
-                import modelyard
-
-                src = os.path.dirname(os.path.dirname(os.path.abspath(modelyard.__file__)))
+                src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
                 path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
                 ray.init(
                     logging_level="ERROR",

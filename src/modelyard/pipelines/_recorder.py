@@ -12,12 +12,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from modelyard._shared import new_run_id, now_ms
 from modelyard._workspace import Workspace
 from modelyard.pipelines._graph import Node, iter_datasets, iter_refs
 from modelyard.pipelines._records import StepOutcome, StepState
 from modelyard.pipelines._schema import pipeline_cache, pipeline_step_runs
 from modelyard.store._schema import artifacts, params, runs, tags
-from modelyard.tracking._ids import new_run_id, now_ms
 from modelyard.tracking._records import RunStatus
 
 __all__ = ["Recorder"]

@@ -156,11 +156,11 @@ def run_pipeline(
     ``local``, ``process`` (default with > 1 core) or ``ray``. ``force``: step names to rerun
     with everything downstream. ``progress``: live view (default: when stdout is a TTY).
     """
+    from modelyard._shared import user_name
     from modelyard.pipelines._executors import make_executor
     from modelyard.pipelines._progress import Progress
     from modelyard.pipelines._recorder import Recorder
     from modelyard.tracking._api import start_run
-    from modelyard.tracking._env import user_name
     from modelyard.tracking._run import active_run
     from modelyard.tracking._service import format_exception
 

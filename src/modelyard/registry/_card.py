@@ -8,23 +8,23 @@ audit history of the model.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from modelyard import _hooks
+from modelyard._shared import format_when, now_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.registry._service import AuditEntry, ModelVersion, RegisteredModel, RegistryService
 
 __all__ = ["CARD_SECTIONS", "ModelCard", "model_card"]
 
-#: Extra card sections from other features, as ``"module:function"``:
+#: Extension point for extra card sections from other features (:mod:`modelyard._hooks`):
 #: ``fn(workspace, model_version) -> (title, markdown, html) | None``, shown after the metrics.
-CARD_SECTIONS: list[str] = ["modelyard.evaluation._hooks:card_section"]
+CARD_SECTIONS = "registry.card_section"
 
 
 def _when(ms: int | None) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC") if ms else "-"
+    return format_when(ms, "%Y-%m-%d %H:%M UTC")
 
 
 def _num(v: Any) -> str:
@@ -156,9 +156,7 @@ class ModelCard:
 
 
 def _now() -> int:
-    import time
-
-    return int(time.time() * 1000)
+    return now_ms()
 
 
 def model_card(name: str, version: int | str | None = None, *, uri: str | Workspace | None = None) -> ModelCard:
@@ -180,9 +178,8 @@ def model_card(name: str, version: int | str | None = None, *, uri: str | Worksp
         except NotFoundError:
             run = None
     sections = []
-    for target in CARD_SECTIONS:
-        module, _, attr = target.partition(":")
-        section = getattr(importlib.import_module(module), attr)(ws, mv)
+    for card_section in _hooks.load(CARD_SECTIONS):
+        section = card_section(ws, mv)
         if section is not None:
             sections.append(section)
     return ModelCard(svc.get_model(name), mv, svc.audit_log(name), run, history, sections)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import io
 import json
 import platform
-import time
 import warnings
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from typing import Any
 
+from modelyard._shared import now_ms
 from modelyard._version import __version__
 from modelyard._workspace import Workspace
 from modelyard.blobs._store import ManifestEntry
@@ -99,7 +99,7 @@ def pack_model(
         "requirements": reqs,
         "python": platform.python_version(),
         "modelyard_version": __version__,
-        "created_at": int(time.time() * 1000),
+        "created_at": now_ms(),
     }
     files[META_FILE] = json.dumps(meta, indent=2, sort_keys=True, default=str).encode()
     entries = []

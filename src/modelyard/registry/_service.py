@@ -7,7 +7,6 @@ transaction as the change itself: who, when, what (JSON detail) and why (reason)
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -17,13 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from modelyard import _hooks
+from modelyard._shared import now_ms, user_name
 from modelyard._version import __version__
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError, did_you_mean
 from modelyard.registry._schema import model_aliases, model_audit, model_versions, registered_models
 from modelyard.registry._signature import Signature
-from modelyard.tracking._env import user_name
-from modelyard.tracking._ids import now_ms
 
 __all__ = ["AuditEntry", "ModelRef", "ModelVersion", "RegisteredModel", "RegistryService", "parse_ref"]
 
@@ -32,10 +31,10 @@ _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,99}$")
 #: Aliases computed by the registry, never stored.
 RESERVED_ALIASES = frozenset({"latest"})
 
-#: Called before an alias moves, as ``"module:function"``:
-#: ``fn(name, alias, version, *, force, reason, uri) -> dict | None``; the dict is merged into the
-#: audit row, an exception refuses the move. The evaluation feature guards protected aliases here.
-ALIAS_HOOKS: list[str] = ["modelyard.evaluation._protect:check_alias_move"]
+#: Extension point ``"registry.alias_move"`` (:mod:`modelyard._hooks`): functions called before an
+#: alias moves, ``fn(name, alias, version, *, force, reason, uri) -> dict | None``; the dict is merged
+#: into the audit row, an exception refuses the move. The evaluation feature guards protected aliases.
+ALIAS_MOVE = "registry.alias_move"
 STATUSES = ("ready", "archived")
 
 
@@ -518,15 +517,13 @@ class RegistryService:
     ) -> ModelVersion:
         """Point ``alias`` at ``version`` in one transaction, with an audit row.
 
-        :data:`ALIAS_HOOKS` run first (a protected alias runs its gate policy); ``force`` with a
+        :data:`ALIAS_MOVE` hooks run first (a protected alias runs its gate policy); ``force`` with a
         ``reason`` overrides failed gates, and the hooks' findings go into the audit row.
         """
         check_alias(alias)
         version = _check_version(version)
         extra: dict[str, Any] = {}
-        for target in ALIAS_HOOKS:
-            module, _, attr = target.partition(":")
-            hook = getattr(importlib.import_module(module), attr)
+        for hook in _hooks.load(ALIAS_MOVE):
             extra.update(hook(name, alias, version, force=force, reason=reason, uri=self.ws) or {})
 
         def fn(conn: Connection) -> None:

@@ -16,7 +16,6 @@ token in the path, so a literal URL is refused; the reference is resolved at eac
 from __future__ import annotations
 
 import math
-import re
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
@@ -32,30 +31,15 @@ from pydantic import (
 )
 
 from modelyard._redact import is_reference, redact_webhook, resolve_secret
+from modelyard._shared import parse_duration_s
 from modelyard.errors import InvalidArgumentError
 
 __all__ = [
-    "STRATEGIES", "PromQuery", "RolloutConfig", "Step", "load_config", "parse_duration", "parse_rate", "plan_steps",
+    "STRATEGIES", "PromQuery", "RolloutConfig", "Step", "load_config", "parse_rate", "plan_steps",
     "webhook_url",
 ]
 
 STRATEGIES = ("canary", "blue_green", "shadow", "ab")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(value: Any, what: str = "duration") -> float:
-    """Seconds from ``"500ms"``, ``"30s"``, ``"2m"``, ``"1h"`` (or a number of seconds)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{what} must be a positive number of seconds or a duration like 30s or 2m. "
-                             f"Got {value!r} instead")
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"{what} must be a positive duration with a unit, like 500ms, 30s, 2m or 1h. "
-                         f"Got {value!r} instead")
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
 
 
 def parse_rate(value: Any, what: str) -> float:
@@ -129,7 +113,7 @@ class RolloutConfig(_Strict):
     @field_validator("interval_s", "max_wait_s", "preview_analysis_s", "duration_s", "tick_s", mode="before")
     @classmethod
     def _durations(cls, v: Any, info: Any) -> Any:
-        return None if v is None else parse_duration(v, info.field_name.removesuffix("_s").replace("_", "-"))
+        return None if v is None else parse_duration_s(v, what=info.field_name.removesuffix("_s").replace("_", "-"))
 
     @field_validator("max_error_rate", "max_fallback_rate", "min_agreement", mode="before")
     @classmethod
@@ -210,7 +194,7 @@ def load_config(**kwargs: Any) -> RolloutConfig:
         lines = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "(config)"
-            msg = err["msg"].removeprefix("Value error, ")
+            msg = err["msg"].removeprefix("Value error, ").removesuffix(".")
             lines.append(msg if err["type"] == "value_error" else f"{loc}: {msg}")
         raise InvalidArgumentError("The rollout is not valid: " + "; ".join(lines) + ".") from None
 

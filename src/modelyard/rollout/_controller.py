@@ -27,13 +27,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from modelyard._shared import now_ms
 from modelyard._workspace import Workspace
 from modelyard.rollout._analysis import Analysis, analyse, snapshot
 from modelyard.rollout._schema import rollout_steps, rollouts
 from modelyard.rollout._service import RevisionConflict, Rollout, RolloutService
 from modelyard.rollout._state import RolloutState, StepResult
 from modelyard.rollout._target import target_from
-from modelyard.tracking._ids import now_ms
 
 __all__ = ["Controller"]
 

@@ -17,14 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from modelyard._redact import redact_url, redact_webhook, scrub_urls
+from modelyard._shared import now_ms, user_name
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import ConflictError, InvalidArgumentError, ModelyardError, NotFoundError
 from modelyard.rollout._config import RolloutConfig, Step, load_config, plan_steps, webhook_url
 from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
 from modelyard.rollout._state import RolloutState, check_transition
 from modelyard.rollout._target import TargetError, target_from
-from modelyard.tracking._env import user_name
-from modelyard.tracking._ids import now_ms
 
 __all__ = ["Rollout", "RolloutEvent", "RolloutService"]
 
@@ -33,8 +32,13 @@ log = logging.getLogger("modelyard.rollout")
 _S = RolloutState
 
 
-class RevisionConflict(Exception):
-    """The rollout changed since it was read (internal; the controller re-reads it)."""
+class RevisionConflict(ConflictError):
+    """Raised when a rollout changed since it was read (the controller re-reads it and carries on)."""
+
+    def __init__(self, rollout_id: str) -> None:
+        super().__init__(f"Rollout {rollout_id} changed while this action ran; read it again "
+                         "(yard rollout status) and retry.")
+        self.rollout_id = rollout_id
 
 
 @dataclass(frozen=True)

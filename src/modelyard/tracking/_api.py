@@ -6,9 +6,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from modelyard._shared import user_name
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.tracking import _heartbeat
-from modelyard.tracking._env import capture_environment, user_name
+from modelyard.tracking._env import capture_environment
 from modelyard.tracking._records import RunList, RunRecord, RunStatus
 from modelyard.tracking._run import Run, _push_active, _require_no_active, active_run
 from modelyard.tracking._service import TrackingService, _param_rows, _tag_rows, param_conflict

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import getpass
 import os
 import platform
 import shlex
@@ -15,6 +14,7 @@ from typing import Any
 import blake3
 
 from modelyard._redact import MASK, is_secret_name, might_hold_secret, redact_argv, redact_urls
+from modelyard._shared import user_name  # noqa: F401  (moved there; imported here by older code)
 
 __all__ = ["capture_environment", "installed_packages", "redact_environment"]
 
@@ -41,14 +41,6 @@ def installed_packages() -> list[str]:
         if name and name.lower() not in seen:
             seen[name.lower()] = f"{name}=={dist.version}"
     return sorted(seen.values(), key=str.lower)
-
-
-def user_name() -> str | None:
-    """The login name of the user running this process."""
-    try:
-        return os.environ.get("YARD_USER") or getpass.getuser()
-    except Exception:  # pragma: no cover - no passwd entry in some containers
-        return None
 
 
 @functools.lru_cache(maxsize=4096)  # listing runs reads the same commands again and again

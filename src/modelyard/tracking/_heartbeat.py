@@ -19,9 +19,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from modelyard._shared import now_ms
 from modelyard.errors import ConfigError
 from modelyard.store._schema import runs
-from modelyard.tracking._ids import now_ms
 
 __all__ = ["DEFAULT_INTERVAL_S", "DEFAULT_LOST_AFTER_S", "clock", "interval_ms", "is_lost", "lost_after_ms", "lost_cutoff", "status_expr"]
 

@@ -18,12 +18,13 @@ import logging
 import os
 import sys
 import threading
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from modelyard import _hooks
+from modelyard._shared import now_ms
 from modelyard.errors import ConflictError, ModelyardError, UsageError, invalid_param
 from modelyard.tracking import _heartbeat
 from modelyard.tracking._records import ArtifactRecord, RunRecord, RunStatus
@@ -116,9 +117,18 @@ class Run:
     """A run being logged. Use it as a context manager, or call :meth:`end`.
 
     Created by :func:`modelyard.start_run`; don't construct it directly.
+
+    Higher layers add methods here through the extension point ``"tracking.Run"``
+    (:mod:`modelyard._hooks`), loaded when the first run is made: ``log_model`` (the registry),
+    ``use_dataset`` and ``inputs`` (data). Tracking itself imports nothing above it.
     """
 
+    log_model: Callable[..., Any]
+    use_dataset: Callable[..., Any]
+    inputs: Callable[[], list[Any]]
+
     def __init__(self, service: TrackingService, record: RunRecord) -> None:
+        _hooks.load("tracking.Run")  # imported once, then found in sys.modules
         self._service = service
         self._record = record
         self.id: str = record.id
@@ -209,7 +219,7 @@ class Run:
             step = self._next_step.get(key, 0)
         elif type(step) is not int:
             step = _to_step(key, step)
-        ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
+        ts = now_ms() if timestamp is None else int(timestamp)
         nan = v != v
         row = (self.id, key, step, None if nan else v, nan, ts)
         with self._lock:
@@ -294,66 +304,6 @@ class Run:
     def download_artifact(self, path: str, dest: str | os.PathLike[str] = ".") -> Path:
         """Fetch an artifact of this run to ``dest`` (verified)."""
         return self._service.download_artifact(self.id, path, dest)
-
-    # -- models (registry) ---------------------------------------------------------------------
-    def log_model(
-        self,
-        model: Any,
-        name: str | None = None,
-        *,
-        input_example: Any = None,
-        flavor: str | None = None,
-        signature: Any = None,
-        artifact_path: str = "model",
-        requirements: list[str] | None = None,
-        description: str | None = None,
-        tags: Mapping[str, Any] | None = None,
-        **flavor_options: Any,
-    ) -> Any:
-        """Save ``model`` in a safe format as this run's artifact ``artifact_path`` and, with
-        ``name``, register it as the next version of that model (returns the ``ModelVersion``).
-
-        The flavor is detected from the object (or named: ``flavor="pyfunc"`` for custom code);
-        the signature is inferred from ``input_example``. The version records this run's metrics.
-        """
-        from modelyard.registry._api import log_model
-
-        self._check_open()
-        self.flush()
-        return log_model(
-            model,
-            name=name,
-            run_id=self.id,
-            artifact_path=artifact_path,
-            input_example=input_example,
-            flavor=flavor,
-            signature=signature,
-            requirements=requirements,
-            description=description,
-            tags=dict(tags) if tags else None,
-            uri=self._service.ws,
-            **flavor_options,
-        )
-
-    # -- data inputs (lineage dataset → run) ---------------------------------------------------------
-    def use_dataset(self, ref: str, *, engine: str = "pandas", columns: list[str] | None = None) -> Any:
-        """Record dataset version ``ref`` (``"churn-train@v3"``) as an input of this run and load it.
-
-        Returns a pandas DataFrame (``engine="polars"`` for polars, ``"arrow"`` for an Arrow
-        table). ``yard runs show`` and ``yard data show`` list the lineage both ways.
-        """
-        from modelyard.data._service import DataService
-
-        self._check_open()
-        svc = DataService(self._service.ws)
-        version = svc.record_input(self.id, ref)
-        return svc.load(version, engine=engine, columns=columns)
-
-    def inputs(self) -> list[Any]:
-        """Dataset versions this run used as inputs."""
-        from modelyard.data._service import DataService
-
-        return DataService(self._service.ws).inputs_of(self.id)
 
     # -- reading back ------------------------------------------------------------------------------
     def info(self) -> RunRecord:

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from modelyard._shared import new_run_id, now_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import (
     AlreadyExistsError,
@@ -25,7 +26,6 @@ from modelyard.errors import (
 from modelyard.store._schema import artifacts, experiments, latest_metrics, metrics, params, runs, tags
 from modelyard.tracking import _heartbeat
 from modelyard.tracking._env import redact_environment
-from modelyard.tracking._ids import new_run_id, now_ms
 from modelyard.tracking._records import ArtifactRecord, MetricPoint, RunList, RunRecord, RunStatus
 from modelyard.tracking._search import compile_order_by, compile_search
 from modelyard.tracking._validation import check_key, check_value
