@@ -224,15 +224,23 @@ def test_numeric_fast_path_matches_the_registry_predict(app, served_store) -> No
 
 
 def test_predict_routes_take_the_raw_path() -> None:
-    from modelyard.serving._app import _predict_route
+    from modelyard.serving._routes import ROUTES, FastRouter
 
-    assert _predict_route("/invocations") == ("invocations", {})
-    assert _predict_route("/v1/models/clf/predict") == ("native", {"name": "clf"})
-    assert _predict_route("/v1/models/clf/versions/2/predict") == ("native", {"name": "clf", "version": "2"})
-    assert _predict_route("/v2/models/clf/infer") == ("v2", {"name": "clf"})
-    assert _predict_route("/v2/models/clf/versions/3/infer") == ("v2", {"name": "clf", "version": "3"})
-    for other in ("/v1/models//predict", "/v1/models/a/b/predict", "/v1/models/clf", "/metrics", "/v2/models/clf/ready"):
-        assert _predict_route(other) is None
+    fast = FastRouter(ROUTES)
+
+    def match(path: str, method: str = "POST") -> tuple[str, dict[str, str]] | None:
+        got = fast.match(method, path)
+        return None if got is None else (got[0].api, got[1])
+
+    assert match("/invocations") == ("invocations", {})
+    assert match("/v1/models/clf/predict") == ("native", {"name": "clf"})
+    assert match("/v1/models/clf/versions/2/predict") == ("native", {"name": "clf", "version": "2"})
+    assert match("/v2/models/clf/infer") == ("v2", {"name": "clf"})
+    assert match("/v2/models/clf/versions/3/infer") == ("v2", {"name": "clf", "version": "3"})
+    for other in ("/v1/models//predict", "/v1/models/a/b/predict", "/v1/models/clf", "/metrics", "/v2/models/clf/ready",
+                  "/v1/models/clf/feedback", "/v1/models/clf/versions//predict", "/invocations/"):
+        assert match(other) is None, other
+    assert match("/v1/models/clf/predict", "GET") is None and match("/invocations", "PUT") is None
 
 
 def test_bad_version_in_the_path_is_404(app) -> None:
@@ -301,3 +309,96 @@ def test_batch_value_histogram_matches_one_observe_per_value() -> None:
                 h.observe(v)
         text.append([line for line in generate_latest(reg).decode().splitlines() if "_created" not in line])
     assert text[0] == text[1] and 'v_bucket{le="+Inf",m="a"} 505.0' in text[1]  # NaN reaches only the sum
+
+
+def _concrete(path: str) -> str:
+    return path.replace("{name}", "clf").replace("{version}", "1")
+
+
+def test_starlette_fast_path_and_openapi_come_from_one_route_table(app) -> None:
+    from modelyard.serving._routes import ROUTES
+
+    table = {(r.method, r.path) for r in app.routes}
+    assert app.routes == ROUTES and len(table) == len(ROUTES)  # one row per (method, path)
+    starlette = {(m, r.path) for r in app.app.routes for m in r.methods if m != "HEAD"}
+    doc = call(app, "GET", "/openapi.json").json()
+    documented = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
+    assert starlette == table
+    assert documented == {(m, p.replace("{name}", "clf")) for m, p in table}
+    fast = {(r.method, r.path) for r in ROUTES if app.fast_router.match(r.method, _concrete(r.path)) is not None}
+    assert fast == {(r.method, r.path) for r in ROUTES if r.api is not None} == {
+        ("POST", "/v1/models/{name}/predict"), ("POST", "/v1/models/{name}/versions/{version}/predict"),
+        ("POST", "/invocations"), ("POST", "/v2/models/{name}/infer"), ("POST", "/v2/models/{name}/versions/{version}/infer"),
+    }
+    for r in ROUTES:  # every schema a row names is in the document; the admin rows ask for the token
+        op = doc["paths"][r.path.replace("{name}", "clf")][r.method.lower()]
+        for ref in (r.request, r.response):
+            assert ref is None or ref in doc["components"]["schemas"]
+        assert ("security" in op) == r.auth == r.path.startswith("/admin/")
+
+
+def test_a_row_left_out_of_the_table_is_gone_from_every_view(served_store) -> None:
+    """The server's three views follow the table it is given: without the /invocations row, the
+    hot path, the Starlette routes and the document all lack it."""
+    from modelyard.serving import ModelServer
+    from modelyard.serving._routes import ROUTES
+
+    rows = tuple(r for r in ROUTES if r.name != "invocations")
+    server = ModelServer({"models": {"primary": "clf/1"}}, uri=served_store, prediction_log=False, routes=rows).start()
+    try:
+        r = call(server, "POST", "/invocations", json={"dataframe_records": [ROW]})
+        assert r.status_code == 404 and r.json() == {
+            "error": "No route '/invocations'; see /openapi.json for the endpoints.", "code": "not_found"}
+        assert "/invocations" not in call(server, "GET", "/openapi.json").json()["paths"]
+        assert call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).status_code == 200
+    finally:
+        server.close()
+
+
+def test_the_constructor_stores_and_start_loads(served_store) -> None:
+    from modelyard.serving import ModelServer
+
+    server = ModelServer({"models": {"primary": "nope/1"}}, uri=served_store, prediction_log=False)
+    assert not server.started and server.deployment is None  # nothing loaded, nothing raised yet
+    r = call(server, "POST", "/v1/models/nope/predict", json={"records": [ROW]})
+    assert r.status_code == 503 and r.json()["error"] == "No deployment is loaded yet; see /health/ready."
+    with pytest.raises(SwapError, match=r"The new spec was not applied: Model 'nope' is not registered"):
+        server.start()
+    assert not server.started
+    server.close()
+    lazy = ModelServer({"models": {"primary": "clf/1"}}, uri=served_store, prediction_log=False)
+    assert lazy.start() is lazy and lazy.started and lazy.deployment.primary.version == 1
+    first = lazy.deployment
+    lazy.start()  # a second start does nothing
+    assert lazy.deployment is first
+    lazy.close()
+
+
+def test_the_lifespan_startup_starts_the_server(served_store) -> None:
+    from modelyard.serving import ModelServer
+    from modelyard.serving._server import running
+
+    server = ModelServer({"models": {"primary": "clf/1"}}, uri=served_store, prediction_log=False)
+    with running(server) as h:  # uvicorn sends lifespan.startup before it listens
+        assert server.started
+        r = httpx.post(h.url + "/v1/models/clf/predict", json={"records": [ROW]}, timeout=60)
+        assert r.status_code == 200 and r.json()["version"] == 1
+    bad = ModelServer({"models": {"primary": "nope/1"}}, uri=served_store, prediction_log=False)
+    sent: list[dict] = []
+
+    async def lifespan() -> None:
+        messages = [{"type": "lifespan.startup"}]
+
+        async def receive() -> dict:
+            return messages.pop(0)
+
+        async def send(m: dict) -> None:
+            sent.append(m)
+
+        await bad({"type": "lifespan"}, receive, send)
+
+    asyncio.run(lifespan())  # the startup failure is reported to the ASGI server, which then exits
+    assert sent == [{"type": "lifespan.startup.failed",
+                     "message": "The new spec was not applied: Model 'nope' is not registered. List models with "
+                                "`yard models list`; register one with run.log_model(model, name=...)."}]
+    assert not bad.started and bad.last_swap["ok"] is False

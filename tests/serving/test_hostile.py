@@ -97,7 +97,7 @@ def test_bad_values_on_every_wire_format(strict_app) -> None:
 
 def test_bad_values_reach_neither_model_nor_fallback(served_store) -> None:
     """A pyfunc model (no fast path) with a model fallback: a bad value is the client's 422."""
-    spec = {"models": {"primary": "flaky/1"}, "fallback": {"model": "flaky/2"},
+    spec = {"models": {"primary": "flaky/1"}, "fallback": {"model": "flaky/2"}, "allow_pickle": True,
             "breaker": {"error_rate": 0.5, "window": 10, "min_requests": 2, "open_s": 600}}
     server = build_app(spec, uri=served_store, prediction_log=False)
     try:
@@ -198,7 +198,7 @@ def test_prediction_log_keeps_what_the_model_received(served_store) -> None:
     from modelyard.serving import read_prediction_log
 
     for ref, name in (("flaky/2", "flaky"), ("clf/2", "clf")):  # pyfunc (regular path), sklearn (fast path)
-        server = build_app({"models": {"primary": ref}}, uri=served_store)
+        server = build_app({"models": {"primary": ref}, "allow_pickle": True}, uri=served_store)
         try:
             rids = []
             for body in ({"records": [{"x": 1, "y": 2, "z": 3, "junk": "a"}]},
@@ -248,7 +248,7 @@ def test_class_probabilities_over_http(strict_app, served_store) -> None:
 
 
 def test_probabilities_of_a_model_without_them_is_422(served_store) -> None:
-    server = build_app({"models": {"primary": "flaky/2"}}, uri=served_store, prediction_log=False)
+    server = build_app({"models": {"primary": "flaky/2"}, "allow_pickle": True}, uri=served_store, prediction_log=False)
     try:
         r = call(server, "POST", "/v1/models/flaky/predict?proba=true", json={"records": [ROW]})
         assert r.status_code == 422 and r.json()["error"] == (
@@ -264,7 +264,7 @@ def test_a_warning_on_every_predict_is_logged_once_and_counted(register_extra, c
     uri = register_extra("warner")
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")  # the worst case: nothing holds repeats back
-        server = build_app({"models": {"primary": "warner/1"}}, uri=uri, prediction_log=False)
+        server = build_app({"models": {"primary": "warner/1"}, "allow_pickle": True}, uri=uri, prediction_log=False)
         try:
             with caplog.at_level(logging.WARNING, logger="modelyard.serving"):
                 for _ in range(40):
@@ -287,7 +287,7 @@ def test_dates_are_parsed_at_the_codec_without_pandas_warnings(register_extra) -
     uri = register_extra("dated")
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        server = build_app({"models": {"primary": "dated/1"}}, uri=uri)
+        server = build_app({"models": {"primary": "dated/1"}, "allow_pickle": True}, uri=uri)
         seen.clear()
         try:
             r = call(server, "POST", "/v1/models/dated/predict", json={"records": [{"d": "01/03/2024 10:00", "x": 1}]})

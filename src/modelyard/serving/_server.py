@@ -133,7 +133,7 @@ def worker_app() -> Any:
     spec = os.environ.get(_ENV_SPEC)
     if not spec:
         raise InvalidArgumentError(f"{_ENV_SPEC} is not set; start workers with 'yard serve'.")
-    server = ModelServer(spec, uri=os.environ.get(_ENV_URI) or None, watch=True, persist_swaps=True)
+    server = ModelServer(spec, uri=os.environ.get(_ENV_URI) or None, watch=True, persist_swaps=True).start()
     _freeze_heap()
     return server
 
@@ -157,7 +157,7 @@ def serve(
 
     n = resolve_workers(workers)
     if n == 1:
-        server = ModelServer(spec_path or spec, uri=uri, admin_token=admin_token, watch=spec_path is not None)
+        server = ModelServer(spec_path or spec, uri=uri, admin_token=admin_token, watch=spec_path is not None).start()
         if on_ready:
             on_ready(server, n)
         _freeze_heap()
@@ -169,7 +169,7 @@ def serve(
         return
     # several workers: validate and load once here, so a bad reference fails before forking
     spec_obj = load_spec(spec_path or spec)
-    probe = ModelServer(spec_obj, uri=uri, prediction_log=False)
+    probe = ModelServer(spec_obj, uri=uri, prediction_log=False).start()
     if on_ready:
         on_ready(probe, n)
     probe.close()
