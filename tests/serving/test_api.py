@@ -1,4 +1,6 @@
-"""The server's HTTP surface, in process (httpx over ASGI): formats, errors, pinning, admin, swaps."""
+"""The server's HTTP surface, in process (httpx over ASGI): formats, errors, pinning, admin, swaps.
+
+The tests that touch a store run on SQLite and on PostgreSQL (``backend_store``)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ ROW = {"x": 0.5, "y": -0.2, "z": 1.0}
 
 
 @pytest.fixture(scope="module")
-def app(served_store):  # type: ignore[no-untyped-def]
+def app(backend_store):  # type: ignore[no-untyped-def]
     spec = {"models": {"primary": "clf@production"}, "fallback": {"model": "clf/2"}}
-    server = build_app(spec, uri=served_store, admin_token="s3cret", prediction_log=False)
+    server = build_app(spec, uri=backend_store, admin_token="s3cret", prediction_log=False)
     yield server
     server.close()
 
@@ -113,9 +115,9 @@ def test_bad_input_is_a_clear_json_error(app) -> None:
     assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
 
 
-def test_body_limit_gives_413(served_store) -> None:
+def test_body_limit_gives_413(backend_store) -> None:
     spec = {"models": {"primary": "clf/1"}, "limits": {"max_body_bytes": 200, "max_rows": 3}}
-    server = build_app(spec, uri=served_store, prediction_log=False)
+    server = build_app(spec, uri=backend_store, prediction_log=False)
     try:
         r = call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW] * 20})
         assert r.status_code == 413 and r.json()["code"] == "body_too_large"
@@ -165,8 +167,8 @@ def test_admin_endpoint_needs_the_token_and_keeps_old_spec_on_failure(app) -> No
     app.swap({"models": {"primary": "clf@production"}, "fallback": {"model": "clf/2"}})
 
 
-def test_admin_disabled_without_token(served_store) -> None:
-    server = build_app({"models": {"primary": "clf/1"}}, uri=served_store, prediction_log=False)
+def test_admin_disabled_without_token(backend_store) -> None:
+    server = build_app({"models": {"primary": "clf/1"}}, uri=backend_store, prediction_log=False)
     try:
         r = call(server, "PUT", "/admin/spec", content="models: {primary: clf/2}", headers={"authorization": "Bearer x"})
         assert r.status_code == 403
@@ -176,29 +178,29 @@ def test_admin_disabled_without_token(served_store) -> None:
         server.close()
 
 
-def test_build_app_fails_clearly_for_an_unknown_model(served_store) -> None:
+def test_build_app_fails_clearly_for_an_unknown_model(backend_store) -> None:
     with pytest.raises(SwapError, match=r"The new spec was not applied: Model 'nope' is not registered") as info:
-        build_app({"models": {"primary": "nope/1"}}, uri=served_store)
+        build_app({"models": {"primary": "nope/1"}}, uri=backend_store)
     assert isinstance(info.value.__cause__, NotFoundError)
 
 
-def test_prediction_log_is_written(served_store) -> None:
+def test_prediction_log_is_written(backend_store) -> None:
     from modelyard.serving import read_prediction_log
 
-    server = build_app({"models": {"primary": "clf/1"}}, uri=served_store)
+    server = build_app({"models": {"primary": "clf/1"}}, uri=backend_store)
     try:
         r = call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW, ROW]})
         rid = r.json()["request_id"]
     finally:
         server.close()
-    df = read_prediction_log(served_store, "clf", model_version=1)
+    df = read_prediction_log(backend_store, "clf", model_version=1)
     mine = df[df["request_id"] == rid]
     assert len(mine) == 2
     assert mine["input.x"].tolist() == [0.5, 0.5] and not mine["fallback"].any()
     assert mine["output"].tolist() == r.json()["predictions"]
 
 
-def test_numeric_fast_path_matches_the_registry_predict(app, served_store) -> None:
+def test_numeric_fast_path_matches_the_registry_predict(app, backend_store) -> None:
     import numpy as np
     import pandas as pd
 
@@ -208,12 +210,12 @@ def test_numeric_fast_path_matches_the_registry_predict(app, served_store) -> No
     assert call(app, "GET", "/health/ready").json()["models"]["primary"]["fast_path"] is True
     rows = [{"x": float(i) / 3 - 2, "y": (i % 5) - 2.0, "z": i % 2} for i in range(30)]
     got = call(app, "POST", "/v1/models/clf/predict", json={"records": rows}).json()["predictions"]
-    model = load_model("clf/1", served_store)
+    model = load_model("clf/1", backend_store)
     assert got == model.predict(pd.DataFrame(rows)).tolist()
     shuffled = [{"z": r["z"], "x": r["x"], "y": r["y"], "extra": "ignored"} for r in rows]
     assert call(app, "POST", "/v1/models/clf/predict", json={"records": shuffled}).json()["predictions"] == got
     # a pyfunc model never takes the fast path; neither does a row the signature would reject
-    assert numeric_fast_path(load_model("flaky/2", served_store, allow_pickle=True)) is None
+    assert numeric_fast_path(load_model("flaky/2", backend_store, allow_pickle=True)) is None
     fast = numeric_fast_path(model)
     from modelyard.serving._codec import Payload
 
@@ -250,10 +252,10 @@ def test_bad_version_in_the_path_is_404(app) -> None:
     assert r.status_code == 404 and r.json()["code"] == "not_found"
 
 
-def test_raw_path_reads_a_body_sent_in_chunks_and_limits_it(served_store) -> None:
+def test_raw_path_reads_a_body_sent_in_chunks_and_limits_it(backend_store) -> None:
     import json
 
-    server = build_app({"models": {"primary": "clf/1"}, "limits": {"max_body_bytes": 200}}, uri=served_store,
+    server = build_app({"models": {"primary": "clf/1"}, "limits": {"max_body_bytes": 200}}, uri=backend_store,
                        prediction_log=False)
 
     def post(chunks: list[bytes]) -> tuple[int, dict]:
@@ -337,14 +339,14 @@ def test_starlette_fast_path_and_openapi_come_from_one_route_table(app) -> None:
         assert ("security" in op) == r.auth == r.path.startswith("/admin/")
 
 
-def test_a_row_left_out_of_the_table_is_gone_from_every_view(served_store) -> None:
+def test_a_row_left_out_of_the_table_is_gone_from_every_view(backend_store) -> None:
     """The server's three views follow the table it is given: without the /invocations row, the
     hot path, the Starlette routes and the document all lack it."""
     from modelyard.serving import ModelServer
     from modelyard.serving._routes import ROUTES
 
     rows = tuple(r for r in ROUTES if r.name != "invocations")
-    server = ModelServer({"models": {"primary": "clf/1"}}, uri=served_store, prediction_log=False, routes=rows).start()
+    server = ModelServer({"models": {"primary": "clf/1"}}, uri=backend_store, prediction_log=False, routes=rows).start()
     try:
         r = call(server, "POST", "/invocations", json={"dataframe_records": [ROW]})
         assert r.status_code == 404 and r.json() == {
@@ -355,10 +357,10 @@ def test_a_row_left_out_of_the_table_is_gone_from_every_view(served_store) -> No
         server.close()
 
 
-def test_the_constructor_stores_and_start_loads(served_store) -> None:
+def test_the_constructor_stores_and_start_loads(backend_store) -> None:
     from modelyard.serving import ModelServer
 
-    server = ModelServer({"models": {"primary": "nope/1"}}, uri=served_store, prediction_log=False)
+    server = ModelServer({"models": {"primary": "nope/1"}}, uri=backend_store, prediction_log=False)
     assert not server.started and server.deployment is None  # nothing loaded, nothing raised yet
     r = call(server, "POST", "/v1/models/nope/predict", json={"records": [ROW]})
     assert r.status_code == 503 and r.json()["error"] == "No deployment is loaded yet; see /health/ready."
@@ -366,7 +368,7 @@ def test_the_constructor_stores_and_start_loads(served_store) -> None:
         server.start()
     assert not server.started
     server.close()
-    lazy = ModelServer({"models": {"primary": "clf/1"}}, uri=served_store, prediction_log=False)
+    lazy = ModelServer({"models": {"primary": "clf/1"}}, uri=backend_store, prediction_log=False)
     assert lazy.start() is lazy and lazy.started and lazy.deployment.primary.version == 1
     first = lazy.deployment
     lazy.start()  # a second start does nothing
@@ -374,16 +376,16 @@ def test_the_constructor_stores_and_start_loads(served_store) -> None:
     lazy.close()
 
 
-def test_the_lifespan_startup_starts_the_server(served_store) -> None:
+def test_the_lifespan_startup_starts_the_server(backend_store) -> None:
     from modelyard.serving import ModelServer
     from modelyard.serving._server import running
 
-    server = ModelServer({"models": {"primary": "clf/1"}}, uri=served_store, prediction_log=False)
+    server = ModelServer({"models": {"primary": "clf/1"}}, uri=backend_store, prediction_log=False)
     with running(server) as h:  # uvicorn sends lifespan.startup before it listens
         assert server.started
         r = httpx.post(h.url + "/v1/models/clf/predict", json={"records": [ROW]}, timeout=60)
         assert r.status_code == 200 and r.json()["version"] == 1
-    bad = ModelServer({"models": {"primary": "nope/1"}}, uri=served_store, prediction_log=False)
+    bad = ModelServer({"models": {"primary": "nope/1"}}, uri=backend_store, prediction_log=False)
     sent: list[dict] = []
 
     async def lifespan() -> None:
