@@ -404,3 +404,41 @@ def test_the_lifespan_startup_starts_the_server(backend_store) -> None:
                      "message": "The new spec was not applied: Model 'nope' is not registered. List models with "
                                 "`yard models list`; register one with run.log_model(model, name=...)."}]
     assert not bad.started and bad.last_swap["ok"] is False
+
+
+def test_the_spec_file_watcher_swaps_when_the_file_changes(backend_store, tmp_path, metric) -> None:
+    """``watch=True``: a new spec file is served without a request asking for it; a spec that
+    does not load leaves the old one serving and the reason on /health/ready."""
+    import os
+    import time
+
+    spec_file = tmp_path / "serve.yaml"
+    spec_file.write_text("models: {primary: clf/1}\n")
+
+    def replace(text: str) -> None:  # in one step, as an editor or a config-map update does
+        tmp = tmp_path / "serve.yaml.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, spec_file)
+
+    def wait_until(cond, what: str) -> dict:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + 60
+        while not cond(ready := call(server, "GET", "/health/ready").json()):
+            assert time.monotonic() < deadline, f"{what} within 60 s: {ready}"
+            time.sleep(0.05)
+        return ready
+
+    server = build_app(spec_file, uri=backend_store, watch=True, prediction_log=False)
+    try:
+        assert call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).json()["version"] == 1
+        replace("models: {primary: clf/2}\n")
+        wait_until(lambda b: b["models"]["primary"]["version"] == 2, "the new spec was not served")
+        assert call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).json()["version"] == 2
+        replace("models: {primary: nope/1}\n")
+        ready = wait_until(lambda b: b["last_swap"]["ok"] is False, "the bad spec was not tried")
+        assert ready["status"] == "ready" and ready["models"]["primary"]["version"] == 2
+        assert ready["last_swap"]["error"].startswith("Model 'nope' is not registered.")
+        assert call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).json()["version"] == 2
+        assert metric(server, "yard_serving_spec_swaps_total", outcome="ok") == 2
+        assert metric(server, "yard_serving_spec_swaps_total", outcome="failed") == 1
+    finally:
+        server.close()

@@ -156,7 +156,13 @@ class ModelServer:
                     log.debug("prediction log not prepared", exc_info=True)
             if self.spec_path is not None:
                 self._applied_digest = self._file_digest()
-            self.swap(first)
+            try:
+                self.swap(first)
+            except SwapError:
+                if self.predlog is not None:  # nothing to log: do not leave its thread behind
+                    self.predlog.close()
+                    self.predlog = None
+                raise
             self._started = True
             if self.watch and self.spec_path is not None:
                 self._watch_stop.clear()
