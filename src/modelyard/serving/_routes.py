@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -176,34 +177,24 @@ class FastRouter:
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = tuple(r for r in routes if r.api is not None)
         self._exact: dict[tuple[str, str], Route] = {}
-        self._patterns: dict[int, list[tuple[str, tuple[tuple[str, bool], ...], Route]]] = {}
+        self._patterns: dict[str, list[tuple[re.Pattern[str], Route]]] = {}
         for r in self.routes:
-            parts = r.path.split("/")
-            if not any(p.startswith("{") for p in parts):
+            if "{" not in r.path:
                 self._exact[(r.method, r.path)] = r
                 continue
-            segments = tuple((p[1:-1], True) if p.startswith("{") else (p, False) for p in parts)
-            self._patterns.setdefault(len(parts), []).append((r.method, segments, r))
+            regex = "".join(f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part)
+                            for part in re.split(r"(\{[^/{}]+\})", r.path))
+            self._patterns.setdefault(r.method, []).append((re.compile(regex + r"\Z"), r))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """``(route, path params)`` of the row answering ``method path``, or None."""
         route = self._exact.get((method, path))
         if route is not None:
             return route, {}
-        parts = path.split("/")
-        for m, segments, route in self._patterns.get(len(parts), ()):
-            if m != method:
-                continue
-            params: dict[str, str] = {}
-            for (text, is_param), part in zip(segments, parts, strict=True):
-                if is_param:
-                    if not part:
-                        break
-                    params[text] = part
-                elif text != part:
-                    break
-            else:
-                return route, params
+        for pattern, route in self._patterns.get(method, ()):
+            m = pattern.match(path)
+            if m is not None:
+                return route, m.groupdict()
         return None
 
 
