@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.errors import InvalidArgumentError, invalid_param
+from modelyard.serving._types import ASGIApp
 
 __all__ = ["ServerHandle", "available_cpus", "free_port", "resolve_workers", "run_in_thread", "serve", "worker_app"]
 
@@ -103,7 +104,7 @@ def _uvicorn_options(limits: Any = None) -> dict[str, Any]:
     return opts
 
 
-def uvicorn_config(app: Any, limits: Any = None, **kwargs: Any) -> Any:
+def uvicorn_config(app: ASGIApp | str, limits: Any = None, **kwargs: Any) -> Any:
     """A ``uvicorn.Config`` for ``app`` with the header/body deadlines and connection limits of
     ``limits`` (a spec's :class:`LimitsSpec`; defaults when None)."""
     import uvicorn
@@ -211,7 +212,7 @@ class ServerHandle:
         self._thread.join(timeout)
 
 
-def run_in_thread(app: Any, *, host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0,
+def run_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0,
                   limits: Any = None) -> ServerHandle:
     """Start ``app`` under uvicorn in a daemon thread on a loopback port; wait until it listens.
 
@@ -235,7 +236,7 @@ def run_in_thread(app: Any, *, host: str = "127.0.0.1", port: int | None = None,
 
 
 @contextlib.contextmanager
-def running(app: Any, **kwargs: Any) -> Iterator[ServerHandle]:
+def running(app: ASGIApp, **kwargs: Any) -> Iterator[ServerHandle]:
     """``with running(app) as h: httpx.get(h.url + "/health/ready")``."""
     handle = run_in_thread(app, **kwargs)
     try:
