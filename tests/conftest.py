@@ -106,6 +106,17 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from _pg_uri(tmp_path)
 
 
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def module_store_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Like ``store_uri`` (SQLite, then PostgreSQL) but shared by the tests of one module: for
+    stores that are expensive to fill (registered models). The tests must not depend on each other."""
+    tmp = tmp_path_factory.mktemp("module-store")
+    if request.param == "sqlite":
+        yield str(tmp / "store")
+        return
+    yield from _pg_uri(tmp)
+
+
 @pytest.fixture
 def pg_uri(tmp_path: Path) -> Iterator[str]:
     """A fresh PostgreSQL store URI (skipped when no server answers)."""

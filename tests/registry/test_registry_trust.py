@@ -137,7 +137,7 @@ def test_yard_serve_refuses_the_skops_gadget(workspace, tmp_path) -> None:
     with pytest.raises(SwapError, match=r"The new spec was not applied: Refusing to load model\.skops: it would "
                        r"instantiate untrusted types \['numpy\.full_like', 'numpy\.take', "
                        r"'numpy\.testing\._private\.utils\.runstring'\]"):
-        ModelServer({"models": {"primary": ref}}, uri=workspace.location.uri, prediction_log=False)
+        ModelServer({"models": {"primary": ref}}, uri=workspace.location.uri, prediction_log=False).start()
     assert not marker.exists()
 
 
@@ -275,11 +275,12 @@ def test_yard_serve_loads_pyfunc_only_with_the_spec_field(workspace, tmp_path) -
     marker = tmp_path / "marker"
     ref = _inject(workspace, {"python_model.cloudpickle": pickle.dumps(_Boom(str(marker)))}, flavor="pyfunc")
     with pytest.raises(SwapError, match=r"Refusing to load model evil/1: it is a pyfunc model.*yard serve/evaluate/gate --allow-pickle"):
-        ModelServer(spec_from_flags(ref), uri=workspace.location.uri, prediction_log=False)
+        ModelServer(spec_from_flags(ref), uri=workspace.location.uri, prediction_log=False).start()
     assert not marker.exists()
     assert spec_from_flags(ref, allow_pickle=True).allow_pickle is True
     # with the field set, the loader unpickles: the opt-in reaches the loader
-    server = ModelServer({"models": {"primary": ref}, "allow_pickle": True}, uri=workspace.location.uri, prediction_log=False)
+    server = ModelServer({"models": {"primary": ref}, "allow_pickle": True}, uri=workspace.location.uri,
+                         prediction_log=False).start()
     server.close()
     assert marker.read_text() == "pwned"
 

@@ -80,6 +80,18 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return uri
 
 
+def fill_store(store_uri: str, model_store: str) -> str:
+    """``store_uri`` (the ``store_uri`` fixture: a fresh SQLite folder or PostgreSQL schema) with the
+    models of ``model_store``: the folder copied on SQLite, the models registered anew on PostgreSQL."""
+    import shutil
+
+    if "://" in store_uri:
+        register(store_uri)
+    else:
+        shutil.copytree(model_store, store_uri)
+    return store_uri
+
+
 @pytest.fixture
 def store(model_store: str, tmp_path: Path) -> str:
     """A fresh copy of the model store for one test (rollouts and aliases start clean)."""

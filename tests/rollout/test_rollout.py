@@ -23,7 +23,7 @@ from modelyard.serving import build_app
 from modelyard.serving._server import running
 from modelyard.tracking._ids import now_ms
 
-from .conftest import BASE, Load
+from .conftest import BASE, Load, fill_store
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 #: Steps pass on sample counts (min_requests); the interval is only the least time a step runs.
@@ -57,6 +57,13 @@ class Hooks:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture
+def store(store_uri: str, model_store: str) -> str:
+    """The rollout models in a fresh store: once on SQLite, once on PostgreSQL (rollouts, aliases
+    and the audit log are written to it while the controller runs)."""
+    return fill_store(store_uri, model_store)
 
 
 @pytest.fixture

@@ -20,10 +20,17 @@ from modelyard.rollout import Controller, RolloutService, RolloutState
 from modelyard.serving import build_app
 from modelyard.serving._server import running
 
-from .conftest import BASE, Load
+from .conftest import BASE, Load, fill_store
 
 #: A bound on driving one rollout: it ends far sooner (steps wait for samples, not for a clock).
 DRIVE_S = 600
+
+
+@pytest.fixture
+def store(store_uri: str, model_store: str) -> str:
+    """The rollout models in a fresh store: once on SQLite, once on PostgreSQL (rollouts, aliases
+    and the audit log are written to it while the controller runs)."""
+    return fill_store(store_uri, model_store)
 
 
 @pytest.fixture

@@ -90,6 +90,45 @@ def served_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return uri
 
 
+@pytest.fixture(scope="module")
+def backend_store(module_store_uri: str) -> str:
+    """The models of ``served_store`` in a store shared by the module's tests, once on SQLite and
+    once on the real PostgreSQL."""
+    register_models(module_store_uri)
+    return module_store_uri
+
+
+@pytest.fixture
+def metric() -> Any:
+    """``metric(server_or_url, "yard_serving_spec_swaps_total", outcome="ok")``: the sum of the
+    samples of that name carrying those labels in the server's ``GET /metrics`` answer (0 when
+    none: an unlabelled counter child that never counted). A URL is scraped over HTTP, a server
+    object in process over ASGI."""
+    import asyncio
+    import re
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def value(target: Any, sample: str, **labels: str) -> float:
+        if isinstance(target, str):
+            r = httpx.get(target + "/metrics", timeout=60)
+        else:
+            async def get() -> httpx.Response:
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=target), base_url="http://t") as c:
+                    return await c.get("/metrics")
+
+            r = asyncio.run(get())
+        assert r.status_code == 200, r.text
+        families = list(text_string_to_metric_families(r.text))
+        family = re.sub(r"_(total|count|sum|bucket)$", "", sample)
+        assert family in {f.name for f in families}, f"no metric family {family!r} on /metrics"  # no typo passes
+        return sum(s.value for fam in families for s in fam.samples
+                   if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
+
+    return value
+
+
 @pytest.fixture(autouse=True)
 def _quiet_pyfunc_warning() -> Any:
     with warnings.catch_warnings():

@@ -1,4 +1,6 @@
-"""The server's HTTP surface, in process (httpx over ASGI): formats, errors, pinning, admin, swaps."""
+"""The server's HTTP surface, in process (httpx over ASGI): formats, errors, pinning, admin, swaps.
+
+The tests that touch a store run on SQLite and on PostgreSQL (``backend_store``)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ ROW = {"x": 0.5, "y": -0.2, "z": 1.0}
 
 
 @pytest.fixture(scope="module")
-def app(served_store):  # type: ignore[no-untyped-def]
+def app(backend_store):  # type: ignore[no-untyped-def]
     spec = {"models": {"primary": "clf@production"}, "fallback": {"model": "clf/2"}}
-    server = build_app(spec, uri=served_store, admin_token="s3cret", prediction_log=False)
+    server = build_app(spec, uri=backend_store, admin_token="s3cret", prediction_log=False)
     yield server
     server.close()
 
@@ -113,9 +115,9 @@ def test_bad_input_is_a_clear_json_error(app) -> None:
     assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
 
 
-def test_body_limit_gives_413(served_store) -> None:
+def test_body_limit_gives_413(backend_store) -> None:
     spec = {"models": {"primary": "clf/1"}, "limits": {"max_body_bytes": 200, "max_rows": 3}}
-    server = build_app(spec, uri=served_store, prediction_log=False)
+    server = build_app(spec, uri=backend_store, prediction_log=False)
     try:
         r = call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW] * 20})
         assert r.status_code == 413 and r.json()["code"] == "body_too_large"
@@ -165,8 +167,8 @@ def test_admin_endpoint_needs_the_token_and_keeps_old_spec_on_failure(app) -> No
     app.swap({"models": {"primary": "clf@production"}, "fallback": {"model": "clf/2"}})
 
 
-def test_admin_disabled_without_token(served_store) -> None:
-    server = build_app({"models": {"primary": "clf/1"}}, uri=served_store, prediction_log=False)
+def test_admin_disabled_without_token(backend_store) -> None:
+    server = build_app({"models": {"primary": "clf/1"}}, uri=backend_store, prediction_log=False)
     try:
         r = call(server, "PUT", "/admin/spec", content="models: {primary: clf/2}", headers={"authorization": "Bearer x"})
         assert r.status_code == 403
@@ -176,29 +178,29 @@ def test_admin_disabled_without_token(served_store) -> None:
         server.close()
 
 
-def test_build_app_fails_clearly_for_an_unknown_model(served_store) -> None:
+def test_build_app_fails_clearly_for_an_unknown_model(backend_store) -> None:
     with pytest.raises(SwapError, match=r"The new spec was not applied: Model 'nope' is not registered") as info:
-        build_app({"models": {"primary": "nope/1"}}, uri=served_store)
+        build_app({"models": {"primary": "nope/1"}}, uri=backend_store)
     assert isinstance(info.value.__cause__, NotFoundError)
 
 
-def test_prediction_log_is_written(served_store) -> None:
+def test_prediction_log_is_written(backend_store) -> None:
     from modelyard.serving import read_prediction_log
 
-    server = build_app({"models": {"primary": "clf/1"}}, uri=served_store)
+    server = build_app({"models": {"primary": "clf/1"}}, uri=backend_store)
     try:
         r = call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW, ROW]})
         rid = r.json()["request_id"]
     finally:
         server.close()
-    df = read_prediction_log(served_store, "clf", model_version=1)
+    df = read_prediction_log(backend_store, "clf", model_version=1)
     mine = df[df["request_id"] == rid]
     assert len(mine) == 2
     assert mine["input.x"].tolist() == [0.5, 0.5] and not mine["fallback"].any()
     assert mine["output"].tolist() == r.json()["predictions"]
 
 
-def test_numeric_fast_path_matches_the_registry_predict(app, served_store) -> None:
+def test_numeric_fast_path_matches_the_registry_predict(app, backend_store) -> None:
     import numpy as np
     import pandas as pd
 
@@ -208,12 +210,12 @@ def test_numeric_fast_path_matches_the_registry_predict(app, served_store) -> No
     assert call(app, "GET", "/health/ready").json()["models"]["primary"]["fast_path"] is True
     rows = [{"x": float(i) / 3 - 2, "y": (i % 5) - 2.0, "z": i % 2} for i in range(30)]
     got = call(app, "POST", "/v1/models/clf/predict", json={"records": rows}).json()["predictions"]
-    model = load_model("clf/1", served_store)
+    model = load_model("clf/1", backend_store)
     assert got == model.predict(pd.DataFrame(rows)).tolist()
     shuffled = [{"z": r["z"], "x": r["x"], "y": r["y"], "extra": "ignored"} for r in rows]
     assert call(app, "POST", "/v1/models/clf/predict", json={"records": shuffled}).json()["predictions"] == got
     # a pyfunc model never takes the fast path; neither does a row the signature would reject
-    assert numeric_fast_path(load_model("flaky/2", served_store, allow_pickle=True)) is None
+    assert numeric_fast_path(load_model("flaky/2", backend_store, allow_pickle=True)) is None
     fast = numeric_fast_path(model)
     from modelyard.serving._codec import Payload
 
@@ -224,15 +226,23 @@ def test_numeric_fast_path_matches_the_registry_predict(app, served_store) -> No
 
 
 def test_predict_routes_take_the_raw_path() -> None:
-    from modelyard.serving._app import _predict_route
+    from modelyard.serving._routes import ROUTES, FastRouter
 
-    assert _predict_route("/invocations") == ("invocations", {})
-    assert _predict_route("/v1/models/clf/predict") == ("native", {"name": "clf"})
-    assert _predict_route("/v1/models/clf/versions/2/predict") == ("native", {"name": "clf", "version": "2"})
-    assert _predict_route("/v2/models/clf/infer") == ("v2", {"name": "clf"})
-    assert _predict_route("/v2/models/clf/versions/3/infer") == ("v2", {"name": "clf", "version": "3"})
-    for other in ("/v1/models//predict", "/v1/models/a/b/predict", "/v1/models/clf", "/metrics", "/v2/models/clf/ready"):
-        assert _predict_route(other) is None
+    fast = FastRouter(ROUTES)
+
+    def match(path: str, method: str = "POST") -> tuple[str, dict[str, str]] | None:
+        got = fast.match(method, path)
+        return None if got is None else (got[0].api, got[1])
+
+    assert match("/invocations") == ("invocations", {})
+    assert match("/v1/models/clf/predict") == ("native", {"name": "clf"})
+    assert match("/v1/models/clf/versions/2/predict") == ("native", {"name": "clf", "version": "2"})
+    assert match("/v2/models/clf/infer") == ("v2", {"name": "clf"})
+    assert match("/v2/models/clf/versions/3/infer") == ("v2", {"name": "clf", "version": "3"})
+    for other in ("/v1/models//predict", "/v1/models/a/b/predict", "/v1/models/clf", "/metrics", "/v2/models/clf/ready",
+                  "/v1/models/clf/feedback", "/v1/models/clf/versions//predict", "/invocations/"):
+        assert match(other) is None, other
+    assert match("/v1/models/clf/predict", "GET") is None and match("/invocations", "PUT") is None
 
 
 def test_bad_version_in_the_path_is_404(app) -> None:
@@ -242,10 +252,10 @@ def test_bad_version_in_the_path_is_404(app) -> None:
     assert r.status_code == 404 and r.json()["code"] == "not_found"
 
 
-def test_raw_path_reads_a_body_sent_in_chunks_and_limits_it(served_store) -> None:
+def test_raw_path_reads_a_body_sent_in_chunks_and_limits_it(backend_store) -> None:
     import json
 
-    server = build_app({"models": {"primary": "clf/1"}, "limits": {"max_body_bytes": 200}}, uri=served_store,
+    server = build_app({"models": {"primary": "clf/1"}, "limits": {"max_body_bytes": 200}}, uri=backend_store,
                        prediction_log=False)
 
     def post(chunks: list[bytes]) -> tuple[int, dict]:
@@ -301,3 +311,134 @@ def test_batch_value_histogram_matches_one_observe_per_value() -> None:
                 h.observe(v)
         text.append([line for line in generate_latest(reg).decode().splitlines() if "_created" not in line])
     assert text[0] == text[1] and 'v_bucket{le="+Inf",m="a"} 505.0' in text[1]  # NaN reaches only the sum
+
+
+def _concrete(path: str) -> str:
+    return path.replace("{name}", "clf").replace("{version}", "1")
+
+
+def test_starlette_fast_path_and_openapi_come_from_one_route_table(app) -> None:
+    from modelyard.serving._routes import ROUTES
+
+    table = {(r.method, r.path) for r in app.routes}
+    assert app.routes == ROUTES and len(table) == len(ROUTES)  # one row per (method, path)
+    starlette = {(m, r.path) for r in app.app.routes for m in r.methods if m != "HEAD"}
+    doc = call(app, "GET", "/openapi.json").json()
+    documented = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
+    assert starlette == table
+    assert documented == {(m, p.replace("{name}", "clf")) for m, p in table}
+    fast = {(r.method, r.path) for r in ROUTES if app.fast_router.match(r.method, _concrete(r.path)) is not None}
+    assert fast == {(r.method, r.path) for r in ROUTES if r.api is not None} == {
+        ("POST", "/v1/models/{name}/predict"), ("POST", "/v1/models/{name}/versions/{version}/predict"),
+        ("POST", "/invocations"), ("POST", "/v2/models/{name}/infer"), ("POST", "/v2/models/{name}/versions/{version}/infer"),
+    }
+    for r in ROUTES:  # every schema a row names is in the document; the admin rows ask for the token
+        op = doc["paths"][r.path.replace("{name}", "clf")][r.method.lower()]
+        for ref in (r.request, r.response):
+            assert ref is None or ref in doc["components"]["schemas"]
+        assert ("security" in op) == r.auth == r.path.startswith("/admin/")
+
+
+def test_a_row_left_out_of_the_table_is_gone_from_every_view(backend_store) -> None:
+    """The server's three views follow the table it is given: without the /invocations row, the
+    hot path, the Starlette routes and the document all lack it."""
+    from modelyard.serving import ModelServer
+    from modelyard.serving._routes import ROUTES
+
+    rows = tuple(r for r in ROUTES if r.name != "invocations")
+    server = ModelServer({"models": {"primary": "clf/1"}}, uri=backend_store, prediction_log=False, routes=rows).start()
+    try:
+        r = call(server, "POST", "/invocations", json={"dataframe_records": [ROW]})
+        assert r.status_code == 404 and r.json() == {
+            "error": "No route '/invocations'; see /openapi.json for the endpoints.", "code": "not_found"}
+        assert "/invocations" not in call(server, "GET", "/openapi.json").json()["paths"]
+        assert call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).status_code == 200
+    finally:
+        server.close()
+
+
+def test_the_constructor_stores_and_start_loads(backend_store) -> None:
+    from modelyard.serving import ModelServer
+
+    server = ModelServer({"models": {"primary": "nope/1"}}, uri=backend_store, prediction_log=False)
+    assert not server.started and server.deployment is None  # nothing loaded, nothing raised yet
+    r = call(server, "POST", "/v1/models/nope/predict", json={"records": [ROW]})
+    assert r.status_code == 503 and r.json()["error"] == "No deployment is loaded yet; see /health/ready."
+    with pytest.raises(SwapError, match=r"The new spec was not applied: Model 'nope' is not registered"):
+        server.start()
+    assert not server.started
+    server.close()
+    lazy = ModelServer({"models": {"primary": "clf/1"}}, uri=backend_store, prediction_log=False)
+    assert lazy.start() is lazy and lazy.started and lazy.deployment.primary.version == 1
+    first = lazy.deployment
+    lazy.start()  # a second start does nothing
+    assert lazy.deployment is first
+    lazy.close()
+
+
+def test_the_lifespan_startup_starts_the_server(backend_store) -> None:
+    from modelyard.serving import ModelServer
+    from modelyard.serving._server import running
+
+    server = ModelServer({"models": {"primary": "clf/1"}}, uri=backend_store, prediction_log=False)
+    with running(server) as h:  # uvicorn sends lifespan.startup before it listens
+        assert server.started
+        r = httpx.post(h.url + "/v1/models/clf/predict", json={"records": [ROW]}, timeout=60)
+        assert r.status_code == 200 and r.json()["version"] == 1
+    bad = ModelServer({"models": {"primary": "nope/1"}}, uri=backend_store, prediction_log=False)
+    sent: list[dict] = []
+
+    async def lifespan() -> None:
+        messages = [{"type": "lifespan.startup"}]
+
+        async def receive() -> dict:
+            return messages.pop(0)
+
+        async def send(m: dict) -> None:
+            sent.append(m)
+
+        await bad({"type": "lifespan"}, receive, send)
+
+    asyncio.run(lifespan())  # the startup failure is reported to the ASGI server, which then exits
+    assert sent == [{"type": "lifespan.startup.failed",
+                     "message": "The new spec was not applied: Model 'nope' is not registered. List models with "
+                                "`yard models list`; register one with run.log_model(model, name=...)."}]
+    assert not bad.started and bad.last_swap["ok"] is False
+
+
+def test_the_spec_file_watcher_swaps_when_the_file_changes(backend_store, tmp_path, metric) -> None:
+    """``watch=True``: a new spec file is served without a request asking for it; a spec that
+    does not load leaves the old one serving and the reason on /health/ready."""
+    import os
+    import time
+
+    spec_file = tmp_path / "serve.yaml"
+    spec_file.write_text("models: {primary: clf/1}\n")
+
+    def replace(text: str) -> None:  # in one step, as an editor or a config-map update does
+        tmp = tmp_path / "serve.yaml.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, spec_file)
+
+    def wait_until(cond, what: str) -> dict:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + 60
+        while not cond(ready := call(server, "GET", "/health/ready").json()):
+            assert time.monotonic() < deadline, f"{what} within 60 s: {ready}"
+            time.sleep(0.05)
+        return ready
+
+    server = build_app(spec_file, uri=backend_store, watch=True, prediction_log=False)
+    try:
+        assert call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).json()["version"] == 1
+        replace("models: {primary: clf/2}\n")
+        wait_until(lambda b: b["models"]["primary"]["version"] == 2, "the new spec was not served")
+        assert call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).json()["version"] == 2
+        replace("models: {primary: nope/1}\n")
+        ready = wait_until(lambda b: b["last_swap"]["ok"] is False, "the bad spec was not tried")
+        assert ready["status"] == "ready" and ready["models"]["primary"]["version"] == 2
+        assert ready["last_swap"]["error"].startswith("Model 'nope' is not registered.")
+        assert call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).json()["version"] == 2
+        assert metric(server, "yard_serving_spec_swaps_total", outcome="ok") == 2
+        assert metric(server, "yard_serving_spec_swaps_total", outcome="failed") == 1
+    finally:
+        server.close()

@@ -95,7 +95,7 @@ def test_bad_values_on_every_wire_format(strict_app) -> None:
     assert csv.json()["problems"] == ["column 'z' row 0 is Infinity; numbers must be finite (send null for a missing value)"]
 
 
-def test_bad_values_reach_neither_model_nor_fallback(served_store) -> None:
+def test_bad_values_reach_neither_model_nor_fallback(served_store, metric) -> None:
     """A pyfunc model (no fast path) with a model fallback: a bad value is the client's 422."""
     spec = {"models": {"primary": "flaky/1"}, "fallback": {"model": "flaky/2"}, "allow_pickle": True,
             "breaker": {"error_rate": 0.5, "window": 10, "min_requests": 2, "open_s": 600}}
@@ -105,7 +105,8 @@ def test_bad_values_reach_neither_model_nor_fallback(served_store) -> None:
             r = call(server, "POST", "/v1/models/flaky/predict",
                      content=b'{"records": [{"x": Infinity, "y": 1, "z": 1}]}', headers=JSON)
             assert r.status_code == 422 and r.json()["code"] == "invalid_input"
-        assert server.metrics.fallbacks.labels("flaky", "error")._value.get() == 0
+        assert metric(server, "yard_serving_fallbacks_total", model="flaky") == 0
+        assert metric(server, "yard_serving_requests_total", endpoint="native", status="422") == 4
         assert server.deployment.primary.breaker.state.value == "closed"
     finally:
         server.close()
@@ -257,7 +258,7 @@ def test_probabilities_of_a_model_without_them_is_422(served_store) -> None:
         server.close()
 
 
-def test_a_warning_on_every_predict_is_logged_once_and_counted(register_extra, caplog) -> None:
+def test_a_warning_on_every_predict_is_logged_once_and_counted(register_extra, caplog, metric) -> None:
     import logging
     import warnings
 
@@ -270,7 +271,8 @@ def test_a_warning_on_every_predict_is_logged_once_and_counted(register_extra, c
                 for _ in range(40):
                     assert call(server, "POST", "/v1/models/warner/predict", json={"records": [ROW]}).status_code == 200
             calls = server.deployment.primary.model.raw.calls
-            count = server.metrics.model_warnings.labels("warner", "1", "UserWarning")._value.get()
+            count = metric(server, "yard_serving_model_warnings_total", model="warner", version="1",
+                           category="UserWarning")
         finally:
             server.close()
     logged = [r.getMessage() for r in caplog.records if "warned" in r.getMessage()]

@@ -288,11 +288,12 @@ async def feedback(server: Any, request: Any) -> Any:
     the one that answered the request id, remembered for the last 100,000 requests).
     """
     from modelyard.serving._codec import HTTPProblem, loads
+    from modelyard.serving._http import problem, read_body, respond
 
     dep = None
     try:
-        dep = server._enter(request.path_params.get("name"))
-        body = loads(await server._read_body(request, dep))
+        dep = server.enter(request.path_params.get("name"))
+        body = loads(await read_body(request, dep.spec.limits.max_body_bytes))
         router = dep.router
         if not isinstance(router, ABRouter):
             raise HTTPProblem(409, "no_ab_test", f"No A/B test runs on {dep.endpoint!r} (traffic kind "
@@ -336,9 +337,9 @@ async def feedback(server: Any, request: Any) -> Any:
             m.ab_sum.labels(*labels).inc(value)
             m.ab_sumsq.labels(*labels).inc(value * value)
             arms[slot] = arms.get(slot, 0) + 1
-        return server._respond(200, {"accepted": len(parsed), "unmatched": unmatched, "arms": arms})
+        return respond(200, {"accepted": len(parsed), "unmatched": unmatched, "arms": arms})
     except HTTPProblem as p:
-        return server._problem(p, "")
+        return problem(p, "")
     finally:
         if dep is not None:
             dep.leave()

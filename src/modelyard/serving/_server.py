@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.errors import InvalidArgumentError, invalid_param
+from modelyard.serving._types import ASGIApp
 
 __all__ = ["ServerHandle", "available_cpus", "free_port", "resolve_workers", "run_in_thread", "serve", "worker_app"]
 
@@ -103,7 +104,7 @@ def _uvicorn_options(limits: Any = None) -> dict[str, Any]:
     return opts
 
 
-def uvicorn_config(app: Any, limits: Any = None, **kwargs: Any) -> Any:
+def uvicorn_config(app: ASGIApp | str, limits: Any = None, **kwargs: Any) -> Any:
     """A ``uvicorn.Config`` for ``app`` with the header/body deadlines and connection limits of
     ``limits`` (a spec's :class:`LimitsSpec`; defaults when None)."""
     import uvicorn
@@ -133,7 +134,7 @@ def worker_app() -> Any:
     spec = os.environ.get(_ENV_SPEC)
     if not spec:
         raise InvalidArgumentError(f"{_ENV_SPEC} is not set; start workers with 'yard serve'.")
-    server = ModelServer(spec, uri=os.environ.get(_ENV_URI) or None, watch=True, persist_swaps=True)
+    server = ModelServer(spec, uri=os.environ.get(_ENV_URI) or None, watch=True, persist_swaps=True).start()
     _freeze_heap()
     return server
 
@@ -157,7 +158,7 @@ def serve(
 
     n = resolve_workers(workers)
     if n == 1:
-        server = ModelServer(spec_path or spec, uri=uri, admin_token=admin_token, watch=spec_path is not None)
+        server = ModelServer(spec_path or spec, uri=uri, admin_token=admin_token, watch=spec_path is not None).start()
         if on_ready:
             on_ready(server, n)
         _freeze_heap()
@@ -169,7 +170,7 @@ def serve(
         return
     # several workers: validate and load once here, so a bad reference fails before forking
     spec_obj = load_spec(spec_path or spec)
-    probe = ModelServer(spec_obj, uri=uri, prediction_log=False)
+    probe = ModelServer(spec_obj, uri=uri, prediction_log=False).start()
     if on_ready:
         on_ready(probe, n)
     probe.close()
@@ -211,7 +212,7 @@ class ServerHandle:
         self._thread.join(timeout)
 
 
-def run_in_thread(app: Any, *, host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0,
+def run_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0,
                   limits: Any = None) -> ServerHandle:
     """Start ``app`` under uvicorn in a daemon thread on a loopback port; wait until it listens.
 
@@ -235,7 +236,7 @@ def run_in_thread(app: Any, *, host: str = "127.0.0.1", port: int | None = None,
 
 
 @contextlib.contextmanager
-def running(app: Any, **kwargs: Any) -> Iterator[ServerHandle]:
+def running(app: ASGIApp, **kwargs: Any) -> Iterator[ServerHandle]:
     """``with running(app) as h: httpx.get(h.url + "/health/ready")``."""
     handle = run_in_thread(app, **kwargs)
     try:

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelyard._yaml import read_yaml_text
-from modelyard.errors import InvalidArgumentError
+from modelyard.errors import InvalidArgumentError, ModelyardError
 
 __all__ = [
     "BatchingSpec",
@@ -39,11 +39,16 @@ __all__ = [
     "ModelSlot",
     "PredictionLogSpec",
     "SingleTraffic",
+    "SwapError",
     "TrafficSpec",
     "load_spec",
     "parse_model_ref",
     "spec_from_flags",
 ]
+
+
+class SwapError(ModelyardError):
+    """Raised when a new spec cannot be loaded; the server keeps serving the old one."""
 
 
 def parse_model_ref(ref: str) -> tuple[str, str]:
