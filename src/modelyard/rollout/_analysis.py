@@ -30,7 +30,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelyard import _stats
 from modelyard.rollout._config import RolloutConfig
 from modelyard.rollout._state import StepResult
 from modelyard.rollout._stats import ArmStats, ab_test
@@ -151,6 +150,8 @@ def _prediction_counts(win: dict[str, float], version: int) -> tuple[list[str], 
 
 def drift(win: dict[str, float], current: dict[str, float], stable: int, candidate: int, min_n: int) -> dict[str, Any]:
     """PSI and JS distance of the candidate's predictions in the window against the stable version's."""
+    from modelyard import _stats  # numpy: not at import (``import modelyard.rollout`` stays light)
+
     names_c, cand = _prediction_counts(win, candidate)
     names_s, ref = _prediction_counts(win, stable)
     reference = "stable (this window)"

@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any, Literal
 
-from modelyard._stats import two_proportion_z
 from modelyard.errors import invalid_param
 
 __all__ = ["ABResult", "ArmStats", "ab_test", "msprt", "two_proportion_test", "welch_test"]
@@ -85,6 +84,8 @@ def _lift(ma: float, mb: float, va: float, vb: float, crit: float) -> tuple[floa
 
 def two_proportion_test(x_a: float, n_a: float, x_b: float, n_b: float, *, alpha: float = 0.05) -> dict[str, Any]:
     """Pooled two-proportion z-test of ``p_b - p_a``; unpooled interval for the difference."""
+    from modelyard._stats import two_proportion_z  # numpy: not at import
+
     if n_a <= 0 or n_b <= 0:
         return {"statistic": 0.0, "p_value": 1.0, "diff": None, "ci": None}
     pa, pb = x_a / n_a, x_b / n_b
