@@ -52,7 +52,7 @@ def test_a_candidate_failing_the_gates_is_refused_before_it_starts(served: Any, 
     assert msg.startswith("Refusing to start a rollout of 'm' version 5: 1 of 1 gates of the policy attached to 'm' "
                           "fail, so it could never be promoted to production:\n  - metrics.mae: ")
     assert msg.endswith("Fix the model (check with `yard gate m/5`) before rolling it out.")
-    assert app.deployment is before and svc.list("m") == []  # nothing started, nothing swapped
+    assert app.deployment is before and svc.list_rollouts("m") == []  # nothing started, nothing swapped
     r = svc.start("m", 2, target=app, steps=[50, 100], interval_s="1h")  # version 2 passes: it starts
     assert r.state is RolloutState.PROGRESSING
     # a promotion by hand that the gates refuse changes nothing: not the alias, not the traffic

@@ -192,7 +192,7 @@ def list_rollouts(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Rollouts, newest first."""
-    rows = _svc().list(model)
+    rows = _svc().list_rollouts(model)
     if as_json:
         print_json([r.to_dict() for r in rows])
         return

@@ -26,10 +26,9 @@ sides before the shares are taken (an empty bin would otherwise dominate the sta
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from modelyard import _stats
 from modelyard.data._profile import ColumnProfile, _coarsen
 
 __all__ = [
@@ -44,7 +43,6 @@ __all__ = [
 ]
 
 DRIFT_STATISTICS = ("psi", "js")
-_EPS = 1e-4
 #: Chance that one of a suite's auto-threshold distribution checks fails on a sample of the
 #: reference's own distribution (shared by the checks of the suite, Bonferroni).
 DISTRIBUTION_ALPHA = 0.005
@@ -62,22 +60,13 @@ def aligned_histograms(ref: ColumnProfile, cur: ColumnProfile) -> tuple[list[flo
     k = max(ref.hist_k, cur.hist_k)
     a_start, a = _coarsen(ref.hist_k, ref.hist_start, ref.hist_counts, k)
     b_start, b = _coarsen(cur.hist_k, cur.hist_start, cur.hist_counts, k)
-    lo = min(a_start, b_start)
-    hi = max(a_start + len(a), b_start + len(b))
-    ra = [0] * (hi - lo)
-    rb = [0] * (hi - lo)
-    for i, c in enumerate(a):
-        ra[a_start - lo + i] += c
-    for i, c in enumerate(b):
-        rb[b_start - lo + i] += c
+    lo, ra, rb = _stats.align_offsets(a_start, a, b_start, b)
     w = 2.0**k
-    return [(lo + i) * w for i in range(hi - lo + 1)], ra, rb
+    return [(lo + i) * w for i in range(len(ra) + 1)], ra, rb
 
 
 def _categorical(ref: ColumnProfile, cur: ColumnProfile) -> tuple[list[str], list[int], list[int]]:
-    keys = sorted(set(ref.values) | set(cur.values))
-    r = [ref.values.get(k, 0) for k in keys]
-    c = [cur.values.get(k, 0) for k in keys]
+    keys, r, c = _stats.align_categories(ref.values, cur.values)
     r_other = ref.count - sum(r)
     c_other = cur.count - sum(c)
     if r_other > 0 or c_other > 0:
@@ -102,24 +91,13 @@ def distance(ref: ColumnProfile, cur: ColumnProfile, statistic: str = "psi") -> 
     return _statistic(r, c, statistic)
 
 
-def _statistic(r: list[int] | np.ndarray, c: list[int] | np.ndarray, statistic: str) -> float | None:
-    rs, cs = float(np.sum(r)), float(np.sum(c))
-    if rs == 0 or cs == 0:
+def _statistic(r: list[int] | np.ndarray, c: list[int] | np.ndarray, statistic: str, pseudocount: float = 0.0) -> float | None:
+    if float(np.sum(r)) + pseudocount * len(r) == 0 or float(np.sum(c)) + pseudocount * len(c) == 0:
         return None
-    p = np.asarray(r, dtype=np.float64) / rs
-    q = np.asarray(c, dtype=np.float64) / cs
     if statistic == "psi":
-        p = np.maximum(p, _EPS)
-        q = np.maximum(q, _EPS)
-        return float(np.sum((q - p) * np.log(q / p)))
+        return _stats.psi(r, c, pseudocount=pseudocount)
     if statistic == "js":
-        m = (p + q) / 2
-
-        def kl(x: np.ndarray, y: np.ndarray) -> float:
-            mask = x > 0
-            return float(np.sum(x[mask] * np.log2(x[mask] / y[mask])))
-
-        return math.sqrt(max(0.0, (kl(p, m) + kl(q, m)) / 2))
+        return _stats.jensen_shannon(r, c, pseudocount=pseudocount)
     raise ValueError(statistic)
 
 
@@ -184,11 +162,7 @@ def auto_threshold(statistic: str, n_ref: int, n_cur: int, bins: int, checks: in
     ``PSI ≈ (1/n + 1/m) · χ²(bins − 1)``; JS distance ≈ ``sqrt(PSI / (8 ln 2))`` (see the module
     docstring); never below :data:`EFFECT_FLOOR`.
     """
-    from scipy.stats import chi2
-
-    q = float(chi2.isf(alpha / max(checks, 1), max(bins - 1, 1)))
-    psi = q * (1.0 / max(n_ref, 1) + 1.0 / max(n_cur, 1))
-    value = psi if statistic == "psi" else math.sqrt(psi / (8 * math.log(2)))
+    value = _stats.null_quantile(statistic, n_ref, n_cur, bins, alpha / max(checks, 1))  # type: ignore[arg-type]
     return max(EFFECT_FLOOR[statistic], value)
 
 
@@ -217,7 +191,7 @@ def distribution_check(
         return None
     # half a row in every bin on both sides: an empty bin (a rare but possible draw) would
     # otherwise weigh ln(share / 1e-4) and make the statistic's tail far heavier than chi-square's
-    value = _statistic(rg + 0.5, cg + 0.5, statistic)
+    value = _statistic(rg, cg, statistic, pseudocount=0.5)
     if value is None:
         return None
     bins = len(rg)

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from modelyard import _stats
 from modelyard.errors import invalid_param
-from modelyard.monitoring import _stats
 from modelyard.monitoring._report import ColumnDrift, DriftReport
 
 __all__ = ["DEFAULT_THRESHOLDS", "METHODS", "DriftReference", "drift"]
@@ -235,29 +235,12 @@ def _size(n: int, m: int) -> float:
     return 2.0 * n * m / (n + m) if n + m else 0.0
 
 
-def _adjust(p: np.ndarray, how: str) -> np.ndarray:
-    """Holm (step-down Bonferroni) or Benjamini–Hochberg adjusted p-values, in the input order."""
-    k = p.size
-    if k == 0 or how == "none":
-        return p.copy()
-    order = np.argsort(p, kind="stable")
-    ps = p[order]
-    if how == "holm":
-        adj = np.maximum.accumulate(np.minimum(1.0, ps * (k - np.arange(k))))
-    else:  # bh
-        adj = np.minimum.accumulate((ps * k / np.arange(1, k + 1))[::-1])[::-1]
-        adj = np.minimum(1.0, adj)
-    out = np.empty(k)
-    out[order] = adj
-    return out
-
-
 def _correct(cfg: _Config, cols: list[ColumnDrift]) -> None:
     """Correct the p-value decisions for the number of columns tested and apply the effect floor."""
     tested = [c for c in cols if c.method in P_VALUE_METHODS and c.status in ("ok", "drift") and c.p_value is not None]
     if not tested:
         return
-    adj = _adjust(np.array([float(c.p_value) for c in tested]), cfg.correction)  # type: ignore[arg-type]
+    adj = _stats.adjust_p_values([float(c.p_value) for c in tested], cfg.correction)  # type: ignore[arg-type]
     for c, pa in zip(tested, adj, strict=True):
         c.p_value_adjusted = float(pa)
         floor = cfg.min_effect if cfg.min_effect is not None else DEFAULT_THRESHOLDS[
@@ -449,9 +432,9 @@ def _categorical_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: D
     col.unseen_drift = bool(col.unseen_share >= cfg.unseen_threshold)
     if min(col.valid_reference, col.valid_current) < cfg.min_rows:
         return _finish_too_few(cfg, col)
-    cats = sorted(set(rc) | set(cc), key=lambda k: -(rc.get(k, 0) + cc.get(k, 0)))
-    r = np.array([rc.get(k, 0) for k in cats], dtype=np.float64)
-    c = np.array([cc.get(k, 0) for k in cats], dtype=np.float64)
+    cats, r_list, c_list = _stats.align_categories(rc, cc, order="frequency")
+    r = np.array(r_list, dtype=np.float64)
+    c = np.array(c_list, dtype=np.float64)
     top = cats[:_HIST_BINS]
     col.histogram = {
         "categories": top,

@@ -34,7 +34,7 @@ from modelyard.rollout._config import RolloutConfig
 from modelyard.rollout._state import StepResult
 from modelyard.rollout._stats import ArmStats, ab_test
 
-__all__ = ["Analysis", "Check", "analyse", "coarsen", "histogram_quantile", "js_distance", "psi", "snapshot", "window"]
+__all__ = ["Analysis", "Check", "analyse", "coarsen", "histogram_quantile", "snapshot", "window"]
 
 _PREFIXES = ("yard_serving_routed_", "yard_serving_shadow_", "yard_serving_ab_", "yard_serving_prediction_value_bucket",
              "yard_serving_prediction_label")
@@ -108,34 +108,6 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
     return prev_le
 
 
-def psi(ref: list[float], cur: list[float], eps: float = 1e-4) -> float:
-    """Population stability index of two count vectors (shares clipped at ``eps``)."""
-    rt, ct = sum(ref), sum(cur)
-    if rt <= 0 or ct <= 0:
-        return 0.0
-    out = 0.0
-    for r, c in zip(ref, cur, strict=True):
-        rs, cs = max(r / rt, eps), max(c / ct, eps)
-        out += (cs - rs) * math.log(cs / rs)
-    return out
-
-
-def js_distance(ref: list[float], cur: list[float]) -> float:
-    """Jensen–Shannon distance (base 2, in [0, 1]) of two count vectors."""
-    rt, ct = sum(ref), sum(cur)
-    if rt <= 0 or ct <= 0:
-        return 0.0
-    div = 0.0
-    for r, c in zip(ref, cur, strict=True):
-        p, q = r / rt, c / ct
-        m = (p + q) / 2
-        if p > 0:
-            div += 0.5 * p * math.log2(p / m)
-        if q > 0:
-            div += 0.5 * q * math.log2(q / m)
-    return math.sqrt(max(0.0, div))
-
-
 def version_stats(win: dict[str, float], version: int) -> dict[str, Any]:
     """Requests, error/fallback rates and p99 of one version over a window."""
     v = str(version)
@@ -178,17 +150,20 @@ def _prediction_counts(win: dict[str, float], version: int) -> tuple[list[str], 
 
 def drift(win: dict[str, float], current: dict[str, float], stable: int, candidate: int, min_n: int) -> dict[str, Any]:
     """PSI and JS distance of the candidate's predictions in the window against the stable version's."""
+    from modelyard import _stats  # numpy: not at import (``import modelyard.rollout`` stays light)
+
     names_c, cand = _prediction_counts(win, candidate)
     names_s, ref = _prediction_counts(win, stable)
     reference = "stable (this window)"
     if sum(ref) < min_n:
         names_s, ref = _prediction_counts(current, stable)
         reference = "stable (everything it served)"
-    keys = names_c if names_c == names_s else sorted(set(names_c) | set(names_s))
     cm, sm = dict(zip(names_c, cand, strict=True)), dict(zip(names_s, ref, strict=True))
-    r, c = coarsen([sm.get(k, 0.0) for k in keys], [cm.get(k, 0.0) for k in keys])
-    return {"psi": psi(r, c), "js": js_distance(r, c), "n": sum(c), "reference_n": sum(r), "reference": reference,
-            "bins": len(r)}
+    # the same buckets on both sides keep their order (by bound); else the union, sorted
+    _, r_al, c_al = _stats.align_categories(sm, cm, order="given" if names_c == names_s else "sorted")
+    r, c = coarsen(r_al, c_al)
+    return {"psi": _stats.psi(r, c), "js": _stats.jensen_shannon(r, c), "n": sum(c), "reference_n": sum(r),
+            "reference": reference, "bins": len(r)}
 
 
 def coarsen(ref: list[float], cur: list[float], min_share: float = 0.1) -> tuple[list[float], list[float]]:

@@ -25,12 +25,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
-
-from modelyard._shared import now_ms
 from modelyard._workspace import Workspace
 from modelyard.rollout._analysis import Analysis, analyse, snapshot
-from modelyard.rollout._schema import rollout_steps, rollouts
 from modelyard.rollout._service import RevisionConflict, Rollout, RolloutService
 from modelyard.rollout._state import RolloutState, StepResult
 from modelyard.rollout._target import target_from
@@ -71,24 +67,11 @@ class Controller:
 
     # -- lease -----------------------------------------------------------------------------------
     def _lease(self, rid: int) -> bool:
-        now = now_ms()
-
-        def fn(conn: Any) -> bool:
-            res = conn.execute(
-                rollouts.update()
-                .where(rollouts.c.id == rid, rollouts.c.active_model.is_not(None))
-                .where(sa.or_(rollouts.c.lease_owner.is_(None), rollouts.c.lease_owner == self.owner,
-                              rollouts.c.lease_until < now))
-                .values(lease_owner=self.owner, lease_until=now + int(self.lease_s * 1000))
-            )
-            return res.rowcount == 1
-
-        return bool(self.service.store.write(fn))
+        return self.service.take_lease(rid, self.owner, int(self.lease_s * 1000))
 
     def release(self, rid: int) -> None:
-        self.service.store.write(lambda conn: conn.execute(
-            rollouts.update().where(rollouts.c.id == rid, rollouts.c.lease_owner == self.owner)
-            .values(lease_owner=None, lease_until=None)))
+        """Give up this controller's lease on rollout ``rid``."""
+        self.service.release_lease(rid, self.owner)
 
     # -- one tick --------------------------------------------------------------------------------
     def tick(self, rollout_id: int) -> Rollout:
@@ -145,31 +128,23 @@ class Controller:
         a = analyse(r.config, model=r.model, stable=r.stable_version, candidate=r.candidate_version,
                     step=r.step_index, current=current_snap, baseline=baseline, elapsed_s=elapsed,
                     window_s=r.step.window_s, previous_p=prev_p)
-        svc.store.write(lambda conn: conn.execute(
-            rollouts.update().where(rollouts.c.id == r.id, rollouts.c.revision == r.revision)
-            .values(analysis=a.to_json())))
+        svc.save_analysis(r, a.to_json())
         if a.result is not None:
-            self._decide(r, tgt, a)
+            self._decide(r, tgt, a, a.result)
 
-    def _decide(self, r: Rollout, tgt: Any, a: Analysis) -> None:
+    def _decide(self, r: Rollout, tgt: Any, a: Analysis, result: StepResult) -> None:
         svc = self.service
         n = len(r.steps)
         label = f"step {r.step_index + 1}/{n} ({r.step.name})"
-        svc.store.write(lambda conn: (
-            conn.execute(rollout_steps.update().where(rollout_steps.c.rollout_id == r.id,
-                                                      rollout_steps.c.idx == r.step_index)
-                         .values(result=a.result.value, ended_at=now_ms())),
-            svc._event(conn, r, "analysis", f"{label}: {a.result.value}: {a.reason}", step=r.step_index,
-                       detail=a.to_dict(), audit=a.result is not StepResult.SUCCESSFUL or r.step_index == n - 1)))
-        svc.say(f"[rollout {r.id}] {label}: {a.result.value.upper()} — {a.reason}")
-        if a.result is StepResult.FAILED:
+        svc.end_step(r, result, f"{label}: {result.value}: {a.reason}", detail=a.to_dict(),
+                     audit=result is not StepResult.SUCCESSFUL or r.step_index == n - 1)
+        svc.say(f"[rollout {r.id}] {label}: {result.value.upper()} — {a.reason}")
+        if result is StepResult.FAILED:
             svc.roll_back(r, _S.FAILED, f"analysis failed at {label}: {a.reason}", target=tgt, check_revision=True,
                           action="fail")
-        elif a.result is StepResult.INCONCLUSIVE:
+        elif result is StepResult.INCONCLUSIVE:
             why = f"inconclusive at {label}: {a.reason}; resume or promote or abort by hand"
-            svc.store.write(lambda conn: (
-                svc._update(conn, r, check_revision=True, state=_S.PAUSED.value, reason=why),
-                svc._event(conn, r, "pause", why, step=r.step_index, audit=True)))
+            svc.hold(r, why, check_revision=True, audit=True)
             svc.say(f"[rollout {r.id}] paused for a human: {why}")
             svc.notify(r, "pause", f":pause_button: {r.model}: rollout paused — {why}")
         elif r.step_index + 1 < n:
@@ -178,9 +153,9 @@ class Controller:
             from modelyard.errors import ValidationFailed
 
             try:
-                svc.promote(r.model, target=tgt, reason=f"analysis passed every step ({n}); last: "
-                            + "; ".join(f"{c.metric} {c.value:.4g}" for c in a.checks if c.value is not None),
-                            _rollout=r, _check_revision=True)
+                svc.promote_rollout(r, target=tgt, check_revision=True, reason=f"analysis passed every step ({n}); "
+                                    "last: " + "; ".join(f"{c.metric} {c.value:.4g}" for c in a.checks
+                                                         if c.value is not None))
             except ValidationFailed as exc:  # the gate policy attached to the model refused `production`
                 bad = getattr(getattr(exc, "report", None), "failed", None)
                 failed = ", ".join(g.gate for g in bad) if bad else str(exc).splitlines()[0]
@@ -189,9 +164,7 @@ class Controller:
                               f"failed)", target=tgt, check_revision=True, action="fail")
         else:
             why = f"analysis passed ({label}); promote with `yard rollout promote {r.model}`"
-            svc.store.write(lambda conn: (
-                svc._update(conn, r, check_revision=True, state=_S.PAUSED.value, reason=why),
-                svc._event(conn, r, "pause", why, step=r.step_index)))
+            svc.hold(r, why, check_revision=True, audit=False)
             svc.say(f"[rollout {r.id}] waiting for a human: {why}")
 
     # -- loop ------------------------------------------------------------------------------------
@@ -210,7 +183,7 @@ class Controller:
         held: set[int] = set()
         try:
             while not stop.is_set():
-                todo = [self.service.get(rollout_id)] if rollout_id is not None else self.service.list(active=True)
+                todo = [self.service.get(rollout_id)] if rollout_id is not None else self.service.list_rollouts(active=True)
                 if rollout_id is not None and (todo[0].state.finished or todo[0].state is _S.PAUSED):
                     return todo
                 waits = []
@@ -231,7 +204,7 @@ class Controller:
                     self.release(rid)
                 except Exception:
                     pass
-        return [self.service.get(rollout_id)] if rollout_id is not None else self.service.list(active=True)
+        return [self.service.get(rollout_id)] if rollout_id is not None else self.service.list_rollouts(active=True)
 
 
 def _normalized(traffic: dict[str, Any]) -> dict[str, Any]:

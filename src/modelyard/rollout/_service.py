@@ -22,7 +22,7 @@ from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import ConflictError, InvalidArgumentError, ModelyardError, NotFoundError
 from modelyard.rollout._config import RolloutConfig, Step, load_config, plan_steps, webhook_url
 from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
-from modelyard.rollout._state import RolloutState, check_transition
+from modelyard.rollout._state import RolloutState, StepResult, check_transition
 from modelyard.rollout._target import TargetError, target_from
 
 __all__ = ["Rollout", "RolloutEvent", "RolloutService"]
@@ -181,7 +181,8 @@ class RolloutService:
                                     f"Start one with `yard rollout start {model} --to VERSION`.")
         return _record(row)
 
-    def list(self, model: str | None = None, *, active: bool = False) -> list[Rollout]:
+    def list_rollouts(self, model: str | None = None, *, active: bool = False) -> list[Rollout]:
+        """Rollouts, newest first: of ``model`` (None: every model), only unfinished ones when ``active``."""
         q = sa.select(rollouts).order_by(rollouts.c.id.desc())
         if model:
             q = q.where(rollouts.c.model_name == model)
@@ -234,6 +235,66 @@ class RolloutService:
     def record(self, r: Rollout, kind: str, message: str, **kw: Any) -> None:
         """Append an event (outside any other change)."""
         self.store.write(lambda conn: self._event(conn, r, kind, message, **kw))
+
+    def take_lease(self, rollout_id: int, owner: str, lease_ms: int) -> bool:
+        """Make ``owner`` the controller driving an unfinished rollout for ``lease_ms`` from now;
+        False when another owner holds an unexpired lease (or the rollout is finished)."""
+        now = now_ms()
+
+        def fn(conn: Connection) -> bool:
+            res = conn.execute(
+                rollouts.update()
+                .where(rollouts.c.id == rollout_id, rollouts.c.active_model.is_not(None))
+                .where(sa.or_(rollouts.c.lease_owner.is_(None), rollouts.c.lease_owner == owner,
+                              rollouts.c.lease_until < now))
+                .values(lease_owner=owner, lease_until=now + lease_ms)
+            )
+            return bool(res.rowcount == 1)
+
+        return bool(self.store.write(fn))
+
+    def release_lease(self, rollout_id: int, owner: str) -> None:
+        """Give up ``owner``'s lease on a rollout (nothing when another owner holds it)."""
+
+        def fn(conn: Connection) -> None:
+            conn.execute(rollouts.update().where(rollouts.c.id == rollout_id, rollouts.c.lease_owner == owner)
+                         .values(lease_owner=None, lease_until=None))
+
+        self.store.write(fn)
+
+    def save_analysis(self, r: Rollout, analysis_json: str) -> None:
+        """Store the latest analysis of ``r``'s step (shown live by ``yard rollout status``); nothing
+        when ``r`` changed meanwhile (its revision moved on)."""
+
+        def fn(conn: Connection) -> None:
+            conn.execute(rollouts.update().where(rollouts.c.id == r.id, rollouts.c.revision == r.revision)
+                         .values(analysis=analysis_json))
+
+        self.store.write(fn)
+
+    def end_step(self, r: Rollout, result: StepResult, message: str, *, detail: dict[str, Any] | None = None,
+                 audit: bool = False) -> None:
+        """Record the result of ``r``'s current step and an ``analysis`` event saying why, together."""
+
+        def fn(conn: Connection) -> None:
+            conn.execute(rollout_steps.update().where(rollout_steps.c.rollout_id == r.id,
+                                                      rollout_steps.c.idx == r.step_index)
+                         .values(result=result.value, ended_at=now_ms()))
+            self._event(conn, r, "analysis", message, step=r.step_index, detail=detail, audit=audit)
+
+        self.store.write(fn)
+
+    def hold(self, r: Rollout, reason: str, *, check_revision: bool, audit: bool = True) -> Rollout:
+        """Pause ``r`` at its step with ``reason`` and a ``pause`` event, together. With
+        ``check_revision`` a change made meanwhile wins (:class:`RevisionConflict`)."""
+        check_transition(r.state, _S.PAUSED, "pause", r.describe())
+
+        def fn(conn: Connection) -> None:
+            self._update(conn, r, check_revision=check_revision, state=_S.PAUSED.value, reason=reason)
+            self._event(conn, r, "pause", reason, step=r.step_index, audit=audit)
+
+        self.store.write(fn)
+        return self.get(r.id)
 
     def _update(self, conn: Connection, r: Rollout, *, check_revision: bool, **values: Any) -> None:
         q = rollouts.update().where(rollouts.c.id == r.id)
@@ -429,12 +490,16 @@ class RolloutService:
         self.store.write(fn)
         return self.get(r.id)
 
-    def promote(self, model: str, *, target: Any = None, reason: str | None = None, _rollout: Rollout | None = None,
-                _check_revision: bool = False) -> Rollout:
-        """Send all traffic to the candidate and move the ``production`` alias to it (audited)."""
+    def promote(self, model: str, *, target: Any = None, reason: str | None = None) -> Rollout:
+        """Send all traffic to the candidate of ``model``'s rollout and move the ``production`` alias to it (audited)."""
+        return self.promote_rollout(self.latest(model), target=target, reason=reason)
+
+    def promote_rollout(self, r: Rollout, *, target: Any = None, reason: str | None = None,
+                        check_revision: bool = False) -> Rollout:
+        """Promote rollout ``r``; with ``check_revision`` a change made to it meanwhile wins
+        (:class:`RevisionConflict`)."""
         from modelyard.registry._service import RegistryService
 
-        r = _rollout or self.latest(model)
         check_transition(r.state, _S.PROMOTED, "promote", r.describe())
         why = reason or "promoted by hand"
         tgt = target_from(r.target, target)
@@ -450,7 +515,7 @@ class RolloutService:
                 f"switched to it ({type(exc).__name__}: {exc}); rollout {r.id} is still {r.state.value}. Retry "
                 f"`yard rollout promote {r.model}`, or `yard rollback {r.model}`."
             ) from exc
-        r = self._close(r, _S.PROMOTED, why, kind="promote", check_revision=_check_revision)
+        r = self._close(r, _S.PROMOTED, why, kind="promote", check_revision=check_revision)
         self.say(f"[rollout {r.id}] promoted version {r.candidate_version} of {r.model!r}: {why}")
         self.notify(r, "promote", f":white_check_mark: {r.model}: version {r.candidate_version} promoted — {why}")
         return r
@@ -480,21 +545,20 @@ class RolloutService:
         return r
 
     def pause(self, model: str, *, reason: str | None = None) -> Rollout:
-        r = self._active(model)
-        check_transition(r.state, _S.PAUSED, "pause", r.describe())
-        why = reason or "paused by hand"
-        self.store.write(lambda conn: (self._update(conn, r, check_revision=False, state=_S.PAUSED.value, reason=why),
-                                       self._event(conn, r, "pause", why, step=r.step_index, audit=True)))
-        return self.get(r.id)
+        return self.hold(self._active(model), reason or "paused by hand", check_revision=False)
 
     def resume(self, model: str, *, reason: str | None = None) -> Rollout:
         """Resume a paused rollout at its step, with a fresh window."""
         r = self._active(model)
         check_transition(r.state, _S.PROGRESSING, "resume", r.describe())
         why = reason or "resumed by hand"
-        self.store.write(lambda conn: (
-            self._update(conn, r, check_revision=False, state=_S.PROGRESSING.value, reason=why, step_started_at=self.clock()),
-            self._event(conn, r, "resume", why, step=r.step_index, audit=True)))
+
+        def fn(conn: Connection) -> None:
+            self._update(conn, r, check_revision=False, state=_S.PROGRESSING.value, reason=why,
+                         step_started_at=self.clock())
+            self._event(conn, r, "resume", why, step=r.step_index, audit=True)
+
+        self.store.write(fn)
         return self.get(r.id)
 
     def abort(self, model: str, *, target: Any = None, reason: str | None = None) -> Rollout:

@@ -73,10 +73,6 @@ def _z(alpha: float) -> float:
     return _STD_NORMAL.inv_cdf(1 - alpha / 2)
 
 
-def _two_sided_p(z: float) -> float:
-    return math.erfc(abs(z) / math.sqrt(2))
-
-
 def _lift(ma: float, mb: float, va: float, vb: float, crit: float) -> tuple[float | None, list[float] | None]:
     """Relative lift ``mb/ma - 1`` and its delta-method interval (``va``, ``vb`` variances of the means)."""
     if not ma or math.isnan(ma) or math.isnan(mb):
@@ -88,16 +84,15 @@ def _lift(ma: float, mb: float, va: float, vb: float, crit: float) -> tuple[floa
 
 def two_proportion_test(x_a: float, n_a: float, x_b: float, n_b: float, *, alpha: float = 0.05) -> dict[str, Any]:
     """Pooled two-proportion z-test of ``p_b - p_a``; unpooled interval for the difference."""
+    from modelyard._stats import two_proportion_z  # numpy: not at import
+
     if n_a <= 0 or n_b <= 0:
         return {"statistic": 0.0, "p_value": 1.0, "diff": None, "ci": None}
     pa, pb = x_a / n_a, x_b / n_b
-    pooled = (x_a + x_b) / (n_a + n_b)
-    var0 = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
-    z = (pb - pa) / math.sqrt(var0) if var0 > 0 else 0.0
+    z, p = two_proportion_z(x_a, n_a, x_b, n_b)
     se = math.sqrt(pa * (1 - pa) / n_a + pb * (1 - pb) / n_b)
     crit = _z(alpha)
-    return {"statistic": z, "p_value": _two_sided_p(z) if var0 > 0 else 1.0,
-            "diff": pb - pa, "ci": [pb - pa - crit * se, pb - pa + crit * se]}
+    return {"statistic": z, "p_value": p, "diff": pb - pa, "ci": [pb - pa - crit * se, pb - pa + crit * se]}
 
 
 def welch_test(a: ArmStats, b: ArmStats, *, alpha: float = 0.05) -> dict[str, Any]:
