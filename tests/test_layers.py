@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, frozenset[str], bool]] = [
     ("runs", frozenset({"tracking"}), False),
     ("workspace", frozenset({"_workspace"}), False),
     ("bytes and rows", frozenset({"store", "blobs"}), False),
-    ("shared helpers", frozenset({"errors", "config", "ui", "_shared", "_hooks", "_json", "_yaml", "_redact",
+    ("shared helpers", frozenset({"errors", "config", "ui", "_shared", "_hooks", "_json", "_yaml", "_redact", "_stats",
                                   "_version", "_heads"}), True),
 ]
 
