@@ -72,7 +72,9 @@ def _settle(max_wait: float = 30.0) -> float:
 
 
 def _yard(*args: str, cwd: Path, store: Path) -> float:
-    return _run([sys.executable, "-m", "modelyard", "--uri", str(store), *args], cwd, {"PYTHONPATH": str(SRC)})
+    return _run(
+        [sys.executable, "-m", "modelyard", "--uri", str(store), *args], cwd, {"PYTHONPATH": str(SRC)}
+    )
 
 
 def _make_inputs(big_mib: int, small: int) -> tuple[Path, Path]:
@@ -101,8 +103,10 @@ def bench_files(big: Path, folder: Path, with_dvc: bool) -> dict[str, dict[str, 
     first add of each counts (the first files created after a pause are slower on this machine,
     whoever creates them). Re-adds are timed on the last fresh store/repo of each tool."""
     out: dict[str, dict[str, float]] = {}
-    for label, path in (("1 GiB file" if big.stat().st_size == 1 << 30 else f"{big.stat().st_size >> 20} MiB file", big),
-                        (f"{len(list(folder.iterdir())):,} x 4 KiB files", folder)):
+    for label, path in (
+        ("1 GiB file" if big.stat().st_size == 1 << 30 else f"{big.stat().st_size >> 20} MiB file", big),
+        (f"{len(list(folder.iterdir())):,} x 4 KiB files", folder),
+    ):
         row: dict[str, float] = {}
 
         def best(key: str, value: float, row: dict[str, float] = row) -> None:
@@ -118,7 +122,9 @@ def bench_files(big: Path, folder: Path, with_dvc: bool) -> dict[str, dict[str, 
             _yard("init", cwd=work, store=store)
             _settle()
             best("yard add", _yard("data", "add", str(path), "--name", "bench", cwd=work, store=store))
-            row["yard re-add (no change)"] = _yard("data", "add", str(path), "--name", "bench", cwd=work, store=store)
+            row["yard re-add (no change)"] = _yard(
+                "data", "add", str(path), "--name", "bench", cwd=work, store=store
+            )
             # in-process (no interpreter start): what a pipeline step pays
             import modelyard as yard
 
@@ -134,8 +140,14 @@ def bench_files(big: Path, folder: Path, with_dvc: bool) -> dict[str, dict[str, 
             shutil.rmtree(SCRATCH / "yard-work", ignore_errors=True)
             shutil.rmtree(repo, ignore_errors=True)
             repo.mkdir(parents=True)
-            env = {"DVC_SITE_CACHE_DIR": str(SCRATCH / "dvc-site-cache"), "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "b",
-                   "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+            env = {
+                "DVC_SITE_CACHE_DIR": str(SCRATCH / "dvc-site-cache"),
+                "DVC_NO_ANALYTICS": "1",
+                "GIT_AUTHOR_NAME": "b",
+                "GIT_AUTHOR_EMAIL": "b@b",
+                "GIT_COMMITTER_NAME": "b",
+                "GIT_COMMITTER_EMAIL": "b@b",
+            }
             _run(["git", "init", "-q"], repo, env)
             _run([str(DVC), "init", "-q"], repo, env)
             _run([str(DVC), "config", "core.analytics", "false"], repo, env)
@@ -152,7 +164,7 @@ def bench_files(big: Path, folder: Path, with_dvc: bool) -> dict[str, dict[str, 
             row["dvc status (no change)"] = _run([str(DVC), "status", "-q"], repo, env)
             row["dvc re-add (no change)"] = _run([str(DVC), "add", "-q", path.name], repo, env)
 
-        for rnd in ([yard_round, dvc_round, dvc_round, yard_round] if with_dvc else [yard_round, yard_round]):
+        for rnd in [yard_round, dvc_round, dvc_round, yard_round] if with_dvc else [yard_round, yard_round]:
             rnd()
         shutil.rmtree(SCRATCH / "dvc-repo", ignore_errors=True)
         shutil.rmtree(SCRATCH / "yard-work", ignore_errors=True)
@@ -172,7 +184,9 @@ def bench_hash(big: Path) -> dict[str, float]:
         h = blake3.blake3(max_threads=blake3.blake3.AUTO)
         h.update_mmap(str(big))
         raw = h.hexdigest()
-        res["raw blake3 (mmap, all cores) GB/s"] = max(res.get("raw blake3 (mmap, all cores) GB/s", 0), size / (time.perf_counter() - t0) / 1e9)
+        res["raw blake3 (mmap, all cores) GB/s"] = max(
+            res.get("raw blake3 (mmap, all cores) GB/s", 0), size / (time.perf_counter() - t0) / 1e9
+        )
         t0 = time.perf_counter()
         ours = hash_file(big)
         res["hash_file GB/s"] = max(res.get("hash_file GB/s", 0), size / (time.perf_counter() - t0) / 1e9)
@@ -258,7 +272,9 @@ def bench_profile(rows: int, tune_malloc: bool = True) -> dict[str, float]:
     # the library leaves glibc's allocator alone unless asked (the `yard` CLI asks): measure both
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["YARD_TUNE_MALLOC"] = "1" if tune_malloc else "0"
-    p = subprocess.run([sys.executable, "-c", _CHILD, str(SRC), str(path)], capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(SRC), str(path)], capture_output=True, text=True, env=env
+    )
     if p.returncode != 0:
         raise SystemExit(p.stderr)
     r = json.loads(p.stdout.strip().splitlines()[-1])
@@ -272,9 +288,13 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=10_000)
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--skip", choices=["files", "hash", "profile"], action="append", default=[])
-    ap.add_argument("--malloc", choices=["both", "tuned", "default"], default="both",
-                    help="profile with glibc's thresholds raised (YARD_TUNE_MALLOC=1, what the yard CLI does), "
-                         "with glibc's defaults (the library's default), or both in turn (default)")
+    ap.add_argument(
+        "--malloc",
+        choices=["both", "tuned", "default"],
+        default="both",
+        help="profile with glibc's thresholds raised (YARD_TUNE_MALLOC=1, what the yard CLI does), "
+        "with glibc's defaults (the library's default), or both in turn (default)",
+    )
     args = ap.parse_args()
     with_dvc = DVC.exists()
     if not with_dvc:
@@ -290,10 +310,12 @@ def main() -> None:
             for k, v in row.items():
                 print(f"  {k:28s} {v:7.2f}")
             if with_dvc:
-                print(f"  -> add: DVC/yard = {row['dvc add'] / row['yard add']:.1f}x;"
-                      f" no-change: dvc status/yard re-add = {row['dvc status (no change)'] / row['yard re-add (no change)']:.1f}x"
-                      f" (in-process {row['dvc status (no change)'] / row['yard re-add in-process']:.1f}x);"
-                      f" dvc re-add/yard re-add = {row['dvc re-add (no change)'] / row['yard re-add (no change)']:.1f}x")
+                print(
+                    f"  -> add: DVC/yard = {row['dvc add'] / row['yard add']:.1f}x;"
+                    f" no-change: dvc status/yard re-add = {row['dvc status (no change)'] / row['yard re-add (no change)']:.1f}x"
+                    f" (in-process {row['dvc status (no change)'] / row['yard re-add in-process']:.1f}x);"
+                    f" dvc re-add/yard re-add = {row['dvc re-add (no change)'] / row['yard re-add (no change)']:.1f}x"
+                )
         print()
     if "hash" not in args.skip:
         h = bench_hash(big)
@@ -301,33 +323,56 @@ def main() -> None:
         for k, v in h.items():
             print(f"  {k:40s} {v:6.2f}")
         raw = h["raw blake3 (mmap, all cores) GB/s"]
-        print(f"  -> hash_file / raw = {h['hash_file GB/s'] / raw:.0%}; ingest / raw = {h['put_file ingest (hash+copy+fsync) GB/s'] / raw:.0%};"
-              f" ingest / raw 1-thread = {h['put_file ingest (hash+copy+fsync) GB/s'] / h['raw blake3 (1 thread, read loop) GB/s']:.0%}\n")
+        print(
+            f"  -> hash_file / raw = {h['hash_file GB/s'] / raw:.0%}; ingest / raw = {h['put_file ingest (hash+copy+fsync) GB/s'] / raw:.0%};"
+            f" ingest / raw 1-thread = {h['put_file ingest (hash+copy+fsync) GB/s'] / h['raw blake3 (1 thread, read loop) GB/s']:.0%}\n"
+        )
     if "profile" not in args.skip:
         modes = {"both": [True, False, True, False], "tuned": [True], "default": [False]}[args.malloc]
         best: dict[bool, dict[str, float]] = {}
         for tune in modes:  # interleaved, so both settings see the same machine load
             r = bench_profile(args.rows, tune)
-            _print_profile(r, "YARD_TUNE_MALLOC=1 (glibc thresholds raised)" if tune else "YARD_TUNE_MALLOC=0 (glibc defaults)")
-            if tune not in best or r["profile_cpu"] + r["validate_cpu"] < best[tune]["profile_cpu"] + best[tune]["validate_cpu"]:
+            _print_profile(
+                r,
+                "YARD_TUNE_MALLOC=1 (glibc thresholds raised)"
+                if tune
+                else "YARD_TUNE_MALLOC=0 (glibc defaults)",
+            )
+            if (
+                tune not in best
+                or r["profile_cpu"] + r["validate_cpu"]
+                < best[tune]["profile_cpu"] + best[tune]["validate_cpu"]
+            ):
                 best[tune] = r
         if len(best) == 2:
             on, off = best[True], best[False]
-            print(f"  -> best of each: profile CPU default/tuned = {off['profile_cpu'] / on['profile_cpu']:.2f}x,"
-                  f" profile+validate CPU = {(off['profile_cpu'] + off['validate_cpu']) / (on['profile_cpu'] + on['validate_cpu']):.2f}x,"
-                  f" wall = {(off['profile_s'] + off['validate_s']) / (on['profile_s'] + on['validate_s']):.2f}x;"
-                  f" peak RSS {off['peak_rss'] / 2**30:.2f} vs {on['peak_rss'] / 2**30:.2f} GiB")
+            print(
+                f"  -> best of each: profile CPU default/tuned = {off['profile_cpu'] / on['profile_cpu']:.2f}x,"
+                f" profile+validate CPU = {(off['profile_cpu'] + off['validate_cpu']) / (on['profile_cpu'] + on['validate_cpu']):.2f}x,"
+                f" wall = {(off['profile_s'] + off['validate_s']) / (on['profile_s'] + on['validate_s']):.2f}x;"
+                f" peak RSS {off['peak_rss'] / 2**30:.2f} vs {on['peak_rss'] / 2**30:.2f} GiB"
+            )
 
 
 def _print_profile(r: dict[str, float], label: str) -> None:
     total = r["profile_s"] + r["validate_s"]
-    print(f"## profile, then validate (+ profile of the batch, one pass) {r['rows']:,} rows x 20 columns (Parquet, streamed); {label}")
-    print(f"  profile   {r['profile_s']:6.2f} s wall, {r['profile_cpu']:6.2f} s CPU  ({r['rows'] / r['profile_s']:,.0f} rows/s)")
-    print(f"  validate  {r['validate_s']:6.2f} s wall, {r['validate_cpu']:6.2f} s CPU  ({r['rows'] / r['validate_s']:,.0f} rows/s;"
-          f" {r['checks']} checks, {r['failed']} failed)")
-    print(f"  total     {total:6.2f} s wall, {r['profile_cpu'] + r['validate_cpu']:6.2f} s CPU  ({r['rows'] / total:,.0f} rows/s)")
-    print(f"  peak RSS  {r['peak_rss'] / 2**30:.2f} GiB (process start {r['base_rss'] / 2**30:.2f} GiB) vs data in memory "
-          f"{r['data_bytes'] / 2**30:.2f} GiB -> {r['peak_rss'] / r['data_bytes']:.2f}x")
+    print(
+        f"## profile, then validate (+ profile of the batch, one pass) {r['rows']:,} rows x 20 columns (Parquet, streamed); {label}"
+    )
+    print(
+        f"  profile   {r['profile_s']:6.2f} s wall, {r['profile_cpu']:6.2f} s CPU  ({r['rows'] / r['profile_s']:,.0f} rows/s)"
+    )
+    print(
+        f"  validate  {r['validate_s']:6.2f} s wall, {r['validate_cpu']:6.2f} s CPU  ({r['rows'] / r['validate_s']:,.0f} rows/s;"
+        f" {r['checks']} checks, {r['failed']} failed)"
+    )
+    print(
+        f"  total     {total:6.2f} s wall, {r['profile_cpu'] + r['validate_cpu']:6.2f} s CPU  ({r['rows'] / total:,.0f} rows/s)"
+    )
+    print(
+        f"  peak RSS  {r['peak_rss'] / 2**30:.2f} GiB (process start {r['base_rss'] / 2**30:.2f} GiB) vs data in memory "
+        f"{r['data_bytes'] / 2**30:.2f} GiB -> {r['peak_rss'] / r['data_bytes']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

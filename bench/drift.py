@@ -94,7 +94,9 @@ def run_ours(ref_p: Path, cur_p: Path, repeats: int) -> dict:
 
     ref, cur = pd.read_parquet(ref_p), pd.read_parquet(cur_p)
     data_bytes = int(ref.memory_usage(deep=True).sum() + cur.memory_usage(deep=True).sum())
-    yard.drift(ref.head(2000), cur.head(2000))  # warm-up (imports, first calls) outside the timing, as for Evidently
+    yard.drift(
+        ref.head(2000), cur.head(2000)
+    )  # warm-up (imports, first calls) outside the timing, as for Evidently
     times: list[tuple[float, float]] = []
     with PeakRSS() as mem:  # peak of the first timed call
         t, c = time.perf_counter(), time.process_time()
@@ -181,12 +183,20 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="*", default=[100_000, 1_000_000])
     ap.add_argument("--no-peer", action="store_true", help="skip Evidently")
     ap.add_argument("--variants", nargs="*", default=["num", "mixed"], choices=["num", "mixed"])
-    ap.add_argument("--repeats", type=int, default=3,
-                    help="timed calls per tool after one warm-up (the best is reported; peak memory of the first)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed calls per tool after one warm-up (the best is reported; peak memory of the first)",
+    )
     args = ap.parse_args()
-    print(f"both tools: one warm-up call on 2,000 rows, then best of {args.repeats} timed calls; "
-          f"load average {os.getloadavg()[0]:.2f}")
-    print(f"{'data':<22}{'tool':<11}{'seconds':>9}{'cpu s':>8}{'peak MB':>9}{'data MB':>9}{'mem/data':>9}  same drifted cols")
+    print(
+        f"both tools: one warm-up call on 2,000 rows, then best of {args.repeats} timed calls; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"{'data':<22}{'tool':<11}{'seconds':>9}{'cpu s':>8}{'peak MB':>9}{'data MB':>9}{'mem/data':>9}  same drifted cols"
+    )
     for rows in args.rows:
         for variant in args.variants:
             ref_p, cur_p, shifted = make_data(rows, variant == "mixed")
@@ -199,7 +209,10 @@ def main() -> None:
                 f"{sorted(ours['drifted']) == sorted(shifted)} {ours['drifted']}",
                 flush=True,
             )
-            print(f"{label:<22}{'(prepared reference)':<20}{ours['warm_seconds']:>9.2f} s per window", flush=True)
+            print(
+                f"{label:<22}{'(prepared reference)':<20}{ours['warm_seconds']:>9.2f} s per window",
+                flush=True,
+            )
             if args.no_peer:
                 continue
             ev = run_evidently(ref_p, cur_p, args.repeats)
@@ -213,7 +226,11 @@ def main() -> None:
             print(
                 f"{label:<22}{'ratio':<11}{ev['seconds'] / ours['seconds']:>8.1f}x faster "
                 f"({ev['cpu_seconds'] / ours['cpu_seconds']:.1f}x less CPU time), "
-                + (f"{ev['peak_bytes'] / ours['peak_bytes']:.1f}x less memory" if ours["peak_bytes"] > 2**20 else "memory: ours below 1 MB")
+                + (
+                    f"{ev['peak_bytes'] / ours['peak_bytes']:.1f}x less memory"
+                    if ours["peak_bytes"] > 2**20
+                    else "memory: ours below 1 MB"
+                )
                 + "; same drifted columns: "
                 f"{sorted(ev['drifted']) == sorted(ours['drifted'])}",
                 flush=True,

@@ -37,7 +37,9 @@ def make(rows: int, columns: int, values: int):  # type: ignore[no-untyped-def]
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, rows)
-    score = np.round(np.clip(0.3 * y + 0.7 * rng.random(rows), 1e-6, 1 - 1e-6), 4)  # rounded: ties like real models
+    score = np.round(
+        np.clip(0.3 * y + 0.7 * rng.random(rows), 1e-6, 1 - 1e-6), 4
+    )  # rounded: ties like real models
     pred = (score > 0.5).astype(np.int64)
     names = [f"region{i}" for i in range(values)]
     frame = pd.DataFrame({f"s{c}": rng.choice(names, rows) for c in range(columns)})
@@ -108,9 +110,14 @@ def main() -> None:
     import numpy
     import sklearn
 
-    print(f"rows={args.rows:,}  metrics={','.join(METRICS)}  numpy {numpy.__version__}  scikit-learn {sklearn.__version__}")
+    print(
+        f"rows={args.rows:,}  metrics={','.join(METRICS)}  numpy {numpy.__version__}  scikit-learn {sklearn.__version__}"
+    )
     print(f"{'layout':<34}{'modelyard s':>12}{'sklearn s':>12}{'ratio':>8}")
-    for label, cols, vals in (("1 column x 5 values (5 slices)", 1, 5), ("5 columns x 4 values (20 slices)", 5, 4)):
+    for label, cols, vals in (
+        ("1 column x 5 values (5 slices)", 1, 5),
+        ("5 columns x 4 values (20 slices)", 5, 4),
+    ):
         a, b = run(args.rows, cols, vals, args.repeat)
         print(f"{label:<34}{a:>12.3f}{b:>12.3f}{a / b:>8.2f}")
     print("ratio = modelyard / scikit-learn (lower is better; target <= 1.3)")

@@ -101,8 +101,10 @@ def bench_cached(uri: str) -> None:
     t0 = time.perf_counter()
     chain.status(uri=uri)
     st = time.perf_counter() - t0
-    print(f"[1] 100-step fully cached rerun: median {_median(times):.3f}s (min {min(times):.3f}s) of 5; "
-          f"status {st:.3f}s; target < 0.5 s -> {'OK' if _median(times) < 0.5 else 'MISSED'}")
+    print(
+        f"[1] 100-step fully cached rerun: median {_median(times):.3f}s (min {min(times):.3f}s) of 5; "
+        f"status {st:.3f}s; target < 0.5 s -> {'OK' if _median(times) < 0.5 else 'MISSED'}"
+    )
 
 
 def bench_parallel(uri: str, skip_ray: bool) -> None:
@@ -114,7 +116,9 @@ def bench_parallel(uri: str, skip_ray: bool) -> None:
     t0 = time.perf_counter()
     fan.run(uri=uri, executor="process", workers=2, progress=False)
     proc = time.perf_counter() - t0
-    print(f"    process executor, 2 workers, cold (spawning the workers included): {proc:.2f}s -> speed-up {seq / proc:.2f}x")
+    print(
+        f"    process executor, 2 workers, cold (spawning the workers included): {proc:.2f}s -> speed-up {seq / proc:.2f}x"
+    )
     t0 = time.perf_counter()
     fan.run(uri=uri, executor="process", workers=2, progress=False)
     proc = time.perf_counter() - t0
@@ -131,8 +135,10 @@ def bench_parallel(uri: str, skip_ray: bool) -> None:
     for _ in range(8):
         _spin(1.0)
     raw_seq = time.perf_counter() - t0
-    print(f"    raw limit now: plain loop {raw_seq:.2f}s, plain warm ProcessPoolExecutor(2) {raw:.2f}s "
-          f"-> speed-up {raw_seq / raw:.2f}x (what this machine allows at the moment)")
+    print(
+        f"    raw limit now: plain loop {raw_seq:.2f}s, plain warm ProcessPoolExecutor(2) {raw:.2f}s "
+        f"-> speed-up {raw_seq / raw:.2f}x (what this machine allows at the moment)"
+    )
     if skip_ray:
         return
     import ray
@@ -148,8 +154,10 @@ def bench_parallel(uri: str, skip_ray: bool) -> None:
     fan.run(uri=uri, executor="ray", progress=False)
     on_ray = time.perf_counter() - t0
     ray.shutdown()
-    print(f"    ray executor, local 2-CPU Ray (started in {started:.1f}s, warm workers): {on_ray:.2f}s "
-          f"-> speed-up {seq / on_ray:.2f}x")
+    print(
+        f"    ray executor, local 2-CPU Ray (started in {started:.1f}s, warm workers): {on_ray:.2f}s "
+        f"-> speed-up {seq / on_ray:.2f}x"
+    )
 
 
 def bench_bigframe(uri: str, rows: int) -> None:
@@ -160,6 +168,7 @@ def bench_bigframe(uri: str, rows: int) -> None:
     ws = yard.get_workspace(uri)
     base, ours = [], []
     with tempfile.TemporaryDirectory(dir=os.path.dirname(uri)) as d:
+
         def plain() -> None:
             t0 = time.perf_counter()
             df.to_parquet(Path(d) / "f.parquet")
@@ -180,8 +189,10 @@ def bench_bigframe(uri: str, rows: int) -> None:
             for f in (plain, pipeline) if i % 2 == 0 else (pipeline, plain):
                 f()
     b, o = _median(base), _median(ours)
-    print(f"[3] {mb:.0f} MB DataFrame: to_parquet+read_parquet {b:.2f}s; pipeline step (serialize, hash, store, "
-          f"track) + load back {o:.2f}s -> ratio {o / b:.2f} (target <= 1.5)")
+    print(
+        f"[3] {mb:.0f} MB DataFrame: to_parquet+read_parquet {b:.2f}s; pipeline step (serialize, hash, store, "
+        f"track) + load back {o:.2f}s -> ratio {o / b:.2f} (target <= 1.5)"
+    )
 
 
 def main() -> None:

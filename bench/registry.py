@@ -72,21 +72,29 @@ def bench_load(tmp: Path, trees: int, repeat: int) -> None:
         t_yard = best(lambda: yard.load_model("bench-gb/1", uri=uri), repeat)
     m = yard.load_model("bench-gb/1", uri=uri)
     assert (m.predict(X) == model.predict(X)).all()
-    print(f"## load a registered GradientBoostingClassifier ({trees} trees; pickle {pkl.stat().st_size/1e6:.2f} MB, "
-          f"skops {skp.stat().st_size/1e6:.2f} MB)")
-    print(f"warm  pickle.load        {t_pickle*1e3:9.2f} ms")
-    print(f"warm  skops.io.load      {t_skops*1e3:9.2f} ms   ({t_skops/t_pickle:.0f}x pickle)")
-    print(f"warm  yard.load_model    {t_yard*1e3:9.2f} ms   ({t_yard/t_pickle:.0f}x pickle, {t_yard/t_skops:.2f}x skops)")
+    print(
+        f"## load a registered GradientBoostingClassifier ({trees} trees; pickle {pkl.stat().st_size / 1e6:.2f} MB, "
+        f"skops {skp.stat().st_size / 1e6:.2f} MB)"
+    )
+    print(f"warm  pickle.load        {t_pickle * 1e3:9.2f} ms")
+    print(f"warm  skops.io.load      {t_skops * 1e3:9.2f} ms   ({t_skops / t_pickle:.0f}x pickle)")
+    print(
+        f"warm  yard.load_model    {t_yard * 1e3:9.2f} ms   ({t_yard / t_pickle:.0f}x pickle, {t_yard / t_skops:.2f}x skops)"
+    )
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     c_pickle = cold(
         "import time; t=time.perf_counter(); import pickle, sklearn.ensemble\n"
-        f"pickle.load(open({str(pkl)!r}, 'rb')); print(time.perf_counter()-t)", env)
+        f"pickle.load(open({str(pkl)!r}, 'rb')); print(time.perf_counter()-t)",
+        env,
+    )
     c_yard = cold(
         "import time, warnings; warnings.simplefilter('ignore'); t=time.perf_counter(); import modelyard as yard\n"
-        f"yard.load_model('bench-gb/1', uri={uri!r}); print(time.perf_counter()-t)", env)
-    print(f"cold  pickle.load        {c_pickle*1e3:9.0f} ms   (new process: imports + load)")
-    print(f"cold  yard.load_model    {c_yard*1e3:9.0f} ms   ({c_yard/c_pickle:.2f}x pickle)")
+        f"yard.load_model('bench-gb/1', uri={uri!r}); print(time.perf_counter()-t)",
+        env,
+    )
+    print(f"cold  pickle.load        {c_pickle * 1e3:9.0f} ms   (new process: imports + load)")
+    print(f"cold  yard.load_model    {c_yard * 1e3:9.0f} ms   ({c_yard / c_pickle:.2f}x pickle)")
 
 
 def big_onnx(mb: int):  # type: ignore[no-untyped-def]
@@ -145,13 +153,19 @@ def bench_big(tmp: Path, mb: int) -> None:
     assert m.predict(x).shape[0] == 2
     mbs = size / 1e6
     print(f"\n## register + load a {mbs:.0f} MB ONNX model")
-    print(f"copyfile + fsync           {t_copy:7.2f} s  {mbs/t_copy:7.0f} MB/s")
-    print(f"register (serialize+store) {t_reg:7.2f} s  {mbs/t_reg:7.0f} MB/s   ({t_reg/t_copy:.2f}x copy)")
+    print(f"copyfile + fsync           {t_copy:7.2f} s  {mbs / t_copy:7.0f} MB/s")
+    print(
+        f"register (serialize+store) {t_reg:7.2f} s  {mbs / t_reg:7.0f} MB/s   ({t_reg / t_copy:.2f}x copy)"
+    )
     t_store = max(t_reg - t_ser, 1e-9)
-    print(f"  of which ONNX SerializeToString {t_ser:.2f} s; storing (blake3 + write + fsync + manifest + row) "
-          f"{t_store:.2f} s = {mbs/t_store:.0f} MB/s ({t_store/t_copy:.2f}x copy)")
-    print(f"first load (cold cache)    {t_fetch:7.2f} s  {mbs/t_fetch:7.0f} MB/s")
-    print(f"yard.load_model (full)     {t_load:7.2f} s  {mbs/t_load:7.0f} MB/s   ({t_load/(t_copy + t_ort):.2f}x copy + ort session from file)")
+    print(
+        f"  of which ONNX SerializeToString {t_ser:.2f} s; storing (blake3 + write + fsync + manifest + row) "
+        f"{t_store:.2f} s = {mbs / t_store:.0f} MB/s ({t_store / t_copy:.2f}x copy)"
+    )
+    print(f"first load (cold cache)    {t_fetch:7.2f} s  {mbs / t_fetch:7.0f} MB/s")
+    print(
+        f"yard.load_model (full)     {t_load:7.2f} s  {mbs / t_load:7.0f} MB/s   ({t_load / (t_copy + t_ort):.2f}x copy + ort session from file)"
+    )
     print(f"  onnxruntime session from the file alone: {t_ort:.2f} s")
 
 

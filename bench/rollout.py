@@ -36,7 +36,11 @@ POLICIES = {
     "single": {"kind": "single", "model": "stable"},
     "single + key": {"kind": "single", "model": "stable"},  # control: wrk sends the key header too
     "canary 50/50": {"kind": "canary", "weights": {"stable": 50, "candidate": 50}},
-    "canary sticky": {"kind": "canary", "weights": {"stable": 50, "candidate": 50}, "sticky_header": "x-user-id"},
+    "canary sticky": {
+        "kind": "canary",
+        "weights": {"stable": 50, "candidate": 50},
+        "sticky_header": "x-user-id",
+    },
     "shadow 100%": {"kind": "shadow", "primary": "stable", "shadow": "candidate"},
     "ab 50/50": {"kind": "ab", "arms": {"stable": 50, "candidate": 50}},
 }
@@ -46,13 +50,22 @@ def wrk(url: str, body: str, header: str | None, duration: int) -> dict[str, flo
     import re
 
     script = SCRATCH / "post.lua"
-    lua = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n' + f"wrk.body = {json.dumps(body)}\n"
+    lua = (
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        + f"wrk.body = {json.dumps(body)}\n"
+    )
     if header:  # a different key per request: counter-based user ids
-        lua += ('local n = 0\nrequest = function()\n  n = n + 1\n  wrk.headers["' + header + '"] = "user-" .. n\n'
-                '  return wrk.format()\nend\n')
+        lua += (
+            'local n = 0\nrequest = function()\n  n = n + 1\n  wrk.headers["' + header + '"] = "user-" .. n\n'
+            "  return wrk.format()\nend\n"
+        )
     script.write_text(lua)
-    out = subprocess.run(["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)] if m else float("nan")
@@ -91,19 +104,39 @@ def main() -> None:
     print("router choose() per decision (µs):", {k: round(v, 2) for k, v in router_costs().items()})
     work = Path(tempfile.mkdtemp(prefix="yard-bench-rollout-", dir=SCRATCH))
     store = str(work / "store")
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src"), "YARD_URI": store, "YARD_SERVE_ADMIN_TOKEN": "bench"}
-    subprocess.run([sys.executable, "-c", TRAIN + f"""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(HERE.parent / "src"),
+        "YARD_URI": store,
+        "YARD_SERVE_ADMIN_TOKEN": "bench",
+    }
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            TRAIN
+            + f"""
 import modelyard as yard
 for _ in range(2):
     yard.registry.register_model(model, "bench", input_example=X.head(5), uri={store!r})
-"""], env=env, check=True)
-    spec = {"models": {"stable": "bench/1", "candidate": "bench/2"}, "traffic": POLICIES["single"],
-            "prediction_log": {"enabled": False}}
+""",
+        ],
+        env=env,
+        check=True,
+    )
+    spec = {
+        "models": {"stable": "bench/1", "candidate": "bench/2"},
+        "traffic": POLICIES["single"],
+        "prediction_log": {"enabled": False},
+    }
     (work / "spec.json").write_text(json.dumps(spec))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start([sys.executable, "-m", "modelyard", "serve", "--spec", str(work / "spec.json"), "--port", str(port)],
-                 env, work / "server.log")
+    proc = start(
+        [sys.executable, "-m", "modelyard", "serve", "--spec", str(work / "spec.json"), "--port", str(port)],
+        env,
+        work / "server.log",
+    )
     import httpx
 
     try:
@@ -113,8 +146,12 @@ for _ in range(2):
         results: dict[str, list[dict[str, float]]] = {k: [] for k in POLICIES}
         for _ in range(args.rounds):
             for name, traffic in POLICIES.items():
-                r = httpx.put(url + "/admin/spec", headers={"authorization": "Bearer bench"},
-                              content=json.dumps({**spec, "traffic": traffic}), timeout=120)
+                r = httpx.put(
+                    url + "/admin/spec",
+                    headers={"authorization": "Bearer bench"},
+                    content=json.dumps({**spec, "traffic": traffic}),
+                    timeout=120,
+                )
                 r.raise_for_status()
                 header = "x-user-id" if "sticky" in name or "key" in name or name.startswith("ab") else None
                 results[name].append(wrk(url + "/v1/models/bench/predict", body, header, args.duration))

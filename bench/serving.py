@@ -81,7 +81,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def wrk(url: str, body: str, *, threads: int, conns: int, duration: int) -> dict[str, float]:
@@ -92,7 +94,9 @@ def wrk(url: str, body: str, *, threads: int, conns: int, duration: int) -> dict
     )
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
     def ms(label: str) -> float:
@@ -105,8 +109,13 @@ def wrk(url: str, body: str, *, threads: int, conns: int, duration: int) -> dict
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%"), "non2xx": int(errors.group(1)) if errors else 0,
-            "socket_errors": sock.group(1) if sock else ""}
+    return {
+        "rps": rps,
+        "p50": ms("50%"),
+        "p99": ms("99%"),
+        "non2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": sock.group(1) if sock else "",
+    }
 
 
 def rows(n: int) -> list[dict[str, float]]:
@@ -182,15 +191,26 @@ def main() -> None:
     hundred = json.dumps({"records": rows(100)})
     cols = [f"f{i}" for i in range(N_FEATURES)]
     ml_one = json.dumps({"dataframe_split": {"columns": cols, "data": [list(r.values()) for r in rows(1)]}})
-    ml_hundred = json.dumps({"dataframe_split": {"columns": cols, "data": [list(r.values()) for r in rows(100)]}})
+    ml_hundred = json.dumps(
+        {"dataframe_split": {"columns": cols, "data": [list(r.values()) for r in rows(100)]}}
+    )
     mlflow = not args.skip_mlflow
     if mlflow:
         py = MLFLOW_VENV / "bin" / "python"
         if not py.exists():
             sys.exit(f"No MLflow venv at {MLFLOW_VENV}: run bash bench/peers/mlflow.sh")
         mdir = work / "mlflow-model"
-        subprocess.run([str(py), "-c", TRAIN + f"import mlflow.sklearn; mlflow.sklearn.save_model(model, {str(mdir)!r}, input_example=X.head(5))"],
-                       check=True, capture_output=True, env={"PATH": os.environ["PATH"], "HOME": str(work)})
+        subprocess.run(
+            [
+                str(py),
+                "-c",
+                TRAIN
+                + f"import mlflow.sklearn; mlflow.sklearn.save_model(model, {str(mdir)!r}, input_example=X.head(5))",
+            ],
+            check=True,
+            capture_output=True,
+            env={"PATH": os.environ["PATH"], "HOME": str(work)},
+        )
 
     # one list per figure, one entry per round
     runs: dict[str, list[dict[str, float]]] = {}
@@ -199,8 +219,11 @@ def main() -> None:
 
     def record(name: str, r: dict[str, float]) -> None:
         runs.setdefault(name, []).append(r)
-        print(f"  {name:28} {r['rps']:9.0f} req/s  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
-              + (f"  non-2xx {r['non2xx']}" if r["non2xx"] else ""), flush=True)
+        print(
+            f"  {name:28} {r['rps']:9.0f} req/s  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
+            + (f"  non-2xx {r['non2xx']}" if r["non2xx"] else ""),
+            flush=True,
+        )
 
     def run_echo() -> None:
         port = free_port()
@@ -215,7 +238,11 @@ def main() -> None:
 
     def run_yard() -> None:
         port = free_port()
-        p = start([sys.executable, "-m", "modelyard", "serve", "bench-clf@production", "--port", str(port)], env, work / "yard.log")
+        p = start(
+            [sys.executable, "-m", "modelyard", "serve", "bench-clf@production", "--port", str(port)],
+            env,
+            work / "yard.log",
+        )
         base = f"http://127.0.0.1:{port}"
         url = f"{base}/v1/models/bench-clf/predict"
         try:
@@ -228,7 +255,9 @@ def main() -> None:
             record("yard 100 rows", wrk(url, hundred, threads=2, conns=32, duration=d))
             m2 = httpx.get(f"{base}/metrics").text
             record("yard c1", wrk(url, one, threads=1, conns=1, duration=dc1))
-            record("yard invocations 1 row", wrk(f"{base}/invocations", ml_one, threads=2, conns=32, duration=d))
+            record(
+                "yard invocations 1 row", wrk(f"{base}/invocations", ml_one, threads=2, conns=32, duration=d)
+            )
             batches["1 row"].append(mean_batch(m0, m1))
             batches["100 rows"].append(mean_batch(m1, m2))
         finally:
@@ -236,14 +265,39 @@ def main() -> None:
 
     def run_mlflow() -> None:
         port = free_port()
-        menv = {"PATH": f"{MLFLOW_VENV / 'bin'}:{os.environ['PATH']}", "HOME": str(work), "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"}
-        p = start([str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(mdir), "--env-manager", "local",
-                   "-h", "127.0.0.1", "-p", str(port)], menv, work / "mlflow.log")
+        menv = {
+            "PATH": f"{MLFLOW_VENV / 'bin'}:{os.environ['PATH']}",
+            "HOME": str(work),
+            "MLFLOW_TRACKING_URI": f"file://{work}/mlruns",
+        }
+        p = start(
+            [
+                str(MLFLOW_VENV / "bin" / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(mdir),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            menv,
+            work / "mlflow.log",
+        )
         try:
             wait_http(f"http://127.0.0.1:{port}/ping", p)
             wrk(f"http://127.0.0.1:{port}/invocations", ml_one, threads=2, conns=32, duration=WARMUP)
-            record("mlflow 1 row", wrk(f"http://127.0.0.1:{port}/invocations", ml_one, threads=2, conns=32, duration=d))
-            record("mlflow 100 rows", wrk(f"http://127.0.0.1:{port}/invocations", ml_hundred, threads=2, conns=32, duration=d))
+            record(
+                "mlflow 1 row",
+                wrk(f"http://127.0.0.1:{port}/invocations", ml_one, threads=2, conns=32, duration=d),
+            )
+            record(
+                "mlflow 100 rows",
+                wrk(f"http://127.0.0.1:{port}/invocations", ml_hundred, threads=2, conns=32, duration=d),
+            )
         finally:
             stop(p)
 
@@ -254,11 +308,14 @@ def main() -> None:
         sizes = sorted({1, max(1, round(b1)), 100, max(1, round(b100))})
         lim = inprocess(model, sizes)
         limits.append(lim)
-        print("  in-process predict rows/s: " + ", ".join(f"{n} rows: {v:,.0f}" for n, v in lim.items()), flush=True)
+        print(
+            "  in-process predict rows/s: " + ", ".join(f"{n} rows: {v:,.0f}" for n, v in lim.items()),
+            flush=True,
+        )
 
     steps = [("echo", run_echo), ("yard", run_yard)] + ([("mlflow", run_mlflow)] if mlflow else [])
     for k in range(args.rounds):
-        order = steps[k % len(steps):] + steps[: k % len(steps)]
+        order = steps[k % len(steps) :] + steps[: k % len(steps)]
         print(f"round {k + 1}/{args.rounds}: {', '.join(n for n, _ in order)}, in-process", flush=True)
         for _, fn in order:
             fn()
@@ -272,7 +329,9 @@ def main() -> None:
     for name in runs:
         n = 100 if "100" in name else 1
         nonok = sum(r["non2xx"] for r in runs[name])
-        print(f"{name:28} {med(name, 'rps'):9.0f} {med(name, 'rps') * n:10.0f} {med(name, 'p50'):8.2f} {med(name, 'p99'):8.2f} {nonok:8d}")
+        print(
+            f"{name:28} {med(name, 'rps'):9.0f} {med(name, 'rps') * n:10.0f} {med(name, 'p50'):8.2f} {med(name, 'p99'):8.2f} {nonok:8d}"
+        )
 
     def ratio(per_round: list[float]) -> str:
         per_round = [x for x in per_round if x == x]
@@ -280,21 +339,42 @@ def main() -> None:
 
     y1, y100, e1, yc1 = runs["yard 1 row"], runs["yard 100 rows"], runs["echo 1 row"], runs["yard c1"]
     b1, b100 = batches["1 row"], batches["100 rows"]
-    print(f"\nmean rows per predict call: {median(b1):.1f} (1-row requests), {median(b100):.1f} (100-row requests)")
-    print("in-process LogisticRegression.predict on a DataFrame, rows/s (median): "
-          + ", ".join(f"{n} rows: {median([lim[n] for lim in limits if n in lim]):,.0f}" for n in sorted({n for lim in limits for n in lim})))
-    print(f"yard / echo req/s (1 row):                     {ratio([y['rps'] / e['rps'] for y, e in zip(y1, e1, strict=True)])}   target >= 0.5")
+    print(
+        f"\nmean rows per predict call: {median(b1):.1f} (1-row requests), {median(b100):.1f} (100-row requests)"
+    )
+    print(
+        "in-process LogisticRegression.predict on a DataFrame, rows/s (median): "
+        + ", ".join(
+            f"{n} rows: {median([lim[n] for lim in limits if n in lim]):,.0f}"
+            for n in sorted({n for lim in limits for n in lim})
+        )
+    )
+    print(
+        f"yard / echo req/s (1 row):                     {ratio([y['rps'] / e['rps'] for y, e in zip(y1, e1, strict=True)])}   target >= 0.5"
+    )
     print(f"yard p99 (1 row, 32 conns), ms:                {ratio([y['p99'] for y in y1])}   target < 25")
-    print(f"yard rows/s / in-process at its batch (1 row): {ratio([y['rps'] / lim[max(1, round(b))] for y, lim, b in zip(y1, limits, b1, strict=True)])}   target >= 0.5")
-    print(f"yard rows/s / in-process at its batch (100):   {ratio([y['rps'] * 100 / lim[max(1, round(b))] for y, lim, b in zip(y100, limits, b100, strict=True)])}   target >= 0.5")
+    print(
+        f"yard rows/s / in-process at its batch (1 row): {ratio([y['rps'] / lim[max(1, round(b))] for y, lim, b in zip(y1, limits, b1, strict=True)])}   target >= 0.5"
+    )
+    print(
+        f"yard rows/s / in-process at its batch (100):   {ratio([y['rps'] * 100 / lim[max(1, round(b))] for y, lim, b in zip(y100, limits, b100, strict=True)])}   target >= 0.5"
+    )
     over = [y["p50"] - 1000 / lim[1] for y, lim in zip(yc1, limits, strict=True)]
-    print(f"server overhead at c=1, ms (p50 - predict):    {ratio(over)}   target < 1 "
-          f"(echo app p50 at c=1: {med('echo c1', 'p50'):.2f} ms; in-process 1-row predict {1000 / median([lim[1] for lim in limits]):.2f} ms)")
+    print(
+        f"server overhead at c=1, ms (p50 - predict):    {ratio(over)}   target < 1 "
+        f"(echo app p50 at c=1: {med('echo c1', 'p50'):.2f} ms; in-process 1-row predict {1000 / median([lim[1] for lim in limits]):.2f} ms)"
+    )
     if "mlflow 1 row" in runs:
         m1r, m100 = runs["mlflow 1 row"], runs["mlflow 100 rows"]
-        print(f"yard / mlflow req/s (1 row):                   {ratio([y['rps'] / m['rps'] for y, m in zip(y1, m1r, strict=True)])}   target >= 20")
-        print(f"yard / mlflow rows/s (100 rows):               {ratio([y['rps'] / m['rps'] for y, m in zip(y100, m100, strict=True)])}   target >= 20")
-        print(f"mlflow p50/p99 (1 row), ms:                    {med('mlflow 1 row', 'p50'):.1f} / {med('mlflow 1 row', 'p99'):.1f}")
+        print(
+            f"yard / mlflow req/s (1 row):                   {ratio([y['rps'] / m['rps'] for y, m in zip(y1, m1r, strict=True)])}   target >= 20"
+        )
+        print(
+            f"yard / mlflow rows/s (100 rows):               {ratio([y['rps'] / m['rps'] for y, m in zip(y100, m100, strict=True)])}   target >= 20"
+        )
+        print(
+            f"mlflow p50/p99 (1 row), ms:                    {med('mlflow 1 row', 'p50'):.1f} / {med('mlflow 1 row', 'p99'):.1f}"
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -22,5 +22,13 @@ async def health(request):  # type: ignore[no-untyped-def]
 app = Starlette(routes=[Route("/echo", echo, methods=["POST"]), Route("/health", health)])
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False,
-                lifespan="off", loop="uvloop", http="httptools")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        loop="uvloop",
+        http="httptools",
+    )

@@ -45,7 +45,9 @@ def main() -> None:
     try:
         import datasketches as ds
     except ImportError:
-        raise SystemExit("datasketches is not installed here: run `bash bench/peers/datasketches.sh` and use its python") from None
+        raise SystemExit(
+            "datasketches is not installed here: run `bash bench/peers/datasketches.sh` and use its python"
+        ) from None
     rng = np.random.default_rng(0)
     n = args.n
     # one numeric column: 200,000 distinct values, lognormal (a long right tail, like amounts)
@@ -92,8 +94,16 @@ def main() -> None:
     rows = []
     t_ours_hll, est = _best(ours_hll, args.repeat)
     t_ds_hll, est_ds = _best(theirs_hll, max(1, args.repeat // 2))
-    rows.append(("distinct: HLL p=12 (ours)", t_ours_hll, f"{abs(est - exact_distinct) / exact_distinct:.2%} error"))
-    rows.append(("distinct: datasketches hll_sketch(12, HLL_8)", t_ds_hll, f"{abs(est_ds - exact_distinct) / exact_distinct:.2%} error"))
+    rows.append(
+        ("distinct: HLL p=12 (ours)", t_ours_hll, f"{abs(est - exact_distinct) / exact_distinct:.2%} error")
+    )
+    rows.append(
+        (
+            "distinct: datasketches hll_sketch(12, HLL_8)",
+            t_ds_hll,
+            f"{abs(est_ds - exact_distinct) / exact_distinct:.2%} error",
+        )
+    )
 
     def qerr(got: dict) -> str:  # type: ignore[type-arg]
         rel = max(abs(got[q] - exact_q[q]) / abs(exact_q[q]) for q in QS)
@@ -109,7 +119,9 @@ def main() -> None:
     for label, t, acc in rows:
         print(f"  {label:48s} {t * 1000:8.1f} ms  ({n / t / 1e6:6.1f} M values/s)  {acc}")
     print(f"  -> HLL: datasketches / ours = {t_ds_hll / t_ours_hll:.1f}x the CPU time")
-    print(f"  -> quantiles: KLL / DDSketch = {t_kll / t_dd:.2f}x, REQ / DDSketch = {t_req / t_dd:.2f}x the CPU time")
+    print(
+        f"  -> quantiles: KLL / DDSketch = {t_kll / t_dd:.2f}x, REQ / DDSketch = {t_req / t_dd:.2f}x the CPU time"
+    )
 
 
 if __name__ == "__main__":

@@ -158,8 +158,19 @@ def _seed_ours(store: str, n_runs: int) -> tuple[float, str]:
         p, m, t = run_data(i)
         start = now - (n_runs - i) * 1000
         batch["runs"].append(
-            dict(id=rid, experiment_id=exp_id, name=f"run-{i}", status="finished", start_time=start,
-                 end_time=start + 500, parent_id=None, user="bench", deleted=False, error=None, environment="{}")
+            dict(
+                id=rid,
+                experiment_id=exp_id,
+                name=f"run-{i}",
+                status="finished",
+                start_time=start,
+                end_time=start + 500,
+                parent_id=None,
+                user="bench",
+                deleted=False,
+                error=None,
+                environment="{}",
+            )
         )
         batch["params"] += [dict(run_id=rid, key=k, value=v) for k, v in p.items()]
         for k, v in m.items():
@@ -181,15 +192,26 @@ def ours_search(store: str, n_runs: int, repeats: int) -> dict:
     found = 0
     for _ in range(repeats + 1):
         t0, c0 = time.perf_counter(), time.process_time()
-        res = yard.search_runs(exp, filter=SEARCH_FILTER, order_by=[SEARCH_ORDER], limit=SEARCH_LIMIT, uri=store)
+        res = yard.search_runs(
+            exp, filter=SEARCH_FILTER, order_by=[SEARCH_ORDER], limit=SEARCH_LIMIT, uri=store
+        )
         times.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
         found = len(res)
     accs = [r.metrics["acc"] for r in res]
-    if accs != sorted(accs, reverse=True) or any(r.params["lr"] != "0.01" or r.metrics["acc"] <= 0.9 for r in res):
+    if accs != sorted(accs, reverse=True) or any(
+        r.params["lr"] != "0.01" or r.metrics["acc"] <= 0.9 for r in res
+    ):
         raise SystemExit("search_runs returned runs out of order or not matching the filter")
-    return {"runs": n_runs, "seed_seconds": seed_s, "first": times[0], "median": statistics.median(times[1:]),
-            "min": min(times[1:]), "cpu": statistics.median(cpus[1:]), "found": found}
+    return {
+        "runs": n_runs,
+        "seed_seconds": seed_s,
+        "first": times[0],
+        "median": statistics.median(times[1:]),
+        "min": min(times[1:]),
+        "cpu": statistics.median(cpus[1:]),
+        "found": found,
+    }
 
 
 def ours_create_rate(store: str, n: int) -> dict:
@@ -224,7 +246,9 @@ def raw_ingest(store: str, n: int) -> dict:
     rows = ingest_rows(uuid.uuid4().hex, n)
     t0, c0 = time.perf_counter(), time.process_time()
     conn.execute("BEGIN")
-    conn.executemany("INSERT INTO metrics (run_id, key, step, value, is_nan, timestamp) VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany(
+        "INSERT INTO metrics (run_id, key, step, value, is_nan, timestamp) VALUES (?, ?, ?, ?, ?, ?)", rows
+    )
     conn.execute("COMMIT")
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     conn.close()
@@ -269,7 +293,10 @@ def mlflow_batch_rate(store: str, n: int, budget: float) -> dict:
         t0 = time.perf_counter()
         while done < n and time.perf_counter() - t0 < budget:
             ts = int(time.time() * 1000)
-            batch = [Metric(METRIC_KEYS[(done + j) % 4], (done + j) * 1e-6, ts, (done + j) // 4) for j in range(1000)]
+            batch = [
+                Metric(METRIC_KEYS[(done + j) % 4], (done + j) * 1e-6, ts, (done + j) // 4)
+                for j in range(1000)
+            ]
             client.log_batch(rid, metrics=batch)
             done += len(batch)
         elapsed = time.perf_counter() - t0
@@ -352,8 +379,15 @@ def mlflow_search(store: str, n_runs: int, repeats: int) -> dict:
     accs = [r.data.metrics["acc"] for r in res]
     if accs != sorted(accs, reverse=True):
         raise SystemExit("MLflow search_runs returned runs out of order")
-    return {"runs": n_runs, "seed_seconds": seed_s, "first": times[0], "median": statistics.median(times[1:]),
-            "min": min(times[1:]), "cpu": statistics.median(cpus[1:]), "found": found}
+    return {
+        "runs": n_runs,
+        "seed_seconds": seed_s,
+        "first": times[0],
+        "median": statistics.median(times[1:]),
+        "min": min(times[1:]),
+        "cpu": statistics.median(cpus[1:]),
+        "found": found,
+    }
 
 
 def mlflow_create_rate(store: str, n: int) -> dict:
@@ -464,9 +498,13 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
     out: dict[str, dict] = {}
 
-    print(f"modelyard tracking benchmarks{' (--quick: small sizes, figures not comparable)' if quick else ''}")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}; "
-          f"MLflow peer: {'yes' if peer else 'no (run bench/peers/mlflow.sh)'}")
+    print(
+        f"modelyard tracking benchmarks{' (--quick: small sizes, figures not comparable)' if quick else ''}"
+    )
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}; "
+        f"MLflow peer: {'yes' if peer else 'no (run bench/peers/mlflow.sh)'}"
+    )
     print()
 
     # 1. ingestion to commit: the honest headline (every point durably in the database)
@@ -480,29 +518,49 @@ def main(argv: list[str] | None = None) -> int:
     cpu_ratio = statistics.median(b["cpu"] / a["cpu"] for a, b in pairs)
     out["ingest"] = dict(ing, ratio_to_raw=ratio, round_ratios=round_ratios, cpu_ratio=cpu_ratio)
     out["raw_ingest"] = raw
-    print(f"[1] ingestion to commit of {n_ingest:,} points (first log_metric to flush() committed), best of {rounds} alternating rounds")
-    print(f"    modelyard log_metric+flush   {_n(ing['rate']):>12} points/s   ({ing['seconds']:.2f} s, {ing['cpu']:.2f} s CPU; logging loop {ing['log_seconds']:.2f} s)")
-    print(f"    raw sqlite3.executemany WAL  {_n(raw['rate']):>12} points/s   ({raw['seconds']:.2f} s, {raw['cpu']:.2f} s CPU; one transaction, rows prepared)")
-    print(f"    ratio modelyard/raw          {ratio:>12.2f}            ({_verdict(ratio >= TARGET_INGEST_RATIO)} >= {TARGET_INGEST_RATIO}; "
-          f"per round {', '.join(f'{r:.2f}' for r in round_ratios)}; CPU-time ratio {cpu_ratio:.2f})")
+    print(
+        f"[1] ingestion to commit of {n_ingest:,} points (first log_metric to flush() committed), best of {rounds} alternating rounds"
+    )
+    print(
+        f"    modelyard log_metric+flush   {_n(ing['rate']):>12} points/s   ({ing['seconds']:.2f} s, {ing['cpu']:.2f} s CPU; logging loop {ing['log_seconds']:.2f} s)"
+    )
+    print(
+        f"    raw sqlite3.executemany WAL  {_n(raw['rate']):>12} points/s   ({raw['seconds']:.2f} s, {raw['cpu']:.2f} s CPU; one transaction, rows prepared)"
+    )
+    print(
+        f"    ratio modelyard/raw          {ratio:>12.2f}            ({_verdict(ratio >= TARGET_INGEST_RATIO)} >= {TARGET_INGEST_RATIO}; "
+        f"per round {', '.join(f'{r:.2f}' for r in round_ratios)}; CPU-time ratio {cpu_ratio:.2f})"
+    )
     if peer:
-        mb = out["mlflow_batch_rate"] = run_worker(MLFLOW_PY, "mlflow_batch_rate", 5000 if quick else 100_000, 1.0 if quick else 5.0)
-        print(f"    MLflow log_batch (1000/call) {_n(mb['rate']):>12} points/s   ({mb['points']:,} points, each call committed)   "
-              f"ratio modelyard/MLflow {ing['rate'] / mb['rate']:,.1f}x")
+        mb = out["mlflow_batch_rate"] = run_worker(
+            MLFLOW_PY, "mlflow_batch_rate", 5000 if quick else 100_000, 1.0 if quick else 5.0
+        )
+        print(
+            f"    MLflow log_batch (1000/call) {_n(mb['rate']):>12} points/s   ({mb['points']:,} points, each call committed)   "
+            f"ratio modelyard/MLflow {ing['rate'] / mb['rate']:,.1f}x"
+        )
     print()
 
     # 2. per-call log_metric: appends to an in-memory buffer vs MLflow's synchronous write per call.
     #    Not like for like (ours is not yet committed when the call returns): shown for what a training loop waits on.
     ours = out["log_rate"] = run_worker(py, "ours_log_rate", n_log)
-    print(f"[2] what a training loop waits on per log_metric call, {ours['points']:,} calls "
-          "(ours: a buffer append, committed later in batches; MLflow: one synchronous write per call; not like for like)")
-    print(f"    modelyard run.log_metric     {_n(ours['rate']):>12} points/s   ({_verdict(ours['rate'] >= TARGET_LOG_RATE)} "
-          f">= {TARGET_LOG_RATE:,}; {_n(ours['points'] / ours['cpu'])} points per CPU-second; "
-          f"run end drained the buffer in {_ms(ours['end_seconds'])})")
+    print(
+        f"[2] what a training loop waits on per log_metric call, {ours['points']:,} calls "
+        "(ours: a buffer append, committed later in batches; MLflow: one synchronous write per call; not like for like)"
+    )
+    print(
+        f"    modelyard run.log_metric     {_n(ours['rate']):>12} points/s   ({_verdict(ours['rate'] >= TARGET_LOG_RATE)} "
+        f">= {TARGET_LOG_RATE:,}; {_n(ours['points'] / ours['cpu'])} points per CPU-second; "
+        f"run end drained the buffer in {_ms(ours['end_seconds'])})"
+    )
     if peer:
-        ml = out["mlflow_log_rate"] = run_worker(MLFLOW_PY, "mlflow_log_rate", 300 if quick else 5000, 1.0 if quick else 5.0)
-        print(f"    MLflow log_metric            {_n(ml['rate']):>12} points/s   ({ml['points']:,} calls)   "
-              f"ratio modelyard/MLflow {ours['rate'] / ml['rate']:,.0f}x")
+        ml = out["mlflow_log_rate"] = run_worker(
+            MLFLOW_PY, "mlflow_log_rate", 300 if quick else 5000, 1.0 if quick else 5.0
+        )
+        print(
+            f"    MLflow log_metric            {_n(ml['rate']):>12} points/s   ({ml['points']:,} calls)   "
+            f"ratio modelyard/MLflow {ours['rate'] / ml['rate']:,.0f}x"
+        )
     print()
 
     # 3. search_runs
@@ -510,16 +568,22 @@ def main(argv: list[str] | None = None) -> int:
     expect = expected_matches(n_search)
     if s["found"] != expect:
         raise SystemExit(f"modelyard search_runs found {s['found']} runs, expected {expect}")
-    print(f"[3] search_runs over {n_search:,} runs x 5 params x 5 metrics: filter {SEARCH_FILTER!r}, "
-          f"order {SEARCH_ORDER!r}, limit {SEARCH_LIMIT} ({expect} returned)")
-    print(f"    modelyard search_runs        {_ms(s['median']):>12} median of {repeats}   (min {_ms(s['min'])}, CPU {_ms(s['cpu'])}, first {_ms(s['first'])}; "
-          f"{_verdict(s['median'] < TARGET_SEARCH_S)} < {_ms(TARGET_SEARCH_S)})")
+    print(
+        f"[3] search_runs over {n_search:,} runs x 5 params x 5 metrics: filter {SEARCH_FILTER!r}, "
+        f"order {SEARCH_ORDER!r}, limit {SEARCH_LIMIT} ({expect} returned)"
+    )
+    print(
+        f"    modelyard search_runs        {_ms(s['median']):>12} median of {repeats}   (min {_ms(s['min'])}, CPU {_ms(s['cpu'])}, first {_ms(s['first'])}; "
+        f"{_verdict(s['median'] < TARGET_SEARCH_S)} < {_ms(TARGET_SEARCH_S)})"
+    )
     if peer:
         ms = out["mlflow_search"] = run_worker(MLFLOW_PY, "mlflow_search", n_search, repeats)
         if ms["found"] != expect:
             raise SystemExit(f"MLflow search_runs found {ms['found']} runs, expected {expect}")
-        print(f"    MLflow search_runs           {_ms(ms['median']):>12} median of {repeats}   (min {_ms(ms['min'])}, CPU {_ms(ms['cpu'])}, first {_ms(ms['first'])})   "
-              f"ratio MLflow/modelyard {ms['median'] / s['median']:,.1f}x")
+        print(
+            f"    MLflow search_runs           {_ms(ms['median']):>12} median of {repeats}   (min {_ms(ms['min'])}, CPU {_ms(ms['cpu'])}, first {_ms(ms['first'])})   "
+            f"ratio MLflow/modelyard {ms['median'] / s['median']:,.1f}x"
+        )
     c = out["create_rate"] = run_worker(py, "ours_create_rate", n_create)
     line = f"    (seeding: bulk inserts through the store API; runs made one by one with start_run: {c['rate']:,.0f} runs/s"
     if peer:
@@ -532,17 +596,27 @@ def main(argv: list[str] | None = None) -> int:
     h = out["yard_help"] = wall_times([*yard_command(), "--help"], help_repeats)
     bare = out["python_bare"] = wall_times([py, "-c", "pass"], help_repeats)
     print(f"[4] CLI start-up, wall time of a fresh process, median of {help_repeats}")
-    print(f"    yard --help                  {_ms(h['median']):>12}   (min {_ms(h['min'])}, CPU {_ms(h['cpu'])}; "
-          f"{_verdict(h['median'] < TARGET_HELP_S)} < {_ms(TARGET_HELP_S)})")
-    print(f"    python -c pass               {_ms(bare['median']):>12}   (min {_ms(bare['min'])}, CPU {_ms(bare['cpu'])}; the interpreter's own floor here)")
+    print(
+        f"    yard --help                  {_ms(h['median']):>12}   (min {_ms(h['min'])}, CPU {_ms(h['cpu'])}; "
+        f"{_verdict(h['median'] < TARGET_HELP_S)} < {_ms(TARGET_HELP_S)})"
+    )
+    print(
+        f"    python -c pass               {_ms(bare['median']):>12}   (min {_ms(bare['min'])}, CPU {_ms(bare['cpu'])}; the interpreter's own floor here)"
+    )
     if peer:
         mlflow_bin = str(MLFLOW_VENV / "bin" / "mlflow")
         mv = out["mlflow_version"] = wall_times([mlflow_bin, "--version"], max(3, help_repeats // 3))
         mh = out["mlflow_help"] = wall_times([mlflow_bin, "--help"], max(3, help_repeats // 3))
-        print(f"    mlflow --version             {_ms(mv['median']):>12}   (min {_ms(mv['min'])})   ratio mlflow/yard {mv['median'] / h['median']:,.1f}x")
-        print(f"    mlflow --help                {_ms(mh['median']):>12}   (min {_ms(mh['min'])})   ratio mlflow/yard {mh['median'] / h['median']:,.1f}x")
+        print(
+            f"    mlflow --version             {_ms(mv['median']):>12}   (min {_ms(mv['min'])})   ratio mlflow/yard {mv['median'] / h['median']:,.1f}x"
+        )
+        print(
+            f"    mlflow --help                {_ms(mh['median']):>12}   (min {_ms(mh['min'])})   ratio mlflow/yard {mh['median'] / h['median']:,.1f}x"
+        )
     print()
-    print(f"load average at the end {os.getloadavg()[0]:.2f} (the machine is shared: figures are noisy, compare ratios)")
+    print(
+        f"load average at the end {os.getloadavg()[0]:.2f} (the machine is shared: figures are noisy, compare ratios)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return 0

@@ -119,8 +119,10 @@ def run(names: list[str], splits: int, detect_splits: int) -> None:
     from modelyard.data._validate import validate
     from modelyard.monitoring._drift import DriftReference
 
-    print(f"{'data set':<14} {'rows':>5} {'cols':>4}  {'suite: runs failing':>19} {'checks failed':>13}  "
-          f"{'yard.drift: runs':>16} {'cols':>6}  {'monitor: runs':>13}")
+    print(
+        f"{'data set':<14} {'rows':>5} {'cols':>4}  {'suite: runs failing':>19} {'checks failed':>13}  "
+        f"{'yard.drift: runs':>16} {'cols':>6}  {'monitor: runs':>13}"
+    )
     totals = {"suite": [0, 0], "drift": [0, 0], "monitor": [0, 0]}
     detect: dict[str, list[int]] = {k: [0, 0] for k in CORRUPTIONS}
     misses: dict[str, list[str]] = {k: [] for k in CORRUPTIONS}
@@ -169,10 +171,12 @@ def run(names: list[str], splits: int, detect_splits: int) -> None:
         totals["monitor"][0] += mon_fail
         totals["monitor"][1] += splits
         n_cols = len(frame.columns)
-        print(f"{name:<14} {len(frame):>5} {n_cols:>4}  {suite_fail:>6}/{splits} ({suite_fail / splits:6.1%}) "
-              f"{checks_failed:>6}/{checks_total:<7}  {drift_fail:>5}/{splits} ({drift_fail / splits:5.1%}) "
-              f"{drift_cols:>6}  {mon_fail:>5}/{splits} ({mon_fail / splits:5.1%})"
-              + (f"   failed: {', '.join(f'{k} {v}' for k, v in sorted(examples.items()))}" if examples else ""))
+        print(
+            f"{name:<14} {len(frame):>5} {n_cols:>4}  {suite_fail:>6}/{splits} ({suite_fail / splits:6.1%}) "
+            f"{checks_failed:>6}/{checks_total:<7}  {drift_fail:>5}/{splits} ({drift_fail / splits:5.1%}) "
+            f"{drift_cols:>6}  {mon_fail:>5}/{splits} ({mon_fail / splits:5.1%})"
+            + (f"   failed: {', '.join(f'{k} {v}' for k, v in sorted(examples.items()))}" if examples else "")
+        )
     for key, (f, n) in totals.items():
         print(f"false alarms, {key:<8}: {f}/{n} runs ({f / n:.2%}) with any failed check / drifted column")
     if "breast_cancer" in names:
@@ -180,7 +184,10 @@ def run(names: list[str], splits: int, detect_splits: int) -> None:
     print("detection (runs where a check on the corrupted column failed):")
     for kind, (ok, n) in detect.items():
         if n:
-            print(f"  {kind:<14} {ok}/{n} ({ok / n:.1%})" + (f"   missed e.g. {', '.join(misses[kind])}" if misses[kind] else ""))
+            print(
+                f"  {kind:<14} {ok}/{n} ({ok / n:.1%})"
+                + (f"   missed e.g. {', '.join(misses[kind])}" if misses[kind] else "")
+            )
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 
@@ -196,14 +203,18 @@ def replay(splits: int) -> None:
         window = test.sample(2405, replace=True, random_state=seed).reset_index(drop=True)
         r = yard.drift(reference=DriftReference(train), current=window)
         fails += bool(r.drifted_columns)
-    print(f"replayed traffic (breast_cancer, 398-row reference, 2,405-row window resampled from the 171 "
-          f"held-out rows): {fails}/{splits} runs ({fails / splits:.1%}) with a drifted column")
+    print(
+        f"replayed traffic (breast_cancer, 398-row reference, 2,405-row window resampled from the 171 "
+        f"held-out rows): {fails}/{splits} runs ({fails / splits:.1%}) with a drifted column"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--splits", type=int, default=200, help="random splits per data set (default 200)")
-    ap.add_argument("--detect-splits", type=int, default=50, help="of which this many get each corruption (default 50)")
+    ap.add_argument(
+        "--detect-splits", type=int, default=50, help="of which this many get each corruption (default 50)"
+    )
     ap.add_argument("--only", nargs="*", choices=DATASETS, help="data sets to run (default all)")
     ap.add_argument("--replay-only", action="store_true", help="only the replayed-traffic drift experiment")
     a = ap.parse_args()

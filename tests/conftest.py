@@ -25,7 +25,9 @@ _pg_state: dict[str, object] = {}
 def missing_service(why: str) -> NoReturn:
     """Skip the test because a service it needs is missing; fail it instead under CI (``CI`` set)."""
     if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"CI is set, so a missing service fails the run instead of skipping it: {why}", pytrace=False)
+        pytest.fail(
+            f"CI is set, so a missing service fails the run instead of skipping it: {why}", pytrace=False
+        )
     pytest.skip(why)
 
 
@@ -43,7 +45,9 @@ def pg_available() -> bool:
         try:
             import psycopg
 
-            with psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=30) as conn:
+            with psycopg.connect(
+                PG_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=30
+            ) as conn:
                 conn.execute("SELECT 1")
             _pg_state["ok"] = True
         except Exception as exc:  # pragma: no cover - depends on the machine
@@ -107,7 +111,9 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def module_store_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def module_store_uri(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """Like ``store_uri`` (SQLite, then PostgreSQL) but shared by the tests of one module: for
     stores that are expensive to fill (registered models). The tests must not depend on each other."""
     tmp = tmp_path_factory.mktemp("module-store")

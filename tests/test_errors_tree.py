@@ -11,8 +11,11 @@ from pathlib import Path
 import modelyard.errors
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "modelyard"
-_BUILTIN = {n for n in dir(builtins) if isinstance(getattr(builtins, n), type)
-            and issubclass(getattr(builtins, n), BaseException)}
+_BUILTIN = {
+    n
+    for n in dir(builtins)
+    if isinstance(getattr(builtins, n), type) and issubclass(getattr(builtins, n), BaseException)
+}
 
 
 def exception_classes(sources: dict[str, str]) -> dict[str, tuple[str, list[str]]]:
@@ -53,24 +56,32 @@ def problems(classes: dict[str, tuple[str, list[str]]], doc: str) -> list[str]:
         if in_tree and not re.search(rf"(?<![\w(]){name}\b", tree):
             out.append(f"{module}.{name} is in the tree but not drawn in errors.py's docstring")
         elif not in_tree and not re.search(rf"\b{name}\(", outside):
-            out.append(f"{module}.{name} is outside the ModelyardError tree: derive it from a ModelyardError "
-                       "subclass (or UsageError for a programmer error), or list it in errors.py under "
-                       "'Outside the tree on purpose' with the reason")
+            out.append(
+                f"{module}.{name} is outside the ModelyardError tree: derive it from a ModelyardError "
+                "subclass (or UsageError for a programmer error), or list it in errors.py under "
+                "'Outside the tree on purpose' with the reason"
+            )
     return out
 
 
 def test_every_exception_is_in_the_tree_and_drawn() -> None:
-    sources = {".".join(p.relative_to(SRC.parent).with_suffix("").parts): p.read_text() for p in SRC.rglob("*.py")}
+    sources = {
+        ".".join(p.relative_to(SRC.parent).with_suffix("").parts): p.read_text() for p in SRC.rglob("*.py")
+    }
     classes = exception_classes(sources)
     assert {"SwapError", "TargetError", "RevisionConflict", "HTTPProblem", "GateFailed"} <= set(classes)
     assert problems(classes, modelyard.errors.__doc__ or "") == []
 
 
 def test_a_stray_exception_is_named() -> None:
-    classes = exception_classes({"modelyard.x": "class Boom(Exception):\n    pass\n"
-                                                "class Fine(ModelyardError):\n    pass\n"
-                                                "class Quiet(UserWarning):\n    pass\n",
-                                 "modelyard.errors": "class ModelyardError(Exception):\n    pass\n"})
+    classes = exception_classes(
+        {
+            "modelyard.x": "class Boom(Exception):\n    pass\n"
+            "class Fine(ModelyardError):\n    pass\n"
+            "class Quiet(UserWarning):\n    pass\n",
+            "modelyard.errors": "class ModelyardError(Exception):\n    pass\n",
+        }
+    )
     assert set(classes) == {"Boom", "Fine", "ModelyardError"}
     assert problems(classes, "ModelyardError\n ├── Fine  x\n") == [
         "modelyard.x.Boom is outside the ModelyardError tree: derive it from a ModelyardError subclass "

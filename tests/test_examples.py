@@ -17,8 +17,14 @@ def test_breast_cancer_walkthrough_no_false_alarm_corruption_caught(tmp_path: Pa
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
     out = tmp_path / "walk"
-    proc = subprocess.run([sys.executable, str(EXAMPLE), "--out", str(out)], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text
     assert "Traceback" not in text, text
@@ -30,12 +36,19 @@ def test_breast_cancer_walkthrough_no_false_alarm_corruption_caught(tmp_path: Pa
     # the corruption is caught, each break named
     assert "✗ mean texture.max_null_fraction: 171 of 171 rows are null" in proc.stdout
     assert "✗ mean radius.max: 1 row(s) above" in proc.stdout
-    assert "✗ worst area.column_present: column 'worst area' is not in the data. Did you mean 'worst_area'?" in proc.stdout
-    # the requests a client sends: answered, or refused with the reason
-    assert "a misspelt column      → 422: [\"missing column 'mean radius'\", \"unexpected column 'mean raduis'. " \
-           "Did you mean 'mean radius'?\"]" in proc.stdout
-    assert "a null value           → 422: [\"column 'mean area' has 1 missing value(s) but the signature allows none\"]" \
+    assert (
+        "✗ worst area.column_present: column 'worst area' is not in the data. Did you mean 'worst_area'?"
         in proc.stdout
+    )
+    # the requests a client sends: answered, or refused with the reason
+    assert (
+        "a misspelt column      → 422: [\"missing column 'mean radius'\", \"unexpected column 'mean raduis'. "
+        "Did you mean 'mean radius'?\"]" in proc.stdout
+    )
+    assert (
+        "a null value           → 422: [\"column 'mean area' has 1 missing value(s) but the signature allows none\"]"
+        in proc.stdout
+    )
     assert proc.stdout.rstrip().endswith("walk-through passed")
     reports = sorted(p.name for p in out.glob("*.html"))
     assert reports == ["drift.html", "model-card.html", "validation-corrupt.html", "validation-test.html"]

@@ -17,6 +17,7 @@ from modelyard._json import json_float, strict_json
 
 def strict_loads(text: str) -> object:
     """Parse like a strict JSON reader (JavaScript, Go, jq): the tokens NaN/Infinity are refused."""
+
     def refuse(token: str) -> None:
         raise ValueError(f"non-standard JSON token {token}")
 
@@ -24,8 +25,16 @@ def strict_loads(text: str) -> object:
 
 
 def test_the_convention() -> None:
-    assert [json_float(v) for v in (1.5, float("nan"), float("inf"), float("-inf"))] == [1.5, "NaN", "Infinity", "-Infinity"]
-    assert strict_json({"a": [float("nan"), (float("inf"), None)], 1: 2.0}, str_keys=True) == {"a": ["NaN", ["Infinity", None]], "1": 2.0}
+    assert [json_float(v) for v in (1.5, float("nan"), float("inf"), float("-inf"))] == [
+        1.5,
+        "NaN",
+        "Infinity",
+        "-Infinity",
+    ]
+    assert strict_json({"a": [float("nan"), (float("inf"), None)], 1: 2.0}, str_keys=True) == {
+        "a": ["NaN", ["Infinity", None]],
+        "1": 2.0,
+    }
     # the strings read back as the same floats in Python (float()) and JavaScript (Number())
     assert math.isnan(float("NaN")) and float("Infinity") == math.inf and float("-Infinity") == -math.inf
 
@@ -63,10 +72,14 @@ def test_cli_json_and_the_drift_json_agree(tmp_path, capsys: pytest.CaptureFixtu
     cur.to_parquet(tmp_path / "cur.parquet")
     yard.data.add(ref, name="ref")
     runner = CliRunner()
-    res = runner.invoke(app, ["validate", "data", str(tmp_path / "cur.parquet"), "--against", "ref@v1", "--json"])
+    res = runner.invoke(
+        app, ["validate", "data", str(tmp_path / "cur.parquet"), "--against", "ref@v1", "--json"]
+    )
     assert res.exit_code == 1, res.output
     checks = {(c["column"], c["expectation"]): c for c in strict_loads(res.output)["results"]}
     assert checks[("x", "max")]["observed"] == "Infinity"
-    res = runner.invoke(app, ["monitor", "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"), "--json"])
+    res = runner.invoke(
+        app, ["monitor", "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"), "--json"]
+    )
     assert res.exit_code == 3, res.output  # drift found
     assert strict_loads(res.output)["summary"]["drifted_columns"] == ["x"]

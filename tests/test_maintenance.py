@@ -39,7 +39,9 @@ def test_gc_keeps_referenced_blobs_and_files_inside_manifests(workspace, tmp_pat
 
     yard.delete_run(drop.id)
     dry = gc(workspace, grace_seconds=0, dry_run=True)
-    assert dry.dry_run and dry.runs_purged == 0 and dry.blobs_removed == 1  # only the orphan: drop not purged yet
+    assert (
+        dry.dry_run and dry.runs_purged == 0 and dry.blobs_removed == 1
+    )  # only the orphan: drop not purged yet
     assert workspace.blobs.exists(orphan)
 
     gone_entries = {e.digest for e in workspace.blobs.read_manifest(g.digest)}
@@ -53,7 +55,9 @@ def test_gc_keeps_referenced_blobs_and_files_inside_manifests(workspace, tmp_pat
     # the kept run reads back whole
     out = TrackingService(workspace).download_artifact(keep.id, "kept", tmp_path / "out")
     assert (out / "sub" / "b.bin").read_bytes() == b"kept-b"
-    assert (TrackingService(workspace).download_artifact(keep.id, "notes.txt", tmp_path)).read_text() == "kept file"
+    assert (
+        TrackingService(workspace).download_artifact(keep.id, "notes.txt", tmp_path)
+    ).read_text() == "kept file"
     assert doctor(workspace).healthy
 
 
@@ -144,7 +148,10 @@ def test_gc_refuses_to_sweep_when_a_manifest_is_damaged(workspace, tmp_path: Pat
     doc["entries"][0]["size"] += 1  # one flipped value: the manifest no longer matches its digest
     os.chmod(p, 0o644)
     p.write_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
-    with pytest.raises(IntegrityError, match=rf"yard gc stopped: 1 referenced manifest\(s\) are damaged \({art.digest[:12]}….*Run `yard doctor`"):
+    with pytest.raises(
+        IntegrityError,
+        match=rf"yard gc stopped: 1 referenced manifest\(s\) are damaged \({art.digest[:12]}….*Run `yard doctor`",
+    ):
         gc(workspace, grace_seconds=0)
     assert all(workspace.blobs.exists(e.digest) for e in entries)  # nothing was swept
     report = doctor(workspace)
@@ -196,7 +203,10 @@ def test_gc_stops_when_a_referenced_manifest_cannot_be_read(workspace, tmp_path:
     os.chmod(p, 0o644)
     p.unlink()
     p.mkdir()  # still there, but reading it fails (as an I/O error or a permission problem would)
-    with pytest.raises(IntegrityError, match=rf"^yard gc stopped: 1 referenced manifest\(s\) are damaged \({v.manifest_digest[:12]}…\)"):
+    with pytest.raises(
+        IntegrityError,
+        match=rf"^yard gc stopped: 1 referenced manifest\(s\) are damaged \({v.manifest_digest[:12]}…\)",
+    ):
         gc(workspace, grace_seconds=0)
     assert all(workspace.blobs.exists(e.digest) for e in entries)
 
@@ -210,7 +220,10 @@ def test_gc_stops_when_a_dataset_manifest_is_replaced_by_other_bytes(workspace, 
     p = workspace.blobs.local_path(v.manifest_digest)
     os.chmod(p, 0o644)
     p.write_bytes(b"not a manifest at all")  # does not even start like one
-    with pytest.raises(IntegrityError, match=rf"^yard gc stopped: 1 referenced manifest\(s\) are damaged \({v.manifest_digest[:12]}…\)"):
+    with pytest.raises(
+        IntegrityError,
+        match=rf"^yard gc stopped: 1 referenced manifest\(s\) are damaged \({v.manifest_digest[:12]}…\)",
+    ):
         gc(workspace, grace_seconds=0)
     assert all(workspace.blobs.exists(e.digest) for e in entries)
 
@@ -219,10 +232,15 @@ def test_gc_treats_a_file_artifact_as_a_file_whatever_its_bytes(workspace, tmp_p
     """Only manifest references (and dir artifacts) are read as manifests: a logged JSON file
     that starts like one is a file, neither "damaged" (blocking gc) nor keeping blobs alive."""
     orphan = workspace.blobs.put_bytes(b"nobody points at me")
-    fake = {"entries": [{"digest": orphan, "mode": 420, "path": "x", "size": 19}], "type": "modelyard.manifest"}
+    fake = {
+        "entries": [{"digest": orphan, "mode": 420, "path": "x", "size": 19}],
+        "type": "modelyard.manifest",
+    }
     with yard.start_run(experiment="e", capture_env=False) as run:
         looks_like = run.log_text('{"entries":[1, 2, "not a manifest"]}', "odd.json")
-        real_manifest = run.log_text(json.dumps(fake, sort_keys=True, separators=(",", ":")), "copy-of-a-manifest.json")
+        real_manifest = run.log_text(
+            json.dumps(fake, sort_keys=True, separators=(",", ":")), "copy-of-a-manifest.json"
+        )
     assert looks_like.kind == real_manifest.kind == "file"
     assert workspace.blobs.manifest_children(real_manifest.digest) == [orphan]  # it reads as one when asked
     report = gc(workspace, grace_seconds=0, purge_runs=False)

@@ -16,10 +16,15 @@ from modelyard.errors import InvalidArgumentError
     [
         ("postgresql://ml:hunter2@db/yard", "postgresql://ml:***@db/yard"),
         ("postgresql://ml:hun@ter2@db:5432/yard", "postgresql://ml:***@db:5432/yard"),  # @ in the password
-        ("postgresql://db/yard?user=ml&password=hunter2&sslmode=require",
-         "postgresql://db/yard?user=ml&password=***&sslmode=require"),
+        (
+            "postgresql://db/yard?user=ml&password=hunter2&sslmode=require",
+            "postgresql://db/yard?user=ml&password=***&sslmode=require",
+        ),
         ("https://ghp_abcdefghijklmnopqrstuvwxyz0123@github.com/o/r.git", "https://***@github.com/o/r.git"),
-        ("https://acct.blob.core.windows.net/c?sv=2024&sig=hunter2#x", "https://acct.blob.core.windows.net/c?sv=2024&sig=***#x"),
+        (
+            "https://acct.blob.core.windows.net/c?sv=2024&sig=hunter2#x",
+            "https://acct.blob.core.windows.net/c?sv=2024&sig=***#x",
+        ),
         ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://postgres@127.0.0.1:5432/test"),
         ("./.yard", "./.yard"),
         ("sqlite:///tmp/a.db", "sqlite:///tmp/a.db"),
@@ -42,14 +47,47 @@ def test_webhooks_keep_only_scheme_and_host() -> None:
 
 
 def test_redact_argv() -> None:
-    argv = ["train.py", "--password", "hunter2", "--token=hunter2", "--client-secret", "hunter2", "-H",
-            "Authorization: Bearer hunter2", "AWS_SECRET_ACCESS_KEY=hunter2", "--uri", "postgresql://u:hunter2@h/d",
-            "--webhook=https://hooks.slack.com/services/T/B/hunter2", "--tokenizer", "bert", "--offset", "-3",
-            "--passes", "2", "name=x"]
+    argv = [
+        "train.py",
+        "--password",
+        "hunter2",
+        "--token=hunter2",
+        "--client-secret",
+        "hunter2",
+        "-H",
+        "Authorization: Bearer hunter2",
+        "AWS_SECRET_ACCESS_KEY=hunter2",
+        "--uri",
+        "postgresql://u:hunter2@h/d",
+        "--webhook=https://hooks.slack.com/services/T/B/hunter2",
+        "--tokenizer",
+        "bert",
+        "--offset",
+        "-3",
+        "--passes",
+        "2",
+        "name=x",
+    ]
     assert redact_argv(argv) == [
-        "train.py", "--password", "***", "--token=***", "--client-secret", "***", "-H", "Authorization: ***",
-        "AWS_SECRET_ACCESS_KEY=***", "--uri", "postgresql://u:***@h/d", "--webhook=https://hooks.slack.com/***",
-        "--tokenizer", "bert", "--offset", "-3", "--passes", "2", "name=x",
+        "train.py",
+        "--password",
+        "***",
+        "--token=***",
+        "--client-secret",
+        "***",
+        "-H",
+        "Authorization: ***",
+        "AWS_SECRET_ACCESS_KEY=***",
+        "--uri",
+        "postgresql://u:***@h/d",
+        "--webhook=https://hooks.slack.com/***",
+        "--tokenizer",
+        "bert",
+        "--offset",
+        "-3",
+        "--passes",
+        "2",
+        "name=x",
     ]
 
 
@@ -60,13 +98,23 @@ def test_resolve_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     secret.write_text("\nhttps://hooks.slack.com/services/T/B/hunter2\n")
     assert resolve_secret(f"file:{secret}") == "https://hooks.slack.com/services/T/B/hunter2"
     monkeypatch.delenv("SLACK_URL")
-    with pytest.raises(InvalidArgumentError, match=r"^The webhook 'env:SLACK_URL' is empty: the environment variable "
-                                                   r"SLACK_URL is not set\.$"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^The webhook 'env:SLACK_URL' is empty: the environment variable "
+        r"SLACK_URL is not set\.$",
+    ):
         resolve_secret("env:SLACK_URL", what="webhook")
-    with pytest.raises(InvalidArgumentError, match=r"must name an environment variable, like env:SLACK_WEBHOOK_URL"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"must name an environment variable, like env:SLACK_WEBHOOK_URL"
+    ):
         resolve_secret("env:not a name", what="webhook")
-    with pytest.raises(InvalidArgumentError, match=r"^The webhook 'file:/nope/slack' cannot be read: No such file"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"^The webhook 'file:/nope/slack' cannot be read: No such file"
+    ):
         resolve_secret("file:/nope/slack", what="webhook")
-    with pytest.raises(InvalidArgumentError, match=r"^The webhook 'https://hooks.slack.com/\*\*\*' is not a reference; "
-                                                   r"use env:NAME"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^The webhook 'https://hooks.slack.com/\*\*\*' is not a reference; "
+        r"use env:NAME",
+    ):
         resolve_secret("https://hooks.slack.com/services/T/B/hunter2", what="webhook")

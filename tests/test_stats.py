@@ -35,11 +35,15 @@ def test_jensen_shannon_equals_scipy(base: float) -> None:
     for _ in range(50):
         r, c = rng.integers(0, 50, 12).astype(float), rng.integers(0, 50, 12).astype(float)
         r[rng.integers(0, 12)] = 0
-        assert _stats.jensen_shannon(r, c, base=base) == pytest.approx(jensenshannon(r, c, base=base), abs=1e-12)
+        assert _stats.jensen_shannon(r, c, base=base) == pytest.approx(
+            jensenshannon(r, c, base=base), abs=1e-12
+        )
     assert _stats.jensen_shannon([1, 0], [0, 1]) == pytest.approx(1.0)  # disjoint supports: the maximum
     assert _stats.jensen_shannon([4, 2], [2, 1]) == 0.0
     assert _stats.jensen_shannon([0, 0], [1, 1]) == 0.0
-    assert _stats.jensen_shannon([3, 0], [1, 2], pseudocount=0.5) == pytest.approx(jensenshannon([3.5, 0.5], [1.5, 2.5], base=2))
+    assert _stats.jensen_shannon([3, 0], [1, 2], pseudocount=0.5) == pytest.approx(
+        jensenshannon([3.5, 0.5], [1.5, 2.5], base=2)
+    )
 
 
 def test_null_quantile_bounds_the_statistic_between_two_samples_of_one_distribution() -> None:
@@ -65,8 +69,16 @@ def test_null_quantile_bounds_the_statistic_between_two_samples_of_one_distribut
 def test_align_categories_takes_the_union_in_the_asked_order() -> None:
     ref, cur = {"b": 5, "a": 1, "c": 3}, {"c": 3, "d": 9, "a": 2}
     assert _stats.align_categories(ref, cur) == (["a", "b", "c", "d"], [1, 5, 3, 0], [2, 0, 3, 9])
-    assert _stats.align_categories(ref, cur, order="frequency") == (["d", "c", "b", "a"], [0, 3, 5, 1], [9, 3, 0, 2])
-    assert _stats.align_categories(ref, cur, order="given") == (["b", "a", "c", "d"], [5, 1, 3, 0], [0, 2, 3, 9])
+    assert _stats.align_categories(ref, cur, order="frequency") == (
+        ["d", "c", "b", "a"],
+        [0, 3, 5, 1],
+        [9, 3, 0, 2],
+    )
+    assert _stats.align_categories(ref, cur, order="given") == (
+        ["b", "a", "c", "d"],
+        [5, 1, 3, 0],
+        [0, 2, 3, 9],
+    )
     with pytest.raises(ValueError, match="order must be 'sorted', 'frequency' or 'given', not 'size'"):
         _stats.align_categories(ref, cur, order="size")  # type: ignore[arg-type]
 
@@ -91,7 +103,9 @@ def test_quantile_edges_and_histogram_counts_follow_their_definition() -> None:
 
 
 # -- exact tests -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("n", "m", "rounding"), [(40, 55, None), (900, 1100, 1), (12_000, 15_001, None), (30_000, 20_000, 2)])
+@pytest.mark.parametrize(
+    ("n", "m", "rounding"), [(40, 55, None), (900, 1100, 1), (12_000, 15_001, None), (30_000, 20_000, 2)]
+)
 def test_ks_and_wasserstein_match_scipy(n: int, m: int, rounding: int | None) -> None:
     rng = np.random.default_rng(n)
     a, b = rng.normal(size=n), rng.normal(0.05, 1.1, size=m)
@@ -115,7 +129,10 @@ def test_chi2_and_two_proportion_z_match_scipy() -> None:
     ref2 = stats.chi2_contingency([[480, 520], [530, 470]], correction=False)
     assert abs(z**2 - ref2.statistic) < 1e-9 and abs(pz - ref2.pvalue) < 1e-9
     assert z > 0 and abs(pz - 2 * stats.norm.sf(abs(z))) < 1e-15
-    assert _stats.two_proportion_z(0, 0, 3, 10) == (0.0, 1.0) and _stats.two_proportion_z(0, 10, 0, 12) == (0.0, 1.0)
+    assert _stats.two_proportion_z(0, 0, 3, 10) == (0.0, 1.0) and _stats.two_proportion_z(0, 10, 0, 12) == (
+        0.0,
+        1.0,
+    )
 
 
 # -- multiple testing ------------------------------------------------------------------------------

@@ -43,18 +43,32 @@ def test_bomb_is_refused_before_expanding() -> None:
 
 
 def test_cycle_depth_and_size_limits(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgumentError, match=r"^The alert rules file uses the alias \*r inside its own anchor &r "
-                                                   r"\(line 1\), a structure that contains itself\.$"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^The alert rules file uses the alias \*r inside its own anchor &r "
+        r"\(line 1\), a structure that contains itself\.$",
+    ):
         compose_yaml(CYCLE, what="alert rules file")
-    with pytest.raises(InvalidArgumentError, match=f"^The suite 'deep.yaml' nests mappings and lists more than "
-                                                   f"{MAX_DEPTH} levels deep \\(line 1\\)\\.$"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=f"^The suite 'deep.yaml' nests mappings and lists more than "
+        f"{MAX_DEPTH} levels deep \\(line 1\\)\\.$",
+    ):
         load_yaml(DEEP, what="suite", name="deep.yaml")
     big = _huge(tmp_path / "big.yaml")
-    with pytest.raises(InvalidArgumentError, match=r"^The suite '.*big.yaml' is 20.0 MiB; YAML files are limited to 8.0 MiB\.$"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^The suite '.*big.yaml' is 20.0 MiB; YAML files are limited to 8.0 MiB\.$",
+    ):
         load_yaml(big, what="suite")
-    with pytest.raises(InvalidArgumentError, match=r"^The suite is 20.0 MiB; YAML documents are limited to 8.0 MiB\.$"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"^The suite is 20.0 MiB; YAML documents are limited to 8.0 MiB\.$"
+    ):
         load_yaml(big.read_text(), what="suite")
-    with pytest.raises(InvalidArgumentError, match=r"^The suite '/dev/zero' holds more than 8.0 MiB, the limit for YAML files\.$"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^The suite '/dev/zero' holds more than 8.0 MiB, the limit for YAML files\.$",
+    ):
         load_yaml(Path("/dev/zero"), what="suite")  # an endless file is read only up to the limit
     with pytest.raises(InvalidArgumentError, match=r"^The suite '.*' cannot be read: Is a directory\.$"):
         load_yaml(tmp_path, what="suite")
@@ -63,7 +77,10 @@ def test_cycle_depth_and_size_limits(tmp_path: Path) -> None:
 def test_ordinary_documents_load_with_safe_types_only() -> None:
     # anchors for shared defaults are fine, and expand as YAML says
     doc = load_yaml("base: &b {min: 0, max: 1}\ncols: {x: *b, y: *b}\n", what="suite")
-    assert doc == {"base": {"min": 0, "max": 1}, "cols": {"x": {"min": 0, "max": 1}, "y": {"min": 0, "max": 1}}}
+    assert doc == {
+        "base": {"min": 0, "max": 1},
+        "cols": {"x": {"min": 0, "max": 1}, "y": {"min": 0, "max": 1}},
+    }
     # exactly at the limits is still read
     level = "[" * MAX_DEPTH + "]" * MAX_DEPTH
     assert load_yaml(level, what="suite") is not None
@@ -130,14 +147,20 @@ def test_every_reader_refuses_bombs_cycles_depth_and_size(reader: str, tmp_path:
     with pytest.raises(InvalidArgumentError, match="^" + prefix + " " + BOMB_MSG):
         load(path)
     path.write_text(CYCLE)
-    with pytest.raises(InvalidArgumentError, match="^" + prefix + r" uses the alias \*r inside its own anchor"):
+    with pytest.raises(
+        InvalidArgumentError, match="^" + prefix + r" uses the alias \*r inside its own anchor"
+    ):
         load(path)
     path.write_text(DEEP)
-    with pytest.raises(InvalidArgumentError, match="^" + prefix + f" nests mappings and lists more than {MAX_DEPTH}"):
+    with pytest.raises(
+        InvalidArgumentError, match="^" + prefix + f" nests mappings and lists more than {MAX_DEPTH}"
+    ):
         load(path)
     if reader != "gate policy text":  # parse_policy is given text the caller read (load_policy, attach)
         _huge(path)
-        with pytest.raises(InvalidArgumentError, match="^" + prefix + r" is 20.0 MiB; YAML files are limited to 8.0 MiB"):
+        with pytest.raises(
+            InvalidArgumentError, match="^" + prefix + r" is 20.0 MiB; YAML files are limited to 8.0 MiB"
+        ):
             load(path)
     assert MAX_BYTES == 8 * 1024 * 1024
 
@@ -145,7 +168,12 @@ def test_every_reader_refuses_bombs_cycles_depth_and_size(reader: str, tmp_path:
 def test_cli_refuses_a_bomb_in_one_line(tmp_path: Path) -> None:
     bomb = tmp_path / "gates.yaml"
     bomb.write_text(LAUGHS)
-    res = subprocess.run([sys.executable, "-m", "modelyard", "policy", "check", str(bomb)], capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "YARD_URI": str(tmp_path / "store")})
+    res = subprocess.run(
+        [sys.executable, "-m", "modelyard", "policy", "check", str(bomb)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "YARD_URI": str(tmp_path / "store")},
+    )
     assert res.returncode == 1, res.stderr
     assert res.stderr == f"Error: The gate policy '{bomb}' {BOMB_TEXT}\n"

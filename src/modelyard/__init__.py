@@ -73,7 +73,20 @@ _EXPORTS: dict[str, str] = {
     "GateReport": "modelyard.evaluation._gates:GateReport",
 }
 
-_SUBMODULES = {"errors", "config", "tracking", "blobs", "store", "cli", "registry", "evaluation", "pipelines", "serving", "monitoring", "rollout"}
+_SUBMODULES = {
+    "errors",
+    "config",
+    "tracking",
+    "blobs",
+    "store",
+    "cli",
+    "registry",
+    "evaluation",
+    "pipelines",
+    "serving",
+    "monitoring",
+    "rollout",
+}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
@@ -92,4 +105,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
-

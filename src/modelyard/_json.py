@@ -25,7 +25,10 @@ def strict_json(o: Any, *, str_keys: bool = False, stringify: bool = False) -> A
     if isinstance(o, float):
         return json_float(o)
     if isinstance(o, dict):
-        return {(str(k) if str_keys else k): strict_json(v, str_keys=str_keys, stringify=stringify) for k, v in o.items()}
+        return {
+            (str(k) if str_keys else k): strict_json(v, str_keys=str_keys, stringify=stringify)
+            for k, v in o.items()
+        }
     if isinstance(o, (list, tuple)):
         return [strict_json(v, str_keys=str_keys, stringify=stringify) for v in o]
     if stringify and not (o is None or isinstance(o, (str, int, bool))):

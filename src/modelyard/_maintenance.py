@@ -19,7 +19,15 @@ import sqlalchemy as sa
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import IntegrityError
 
-__all__ = ["BLOB_REFERENCES", "MANIFEST_REFERENCES", "DoctorReport", "GcReport", "doctor", "gc", "referenced_digests"]
+__all__ = [
+    "BLOB_REFERENCES",
+    "MANIFEST_REFERENCES",
+    "DoctorReport",
+    "GcReport",
+    "doctor",
+    "gc",
+    "referenced_digests",
+]
 
 #: (table, column) pairs whose values are blob digests. Features append to this list.
 BLOB_REFERENCES: list[tuple[str, str]] = [
@@ -63,7 +71,9 @@ def _roots(ws: Workspace) -> tuple[set[str], set[str]]:
                 manifests.update(found)
         if insp.has_table("artifacts"):
             t = sa.table("artifacts", sa.column("digest"), sa.column("kind"))
-            manifests.update(r[0] for r in conn.execute(sa.select(t.c.digest).where(t.c.kind == "dir").distinct()) if r[0])
+            manifests.update(
+                r[0] for r in conn.execute(sa.select(t.c.digest).where(t.c.kind == "dir").distinct()) if r[0]
+            )
     return out, manifests
 
 
@@ -151,7 +161,9 @@ class DoctorReport:
         }
 
 
-def doctor(uri: str | Workspace | None = None, *, on_progress: Callable[[int, int], None] | None = None) -> DoctorReport:
+def doctor(
+    uri: str | Workspace | None = None, *, on_progress: Callable[[int, int], None] | None = None
+) -> DoctorReport:
     """Verify every blob against its digest and every reference against the blob store."""
     ws = get_workspace(uri)
     t0 = time.perf_counter()
@@ -196,7 +208,13 @@ class GcReport:
         return dict(self.__dict__)
 
 
-def gc(uri: str | Workspace | None = None, *, grace_seconds: float = 3600.0, dry_run: bool = False, purge_runs: bool = True) -> GcReport:
+def gc(
+    uri: str | Workspace | None = None,
+    *,
+    grace_seconds: float = 3600.0,
+    dry_run: bool = False,
+    purge_runs: bool = True,
+) -> GcReport:
     """Purge soft-deleted runs, then remove blobs nothing references.
 
     Blobs younger than ``grace_seconds`` are kept: a writer may have stored them and not yet

@@ -22,8 +22,16 @@ from pathlib import Path
 from modelyard.errors import InvalidArgumentError
 
 __all__ = [
-    "MASK", "is_reference", "is_secret_name", "might_hold_secret", "redact_argv", "redact_url", "redact_urls", "redact_webhook",
-    "resolve_secret", "scrub_urls",
+    "MASK",
+    "is_reference",
+    "is_secret_name",
+    "might_hold_secret",
+    "redact_argv",
+    "redact_url",
+    "redact_urls",
+    "redact_webhook",
+    "resolve_secret",
+    "scrub_urls",
 ]
 
 MASK = "***"
@@ -50,7 +58,7 @@ def redact_url(url: str) -> str:
     if m is None:
         return url
     lead = url[: len(url) - len(url.lstrip())]
-    scheme, rest = m.group(1), url.strip()[len(m.group(1)):]
+    scheme, rest = m.group(1), url.strip()[len(m.group(1)) :]
     # the authority ends at the first / ? or # after the last @ that precedes it (a password may hold @)
     cut = len(rest)
     for ch in "/?#":
@@ -100,7 +108,20 @@ def scrub_urls(text: str) -> str:
     return _URL.sub(lambda m: redact_webhook(m.group(0)), text)
 
 
-_HINTS = ("://", "pass", "pwd", "secret", "token", "key", "auth", "sig", "hook", "cookie", "session", "credential")
+_HINTS = (
+    "://",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "sig",
+    "hook",
+    "cookie",
+    "session",
+    "credential",
+)
 
 
 def might_hold_secret(text: str) -> bool:
@@ -167,7 +188,9 @@ def resolve_secret(ref: str, *, what: str = "secret") -> str:
             )
         value = os.environ.get(target, "").strip()
         if not value:
-            raise InvalidArgumentError(f"The {what} {ref!r} is empty: the environment variable {target} is not set.")
+            raise InvalidArgumentError(
+                f"The {what} {ref!r} is empty: the environment variable {target} is not set."
+            )
         return value
     if kind == "file":
         path = Path(target).expanduser()

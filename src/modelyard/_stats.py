@@ -110,7 +110,10 @@ def null_quantile(statistic: Literal["psi", "js"], n_ref: int, n_cur: int, bins:
 
 # -- two samples on one set of bins ----------------------------------------------------------------
 def align_categories(
-    ref: Mapping[K, float], cur: Mapping[K, float], *, order: Literal["sorted", "frequency", "given"] = "sorted"
+    ref: Mapping[K, float],
+    cur: Mapping[K, float],
+    *,
+    order: Literal["sorted", "frequency", "given"] = "sorted",
 ) -> tuple[list[K], list[float], list[float]]:
     """``(categories, reference counts, current counts)`` over the union of both categories.
 

@@ -55,12 +55,16 @@ def read_yaml_text(path: str | os.PathLike[str], *, what: str, max_bytes: int = 
         with p.open("rb") as fh:
             data = fh.read(max_bytes + 1)  # a special file (/dev/zero, a pipe) has no size to check first
     except (IsADirectoryError, PermissionError) as exc:  # FileNotFoundError is the caller's to explain
-        raise InvalidArgumentError(f"{_label(what, os.fspath(path))} cannot be read: {exc.strerror}.") from None
+        raise InvalidArgumentError(
+            f"{_label(what, os.fspath(path))} cannot be read: {exc.strerror}."
+        ) from None
     if len(data) > max_bytes:
         size = p.stat().st_size
         label = _label(what, os.fspath(path))
         if size > max_bytes:
-            raise InvalidArgumentError(f"{label} is {_mib(size)}; YAML files are limited to {_mib(max_bytes)}.")
+            raise InvalidArgumentError(
+                f"{label} is {_mib(size)}; YAML files are limited to {_mib(max_bytes)}."
+            )
         raise InvalidArgumentError(f"{label} holds more than {_mib(max_bytes)}, the limit for YAML files.")
     try:
         return data.decode("utf-8")

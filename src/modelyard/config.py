@@ -55,7 +55,9 @@ def resolve(uri: str | os.PathLike[str] | None = None, *, blob_uri: str | None =
     raw = os.fspath(uri) if uri is not None else os.environ.get("YARD_URI") or DEFAULT_URI
     raw = raw.strip()
     if not raw:
-        raise ConfigError("The store URI is empty. Set YARD_URI to a folder, sqlite:/// or postgresql:// URI.")
+        raise ConfigError(
+            "The store URI is empty. Set YARD_URI to a folder, sqlite:/// or postgresql:// URI."
+        )
     blob_override = blob_uri or os.environ.get("YARD_BLOB_URI") or None
     m = _SCHEME.match(raw)
     scheme = m.group(1).lower() if m else ""
@@ -93,7 +95,9 @@ def resolve(uri: str | os.PathLike[str] | None = None, *, blob_uri: str | None =
         parts = urlsplit(raw)
         query = dict(parse_qsl(parts.query))
         blob_from_query = query.pop("blob_uri", None)
-        db_url = urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, urlencode(query), parts.fragment))
+        db_url = urlunsplit(
+            ("postgresql+psycopg", parts.netloc, parts.path, urlencode(query), parts.fragment)
+        )
         return StoreLocation(
             uri=raw,
             db_url=db_url,

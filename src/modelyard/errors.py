@@ -121,7 +121,7 @@ class FilterSyntaxError(InvalidArgumentError):
             shown, at = text, position
             if len(text) > 120:  # a window around the offending token, not a whole generated filter
                 start = max(0, position - 60)
-                shown = text[start:position + 60]
+                shown = text[start : position + 60]
                 at = position - start
                 if start:
                     shown, at = "..." + shown, at + 3
@@ -154,7 +154,9 @@ class SerializationError(ModelyardError):
 class StepFailedError(ModelyardError):
     """Raised when a pipeline step fails; ``step`` names it and ``traceback`` is its traceback."""
 
-    def __init__(self, message: str, *, step: str = "", traceback: str = "", run_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, step: str = "", traceback: str = "", run_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.step = step
         self.traceback = traceback

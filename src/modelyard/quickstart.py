@@ -35,10 +35,18 @@ def _make_data(seed: int, n: int = 2000) -> Any:
     monthly = rng.normal(70, 20, n).round(2)
     plan = rng.choice(["basic", "pro", "team"], n, p=[0.5, 0.35, 0.15])
     support = rng.poisson(1.5, n)
-    logit = -1.2 - 0.04 * tenure + 0.02 * (monthly - 70) + 0.45 * support + np.where(plan == "basic", 0.6, -0.2)
+    logit = (
+        -1.2 - 0.04 * tenure + 0.02 * (monthly - 70) + 0.45 * support + np.where(plan == "basic", 0.6, -0.2)
+    )
     churned = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     return pd.DataFrame(
-        {"tenure": tenure, "monthly_charges": monthly, "plan": plan, "support_calls": support, "churned": churned}
+        {
+            "tenure": tenure,
+            "monthly_charges": monthly,
+            "plan": plan,
+            "support_calls": support,
+            "churned": churned,
+        }
     )
 
 
@@ -117,12 +125,19 @@ def chapter_pipelines(ctx: QuickstartContext) -> None:
         X, y = table.drop(columns="churned").to_numpy(), table["churned"].to_numpy()
         mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
         clf = SGDClassifier(loss="log_loss", alpha=alpha, random_state=0).fit((X - mean) / scale, y)
-        return {"mean": mean.tolist(), "scale": scale.tolist(), "coef": clf.coef_[0].tolist(), "intercept": float(clf.intercept_[0])}
+        return {
+            "mean": mean.tolist(),
+            "scale": scale.tolist(),
+            "coef": clf.coef_[0].tolist(),
+            "intercept": float(clf.intercept_[0]),
+        }
 
     @yard.step
     def evaluate(model: dict, table: pd.DataFrame) -> dict:
         X, y = table.drop(columns="churned").to_numpy(), table["churned"].to_numpy()
-        z = ((X - np.array(model["mean"])) / np.array(model["scale"])) @ np.array(model["coef"]) + model["intercept"]
+        z = ((X - np.array(model["mean"])) / np.array(model["scale"])) @ np.array(model["coef"]) + model[
+            "intercept"
+        ]
         return {"accuracy": float(np.mean((z > 0).astype(int) == y))}
 
     @yard.pipeline(experiment="quickstart")
@@ -172,7 +187,9 @@ def chapter_registry(ctx: QuickstartContext) -> None:
         f"Registered [bold]quickstart-churn[/] version {mv.version} ({mv.flavor}, skops format; signature {cols}) "
         f"and pointed [cyan]production[/] at it."
     )
-    ctx.say(f"  loaded quickstart-churn@production, churn probability of 3 customers: {', '.join(f'{p:.2f}' for p in proba)}")
+    ctx.say(
+        f"  loaded quickstart-churn@production, churn probability of 3 customers: {', '.join(f'{p:.2f}' for p in proba)}"
+    )
     try:
         model.predict([{"tenure": "long", "plan": "pro"}])
     except SignatureError as exc:
@@ -190,7 +207,9 @@ def chapter_registry(ctx: QuickstartContext) -> None:
         load_package(ws, upload.manifest_digest, label="untrusted-upload")
     except SerializationError as exc:
         ctx.say(f"  an untrusted model is refused before any of it runs: {str(exc).split(' Only if')[0]}")
-    ctx.say("  look:  yard models show quickstart-churn    yard models card quickstart-churn production --html card.html")
+    ctx.say(
+        "  look:  yard models show quickstart-churn    yard models card quickstart-churn production --html card.html"
+    )
 
 
 def _served_model_name(ctx: QuickstartContext) -> str:
@@ -218,8 +237,12 @@ def _served_model_name(ctx: QuickstartContext) -> str:
     if df is None:
         df = _make_data(ctx.seed)
     X, y = df.drop(columns=["churned"]), df["churned"]
-    pre = ColumnTransformer([("num", StandardScaler(), ["tenure", "monthly_charges", "support_calls"]),
-                             ("plan", OneHotEncoder(handle_unknown="ignore"), ["plan"])])
+    pre = ColumnTransformer(
+        [
+            ("num", StandardScaler(), ["tenure", "monthly_charges", "support_calls"]),
+            ("plan", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
+        ]
+    )
     model = make_pipeline(pre, LogisticRegression(max_iter=500)).fit(X, y)
     mv = register_model(model, "churn-clf", input_example=X.head(5), uri=ctx.uri)
     set_alias("churn-clf", "production", mv.version, uri=ctx.uri)
@@ -241,33 +264,53 @@ def chapter_serving(ctx: QuickstartContext) -> None:
     if df is None:
         df = _make_data(ctx.seed)
     rows = df[[c for c in columns if c in df.columns]].head(3)
-    records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in rows.to_dict("records")]
+    records = [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in rows.to_dict("records")
+    ]
     # a generous timeout: on a busy machine the demo still shows the model answering, not the fallback
-    app = build_app({"models": {"primary": f"{name}@production"}, "fallback": {"constant": 0}, "timeout_ms": 30_000},
-                    uri=ctx.uri)
+    app = build_app(
+        {"models": {"primary": f"{name}@production"}, "fallback": {"constant": 0}, "timeout_ms": 30_000},
+        uri=ctx.uri,
+    )
     try:
         with running(app) as server:
             url = server.url
             ctx.say(f"Serving {name}/{model.version} on {url} (adaptive batching, fallback: constant 0)")
             r = httpx.post(f"{url}/v1/models/{name}/predict", json={"records": records}, timeout=30)
             body = r.json()
-            ctx.say(f"  POST /v1/models/{name}/predict ({len(records)} rows) → {r.status_code} "
-                    f"version {body.get('version')}: {body.get('predictions')}")
-            split = {"dataframe_split": {"columns": list(rows.columns), "data": [list(rec.values()) for rec in records]}}
+            ctx.say(
+                f"  POST /v1/models/{name}/predict ({len(records)} rows) → {r.status_code} "
+                f"version {body.get('version')}: {body.get('predictions')}"
+            )
+            split = {
+                "dataframe_split": {
+                    "columns": list(rows.columns),
+                    "data": [list(rec.values()) for rec in records],
+                }
+            }
             r = httpx.post(f"{url}/invocations", json=split, timeout=30)
-            ctx.say(f"  POST /invocations (MLflow dataframe_split) → {r.status_code}: {r.json().get('predictions')}")
-            bad = httpx.post(f"{url}/v1/models/{name}/predict", json={"records": [{"tenure": "long"}]}, timeout=30)
+            ctx.say(
+                f"  POST /invocations (MLflow dataframe_split) → {r.status_code}: {r.json().get('predictions')}"
+            )
+            bad = httpx.post(
+                f"{url}/v1/models/{name}/predict", json={"records": [{"tenure": "long"}]}, timeout=30
+            )
             problems = bad.json().get("problems", [])
             ctx.say(f"  a bad row → {bad.status_code} with {len(problems)} problems, e.g. {problems[:1]}")
             metrics = httpx.get(f"{url}/metrics", timeout=30).text
-            served = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                         if line.startswith("yard_serving_requests_total{"))
+            served = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.splitlines()
+                if line.startswith("yard_serving_requests_total{")
+            )
             ready = httpx.get(f"{url}/health/ready", timeout=30).json()["status"]
             ctx.say(f"  /health/ready: {ready}; /metrics counted {served:.0f} requests")
         ctx.state["served"] = {"name": name, "version": model.version, "predictions": body.get("predictions")}
     finally:
         app.close()
-    ctx.say(f"  yourself:  yard serve {name}@production --port 8080   (then curl localhost:8080/v1/models/{name}/predict)")
+    ctx.say(
+        f"  yourself:  yard serve {name}@production --port 8080   (then curl localhost:8080/v1/models/{name}/predict)"
+    )
 
 
 class _FlakyChurn:
@@ -286,12 +329,24 @@ class _FlakyChurn:
 
 #: The rollout chapter's canary: judged on sample counts (never on how fast this machine is):
 #: a step passes once 50 candidate requests were answered within the limits.
-ROLLOUT_OPTIONS: dict[str, Any] = dict(steps=[50, 100], interval_s="500ms", min_requests=50, max_wait_s="5m",
-                                       max_error_rate="2%", max_drift=0.5, tick_s=0.2)
+ROLLOUT_OPTIONS: dict[str, Any] = dict(
+    steps=[50, 100],
+    interval_s="500ms",
+    min_requests=50,
+    max_wait_s="5m",
+    max_error_rate="2%",
+    max_drift=0.5,
+    tick_s=0.2,
+)
 
 
-def _abort_leftovers(svc: Any, name: str, say: Callable[[str], None], target: Any = None,
-                     why: str = "left over from an interrupted run") -> None:
+def _abort_leftovers(
+    svc: Any,
+    name: str,
+    say: Callable[[str], None],
+    target: Any = None,
+    why: str = "left over from an interrupted run",
+) -> None:
     """Abort an active rollout of ``name``: one an interrupted earlier run left (its in-process
     server died with it), or, given ``target``, this run's after an error (traffic rolls back)."""
     from modelyard.errors import NotFoundError
@@ -344,18 +399,38 @@ def chapter_rollout(ctx: QuickstartContext) -> None:
 
         # The retrain: same features, all the data, a solver that converges (the baseline ran 20 SGD epochs).
         retrained.set_params(clf=LogisticRegression(max_iter=500))
-    v2 = register_model(retrained.fit(X, y), name, input_example=X.head(5), uri=ctx.uri,
-                        model_description="retrained (quickstart rollout chapter)")
+    v2 = register_model(
+        retrained.fit(X, y),
+        name,
+        input_example=X.head(5),
+        uri=ctx.uri,
+        model_description="retrained (quickstart rollout chapter)",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        broken = register_model(_FlakyChurn(clone(base).fit(X, y)), name, flavor="pyfunc", input_example=X.head(5),
-                                uri=ctx.uri, model_description="broken on purpose (quickstart)")
-    records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in X.head(200).to_dict("records")]
+        broken = register_model(
+            _FlakyChurn(clone(base).fit(X, y)),
+            name,
+            flavor="pyfunc",
+            input_example=X.head(5),
+            uri=ctx.uri,
+            model_description="broken on purpose (quickstart)",
+        )
+    records = [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in X.head(200).to_dict("records")
+    ]
     # a generous timeout: a slow machine must not turn answers into timeouts (they count as errors)
-    app = build_app({"models": {"primary": f"{name}@production"}, "fallback": {"constant": 0}, "timeout_ms": 30_000,
-                     "prediction_log": {"enabled": False},
-                     "allow_pickle": True},  # the broken-on-purpose version is a pyfunc we made above
-                    uri=ctx.uri)
+    app = build_app(
+        {
+            "models": {"primary": f"{name}@production"},
+            "fallback": {"constant": 0},
+            "timeout_ms": 30_000,
+            "prediction_log": {"enabled": False},
+            "allow_pickle": True,
+        },  # the broken-on-purpose version is a pyfunc we made above
+        uri=ctx.uri,
+    )
     stop = threading.Event()
     lock = threading.Lock()
     counts = {"sent": 0, "failed": 0}
@@ -369,7 +444,12 @@ def chapter_rollout(ctx: QuickstartContext) -> None:
                         return
                     counts["sent"] += 1
                 try:
-                    ok = c.post(f"{url}/v1/models/{name}/predict", json={"records": [records[i % len(records)]]}).status_code == 200
+                    ok = (
+                        c.post(
+                            f"{url}/v1/models/{name}/predict", json={"records": [records[i % len(records)]]}
+                        ).status_code
+                        == 200
+                    )
                 except httpx.HTTPError:
                     ok = stop.is_set()  # the server stopping under a request in flight is not a failure
                 with lock:
@@ -402,8 +482,10 @@ def chapter_rollout(ctx: QuickstartContext) -> None:
                     threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(3)]
                     for t in threads:
                         t.start()
-                    ctx.say(f"Serving {name}/{current.version} on {url} with 3 clients sending requests; canary of "
-                            f"version {v2.version}, each step judged on {ROLLOUT_OPTIONS['min_requests']} requests:")
+                    ctx.say(
+                        f"Serving {name}/{current.version} on {url} with 3 clients sending requests; canary of "
+                        f"version {v2.version}, each step judged on {ROLLOUT_OPTIONS['min_requests']} requests:"
+                    )
                     r = drive(v2.version)
                     ctx.say(f"Now a broken version {broken.version} (raises on 20% of requests):")
                     r2 = drive(broken.version)
@@ -416,8 +498,10 @@ def chapter_rollout(ctx: QuickstartContext) -> None:
         stop.set()
         app.close()
     prod = get_model(name, uri=ctx.uri).aliases.get("production")
-    ctx.say(f"  rollout {r.id}: {r.state.value}; rollout {r2.id}: {r2.state.value}; production is version {prod}; "
-            f"{counts['sent']} client requests, {counts['failed']} failed (the fallback answered the broken ones).")
+    ctx.say(
+        f"  rollout {r.id}: {r.state.value}; rollout {r2.id}: {r2.state.value}; production is version {prod}; "
+        f"{counts['sent']} client requests, {counts['failed']} failed (the fallback answered the broken ones)."
+    )
     ctx.state["rollouts"] = {"promoted": r.id, "rolled_back": r2.id, "production": prod}
     ctx.say(f"  look:  yard rollout status {name}    yard models show {name}")
     ctx.say(f"  try:   yard rollout start {name} --to N --server URL --min-requests 200")
@@ -439,9 +523,13 @@ def chapter_data(ctx: QuickstartContext) -> None:
     svc = DataService(yard.get_workspace(ctx.uri))
     if ctx.state.get("run_id"):
         svc.record_input(ctx.state["run_id"], ds)  # lineage: churn-train@vN → the tracked run
-    ctx.say(f"Versioned [bold]{ds.ref}[/] ({ds.rows:,} rows, digest {ds.manifest_digest[:12]}){'' if ds.created else ' (unchanged)'}.")
+    ctx.say(
+        f"Versioned [bold]{ds.ref}[/] ({ds.rows:,} rows, digest {ds.manifest_digest[:12]}){'' if ds.created else ' (unchanged)'}."
+    )
     ok = yard.validate(_make_data(ctx.seed + 1, 500), against=ds.ref, uri=ctx.uri)
-    ctx.say(f"A fresh batch like the training data: {len(ok.results) - len(ok.failures)}/{len(ok.results)} checks pass.")
+    ctx.say(
+        f"A fresh batch like the training data: {len(ok.results) - len(ok.failures)}/{len(ok.results)} checks pass."
+    )
     rng = np.random.default_rng(ctx.seed)
     shifted = _make_data(ctx.seed + 2, 500)
     shifted["monthly_charges"] = shifted["monthly_charges"] + 35  # prices went up
@@ -454,7 +542,9 @@ def chapter_data(ctx: QuickstartContext) -> None:
     failed = ", ".join(sorted({f.name for f in report.failures}))
     ctx.say(f"A shifted batch: [red]{len(report.failures)} check(s) fail[/] ({failed}).")
     ctx.say(f"  look:  yard data show {ds.ref}    open {html}")
-    ctx.say(f"  try:   yard data schema {ds.ref} > expectations.yaml && yard validate data BATCH.parquet --suite expectations.yaml")
+    ctx.say(
+        f"  try:   yard data schema {ds.ref} > expectations.yaml && yard validate data BATCH.parquet --suite expectations.yaml"
+    )
 
 
 def chapter_evaluation(ctx: QuickstartContext) -> None:
@@ -483,7 +573,6 @@ def chapter_evaluation(ctx: QuickstartContext) -> None:
         "champion: {alias: production, roc_auc: {max_drop: 0.01}}\n"
         "slices:   {plan: {roc_auc: {min: 0.6}, min_rows: 100}}\n"
         "latency:  {p95_ms: {max: 1000}, batch: 1, runs: 30}\n"  # generous: a busy machine is no model regression
-
         "behavior: {rows: 300, monotonic: [{column: support_calls, direction: increasing}]}\n"
     )
     report = yard.run_gates(f"{name}@production", str(policy), uri=ctx.uri)
@@ -496,9 +585,15 @@ def chapter_evaluation(ctx: QuickstartContext) -> None:
         yard.registry.set_alias(name, "production", version=mv.version, uri=ctx.uri)
     except GateFailed as exc:
         failed = ", ".join(r.gate for r in exc.report.failed)
-        ctx.say(f"Promoting a lazy version {mv.version} to [cyan]production[/] is [red]refused[/]: {failed} failed.")
-    ctx.say(f"  look:  yard evaluations list {name}    yard gate {name}/{mv.version} --policy {policy} --junit gates.xml")
-    ctx.say(f"  the policy guards production now; an override needs: yard models alias {name} production {mv.version} --force --reason ...")
+        ctx.say(
+            f"Promoting a lazy version {mv.version} to [cyan]production[/] is [red]refused[/]: {failed} failed."
+        )
+    ctx.say(
+        f"  look:  yard evaluations list {name}    yard gate {name}/{mv.version} --policy {policy} --junit gates.xml"
+    )
+    ctx.say(
+        f"  the policy guards production now; an override needs: yard models alias {name} production {mv.version} --force --reason ..."
+    )
 
 
 def chapter_monitoring(ctx: QuickstartContext) -> None:
@@ -566,8 +661,10 @@ def _rerun_cleanup(ctx: QuickstartContext) -> None:
         except NotFoundError:
             continue
         if detached:
-            ctx.say(f"(rerun: detached the gate policy an earlier run attached to {name}; the evaluation chapter "
-                    "attaches it again)")
+            ctx.say(
+                f"(rerun: detached the gate policy an earlier run attached to {name}; the evaluation chapter "
+                "attaches it again)"
+            )
         _abort_leftovers(svc, name, ctx.say)
 
 
@@ -588,7 +685,9 @@ def run_quickstart(uri: str | None = None, say: Callable[[str], None] | None = N
     for name, chapter in CHAPTERS:
         ctx.say(f"\n[bold cyan]▸ {name}[/]")
         chapter(ctx)
-    ctx.say(f"\nDone in {time.perf_counter() - t0:.1f}s. Everything above is stored in {ws.location.root or ws.location.uri}.")
+    ctx.say(
+        f"\nDone in {time.perf_counter() - t0:.1f}s. Everything above is stored in {ws.location.root or ws.location.uri}."
+    )
     return ctx
 
 

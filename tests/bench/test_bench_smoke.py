@@ -15,14 +15,27 @@ def test_tracking_benchmark_quick_runs_every_section(tmp_path: Path) -> None:
     env.pop("YARD_URI", None)
     out_json = tmp_path / "figures.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "tracking.py"), "--quick", "--no-peer", "--json", str(out_json)],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "tracking.py"),
+            "--quick",
+            "--no-peer",
+            "--json",
+            str(out_json),
+        ],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for section in ("[1] ingestion to commit of", "[2] what a training loop waits on per log_metric call", "[3] search_runs over", "[4] CLI start-up", "ratio modelyard/raw"):
+    for section in (
+        "[1] ingestion to commit of",
+        "[2] what a training loop waits on per log_metric call",
+        "[3] search_runs over",
+        "[4] CLI start-up",
+        "ratio modelyard/raw",
+    ):
         assert section in proc.stdout, proc.stdout
     import json
 

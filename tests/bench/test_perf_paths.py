@@ -37,8 +37,10 @@ def _seed(svc: TrackingService) -> list[dict]:
         # i % 4 in (2, 3): no loss at all
         tags = {"team": "risk" if i % 5 == 0 else "ops"}
         rec = svc.create_run(experiment="exp", params_=params, tags_=tags)
-        svc.write_metrics([(rec.id, k, 0, None if math.isnan(v) else v, math.isnan(v), 1) for k, v in metrics.items()],
-                          [(rec.id, k, 0, None if math.isnan(v) else v, math.isnan(v), 1) for k, v in metrics.items()])
+        svc.write_metrics(
+            [(rec.id, k, 0, None if math.isnan(v) else v, math.isnan(v), 1) for k, v in metrics.items()],
+            [(rec.id, k, 0, None if math.isnan(v) else v, math.isnan(v), 1) for k, v in metrics.items()],
+        )
         svc.end_run(rec.id)
         truth.append({"id": rec.id, "params": params, "metrics": metrics, "tags": tags})
     svc.create_run(experiment="other", params_={"lr": "0.01"})  # another experiment: never returned
@@ -52,15 +54,29 @@ def _gt(m: dict, key: str, x: float) -> bool:
 
 CASES = [
     ("metrics.acc > 0.5", lambda r: _gt(r["metrics"], "acc", 0.5)),
-    ("metrics.acc > 0.5 and params.lr = '0.01'", lambda r: _gt(r["metrics"], "acc", 0.5) and r["params"]["lr"] == "0.01"),
-    ("params.lr = '0.01' and metrics.loss > 0.3", lambda r: r["params"]["lr"] == "0.01" and _gt(r["metrics"], "loss", 0.3)),
+    (
+        "metrics.acc > 0.5 and params.lr = '0.01'",
+        lambda r: _gt(r["metrics"], "acc", 0.5) and r["params"]["lr"] == "0.01",
+    ),
+    (
+        "params.lr = '0.01' and metrics.loss > 0.3",
+        lambda r: r["params"]["lr"] == "0.01" and _gt(r["metrics"], "loss", 0.3),
+    ),
     (
         "metrics.acc > 0.5 and params.lr = '0.01' or tags.team = 'risk'",
-        lambda r: (_gt(r["metrics"], "acc", 0.5) and r["params"]["lr"] == "0.01") or r["tags"]["team"] == "risk",
+        lambda r: (
+            (_gt(r["metrics"], "acc", 0.5) and r["params"]["lr"] == "0.01") or r["tags"]["team"] == "risk"
+        ),
     ),
-    ("metrics.loss != 0.5 and (tags.team = 'ops' or metrics.acc <= 0.2)",
-     lambda r: r["metrics"].get("loss") is not None and not math.isnan(r["metrics"]["loss"]) and r["metrics"]["loss"] != 0.5
-     and (r["tags"]["team"] == "ops" or (r["metrics"]["acc"] <= 0.2))),
+    (
+        "metrics.loss != 0.5 and (tags.team = 'ops' or metrics.acc <= 0.2)",
+        lambda r: (
+            r["metrics"].get("loss") is not None
+            and not math.isnan(r["metrics"]["loss"])
+            and r["metrics"]["loss"] != 0.5
+            and (r["tags"]["team"] == "ops" or (r["metrics"]["acc"] <= 0.2))
+        ),
+    ),
     ("metrics.acc in (0.25, 0.5) and metrics.acc < 0.4", lambda r: r["metrics"]["acc"] == 0.25),
 ]
 
@@ -84,7 +100,9 @@ def test_points_for_a_purged_run_are_refused_and_not_stored(store_uri: str) -> N
     svc.end_run(rec.id)
     svc.delete_run(rec.id)
     assert svc.purge_deleted_runs() == 1
-    with pytest.raises(NotFoundError, match=r"Cannot store metrics: the run was removed from the store \(run "):
+    with pytest.raises(
+        NotFoundError, match=r"Cannot store metrics: the run was removed from the store \(run "
+    ):
         svc.write_metrics([(rec.id, "loss", 1, 0.4, False, 2)], [(rec.id, "loss", 1, 0.4, False, 2)])
     with svc.store.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM metrics").scalar() == 0
@@ -98,7 +116,9 @@ def _yard(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
         "print('LOADED' if 'modelyard.cli._runs' in sys.modules else 'NOT-LOADED', file=sys.stderr)\n"
         "sys.exit(code)\n"
     )
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 def test_root_help_lists_lazy_groups_without_importing_them(tmp_path: Path) -> None:

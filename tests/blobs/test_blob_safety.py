@@ -53,7 +53,10 @@ def test_get_file_refuses_to_write_through_a_symlink(tmp_path: Path) -> None:
     dest = tmp_path / "dl"
     dest.mkdir()
     (dest / "model.bin").symlink_to(victim)
-    with pytest.raises(BlobError, match=r"^Refused to write '.*/dl/model.bin': it is a symbolic link \(to '.*victim.txt'\) and a download never writes through a link\. Remove the link or choose another destination\.$"):
+    with pytest.raises(
+        BlobError,
+        match=r"^Refused to write '.*/dl/model.bin': it is a symbolic link \(to '.*victim.txt'\) and a download never writes through a link\. Remove the link or choose another destination\.$",
+    ):
         store.get_file(d, dest / "model.bin")
     assert victim.read_bytes() == b"precious"
     assert sorted(p.name for p in dest.iterdir()) == ["model.bin"]  # no .part file left
@@ -67,7 +70,10 @@ def test_get_tree_refuses_a_symlinked_folder_in_the_destination(tmp_path: Path) 
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "sub").symlink_to(outside)
-    with pytest.raises(BlobError, match=r"^Refused to write '.*/out/sub/evil.sh': '.*/out/sub' is a symbolic link \(to '.*outside'\) and a download never writes through a link"):
+    with pytest.raises(
+        BlobError,
+        match=r"^Refused to write '.*/out/sub/evil.sh': '.*/out/sub' is a symbolic link \(to '.*outside'\) and a download never writes through a link",
+    ):
         store.get_tree(d, dest)
     assert list(outside.iterdir()) == []
     assert sorted(p.name for p in dest.iterdir()) == ["sub"]  # checked before anything was written
@@ -76,7 +82,9 @@ def test_get_tree_refuses_a_symlinked_folder_in_the_destination(tmp_path: Path) 
 def test_get_tree_never_applies_setuid_setgid_or_world_write_from_a_manifest(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "blobs")
     d_file = store.put_bytes(b"#!/bin/sh\n")
-    m = store.put_manifest([ManifestEntry("tool", d_file, 10, 0o6777), ManifestEntry("dir/x", d_file, 10, 0o1666)])
+    m = store.put_manifest(
+        [ManifestEntry("tool", d_file, 10, 0o6777), ManifestEntry("dir/x", d_file, 10, 0o1666)]
+    )
     old = os.umask(0)  # show it is the mask, not the umask, that drops the bits
     try:
         out = store.get_tree(m, tmp_path / "out")
@@ -120,7 +128,10 @@ def test_walk_refuses_links_out_of_the_folder_and_follows_links_inside(tmp_path:
     assert [rel for _, rel, _ in walk(root)] == ["alias.csv", "latest/a.csv", "real/a.csv"]
     (root / "etc").symlink_to("/etc")
     (root / "passwd").symlink_to("/etc/passwd")
-    with pytest.raises(InvalidArgumentError, match=r"^Cannot store the folder '.*data': 2 symbolic link\(s\) lead out of it and were refused \(modelyard never follows a link out of the folder it stores\): 'etc' → '/etc', 'passwd' → '/etc/passwd'\. Remove them, or copy the files they point at into the folder\.$"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^Cannot store the folder '.*data': 2 symbolic link\(s\) lead out of it and were refused \(modelyard never follows a link out of the folder it stores\): 'etc' → '/etc', 'passwd' → '/etc/passwd'\. Remove them, or copy the files they point at into the folder\.$",
+    ):
         walk(root)
     store = BlobStore(tmp_path / "blobs")
     with pytest.raises(InvalidArgumentError, match="2 symbolic link"):
@@ -142,7 +153,10 @@ def test_walk_refuses_symlink_loops(tmp_path: Path, kind: str) -> None:
     else:
         (root / "me").symlink_to("me")
     n = 2 if kind == "pair" else 1  # each link of the pair closes the loop
-    with pytest.raises(InvalidArgumentError, match=rf"^Cannot store the folder '.*data': {n} symbolic link\(s\) make a loop \(they point at a folder that contains them\): '.*' → '.*'\. Remove them and try again\.$"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=rf"^Cannot store the folder '.*data': {n} symbolic link\(s\) make a loop \(they point at a folder that contains them\): '.*' → '.*'\. Remove them and try again\.$",
+    ):
         walk(root)
 
 
@@ -163,14 +177,18 @@ def test_stat_cache_notices_a_same_size_rewrite_with_the_mtime_restored(tmp_path
     assert d2 != d1 and d2 == hash_file(f)
 
 
-@pytest.mark.parametrize("how", ["put_bytes", "put_file", "put_file_cached", "put_file_large", "put_files", "put_files_cached"])
+@pytest.mark.parametrize(
+    "how", ["put_bytes", "put_file", "put_file_cached", "put_file_large", "put_files", "put_files_cached"]
+)
 def test_a_reused_blob_is_freshened_for_gc(tmp_path: Path, how: str) -> None:
     store = BlobStore(tmp_path / "blobs")
     src = tmp_path / "src"
     src.mkdir()
     files = [src / f"{i}.bin" for i in range(20)]
     for i, p in enumerate(files):
-        p.write_bytes(os.urandom(2 * 1024 * 1024) if (how == "put_file_large" and i == 0) else f"file {i}".encode())
+        p.write_bytes(
+            os.urandom(2 * 1024 * 1024) if (how == "put_file_large" and i == 0) else f"file {i}".encode()
+        )
     _old(*files)
     if how == "put_bytes":
         digests = [store.put_bytes(b"manifest-ish")]
@@ -200,7 +218,9 @@ def test_a_reused_blob_is_freshened_for_gc(tmp_path: Path, how: str) -> None:
     assert all(store.mtime(d) > time.time() - 600 for d in digests)
 
 
-def test_put_files_on_a_full_disk_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_put_files_on_a_full_disk_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = BlobStore(tmp_path / "blobs")
     src = tmp_path / "src"
     src.mkdir()
@@ -211,7 +231,10 @@ def test_put_files_on_a_full_disk_leaves_nothing_behind(tmp_path: Path, monkeypa
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "write", full)
-    with pytest.raises(BlobError, match=r"^Cannot store '.*\.bin': the disk is full \(no space left on device\); free some space and try again\.$"):
+    with pytest.raises(
+        BlobError,
+        match=r"^Cannot store '.*\.bin': the disk is full \(no space left on device\); free some space and try again\.$",
+    ):
         store.put_tree(src)
     with pytest.raises(BlobError, match=r"^Cannot store the bytes: the disk is full"):
         store.put_bytes(b"a manifest")
@@ -222,14 +245,19 @@ def test_a_malformed_manifest_entry_is_refused(tmp_path: Path) -> None:
     import json
 
     store = BlobStore(tmp_path / "blobs")
-    doc = {"type": "modelyard.manifest", "entries": [{"path": "x", "digest": "0" * 64, "size": 1, "mode": "rwx"}]}
+    doc = {
+        "type": "modelyard.manifest",
+        "entries": [{"path": "x", "digest": "0" * 64, "size": 1, "mode": "rwx"}],
+    }
     m = store.put_bytes(json.dumps(doc).encode())
     with pytest.raises(IntegrityError, match=r"^Manifest .{12}… has a malformed entry: "):
         store.get_tree(m, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
-def test_get_file_on_a_full_disk_is_one_line_and_leaves_no_part_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_file_on_a_full_disk_is_one_line_and_leaves_no_part_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = BlobStore(tmp_path / "blobs")
     d = store.put_bytes(b"weights" * 100)
 
@@ -239,6 +267,9 @@ def test_get_file_on_a_full_disk_is_one_line_and_leaves_no_part_file(tmp_path: P
     monkeypatch.setattr(os, "copy_file_range", full)
     monkeypatch.setattr(os, "write", full)
     dest = tmp_path / "dl"
-    with pytest.raises(BlobError, match=r"^Cannot write '.*/dl/model.bin': the disk is full \(no space left on device\); free some space and try again\.$"):
+    with pytest.raises(
+        BlobError,
+        match=r"^Cannot write '.*/dl/model.bin': the disk is full \(no space left on device\); free some space and try again\.$",
+    ):
         store.get_file(d, dest / "model.bin")
     assert list(dest.iterdir()) == []

@@ -83,7 +83,9 @@ def test_local_publish_is_atomic_and_read_only(tmp_path: Path) -> None:
 def test_corrupt_blob_raises_integrity_error(blobs: BlobStore, tmp_path: Path) -> None:
     d = blobs.put_bytes(b"precious model weights")
     _corrupt(blobs, d, b"tampered model weights")
-    with pytest.raises(IntegrityError, match=rf"Blob {d[:12]}… .* does not match its digest.*`yard doctor` lists"):
+    with pytest.raises(
+        IntegrityError, match=rf"Blob {d[:12]}… .* does not match its digest.*`yard doctor` lists"
+    ):
         blobs.read_bytes(d)
     with pytest.raises(IntegrityError):
         blobs.get_file(d, tmp_path / "out.bin")
@@ -199,7 +201,9 @@ def test_manifest_children(blobs: BlobStore, tmp_path: Path) -> None:
     with pytest.raises(BlobNotFoundError, match=rf"^Blob {gone[:12]}… is missing from "):
         blobs.manifest_children(gone)
     _corrupt(blobs, m, manifest_bytes([ManifestEntry("a.txt", b, 1)]))
-    with pytest.raises(IntegrityError, match=rf"^Blob {m[:12]}… in BlobStore\(.*\) does not match its digest"):
+    with pytest.raises(
+        IntegrityError, match=rf"^Blob {m[:12]}… in BlobStore\(.*\) does not match its digest"
+    ):
         blobs.manifest_children(m)
     with pytest.raises(InvalidArgumentError, match="is not a blob digest"):
         blobs.manifest_children("../etc/passwd")
@@ -213,5 +217,7 @@ def test_manifest_children_of_an_unreadable_blob(tmp_path: Path) -> None:
     p.unlink()
     p.mkdir()  # present, but reading it fails
     assert store.exists(m)
-    with pytest.raises(BlobError, match=rf"^Cannot read blob {m[:12]}… in BlobStore\('.*/blobs'\): Is a directory\.$"):
+    with pytest.raises(
+        BlobError, match=rf"^Cannot read blob {m[:12]}… in BlobStore\('.*/blobs'\): Is a directory\.$"
+    ):
         store.manifest_children(m)

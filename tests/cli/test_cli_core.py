@@ -51,7 +51,12 @@ def yard_subprocess(*args: str, cwd: Path | None = None, **env: str) -> subproce
         if not v:
             full_env.pop(k)
     return subprocess.run(
-        [sys.executable, "-m", "modelyard", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "modelyard", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -66,13 +71,17 @@ def two_runs(workspace, tmp_path: Path):  # type: ignore[no-untyped-def]
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "w.bin").write_bytes(b"weights")
-    with yard.start_run(experiment="churn", name="a", params={"lr": 0.1, "depth": 3}, tags={"team": "risk"}) as a:
+    with yard.start_run(
+        experiment="churn", name="a", params={"lr": 0.1, "depth": 3}, tags={"team": "risk"}
+    ) as a:
         for i in range(3):
             a.log_metric("loss", 1.0 / (i + 1))
         a.log_metric("acc", 0.8)
         a.log_artifact(folder)
         a.log_text("hello", "notes.txt")
-    with yard.start_run(experiment="churn", name="b", params={"lr": 0.01, "depth": 3}, capture_env=False) as b:
+    with yard.start_run(
+        experiment="churn", name="b", params={"lr": 0.01, "depth": 3}, capture_env=False
+    ) as b:
         b.log_metric("acc", 0.9)
         b.log_metric("nanm", float("nan"))
     return a, b
@@ -109,7 +118,10 @@ def test_runs_list_json_and_table(two_runs) -> None:
     a, b = two_runs
     data = json.loads(invoke("runs", "list", "--experiment", "churn", "--json"))
     assert [r["id"] for r in data] == [b.id, a.id]
-    assert data[0]["metrics"] == {"acc": 0.9, "nanm": "NaN"} and data[1]["params"] == {"depth": "3", "lr": "0.1"}
+    assert data[0]["metrics"] == {"acc": 0.9, "nanm": "NaN"} and data[1]["params"] == {
+        "depth": "3",
+        "lr": "0.1",
+    }
     filtered = json.loads(invoke("runs", "list", "-e", "churn", "--filter", "metrics.acc > 0.85", "--json"))
     assert [r["name"] for r in filtered] == ["b"]
     ordered = json.loads(invoke("runs", "list", "--order-by", "metrics.acc", "--json", "-n", "1"))
@@ -218,7 +230,9 @@ def test_doctor_on_a_damaged_store(tmp_path: Path, yard_cli) -> None:
         (("runs", "metrics", "abcdef", "loss"), "Error: Run 'abcdef' does not exist"),
     ],
 )
-def test_errors_are_one_line_without_traceback(tmp_path: Path, yard_cli, args: tuple[str, ...], message: str) -> None:
+def test_errors_are_one_line_without_traceback(
+    tmp_path: Path, yard_cli, args: tuple[str, ...], message: str
+) -> None:
     uri = str(tmp_path / "s")
     with yard.start_run(experiment="churn", uri=uri, capture_env=False):
         pass
@@ -255,7 +269,10 @@ def test_filter_error_in_cli_shows_the_caret(tmp_path: Path, yard_cli) -> None:
     ("uri", "message"),
     [
         ("ftp://x/y", "Error: The store URI 'ftp://x/y' has an unknown scheme 'ftp'."),
-        ("postgresql://u:pw@127.0.0.1:1/db", "Error: Cannot open the metadata store 'postgresql://u:***@127.0.0.1:1/db'"),
+        (
+            "postgresql://u:pw@127.0.0.1:1/db",
+            "Error: Cannot open the metadata store 'postgresql://u:***@127.0.0.1:1/db'",
+        ),
     ],
 )
 def test_unreadable_store_uri_in_cli(uri: str, message: str, yard_cli) -> None:
@@ -268,7 +285,11 @@ def test_store_uri_that_is_a_file_in_cli(tmp_path: Path, yard_cli) -> None:
     f = tmp_path / "file.txt"
     f.write_text("x")
     proc = yard_subprocess("runs", "list", YARD_URI=str(f))  # a real process: no traceback
-    assert proc.returncode == 1 and "names a file, not a folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 1
+        and "names a file, not a folder" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
 
 
 @pytest.mark.slow

@@ -25,12 +25,19 @@ def _commands(cmd: Any, path: list[str]) -> Iterator[list[str]]:
 
 def test_no_help_screen_shows_a_bool_value_for_a_flag() -> None:
     paths = list(_commands(typer.main.get_command(app), []))
-    assert ["runs", "list"] in paths and ["rollout", "start"] in paths and ["monitor", "alerts"] in paths and len(paths) > 50
+    assert (
+        ["runs", "list"] in paths
+        and ["rollout", "start"] in paths
+        and ["monitor", "alerts"] in paths
+        and len(paths) > 50
+    )
     for path in paths:
         res = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
         assert res.exit_code == 0, (path, res.output)
         assert "<bool>" not in res.output, (path, res.output)
-        assert "install-completion" not in res.output, path  # the root has no completion options: nor do groups
+        assert "install-completion" not in res.output, (
+            path
+        )  # the root has no completion options: nor do groups
         narrow = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "60"})
         assert "…" not in narrow.output, (path, narrow.output)  # a long word folds, never ends in an ellipsis
     # the flags are still listed, and options that take a value still show its type

@@ -74,7 +74,9 @@ def store(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     from modelyard.registry import RegistryService, register_model
 
-    with yard.start_run(experiment=EXPERIMENT, name=RUN, params={"learning_rate_schedule": "cosine-with-warm-restarts"}) as a:
+    with yard.start_run(
+        experiment=EXPERIMENT, name=RUN, params={"learning_rate_schedule": "cosine-with-warm-restarts"}
+    ) as a:
         a.log_metrics(METRICS)
     with yard.start_run(experiment=EXPERIMENT, name=RUN + "-b", capture_env=False) as b:
         b.log_metrics({k: v / 2 for k, v in METRICS.items()})
@@ -116,7 +118,9 @@ def test_models_and_gate_tables_show_every_value_in_full(store) -> None:  # type
         _line_with(out, f"metrics.{gate}", "passed", "on 400 rows; required")
     _line_with(out, "metrics.recall", "failed", "on 400 rows; required >= 0.99")
     assert len(out.splitlines()) < 20  # six gates: six rows, not 150 wrapped lines
-    out = _plain("evaluate", "customer-churn-classifier/1", "--data", str(d / "eval.csv"), "--label", "churned")
+    out = _plain(
+        "evaluate", "customer-churn-classifier/1", "--data", str(d / "eval.csv"), "--label", "churned"
+    )
     _line_with(out, "roc_auc")
     out = _plain("models", "show", "customer-churn-classifier")
     _line_with(out, "evaluations")
@@ -137,21 +141,43 @@ def test_monitor_tables_show_every_value_in_full(tmp_path: Path) -> None:
 
     ws = yard.get_workspace()
     rules = [
-        AlertRule("tenure-drift-of-long-time-customers", "drift_score", 0.2, column="customer_tenure_in_whole_months"),
+        AlertRule(
+            "tenure-drift-of-long-time-customers",
+            "drift_score",
+            0.2,
+            column="customer_tenure_in_whole_months",
+        ),
         AlertRule("too-many-drifted-columns", "share_drifted", 0.5, op=">=", severity="critical"),
     ]
     store_rules(ws, "customer-churn-classifier", rules, now_ms())
-    evaluate_rules(ws, "customer-churn-classifier", rules, {"tenure-drift-of-long-time-customers": 0.61}, now_ms())
+    evaluate_rules(
+        ws, "customer-churn-classifier", rules, {"tenure-drift-of-long-time-customers": 0.61}, now_ms()
+    )
     out = _plain("monitor", "alerts", "customer-churn-classifier")
     # the rule's column has its own column in the table (it was only inside the condition text)
     header = _line_with(out, "rule", "metric", "column", "condition", "severity", "state")
     assert header.index("metric") < header.index("column") < header.index("condition")
     _line_with(
-        out, "tenure-drift-of-long-time-customers", "drift_score", " customer_tenure_in_whole_months ",
-        "drift_score[customer_tenure_in_whole_months] > 0.2 over 1h", "warning", "FIRING",
+        out,
+        "tenure-drift-of-long-time-customers",
+        "drift_score",
+        " customer_tenure_in_whole_months ",
+        "drift_score[customer_tenure_in_whole_months] > 0.2 over 1h",
+        "warning",
+        "FIRING",
     )
-    _line_with(out, "too-many-drifted-columns", "share_drifted", " - ", "share_drifted >= 0.5 over 1h", "critical", "ok")
-    firing = _line_with(out, "tenure-drift-of-long-time-customers", "drift_score[customer_tenure_in_whole_months]", "0.61")
+    _line_with(
+        out,
+        "too-many-drifted-columns",
+        "share_drifted",
+        " - ",
+        "share_drifted >= 0.5 over 1h",
+        "critical",
+        "ok",
+    )
+    firing = _line_with(
+        out, "tenure-drift-of-long-time-customers", "drift_score[customer_tenure_in_whole_months]", "0.61"
+    )
     assert " 0.2 " in firing and "FIRING" not in firing
     data = json.loads(runner.invoke(app, ["monitor", "alerts", "customer-churn-classifier", "--json"]).stdout)
     assert [r["column"] for r in data["rules"]] == ["customer_tenure_in_whole_months", None]
@@ -161,7 +187,8 @@ def test_pipeline_tables_show_every_value_in_full(tmp_path: Path, monkeypatch: p
     folder = tmp_path / "ptab"
     folder.mkdir()
     monkeypatch.syspath_prepend(str(folder))
-    (folder / "ptab_pipe.py").write_text(textwrap.dedent('''
+    (folder / "ptab_pipe.py").write_text(
+        textwrap.dedent("""
         import modelyard as yard
 
         @yard.step
@@ -175,10 +202,16 @@ def test_pipeline_tables_show_every_value_in_full(tmp_path: Path, monkeypatch: p
         @yard.pipeline(experiment="ptab")
         def pipe(n: int = 3):
             return count_the_customers_in_the_snapshot(load_the_customer_snapshot_of_this_month(n))
-    '''))
+    """)
+    )
     ref = f"{folder / 'ptab_pipe.py'}:pipe"
     out = _plain("pipeline", "status", ref)
-    _line_with(out, "count_the_customers_in_the_snapshot", "run", "input from load_the_customer_snapshot_of_this_month")
+    _line_with(
+        out,
+        "count_the_customers_in_the_snapshot",
+        "run",
+        "input from load_the_customer_snapshot_of_this_month",
+    )
     res = runner.invoke(app, ["pipeline", "run", ref, "-x", "local", "--json"])
     assert res.exit_code == 0, res.output
     out = _plain("pipeline", "show", json.loads(res.stdout)["run_id"])
@@ -188,7 +221,10 @@ def test_pipeline_tables_show_every_value_in_full(tmp_path: Path, monkeypatch: p
 def test_through_a_real_pipe_with_a_narrow_columns(store) -> None:  # type: ignore[no-untyped-def]
     d = store["dir"]
     env = {**os.environ, "PYTHONPATH": SRC, "COLUMNS": "40"}
-    for args in (["runs", "list"], ["gate", "customer-churn-classifier/1", "--policy", str(d / "gates.yaml")]):
+    for args in (
+        ["runs", "list"],
+        ["gate", "customer-churn-classifier/1", "--policy", str(d / "gates.yaml")],
+    ):
         proc = subprocess.run(
             [sys.executable, "-m", "modelyard", *args], capture_output=True, text=True, env=env, timeout=120
         )
@@ -221,7 +257,9 @@ def test_on_a_narrow_terminal_cells_fold_instead_of_ending_in_an_ellipsis() -> N
     text = out.getvalue()
     assert "…" not in text
     cells = "".join(line.split("│")[2].strip() for line in text.splitlines() if line.count("│") == 3)
-    assert value in cells and "k" * 30 in "".join(line.split("│")[1].strip() for line in text.splitlines() if line.count("│") == 3)
+    assert value in cells and "k" * 30 in "".join(
+        line.split("│")[1].strip() for line in text.splitlines() if line.count("│") == 3
+    )
     piped = io.StringIO()
     con = _make_console(piped, file=piped)
     assert con.width == PIPE_WIDTH and con.soft_wrap
@@ -233,7 +271,9 @@ def test_on_a_narrow_terminal_cells_fold_instead_of_ending_in_an_ellipsis() -> N
 
 
 def test_stored_text_that_looks_like_rich_markup_is_printed_as_it_is() -> None:
-    with yard.start_run(experiment="exp[/]x", name="net[bold]", params={"activations": "[relu, tanh]"}, tags={"#t": "[@x]"}) as r:
+    with yard.start_run(
+        experiment="exp[/]x", name="net[bold]", params={"activations": "[relu, tanh]"}, tags={"#t": "[@x]"}
+    ) as r:
         r.log_metric("loss[val]", 0.5)
     out = _plain("runs", "list")
     _line_with(out, r.id, "exp[/]x", "net[bold]", "0.5")

@@ -21,12 +21,21 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 def _frame(n: int = 1000, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"tenure": rng.integers(0, 72, n), "plan": rng.choice(["basic", "pro"], n), "x": rng.normal(0, 1, n)})
+    return pd.DataFrame(
+        {"tenure": rng.integers(0, 72, n), "plan": rng.choice(["basic", "pro"], n), "x": rng.normal(0, 1, n)}
+    )
 
 
 def _yard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": SRC}
-    return subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "modelyard", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_data_commands(tmp_path: Path) -> None:
@@ -49,12 +58,20 @@ def test_data_commands(tmp_path: Path) -> None:
     with yard.start_run(experiment="cli", name="train-it") as run:
         run.use_dataset("churn-train@v1")
     shown = r.invoke(app, ["data", "show", "churn-train@v1"])
-    assert shown.exit_code == 0 and "tenure" in shown.output and "train-it" in shown.output and run.id[:12] in shown.output
+    assert (
+        shown.exit_code == 0
+        and "tenure" in shown.output
+        and "train-it" in shown.output
+        and run.id[:12] in shown.output
+    )
     info = json.loads(r.invoke(app, ["data", "show", "churn-train@v1", "--json"]).output)
     assert info["runs"][0]["id"] == run.id
     runs_show = r.invoke(app, ["runs", "show", run.id])
     assert "dataset inputs" in runs_show.output and "churn-train@v1" in runs_show.output
-    assert json.loads(r.invoke(app, ["runs", "show", run.id, "--json"]).output)["inputs"][0]["ref"] == "churn-train@v1"
+    assert (
+        json.loads(r.invoke(app, ["runs", "show", run.id, "--json"]).output)["inputs"][0]["ref"]
+        == "churn-train@v1"
+    )
 
     d = r.invoke(app, ["data", "diff", "churn-train@v1", "churn-train@v2"])
     assert d.exit_code == 0 and "~ train.parquet" in d.output and "PSI" in d.output
@@ -66,7 +83,11 @@ def test_data_commands(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out" / "train.parquet"), _frame())
 
     schema = r.invoke(app, ["data", "schema", "churn-train@v1"])
-    assert schema.exit_code == 0 and "reference: churn-train@v1" in schema.output and "values: [basic, pro]" in schema.output
+    assert (
+        schema.exit_code == 0
+        and "reference: churn-train@v1" in schema.output
+        and "values: [basic, pro]" in schema.output
+    )
     (tmp_path / "expectations.yaml").write_text(schema.output)
 
     good = tmp_path / "good.parquet"
@@ -81,11 +102,23 @@ def test_data_commands(tmp_path: Path) -> None:
     html, junit = tmp_path / "r.html", tmp_path / "r.xml"
     res = r.invoke(
         app,
-        ["validate", "data", str(tmp_path / "bad.parquet"), "--against", "churn-train@v1", "--html", str(html), "--junit", str(junit)],
+        [
+            "validate",
+            "data",
+            str(tmp_path / "bad.parquet"),
+            "--against",
+            "churn-train@v1",
+            "--html",
+            str(html),
+            "--junit",
+            str(junit),
+        ],
     )
     assert res.exit_code == 1 and "x" in res.output and "failed" in res.output
     assert "<svg" in html.read_text() and ET.parse(junit).getroot().get("failures") != "0"
-    js = r.invoke(app, ["validate", "data", str(tmp_path / "bad.parquet"), "--against", "churn-train@v1", "--json"])
+    js = r.invoke(
+        app, ["validate", "data", str(tmp_path / "bad.parquet"), "--against", "churn-train@v1", "--json"]
+    )
     assert js.exit_code == 1 and json.loads(js.output)["ok"] is False
 
 
@@ -93,7 +126,11 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     env_uri = os.environ["YARD_URI"]
     assert env_uri
     p = _yard("data", "add", str(tmp_path / "missing.csv"), "--name", "x", cwd=tmp_path)
-    assert p.returncode == 1 and p.stderr.strip().startswith("Error: Cannot add ") and "no such file or folder" in p.stderr
+    assert (
+        p.returncode == 1
+        and p.stderr.strip().startswith("Error: Cannot add ")
+        and "no such file or folder" in p.stderr
+    )
     assert len(p.stderr.strip().splitlines()) == 1
     p = _yard("validate", "data", str(tmp_path / "missing.csv"), "--against", "nope@v1", cwd=tmp_path)
     assert p.returncode == 1 and p.stderr.startswith("Error: Dataset 'nope' does not exist.")
@@ -106,7 +143,11 @@ def test_quickstart_data_chapter(tmp_path: Path) -> None:
     ctx = run_quickstart(str(tmp_path / "qs"), say=lines.append)
     assert ctx.state["dataset"] == "churn-train@v1"
     report = ctx.state["validation"]
-    assert not report.ok and {"monthly_charges.distribution", "plan.values"} <= {f.name for f in report.failures}
+    assert not report.ok and {"monthly_charges.distribution", "plan.values"} <= {
+        f.name for f in report.failures
+    }
     assert (tmp_path / "qs" / "quickstart-validation.html").read_text().count("<svg") == 5
     # the tracked run read it (the pipelines chapter's `features` step run reads it too)
-    assert ctx.state["run_id"] in [r["id"] for r in yard.data.show("churn-train@v1", uri=str(tmp_path / "qs"))["runs"]]
+    assert ctx.state["run_id"] in [
+        r["id"] for r in yard.data.show("churn-train@v1", uri=str(tmp_path / "qs"))["runs"]
+    ]

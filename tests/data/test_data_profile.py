@@ -49,7 +49,9 @@ def test_profile_matches_numpy() -> None:
     c = p["x"]
     assert c.count == 20_000 and c.nulls == 0 and c.nan == int(np.isnan(x).sum())
     assert c.min == fin.min() and c.max == fin.max()
-    assert math.isclose(c.mean, fin.mean(), rel_tol=1e-12) and math.isclose(c.std, fin.std(ddof=1), rel_tol=1e-9)
+    assert math.isclose(c.mean, fin.mean(), rel_tol=1e-12) and math.isclose(
+        c.std, fin.std(ddof=1), rel_tol=1e-9
+    )
     for q, v in c.quantiles.items():  # DDSketch: 1 % relative accuracy (plus rank slack)
         exact = np.quantile(fin, float(q))
         assert abs(v - exact) <= 0.02 * abs(exact) + 1e-9, (q, v, exact)
@@ -62,7 +64,9 @@ def test_profile_matches_numpy() -> None:
     cat = p["cat"]
     assert cat.nulls == int(pd.isna(t["cat"].to_pandas()).sum())
     assert dict(cat.top()) == t["cat"].to_pandas().value_counts().to_dict()
-    assert p["flag"].kind == "boolean" and dict(p["flag"].top())["true"] == int(t["flag"].to_numpy(zero_copy_only=False).sum())
+    assert p["flag"].kind == "boolean" and dict(p["flag"].top())["true"] == int(
+        t["flag"].to_numpy(zero_copy_only=False).sum()
+    )
     assert p["dict"].kind == "categorical" and p["dict"].distinct == 2
     assert p["when"].kind == "datetime" and p["when"].max - p["when"].min == 19_999 * 60
     assert p.rows == 20_000
@@ -81,7 +85,9 @@ def test_merge_of_halves_equals_whole() -> None:
         assert m.histogram == w.histogram, name  # aligned power-of-two bins: exact
         assert m.dd_pos == w.dd_pos and m.dd_neg == w.dd_neg and m.quantiles == w.quantiles, name
         if w.mean is not None:
-            assert math.isclose(m.mean, w.mean, rel_tol=1e-9, abs_tol=1e-9) and math.isclose(m.std, w.std, rel_tol=1e-9), name
+            assert math.isclose(m.mean, w.mean, rel_tol=1e-9, abs_tol=1e-9) and math.isclose(
+                m.std, w.std, rel_tol=1e-9
+            ), name
         assert m.distinct_exact == w.distinct_exact, name
         if w.distinct_exact:
             assert m.distinct == w.distinct and m.values == w.values, name

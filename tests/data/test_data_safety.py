@@ -23,7 +23,14 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 def _yard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": SRC}
     env.pop("YARD_NO_FAST_PATH", None)
-    return subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "modelyard", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
 
 
 def _error(out: object) -> str:
@@ -59,7 +66,10 @@ def test_editing_a_materialized_file_leaves_the_stored_version_intact(tmp_path: 
     report = doctor()
     assert report.healthy and report.corrupt == []
     again = r.invoke(app, ["data", "get", "imgs@v1", str(tmp_path / "again")])
-    assert again.exit_code == 0 and (tmp_path / "again" / "f0.bin").read_bytes() == (folder / "f0.bin").read_bytes()
+    assert (
+        again.exit_code == 0
+        and (tmp_path / "again" / "f0.bin").read_bytes() == (folder / "f0.bin").read_bytes()
+    )
 
 
 def test_data_get_never_writes_through_a_symlink_in_the_destination(tmp_path: Path) -> None:
@@ -130,7 +140,9 @@ def test_a_same_size_rewrite_with_the_mtime_restored_is_a_new_version(tmp_path: 
     with open(f, "r+b") as fh:
         fh.write(b"B" * 4000)
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
-    again = _yard("--uri", str(store), "data", "add", str(f), "--name", "labels", cwd=tmp_path)  # the fast path is tried first
+    again = _yard(
+        "--uri", str(store), "data", "add", str(f), "--name", "labels", cwd=tmp_path
+    )  # the fast path is tried first
     assert again.returncode == 0 and again.stdout.startswith("added labels@v2"), (again.stdout, again.stderr)
     got = tmp_path / "got"
     assert _yard("--uri", str(store), "data", "get", "labels@v2", str(got), cwd=tmp_path).returncode == 0
@@ -138,7 +150,9 @@ def test_a_same_size_rewrite_with_the_mtime_restored_is_a_new_version(tmp_path: 
 
 
 @pytest.mark.parametrize("files", [1, 30])  # one file, and the threaded many-files path
-def test_data_add_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: int) -> None:
+def test_data_add_on_a_full_disk_is_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: int
+) -> None:
     folder = _folder(tmp_path, files)
     target = folder / "f0.bin" if files == 1 else folder
 
@@ -168,6 +182,9 @@ def test_data_add_of_a_large_file_on_a_full_disk(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(os, "copy_file_range", full)
     out = CliRunner().invoke(app, ["data", "add", str(big), "--name", "big"])
     monkeypatch.undo()
-    assert _error(out) == f"Error: Cannot store {str(big)!r}: the disk is full (no space left on device); free some space and try again."
+    assert (
+        _error(out)
+        == f"Error: Cannot store {str(big)!r}: the disk is full (no space left on device); free some space and try again."
+    )
     assert list(ws.blobs.iter_digests()) == [] and ws.blobs.stale_temp_files() == []
     assert yard.data.list_datasets() == []

@@ -22,11 +22,19 @@ FIXTURE = Path(__file__).parent / "fixtures" / "profile_format1.json"
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
-def _table() -> pa.Table:  # the table tests/data/fixtures/profile_format1.json was made from (before the split)
+def _table() -> (
+    pa.Table
+):  # the table tests/data/fixtures/profile_format1.json was made from (before the split)
     n = 6000
     i = np.arange(n)
-    return pa.table({"x": (i % 97) * 1.5 - 20.0, "ids": pa.array([f"id-{k}" for k in i]), "big": i * 7919 % 100003,
-                     "cat": pa.array(np.array(["a", "b", "c"])[i % 3])})
+    return pa.table(
+        {
+            "x": (i % 97) * 1.5 - 20.0,
+            "ids": pa.array([f"id-{k}" for k in i]),
+            "big": i * 7919 % 100003,
+            "cat": pa.array(np.array(["a", "b", "c"])[i % 3]),
+        }
+    )
 
 
 def _profile(t: pa.Table, chunk: int) -> Profile:
@@ -43,7 +51,9 @@ def test_a_profile_stored_before_the_split_loads_and_merges_unchanged() -> None:
     assert [c.to_dict() for c in old.columns.values()] == stored["columns"]  # loads back to the same JSON
     assert new.to_dict()["columns"] == stored["columns"]  # today's builder writes the same state
     both = Profile.from_dict(stored).merge(new)
-    assert both.rows == 12_000 and both["ids"].distinct == old["ids"].distinct  # HLL max-merge of equal registers
+    assert (
+        both.rows == 12_000 and both["ids"].distinct == old["ids"].distinct
+    )  # HLL max-merge of equal registers
     assert both["x"].dd_pos == {k: 2 * c for k, c in old["x"].dd_pos.items()}
 
 
@@ -59,7 +69,12 @@ def test_a_stored_profile_with_infinite_values_merges_after_a_json_round_trip() 
 def test_damaged_sketch_state_is_refused_with_a_clear_message() -> None:
     stored = json.loads(FIXTURE.read_text())
     ids = next(c for c in stored["columns"] if c["name"] == "ids")
-    for bad in ("not base64!", base64.b64encode(b"\x01" * 100).decode(), base64.b64encode(b"\xff" * sk.HLL_M).decode(), 42):
+    for bad in (
+        "not base64!",
+        base64.b64encode(b"\x01" * 100).decode(),
+        base64.b64encode(b"\xff" * sk.HLL_M).decode(),
+        42,
+    ):
         ids["_state"]["hll"] = bad
         with pytest.raises(SerializationError) as err:
             Profile.from_dict(stored)
@@ -71,10 +86,15 @@ def test_damaged_sketch_state_is_refused_with_a_clear_message() -> None:
 
 @pytest.mark.parametrize(
     ("damage", "why"),
-    [(lambda d: d.pop("rows"), "KeyError: 'rows'"),
-     (lambda d: d["columns"][0]["_state"].update(dd_pos={"x": 1}), "ValueError: invalid literal for int() with base 10: 'x'"),
-     (lambda d: d["columns"][1].update(count=None), "TypeError: int() argument must be a string"),
-     (lambda d: d.update(columns=[7]), "TypeError: 'int' object is not subscriptable")],
+    [
+        (lambda d: d.pop("rows"), "KeyError: 'rows'"),
+        (
+            lambda d: d["columns"][0]["_state"].update(dd_pos={"x": 1}),
+            "ValueError: invalid literal for int() with base 10: 'x'",
+        ),
+        (lambda d: d["columns"][1].update(count=None), "TypeError: int() argument must be a string"),
+        (lambda d: d.update(columns=[7]), "TypeError: 'int' object is not subscriptable"),
+    ],
 )
 def test_a_damaged_stored_profile_is_refused_not_crashed_on(damage, why: str) -> None:  # type: ignore[no-untyped-def]
     stored = json.loads(FIXTURE.read_text())
@@ -119,15 +139,24 @@ print("tuned" if _allocator.tuned() else "untouched")
 
 @pytest.mark.parametrize(
     ("arg", "env", "expected"),
-    [("none", None, "untouched"), ("none", "1", "tuned"), ("true", None, "tuned"), ("false", "1", "untouched"),
-     ("none", "0", "untouched")],
+    [
+        ("none", None, "untouched"),
+        ("none", "1", "tuned"),
+        ("true", None, "tuned"),
+        ("false", "1", "untouched"),
+        ("none", "0", "untouched"),
+    ],
 )
-def test_a_library_user_s_allocator_is_tuned_only_when_asked(arg: str, env: str | None, expected: str) -> None:
+def test_a_library_user_s_allocator_is_tuned_only_when_asked(
+    arg: str, env: str | None, expected: str
+) -> None:
     e = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "YARD_TUNE_MALLOC"))}
     e["PYTHONPATH"] = SRC
     if env is not None:
         e["YARD_TUNE_MALLOC"] = env
-    p = subprocess.run([sys.executable, "-c", _CHILD, arg], capture_output=True, text=True, env=e, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", _CHILD, arg], capture_output=True, text=True, env=e, timeout=120
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == expected
 
@@ -154,7 +183,12 @@ def test_the_yard_command_opts_in(tmp_path: Path, env: str | None, expected: str
     e["PYTHONPATH"] = SRC
     if env is not None:
         e["YARD_TUNE_MALLOC"] = env
-    p = subprocess.run([sys.executable, "-c", _CLI_CHILD, str(tmp_path / "s"), str(tmp_path / "t.parquet")],
-                       capture_output=True, text=True, env=e, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", _CLI_CHILD, str(tmp_path / "s"), str(tmp_path / "t.parquet")],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[0].startswith("added t@v1") and p.stdout.strip().splitlines()[-1] == expected

@@ -19,18 +19,30 @@ from modelyard.store import known_heads
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
-def _yard(*args: str, cwd: Path, fast: bool = True, py: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def _yard(
+    *args: str, cwd: Path, fast: bool = True, py: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": SRC}
     env.pop("YARD_NO_FAST_PATH", None)
     if not fast:
         env["YARD_NO_FAST_PATH"] = "1"
-    return subprocess.run([sys.executable, *py, "-m", "modelyard", *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, *py, "-m", "modelyard", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
 
 
 def _imported(p: subprocess.CompletedProcess[str]) -> set[str]:
     """Top-level modules a ``python -X importtime`` run imported (from its stderr)."""
-    return {line.split("|")[-1].strip().split(".")[0] for line in p.stderr.splitlines() if line.startswith("import time:")}
+    return {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in p.stderr.splitlines()
+        if line.startswith("import time:")
+    }
 
 
 def _age(*paths: Path) -> None:
@@ -67,16 +79,34 @@ def test_typer_parses_and_the_check_answers_before_sqlalchemy_loads(tmp_path: Pa
     target = tmp_path / "one.bin"
     target.write_bytes(os.urandom(5000))
     _age(target)
-    assert _yard("--uri", str(store), "data", "add", str(target), "--name", "ds", cwd=tmp_path).returncode == 0
+    assert (
+        _yard("--uri", str(store), "data", "add", str(target), "--name", "ds", cwd=tmp_path).returncode == 0
+    )
     # any spelling Typer accepts (options first, `=`, short names, --description, --no-profile) takes the check
-    for argv in (["data", "add", "--name=ds", str(target)], ["data", "add", "-n", "ds", "-d", "a note", "--no-profile", str(target)]):
+    for argv in (
+        ["data", "add", "--name=ds", str(target)],
+        ["data", "add", "-n", "ds", "-d", "a note", "--no-profile", str(target)],
+    ):
         p = _yard("--uri", str(store), *argv, cwd=tmp_path, py=("-X", "importtime"))
         assert p.returncode == 0 and p.stdout.startswith("unchanged, still ds@v1"), p.stderr[-2000:]
         mods = _imported(p)
         assert "typer" in mods and "sqlalchemy" not in mods and "alembic" not in mods
     # the full command answers the same when the check cannot vouch (here: turned off)
-    p = _yard("--uri", str(store), "data", "add", str(target), "--name", "ds", cwd=tmp_path, fast=False, py=("-X", "importtime"))
-    assert p.returncode == 0 and p.stdout.startswith("unchanged, still ds@v1") and "sqlalchemy" in _imported(p)
+    p = _yard(
+        "--uri",
+        str(store),
+        "data",
+        "add",
+        str(target),
+        "--name",
+        "ds",
+        cwd=tmp_path,
+        fast=False,
+        py=("-X", "importtime"),
+    )
+    assert (
+        p.returncode == 0 and p.stdout.startswith("unchanged, still ds@v1") and "sqlalchemy" in _imported(p)
+    )
     # what Typer refuses is refused as before (no second parser to disagree with it)
     bad = _yard("--uri", str(store), "data", "add", str(target), "--name", "ds", "--frobnicate", cwd=tmp_path)
     assert bad.returncode == 2 and "No such option: --frobnicate" in bad.stderr
@@ -104,8 +134,25 @@ def test_python_m_modelyard_checks_once(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": SRC}
     env.pop("YARD_NO_FAST_PATH", None)
     for state in ("added", "unchanged, still"):  # the full path (first add), then the answered one
-        p = subprocess.run([sys.executable, "-c", _COUNT, "--uri", str(tmp_path / "s"), "data", "add", str(target), "--name", "ds"],
-                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _COUNT,
+                "--uri",
+                str(tmp_path / "s"),
+                "data",
+                "add",
+                str(target),
+                "--name",
+                "ds",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+        )
         assert p.returncode == 0, p.stderr
         assert p.stdout.startswith(f"{state} ds@v1") and p.stdout.rstrip().endswith("checks=1"), p.stdout
 
@@ -122,7 +169,9 @@ def test_the_check_prints_what_the_full_command_prints(tmp_path: Path, kind: str
     first = _yard("--uri", str(store), "data", "add", str(target), "--name", "ds", cwd=tmp_path)
     assert first.returncode == 0 and first.stdout.startswith("added ds@v1"), first.stderr
     for extra in ([], ["--json"]):
-        full = _yard("--uri", str(store), "data", "add", str(target), "--name", "ds", *extra, cwd=tmp_path, fast=False)
+        full = _yard(
+            "--uri", str(store), "data", "add", str(target), "--name", "ds", *extra, cwd=tmp_path, fast=False
+        )
         fast = _yard("--uri", str(store), "data", "add", str(target), "--name", "ds", *extra, cwd=tmp_path)
         assert full.returncode == fast.returncode == 0, (full.stderr, fast.stderr)
         assert fast.stdout == full.stdout and fast.stderr == ""
@@ -137,7 +186,9 @@ def test_the_check_defers_whenever_it_is_not_sure(tmp_path: Path) -> None:
     yard.get_workspace(store).close()
     assert unchanged_version(folder, "ds", store).ref == "ds@v1"
     assert unchanged_version(folder, "other", store) is None  # no such dataset
-    assert unchanged_version(tmp_path / "missing", "ds", store) is None  # no such path: the full command explains
+    assert (
+        unchanged_version(tmp_path / "missing", "ds", store) is None
+    )  # no such path: the full command explains
     assert unchanged_version(folder, "ds", str(tmp_path / "nowhere")) is None  # no store
     # a changed file (same size, new mtime): the stat cache does not vouch for it
     (folder / "f3.bin").write_bytes(os.urandom(103))
@@ -170,7 +221,9 @@ def test_the_check_defers_whenever_it_is_not_sure(tmp_path: Path) -> None:
     db = sqlite3.connect(Path(store) / "yard.db")
     with db:
         db.execute("UPDATE alembic_version SET version_num = ?", (sorted(migration_heads())[0],))
-        db.executemany("INSERT INTO alembic_version VALUES (?)", [(h,) for h in sorted(migration_heads())[1:]])
+        db.executemany(
+            "INSERT INTO alembic_version VALUES (?)", [(h,) for h in sorted(migration_heads())[1:]]
+        )
     db.close()
     assert unchanged_version(folder, "ds", store).version == 2
     os.environ["YARD_NO_FAST_PATH"] = "1"

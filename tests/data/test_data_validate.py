@@ -48,7 +48,13 @@ def test_validate_against_reference_on_both_backends(workspace, tmp_path: Path) 
     pd.testing.assert_frame_equal(before, snapshot)  # validation never modifies the data
     assert not report.ok
     failed = {(f.column, f.expectation) for f in report.failures}
-    assert {("charges", "max"), ("charges", "distribution"), ("tenure", "min"), ("tenure", "max"), ("plan", "values")} <= failed
+    assert {
+        ("charges", "max"),
+        ("charges", "distribution"),
+        ("tenure", "min"),
+        ("tenure", "max"),
+        ("plan", "values"),
+    } <= failed
     tmin = next(f for f in report.failures if f.name == "tenure.min")
     assert tmin.samples == [{"row": 3, "value": -5}] and tmin.failing_rows == 1 and tmin.observed == -5
     plan = next(f for f in report.failures if f.name == "plan.values")
@@ -65,9 +71,18 @@ def test_validate_against_reference_on_both_backends(workspace, tmp_path: Path) 
     assert len(cases) == len(report.results)
     failing = [c for c in cases if c.find("failure") is not None]
     assert len(failing) == len(report.failures)
-    assert any(c.get("classname").endswith(".tenure") and c.get("name") == "min" and "row 3: -5" in c.find("failure").text for c in failing)
+    assert any(
+        c.get("classname").endswith(".tenure")
+        and c.get("name") == "min"
+        and "row 3: -5" in c.find("failure").text
+        for c in failing
+    )
     html = report.to_html()
-    assert html.startswith("<!doctype html>") and "<script" not in html and "http" not in html.split("<svg", 1)[0].split("</style>")[1]
+    assert (
+        html.startswith("<!doctype html>")
+        and "<script" not in html
+        and "http" not in html.split("<svg", 1)[0].split("</style>")[1]
+    )
     assert html.count("<svg") == 5 and "platinum" in html and "failed" in html
 
     with pytest.raises(yard.errors.ValidationFailed, match="expectations failed on <DataFrame>") as exc:
@@ -97,7 +112,13 @@ def test_yaml_suite_unique_rowcount_extra_columns(workspace, tmp_path: Path) -> 
     bad.loc[5, "plan"] = None
     r = yard.validate(bad, suite=suite)
     failed = {f.name for f in r.failures}
-    assert failed == {"row_count", "no_extra_columns", "customer_id.unique", "charges.distribution", "plan.max_null_fraction"}
+    assert failed == {
+        "row_count",
+        "no_extra_columns",
+        "customer_id.unique",
+        "charges.distribution",
+        "plan.max_null_fraction",
+    }
     uniq = next(f for f in r.failures if f.name == "customer_id.unique")
     assert uniq.failing_rows == 3 and [s["row"] for s in uniq.samples] == [5, 10, 11]
     assert r.suite == "churn-checks" and r.reference == "churn-train@v1"
@@ -116,16 +137,35 @@ def test_yaml_suite_unique_rowcount_extra_columns(workspace, tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("columns:\n  tenure:\n    max_nul_fraction: 0.1\n",
-         r"s\.yaml:3:5: unknown expectation 'max_nul_fraction' for column 'tenure'\. Did you mean 'max_null_fraction'\?"),
-        ("columns:\n  tenur:\n    type: integer\n",
-         r"s\.yaml:2:3: column 'tenur' is not in churn-train@v1\. Did you mean 'tenure'\?"),
+        (
+            "columns:\n  tenure:\n    max_nul_fraction: 0.1\n",
+            r"s\.yaml:3:5: unknown expectation 'max_nul_fraction' for column 'tenure'\. Did you mean 'max_null_fraction'\?",
+        ),
+        (
+            "columns:\n  tenur:\n    type: integer\n",
+            r"s\.yaml:2:3: column 'tenur' is not in churn-train@v1\. Did you mean 'tenure'\?",
+        ),
         ("colums: {}\n", r"s\.yaml:1:1: unknown suite key 'colums'\. Did you mean 'columns'\?"),
-        ("columns:\n  tenure: {type: int}\n", r"s\.yaml:2:12: 'type' of column 'tenure' must be one of integer, float.*Got 'int'\. Did you mean 'integer'\?"),
-        ("columns:\n  plan:\n    max_null_fraction: lots\n", r"s\.yaml:3:5: 'max_null_fraction' of column 'plan' must be a number\. Got 'lots'\."),
-        ("columns:\n  plan:\n    max_null_fraction: 2\n", r"s\.yaml:3:5: 'max_null_fraction' of column 'plan' must be between 0 and 1"),
-        ("columns:\n  charges:\n    distribution: {statistic: ks}\n", r"s\.yaml:3:20: the drift statistic of column 'charges' must be one of psi, js\. Got 'ks'\."),
-        ("columns:\n  charges: {min: 5, max: 1}\n", r"s\.yaml:2:13: column 'charges' has min 5 greater than max 1\."),
+        (
+            "columns:\n  tenure: {type: int}\n",
+            r"s\.yaml:2:12: 'type' of column 'tenure' must be one of integer, float.*Got 'int'\. Did you mean 'integer'\?",
+        ),
+        (
+            "columns:\n  plan:\n    max_null_fraction: lots\n",
+            r"s\.yaml:3:5: 'max_null_fraction' of column 'plan' must be a number\. Got 'lots'\.",
+        ),
+        (
+            "columns:\n  plan:\n    max_null_fraction: 2\n",
+            r"s\.yaml:3:5: 'max_null_fraction' of column 'plan' must be between 0 and 1",
+        ),
+        (
+            "columns:\n  charges:\n    distribution: {statistic: ks}\n",
+            r"s\.yaml:3:20: the drift statistic of column 'charges' must be one of psi, js\. Got 'ks'\.",
+        ),
+        (
+            "columns:\n  charges: {min: 5, max: 1}\n",
+            r"s\.yaml:2:13: column 'charges' has min 5 greater than max 1\.",
+        ),
         ("columns:\n  tenure: [1, 2\n", r"s\.yaml:3:1: YAML syntax error"),
     ],
 )
@@ -169,23 +209,36 @@ def test_null_and_type_failures_count_rows_and_keep_sample_rows(tmp_path: Path) 
     df = _frame(400)
     df.loc[[4, 7, 8, 20, 30, 31, 399], "plan"] = None
     df["customer_id"] = df["customer_id"].astype(str)
-    suite = {"columns": {"plan": {"max_null_fraction": 0.0}, "customer_id": {"type": "integer"},
-                         "tenure": {"max_null_fraction": 0.5}}}
+    suite = {
+        "columns": {
+            "plan": {"max_null_fraction": 0.0},
+            "customer_id": {"type": "integer"},
+            "tenure": {"max_null_fraction": 0.5},
+        }
+    }
     suite["columns"]["plan"]["values"] = ["basic", "pro", "team"]
     r = yard.validate(df, suite=suite)
     values = next(x for x in r.results if x.name == "plan.values")  # nulls are max_null_fraction's business
     assert values.ok and values.failing_rows == 0 and values.samples == []
     nulls = next(f for f in r.failures if f.name == "plan.max_null_fraction")
-    assert nulls.failing_rows == 7 and nulls.samples == [{"row": i, "value": None} for i in (4, 7, 8, 20, 30)]  # the first 5
+    assert nulls.failing_rows == 7 and nulls.samples == [
+        {"row": i, "value": None} for i in (4, 7, 8, 20, 30)
+    ]  # the first 5
     assert nulls.detail == "7 of 400 rows are null"
     typ = next(f for f in r.failures if f.name == "customer_id.type")
-    assert typ.failing_rows == 400 and typ.samples[:2] == [{"row": 0, "value": "0"}, {"row": 1, "value": "1"}] and len(typ.samples) == 5
+    assert (
+        typ.failing_rows == 400
+        and typ.samples[:2] == [{"row": 0, "value": "0"}, {"row": 1, "value": "1"}]
+        and len(typ.samples) == 5
+    )
     assert typ.detail == "every non-null value (400 rows) is string, not integer"
     ok = next(x for x in r.results if x.name == "tenure.max_null_fraction")
     assert ok.ok and ok.failing_rows == 0 and ok.samples == []
     doc = json.loads(r.to_json())
     got = {x["column"] + "." + x["expectation"]: x for x in doc["results"]}
-    assert got["plan.max_null_fraction"]["failing_rows"] == 7 and got["plan.max_null_fraction"]["samples"][0] == {"row": 4, "value": None}
+    assert got["plan.max_null_fraction"]["failing_rows"] == 7 and got["plan.max_null_fraction"]["samples"][
+        0
+    ] == {"row": 4, "value": None}
     # a folder: row numbers run on across its files
     (tmp_path / "parts").mkdir()
     _frame(10).to_parquet(tmp_path / "parts" / "a.parquet")
@@ -203,13 +256,21 @@ def _validate_cli(*args: str) -> tuple[int, str]:
     import sys
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "modelyard", "validate", "data", *args], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelyard", "validate", "data", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     return proc.returncode, proc.stdout + proc.stderr
 
 
 def test_cli_shows_failures_and_a_count_of_passes_and_all_with_all(tmp_path: Path) -> None:
     ref = _frame()
-    yard.data.add(ref, name="churn-train")  # the test's own default store (YARD_URI), which the CLI subprocess reads
+    yard.data.add(
+        ref, name="churn-train"
+    )  # the test's own default store (YARD_URI), which the CLI subprocess reads
     bad = ref.copy()
     bad.loc[[3], "tenure"] = -5
     bad.loc[[4, 7, 8], "plan"] = None
@@ -220,7 +281,9 @@ def test_cli_shows_failures_and_a_count_of_passes_and_all_with_all(tmp_path: Pat
     code, out = _validate_cli(str(tmp_path / "bad.parquet"), *uri)
     assert code == 1, out
     lines = out.splitlines()
-    assert not [line for line in lines if line.lstrip().startswith("✓ ") and "passed" not in line]  # no passed check listed
+    assert not [
+        line for line in lines if line.lstrip().startswith("✓ ") and "passed" not in line
+    ]  # no passed check listed
     assert f"✓ {n_pass} other checks passed (not listed; --all shows every check)" in out
     assert f"{n_pass} passed, {len(report.failures)} failed" in out
     assert any("tenure" in line and " min " in line and "1 row(s) below 0" in line for line in lines)

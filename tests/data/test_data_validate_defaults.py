@@ -54,7 +54,10 @@ def test_the_old_fixed_threshold_on_fine_bins_cried_wolf(bc_split) -> None:
     train, test, prof = bc_split
     cur = profile_batches(iter_batches_of(test))
     old = sum(distance(prof.columns[c], cur.columns[c], "psi") > 0.2 for c in train.columns)
-    new = sum(not distribution_check(prof.columns[c], cur.columns[c], "psi", "auto", 31)["ok"] for c in train.columns)
+    new = sum(
+        not distribution_check(prof.columns[c], cur.columns[c], "psi", "auto", 31)["ok"]
+        for c in train.columns
+    )
     assert old >= 10 and new == 0
 
 
@@ -73,7 +76,12 @@ def _corrupt(kind: str, train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.Dat
         return bad, "mean texture", "min", "2 row(s) below"
     if kind == "renamed":
         bad = bad.rename(columns={"mean area": "mean_area"})
-        return bad, "mean area", "column_present", "column 'mean area' is not in the data. Did you mean 'mean_area'?"
+        return (
+            bad,
+            "mean area",
+            "column_present",
+            "column 'mean area' is not in the data. Did you mean 'mean_area'?",
+        )
     if kind == "retyped":
         bad["mean smoothness"] = bad["mean smoothness"].astype(str)
         return bad, "mean smoothness", "type", ""
@@ -101,7 +109,9 @@ def test_auto_threshold_follows_the_sampling_distribution() -> None:
     from scipy.stats import chi2
 
     # PSI between two samples of one distribution ~ (1/n + 1/m) chi2(bins - 1); Bonferroni over checks
-    assert auto_threshold("psi", 398, 171, 10, checks=31) == pytest.approx(chi2.isf(0.005 / 31, 9) * (1 / 398 + 1 / 171))
+    assert auto_threshold("psi", 398, 171, 10, checks=31) == pytest.approx(
+        chi2.isf(0.005 / 31, 9) * (1 / 398 + 1 / 171)
+    )
     assert auto_threshold("psi", 398, 171, 10, checks=31) < auto_threshold("psi", 398, 45, 10, checks=31)
     assert auto_threshold("psi", 10**6, 10**6, 10) == 0.1  # the effect floor: large batches
     assert auto_threshold("js", 10**6, 10**6, 10) == 0.1
@@ -124,13 +134,15 @@ def test_distribution_bins_are_sized_for_the_batch() -> None:
 
 def test_range_bounds_learn_a_margin_from_the_tail() -> None:
     rng = np.random.default_rng(1)
-    frame = pd.DataFrame({
-        "normal": rng.normal(50, 10, 1000),
-        "heavy": rng.pareto(2.5, 1000) + 1,  # never negative, heavy right tail
-        "counts": rng.poisson(2, 1000),  # min 0: 0 stays the floor
-        "const": np.zeros(1000),
-        "spike": np.r_[np.zeros(996), [3.0, 5.0, 1.0, 2.0]],  # under 1 % off the main value
-    })
+    frame = pd.DataFrame(
+        {
+            "normal": rng.normal(50, 10, 1000),
+            "heavy": rng.pareto(2.5, 1000) + 1,  # never negative, heavy right tail
+            "counts": rng.poisson(2, 1000),  # min 0: 0 stays the floor
+            "const": np.zeros(1000),
+            "spike": np.r_[np.zeros(996), [3.0, 5.0, 1.0, 2.0]],  # under 1 % off the main value
+        }
+    )
     prof = profile_batches(iter_batches_of(frame))
     lo, hi = range_bounds(prof["normal"], checks=10)
     assert lo < frame["normal"].min() - 10 and frame["normal"].max() + 10 < hi < frame["normal"].max() + 120
@@ -150,7 +162,10 @@ def test_threshold_auto_round_trips_through_yaml(tmp_path: Path) -> None:
     assert "threshold: auto" in path.read_text(encoding="utf-8")
     assert load_suite(path).columns["x"].distribution == {"statistic": "psi", "threshold": "auto"}
     path.write_text("columns:\n  x:\n    distribution: {statistic: psi, threshold: high}\n", encoding="utf-8")
-    with pytest.raises(InvalidArgumentError, match=r"s\.yaml:3:36: 'threshold' of column 'x' must be a number or 'auto'\. Got 'high'\."):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"s\.yaml:3:36: 'threshold' of column 'x' must be a number or 'auto'\. Got 'high'\.",
+    ):
         load_suite(path)
     path.write_text("columns:\n  x:\n    distribution: {statistic: psi}\n", encoding="utf-8")
     assert load_suite(path).columns["x"].distribution == {"statistic": "psi", "threshold": "auto"}

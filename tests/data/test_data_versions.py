@@ -102,7 +102,9 @@ def test_diff_of_a_random_split_shows_no_shift_and_a_real_shift_is_marked(worksp
     d = yard.data.diff("bc@v1", "bc@v2")
     assert len(d["columns"]) == 31
     assert [c["column"] for c in d["columns"] if c["shifted"]] == []
-    assert all(c["psi"] < c["psi_limit"] for c in d["columns"]), [(c["column"], c["psi"]) for c in d["columns"]]
+    assert all(c["psi"] < c["psi_limit"] for c in d["columns"]), [
+        (c["column"], c["psi"]) for c in d["columns"]
+    ]
     yard.data.add(test.assign(**{"mean radius": test["mean radius"] * 1.5}), name="bc")
     d3 = yard.data.diff("bc@v1", "bc@v3")
     assert [c["column"] for c in d3["columns"] if c["shifted"]] == ["mean radius"]
@@ -138,9 +140,13 @@ def test_bad_input(workspace, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match=r"Cannot add '.*missing\.parquet': no such file or folder"):
         yard.data.add(tmp_path / "missing.parquet", name="x")
     yard.data.add(_frame(), name="churn-train")
-    with pytest.raises(NotFoundError, match=r"Dataset 'churn-trian' does not exist\. Did you mean 'churn-train'\?"):
+    with pytest.raises(
+        NotFoundError, match=r"Dataset 'churn-trian' does not exist\. Did you mean 'churn-train'\?"
+    ):
         yard.data.load("churn-trian@v1")
-    with pytest.raises(NotFoundError, match=r"Dataset 'churn-train' has no version v9; the latest is churn-train@v1\."):
+    with pytest.raises(
+        NotFoundError, match=r"Dataset 'churn-train' has no version v9; the latest is churn-train@v1\."
+    ):
         yard.data.show("churn-train@v9")
     with pytest.raises(InvalidArgumentError, match=r"is not a dataset reference"):
         yard.data.show("churn-train@9x")
@@ -148,21 +154,30 @@ def test_bad_input(workspace, tmp_path: Path) -> None:
         yard.data.add(_frame(), name="a@b")
     bad = tmp_path / "broken.parquet"
     bad.write_bytes(b"PAR1 this is not parquet")
-    with pytest.raises(InvalidArgumentError, match=r"Cannot read '.*broken\.parquet' as parquet: .*valid parquet file"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"Cannot read '.*broken\.parquet' as parquet: .*valid parquet file"
+    ):
         yard.data.add(bad, name="broken")
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     _frame(10).to_parquet(mixed / "a.parquet")
     pq.write_table(pa.table({"tenure": ["x"], "charges": [1.0], "plan": ["a"]}), mixed / "b.parquet")
-    with pytest.raises(InvalidArgumentError, match=r"Mixed schemas: column 'tenure' is string in 'b\.parquet' but int64 in 'a\.parquet'"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"Mixed schemas: column 'tenure' is string in 'b\.parquet' but int64 in 'a\.parquet'",
+    ):
         yard.data.add(mixed, name="mixed")
     pq.write_table(pa.table({"tenure": [1]}), mixed / "b.parquet")
     with pytest.raises(InvalidArgumentError, match=r"'b\.parquet' lacks column\(s\) 'charges', 'plan'"):
         yard.data.add(mixed, name="mixed")
     csv = tmp_path / "bad.csv"
     csv.write_text("a,b\n1,2\n3,4,5\n")
-    with pytest.raises(InvalidArgumentError, match=r"Cannot read '.*bad\.csv' as csv: .*Expected 2 columns, got 3"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"Cannot read '.*bad\.csv' as csv: .*Expected 2 columns, got 3"
+    ):
         yard.data.add(csv, name="badcsv")
     assert [d["name"] for d in yard.data.list()] == ["churn-train"]  # nothing half-stored
-    with pytest.raises(InvalidArgumentError, match=r"The 'engine' parameter of yard.data.load must be one of"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"The 'engine' parameter of yard.data.load must be one of"
+    ):
         yard.data.load("churn-train", engine="spark")

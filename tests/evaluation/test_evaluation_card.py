@@ -9,7 +9,9 @@ from evaluation_helpers import register
 from modelyard.evaluation import evaluate, list_evaluations, parse_policy, run_gates
 
 
-def test_champion_comparison_does_not_hide_the_full_evaluation_or_its_slice_chart(churn, good_model, weak_model):
+def test_champion_comparison_does_not_hide_the_full_evaluation_or_its_slice_chart(
+    churn, good_model, weak_model
+):
     from modelyard.registry import model_card, set_alias
 
     register(good_model, None)  # v1: the champion
@@ -25,9 +27,13 @@ def test_champion_comparison_does_not_hide_the_full_evaluation_or_its_slice_char
     page, md = card.to_html(), card.to_markdown()
     section = page.split("<h2>Evaluations</h2>")[1].split("<h2>")[0]
     assert "<td></td>" not in section  # no blank cells
-    assert "<svg" in section and "roc_auc by plan on frame" in section  # the slice chart of the full evaluation
+    assert (
+        "<svg" in section and "roc_auc by plan on frame" in section
+    )  # the slice chart of the full evaluation
     full_table, rest = section.split("</table>", 1)
-    assert "<th>log_loss</th>" in full_table and full_table.count("<tr>") == 2  # header + the one full evaluation
+    assert (
+        "<th>log_loss</th>" in full_table and full_table.count("<tr>") == 2
+    )  # header + the one full evaluation
     assert "Comparisons and partial evaluations" in rest
     assert re.search(r"<td>roc_auc 0\.\d+</td>", rest)
     md_section = md.split("## Evaluations")[1].split("\n## ")[0]
@@ -61,4 +67,3 @@ def test_models_show_marks_metrics_an_evaluation_did_not_compute(churn, good_mod
     # id, version, data, rows, when (date time), gates, accuracy, roc_auc: each row one value and one "-"
     assert [len(r) for r in rows] == [9, 9], rows
     assert rows[0][-2] != "-" and rows[0][-1] == "-" and rows[1][-2] == "-" and rows[1][-1] != "-", rows
-

@@ -33,7 +33,9 @@ def _check_against_app(args: list[str]) -> None:
     path = ["yard"]
     while hasattr(cmd, "commands"):
         name, args = args[0], args[1:]
-        assert name in cmd.commands, f"`{' '.join(path)} {name}` is not a yard command (have {sorted(cmd.commands)})"
+        assert name in cmd.commands, (
+            f"`{' '.join(path)} {name}` is not a yard command (have {sorted(cmd.commands)})"
+        )
         cmd = cmd.commands[name]
         path.append(name)
     ctx = cmd.make_context(" ".join(path), list(args), resilient_parsing=False)
@@ -42,7 +44,11 @@ def _check_against_app(args: list[str]) -> None:
 
 def _github_steps(text: str) -> list[str]:
     doc = yaml.safe_load(text)
-    assert doc["on"]["push"]["branches"] == ["main"] if "on" in doc else doc[True]["push"]["branches"] == ["main"]
+    assert (
+        doc["on"]["push"]["branches"] == ["main"]
+        if "on" in doc
+        else doc[True]["push"]["branches"] == ["main"]
+    )
     steps = doc["jobs"]["model"]["steps"]
     names = [s.get("name") for s in steps]
     assert names[2:7] == ["Install", "Train", "Validate data", "Gate", "Gate and promote"]
@@ -77,16 +83,29 @@ def _jenkins_steps(text: str) -> list[str]:
 
 @pytest.mark.parametrize("system", sorted(CI_SYSTEMS))
 def test_pipeline_parses_and_calls_only_existing_yard_commands(system):
-    text = render_ci(system, model="churn-clf", policy="ci/gates.yaml", data="churn-test@v2", train="python train.py --epochs 3")
+    text = render_ci(
+        system,
+        model="churn-clf",
+        policy="ci/gates.yaml",
+        data="churn-test@v2",
+        train="python train.py --epochs 3",
+    )
     steps = {"github": _github_steps, "gitlab": _gitlab_steps, "jenkins": _jenkins_steps}[system](text)
     assert any(s.startswith("pip install") for s in steps)
     assert "python train.py --epochs 3" in steps
     commands = _yard_commands(steps)
-    assert [c[:2] for c in commands] == [["validate", "data"], ["gate", "churn-clf@latest"], ["gate", "churn-clf@latest"]]
+    assert [c[:2] for c in commands] == [
+        ["validate", "data"],
+        ["gate", "churn-clf@latest"],
+        ["gate", "churn-clf@latest"],
+    ]
     for args in commands:
         _check_against_app(args)
     gate = commands[-1]
-    assert gate[:4] == ["gate", "churn-clf@latest", "--policy", "ci/gates.yaml"] and gate[-2:] == ["--promote", "production"]
+    assert gate[:4] == ["gate", "churn-clf@latest", "--policy", "ci/gates.yaml"] and gate[-2:] == [
+        "--promote",
+        "production",
+    ]
     assert "--junit" in gate and "--data" in gate
 
 
@@ -110,5 +129,8 @@ def test_ci_init_writes_the_file_and_refuses_to_overwrite(tmp_path, monkeypatch)
         write_ci("github", model="fraud")
     res = runner.invoke(app, ["ci", "init", "jenkins", "--output", "ci/Jenkinsfile"])
     assert res.exit_code == 0 and (tmp_path / "ci" / "Jenkinsfile").exists()
-    with pytest.raises(InvalidArgumentError, match=r"The 'system' parameter of yard ci init must be one of \['github', 'gitlab', 'jenkins'\]\. Got 'circle' instead\."):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"The 'system' parameter of yard ci init must be one of \['github', 'gitlab', 'jenkins'\]\. Got 'circle' instead\.",
+    ):
         render_ci("circle")

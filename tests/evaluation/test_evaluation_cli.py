@@ -28,13 +28,32 @@ def _setup(tmp_path, churn, model):  # type: ignore[no-untyped-def]
 
 def test_evaluate_prints_tables_and_json_and_stores_the_record(tmp_path, churn, good_model):
     data = _setup(tmp_path, churn, good_model)
-    res = runner.invoke(app, ["evaluate", "churn-clf/1", "--data", str(data), "--label", "churned", "--slices", "plan"])
+    res = runner.invoke(
+        app, ["evaluate", "churn-clf/1", "--data", str(data), "--label", "churned", "--slices", "plan"]
+    )
     assert res.exit_code == 0, res.output
     assert "roc_auc" in res.output and "by plan" in res.output and "stored as evaluation" in res.output
-    res = runner.invoke(app, ["evaluate", "churn-clf@latest", "--data", str(data), "--label", "churned", "--metrics", "f1,accuracy", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "churn-clf@latest",
+            "--data",
+            str(data),
+            "--label",
+            "churned",
+            "--metrics",
+            "f1,accuracy",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert out["model"] == "churn-clf/1" and set(out["metrics"]) == {"f1", "accuracy"} and out["data_source"] == str(data)
+    assert (
+        out["model"] == "churn-clf/1"
+        and set(out["metrics"]) == {"f1", "accuracy"}
+        and out["data_source"] == str(data)
+    )
     res = runner.invoke(app, ["evaluations", "list", "churn-clf", "--json"])
     assert [e["model"] for e in json.loads(res.stdout)] == ["churn-clf/1", "churn-clf/1"]
     eid = json.loads(res.stdout)[0]["id"]
@@ -44,26 +63,50 @@ def test_evaluate_prints_tables_and_json_and_stores_the_record(tmp_path, churn, 
 
 def test_gate_exits_1_on_a_failed_gate_and_writes_junit(tmp_path, churn, good_model):
     data = _setup(tmp_path, churn, good_model)
-    (tmp_path / "pass.yaml").write_text("data: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.6}}\n")
-    (tmp_path / "fail.yaml").write_text("data: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.99}}\n")
+    (tmp_path / "pass.yaml").write_text(
+        "data: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.6}}\n"
+    )
+    (tmp_path / "fail.yaml").write_text(
+        "data: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.99}}\n"
+    )
     res = runner.invoke(app, ["gate", "churn-clf/1", "--policy", str(tmp_path / "pass.yaml")])
     assert res.exit_code == 0, res.output
     assert "all 1 gates passed" in res.output
     junit = tmp_path / "reports" / "gates.xml"
-    res = runner.invoke(app, ["gate", "churn-clf/1", "--policy", str(tmp_path / "fail.yaml"), "--junit", str(junit), "--json"])
+    res = runner.invoke(
+        app, ["gate", "churn-clf/1", "--policy", str(tmp_path / "fail.yaml"), "--junit", str(junit), "--json"]
+    )
     assert res.exit_code == 1
     out = json.loads(res.stdout)
-    assert out["passed"] is False and out["gates"][0]["gate"] == "metrics.roc_auc" and out["gates"][0]["status"] == "failed"
+    assert (
+        out["passed"] is False
+        and out["gates"][0]["gate"] == "metrics.roc_auc"
+        and out["gates"][0]["status"] == "failed"
+    )
     assert ET.parse(junit).getroot().get("failures") == "1"
     # --data overrides the policy's dataset
-    res = runner.invoke(app, ["gate", "churn-clf/1", "--policy", str(tmp_path / "pass.yaml"), "--data", str(data), "--promote", "production"])
+    res = runner.invoke(
+        app,
+        [
+            "gate",
+            "churn-clf/1",
+            "--policy",
+            str(tmp_path / "pass.yaml"),
+            "--data",
+            str(data),
+            "--promote",
+            "production",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "Promoted churn-clf/1 to @production." in res.output
 
 
 def test_policy_attach_show_check_detach(tmp_path, churn, good_model):
     _setup(tmp_path, churn, good_model)
-    (tmp_path / "gates.yaml").write_text("protected: [production, prod-eu]\ndata: {dataset: eval.csv, label: churned}\nmetrics: {f1: {min: 0.1}}\n")
+    (tmp_path / "gates.yaml").write_text(
+        "protected: [production, prod-eu]\ndata: {dataset: eval.csv, label: churned}\nmetrics: {f1: {min: 0.1}}\n"
+    )
     res = runner.invoke(app, ["policy", "check", str(tmp_path / "gates.yaml")])
     assert res.exit_code == 0 and "valid; gates: metrics; protects: production, prod-eu" in res.output
     res = runner.invoke(app, ["policy", "attach", "churn-clf", str(tmp_path / "gates.yaml")])
@@ -82,15 +125,22 @@ def test_cli_errors_are_one_line_naming_the_problem(tmp_path, churn, good_model)
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.run(
         [sys.executable, "-m", "modelyard", "gate", "churn-clf/1", "--policy", str(tmp_path / "typo.yaml")],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert proc.stderr.startswith("Error: The gate policy")
     assert "typo.yaml:3: champoin: unknown key 'champoin'. Did you mean 'champion'?" in proc.stderr
     assert "Traceback" not in proc.stderr
-    res = runner.invoke(app, ["evaluate", "churn-clf/1", "--data", str(tmp_path / "eval.csv"), "--label", "churnd"])
+    res = runner.invoke(
+        app, ["evaluate", "churn-clf/1", "--data", str(tmp_path / "eval.csv"), "--label", "churnd"]
+    )
     assert res.exit_code != 0
-    assert "The label column 'churnd' is not in the evaluation data. Did you mean 'churned'?" in str(res.exception)
+    assert "The label column 'churnd' is not in the evaluation data. Did you mean 'churned'?" in str(
+        res.exception
+    )
 
 
 def test_models_show_card_and_alias_force_show_the_gates(tmp_path, churn, good_model, weak_model):
@@ -106,7 +156,19 @@ def test_models_show_card_and_alias_force_show_the_gates(tmp_path, churn, good_m
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["models", "alias", "churn-clf", "production", "2"])
     assert res.exit_code != 0 and "Refusing to move alias 'production'" in str(res.exception)
-    res = runner.invoke(app, ["models", "alias", "churn-clf", "production", "2", "--force", "--reason", "hotfix, approved by on-call"])
+    res = runner.invoke(
+        app,
+        [
+            "models",
+            "alias",
+            "churn-clf",
+            "production",
+            "2",
+            "--force",
+            "--reason",
+            "hotfix, approved by on-call",
+        ],
+    )
     assert res.exit_code == 0, res.output
 
     res = runner.invoke(app, ["models", "show", "churn-clf", "--version", "2", "--json"])
@@ -115,7 +177,11 @@ def test_models_show_card_and_alias_force_show_the_gates(tmp_path, churn, good_m
     assert shown["evaluations"][0]["gates"]["failed"] == ["metrics.roc_auc"]
     assert shown["audit"][-1]["detail"]["gates"]["forced"] is True
     res = runner.invoke(app, ["models", "show", "churn-clf"], env={"COLUMNS": "250"})
-    assert res.exit_code == 0 and "evaluations" in res.stdout and "failed: metrics.roc_auc (forced)" in res.stdout
+    assert (
+        res.exit_code == 0
+        and "evaluations" in res.stdout
+        and "failed: metrics.roc_auc (forced)" in res.stdout
+    )
 
     card = model_card("churn-clf", 1)
     md, page = card.to_markdown(), card.to_html()
@@ -128,28 +194,49 @@ def test_a_mistyped_metric_suggests_one_that_fits_the_task(tmp_path, churn, good
 
     data = _setup(tmp_path, churn, good_model)
     # yard evaluate: the binary task is inferred, then f1_scor is matched to f1 (sklearn's f1_score), not f1_macro
-    res = runner.invoke(app, ["evaluate", "churn-clf/1", "--data", str(data), "--label", "churned", "--metrics", "f1_scor"])
+    res = runner.invoke(
+        app, ["evaluate", "churn-clf/1", "--data", str(data), "--label", "churned", "--metrics", "f1_scor"]
+    )
     assert res.exit_code == 1
     message = str(res.exception)
     assert message.startswith("unknown metric 'f1_scor'. Did you mean 'f1'? Metrics for binary: accuracy, ")
     assert "mae" not in message  # only the metrics of the task are listed
     # a gate policy that names its task
-    (tmp_path / "g.yaml").write_text("task: binary\ndata: {dataset: eval.csv, label: churned}\nmetrics:\n  f1_scor: {min: 0.5}\n")
+    (tmp_path / "g.yaml").write_text(
+        "task: binary\ndata: {dataset: eval.csv, label: churned}\nmetrics:\n  f1_scor: {min: 0.5}\n"
+    )
     res = runner.invoke(app, ["policy", "check", str(tmp_path / "g.yaml")])
     assert res.exit_code == 1
     assert "g.yaml:4: metrics.f1_scor: unknown metric 'f1_scor'. Did you mean 'f1'?" in str(res.exception)
-    (tmp_path / "m.yaml").write_text("task: multiclass\nmetrics:\n  f1_scor: {min: 0.5}\n  recal: {min: 0.5}\n")
+    (tmp_path / "m.yaml").write_text(
+        "task: multiclass\nmetrics:\n  f1_scor: {min: 0.5}\n  recal: {min: 0.5}\n"
+    )
     res = runner.invoke(app, ["policy", "check", str(tmp_path / "m.yaml")])
-    assert "m.yaml:3: metrics.f1_scor: unknown metric 'f1_scor'. Did you mean 'f1_macro'?" in str(res.exception)
-    assert "m.yaml:4: metrics.recal: unknown metric 'recal'. Did you mean 'recall_macro'?" in str(res.exception)
+    assert "m.yaml:3: metrics.f1_scor: unknown metric 'f1_scor'. Did you mean 'f1_macro'?" in str(
+        res.exception
+    )
+    assert "m.yaml:4: metrics.recal: unknown metric 'recal'. Did you mean 'recall_macro'?" in str(
+        res.exception
+    )
     # the library call, per task; keys of the gate itself still win when they are closer
     for task, typed, meant in [
-        ("binary", "f1_scor", "f1"), ("multiclass", "f1_scor", "f1_macro"), ("regression", "mean_absolute_eror", "mae"),
-        ("binary", "roc_auc_scor", "roc_auc"), ("regression", "rsme", "rmse"), (None, "f1_scor", "f1"),
+        ("binary", "f1_scor", "f1"),
+        ("multiclass", "f1_scor", "f1_macro"),
+        ("regression", "mean_absolute_eror", "mae"),
+        ("binary", "roc_auc_scor", "roc_auc"),
+        ("regression", "rsme", "rmse"),
+        (None, "f1_scor", "f1"),
     ]:
         with pytest.raises(InvalidArgumentError) as info:
             metric_spec(typed, task)
-        assert f"unknown metric {typed!r}. Did you mean {meant!r}?" in str(info.value), (task, typed, str(info.value))
+        assert f"unknown metric {typed!r}. Did you mean {meant!r}?" in str(info.value), (
+            task,
+            typed,
+            str(info.value),
+        )
     (tmp_path / "k.yaml").write_text("metrics:\n  f1: {mni: 0.5}\n")
     res = runner.invoke(app, ["policy", "check", str(tmp_path / "k.yaml")])
-    assert "k.yaml:2: metrics.f1.mni: unknown key 'mni'. Did you mean 'min'? Allowed keys here: min, max." in str(res.exception)
+    assert (
+        "k.yaml:2: metrics.f1.mni: unknown key 'mni'. Did you mean 'min'? Allowed keys here: min, max."
+        in str(res.exception)
+    )

@@ -37,7 +37,12 @@ def test_evaluation_is_stored_and_linked_to_model_and_dataset_versions(workspace
     stored = list_evaluations("churn-clf/1", uri=workspace)
     assert [e.id for e in stored] == [ev.id]
     got = stored[0]
-    assert (got.model_name, got.model_version, got.dataset_name, got.dataset_version) == ("churn-clf", 1, "churn-test", "v1")
+    assert (got.model_name, got.model_version, got.dataset_name, got.dataset_version) == (
+        "churn-clf",
+        1,
+        "churn-test",
+        "v1",
+    )
     assert got.metrics["roc_auc"] == pytest.approx(expected)
     assert got.slices["plan"]["pro"]["n"] == int((churn["plan"] == "pro").sum())
     assert got.data_digest == ev.data_digest and len(got.data_digest) == 64
@@ -45,7 +50,10 @@ def test_evaluation_is_stored_and_linked_to_model_and_dataset_versions(workspace
 
 
 def test_label_errors_name_the_column(churn, good_model):
-    with pytest.raises(InvalidArgumentError, match=r"The label column 'churn' is not in the evaluation data\. Did you mean 'churned'\?"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"The label column 'churn' is not in the evaluation data\. Did you mean 'churned'\?",
+    ):
         evaluate(good_model, churn, label="churn")
     with pytest.raises(InvalidArgumentError, match=r"Name the label column with label=\.\.\. \(--label\)"):
         evaluate(good_model, churn)
@@ -53,7 +61,10 @@ def test_label_errors_name_the_column(churn, good_model):
 
 def test_first_model_passes_the_champion_gate_by_policy_and_says_so(churn, good_model):
     register(good_model, None)
-    policy = parse_policy("metrics: {roc_auc: {min: 0.6}}\nchampion: {roc_auc: {max_drop: 0.01}}\ndata: {label: churned}\n", source="g.yaml")
+    policy = parse_policy(
+        "metrics: {roc_auc: {min: 0.6}}\nchampion: {roc_auc: {max_drop: 0.01}}\ndata: {label: churned}\n",
+        source="g.yaml",
+    )
     report = run_gates("churn-clf/1", policy, data=churn)
     assert report.passed
     champ = next(r for r in report.results if r.gate == "champion.roc_auc")
@@ -61,7 +72,9 @@ def test_first_model_passes_the_champion_gate_by_policy_and_says_so(churn, good_
     assert "no version of 'churn-clf' holds alias 'production' yet (first model)" in champ.explanation
     assert "passed by policy (champion.if_missing: pass)" in champ.explanation
 
-    strict = parse_policy("champion: {if_missing: fail, roc_auc: {max_drop: 0.01}}\ndata: {label: churned}\n", source="g.yaml")
+    strict = parse_policy(
+        "champion: {if_missing: fail, roc_auc: {max_drop: 0.01}}\ndata: {label: churned}\n", source="g.yaml"
+    )
     report = run_gates("churn-clf/1", strict, data=churn)
     assert not report.passed
     assert "failed by policy (champion.if_missing: fail)" in report.failed[0].explanation
@@ -87,7 +100,10 @@ def test_champion_comparison_is_direction_aware(churn, good_model, weak_model):
     # log_loss: lower is better, so a higher loss is a negative change
     assert by["champion.log_loss"].status is GateStatus.FAILED and by["champion.log_loss"].observed < 0
     assert "(lower is better)" in by["champion.log_loss"].explanation
-    assert by["champion.accuracy"].status is GateStatus.PASSED and "(relative)" in by["champion.accuracy"].explanation
+    assert (
+        by["champion.accuracy"].status is GateStatus.PASSED
+        and "(relative)" in by["champion.accuracy"].explanation
+    )
     # the other way round the candidate improves
     set_alias("churn-clf", "production", 2)
     report = run_gates("churn-clf/1", policy, data=churn)
@@ -124,12 +140,23 @@ behavior:
 
 def test_gate_errors_name_the_policy_line(churn, good_model):
     register(good_model, None)
-    policy = parse_policy("data: {label: churned}\nbehavior:\n  monotonic:\n    - {column: tenur, direction: increasing}\n", source="g.yaml")
-    with pytest.raises(InvalidArgumentError, match=r"g.yaml:4: behavior.monotonic.0: column 'tenur' is not in the evaluation data\. Did you mean 'tenure'\?"):
+    policy = parse_policy(
+        "data: {label: churned}\nbehavior:\n  monotonic:\n    - {column: tenur, direction: increasing}\n",
+        source="g.yaml",
+    )
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"g.yaml:4: behavior.monotonic.0: column 'tenur' is not in the evaluation data\. Did you mean 'tenure'\?",
+    ):
         run_gates("churn-clf/1", policy, data=churn)
-    regression_metric = parse_policy("data: {label: monthly}\nmetrics:\n  roc_auc: {min: 0.5}\n", source="g.yaml")
+    regression_metric = parse_policy(
+        "data: {label: monthly}\nmetrics:\n  roc_auc: {min: 0.5}\n", source="g.yaml"
+    )
     reg_model = _regressor(churn)
-    with pytest.raises(InvalidArgumentError, match=r"g.yaml:3: metrics.roc_auc: metric 'roc_auc' does not fit a regression task"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"g.yaml:3: metrics.roc_auc: metric 'roc_auc' does not fit a regression task",
+    ):
         run_gates(reg_model, regression_metric, data=churn)
     no_data = parse_policy("metrics: {f1: {min: 0.5}}\n", source="g.yaml")
     with pytest.raises(InvalidArgumentError, match=r"g.yaml: the policy names no evaluation data"):
@@ -142,7 +169,9 @@ def _regressor(churn):  # type: ignore[no-untyped-def]
     return LinearRegression().fit(churn[["tenure", "calls"]], churn["monthly"])
 
 
-def test_protected_alias_runs_the_gates_and_force_is_audited(workspace, tmp_path, churn, good_model, weak_model):
+def test_protected_alias_runs_the_gates_and_force_is_audited(
+    workspace, tmp_path, churn, good_model, weak_model
+):
     from modelyard.registry import audit_log, get_model_version, set_alias
 
     churn.to_csv(tmp_path / "eval.csv", index=False)
@@ -199,16 +228,27 @@ def test_junit_xml_has_one_test_case_per_gate(churn, good_model):
     report = run_gates("churn-clf/1", policy, data=churn)
     xml = to_junit_xml(report)
     root = ET.fromstring(xml)
-    assert root.tag == "testsuites" and root.get("tests") == "3" and root.get("failures") == "1" and root.get("skipped") == "1"
+    assert (
+        root.tag == "testsuites"
+        and root.get("tests") == "3"
+        and root.get("failures") == "1"
+        and root.get("skipped") == "1"
+    )
     suites = root.findall("testsuite")
     assert len(suites) == 1 and suites[0].get("name") == "gates: churn-clf/1"
     cases = suites[0].findall("testcase")
     assert [(c.get("classname"), c.get("name")) for c in cases] == [
-        ("gates.metrics", "roc_auc"), ("gates.metrics", "f1"), ("gates.champion", "f1"),
+        ("gates.metrics", "roc_auc"),
+        ("gates.metrics", "f1"),
+        ("gates.champion", "f1"),
     ]
     assert cases[0].find("failure") is None and cases[0].find("system-out") is not None
     failure = cases[1].find("failure")
-    assert failure is not None and failure.get("type") == "GateFailed" and "required >= 0.99" in failure.get("message")
+    assert (
+        failure is not None
+        and failure.get("type") == "GateFailed"
+        and "required >= 0.99" in failure.get("message")
+    )
     assert cases[2].find("skipped") is not None
     props = {p.get("name"): p.get("value") for p in suites[0].find("properties")}
     assert props["model"] == "churn-clf/1" and props["policy"] == "g.yaml"
@@ -233,7 +273,9 @@ def test_data_gate_validates_the_evaluation_data_with_the_suite(tmp_path, churn,
     register(good_model, None)
     ydata.add(churn, name="churn-ref")
     (tmp_path / "expectations.yaml").write_text(infer_suite("churn-ref@v1").to_yaml())
-    (tmp_path / "gates.yaml").write_text("data: {suite: expectations.yaml, label: churned}\nmetrics: {roc_auc: {min: 0.5}}\n")
+    (tmp_path / "gates.yaml").write_text(
+        "data: {suite: expectations.yaml, label: churned}\nmetrics: {roc_auc: {min: 0.5}}\n"
+    )
     report = run_gates("churn-clf/1", str(tmp_path / "gates.yaml"), data=churn)
     gate = report.results[0]
     assert gate.gate == "data.suite" and gate.status is GateStatus.PASSED and "passed all" in gate.explanation
@@ -249,7 +291,9 @@ def test_multiclass_and_regression_models_are_evaluated_by_their_task(churn):
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.metrics import f1_score, r2_score
 
-    frame = churn.assign(segment=np.where(churn["tenure"] < 24, "new", np.where(churn["tenure"] < 48, "mid", "old")))
+    frame = churn.assign(
+        segment=np.where(churn["tenure"] < 24, "new", np.where(churn["tenure"] < 48, "mid", "old"))
+    )
     clf = LogisticRegression(max_iter=500).fit(frame[["monthly", "calls", "tenure"]], frame["segment"])
     ev = evaluate(clf, frame, label="segment", slices="plan", log=False)
     assert ev.task == "multiclass" and ev.classes == ["mid", "new", "old"]
@@ -261,7 +305,9 @@ def test_multiclass_and_regression_models_are_evaluated_by_their_task(churn):
     reg = LinearRegression().fit(frame[["tenure", "calls"]], frame["monthly"])
     ev = evaluate(reg, frame, label="monthly", slices="plan")
     assert ev.task == "regression" and set(ev.metrics) == {"mae", "mse", "rmse", "r2"}
-    assert ev.metrics["r2"] == pytest.approx(r2_score(frame["monthly"], reg.predict(frame[["tenure", "calls"]])))
+    assert ev.metrics["r2"] == pytest.approx(
+        r2_score(frame["monthly"], reg.predict(frame[["tenure", "calls"]]))
+    )
     with pytest.raises(InvalidArgumentError, match=r"metric 'roc_auc' does not fit a regression task"):
         evaluate(reg, frame, label="monthly", metrics=["roc_auc"])
     with pytest.raises(InvalidArgumentError, match=r"unknown metric 'rsme'\. Did you mean 'rmse'\?"):
@@ -273,9 +319,14 @@ def test_promotion_whose_gates_cannot_run_is_refused_unless_forced(tmp_path, chu
     from modelyard.registry import audit_log, set_alias
 
     register(good_model, None)
-    (tmp_path / "gates.yaml").write_text("data: {dataset: missing-data@v1, label: churned}\nmetrics: {f1: {min: 0.1}}\n")
+    (tmp_path / "gates.yaml").write_text(
+        "data: {dataset: missing-data@v1, label: churned}\nmetrics: {f1: {min: 0.1}}\n"
+    )
     attach_policy("churn-clf", tmp_path / "gates.yaml")
-    with pytest.raises(ValidationFailed, match=r"Refusing to move alias 'production' of 'churn-clf' to version 1: its gates could not run: .*missing-data"):
+    with pytest.raises(
+        ValidationFailed,
+        match=r"Refusing to move alias 'production' of 'churn-clf' to version 1: its gates could not run: .*missing-data",
+    ):
         set_alias("churn-clf", "production", 1)
     with pytest.raises(NotFoundError):
         set_alias("churn-clf", "production", 7)

@@ -39,7 +39,18 @@ def binary():
 
 def test_binary_metrics_match_sklearn_overall_and_per_slice(binary):
     y, pred, score, frame = binary
-    names = ["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier", "balanced_accuracy", "mcc", "average_precision"]
+    names = [
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "log_loss",
+        "brier",
+        "balanced_accuracy",
+        "mcc",
+        "average_precision",
+    ]
     p = prepare_targets("binary", y, pred, score)
     out = compute_metrics(p, names, _slices(frame, "seg", "num:3"))
     for name in names:
@@ -74,7 +85,17 @@ def test_multiclass_matches_sklearn():
     proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     pred = proba.argmax(axis=1)
     g = pd.DataFrame({"g": rng.choice(["a", "b"], n)})
-    names = ["accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro", "precision_weighted", "recall_weighted", "roc_auc", "log_loss"]
+    names = [
+        "accuracy",
+        "f1_macro",
+        "f1_weighted",
+        "precision_macro",
+        "recall_macro",
+        "precision_weighted",
+        "recall_weighted",
+        "roc_auc",
+        "log_loss",
+    ]
     out = compute_metrics(prepare_targets("multiclass", y, pred, proba), names, _slices(g, "g"))
     for name in names:
         kw = {"multi_class": "ovr"} if name == "roc_auc" else {}
@@ -87,7 +108,9 @@ def test_macro_average_uses_only_labels_present_like_sklearn():
     y = np.array([0, 0, 1, 1, 2, 2])
     pred = np.array([0, 1, 1, 1, 2, 0])
     slice_frame = pd.DataFrame({"s": ["x", "x", "x", "x", "y", "y"]})  # slice x has no class 2 at all
-    out = compute_metrics(prepare_targets("multiclass", y, pred), ["f1_macro", "precision_macro"], _slices(slice_frame, "s"))
+    out = compute_metrics(
+        prepare_targets("multiclass", y, pred), ["f1_macro", "precision_macro"], _slices(slice_frame, "s")
+    )
     assert out.slices["s"]["x"]["f1_macro"] == pytest.approx(skm.f1_score(y[:4], pred[:4], average="macro"))
     assert out.slices["s"]["y"]["precision_macro"] == pytest.approx(
         skm.precision_score(y[4:], pred[4:], average="macro", zero_division=0)
@@ -111,7 +134,9 @@ def test_undefined_auc_on_a_one_class_slice_is_nan():
     y = np.array([0, 0, 1, 1, 1, 1])
     score = np.array([0.1, 0.4, 0.35, 0.8, 0.7, 0.9])
     frame = pd.DataFrame({"s": ["a", "a", "a", "a", "b", "b"]})
-    out = compute_metrics(prepare_targets("binary", y, (score > 0.5).astype(int), score), ["roc_auc"], _slices(frame, "s"))
+    out = compute_metrics(
+        prepare_targets("binary", y, (score > 0.5).astype(int), score), ["roc_auc"], _slices(frame, "s")
+    )
     assert out.slices["s"]["a"]["roc_auc"] == pytest.approx(skm.roc_auc_score(y[:4], score[:4]))
     assert np.isnan(out.slices["s"]["b"]["roc_auc"])
 
@@ -122,7 +147,10 @@ def test_unknown_metric_suggests_the_closest_name():
 
 
 def test_auc_on_regression_is_refused_with_the_metrics_that_fit():
-    with pytest.raises(InvalidArgumentError, match=r"metric 'roc_auc' does not fit a regression task.*Metrics for regression: mae"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"metric 'roc_auc' does not fit a regression task.*Metrics for regression: mae",
+    ):
         metric_spec("roc_auc", "regression")
     with pytest.raises(InvalidArgumentError, match=r"Use 'f1_macro' or 'f1_weighted' for multiclass"):
         metric_spec("f1", "multiclass")
@@ -130,9 +158,13 @@ def test_auc_on_regression_is_refused_with_the_metrics_that_fit():
 
 def test_scored_metric_without_scores_and_unknown_labels_are_explained():
     p = prepare_targets("binary", np.array([0, 1, 1]), np.array([0, 1, 0]))
-    with pytest.raises(InvalidArgumentError, match=r"'roc_auc' needs scores or probabilities, and the model gives none"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"'roc_auc' needs scores or probabilities, and the model gives none"
+    ):
         compute_metrics(p, ["roc_auc"])
-    with pytest.raises(InvalidArgumentError, match=r"labels \['maybe'\] that are not among the model's classes"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"labels \['maybe'\] that are not among the model's classes"
+    ):
         prepare_targets("binary", np.array(["no", "maybe"]), np.array(["no", "yes"]), classes=["no", "yes"])
     with pytest.raises(InvalidArgumentError, match=r"A binary task needs at most 2 classes"):
         prepare_targets("binary", np.array([0, 1, 2]), np.array([0, 1, 2]))
@@ -140,7 +172,10 @@ def test_scored_metric_without_scores_and_unknown_labels_are_explained():
 
 def test_slice_errors_name_the_column():
     frame = pd.DataFrame({"plan": ["a", "b"], "id": [1, 2]})
-    with pytest.raises(InvalidArgumentError, match=r"Slice column 'plann' is not in the evaluation data\. Did you mean 'plan'\?"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"Slice column 'plann' is not in the evaluation data\. Did you mean 'plan'\?",
+    ):
         slice_codes(frame, "plann")
     many = pd.DataFrame({"id": np.arange(500)})
     with pytest.raises(InvalidArgumentError, match=r"has 500 distinct values.*'id:4'"):

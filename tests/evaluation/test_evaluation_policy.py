@@ -73,12 +73,17 @@ def test_yaml_syntax_error_names_the_line():
 
 
 def test_declared_task_checks_metric_fit_at_parse_time():
-    with pytest.raises(InvalidArgumentError, match=r"gates.yaml:3: metrics.roc_auc: metric 'roc_auc' does not fit a regression task"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"gates.yaml:3: metrics.roc_auc: metric 'roc_auc' does not fit a regression task",
+    ):
         parse_policy("task: regression\nmetrics:\n  roc_auc: {min: 0.8}\n", source="gates.yaml")
 
 
 def test_champion_change_needs_exactly_one_rule():
-    with pytest.raises(PolicyError, match=r"gates.yaml:1: champion.f1: give exactly one of max_drop or min_gain"):
+    with pytest.raises(
+        PolicyError, match=r"gates.yaml:1: champion.f1: give exactly one of max_drop or min_gain"
+    ):
         parse_policy("champion: {f1: {max_drop: 0.1, min_gain: 0.1}}\n", source="gates.yaml")
 
 

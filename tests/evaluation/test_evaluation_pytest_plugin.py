@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _plugin_args() -> list[str]:
     # Once modelyard is installed the entry point loads the plugin; before that, load it by name.
-    installed = any(ep.value == "modelyard.evaluation.pytest_plugin" for ep in metadata.entry_points(group="pytest11"))
+    installed = any(
+        ep.value == "modelyard.evaluation.pytest_plugin" for ep in metadata.entry_points(group="pytest11")
+    )
     return [] if installed else ["-p", "modelyard.evaluation.pytest_plugin"]
 
 
@@ -25,7 +27,9 @@ def test_entry_point_is_declared():
     assert meta["project"]["entry-points"]["pytest11"] == {"modelyard": "modelyard.evaluation.pytest_plugin"}
 
 
-def test_user_tests_load_models_and_datasets_from_the_store(pytester: pytest.Pytester, tmp_path, churn, good_model, weak_model):
+def test_user_tests_load_models_and_datasets_from_the_store(
+    pytester: pytest.Pytester, tmp_path, churn, good_model, weak_model
+):
     import modelyard.data as ydata
     from modelyard.registry import set_alias
 
@@ -55,7 +59,9 @@ def test_user_tests_load_models_and_datasets_from_the_store(pytester: pytest.Pyt
             assert yard_dataset("churn-test@v1")["churned"].sum() > 0
         """
     )
-    result = pytester.runpytest_inprocess(*_plugin_args(), f"--yard-uri={uri}", "-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest_inprocess(
+        *_plugin_args(), f"--yard-uri={uri}", "-p", "no:cacheprovider", "-q"
+    )
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*test_candidate_beats_champion*", "*assert * >= *"])
     # nothing was stored by the fixtures (no --yard-log-evaluations)

@@ -51,21 +51,26 @@ def _fire(workspace: Any, t: int, value: float) -> list[Any]:
     return evaluate_rules(workspace, "m", rules, {"drift": value}, t)
 
 
-def test_failed_delivery_logs_and_stores_the_host_only(workspace, hook, caplog: pytest.LogCaptureFixture) -> None:
+def test_failed_delivery_logs_and_stores_the_host_only(
+    workspace, hook, caplog: pytest.LogCaptureFixture
+) -> None:
     base, _ = hook
     caplog.set_level(logging.INFO, logger="modelyard")
     deliver(workspace, _fire(workspace, 1_800_000_000_000, 0.9), f"{base}/gone/{TOKEN}")
     firing = recent_firings(workspace, "m")[0]
     assert firing["delivered"] is False
-    assert firing["delivery_error"] == (f"HTTPStatusError: Client error '404 Not Found' for url '{base}/***'\n"
-                                        "For more information check: https://developer.mozilla.org/***")
+    assert firing["delivery_error"] == (
+        f"HTTPStatusError: Client error '404 Not Found' for url '{base}/***'\n"
+        "For more information check: https://developer.mozilla.org/***"
+    )
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == [f"alert webhook {base}/*** failed: {firing['delivery_error']}"]
     assert "hunter2" not in caplog.text
 
 
-def test_references_resolve_at_each_delivery(workspace, hook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_references_resolve_at_each_delivery(
+    workspace, hook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     base, bodies = hook
     monkeypatch.setenv("YARD_TEST_ALERT_HOOK", f"{base}/services/{TOKEN}")
     deliver(workspace, _fire(workspace, 1_800_000_000_000, 0.9), "env:YARD_TEST_ALERT_HOOK")
@@ -89,13 +94,25 @@ def test_cli_monitor_run_refuses_a_reference_that_does_not_resolve(workspace, tm
     rules.write_text("webhook: file:/nonexistent/slack.url\n" + RULES)
     env = {**os.environ, "PYTHONPATH": SRC, "YARD_URI": workspace.location.uri}
     env.pop("YARD_ALERT_WEBHOOK", None)
-    p = subprocess.run([sys.executable, "-m", "modelyard", "monitor", "run", "m", "--once", "--rules", str(rules)],
-                       capture_output=True, text=True, env=env, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "modelyard", "monitor", "run", "m", "--once", "--rules", str(rules)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert p.returncode == 1
-    assert p.stderr == ("Error: The alert webhook 'file:/nonexistent/slack.url' cannot be read: "
-                        "No such file or directory.\n")
-    p = subprocess.run([sys.executable, "-m", "modelyard", "monitor", "run", "m", "--once", "--webhook", "env:YARD_NOPE"],
-                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.stderr == (
+        "Error: The alert webhook 'file:/nonexistent/slack.url' cannot be read: No such file or directory.\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-m", "modelyard", "monitor", "run", "m", "--once", "--webhook", "env:YARD_NOPE"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert p.returncode == 1
-    assert p.stderr == ("Error: The alert webhook 'env:YARD_NOPE' is empty: the environment variable YARD_NOPE "
-                        "is not set.\n")
+    assert p.stderr == (
+        "Error: The alert webhook 'env:YARD_NOPE' is empty: the environment variable YARD_NOPE is not set.\n"
+    )

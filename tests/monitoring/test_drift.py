@@ -91,13 +91,17 @@ def test_methods_selectable_per_column_and_thresholds() -> None:
 
 def test_bad_method_names_the_choices() -> None:
     ref, cur = _frames(100, 100)
-    with pytest.raises(InvalidArgumentError, match=r"'method' parameter of yard.drift must be one of \['chisquare'"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"'method' parameter of yard.drift must be one of \['chisquare'"
+    ):
         yard.drift(ref, cur, method="kl")
     with pytest.raises(InvalidArgumentError, match=r"methods\['plan'\].*a method for categorical columns"):
         yard.drift(ref, cur, methods={"plan": "ks"})
     with pytest.raises(InvalidArgumentError, match="'drift_share' parameter"):
         yard.drift(ref, cur, drift_share=0)
-    with pytest.raises(InvalidArgumentError, match=r"'reference' parameter of yard\.drift must be a pandas DataFrame"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"'reference' parameter of yard\.drift must be a pandas DataFrame"
+    ):
         yard.drift([1, 2], cur)
 
 
@@ -105,12 +109,18 @@ def test_null_share_and_unseen_categories_are_signals() -> None:
     rng = np.random.default_rng(1)
     n = 2000
     ref = pd.DataFrame({"x": rng.normal(size=n), "plan": rng.choice(["a", "b"], n)})
-    cur = pd.DataFrame({"x": rng.normal(size=n), "plan": rng.choice(["a", "b", "zzz"], n, p=[0.45, 0.45, 0.1])})
+    cur = pd.DataFrame(
+        {"x": rng.normal(size=n), "plan": rng.choice(["a", "b", "zzz"], n, p=[0.45, 0.45, 0.1])}
+    )
     cur.loc[: n // 5, "x"] = np.nan  # 20% nulls, same distribution otherwise
     report = yard.drift(ref, cur)
     x, plan = report.columns["x"], report.columns["plan"]
     assert x.null_drift and x.drifted and not x.distribution_drift and "null share" in x.reason
-    assert plan.unseen_drift and plan.unseen_categories == ["zzz"] and plan.unseen_share == pytest.approx(0.1, abs=0.02)
+    assert (
+        plan.unseen_drift
+        and plan.unseen_categories == ["zzz"]
+        and plan.unseen_share == pytest.approx(0.1, abs=0.02)
+    )
 
 
 # -- bad input: a status per column, never a crash, never NaN ----------------------------------
@@ -185,10 +195,15 @@ def test_domain_classifier_option() -> None:
 def test_renderings() -> None:
     ref, cur = _frames(400, 400, shift=0.8)
     r = yard.drift(ref, cur)
-    r.history = [{"time_ms": 1_700_000_000_000 + i * 3_600_000, "share_drifted": s} for i, s in enumerate([0, 0.25, 0.5])]
+    r.history = [
+        {"time_ms": 1_700_000_000_000 + i * 3_600_000, "share_drifted": s}
+        for i, s in enumerate([0, 0.25, 0.5])
+    ]
     html = r.to_html()
-    assert html.startswith("<!doctype html>") and "<script" not in html and "http://" not in html.replace(
-        "http://www.w3.org/2000/svg", ""
+    assert (
+        html.startswith("<!doctype html>")
+        and "<script" not in html
+        and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
     )
     assert html.count("<svg") == 1 + 4  # drift over time + one histogram per column
     d = r.to_dict()
@@ -211,10 +226,31 @@ def test_cli_drift_of_two_files(tmp_path) -> None:  # type: ignore[no-untyped-de
     cur.to_csv(tmp_path / "cur.csv", index=False)
     runner = CliRunner()
     html = tmp_path / "d.html"
-    out = runner.invoke(app, ["monitor", "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.csv"), "--json", "--html", str(html)])
+    out = runner.invoke(
+        app,
+        [
+            "monitor",
+            "drift",
+            str(tmp_path / "ref.parquet"),
+            str(tmp_path / "cur.csv"),
+            "--json",
+            "--html",
+            str(html),
+        ],
+    )
     assert out.exit_code == 0, out.output  # 1 of 4 columns: no dataset drift
     assert json.loads(out.output)["summary"]["drifted_columns"] == ["x"] and html.exists()
-    out = runner.invoke(app, ["monitor", "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.csv"), "--drift-share", "0.2"])
+    out = runner.invoke(
+        app,
+        [
+            "monitor",
+            "drift",
+            str(tmp_path / "ref.parquet"),
+            str(tmp_path / "cur.csv"),
+            "--drift-share",
+            "0.2",
+        ],
+    )
     assert out.exit_code == 3 and "dataset drift: YES" in out.output
     out = runner.invoke(app, ["monitor", "drift", str(tmp_path / "nope.parquet"), str(tmp_path / "cur.csv")])
     assert out.exit_code == 1 and "does not exist" in str(out.exception)
@@ -240,7 +276,9 @@ def test_quickstart_monitoring_chapter(tmp_path) -> None:  # type: ignore[no-unt
     chapter_monitoring(ctx)
     report = ctx.state["drift"]
     assert set(report.drifted_columns) == {"monthly_charges", "support_calls"}
-    assert report.columns["support_calls"].null_drift and not report.columns["support_calls"].distribution_drift
+    assert (
+        report.columns["support_calls"].null_drift and not report.columns["support_calls"].distribution_drift
+    )
     assert any("monthly_charges" in line and "drift" in line for line in lines)
     assert (tmp_path / "qs" / "quickstart-drift.html").read_text().startswith("<!doctype html>")
 
@@ -261,7 +299,9 @@ def test_random_splits_flag_no_column_once_corrected_for_many_columns() -> None:
         train, test = _bc_split(seed)
         report = yard.drift(train, test)
         assert report.drifted_columns == [], (seed, report.drifted_columns)
-        assert all(c.p_value_adjusted >= c.p_value for c in report.columns.values() if c.p_value_adjusted is not None)
+        assert all(
+            c.p_value_adjusted >= c.p_value for c in report.columns.values() if c.p_value_adjusted is not None
+        )
         assert report.settings["correction"] == "holm"
         uncorrected += len(yard.drift(train, test, correction="none", min_effect=0).drifted_columns)
     assert uncorrected >= 4  # 31 columns at p < 0.05 each: the per-column rule cries wolf
@@ -284,7 +324,11 @@ def test_method_is_chosen_from_both_sizes() -> None:
     rng = np.random.default_rng(4)
 
     def method(n: int, m: int) -> str | None:
-        return yard.drift(pd.DataFrame({"x": rng.normal(size=n)}), pd.DataFrame({"x": rng.normal(size=m)})).columns["x"].method
+        return (
+            yard.drift(pd.DataFrame({"x": rng.normal(size=n)}), pd.DataFrame({"x": rng.normal(size=m)}))
+            .columns["x"]
+            .method
+        )
 
     # harmonic mean 2nm/(n+m): 683, 995 -> test; 5000, 1412 -> effect size
     assert method(398, 2405) == "ks" and method(500, 100_000) == "ks"
@@ -296,7 +340,12 @@ def test_effect_floor_and_correction_are_settings() -> None:
     assert yard.drift(ref, cur).columns["x"].drifted is True
     floored = yard.drift(ref, cur, min_effect=0.5).columns["x"]
     assert floored.drifted is False and floored.p_value_adjusted < 0.05 and floored.effect_floor == 0.5
-    with pytest.raises(InvalidArgumentError, match=r"'correction' parameter of yard\.drift must be one of 'holm', 'bh', 'none'"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"'correction' parameter of yard\.drift must be one of 'holm', 'bh', 'none'",
+    ):
         yard.drift(ref, cur, correction="bonferroni")
-    with pytest.raises(InvalidArgumentError, match=r"'min_effect' parameter of yard\.drift must be a number >= 0 or None"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"'min_effect' parameter of yard\.drift must be a number >= 0 or None"
+    ):
         yard.drift(ref, cur, min_effect=-1)

@@ -28,7 +28,9 @@ def _free_port() -> int:
 
 @needs_prometheus
 def test_example_alert_rules_pass_promtool() -> None:
-    out = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS: 7 rules found" in out.stdout
 
@@ -54,8 +56,13 @@ def test_real_prometheus_scrapes_the_monitor(tmp_path: Path) -> None:
     runner = threading.Thread(
         target=yard.monitoring.run,
         kwargs={
-            "model": "scraped", "every": "1s", "reference": str(ref_path), "metrics_port": port, "uri": ws,
-            "stop": stop, "on_tick": lambda res, ev: ticks.append(res),
+            "model": "scraped",
+            "every": "1s",
+            "reference": str(ref_path),
+            "metrics_port": port,
+            "uri": ws,
+            "stop": stop,
+            "on_tick": lambda res, ev: ticks.append(res),
         },
         daemon=True,
     )
@@ -69,8 +76,11 @@ def test_real_prometheus_scrapes_the_monitor(tmp_path: Path) -> None:
     )
     prom = subprocess.Popen(
         [
-            "prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn",
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+            "--log.level=warn",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -84,7 +94,9 @@ def test_real_prometheus_scrapes_the_monitor(tmp_path: Path) -> None:
             if prom.poll() is not None:
                 pytest.fail(f"prometheus exited: {prom.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
             try:
-                r = httpx.get(f"{api}/query", params={"query": 'yard_monitor_drift_score{model="scraped"}'}, timeout=60)
+                r = httpx.get(
+                    f"{api}/query", params={"query": 'yard_monitor_drift_score{model="scraped"}'}, timeout=60
+                )
             except httpx.HTTPError:
                 continue
             if r.status_code == 200:
@@ -95,14 +107,22 @@ def test_real_prometheus_scrapes_the_monitor(tmp_path: Path) -> None:
         report = ticks[-1].report  # type: ignore[attr-defined]
         assert scores["age"] == pytest.approx(report.columns["age"].score, rel=1e-6) and scores["age"] > 1.0
         assert scores["plan"] < 0.1
-        share = httpx.get(f"{api}/query", params={"query": "yard_monitor_share_drifted"}, timeout=60).json()["data"]["result"]
+        share = httpx.get(f"{api}/query", params={"query": "yard_monitor_share_drifted"}, timeout=60).json()[
+            "data"
+        ]["result"]
         assert float(share[0]["value"][1]) == pytest.approx(0.5)
-        rows = httpx.get(f"{api}/query", params={"query": "yard_monitor_window_rows"}, timeout=60).json()["data"]["result"]
+        rows = httpx.get(f"{api}/query", params={"query": "yard_monitor_window_rows"}, timeout=60).json()[
+            "data"
+        ]["result"]
         assert float(rows[0]["value"][1]) == 800
         targets = httpx.get(f"{api}/targets", timeout=60).json()["data"]["activeTargets"]
         assert targets[0]["health"] == "up"
         groups = httpx.get(f"{api}/rules", timeout=60).json()["data"]["groups"]
-        assert {g["name"] for g in groups} == {"modelyard-drift", "modelyard-performance", "modelyard-serving"}
+        assert {g["name"] for g in groups} == {
+            "modelyard-drift",
+            "modelyard-performance",
+            "modelyard-serving",
+        }
     finally:
         prom.terminate()
         try:

@@ -90,7 +90,9 @@ def test_window_report_reference_by_lineage_feedback_and_history(workspace, tmp_
     with workspace.store.read() as conn:
         assert len(conn.execute(monitor_references.select()).all()) == 2  # data + its model outputs
     # feedback joined on request id → window performance, compared with the version's metrics
-    labels = pd.DataFrame({"request_id": ids, "churned": live.churned.to_numpy()}).drop_duplicates("request_id")
+    labels = pd.DataFrame({"request_id": ids, "churned": live.churned.to_numpy()}).drop_duplicates(
+        "request_id"
+    )
     f = tmp_path / "labels.parquet"
     labels.to_parquet(f)
     assert yard.monitoring.feedback(str(f), label_column="churned", uri=workspace) == len(labels)
@@ -101,7 +103,10 @@ def test_window_report_reference_by_lineage_feedback_and_history(workspace, tmp_
     assert res2.metric("accuracy_drop") == pytest.approx(0.9 - res2.stats["accuracy"])
     with workspace.store.read() as conn:
         assert len(conn.execute(monitor_references.select()).all()) == 2
-    assert [h["share_drifted"] for h in res2.report.history][-2:] == [rep.share_drifted, res2.report.share_drifted]
+    assert [h["share_drifted"] for h in res2.report.history][-2:] == [
+        rep.share_drifted,
+        res2.report.share_drifted,
+    ]
     html = res2.report.to_html()
     assert "Drift over time" in html
 
@@ -115,7 +120,10 @@ def test_explicit_reference_file_and_errors(workspace, tmp_path: Path) -> None:
     assert res.reference.startswith("file:") and res.report.drifted_columns == []
     with pytest.raises(InvalidArgumentError, match=r"reference file 'nope\.parquet' does not exist"):
         Monitor("churn-clf", uri=workspace).report("1h", reference="nope.parquet")
-    with pytest.raises(InvalidArgumentError, match=r"^The window must be a positive duration with a unit, like 500ms, 30s, 2m or 1h\. Got 'soon' instead\.$"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^The window must be a positive duration with a unit, like 500ms, 30s, 2m or 1h\. Got 'soon' instead\.$",
+    ):
         Monitor("churn-clf", uri=workspace).report("soon")
     with pytest.raises(NotFoundError):
         Monitor("churn-clf", uri=workspace).report("1h", reference="no-such-dataset@v1")
@@ -177,7 +185,10 @@ def test_alert_rules_for_duration_firing_resolving_and_webhook(workspace, webhoo
     ev = evaluate_rules(workspace, "m", rules, {"drift": 0.8, "tenure": 0.5}, t0)
     assert [(e.kind, e.rule.name) for e in ev] == [("firing", "tenure")]
     deliver(workspace, ev, url)
-    assert received[-1]["text"].startswith("[WARNING] m: tenure firing") and received[-1]["attachments"][0]["fields"]
+    assert (
+        received[-1]["text"].startswith("[WARNING] m: tenure firing")
+        and received[-1]["attachments"][0]["fields"]
+    )
     ev = evaluate_rules(workspace, "m", rules, {"drift": 0.8, "tenure": 0.5}, t0 + 300_000)
     assert ev == []  # tenure already firing, drift pending 5 min
     ev = evaluate_rules(workspace, "m", rules, {"drift": 0.9, "tenure": 0.5}, t0 + 600_000)
@@ -201,11 +212,26 @@ def test_alert_rules_for_duration_firing_resolving_and_webhook(workspace, webhoo
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        ("rules:\n  - name: x\n    metric: share_drifed\n    threshold: 1\n", "unknown metric 'share_drifed'. Did you mean 'share_drifted'?"),
-        ("rules:\n  - name: x\n    metric: drift_score\n    threshold: 1\n", "metric 'drift_score' needs a 'column'"),
-        ("rules:\n  - name: x\n    metric: rows\n    threshold: 1\n    window: soon\n", "'window' of rule 'x' must be a positive duration"),
-        ("rules:\n  - name: x\n    metric: rows\n    threshold: 1\n    severity: huge\n", "'severity' must be one of"),
-        ("rules:\n  - name: x\n    metric: rows\n    threshold: 1\n  - name: x\n    metric: rows\n    threshold: 2\n", "repeated: ['x']"),
+        (
+            "rules:\n  - name: x\n    metric: share_drifed\n    threshold: 1\n",
+            "unknown metric 'share_drifed'. Did you mean 'share_drifted'?",
+        ),
+        (
+            "rules:\n  - name: x\n    metric: drift_score\n    threshold: 1\n",
+            "metric 'drift_score' needs a 'column'",
+        ),
+        (
+            "rules:\n  - name: x\n    metric: rows\n    threshold: 1\n    window: soon\n",
+            "'window' of rule 'x' must be a positive duration",
+        ),
+        (
+            "rules:\n  - name: x\n    metric: rows\n    threshold: 1\n    severity: huge\n",
+            "'severity' must be one of",
+        ),
+        (
+            "rules:\n  - name: x\n    metric: rows\n    threshold: 1\n  - name: x\n    metric: rows\n    threshold: 2\n",
+            "repeated: ['x']",
+        ),
         ("rules:\n  - name: x\n    metric: rows\n    threshold: 1\n    when: now\n", "unknown keys ['when']"),
         ("nothing: here\n", "expected a top-level 'rules:' list"),
     ],
@@ -225,25 +251,37 @@ def test_cli_report_run_feedback_alerts_and_grafana(workspace, webhook, tmp_path
     runner = CliRunner()
     uri = ["--uri", workspace.location.uri]
     html = tmp_path / "drift.html"
-    out = runner.invoke(app, [*uri, "monitor", "report", "churn-clf", "--window", "1h", "--html", str(html)], env={"COLUMNS": "40"})
+    out = runner.invoke(
+        app,
+        [*uri, "monitor", "report", "churn-clf", "--window", "1h", "--html", str(html)],
+        env={"COLUMNS": "40"},
+    )
     assert out.exit_code == 0, out.output
     assert "tenure" in out.output and html.read_text().startswith("<!doctype html>")
     # not a terminal: whole rows however narrow COLUMNS is
     assert "…" not in out.output
-    assert any("tenure" in line and "drift: " in line and "wasserstein" in line for line in out.output.splitlines()), out.output
+    assert any(
+        "tenure" in line and "drift: " in line and "wasserstein" in line for line in out.output.splitlines()
+    ), out.output
     out = runner.invoke(app, [*uri, "monitor", "report", "churn-clf", "--json"])
     data = json.loads(out.output)
     assert data["rows"] == 400 and "tenure" in data["drift"]["summary"]["drifted_columns"]
     labels = tmp_path / "labels.csv"
     pd.DataFrame({"rid": ids[::50], "y": [0] * len(ids[::50])}).to_csv(labels, index=False)
-    out = runner.invoke(app, [*uri, "monitor", "feedback", str(labels), "--id-column", "rid", "--label-column", "churned"])
+    out = runner.invoke(
+        app, [*uri, "monitor", "feedback", str(labels), "--id-column", "rid", "--label-column", "churned"]
+    )
     assert out.exit_code == 1 and "The feedback has no column 'churned'" in str(out.exception)
     assert "--label-column" in str(out.exception)
-    out = runner.invoke(app, [*uri, "monitor", "feedback", str(labels), "--id-column", "rid", "--label-column", "y"])
+    out = runner.invoke(
+        app, [*uri, "monitor", "feedback", str(labels), "--id-column", "rid", "--label-column", "y"]
+    )
     assert out.exit_code == 0 and "stored 8 labels" in out.output
     rules = tmp_path / "alerts.yml"
     rules.write_text(RULES.replace("for: 10m", "for: 0"))
-    out = runner.invoke(app, [*uri, "monitor", "run", "churn-clf", "--once", "--rules", str(rules), "--webhook", url])
+    out = runner.invoke(
+        app, [*uri, "monitor", "run", "churn-clf", "--once", "--rules", str(rules), "--webhook", url]
+    )
     assert out.exit_code == 0, out.output
     assert {m["text"].split(":")[1].strip() for m in received} == {"drift firing", "tenure firing"}
     out = runner.invoke(app, [*uri, "monitor", "alerts", "churn-clf", "--json"])
@@ -253,14 +291,32 @@ def test_cli_report_run_feedback_alerts_and_grafana(workspace, webhook, tmp_path
     out = runner.invoke(app, [*uri, "monitor", "alerts", "churn-clf"])
     assert "FIRING" in out.output
     p = subprocess.run(
-        [sys.executable, "-m", "modelyard", *uri, "monitor", "run", "churn-clf", "--once", "--every", "never"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC}, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "modelyard",
+            *uri,
+            "monitor",
+            "run",
+            "churn-clf",
+            "--once",
+            "--every",
+            "never",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+        timeout=120,
     )
-    assert p.returncode == 1 and p.stderr.startswith("Error: The 'every' interval must be a positive duration")
+    assert p.returncode == 1 and p.stderr.startswith(
+        "Error: The 'every' interval must be a positive duration"
+    )
     out = runner.invoke(app, ["deploy", "grafana", "churn-clf"])
     dash = json.loads(out.output)
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
-    assert any("yard_monitor_drift_score" in e for e in exprs) and any("yard_serving_requests_total" in e for e in exprs)
+    assert any("yard_monitor_drift_score" in e for e in exprs) and any(
+        "yard_serving_requests_total" in e for e in exprs
+    )
     assert all('model="churn-clf"' in e for e in exprs)
 
 
@@ -271,8 +327,22 @@ def test_monitor_run_loops_until_ctrl_c(tmp_path: Path) -> None:
     _data(200, 5).to_parquet(ref)
     env = {**os.environ, "PYTHONPATH": SRC, "YARD_URI": str(tmp_path / "store")}
     p = subprocess.Popen(
-        [sys.executable, "-m", "modelyard", "monitor", "run", "ghost", "--every", "1s", "--reference", str(ref)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "modelyard",
+            "monitor",
+            "run",
+            "ghost",
+            "--every",
+            "1s",
+            "--reference",
+            str(ref),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         lines = [p.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]  # two evaluations

@@ -13,7 +13,7 @@ def double(x):
     return x * 2
 """
 
-PIPE = '''
+PIPE = """
 import pandas as pd
 import modelyard as yard
 from MOD_helpers import double
@@ -38,7 +38,7 @@ def train(features: pd.DataFrame, lr: float = 0.1) -> dict:
 @yard.pipeline(experiment="cache-test")
 def pipe(n: int = 5, lr: float = 0.1):
     return train(featurize(load(n)), lr=lr)
-'''
+"""
 
 
 def states(result) -> dict[str, str]:
@@ -61,7 +61,11 @@ def test_second_run_is_fully_cached_and_tracked(pipe_files, store_uri):
     pipe = pipe_files.load("pipe")
     first = pipe.run(executor="local", uri=store_uri)
     assert states(first) == {"load": "done", "featurize": "done", "train": "done"}
-    assert reasons(first) == {"load": "never run before", "featurize": "never run before", "train": "never run before"}
+    assert reasons(first) == {
+        "load": "never run before",
+        "featurize": "never run before",
+        "train": "never run before",
+    }
     assert first.value == {"lr": 0.1, "total": sum(2 * i + 1 for i in range(5))}
 
     second = pipe.run(executor="local", uri=store_uri)
@@ -103,7 +107,10 @@ def test_invalidation_cases(pipe_files):
     base = pipe.run(executor="local")
 
     # (a) the step body changes: that step reruns; downstream only if its output changed
-    pipe_files.write("pipe", PIPE.replace('out["b"] = double(out["a"]) + OFFSET', 'out["b"] = double(out["a"]) + OFFSET + 1'))
+    pipe_files.write(
+        "pipe",
+        PIPE.replace('out["b"] = double(out["a"]) + OFFSET', 'out["b"] = double(out["a"]) + OFFSET + 1'),
+    )
     pipe = pipe_files.load("pipe")
     assert reasons(pipe.status())["featurize"] == "code of featurize changed"
     r = pipe.run(executor="local")
@@ -180,11 +187,13 @@ def test_force_reruns_step_and_downstream(pipe_files):
     assert states(r) == {"load": "cached", "featurize": "done", "train": "done"}
     assert r.steps["featurize"].reason == "forced (--force)"
     assert r.steps["train"].reason == "downstream of a forced step"
-    with pytest.raises(yard.errors.InvalidArgumentError, match=r"has no step 'featurise'. Did you mean 'featurize'\?"):
+    with pytest.raises(
+        yard.errors.InvalidArgumentError, match=r"has no step 'featurise'. Did you mean 'featurize'\?"
+    ):
         pipe.run(executor="local", force=["featurise"])
 
 
-FAILING = '''
+FAILING = """
 import os
 import modelyard as yard
 
@@ -205,7 +214,7 @@ def last(x: int) -> int:
 @yard.pipeline(experiment="fail-test")
 def pipe(flag: str = ""):
     return last(flaky(first(1), flag))
-'''
+"""
 
 
 def test_failed_step_leaves_no_cache_and_rerun_resumes(modules, tmp_path, store_uri):
@@ -217,13 +226,19 @@ def test_failed_step_leaves_no_cache_and_rerun_resumes(modules, tmp_path, store_
         pipe.run(executor="local", flag=str(flag), uri=store_uri)
     err = info.value
     assert err.step == "flaky"
-    assert str(err).startswith("Step 'flaky' of pipeline 'pipe' failed after 2 attempt(s): RuntimeError: flag is set")
+    assert str(err).startswith(
+        "Step 'flaky' of pipeline 'pipe' failed after 2 attempt(s): RuntimeError: flag is set"
+    )
     assert "to resume from 'flaky'" in str(err)
     assert "raise RuntimeError" in err.traceback
     record = yard.get_run(err.run_id, uri=store_uri)
     assert record.status.value == "failed" and "flaky" in record.error
     shown = yard.pipelines.show_pipeline_run(err.run_id, uri=store_uri)
-    assert [(s["node"], s["status"]) for s in shown["steps"]] == [("first", "done"), ("flaky", "failed"), ("last", "skipped")]
+    assert [(s["node"], s["status"]) for s in shown["steps"]] == [
+        ("first", "done"),
+        ("flaky", "failed"),
+        ("last", "skipped"),
+    ]
     status = {s.node: s for s in pipe.status(flag=str(flag), uri=store_uri)}
     assert status["first"].state is StepState.CACHED
     assert status["flaky"].reason == "never run before"  # the failure left no cache entry
@@ -234,7 +249,7 @@ def test_failed_step_leaves_no_cache_and_rerun_resumes(modules, tmp_path, store_
     assert r.value == 25
 
 
-BAD = '''
+BAD = """
 import modelyard as yard
 
 class Thing:
@@ -280,7 +295,7 @@ def badarg():
 def misuse():
     out = untyped()
     return use(out + 1)
-'''
+"""
 
 
 def test_bad_input_is_rejected_before_anything_runs(modules, store_uri):
@@ -288,20 +303,41 @@ def test_bad_input_is_rejected_before_anything_runs(modules, store_uri):
     load = lambda name: modules.load("bad", name)  # noqa: E731
     errors = yard.errors
     cases = [
-        (lambda: load("annotated").run(executor="local", uri=store_uri), errors.SerializationError,
-         f"Step 'make' is annotated to return {modules.prefix}_bad.Thing, which no safe serializer handles"),
-        (lambda: load("needs").run(executor="local", uri=store_uri), errors.InvalidArgumentError,
-         "Pipeline 'needs' needs a value for param 'n': pass it as needs.run(n=...) or `--param n=...`."),
-        (lambda: load("needs").run(executor="local", n=1, m=2, uri=store_uri), errors.InvalidArgumentError,
-         "Pipeline 'needs' has no param 'm'. Its params: n, k."),
-        (lambda: load("needs").run(executor="locl", n=1, uri=store_uri), errors.InvalidArgumentError,
-         "The 'executor' parameter of run must be one of ['local', 'process', 'ray']. Got 'locl' instead. Did you mean 'local'?"),
-        (lambda: load("needs").run(executor="process", workers=0, n=1, uri=store_uri), errors.InvalidArgumentError,
-         "The 'workers' parameter of run must be an int in the range [1, inf). Got 0 instead."),
-        (lambda: load("badarg").run(executor="local", uri=store_uri), errors.InvalidArgumentError,
-         "The argument 'x' of step 'use' is a Thing, which cannot be part of a cache key."),
-        (lambda: load("misuse").run(executor="local", uri=store_uri), errors.InvalidArgumentError,
-         "<output of step 'untyped'> is a reference while the pipeline is being built, not a value"),
+        (
+            lambda: load("annotated").run(executor="local", uri=store_uri),
+            errors.SerializationError,
+            f"Step 'make' is annotated to return {modules.prefix}_bad.Thing, which no safe serializer handles",
+        ),
+        (
+            lambda: load("needs").run(executor="local", uri=store_uri),
+            errors.InvalidArgumentError,
+            "Pipeline 'needs' needs a value for param 'n': pass it as needs.run(n=...) or `--param n=...`.",
+        ),
+        (
+            lambda: load("needs").run(executor="local", n=1, m=2, uri=store_uri),
+            errors.InvalidArgumentError,
+            "Pipeline 'needs' has no param 'm'. Its params: n, k.",
+        ),
+        (
+            lambda: load("needs").run(executor="locl", n=1, uri=store_uri),
+            errors.InvalidArgumentError,
+            "The 'executor' parameter of run must be one of ['local', 'process', 'ray']. Got 'locl' instead. Did you mean 'local'?",
+        ),
+        (
+            lambda: load("needs").run(executor="process", workers=0, n=1, uri=store_uri),
+            errors.InvalidArgumentError,
+            "The 'workers' parameter of run must be an int in the range [1, inf). Got 0 instead.",
+        ),
+        (
+            lambda: load("badarg").run(executor="local", uri=store_uri),
+            errors.InvalidArgumentError,
+            "The argument 'x' of step 'use' is a Thing, which cannot be part of a cache key.",
+        ),
+        (
+            lambda: load("misuse").run(executor="local", uri=store_uri),
+            errors.InvalidArgumentError,
+            "<output of step 'untyped'> is a reference while the pipeline is being built, not a value",
+        ),
     ]
     for call, kind, text in cases:
         with pytest.raises(kind) as info:
@@ -316,9 +352,14 @@ def test_bad_input_is_rejected_before_anything_runs(modules, store_uri):
 
 
 def test_decorator_options_are_validated():
-    with pytest.raises(yard.errors.InvalidArgumentError, match=r"The 'retries' parameter of yard.step must be an int in the range \[0, inf\). Got -1 instead."):
+    with pytest.raises(
+        yard.errors.InvalidArgumentError,
+        match=r"The 'retries' parameter of yard.step must be an int in the range \[0, inf\). Got -1 instead.",
+    ):
         yard.step(retries=-1)
-    with pytest.raises(yard.errors.InvalidArgumentError, match=r"Got 'parket' instead. Did you mean 'parquet'\?"):
+    with pytest.raises(
+        yard.errors.InvalidArgumentError, match=r"Got 'parket' instead. Did you mean 'parquet'\?"
+    ):
         yard.step(serializer="parket")
     with pytest.raises(yard.errors.InvalidArgumentError, match="resources"):
         yard.step(resources={"num_cpus": -1})
@@ -334,7 +375,7 @@ def test_steps_stay_plain_functions(pipe_files):
     assert len(yard.search_runs()) == 0
 
 
-FANOUT = '''
+FANOUT = """
 import numpy as np
 import modelyard as yard
 
@@ -355,7 +396,7 @@ def flaky_sum(values: list, counter: str) -> np.ndarray:
 @yard.pipeline(experiment="fanout")
 def pipe(xs: list = [1, 2, 3], counter: str = ""):
     return flaky_sum(square.map(xs), counter)
-'''
+"""
 
 
 def test_map_fans_out_and_retries(modules, tmp_path):
@@ -368,10 +409,15 @@ def test_map_fans_out_and_retries(modules, tmp_path):
     assert r.value.tolist() == [1, 4, 9]
     assert r.steps["flaky_sum"].attempts == 2
     r = pipe.run(executor="local", counter=str(tmp_path / "count"), xs=[1, 2, 4])
-    assert states(r) == {"square[0]": "cached", "square[1]": "cached", "square[2]": "done", "flaky_sum": "done"}
+    assert states(r) == {
+        "square[0]": "cached",
+        "square[1]": "cached",
+        "square[2]": "done",
+        "flaky_sum": "done",
+    }
 
 
-DATASET = '''
+DATASET = """
 import pandas as pd
 import modelyard as yard
 
@@ -382,7 +428,7 @@ def rows(df: pd.DataFrame) -> int:
 @yard.pipeline(experiment="datasets")
 def pipe(ref: str = "events@latest"):
     return rows(yard.pipelines.dataset(ref, columns=["a"]))
-'''
+"""
 
 
 def test_dataset_versions_as_inputs_key_and_lineage(modules, tmp_path, store_uri):
@@ -423,7 +469,9 @@ def test_cache_entries_keep_outputs_through_gc_until_cleared(pipe_files, store_u
 
     assert yard.pipelines.clear_cache("pipe", step="train", uri=store_uri) == 1
     assert reasons(pipe.status(uri=store_uri))["train"].startswith("never run before")
-    with pytest.raises(yard.errors.NotFoundError, match=r"No cache entries for pipeline 'pip'\. Did you mean 'pipe'\?"):
+    with pytest.raises(
+        yard.errors.NotFoundError, match=r"No cache entries for pipeline 'pip'\. Did you mean 'pipe'\?"
+    ):
         yard.pipelines.clear_cache("pip", uri=store_uri)
     assert yard.pipelines.clear_cache("pipe", uri=store_uri) == 2
     for run in yard.search_runs("cache-test", uri=store_uri):

@@ -51,7 +51,7 @@ def test_process_executor_runs_independent_branches_concurrently(modules, tmp_pa
     assert again.cached == ["branch", "branch_2", "join"]
 
 
-SERIAL = '''
+SERIAL = """
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -88,7 +88,7 @@ def pipe():
     df = frame()
     x = array(df)
     return report(model(x, df), pframe(df), table(df))
-'''
+"""
 
 
 def test_outputs_use_type_aware_serializers(modules):
@@ -96,7 +96,14 @@ def test_outputs_use_type_aware_serializers(modules):
     r = modules.load("serial").run(executor="local")
     ws = yard.get_workspace()
     kinds = {n: ws.blobs.manifest_meta(s.output_digest)["serializer"] for n, s in r.steps.items()}
-    assert kinds == {"frame": "parquet", "pframe": "parquet", "table": "parquet", "array": "npy", "model": "model", "report": "json"}
+    assert kinds == {
+        "frame": "parquet",
+        "pframe": "parquet",
+        "table": "parquet",
+        "array": "npy",
+        "model": "model",
+        "report": "json",
+    }
     assert ws.blobs.manifest_meta(r.steps["model"].output_digest)["flavor"] == "sklearn"
     assert r.value == {"classes": [0, 1], "rows": 4, "cols": 3, "t": [1, 2]}
     assert type(r.output("pframe")).__module__.startswith("polars")
@@ -105,11 +112,13 @@ def test_outputs_use_type_aware_serializers(modules):
     assert r.output("model").predict([[1.0]]).shape == (1,)
     again = modules.load("serial").run(executor="local", force="model")
     assert again.steps["model"].state.value == "done"
-    assert again.steps["model"].output_digest == r.steps["model"].output_digest  # skops bytes are deterministic
+    assert (
+        again.steps["model"].output_digest == r.steps["model"].output_digest
+    )  # skops bytes are deterministic
     assert again.steps["report"].cache_key == r.steps["report"].cache_key
 
 
-LIGHT = '''
+LIGHT = """
 import numpy as np
 import modelyard as yard
 
@@ -142,7 +151,7 @@ def pipe():
     df = frame()
     x = array(df)
     return report(model(x, df), pframe(df), table(df))
-'''
+"""
 
 
 def test_cli_run_status_show_dag(modules, tmp_path):
@@ -188,7 +197,10 @@ def test_cli_run_status_show_dag(modules, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     proc = subprocess.run(
         [sys.executable, "-m", "modelyard", "pipeline", "run", ref, "--param", "nope=1"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip() == "Error: Pipeline 'pipe' has no param 'nope'. Its params: (none)."

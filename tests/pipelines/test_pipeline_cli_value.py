@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from modelyard.cli import app
 
-PIPE = '''
+PIPE = """
 import modelyard as yard
 
 
@@ -41,7 +41,7 @@ def big():
 @yard.pipeline(experiment="cli")
 def nothing():
     numbers(2)
-'''
+"""
 
 
 def test_pipeline_run_prints_the_return_value(modules) -> None:
@@ -65,7 +65,9 @@ def test_pipeline_run_prints_the_return_value(modules) -> None:
     line = next(x for x in res.output.splitlines() if x.startswith("  returned (dict): "))
     assert "'xs': [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, ...]" in line
     assert "'total': 12497500" in line and len(line) < 300
-    res = runner.invoke(app, ["pipeline", "run", modules.ref("value"), "-x", "local", "-p", "n=5000", "--json"])
+    res = runner.invoke(
+        app, ["pipeline", "run", modules.ref("value"), "-x", "local", "-p", "n=5000", "--json"]
+    )
     assert json.loads(res.stdout)["value"]["xs"] == list(range(5000))
 
 

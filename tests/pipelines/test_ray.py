@@ -50,7 +50,10 @@ def _has_ray_client() -> bool:
 def ray_cluster() -> Iterator[str]:
     temp = tempfile.mkdtemp(prefix="ry", dir="/tmp")  # short: Ray's socket paths have a length limit
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
     env.pop("RAY_ADDRESS", None)
     # Isolated from whatever others left in the shared ~/.ray (an auth_token turns token auth on).
     env["RAY_AUTH_MODE"] = "disabled"
@@ -58,13 +61,34 @@ def ray_cluster() -> Iterator[str]:
     saved_mode = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
     cmd = [
-        sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-        "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-        "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", temp,
-        "--dashboard-agent-listen-port", str(_free_port()),
-        "--dashboard-agent-grpc-port", str(_free_port()), "--runtime-env-agent-port", str(_free_port()),
-        "--node-manager-port", str(_free_port()), "--object-manager-port", str(_free_port()),
-        "--metrics-export-port", str(_free_port()),
+        sys.executable,
+        "-m",
+        "ray.scripts.scripts",
+        "start",
+        "--head",
+        "--block",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num-cpus",
+        "2",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        "--temp-dir",
+        temp,
+        "--dashboard-agent-listen-port",
+        str(_free_port()),
+        "--dashboard-agent-grpc-port",
+        str(_free_port()),
+        "--runtime-env-agent-port",
+        str(_free_port()),
+        "--node-manager-port",
+        str(_free_port()),
+        "--object-manager-port",
+        str(_free_port()),
+        "--metrics-export-port",
+        str(_free_port()),
     ]
     if _has_ray_client():  # Ray starts its client server (default port 10001) only when ray[client] is there
         cmd += ["--ray-client-server-port", str(_free_port())]
@@ -75,7 +99,9 @@ def ray_cluster() -> Iterator[str]:
         deadline = time.monotonic() + 240  # Ray is slow to start on a busy machine
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"ray start exited with {proc.returncode}: {(Path(temp) / 'start.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"ray start exited with {proc.returncode}: {(Path(temp) / 'start.log').read_text()[-3000:]}"
+                )
             if "Ray runtime started" in (Path(temp) / "start.log").read_text(errors="replace"):
                 break
             if time.monotonic() > deadline:
@@ -100,7 +126,7 @@ def ray_cluster() -> Iterator[str]:
             os.environ["RAY_AUTH_MODE"] = saved_mode
 
 
-PIPE = '''
+PIPE = """
 import os
 import numpy as np
 import pandas as pd
@@ -134,7 +160,7 @@ def pipe(n: int = 200, ks: list = [0.5, 2.0]):
     df = load(n)
     scaled = [scale(df, k) for k in ks]
     return evaluate(fit(df), scaled)
-'''
+"""
 
 
 def test_ray_gives_same_results_and_cache_keys_as_local(modules, tmp_path, ray_cluster):

@@ -22,7 +22,10 @@ def graph(edges: dict[str, list[str]]) -> Graph:
 
 def _bezier(p0, p1, p2, p3, t):  # type: ignore[no-untyped-def]
     u = 1 - t
-    return tuple(u**3 * a + 3 * u * u * t * b + 3 * u * t * t * c + t**3 * d for a, b, c, d in zip(p0, p1, p2, p3, strict=True))
+    return tuple(
+        u**3 * a + 3 * u * u * t * b + 3 * u * t * t * c + t**3 * d
+        for a, b, c, d in zip(p0, p1, p2, p3, strict=True)
+    )
 
 
 def sample_path(d: str, steps: int = 40) -> list[tuple[float, float]]:
@@ -43,7 +46,10 @@ def sample_path(d: str, steps: int = 40) -> list[tuple[float, float]]:
             pts.append(cur)
         elif cmd == "L":
             end = (nums[0], nums[1])
-            pts += [(cur[0] + (end[0] - cur[0]) * k / steps, cur[1] + (end[1] - cur[1]) * k / steps) for k in range(1, steps + 1)]
+            pts += [
+                (cur[0] + (end[0] - cur[0]) * k / steps, cur[1] + (end[1] - cur[1]) * k / steps)
+                for k in range(1, steps + 1)
+            ]
             cur = end
         else:
             c1, c2, end = (nums[0], nums[1]), (nums[2], nums[3]), (nums[4], nums[5])
@@ -58,7 +64,9 @@ def drawn(svg: str) -> tuple[dict[str, tuple[float, float, float, float]], list[
     for g in root.findall("s:g[@class='node']", NS):
         r = g.find("s:rect", NS)
         boxes[g.get("data-node")] = tuple(float(r.get(k)) for k in ("x", "y", "width", "height"))
-    edges = [(p.get("data-from"), p.get("data-to"), p.get("d")) for p in root.findall("s:path[@class='edge']", NS)]
+    edges = [
+        (p.get("data-from"), p.get("data-to"), p.get("d")) for p in root.findall("s:path[@class='edge']", NS)
+    ]
     return boxes, edges
 
 
@@ -89,7 +97,15 @@ def assert_no_edge_behind_a_box(svg: str, n_edges: int) -> None:
 SHAPES = {
     "diamond": ({"prepare": [], "train": ["prepare"], "evaluate": ["prepare", "train"]}, 3),
     "long skip": ({"a": [], "b": ["a"], "c": ["b"], "d": ["c"], "report": ["a", "b", "d"]}, 6),
-    "fan out and in": ({"load": [], **{f"fold{i}": ["load"] for i in range(4)}, "pick": [f"fold{i}" for i in range(4)], "ship": ["load", "pick"]}, 10),
+    "fan out and in": (
+        {
+            "load": [],
+            **{f"fold{i}": ["load"] for i in range(4)},
+            "pick": [f"fold{i}" for i in range(4)],
+            "ship": ["load", "pick"],
+        },
+        10,
+    ),
     "two sources, crossed": ({"x": [], "y": [], "p": ["y"], "q": ["x"], "z": ["p", "q", "x"]}, 5),
 }
 
@@ -104,14 +120,18 @@ def test_the_check_catches_an_edge_drawn_straight_through_train() -> None:
     """The reported bug, as the old renderer drew it: three boxes in a row, prepare -> evaluate straight behind train."""
     box = '<g class="node" data-node="{0}"><rect x="{1}" y="20" width="120" height="34"/></g>'
     edge = '<path class="edge" data-from="{0}" data-to="{1}" d="M {2} 37 C 1 37, 1 37, {3} 37"/>'
-    svg = "".join([
-        '<svg xmlns="http://www.w3.org/2000/svg">',
-        box.format("prepare", 20), box.format("train", 210), box.format("evaluate", 400),
-        edge.format("prepare", "train", 140, 208).replace("C 1 37, 1 37", "C 175 37, 175 37"),
-        edge.format("train", "evaluate", 330, 398).replace("C 1 37, 1 37", "C 365 37, 365 37"),
-        edge.format("prepare", "evaluate", 140, 398).replace("C 1 37, 1 37", "C 270 37, 270 37"),
-        "</svg>",
-    ])
+    svg = "".join(
+        [
+            '<svg xmlns="http://www.w3.org/2000/svg">',
+            box.format("prepare", 20),
+            box.format("train", 210),
+            box.format("evaluate", 400),
+            edge.format("prepare", "train", 140, 208).replace("C 1 37, 1 37", "C 175 37, 175 37"),
+            edge.format("train", "evaluate", 330, 398).replace("C 1 37, 1 37", "C 365 37, 365 37"),
+            edge.format("prepare", "evaluate", 140, 398).replace("C 1 37, 1 37", "C 270 37, 270 37"),
+            "</svg>",
+        ]
+    )
     bad = edges_behind_boxes(svg)
     assert len(bad) == 1 and bad[0].startswith("prepare -> evaluate passes through the box of 'train'"), bad
 
@@ -137,7 +157,9 @@ def test_dag_cli_writes_the_svg(tmp_path, modules) -> None:  # type: ignore[no-u
 
     from modelyard.cli import app
 
-    modules.write("diamond", '''
+    modules.write(
+        "diamond",
+        """
 import modelyard as yard
 
 @yard.step
@@ -156,7 +178,8 @@ def evaluate(x: int, model: int) -> int:
 def pipe():
     data = prepare()
     return evaluate(data, train(data))
-''')
+""",
+    )
     out = tmp_path / "dag.svg"
     res = CliRunner().invoke(app, ["pipeline", "dag", modules.ref("diamond"), "--svg", str(out)])
     assert res.exit_code == 0, res.output

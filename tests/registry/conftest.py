@@ -18,7 +18,9 @@ def churn_frame() -> tuple[pd.DataFrame, np.ndarray]:
             "calls": rng.poisson(1.5, n),
         }
     )
-    y = ((X["monthly"] - 70) / 20 + X["calls"] * 0.5 - X["tenure"] / 36 + rng.normal(0, 0.5, n) > 0).astype(int)
+    y = ((X["monthly"] - 70) / 20 + X["calls"] * 0.5 - X["tenure"] / 36 + rng.normal(0, 0.5, n) > 0).astype(
+        int
+    )
     return X, y.to_numpy()
 
 

@@ -49,7 +49,12 @@ def test_models_cli(registered, tmp_path) -> None:
     doc = json.loads(out.output)
     assert doc["aliases"] == {"production": 1}
     assert [v["status"] for v in doc["versions"]] == ["archived", "ready"]
-    assert [e["action"] for e in doc["audit"]][-4:] == ["alias.set", "alias.set", "alias.rollback", "version.archive"]
+    assert [e["action"] for e in doc["audit"]][-4:] == [
+        "alias.set",
+        "alias.set",
+        "alias.rollback",
+        "version.archive",
+    ]
     assert doc["versions"][1]["metrics"]["auc"] == pytest.approx(0.81)
 
     out = r.invoke(app, ["models", "show", "churn-clf", "--version", "production", "--json"])
@@ -69,21 +74,40 @@ def test_model_card_markdown_and_html(registered, tmp_path) -> None:
     out = r.invoke(app, ["models", "card", "churn-clf", "production"])
     assert out.exit_code == 0, out.output
     md = out.output
-    for needle in ("# Model card: churn-clf version 1", "Predicts churn <next month>", "| tenure | int64 |",
-                   "**experiment**: cli", "| depth | 2 |", "| auc | 0.81 |", "scikit-learn==", "ship it", "alias.set"):
+    for needle in (
+        "# Model card: churn-clf version 1",
+        "Predicts churn <next month>",
+        "| tenure | int64 |",
+        "**experiment**: cli",
+        "| depth | 2 |",
+        "| auc | 0.81 |",
+        "scikit-learn==",
+        "ship it",
+        "alias.set",
+    ):
         assert needle in md, needle
     dest = tmp_path / "card.html"
     out = r.invoke(app, ["models", "card", "churn-clf", "1", "--html", str(dest)])
     assert out.exit_code == 0, out.output
     page = dest.read_text()
-    assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page.split("</style>")[0]
+    assert (
+        page.startswith("<!doctype html>")
+        and "<script" not in page
+        and "http" not in page.split("</style>")[0]
+    )
     assert page.count("<svg") == 2  # the metric bars, and val_loss over steps (auc has one point: no line)
     assert "Predicts churn &lt;next month&gt;" in page and "val_loss over steps" in page
 
 
 def test_cli_errors_are_one_line(tmp_path) -> None:
     env = {**os.environ, "PYTHONPATH": str(SRC), "YARD_URI": str(tmp_path / "s")}
-    p = subprocess.run([sys.executable, "-m", "modelyard", "models", "show", "nope"], capture_output=True, text=True, env=env, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "modelyard", "models", "show", "nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert p.returncode == 1
     assert p.stderr.strip() == (
         "Error: Model 'nope' is not registered. List models with `yard models list`; register one with "

@@ -58,7 +58,10 @@ def test_versions_aliases_rollback_archive_and_audit(workspace, churn_frame, sk_
     reg.archive("churn-clf", 3, reason="bad data", uri=workspace)
     assert yard.get_model_version("churn-clf", 3, uri=workspace).status == "archived"
     assert yard.get_model_version("churn-clf@latest", uri=workspace).version == 2
-    with pytest.raises(ConflictError, match="Version 3 of 'churn-clf' is archived; an alias can only point at a ready version"):
+    with pytest.raises(
+        ConflictError,
+        match="Version 3 of 'churn-clf' is archived; an alias can only point at a ready version",
+    ):
         reg.set_alias("churn-clf", "staging", version=3, uri=workspace)
     reg.restore("churn-clf", 3, uri=workspace)
     reg.set_alias("churn-clf", "staging", version=3, uri=workspace)
@@ -98,7 +101,9 @@ def test_unknown_names_suggest_close_matches(workspace, churn_frame, sk_model) -
     X, _ = churn_frame
     _log(workspace, sk_model, X)
     yard.registry.set_alias("churn-clf", "production", version=1, uri=workspace)
-    with pytest.raises(NotFoundError, match=r"Model 'churn-cfl' is not registered\. Did you mean 'churn-clf'\?"):
+    with pytest.raises(
+        NotFoundError, match=r"Model 'churn-cfl' is not registered\. Did you mean 'churn-clf'\?"
+    ):
         yard.load_model("churn-cfl@production", uri=workspace)
     with pytest.raises(NotFoundError, match=r"Model 'churn-clf' has no version 7; it has versions \[1\]"):
         yard.load_model("churn-clf/7", uri=workspace)
@@ -122,7 +127,9 @@ def test_unsupported_object_names_pyfunc(workspace) -> None:
             return X
 
     with yard.start_run(experiment="reg", uri=workspace) as run:
-        with pytest.raises(SerializationError, match=r"does not know how to save a .*Custom safely.*flavor='pyfunc'"):
+        with pytest.raises(
+            SerializationError, match=r"does not know how to save a .*Custom safely.*flavor='pyfunc'"
+        ):
             run.log_model(Custom(), name="m")
         with pytest.raises(InvalidArgumentError, match="The 'flavor' parameter must be one of"):
             run.log_model(Custom(), name="m", flavor="tensorflow")

@@ -21,8 +21,16 @@ def _round_trip(workspace, model, X, **kw):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     "make",
     [
-        pytest.param(lambda: __import__("sklearn.linear_model").linear_model.LogisticRegression(max_iter=500), id="logreg"),
-        pytest.param(lambda: __import__("sklearn.ensemble").ensemble.RandomForestClassifier(n_estimators=5, random_state=0), id="forest"),
+        pytest.param(
+            lambda: __import__("sklearn.linear_model").linear_model.LogisticRegression(max_iter=500),
+            id="logreg",
+        ),
+        pytest.param(
+            lambda: __import__("sklearn.ensemble").ensemble.RandomForestClassifier(
+                n_estimators=5, random_state=0
+            ),
+            id="forest",
+        ),
     ],
 )
 def test_sklearn(workspace, churn_frame, make) -> None:  # type: ignore[no-untyped-def]
@@ -43,7 +51,9 @@ def test_sklearn_pipeline_with_strings(workspace, churn_frame) -> None:
     X, y = churn_frame
     X = X.assign(plan=np.where(X["tenure"] > 30, "pro", "basic"))
     model = make_pipeline(
-        make_column_transformer((OneHotEncoder(), ["plan"]), (StandardScaler(), ["tenure", "monthly", "calls"])),
+        make_column_transformer(
+            (OneHotEncoder(), ["plan"]), (StandardScaler(), ["tenure", "monthly", "calls"])
+        ),
         LogisticRegression(),
     ).fit(X, y)
     mv, m = _round_trip(workspace, model, X)
@@ -115,8 +125,11 @@ def test_pyfunc_only_when_named_and_loads_only_with_allow_pickle(workspace, chur
     model = EchoModel(2.0)
     with yard.start_run(experiment="flavors", uri=workspace) as run:
         mv = run.log_model(model, name="custom", input_example=X[:5], flavor="pyfunc")
-    with pytest.raises(SerializationError, match=r"Refusing to load model custom/1: it is a pyfunc model, and loading "
-                       r"it unpickles it, which runs code from the store\. .*pass allow_pickle=True to load_model"):
+    with pytest.raises(
+        SerializationError,
+        match=r"Refusing to load model custom/1: it is a pyfunc model, and loading "
+        r"it unpickles it, which runs code from the store\. .*pass allow_pickle=True to load_model",
+    ):
         yard.load_model(f"custom/{mv.version}", uri=workspace)
     m = yard.load_model(f"custom/{mv.version}", uri=workspace, allow_pickle=True)
     np.testing.assert_array_equal(m.predict(X), model.predict(X))
@@ -125,7 +138,9 @@ def test_pyfunc_only_when_named_and_loads_only_with_allow_pickle(workspace, chur
 _HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
-@pytest.mark.skipif(not _HAS_TORCH, reason="torch is not installed (pip install 'modelyard[torch]' or torch==2.13.0)")
+@pytest.mark.skipif(
+    not _HAS_TORCH, reason="torch is not installed (pip install 'modelyard[torch]' or torch==2.13.0)"
+)
 @pytest.mark.parametrize("fmt", ["torchscript", "state_dict"])
 def test_torch(workspace, churn_frame, fmt) -> None:  # type: ignore[no-untyped-def]
     import torch
@@ -141,7 +156,9 @@ def test_torch(workspace, churn_frame, fmt) -> None:  # type: ignore[no-untyped-
         kw["init_kwargs"] = {"n_in": 3, "n_out": 2}
     with yard.start_run(experiment="flavors", uri=workspace) as run:
         mv = run.log_model(net, name="m", input_example=X[:5], **kw)
-    m = yard.load_model(f"m/{mv.version}", uri=workspace, model_class=TinyNet if fmt == "state_dict" else None)
+    m = yard.load_model(
+        f"m/{mv.version}", uri=workspace, model_class=TinyNet if fmt == "state_dict" else None
+    )
     assert mv.flavor == "torch"
     out = m.predict(X)
     # two outputs: a DataFrame with the signature's output columns
@@ -151,4 +168,6 @@ def test_torch(workspace, churn_frame, fmt) -> None:  # type: ignore[no-untyped-
         warnings.simplefilter("error", yard.registry.RequirementsMismatchWarning)
         warnings.simplefilter("error", DeprecationWarning)
         # no requirement warning in the same environment
-        yard.load_model(f"m/{mv.version}", uri=workspace, model_class=TinyNet if fmt == "state_dict" else None)
+        yard.load_model(
+            f"m/{mv.version}", uri=workspace, model_class=TinyNet if fmt == "state_dict" else None
+        )

@@ -28,8 +28,15 @@ def _register(workspace, model, X, name="churn-clf"):  # type: ignore[no-untyped
 
 def _inject(ws, files: dict[str, bytes], *, flavor: str = "sklearn", name: str = "evil") -> int:  # type: ignore[no-untyped-def]
     """Register a hand-made model package, as an attacker with write access to the store could."""
-    meta = {"format": "modelyard.model", "format_version": 1, "flavor": flavor, "options": {}, "requirements": {},
-            "signature": None, "modelyard_version": yard.__version__}
+    meta = {
+        "format": "modelyard.model",
+        "format_version": 1,
+        "flavor": flavor,
+        "options": {},
+        "requirements": {},
+        "signature": None,
+        "modelyard_version": yard.__version__,
+    }
     files = {**files, "yard-model.json": json.dumps(meta).encode()}
     entries = [ManifestEntry(p, ws.blobs.put_bytes(b), len(b)) for p, b in files.items()]
     digest = ws.blobs.put_manifest(entries)
@@ -66,7 +73,10 @@ def test_tampered_blob_is_refused_before_deserializing(workspace, churn_frame, s
 
     monkeypatch.setattr(skops.io, "loads", never)
     monkeypatch.setattr(skops.io, "get_untrusted_types", never)
-    with pytest.raises(IntegrityError, match=r"Model churn-clf/1: file 'model.skops' does not match its digest .* nothing was deserialized"):
+    with pytest.raises(
+        IntegrityError,
+        match=r"Model churn-clf/1: file 'model.skops' does not match its digest .* nothing was deserialized",
+    ):
         yard.load_model("churn-clf/1", uri=workspace)
 
 
@@ -75,13 +85,19 @@ def test_untrusted_skops_types_are_refused(workspace, tmp_path) -> None:
     from sklearn.preprocessing import FunctionTransformer
 
     evil = FunctionTransformer(func=os.system)
-    with pytest.raises(SerializationError, match=r"types and functions that modelyard does not trust by default: \['posix.system'\]\. "
-                       r"Inspect them .* pass trusted_types=\['posix.system'\] to log_model"):
+    with pytest.raises(
+        SerializationError,
+        match=r"types and functions that modelyard does not trust by default: \['posix.system'\]\. "
+        r"Inspect them .* pass trusted_types=\['posix.system'\] to log_model",
+    ):
         yard.registry.register_model(evil, "evil", uri=workspace)
     v = _inject(workspace, {"model.skops": sio.dumps(evil)})
-    with pytest.raises(SerializationError, match=r"Refusing to load model.skops: it would instantiate untrusted types \['posix.system'\]\. "
-                       r"Inspect them \(a function can run any code when the model predicts\); if you trust the model's "
-                       r"author, pass trusted_types=\['posix.system'\] to load_model\(\)\."):
+    with pytest.raises(
+        SerializationError,
+        match=r"Refusing to load model.skops: it would instantiate untrusted types \['posix.system'\]\. "
+        r"Inspect them \(a function can run any code when the model predicts\); if you trust the model's "
+        r"author, pass trusted_types=\['posix.system'\] to load_model\(\)\.",
+    ):
         yard.load_model(f"evil/{v}", uri=workspace)
     # the caller can trust it explicitly
     m = yard.load_model(f"evil/{v}", uri=workspace, trusted_types=["posix.system"])
@@ -114,7 +130,9 @@ def test_concurrent_registration_gets_distinct_versions(store_uri, churn_frame, 
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code, store_uri, first.manifest_digest],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         for _ in range(4)
     ]
@@ -149,7 +167,10 @@ def test_signature_lists_every_problem_at_once(workspace, churn_frame, sk_model)
     assert isinstance(info.value, ValidationFailed)
     assert "does not match its signature (3 problems)" in str(info.value)
     hi = X[:3].assign(tenure=[1, 500, 2])
-    with pytest.raises(SignatureError, match=rf"column 'tenure' has 1 value\(s\) above the maximum {int(X.tenure.max())} \(highest 500\)"):
+    with pytest.raises(
+        SignatureError,
+        match=rf"column 'tenure' has 1 value\(s\) above the maximum {int(X.tenure.max())} \(highest 500\)",
+    ):
         m.predict(hi)
     nulls = X[:3].assign(monthly=[1.0, None, 2.0])
     with pytest.raises(SignatureError, match=r"column 'monthly' has 1 missing value\(s\)"):
@@ -185,9 +206,13 @@ def test_requirement_and_version_mismatch_warn(workspace, churn_frame, sk_model)
     files["yard-model.json"] = json.dumps(meta).encode()
     new = [ManifestEntry(p, workspace.blobs.put_bytes(b), len(b)) for p, b in files.items()]
     digest = workspace.blobs.put_manifest(new)
-    v = RegistryService(workspace).register_version(
-        "churn-clf", flavor="sklearn", manifest_digest=digest, size=1, signature=None, requirements={}
-    ).version
+    v = (
+        RegistryService(workspace)
+        .register_version(
+            "churn-clf", flavor="sklearn", manifest_digest=digest, size=1, signature=None, requirements={}
+        )
+        .version
+    )
     with pytest.warns(yard.registry.RequirementsMismatchWarning, match=r"scikit-learn 0\.0\.1 \(installed: "):
         with pytest.warns(yard.registry.ModelVersionMismatchWarning, match=r"saved with modelyard 0\.0\.0"):
             yard.load_model(f"churn-clf/{v}", uri=workspace)

@@ -31,11 +31,25 @@ from modelyard.registry.flavors._sklearn_types import (
 )
 
 
-def _inject(ws, files: dict[str, bytes], *, flavor: str, options: dict | None = None,  # type: ignore[no-untyped-def]
-            recorded: str | None = None, name: str = "evil") -> str:
+def _inject(
+    ws,
+    files: dict[str, bytes],
+    *,
+    flavor: str,
+    options: dict | None = None,  # type: ignore[no-untyped-def]
+    recorded: str | None = None,
+    name: str = "evil",
+) -> str:
     """Register a hand-made package whose yard-model.json says ``flavor``; the registry row says ``recorded``."""
-    meta = {"format": "modelyard.model", "format_version": 1, "flavor": flavor, "options": options or {},
-            "requirements": {}, "signature": None, "modelyard_version": yard.__version__}
+    meta = {
+        "format": "modelyard.model",
+        "format_version": 1,
+        "flavor": flavor,
+        "options": options or {},
+        "requirements": {},
+        "signature": None,
+        "modelyard_version": yard.__version__,
+    }
     files = {**files, "yard-model.json": json.dumps(meta).encode()}
     entries = [ManifestEntry(p, ws.blobs.put_bytes(b), len(b)) for p, b in files.items()]
     digest = ws.blobs.put_manifest(entries)
@@ -81,15 +95,20 @@ def _skops_gadget(marker: Path) -> bytes:
 
 def test_skops_gadget_under_numpy_is_refused_and_its_payload_never_runs(workspace, tmp_path) -> None:
     marker = tmp_path / "marker"
-    with pytest.raises(SerializationError, match=r"types and functions that modelyard does not trust by default: "
-                       r"\['numpy\.full_like', 'numpy\.take', 'numpy\.testing\._private\.utils\.runstring'\]\. "
-                       r"Inspect them .* pass trusted_types=\[.*\] to log_model \(and the same to load_model\)\."):
+    with pytest.raises(
+        SerializationError,
+        match=r"types and functions that modelyard does not trust by default: "
+        r"\['numpy\.full_like', 'numpy\.take', 'numpy\.testing\._private\.utils\.runstring'\]\. "
+        r"Inspect them .* pass trusted_types=\[.*\] to log_model \(and the same to load_model\)\.",
+    ):
         yard.registry.register_model(_gadget_model(marker), "evil", uri=workspace)
     ref = _inject(workspace, {"model.skops": _skops_gadget(marker)}, flavor="sklearn")
-    msg = (r"Refusing to load model\.skops: it would instantiate untrusted types "
-           r"\['numpy\.full_like', 'numpy\.take', 'numpy\.testing\._private\.utils\.runstring'\]\. Inspect them \(a "
-           r"function can run any code when the model predicts\); if you trust the model's author, pass "
-           r"trusted_types=\['numpy\.full_like', .*\] to load_model\(\)\.")
+    msg = (
+        r"Refusing to load model\.skops: it would instantiate untrusted types "
+        r"\['numpy\.full_like', 'numpy\.take', 'numpy\.testing\._private\.utils\.runstring'\]\. Inspect them \(a "
+        r"function can run any code when the model predicts\); if you trust the model's author, pass "
+        r"trusted_types=\['numpy\.full_like', .*\] to load_model\(\)\."
+    )
     with pytest.raises(SerializationError, match=msg):
         yard.load_model(ref, uri=workspace)
     assert not marker.exists()
@@ -99,11 +118,14 @@ def test_skops_gadget_under_numpy_is_refused_and_its_payload_never_runs(workspac
     assert marker.read_text() == "pwned"
 
 
-@pytest.mark.parametrize("target", [
-    ("savetxt", "numpy"),  # writes any file
-    ("assert_run_python_script_without_output", "sklearn.utils._testing"),  # runs a Python script
-    ("_CVIterableWrapper", "sklearn.utils._testing"),  # a name the table trusts, in another module
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        ("savetxt", "numpy"),  # writes any file
+        ("assert_run_python_script_without_output", "sklearn.utils._testing"),  # runs a Python script
+        ("_CVIterableWrapper", "sklearn.utils._testing"),  # a name the table trusts, in another module
+    ],
+)
 def test_skops_schema_edited_to_reference_a_dangerous_name_is_refused(workspace, tmp_path, target) -> None:
     from sklearn.preprocessing import FunctionTransformer
 
@@ -115,16 +137,21 @@ def test_skops_schema_edited_to_reference_a_dangerous_name_is_refused(workspace,
         members = {n: z.read(n) for n in z.namelist()}
     schema = members["schema.json"].decode()
     fn, module = target
-    edited = schema.replace('"__class__": "log1p",\n        "__module__": "numpy"',
-                            f'"__class__": "{fn}",\n        "__module__": "{module}"')
+    edited = schema.replace(
+        '"__class__": "log1p",\n        "__module__": "numpy"',
+        f'"__class__": "{fn}",\n        "__module__": "{module}"',
+    )
     assert edited != schema
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for n, b in {**members, "schema.json": edited.encode()}.items():
             z.writestr(n, b)
     ref = _inject(workspace, {"model.skops": buf.getvalue()}, flavor="sklearn")
-    with pytest.raises(SerializationError, match=rf"Refusing to load model\.skops: it would instantiate untrusted types "
-                       rf"\['{module}\.{fn}'\]\. Inspect them .* pass trusted_types=\['{module}\.{fn}'\]"):
+    with pytest.raises(
+        SerializationError,
+        match=rf"Refusing to load model\.skops: it would instantiate untrusted types "
+        rf"\['{module}\.{fn}'\]\. Inspect them .* pass trusted_types=\['{module}\.{fn}'\]",
+    ):
         yard.load_model(ref, uri=workspace)
 
 
@@ -134,9 +161,12 @@ def test_yard_serve_refuses_the_skops_gadget(workspace, tmp_path) -> None:
 
     marker = tmp_path / "marker"
     ref = _inject(workspace, {"model.skops": _skops_gadget(marker)}, flavor="sklearn")
-    with pytest.raises(SwapError, match=r"The new spec was not applied: Refusing to load model\.skops: it would "
-                       r"instantiate untrusted types \['numpy\.full_like', 'numpy\.take', "
-                       r"'numpy\.testing\._private\.utils\.runstring'\]"):
+    with pytest.raises(
+        SwapError,
+        match=r"The new spec was not applied: Refusing to load model\.skops: it would "
+        r"instantiate untrusted types \['numpy\.full_like', 'numpy\.take', "
+        r"'numpy\.testing\._private\.utils\.runstring'\]",
+    ):
         ModelServer({"models": {"primary": ref}}, uri=workspace.location.uri, prediction_log=False).start()
     assert not marker.exists()
 
@@ -152,12 +182,14 @@ def test_common_models_load_without_trusted_types(workspace) -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3))
     y = (X[:, 0] > 0).astype(int)
-    for i, model in enumerate([
-        RandomForestClassifier(n_estimators=3, random_state=0),
-        HistGradientBoostingClassifier(max_iter=3),
-        make_pipeline(StandardScaler(), KNeighborsClassifier()),
-        GridSearchCV(KNeighborsClassifier(), {"n_neighbors": [3, 5]}, cv=2),
-    ]):
+    for i, model in enumerate(
+        [
+            RandomForestClassifier(n_estimators=3, random_state=0),
+            HistGradientBoostingClassifier(max_iter=3),
+            make_pipeline(StandardScaler(), KNeighborsClassifier()),
+            GridSearchCV(KNeighborsClassifier(), {"n_neighbors": [3, 5]}, cv=2),
+        ]
+    ):
         model.fit(X, y)
         yard.registry.register_model(model, f"ok{i}", uri=workspace)
         m = yard.load_model(f"ok{i}/1", uri=workspace)
@@ -194,7 +226,11 @@ def test_trusted_type_table_holds_only_reviewed_classes_and_no_function() -> Non
             problems.append(f"{name} is not a concrete scikit-learn estimator")
     for obj in (np.savetxt, np.testing.assert_equal, np.full_like, np.take):  # functions are never trusted
         assert f"{obj.__module__}.{obj.__name__}" not in TRUSTED_TYPES
-    assert not [t for t in TRUSTED_TYPES if isinstance(_resolve(t), types.FunctionType | types.BuiltinFunctionType | np.ufunc)]
+    assert not [
+        t
+        for t in TRUSTED_TYPES
+        if isinstance(_resolve(t), types.FunctionType | types.BuiltinFunctionType | np.ufunc)
+    ]
     assert problems == []
 
 
@@ -208,13 +244,23 @@ def _state_dict_files() -> dict[str, bytes]:
 
 def test_torch_state_dict_never_imports_the_stored_class(workspace, tmp_path) -> None:
     marker = tmp_path / "marker"
-    ref = _inject(workspace, _state_dict_files(), flavor="torch", options={
-        "format": "state_dict", "class": "subprocess:run", "init_kwargs": {"args": ["touch", str(marker)]},
-    })
-    with pytest.raises(SerializationError, match=r"This PyTorch model is a state dict saved from class subprocess:run; "
-                       r"modelyard never imports or calls a class named by a stored file\. Pass the class to "
-                       r"load_model\(\.\.\., model_class=YourNet\), or register it in code with "
-                       r"modelyard\.registry\.register_torch_class\(YourNet\)\."):
+    ref = _inject(
+        workspace,
+        _state_dict_files(),
+        flavor="torch",
+        options={
+            "format": "state_dict",
+            "class": "subprocess:run",
+            "init_kwargs": {"args": ["touch", str(marker)]},
+        },
+    )
+    with pytest.raises(
+        SerializationError,
+        match=r"This PyTorch model is a state dict saved from class subprocess:run; "
+        r"modelyard never imports or calls a class named by a stored file\. Pass the class to "
+        r"load_model\(\.\.\., model_class=YourNet\), or register it in code with "
+        r"modelyard\.registry\.register_torch_class\(YourNet\)\.",
+    ):
         yard.load_model(ref, uri=workspace)
     assert not marker.exists()
     # registering a class in code trusts that class, not the names files give
@@ -231,7 +277,9 @@ def test_torch_state_dict_loads_with_the_callers_or_a_registered_class(workspace
 
     torch.manual_seed(0)
     net = TinyNet(3, 2).eval()
-    yard.registry.register_model(net, "net", torch_format="state_dict", init_kwargs={"n_in": 3, "n_out": 2}, uri=workspace)
+    yard.registry.register_model(
+        net, "net", torch_format="state_dict", init_kwargs={"n_in": 3, "n_out": 2}, uri=workspace
+    )
     x = np.ones((2, 3), dtype=np.float32)
     with torch.no_grad():
         want = net(torch.from_numpy(x)).numpy()
@@ -251,16 +299,24 @@ def test_pyfunc_needs_allow_pickle_and_matching_flavors(workspace, tmp_path) -> 
     marker = tmp_path / "marker"
     payload = pickle.dumps(_Boom(str(marker)))
     ref = _inject(workspace, {"python_model.cloudpickle": payload}, flavor="pyfunc")
-    with pytest.raises(SerializationError, match=rf"Refusing to load model {ref}: it is a pyfunc model, and loading it "
-                       r"unpickles it, which runs code from the store\. Only if you trust whoever can write to this store, "
-                       r"pass allow_pickle=True to load_model \(yard serve/evaluate/gate --allow-pickle, or allow_pickle: true "
-                       r"in a deployment spec or gate policy\)\."):
+    with pytest.raises(
+        SerializationError,
+        match=rf"Refusing to load model {ref}: it is a pyfunc model, and loading it "
+        r"unpickles it, which runs code from the store\. Only if you trust whoever can write to this store, "
+        r"pass allow_pickle=True to load_model \(yard serve/evaluate/gate --allow-pickle, or allow_pickle: true "
+        r"in a deployment spec or gate policy\)\.",
+    ):
         yard.load_model(ref, uri=workspace)
     assert not marker.exists()
     # a package that says pyfunc while the registry shows sklearn is refused, even with allow_pickle
-    disguised = _inject(workspace, {"python_model.cloudpickle": payload}, flavor="pyfunc", recorded="sklearn", name="safe")
-    with pytest.raises(SerializationError, match=rf"Model {disguised} is recorded as flavor 'sklearn' but its package says "
-                       r"'pyfunc'; refusing to load a package whose flavor does not match the record"):
+    disguised = _inject(
+        workspace, {"python_model.cloudpickle": payload}, flavor="pyfunc", recorded="sklearn", name="safe"
+    )
+    with pytest.raises(
+        SerializationError,
+        match=rf"Model {disguised} is recorded as flavor 'sklearn' but its package says "
+        r"'pyfunc'; refusing to load a package whose flavor does not match the record",
+    ):
         yard.load_model(disguised, uri=workspace, allow_pickle=True)
     assert not marker.exists()
     # the opt-in does what it says
@@ -274,13 +330,17 @@ def test_yard_serve_loads_pyfunc_only_with_the_spec_field(workspace, tmp_path) -
 
     marker = tmp_path / "marker"
     ref = _inject(workspace, {"python_model.cloudpickle": pickle.dumps(_Boom(str(marker)))}, flavor="pyfunc")
-    with pytest.raises(SwapError, match=r"Refusing to load model evil/1: it is a pyfunc model.*yard serve/evaluate/gate --allow-pickle"):
+    with pytest.raises(
+        SwapError,
+        match=r"Refusing to load model evil/1: it is a pyfunc model.*yard serve/evaluate/gate --allow-pickle",
+    ):
         ModelServer(spec_from_flags(ref), uri=workspace.location.uri, prediction_log=False).start()
     assert not marker.exists()
     assert spec_from_flags(ref, allow_pickle=True).allow_pickle is True
     # with the field set, the loader unpickles: the opt-in reaches the loader
-    server = ModelServer({"models": {"primary": ref}, "allow_pickle": True}, uri=workspace.location.uri,
-                         prediction_log=False).start()
+    server = ModelServer(
+        {"models": {"primary": ref}, "allow_pickle": True}, uri=workspace.location.uri, prediction_log=False
+    ).start()
     server.close()
     assert marker.read_text() == "pwned"
 
@@ -294,7 +354,10 @@ def test_yard_serve_allow_pickle_flag_conflicts_with_spec(tmp_path) -> None:
     spec.write_text("models: {primary: m/1}\n")
     res = CliRunner().invoke(app, ["serve", "--spec", str(spec), "--allow-pickle"])
     assert res.exit_code == 1
-    assert "Error: --spec declares allow_pickle; set 'allow_pickle: true' in the spec file instead of --allow-pickle." in res.output
+    assert (
+        "Error: --spec declares allow_pickle; set 'allow_pickle: true' in the spec file instead of --allow-pickle."
+        in res.output
+    )
 
 
 # -- every flavor, from a file crafted to run code ------------------------------------------------------
@@ -302,22 +365,41 @@ def _crafted(flavor: str, marker: Path) -> tuple[dict[str, bytes], dict, str]:
     """Files, options and the expected refusal for a package of ``flavor`` whose bytes try to run code."""
     boom = pickle.dumps(_Boom(str(marker)))
     if flavor == "sklearn":
-        return {"model.skops": _skops_gadget(marker)}, {}, r"Refusing to load model\.skops: it would instantiate untrusted types"
+        return (
+            {"model.skops": _skops_gadget(marker)},
+            {},
+            r"Refusing to load model\.skops: it would instantiate untrusted types",
+        )
     if flavor == "pyfunc":
         return {"python_model.cloudpickle": boom}, {}, r"it is a pyfunc model, and loading it unpickles it"
     if flavor == "torch-state-dict":
-        return _state_dict_files(), {"format": "state_dict", "class": "subprocess:run",
-                                     "init_kwargs": {"args": ["touch", str(marker)]}}, r"never imports or calls a class"
+        return (
+            _state_dict_files(),
+            {
+                "format": "state_dict",
+                "class": "subprocess:run",
+                "init_kwargs": {"args": ["touch", str(marker)]},
+            },
+            r"never imports or calls a class",
+        )
     if flavor == "torchscript":
         import torch
 
         buf = io.BytesIO()
         torch.save(_Boom(str(marker)), buf)  # a full pickle in a torch zip, in place of a TorchScript archive
-        return {"model.torchscript.pt": buf.getvalue()}, {"format": "torchscript"}, r"torch\.jit\.load cannot load model\.torchscript\.pt"
+        return (
+            {"model.torchscript.pt": buf.getvalue()},
+            {"format": "torchscript"},
+            r"torch\.jit\.load cannot load model\.torchscript\.pt",
+        )
     if flavor == "xgboost":
         return {"model.xgb.json": boom}, {"class": "XGBClassifier"}, r"XGBoost cannot load model\.xgb\.json"
     if flavor == "xgboost-class":
-        return {"model.xgb.json": b"{}"}, {"class": "os.system"}, r"Unknown xgboost class 'os\.system' in the model options"
+        return (
+            {"model.xgb.json": b"{}"},
+            {"class": "os.system"},
+            r"Unknown xgboost class 'os\.system' in the model options",
+        )
     if flavor == "lightgbm":
         return {"model.lgb.txt": boom}, {}, r"LightGBM cannot load model\.lgb\.txt"
     if flavor == "onnx":
@@ -333,12 +415,28 @@ def _crafted(flavor: str, marker: Path) -> tuple[dict[str, bytes], dict, str]:
         io_ = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in ("x", "y")]
         graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g", [io_[0]], [io_[1]], [w])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        return {"model.onnx": model.SerializeToString()}, {}, r"onnxruntime cannot load model\.onnx: .*External data path"
+        return (
+            {"model.onnx": model.SerializeToString()},
+            {},
+            r"onnxruntime cannot load model\.onnx: .*External data path",
+        )
     raise AssertionError(flavor)
 
 
-@pytest.mark.parametrize("case", ["sklearn", "pyfunc", "torch-state-dict", "torchscript", "xgboost", "xgboost-class",
-                                  "lightgbm", "onnx", "onnx-external-data"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "sklearn",
+        "pyfunc",
+        "torch-state-dict",
+        "torchscript",
+        "xgboost",
+        "xgboost-class",
+        "lightgbm",
+        "onnx",
+        "onnx-external-data",
+    ],
+)
 def test_every_flavor_refuses_a_file_crafted_to_run_code(workspace, tmp_path, case) -> None:
     marker = tmp_path / "marker"
     files, options, message = _crafted(case, marker)
@@ -346,5 +444,7 @@ def test_every_flavor_refuses_a_file_crafted_to_run_code(workspace, tmp_path, ca
     ref = _inject(workspace, files, flavor=flavor, options=options)
     with pytest.raises(SerializationError, match=message):
         m = yard.load_model(ref, uri=workspace)
-        m.predict(np.zeros((2, 2)))  # only reached if loading did not refuse: the payload must not run here either
+        m.predict(
+            np.zeros((2, 2))
+        )  # only reached if loading did not refuse: the payload must not run here either
     assert not marker.exists()

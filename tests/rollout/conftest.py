@@ -110,9 +110,15 @@ def _quiet() -> Any:
 
 
 #: ``timeout_ms`` is generous: on a busy machine a slow answer must not become a timeout (an error).
-BASE = {"models": {"primary": {"ref": "m/1", "warmup": 0}}, "fallback": {"constant": -1},
-        "timeout_ms": 30_000, "batching": {"max_latency_ms": 1}, "breaker": {"enabled": False},
-        "prediction_log": {"enabled": False}, "allow_pickle": True}  # the models are pyfuncs (cloudpickle)
+BASE = {
+    "models": {"primary": {"ref": "m/1", "warmup": 0}},
+    "fallback": {"constant": -1},
+    "timeout_ms": 30_000,
+    "batching": {"max_latency_ms": 1},
+    "breaker": {"enabled": False},
+    "prediction_log": {"enabled": False},
+    "allow_pickle": True,
+}  # the models are pyfuncs (cloudpickle)
 
 
 class Load:
@@ -161,7 +167,9 @@ class Load:
         target = self.sent + n
         deadline = time.monotonic() + timeout
         while self.sent < target:
-            assert time.monotonic() < deadline, f"the load sent {self.sent} of {target} requests in {timeout} s"
+            assert time.monotonic() < deadline, (
+                f"the load sent {self.sent} of {target} requests in {timeout} s"
+            )
             time.sleep(0.02)
 
     def __exit__(self, *exc: Any) -> None:

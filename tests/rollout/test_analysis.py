@@ -9,13 +9,24 @@ from modelyard.rollout._state import StepResult
 
 
 def _snap(ok: int, errors: int = 0, version: int = 2) -> dict[str, float]:
-    return {f"yard_serving_routed_requests_total{{outcome=ok,version={version}}}": float(ok),
-            f"yard_serving_routed_requests_total{{outcome=error,version={version}}}": float(errors)}
+    return {
+        f"yard_serving_routed_requests_total{{outcome=ok,version={version}}}": float(ok),
+        f"yard_serving_routed_requests_total{{outcome=error,version={version}}}": float(errors),
+    }
 
 
 def _at(cfg, snap, elapsed_s):  # type: ignore[no-untyped-def]
-    return analyse(cfg, model="m", stable=1, candidate=2, step=0, current=snap, baseline=None,
-                   elapsed_s=elapsed_s, window_s=cfg.interval_s)
+    return analyse(
+        cfg,
+        model="m",
+        stable=1,
+        candidate=2,
+        step=0,
+        current=snap,
+        baseline=None,
+        elapsed_s=elapsed_s,
+        window_s=cfg.interval_s,
+    )
 
 
 def test_a_step_short_of_samples_waits_for_them_instead_of_pausing() -> None:
@@ -33,8 +44,9 @@ def test_a_step_short_of_samples_waits_for_them_instead_of_pausing() -> None:
     # past the window plus max-wait with too few samples: inconclusive (the controller pauses)
     a = _at(cfg, _snap(40), elapsed_s=302.0)
     assert a.result is StepResult.INCONCLUSIVE
-    assert a.reason == ("not enough data after waiting 302s (window 2s + max-wait 300s): "
-                        "error_rate 0: 40 of 60 samples")
+    assert a.reason == (
+        "not enough data after waiting 302s (window 2s + max-wait 300s): error_rate 0: 40 of 60 samples"
+    )
 
 
 def test_enough_samples_pass_only_after_the_least_bake_time_and_failures_end_the_step_at_once() -> None:
@@ -45,7 +57,9 @@ def test_enough_samples_pass_only_after_the_least_bake_time_and_failures_end_the
     # 5 errors in 20 requests already exceed 2% of the 50 needed: failed now, not at the window's end
     a = _at(cfg, _snap(15, errors=5), elapsed_s=1.0)
     assert a.result is StepResult.FAILED
-    assert a.reason.startswith("error_rate 0.25 (must be <= 0.02) over 20 samples: fail; 5 errors already exceed")
+    assert a.reason.startswith(
+        "error_rate 0.25 (must be <= 0.02) over 20 samples: fail; 5 errors already exceed"
+    )
 
 
 def test_max_wait_is_a_duration_with_a_unit() -> None:
@@ -55,6 +69,9 @@ def test_max_wait_is_a_duration_with_a_unit() -> None:
 
     assert load_config(max_wait_s="90s").max_wait_s == 90.0
     assert load_config().max_wait_s == 600.0
-    with pytest.raises(InvalidArgumentError, match=r"max-wait must be a positive duration with a unit, like 500ms, "
-                                                   r"30s, 2m or 1h\. Got '10' instead"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"max-wait must be a positive duration with a unit, like 500ms, "
+        r"30s, 2m or 1h\. Got '10' instead",
+    ):
         load_config(max_wait_s="10")

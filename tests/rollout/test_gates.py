@@ -26,10 +26,14 @@ def _policy(tmp_path: Path, shift: float) -> Path:
     """A policy on a regression set whose label is ``2x + shift`` (versions 1 and 2 predict 2x)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=200)
-    pd.DataFrame({"x": x, "y": 0.0, "z": 0.0, "target": 2 * x + shift}).to_csv(tmp_path / "eval.csv", index=False)
+    pd.DataFrame({"x": x, "y": 0.0, "z": 0.0, "target": 2 * x + shift}).to_csv(
+        tmp_path / "eval.csv", index=False
+    )
     path = tmp_path / f"gates-{shift:g}.yaml"
-    path.write_text("task: regression\ndata: {dataset: eval.csv, label: target}\nmetrics: {mae: {max: 0.5}}\n"
-                    "allow_pickle: true\n")  # the test models are pyfuncs
+    path.write_text(
+        "task: regression\ndata: {dataset: eval.csv, label: target}\nmetrics: {mae: {max: 0.5}}\n"
+        "allow_pickle: true\n"
+    )  # the test models are pyfuncs
     return path
 
 
@@ -49,21 +53,27 @@ def test_a_candidate_failing_the_gates_is_refused_before_it_starts(served: Any, 
     with pytest.raises(GateFailed) as info:
         svc.start("m", 5, target=app, steps=[50, 100])  # version 5 predicts 2x + 40
     msg = str(info.value)
-    assert msg.startswith("Refusing to start a rollout of 'm' version 5: 1 of 1 gates of the policy attached to 'm' "
-                          "fail, so it could never be promoted to production:\n  - metrics.mae: ")
+    assert msg.startswith(
+        "Refusing to start a rollout of 'm' version 5: 1 of 1 gates of the policy attached to 'm' "
+        "fail, so it could never be promoted to production:\n  - metrics.mae: "
+    )
     assert msg.endswith("Fix the model (check with `yard gate m/5`) before rolling it out.")
     assert app.deployment is before and svc.list_rollouts("m") == []  # nothing started, nothing swapped
     r = svc.start("m", 2, target=app, steps=[50, 100], interval_s="1h")  # version 2 passes: it starts
     assert r.state is RolloutState.PROGRESSING
     # a promotion by hand that the gates refuse changes nothing: not the alias, not the traffic
     attach_policy("m", _policy(tmp_path, shift=3), uri=store)
-    with pytest.raises(GateFailed, match=r"Refusing to move alias 'production' of 'm' to version 2: 1 of 1 gates failed"):
+    with pytest.raises(
+        GateFailed, match=r"Refusing to move alias 'production' of 'm' to version 2: 1 of 1 gates failed"
+    ):
         svc.promote("m", target=app)
     assert svc.get(r.id).state is RolloutState.PROGRESSING
     assert app.spec.traffic.kind == "canary" and get_model("m", uri=store).aliases["production"] == 1
 
 
-def test_gates_refusing_the_promotion_fail_the_rollout_and_roll_traffic_back(served: Any, tmp_path: Path) -> None:
+def test_gates_refusing_the_promotion_fail_the_rollout_and_roll_traffic_back(
+    served: Any, tmp_path: Path
+) -> None:
     app, url, store = served
     svc = RolloutService(store)
     with Load(url, clients=2) as load:
@@ -73,8 +83,10 @@ def test_gates_refusing_the_promotion_fail_the_rollout_and_roll_traffic_back(ser
         r = Controller(store, target=app).run(r.id, timeout=600)[0]
         load.wait_for(10)  # traffic still flows after the rollback
     assert r.state is RolloutState.FAILED
-    assert r.reason.startswith("the analysis passed every step, but the gate policy attached to 'm' refused to make "
-                               "version 2 production (metrics.mae failed)")
+    assert r.reason.startswith(
+        "the analysis passed every step, but the gate policy attached to 'm' refused to make "
+        "version 2 production (metrics.mae failed)"
+    )
     assert app.spec.traffic.kind == "single" and app.deployment.primary.version == 1
     assert get_model("m", uri=store).aliases["production"] == 1
     assert load.failed == []
@@ -103,7 +115,9 @@ def test_status_marks_the_last_passed_step_of_a_promotion(served: Any) -> None:
     assert lines[1].startswith("  ✓ step 1/2 canary 50%") and lines[2].startswith("  ✓ step 2/2 canary 100%")
     import json
 
-    body = json.loads(CliRunner().invoke(cli, ["rollout", "status", "m", "--json"], env={"YARD_URI": store}).output)
+    body = json.loads(
+        CliRunner().invoke(cli, ["rollout", "status", "m", "--json"], env={"YARD_URI": store}).output
+    )
     assert body["step_results"] == ["successful", "successful"]
 
 
@@ -113,7 +127,10 @@ def test_gates_load_a_pyfunc_version_only_with_allow_pickle(store: str, tmp_path
 
     path = _policy(tmp_path, shift=0)
     path.write_text(path.read_text().replace("allow_pickle: true\n", ""))
-    with pytest.raises(SerializationError, match=r"^Refusing to load model m/2: it is a pyfunc model, and loading it unpickles it"):
+    with pytest.raises(
+        SerializationError,
+        match=r"^Refusing to load model m/2: it is a pyfunc model, and loading it unpickles it",
+    ):
         run_gates("m/2", path, uri=store, log=False)
     assert run_gates("m/2", path, uri=store, log=False, allow_pickle=True).passed
     path.write_text(path.read_text() + "allow_pickle: true\n")

@@ -18,7 +18,9 @@ def test_rollout_chapter_promotes_then_rolls_back(tmp_path) -> None:
     text = "\n".join(lines)
     assert "each step judged on 50 requests" in text
     assert "promoted version 2 of 'churn-clf'" in text
-    assert "step 1/2 (canary 50%): FAILED — error_rate" in text and "failed: traffic back on version 2" in text
+    assert (
+        "step 1/2 (canary 50%): FAILED — error_rate" in text and "failed: traffic back on version 2" in text
+    )
     assert ctx.state["rollouts"]["production"] == 2
     assert ", 0 failed" in text
     assert "rollout" in dict(CHAPTERS)
@@ -55,5 +57,7 @@ def test_rollout_chapter_cleans_up_on_failure_and_reruns_in_the_same_folder(tmp_
     again: list[str] = []
     ctx = QuickstartContext(uri=uri, say=again.append)
     chapter_rollout(ctx)
-    assert ctx.state["rollouts"]["production"] == 4  # 1 (production), 2 and 3 (the first attempt), 4 promoted, 5 broken
+    assert (
+        ctx.state["rollouts"]["production"] == 4
+    )  # 1 (production), 2 and 3 (the first attempt), 4 promoted, 5 broken
     assert ", 0 failed" in "\n".join(again)

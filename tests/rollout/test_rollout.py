@@ -85,9 +85,19 @@ def test_canary_promoted_with_zero_failed_requests(served: Any, monkeypatch: pyt
     svc = RolloutService(store)
     try:
         with Load(url, clients=4) as load:
-            r = svc.start("m", 2, target=app, steps=[50, 75, 100], max_drift=0.5,
-                          webhooks=["env:YARD_TEST_ROLLOUT_HOOK"], **{**FAST, "min_requests": 60, "interval_s": "1s"})
-            assert app.spec.traffic.kind == "canary" and app.spec.traffic.weights == {"stable": 50, "candidate": 50}
+            r = svc.start(
+                "m",
+                2,
+                target=app,
+                steps=[50, 75, 100],
+                max_drift=0.5,
+                webhooks=["env:YARD_TEST_ROLLOUT_HOOK"],
+                **{**FAST, "min_requests": 60, "interval_s": "1s"},
+            )
+            assert app.spec.traffic.kind == "canary" and app.spec.traffic.weights == {
+                "stable": 50,
+                "candidate": 50,
+            }
             r = _drive(app, store, r.id)
         assert r.state is RolloutState.PROMOTED, r.reason
         assert load.failed == [] and load.sent > 0
@@ -95,7 +105,12 @@ def test_canary_promoted_with_zero_failed_requests(served: Any, monkeypatch: pyt
         assert app.spec.traffic.kind == "single" and app.deployment.primary.version == 2
         assert get_model("m", uri=store).aliases["production"] == 2
         kinds = [e.kind for e in svc.events(r.id)]
-        assert kinds[0] == "start" and kinds.count("step") == 3 and kinds.count("analysis") == 3 and kinds[-1] == "promote"
+        assert (
+            kinds[0] == "start"
+            and kinds.count("step") == 3
+            and kinds.count("analysis") == 3
+            and kinds[-1] == "promote"
+        )
         audit = [(e.action, e.reason) for e in audit_log("m", uri=store)]
         assert ("alias.set", audit[-2][1]) in audit and "analysis passed every step" in audit[-2][1]
         assert {"rollout.start", "rollout.step", "rollout.promote"} <= {a for a, _ in audit}
@@ -105,12 +120,17 @@ def test_canary_promoted_with_zero_failed_requests(served: Any, monkeypatch: pyt
         hooks.close()
 
 
-@pytest.mark.parametrize(("version", "options", "metric"), [
-    (3, {"max_error_rate": "2%"}, "error_rate"),       # raises on 10% of requests
-    (4, {"max_p99_ms": 40}, "p99_ms"),                 # sleeps 60 ms
-    (5, {"max_drift": 0.5}, "drift_psi"),              # predicts 2x + 40 instead of 2x
-])
-def test_bad_candidate_is_rolled_back_by_the_analysis(served: Any, version: int, options: dict, metric: str) -> None:
+@pytest.mark.parametrize(
+    ("version", "options", "metric"),
+    [
+        (3, {"max_error_rate": "2%"}, "error_rate"),  # raises on 10% of requests
+        (4, {"max_p99_ms": 40}, "p99_ms"),  # sleeps 60 ms
+        (5, {"max_drift": 0.5}, "drift_psi"),  # predicts 2x + 40 instead of 2x
+    ],
+)
+def test_bad_candidate_is_rolled_back_by_the_analysis(
+    served: Any, version: int, options: dict, metric: str
+) -> None:
     app, url, store = served
     svc = RolloutService(store)
     with Load(url, clients=3):
@@ -120,8 +140,11 @@ def test_bad_candidate_is_rolled_back_by_the_analysis(served: Any, version: int,
     assert r.reason.startswith("analysis failed at step 1/2 (canary 50%): " + metric)
     assert app.spec.traffic.kind == "single" and app.deployment.primary.version == 1
     assert get_model("m", uri=store).aliases["production"] == 1
-    with pytest.raises(RolloutStateError, match=r"Cannot promote rollout \d+ of 'm' .*: it is failed \(the analysis "
-                                                r"failed it and traffic was rolled back to the stable version\)"):
+    with pytest.raises(
+        RolloutStateError,
+        match=r"Cannot promote rollout \d+ of 'm' .*: it is failed \(the analysis "
+        r"failed it and traffic was rolled back to the stable version\)",
+    ):
         svc.promote("m", target=app)
     assert app.deployment.primary.version == 1  # no change to live traffic
     assert "rollout.abort" in [e.action for e in audit_log("m", uri=store)]
@@ -131,15 +154,26 @@ def test_bad_input_is_refused_without_touching_traffic(served: Any) -> None:
     app, _, store = served
     svc = RolloutService(store)
     before = app.deployment
-    with pytest.raises(NotFoundError, match=r"Model 'm' has no version 9; it has versions \[1, 2, 3, 4, 5, 6\]"):
+    with pytest.raises(
+        NotFoundError, match=r"Model 'm' has no version 9; it has versions \[1, 2, 3, 4, 5, 6\]"
+    ):
         svc.start("m", 9, target=app)
     with pytest.raises(NotFoundError, match=r"Model 'mm' is not registered\. Did you mean 'm'"):
         svc.start("mm", 2, target=app)
-    with pytest.raises(InvalidArgumentError, match=r"max-error-rate must be a fraction from 0 to 1 .*Got 5 instead \(did you mean 5%\?\)"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"max-error-rate must be a fraction from 0 to 1 .*Got 5 instead \(did you mean 5%\?\)",
+    ):
         svc.start("m", 2, target=app, max_error_rate=5)
-    with pytest.raises(InvalidArgumentError, match=r"max-p99-ms is in milliseconds .*Got 0.05 instead \(did you mean 50 ms\?\)"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"max-p99-ms is in milliseconds .*Got 0.05 instead \(did you mean 50 ms\?\)",
+    ):
         svc.start("m", 2, target=app, max_p99_ms=0.05)
-    with pytest.raises(InvalidArgumentError, match=r"interval must be a positive duration with a unit, like 500ms, 30s, 2m or 1h\. Got '2' instead"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"interval must be a positive duration with a unit, like 500ms, 30s, 2m or 1h\. Got '2' instead",
+    ):
         svc.start("m", 2, target=app, interval_s="2")
     with pytest.raises(InvalidArgumentError, match=r"steps must be percentages .* Got 5,50,25 instead"):
         svc.start("m", 2, target=app, steps=[5, 50, 25])
@@ -147,9 +181,14 @@ def test_bad_input_is_refused_without_touching_traffic(served: Any) -> None:
         svc.start("m", 1, target=app)
     assert app.deployment is before  # nothing was swapped
     r = svc.start("m", 2, target=app, steps=[10, 100], interval_s="1h", min_requests=5)
-    with pytest.raises(ConflictError, match=rf"Rollout {r.id} of 'm' is still progressing \(step 1\); one rollout per model"):
+    with pytest.raises(
+        ConflictError, match=rf"Rollout {r.id} of 'm' is still progressing \(step 1\); one rollout per model"
+    ):
         svc.start("m", 2, target=app)
-    with pytest.raises(RolloutStateError, match=rf"Cannot resume rollout {r.id} of 'm' .*: it is progressing .*Only a paused rollout resumes"):
+    with pytest.raises(
+        RolloutStateError,
+        match=rf"Cannot resume rollout {r.id} of 'm' .*: it is progressing .*Only a paused rollout resumes",
+    ):
         svc.resume("m")
     assert svc.pause("m").state is RolloutState.PAUSED
     assert svc.resume("m").state is RolloutState.PROGRESSING
@@ -164,7 +203,13 @@ def test_controller_restart_resumes_at_the_same_step(store: str, monkeypatch: py
     try:
         with running(app) as h, Load(h.url):
             svc = RolloutService(store)
-            r = svc.start("m", 2, target=h.url, steps=[40, 60, 100], **{**FAST, "min_requests": 20, "interval_s": "700ms"})
+            r = svc.start(
+                "m",
+                2,
+                target=h.url,
+                steps=[40, 60, 100],
+                **{**FAST, "min_requests": 20, "interval_s": "700ms"},
+            )
             assert r.target == {"url": h.url}
             first = Controller(store, owner="first")
             # the first controller ticks until its rollout reaches step 2, then stops (as `run` does:
@@ -193,7 +238,9 @@ def test_controller_restart_resumes_at_the_same_step(store: str, monkeypatch: py
         app.close()
 
 
-def test_rollback_in_one_command_with_no_controller_and_a_hanging_candidate(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rollback_in_one_command_with_no_controller_and_a_hanging_candidate(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("YARD_SERVE_ADMIN_TOKEN", "s3cret")
     app = build_app({**BASE, "timeout_ms": 300}, uri=store)
     try:
@@ -202,20 +249,37 @@ def test_rollback_in_one_command_with_no_controller_and_a_hanging_candidate(stor
             svc.start("m", 6, target=h.url, steps=[50, 100], interval_s="1h", min_requests=5)
             assert app.spec.traffic.kind == "canary"
             env = {**os.environ, "PYTHONPATH": SRC, "YARD_URI": store, "YARD_SERVE_URL": h.url}
-            out = subprocess.run([sys.executable, "-m", "modelyard", "rollback", "m", "--reason", "pager"],
-                                 env=env, capture_output=True, text=True, timeout=300)
+            out = subprocess.run(
+                [sys.executable, "-m", "modelyard", "rollback", "m", "--reason", "pager"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert out.returncode == 0, out.stderr
             assert "m version 1 serves all traffic" in out.stdout
             assert app.spec.traffic.kind == "single" and app.deployment.primary.version == 1
             assert svc.latest("m").state is RolloutState.ABORTED
             load.wait_for(20)  # traffic flows on version 1
-        assert all(f[0] == 200 for f in load.failed) if load.failed else True  # the fallback answered the hung ones
-        cli = subprocess.run([sys.executable, "-m", "modelyard", "rollout", "status", "m", "--json"],
-                             env=env, capture_output=True, text=True, timeout=300)
+        assert (
+            all(f[0] == 200 for f in load.failed) if load.failed else True
+        )  # the fallback answered the hung ones
+        cli = subprocess.run(
+            [sys.executable, "-m", "modelyard", "rollout", "status", "m", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         body = json.loads(cli.stdout)
         assert body["state"] == "aborted" and body["events"][-1]["message"] == "pager"
-        bad = subprocess.run([sys.executable, "-m", "modelyard", "rollout", "promote", "m"],
-                             env=env, capture_output=True, text=True, timeout=300)
+        bad = subprocess.run(
+            [sys.executable, "-m", "modelyard", "rollout", "promote", "m"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert bad.returncode == 1 and bad.stderr.startswith("Error: Cannot promote rollout")
     finally:
         app.close()

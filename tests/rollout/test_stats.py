@@ -54,8 +54,14 @@ def test_aa_false_positive_rate_under_peeking_is_at_most_nominal(kind: str) -> N
         ca, cb, ca2, cb2 = np.cumsum(a), np.cumsum(b), np.cumsum(a * a), np.cumsum(b * b)
         prev, seq_hit, naive_hit = 1.0, False, False
         for k in range(every, n + 1, every):
-            r = ab_test(ArmStats(k, ca[k - 1], ca2[k - 1]), ArmStats(k, cb[k - 1], cb2[k - 1]), kind=kind,
-                        alpha=alpha, min_samples=every, previous_p=prev)
+            r = ab_test(
+                ArmStats(k, ca[k - 1], ca2[k - 1]),
+                ArmStats(k, cb[k - 1], cb2[k - 1]),
+                kind=kind,
+                alpha=alpha,
+                min_samples=every,
+                previous_p=prev,
+            )
             prev = r.always_valid_p
             seq_hit |= r.decision in ("treatment_better", "control_better")
             naive_hit |= r.p_value <= alpha
@@ -66,5 +72,7 @@ def test_aa_false_positive_rate_under_peeking_is_at_most_nominal(kind: str) -> N
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(InvalidArgumentError, match="The 'kind' parameter of ab_test must be one of 'binary', 'continuous'"):
+    with pytest.raises(
+        InvalidArgumentError, match="The 'kind' parameter of ab_test must be one of 'binary', 'continuous'"
+    ):
         ab_test(ArmStats(), ArmStats(), kind="poisson")  # type: ignore[arg-type]

@@ -64,8 +64,19 @@ def test_shadow_sees_mirrored_traffic_only(served: Any) -> None:
 def test_ab_rollout_decided_by_the_sequential_test(served: Any) -> None:
     app, url, store = served
     svc = RolloutService(store)
-    r = svc.start("m", 2, target=app, strategy="ab", split=50, sticky_header="X-User-Id", outcome="conversion",
-                  min_samples=150, duration_s="60s", min_requests=20, tick_s=0.05)
+    r = svc.start(
+        "m",
+        2,
+        target=app,
+        strategy="ab",
+        split=50,
+        sticky_header="X-User-Id",
+        outcome="conversion",
+        min_samples=150,
+        duration_s="60s",
+        min_requests=20,
+        tick_s=0.05,
+    )
     assert app.spec.traffic.kind == "ab" and app.spec.traffic.key_header == "x-user-id"
     ctl = Controller(store, target=app)
     done = threading.Event()
@@ -80,8 +91,11 @@ def test_ab_rollout_decided_by_the_sequential_test(served: Any) -> None:
             for _ in range(40):
                 user += 1
                 key = f"user-{user}"
-                v = c.post("/v1/models/m/predict", json={"records": [{"x": 1.0, "y": 0.0, "z": 0.0}]},
-                           headers={"X-User-Id": key}).headers["x-model-version"]
+                v = c.post(
+                    "/v1/models/m/predict",
+                    json={"records": [{"x": 1.0, "y": 0.0, "z": 0.0}]},
+                    headers={"X-User-Id": key},
+                ).headers["x-model-version"]
                 batch.append({"key": key, "outcome": "conversion", "value": int(rng.random() < rate[v])})
             resp = c.post("/v1/models/m/feedback", json={"feedback": batch})
             if resp.status_code == 409:  # promoted meanwhile: the A/B test is over
@@ -108,10 +122,20 @@ def prometheus(tmp_path: Path, served: Any, prometheus_installed: None):  # type
     _, url, _ = served
     port = _free_port()
     cfg = tmp_path / "prometheus.yml"
-    cfg.write_text(f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n"
-                   f"  - job_name: yard\n    static_configs: [{{targets: ['{url.removeprefix('http://')}']}}]\n")
-    proc = subprocess.Popen([exe, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cfg.write_text(
+        f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n"
+        f"  - job_name: yard\n    static_configs: [{{targets: ['{url.removeprefix('http://')}']}}]\n"
+    )
+    proc = subprocess.Popen(
+        [
+            exe,
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     prom = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -137,10 +161,21 @@ def test_promql_check_from_a_real_prometheus(served: Any, prometheus: str) -> No
     svc = RolloutService(store)
     query = 'sum(yard_serving_routed_requests_total{model="$model",version="$candidate",outcome="error"}) or vector(0)'
     with Load(url) as load:
-        r = svc.start("m", 3, target=app, steps=[50, 100], interval_s="1h", min_requests=20, max_error_rate=None,
-                      tick_s=0.2, prometheus=[{"name": "candidate_errors", "url": prometheus, "query": query, "max": 2}])
+        r = svc.start(
+            "m",
+            3,
+            target=app,
+            steps=[50, 100],
+            interval_s="1h",
+            min_requests=20,
+            max_error_rate=None,
+            tick_s=0.2,
+            prometheus=[{"name": "candidate_errors", "url": prometheus, "query": query, "max": 2}],
+        )
         r = Controller(store, target=app).run(r.id, timeout=DRIVE_S)[0]
     assert r.state is RolloutState.FAILED
-    assert re.match(r"analysis failed at step \d/2 \(canary \d+%\): candidate_errors \d+ \(must be <= 2\)", r.reason)
+    assert re.match(
+        r"analysis failed at step \d/2 \(canary \d+%\): candidate_errors \d+ \(must be <= 2\)", r.reason
+    )
     assert 'PromQL sum(yard_serving_routed_requests_total{model="m",version="3",outcome="error"})' in r.reason
     assert load.failed == []

@@ -25,9 +25,11 @@ from .conftest import BASE, register
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 TOKEN = "T0AAAA/B0BBBB/hunter2secret"
 SLACK = f"https://hooks.slack.com/services/{TOKEN}"
-REFUSED = ("The rollout is not valid: the webhook https://hooks.slack.com/*** is a URL, which would be stored in "
-           "plain text with the rollout (a Slack or Teams webhook URL holds its token); put it in an environment "
-           "variable or a file and pass env:NAME or file:PATH instead, e.g. --webhook env:SLACK_WEBHOOK_URL.")
+REFUSED = (
+    "The rollout is not valid: the webhook https://hooks.slack.com/*** is a URL, which would be stored in "
+    "plain text with the rollout (a Slack or Teams webhook URL holds its token); put it in an environment "
+    "variable or a file and pass env:NAME or file:PATH instead, e.g. --webhook env:SLACK_WEBHOOK_URL."
+)
 
 
 class Hook:
@@ -60,37 +62,74 @@ class Hook:
 
 
 def _yard(store: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": SRC, "YARD_URI": store, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "modelyard", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": SRC, "YARD_URI": store, **env},
+    )
 
 
-def test_a_literal_webhook_url_is_refused_with_the_way_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_literal_webhook_url_is_refused_with_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         load_config(webhooks=[SLACK])
     assert str(info.value) == REFUSED and "hunter2" not in str(info.value)
-    with pytest.raises(InvalidArgumentError, match=r"the webhook '\*\*\*' must be env:NAME \(an environment variable "
-                                                   r"holding the URL\) or file:PATH \(a file holding it\)"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"the webhook '\*\*\*' must be env:NAME \(an environment variable "
+        r"holding the URL\) or file:PATH \(a file holding it\)",
+    ):
         load_config(webhooks=["xoxb-hunter2"])  # not a URL nor a reference: maybe a token, so not repeated
     with pytest.raises(InvalidArgumentError, match=r"the webhook 'env:' must be env:NAME"):
         load_config(webhooks=["env:"])
     # a file reference is stored with its absolute path (the driver may run in another folder)
     monkeypatch.chdir(tmp_path)
-    assert load_config(webhooks=["file:slack.url", "env:SLACK"]).webhooks == [f"file:{tmp_path / 'slack.url'}", "env:SLACK"]
+    assert load_config(webhooks=["file:slack.url", "env:SLACK"]).webhooks == [
+        f"file:{tmp_path / 'slack.url'}",
+        "env:SLACK",
+    ]
     # other URLs in the config keep working but are shown without their password
     from modelyard.rollout._service import _shown_config
 
-    cfg = load_config(prometheus=[{"name": "p", "url": "http://ml:hunter2@prom:9090", "query": "up", "max": 1}])
+    cfg = load_config(
+        prometheus=[{"name": "p", "url": "http://ml:hunter2@prom:9090", "query": "up", "max": 1}]
+    )
     assert _shown_config(cfg)["prometheus"][0]["url"] == "http://ml:***@prom:9090"
     # from the CLI: refused before anything is stored or contacted
-    out = _yard(str(tmp_path / "store"), "rollout", "start", "m", "--to", "2", "--server", "http://127.0.0.1:9",
-                "--webhook", SLACK)
+    out = _yard(
+        str(tmp_path / "store"),
+        "rollout",
+        "start",
+        "m",
+        "--to",
+        "2",
+        "--server",
+        "http://127.0.0.1:9",
+        "--webhook",
+        SLACK,
+    )
     assert out.returncode == 1 and out.stderr == f"Error: {REFUSED}\n"
     # a reference that does not resolve fails at start, not at the first event
-    out = _yard(str(tmp_path / "store"), "rollout", "start", "m", "--to", "2", "--server", "http://127.0.0.1:9",
-                "--webhook", "env:YARD_TEST_NO_SUCH_HOOK")
+    out = _yard(
+        str(tmp_path / "store"),
+        "rollout",
+        "start",
+        "m",
+        "--to",
+        "2",
+        "--server",
+        "http://127.0.0.1:9",
+        "--webhook",
+        "env:YARD_TEST_NO_SUCH_HOOK",
+    )
     assert out.returncode == 1
-    assert out.stderr == ("Error: The webhook 'env:YARD_TEST_NO_SUCH_HOOK' is empty: the environment variable "
-                          "YARD_TEST_NO_SUCH_HOOK is not set.\n")
+    assert out.stderr == (
+        "Error: The webhook 'env:YARD_TEST_NO_SUCH_HOOK' is empty: the environment variable "
+        "YARD_TEST_NO_SUCH_HOOK is not set.\n"
+    )
 
 
 def test_references_are_stored_resolved_at_delivery_and_never_printed(
@@ -104,19 +143,36 @@ def test_references_are_stored_resolved_at_delivery_and_never_printed(
         gone = tmp_path / "gone.url"
         gone.write_text(f"{hook.base}/gone/{TOKEN}\n")
         svc = RolloutService(store_uri)
-        r = svc.start("m", 2, target=app, steps=[50, 100], interval_s="1h", min_requests=5,
-                      webhooks=["env:YARD_TEST_HOOK", f"file:{gone}"])
-        assert [b["modelyard"]["event"] for b in hook.bodies] == ["start", "step"]  # delivered to the resolved URL
+        r = svc.start(
+            "m",
+            2,
+            target=app,
+            steps=[50, 100],
+            interval_s="1h",
+            min_requests=5,
+            webhooks=["env:YARD_TEST_HOOK", f"file:{gone}"],
+        )
+        assert [b["modelyard"]["event"] for b in hook.bodies] == [
+            "start",
+            "step",
+        ]  # delivered to the resolved URL
         assert r.config.webhooks == ["env:YARD_TEST_HOOK", f"file:{gone}"]
         assert "hunter2" not in repr(r)
         # the failing one is an event naming the reference and the host, not the token
         failed = [e.message for e in svc.events(r.id) if e.kind == "webhook_failed"]
-        assert failed == 2 * [f"webhook file:{gone} failed: HTTPStatusError: Client error '404 Not Found' for url "
-                              f"'{hook.base}/***'\nFor more information check: https://developer.mozilla.org/***"]
+        assert failed == 2 * [
+            f"webhook file:{gone} failed: HTTPStatusError: Client error '404 Not Found' for url "
+            f"'{hook.base}/***'\nFor more information check: https://developer.mozilla.org/***"
+        ]
         # nothing in the store holds the token
         with svc.store.read() as conn:
-            dump = json.dumps([list(map(str, row)) for t in ("rollouts", "rollout_events") for row in conn.execute(
-                sa.text(f"SELECT * FROM {t}"))])
+            dump = json.dumps(
+                [
+                    list(map(str, row))
+                    for t in ("rollouts", "rollout_events")
+                    for row in conn.execute(sa.text(f"SELECT * FROM {t}"))
+                ]
+            )
         assert "hunter2" not in dump and "env:YARD_TEST_HOOK" in dump
         status = _yard(store_uri, "rollout", "status", "m", "--json")
         assert status.returncode == 0, status.stderr
@@ -149,14 +205,19 @@ def test_a_url_stored_by_an_older_version_still_works_but_is_shown_redacted(
         r = svc.start("m", 2, target=app, steps=[50, 100], interval_s="1h", min_requests=5)
         config = r.config.model_dump(mode="json")
         config["webhooks"] = [f"{hook.base}/services/{TOKEN}"]
-        svc.store.write(lambda conn: conn.execute(sa.text("UPDATE rollouts SET config = :c WHERE id = :i"),
-                                                  {"c": json.dumps(config), "i": r.id}))
+        svc.store.write(
+            lambda conn: conn.execute(
+                sa.text("UPDATE rollouts SET config = :c WHERE id = :i"), {"c": json.dumps(config), "i": r.id}
+            )
+        )
         r = svc.get(r.id)
         assert r.to_dict()["config"]["webhooks"] == [f"{hook.base}/***"] and "hunter2" not in repr(r)
         svc.abort("m", target=app)
         assert [b["modelyard"]["event"] for b in hook.bodies] == ["abort"]
         status = _yard(store_uri, "rollout", "status", "m", "--json")
-        assert "hunter2" not in status.stdout and json.loads(status.stdout)["config"]["webhooks"] == [f"{hook.base}/***"]
+        assert "hunter2" not in status.stdout and json.loads(status.stdout)["config"]["webhooks"] == [
+            f"{hook.base}/***"
+        ]
     finally:
         app.close()
         hook.close()

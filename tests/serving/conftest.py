@@ -50,8 +50,11 @@ class Warner:
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         self.calls += 1
-        warnings.warn("X does not have valid feature names, but Warner was fitted with feature names", UserWarning,
-                      stacklevel=1)
+        warnings.warn(
+            "X does not have valid feature names, but Warner was fitted with feature names",
+            UserWarning,
+            stacklevel=1,
+        )
         return (df["x"] * 2).to_numpy(dtype=float)
 
 
@@ -114,17 +117,26 @@ def metric() -> Any:
         if isinstance(target, str):
             r = httpx.get(target + "/metrics", timeout=60)
         else:
+
             async def get() -> httpx.Response:
-                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=target), base_url="http://t") as c:
+                async with httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=target), base_url="http://t"
+                ) as c:
                     return await c.get("/metrics")
 
             r = asyncio.run(get())
         assert r.status_code == 200, r.text
         families = list(text_string_to_metric_families(r.text))
         family = re.sub(r"_(total|count|sum|bucket)$", "", sample)
-        assert family in {f.name for f in families}, f"no metric family {family!r} on /metrics"  # no typo passes
-        return sum(s.value for fam in families for s in fam.samples
-                   if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
+        assert family in {f.name for f in families}, (
+            f"no metric family {family!r} on /metrics"
+        )  # no typo passes
+        return sum(
+            s.value
+            for fam in families
+            for s in fam.samples
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
     return value
 

@@ -39,7 +39,12 @@ def test_three_wire_formats_agree(app) -> None:
     assert r.headers["x-model-version"] == "1" and r.headers["x-request-id"] == body["request_id"]
     preds = body["predictions"]
     assert len(preds) == 2
-    split = call(app, "POST", "/v1/models/clf/predict", json={"columns": ["x", "y", "z"], "data": [[0.5, -0.2, 1.0], [-3, -0.2, 1.0]]})
+    split = call(
+        app,
+        "POST",
+        "/v1/models/clf/predict",
+        json={"columns": ["x", "y", "z"], "data": [[0.5, -0.2, 1.0], [-3, -0.2, 1.0]]},
+    )
     assert split.json()["predictions"] == preds
     for mlflow in (
         {"dataframe_split": {"columns": ["x", "y", "z"], "data": [[0.5, -0.2, 1.0], [-3, -0.2, 1.0]]}},
@@ -51,19 +56,46 @@ def test_three_wire_formats_agree(app) -> None:
         r = call(app, "POST", "/invocations", json=mlflow)
         assert r.status_code == 200, (mlflow, r.text)
         assert r.json() == {"predictions": preds}
-    csv = call(app, "POST", "/invocations", content=b"x,y,z\n0.5,-0.2,1.0\n-3,-0.2,1.0\n", headers={"content-type": "text/csv"})
+    csv = call(
+        app,
+        "POST",
+        "/invocations",
+        content=b"x,y,z\n0.5,-0.2,1.0\n-3,-0.2,1.0\n",
+        headers={"content-type": "text/csv"},
+    )
     assert csv.json() == {"predictions": preds}
-    v2 = call(app, "POST", "/v2/models/clf/infer", json={"id": "q1", "inputs": [
-        {"name": "x", "shape": [2], "datatype": "FP64", "data": [0.5, -3]},
-        {"name": "y", "shape": [2, 1], "datatype": "FP64", "data": [[-0.2], [-0.2]]},
-        {"name": "z", "shape": [2], "datatype": "FP64", "data": [1.0, 1.0]},
-    ]})
+    v2 = call(
+        app,
+        "POST",
+        "/v2/models/clf/infer",
+        json={
+            "id": "q1",
+            "inputs": [
+                {"name": "x", "shape": [2], "datatype": "FP64", "data": [0.5, -3]},
+                {"name": "y", "shape": [2, 1], "datatype": "FP64", "data": [[-0.2], [-0.2]]},
+                {"name": "z", "shape": [2], "datatype": "FP64", "data": [1.0, 1.0]},
+            ],
+        },
+    )
     assert v2.status_code == 200
     out = v2.json()
     assert out["id"] == "q1" and out["model_name"] == "clf" and out["model_version"] == "1"
     assert out["outputs"][0]["data"] == preds and out["outputs"][0]["shape"] == [2]
-    one_tensor = call(app, "POST", "/v2/models/clf/infer", json={"inputs": [
-        {"name": "input-0", "shape": [2, 3], "datatype": "FP64", "data": [0.5, -0.2, 1.0, -3, -0.2, 1.0]}]})
+    one_tensor = call(
+        app,
+        "POST",
+        "/v2/models/clf/infer",
+        json={
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [2, 3],
+                    "datatype": "FP64",
+                    "data": [0.5, -0.2, 1.0, -3, -0.2, 1.0],
+                }
+            ]
+        },
+    )
     assert one_tensor.json()["outputs"][0]["data"] == preds
 
 
@@ -72,8 +104,12 @@ def test_version_pinning(app) -> None:
     assert r.status_code == 200 and r.json()["version"] == 2
     r = call(app, "POST", "/v1/models/clf/predict", json={"records": [ROW], "version": 2})
     assert r.json()["version"] == 2
-    r = call(app, "POST", "/v2/models/clf/versions/2/infer", json={"inputs": [
-        {"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [[0.5, -0.2, 1.0]]}]})
+    r = call(
+        app,
+        "POST",
+        "/v2/models/clf/versions/2/infer",
+        json={"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [[0.5, -0.2, 1.0]]}]},
+    )
     assert r.json()["model_version"] == "2"
     r = call(app, "POST", "/v1/models/clf/versions/7/predict", json={"records": [ROW]})
     assert r.status_code == 404
@@ -90,7 +126,14 @@ def test_bad_input_is_a_clear_json_error(app) -> None:
         (dict(json={"records": [1, 2]}), 400, "bad_format"),
         (dict(json={"columns": ["x"], "data": [[1, 2]]}), 400, "bad_format"),
         (dict(json={"records": [ROW], "version": "two"}), 400, "bad_format"),
-        (dict(content=b'{"records": [{"x": NaN, "y": 1, "z": 1}]}', headers={"content-type": "application/json"}), 422, "invalid_input"),
+        (
+            dict(
+                content=b'{"records": [{"x": NaN, "y": 1, "z": 1}]}',
+                headers={"content-type": "application/json"},
+            ),
+            422,
+            "invalid_input",
+        ),
         (dict(json={"records": [{"x": "a", "y": None}]}), 422, "invalid_input"),
     ]
     for kw, status, code in cases:
@@ -98,7 +141,9 @@ def test_bad_input_is_a_clear_json_error(app) -> None:
         assert r.status_code == status, (kw, r.text)
         assert r.json()["code"] == code
         assert r.json()["request_id"]
-    r = call(app, "POST", "/v1/models/clf/predict", json={"records": [{"x": "a", "y": None}, {"x": 1, "y": 2.0}]})
+    r = call(
+        app, "POST", "/v1/models/clf/predict", json={"records": [{"x": "a", "y": None}, {"x": 1, "y": 2.0}]}
+    )
     assert r.json()["problems"] == [
         "missing column 'z'",
         "column 'x' should be float64 but is string",
@@ -121,7 +166,12 @@ def test_body_limit_gives_413(backend_store) -> None:
     try:
         r = call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW] * 20})
         assert r.status_code == 413 and r.json()["code"] == "body_too_large"
-        r = call(server, "POST", "/v1/models/clf/predict", json={"columns": ["x", "y", "z"], "data": [[1, 2, 3]] * 4})
+        r = call(
+            server,
+            "POST",
+            "/v1/models/clf/predict",
+            json={"columns": ["x", "y", "z"], "data": [[1, 2, 3]] * 4},
+        )
         assert r.status_code == 413 and r.json()["error"] == "The request has 4 rows; the limit is 3."
     finally:
         server.close()
@@ -136,7 +186,9 @@ def test_health_openapi_v2_metadata(app) -> None:
     assert body["fallback"]["version"] == 2 and body["fallback"]["warmed"]
     assert call(app, "GET", "/v2/health/ready").json() == {"ready": True}
     meta = call(app, "GET", "/v2/models/clf").json()
-    assert meta["name"] == "clf" and meta["versions"] == ["1", "2"] and meta["platform"] == "modelyard-sklearn"
+    assert (
+        meta["name"] == "clf" and meta["versions"] == ["1", "2"] and meta["platform"] == "modelyard-sklearn"
+    )
     assert [i["name"] for i in meta["inputs"]] == ["x", "y", "z"] and meta["inputs"][0]["datatype"] == "FP64"
     assert call(app, "GET", "/v2/models/clf/versions/2/ready").json() == {"name": "clf", "ready": True}
     doc = call(app, "GET", "/openapi.json").json()
@@ -148,7 +200,13 @@ def test_health_openapi_v2_metadata(app) -> None:
 def test_admin_endpoint_needs_the_token_and_keeps_old_spec_on_failure(app) -> None:
     r = call(app, "PUT", "/admin/spec", content="models: {primary: clf/2}")
     assert r.status_code == 401
-    r = call(app, "PUT", "/admin/spec", content="models: {primary: clf/2}", headers={"authorization": "Bearer nope"})
+    r = call(
+        app,
+        "PUT",
+        "/admin/spec",
+        content="models: {primary: clf/2}",
+        headers={"authorization": "Bearer nope"},
+    )
     assert r.status_code == 401
     auth = {"authorization": "Bearer s3cret"}
     r = call(app, "PUT", "/admin/spec", content="models: {primary: nope@production}", headers=auth)
@@ -157,7 +215,9 @@ def test_admin_endpoint_needs_the_token_and_keeps_old_spec_on_failure(app) -> No
     ready = call(app, "GET", "/health/ready").json()
     assert ready["status"] == "ready" and ready["models"]["primary"]["version"] == 1
     assert ready["last_swap"]["ok"] is False and "nope" in ready["last_swap"]["error"]
-    r = call(app, "PUT", "/admin/spec", content="models: {primary: clf/2}\nfallback: {constant: 0}", headers=auth)
+    r = call(
+        app, "PUT", "/admin/spec", content="models: {primary: clf/2}\nfallback: {constant: 0}", headers=auth
+    )
     assert r.status_code == 200, r.text
     assert call(app, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).json()["version"] == 2
     r = call(app, "GET", "/admin/spec", headers=auth)
@@ -170,16 +230,26 @@ def test_admin_endpoint_needs_the_token_and_keeps_old_spec_on_failure(app) -> No
 def test_admin_disabled_without_token(backend_store) -> None:
     server = build_app({"models": {"primary": "clf/1"}}, uri=backend_store, prediction_log=False)
     try:
-        r = call(server, "PUT", "/admin/spec", content="models: {primary: clf/2}", headers={"authorization": "Bearer x"})
+        r = call(
+            server,
+            "PUT",
+            "/admin/spec",
+            content="models: {primary: clf/2}",
+            headers={"authorization": "Bearer x"},
+        )
         assert r.status_code == 403
-        assert r.json()["error"].startswith("The admin API is off. Start the server with YARD_SERVE_ADMIN_TOKEN set")
+        assert r.json()["error"].startswith(
+            "The admin API is off. Start the server with YARD_SERVE_ADMIN_TOKEN set"
+        )
         assert "s3cret" not in repr(server)
     finally:
         server.close()
 
 
 def test_build_app_fails_clearly_for_an_unknown_model(backend_store) -> None:
-    with pytest.raises(SwapError, match=r"The new spec was not applied: Model 'nope' is not registered") as info:
+    with pytest.raises(
+        SwapError, match=r"The new spec was not applied: Model 'nope' is not registered"
+    ) as info:
         build_app({"models": {"primary": "nope/1"}}, uri=backend_store)
     assert isinstance(info.value.__cause__, NotFoundError)
 
@@ -213,7 +283,9 @@ def test_numeric_fast_path_matches_the_registry_predict(app, backend_store) -> N
     model = load_model("clf/1", backend_store)
     assert got == model.predict(pd.DataFrame(rows)).tolist()
     shuffled = [{"z": r["z"], "x": r["x"], "y": r["y"], "extra": "ignored"} for r in rows]
-    assert call(app, "POST", "/v1/models/clf/predict", json={"records": shuffled}).json()["predictions"] == got
+    assert (
+        call(app, "POST", "/v1/models/clf/predict", json={"records": shuffled}).json()["predictions"] == got
+    )
     # a pyfunc model never takes the fast path; neither does a row the signature would reject
     assert numeric_fast_path(load_model("flaky/2", backend_store, allow_pickle=True)) is None
     fast = numeric_fast_path(model)
@@ -239,8 +311,16 @@ def test_predict_routes_take_the_raw_path() -> None:
     assert match("/v1/models/clf/versions/2/predict") == ("native", {"name": "clf", "version": "2"})
     assert match("/v2/models/clf/infer") == ("v2", {"name": "clf"})
     assert match("/v2/models/clf/versions/3/infer") == ("v2", {"name": "clf", "version": "3"})
-    for other in ("/v1/models//predict", "/v1/models/a/b/predict", "/v1/models/clf", "/metrics", "/v2/models/clf/ready",
-                  "/v1/models/clf/feedback", "/v1/models/clf/versions//predict", "/invocations/"):
+    for other in (
+        "/v1/models//predict",
+        "/v1/models/a/b/predict",
+        "/v1/models/clf",
+        "/metrics",
+        "/v2/models/clf/ready",
+        "/v1/models/clf/feedback",
+        "/v1/models/clf/versions//predict",
+        "/invocations/",
+    ):
         assert match(other) is None, other
     assert match("/v1/models/clf/predict", "GET") is None and match("/invocations", "PUT") is None
 
@@ -255,14 +335,20 @@ def test_bad_version_in_the_path_is_404(app) -> None:
 def test_raw_path_reads_a_body_sent_in_chunks_and_limits_it(backend_store) -> None:
     import json
 
-    server = build_app({"models": {"primary": "clf/1"}, "limits": {"max_body_bytes": 200}}, uri=backend_store,
-                       prediction_log=False)
+    server = build_app(
+        {"models": {"primary": "clf/1"}, "limits": {"max_body_bytes": 200}},
+        uri=backend_store,
+        prediction_log=False,
+    )
 
     def post(chunks: list[bytes]) -> tuple[int, dict]:
         sent: list[dict] = []
 
         async def go() -> None:
-            messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+            messages = [
+                {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+                for i, c in enumerate(chunks)
+            ]
 
             async def receive() -> dict:
                 return messages.pop(0) if messages else {"type": "http.disconnect"}
@@ -270,8 +356,13 @@ def test_raw_path_reads_a_body_sent_in_chunks_and_limits_it(backend_store) -> No
             async def send(m: dict) -> None:
                 sent.append(m)
 
-            scope = {"type": "http", "method": "POST", "path": "/v1/models/clf/predict", "query_string": b"",
-                     "headers": [(b"content-type", b"application/json")]}
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": "/v1/models/clf/predict",
+                "query_string": b"",
+                "headers": [(b"content-type", b"application/json")],
+            }
             await server(scope, receive, send)
 
         asyncio.run(go())
@@ -280,8 +371,11 @@ def test_raw_path_reads_a_body_sent_in_chunks_and_limits_it(backend_store) -> No
     try:
         body = json.dumps({"records": [ROW]}).encode()
         status, out = post([body[:7], body[7:20], body[20:]])
-        assert status == 200 and out["predictions"] == call(server, "POST", "/v1/models/clf/predict",
-                                                            json={"records": [ROW]}).json()["predictions"]
+        assert (
+            status == 200
+            and out["predictions"]
+            == call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).json()["predictions"]
+        )
         status, out = post([body] + [b" " * 100] * 3)
         assert status == 413 and out["error"] == "The body is larger than the limit of 200 bytes."
         for chunks in ([b" " * 300], [b" " * 300, b"{}"]):
@@ -303,7 +397,9 @@ def test_batch_value_histogram_matches_one_observe_per_value() -> None:
     text = []
     for bulk in (False, True):
         reg = CollectorRegistry()
-        h = Histogram("v", "v", ["m"], buckets=(-10.0, -1.0, 0.0, 0.1, 0.5, 1.0, 100.0), registry=reg).labels("a")
+        h = Histogram("v", "v", ["m"], buckets=(-10.0, -1.0, 0.0, 0.1, 0.5, 1.0, 100.0), registry=reg).labels(
+            "a"
+        )
         if bulk:
             observe_many(h, values)
         else:
@@ -327,11 +423,20 @@ def test_starlette_fast_path_and_openapi_come_from_one_route_table(app) -> None:
     documented = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
     assert starlette == table
     assert documented == {(m, p.replace("{name}", "clf")) for m, p in table}
-    fast = {(r.method, r.path) for r in ROUTES if app.fast_router.match(r.method, _concrete(r.path)) is not None}
-    assert fast == {(r.method, r.path) for r in ROUTES if r.api is not None} == {
-        ("POST", "/v1/models/{name}/predict"), ("POST", "/v1/models/{name}/versions/{version}/predict"),
-        ("POST", "/invocations"), ("POST", "/v2/models/{name}/infer"), ("POST", "/v2/models/{name}/versions/{version}/infer"),
+    fast = {
+        (r.method, r.path) for r in ROUTES if app.fast_router.match(r.method, _concrete(r.path)) is not None
     }
+    assert (
+        fast
+        == {(r.method, r.path) for r in ROUTES if r.api is not None}
+        == {
+            ("POST", "/v1/models/{name}/predict"),
+            ("POST", "/v1/models/{name}/versions/{version}/predict"),
+            ("POST", "/invocations"),
+            ("POST", "/v2/models/{name}/infer"),
+            ("POST", "/v2/models/{name}/versions/{version}/infer"),
+        }
+    )
     for r in ROUTES:  # every schema a row names is in the document; the admin rows ask for the token
         op = doc["paths"][r.path.replace("{name}", "clf")][r.method.lower()]
         for ref in (r.request, r.response):
@@ -346,11 +451,15 @@ def test_a_row_left_out_of_the_table_is_gone_from_every_view(backend_store) -> N
     from modelyard.serving._routes import ROUTES
 
     rows = tuple(r for r in ROUTES if r.name != "invocations")
-    server = ModelServer({"models": {"primary": "clf/1"}}, uri=backend_store, prediction_log=False, routes=rows).start()
+    server = ModelServer(
+        {"models": {"primary": "clf/1"}}, uri=backend_store, prediction_log=False, routes=rows
+    ).start()
     try:
         r = call(server, "POST", "/invocations", json={"dataframe_records": [ROW]})
         assert r.status_code == 404 and r.json() == {
-            "error": "No route '/invocations'; see /openapi.json for the endpoints.", "code": "not_found"}
+            "error": "No route '/invocations'; see /openapi.json for the endpoints.",
+            "code": "not_found",
+        }
         assert "/invocations" not in call(server, "GET", "/openapi.json").json()["paths"]
         assert call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).status_code == 200
     finally:
@@ -400,9 +509,13 @@ def test_the_lifespan_startup_starts_the_server(backend_store) -> None:
         await bad({"type": "lifespan"}, receive, send)
 
     asyncio.run(lifespan())  # the startup failure is reported to the ASGI server, which then exits
-    assert sent == [{"type": "lifespan.startup.failed",
-                     "message": "The new spec was not applied: Model 'nope' is not registered. List models with "
-                                "`yard models list`; register one with run.log_model(model, name=...)."}]
+    assert sent == [
+        {
+            "type": "lifespan.startup.failed",
+            "message": "The new spec was not applied: Model 'nope' is not registered. List models with "
+            "`yard models list`; register one with run.log_model(model, name=...).",
+        }
+    ]
     assert not bad.started and bad.last_swap["ok"] is False
 
 

@@ -17,8 +17,16 @@ class Clock:
 def test_breaker_opens_half_opens_and_closes() -> None:
     seen: list[tuple[str, str]] = []
     clock = Clock()
-    b = CircuitBreaker(name="m/1", error_rate=0.5, window=4, min_requests=4, open_s=10, half_open_probes=2,
-                       on_transition=lambda a, c: seen.append((a.value, c.value)), clock=clock)
+    b = CircuitBreaker(
+        name="m/1",
+        error_rate=0.5,
+        window=4,
+        min_requests=4,
+        open_s=10,
+        half_open_probes=2,
+        on_transition=lambda a, c: seen.append((a.value, c.value)),
+        clock=clock,
+    )
     for ok in (True, False, True):
         assert b.allow()
         b.record(ok)
@@ -38,8 +46,13 @@ def test_breaker_opens_half_opens_and_closes() -> None:
     b.record(True)
     b.record(True)
     assert b.state is BreakerState.CLOSED
-    assert seen == [("closed", "open"), ("open", "half_open"), ("half_open", "open"),
-                    ("open", "half_open"), ("half_open", "closed")]
+    assert seen == [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+    ]
     assert b.transitions == 5
 
 

@@ -10,7 +10,10 @@ runner = CliRunner()
 def test_serve_needs_a_ref_or_a_spec() -> None:
     r = runner.invoke(app, ["serve"])
     assert r.exit_code == 1
-    assert "Error: Give a model reference (yard serve churn-clf@production) or --spec serve.yaml, not both." in r.output
+    assert (
+        "Error: Give a model reference (yard serve churn-clf@production) or --spec serve.yaml, not both."
+        in r.output
+    )
 
 
 def test_serve_rejects_flags_with_a_spec(tmp_path) -> None:
@@ -23,6 +26,9 @@ def test_serve_rejects_flags_with_a_spec(tmp_path) -> None:
 def test_serve_bad_workers_and_unknown_model(served_store) -> None:
     r = runner.invoke(app, ["serve", "clf/1", "--workers", "lots"])
     assert r.exit_code != 0
-    assert "The 'workers' parameter of yard serve must be 'auto' or a positive integer. Got 'lots' instead." in str(r.exception)
+    assert (
+        "The 'workers' parameter of yard serve must be 'auto' or a positive integer. Got 'lots' instead."
+        in str(r.exception)
+    )
     r = runner.invoke(app, ["--uri", served_store, "serve", "nope@production", "--port", "1"])
     assert "Model 'nope' is not registered" in str(r.exception)

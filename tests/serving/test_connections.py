@@ -34,8 +34,10 @@ def answer(raw: bytes) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def slow_server(served_store):  # type: ignore[no-untyped-def]
-    spec = {"models": {"primary": "clf/1"},
-            "limits": {"header_timeout_s": 0.3, "body_timeout_s": 0.3, "max_connections": 50}}
+    spec = {
+        "models": {"primary": "clf/1"},
+        "limits": {"header_timeout_s": 0.3, "body_timeout_s": 0.3, "max_connections": 50},
+    }
     app = build_app(spec, uri=served_store, prediction_log=False)
     with running(app) as h:
         host, port = h.url.rsplit("/", 1)[1].split(":")
@@ -49,16 +51,23 @@ def test_silent_and_trickling_clients_are_closed_with_408(slow_server) -> None:
     partial = socket.create_connection(addr)
     partial.sendall(b"POST /v1/models/clf/predict HTTP/1.1\r\nHost: t\r\nContent-Type: app")
     body_short = socket.create_connection(addr)
-    body_short.sendall(b"POST /v1/models/clf/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                       b"Content-Length: 100\r\n\r\n{\"records\": [")
+    body_short.sendall(
+        b"POST /v1/models/clf/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"records": ['
+    )
     try:
         # while they are held open, other clients are served
-        assert httpx.post(url + "/v1/models/clf/predict", json={"records": [ROW]}, timeout=WAIT_S).status_code == 200
+        assert (
+            httpx.post(url + "/v1/models/clf/predict", json={"records": [ROW]}, timeout=WAIT_S).status_code
+            == 200
+        )
         for sock, what in ((silent, "headers"), (partial, "headers"), (body_short, "body")):
             status, body = answer(read_until_closed(sock))
             assert status == 408
-            assert body == {"error": f"The request {what} did not arrive within 0.3 s; the connection is closed.",
-                            "code": f"{what}_timeout"}
+            assert body == {
+                "error": f"The request {what} did not arrive within 0.3 s; the connection is closed.",
+                "code": f"{what}_timeout",
+            }
     finally:
         for s in (silent, partial, body_short):
             s.close()
@@ -66,7 +75,7 @@ def test_silent_and_trickling_clients_are_closed_with_408(slow_server) -> None:
 
 def test_keep_alive_connection_serves_several_requests_then_times_out(slow_server) -> None:
     _, _, addr = slow_server
-    request = (b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
+    request = b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n"
     with socket.create_connection(addr) as sock:
         sock.settimeout(WAIT_S)
         for _ in range(3):  # each request on the same connection gets its own header deadline
@@ -113,7 +122,11 @@ def test_limits_are_validated_in_the_spec() -> None:
     from modelyard.serving._spec import load_spec
 
     spec = load_spec({"models": {"primary": "clf/1"}})
-    assert (spec.limits.header_timeout_s, spec.limits.body_timeout_s, spec.limits.keepalive_s,
-            spec.limits.max_connections) == (10.0, 30.0, 30.0, 1000)
+    assert (
+        spec.limits.header_timeout_s,
+        spec.limits.body_timeout_s,
+        spec.limits.keepalive_s,
+        spec.limits.max_connections,
+    ) == (10.0, 30.0, 30.0, 1000)
     with pytest.raises(ModelyardError, match="header_timeout_s"):
         load_spec({"models": {"primary": "clf/1"}, "limits": {"header_timeout_s": 0}})

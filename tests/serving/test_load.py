@@ -56,8 +56,13 @@ def slow_version(served_store: str) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mv = register_model(Sleepy(), "flaky", flavor="pyfunc", uri=served_store,
-                            signature=Signature([ColSpec(c, "float64") for c in ("x", "y", "z")]))
+        mv = register_model(
+            Sleepy(),
+            "flaky",
+            flavor="pyfunc",
+            uri=served_store,
+            signature=Signature([ColSpec(c, "float64") for c in ("x", "y", "z")]),
+        )
     return mv.version
 
 
@@ -68,13 +73,22 @@ def _wait_until_answered(url: str, path: str = "/v1/models/flaky/predict") -> No
         r = httpx.post(url + path, json={"records": [{"x": 1.0, "y": 0.0, "z": 0.0}]}, timeout=60)
         if r.status_code == 200 and not r.json().get("fallback"):
             return
-        assert time.monotonic() < deadline, f"no answer from the primary within 120 s: {r.status_code} {r.text[:200]}"
+        assert time.monotonic() < deadline, (
+            f"no answer from the primary within 120 s: {r.status_code} {r.text[:200]}"
+        )
         time.sleep(0.2)
 
 
-async def _load(url: str, stop: threading.Event, out: list[tuple[int, dict]], *, clients: int = 4,
-                max_requests: int = 3000) -> list[tuple[int, dict]]:
+async def _load(
+    url: str,
+    stop: threading.Event,
+    out: list[tuple[int, dict]],
+    *,
+    clients: int = 4,
+    max_requests: int = 3000,
+) -> list[tuple[int, dict]]:
     async with httpx.AsyncClient(base_url=url, timeout=120) as c:
+
         async def worker(i: int) -> None:
             k = 0
             while not stop.is_set() and len(out) < max_requests:
@@ -97,8 +111,9 @@ def _write_atomically(path, text: str) -> None:  # type: ignore[no-untyped-def]
 def _wait_for_version(url: str, version: int) -> None:
     """Wait (bounded, 60 s) until /health/ready reports ``version`` as the primary."""
     deadline = time.monotonic() + 60
-    while (ready := httpx.get(url + "/health/ready", timeout=60).json()).get("models", {}).get("primary", {}).get(
-            "version") != version:
+    while (ready := httpx.get(url + "/health/ready", timeout=60).json()).get("models", {}).get(
+        "primary", {}
+    ).get("version") != version:
         assert time.monotonic() < deadline, f"the server did not serve version {version} within 60 s: {ready}"
         time.sleep(0.05)
 
@@ -119,8 +134,12 @@ def test_twenty_spec_swaps_under_load_fail_no_request(backend_store, tmp_path, m
                 if i < 14:
                     app.swap({"models": {"primary": f"clf/{version}"}})
                 elif i < 18:
-                    r = httpx.put(f"{h.url}/admin/spec", content=f"models: {{primary: clf/{version}}}",
-                                  headers={"authorization": "Bearer tok"}, timeout=30)
+                    r = httpx.put(
+                        f"{h.url}/admin/spec",
+                        content=f"models: {{primary: clf/{version}}}",
+                        headers={"authorization": "Bearer tok"},
+                        timeout=30,
+                    )
                     assert r.status_code == 200, r.text
                 else:  # the watcher (watch=True) sees the file change and swaps
                     _write_atomically(spec_file, f"models: {{primary: clf/{version}}}\n")
@@ -133,7 +152,10 @@ def test_twenty_spec_swaps_under_load_fail_no_request(backend_store, tmp_path, m
         finally:
             stop.set()
             t.join(60)
-        swaps = {outcome: metric(h.url, "yard_serving_spec_swaps_total", outcome=outcome) for outcome in ("ok", "failed")}
+        swaps = {
+            outcome: metric(h.url, "yard_serving_spec_swaps_total", outcome=outcome)
+            for outcome in ("ok", "failed")
+        }
     app.close()
     statuses = Counter(s for s, _ in results)
     assert len(results) >= 60 and set(statuses) == {200}, statuses
@@ -148,7 +170,13 @@ def flaky_app(served_store, slow_version):  # type: ignore[no-untyped-def]
         "allow_pickle": True,  # the flaky versions are pyfuncs
         "fallback": {"model": "flaky/2"},
         "timeout_ms": TIMEOUT_MS,
-        "breaker": {"error_rate": 0.5, "window": 20, "min_requests": 20, "open_s": 0.4, "half_open_probes": 2},
+        "breaker": {
+            "error_rate": 0.5,
+            "window": 20,
+            "min_requests": 20,
+            "open_s": 0.4,
+            "half_open_probes": 2,
+        },
     }
     app = build_app(spec, uri=served_store, prediction_log=False)
     with running(app) as h:
@@ -167,7 +195,9 @@ def test_fallback_answers_when_primary_raises_on_a_share_of_rows(flaky_app, slow
 
     async def burst():  # type: ignore[no-untyped-def]
         async with httpx.AsyncClient(base_url=url, timeout=120) as c:
-            return await asyncio.gather(*(c.post("/v1/models/flaky/predict", json={"records": [r]}) for r in rows))
+            return await asyncio.gather(
+                *(c.post("/v1/models/flaky/predict", json={"records": [r]}) for r in rows)
+            )
 
     responses = asyncio.run(burst())
     assert {r.status_code for r in responses} == {200}
@@ -229,26 +259,45 @@ def _breaker_opens_then_closes(app, url, rt, before, now) -> None:  # type: igno
     text = httpx.get(url + "/metrics").text
     samples = {
         (s.labels["from_state"], s.labels["to_state"]): s.value
-        for fam in text_string_to_metric_families(text) if fam.name == "yard_serving_breaker_transitions"
-        for s in fam.samples if s.name.endswith("_total") and s.labels["model"] == "flaky" and s.labels["version"] == str(rt.version)
+        for fam in text_string_to_metric_families(text)
+        if fam.name == "yard_serving_breaker_transitions"
+        for s in fam.samples
+        if s.name.endswith("_total")
+        and s.labels["model"] == "flaky"
+        and s.labels["version"] == str(rt.version)
     }
-    assert samples[("closed", "open")] >= 1 and samples[("open", "half_open")] >= 1 and samples[("half_open", "closed")] >= 1
+    assert (
+        samples[("closed", "open")] >= 1
+        and samples[("open", "half_open")] >= 1
+        and samples[("half_open", "closed")] >= 1
+    )
 
 
 def test_no_fallback_gives_503_and_504_not_500(served_store, slow_version) -> None:
-    app = build_app({"models": {"primary": f"flaky/{slow_version}"}, "allow_pickle": True, "timeout_ms": TIMEOUT_MS, "breaker": {"enabled": False}},
-                    uri=served_store, prediction_log=False)
+    app = build_app(
+        {
+            "models": {"primary": f"flaky/{slow_version}"},
+            "allow_pickle": True,
+            "timeout_ms": TIMEOUT_MS,
+            "breaker": {"enabled": False},
+        },
+        uri=served_store,
+        prediction_log=False,
+    )
     with running(app) as h:
         r = _post(h.url, [{"x": -1.0, "y": 0.0, "z": 0.0}])
         assert r.status_code == 503
         assert r.json() == {
             "error": f"Model flaky/{slow_version} raised ValueError: x must not be negative; no fallback is configured.",
-            "code": "model_error", "request_id": r.headers["x-request-id"],
+            "code": "model_error",
+            "request_id": r.headers["x-request-id"],
         }
         r = _post(h.url, [{"x": 666.0, "y": 0.0, "z": 0.0}])  # sys.exit() inside the model
         assert r.status_code == 503
-        assert r.json()["error"] == (f"Model flaky/{slow_version} raised RuntimeError: the model raised SystemExit: 3; "
-                                     "no fallback is configured.")
+        assert r.json()["error"] == (
+            f"Model flaky/{slow_version} raised RuntimeError: the model raised SystemExit: 3; "
+            "no fallback is configured."
+        )
         r = _post(h.url, [{"x": 500.0, "y": 0.0, "z": 0.0}])
         assert r.status_code == 504 and r.json()["code"] == "timeout"
         deadline = time.monotonic() + 120  # the slow predict finishes in its thread
@@ -260,16 +309,27 @@ def test_no_fallback_gives_503_and_504_not_500(served_store, slow_version) -> No
 
 def test_full_queue_answers_429_with_retry_after(served_store, slow_version) -> None:
     # the slow row keeps the model busy for SLOW_S (no timeout cuts it short) while 8 more arrive
-    spec = {"models": {"primary": f"flaky/{slow_version}"}, "allow_pickle": True, "timeout_ms": 120_000,
-            "batching": {"max_queue_rows": 2, "max_batch_size": 1}}
+    spec = {
+        "models": {"primary": f"flaky/{slow_version}"},
+        "allow_pickle": True,
+        "timeout_ms": 120_000,
+        "batching": {"max_queue_rows": 2, "max_batch_size": 1},
+    }
     app = build_app(spec, uri=served_store, prediction_log=False)
     with running(app) as h:
+
         async def burst():  # type: ignore[no-untyped-def]
             async with httpx.AsyncClient(base_url=h.url, timeout=180) as c:
-                slow = asyncio.create_task(c.post("/v1/models/flaky/predict", json={"records": [{"x": 500.0, "y": 0, "z": 0}]}))
+                slow = asyncio.create_task(
+                    c.post("/v1/models/flaky/predict", json={"records": [{"x": 500.0, "y": 0, "z": 0}]})
+                )
                 await asyncio.sleep(0.15)
-                rest = await asyncio.gather(*(c.post("/v1/models/flaky/predict", json={"records": [{"x": 1.0, "y": 0, "z": 0}]})
-                                              for _ in range(8)))
+                rest = await asyncio.gather(
+                    *(
+                        c.post("/v1/models/flaky/predict", json={"records": [{"x": 1.0, "y": 0, "z": 0}]})
+                        for _ in range(8)
+                    )
+                )
                 return [await slow, *rest]
 
         responses = asyncio.run(burst())
@@ -286,12 +346,20 @@ def test_metrics_scrape_parses_and_counts_match(served_store) -> None:
     app = build_app({"models": {"primary": "clf/1"}}, uri=served_store, prediction_log=False)
     sent = Counter()
     with running(app) as h:
+
         async def go():  # type: ignore[no-untyped-def]
             async with httpx.AsyncClient(base_url=h.url, timeout=120) as c:
-                good = [c.post("/v1/models/clf/predict", json={"records": [ROW] * (1 + i % 4)}) for i in range(40)]
+                good = [
+                    c.post("/v1/models/clf/predict", json={"records": [ROW] * (1 + i % 4)}) for i in range(40)
+                ]
                 mlflow = [c.post("/invocations", json={"dataframe_records": [ROW]}) for _ in range(5)]
                 bad = [c.post("/v1/models/clf/predict", json={"records": [{"x": "a"}]}) for _ in range(3)]
-                broken = [c.post("/v1/models/clf/predict", content=b"{", headers={"content-type": "application/json"}) for _ in range(2)]
+                broken = [
+                    c.post(
+                        "/v1/models/clf/predict", content=b"{", headers={"content-type": "application/json"}
+                    )
+                    for _ in range(2)
+                ]
                 return await asyncio.gather(*good, *mlflow, *bad, *broken)
 
         for r in asyncio.run(go()):
@@ -303,7 +371,9 @@ def test_metrics_scrape_parses_and_counts_match(served_store) -> None:
     for s in fams["yard_serving_requests"].samples:
         if s.name == "yard_serving_requests_total":
             got[(s.labels["endpoint"], int(s.labels["status"]))] += s.value
-    assert got == Counter({("native", 200): 40, ("invocations", 200): 5, ("native", 422): 3, ("native", 400): 2})
+    assert got == Counter(
+        {("native", 200): 40, ("invocations", 200): 5, ("native", 422): 3, ("native", 400): 2}
+    )
     assert sent[("v1", 200)] == 40 and sent[("invocations", 200)] == 5
     rows = sum(s.value for s in fams["yard_serving_batch_rows"].samples if s.name.endswith("_sum"))
     assert rows >= 40 + 60 + 5  # every row predicted once (plus warm-up rows)

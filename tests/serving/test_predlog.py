@@ -26,13 +26,24 @@ def test_segments_and_parquet_format(workspace) -> None:
     assert log.log("r4", "multi", 1, {"x": [1.0, 2.0]}, pd.DataFrame({"a": [1, 2], "b": [3.0, 4.0]}), 1.0)
     log.close()
     segs = _segments(workspace)
-    assert [(s["model_name"], s["model_version"], s["rows"]) for s in segs] == [("churn", 3, 3), ("churn", 4, 1), ("multi", 1, 2)]
+    assert [(s["model_name"], s["model_version"], s["rows"]) for s in segs] == [
+        ("churn", 3, 3),
+        ("churn", 4, 1),
+        ("multi", 1, 2),
+    ]
     assert all(s["start_ms"] <= s["end_ms"] and len(s["digest"]) == 64 for s in segs)
     table = pq.read_table(io.BytesIO(workspace.blobs.read_bytes(segs[0]["digest"])))
     schema = {f.name: str(f.type) for f in table.schema}
     assert schema == {
-        "request_id": "string", "timestamp_ms": "int64", "model_name": "string", "model_version": "int64",
-        "latency_ms": "double", "fallback": "bool", "input.x": "double", "input.plan": "string", "output": "double",
+        "request_id": "string",
+        "timestamp_ms": "int64",
+        "model_name": "string",
+        "model_version": "int64",
+        "latency_ms": "double",
+        "fallback": "bool",
+        "input.x": "double",
+        "input.plan": "string",
+        "output": "double",
     }
     df = table.to_pandas()
     assert df["request_id"].tolist() == ["r1", "r1", "r2"]
@@ -49,7 +60,9 @@ def test_segments_and_parquet_format(workspace) -> None:
 
 def test_full_buffer_drops_and_counts(workspace) -> None:
     drops: list[int] = []
-    log = PredictionLogger(workspace, max_buffer_rows=3, flush_rows=1000, flush_interval_s=60, on_drop=drops.append)
+    log = PredictionLogger(
+        workspace, max_buffer_rows=3, flush_rows=1000, flush_interval_s=60, on_drop=drops.append
+    )
     assert log.log("a", "m", 1, {"x": [1, 2]}, [0, 1], 1.0)
     assert not log.log("b", "m", 1, {"x": [1, 2]}, [0, 1], 1.0)
     assert log.dropped == 2 and drops == [2]
@@ -95,7 +108,10 @@ def test_matrix_rows_log_typed_columns_and_mix_with_dict_entries(workspace) -> N
     assert df["request_id"].tolist() == ["m1", "m1", "m2"]
     table = pq.read_table(io.BytesIO(workspace.blobs.read_bytes(_segments(workspace)[0]["digest"])))
     assert {f.name: str(f.type) for f in table.schema if f.name.startswith("input.")} == {
-        "input.a": "double", "input.n": "int64", "input.b": "bool"}
+        "input.a": "double",
+        "input.n": "int64",
+        "input.b": "bool",
+    }
     assert table.column("input.a").to_pylist() == [0.5, None, 2.5]  # NaN (missing) is null
     assert table.column("input.n").to_pylist() == [3, None, 7]
     assert table.column("input.b").to_pylist() == [True, False, None]
@@ -123,7 +139,10 @@ def test_one_reader_for_serving_and_monitoring(workspace, monkeypatch) -> None:
     log.log("r3", "m", 2, {"x": [3.0]}, np.array(["yes"]), 1.0)  # v2 answers labels
     monkeypatch.undo()
     log.close()
-    assert read_prediction_log(workspace, "m", start_ms=1000, end_ms=2000)["request_id"].tolist() == ["r1", "r2"]
+    assert read_prediction_log(workspace, "m", start_ms=1000, end_ms=2000)["request_id"].tolist() == [
+        "r1",
+        "r2",
+    ]
     window = read_window(workspace, "m", 1000, 2000)
     assert window["request_id"].tolist() == ["r1"]
     frame, outputs = features_and_outputs(window)

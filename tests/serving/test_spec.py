@@ -9,7 +9,9 @@ from modelyard.serving._server import _cgroup_cpus, available_cpus, resolve_work
 
 def test_yaml_spec_defaults_and_endpoint(tmp_path) -> None:
     path = tmp_path / "serve.yaml"
-    path.write_text("models:\n  primary: churn-clf@production\nfallback: {model: churn-clf/2}\ntimeout_ms: 250\n")
+    path.write_text(
+        "models:\n  primary: churn-clf@production\nfallback: {model: churn-clf/2}\ntimeout_ms: 250\n"
+    )
     spec = load_spec(path)
     assert spec.endpoint_name == "churn-clf"
     assert spec.traffic.kind == "single" and spec.traffic.model == "primary"
@@ -21,7 +23,10 @@ def test_yaml_spec_defaults_and_endpoint(tmp_path) -> None:
 
 
 def test_spec_errors_name_the_field() -> None:
-    with pytest.raises(InvalidArgumentError, match=r"\(spec\): traffic sends requests to model slot 'blue', which is not in 'models'"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"\(spec\): traffic sends requests to model slot 'blue', which is not in 'models'",
+    ):
         load_spec({"models": {"primary": "m/1"}, "traffic": {"kind": "single", "model": "blue"}})
     with pytest.raises(InvalidArgumentError, match=r"traffic: .*'single'"):
         load_spec({"models": {"primary": "m/1"}, "traffic": {"kind": "weighted"}})
@@ -56,7 +61,10 @@ def test_workers_auto_is_cgroup_aware(tmp_path) -> None:
     assert _cgroup_cpus(tmp_path) is None
     assert resolve_workers("auto") == available_cpus() >= 1
     assert resolve_workers("3") == 3
-    with pytest.raises(InvalidArgumentError, match=r"The 'workers' parameter of yard serve must be 'auto' or a positive integer. Got 0 instead."):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"The 'workers' parameter of yard serve must be 'auto' or a positive integer. Got 0 instead.",
+    ):
         resolve_workers(0)
     with pytest.raises(InvalidArgumentError, match=r"Got 'many' instead"):
         resolve_workers("many")

@@ -35,7 +35,9 @@ def test_migrations_match_the_metadata(store_uri: str) -> None:
     ws = Workspace(store_uri).open()
     try:
         with ws.store.engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
+            ctx = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": False}
+            )
             diff = compare_metadata(ctx, metadata)
             revisions = {r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
     finally:
@@ -51,7 +53,9 @@ def test_reopening_a_migrated_store_is_a_no_op(tmp_path: Path) -> None:
     before = db.stat().st_mtime_ns
     ws = Workspace(uri).open()
     with ws.store.read() as conn:
-        assert {r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")} == set(known_heads())
+        assert {r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")} == set(
+            known_heads()
+        )
     ws.close()
     assert db.stat().st_mtime_ns == before
 
@@ -77,7 +81,10 @@ def test_unknown_revision_is_a_schema_version_error(store_uri: str) -> None:
         )
     )
     ws.close()
-    with pytest.raises(SchemaVersionError, match=r"written by a newer modelyard \(schema revisions \['zz99'\]\)\. Upgrade modelyard"):
+    with pytest.raises(
+        SchemaVersionError,
+        match=r"written by a newer modelyard \(schema revisions \['zz99'\]\)\. Upgrade modelyard",
+    ):
         Workspace(store_uri).open()
     # nothing was changed by the refused open
     ws2 = Workspace(store_uri)

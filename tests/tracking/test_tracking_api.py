@@ -14,7 +14,9 @@ from modelyard.tracking import RunList, RunStatus, TrackingService
 
 
 def test_params_metrics_tags_roundtrip(workspace) -> None:
-    with yard.start_run(experiment="churn", name="baseline", params={"lr": 0.01, "depth": 6, "flag": True}) as run:
+    with yard.start_run(
+        experiment="churn", name="baseline", params={"lr": 0.01, "depth": 6, "flag": True}
+    ) as run:
         run.log_param("opt", "adam")
         run.log_metric("loss", 0.5, step=0)
         run.log_metric("loss", 0.25, step=1)
@@ -135,7 +137,13 @@ def test_artifacts_files_and_folders(workspace, tmp_path: Path) -> None:
     rec = yard.get_run(run.id)
     paths = [a.path for a in rec.artifacts]
     assert paths == sorted(paths)
-    assert {"confusion.png", "models/model", "notes/readme.txt", "cfg/params.yaml", "environment/requirements.txt"} == set(paths)
+    assert {
+        "confusion.png",
+        "models/model",
+        "notes/readme.txt",
+        "cfg/params.yaml",
+        "environment/requirements.txt",
+    } == set(paths)
     entries = {e.path: e for e in workspace.blobs.read_manifest(a2.digest)}
     assert set(entries) == {"weights.bin", "sub/config.json"}
     assert entries["sub/config.json"].mode == 0o600 and entries["weights.bin"].size == 1000
@@ -150,7 +158,9 @@ def test_artifacts_files_and_folders(workspace, tmp_path: Path) -> None:
     import yaml
 
     assert yaml.safe_load(workspace.blobs.read_bytes(a4.digest)) == {"k": [1, 2]}
-    with pytest.raises(yard.ModelyardError, match=r"has no artifact 'confusion.pgn'.*Did you mean 'confusion.png'"):
+    with pytest.raises(
+        yard.ModelyardError, match=r"has no artifact 'confusion.pgn'.*Did you mean 'confusion.png'"
+    ):
         svc.download_artifact(run.id, "confusion.pgn", tmp_path)
 
 
@@ -182,11 +192,17 @@ def test_resume_with_run_id(workspace) -> None:
 
 def test_search_runs_returns_runlist_and_pandas(workspace) -> None:
     for i, lr in enumerate(["0.1", "0.01", "0.001"]):
-        with yard.start_run(experiment="churn", name=f"r{i}", params={"lr": lr}, tags={"team": "risk" if i else "ml"}) as run:
+        with yard.start_run(
+            experiment="churn", name=f"r{i}", params={"lr": lr}, tags={"team": "risk" if i else "ml"}
+        ) as run:
             run.log_metric("acc", 0.8 + i * 0.05)
     with yard.start_run(experiment="other"):
         pass
-    runs = yard.search_runs("churn", filter="metrics.acc > 0.82 and params.lr = '0.01' or tags.team = 'ml'", order_by=["metrics.acc desc"])
+    runs = yard.search_runs(
+        "churn",
+        filter="metrics.acc > 0.82 and params.lr = '0.01' or tags.team = 'ml'",
+        order_by=["metrics.acc desc"],
+    )
     assert isinstance(runs, RunList)
     assert [r.name for r in runs] == ["r1", "r0"]
     assert [r.name for r in yard.search_runs("churn", limit=2)] == ["r2", "r1"]  # newest first
@@ -279,5 +295,7 @@ def test_a_failed_flush_keeps_the_points_for_the_next_one(workspace, monkeypatch
             run.flush()
         run.log_metric("x", 10.0)
     assert calls == [10, 11]
-    assert [p.value for p in TrackingService(workspace).metric_history(run.id, "x")] == [float(i) for i in range(11)]
+    assert [p.value for p in TrackingService(workspace).metric_history(run.id, "x")] == [
+        float(i) for i in range(11)
+    ]
     assert yard.get_run(run.id).metrics == {"x": 10.0}

@@ -35,10 +35,16 @@ def test_download_onto_a_folder_is_one_line_and_leaves_no_part_file(tmp_path: Pa
     env = {**os.environ, "PYTHONPATH": SRC}
     p = subprocess.run(
         [sys.executable, "-m", "modelyard", "runs", "download", run.id, "model.bin", "--dest", str(dest)],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert p.returncode == 1 and p.stdout == ""
-    assert p.stderr == f"Error: Cannot write {str(dest / 'model.bin')!r}: a folder is in the way. Remove it or choose another destination.\n"
+    assert (
+        p.stderr
+        == f"Error: Cannot write {str(dest / 'model.bin')!r}: a folder is in the way. Remove it or choose another destination.\n"
+    )
     assert [q.name for q in dest.iterdir()] == ["model.bin"] and list((dest / "model.bin").iterdir()) == []
 
 
@@ -47,7 +53,10 @@ def test_download_of_a_folder_over_a_file_is_refused_before_writing(tmp_path: Pa
     dest = tmp_path / "d"
     (dest / "report").mkdir(parents=True)
     (dest / "report" / "sub").write_text("a file where the folder goes")
-    with pytest.raises(BlobError, match=r"^Cannot write '.*/d/report/sub/run.sh': '.*/d/report/sub' is a file, not a folder\.$"):
+    with pytest.raises(
+        BlobError,
+        match=r"^Cannot write '.*/d/report/sub/run.sh': '.*/d/report/sub' is a file, not a folder\.$",
+    ):
         run.download_artifact("report", dest)
     assert sorted(q.name for q in (dest / "report").iterdir()) == ["sub"]  # index.html was not written either
 
@@ -61,15 +70,22 @@ def test_download_never_writes_through_a_symlink_in_the_destination(tmp_path: Pa
     dest = tmp_path / "d"
     dest.mkdir()
     (dest / "model.bin").symlink_to(victim)
-    with pytest.raises(BlobError, match=r"^Refused to write '.*/d/model.bin': it is a symbolic link \(to '.*/victim.txt'\) and a download never writes through a link\."):
+    with pytest.raises(
+        BlobError,
+        match=r"^Refused to write '.*/d/model.bin': it is a symbolic link \(to '.*/victim.txt'\) and a download never writes through a link\.",
+    ):
         run.download_artifact("model.bin", dest)
     (dest / "report").symlink_to(outside)
-    with pytest.raises(BlobError, match=r"^Refused to write '.*/d/report': it is a symbolic link \(to '.*/outside'\)"):
+    with pytest.raises(
+        BlobError, match=r"^Refused to write '.*/d/report': it is a symbolic link \(to '.*/outside'\)"
+    ):
         run.download_artifact("report", dest)
     (dest / "report").unlink()
     (dest / "report").mkdir()
     (dest / "report" / "sub").symlink_to(outside)
-    with pytest.raises(BlobError, match=r"^Refused to write '.*/d/report/sub/run.sh': '.*/d/report/sub' is a symbolic link"):
+    with pytest.raises(
+        BlobError, match=r"^Refused to write '.*/d/report/sub/run.sh': '.*/d/report/sub' is a symbolic link"
+    ):
         run.download_artifact("report", dest)
     assert victim.read_text() == "precious" and list(outside.iterdir()) == []
     assert sorted(q.name for q in dest.iterdir()) == ["model.bin", "report"]

@@ -106,17 +106,41 @@ def test_secrets_in_the_command_line_are_not_recorded(workspace, store_uri: str,
     import os
 
     script = tmp_path / "train.py"
-    script.write_text("import modelyard as yard\nwith yard.start_run(experiment='env') as r:\n    print(r.id)\n")
-    args = ["--uri", "postgresql://ml:hunter2@db.internal/yard", "--password", "hunter2", "--api-key=sk-hunter2",
-            "DB_PASSWORD=hunter2", "--webhook", "https://hooks.slack.com/services/T0/B0/hunter2",
-            "--tokenizer", "bert", "--lr", "0.1"]
+    script.write_text(
+        "import modelyard as yard\nwith yard.start_run(experiment='env') as r:\n    print(r.id)\n"
+    )
+    args = [
+        "--uri",
+        "postgresql://ml:hunter2@db.internal/yard",
+        "--password",
+        "hunter2",
+        "--api-key=sk-hunter2",
+        "DB_PASSWORD=hunter2",
+        "--webhook",
+        "https://hooks.slack.com/services/T0/B0/hunter2",
+        "--tokenizer",
+        "bert",
+        "--lr",
+        "0.1",
+    ]
     env = {**os.environ, "YARD_URI": store_uri}
-    out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=env,
-                         timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     run_id = out.stdout.strip().splitlines()[-1]
-    shown = subprocess.run([sys.executable, "-m", "modelyard", "runs", "show", run_id, "--json"],
-                           capture_output=True, text=True, env=env, timeout=120)
+    shown = subprocess.run(
+        [sys.executable, "-m", "modelyard", "runs", "show", run_id, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert shown.returncode == 0, shown.stderr
     assert "hunter2" not in shown.stdout
     command = json.loads(shown.stdout)["environment"]["command"]
@@ -124,13 +148,24 @@ def test_secrets_in_the_command_line_are_not_recorded(workspace, store_uri: str,
         f"{script} --uri 'postgresql://ml:***@db.internal/yard' --password '***' '--api-key=***' 'DB_PASSWORD=***' "
         "--webhook 'https://hooks.slack.com/***' --tokenizer bert --lr 0.1"
     )
-    table = subprocess.run([sys.executable, "-m", "modelyard", "runs", "show", run_id],
-                           capture_output=True, text=True, env=env, timeout=120)
+    table = subprocess.run(
+        [sys.executable, "-m", "modelyard", "runs", "show", run_id],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert table.returncode == 0 and "hunter2" not in table.stdout and "ml:***@db.internal" in table.stdout
 
 
 def test_git_remote_token_is_not_recorded(repo: Path) -> None:
-    _git(repo, "remote", "set-url", "origin", "https://ghp_abcdefghijklmnopqrstuvwxyz0123@github.com/team/repo.git")
+    _git(
+        repo,
+        "remote",
+        "set-url",
+        "origin",
+        "https://ghp_abcdefghijklmnopqrstuvwxyz0123@github.com/team/repo.git",
+    )
     env, _ = capture_environment(str(repo))
     assert env["git_remote"] == "https://***@github.com/team/repo.git"
 
@@ -144,13 +179,24 @@ def test_a_command_recorded_by_an_older_version_is_shown_redacted(workspace) -> 
 
     with yard.start_run(experiment="env", capture_env=False) as run:
         pass
-    legacy = {"command": "train.py --uri postgresql://ml:hunter2@db/yard --token hunter2 --lr 0.1",
-              "git_remote": "https://ml:hunter2@example.com/r.git", "db_password": "hunter2", "python": "3.12.1"}
-    workspace.store.write(lambda conn: conn.execute(
-        sa.update(runs).where(runs.c.id == run.id).values(environment=json.dumps(legacy))))
+    legacy = {
+        "command": "train.py --uri postgresql://ml:hunter2@db/yard --token hunter2 --lr 0.1",
+        "git_remote": "https://ml:hunter2@example.com/r.git",
+        "db_password": "hunter2",
+        "python": "3.12.1",
+    }
+    workspace.store.write(
+        lambda conn: conn.execute(
+            sa.update(runs).where(runs.c.id == run.id).values(environment=json.dumps(legacy))
+        )
+    )
     env = yard.get_run(run.id).environment
-    assert env == {"command": "train.py --uri 'postgresql://ml:***@db/yard' --token '***' --lr 0.1",
-                   "git_remote": "https://ml:***@example.com/r.git", "db_password": "***", "python": "3.12.1"}
+    assert env == {
+        "command": "train.py --uri 'postgresql://ml:***@db/yard' --token '***' --lr 0.1",
+        "git_remote": "https://ml:***@example.com/r.git",
+        "db_password": "***",
+        "python": "3.12.1",
+    }
     assert [r.environment for r in yard.search_runs("env")] == [env]
     from modelyard.tracking._env import redact_environment
 

@@ -54,7 +54,12 @@ def test_key_of_exactly_250_characters_is_fine(workspace) -> None:
 def test_invalid_keys_for_metrics_tags_artifacts(workspace, what, tmp_path: Path) -> None:
     with yard.start_run(experiment="e", capture_env=False) as run:
         if what == "metric":
-            for key, msg in (("", "metric name is empty"), ("x" * 300, "limit is 250"), ("a..b", "'..'"), ("a\rb", "control")):
+            for key, msg in (
+                ("", "metric name is empty"),
+                ("x" * 300, "limit is 250"),
+                ("a..b", "'..'"),
+                ("a\rb", "control"),
+            ):
                 with pytest.raises(InvalidKeyError, match=msg):
                     run.log_metric(key, 1.0)
             with pytest.raises(InvalidKeyError, match="metric name is empty"):
@@ -75,7 +80,10 @@ def test_invalid_keys_for_metrics_tags_artifacts(workspace, what, tmp_path: Path
 
 def test_too_long_values(workspace) -> None:
     with yard.start_run(experiment="e", params={"p": "short"}, capture_env=False) as run:
-        with pytest.raises(InvalidArgumentError, match=r"value of param 'long' is 6001 characters long; the limit is 6000.*log_text"):
+        with pytest.raises(
+            InvalidArgumentError,
+            match=r"value of param 'long' is 6001 characters long; the limit is 6000.*log_text",
+        ):
             run.log_params({"other": 1, "long": "x" * 6001})
         with pytest.raises(InvalidArgumentError, match=r"value of tag 't' is 7000 characters long"):
             run.set_tag("t", "y" * 7000)
@@ -86,13 +94,20 @@ def test_too_long_values(workspace) -> None:
 
 def test_bad_metric_values_and_steps(workspace) -> None:
     with yard.start_run(experiment="e", capture_env=False) as run:
-        with pytest.raises(InvalidArgumentError, match=r"value of metric 'm' must be a number\. Got str 'high'"):
+        with pytest.raises(
+            InvalidArgumentError, match=r"value of metric 'm' must be a number\. Got str 'high'"
+        ):
             run.log_metric("m", "high")
-        with pytest.raises(InvalidArgumentError, match=r"step of metric 'm' must be a whole number\. Got float 1.5"):
+        with pytest.raises(
+            InvalidArgumentError, match=r"step of metric 'm' must be a whole number\. Got float 1.5"
+        ):
             run.log_metric("m", 1.0, step=1.5)
         with pytest.raises(InvalidArgumentError, match="must be a number"):
             run.log_metrics({"a": 1.0, "b": None})
-        with pytest.raises(InvalidArgumentError, match=r"The 'values' parameter of log_metrics must be a mapping of name to number"):
+        with pytest.raises(
+            InvalidArgumentError,
+            match=r"The 'values' parameter of log_metrics must be a mapping of name to number",
+        ):
             run.log_metrics([("a", 1.0)])
         run.log_metric("m", 2, step=3.0)  # a whole float step is accepted
     assert yard.get_run(run.id).metrics == {"m": 2.0}
@@ -109,11 +124,17 @@ def test_logging_to_a_finished_run(workspace, tmp_path: Path) -> None:
         lambda: run.log_artifact(f),
         lambda: run.log_text("x", "y.txt"),
     ):
-        with pytest.raises(ConflictError, match=rf"Run {run.id} is finished; nothing more can be logged.*start_run\(run_id=\.\.\.\)"):
+        with pytest.raises(
+            ConflictError,
+            match=rf"Run {run.id} is finished; nothing more can be logged.*start_run\(run_id=\.\.\.\)",
+        ):
             call()
     with pytest.raises(ConflictError, match="already finished; it cannot become failed"):
         run.end("failed")
-    with pytest.raises(InvalidArgumentError, match=r"The 'status' parameter of Run.end must be one of 'finished', 'failed', 'killed'\. Got 'bogus' instead\."):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"The 'status' parameter of Run.end must be one of 'finished', 'failed', 'killed'\. Got 'bogus' instead\.",
+    ):
         run.end("bogus")
     with pytest.raises(InvalidArgumentError, match="Got 'running' instead"):
         run.end("running")
@@ -159,14 +180,19 @@ def test_unknown_experiment_in_empty_store(workspace) -> None:
 
 
 def test_unknown_run(workspace) -> None:
-    with pytest.raises(NotFoundError, match=r"Run 'abcdef123' does not exist\. List runs with `yard runs list`"):
+    with pytest.raises(
+        NotFoundError, match=r"Run 'abcdef123' does not exist\. List runs with `yard runs list`"
+    ):
         yard.get_run("abcdef123")
     with pytest.raises(NotFoundError, match="does not exist"):
         yard.start_run(run_id="0" * 32)
 
 
 def test_search_limit_validated(workspace) -> None:
-    with pytest.raises(InvalidArgumentError, match=r"The 'limit' parameter of search_runs must be an int in the range \[1, 50000\]\. Got 0"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"The 'limit' parameter of search_runs must be an int in the range \[1, 50000\]\. Got 0",
+    ):
         yard.search_runs(limit=0)
 
 
@@ -192,7 +218,10 @@ def test_store_uri_unknown_scheme() -> None:
 def test_store_uri_unreachable_postgres() -> None:
     # port 1 on loopback: nothing listens there; the password must not leak into the message
     uri = "postgresql://u:secret@127.0.0.1:1/db?connect_timeout=2"
-    with pytest.raises(StoreError, match=r"^Cannot open the metadata store .postgresql://u:\*\*\*@127.0.0.1:1/db.*refused.*\. Check that the database server runs and the URI is right\.$") as info:
+    with pytest.raises(
+        StoreError,
+        match=r"^Cannot open the metadata store .postgresql://u:\*\*\*@127.0.0.1:1/db.*refused.*\. Check that the database server runs and the URI is right\.$",
+    ) as info:
         yard.search_runs(uri=uri)
     assert "secret" not in str(info.value)
     assert "\n" not in str(info.value)  # one line for the CLI
@@ -238,7 +267,9 @@ def test_rejected_resume_leaves_the_run_ended(workspace) -> None:
     assert yard.active_run() is None
 
 
-def test_empty_experiment_name_is_an_error_not_the_default(workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_empty_experiment_name_is_an_error_not_the_default(
+    workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(InvalidKeyError, match="The experiment name is empty"):
         yard.start_run(experiment="", capture_env=False)
     monkeypatch.setenv("YARD_EXPERIMENT", "from-env")
@@ -273,14 +304,20 @@ def _cap_sqlite_pages(monkeypatch: pytest.MonkeyPatch, pages: int) -> None:
 
 def test_a_full_disk_at_store_open_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _cap_sqlite_pages(monkeypatch, 2)  # the migrations need far more
-    with pytest.raises(StoreError, match=r"^Cannot open the metadata store '.*/store': the disk is full \(database or disk is full\)\. Free some space and try again\.$") as info:
+    with pytest.raises(
+        StoreError,
+        match=r"^Cannot open the metadata store '.*/store': the disk is full \(database or disk is full\)\. Free some space and try again\.$",
+    ) as info:
         yard.search_runs(uri=str(tmp_path / "store"))
     assert "database server" not in str(info.value)
 
 
 def test_a_sqlite_store_that_cannot_open_does_not_mention_a_server(tmp_path: Path) -> None:
     (tmp_path / "store" / "yard.db").mkdir(parents=True)  # a folder where the database file goes
-    with pytest.raises(StoreError, match=r"^Cannot open the metadata store '.*/store': unable to open database file\. Check that the folder exists, is writable, and the disk has space\.$"):
+    with pytest.raises(
+        StoreError,
+        match=r"^Cannot open the metadata store '.*/store': unable to open database file\. Check that the folder exists, is writable, and the disk has space\.$",
+    ):
         yard.search_runs(uri=str(tmp_path / "store"))
 
 
@@ -294,7 +331,10 @@ def test_a_full_disk_while_writing_says_so(tmp_path: Path, monkeypatch: pytest.M
     ws.store.dispose()
     _cap_sqlite_pages(monkeypatch, pages)
     svc = TrackingService(ws)
-    with pytest.raises(StoreError, match=r"^The metadata store could not write: the disk is full \(database or disk is full\)\. Free some space and try again; nothing was recorded\.$"):
+    with pytest.raises(
+        StoreError,
+        match=r"^The metadata store could not write: the disk is full \(database or disk is full\)\. Free some space and try again; nothing was recorded\.$",
+    ):
         svc.set_tags(run.id, {f"big{i}": "x" * 5000 for i in range(100)})
     monkeypatch.undo()
     ws.store.dispose()

@@ -57,7 +57,11 @@ def _cli(uri: str, *args: str) -> str:
 def test_a_run_killed_with_sigkill_reads_as_lost(store_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {**os.environ, "PYTHONPATH": SRC, "YARD_HEARTBEAT_INTERVAL": "0.1"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, store_uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", CHILD, store_uri],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None
@@ -91,10 +95,17 @@ def test_a_run_killed_with_sigkill_reads_as_lost(store_uri: str, monkeypatch: py
     row = next(line for line in listing.splitlines() if run_id in line)
     assert "doomed" in row and " lost " in row
     assert " running " in next(line for line in listing.splitlines() if live.id in line)
-    assert json.loads(_cli(store_uri, "runs", "list", "--json", "--filter", "status = 'lost'"))[0]["id"] == run_id
-    assert [r["id"] for r in json.loads(_cli(store_uri, "runs", "list", "--json", "-f", "status = 'running'"))] == [live.id]
+    assert (
+        json.loads(_cli(store_uri, "runs", "list", "--json", "--filter", "status = 'lost'"))[0]["id"]
+        == run_id
+    )
+    assert [
+        r["id"] for r in json.loads(_cli(store_uri, "runs", "list", "--json", "-f", "status = 'running'"))
+    ] == [live.id]
     assert [r.id for r in yard.search_runs("hb", filter="status != 'lost'", uri=store_uri)] == [live.id]
-    assert [r.id for r in yard.search_runs("hb", filter="status in ('lost', 'failed')", uri=store_uri)] == [run_id]
+    assert [r.id for r in yard.search_runs("hb", filter="status in ('lost', 'failed')", uri=store_uri)] == [
+        run_id
+    ]
     shown = _cli(store_uri, "runs", "show", run_id[:12])
     assert "status      lost" in shown
     assert "(no heartbeat since: its process probably died; yard.start_run(run_id=...) resumes it)" in shown
@@ -106,7 +117,9 @@ def test_a_run_killed_with_sigkill_reads_as_lost(store_uri: str, monkeypatch: py
     monkeypatch.setenv("YARD_RUN_LOST_AFTER", "soon")
     res = runner.invoke(app, ["--uri", store_uri, "runs", "list"])
     assert res.exit_code == 1
-    assert str(res.exception) == "YARD_RUN_LOST_AFTER must be a positive number of seconds. Got 'soon' instead."
+    assert (
+        str(res.exception) == "YARD_RUN_LOST_AFTER must be a positive number of seconds. Got 'soon' instead."
+    )
     monkeypatch.delenv("YARD_RUN_LOST_AFTER")
 
     # a lost run can be resumed, and then ended as usual
@@ -117,22 +130,31 @@ def test_a_run_killed_with_sigkill_reads_as_lost(store_uri: str, monkeypatch: py
     assert svc.get_run(run_id).status is RunStatus.FINISHED and svc.get_run(run_id).metrics["loss"] == 0.25
 
 
-def test_children_without_a_process_beat_with_their_parent(workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_children_without_a_process_beat_with_their_parent(
+    workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     svc = TrackingService(workspace)
     parent = yard.start_run(experiment="pipe", name="pipeline")
-    step = svc.create_run(experiment="pipe", name="pipeline.train", parent_id=parent.id)  # like a pipeline step
+    step = svc.create_run(
+        experiment="pipe", name="pipeline.train", parent_id=parent.id
+    )  # like a pipeline step
     orphan = svc.create_run(experiment="pipe", name="orphan")  # nobody beats for it
     later = orphan.start_time + _heartbeat.lost_after_ms() + 1
     monkeypatch.setattr(_heartbeat, "clock", lambda: later)
     _flusher.beat([parent], force=True)
     assert {r.name: r.status.value for r in svc.search_runs("pipe")} == {
-        "pipeline": "running", "pipeline.train": "running", "orphan": "lost",
+        "pipeline": "running",
+        "pipeline.train": "running",
+        "orphan": "lost",
     }
     parent.end()
     svc.end_run(step.id, RunStatus.FINISHED)
     # an ended run is never lost, however old
     monkeypatch.setattr(_heartbeat, "clock", lambda: later * 2)
-    assert svc.get_run(parent.id).status is RunStatus.FINISHED and svc.get_run(step.id).status is RunStatus.FINISHED
+    assert (
+        svc.get_run(parent.id).status is RunStatus.FINISHED
+        and svc.get_run(step.id).status is RunStatus.FINISHED
+    )
     assert svc.get_run(orphan.id).status is RunStatus.LOST
     svc.end_run(orphan.id, RunStatus.KILLED)  # ending a lost run works: it is stored as running
     assert svc.get_run(orphan.id).status is RunStatus.KILLED
@@ -140,7 +162,10 @@ def test_children_without_a_process_beat_with_their_parent(workspace, monkeypatc
 
 def test_lost_is_not_an_end_state_a_run_can_be_given() -> None:
     run = yard.start_run(experiment="x")
-    with pytest.raises(InvalidArgumentError, match=r"The 'status' parameter of Run.end must be one of 'finished', 'failed', 'killed'\. Got 'lost' instead\."):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"The 'status' parameter of Run.end must be one of 'finished', 'failed', 'killed'\. Got 'lost' instead\.",
+    ):
         run.end("lost")
     run.end()
     assert yard.get_run(run.id).status is RunStatus.FINISHED
@@ -150,7 +175,10 @@ def test_a_bad_heartbeat_interval_is_refused_before_a_run_starts(monkeypatch: py
     from modelyard.errors import ConfigError
 
     monkeypatch.setenv("YARD_HEARTBEAT_INTERVAL", "-1")
-    with pytest.raises(ConfigError, match=r"^YARD_HEARTBEAT_INTERVAL must be a positive number of seconds\. Got '-1' instead\.$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^YARD_HEARTBEAT_INTERVAL must be a positive number of seconds\. Got '-1' instead\.$",
+    ):
         yard.start_run(experiment="x")
     monkeypatch.delenv("YARD_HEARTBEAT_INTERVAL")
     assert TrackingService().search_runs() == []  # nothing was stored

@@ -32,7 +32,10 @@ def test_with_block_that_raises_ends_failed_with_traceback(workspace) -> None:
             1 / 0  # noqa: B018
     rec = yard.get_run(run.id)
     assert rec.status is RunStatus.FAILED
-    assert "Traceback (most recent call last)" in rec.error and "ZeroDivisionError: division by zero" in rec.error
+    assert (
+        "Traceback (most recent call last)" in rec.error
+        and "ZeroDivisionError: division by zero" in rec.error
+    )
     assert "test_with_block_that_raises" in rec.error
     assert rec.metrics == {"loss": 1.0}  # flushed before ending
     assert yard.active_run() is None

@@ -45,7 +45,9 @@ while not os.path.exists(go) and time.time() < deadline:
 def test_eight_processes_log_ten_thousand_points_each(tmp_path: Path) -> None:
     uri = str(tmp_path / "store")  # brand new: the processes also race to create and migrate it
     go = tmp_path / "go"
-    code = WAIT_FOR_GO + """
+    code = (
+        WAIT_FOR_GO
+        + """
 import modelyard as yard
 with yard.start_run(experiment="load", name=f"proc-{sys.argv[2]}", capture_env=False) as run:
     for i in range(10_000):
@@ -54,7 +56,10 @@ with yard.start_run(experiment="load", name=f"proc-{sys.argv[2]}", capture_env=F
             run.log_param(f"p{i}", i)
 print(run.id)
 """
-    procs = [_spawn(code, tmp_path, uri, f"w{n}", str(go), str(n), YARD_FLUSH_INTERVAL="0.05") for n in range(8)]
+    )
+    procs = [
+        _spawn(code, tmp_path, uri, f"w{n}", str(go), str(n), YARD_FLUSH_INTERVAL="0.05") for n in range(8)
+    ]
     time.sleep(0.5)
     go.touch()
     outs = [p.communicate(timeout=300) for p in procs]
@@ -65,25 +70,32 @@ print(run.id)
     svc = TrackingService(uri)
     runs = svc.search_runs("load", limit=100)
     assert sorted(r.id for r in runs) == sorted(ids)
-    assert all(r.status is RunStatus.FINISHED and r.metrics == {"loss": 1e-4} and len(r.params) == 4 for r in runs)
+    assert all(
+        r.status is RunStatus.FINISHED and r.metrics == {"loss": 1e-4} and len(r.params) == 4 for r in runs
+    )
     import sqlalchemy as sa
 
     with svc.store.read() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM metrics")).scalar_one() == 80_000
-        per_run = conn.execute(sa.text("SELECT count(DISTINCT step) FROM metrics GROUP BY run_id")).scalars().all()
+        per_run = (
+            conn.execute(sa.text("SELECT count(DISTINCT step) FROM metrics GROUP BY run_id")).scalars().all()
+        )
         assert per_run == [10_000] * 8
         assert conn.execute(sa.text("SELECT count(*) FROM experiments")).scalar_one() == 1
 
 
 def test_processes_opening_a_new_store_at_once(store_uri: str, tmp_path: Path) -> None:
     go = tmp_path / "go"
-    code = WAIT_FOR_GO + """
+    code = (
+        WAIT_FOR_GO
+        + """
 import modelyard as yard
 yard.init()
 with yard.start_run(experiment="race", capture_env=False) as run:
     run.log_metric("x", 1.0)
 print(run.id)
 """
+    )
     procs = [_spawn(code, tmp_path, store_uri, f"o{n}", str(go)) for n in range(3)]
     time.sleep(0.3)
     go.touch()

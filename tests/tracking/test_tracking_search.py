@@ -15,10 +15,22 @@ INJECTION = "x'); DROP TABLE runs; --"
 def runs(workspace):  # type: ignore[no-untyped-def]
     """Four runs with varied params, metrics, tags and statuses; returns name → RunRecord."""
     specs = [
-        ("alpha", {"lr": "0.1", "model": "tree", "depth": 6}, {"acc": 0.95, "val loss": 0.2}, {"team": "risk"}, "finished"),
-        ("beta", {"lr": "0.01", "model": "Linear", "cmd": INJECTION}, {"acc": 0.85}, {"team": "ml", "note": INJECTION}, "finished"),
+        (
+            "alpha",
+            {"lr": "0.1", "model": "tree", "depth": 6},
+            {"acc": 0.95, "val loss": 0.2},
+            {"team": "risk"},
+            "finished",
+        ),
+        (
+            "beta",
+            {"lr": "0.01", "model": "Linear", "cmd": INJECTION},
+            {"acc": 0.85},
+            {"team": "ml", "note": INJECTION},
+            "finished",
+        ),
         ("gamma", {"lr": "0.001", "model": "tree"}, {"acc": 0.75, "val loss": 0.5}, {}, "failed"),
-        ("delta", {"model": "it's \"quoted\""}, {}, {"team": "risk"}, "killed"),
+        ("delta", {"model": 'it\'s "quoted"'}, {}, {"team": "risk"}, "killed"),
     ]
     for name, p, m, t, status in specs:
         run = yard.start_run(experiment="exp", name=name, params=p, tags=t, capture_env=False)
@@ -100,7 +112,11 @@ def test_and_binds_tighter_than_or_and_parentheses(runs) -> None:
     # a or (b and c)
     assert sset("tags.team = 'ml' or metrics.acc > 0.9 and params.model = 'Linear'") == {"beta"}
     assert sset("(tags.team = 'ml' or metrics.acc > 0.9) and params.model = 'tree'") == {"alpha"}
-    assert sset("metrics.acc > 0.8 and params.lr = '0.01' or tags.team = 'risk'") == {"alpha", "beta", "delta"}
+    assert sset("metrics.acc > 0.8 and params.lr = '0.01' or tags.team = 'risk'") == {
+        "alpha",
+        "beta",
+        "delta",
+    }
     assert sset("metrics.acc > 0.8 and (params.lr = '0.01' or tags.team = 'risk')") == {"alpha", "beta"}
     assert sset("((status = 'killed'))") == {"delta"}
     assert sset("status = 'finished' AND tags.team = 'ml' OR status = 'killed'") == {"beta", "delta"}
@@ -186,7 +202,9 @@ def test_type_errors_point_at_the_value(text: str, token: str, message: str) -> 
 def test_order_by_errors(runs) -> None:
     with pytest.raises(FilterSyntaxError, match=r"Unknown run attribute 'bogus'"):
         yard.search_runs("exp", order_by=["bogus desc"])
-    with pytest.raises(FilterSyntaxError, match=r"Expected 'asc' or 'desc' after the field, found 'sideways'"):
+    with pytest.raises(
+        FilterSyntaxError, match=r"Expected 'asc' or 'desc' after the field, found 'sideways'"
+    ):
         yard.search_runs("exp", order_by=["metrics.acc sideways"])
 
 
@@ -233,22 +251,43 @@ _MANY = " or ".join(f"metrics.acc = {i}" for i in range(1500))
 @pytest.mark.parametrize(
     ("text", "message", "position"),
     [
-        ("start_time > 99999999999999999999",
-         "start_time 99999999999999999999 is out of range; times are milliseconds since the epoch", 13),
+        (
+            "start_time > 99999999999999999999",
+            "start_time 99999999999999999999 is out of range; times are milliseconds since the epoch",
+            13,
+        ),
         ("end_time in (1, -99999999999999999999)", "end_time -99999999999999999999 is out of range", 12),
         ("metrics.acc > 1e309", r"The number 1e309 is out of range; a filter number must be finite", 14),
         ("params.lr = -1e999", r"The number -1e999 is out of range", 12),
         ("metrics.acc < " + "9" * 400, r"The number 99999999999999999999\.\.\. is out of range", 14),
         (_NESTED, "The filter nests parentheses more than 50 levels deep.", 50),
-        (_MANY, r"The filter has more than 200 comparisons; narrow it, or use 'in \(\.\.\.\)' lists",
-         _MANY.index("metrics.acc = 200 ")),
-        ("params.lr in (" + ",".join(f"'{i}'" for i in range(1001)) + ")",
-         r"The filter's 'in \(\.\.\.\)' lists hold more than 1000 values together\.", 14 + 4 * 10 + 5 * 90 + 6 * 900),
-        ("params.lr = '" + "x" * 200_000 + "'", r"The filter is 200,014 characters long; the limit is 100,000\.",
-         100_000),
+        (
+            _MANY,
+            r"The filter has more than 200 comparisons; narrow it, or use 'in \(\.\.\.\)' lists",
+            _MANY.index("metrics.acc = 200 "),
+        ),
+        (
+            "params.lr in (" + ",".join(f"'{i}'" for i in range(1001)) + ")",
+            r"The filter's 'in \(\.\.\.\)' lists hold more than 1000 values together\.",
+            14 + 4 * 10 + 5 * 90 + 6 * 900,
+        ),
+        (
+            "params.lr = '" + "x" * 200_000 + "'",
+            r"The filter is 200,014 characters long; the limit is 100,000\.",
+            100_000,
+        ),
     ],
-    ids=["int-above-2^63", "int-below-2^63-in-list", "1e309", "-1e999", "400-digits", "2000-parens",
-         "1500-terms", "1001-values", "200k-chars"],
+    ids=[
+        "int-above-2^63",
+        "int-below-2^63-in-list",
+        "1e309",
+        "-1e999",
+        "400-digits",
+        "2000-parens",
+        "1500-terms",
+        "1001-values",
+        "200k-chars",
+    ],
 )
 def test_filter_limits_are_syntax_errors(runs, text: str, message: str, position: int) -> None:
     with pytest.raises(FilterSyntaxError, match=message) as info:
@@ -259,7 +298,7 @@ def test_filter_limits_are_syntax_errors(runs, text: str, message: str, position
     assert len(lines) == 3 and "SELECT" not in str(err)  # the problem, an excerpt of the filter, a caret
     shown, caret = lines[1][2:], lines[2].index("^") - 2
     assert len(shown) <= 3 + 120 + 3  # a window around the token, not the whole generated filter
-    assert shown[caret:caret + 8] == text[position:position + 8]
+    assert shown[caret : caret + 8] == text[position : position + 8]
 
 
 def test_filter_limits_leave_room_for_real_filters(runs) -> None:
@@ -270,13 +309,23 @@ def test_filter_limits_leave_room_for_real_filters(runs) -> None:
     assert sset("metrics.acc in (0.95, 99999999999999999999)") == {"alpha"}
     assert sset("params.lr = 99999999999999999999") == set()  # params are text
     assert sset("metrics.acc < 1.7e308 and metrics.acc > -1.7e308") == {"alpha", "beta", "gamma"}
-    terms = [f"metrics.acc = {i}" if i % 3 == 0 else f"params.lr = '{i}'" if i % 3 == 1 else f"start_time < {i}"
-             for i in range(MAX_COMPARISONS - 2)]
-    widest = ("(" * MAX_DEPTH + " or ".join(terms) + ")" * MAX_DEPTH
-              + " and params.lr in (" + ",".join(f"'{i}'" for i in range(MAX_VALUES - 1)) + ", '0.1')"
-              + " or metrics.acc = 0.85")
+    terms = [
+        f"metrics.acc = {i}" if i % 3 == 0 else f"params.lr = '{i}'" if i % 3 == 1 else f"start_time < {i}"
+        for i in range(MAX_COMPARISONS - 2)
+    ]
+    widest = (
+        "(" * MAX_DEPTH
+        + " or ".join(terms)
+        + ")" * MAX_DEPTH
+        + " and params.lr in ("
+        + ",".join(f"'{i}'" for i in range(MAX_VALUES - 1))
+        + ", '0.1')"
+        + " or metrics.acc = 0.85"
+    )
     assert sset(widest) == {"beta"}
-    deepest = "".join(f"metrics.acc = {i} or (params.lr = '{i}' and " for i in range(MAX_DEPTH)) + "status = 'x'"
+    deepest = (
+        "".join(f"metrics.acc = {i} or (params.lr = '{i}' and " for i in range(MAX_DEPTH)) + "status = 'x'"
+    )
     assert sset(deepest + ")" * MAX_DEPTH) == set()
 
 
@@ -295,8 +344,13 @@ def test_cli_filter_limits(runs, store_uri, text: str, message: str) -> None:
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "modelyard", "runs", "list", "--filter", text],
-                         capture_output=True, text=True, env={**os.environ, "YARD_URI": store_uri}, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "modelyard", "runs", "list", "--filter", text],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "YARD_URI": store_uri},
+        timeout=120,
+    )
     assert res.returncode == 1, res.stderr
     assert res.stderr.startswith(message), res.stderr
     assert "Traceback" not in res.stderr and "SELECT" not in res.stderr

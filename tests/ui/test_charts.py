@@ -35,7 +35,9 @@ def test_every_chart_escapes_data_text_and_stays_well_formed_xml() -> None:
 
 def test_histogram_overlays_shares_and_says_when_empty() -> None:
     svg = histogram([0, 1, 2], [("ref <a>", [1, 3]), ("cur", [2, 2])], title="x & y")
-    assert svg.startswith("<svg") and "ref &lt;a&gt;" in svg and "x &amp; y" in svg and svg.count("<rect") == 4
+    assert (
+        svg.startswith("<svg") and "ref &lt;a&gt;" in svg and "x &amp; y" in svg and svg.count("<rect") == 4
+    )
     assert "<title>ref &lt;a&gt;: [1, 2) 3 (75.0%)</title>" in svg
     assert "no numeric values" in histogram([], [])
 
@@ -45,21 +47,34 @@ def test_long_bar_labels_are_shortened_to_the_label_column_and_named_in_full_in_
     svg = bar_chart([name, "plan=pro"], [("auc", [0.5, 0.25])], title="t", width=640)
     labels = re.findall(r'<text x="(\d+)"[^>]*text-anchor="end">([^<]*)</text>', svg)
     (x, shown), (_, short) = labels
-    assert shown.endswith("…") and name.startswith(shown[:-1]) and len(shown) * 7.2 <= int(x)  # fits left of the bars
+    assert (
+        shown.endswith("…") and name.startswith(shown[:-1]) and len(shown) * 7.2 <= int(x)
+    )  # fits left of the bars
     assert short == "plan=pro"
     assert f"<title>{name}: 0.5</title>" in svg
 
 
 def test_a_fixed_scale_and_value_labels_that_fit() -> None:
     def widths(v: float) -> list[float]:
-        return [float(w) for w in re.findall(r'<rect x="\d+" y="[\d.]+" width="([\d.]+)"', bar_chart(["auc"], [("m", [v])], scale=1.0))]
+        return [
+            float(w)
+            for w in re.findall(
+                r'<rect x="\d+" y="[\d.]+" width="([\d.]+)"', bar_chart(["auc"], [("m", [v])], scale=1.0)
+            )
+        ]
 
     assert widths(0.5)[0] * 2 == widths(1.0)[0]
     # the value label column is kept free: the largest bar's label ends inside the chart
     svg = bar_chart(["a", "b"], [("m", [123456.789, 3.0])], width=300)
-    bar_end = max(float(x) + float(w) for x, w in re.findall(r'<rect x="(\d+)" y="[\d.]+" width="([\d.]+)"', svg))
+    bar_end = max(
+        float(x) + float(w) for x, w in re.findall(r'<rect x="(\d+)" y="[\d.]+" width="([\d.]+)"', svg)
+    )
     label = re.search(r'<text x="([\d.]+)"[^>]*>1\.23e\+05</text>', svg)
-    assert label and float(label.group(1)) >= bar_end and float(label.group(1)) + len("1.23e+05") * 12 * 0.6 <= 300
+    assert (
+        label
+        and float(label.group(1)) >= bar_end
+        and float(label.group(1)) + len("1.23e+05") * 12 * 0.6 <= 300
+    )
     # non-finite values are left out, negatives drawn in red
     svg = bar_chart(["nan", "neg"], [("m", [float("nan"), -0.5])])
     assert ">nan<" not in svg and 'fill="#cf222e"' in svg
@@ -83,13 +98,23 @@ def test_nice_ticks_and_time_ticks() -> None:
     hourly, fmt = time_ticks(1_700_000_000, 1_700_000_000 + 4 * 3600, 5)
     assert all(t % 3600 == 0 for t in hourly) and len(hourly) == 4 and fmt == "%m-%d %H:%M"
     months, fmt = time_ticks(1_704_067_200, 1_704_067_200 + 365 * 86400, 6)  # 2024: quarter starts
-    assert fmt == "%Y-%m" and [time.strftime(fmt, time.gmtime(t)) for t in months] == ["2024-01", "2024-04", "2024-07", "2024-10"]
+    assert fmt == "%Y-%m" and [time.strftime(fmt, time.gmtime(t)) for t in months] == [
+        "2024-01",
+        "2024-04",
+        "2024-07",
+        "2024-10",
+    ]
 
 
 def test_line_chart_axes_threshold_and_datetime_labels() -> None:
     t0 = 1_700_000_000
-    svg = line_chart([("share", [(t0 + i * 3600, s) for i, s in enumerate([0, 0.25, 0.5, 0.75])])],
-                     title="drift", threshold=0.5, x_time=True, y_zero=True)
+    svg = line_chart(
+        [("share", [(t0 + i * 3600, s) for i, s in enumerate([0, 0.25, 0.5, 0.75])])],
+        title="drift",
+        threshold=0.5,
+        x_time=True,
+        y_zero=True,
+    )
     shown = texts(svg)
     assert "threshold 0.5" in shown and shown[1] == "0.0" and "0.8" in shown  # y from 0, nice ticks
     assert [t for t in shown if re.fullmatch(r"\d\d-\d\d \d\d:00", t)]  # whole hours as dates
@@ -101,13 +126,23 @@ def test_line_chart_axes_threshold_and_datetime_labels() -> None:
 
 def test_x_labels_never_overlap_or_leave_the_chart() -> None:
     svg = line_chart([("x", [(i * 1e6, i) for i in range(50)])], width=200)
-    boxes = sorted((float(x), float(x) + len(t) * 10 * 0.6) for x, t in re.findall(r'<text x="([\d.]+)" y="195"[^>]*>([^<]+)</text>', svg))
+    boxes = sorted(
+        (float(x), float(x) + len(t) * 10 * 0.6)
+        for x, t in re.findall(r'<text x="([\d.]+)" y="195"[^>]*>([^<]+)</text>', svg)
+    )
     assert boxes and boxes[0][0] >= 0 and boxes[-1][1] <= 200
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(boxes))
 
 
 def test_fmt_num() -> None:
-    assert [fmt_num(v) for v in (0.5, 123456.789, 0.0001234, float("nan"), float("inf"), 0)] == ["0.5", "1.23e+05", "1.23e-04", "NaN", "∞", "0"]
+    assert [fmt_num(v) for v in (0.5, 123456.789, 0.0001234, float("nan"), float("inf"), 0)] == [
+        "0.5",
+        "1.23e+05",
+        "1.23e-04",
+        "NaN",
+        "∞",
+        "0",
+    ]
 
 
 def test_render_page_autoescapes_and_jinja_is_imported_lazily() -> None:
@@ -116,5 +151,10 @@ def test_render_page_autoescapes_and_jinja_is_imported_lazily() -> None:
     code = "import sys, modelyard, modelyard.ui; import modelyard.cli; print('jinja2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "modelyard", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "modelyard", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "jinja2" not in out.stderr

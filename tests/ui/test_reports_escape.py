@@ -16,17 +16,19 @@ IMG = '<img src=x onerror="alert(1)">'
 
 
 def assert_inert(page: str) -> None:
-    assert "<script" not in page and "<img" not in page and "onerror=\"" not in page
+    assert "<script" not in page and "<img" not in page and 'onerror="' not in page
     assert "&lt;script&gt;" in page and "&lt;img src=x onerror=" in page
 
 
 def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        SCRIPT: rng.normal(shift, 1, n),
-        "plan": rng.choice(["basic", IMG], n),
-        "y": rng.integers(0, 2, n),
-    })
+    return pd.DataFrame(
+        {
+            SCRIPT: rng.normal(shift, 1, n),
+            "plan": rng.choice(["basic", IMG], n),
+            "y": rng.integers(0, 2, n),
+        }
+    )
 
 
 def test_validation_report_escapes_column_names_and_values() -> None:

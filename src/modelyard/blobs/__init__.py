@@ -4,4 +4,12 @@ from modelyard.blobs._hashing import hash_bytes, hash_file, is_digest
 from modelyard.blobs._manifest import ManifestEntry, manifest_bytes, manifest_digest
 from modelyard.blobs._store import BlobStore
 
-__all__ = ["BlobStore", "ManifestEntry", "hash_bytes", "hash_file", "is_digest", "manifest_bytes", "manifest_digest"]
+__all__ = [
+    "BlobStore",
+    "ManifestEntry",
+    "hash_bytes",
+    "hash_file",
+    "is_digest",
+    "manifest_bytes",
+    "manifest_digest",
+]

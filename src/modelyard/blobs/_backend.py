@@ -114,11 +114,15 @@ class Backend(Protocol):
         """Store many ``(local path, manifest path)`` files; return their entries in order."""
         ...
 
-    def known_entries(self, paths: list[str], rels: list[str], stats: list[os.stat_result] | None) -> list[ManifestEntry] | None:
+    def known_entries(
+        self, paths: list[str], rels: list[str], stats: list[os.stat_result] | None
+    ) -> list[ManifestEntry] | None:
         """Entries of files stored unchanged, without reading them; None when unknown."""
         ...
 
-    def materialize(self, digest: str, tmp: Path, dest: Path, mode: int | None, link: bool, flags: int) -> bool:
+    def materialize(
+        self, digest: str, tmp: Path, dest: Path, mode: int | None, link: bool, flags: int
+    ) -> bool:
         """Write the verified blob into the new file ``tmp`` (opened with ``flags``; True: it was
         instead hard-linked straight to ``dest``, nothing left to rename)."""
         ...
@@ -302,7 +306,9 @@ class LocalBackend:
             size = len(data)
         else:
             digest = self._copy_hashing(src, _blob_mode(st.st_mode))
-            size = self.path(digest).stat().st_size  # what was copied (the file may have grown since the stat)
+            size = (
+                self.path(digest).stat().st_size
+            )  # what was copied (the file may have grown since the stat)
         if cache is not None:
             learned: list[tuple[str, os.stat_result, str]] = []
             learn(learned, os.fspath(src), st, digest)  # not if the file changed while it was read
@@ -321,7 +327,9 @@ class LocalBackend:
         tmp = self.tmp_file()
         try:
             with open(src, "rb", buffering=0) as fin:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # not readable by others while copied
+                fd = os.open(
+                    tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+                )  # not readable by others while copied
                 try:
                     digest = kernel_copy_then_hash(fin.fileno(), fd, tmp)
                     if digest is None:
@@ -343,7 +351,9 @@ class LocalBackend:
                 raise BlobError(f"Cannot store {str(src)!r}: {_why(exc)}.") from exc
         return digest
 
-    def known_entries(self, paths: list[str], rels: list[str], stats: list[os.stat_result] | None) -> list[ManifestEntry] | None:
+    def known_entries(
+        self, paths: list[str], rels: list[str], stats: list[os.stat_result] | None
+    ) -> list[ManifestEntry] | None:
         cache = self.stat_cache()
         if cache is None or not paths:
             return None
@@ -375,7 +385,11 @@ class LocalBackend:
         if stats is None:
             stats = [stat_source(Path(p)) for p, _ in items]
         cache = self.stat_cache()
-        known = cache.get_many_str([(p, st) for (p, _), st in zip(items, stats, strict=True)]) if cache is not None else {}
+        known = (
+            cache.get_many_str([(p, st) for (p, _), st in zip(items, stats, strict=True)])
+            if cache is not None
+            else {}
+        )
         objects = os.fspath(self.folder / "objects")
         entries: list[ManifestEntry | None] = [None] * len(items)
         learned: list[tuple[str, os.stat_result, str]] = []
@@ -496,7 +510,9 @@ class LocalBackend:
             raise
 
     # -- materializing -------------------------------------------------------------------
-    def materialize(self, digest: str, tmp: Path, dest: Path, mode: int | None, link: bool, flags: int) -> bool:
+    def materialize(
+        self, digest: str, tmp: Path, dest: Path, mode: int | None, link: bool, flags: int
+    ) -> bool:
         """A reflink/kernel copy of the blob, verified after it is written (or a hard link)."""
         src = self.path(digest)
         try:

@@ -72,7 +72,13 @@ def _clone_or_copy(src: int, dst: int) -> None:
             if done or os.fstat(src).st_size == 0:
                 return
         except OSError as exc:
-            if done or exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+            if done or exc.errno not in (
+                errno.EXDEV,
+                errno.ENOSYS,
+                errno.EINVAL,
+                errno.EOPNOTSUPP,
+                errno.EPERM,
+            ):
                 raise
     os.lseek(src, 0, os.SEEK_SET)
     os.lseek(dst, 0, os.SEEK_SET)
@@ -103,7 +109,9 @@ def _check_target(dest: Path) -> None:
             "writes through a link. Remove the link or choose another destination."
         )
     if stat.S_ISDIR(st.st_mode):
-        raise BlobError(f"Cannot write {str(dest)!r}: a folder is in the way. Remove it or choose another destination.")
+        raise BlobError(
+            f"Cannot write {str(dest)!r}: a folder is in the way. Remove it or choose another destination."
+        )
 
 
 def _check_tree_path(dest: Path, parts: tuple[str, ...]) -> None:
@@ -120,7 +128,9 @@ def _check_tree_path(dest: Path, parts: tuple[str, ...]) -> None:
                 "and a download never writes through a link. Remove the link or choose another destination."
             )
         if not stat.S_ISDIR(st.st_mode):
-            raise BlobError(f"Cannot write {str(dest.joinpath(*parts))!r}: {str(p)!r} is a file, not a folder.")
+            raise BlobError(
+                f"Cannot write {str(dest.joinpath(*parts))!r}: {str(p)!r} is a file, not a folder."
+            )
     _check_target(dest.joinpath(*parts))
 
 

@@ -113,13 +113,19 @@ class FsspecBackend:
         out = []
         for p, rel in items:
             digest, size = self.store_file(Path(p), stat_source(Path(p)))
-            out.append(ManifestEntry(path=rel, digest=digest, size=size, mode=stat.S_IMODE(os.stat(p).st_mode)))
+            out.append(
+                ManifestEntry(path=rel, digest=digest, size=size, mode=stat.S_IMODE(os.stat(p).st_mode))
+            )
         return out
 
-    def known_entries(self, paths: list[str], rels: list[str], stats: list[os.stat_result] | None) -> list[ManifestEntry] | None:
+    def known_entries(
+        self, paths: list[str], rels: list[str], stats: list[os.stat_result] | None
+    ) -> list[ManifestEntry] | None:
         return None  # no stat cache: every file is read
 
-    def materialize(self, digest: str, tmp: Path, dest: Path, mode: int | None, link: bool, flags: int) -> bool:
+    def materialize(
+        self, digest: str, tmp: Path, dest: Path, mode: int | None, link: bool, flags: int
+    ) -> bool:
         data = self.read(digest)
         fd = os.open(tmp, flags, _safe_mode(mode))
         try:

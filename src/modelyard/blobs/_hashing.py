@@ -32,7 +32,9 @@ def is_digest(value: str) -> bool:
 def check_digest(digest: str) -> str:
     """``digest`` itself, or InvalidArgumentError when it is not a blake3 hex digest."""
     if not isinstance(digest, str) or not is_digest(digest):
-        raise InvalidArgumentError(f"{digest!r} is not a blob digest (64 lowercase hex characters of blake3).")
+        raise InvalidArgumentError(
+            f"{digest!r} is not a blob digest (64 lowercase hex characters of blake3)."
+        )
     return digest
 
 
@@ -71,7 +73,13 @@ def kernel_copy_then_hash(fin: int, fout: int, tmp: Path) -> str | None:
                 break
             done += n
     except OSError as exc:
-        if done == 0 and exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+        if done == 0 and exc.errno in (
+            errno.EXDEV,
+            errno.ENOSYS,
+            errno.EINVAL,
+            errno.EOPNOTSUPP,
+            errno.EPERM,
+        ):
             return None  # e.g. across filesystems on an old kernel: copy through a buffer instead
         raise
     if done == 0 and size > 0:  # pragma: no cover - some filesystems copy nothing instead of failing

@@ -55,7 +55,11 @@ def parse_manifest(data: bytes, digest: str) -> list[ManifestEntry]:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BlobError(f"Blob {digest[:12]}… is not a manifest.") from exc
-    if not isinstance(doc, dict) or doc.get("type") != "modelyard.manifest" or not isinstance(doc.get("entries"), list):
+    if (
+        not isinstance(doc, dict)
+        or doc.get("type") != "modelyard.manifest"
+        or not isinstance(doc.get("entries"), list)
+    ):
         raise BlobError(f"Blob {digest[:12]}… is not a manifest.")
     out = []
     for e in doc["entries"]:

@@ -96,7 +96,14 @@ class StatCache:
         now = time.time_ns()
         racy = int(_RACY_SECONDS * 1e9)
         data = [
-            (p if os.path.isabs(p) else os.path.abspath(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, d)
+            (
+                p if os.path.isabs(p) else os.path.abspath(p),
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                st.st_ino,
+                d,
+            )
             for p, st, d in rows
             if now - st.st_mtime_ns > racy
         ]

@@ -127,7 +127,9 @@ class BlobStore:
             out = []
             for p, rel in items:
                 digest, size = self.put_file(p)
-                out.append(ManifestEntry(path=rel, digest=digest, size=size, mode=stat.S_IMODE(os.stat(p).st_mode)))
+                out.append(
+                    ManifestEntry(path=rel, digest=digest, size=size, mode=stat.S_IMODE(os.stat(p).st_mode))
+                )
             return out
         return self.backend.store_files(items, stats, workers)
 
@@ -166,7 +168,9 @@ class BlobStore:
         """A verified in-memory file object with the blob's bytes."""
         return io.BytesIO(self.read_bytes(digest))
 
-    def get_file(self, digest: str, dest: str | os.PathLike[str], *, mode: int | None = None, link: bool = False) -> Path:
+    def get_file(
+        self, digest: str, dest: str | os.PathLike[str], *, mode: int | None = None, link: bool = False
+    ) -> Path:
         """Write a blob to ``dest``, verified; return ``dest``.
 
         The file is a copy (a reflink where the filesystem has them: copy on write, so editing
@@ -189,7 +193,9 @@ class BlobStore:
         """Write a verified blob to a temp file beside ``dest`` and rename it over ``dest``
         (the rename replaces whatever is there; nothing is ever written through a link)."""
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        flags = (
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        )
         try:
             if not self.backend.materialize(check_digest(digest), tmp, dest, mode, link, flags):
                 os.replace(tmp, dest)
@@ -197,7 +203,9 @@ class BlobStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             if isinstance(exc, IsADirectoryError):
-                raise BlobError(f"Cannot write {str(dest)!r}: a folder is in the way. Remove it or choose another destination.") from exc
+                raise BlobError(
+                    f"Cannot write {str(dest)!r}: a folder is in the way. Remove it or choose another destination."
+                ) from exc
             if isinstance(exc, OSError):
                 raise BlobError(f"Cannot write {str(dest)!r}: {_why(exc)}.") from exc
             raise
@@ -228,7 +236,9 @@ class BlobStore:
         doc = json.loads(self.read_bytes(digest))
         return dict(doc.get("meta") or {})
 
-    def put_tree(self, folder: str | os.PathLike[str], *, workers: int | None = None, **meta: Any) -> tuple[str, int]:
+    def put_tree(
+        self, folder: str | os.PathLike[str], *, workers: int | None = None, **meta: Any
+    ) -> tuple[str, int]:
         """Store every file below ``folder`` and a manifest of them; return ``(manifest digest, total size)``."""
         from modelyard.blobs._walk import walk
 
@@ -236,7 +246,9 @@ class BlobStore:
         if not root.is_dir():
             raise BlobError(f"Cannot store {str(root)!r} as a folder: it is not a directory.")
         walked = walk(root, skip_hidden=False)  # never follows a link out of the folder
-        entries = self.put_files([(p, rel) for p, rel, _ in walked], workers=workers, stats=[st for _, _, st in walked])
+        entries = self.put_files(
+            [(p, rel) for p, rel, _ in walked], workers=workers, stats=[st for _, _, st in walked]
+        )
         return self.put_manifest(entries, **meta), sum(e.size for e in entries)
 
     def get_tree(self, digest: str, dest: str | os.PathLike[str], *, link: bool = False) -> Path:

@@ -39,9 +39,13 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     uri: str = typer.Option(
-        None, "--uri", help="Store: a folder (default YARD_URI, else ./.yard), sqlite:///file.db or postgresql://..."
+        None,
+        "--uri",
+        help="Store: a folder (default YARD_URI, else ./.yard), sqlite:///file.db or postgresql://...",
     ),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """modelyard: track, version, validate, register, serve and monitor models."""
     if uri:
@@ -54,9 +58,17 @@ def _root(
 _store.register(app)
 # Command groups: prefer lazy_group (imported on first use, so `yard --help` stays fast).
 lazy_group("runs", "modelyard.cli._runs:app", "List, inspect, compare and delete tracked runs.")
-lazy_group("models", "modelyard.cli._models:app", "Registered models: versions, aliases, audit log, model cards.")
-lazy_group("pipeline", "modelyard.cli._pipelines:app", "Run Python steps as a tracked, cached DAG (local, process or Ray).")
-lazy_group("rollout", "modelyard.cli._rollout:app", "Progressive delivery: canary, blue-green, shadow, A/B rollouts.")
+lazy_group(
+    "models", "modelyard.cli._models:app", "Registered models: versions, aliases, audit log, model cards."
+)
+lazy_group(
+    "pipeline",
+    "modelyard.cli._pipelines:app",
+    "Run Python steps as a tracked, cached DAG (local, process or Ray).",
+)
+lazy_group(
+    "rollout", "modelyard.cli._rollout:app", "Progressive delivery: canary, blue-green, shadow, A/B rollouts."
+)
 
 from modelyard.cli import _quickstart  # noqa: E402
 

@@ -111,7 +111,6 @@ def err_console() -> Any:
     return _make_console(sys.stderr, stderr=True)
 
 
-
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``Error: message`` to stderr and exit with ``code``."""
     typer.echo(f"Error: {message}", err=True)

@@ -12,8 +12,12 @@ from modelyard.data._record import human_size as _size
 
 __all__ = ["register"]
 
-app = typer.Typer(help="Version datasets: add, list, show, diff, get, and infer expectations.", no_args_is_help=True)
-validate_app = typer.Typer(help="Validate data against a dataset version or an expectation suite.", no_args_is_help=True)
+app = typer.Typer(
+    help="Version datasets: add, list, show, diff, get, and infer expectations.", no_args_is_help=True
+)
+validate_app = typer.Typer(
+    help="Validate data against a dataset version or an expectation suite.", no_args_is_help=True
+)
 
 
 def _svc() -> Any:
@@ -35,7 +39,9 @@ def _num(v: Any) -> str:
 
 @app.command("add")
 def add(
-    path: str = typer.Argument(..., help="A file or a folder (Parquet, CSV, Arrow/Feather files get a profile)."),
+    path: str = typer.Argument(
+        ..., help="A file or a folder (Parquet, CSV, Arrow/Feather files get a profile)."
+    ),
     name: str = typer.Option(..., "--name", "-n", help="Dataset name, e.g. churn-train."),
     description: str = typer.Option(None, "--description", "-d", help="A note stored with the version."),
     no_profile: bool = typer.Option(False, "--no-profile", help="Skip profiling tabular files."),
@@ -45,7 +51,9 @@ def add(
     from modelyard.data._unchanged import unchanged_version
 
     # an unchanged path is answered by one read-only query, before SQLAlchemy and the store open
-    v = unchanged_version(path, name) or _svc().add(path, name, description=description, profile=not no_profile)
+    v = unchanged_version(path, name) or _svc().add(
+        path, name, description=description, profile=not no_profile
+    )
     if as_json:
         print_json(v.to_dict())
         return
@@ -73,8 +81,13 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON for scr
     for d in items:
         v = d["latest"] or {}
         t.add_row(
-            esc(d["name"]), f"v{v.get('version', '-')}", str(d["versions"]), v.get("format", "-"),
-            f"{v['rows']:,}" if v.get("rows") is not None else "-", _size(v.get("bytes")), _when(v.get("created_at")),
+            esc(d["name"]),
+            f"v{v.get('version', '-')}",
+            str(d["versions"]),
+            v.get("format", "-"),
+            f"{v['rows']:,}" if v.get("rows") is not None else "-",
+            _size(v.get("bytes")),
+            _when(v.get("created_at")),
         )
     c.print(t)
 
@@ -97,7 +110,9 @@ def show(
     c = console()
     c.print(f"[bold]{esc(v['ref'])}[/]  manifest {v['manifest_digest']}")
     rows = f"{v['rows']:,}" if v["rows"] is not None else "-"
-    c.print(f"format {v['format']}   files {v['files']}   rows {rows}   size {_size(v['bytes'])}   created {_when(v['created_at'])}")
+    c.print(
+        f"format {v['format']}   files {v['files']}   rows {rows}   size {_size(v['bytes'])}   created {_when(v['created_at'])}"
+    )
     if v.get("run_id"):
         c.print(f"produced by run {v['run_id']}")
     if v.get("description"):
@@ -110,9 +125,15 @@ def show(
         for col in prof["columns"]:
             top = esc(", ".join(f"{k} ({n})" for k, n in col["top"][:3]))
             t.add_row(
-                esc(col["name"]), col["type"], f"{col['nulls']:,}",
+                esc(col["name"]),
+                col["type"],
+                f"{col['nulls']:,}",
                 ("" if col["distinct_exact"] else "~") + f"{col['distinct']:,}",
-                esc(_num(col["min"])), esc(_num(col["max"])), _num(col["mean"]), _num(col["std"]), top,
+                esc(_num(col["min"])),
+                esc(_num(col["max"])),
+                _num(col["mean"]),
+                _num(col["std"]),
+                top,
             )
         c.print(t)
     elif info["schema"]:
@@ -158,7 +179,9 @@ def diff(
     from rich.table import Table
 
     c = console()
-    c.print(f"[bold]{esc(d['a'])} → {esc(d['b'])}[/]   rows {_num(d['rows'][0])} → {_num(d['rows'][1])}   size {_size(d['bytes'][0])} → {_size(d['bytes'][1])}")
+    c.print(
+        f"[bold]{esc(d['a'])} → {esc(d['b'])}[/]   rows {_num(d['rows'][0])} → {_num(d['rows'][1])}   size {_size(d['bytes'][0])} → {_size(d['bytes'][1])}"
+    )
     f = d["files"]
     for e in f["added"]:
         c.print(f"[green]+ {esc(e['path'])}[/]  ({_size(e['size'])})")
@@ -179,6 +202,7 @@ def diff(
         for col in ("column", "nulls %", "distinct", "min", "max", "mean", "std", "PSI"):
             t.add_column(col, justify="right" if col != "column" else "left")
         for r in d["columns"]:
+
             def pair(key: str, r: dict[str, Any] = r) -> str:
                 x, y = r[key]
                 if key == "null_fraction":
@@ -186,11 +210,20 @@ def diff(
                     y = None if y is None else 100 * y
                 text = esc(f"{_num(x)} → {_num(y)}")
                 return text if x != y else f"[dim]{esc(_num(x))}[/]"
+
             psi, limit = r["psi"], r.get("psi_limit")
             # "0.31 > 0.26 shifted": beyond what two samples of one distribution reach (as `validate` judges)
             text = _num(psi) if not r.get("shifted") else f"{_num(psi)} > {_num(limit)} shifted"
-            t.add_row(esc(r["column"]), pair("null_fraction"), pair("distinct"), pair("min"), pair("max"), pair("mean"), pair("std"),
-                      f"[red]{esc(text)}[/]" if r.get("shifted") else text)
+            t.add_row(
+                esc(r["column"]),
+                pair("null_fraction"),
+                pair("distinct"),
+                pair("min"),
+                pair("max"),
+                pair("mean"),
+                pair("std"),
+                f"[red]{esc(text)}[/]" if r.get("shifted") else text,
+            )
         c.print(t)
 
 
@@ -233,11 +266,15 @@ def schema(
 @validate_app.command("data")
 def validate_data(
     path: str = typer.Argument(..., help="A file or folder of Parquet/CSV/Arrow files to check."),
-    against: str = typer.Option(None, "--against", "-a", help="Reference dataset version, e.g. churn-train@v3."),
+    against: str = typer.Option(
+        None, "--against", "-a", help="Reference dataset version, e.g. churn-train@v3."
+    ),
     suite: str = typer.Option(None, "--suite", "-s", help="Expectations YAML (see `yard data schema`)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     html: str = typer.Option(None, "--html", help="Also write a self-contained HTML report here."),
-    junit: str = typer.Option(None, "--junit", help="Also write JUnit XML here (one test case per expectation)."),
+    junit: str = typer.Option(
+        None, "--junit", help="Also write JUnit XML here (one test case per expectation)."
+    ),
     all_checks: bool = typer.Option(False, "--all", help="List every check, not only the failed ones."),
 ) -> None:
     """Check data against expectations; exit code 1 when any check fails. Prints the failed checks

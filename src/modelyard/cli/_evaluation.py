@@ -11,9 +11,13 @@ from modelyard.cli._common import console, esc, print_json
 
 __all__ = ["register"]
 
-policy_app = typer.Typer(help="Gate policies attached to models: they guard protected aliases.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Gate policies attached to models: they guard protected aliases.", no_args_is_help=True
+)
 evaluations_app = typer.Typer(help="Stored evaluations of model versions.", no_args_is_help=True)
-ci_app = typer.Typer(help="Write CI pipeline files that train, validate, gate and promote.", no_args_is_help=True)
+ci_app = typer.Typer(
+    help="Write CI pipeline files that train, validate, gate and promote.", no_args_is_help=True
+)
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -22,20 +26,40 @@ def _csv(value: str | None) -> list[str] | None:
 
 def evaluate_cmd(
     ref: str = typer.Argument(..., help="Model: churn-clf/8, churn-clf@production, churn-clf@latest."),
-    data: str = typer.Option(..., "--data", "-d", help="Dataset version (churn-test@v2) or a file (csv, parquet, json)."),
-    label: str = typer.Option(None, "--label", "-l", help="Label column (default: a column named label/target/y/class)."),
-    slices: str = typer.Option(None, "--slices", "-s", help="Columns to slice by, e.g. plan,region or tenure:4 (quantile bins)."),
-    metrics: str = typer.Option(None, "--metrics", "-m", help="Metrics to compute, e.g. roc_auc,f1 (default: by task)."),
+    data: str = typer.Option(
+        ..., "--data", "-d", help="Dataset version (churn-test@v2) or a file (csv, parquet, json)."
+    ),
+    label: str = typer.Option(
+        None, "--label", "-l", help="Label column (default: a column named label/target/y/class)."
+    ),
+    slices: str = typer.Option(
+        None, "--slices", "-s", help="Columns to slice by, e.g. plan,region or tenure:4 (quantile bins)."
+    ),
+    metrics: str = typer.Option(
+        None, "--metrics", "-m", help="Metrics to compute, e.g. roc_auc,f1 (default: by task)."
+    ),
     task: str = typer.Option(None, "--task", help="binary, multiclass or regression (default: inferred)."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not store the evaluation."),
-    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who can write to it."),
+    allow_pickle: bool = typer.Option(
+        False,
+        "--allow-pickle",
+        help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who can write to it.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Evaluate a model on labelled data, overall and per slice; the record is linked to the model version."""
     from modelyard.evaluation import evaluate, evaluation_table
 
-    ev = evaluate(ref, data, label=label, slices=_csv(slices), metrics=_csv(metrics), task=task, log=not no_log,
-                  allow_pickle=allow_pickle)
+    ev = evaluate(
+        ref,
+        data,
+        label=label,
+        slices=_csv(slices),
+        metrics=_csv(metrics),
+        task=task,
+        log=not no_log,
+        allow_pickle=allow_pickle,
+    )
     if as_json:
         print_json(ev.to_dict())
         return
@@ -49,11 +73,21 @@ def evaluate_cmd(
 def gate_cmd(
     ref: str = typer.Argument(..., help="Model: churn-clf/8, churn-clf@candidate, churn-clf@latest."),
     policy: Path = typer.Option(..., "--policy", "-p", help="Gate policy YAML file."),
-    data: str = typer.Option(None, "--data", "-d", help="Evaluation data (overrides the policy's data.dataset)."),
-    junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here (each gate a test case)."),
-    promote: str = typer.Option(None, "--promote", help="When every gate passes, move this alias to the model version."),
+    data: str = typer.Option(
+        None, "--data", "-d", help="Evaluation data (overrides the policy's data.dataset)."
+    ),
+    junit: Path = typer.Option(
+        None, "--junit", help="Write a JUnit XML report here (each gate a test case)."
+    ),
+    promote: str = typer.Option(
+        None, "--promote", help="When every gate passes, move this alias to the model version."
+    ),
     no_log: bool = typer.Option(False, "--no-log", help="Do not store the evaluation and the gate check."),
-    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who can write to it."),
+    allow_pickle: bool = typer.Option(
+        False,
+        "--allow-pickle",
+        help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who can write to it.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Run every gate of a policy on a model; exit 1 when a gate fails."""
@@ -81,7 +115,12 @@ def gate_cmd(
     if promote and mv is not None:
         from modelyard.registry import set_alias
 
-        set_alias(mv.name, promote, mv.version, reason=f"passed the gates of {policy} (check {report.check_id or '-'})")
+        set_alias(
+            mv.name,
+            promote,
+            mv.version,
+            reason=f"passed the gates of {policy} (check {report.check_id or '-'})",
+        )
         typer.echo(f"Promoted {mv.name}/{mv.version} to @{promote}.", err=as_json)
 
 
@@ -118,10 +157,21 @@ def policy_show(
 
     pol = attached_policy(name)
     if as_json:
-        print_json(None if pol is None else {"source": pol.source, "protected": pol.protected, "policy": pol.model_dump(mode="json", exclude_none=True), "text": pol.text})
+        print_json(
+            None
+            if pol is None
+            else {
+                "source": pol.source,
+                "protected": pol.protected,
+                "policy": pol.model_dump(mode="json", exclude_none=True),
+                "text": pol.text,
+            }
+        )
         return
     if pol is None:
-        typer.echo(f"{name} has no gate policy attached. Attach one with: yard policy attach {name} gates.yaml")
+        typer.echo(
+            f"{name} has no gate policy attached. Attach one with: yard policy attach {name} gates.yaml"
+        )
         return
     typer.echo(f"# {pol.source}; protects: {', '.join(pol.protected)}")
     typer.echo(pol.text.rstrip())
@@ -169,7 +219,14 @@ def evaluations_list(
         t.add_column(esc(k), justify="right")
     for e in evs:
         vals = [f"{e.metrics[k]:.4g}" if k in e.metrics else "" for k in keys]
-        t.add_row(e.id[:12] if e.id else "-", esc(e.model or "-"), esc(e.data), str(e.n_rows), _when(e.created_at), *vals)
+        t.add_row(
+            e.id[:12] if e.id else "-",
+            esc(e.model or "-"),
+            esc(e.data),
+            str(e.n_rows),
+            _when(e.created_at),
+            *vals,
+        )
     console().print(t)
 
 
@@ -196,19 +253,33 @@ def ci_init(
     model: str = typer.Option("churn-clf", "--model", help="Registered model name the pipeline trains."),
     policy: str = typer.Option("gates.yaml", "--policy", help="Gate policy file in the repository."),
     data: str = typer.Option(None, "--data", help="Evaluation data (default: the policy's data.dataset)."),
-    train: str = typer.Option("python train.py", "--train", help="Command that trains and registers a new version."),
+    train: str = typer.Option(
+        "python train.py", "--train", help="Command that trains and registers a new version."
+    ),
     data_path: str = typer.Option("data", "--data-path", help="File or folder the validation step checks."),
-    suite: str = typer.Option("expectations.yaml", "--suite", help="Expectation suite the validation step uses."),
+    suite: str = typer.Option(
+        "expectations.yaml", "--suite", help="Expectation suite the validation step uses."
+    ),
     alias: str = typer.Option("production", "--alias", help="Alias the main branch promotes to."),
-    output: Path = typer.Option(None, "--output", "-o", help="Where to write (default: the system's usual path)."),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Where to write (default: the system's usual path)."
+    ),
     overwrite: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
     """Write a pipeline file for GitHub Actions, GitLab CI or Jenkins: install, train, gate, promote on main."""
     from modelyard.evaluation._ci import write_ci
 
     path = write_ci(
-        system, model=model, policy=policy, data=data, train=train, alias=alias, data_path=data_path,
-        suite=suite, output=output, overwrite=overwrite,
+        system,
+        model=model,
+        policy=policy,
+        data=data,
+        train=train,
+        alias=alias,
+        data_path=data_path,
+        suite=suite,
+        output=output,
+        overwrite=overwrite,
     )
     typer.echo(f"Wrote {path}. It gates {model}@latest with {policy} and promotes it to @{alias} on main.")
 

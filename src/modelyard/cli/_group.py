@@ -105,7 +105,9 @@ _flags_show_no_type()
 LAZY_GROUPS: dict[str, LazyGroup] = {}
 
 
-def lazy_group(name: str, target: str, help: str, *, rich_help_panel: str | None = None, hidden: bool = False) -> None:
+def lazy_group(
+    name: str, target: str, help: str, *, rich_help_panel: str | None = None, hidden: bool = False
+) -> None:
     """Register a top-level command (group) ``name`` imported from ``target`` when first used.
 
     ``help`` is the one-line help shown in ``yard --help`` (keep it equal to the group's own).
@@ -139,7 +141,9 @@ class YardGroup(TyperGroup):
             if isinstance(message, str) and args and "Did you mean" not in message:
                 matches = difflib.get_close_matches(args[0], self.list_commands(ctx))
                 if matches:
-                    exc.message = f"{message.rstrip('.')}. Did you mean {', '.join(repr(m) for m in matches)}?"  # type: ignore[attr-defined]
+                    exc.message = (
+                        f"{message.rstrip('.')}. Did you mean {', '.join(repr(m) for m in matches)}?"  # type: ignore[attr-defined]
+                    )
             raise
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
@@ -193,7 +197,11 @@ def _console() -> Any:
     from rich.console import Console
 
     width = os.environ.get("TERMINAL_WIDTH")
-    force = True if (os.environ.get("FORCE_COLOR") or os.environ.get("PY_COLORS") or os.environ.get("GITHUB_ACTIONS")) else None
+    force = (
+        True
+        if (os.environ.get("FORCE_COLOR") or os.environ.get("PY_COLORS") or os.environ.get("GITHUB_ACTIONS"))
+        else None
+    )
     if os.environ.get("_TYPER_FORCE_DISABLE_TERMINAL"):
         force = False
     return Console(highlight=False, width=int(width) if width else None, force_terminal=force)
@@ -219,14 +227,20 @@ def _param_row(param: Any, ctx: Any) -> list[Any]:
     metavar = ""
     if not getattr(param, "is_flag", False) and not getattr(param, "count", False):
         try:
-            metavar = param.display_type_rich(ctx) if hasattr(param, "display_type_rich") else param.make_metavar(ctx)
+            metavar = (
+                param.display_type_rich(ctx)
+                if hasattr(param, "display_type_rich")
+                else param.make_metavar(ctx)
+            )
         except Exception:  # pragma: no cover - metavar is decoration only
             metavar = ""
     help_text = Text()
     help_text.append_text(_markup(_first_paragraph(param.help or "")))
     envvar = param.envvar if getattr(param, "show_envvar", False) else None
     if envvar:
-        help_text.append(f"\n[env var: {envvar if isinstance(envvar, str) else ', '.join(envvar)}]", style=_STYLE_ENVVAR)
+        help_text.append(
+            f"\n[env var: {envvar if isinstance(envvar, str) else ', '.join(envvar)}]", style=_STYLE_ENVVAR
+        )
     if getattr(param, "required", False):
         help_text.append(" [required]", style=_STYLE_REQUIRED)
     return [
@@ -242,7 +256,9 @@ def _print_help(group: YardGroup, ctx: Any) -> None:
     from rich.text import Text
 
     console = _console()
-    usage = Text.assemble(("Usage: ", _STYLE_USAGE), (" ".join([ctx.command_path, *group.collect_usage_pieces(ctx)]), "bold"))
+    usage = Text.assemble(
+        ("Usage: ", _STYLE_USAGE), (" ".join([ctx.command_path, *group.collect_usage_pieces(ctx)]), "bold")
+    )
     console.print(Padding(usage, 1))
     if group.help:
         console.print(Padding(_markup(_first_paragraph(group.help)), (0, 1, 1, 1)))
@@ -251,7 +267,9 @@ def _print_help(group: YardGroup, ctx: Any) -> None:
     for param in group.get_params(ctx):
         if getattr(param, "hidden", False):
             continue
-        title = getattr(param, "rich_help_panel", None) or ("Options" if param.param_type_name == "option" else "Arguments")
+        title = getattr(param, "rich_help_panel", None) or (
+            "Options" if param.param_type_name == "option" else "Arguments"
+        )
         panels.setdefault(title, []).append(_param_row(param, ctx))
     for title in sorted(panels, key=lambda t: (t != "Arguments", t != "Options")):
         table = _table()

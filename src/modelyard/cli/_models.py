@@ -47,7 +47,14 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON f
     table.add_column("description", overflow="fold", max_width=48)
     for m in models:
         aliases = ", ".join(f"{esc(a)}→{v}" for a, v in m.aliases.items()) or "-"
-        table.add_row(esc(m.name), str(m.versions), str(m.latest_version or "-"), aliases, _when(m.updated_at), esc(m.description or ""))
+        table.add_row(
+            esc(m.name),
+            str(m.versions),
+            str(m.latest_version or "-"),
+            aliases,
+            _when(m.updated_at),
+            esc(m.description or ""),
+        )
     c.print(table)
 
 
@@ -72,7 +79,13 @@ def show(
         from modelyard.evaluation._hooks import evaluation_summaries, print_evaluations
 
         if as_json:
-            print_json({**mv.to_dict(), "audit": [e.to_dict() for e in audit], "evaluations": evaluation_summaries(svc.ws, name, mv.version)})
+            print_json(
+                {
+                    **mv.to_dict(),
+                    "audit": [e.to_dict() for e in audit],
+                    "evaluations": evaluation_summaries(svc.ws, name, mv.version),
+                }
+            )
             return
         _print_version(mv, audit)
         print_evaluations(console(), svc.ws, name, mv.version)
@@ -81,10 +94,14 @@ def show(
     from modelyard.evaluation._hooks import evaluation_summaries, print_evaluations
 
     if as_json:
-        print_json({
-            **model.to_dict(), "versions": [v.to_dict() for v in versions], "audit": [e.to_dict() for e in audit],
-            "evaluations": evaluation_summaries(svc.ws, name),
-        })
+        print_json(
+            {
+                **model.to_dict(),
+                "versions": [v.to_dict() for v in versions],
+                "audit": [e.to_dict() for e in audit],
+                "evaluations": evaluation_summaries(svc.ws, name),
+            }
+        )
         return
     from rich.table import Table
 
@@ -105,8 +122,14 @@ def show(
     for v in versions:
         status = f"[{'green' if v.status == 'ready' else 'yellow'}]{v.status}[/]"
         table.add_row(
-            str(v.version), status, v.flavor, esc(", ".join(v.aliases) or "-"), (v.run_id or "-")[:12],
-            _when(v.created_at), esc(v.created_by or "-"), *[esc(_fmt(v.metrics.get(k, ""))) for k in metric_keys],
+            str(v.version),
+            status,
+            v.flavor,
+            esc(", ".join(v.aliases) or "-"),
+            (v.run_id or "-")[:12],
+            _when(v.created_at),
+            esc(v.created_by or "-"),
+            *[esc(_fmt(v.metrics.get(k, ""))) for k in metric_keys],
         )
     c.print(table)
     print_evaluations(c, svc.ws, name)
@@ -117,9 +140,13 @@ def _print_version(mv: Any, audit: list[Any]) -> None:
     c = console()
     c.print(f"[bold]{esc(mv.name)}[/] version [bold]{mv.version}[/]  ({mv.status})")
     for k, v in [
-        ("flavor", mv.flavor), ("aliases", ", ".join(mv.aliases) or "-"), ("run", mv.run_id or "-"),
-        ("created", f"{_when(mv.created_at)} by {mv.created_by or '-'}"), ("modelyard", mv.modelyard_version),
-        ("size", f"{mv.size:,} bytes"), ("manifest", mv.manifest_digest),
+        ("flavor", mv.flavor),
+        ("aliases", ", ".join(mv.aliases) or "-"),
+        ("run", mv.run_id or "-"),
+        ("created", f"{_when(mv.created_at)} by {mv.created_by or '-'}"),
+        ("modelyard", mv.modelyard_version),
+        ("size", f"{mv.size:,} bytes"),
+        ("manifest", mv.manifest_digest),
     ]:
         c.print(f"  {k:<10} {esc(v)}")
     if mv.signature:
@@ -141,7 +168,14 @@ def _print_audit(audit: list[Any]) -> None:
         table.add_column(col)
     for e in audit:
         change = ", ".join(f"{k}={v}" for k, v in e.detail.items() if k in ("alias", "from", "to"))
-        table.add_row(_when(e.at), esc(e.actor or "-"), e.action, str(e.version or "-"), esc(change), esc(e.reason or ""))
+        table.add_row(
+            _when(e.at),
+            esc(e.actor or "-"),
+            e.action,
+            str(e.version or "-"),
+            esc(change),
+            esc(e.reason or ""),
+        )
     c.print(table)
 
 
@@ -151,7 +185,9 @@ def alias(
     alias: str = typer.Argument(..., help="Alias, e.g. production or staging."),
     version: int = typer.Argument(..., help="Version the alias should point at."),
     reason: str = typer.Option(None, "--reason", "-r", help="Why (kept in the audit log)."),
-    force: bool = typer.Option(False, "--force", help="Override failed gates of a protected alias (needs --reason; audited)."),
+    force: bool = typer.Option(
+        False, "--force", help="Override failed gates of a protected alias (needs --reason; audited)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the version as JSON."),
 ) -> None:
     """Point an alias at a version (atomic, audited); a protected alias runs its gate policy first."""

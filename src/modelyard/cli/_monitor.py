@@ -6,7 +6,9 @@ import typer
 
 __all__ = ["app", "register"]
 
-app = typer.Typer(help="Monitor served models: drift, performance with delayed labels, alerts.", no_args_is_help=True)
+app = typer.Typer(
+    help="Monitor served models: drift, performance with delayed labels, alerts.", no_args_is_help=True
+)
 
 
 def register(root: typer.Typer) -> None:
@@ -33,13 +35,20 @@ def _print_report(result, as_json: bool, html: str | None) -> None:  # type: ign
         f"{esc((result.reference or '-').split('#')[0])}"
     )
     rep.print_table(con)
-    perf = {k: v for k, v in result.stats.items() if k in ("accuracy", "f1", "auc", "mae", "rmse") and v is not None}
+    perf = {
+        k: v
+        for k, v in result.stats.items()
+        if k in ("accuracy", "f1", "auc", "mae", "rmse") and v is not None
+    }
     if perf:
         parts = []
         for k, v in perf.items():
             base = result.model_metrics.get(k)
             parts.append(f"{k} {v:.4f}" + (f" (model version: {base:.4f})" if base is not None else ""))
-        con.print(f"performance on {int(result.stats.get('labelled_rows') or 0):,} labelled requests: " + ", ".join(parts))
+        con.print(
+            f"performance on {int(result.stats.get('labelled_rows') or 0):,} labelled requests: "
+            + ", ".join(parts)
+        )
     if html:
         con.print(f"HTML report written to {html}")
 
@@ -49,7 +58,10 @@ def report(
     model: str = typer.Argument(..., help="Registered model name (as served)."),
     window: str = typer.Option("1h", "--window", "-w", help="Traffic window: 30m, 1h, 1d..."),
     reference: str = typer.Option(
-        None, "--reference", "-r", help="Dataset ref (churn-train@v3) or Parquet/CSV file; default: training data by lineage."
+        None,
+        "--reference",
+        "-r",
+        help="Dataset ref (churn-train@v3) or Parquet/CSV file; default: training data by lineage.",
     ),
     html: str = typer.Option(None, "--html", help="Also write a self-contained HTML report here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -67,7 +79,9 @@ def drift_files(
     current: str = typer.Argument(..., help="Current data: Parquet or CSV file."),
     html: str = typer.Option(None, "--html", help="Also write a self-contained HTML report here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    drift_share: float = typer.Option(0.5, "--drift-share", help="Share of drifted columns that makes dataset drift."),
+    drift_share: float = typer.Option(
+        0.5, "--drift-share", help="Share of drifted columns that makes dataset drift."
+    ),
 ) -> None:
     """Drift of one data file against another (no store needed)."""
     from pathlib import Path
@@ -99,12 +113,25 @@ def drift_files(
 def run(
     model: str = typer.Argument(..., help="Registered model name (as served)."),
     every: str = typer.Option("5m", "--every", help="How often to evaluate: 30s, 5m, 1h..."),
-    window: str = typer.Option("1h", "--window", "-w", help="Default traffic window (rules may set their own)."),
-    rules: str = typer.Option(None, "--rules", help="Alert rules YAML (stored; later runs reuse the stored rules)."),
-    webhook: str = typer.Option(None, "--webhook", envvar="YARD_ALERT_WEBHOOK", help="Slack-compatible webhook: env:NAME, file:PATH or a URL (logged as its host only)."),
-    reference: str = typer.Option(None, "--reference", "-r", help="Dataset ref or file; default: training data by lineage."),
+    window: str = typer.Option(
+        "1h", "--window", "-w", help="Default traffic window (rules may set their own)."
+    ),
+    rules: str = typer.Option(
+        None, "--rules", help="Alert rules YAML (stored; later runs reuse the stored rules)."
+    ),
+    webhook: str = typer.Option(
+        None,
+        "--webhook",
+        envvar="YARD_ALERT_WEBHOOK",
+        help="Slack-compatible webhook: env:NAME, file:PATH or a URL (logged as its host only).",
+    ),
+    reference: str = typer.Option(
+        None, "--reference", "-r", help="Dataset ref or file; default: training data by lineage."
+    ),
     once: bool = typer.Option(False, "--once", help="Evaluate once and exit (cron, tests)."),
-    metrics_port: int = typer.Option(None, "--metrics-port", help="Serve Prometheus gauges on this port (/metrics)."),
+    metrics_port: int = typer.Option(
+        None, "--metrics-port", help="Serve Prometheus gauges on this port (/metrics)."
+    ),
     metrics_addr: str = typer.Option("127.0.0.1", "--metrics-addr", help="Interface for --metrics-port."),
 ) -> None:
     """Evaluate drift, performance and alert rules on a schedule; Ctrl-C stops."""
@@ -127,15 +154,25 @@ def run(
         )
 
     run_monitor(
-        model, every=every, window=window, rules=rules, webhook=webhook, reference=reference, once=once,
-        metrics_port=metrics_port, metrics_addr=metrics_addr, on_tick=tick,
+        model,
+        every=every,
+        window=window,
+        rules=rules,
+        webhook=webhook,
+        reference=reference,
+        once=once,
+        metrics_port=metrics_port,
+        metrics_addr=metrics_addr,
+        on_tick=tick,
     )
 
 
 @app.command("feedback")
 def feedback(
     path: str = typer.Argument(..., help="Labels: Parquet or CSV file."),
-    id_column: str = typer.Option("request_id", "--id-column", help="Column with the request id the server returned."),
+    id_column: str = typer.Option(
+        "request_id", "--id-column", help="Column with the request id the server returned."
+    ),
     label_column: str = typer.Option("label", "--label-column", help="Column with the true label / value."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -174,10 +211,17 @@ def alerts(
         t.add_column(c)
     for r in data["rules"]:
         t.add_row(
-            esc(r["name"]), r["metric"], esc(r["column"] or "-"), esc(r["condition"]), r["severity"],
+            esc(r["name"]),
+            r["metric"],
+            esc(r["column"] or "-"),
+            esc(r["condition"]),
+            r["severity"],
             "[bold red]FIRING[/]" if r["firing"] else "ok",
         )
-    con.print(t if data["rules"] else f"no alert rules for {model} (yard monitor run {model} --rules alerts.yml)", markup=bool(data["rules"]))
+    con.print(
+        t if data["rules"] else f"no alert rules for {model} (yard monitor run {model} --rules alerts.yml)",
+        markup=bool(data["rules"]),
+    )
     f = Table(title="recent firings")
     for c in ("fired (UTC)", "rule", "metric", "severity", "value", "threshold", "resolved", "delivered"):
         f.add_column(c)
@@ -187,8 +231,13 @@ def alerts(
 
     for row in data["firings"]:
         f.add_row(
-            ts(row["fired_at"]), esc(row["rule_name"]), esc(row["metric"]), row["severity"],
-            "-" if row["value"] is None else f"{row['value']:.4g}", f"{row['threshold']:g}", ts(row["resolved_at"]),
+            ts(row["fired_at"]),
+            esc(row["rule_name"]),
+            esc(row["metric"]),
+            row["severity"],
+            "-" if row["value"] is None else f"{row['value']:.4g}",
+            f"{row['threshold']:g}",
+            ts(row["resolved_at"]),
             "yes" if row["delivered"] else esc(f"no: {row['delivery_error'] or ''}"),
         )
     con.print(f if data["firings"] else "no firings yet")

@@ -10,7 +10,9 @@ from modelyard.cli._common import console, esc, print_json
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Run cached pipelines of Python steps, explain the cache, show runs and DAGs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run cached pipelines of Python steps, explain the cache, show runs and DAGs.", no_args_is_help=True
+)
 
 _REF_HELP = "The pipeline as path/to/file.py:name (or package.module:name)."
 _PARAM_HELP = "A pipeline param as name=value (repeatable); the value is parsed as JSON when it can be."
@@ -33,7 +35,14 @@ def _params(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-_STYLE = {"cached": "blue", "done": "green", "failed": "red", "skipped": "yellow", "pending": "cyan", "running": "cyan"}
+_STYLE = {
+    "cached": "blue",
+    "done": "green",
+    "failed": "red",
+    "skipped": "yellow",
+    "pending": "cyan",
+    "running": "cyan",
+}
 
 
 def _dur(v: float | None) -> str:
@@ -44,9 +53,13 @@ def _dur(v: float | None) -> str:
 def run(
     ref: str = typer.Argument(..., help=_REF_HELP),
     param: list[str] = typer.Option(None, "--param", "-p", help=_PARAM_HELP),
-    executor: str = typer.Option(None, "--executor", "-x", help="local, process (default with > 1 core) or ray."),
+    executor: str = typer.Option(
+        None, "--executor", "-x", help="local, process (default with > 1 core) or ray."
+    ),
     workers: int = typer.Option(None, "--workers", "-w", help="Steps run at once (process, ray)."),
-    force: list[str] = typer.Option(None, "--force", help="Rerun this step and everything downstream (repeatable)."),
+    force: list[str] = typer.Option(
+        None, "--force", help="Rerun this step and everything downstream (repeatable)."
+    ),
     ray_address: str = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="Ray cluster address."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
@@ -55,7 +68,12 @@ def run(
 
     fn = load_pipeline(ref)
     result = run_pipeline(
-        fn, _params(param), executor=executor, workers=workers, force=force or None, ray_address=ray_address,
+        fn,
+        _params(param),
+        executor=executor,
+        workers=workers,
+        force=force or None,
+        ray_address=ray_address,
         progress=None if not as_json else False,
     )
     value, value_error = _value(result)
@@ -168,7 +186,13 @@ def show(
     from rich.table import Table
 
     c = console()
-    status_style = {"finished": "green", "failed": "red", "running": "cyan", "killed": "yellow", "lost": "magenta"}.get(info["status"], "")
+    status_style = {
+        "finished": "green",
+        "failed": "red",
+        "running": "cyan",
+        "killed": "yellow",
+        "lost": "magenta",
+    }.get(info["status"], "")
     c.print(
         f"Pipeline [bold]{esc(info['pipeline'])}[/]  run {info['run_id']}  [{status_style}]{info['status']}[/]  "
         f"{_dur(info['duration_s'])}  executor {info['executor']}  experiment {esc(info['experiment'])}"
@@ -181,8 +205,12 @@ def show(
     for s in info["steps"]:
         st = "cached" if s["cache_hit"] else s["status"]
         table.add_row(
-            esc(s["node"]), f"[{_STYLE.get(st, '')}]{st}[/]", _dur(s["duration_s"]), s["run_id"][:12],
-            (s["output_digest"] or "-")[:12], esc(s["reason"] or ""),
+            esc(s["node"]),
+            f"[{_STYLE.get(st, '')}]{st}[/]",
+            _dur(s["duration_s"]),
+            s["run_id"][:12],
+            (s["output_digest"] or "-")[:12],
+            esc(s["reason"] or ""),
         )
     c.print(table)
 
@@ -220,4 +248,7 @@ def clear_cache_cmd(
     from modelyard.pipelines import clear_cache
 
     n = clear_cache(pipeline, step=step)
-    typer.echo(f"Removed {n} cache entr{'y' if n == 1 else 'ies'} of pipeline {pipeline}" + (f" step {step}." if step else "."))
+    typer.echo(
+        f"Removed {n} cache entr{'y' if n == 1 else 'ies'} of pipeline {pipeline}"
+        + (f" step {step}." if step else ".")
+    )

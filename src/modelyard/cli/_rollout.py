@@ -13,10 +13,16 @@ from modelyard.cli._common import fail, print_json
 
 __all__ = ["app", "register", "rollback"]
 
-app = typer.Typer(help="Progressive delivery: canary, blue-green, shadow and A/B rollouts.", no_args_is_help=True)
+app = typer.Typer(
+    help="Progressive delivery: canary, blue-green, shadow and A/B rollouts.", no_args_is_help=True
+)
 
-_SERVER = typer.Option(None, "--server", envvar="YARD_SERVE_URL",
-                       help="The model server (http://HOST:PORT; admin token from YARD_SERVE_ADMIN_TOKEN).")
+_SERVER = typer.Option(
+    None,
+    "--server",
+    envvar="YARD_SERVE_URL",
+    help="The model server (http://HOST:PORT; admin token from YARD_SERVE_ADMIN_TOKEN).",
+)
 
 
 def _when(ms: int | None) -> str:
@@ -39,31 +45,65 @@ def start(
     to: int = typer.Option(..., "--to", help="The candidate version."),
     strategy: str = typer.Option("canary", "--strategy", help="canary | blue-green | shadow | ab."),
     server: str = _SERVER,
-    steps: str = typer.Option("5,25,50,100", "--steps", help="Canary: percent of traffic for the candidate per step."),
-    interval: str = typer.Option("2m", "--interval", help="Least time a step runs (500ms, 30s, 2m, 1h); it also waits for --min-requests samples."),
-    max_wait: str = typer.Option("10m", "--max-wait", help="How long past --interval a step waits for --min-requests samples before it pauses as inconclusive."),
-    preview_analysis: str = typer.Option(None, "--preview-analysis", help="Blue-green: window of the preview step."),
+    steps: str = typer.Option(
+        "5,25,50,100", "--steps", help="Canary: percent of traffic for the candidate per step."
+    ),
+    interval: str = typer.Option(
+        "2m",
+        "--interval",
+        help="Least time a step runs (500ms, 30s, 2m, 1h); it also waits for --min-requests samples.",
+    ),
+    max_wait: str = typer.Option(
+        "10m",
+        "--max-wait",
+        help="How long past --interval a step waits for --min-requests samples before it pauses as inconclusive.",
+    ),
+    preview_analysis: str = typer.Option(
+        None, "--preview-analysis", help="Blue-green: window of the preview step."
+    ),
     duration: str = typer.Option(None, "--duration", help="Shadow / A/B: how long the step runs at most."),
     max_error_rate: str = typer.Option("0.01", "--max-error-rate", help="Fraction (0.01) or percent (1%)."),
     max_p99_ms: float = typer.Option(None, "--max-p99-ms", help="p99 latency limit of the candidate (ms)."),
     max_fallback_rate: str = typer.Option(None, "--max-fallback-rate", help="Fraction or percent."),
-    max_drift: float = typer.Option(None, "--max-drift", help="PSI of candidate vs stable predictions (0.2)."),
-    min_agreement: str = typer.Option(None, "--min-agreement", help="Shadow: least agreement with the stable version."),
-    min_requests: int = typer.Option(100, "--min-requests", help="Samples a metric needs before it is judged."),
+    max_drift: float = typer.Option(
+        None, "--max-drift", help="PSI of candidate vs stable predictions (0.2)."
+    ),
+    min_agreement: str = typer.Option(
+        None, "--min-agreement", help="Shadow: least agreement with the stable version."
+    ),
+    min_requests: int = typer.Option(
+        100, "--min-requests", help="Samples a metric needs before it is judged."
+    ),
     shadow_percent: float = typer.Option(100.0, "--percent", help="Shadow: percent of requests mirrored."),
     split: float = typer.Option(50.0, "--split", help="A/B: percent of keys for the candidate."),
-    sticky_header: str = typer.Option(None, "--sticky-header", help="Header whose value keeps a caller on one version."),
+    sticky_header: str = typer.Option(
+        None, "--sticky-header", help="Header whose value keeps a caller on one version."
+    ),
     outcome: str = typer.Option("conversion", "--outcome", help="A/B: outcome name sent to /feedback."),
-    outcome_kind: str = typer.Option("binary", "--outcome-kind", help="A/B: binary (z-test) or continuous (Welch)."),
+    outcome_kind: str = typer.Option(
+        "binary", "--outcome-kind", help="A/B: binary (z-test) or continuous (Welch)."
+    ),
     goal: str = typer.Option("increase", "--goal", help="A/B: increase or decrease the outcome."),
     min_samples: int = typer.Option(1000, "--min-samples", help="A/B: outcomes per arm before deciding."),
-    alpha: float = typer.Option(0.05, "--alpha", help="A/B: false-positive rate (always valid under peeking)."),
-    auto_promote: bool = typer.Option(None, "--auto-promote/--no-auto-promote", help="Promote when every step passes."),
-    webhook: list[str] = typer.Option(None, "--webhook", help="Slack-compatible webhook as env:NAME or file:PATH, never a URL: the config is stored (repeatable)."),
+    alpha: float = typer.Option(
+        0.05, "--alpha", help="A/B: false-positive rate (always valid under peeking)."
+    ),
+    auto_promote: bool = typer.Option(
+        None, "--auto-promote/--no-auto-promote", help="Promote when every step passes."
+    ),
+    webhook: list[str] = typer.Option(
+        None,
+        "--webhook",
+        help="Slack-compatible webhook as env:NAME or file:PATH, never a URL: the config is stored (repeatable).",
+    ),
     prom_url: str = typer.Option(None, "--prom-url", help="Prometheus server for --prom-query."),
-    prom_query: str = typer.Option(None, "--prom-query", help="PromQL checked each analysis ($model, $stable, $candidate are filled in)."),
+    prom_query: str = typer.Option(
+        None, "--prom-query", help="PromQL checked each analysis ($model, $stable, $candidate are filled in)."
+    ),
     prom_max: float = typer.Option(None, "--prom-max", help="Upper limit of --prom-query."),
-    no_wait: bool = typer.Option(False, "--no-wait", help="Return after the first step; `yard rollout run` drives it."),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="Return after the first step; `yard rollout run` drives it."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the rollout as JSON when it stops."),
 ) -> None:
     """Start a rollout and drive it here, printing each decision (Ctrl+C leaves it to `yard rollout run`)."""
@@ -72,13 +112,31 @@ def start(
     try:
         step_list = [float(s) for s in steps.split(",") if s.strip()]
     except ValueError:
-        raise InvalidArgumentError(f"--steps must be percentages separated by commas, like 5,25,50,100. Got {steps!r}.") from None
+        raise InvalidArgumentError(
+            f"--steps must be percentages separated by commas, like 5,25,50,100. Got {steps!r}."
+        ) from None
     opts: dict[str, Any] = dict(
-        steps=step_list, interval_s=interval, max_wait_s=max_wait, preview_analysis_s=preview_analysis, duration_s=duration,
-        max_error_rate=max_error_rate, max_p99_ms=max_p99_ms, max_fallback_rate=max_fallback_rate, max_drift=max_drift,
-        min_agreement=min_agreement, min_requests=min_requests, shadow_percent=shadow_percent, split=split,
-        sticky_header=sticky_header, outcome=outcome, outcome_kind=outcome_kind, goal=goal, min_samples=min_samples,
-        alpha=alpha, auto_promote=auto_promote, webhooks=list(webhook or []),
+        steps=step_list,
+        interval_s=interval,
+        max_wait_s=max_wait,
+        preview_analysis_s=preview_analysis,
+        duration_s=duration,
+        max_error_rate=max_error_rate,
+        max_p99_ms=max_p99_ms,
+        max_fallback_rate=max_fallback_rate,
+        max_drift=max_drift,
+        min_agreement=min_agreement,
+        min_requests=min_requests,
+        shadow_percent=shadow_percent,
+        split=split,
+        sticky_header=sticky_header,
+        outcome=outcome,
+        outcome_kind=outcome_kind,
+        goal=goal,
+        min_samples=min_samples,
+        alpha=alpha,
+        auto_promote=auto_promote,
+        webhooks=list(webhook or []),
     )
     if prom_query or prom_url:
         if not (prom_query and prom_url and prom_max is not None):
@@ -92,7 +150,9 @@ def start(
         if as_json:
             print_json(r.to_dict())
         else:
-            typer.echo(f"Drive it with `yard rollout run {model}`; watch with `yard rollout status {model} --watch`.")
+            typer.echo(
+                f"Drive it with `yard rollout run {model}`; watch with `yard rollout status {model} --watch`."
+            )
         return
     from modelyard.rollout import Controller
 
@@ -100,8 +160,11 @@ def start(
     try:
         out = ctl.run(r.id)[0]
     except KeyboardInterrupt:
-        typer.echo(f"Stopped watching; rollout {r.id} stays {svc.get(r.id).state.value}. "
-                   f"Continue with `yard rollout run {model}`.", err=True)
+        typer.echo(
+            f"Stopped watching; rollout {r.id} stays {svc.get(r.id).state.value}. "
+            f"Continue with `yard rollout run {model}`.",
+            err=True,
+        )
         raise typer.Exit(130) from None
     if as_json:
         print_json(out.to_dict())
@@ -133,8 +196,10 @@ _MARKS = {"successful": "✓", "failed": "✗", "inconclusive": "?"}
 
 
 def _render(r: Any, events: list[Any], results: dict[int, str | None] | None = None) -> str:
-    lines = [f"Rollout {r.id} of {r.model}: {r.strategy}, version {r.stable_version} → {r.candidate_version}: "
-             f"{r.state.value.upper()}"]
+    lines = [
+        f"Rollout {r.id} of {r.model}: {r.strategy}, version {r.stable_version} → {r.candidate_version}: "
+        f"{r.state.value.upper()}"
+    ]
     steps = r.steps
     results = results or {}
     for i, s in enumerate(steps):
@@ -151,8 +216,10 @@ def _render(r: Any, events: list[Any], results: dict[int, str | None] | None = N
         for c in a["checks"]:
             val = "-" if c["value"] is None else f"{c['value']:.4g}"
             thr = "" if c["threshold"] is None else f" {c['op']} {c['threshold']:g}"
-            lines.append(f"    {c['metric']:<18} {val:>10}{thr:<10} n={c['samples']:.0f}  {c['status']}"
-                         + (f"  ({c['detail']})" if c.get("detail") else ""))
+            lines.append(
+                f"    {c['metric']:<18} {val:>10}{thr:<10} n={c['samples']:.0f}  {c['status']}"
+                + (f"  ({c['detail']})" if c.get("detail") else "")
+            )
     if r.reason:
         lines.append(f"  why: {r.reason}")
     lines.append("  events:")
@@ -175,8 +242,13 @@ def status(
         events = svc.events(r.id)
         results = svc.step_results(r.id)
         if as_json:
-            print_json({**r.to_dict(), "step_results": [results.get(i) for i in range(len(r.steps))],
-                        "events": [e.to_dict() for e in events]})
+            print_json(
+                {
+                    **r.to_dict(),
+                    "step_results": [results.get(i) for i in range(len(r.steps))],
+                    "events": [e.to_dict() for e in events],
+                }
+            )
         else:
             if watch:
                 typer.echo("\x1b[2J\x1b[H", nl=False) if __import__("sys").stdout.isatty() else None
@@ -197,8 +269,10 @@ def list_rollouts(
         print_json([r.to_dict() for r in rows])
         return
     for r in rows:
-        typer.echo(f"{r.id:>4}  {r.model:<20} {r.strategy:<10} {r.stable_version}→{r.candidate_version}  "
-                   f"{r.state.value:<12} step {r.step_index + 1}/{len(r.steps)}  {_when(r.created_at)}")
+        typer.echo(
+            f"{r.id:>4}  {r.model:<20} {r.strategy:<10} {r.stable_version}→{r.candidate_version}  "
+            f"{r.state.value:<12} step {r.step_index + 1}/{len(r.steps)}  {_when(r.created_at)}"
+        )
 
 
 def _action(name: str) -> Any:

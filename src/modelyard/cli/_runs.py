@@ -37,16 +37,26 @@ def _dataset_inputs(run_id: str) -> list[Any]:
     return DataService().inputs_of(run_id)
 
 
-_STATUS_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow", "lost": "magenta"}
+_STATUS_STYLE = {
+    "running": "cyan",
+    "finished": "green",
+    "failed": "red",
+    "killed": "yellow",
+    "lost": "magenta",
+}
 
 
 @app.command("list")
 def list_runs(
-    experiment: list[str] = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment (repeatable)."),
+    experiment: list[str] = typer.Option(
+        None, "--experiment", "-e", help="Only runs of this experiment (repeatable)."
+    ),
     filter: str = typer.Option(
         None, "--filter", "-f", help="Filter, e.g. \"metrics.acc > 0.9 and params.lr = '0.01'\"."
     ),
-    order_by: list[str] = typer.Option(None, "--order-by", "-o", help="e.g. 'metrics.acc desc' (repeatable)."),
+    order_by: list[str] = typer.Option(
+        None, "--order-by", "-o", help="e.g. 'metrics.acc desc' (repeatable)."
+    ),
     limit: int = typer.Option(50, "--limit", "-n", help="At most this many runs."),
     deleted: bool = typer.Option(False, "--deleted", help="Include soft-deleted runs."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
@@ -76,7 +86,15 @@ def list_runs(
         dur = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
         name = ("  └ " if r.parent_id else "") + esc(r.name) + (" (deleted)" if r.deleted else "")
         # the full id: a 12-character prefix is only the start millisecond, shared by runs started together
-        table.add_row(r.id, esc(r.experiment), name, status, _when(r.start_time), dur, *[esc(_fmt(r.metrics.get(k, ""))) for k in metric_keys])
+        table.add_row(
+            r.id,
+            esc(r.experiment),
+            name,
+            status,
+            _when(r.start_time),
+            dur,
+            *[esc(_fmt(r.metrics.get(k, ""))) for k in metric_keys],
+        )
     c = console()
     if not runs:
         c.print("No runs found.")
@@ -99,7 +117,10 @@ def show(
     c = console()
     c.print(f"[bold]{esc(r.name)}[/]  {r.id}")
     c.print(f"experiment  {esc(r.experiment)}")
-    c.print(f"status      [{_STATUS_STYLE.get(r.status.value, '')}]{r.status.value}[/]" + ("  (deleted)" if r.deleted else ""))
+    c.print(
+        f"status      [{_STATUS_STYLE.get(r.status.value, '')}]{r.status.value}[/]"
+        + ("  (deleted)" if r.deleted else "")
+    )
     c.print(f"started     {_when(r.start_time)}   ended {_when(r.end_time)}")
     if r.status.value in ("running", "lost") and r.heartbeat_time:
         note = ""
@@ -156,7 +177,11 @@ def compare(
     svc = _service()
     a, b = svc.get_run(run_a), svc.get_run(run_b)
     rows: list[tuple[str, str, Any, Any]] = []
-    for section, da, db in (("param", a.params, b.params), ("metric", a.metrics, b.metrics), ("tag", a.tags, b.tags)):
+    for section, da, db in (
+        ("param", a.params, b.params),
+        ("metric", a.metrics, b.metrics),
+        ("tag", a.tags, b.tags),
+    ):
         for k in sorted(set(da) | set(db)):
             rows.append((section, k, da.get(k), db.get(k)))
     for k in sorted(set(a.environment) | set(b.environment)):
@@ -195,7 +220,14 @@ def compare(
         if diff and isinstance(va, float) and isinstance(vb, float):
             delta = f"{vb - va:+.4g}"
         style = "yellow" if diff else "dim"
-        t.add_row(section, esc(k), esc(_fmt(va)) if va is not None else "—", esc(_fmt(vb)) if vb is not None else "—", delta, style=style)
+        t.add_row(
+            section,
+            esc(k),
+            esc(_fmt(va)) if va is not None else "—",
+            esc(_fmt(vb)) if vb is not None else "—",
+            delta,
+            style=style,
+        )
         shown += 1
     c = console()
     if shown == 0:

@@ -15,15 +15,29 @@ def serve(
     ref: str = typer.Argument(None, help="Model to serve: 'name@alias', 'name/3' or 'name' (latest)."),
     port: int = typer.Option(8080, "--port", "-p", help="TCP port."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for all)."),
-    workers: str = typer.Option("1", "--workers", "-w", help="Worker processes: a number or 'auto' (CPUs the container may use)."),
-    fallback: str = typer.Option(None, "--fallback", help="Fallback: a model ('name/2') or a constant ('const:0')."),
-    spec: str = typer.Option(None, "--spec", help="Deployment spec (YAML/JSON); watched for changes while serving."),
-    timeout_ms: float = typer.Option(None, "--timeout-ms", help="Per-request timeout before the fallback answers."),
+    workers: str = typer.Option(
+        "1", "--workers", "-w", help="Worker processes: a number or 'auto' (CPUs the container may use)."
+    ),
+    fallback: str = typer.Option(
+        None, "--fallback", help="Fallback: a model ('name/2') or a constant ('const:0')."
+    ),
+    spec: str = typer.Option(
+        None, "--spec", help="Deployment spec (YAML/JSON); watched for changes while serving."
+    ),
+    timeout_ms: float = typer.Option(
+        None, "--timeout-ms", help="Per-request timeout before the fallback answers."
+    ),
     max_batch_size: int = typer.Option(None, "--max-batch-size", help="Rows per predict call at most."),
-    max_latency_ms: float = typer.Option(None, "--max-latency-ms", help="Longest a request waits for a batch to fill."),
+    max_latency_ms: float = typer.Option(
+        None, "--max-latency-ms", help="Longest a request waits for a batch to fill."
+    ),
     no_batching: bool = typer.Option(False, "--no-batching", help="Predict each request on its own."),
-    sample_rate: float = typer.Option(None, "--sample-rate", help="Share of requests written to the prediction log."),
-    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Load pyfunc (pickled) models: runs code from the store."),
+    sample_rate: float = typer.Option(
+        None, "--sample-rate", help="Share of requests written to the prediction log."
+    ),
+    allow_pickle: bool = typer.Option(
+        False, "--allow-pickle", help="Load pyfunc (pickled) models: runs code from the store."
+    ),
 ) -> None:
     """Serve a model over HTTP: our JSON API, MLflow /invocations, V2 inference protocol, /metrics.
 
@@ -38,16 +52,26 @@ def serve(
 
     if (ref is None) == (spec is None):
         fail("Give a model reference (yard serve churn-clf@production) or --spec serve.yaml, not both.")
-    if spec is not None and (fallback or timeout_ms or max_batch_size or max_latency_ms or no_batching or sample_rate):
+    if spec is not None and (
+        fallback or timeout_ms or max_batch_size or max_latency_ms or no_batching or sample_rate
+    ):
         fail("--spec already declares fallback, timeout, batching and sampling; edit the spec file instead.")
     if spec is not None and allow_pickle:
-        fail("--spec declares allow_pickle; set 'allow_pickle: true' in the spec file instead of --allow-pickle.")
+        fail(
+            "--spec declares allow_pickle; set 'allow_pickle: true' in the spec file instead of --allow-pickle."
+        )
     n = resolve_workers(workers)
     spec_obj = None
     if ref is not None:
         spec_obj = spec_from_flags(
-            ref, fallback=fallback, timeout_ms=timeout_ms, max_batch_size=max_batch_size,
-            max_latency_ms=max_latency_ms, sample_rate=sample_rate, batching=not no_batching, allow_pickle=allow_pickle,
+            ref,
+            fallback=fallback,
+            timeout_ms=timeout_ms,
+            max_batch_size=max_batch_size,
+            max_latency_ms=max_latency_ms,
+            sample_rate=sample_rate,
+            batching=not no_batching,
+            allow_pickle=allow_pickle,
         )
 
     def ready(server, n_workers):  # type: ignore[no-untyped-def]
@@ -61,4 +85,12 @@ def serve(
             err=True,
         )
 
-    run(spec_obj, host=host, port=port, workers=n, uri=os.environ.get("YARD_URI") or None, spec_path=spec, on_ready=ready)
+    run(
+        spec_obj,
+        host=host,
+        port=port,
+        workers=n,
+        uri=os.environ.get("YARD_URI") or None,
+        spec_path=spec,
+        on_ready=ready,
+    )

@@ -27,7 +27,9 @@ def register(app: typer.Typer) -> None:
 
         ws = do_init(path)
         loc = ws.location
-        typer.echo(f"Initialized modelyard store: metadata {loc.dialect} ({loc.root or 'server'}), blobs {loc.blob_uri}")
+        typer.echo(
+            f"Initialized modelyard store: metadata {loc.dialect} ({loc.root or 'server'}), blobs {loc.blob_uri}"
+        )
 
     @app.command("doctor")
     def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
@@ -57,10 +59,16 @@ def register(app: typer.Typer) -> None:
             for d in report.missing:
                 c.print(f"[red]missing[/]  {d}  (referenced by the metadata store)")
             if report.stale_temp_files:
-                c.print(f"{report.stale_temp_files} unfinished temp file(s) from interrupted writes; `yard gc` removes them.")
+                c.print(
+                    f"{report.stale_temp_files} unfinished temp file(s) from interrupted writes; `yard gc` removes them."
+                )
             if report.unreferenced:
                 c.print(f"{report.unreferenced} unreferenced blob(s); `yard gc` removes them.")
-            c.print("[green]The store is healthy.[/]" if report.healthy else "[red]The store has problems (see above).[/]")
+            c.print(
+                "[green]The store is healthy.[/]"
+                if report.healthy
+                else "[red]The store has problems (see above).[/]"
+            )
         if not report.healthy:
             raise typer.Exit(1)
 

@@ -39,7 +39,9 @@ def add(
     from modelyard.tracking._run import active_run
 
     run = active_run()
-    return _svc(uri).add(source, name, description=description, run_id=run.id if run else None, profile=profile)
+    return _svc(uri).add(
+        source, name, description=description, run_id=run.id if run else None, profile=profile
+    )
 
 
 def get(ref: str, dest: str | os.PathLike[str], *, link: bool = False, uri: Uri = None) -> Path:
@@ -98,7 +100,9 @@ def profile(data: Any) -> Profile:
             raise NotFoundError(f"Cannot profile {str(p)!r}: no such file.")
         fmt = detect_format(p)
         if fmt is None:
-            raise InvalidArgumentError(f"Cannot profile {str(p)!r}: not a Parquet, CSV or Arrow/Feather file (by its name).")
+            raise InvalidArgumentError(
+                f"Cannot profile {str(p)!r}: not a Parquet, CSV or Arrow/Feather file (by its name)."
+            )
         batches = iter_file_batches(TabularSource(p, fmt, str(p)), dictionary_strings=True)
     else:
         batches = iter_batches_of(data)

@@ -91,7 +91,9 @@ def distance(ref: ColumnProfile, cur: ColumnProfile, statistic: str = "psi") -> 
     return _statistic(r, c, statistic)
 
 
-def _statistic(r: list[int] | np.ndarray, c: list[int] | np.ndarray, statistic: str, pseudocount: float = 0.0) -> float | None:
+def _statistic(
+    r: list[int] | np.ndarray, c: list[int] | np.ndarray, statistic: str, pseudocount: float = 0.0
+) -> float | None:
     if float(np.sum(r)) + pseudocount * len(r) == 0 or float(np.sum(c)) + pseudocount * len(c) == 0:
         return None
     if statistic == "psi":
@@ -156,7 +158,9 @@ def _group_categorical(r: list[int], c: list[int], n_small: int) -> tuple[np.nda
     return ra, ca
 
 
-def auto_threshold(statistic: str, n_ref: int, n_cur: int, bins: int, checks: int = 1, alpha: float = DISTRIBUTION_ALPHA) -> float:
+def auto_threshold(
+    statistic: str, n_ref: int, n_cur: int, bins: int, checks: int = 1, alpha: float = DISTRIBUTION_ALPHA
+) -> float:
     """The statistic's ``1 − alpha/checks`` quantile between two samples of one distribution, floored.
 
     ``PSI ≈ (1/n + 1/m) · χ²(bins − 1)``; JS distance ≈ ``sqrt(PSI / (8 ln 2))`` (see the module
@@ -167,7 +171,11 @@ def auto_threshold(statistic: str, n_ref: int, n_cur: int, bins: int, checks: in
 
 
 def distribution_check(
-    ref: ColumnProfile, cur: ColumnProfile, statistic: str = "psi", threshold: float | str = "auto", checks: int = 1
+    ref: ColumnProfile,
+    cur: ColumnProfile,
+    statistic: str = "psi",
+    threshold: float | str = "auto",
+    checks: int = 1,
 ) -> dict[str, object] | None:
     """The distribution check of one column on bins sized for the batch (None: not comparable).
 
@@ -204,5 +212,3 @@ def distribution_check(
 def psi_between(ref: ColumnProfile, cur: ColumnProfile) -> float | None:
     """PSI of ``cur`` against ``ref`` (see the module docstring)."""
     return distance(ref, cur, "psi")
-
-

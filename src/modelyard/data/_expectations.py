@@ -196,7 +196,10 @@ class Suite:
             if name not in known:
                 raise InvalidArgumentError(
                     f"{self.where('columns', name)}column {name!r} is not in {reference_label}."
-                    + (did_you_mean(name, schema_columns) or f" Its columns are: {', '.join(schema_columns)}.")
+                    + (
+                        did_you_mean(name, schema_columns)
+                        or f" Its columns are: {', '.join(schema_columns)}."
+                    )
                 )
 
 
@@ -306,7 +309,9 @@ def range_bounds(col: ColumnProfile, checks: int = 1) -> tuple[float | None, flo
     return lo, hi
 
 
-def infer_column(col: ColumnProfile, *, range_checks: int = 1, distribution_checks: int = 1) -> ColumnExpectations:
+def infer_column(
+    col: ColumnProfile, *, range_checks: int = 1, distribution_checks: int = 1
+) -> ColumnExpectations:
     """Expectations a column of the reference satisfies, with room for new samples of the same data.
 
     Ranges: :func:`range_bounds` (the observed min/max extended by a margin learned from the
@@ -320,7 +325,13 @@ def infer_column(col: ColumnProfile, *, range_checks: int = 1, distribution_chec
     e = ColumnExpectations(type=fam if fam != "other" else "any")
     nf = col.null_fraction
     e.max_null_fraction = 0.0 if nf == 0 else round(min(1.0, nf + max(0.01, nf * 0.5)), 4)
-    if col.kind == "numeric" and col.min is not None and isinstance(col.min, int | float) and math.isfinite(col.min) and math.isfinite(col.max):
+    if (
+        col.kind == "numeric"
+        and col.min is not None
+        and isinstance(col.min, int | float)
+        and math.isfinite(col.min)
+        and math.isfinite(col.max)
+    ):
         integer = fam == "integer"
         cmin, cmax = float(col.min), float(col.max)
         if cmax > cmin:
@@ -329,10 +340,22 @@ def infer_column(col: ColumnProfile, *, range_checks: int = 1, distribution_chec
             e.max = None if hi is None else _round_out(hi, True, integer)
         elif cmin == 0:
             e.min = 0 if integer else 0.0
-    if col.kind in ("categorical", "boolean") and col.distinct_exact and 0 < len(col.values) <= MAX_CATEGORIES:
-        e.values = sorted(col.values) if col.kind == "categorical" else sorted(v == "true" for v in col.values)
+    if (
+        col.kind in ("categorical", "boolean")
+        and col.distinct_exact
+        and 0 < len(col.values) <= MAX_CATEGORIES
+    ):
+        e.values = (
+            sorted(col.values) if col.kind == "categorical" else sorted(v == "true" for v in col.values)
+        )
         e.max_unseen_fraction = 0.01 if col.kind == "categorical" else 0.0
-    if col.distinct_exact and col.count > 1 and col.distinct == col.count and col.nulls == 0 and fam in ("integer", "string"):
+    if (
+        col.distinct_exact
+        and col.count > 1
+        and col.distinct == col.count
+        and col.nulls == 0
+        and fam in ("integer", "string")
+    ):
         e.unique = True
     id_like = fam in ("integer", "string") and col.count > 100 and col.distinct >= 0.9 * col.count
     if col.kind in ("numeric", "categorical", "boolean", "datetime") and col.count > 0 and not id_like:
@@ -400,7 +423,9 @@ def load_suite(source: str | os.PathLike[str] | dict[str, Any] | Suite) -> Suite
         except FileNotFoundError:
             from modelyard.errors import NotFoundError
 
-            raise NotFoundError(f"Cannot read the suite {label!r}: no such file. Write one with `yard data schema NAME@vN > {label}`.") from None
+            raise NotFoundError(
+                f"Cannot read the suite {label!r}: no such file. Write one with `yard data schema NAME@vN > {label}`."
+            ) from None
         try:
             node = compose_yaml(text, what="expectation suite", name=label)
         except yaml.MarkedYAMLError as exc:
@@ -410,7 +435,9 @@ def load_suite(source: str | os.PathLike[str] | dict[str, Any] | Suite) -> Suite
         doc = _to_python(node, (), marks) if node is not None else {}
     suite = Suite(source=label, marks=marks)
     if not isinstance(doc, dict):
-        raise InvalidArgumentError(f"{suite.where()}a suite is a mapping with the keys {', '.join(_SUITE_KEYS)}.")
+        raise InvalidArgumentError(
+            f"{suite.where()}a suite is a mapping with the keys {', '.join(_SUITE_KEYS)}."
+        )
     for key in doc:
         if key not in _SUITE_KEYS:
             raise InvalidArgumentError(
@@ -420,13 +447,17 @@ def load_suite(source: str | os.PathLike[str] | dict[str, Any] | Suite) -> Suite
     suite.reference = doc.get("reference")
     rc = doc.get("row_count") or {}
     if not isinstance(rc, dict) or set(rc) - {"min", "max"}:
-        raise InvalidArgumentError(f"{suite.where('row_count')}row_count must be a mapping with 'min' and/or 'max'.")
+        raise InvalidArgumentError(
+            f"{suite.where('row_count')}row_count must be a mapping with 'min' and/or 'max'."
+        )
     suite.row_count_min = _int_or_none(rc.get("min"), suite, ("row_count", "min"))
     suite.row_count_max = _int_or_none(rc.get("max"), suite, ("row_count", "max"))
     suite.allow_extra_columns = _bool(doc.get("allow_extra_columns", True), suite, ("allow_extra_columns",))
     cols = doc.get("columns") or {}
     if not isinstance(cols, dict):
-        raise InvalidArgumentError(f"{suite.where('columns')}'columns' must map column names to expectations.")
+        raise InvalidArgumentError(
+            f"{suite.where('columns')}'columns' must map column names to expectations."
+        )
     for name, spec in cols.items():
         suite.columns[name] = _column(name, spec if spec is not None else {}, suite)
     return suite
@@ -435,7 +466,9 @@ def load_suite(source: str | os.PathLike[str] | dict[str, Any] | Suite) -> Suite
 def _column(name: str, spec: Any, suite: Suite) -> ColumnExpectations:
     base = ("columns", name)
     if not isinstance(spec, dict):
-        raise InvalidArgumentError(f"{suite.where(*base)}the expectations of column {name!r} must be a mapping.")
+        raise InvalidArgumentError(
+            f"{suite.where(*base)}the expectations of column {name!r} must be a mapping."
+        )
     for key in spec:
         if key not in COLUMN_EXPECTATIONS:
             raise InvalidArgumentError(
@@ -456,11 +489,15 @@ def _column(name: str, spec: Any, suite: Suite) -> ColumnExpectations:
     e.min = _number(spec.get("min"), suite, (*base, "min"), name)
     e.max = _number(spec.get("max"), suite, (*base, "max"), name)
     if e.min is not None and e.max is not None and e.min > e.max:
-        raise InvalidArgumentError(f"{suite.where(*base, 'min')}column {name!r} has min {e.min} greater than max {e.max}.")
+        raise InvalidArgumentError(
+            f"{suite.where(*base, 'min')}column {name!r} has min {e.min} greater than max {e.max}."
+        )
     if "values" in spec:
         vals = spec["values"]
         if not isinstance(vals, list) or not vals:
-            raise InvalidArgumentError(f"{suite.where(*base, 'values')}'values' of column {name!r} must be a non-empty list.")
+            raise InvalidArgumentError(
+                f"{suite.where(*base, 'values')}'values' of column {name!r} must be a non-empty list."
+            )
         e.values = vals
     mu = _fraction(spec.get("max_unseen_fraction"), suite, (*base, "max_unseen_fraction"), name)
     e.max_unseen_fraction = mu if mu is not None else 0.0
@@ -470,7 +507,9 @@ def _column(name: str, spec: Any, suite: Suite) -> ColumnExpectations:
         if d is True:
             d = {}
         if not isinstance(d, dict):
-            raise InvalidArgumentError(f"{suite.where(*base, 'distribution')}'distribution' of column {name!r} must be a mapping such as {{statistic: psi, threshold: 0.2}}.")
+            raise InvalidArgumentError(
+                f"{suite.where(*base, 'distribution')}'distribution' of column {name!r} must be a mapping such as {{statistic: psi, threshold: 0.2}}."
+            )
         for key in d:
             if key not in ("statistic", "threshold"):
                 raise InvalidArgumentError(
@@ -500,14 +539,18 @@ def _number(v: Any, suite: Suite, path: tuple[str, ...], col: str) -> float | No
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int | float):
-        raise InvalidArgumentError(f"{suite.where(*path)}{path[-1]!r} of column {col!r} must be a number. Got {v!r}.")
+        raise InvalidArgumentError(
+            f"{suite.where(*path)}{path[-1]!r} of column {col!r} must be a number. Got {v!r}."
+        )
     return v
 
 
 def _fraction(v: Any, suite: Suite, path: tuple[str, ...], col: str) -> float | None:
     n = _number(v, suite, path, col)
     if n is not None and not 0 <= n <= 1:
-        raise InvalidArgumentError(f"{suite.where(*path)}{path[-1]!r} of column {col!r} must be between 0 and 1. Got {v!r}.")
+        raise InvalidArgumentError(
+            f"{suite.where(*path)}{path[-1]!r} of column {col!r} must be between 0 and 1. Got {v!r}."
+        )
     return n
 
 
@@ -515,7 +558,9 @@ def _int_or_none(v: Any, suite: Suite, path: tuple[str, ...]) -> int | None:
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise InvalidArgumentError(f"{suite.where(*path)}row_count {path[-1]} must be a whole number >= 0. Got {v!r}.")
+        raise InvalidArgumentError(
+            f"{suite.where(*path)}row_count {path[-1]} must be a whole number >= 0. Got {v!r}."
+        )
     return v
 
 

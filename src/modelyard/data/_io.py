@@ -65,7 +65,9 @@ class TabularSource:
 
 def _fail(label: str, fmt: str, exc: BaseException) -> InvalidArgumentError:
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return InvalidArgumentError(f"Cannot read {label!r} as {fmt}: {msg}. Check that the file is a valid {fmt} file.")
+    return InvalidArgumentError(
+        f"Cannot read {label!r} as {fmt}: {msg}. Check that the file is a valid {fmt} file."
+    )
 
 
 def _open_arrow(path: Any) -> Any:
@@ -128,7 +130,11 @@ def iter_file_batches(
             if dictionary_strings:
                 schema = pq.read_schema(src.path) if not hasattr(src.path, "seek") else None
                 if schema is not None:
-                    read_dictionary = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+                    read_dictionary = [
+                        f.name
+                        for f in schema
+                        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                    ]
             pf = pq.ParquetFile(src.path, read_dictionary=read_dictionary or None)
             yield from pf.iter_batches(batch_size=BATCH_ROWS, columns=list(columns) if columns else None)
             return
@@ -221,4 +227,6 @@ def iter_batches_of(obj: Any, batch_size: int = 262_144) -> Iterator[Any]:
         return
     from modelyard.errors import invalid_param
 
-    raise invalid_param("data", "profile", "a pandas or polars DataFrame, an Arrow table or a file path", type(obj).__name__)
+    raise invalid_param(
+        "data", "profile", "a pandas or polars DataFrame, an Arrow table or a file path", type(obj).__name__
+    )

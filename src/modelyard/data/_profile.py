@@ -196,7 +196,9 @@ class ColumnProfile:
         self._merge_moments(n, bmean, bm2)
         self._merge_hist(*sk.hist_of(x, bmin, bmax, scratch=d))
         if sketch:
-            self.dd_zero += sk.dd_add(self.dd_pos, self.dd_neg, x, max(abs(bmin), abs(bmax)), has_negative=bmin < 0)
+            self.dd_zero += sk.dd_add(
+                self.dd_pos, self.dd_neg, x, max(abs(bmin), abs(bmax)), has_negative=bmin < 0
+            )
 
     def _merge_moments(self, n: int, mean: float, m2: float) -> None:
         if self.mean is None or self.n_num == 0:
@@ -342,7 +344,9 @@ def _json_num(v: Any) -> Any:
 
 
 def _num_from_json(v: Any) -> Any:
-    return {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}.get(v, v) if isinstance(v, str) else v
+    return (
+        {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}.get(v, v) if isinstance(v, str) else v
+    )
 
 
 def _wider_type(a: str, b: str) -> str:
@@ -400,9 +404,13 @@ class Profile:
         from modelyard.errors import SerializationError
 
         if not isinstance(d, dict) or d.get("type") != "modelyard.profile":
-            raise SerializationError("This JSON is not a modelyard profile (its 'type' is not 'modelyard.profile').")
+            raise SerializationError(
+                "This JSON is not a modelyard profile (its 'type' is not 'modelyard.profile')."
+            )
         try:  # stored bytes are untrusted: a missing or mistyped field is a damaged profile, not a crash
-            return cls(rows=int(d["rows"]), columns={c["name"]: ColumnProfile.from_dict(c) for c in d["columns"]})
+            return cls(
+                rows=int(d["rows"]), columns={c["name"]: ColumnProfile.from_dict(c) for c in d["columns"]}
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SerializationError(
                 f"This modelyard profile is damaged ({type(exc).__name__}: {exc}); profile the data again."
@@ -411,8 +419,18 @@ class Profile:
     def summary(self) -> list[dict[str, Any]]:
         """One display row per column (type, nulls, distinct, min, max, mean, std, top)."""
         return [
-            {"column": c.name, "type": c.type, "kind": c.kind, "nulls": c.nulls, "distinct": c.distinct,
-             "min": c.min, "max": c.max, "mean": c.mean, "std": c.std, "top": c.top(3)}
+            {
+                "column": c.name,
+                "type": c.type,
+                "kind": c.kind,
+                "nulls": c.nulls,
+                "distinct": c.distinct,
+                "min": c.min,
+                "max": c.max,
+                "mean": c.mean,
+                "std": c.std,
+                "top": c.top(3),
+            }
             for c in self.columns.values()
         ]
 
@@ -425,7 +443,9 @@ class ProfileBuilder:
     the ``yard`` command line's opt-in, so a library user's process is left alone.
     """
 
-    def __init__(self, *, threads: int | None = None, sketches: bool = True, tune_allocator: bool | None = None) -> None:
+    def __init__(
+        self, *, threads: int | None = None, sketches: bool = True, tune_allocator: bool | None = None
+    ) -> None:
         self._profile = Profile()
         #: False skips the quantile sketch and distinct counting (validation only needs the rest)
         self.sketches = sketches

@@ -132,10 +132,20 @@ class ValidationReport:
             for r in shown:
                 mark = Text("✓", style="green") if r.ok else Text("✗", style="bold red")
                 rows = f"{r.failing_rows:,}" if r.failing_rows else ""
-                t.add_row(mark, r.column or "(table)", r.expectation, _short(r.observed), _short(r.expected), rows, r.detail)
+                t.add_row(
+                    mark,
+                    r.column or "(table)",
+                    r.expectation,
+                    _short(r.observed),
+                    _short(r.expected),
+                    rows,
+                    r.detail,
+                )
             parts.append(t)
         if n_fail and not all_checks and n_pass:
-            parts.append(Text(f"✓ {n_pass} other checks passed (not listed; {hint} shows every check)", style="green"))
+            parts.append(
+                Text(f"✓ {n_pass} other checks passed (not listed; {hint} shows every check)", style="green")
+            )
         parts.append(Text(f"{n_pass} passed, {n_fail} failed", style="bold red" if n_fail else "bold green"))
         if not n_fail and not all_checks:
             parts[-1].append(Text(f" ({hint} lists them)", style="dim"))
@@ -145,7 +155,9 @@ class ValidationReport:
                 parts.append(Text(f"  {r.name} sample rows: {rows}", style="dim"))
         return Group(*parts)
 
-    def print(self, console: Any = None, *, all_checks: bool = False, hint: str = "report.print(all_checks=True)") -> None:
+    def print(
+        self, console: Any = None, *, all_checks: bool = False, hint: str = "report.print(all_checks=True)"
+    ) -> None:
         """Print the failures (every check with ``all_checks=True``) to ``console`` (a rich Console)."""
         if console is None:
             from rich.console import Console
@@ -170,16 +182,16 @@ class ValidationReport:
         ]
         for r in self.results:
             classname = quoteattr(f"{suite_name}.{r.column or 'table'}")
-            head = f"    <testcase classname={classname} name={quoteattr(r.expectation)} time=\"0\""
+            head = f'    <testcase classname={classname} name={quoteattr(r.expectation)} time="0"'
             if r.ok:
                 lines.append(head + "/>")
                 continue
             msg = f"{r.name}: expected {_short(r.expected)}, observed {_short(r.observed)}"
-            body = "\n".join(
-                [r.detail] + [f"row {s['row']}: {s['value']!r}" for s in r.samples]
-            )
+            body = "\n".join([r.detail] + [f"row {s['row']}: {s['value']!r}" for s in r.samples])
             lines.append(head + ">")
-            lines.append(f"      <failure message={quoteattr(msg)} type=\"ExpectationFailed\">{escape(body)}</failure>")
+            lines.append(
+                f'      <failure message={quoteattr(msg)} type="ExpectationFailed">{escape(body)}</failure>'
+            )
             lines.append("    </testcase>")
         lines += ["  </testsuite>", "</testsuites>", ""]
         return "\n".join(lines)
@@ -195,14 +207,21 @@ class ValidationReport:
         status = "passed" if self.ok else "failed"
         checks: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
         for r in sorted(self.results, key=lambda r: (r.ok, r.column or "")):
-            checks[r.ok].append({
-                "ok": r.ok, "column": r.column or "(table)", "expectation": r.expectation, "observed": _short(r.observed),
-                "expected": _short(r.expected), "detail": r.detail, "samples": [f"row {s['row']}: {_sample(s['value'])}" for s in r.samples],
-            })
+            checks[r.ok].append(
+                {
+                    "ok": r.ok,
+                    "column": r.column or "(table)",
+                    "expectation": r.expectation,
+                    "observed": _short(r.observed),
+                    "expected": _short(r.expected),
+                    "detail": r.detail,
+                    "samples": [f"row {s['row']}: {_sample(s['value'])}" for s in r.samples],
+                }
+            )
         charts = []
         cur, ref = self.profile, self.reference_profile
         failed_cols = {r.column for r in self.failures}
-        for name, cp in (cur.columns.items() if cur is not None else ()):
+        for name, cp in cur.columns.items() if cur is not None else ():
             rp = ref.columns.get(name) if ref is not None else None
             if cp.kind in ("numeric", "datetime"):
                 fmt = _date if cp.kind == "datetime" else None  # datetime edges are epoch seconds
@@ -216,11 +235,21 @@ class ValidationReport:
                 if rp is not None:
                     keys, rc, cc = _categorical(rp, cp)
                     order = sorted(range(len(keys)), key=lambda i: -(rc[i] + cc[i]))[:12]
-                    svg = bar_chart([keys[i] for i in order], [("reference", [rc[i] for i in order]), ("current", [cc[i] for i in order])],
-                                    shares=True, width=360)
+                    svg = bar_chart(
+                        [keys[i] for i in order],
+                        [("reference", [rc[i] for i in order]), ("current", [cc[i] for i in order])],
+                        shares=True,
+                        width=360,
+                    )
                 else:
                     top = cp.top(12)
-                    svg = bar_chart([k for k, _ in top], [("current", [c for _, c in top])], shares=True, colors=PALETTE[1:], width=360)
+                    svg = bar_chart(
+                        [k for k, _ in top],
+                        [("current", [c for _, c in top])],
+                        shares=True,
+                        colors=PALETTE[1:],
+                        width=360,
+                    )
             else:
                 continue
             stats = f"nulls {cp.null_fraction:.2%}"
@@ -234,7 +263,9 @@ class ValidationReport:
                 stats += f" · mean {cp.mean:.4g} · std {cp.std or 0:.4g}"
                 if rp is not None and rp.mean is not None:
                     stats += f" (reference {rp.mean:.4g} · {rp.std or 0:.4g})"
-            charts.append({"name": name, "type": cp.type, "svg": svg, "stats": stats, "failed": name in failed_cols})
+            charts.append(
+                {"name": name, "type": cp.type, "svg": svg, "stats": stats, "failed": name in failed_cols}
+            )
         names = ("reference", "current") if ref is not None else ("current",)
         colors = PALETTE if ref is not None else PALETTE[1:]
         return render_page(
@@ -242,7 +273,8 @@ class ValidationReport:
             title=f"Validation {status}: {self.data}",
             status=status,
             headline=f"{self.data} — {len(self.results) - n_fail} passed, {n_fail} failed",
-            meta=f"{self.rows:,} rows · suite {self.suite}" + (f" · reference {self.reference}" if self.reference else "")
+            meta=f"{self.rows:,} rows · suite {self.suite}"
+            + (f" · reference {self.reference}" if self.reference else "")
             + f" · {utc(self.created_at, '%Y-%m-%d %H:%M:%S UTC')}",
             failed=checks[False],
             passed=checks[True],

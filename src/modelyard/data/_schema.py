@@ -48,7 +48,9 @@ run_inputs = Table(
     "run_inputs",
     metadata,
     Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
-    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "dataset_version_id", Integer, ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_run_inputs_dataset_version_id", "dataset_version_id"),
 )

@@ -98,7 +98,9 @@ class DataService:
         """
         check_key(name, "dataset name")
         if "@" in name:
-            raise InvalidArgumentError(f"Dataset name {name!r} cannot contain '@' (it separates the version).")
+            raise InvalidArgumentError(
+                f"Dataset name {name!r} cannot contain '@' (it separates the version)."
+            )
         if isinstance(source, str | os.PathLike):
             return self._add_path(Path(source), name, description=description, run_id=run_id, profile=profile)
         mod = type(source).__module__
@@ -107,9 +109,19 @@ class DataService:
                 path = Path(tmp) / "data.parquet"
                 _write_parquet(source, path)
                 return self._add_path(
-                    path, name, description=description, run_id=run_id, profile=profile, source_label=f"<{type(source).__name__}>"
+                    path,
+                    name,
+                    description=description,
+                    run_id=run_id,
+                    profile=profile,
+                    source_label=f"<{type(source).__name__}>",
                 )
-        raise invalid_param("source", "yard.data.add", "a file or folder path, or a pandas/polars DataFrame", type(source).__name__)
+        raise invalid_param(
+            "source",
+            "yard.data.add",
+            "a file or folder path, or a pandas/polars DataFrame",
+            type(source).__name__,
+        )
 
     def _add_path(
         self,
@@ -156,7 +168,9 @@ class DataService:
         schema_digest = profile_digest = None
         rows: int | None = None
         if tabular and schema is not None:
-            schema_digest = self.blobs.put_bytes(json.dumps(_schema_doc(schema, fmt), sort_keys=True).encode())
+            schema_digest = self.blobs.put_bytes(
+                json.dumps(_schema_doc(schema, fmt), sort_keys=True).encode()
+            )
             if profile:
                 from modelyard.data._profile import ProfileBuilder
 
@@ -181,7 +195,9 @@ class DataService:
             run_id=run_id,
         )
 
-    def _store_files(self, files: list[Any], rels: list[str], stats: list[os.stat_result] | None) -> list[ManifestEntry]:
+    def _store_files(
+        self, files: list[Any], rels: list[str], stats: list[os.stat_result] | None
+    ) -> list[ManifestEntry]:
         if len(files) == 1:
             digest, size = self.blobs.put_file(files[0])
             return [ManifestEntry(rels[0], digest, size, stat.S_IMODE(os.stat(files[0]).st_mode))]
@@ -193,13 +209,18 @@ class DataService:
             if ds is None:
                 ds_id = int(
                     conn.execute(
-                        datasets.insert().values(name=name, description=kw["description"], created_at=now_ms()).returning(datasets.c.id)
+                        datasets.insert()
+                        .values(name=name, description=kw["description"], created_at=now_ms())
+                        .returning(datasets.c.id)
                     ).scalar_one()
                 )
             else:
                 ds_id = int(ds[0])
             last = conn.execute(
-                sa.select(dataset_versions).where(dataset_versions.c.dataset_id == ds_id).order_by(dataset_versions.c.version.desc()).limit(1)
+                sa.select(dataset_versions)
+                .where(dataset_versions.c.dataset_id == ds_id)
+                .order_by(dataset_versions.c.version.desc())
+                .limit(1)
             ).first()
             if last is not None and last.manifest_digest == kw["manifest"]:
                 return last, False  # another writer added the same bytes a moment ago
@@ -256,7 +277,9 @@ class DataService:
             if ds is None:
                 names = [r[0] for r in conn.execute(sa.select(datasets.c.name))]
                 hint = did_you_mean(name, names) or (
-                    f" Known datasets: {', '.join(sorted(names)[:10])}." if names else " No dataset exists yet: add one with `yard data add`."
+                    f" Known datasets: {', '.join(sorted(names)[:10])}."
+                    if names
+                    else " No dataset exists yet: add one with `yard data add`."
                 )
                 raise NotFoundError(f"Dataset {name!r} does not exist.{hint}")
             q = sa.select(dataset_versions).where(dataset_versions.c.dataset_id == ds[0])
@@ -265,11 +288,17 @@ class DataService:
             else:
                 row = conn.execute(q.where(dataset_versions.c.version == version)).first()
             if row is None:
-                last = conn.execute(sa.select(sa.func.max(dataset_versions.c.version)).where(dataset_versions.c.dataset_id == ds[0])).scalar()
+                last = conn.execute(
+                    sa.select(sa.func.max(dataset_versions.c.version)).where(
+                        dataset_versions.c.dataset_id == ds[0]
+                    )
+                ).scalar()
                 raise NotFoundError(
                     f"Dataset {name!r} has no version v{version}"
                     + (f"; the latest is {name}@v{last}." if last else "; it has no versions yet.")
-                    + " List them with `yard data show " + name + "`."
+                    + " List them with `yard data show "
+                    + name
+                    + "`."
                 )
         return _row_to_version(row, name)
 
@@ -281,9 +310,14 @@ class DataService:
             ds_rows = conn.execute(sa.select(datasets).order_by(datasets.c.name)).all()
             for d in ds_rows:
                 latest = conn.execute(
-                    sa.select(dataset_versions).where(dataset_versions.c.dataset_id == d.id).order_by(dataset_versions.c.version.desc()).limit(1)
+                    sa.select(dataset_versions)
+                    .where(dataset_versions.c.dataset_id == d.id)
+                    .order_by(dataset_versions.c.version.desc())
+                    .limit(1)
                 ).first()
-                n = conn.execute(sa.select(sa.func.count()).where(dataset_versions.c.dataset_id == d.id)).scalar()
+                n = conn.execute(
+                    sa.select(sa.func.count()).where(dataset_versions.c.dataset_id == d.id)
+                ).scalar()
                 out.append(
                     {
                         "name": d.name,
@@ -348,7 +382,9 @@ class DataService:
         v = self.resolve(ref)
         dest = Path(dest)
         if dest.exists() and not dest.is_dir():
-            raise InvalidArgumentError(f"Cannot write {v.ref} into {str(dest)!r}: it is a file. Give a folder.")
+            raise InvalidArgumentError(
+                f"Cannot write {v.ref} into {str(dest)!r}: it is a file. Give a folder."
+            )
         return self.blobs.get_tree(v.manifest_digest, dest, link=link)
 
     def sources(self, ref: str | DatasetVersion) -> list[TabularSource]:
@@ -366,13 +402,17 @@ class DataService:
             if self.blobs.is_local:
                 p = self.blobs.local_path(e.digest)
                 if not self.blobs.verify(e.digest):
-                    raise BlobError(f"File {e.path!r} of {v.ref} does not match its digest; run `yard doctor`.")
+                    raise BlobError(
+                        f"File {e.path!r} of {v.ref} does not match its digest; run `yard doctor`."
+                    )
                 out.append(TabularSource(p, fmt, e.path))
             else:
                 out.append(TabularSource(io.BytesIO(self.blobs.read_bytes(e.digest)), fmt, e.path))
         return out
 
-    def load(self, ref: str | DatasetVersion, *, engine: str = "pandas", columns: list[str] | None = None) -> Any:
+    def load(
+        self, ref: str | DatasetVersion, *, engine: str = "pandas", columns: list[str] | None = None
+    ) -> Any:
         """A version's tabular files as one frame (``engine``: pandas, polars or arrow)."""
         if engine not in ("pandas", "polars", "arrow"):
             raise invalid_param("engine", "yard.data.load", "one of 'pandas', 'polars', 'arrow'", engine)
@@ -397,10 +437,14 @@ class DataService:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
                 raise NotFoundError(f"Run {run_id!r} does not exist.")
             exists = conn.execute(
-                sa.select(run_inputs.c.run_id).where(run_inputs.c.run_id == run_id, run_inputs.c.dataset_version_id == v.id)
+                sa.select(run_inputs.c.run_id).where(
+                    run_inputs.c.run_id == run_id, run_inputs.c.dataset_version_id == v.id
+                )
             ).first()
             if exists is None:
-                conn.execute(run_inputs.insert().values(run_id=run_id, dataset_version_id=v.id, created_at=now_ms()))
+                conn.execute(
+                    run_inputs.insert().values(run_id=run_id, dataset_version_id=v.id, created_at=now_ms())
+                )
 
         self.store.write(fn)
         return v
@@ -422,7 +466,13 @@ class DataService:
         v = self.resolve(ref)
         with self.store.read() as conn:
             rows = conn.execute(
-                sa.select(runs.c.id, runs.c.name, runs.c.status, runs.c.start_time, experiments.c.name.label("experiment"))
+                sa.select(
+                    runs.c.id,
+                    runs.c.name,
+                    runs.c.status,
+                    runs.c.start_time,
+                    experiments.c.name.label("experiment"),
+                )
                 .join(run_inputs, run_inputs.c.run_id == runs.c.id)
                 .join(experiments, experiments.c.id == runs.c.experiment_id)
                 .where(run_inputs.c.dataset_version_id == v.id, runs.c.deleted.is_(False))

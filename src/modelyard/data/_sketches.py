@@ -174,7 +174,9 @@ def dd_value(key: int) -> float:
     return 2 * _GAMMA**key / (_GAMMA + 1)
 
 
-def dd_add(pos: dict[int, int], neg: dict[int, int], x: np.ndarray, max_abs: float, has_negative: bool = True) -> int:
+def dd_add(
+    pos: dict[int, int], neg: dict[int, int], x: np.ndarray, max_abs: float, has_negative: bool = True
+) -> int:
     """Add finite float64 values to the buckets; returns how many were zero (kept apart by the caller).
 
     One log pass, one bincount over (sign, key).
@@ -259,7 +261,9 @@ def hist_k(lo: float, hi: float) -> int:
     return k
 
 
-def hist_of(x: np.ndarray, lo: float, hi: float, scratch: np.ndarray | None = None) -> tuple[int, int, list[int]]:
+def hist_of(
+    x: np.ndarray, lo: float, hi: float, scratch: np.ndarray | None = None
+) -> tuple[int, int, list[int]]:
     """The aligned histogram of finite values ``x`` with min ``lo`` and max ``hi``: ``(k, start, counts)``.
 
     ``scratch``, a float64 array of ``x``'s size, is overwritten (saves an allocation).

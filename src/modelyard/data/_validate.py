@@ -34,7 +34,9 @@ def _batches(data: Any) -> tuple[Iterator[Any], str, Any]:
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and detect_format(f))
             if not files:
-                raise InvalidArgumentError(f"Cannot validate {str(p)!r}: the folder has no Parquet, CSV or Arrow files.")
+                raise InvalidArgumentError(
+                    f"Cannot validate {str(p)!r}: the folder has no Parquet, CSV or Arrow files."
+                )
             sources = [TabularSource(f, detect_format(f) or "", str(f)) for f in files]
         else:
             fmt = detect_format(p)
@@ -105,7 +107,9 @@ def validate(
     return _run(s, batches, label, schema, ref_profile, ref_label)
 
 
-def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile | None, ref_label: str | None) -> ValidationReport:
+def _run(
+    s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile | None, ref_label: str | None
+) -> ValidationReport:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -123,12 +127,22 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
         if e.max_null_fraction is not None:
             row_checks[(col, "nulls")] = {"count": 0, "samples": []}
         if e.values is not None:
-            row_checks[(col, "values")] = {"count": 0, "samples": [], "set": pa.array([str(v) if not isinstance(v, bool) else v for v in e.values])}
+            row_checks[(col, "values")] = {
+                "count": 0,
+                "samples": [],
+                "set": pa.array([str(v) if not isinstance(v, bool) else v for v in e.values]),
+            }
     unique_cols = [c for c, e in s.columns.items() if e.unique and c in present]
     # the auto-threshold distribution checks share one false-alarm budget (Bonferroni)
-    auto_checks = sum(1 for c, e in s.columns.items() if c in present and e.distribution and e.distribution["threshold"] == "auto")
+    auto_checks = sum(
+        1
+        for c, e in s.columns.items()
+        if c in present and e.distribution and e.distribution["threshold"] == "auto"
+    )
     unique_chunks: dict[str, list[Any]] = {c: [] for c in unique_cols}
-    first_values: dict[str, list[dict[str, Any]]] = {c: [] for c, e in s.columns.items() if e.type is not None and c in present}
+    first_values: dict[str, list[dict[str, Any]]] = {
+        c: [] for c, e in s.columns.items() if e.type is not None and c in present
+    }
     builder = ProfileBuilder()  # the report carries the batch's full, mergeable profile
     offset = 0
     for batch in batches:
@@ -146,7 +160,11 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
                     bad = pc.take(dict_bad, arr.indices)
                 else:
                     probe = arr if pa.types.is_boolean(arr.type) else arr.cast(pa.string())
-                    vs = st["set"] if not pa.types.is_boolean(arr.type) else pa.array([bool(v) for v in e.values or []])
+                    vs = (
+                        st["set"]
+                        if not pa.types.is_boolean(arr.type)
+                        else pa.array([bool(v) for v in e.values or []])
+                    )
                     bad = pc.invert(pc.is_in(probe, value_set=vs))
             else:
                 fam = type_family(arr.type)
@@ -165,46 +183,100 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
                 if len(st["samples"]) < SAMPLES:
                     idx = pc.indices_nonzero(bad).slice(0, SAMPLES - len(st["samples"]))
                     vals = pc.take(arr, idx).to_pylist()
-                    st["samples"].extend({"row": offset + int(i), "value": v} for i, v in zip(idx.to_pylist(), vals, strict=True))
-        for c, vals in first_values.items():  # a few values of each column: the samples of a failed type check
+                    st["samples"].extend(
+                        {"row": offset + int(i), "value": v}
+                        for i, v in zip(idx.to_pylist(), vals, strict=True)
+                    )
+        for (
+            c,
+            vals,
+        ) in first_values.items():  # a few values of each column: the samples of a failed type check
             if len(vals) < SAMPLES:
                 arr = batch.column(c)
                 idx = pc.indices_nonzero(pc.is_valid(arr)).slice(0, SAMPLES - len(vals))
-                vals.extend({"row": offset + int(i), "value": v} for i, v in zip(idx.to_pylist(), pc.take(arr, idx).to_pylist(), strict=True))
+                vals.extend(
+                    {"row": offset + int(i), "value": v}
+                    for i, v in zip(idx.to_pylist(), pc.take(arr, idx).to_pylist(), strict=True)
+                )
         for c in unique_cols:
             col_arr = batch.column(c)
-            unique_chunks[c].append(col_arr.dictionary_decode() if pa.types.is_dictionary(col_arr.type) else col_arr)
+            unique_chunks[c].append(
+                col_arr.dictionary_decode() if pa.types.is_dictionary(col_arr.type) else col_arr
+            )
         offset += batch.num_rows
     cur = builder.result()
     rows = cur.rows
 
     # table-level checks
     if s.row_count_min is not None or s.row_count_max is not None:
-        ok = (s.row_count_min is None or rows >= s.row_count_min) and (s.row_count_max is None or rows <= s.row_count_max)
-        results.append(CheckResult(None, "row_count", ok, rows, {"min": s.row_count_min, "max": s.row_count_max}))
+        ok = (s.row_count_min is None or rows >= s.row_count_min) and (
+            s.row_count_max is None or rows <= s.row_count_max
+        )
+        results.append(
+            CheckResult(None, "row_count", ok, rows, {"min": s.row_count_min, "max": s.row_count_max})
+        )
     if not s.allow_extra_columns:
         extra = [c for c in names if c not in s.columns]
-        results.append(CheckResult(None, "no_extra_columns", not extra, extra, sorted(s.columns),
-                                   "unexpected columns: " + ", ".join(extra) if extra else ""))
+        results.append(
+            CheckResult(
+                None,
+                "no_extra_columns",
+                not extra,
+                extra,
+                sorted(s.columns),
+                "unexpected columns: " + ", ".join(extra) if extra else "",
+            )
+        )
     for col, e in s.columns.items():
         if col not in present:
             hint = did_you_mean(col, names)
-            results.append(CheckResult(col, "column_present", not e.required, "missing", "present",
-                                       f"column {col!r} is not in the data.{hint}" if e.required else "optional column is absent"))
+            results.append(
+                CheckResult(
+                    col,
+                    "column_present",
+                    not e.required,
+                    "missing",
+                    "present",
+                    f"column {col!r} is not in the data.{hint}"
+                    if e.required
+                    else "optional column is absent",
+                )
+            )
             continue
         results.append(CheckResult(col, "column_present", True, "present", "present"))
         cp = cur.columns[col]
         fam = type_family(cp.type)
         if e.type is not None:
             ok = type_matches(e.type, fam)
-            results.append(CheckResult(col, "type", ok, f"{fam} ({cp.type})", e.type,
-                                       "" if ok else f"every non-null value ({cp.count:,} rows) is {fam}, not {e.type}",
-                                       [] if ok else first_values[col], 0 if ok else cp.count))
+            results.append(
+                CheckResult(
+                    col,
+                    "type",
+                    ok,
+                    f"{fam} ({cp.type})",
+                    e.type,
+                    "" if ok else f"every non-null value ({cp.count:,} rows) is {fam}, not {e.type}",
+                    [] if ok else first_values[col],
+                    0 if ok else cp.count,
+                )
+            )
         if e.max_null_fraction is not None:
             nf = cp.null_fraction
-            st = row_checks[(col, "nulls")]  # like "values": the null rows, even when within the tolerated fraction
-            results.append(CheckResult(col, "max_null_fraction", nf <= e.max_null_fraction + 1e-12, round(nf, 6), e.max_null_fraction,
-                                       f"{cp.nulls:,} of {rows:,} rows are null", st["samples"], st["count"]))
+            st = row_checks[
+                (col, "nulls")
+            ]  # like "values": the null rows, even when within the tolerated fraction
+            results.append(
+                CheckResult(
+                    col,
+                    "max_null_fraction",
+                    nf <= e.max_null_fraction + 1e-12,
+                    round(nf, 6),
+                    e.max_null_fraction,
+                    f"{cp.nulls:,} of {rows:,} rows are null",
+                    st["samples"],
+                    st["count"],
+                )
+            )
         for kind in ("min", "max"):
             st = row_checks.get((col, kind))
             if st is None:
@@ -212,22 +284,48 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
             bound = e.min if kind == "min" else e.max
             observed = cp.min if kind == "min" else cp.max
             if fam not in ("integer", "float"):
-                results.append(CheckResult(col, kind, False, f"{fam} column", bound, "a range needs a numeric column"))
+                results.append(
+                    CheckResult(col, kind, False, f"{fam} column", bound, "a range needs a numeric column")
+                )
                 continue
-            detail = f"{st['count']:,} row(s) {'below' if kind == 'min' else 'above'} {bound}" if st["count"] else ""
-            results.append(CheckResult(col, kind, st["count"] == 0, observed, bound, detail, st["samples"], st["count"]))
+            detail = (
+                f"{st['count']:,} row(s) {'below' if kind == 'min' else 'above'} {bound}"
+                if st["count"]
+                else ""
+            )
+            results.append(
+                CheckResult(col, kind, st["count"] == 0, observed, bound, detail, st["samples"], st["count"])
+            )
         st = row_checks.get((col, "values"))
         if st is not None:
             frac = st["count"] / cp.count if cp.count else 0.0
             ok = frac <= e.max_unseen_fraction + 1e-12
             unseen = sorted({str(x["value"]) for x in st["samples"]})
-            detail = f"{st['count']:,} row(s) ({frac:.2%}) outside the allowed values, e.g. {', '.join(unseen)}" if st["count"] else ""
-            results.append(CheckResult(col, "values", ok, round(frac, 6), {"values": e.values, "max_unseen_fraction": e.max_unseen_fraction},
-                                       detail, st["samples"], st["count"]))
+            detail = (
+                f"{st['count']:,} row(s) ({frac:.2%}) outside the allowed values, e.g. {', '.join(unseen)}"
+                if st["count"]
+                else ""
+            )
+            results.append(
+                CheckResult(
+                    col,
+                    "values",
+                    ok,
+                    round(frac, 6),
+                    {"values": e.values, "max_unseen_fraction": e.max_unseen_fraction},
+                    detail,
+                    st["samples"],
+                    st["count"],
+                )
+            )
         if e.unique:
             import pyarrow as pa
 
-            chunked = pa.chunked_array(unique_chunks[col], type=unique_chunks[col][0].type) if unique_chunks[col] else pa.chunked_array([], pa.null())
+            chunked = (
+                pa.chunked_array(unique_chunks[col], type=unique_chunks[col][0].type)
+                if unique_chunks[col]
+                else pa.chunked_array([], pa.null())
+            )
             vc = pc.value_counts(chunked.drop_null())
             dup_mask = pc.greater(vc.field(1), 1)
             dups = pc.filter(vc.field(0), dup_mask)
@@ -237,25 +335,74 @@ def _run(s: Suite, batches: Iterator[Any], label: str, schema: Any, ref: Profile
                 first = dups.slice(0, SAMPLES)
                 mask = pc.is_in(chunked, value_set=first.cast(chunked.type))
                 idx = pc.indices_nonzero(pc.fill_null(mask, False)).slice(0, SAMPLES)
-                samples = [{"row": int(i), "value": v} for i, v in zip(idx.to_pylist(), pc.take(chunked, idx).to_pylist(), strict=True)]
-            results.append(CheckResult(col, "unique", len(dups) == 0, f"{len(dups):,} duplicated value(s)", "no duplicates",
-                                       f"{n_dup_rows:,} rows share {len(dups):,} value(s)" if len(dups) else "", samples, n_dup_rows))
+                samples = [
+                    {"row": int(i), "value": v}
+                    for i, v in zip(idx.to_pylist(), pc.take(chunked, idx).to_pylist(), strict=True)
+                ]
+            results.append(
+                CheckResult(
+                    col,
+                    "unique",
+                    len(dups) == 0,
+                    f"{len(dups):,} duplicated value(s)",
+                    "no duplicates",
+                    f"{n_dup_rows:,} rows share {len(dups):,} value(s)" if len(dups) else "",
+                    samples,
+                    n_dup_rows,
+                )
+            )
         if e.distribution is not None:
             stat, thr = e.distribution["statistic"], e.distribution["threshold"]
             if ref is None or col not in ref.columns:
-                results.append(CheckResult(col, "distribution", False, None, {"statistic": stat, "threshold": thr},
-                                           "no reference profile for this column: give --against NAME@vN or 'reference:' in the suite"))
+                results.append(
+                    CheckResult(
+                        col,
+                        "distribution",
+                        False,
+                        None,
+                        {"statistic": stat, "threshold": thr},
+                        "no reference profile for this column: give --against NAME@vN or 'reference:' in the suite",
+                    )
+                )
             else:
                 chk = distribution_check(ref.columns[col], cp, stat, thr, auto_checks)
                 if chk is None:
-                    results.append(CheckResult(col, "distribution", False, None, {"statistic": stat, "threshold": thr}, "not comparable"))
+                    results.append(
+                        CheckResult(
+                            col,
+                            "distribution",
+                            False,
+                            None,
+                            {"statistic": stat, "threshold": thr},
+                            "not comparable",
+                        )
+                    )
                     continue
                 ok, dist, bound = bool(chk["ok"]), float(chk["value"]), float(chk["threshold"])  # type: ignore[arg-type]
-                how = f"auto for {chk['bins']} bins, {chk['rows'][0]:,} vs {chk['rows'][1]:,} rows" if thr == "auto" else "fixed"  # type: ignore[index]
+                how = (
+                    f"auto for {chk['bins']} bins, {chk['rows'][0]:,} vs {chk['rows'][1]:,} rows"
+                    if thr == "auto"
+                    else "fixed"
+                )  # type: ignore[index]
                 expected = {"statistic": stat, "threshold": round(bound, 6) if thr == "auto" else thr}
                 if thr == "auto":
                     expected["auto"] = True
-                results.append(CheckResult(col, "distribution", ok, round(dist, 6), expected,
-                                           f"{stat.upper()} {dist:.4f} {'>' if not ok else '<='} {bound:.4g} ({how})"))
-    return ValidationReport(suite=s.name, reference=ref_label, data=label, rows=rows, results=results,
-                            profile=cur, reference_profile=ref)
+                results.append(
+                    CheckResult(
+                        col,
+                        "distribution",
+                        ok,
+                        round(dist, 6),
+                        expected,
+                        f"{stat.upper()} {dist:.4f} {'>' if not ok else '<='} {bound:.4g} ({how})",
+                    )
+                )
+    return ValidationReport(
+        suite=s.name,
+        reference=ref_label,
+        data=label,
+        rows=rows,
+        results=results,
+        profile=cur,
+        reference_profile=ref,
+    )

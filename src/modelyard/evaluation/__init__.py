@@ -1,9 +1,9 @@
 """Model evaluation and promotion gates.
 
-    import modelyard as yard
+import modelyard as yard
 
-    ev = yard.evaluate("churn-clf/8", "churn-test@v2", label="churned", slices="plan")
-    report = yard.run_gates("churn-clf/8", "gates.yaml")      # report.passed, report.failed
+ev = yard.evaluate("churn-clf/8", "churn-test@v2", label="churned", slices="plan")
+report = yard.run_gates("churn-clf/8", "gates.yaml")      # report.passed, report.failed
 """
 
 from modelyard.evaluation._evaluate import Evaluation, evaluate, get_evaluation, infer_task, list_evaluations

@@ -225,7 +225,9 @@ def write_ci(
     text = render_ci(system, **{k: v for k, v in options.items() if v is not None})  # type: ignore[arg-type]
     path = Path(output) if output is not None else Path(CI_SYSTEMS[system])
     if path.exists() and not overwrite:
-        raise AlreadyExistsError(f"{str(path)!r} exists. Pass --force to overwrite it, or --output to write elsewhere.")
+        raise AlreadyExistsError(
+            f"{str(path)!r} exists. Pass --force to overwrite it, or --output to write elsewhere."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path

@@ -76,7 +76,7 @@ def infer_task(y_true: Any, y_pred: Any, has_scores: bool) -> str:
         return "regression"
     if kind in "iu" and not has_scores:
         pred = np.asarray(y_pred)
-        if pred.dtype.kind == "f" and not np.all(np.mod(pred[: 10_000], 1) == 0):
+        if pred.dtype.kind == "f" and not np.all(np.mod(pred[:10_000], 1) == 0):
             return "regression"
         import pandas as pd
 
@@ -177,9 +177,13 @@ def _evaluate_loaded(
     from modelyard._version import __version__
 
     if task is not None and task not in TASKS:
-        raise InvalidArgumentError(f"The 'task' parameter of evaluate must be one of {list(TASKS)}. Got {task!r} instead.")
+        raise InvalidArgumentError(
+            f"The 'task' parameter of evaluate must be one of {list(TASKS)}. Got {task!r} instead."
+        )
     for name in metrics or ():
-        if task is not None or name in METRICS:  # an unknown name waits for the inferred task: suggestions fit it
+        if (
+            task is not None or name in METRICS
+        ):  # an unknown name waits for the inferred task: suggestions fit it
             metric_spec(name, task)
     frame = ds.frame
     if len(frame) == 0:
@@ -249,4 +253,3 @@ def _dumps(obj: Any) -> str:
         return o
 
     return json.dumps(clean(obj), sort_keys=False, separators=(",", ":"))
-

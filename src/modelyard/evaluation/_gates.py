@@ -119,7 +119,16 @@ def _metric_gates(policy: GatePolicy, ev: Evaluation) -> list[GateResult]:
         why = f"{name} = {_fmt(value)} on {ev.n_rows} rows; required {bound.describe()}"
         if value != value:
             why = f"{name} is undefined on this data (for example only one class present); required {bound.describe()}"
-        out.append(GateResult(f"metrics.{name}", "metric", GateStatus.PASSED if ok else GateStatus.FAILED, value, bound.describe(), why))
+        out.append(
+            GateResult(
+                f"metrics.{name}",
+                "metric",
+                GateStatus.PASSED if ok else GateStatus.FAILED,
+                value,
+                bound.describe(),
+                why,
+            )
+        )
     return out
 
 
@@ -141,7 +150,11 @@ def _slice_gates(policy: GatePolicy, ev: Evaluation) -> list[GateResult]:
             finite = [v for _, v in judged if v == v]
             if finite:
                 worst = min(finite) if METRICS[name].greater_is_better else max(finite)
-            skipped = f"; {len(small)} slice(s) under min_rows={floor.min_rows} not judged: {', '.join(small)}" if small else ""
+            skipped = (
+                f"; {len(small)} slice(s) under min_rows={floor.min_rows} not judged: {', '.join(small)}"
+                if small
+                else ""
+            )
             if not judged:
                 status = GateStatus.FAILED
                 why = f"no slice of {column!r} has at least min_rows={floor.min_rows} rows, so nothing was judged{skipped}"
@@ -156,7 +169,12 @@ def _slice_gates(policy: GatePolicy, ev: Evaluation) -> list[GateResult]:
 
 
 def _champion_gates(
-    policy: GatePolicy, ms: ModelSource, ds: DataSource, ev: Evaluation, uri: Any, log: bool,
+    policy: GatePolicy,
+    ms: ModelSource,
+    ds: DataSource,
+    ev: Evaluation,
+    uri: Any,
+    log: bool,
     allow_pickle: bool = False,
 ) -> tuple[list[GateResult], str | None, Evaluation | None]:
     champ = policy.champion
@@ -175,15 +193,35 @@ def _champion_gates(
         holder = None
     if holder is None:
         status = GateStatus.WAIVED if champ.if_missing == "pass" else GateStatus.FAILED
-        what = "passed by policy (champion.if_missing: pass)" if champ.if_missing == "pass" else "failed by policy (champion.if_missing: fail)"
+        what = (
+            "passed by policy (champion.if_missing: pass)"
+            if champ.if_missing == "pass"
+            else "failed by policy (champion.if_missing: fail)"
+        )
         why = f"no version of {ms.name!r} holds alias {champ.alias!r} yet (first model): comparison not run, {what}"
-        return [GateResult(f"champion.{n}", "champion", status, None, _change_bound(policy, n), why) for n in changes], None, None
+        return (
+            [
+                GateResult(f"champion.{n}", "champion", status, None, _change_bound(policy, n), why)
+                for n in changes
+            ],
+            None,
+            None,
+        )
     champ_ref = f"{ms.name}/{holder.version}"
     if holder.version == ms.version:
         why = f"{champ_ref} already holds alias {champ.alias!r}: it is the champion, nothing to compare"
-        return [GateResult(f"champion.{n}", "champion", GateStatus.PASSED, 0.0, _change_bound(policy, n), why) for n in changes], champ_ref, None
+        return (
+            [
+                GateResult(f"champion.{n}", "champion", GateStatus.PASSED, 0.0, _change_bound(policy, n), why)
+                for n in changes
+            ],
+            champ_ref,
+            None,
+        )
     champ_ms = load_model_ref(champ_ref, uri, allow_pickle=allow_pickle or policy.allow_pickle)
-    champ_ev = _evaluate_loaded(champ_ms, ds, label=ev.label, slices=None, metrics=list(changes), task=ev.task)
+    champ_ev = _evaluate_loaded(
+        champ_ms, ds, label=ev.label, slices=None, metrics=list(changes), task=ev.task
+    )
     if log:
         from modelyard.evaluation._service import EvaluationService
 
@@ -209,7 +247,16 @@ def _champion_gates(
             f"{name}: candidate {_fmt(cand)} vs champion {champ_ref} {_fmt(base)} ({better} is better): "
             f"change {gain:+.4g}{unit}; {rule}"
         )
-        out.append(GateResult(f"champion.{name}", "champion", GateStatus.PASSED if ok else GateStatus.FAILED, float(gain), _change_bound(policy, name), why))
+        out.append(
+            GateResult(
+                f"champion.{name}",
+                "champion",
+                GateStatus.PASSED if ok else GateStatus.FAILED,
+                float(gain),
+                _change_bound(policy, name),
+                why,
+            )
+        )
     return out, champ_ref, champ_ev
 
 
@@ -226,7 +273,9 @@ def _latency_gates(policy: GatePolicy, ms: ModelSource, X: Any) -> list[GateResu
     assert lat is not None
     n = len(X)
     if n == 0:
-        raise InvalidArgumentError(f"{policy.where('latency')}: the evaluation data has no rows to time predictions on.")
+        raise InvalidArgumentError(
+            f"{policy.where('latency')}: the evaluation data has no rows to time predictions on."
+        )
     rng = np.random.default_rng(0)
     starts = rng.integers(0, max(1, n - lat.batch + 1), lat.runs + lat.warmup)
     batches = [X.iloc[s : s + lat.batch] for s in starts]
@@ -248,7 +297,16 @@ def _latency_gates(policy: GatePolicy, ms: ModelSource, X: Any) -> list[GateResu
         value = float(np.percentile(arr, float(q[1:3])))
         ok = bound.holds(value)
         why = f"{q[:3]} of {len(arr)} predict() calls on batches of {lat.batch} row(s): {value:.3f} ms; required {bound.describe()}"
-        out.append(GateResult(f"latency.{q}", "latency", GateStatus.PASSED if ok else GateStatus.FAILED, round(value, 4), bound.describe(), why))
+        out.append(
+            GateResult(
+                f"latency.{q}",
+                "latency",
+                GateStatus.PASSED if ok else GateStatus.FAILED,
+                round(value, 4),
+                bound.describe(),
+                why,
+            )
+        )
     return out
 
 
@@ -304,10 +362,14 @@ def _behavior_gates(policy: GatePolicy, ms: ModelSource, X: Any, ev: Evaluation)
             how = f"set to {pert[inv.column].iloc[0]!r}"
         else:
             if not np.issubdtype(col.dtype, np.number):
-                raise InvalidArgumentError(f"{policy.where(*path, 'perturb')}: noise needs a numeric column; {inv.column!r} is {col.dtype}.")
+                raise InvalidArgumentError(
+                    f"{policy.where(*path, 'perturb')}: noise needs a numeric column; {inv.column!r} is {col.dtype}."
+                )
             std = float(col.std()) or 1.0
             noisy = col.astype(np.float64) + rng.normal(0, inv.scale * std, len(col))
-            pert[inv.column] = noisy.round().astype(col.dtype) if np.issubdtype(col.dtype, np.integer) else noisy
+            pert[inv.column] = (
+                noisy.round().astype(col.dtype) if np.issubdtype(col.dtype, np.integer) else noisy
+            )
             how = f"given noise of {inv.scale:g} std"
         base = _score(ms.model, rows, ev.task, None, classes)
         after = _score(ms.model, pert, ev.task, None, classes)
@@ -317,23 +379,40 @@ def _behavior_gates(policy: GatePolicy, ms: ModelSource, X: Any, ev: Evaluation)
             f"with {inv.column!r} {how}, {frac:.2%} of {len(rows)} predictions changed by more than "
             f"{inv.tolerance:g}; at most {inv.max_fraction:.2%} may"
         )
-        out.append(GateResult(f"behavior.invariance.{inv.column}", "behavior", GateStatus.PASSED if ok else GateStatus.FAILED, frac, f"<= {inv.max_fraction:g}", why))
+        out.append(
+            GateResult(
+                f"behavior.invariance.{inv.column}",
+                "behavior",
+                GateStatus.PASSED if ok else GateStatus.FAILED,
+                frac,
+                f"<= {inv.max_fraction:g}",
+                why,
+            )
+        )
 
     for i, mono in enumerate(beh.monotonic):
         path = ("behavior", "monotonic", str(i))
         col = column(path, mono.column)
         if not np.issubdtype(col.dtype, np.number):
-            raise InvalidArgumentError(f"{policy.where(*path, 'column')}: monotonicity needs a numeric column; {mono.column!r} is {col.dtype}.")
+            raise InvalidArgumentError(
+                f"{policy.where(*path, 'column')}: monotonicity needs a numeric column; {mono.column!r} is {col.dtype}."
+            )
         delta = mono.delta if mono.delta is not None else (float(col.std()) or 1.0)
         pert = rows.copy()
         shifted = col.astype(np.float64) + delta
-        pert[mono.column] = shifted.round().astype(col.dtype) if np.issubdtype(col.dtype, np.integer) else shifted
+        pert[mono.column] = (
+            shifted.round().astype(col.dtype) if np.issubdtype(col.dtype, np.integer) else shifted
+        )
         if ev.task == "multiclass" and mono.output_class is None:
-            raise InvalidArgumentError(f"{policy.where(*path)}: a multiclass model needs 'class: <label>' to know which score to watch.")
+            raise InvalidArgumentError(
+                f"{policy.where(*path)}: a multiclass model needs 'class: <label>' to know which score to watch."
+            )
         base = _score(ms.model, rows, ev.task, mono.output_class, classes)
         after = _score(ms.model, pert, ev.task, mono.output_class, classes)
         if base.dtype.kind not in "f":
-            raise InvalidArgumentError(f"{policy.where(*path)}: monotonicity needs scores (predict_proba) or a regression.")
+            raise InvalidArgumentError(
+                f"{policy.where(*path)}: monotonicity needs scores (predict_proba) or a regression."
+            )
         diff = after - base
         bad = diff < -mono.tolerance if mono.direction == "increasing" else diff > mono.tolerance
         frac = float(bad.mean())
@@ -342,7 +421,16 @@ def _behavior_gates(policy: GatePolicy, ms: ModelSource, X: Any, ev: Evaluation)
             f"raising {mono.column!r} by {delta:g} moved the score against {mono.direction} for {frac:.2%} "
             f"of {len(rows)} rows; at most {mono.max_fraction:.2%} may"
         )
-        out.append(GateResult(f"behavior.monotonic.{mono.column}", "behavior", GateStatus.PASSED if ok else GateStatus.FAILED, frac, f"<= {mono.max_fraction:g}", why))
+        out.append(
+            GateResult(
+                f"behavior.monotonic.{mono.column}",
+                "behavior",
+                GateStatus.PASSED if ok else GateStatus.FAILED,
+                frac,
+                f"<= {mono.max_fraction:g}",
+                why,
+            )
+        )
     return out
 
 
@@ -355,8 +443,17 @@ def _data_gate(policy: GatePolicy, ds: DataSource, uri: Any) -> GateResult:
     if ok:
         why = f"{ds.label} passed all {n_checks} checks of {suite}"
     else:
-        why = f"{ds.label} failed {len(failures)} of {n_checks} checks of {suite}: " + "; ".join(failures[:10])
-    return GateResult("data.suite", "data", GateStatus.PASSED if ok else GateStatus.FAILED, f"{n_checks - len(failures)}/{n_checks}", f"all checks of {suite}", why)
+        why = f"{ds.label} failed {len(failures)} of {n_checks} checks of {suite}: " + "; ".join(
+            failures[:10]
+        )
+    return GateResult(
+        "data.suite",
+        "data",
+        GateStatus.PASSED if ok else GateStatus.FAILED,
+        f"{n_checks - len(failures)}/{n_checks}",
+        f"all checks of {suite}",
+        why,
+    )
 
 
 def run_gates(
@@ -385,8 +482,19 @@ def run_gates(
     allow_pickle = allow_pickle or policy.allow_pickle
     ms = load_model_ref(model, uri, allow_pickle=allow_pickle)
     report = GateReport(model=ms.label, policy=policy.source)
-    needs_data = bool(policy.metrics or policy.champion or policy.slices or policy.latency or policy.behavior or policy.data.suite)
-    data = data if data is not None else (policy.resolve_path(policy.data.dataset) if policy.data.dataset else None)
+    needs_data = bool(
+        policy.metrics
+        or policy.champion
+        or policy.slices
+        or policy.latency
+        or policy.behavior
+        or policy.data.suite
+    )
+    data = (
+        data
+        if data is not None
+        else (policy.resolve_path(policy.data.dataset) if policy.data.dataset else None)
+    )
     if needs_data and data is None:
         raise InvalidArgumentError(
             f"{policy.source}: the policy names no evaluation data. Add 'data: {{dataset: NAME@VERSION, label: COLUMN}}' "
@@ -401,8 +509,14 @@ def run_gates(
         report.results.append(_data_gate(policy, ds, uri))
     slices = list(dict.fromkeys([*policy.data.slices, *policy.slices]))
     ev = _evaluate_loaded(
-        ms, ds, label=policy.data.label, slices=slices, metrics=None, task=policy.task,
-        extra_metrics=policy.metric_names(), on_task=policy.check_task,
+        ms,
+        ds,
+        label=policy.data.label,
+        slices=slices,
+        metrics=None,
+        task=policy.task,
+        extra_metrics=policy.metric_names(),
+        on_task=policy.check_task,
     )
     if log and ms.name is not None:
         from modelyard.evaluation._service import EvaluationService

@@ -17,7 +17,9 @@ def _num(v: Any) -> str:
     return ("NaN" if v != v else f"{v:.4g}") if isinstance(v, float) else str(v)
 
 
-def evaluation_summaries(ws: Any, name: str, version: int | None = None, *, limit: int = 10) -> list[dict[str, Any]]:
+def evaluation_summaries(
+    ws: Any, name: str, version: int | None = None, *, limit: int = 10
+) -> list[dict[str, Any]]:
     """Newest evaluations of ``name`` (one version when given), with the gate checks run on each version."""
     from modelyard.evaluation._service import EvaluationService
 
@@ -39,7 +41,11 @@ def evaluation_summaries(ws: Any, name: str, version: int | None = None, *, limi
                 "created_at": ev.created_at,
                 "gates": None
                 if gate is None
-                else {"passed": gate["passed"], "trigger": gate["trigger"], "failed": [r["gate"] for r in gate["results"] if not r["passed"]]},
+                else {
+                    "passed": gate["passed"],
+                    "trigger": gate["trigger"],
+                    "failed": [r["gate"] for r in gate["results"] if not r["passed"]],
+                },
             }
         )
     return out
@@ -60,7 +66,9 @@ def print_evaluations(console: Any, ws: Any, name: str, version: int | None = No
 
     rows = evaluation_summaries(ws, name, version)
     if not rows:
-        console.print(f"[dim]evaluations: none yet (yard evaluate {escape(name)}/{version or 'N'} --data DATA)[/]")
+        console.print(
+            f"[dim]evaluations: none yet (yard evaluate {escape(name)}/{version or 'N'} --data DATA)[/]"
+        )
         return
     keys: list[str] = []
     for r in rows:
@@ -73,7 +81,12 @@ def print_evaluations(console: Any, ws: Any, name: str, version: int | None = No
         t.add_column(k, justify="right")
     for r in rows:
         t.add_row(
-            r["id"][:12], str(r["version"]), escape(r["data"]), str(r["rows"]), _when(r["created_at"]), escape(_gate_text(r["gates"])),
+            r["id"][:12],
+            str(r["version"]),
+            escape(r["data"]),
+            str(r["rows"]),
+            _when(r["created_at"]),
+            escape(_gate_text(r["gates"])),
             *[_num(r["metrics"][k]) if k in r["metrics"] else "-" for k in keys],
         )
     console.print(t)
@@ -108,7 +121,9 @@ def card_section(ws: Any, mv: Any) -> tuple[str, str, str] | None:
     partial = [r for r in rows if not _is_full(r)]
 
     def md_table(head: list[str], body: list[list[str]]) -> list[str]:
-        return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(row) + " |" for row in body]
+        return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
+            "| " + " | ".join(row) + " |" for row in body
+        ]
 
     md: list[str] = []
     ctx: dict[str, Any] = {"full": None, "partial": None, "charts": [], "note": ""}
@@ -117,14 +132,30 @@ def card_section(ws: Any, mv: Any) -> tuple[str, str, str] | None:
         for r in full:
             keys += [k for k in r["metrics"] if k not in keys]
         head = ["data", "rows", "when", "gates", *keys]
-        body = [[r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]),
-                 *[_num(r["metrics"][k]) if k in r["metrics"] else "-" for k in keys]] for r in full]
+        body = [
+            [
+                r["data"],
+                str(r["rows"]),
+                _when(r["created_at"]),
+                _gate_text(r["gates"]),
+                *[_num(r["metrics"][k]) if k in r["metrics"] else "-" for k in keys],
+            ]
+            for r in full
+        ]
         md += md_table(head, body)
         ctx["full"] = {"head": head, "rows": body}
     if partial:
         head = ["data", "rows", "when", "gates", "metrics"]
-        body = [[r["data"], str(r["rows"]), _when(r["created_at"]), _gate_text(r["gates"]),
-                 ", ".join(f"{k} {_num(v)}" for k, v in r["metrics"].items()) or "-"] for r in partial]
+        body = [
+            [
+                r["data"],
+                str(r["rows"]),
+                _when(r["created_at"]),
+                _gate_text(r["gates"]),
+                ", ".join(f"{k} {_num(v)}" for k, v in r["metrics"].items()) or "-",
+            ]
+            for r in partial
+        ]
         note = "Comparisons and partial evaluations (only the metrics they were asked for, e.g. this version scored as the champion):"
         md += (["", note, ""] if md else [note, ""]) + md_table(head, body)
         ctx.update(partial={"head": head, "rows": body}, note=note)
@@ -134,9 +165,15 @@ def card_section(ws: Any, mv: Any) -> tuple[str, str, str] | None:
         from modelyard.ui import bar_chart
 
         ev = EvaluationService(ws).get_evaluation(sliced["id"])
-        metric = next((m for m in ("roc_auc", "f1_macro", "accuracy", "r2", "rmse") if m in ev.metrics), next(iter(ev.metrics)))
+        metric = next(
+            (m for m in ("roc_auc", "f1_macro", "accuracy", "r2", "rmse") if m in ev.metrics),
+            next(iter(ev.metrics)),
+        )
         for column in ev.slices:
-            values = {f"{column}={v}": float(s.get(metric, float("nan"))) for v, s in list(ev.slices[column].items())[:20]}
+            values = {
+                f"{column}={v}": float(s.get(metric, float("nan")))
+                for v, s in list(ev.slices[column].items())[:20]
+            }
             title = f"{metric} by {column} on {ev.data} ({_when(ev.created_at)})"
             ctx["charts"].append(bar_chart(list(values), [(metric, list(values.values()))], title=title))
             md += ["", f"{metric} by {column}: " + ", ".join(f"{k} {_num(v)}" for k, v in values.items())]

@@ -144,7 +144,9 @@ def _score_order(p: PreparedTargets, column: int | None) -> np.ndarray:
     return _cache(p, ("order", column), make)
 
 
-def _auc_grouped(score: np.ndarray, pos: np.ndarray, order: np.ndarray, g: np.ndarray | None, G: int) -> np.ndarray:
+def _auc_grouped(
+    score: np.ndarray, pos: np.ndarray, order: np.ndarray, g: np.ndarray | None, G: int
+) -> np.ndarray:
     """ROC AUC per group by the rank-sum (Mann-Whitney U) identity, ties given their average rank.
 
     One global sort by score is shared by every grouping: a stable sort of the small group codes
@@ -290,7 +292,16 @@ class MetricSpec:
         return getattr(importlib.import_module(mod), attr)
 
 
-def _m(name: str, tasks: frozenset[str], gib: bool, needs: str, sk: str, grouped: Any = None, desc: str = "", **kw: Any) -> MetricSpec:
+def _m(
+    name: str,
+    tasks: frozenset[str],
+    gib: bool,
+    needs: str,
+    sk: str,
+    grouped: Any = None,
+    desc: str = "",
+    **kw: Any,
+) -> MetricSpec:
     return MetricSpec(name, tasks, gib, needs, f"sklearn.metrics:{sk}", kw, grouped, desc)
 
 
@@ -304,12 +315,66 @@ METRICS: dict[str, MetricSpec] = {
         _m("precision", _B, True, "label", "precision_score", _binary_prf("precision"), zero_division=0),
         _m("recall", _B, True, "label", "recall_score", _binary_prf("recall"), zero_division=0),
         _m("f1", _B, True, "label", "f1_score", _binary_prf("f1"), zero_division=0),
-        _m("precision_macro", _CLS, True, "label", "precision_score", _multi_prf("precision", "macro"), average="macro", zero_division=0),
-        _m("recall_macro", _CLS, True, "label", "recall_score", _multi_prf("recall", "macro"), average="macro", zero_division=0),
-        _m("f1_macro", _CLS, True, "label", "f1_score", _multi_prf("f1", "macro"), average="macro", zero_division=0),
-        _m("precision_weighted", _CLS, True, "label", "precision_score", _multi_prf("precision", "weighted"), average="weighted", zero_division=0),
-        _m("recall_weighted", _CLS, True, "label", "recall_score", _multi_prf("recall", "weighted"), average="weighted", zero_division=0),
-        _m("f1_weighted", _CLS, True, "label", "f1_score", _multi_prf("f1", "weighted"), average="weighted", zero_division=0),
+        _m(
+            "precision_macro",
+            _CLS,
+            True,
+            "label",
+            "precision_score",
+            _multi_prf("precision", "macro"),
+            average="macro",
+            zero_division=0,
+        ),
+        _m(
+            "recall_macro",
+            _CLS,
+            True,
+            "label",
+            "recall_score",
+            _multi_prf("recall", "macro"),
+            average="macro",
+            zero_division=0,
+        ),
+        _m(
+            "f1_macro",
+            _CLS,
+            True,
+            "label",
+            "f1_score",
+            _multi_prf("f1", "macro"),
+            average="macro",
+            zero_division=0,
+        ),
+        _m(
+            "precision_weighted",
+            _CLS,
+            True,
+            "label",
+            "precision_score",
+            _multi_prf("precision", "weighted"),
+            average="weighted",
+            zero_division=0,
+        ),
+        _m(
+            "recall_weighted",
+            _CLS,
+            True,
+            "label",
+            "recall_score",
+            _multi_prf("recall", "weighted"),
+            average="weighted",
+            zero_division=0,
+        ),
+        _m(
+            "f1_weighted",
+            _CLS,
+            True,
+            "label",
+            "f1_score",
+            _multi_prf("f1", "weighted"),
+            average="weighted",
+            zero_division=0,
+        ),
         _m("mcc", _CLS, True, "label", "matthews_corrcoef"),
         _m("roc_auc", _CLS, True, "score", "roc_auc_score", _roc_auc, "multiclass: one-vs-rest, macro"),
         _m("average_precision", _B, True, "score", "average_precision_score"),
@@ -328,7 +393,15 @@ METRICS: dict[str, MetricSpec] = {
 
 _DEFAULTS = {
     "binary": ["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"],
-    "multiclass": ["accuracy", "f1_macro", "precision_macro", "recall_macro", "f1_weighted", "roc_auc", "log_loss"],
+    "multiclass": [
+        "accuracy",
+        "f1_macro",
+        "precision_macro",
+        "recall_macro",
+        "f1_weighted",
+        "roc_auc",
+        "log_loss",
+    ],
     "regression": ["mae", "mse", "rmse", "r2"],
 }
 
@@ -354,8 +427,13 @@ def metric_spec(name: str, task: str | None = None, *, where: str = "") -> Metri
         raise InvalidArgumentError(f"{prefix}unknown metric {name!r}.{suggest_metric(name, task)} {listing}")
     if task is not None and task not in spec.tasks:
         fits = ", ".join(sorted(spec.tasks))
-        hint = _HINTS.get((name, task), f" Metrics for {task}: {', '.join(n for n, s in METRICS.items() if task in s.tasks)}.")
-        raise InvalidArgumentError(f"{prefix}metric {name!r} does not fit a {task} task (it is for {fits}).{hint}")
+        hint = _HINTS.get(
+            (name, task),
+            f" Metrics for {task}: {', '.join(n for n, s in METRICS.items() if task in s.tasks)}.",
+        )
+        raise InvalidArgumentError(
+            f"{prefix}metric {name!r} does not fit a {task} task (it is for {fits}).{hint}"
+        )
     return spec
 
 
@@ -428,7 +506,9 @@ def prepare_targets(
     the positive (last) class's score (1-D) or the two-column probabilities.
     """
     if task not in TASKS:
-        raise InvalidArgumentError(f"The 'task' parameter of evaluate must be one of {list(TASKS)}. Got {task!r} instead.")
+        raise InvalidArgumentError(
+            f"The 'task' parameter of evaluate must be one of {list(TASKS)}. Got {task!r} instead."
+        )
     yt = np.asarray(y_true)
     n = len(yt)
     if y_pred is not None and len(y_pred) != n:
@@ -445,7 +525,9 @@ def prepare_targets(
                 "Pick a numeric label column or set task='binary'/'multiclass'."
             ) from None
         if np.isnan(t).any():
-            raise InvalidArgumentError(f"The label has {int(np.isnan(t).sum())} missing values; drop those rows first.")
+            raise InvalidArgumentError(
+                f"The label has {int(np.isnan(t).sum())} missing values; drop those rows first."
+            )
         return PreparedTargets(task, n, [], t, pr, None, yt, y_pred)
     if classes is None:
         seen = [yt] + ([np.asarray(y_pred)] if y_pred is not None else [])
@@ -553,7 +635,9 @@ def compute_metrics(
             del cache[key]
         out = {}
         for s in specs:
-            out[s.name] = s.grouped(prepared, g, G) if s.grouped is not None else _sklearn_grouped(s, prepared, g, G)
+            out[s.name] = (
+                s.grouped(prepared, g, G) if s.grouped is not None else _sklearn_grouped(s, prepared, g, G)
+            )
         return out
 
     overall = {k: float(v[0]) for k, v in run(None, 1).items()}
@@ -563,6 +647,7 @@ def compute_metrics(
         vals = run(codes, G)
         counts = np.bincount(codes, minlength=G)
         result.slices[column] = {
-            str(labels[k]): {"n": int(counts[k]), **{m: float(v[k]) for m, v in vals.items()}} for k in range(G)
+            str(labels[k]): {"n": int(counts[k]), **{m: float(v[k]) for m, v in vals.items()}}
+            for k in range(G)
         }
     return result

@@ -219,7 +219,11 @@ class GatePolicy(_Strict):
     def metric_names(self) -> list[str]:
         """Every metric some gate names, in order."""
         out: list[str] = []
-        for name in [*self.metrics, *(self.champion.changes() if self.champion else {}), *(m for f in self.slices.values() for m in f.bounds())]:
+        for name in [
+            *self.metrics,
+            *(self.champion.changes() if self.champion else {}),
+            *(m for f in self.slices.values() for m in f.bounds()),
+        ]:
             if name not in out:
                 out.append(name)
         return out
@@ -304,7 +308,9 @@ def _problems_from(
     for err in exc.errors():
         loc = (*prefix, *err["loc"])
         # pydantic reports the failing member of a union or a model's "after" check under the field
-        loc = tuple(p for p in loc if not (isinstance(p, str) and (p.startswith("function-after") or "[" in p)))
+        loc = tuple(
+            p for p in loc if not (isinstance(p, str) and (p.startswith("function-after") or "[" in p))
+        )
         path = tuple(str(p) for p in loc)
         line = _line_of(lines, path)
         where = f"{source}:{line}" if line else source
@@ -370,7 +376,9 @@ def _check_metric_keys(raw: dict[str, Any], source: str, lines: dict[tuple[str, 
     return problems
 
 
-def parse_policy(text: str, *, source: str = "<policy>", base: str | os.PathLike[str] | None = None) -> GatePolicy:
+def parse_policy(
+    text: str, *, source: str = "<policy>", base: str | os.PathLike[str] | None = None
+) -> GatePolicy:
     """Parse a gate policy from YAML ``text``; every problem is reported with its line."""
     try:
         node = compose_yaml(text, what="gate policy", name=source)
@@ -381,7 +389,9 @@ def parse_policy(text: str, *, source: str = "<policy>", base: str | os.PathLike
         problem = getattr(exc, "problem", None) or str(exc)
         if context and context_mark is not None:  # the construct left open is where the mistake is
             where = f"{source}:{context_mark.line + 1}"
-            detail = f"{context} started here: {problem}" + (f" on line {mark.line + 1}" if mark is not None else "")
+            detail = f"{context} started here: {problem}" + (
+                f" on line {mark.line + 1}" if mark is not None else ""
+            )
         else:
             where = f"{source}:{mark.line + 1}" if mark is not None else source
             detail = problem
@@ -389,7 +399,9 @@ def parse_policy(text: str, *, source: str = "<policy>", base: str | os.PathLike
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise PolicyError([f"{source}:1: a gate policy is a mapping of gates (metrics:, champion:, ...)."], source)
+        raise PolicyError(
+            [f"{source}:1: a gate policy is a mapping of gates (metrics:, champion:, ...)."], source
+        )
     lines: dict[tuple[str, ...], int] = {}
     _line_map(node, (), lines)
     problems = _check_metric_keys(raw, source, lines)
@@ -419,6 +431,7 @@ def parse_policy(text: str, *, source: str = "<policy>", base: str | os.PathLike
     except ValidationError as exc:
         problems += [p for p in _problems_from(exc, source, lines) if p not in problems]
     if problems:
+
         def line(p: str) -> int:
             rest = p[len(source) + 1 :].split(":", 1)[0]
             return int(rest) if rest.isdigit() else 0
@@ -432,7 +445,10 @@ def parse_policy(text: str, *, source: str = "<policy>", base: str | os.PathLike
         policy.check_task(policy.task)
     for col in policy.slices:
         if ":" in col and not col.split(":", 1)[1].isdigit():
-            raise PolicyError([f"{policy.where('slices', col)}: bins after ':' must be a number (for example tenure:4)."], source)
+            raise PolicyError(
+                [f"{policy.where('slices', col)}: bins after ':' must be a number (for example tenure:4)."],
+                source,
+            )
     return policy
 
 
@@ -442,4 +458,3 @@ def load_policy(path: str | os.PathLike[str]) -> GatePolicy:
     if not p.is_file():
         raise InvalidArgumentError(f"The gate policy file {str(path)!r} does not exist.")
     return parse_policy(read_yaml_text(p, what="gate policy"), source=str(path), base=p.resolve().parent)
-

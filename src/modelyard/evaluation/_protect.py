@@ -18,6 +18,7 @@ from modelyard.evaluation._policy import GatePolicy, parse_policy
 
 __all__ = ["attach_policy", "attached_policy", "check_alias_move", "detach_policy"]
 
+
 def attach_policy(name: str, policy: str | os.PathLike[str], *, uri: Any = None) -> GatePolicy:
     """Attach the gate policy file ``policy`` to model ``name``: its protected aliases now need its gates.
 
@@ -33,8 +34,14 @@ def attach_policy(name: str, policy: str | os.PathLike[str], *, uri: Any = None)
     get_model(name, uri=uri)  # the model must exist (NotFoundError with did-you-mean otherwise)
     text = read_yaml_text(path, what="gate policy")
     parsed = parse_policy(text, source=str(policy), base=path.resolve().parent)
-    needs_data = bool(parsed.metrics or parsed.champion or parsed.slices or parsed.latency or parsed.behavior
-                      or parsed.data.suite)
+    needs_data = bool(
+        parsed.metrics
+        or parsed.champion
+        or parsed.slices
+        or parsed.latency
+        or parsed.behavior
+        or parsed.data.suite
+    )
     if needs_data and not parsed.data.dataset:
         # an alias move runs the attached gates with no --data: without it every promotion is refused
         raise InvalidArgumentError(
@@ -80,7 +87,7 @@ def check_alias_move(
         return None
     if force and not (reason and reason.strip()):
         raise InvalidArgumentError(
-            f"Overriding the gates of protected alias {alias!r} needs a reason: add --reason \"...\" "
+            f'Overriding the gates of protected alias {alias!r} needs a reason: add --reason "..." '
             "(it is written to the audit log with the gate results)."
         )
     from modelyard.registry import get_model_version
@@ -102,7 +109,7 @@ def check_alias_move(
         raise GateFailed(
             f"Refusing to move alias {alias!r} of {name!r} to version {version}: {len(bad)} of "
             f"{len(report.results)} gates failed:\n{lines}\n"
-            f"Fix the model, or override with --force --reason \"...\" (written to the audit log).",
+            f'Fix the model, or override with --force --reason "..." (written to the audit log).',
             report,
         )
     return detail

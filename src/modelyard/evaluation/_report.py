@@ -39,7 +39,13 @@ def gate_table(report: GateReport) -> Any:
     table.add_column("explanation", overflow="fold")
     for r in report.results:
         style = _STYLE[r.status]
-        table.add_row(escape(r.gate), f"[{style}]{r.status.value}[/]", _fmt(r.observed), escape(r.bound), escape(r.explanation))
+        table.add_row(
+            escape(r.gate),
+            f"[{style}]{r.status.value}[/]",
+            _fmt(r.observed),
+            escape(r.bound),
+            escape(r.explanation),
+        )
     return table
 
 
@@ -75,7 +81,15 @@ def to_junit_xml(report: GateReport) -> str:
     """
     failures = len(report.failed)
     skipped = sum(r.status is GateStatus.WAIVED for r in report.results)
-    root = ET.Element("testsuites", name="modelyard gates", tests=str(len(report.results)), failures=str(failures), errors="0", skipped=str(skipped), time=f"{report.seconds:.3f}")
+    root = ET.Element(
+        "testsuites",
+        name="modelyard gates",
+        tests=str(len(report.results)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+        time=f"{report.seconds:.3f}",
+    )
     suite = ET.SubElement(
         root,
         "testsuite",
@@ -89,14 +103,22 @@ def to_junit_xml(report: GateReport) -> str:
         hostname=socket.gethostname(),
     )
     props = ET.SubElement(suite, "properties")
-    for k, v in (("model", report.model), ("policy", report.policy), ("data", report.data), ("champion", report.champion), ("check_id", report.check_id)):
+    for k, v in (
+        ("model", report.model),
+        ("policy", report.policy),
+        ("data", report.data),
+        ("champion", report.champion),
+        ("check_id", report.check_id),
+    ):
         if v:
             ET.SubElement(props, "property", name=k, value=str(v))
     for r in report.results:
         kind, _, name = r.gate.partition(".")
         case = ET.SubElement(suite, "testcase", classname=f"gates.{kind}", name=name or kind, time="0")
         if r.status is GateStatus.FAILED:
-            f = ET.SubElement(case, "failure", message=f"observed {_fmt(r.observed)}, required {r.bound}", type="GateFailed")
+            f = ET.SubElement(
+                case, "failure", message=f"observed {_fmt(r.observed)}, required {r.bound}", type="GateFailed"
+            )
             f.text = r.explanation
         elif r.status is GateStatus.WAIVED:
             ET.SubElement(case, "skipped", message=r.explanation)

@@ -106,15 +106,21 @@ class EvaluationService:
     def get_evaluation(self, evaluation_id: str) -> Evaluation:
         """One evaluation by id or unique prefix (6+ characters)."""
         if len(evaluation_id) < 6:
-            raise InvalidArgumentError(f"An evaluation id prefix needs at least 6 characters. Got {evaluation_id!r}.")
+            raise InvalidArgumentError(
+                f"An evaluation id prefix needs at least 6 characters. Got {evaluation_id!r}."
+            )
         with self.store.read() as conn:
             rows = conn.execute(
                 sa.select(evaluations).where(evaluations.c.id.like(f"{evaluation_id}%")).limit(2)
             ).all()
         if not rows:
-            raise NotFoundError(f"No evaluation with id {evaluation_id!r}. List them with: yard evaluations list MODEL")
+            raise NotFoundError(
+                f"No evaluation with id {evaluation_id!r}. List them with: yard evaluations list MODEL"
+            )
         if len(rows) > 1:
-            raise InvalidArgumentError(f"The id prefix {evaluation_id!r} matches several evaluations; give more characters.")
+            raise InvalidArgumentError(
+                f"The id prefix {evaluation_id!r} matches several evaluations; give more characters."
+            )
         return self._to_evaluation(rows[0])
 
     # -- gate checks ---------------------------------------------------------------------
@@ -173,7 +179,12 @@ class EvaluationService:
         """Attach (or replace) the gate policy that guards ``model_name``'s protected aliases."""
 
         def fn(conn: Connection) -> None:
-            values = {"policy_text": policy_text, "source": source, "updated_at": now_ms(), "user": user_name()}
+            values = {
+                "policy_text": policy_text,
+                "source": source,
+                "updated_at": now_ms(),
+                "user": user_name(),
+            }
             done = conn.execute(
                 gate_policies.update().where(gate_policies.c.model_name == model_name).values(**values)
             ).rowcount
@@ -186,7 +197,11 @@ class EvaluationService:
         """Remove ``model_name``'s gate policy; False when none was attached."""
         return bool(
             self.store.write(
-                lambda conn: conn.execute(gate_policies.delete().where(gate_policies.c.model_name == model_name)).rowcount
+                lambda conn: (
+                    conn.execute(
+                        gate_policies.delete().where(gate_policies.c.model_name == model_name)
+                    ).rowcount
+                )
             )
         )
 

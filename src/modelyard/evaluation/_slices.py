@@ -62,7 +62,9 @@ def slice_codes(df: Any, spec: str) -> tuple[str, np.ndarray, list[str]]:
                 f"Slice {spec!r}: the number of bins after ':' must be an integer >= 2 (for example {column}:4)."
             ) from None
         if not pd.api.types.is_numeric_dtype(values):
-            raise InvalidArgumentError(f"Slice {spec!r}: only numeric columns can be binned; {column!r} is {values.dtype}.")
+            raise InvalidArgumentError(
+                f"Slice {spec!r}: only numeric columns can be binned; {column!r} is {values.dtype}."
+            )
         cut = pd.qcut(values, n_bins, duplicates="drop")
         codes = np.asarray(cut.cat.codes, dtype=np.int64)
         labels = _interval_labels(cut.cat.categories)

@@ -25,9 +25,16 @@ __all__ = ["yard_dataset", "yard_evaluate", "yard_model", "yard_uri"]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("modelyard", "modelyard model tests")
-    group.addoption("--yard-uri", default=None, help="modelyard store for the yard_* fixtures (default: YARD_URI or ./.yard).")
     group.addoption(
-        "--yard-log-evaluations", action="store_true", default=False, help="Store evaluations made by yard_evaluate."
+        "--yard-uri",
+        default=None,
+        help="modelyard store for the yard_* fixtures (default: YARD_URI or ./.yard).",
+    )
+    group.addoption(
+        "--yard-log-evaluations",
+        action="store_true",
+        default=False,
+        help="Store evaluations made by yard_evaluate.",
     )
 
 
@@ -73,7 +80,9 @@ def yard_dataset(yard_uri: str | None, _yard_cache: dict[tuple[str, str], Any]) 
 
 
 @pytest.fixture
-def yard_evaluate(request: pytest.FixtureRequest, yard_uri: str | None, yard_model: Callable[[str], Any]) -> Callable[..., Any]:
+def yard_evaluate(
+    request: pytest.FixtureRequest, yard_uri: str | None, yard_model: Callable[[str], Any]
+) -> Callable[..., Any]:
     """``yard_evaluate(ref_or_model, data, label=..., slices=..., metrics=...)`` → an Evaluation."""
     log = bool(request.config.getoption("--yard-log-evaluations"))
 

@@ -1,12 +1,12 @@
 """Monitoring: drift that does not cry wolf, the prediction log, performance, alerts, Prometheus.
 
-    import modelyard as yard
-    report = yard.drift(reference=df_train, current=df_live)
-    report.drifted_columns, report.share_drifted, report.to_html()
+import modelyard as yard
+report = yard.drift(reference=df_train, current=df_live)
+report.drifted_columns, report.share_drifted, report.to_html()
 
-    yard.monitoring.report("churn-clf", "1h")                 # a window of the prediction log
-    yard.monitoring.feedback("labels.parquet", label_column="churned")
-    yard.monitoring.run("churn-clf", every="5m", rules="alerts.yml", metrics_port=9108)
+yard.monitoring.report("churn-clf", "1h")                 # a window of the prediction log
+yard.monitoring.feedback("labels.parquet", label_column="churned")
+yard.monitoring.run("churn-clf", every="5m", rules="alerts.yml", metrics_port=9108)
 """
 
 from modelyard.monitoring._alerts import METRICS as ALERT_METRICS

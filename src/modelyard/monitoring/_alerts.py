@@ -133,7 +133,9 @@ def _rule_from_dict(i: int, raw: Any, source: str) -> AlertRule:
         raise InvalidArgumentError(f"{where} ({raw['name']!r}): metric {metric!r} needs a 'column'.")
     op = str(raw.get("op", ">"))
     if op not in _OPS:
-        raise InvalidArgumentError(f"{where} ({raw['name']!r}): 'op' must be one of {list(_OPS)}. Got {op!r}.")
+        raise InvalidArgumentError(
+            f"{where} ({raw['name']!r}): 'op' must be one of {list(_OPS)}. Got {op!r}."
+        )
     severity = str(raw.get("severity", "warning"))
     if severity not in SEVERITIES:
         raise InvalidArgumentError(
@@ -151,7 +153,9 @@ def _rule_from_dict(i: int, raw: Any, source: str) -> AlertRule:
         threshold=threshold,
         op=op,
         window_ms=parse_duration_ms(raw.get("window", "1h"), what=f"The 'window' of rule {raw['name']!r}"),
-        for_ms=0 if raw.get("for") in (None, 0, "0") else parse_duration_ms(raw["for"], what=f"The 'for' of rule {raw['name']!r}"),
+        for_ms=0
+        if raw.get("for") in (None, 0, "0")
+        else parse_duration_ms(raw["for"], what=f"The 'for' of rule {raw['name']!r}"),
         severity=severity,
         column=str(column) if column else None,
     )
@@ -197,7 +201,12 @@ def store_rules(ws: Workspace, model_name: str, rules: Sequence[AlertRule], now_
             conn.execute(
                 sa.insert(monitor_alert_rules),
                 [
-                    {"model_name": model_name, "name": r.name, "spec": json.dumps(asdict(r)), "updated_at": now_ms}
+                    {
+                        "model_name": model_name,
+                        "name": r.name,
+                        "spec": json.dumps(asdict(r)),
+                        "updated_at": now_ms,
+                    }
                     for r in rules
                 ],
             )
@@ -252,7 +261,11 @@ class AlertEvent:
                         {"title": "model", "value": self.model_name, "short": True},
                         {"title": "severity", "value": self.rule.severity, "short": True},
                         {"title": "metric", "value": self.rule.key(), "short": True},
-                        {"title": "value", "value": "n/a" if self.value is None else f"{self.value:.6g}", "short": True},
+                        {
+                            "title": "value",
+                            "value": "n/a" if self.value is None else f"{self.value:.6g}",
+                            "short": True,
+                        },
                         {"title": "condition", "value": self.rule.describe(), "short": False},
                     ],
                     "ts": self.at // 1000,
@@ -312,11 +325,24 @@ def evaluate_rules(
                         .where(monitor_alert_firings.c.id == firing_id)
                         .values(resolved_at=now_ms)
                     )
-                    events.append(AlertEvent("resolved", model_name, rule, value, pending or now_ms, now_ms, int(firing_id)))
+                    events.append(
+                        AlertEvent(
+                            "resolved", model_name, rule, value, pending or now_ms, now_ms, int(firing_id)
+                        )
+                    )
                 pending, firing_id = None, None
-            vals = {"pending_since": pending, "firing_id": firing_id, "last_value": _num(value), "evaluated_at": now_ms}
+            vals = {
+                "pending_since": pending,
+                "firing_id": firing_id,
+                "last_value": _num(value),
+                "evaluated_at": now_ms,
+            }
             if row:
-                conn.execute(sa.update(st).where(st.c.model_name == model_name, st.c.rule_name == rule.name).values(**vals))
+                conn.execute(
+                    sa.update(st)
+                    .where(st.c.model_name == model_name, st.c.rule_name == rule.name)
+                    .values(**vals)
+                )
             else:
                 conn.execute(sa.insert(st).values(model_name=model_name, rule_name=rule.name, **vals))
 
@@ -328,7 +354,9 @@ def _num(v: float | None) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-def deliver(ws: Workspace, events: Sequence[AlertEvent], webhook: str | None, *, timeout: float = 5.0) -> None:
+def deliver(
+    ws: Workspace, events: Sequence[AlertEvent], webhook: str | None, *, timeout: float = 5.0
+) -> None:
     """Log every event and POST it (Slack-compatible JSON) to ``webhook`` (a URL, ``env:NAME`` or
     ``file:PATH``); record the outcome. Logs and the stored error show the webhook's host only."""
     from modelyard._redact import is_reference, redact_webhook, resolve_secret, scrub_urls
@@ -347,7 +375,10 @@ def deliver(ws: Workspace, events: Sequence[AlertEvent], webhook: str | None, *,
             except InvalidArgumentError as exc:  # the reference does not resolve (variable unset, file gone)
                 ev.delivery_error = str(exc)
                 log.error("alert webhook %s failed: %s", redact_webhook(webhook), ev.delivery_error)
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # its message quotes the URL, whose path is the token
+            except (
+                httpx.HTTPError,
+                httpx.InvalidURL,
+            ) as exc:  # its message quotes the URL, whose path is the token
                 ev.delivery_error = scrub_urls(f"{type(exc).__name__}: {exc}")
                 log.error("alert webhook %s failed: %s", redact_webhook(webhook), ev.delivery_error)
         else:
@@ -366,7 +397,14 @@ def deliver(ws: Workspace, events: Sequence[AlertEvent], webhook: str | None, *,
 def recent_firings(ws: Workspace, model_name: str, limit: int = 20) -> list[dict[str, Any]]:
     f = monitor_alert_firings
     with ws.store.read() as conn:
-        rows = conn.execute(
-            sa.select(f).where(f.c.model_name == model_name).order_by(f.c.fired_at.desc(), f.c.id.desc()).limit(limit)
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                sa.select(f)
+                .where(f.c.model_name == model_name)
+                .order_by(f.c.fired_at.desc(), f.c.id.desc())
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
     return [dict(r) for r in rows]

@@ -48,12 +48,16 @@ log = logging.getLogger("modelyard.monitoring")
 Uri = str | os.PathLike[str] | Workspace | None
 
 
-def report(model: str, window: str = "1h", *, reference: str | None = None, uri: Uri = None, **drift_options: Any) -> WindowResult:
+def report(
+    model: str, window: str = "1h", *, reference: str | None = None, uri: Uri = None, **drift_options: Any
+) -> WindowResult:
     """Drift, serving stats and performance of the last ``window`` of ``model``'s prediction log."""
     return Monitor(model, uri=uri, **drift_options).report(window, reference=reference)
 
 
-def feedback(source: Any, *, id_column: str = "request_id", label_column: str = "label", uri: Uri = None) -> int:
+def feedback(
+    source: Any, *, id_column: str = "request_id", label_column: str = "label", uri: Uri = None
+) -> int:
     """Store delayed labels keyed by request id (a Parquet/CSV path or a DataFrame)."""
     return ingest_feedback(source, id_column=id_column, label_column=label_column, uri=uri)
 
@@ -65,9 +69,7 @@ def alerts(model: str, *, limit: int = 20, uri: Uri = None) -> dict[str, Any]:
     firing = _firing(ws, model)
     return {
         "model": model,
-        "rules": [
-            {**r.__dict__, "condition": r.describe(), "firing": r.name in firing} for r in rules
-        ],
+        "rules": [{**r.__dict__, "condition": r.describe(), "firing": r.name in firing} for r in rules],
         "firings": recent_firings(ws, model, limit),
     }
 
@@ -113,7 +115,9 @@ def run(
         store_rules(ws, model, rule_list, now_ms())
     else:
         rule_list = stored_rules(ws, model)
-    if hook and is_reference(hook):  # env:NAME / file:PATH: fail now if it does not resolve (each delivery re-reads it)
+    if hook and is_reference(
+        hook
+    ):  # env:NAME / file:PATH: fail now if it does not resolve (each delivery re-reads it)
         resolve_secret(hook, what="alert webhook")
     from modelyard.monitoring._prom import MonitorMetrics
 
@@ -129,7 +133,9 @@ def run(
 
             def at(width_ms: int, now: int = now, results: dict[int, WindowResult] = results) -> WindowResult:
                 if width_ms not in results:
-                    results[width_ms] = mon.report(f"{width_ms}ms", reference=reference, end_ms=now, store=width_ms == window_ms)
+                    results[width_ms] = mon.report(
+                        f"{width_ms}ms", reference=reference, end_ms=now, store=width_ms == window_ms
+                    )
                 return results[width_ms]
 
             main = at(window_ms)
@@ -142,7 +148,10 @@ def run(
             rep = main.report
             log.info(
                 "%s: %d rows, share drifted %.2f, %d alert(s) firing",
-                model, main.rows, rep.share_drifted if rep else 0.0, len(firing),
+                model,
+                main.rows,
+                rep.share_drifted if rep else 0.0,
+                len(firing),
             )
             if on_tick is not None:
                 on_tick(main, events)
@@ -156,7 +165,6 @@ def run(
             server.shutdown()
             server.server_close()
     return n
-
 
 
 module: Any = sys.modules[__name__.rpartition(".")[0]]

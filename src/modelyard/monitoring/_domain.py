@@ -59,7 +59,10 @@ def domain_classifier_auc(
     y = np.r_[np.zeros(len(ref)), np.ones(len(cur))]
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
     clf = HistGradientBoostingClassifier(
-        max_iter=50, early_stopping=False, categorical_features=np.array(cat_mask) if any(cat_mask) else None, random_state=seed
+        max_iter=50,
+        early_stopping=False,
+        categorical_features=np.array(cat_mask) if any(cat_mask) else None,
+        random_state=seed,
     )
     from threadpoolctl import threadpool_limits
 

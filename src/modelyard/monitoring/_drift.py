@@ -124,7 +124,9 @@ def _category_counts(series: Any) -> tuple[dict[str, int], int]:
             arr = pa.array(series)
             vc = pc.value_counts(arr)
             keys, counts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()
-            return {str(k): int(v) for k, v in zip(keys, counts, strict=True) if k is not None}, int(arr.null_count)
+            return {str(k): int(v) for k, v in zip(keys, counts, strict=True) if k is not None}, int(
+                arr.null_count
+            )
         except (pa.ArrowException, TypeError, ValueError):
             pass
     counts = series.value_counts(dropna=True, sort=False)
@@ -237,14 +239,21 @@ def _size(n: int, m: int) -> float:
 
 def _correct(cfg: _Config, cols: list[ColumnDrift]) -> None:
     """Correct the p-value decisions for the number of columns tested and apply the effect floor."""
-    tested = [c for c in cols if c.method in P_VALUE_METHODS and c.status in ("ok", "drift") and c.p_value is not None]
+    tested = [
+        c
+        for c in cols
+        if c.method in P_VALUE_METHODS and c.status in ("ok", "drift") and c.p_value is not None
+    ]
     if not tested:
         return
     adj = _stats.adjust_p_values([float(c.p_value) for c in tested], cfg.correction)  # type: ignore[arg-type]
     for c, pa in zip(tested, adj, strict=True):
         c.p_value_adjusted = float(pa)
-        floor = cfg.min_effect if cfg.min_effect is not None else DEFAULT_THRESHOLDS[
-            "wasserstein" if c.effect_name == "wasserstein_norm" else "jensenshannon"]
+        floor = (
+            cfg.min_effect
+            if cfg.min_effect is not None
+            else DEFAULT_THRESHOLDS["wasserstein" if c.effect_name == "wasserstein_norm" else "jensenshannon"]
+        )
         c.effect_floor = floor
         significant = pa < (c.threshold if c.threshold is not None else cfg.alpha)
         _decide(c, bool(significant and (c.effect_size or 0.0) >= floor))
@@ -267,7 +276,9 @@ def _null_signal(cfg: _Config, col: ColumnDrift) -> None:
     col.null_drift = bool(diff >= cfg.null_threshold and p < cfg.alpha)
 
 
-def _numeric_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: DriftReference | None) -> ColumnDrift:
+def _numeric_column(
+    cfg: _Config, name: str, ref: Any, cur: Any, prepared: DriftReference | None
+) -> ColumnDrift:
     if prepared is not None:
         a, a_null, a_inf, a_std = prepared.numeric(name)
     else:
@@ -297,7 +308,11 @@ def _numeric_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: Drift
     if scale == 0.0:
         scale = _std(np.concatenate([a, b]))
     if a[0] == a[-1] == b[0] == b[-1]:
-        col.status, col.drifted, col.reason = "constant", bool(col.null_drift), "the same single value on both sides"
+        col.status, col.drifted, col.reason = (
+            "constant",
+            bool(col.null_drift),
+            "the same single value on both sides",
+        )
         col.statistic, col.p_value, col.effect_size, col.effect_name = 0.0, 1.0, 0.0, "wasserstein_norm"
         if col.null_drift:
             col.status, col.reason = "drift", "null share changed"
@@ -379,7 +394,10 @@ def _decide(col: ColumnDrift, dist_drift: bool) -> None:
     reasons = []
     if dist_drift:
         if col.method in P_VALUE_METHODS:
-            reasons.append(f"{col.method} p-value past threshold" + (" after correction" if col.p_value_adjusted is not None else ""))
+            reasons.append(
+                f"{col.method} p-value past threshold"
+                + (" after correction" if col.p_value_adjusted is not None else "")
+            )
         else:
             reasons.append(f"{col.method} distance past threshold")
     if col.null_drift:
@@ -412,11 +430,17 @@ def _finish_too_few(cfg: _Config, col: ColumnDrift) -> ColumnDrift:
         f"fewer than min_rows={cfg.min_rows}: no decision"
     )
     if col.null_drift:
-        col.status, col.drifted, col.reason = "drift", True, col.reason.replace("no decision", "null share changed")
+        col.status, col.drifted, col.reason = (
+            "drift",
+            True,
+            col.reason.replace("no decision", "null share changed"),
+        )
     return col
 
 
-def _categorical_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: DriftReference | None) -> ColumnDrift:
+def _categorical_column(
+    cfg: _Config, name: str, ref: Any, cur: Any, prepared: DriftReference | None
+) -> ColumnDrift:
     rc, r_null = prepared.categories(name) if prepared is not None else _category_counts(ref)
     cc, c_null = _category_counts(cur)
     col = ColumnDrift(name=name, kind="categorical", rows_reference=len(ref), rows_current=len(cur))
@@ -441,7 +465,9 @@ def _categorical_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: D
         "reference": (r[: len(top)] / r.sum()).tolist(),
         "current": (c[: len(top)] / c.sum()).tolist(),
     }
-    method, how = _pick_method(cfg, name, "categorical", _size(col.valid_reference, col.valid_current), len(cats))
+    method, how = _pick_method(
+        cfg, name, "categorical", _size(col.valid_reference, col.valid_current), len(cats)
+    )
     col.method, col.method_choice = method, how
     col.threshold = _threshold(cfg, name, method)
     js = _stats.jensen_shannon(r, c)
@@ -477,7 +503,12 @@ def _categorical_column(cfg: _Config, name: str, ref: Any, cur: Any, prepared: D
 
 
 def _column(
-    cfg: _Config, name: str, ref_df: Any, cur_df: Any, kinds: Mapping[str, str], prepared: DriftReference | None
+    cfg: _Config,
+    name: str,
+    ref_df: Any,
+    cur_df: Any,
+    kinds: Mapping[str, str],
+    prepared: DriftReference | None,
 ) -> ColumnDrift:
     in_ref, in_cur = name in ref_df.columns, name in cur_df.columns
     if not (in_ref and in_cur):
@@ -652,6 +683,11 @@ def drift(
 
         features = [c.name for c in cols if c.status in ("ok", "drift", "constant") and not c.is_prediction]
         report.domain_classifier = domain_classifier_auc(
-            ref_df, cur_df, features, {c.name: c.kind for c in cols}, threshold=domain_classifier_threshold, seed=seed
+            ref_df,
+            cur_df,
+            features,
+            {c.name: c.kind for c in cols},
+            threshold=domain_classifier_threshold,
+            seed=seed,
         )
     return report

@@ -34,7 +34,9 @@ def training_dataset(ws: Workspace, model_name: str, version: int | str | None =
     return f"{dv.name}@v{dv.version}"
 
 
-def model_version_metrics(ws: Workspace, model_name: str, version: int | str | None = None) -> dict[str, float]:
+def model_version_metrics(
+    ws: Workspace, model_name: str, version: int | str | None = None
+) -> dict[str, float]:
     """The evaluation metrics recorded with the model version (its run's metrics)."""
     mv = _version(ws, model_name, version)
     aliases = {"roc_auc": "auc", "f1_score": "f1", "acc": "accuracy"}

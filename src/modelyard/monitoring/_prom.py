@@ -24,28 +24,46 @@ class MonitorMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.drift_score = Gauge(
-            "yard_monitor_drift_score", "Drift effect size per column (normalized Wasserstein, JS distance or PSI).",
-            ["model", "column"], registry=r,
+            "yard_monitor_drift_score",
+            "Drift effect size per column (normalized Wasserstein, JS distance or PSI).",
+            ["model", "column"],
+            registry=r,
         )
         self.column_drifted = Gauge(
-            "yard_monitor_column_drifted", "1 when the column drifted in the last window.", ["model", "column"], registry=r
+            "yard_monitor_column_drifted",
+            "1 when the column drifted in the last window.",
+            ["model", "column"],
+            registry=r,
         )
         self.share_drifted = Gauge(
-            "yard_monitor_share_drifted", "Share of drifted feature columns in the last window.", ["model"], registry=r
+            "yard_monitor_share_drifted",
+            "Share of drifted feature columns in the last window.",
+            ["model"],
+            registry=r,
         )
         self.dataset_drift = Gauge(
             "yard_monitor_dataset_drift", "1 when the last window's dataset drifted.", ["model"], registry=r
         )
-        self.window_rows = Gauge("yard_monitor_window_rows", "Logged predictions in the last window.", ["model"], registry=r)
+        self.window_rows = Gauge(
+            "yard_monitor_window_rows", "Logged predictions in the last window.", ["model"], registry=r
+        )
         self.performance = Gauge(
-            "yard_monitor_window_performance", "Performance on labelled requests of the last window.",
-            ["model", "metric"], registry=r,
+            "yard_monitor_window_performance",
+            "Performance on labelled requests of the last window.",
+            ["model", "metric"],
+            registry=r,
         )
         self.alert_firing = Gauge(
-            "yard_monitor_alert_firing", "1 while a monitoring alert rule fires.", ["model", "rule", "severity"], registry=r
+            "yard_monitor_alert_firing",
+            "1 while a monitoring alert rule fires.",
+            ["model", "rule", "severity"],
+            registry=r,
         )
         self.last_run = Gauge(
-            "yard_monitor_last_run_timestamp_seconds", "When the last window was evaluated.", ["model"], registry=r
+            "yard_monitor_last_run_timestamp_seconds",
+            "When the last window was evaluated.",
+            ["model"],
+            registry=r,
         )
 
     def update(self, result: WindowResult, firing: Iterable[tuple[AlertRule, bool]] = ()) -> None:

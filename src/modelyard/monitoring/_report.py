@@ -208,12 +208,24 @@ class DriftReport:
         from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=f"{escape(self.title)}: {len(self.drifted_columns)}/{len(self.evaluated_columns)} columns drifted "
-                  f"(share {self.share_drifted:.2f}, dataset drift: {'YES' if self.dataset_drift else 'no'})")
-        for name, just in (("column", "left"), ("type", "left"), ("method", "left"), ("statistic", "right"),
-                           ("p-value", "right"), ("effect", "right"), ("nulls ref→cur", "right"), ("status", "left")):
+        t = Table(
+            title=f"{escape(self.title)}: {len(self.drifted_columns)}/{len(self.evaluated_columns)} columns drifted "
+            f"(share {self.share_drifted:.2f}, dataset drift: {'YES' if self.dataset_drift else 'no'})"
+        )
+        for name, just in (
+            ("column", "left"),
+            ("type", "left"),
+            ("method", "left"),
+            ("statistic", "right"),
+            ("p-value", "right"),
+            ("effect", "right"),
+            ("nulls ref→cur", "right"),
+            ("status", "left"),
+        ):
             t.add_column(name, justify=just)  # type: ignore[arg-type]
-        order = sorted(self.columns.values(), key=lambda c: (not c.drifted, c.drifted is None, -c.score, c.name))
+        order = sorted(
+            self.columns.values(), key=lambda c: (not c.drifted, c.drifted is None, -c.score, c.name)
+        )
         for c in order[:max_rows]:
             style = "bold red" if c.drifted else ("yellow" if c.drifted is None else "")
             t.add_row(

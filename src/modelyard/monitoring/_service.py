@@ -69,7 +69,9 @@ def ingest_feedback(
     def fn(conn: sa.Connection) -> None:
         ids = [r["request_id"] for r in rows]
         for i in range(0, len(ids), 500):
-            conn.execute(sa.delete(monitor_feedback).where(monitor_feedback.c.request_id.in_(ids[i : i + 500])))
+            conn.execute(
+                sa.delete(monitor_feedback).where(monitor_feedback.c.request_id.in_(ids[i : i + 500]))
+            )
         for i in range(0, len(rows), 5000):
             conn.execute(sa.insert(monitor_feedback), rows[i : i + 5000])
 
@@ -98,7 +100,9 @@ def _labels_for(ws: Workspace, request_ids: list[str]) -> dict[str, Any]:
     return out
 
 
-def performance(y_true: Any, y_pred: Any, y_score: Any = None, *, task: str | None = None) -> dict[str, float]:
+def performance(
+    y_true: Any, y_pred: Any, y_score: Any = None, *, task: str | None = None
+) -> dict[str, float]:
     """accuracy/F1/AUC (classification) or MAE/RMSE (regression) of labelled predictions."""
     import numpy as np
     from sklearn import metrics
@@ -150,9 +154,17 @@ class WindowResult:
             c = r.columns[column]
             return c.score if name == "drift_score" else c.null_share_current
         if name == "prediction_drift_score":
-            preds = [c for c in (r.columns.values() if r else []) if c.is_prediction and c.effect_size is not None]
+            preds = [
+                c for c in (r.columns.values() if r else []) if c.is_prediction and c.effect_size is not None
+            ]
             return max((c.score for c in preds), default=None)
-        for base, kind in (("accuracy", "drop"), ("f1", "drop"), ("auc", "drop"), ("mae", "increase"), ("rmse", "increase")):
+        for base, kind in (
+            ("accuracy", "drop"),
+            ("f1", "drop"),
+            ("auc", "drop"),
+            ("mae", "increase"),
+            ("rmse", "increase"),
+        ):
             if name == f"{base}_{kind}":
                 w, m = self.stats.get(base), self.model_metrics.get(base)
                 if w is None or m is None:
@@ -330,7 +342,9 @@ class Monitor:
             model_metrics = model_version_metrics(self.ws, self.model_name, version)
         except Exception:
             model_metrics = {}
-        result = WindowResult(self.model_name, start, end, len(logged), report, ref_label, stats, model_metrics)
+        result = WindowResult(
+            self.model_name, start, end, len(logged), report, ref_label, stats, model_metrics
+        )
         report.history = [*self.history(limit=30), {"time_ms": end, "share_drifted": report.share_drifted}]
         if store:
             result.run_id = self._store_run(result, version)
@@ -361,7 +375,10 @@ class Monitor:
                 preds = pd.DataFrame(output_columns(out, len(ref)))
             except Exception as exc:
                 logging.getLogger("modelyard.monitoring").warning(
-                    "no prediction drift for %s/%s: the reference could not be scored (%s)", self.model_name, version, exc
+                    "no prediction drift for %s/%s: the reference could not be scored (%s)",
+                    self.model_name,
+                    version,
+                    exc,
                 )
                 return ref
             self._store_reference(label, preds)
@@ -380,9 +397,14 @@ class Monitor:
         import numpy as np
 
         # the prediction: "output", else "output.label"; a score from "output.proba"/"output.score"
-        out_col = "output" if "output" in outputs else ("output.label" if "output.label" in sub else outputs[0])
+        out_col = (
+            "output" if "output" in outputs else ("output.label" if "output.label" in sub else outputs[0])
+        )
         y_pred = sub[out_col].to_numpy()
-        score = next((sub[c].to_numpy() for c in ("output.proba", "output.probability", "output.score") if c in sub), None)
+        score = next(
+            (sub[c].to_numpy() for c in ("output.proba", "output.probability", "output.score") if c in sub),
+            None,
+        )
         y_true_arr = np.asarray(y_true)
         if (
             y_pred.dtype.kind == "f"
@@ -421,10 +443,24 @@ class Monitor:
                 if v is not None
             ]
             if report:
-                rows.append({"run_id": run_id, "metric": "share_drifted", "column_name": "", "value": report.share_drifted})
+                rows.append(
+                    {
+                        "run_id": run_id,
+                        "metric": "share_drifted",
+                        "column_name": "",
+                        "value": report.share_drifted,
+                    }
+                )
                 for c in report.columns.values():
                     if c.effect_size is not None:
-                        rows.append({"run_id": run_id, "metric": "drift_score", "column_name": c.name, "value": c.score})
+                        rows.append(
+                            {
+                                "run_id": run_id,
+                                "metric": "drift_score",
+                                "column_name": c.name,
+                                "value": c.score,
+                            }
+                        )
             conn.execute(sa.insert(monitor_results), rows)
             return int(run_id)
 

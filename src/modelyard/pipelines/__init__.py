@@ -1,19 +1,19 @@
 """Pipelines: plain Python steps in a DAG, cached by content, run locally, in processes or on Ray.
 
-    import modelyard as yard
+import modelyard as yard
 
-    @yard.step
-    def load(path: str) -> pd.DataFrame: ...
+@yard.step
+def load(path: str) -> pd.DataFrame: ...
 
-    @yard.step(retries=2, resources={"num_cpus": 1})
-    def featurize(df: pd.DataFrame, window: int = 7) -> pd.DataFrame: ...
+@yard.step(retries=2, resources={"num_cpus": 1})
+def featurize(df: pd.DataFrame, window: int = 7) -> pd.DataFrame: ...
 
-    @yard.pipeline(experiment="churn")
-    def churn(path: str = "data/train.parquet"):
-        return featurize(load(path))
+@yard.pipeline(experiment="churn")
+def churn(path: str = "data/train.parquet"):
+    return featurize(load(path))
 
-    churn.run()                  # tracked, cached; unchanged steps are skipped
-    churn.status(window=14)      # which steps would run, and why
+churn.run()                  # tracked, cached; unchanged steps are skipped
+churn.status(window=14)      # which steps would run, and why
 """
 
 from modelyard.pipelines._cache import cache_key, key_document

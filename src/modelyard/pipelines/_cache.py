@@ -57,7 +57,9 @@ def _output_spec(node: Node) -> dict[str, Any]:
     }
 
 
-def key_document(node: Node, input_digests: Mapping[str, str], datasets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def key_document(
+    node: Node, input_digests: Mapping[str, str], datasets: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The key document of ``node`` given the output digests of its upstream nodes.
 
     ``datasets`` maps each dataset reference the node reads to its resolved ``DatasetVersion``;
@@ -170,9 +172,15 @@ def explain_miss(node: Node, doc: Mapping[str, Any], previous: CacheEntry | None
         if (isinstance(a, dict) and "$dataset" in a) or (isinstance(b, dict) and "$dataset" in b):
             ra = a.get("$dataset", "-") if isinstance(a, dict) else _short(a)
             rb = b.get("$dataset", "-") if isinstance(b, dict) else _short(b)
-            reasons.append(f"dataset {name} changed: {ra} → {rb}" if ra != rb else f"dataset {name} read differently")
+            reasons.append(
+                f"dataset {name} changed: {ra} → {rb}" if ra != rb else f"dataset {name} read differently"
+            )
         elif ins_a or ins_b:
-            src = [u for u in node.upstream if any(isinstance(r, Ref) and r.node_id == u for r in _refs(node.arguments.get(name)))]
+            src = [
+                u
+                for u in node.upstream
+                if any(isinstance(r, Ref) and r.node_id == u for r in _refs(node.arguments.get(name)))
+            ]
             reasons.append(f"input {name} changed" + (f" (new output of {', '.join(src)})" if src else ""))
         else:
             reasons.append(f"param {name} changed: {_short(a)} → {_short(b)}")

@@ -40,7 +40,9 @@ def _system_roots() -> tuple[str, ...]:
     for p in sys.path:
         if "site-packages" in p or "dist-packages" in p:
             roots.add(os.path.realpath(p))
-    roots.add(os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # modelyard itself
+    roots.add(
+        os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    )  # modelyard itself
     return tuple(sorted(roots))
 
 
@@ -73,7 +75,11 @@ class _Normalize(ast.NodeTransformer):
     def _strip(self, node: Any) -> Any:
         node.decorator_list = []
         body = node.body
-        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(getattr(body[0], "value", None), ast.Constant)
+        ):
             if isinstance(body[0].value.value, str):
                 node.body = body[1:] or [ast.Pass()]
         self.generic_visit(node)

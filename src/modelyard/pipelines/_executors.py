@@ -121,7 +121,9 @@ def _pool(workers: int) -> Any:
         if pool is None or getattr(pool, "_broken", False) or getattr(pool, "_shutdown_thread", False):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
-            pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            pool = _POOLS[workers] = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn")
+            )
         return pool
 
 
@@ -183,7 +185,9 @@ class ProcessExecutor(Executor):
 
 
 def _crashed(task: StepTask, exc: BaseException) -> StepResult:
-    return StepResult(node=task.node, ok=False, error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__)
+    return StepResult(
+        node=task.node, ok=False, error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__
+    )
 
 
 class RayExecutor(Executor):
@@ -226,7 +230,9 @@ class RayExecutor(Executor):
         except Exception as exc:
             where = f"at {self._address!r}" if self._address else "(local)"
             cause = exc.__cause__
-            why = f"{exc}" + (f" ({type(cause).__name__}: {str(cause).splitlines()[-1][:300]})" if cause else "")
+            why = f"{exc}" + (
+                f" ({type(cause).__name__}: {str(cause).splitlines()[-1][:300]})" if cause else ""
+            )
             raise ConfigError(
                 f"Could not connect to the Ray cluster {where}: {why}. Start one with `ray start --head`, "
                 "set RAY_ADDRESS to its address, or use executor='process'."

@@ -229,7 +229,9 @@ class _Tracer:
             raise InvalidArgumentError(
                 f"{self._spec.name}.map() takes a list or tuple of items. Got {type(items).__name__} instead."
             )
-        return [self._builder.add(self._fn, self._spec, (item,), kwargs, index=i) for i, item in enumerate(items)]
+        return [
+            self._builder.add(self._fn, self._spec, (item,), kwargs, index=i) for i, item in enumerate(items)
+        ]
 
 
 class _Builder:
@@ -240,7 +242,12 @@ class _Builder:
         self.signatures: dict[int, inspect.Signature] = {}
 
     def add(
-        self, fn: Callable[..., Any], spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any], index: int | None = None
+        self,
+        fn: Callable[..., Any],
+        spec: StepSpec,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        index: int | None = None,
     ) -> Ref:
         sig = self.signatures.get(id(fn))
         if sig is None:
@@ -269,7 +276,9 @@ class _Builder:
         upstream: list[str] = []
         for ref in iter_refs(arguments):
             if ref.node_id not in self.nodes:
-                raise InvalidArgumentError(f"{ref!r} passed to step {spec.name!r} belongs to another pipeline.")
+                raise InvalidArgumentError(
+                    f"{ref!r} passed to step {spec.name!r} belongs to another pipeline."
+                )
             if ref.node_id not in upstream:
                 upstream.append(ref.node_id)
         self.nodes[nid] = Node(id=nid, fn=fn, spec=spec, arguments=arguments, upstream=upstream)
@@ -363,6 +372,8 @@ def build_graph(fn: Callable[..., Any], params: Mapping[str, Any] | None = None)
             f"Pipeline {spec.name!r} calls no step. Decorate its functions with @yard.step and call them "
             "by name inside the pipeline function."
         )
-    graph = Graph(pipeline=spec.name, experiment=spec.experiment, params=values, nodes=builder.nodes, outputs=result)
+    graph = Graph(
+        pipeline=spec.name, experiment=spec.experiment, params=values, nodes=builder.nodes, outputs=result
+    )
     graph.order()
     return graph

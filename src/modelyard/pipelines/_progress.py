@@ -38,8 +38,14 @@ class Progress:
             from rich.live import Live
 
             console = Console(file=sys.stdout, highlight=False)
-            self._live = Live(get_renderable=self._render, console=console, refresh_per_second=8, transient=False,
-                              redirect_stdout=False, redirect_stderr=False)
+            self._live = Live(
+                get_renderable=self._render,
+                console=console,
+                refresh_per_second=8,
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             self._live.start()
         return self
 
@@ -62,7 +68,9 @@ class Progress:
         for s in self.steps.values():
             counts[s.state] = counts.get(s.state, 0) + 1
         summary = "  ".join(f"{n} {st.value}" for st, n in counts.items())
-        table = Table(title=f"{self.title}  [dim]{summary}[/]", title_justify="left", box=None, pad_edge=False)
+        table = Table(
+            title=f"{self.title}  [dim]{summary}[/]", title_justify="left", box=None, pad_edge=False
+        )
         table.add_column("")
         table.add_column("step")
         table.add_column("state")
@@ -82,5 +90,7 @@ class Progress:
             else:
                 took = f"{s.duration_s:.2f}s" if s.duration_s is not None else ""
             why = s.reason if len(s.reason) < 70 else s.reason[:67] + "..."
-            table.add_row(f"[{style}]{icon}[/]", s.node, f"[{style}]{s.state.value}[/]", took, f"[dim]{why}[/]")
+            table.add_row(
+                f"[{style}]{icon}[/]", s.node, f"[{style}]{s.state.value}[/]", took, f"[dim]{why}[/]"
+            )
         return table

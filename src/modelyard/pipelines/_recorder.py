@@ -50,7 +50,15 @@ class Recorder:
         self._cached: list[tuple[Node, StepOutcome, dict[str, str]]] = []
 
     # -- rows ------------------------------------------------------------------------------------
-    def _run_row(self, run_id: str, node: Node, status: RunStatus, start: int, end: int | None, error: str | None = None) -> dict[str, Any]:
+    def _run_row(
+        self,
+        run_id: str,
+        node: Node,
+        status: RunStatus,
+        start: int,
+        end: int | None,
+        error: str | None = None,
+    ) -> dict[str, Any]:
         return {
             "id": run_id,
             "experiment_id": self.experiment_id,
@@ -83,7 +91,9 @@ class Recorder:
         for ref in dict.fromkeys(refs):
             svc.record_input(run_id, self.datasets[ref])
 
-    def _tags(self, run_id: str, node: Node, out: StepOutcome, inputs: dict[str, str]) -> list[dict[str, Any]]:
+    def _tags(
+        self, run_id: str, node: Node, out: StepOutcome, inputs: dict[str, str]
+    ) -> list[dict[str, Any]]:
         t = {
             "yard.pipeline": self.pipeline,
             "yard.pipeline_run": self.parent,
@@ -118,7 +128,14 @@ class Recorder:
         }
 
     def _output_artifact(self, run_id: str, node: Node, digest: str, size: int, when: int) -> dict[str, Any]:
-        return {"run_id": run_id, "path": f"outputs/{node.id}", "kind": "dir", "digest": digest, "size": size, "created_at": when}
+        return {
+            "run_id": run_id,
+            "path": f"outputs/{node.id}",
+            "kind": "dir",
+            "digest": digest,
+            "size": size,
+            "created_at": when,
+        }
 
     # -- cached steps (batched) -----------------------------------------------------------------
     def add_cached(self, node: Node, out: StepOutcome, inputs: dict[str, str], size: int) -> None:
@@ -187,7 +204,11 @@ class Recorder:
             conn.execute(
                 runs.update()
                 .where(runs.c.id == rid)
-                .values(status=(RunStatus.FINISHED if ok else RunStatus.FAILED).value, end_time=when, error=out.error)
+                .values(
+                    status=(RunStatus.FINISHED if ok else RunStatus.FAILED).value,
+                    end_time=when,
+                    error=out.error,
+                )
             )
             conn.execute(tags.insert(), self._tags(rid, node, out, inputs))
             arts = []
@@ -195,7 +216,14 @@ class Recorder:
                 arts.append(self._output_artifact(rid, node, out.output_digest, size, when))
             if log_digest:
                 arts.append(
-                    {"run_id": rid, "path": "logs/step.log", "kind": "file", "digest": log_digest, "size": len(logs.encode()), "created_at": when}
+                    {
+                        "run_id": rid,
+                        "path": "logs/step.log",
+                        "kind": "file",
+                        "digest": log_digest,
+                        "size": len(logs.encode()),
+                        "created_at": when,
+                    }
                 )
             if arts:
                 conn.execute(artifacts.insert(), arts)

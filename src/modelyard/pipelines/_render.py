@@ -11,7 +11,13 @@ from modelyard.ui._charts import esc, num, svg_text, tooltip
 
 __all__ = ["DagLayout", "dag_layers", "dag_layout", "dag_svg", "dag_text", "edge_path"]
 
-_FILL = {"cached": "#dbeafe", "done": "#dcfce7", "failed": "#fee2e2", "skipped": "#fef9c3", "running": "#cffafe"}
+_FILL = {
+    "cached": "#dbeafe",
+    "done": "#dcfce7",
+    "failed": "#fee2e2",
+    "skipped": "#fef9c3",
+    "running": "#cffafe",
+}
 
 
 def dag_layers(graph: Graph) -> dict[str, int]:
@@ -156,7 +162,10 @@ def dag_layout(graph: Graph, *, box_w: float = 120, box_h: float = 34) -> DagLay
     port_out: dict[tuple[str, str], float] = {}
     port_in: dict[tuple[str, str], float] = {}
     for n in real:
-        for ports, keys, near in ((port_out, [k for k in chains if k[0] == n], 1), (port_in, [k for k in chains if k[1] == n], -2)):
+        for ports, keys, near in (
+            (port_out, [k for k in chains if k[0] == n], 1),
+            (port_in, [k for k in chains if k[1] == n], -2),
+        ):
             keys.sort(key=lambda k: y[chains[k][near]])
             for i, k in enumerate(keys):
                 ports[k] = y[n] - box_h / 2 + box_h * (i + 1) / (len(keys) + 1)
@@ -213,12 +222,14 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
         out.append(
             f'<g class="node" data-node="{esc(nid)}">{tooltip(tip)}<rect x="{x:.1f}" y="{y:.1f}" '
             f'width="{w:.0f}" height="{h:.0f}" rx="6" fill="{fill}" stroke="#334155"/>'
-            f'{svg_text(x + w / 2, y + h / 2 + 4.5, nid, size=13, anchor="middle")}</g>'
+            f"{svg_text(x + w / 2, y + h / 2 + 4.5, nid, size=13, anchor='middle')}</g>"
         )
     x = 20.0
     for st in shown:  # a legend of the step states drawn
-        out.append(f'<rect x="{num(round(x))}" y="{num(round(height - 26))}" width="12" height="12" rx="2" fill="{_FILL[st]}" stroke="#334155"/>'
-                   + svg_text(round(x + 16), round(height - 16), st, size=11))
+        out.append(
+            f'<rect x="{num(round(x))}" y="{num(round(height - 26))}" width="12" height="12" rx="2" fill="{_FILL[st]}" stroke="#334155"/>'
+            + svg_text(round(x + 16), round(height - 16), st, size=11)
+        )
         x += 28 + 7 * len(st)
     out.append("</svg>")
     return "\n".join(out) + "\n"

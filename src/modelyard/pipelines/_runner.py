@@ -24,7 +24,14 @@ from modelyard.pipelines._graph import Graph, Node, build_graph, iter_datasets
 from modelyard.pipelines._records import PipelineResult, StepOutcome, StepState
 from modelyard.pipelines._serializers import check_return_annotation, load_output, output_exists
 
-__all__ = ["build_graph_for", "clear_cache", "load_step_output", "pipeline_status", "run_pipeline", "show_pipeline_run"]
+__all__ = [
+    "build_graph_for",
+    "clear_cache",
+    "load_step_output",
+    "pipeline_status",
+    "run_pipeline",
+    "show_pipeline_run",
+]
 
 
 def build_graph_for(fn: Callable[..., Any], params: Mapping[str, Any] | None = None, /, **kw: Any) -> Graph:
@@ -59,10 +66,14 @@ class _Decider:
         self.explicit = explicit
         self.datasets = resolve_datasets(ws, graph)
 
-    def decide(self, conn: Any, node: Node, digests: Mapping[str, str]) -> tuple[StepOutcome, dict[str, Any], int]:
+    def decide(
+        self, conn: Any, node: Node, digests: Mapping[str, str]
+    ) -> tuple[StepOutcome, dict[str, Any], int]:
         doc = key_document(node, digests, self.datasets)
         key = cache_key(doc)
-        out = StepOutcome(node=node.id, step=node.step, state=StepState.PENDING, cache_key=key, upstream=list(node.upstream))
+        out = StepOutcome(
+            node=node.id, step=node.step, state=StepState.PENDING, cache_key=key, upstream=list(node.upstream)
+        )
         if node.id in self.forced:
             out.reason = "forced (--force)" if node.id in self.explicit else "downstream of a forced step"
             return out, doc, 0
@@ -126,7 +137,9 @@ def pipeline_status(
             node = graph.nodes[nid]
             stale = [u for u in node.upstream if states[u] is not StepState.CACHED]
             if stale:
-                out = StepOutcome(node=nid, step=node.step, state=StepState.PENDING, upstream=list(node.upstream))
+                out = StepOutcome(
+                    node=nid, step=node.step, state=StepState.PENDING, upstream=list(node.upstream)
+                )
                 out.reason = f"input from {', '.join(stale)} will be recomputed"
             else:
                 out, _, _ = decider.decide(conn, node, digests)
@@ -184,14 +197,26 @@ def run_pipeline(
     run = start_run(
         experiment=graph.experiment,
         name=graph.pipeline,
-        params={k: v if isinstance(v, str | int | float | bool) else _short(v) for k, v in graph.params.items()},
+        params={
+            k: v if isinstance(v, str | int | float | bool) else _short(v) for k, v in graph.params.items()
+        },
         tags={"yard.pipeline": graph.pipeline, "yard.executor": ex.name, "yard.kind": "pipeline"},
         nested=active_run() is not None,
         uri=ws,
     )
-    steps = {nid: StepOutcome(node=nid, step=n.step, state=StepState.PENDING, upstream=list(n.upstream)) for nid, n in graph.nodes.items()}
-    result = PipelineResult(run_id=run.id, pipeline=graph.pipeline, status="running", steps=steps, outputs_spec=graph.outputs, uri=ws,
-                            output_specs={nid: _output_spec(n) for nid, n in graph.nodes.items()})
+    steps = {
+        nid: StepOutcome(node=nid, step=n.step, state=StepState.PENDING, upstream=list(n.upstream))
+        for nid, n in graph.nodes.items()
+    }
+    result = PipelineResult(
+        run_id=run.id,
+        pipeline=graph.pipeline,
+        status="running",
+        steps=steps,
+        outputs_spec=graph.outputs,
+        uri=ws,
+        output_specs={nid: _output_spec(n) for nid, n in graph.nodes.items()},
+    )
     try:
         run.log_dict(graph.to_dict(), "pipeline/dag.json")
         exp_id = run._service.get_or_create_experiment(graph.experiment)
@@ -209,7 +234,9 @@ def run_pipeline(
         run.end("failed", error=f"step {failure!r} failed:\n{tb}")
         result.status = "failed"
         last = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
-        how = f"failed after {out.attempts} attempt(s)" if out.attempts else "could not run (its worker failed)"
+        how = (
+            f"failed after {out.attempts} attempt(s)" if out.attempts else "could not run (its worker failed)"
+        )
         raise StepFailedError(
             f"Step {failure!r} of pipeline {graph.pipeline!r} {how}: {last}\n"
             f"{tb}\nRun {run.id[:12]}: steps that finished are cached; fix the step and run again to resume "
@@ -232,7 +259,15 @@ def _short(v: Any) -> str:
     return text if len(text) < 500 else text[:497] + "..."
 
 
-def _schedule(graph: Graph, ws: Workspace, ex: Any, rec: Any, view: Any, decider: _Decider, steps: dict[str, StepOutcome]) -> str | None:
+def _schedule(
+    graph: Graph,
+    ws: Workspace,
+    ex: Any,
+    rec: Any,
+    view: Any,
+    decider: _Decider,
+    steps: dict[str, StepOutcome],
+) -> str | None:
     order = graph.order()
     digests: dict[str, str] = {}
     handles: dict[str, Any] = {}
@@ -332,7 +367,15 @@ def _schedule(graph: Graph, ws: Workspace, ex: Any, rec: Any, view: Any, decider
                 out.reason = f"{out.reason}; failed: {res.error_type}"
                 if failure is None:
                     failure = nid
-            rec.finish(node, out, _inputs(node, digests), size=res.size, logs=res.logs, doc=doc, cache=node.spec.cache)
+            rec.finish(
+                node,
+                out,
+                _inputs(node, digests),
+                size=res.size,
+                logs=res.logs,
+                doc=doc,
+                cache=node.spec.cache,
+            )
             view.update(nid)
     if failure is not None:
         skipped = []
@@ -352,11 +395,19 @@ def load_step_output(result: PipelineResult, node: str) -> Any:
     if out is None:
         from modelyard.errors import did_you_mean
 
-        raise NotFoundError(f"Pipeline run {result.run_id[:12]} has no step {node!r}.{did_you_mean(node, result.steps)}")
+        raise NotFoundError(
+            f"Pipeline run {result.run_id[:12]} has no step {node!r}.{did_you_mean(node, result.steps)}"
+        )
     if not out.output_digest:
         raise NotFoundError(f"Step {node!r} of run {result.run_id[:12]} has no output ({out.state.value}).")
     ser, pickle_ok = result.output_specs.get(out.node, (None, False))
-    return load_output(get_workspace(result.uri).blobs, out.output_digest, serializer=ser, allow_pickle=pickle_ok, step=out.step)
+    return load_output(
+        get_workspace(result.uri).blobs,
+        out.output_digest,
+        serializer=ser,
+        allow_pickle=pickle_ok,
+        step=out.step,
+    )
 
 
 def show_pipeline_run(run_id: str, *, uri: str | Workspace | None = None) -> dict[str, Any]:
@@ -369,7 +420,9 @@ def show_pipeline_run(run_id: str, *, uri: str | Workspace | None = None) -> dic
     svc = TrackingService(get_workspace(uri))
     record = svc.get_run(run_id)
     with svc.store.read() as conn:
-        rows = conn.execute(sa.select(psr).where(psr.c.pipeline_run_id == record.id).order_by(psr.c.position)).all()
+        rows = conn.execute(
+            sa.select(psr).where(psr.c.pipeline_run_id == record.id).order_by(psr.c.position)
+        ).all()
     if not rows:
         if record.parent_id:
             with svc.store.read() as conn:

@@ -79,12 +79,18 @@ class ParquetSerializer(Serializer):
     def accepts(self, obj: Any) -> bool:
         mod = _module_of(obj)
         cls = type(obj).__name__
-        return (mod == "pandas" and cls == "DataFrame") or (mod == "polars" and cls == "DataFrame") or (
-            mod == "pyarrow" and cls == "Table"
+        return (
+            (mod == "pandas" and cls == "DataFrame")
+            or (mod == "polars" and cls == "DataFrame")
+            or (mod == "pyarrow" and cls == "Table")
         )
 
     def accepts_type(self, tp: type) -> bool:
-        return tp.__name__ in ("DataFrame", "Table") and tp.__module__.split(".")[0] in ("pandas", "polars", "pyarrow")
+        return tp.__name__ in ("DataFrame", "Table") and tp.__module__.split(".")[0] in (
+            "pandas",
+            "polars",
+            "pyarrow",
+        )
 
     def save(self, obj: Any, path: Path) -> dict[str, Any]:
         mod = _module_of(obj)
@@ -325,7 +331,9 @@ def _safe_names() -> list[str]:
     return [n for n in SERIALIZERS if n not in UNSAFE]
 
 
-def choose_serializer(obj: Any, step: str, forced: str | None = None, allow_pickle: bool = False) -> Serializer:
+def choose_serializer(
+    obj: Any, step: str, forced: str | None = None, allow_pickle: bool = False
+) -> Serializer:
     """The serializer for ``obj`` (first safe one that accepts it); SerializationError when none does."""
     if forced is not None:
         ser = get_serializer(forced)
@@ -389,7 +397,12 @@ def _store_file(blobs: BlobStore, path: Path) -> tuple[str, int]:
 
 def save_output(blobs: BlobStore, obj: Any, ser: Serializer, *, step: str) -> tuple[str, int]:
     """Serialize ``obj`` into the blob store; return ``(output manifest digest, size)``."""
-    base = {"serializer": ser.name, "serializer_version": ser.version, "type": f"{type(obj).__module__}.{type(obj).__qualname__}", "step": step}
+    base = {
+        "serializer": ser.name,
+        "serializer_version": ser.version,
+        "type": f"{type(obj).__module__}.{type(obj).__qualname__}",
+        "step": step,
+    }
     if hasattr(ser, "save_files"):
         try:
             files, extra = ser.save_files(obj)
@@ -399,7 +412,9 @@ def save_output(blobs: BlobStore, obj: Any, ser: Serializer, *, step: str) -> tu
             raise SerializationError(
                 f"Saving the output of step {step!r} ({type(obj).__name__}) with the {ser.name} serializer failed: {exc}"
             ) from exc
-        entries = [ManifestEntry(name, blobs.put_bytes(data), len(data)) for name, data in sorted(files.items())]
+        entries = [
+            ManifestEntry(name, blobs.put_bytes(data), len(data)) for name, data in sorted(files.items())
+        ]
         manifest = blobs.put_manifest(entries, kind="pipeline-output", **base, **extra)
         return manifest, sum(e.size for e in entries)
     if blobs.is_local:
@@ -442,7 +457,12 @@ def output_exists(blobs: BlobStore, digest: str) -> bool:
 
 
 def load_output(
-    blobs: BlobStore, digest: str, *, serializer: str | None = None, allow_pickle: bool = False, step: str | None = None
+    blobs: BlobStore,
+    digest: str,
+    *,
+    serializer: str | None = None,
+    allow_pickle: bool = False,
+    step: str | None = None,
 ) -> Any:
     """Load a step output from its manifest digest (every blob is verified first).
 
@@ -460,9 +480,14 @@ def load_output(
         raise SerializationError(f"Blob {digest[:12]}… is not a pipeline step output.")
     written = doc.get("modelyard_version", __version__)
     if written != __version__:
-        warnings.warn(f"Output {digest[:12]}… was written by modelyard {written}; loading it with {__version__}.", stacklevel=2)
+        warnings.warn(
+            f"Output {digest[:12]}… was written by modelyard {written}; loading it with {__version__}.",
+            stacklevel=2,
+        )
     stored = meta.get("serializer")
-    allowed = [serializer] if serializer is not None else _safe_names() + (["cloudpickle"] if allow_pickle else [])
+    allowed = (
+        [serializer] if serializer is not None else _safe_names() + (["cloudpickle"] if allow_pickle else [])
+    )
     who = f"step {step or meta.get('step')!r}"
     if stored in UNSAFE and not allow_pickle:
         raise SerializationError(

@@ -95,7 +95,9 @@ class _LogCapture(logging.Handler):
             pass
 
 
-def execute(task: StepTask, values: Mapping[str, Any] | None = None, *, keep_value: bool = False) -> StepResult:
+def execute(
+    task: StepTask, values: Mapping[str, Any] | None = None, *, keep_value: bool = False
+) -> StepResult:
     """Run ``task``: inputs from ``values`` (node → object) or the blob store; never raises."""
     values = dict(values or {})
     blobs = BlobStore(task.blob_uri)
@@ -120,7 +122,9 @@ def execute(task: StepTask, values: Mapping[str, Any] | None = None, *, keep_val
             from modelyard.data._service import DataService
 
             # The version is resolved: loading it reads only verified blobs, never the metadata store.
-            return DataService(get_workspace(task.ws_uri)).load(task.datasets[d.ref], engine=d.engine, columns=d.columns)
+            return DataService(get_workspace(task.ws_uri)).load(
+                task.datasets[d.ref], engine=d.engine, columns=d.columns
+            )
 
         arguments = substitute(task.arguments, resolve, load_dataset)
         handler = _LogCapture(buf)

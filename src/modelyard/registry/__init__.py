@@ -1,12 +1,12 @@
 """Model registry: safe model formats (flavors), signatures, versions, aliases, audit log, model cards.
 
-    import modelyard as yard
+import modelyard as yard
 
-    with yard.start_run(experiment="churn") as run:
-        mv = run.log_model(model, name="churn-clf", input_example=X[:5])
-    yard.registry.set_alias("churn-clf", "production", version=mv.version, reason="beats v1 on AUC")
-    model = yard.load_model("churn-clf@production")
-    model.predict(df)
+with yard.start_run(experiment="churn") as run:
+    mv = run.log_model(model, name="churn-clf", input_example=X[:5])
+yard.registry.set_alias("churn-clf", "production", version=mv.version, reason="beats v1 on AUC")
+model = yard.load_model("churn-clf@production")
+model.predict(df)
 """
 
 from modelyard.registry._api import (

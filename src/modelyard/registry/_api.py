@@ -1,12 +1,12 @@
 """The registry's Python API: log, register, load, alias, roll back, archive.
 
-    import modelyard as yard
+import modelyard as yard
 
-    with yard.start_run(experiment="churn") as run:
-        mv = run.log_model(model, name="churn-clf", input_example=X[:5])
-    yard.registry.set_alias("churn-clf", "production", version=mv.version, reason="beats v1")
-    model = yard.load_model("churn-clf@production")
-    model.predict(df)
+with yard.start_run(experiment="churn") as run:
+    mv = run.log_model(model, name="churn-clf", input_example=X[:5])
+yard.registry.set_alias("churn-clf", "production", version=mv.version, reason="beats v1")
+model = yard.load_model("churn-clf@production")
+model.predict(df)
 """
 
 from __future__ import annotations
@@ -142,7 +142,11 @@ def load_model(
     """
     ws = get_workspace(uri)
     parsed = parse_ref(ref)
-    trust: dict[str, Any] = {"trusted_types": trusted_types, "allow_pickle": allow_pickle, "model_class": model_class}
+    trust: dict[str, Any] = {
+        "trusted_types": trusted_types,
+        "allow_pickle": allow_pickle,
+        "model_class": model_class,
+    }
     if parsed.run_id is not None:
         from modelyard.tracking._service import TrackingService
 
@@ -163,7 +167,9 @@ def load_model(
         return LoadedModel(raw, fl, meta, run_id=run.id, manifest_digest=digest)
     mv = RegistryService(ws).get_version(str(parsed))
     raw, fl, meta = load_package(ws, mv.manifest_digest, expected_flavor=mv.flavor, label=mv.ref, **trust)
-    return LoadedModel(raw, fl, meta, name=mv.name, version=mv.version, run_id=mv.run_id, manifest_digest=mv.manifest_digest)
+    return LoadedModel(
+        raw, fl, meta, name=mv.name, version=mv.version, run_id=mv.run_id, manifest_digest=mv.manifest_digest
+    )
 
 
 def register_torch_class(cls: type) -> type:
@@ -194,7 +200,12 @@ def list_versions(name: str, *, include_archived: bool = True, uri: Uri = None) 
 
 
 def update_model(
-    name: str, *, description: str | None = None, tags: dict[str, Any] | None = None, reason: str | None = None, uri: Uri = None
+    name: str,
+    *,
+    description: str | None = None,
+    tags: dict[str, Any] | None = None,
+    reason: str | None = None,
+    uri: Uri = None,
 ) -> RegisteredModel:
     """Change a model's description and/or tags (audited)."""
     return _svc(uri).update_model(name, description=description, tags=tags, reason=reason)

@@ -45,8 +45,12 @@ class ModelCard:
     def _audit_rows(self) -> list[list[str]]:
         rows = []
         for e in self.audit:
-            what = ", ".join(f"{k}={v}" for k, v in e.detail.items() if k in ("alias", "from", "to", "flavor"))
-            rows.append([_when(e.at), e.actor or "-", e.action, str(e.version or "-"), what or "-", e.reason or "-"])
+            what = ", ".join(
+                f"{k}={v}" for k, v in e.detail.items() if k in ("alias", "from", "to", "flavor")
+            )
+            rows.append(
+                [_when(e.at), e.actor or "-", e.action, str(e.version or "-"), what or "-", e.reason or "-"]
+            )
         return rows
 
     def _lineage(self) -> list[tuple[str, str]]:
@@ -56,9 +60,17 @@ class ModelCard:
             out += [("experiment", run.experiment), ("run name", run.name), ("run status", run.status.value)]
             env = run.environment or {}
             if env.get("git_commit"):
-                out.append(("code", f"{env.get('git_branch') or ''} {env['git_commit'][:12]}" + (" (dirty)" if env.get("git_dirty") else "")))
+                out.append(
+                    (
+                        "code",
+                        f"{env.get('git_branch') or ''} {env['git_commit'][:12]}"
+                        + (" (dirty)" if env.get("git_dirty") else ""),
+                    )
+                )
             data = [a.path for a in run.artifacts if a.path.startswith(("data/", "datasets/"))]
-            datasets = [f"{k[len('dataset.'):]}={val}" for k, val in run.tags.items() if k.startswith("dataset")]
+            datasets = [
+                f"{k[len('dataset.') :]}={val}" for k, val in run.tags.items() if k.startswith("dataset")
+            ]
             if datasets or data:
                 out.append(("training data", ", ".join(datasets + data)))
         return out
@@ -66,14 +78,22 @@ class ModelCard:
     def to_markdown(self) -> str:
         v, m = self.version, self.model
         lines = [f"# Model card: {v.name} version {v.version}", ""]
-        lines += [m.description or "_No description. Set one with `yard.registry.update_model(name, description=...)`._", ""]
+        lines += [
+            m.description
+            or "_No description. Set one with `yard.registry.update_model(name, description=...)`._",
+            "",
+        ]
         if v.description:
             lines += [f"This version: {v.description}", ""]
         lines += ["## Summary", "", "| | |", "|---|---|"]
         for k, val in [
-            ("flavor", v.flavor), ("status", v.status), ("aliases", ", ".join(v.aliases) or "-"),
-            ("created", f"{_when(v.created_at)} by {v.created_by or '-'}"), ("modelyard", v.modelyard_version),
-            ("size", f"{v.size:,} bytes"), ("manifest", v.manifest_digest),
+            ("flavor", v.flavor),
+            ("status", v.status),
+            ("aliases", ", ".join(v.aliases) or "-"),
+            ("created", f"{_when(v.created_at)} by {v.created_by or '-'}"),
+            ("modelyard", v.modelyard_version),
+            ("size", f"{v.size:,} bytes"),
+            ("manifest", v.manifest_digest),
         ]:
             lines.append(f"| {k} | {val} |")
         lines += ["", "## Signature", ""]
@@ -92,13 +112,21 @@ class ModelCard:
             lines += [f"| {k} | {val} |" for k, val in sorted(self.run.params.items())]
         lines += ["", "## Metrics", ""]
         if v.metrics:
-            lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {_num(val)} |" for k, val in sorted(v.metrics.items())]
+            lines += ["| metric | value |", "|---|---|"] + [
+                f"| {k} | {_num(val)} |" for k, val in sorted(v.metrics.items())
+            ]
         else:
             lines.append("_No metrics recorded._")
         for title, md, _ in self.sections:
             lines += ["", f"## {title}", "", md]
         lines += ["", "## Requirements", ""] + [f"- {p}=={ver}" for p, ver in sorted(v.requirements.items())]
-        lines += ["", "## Audit history", "", "| when | who | action | version | change | reason |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Audit history",
+            "",
+            "| when | who | action | version | change | reason |",
+            "|---|---|---|---|---|---|",
+        ]
         lines += ["| " + " | ".join(r) + " |" for r in self._audit_rows()]
         return "\n".join(lines) + "\n"
 
@@ -115,13 +143,23 @@ class ModelCard:
             unit = {k: x for k, x in nums.items() if 0.0 <= x <= 1.0}
             rest = {k: x for k, x in nums.items() if k not in unit}
             if unit:
-                metric_charts.append(bar_chart(list(unit), [("value", list(unit.values()))], title="metrics of this version (0-1 scale)", scale=1.0))
+                metric_charts.append(
+                    bar_chart(
+                        list(unit),
+                        [("value", list(unit.values()))],
+                        title="metrics of this version (0-1 scale)",
+                        scale=1.0,
+                    )
+                )
                 other = [[k, _num(x)] for k, x in rest.items()]
             else:
-                metric_charts.append(bar_chart(list(rest), [("value", list(rest.values()))], title="metrics of this version"))
+                metric_charts.append(
+                    bar_chart(list(rest), [("value", list(rest.values()))], title="metrics of this version")
+                )
         history_charts = [
             line_chart([(key, points)], title=f"{key} over steps (run {(v.run_id or '')[:12]})")
-            for key, points in sorted(self.history.items()) if len(points) > 1
+            for key, points in sorted(self.history.items())
+            if len(points) > 1
         ]
         sig = v.signature
         return render_page(
@@ -132,17 +170,30 @@ class ModelCard:
             description=m.description,
             version_description=v.description,
             summary=[
-                ["flavor", v.flavor], ["status", v.status], ["created", f"{_when(v.created_at)} by {v.created_by or '-'}"],
-                ["modelyard", v.modelyard_version], ["size", f"{v.size:,} bytes"], ["manifest", v.manifest_digest],
+                ["flavor", v.flavor],
+                ["status", v.status],
+                ["created", f"{_when(v.created_at)} by {v.created_by or '-'}"],
+                ["modelyard", v.modelyard_version],
+                ["size", f"{v.size:,} bytes"],
+                ["manifest", v.manifest_digest],
             ],
             aliases=list(v.aliases),
             signature=[
-                [c.name, c.dtype, f"[{_num(c.min)}, {_num(c.max)}]" if c.min is not None or c.max is not None else "-",
-                 "yes" if c.nullable else "no"] for c in sig.inputs
-            ] if sig else [],
+                [
+                    c.name,
+                    c.dtype,
+                    f"[{_num(c.min)}, {_num(c.max)}]" if c.min is not None or c.max is not None else "-",
+                    "yes" if c.nullable else "no",
+                ]
+                for c in sig.inputs
+            ]
+            if sig
+            else [],
             outputs=", ".join(f"{c.name} ({c.dtype})" for c in sig.outputs) if sig and sig.outputs else "",
             lineage=[[k, val] for k, val in self._lineage()],
-            params=[[k, val] for k, val in sorted(self.run.params.items())] if self.run is not None and self.run.params else [],
+            params=[[k, val] for k, val in sorted(self.run.params.items())]
+            if self.run is not None and self.run.params
+            else [],
             metric_charts=metric_charts,
             other_metrics=other,
             history_charts=history_charts,
@@ -159,7 +210,9 @@ def _now() -> int:
     return now_ms()
 
 
-def model_card(name: str, version: int | str | None = None, *, uri: str | Workspace | None = None) -> ModelCard:
+def model_card(
+    name: str, version: int | str | None = None, *, uri: str | Workspace | None = None
+) -> ModelCard:
     """Gather the card of ``name`` at ``version`` (number, alias, or latest when None)."""
     ws = get_workspace(uri)
     svc = RegistryService(ws)

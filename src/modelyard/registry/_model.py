@@ -174,7 +174,9 @@ def load_package(
     options = meta.get("options", {})
     if not isinstance(options, dict):
         raise SerializationError(f"{who}: the 'options' in {META_FILE} must be a mapping.")
-    raw = fl.load(files, options, trusted_types=trusted_types, allow_pickle=allow_pickle, model_class=model_class)
+    raw = fl.load(
+        files, options, trusted_types=trusted_types, allow_pickle=allow_pickle, model_class=model_class
+    )
     return raw, fl, meta
 
 
@@ -189,7 +191,9 @@ def _check_environment(meta: dict[str, Any], label: str) -> None:
         )
     want: dict[str, str] = meta.get("requirements") or {}
     have = _versions(list(want))
-    diffs = [f"{p} {v} (installed: {have.get(p, 'not installed')})" for p, v in want.items() if have.get(p) != v]
+    diffs = [
+        f"{p} {v} (installed: {have.get(p, 'not installed')})" for p, v in want.items() if have.get(p) != v
+    ]
     if diffs:
         warnings.warn(
             f"{who} was saved with package versions that differ from this environment: {', '.join(diffs)}. "

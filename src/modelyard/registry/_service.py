@@ -58,7 +58,9 @@ def check_alias(alias: object) -> str:
             "'production')."
         )
     if alias in RESERVED_ALIASES:
-        raise InvalidArgumentError(f"The alias {alias!r} is reserved: it always means the newest ready version.")
+        raise InvalidArgumentError(
+            f"The alias {alias!r} is reserved: it always means the newest ready version."
+        )
     return alias
 
 
@@ -211,7 +213,13 @@ class RegistryService:
 
     @staticmethod
     def _audit(
-        conn: Connection, model_id: int, action: str, detail: dict[str, Any], *, version: int | None = None, reason: str | None = None
+        conn: Connection,
+        model_id: int,
+        action: str,
+        detail: dict[str, Any],
+        *,
+        version: int | None = None,
+        reason: str | None = None,
     ) -> None:
         conn.execute(
             model_audit.insert().values(
@@ -255,12 +263,19 @@ class RegistryService:
 
     def _version_row(self, conn: Connection, model_id: int, name: str, version: int) -> Any:
         row = conn.execute(
-            sa.select(model_versions).where(model_versions.c.model_id == model_id, model_versions.c.version == version)
+            sa.select(model_versions).where(
+                model_versions.c.model_id == model_id, model_versions.c.version == version
+            )
         ).first()
         if row is None:
-            have = [int(r[0]) for r in conn.execute(
-                sa.select(model_versions.c.version).where(model_versions.c.model_id == model_id).order_by(model_versions.c.version)
-            )]
+            have = [
+                int(r[0])
+                for r in conn.execute(
+                    sa.select(model_versions.c.version)
+                    .where(model_versions.c.model_id == model_id)
+                    .order_by(model_versions.c.version)
+                )
+            ]
             raise NotFoundError(
                 f"Model {name!r} has no version {version}; it has versions {have or 'none'}. "
                 f"See `yard models show {name}`."
@@ -278,7 +293,9 @@ class RegistryService:
                 )
             ).scalar()
             if v is None:
-                raise NotFoundError(f"Model {name!r} has no ready version; register one or restore an archived one.")
+                raise NotFoundError(
+                    f"Model {name!r} has no ready version; register one or restore an archived one."
+                )
             return int(v)
         aliases = self._aliases(conn, model_id)
         if alias not in aliases:
@@ -290,7 +307,9 @@ class RegistryService:
         return aliases[alias]
 
     # -- models ----------------------------------------------------------------------------
-    def create_model(self, name: str, *, description: str | None = None, tags: dict[str, Any] | None = None) -> RegisteredModel:
+    def create_model(
+        self, name: str, *, description: str | None = None, tags: dict[str, Any] | None = None
+    ) -> RegisteredModel:
         """Register a model name (no versions yet); existing names are left as they are."""
         check_model_name(name)
 
@@ -300,7 +319,9 @@ class RegistryService:
         self._write_retrying_unique(fn)
         return self.get_model(name)
 
-    def _ensure_model(self, conn: Connection, name: str, description: str | None, tags: dict[str, Any] | None) -> int:
+    def _ensure_model(
+        self, conn: Connection, name: str, description: str | None, tags: dict[str, Any] | None
+    ) -> int:
         row = conn.execute(sa.select(registered_models.c.id).where(registered_models.c.name == name)).first()
         if row is not None:
             return int(row[0])
@@ -334,7 +355,12 @@ class RegistryService:
         return None  # pragma: no cover
 
     def update_model(
-        self, name: str, *, description: str | None = None, tags: dict[str, Any] | None = None, reason: str | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: dict[str, Any] | None = None,
+        reason: str | None = None,
     ) -> RegisteredModel:
         """Change a model's description and/or merge tags (audited)."""
 
@@ -364,7 +390,9 @@ class RegistryService:
     def _model_record(self, conn: Connection, mid: int) -> RegisteredModel:
         row = conn.execute(sa.select(registered_models).where(registered_models.c.id == mid)).one()
         latest, count = conn.execute(
-            sa.select(sa.func.max(model_versions.c.version), sa.func.count()).where(model_versions.c.model_id == mid)
+            sa.select(sa.func.max(model_versions.c.version), sa.func.count()).where(
+                model_versions.c.model_id == mid
+            )
         ).one()
         return RegisteredModel(
             name=row.name,
@@ -379,7 +407,10 @@ class RegistryService:
 
     def list_models(self) -> list[RegisteredModel]:
         with self.store.read() as conn:
-            ids = [int(r[0]) for r in conn.execute(sa.select(registered_models.c.id).order_by(registered_models.c.name))]
+            ids = [
+                int(r[0])
+                for r in conn.execute(sa.select(registered_models.c.id).order_by(registered_models.c.name))
+            ]
             return [self._model_record(conn, mid) for mid in ids]
 
     # -- versions --------------------------------------------------------------------------
@@ -466,13 +497,20 @@ class RegistryService:
             if not include_archived:
                 q = q.where(model_versions.c.status == "ready")
             aliases = self._aliases(conn, mid)
-            return [self._version_record(r, name, aliases) for r in conn.execute(q.order_by(model_versions.c.version.desc()))]
+            return [
+                self._version_record(r, name, aliases)
+                for r in conn.execute(q.order_by(model_versions.c.version.desc()))
+            ]
 
     def versions_of_run(self, run_id: str) -> list[ModelVersion]:
         with self.store.read() as conn:
             rows = conn.execute(
                 sa.select(model_versions, registered_models.c.name.label("model_name"))
-                .select_from(model_versions.join(registered_models, registered_models.c.id == model_versions.c.model_id))
+                .select_from(
+                    model_versions.join(
+                        registered_models, registered_models.c.id == model_versions.c.model_id
+                    )
+                )
                 .where(model_versions.c.run_id == run_id)
             ).all()
             return [self._version_record(r, r.model_name, self._aliases(conn, int(r.model_id))) for r in rows]
@@ -496,8 +534,12 @@ class RegistryService:
                 .values(status=status)
             )
             self._audit(
-                conn, mid, "version.archive" if status == "archived" else "version.restore",
-                {"from": row.status, "to": status}, version=version, reason=reason,
+                conn,
+                mid,
+                "version.archive" if status == "archived" else "version.restore",
+                {"from": row.status, "to": status},
+                version=version,
+                reason=reason,
             )
 
         self.store.write(fn)
@@ -540,22 +582,39 @@ class RegistryService:
         return self.get_version(name, version)
 
     def _move_alias(
-        self, conn: Connection, mid: int, alias: str, version: int, action: str, reason: str | None,
+        self,
+        conn: Connection,
+        mid: int,
+        alias: str,
+        version: int,
+        action: str,
+        reason: str | None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         cur = conn.execute(
-            sa.select(model_aliases.c.version).where(model_aliases.c.model_id == mid, model_aliases.c.alias == alias)
+            sa.select(model_aliases.c.version).where(
+                model_aliases.c.model_id == mid, model_aliases.c.alias == alias
+            )
         ).scalar()
         now = now_ms()
         if cur is None:
-            conn.execute(model_aliases.insert().values(model_id=mid, alias=alias, version=version, updated_at=now))
+            conn.execute(
+                model_aliases.insert().values(model_id=mid, alias=alias, version=version, updated_at=now)
+            )
         else:
             conn.execute(
                 model_aliases.update()
                 .where(model_aliases.c.model_id == mid, model_aliases.c.alias == alias)
                 .values(version=version, updated_at=now)
             )
-        self._audit(conn, mid, action, {"alias": alias, "from": cur, "to": version, **(extra or {})}, version=version, reason=reason)
+        self._audit(
+            conn,
+            mid,
+            action,
+            {"alias": alias, "from": cur, "to": version, **(extra or {})},
+            version=version,
+            reason=reason,
+        )
 
     def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> None:
         def fn(conn: Connection) -> None:
@@ -563,8 +622,17 @@ class RegistryService:
             cur = self._aliases(conn, mid).get(alias)
             if cur is None:
                 raise NotFoundError(f"Model {name!r} has no alias {alias!r}.")
-            conn.execute(model_aliases.delete().where(model_aliases.c.model_id == mid, model_aliases.c.alias == alias))
-            self._audit(conn, mid, "alias.delete", {"alias": alias, "from": cur, "to": None}, version=cur, reason=reason)
+            conn.execute(
+                model_aliases.delete().where(model_aliases.c.model_id == mid, model_aliases.c.alias == alias)
+            )
+            self._audit(
+                conn,
+                mid,
+                "alias.delete",
+                {"alias": alias, "from": cur, "to": None},
+                version=cur,
+                reason=reason,
+            )
 
         self.store.write(fn)
 
@@ -617,8 +685,14 @@ class RegistryService:
                 q = q.where(model_audit.c.version == version)
             return [
                 AuditEntry(
-                    id=int(r.id), name=name, version=r.version, action=r.action, detail=json.loads(r.detail),
-                    reason=r.reason, actor=r.actor, at=int(r.at),
+                    id=int(r.id),
+                    name=name,
+                    version=r.version,
+                    action=r.action,
+                    detail=json.loads(r.detail),
+                    reason=r.reason,
+                    actor=r.actor,
+                    at=int(r.at),
                 )
                 for r in conn.execute(q.order_by(model_audit.c.id))
             ]

@@ -216,8 +216,14 @@ class Signature:
 
 
 #: The dtype a column of nulls only is cast to, per signature dtype (nullable, so the nulls stay nulls).
-_NULL_DTYPES = {"float64": "float64", "float32": "float32", "int64": "Int64", "int32": "Int32",
-                "bool": "boolean", "datetime": "datetime64[ns]"}
+_NULL_DTYPES = {
+    "float64": "float64",
+    "float32": "float32",
+    "int64": "Int64",
+    "int32": "Int32",
+    "bool": "boolean",
+    "datetime": "datetime64[ns]",
+}
 
 
 def _cast(s: Any, spec: ColSpec) -> tuple[Any, str | None]:
@@ -252,7 +258,10 @@ def _cast(s: Any, spec: ColSpec) -> tuple[Any, str | None]:
                 if np.isnan(vals).any():
                     return s.astype("Int64"), None
                 return s.astype(want), None
-            return s, f"{wrong} with fractional values (e.g. {float(finite[finite != np.round(finite)][0]):g})"
+            return (
+                s,
+                f"{wrong} with fractional values (e.g. {float(finite[finite != np.round(finite)][0]):g})",
+            )
     if want == "bool":
         if got.startswith("int"):
             if s.isin([0, 1]).all():

@@ -36,8 +36,13 @@ from modelyard.rollout._stats import ArmStats, ab_test
 
 __all__ = ["Analysis", "Check", "analyse", "coarsen", "histogram_quantile", "snapshot", "window"]
 
-_PREFIXES = ("yard_serving_routed_", "yard_serving_shadow_", "yard_serving_ab_", "yard_serving_prediction_value_bucket",
-             "yard_serving_prediction_label")
+_PREFIXES = (
+    "yard_serving_routed_",
+    "yard_serving_shadow_",
+    "yard_serving_ab_",
+    "yard_serving_prediction_value_bucket",
+    "yard_serving_prediction_label",
+)
 
 
 def _key(name: str, labels: dict[str, str]) -> str:
@@ -111,11 +116,16 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
 def version_stats(win: dict[str, float], version: int) -> dict[str, Any]:
     """Requests, error/fallback rates and p99 of one version over a window."""
     v = str(version)
-    outcomes = {lab["outcome"]: val for lab, val in _series(win, "yard_serving_routed_requests_total", version=v)}
+    outcomes = {
+        lab["outcome"]: val for lab, val in _series(win, "yard_serving_routed_requests_total", version=v)
+    }
     n = sum(val for o, val in outcomes.items() if o != "invalid")
     errors = sum(outcomes.get(o, 0.0) for o in ("error", "timeout", "circuit_open"))
     fallbacks = _total(win, "yard_serving_routed_fallbacks_total", version=v)
-    buckets = [(float(lab["le"]), val) for lab, val in _series(win, "yard_serving_routed_latency_seconds_bucket", version=v)]
+    buckets = [
+        (float(lab["le"]), val)
+        for lab, val in _series(win, "yard_serving_routed_latency_seconds_bucket", version=v)
+    ]
     p99 = histogram_quantile(0.99, buckets)
 
     def slow(limit_s: float) -> float:
@@ -123,6 +133,7 @@ def version_stats(win: dict[str, float], version: int) -> dict[str, Any]:
         bounds = sorted(buckets)
         above = [c for le, c in bounds if le >= limit_s]
         return (bounds[-1][1] - above[0]) if bounds and above else 0.0
+
     return {
         "requests": n,
         "errors": errors,
@@ -137,18 +148,25 @@ def version_stats(win: dict[str, float], version: int) -> dict[str, Any]:
 def _prediction_counts(win: dict[str, float], version: int) -> tuple[list[str], list[float]]:
     """Per-bucket (not cumulative) prediction counts, or label counts, of one version."""
     v = str(version)
-    buckets = sorted((float(lab["le"]), val) for lab, val in _series(win, "yard_serving_prediction_value_bucket", version=v))
+    buckets = sorted(
+        (float(lab["le"]), val)
+        for lab, val in _series(win, "yard_serving_prediction_value_bucket", version=v)
+    )
     if buckets and buckets[-1][1] > 0:
         counts, prev = [], 0.0
         for _, c in buckets:
             counts.append(max(0.0, c - prev))
             prev = c
         return [f"le={le:g}" for le, _ in buckets], counts
-    labels = {lab["label"]: val for lab, val in _series(win, "yard_serving_prediction_label_total", version=v)}
+    labels = {
+        lab["label"]: val for lab, val in _series(win, "yard_serving_prediction_label_total", version=v)
+    }
     return sorted(labels), [labels[k] for k in sorted(labels)]
 
 
-def drift(win: dict[str, float], current: dict[str, float], stable: int, candidate: int, min_n: int) -> dict[str, Any]:
+def drift(
+    win: dict[str, float], current: dict[str, float], stable: int, candidate: int, min_n: int
+) -> dict[str, Any]:
     """PSI and JS distance of the candidate's predictions in the window against the stable version's."""
     from modelyard import _stats  # numpy: not at import (``import modelyard.rollout`` stays light)
 
@@ -162,8 +180,14 @@ def drift(win: dict[str, float], current: dict[str, float], stable: int, candida
     # the same buckets on both sides keep their order (by bound); else the union, sorted
     _, r_al, c_al = _stats.align_categories(sm, cm, order="given" if names_c == names_s else "sorted")
     r, c = coarsen(r_al, c_al)
-    return {"psi": _stats.psi(r, c), "js": _stats.jensen_shannon(r, c), "n": sum(c), "reference_n": sum(r),
-            "reference": reference, "bins": len(r)}
+    return {
+        "psi": _stats.psi(r, c),
+        "js": _stats.jensen_shannon(r, c),
+        "n": sum(c),
+        "reference_n": sum(r),
+        "reference": reference,
+        "bins": len(r),
+    }
 
 
 def coarsen(ref: list[float], cur: list[float], min_share: float = 0.1) -> tuple[list[float], list[float]]:
@@ -211,7 +235,8 @@ class Check:
             return f"{self.metric} {val}: {self.detail}"
         thr = "" if self.threshold is None else f" (must be {self.op} {self.threshold:g})"
         return f"{self.metric} {val}{thr} over {self.samples:.0f} samples: {self.status}" + (
-            f"; {self.detail}" if self.detail else "")
+            f"; {self.detail}" if self.detail else ""
+        )
 
 
 @dataclass
@@ -229,17 +254,23 @@ class Analysis:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "step": self.step, "elapsed_s": round(self.elapsed_s, 3), "window_s": self.window_s,
-            "checks": [c.to_dict() for c in self.checks], "versions": self.versions, "ab": self.ab,
-            "result": self.result.value if self.result else None, "reason": self.reason,
+            "step": self.step,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "window_s": self.window_s,
+            "checks": [c.to_dict() for c in self.checks],
+            "versions": self.versions,
+            "ab": self.ab,
+            "result": self.result.value if self.result else None,
+            "reason": self.reason,
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), default=str)
 
 
-def _limit(metric: str, value: float | None, threshold: float, n: float, min_n: int, op: str = "<=",
-           detail: str = "") -> Check:
+def _limit(
+    metric: str, value: float | None, threshold: float, n: float, min_n: int, op: str = "<=", detail: str = ""
+) -> Check:
     if value is None or n < min_n:
         return Check(metric, value, threshold, op, n, "insufficient", f"{n:.0f} of {min_n} samples")
     ok = value <= threshold if op == "<=" else value >= threshold
@@ -283,40 +314,85 @@ def analyse(
     win = window(current, baseline)
     a = Analysis(step=step, elapsed_s=elapsed_s, window_s=window_s)
     cs, ss = version_stats(win, candidate), version_stats(win, stable)
-    a.versions = {"candidate": {"version": candidate, **{k: v for k, v in cs.items() if k != "slow"}},
-                  "stable": {"version": stable, **{k: v for k, v in ss.items() if k != "slow"}}}
+    a.versions = {
+        "candidate": {"version": candidate, **{k: v for k, v in cs.items() if k != "slow"}},
+        "stable": {"version": stable, **{k: v for k, v in ss.items() if k != "slow"}},
+    }
     n, min_n = cs["requests"], cfg.min_requests
     if cfg.max_error_rate is not None:
         a.checks.append(_limit("error_rate", cs["error_rate"], cfg.max_error_rate, n, min_n))
         # a failure that more samples cannot undo is decided now
-        if a.checks[-1].status == "insufficient" and cs["errors"] > cfg.max_error_rate * max(min_n, n) and cs["errors"] >= 5:
-            a.checks[-1] = Check("error_rate", cs["error_rate"], cfg.max_error_rate, "<=", n, "fail",
-                                 f"{cs['errors']:.0f} errors already exceed the limit at {min_n} requests")
+        if (
+            a.checks[-1].status == "insufficient"
+            and cs["errors"] > cfg.max_error_rate * max(min_n, n)
+            and cs["errors"] >= 5
+        ):
+            a.checks[-1] = Check(
+                "error_rate",
+                cs["error_rate"],
+                cfg.max_error_rate,
+                "<=",
+                n,
+                "fail",
+                f"{cs['errors']:.0f} errors already exceed the limit at {min_n} requests",
+            )
     if cfg.max_fallback_rate is not None:
         a.checks.append(_limit("fallback_rate", cs["fallback_rate"], cfg.max_fallback_rate, n, min_n))
     if cfg.max_p99_ms is not None:
         a.checks.append(_limit("p99_ms", cs["p99_ms"], cfg.max_p99_ms, n, min_n))
         slow = cs["slow"](cfg.max_p99_ms / 1000)
         if a.checks[-1].status == "insufficient" and slow >= 5 and slow > 0.01 * max(min_n, n):
-            a.checks[-1] = Check("p99_ms", cs["p99_ms"], cfg.max_p99_ms, "<=", n, "fail",
-                                 f"{slow:.0f} requests slower than the limit already exceed 1% of {max(min_n, n):.0f}")
+            a.checks[-1] = Check(
+                "p99_ms",
+                cs["p99_ms"],
+                cfg.max_p99_ms,
+                "<=",
+                n,
+                "fail",
+                f"{slow:.0f} requests slower than the limit already exceed 1% of {max(min_n, n):.0f}",
+            )
     if cfg.max_drift is not None:
         d = drift(win, current, stable, candidate, min_n)
         a.versions["drift"] = d
         ok_n = min(d["n"], d["reference_n"])
-        a.checks.append(_limit("drift_psi", d["psi"] if ok_n else None, cfg.max_drift, ok_n, min_n,
-                               detail=f"JS distance {d['js']:.3f} vs {d['reference']}"))
-    shadow = {lab["result"]: v for lab, v in _series(win, "yard_serving_shadow_comparisons_total", version=str(candidate))}
+        a.checks.append(
+            _limit(
+                "drift_psi",
+                d["psi"] if ok_n else None,
+                cfg.max_drift,
+                ok_n,
+                min_n,
+                detail=f"JS distance {d['js']:.3f} vs {d['reference']}",
+            )
+        )
+    shadow = {
+        lab["result"]: v
+        for lab, v in _series(win, "yard_serving_shadow_comparisons_total", version=str(candidate))
+    }
     if shadow:
         compared = shadow.get("agree", 0.0) + shadow.get("disagree", 0.0)
         dist = _total(win, "yard_serving_shadow_distance_total", version=str(candidate))
-        a.versions["shadow"] = {**shadow, "agreement": shadow.get("agree", 0.0) / compared if compared else None,
-                                "mean_distance": dist / compared if compared else None}
+        a.versions["shadow"] = {
+            **shadow,
+            "agreement": shadow.get("agree", 0.0) / compared if compared else None,
+            "mean_distance": dist / compared if compared else None,
+        }
     if cfg.min_agreement is not None:
         sh = a.versions.get("shadow") or {}
         compared = sh.get("agree", 0.0) + sh.get("disagree", 0.0)
-        a.checks.append(_limit("shadow_agreement", sh.get("agreement"), cfg.min_agreement, compared, min_n, op=">=",
-                               detail=f"mean output distance {sh['mean_distance']:.4g}" if sh.get("mean_distance") is not None else ""))
+        a.checks.append(
+            _limit(
+                "shadow_agreement",
+                sh.get("agreement"),
+                cfg.min_agreement,
+                compared,
+                min_n,
+                op=">=",
+                detail=f"mean output distance {sh['mean_distance']:.4g}"
+                if sh.get("mean_distance") is not None
+                else "",
+            )
+        )
     for q in cfg.prometheus:
         from string import Template
 
@@ -343,14 +419,29 @@ def analyse(
                 _total(win, "yard_serving_ab_outcome_sum", **m),
                 _total(win, "yard_serving_ab_outcome_sumsq_total", **m),
             )
-        res = ab_test(arm["stable"], arm["candidate"], kind=cfg.outcome_kind, alpha=cfg.alpha,
-                      min_samples=cfg.min_samples, previous_p=previous_p)
+        res = ab_test(
+            arm["stable"],
+            arm["candidate"],
+            kind=cfg.outcome_kind,
+            alpha=cfg.alpha,
+            min_samples=cfg.min_samples,
+            previous_p=previous_p,
+        )
         a.ab = res.to_dict() | {"summary": res.summary(), "outcome": cfg.outcome, "goal": cfg.goal}
         better = "treatment_better" if cfg.goal == "increase" else "control_better"
         worse = "control_better" if cfg.goal == "increase" else "treatment_better"
         status = {better: "pass", worse: "fail"}.get(res.decision, "insufficient")
-        a.checks.append(Check(f"ab_{cfg.outcome}", res.always_valid_p, cfg.alpha, "<=",
-                              min(res.n_control, res.n_treatment), status, res.summary()))
+        a.checks.append(
+            Check(
+                f"ab_{cfg.outcome}",
+                res.always_valid_p,
+                cfg.alpha,
+                "<=",
+                min(res.n_control, res.n_treatment),
+                status,
+                res.summary(),
+            )
+        )
     _decide(a, cfg, elapsed_s >= window_s, elapsed_s >= window_s + cfg.max_wait_s)
     return a
 
@@ -377,8 +468,10 @@ def _decide(a: Analysis, cfg: RolloutConfig, window_over: bool, wait_over: bool)
     if short:
         if wait_over:
             a.result = StepResult.INCONCLUSIVE
-            a.reason = (f"not enough data after waiting {a.window_s + cfg.max_wait_s:g}s (window {a.window_s:g}s + "
-                        f"max-wait {cfg.max_wait_s:g}s): " + "; ".join(c.line() for c in short))
+            a.reason = (
+                f"not enough data after waiting {a.window_s + cfg.max_wait_s:g}s (window {a.window_s:g}s + "
+                f"max-wait {cfg.max_wait_s:g}s): " + "; ".join(c.line() for c in short)
+            )
         else:
             a.reason = "waiting for samples: " + "; ".join(c.line() for c in short)
         return

@@ -13,15 +13,29 @@ __all__ = ["abort", "pause", "promote", "resume", "rollback", "run", "start", "s
 Uri = str | None
 
 
-def start(model: str, to: int, *, target: Any, strategy: str = "canary", uri: Uri = None,
-          say: Callable[[str], None] | None = None, **options: Any) -> Rollout:
+def start(
+    model: str,
+    to: int,
+    *,
+    target: Any,
+    strategy: str = "canary",
+    uri: Uri = None,
+    say: Callable[[str], None] | None = None,
+    **options: Any,
+) -> Rollout:
     """Start a rollout of ``model`` version ``to`` on ``target`` (server URL or ModelServer).
     Options are :class:`~modelyard.rollout.RolloutConfig` fields (``steps``, ``interval_s`` ...)."""
     return RolloutService(uri, say=say).start(model, to, target=target, strategy=strategy, **options)
 
 
-def run(rollout_id: int | None = None, *, target: Any = None, uri: Uri = None, timeout: float | None = None,
-        say: Callable[[str], None] | None = None) -> list[Rollout]:
+def run(
+    rollout_id: int | None = None,
+    *,
+    target: Any = None,
+    uri: Uri = None,
+    timeout: float | None = None,
+    say: Callable[[str], None] | None = None,
+) -> list[Rollout]:
     """Drive a rollout (or all active ones) until finished or paused, or ``timeout`` seconds."""
     return Controller(uri, target=target, say=say).run(rollout_id, timeout=timeout)
 

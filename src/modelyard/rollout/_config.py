@@ -35,7 +35,13 @@ from modelyard._shared import parse_duration_s
 from modelyard.errors import InvalidArgumentError
 
 __all__ = [
-    "STRATEGIES", "PromQuery", "RolloutConfig", "Step", "load_config", "parse_rate", "plan_steps",
+    "STRATEGIES",
+    "PromQuery",
+    "RolloutConfig",
+    "Step",
+    "load_config",
+    "parse_rate",
+    "plan_steps",
     "webhook_url",
 ]
 
@@ -48,11 +54,15 @@ def parse_rate(value: Any, what: str) -> float:
     try:
         rate = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise ValueError(f"{what} must be a fraction like 0.01 or a percentage like 1%. Got {value!r} instead") from None
+        raise ValueError(
+            f"{what} must be a fraction like 0.01 or a percentage like 1%. Got {value!r} instead"
+        ) from None
     if not math.isfinite(rate) or not 0 <= rate <= 1:
         hint = f" (did you mean {rate:g}%?)" if 1 < rate <= 100 and not text.endswith("%") else ""
-        raise ValueError(f"{what} must be a fraction from 0 to 1 (0.01 is 1%) or a percentage like 1%. "
-                         f"Got {value!r} instead{hint}")
+        raise ValueError(
+            f"{what} must be a fraction from 0 to 1 (0.01 is 1%) or a percentage like 1%. "
+            f"Got {value!r} instead{hint}"
+        )
     return rate
 
 
@@ -75,7 +85,9 @@ class PromQuery(_Strict):
     @model_validator(mode="after")
     def _bounds(self) -> PromQuery:
         if self.max is None and self.min is None:
-            raise ValueError(f"the Prometheus metric {self.name!r} needs 'max' or 'min' to be checked against")
+            raise ValueError(
+                f"the Prometheus metric {self.name!r} needs 'max' or 'min' to be checked against"
+            )
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"the Prometheus URL {self.url!r} must start with http:// or https://")
         return self
@@ -113,7 +125,11 @@ class RolloutConfig(_Strict):
     @field_validator("interval_s", "max_wait_s", "preview_analysis_s", "duration_s", "tick_s", mode="before")
     @classmethod
     def _durations(cls, v: Any, info: Any) -> Any:
-        return None if v is None else parse_duration_s(v, what=info.field_name.removesuffix("_s").replace("_", "-"))
+        return (
+            None
+            if v is None
+            else parse_duration_s(v, what=info.field_name.removesuffix("_s").replace("_", "-"))
+        )
 
     @field_validator("max_error_rate", "max_fallback_rate", "min_agreement", mode="before")
     @classmethod
@@ -124,16 +140,20 @@ class RolloutConfig(_Strict):
     @classmethod
     def _p99(cls, v: float | None) -> float | None:
         if v is not None and (not math.isfinite(v) or v < 1):
-            raise ValueError(f"max-p99-ms is in milliseconds and must be at least 1 (e.g. 50). Got {v!r} instead"
-                             + (f" (did you mean {v * 1000:g} ms?)" if 0 < v < 1 else ""))
+            raise ValueError(
+                f"max-p99-ms is in milliseconds and must be at least 1 (e.g. 50). Got {v!r} instead"
+                + (f" (did you mean {v * 1000:g} ms?)" if 0 < v < 1 else "")
+            )
         return v
 
     @field_validator("max_drift")
     @classmethod
     def _drift(cls, v: float | None) -> float | None:
         if v is not None and (not math.isfinite(v) or v <= 0):
-            raise ValueError(f"max-drift is a population stability index (PSI; 0.1 small, 0.25 large) and must be "
-                             f"positive. Got {v!r} instead")
+            raise ValueError(
+                f"max-drift is a population stability index (PSI; 0.1 small, 0.25 large) and must be "
+                f"positive. Got {v!r} instead"
+            )
         return v
 
     @field_validator("steps")
@@ -143,8 +163,10 @@ class RolloutConfig(_Strict):
             raise ValueError("steps needs at least one percentage, e.g. 5,25,50,100")
         bad = [w for w in v if not math.isfinite(w) or not 0 < w <= 100]
         if bad or any(b <= a for a, b in pairwise(v)):
-            raise ValueError("steps must be percentages of traffic for the candidate, increasing, above 0 and at "
-                             f"most 100 (e.g. 5,25,50,100). Got {','.join(f'{w:g}' for w in v)} instead")
+            raise ValueError(
+                "steps must be percentages of traffic for the candidate, increasing, above 0 and at "
+                f"most 100 (e.g. 5,25,50,100). Got {','.join(f'{w:g}' for w in v)} instead"
+            )
         return v
 
     @field_validator("webhooks")
@@ -162,8 +184,10 @@ class RolloutConfig(_Strict):
                     )
                 # stored by an older modelyard: still delivered, never shown (see Rollout.to_dict)
             elif not is_reference(ref) or not ref.partition(":")[2]:
-                raise ValueError(f"the webhook {redact_webhook(ref)!r} must be env:NAME (an environment variable "
-                                 "holding the URL) or file:PATH (a file holding it)")
+                raise ValueError(
+                    f"the webhook {redact_webhook(ref)!r} must be env:NAME (an environment variable "
+                    "holding the URL) or file:PATH (a file holding it)"
+                )
             elif new and ref.startswith("file:"):  # the driver may run elsewhere: store where the file is
                 ref = "file:" + str(Path(ref[5:]).expanduser().resolve())
             out.append(ref)
@@ -224,21 +248,50 @@ def plan_steps(cfg: RolloutConfig) -> list[Step]:
             traffic: dict[str, Any] = {"kind": "canary", "weights": {"stable": 100 - w, "candidate": w}}
             if cfg.sticky_header:
                 traffic["sticky_header"] = cfg.sticky_header
-            out.append(Step(name=f"canary {w:g}%", traffic=traffic, window_s=cfg.interval_s, candidate_share=w))
+            out.append(
+                Step(name=f"canary {w:g}%", traffic=traffic, window_s=cfg.interval_s, candidate_share=w)
+            )
         return out
     if cfg.strategy == "blue_green":
-        preview = {"kind": "blue_green", "active": "stable", "preview": "candidate", "preview_header": cfg.preview_header}
-        switch = {"kind": "blue_green", "active": "candidate", "preview": "stable", "preview_header": cfg.preview_header}
+        preview = {
+            "kind": "blue_green",
+            "active": "stable",
+            "preview": "candidate",
+            "preview_header": cfg.preview_header,
+        }
+        switch = {
+            "kind": "blue_green",
+            "active": "candidate",
+            "preview": "stable",
+            "preview_header": cfg.preview_header,
+        }
         return [
-            Step(name="preview", traffic=preview, window_s=cfg.preview_analysis_s or cfg.interval_s, candidate_share=0),
+            Step(
+                name="preview",
+                traffic=preview,
+                window_s=cfg.preview_analysis_s or cfg.interval_s,
+                candidate_share=0,
+            ),
             Step(name="switch", traffic=switch, window_s=cfg.interval_s, candidate_share=100),
         ]
     if cfg.strategy == "shadow":
         shadow = {"kind": "shadow", "primary": "stable", "shadow": "candidate", "percent": cfg.shadow_percent}
-        return [Step(name=f"shadow {cfg.shadow_percent:g}%", traffic=shadow,
-                     window_s=cfg.duration_s or cfg.interval_s, candidate_share=0)]
+        return [
+            Step(
+                name=f"shadow {cfg.shadow_percent:g}%",
+                traffic=shadow,
+                window_s=cfg.duration_s or cfg.interval_s,
+                candidate_share=0,
+            )
+        ]
     ab: dict[str, Any] = {"kind": "ab", "arms": {"stable": 100 - cfg.split, "candidate": cfg.split}}
     if cfg.sticky_header:
         ab["key_header"] = cfg.sticky_header
-    return [Step(name=f"A/B {100 - cfg.split:g}/{cfg.split:g}", traffic=ab,
-                 window_s=cfg.duration_s or cfg.interval_s, candidate_share=cfg.split)]
+    return [
+        Step(
+            name=f"A/B {100 - cfg.split:g}/{cfg.split:g}",
+            traffic=ab,
+            window_s=cfg.duration_s or cfg.interval_s,
+            candidate_share=cfg.split,
+        )
+    ]

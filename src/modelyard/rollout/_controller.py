@@ -108,8 +108,13 @@ class Controller:
                     svc.advance(r, tgt, r.step_index, check_revision=True)
                 else:
                     svc.apply_step(r, tgt)
-                    svc.record(r, "reapply", f"controller {self.owner} re-applied step {r.step_index + 1} "
-                                            f"({r.step.name}) to the server", step=r.step_index)
+                    svc.record(
+                        r,
+                        "reapply",
+                        f"controller {self.owner} re-applied step {r.step_index + 1} "
+                        f"({r.step.name}) to the server",
+                        step=r.step_index,
+                    )
                 r = svc.get(r.id)
                 row = svc.step_row(r.id, r.step_index)
             self._verified.add(key)
@@ -125,9 +130,18 @@ class Controller:
         prev_p = 1.0
         if r.analysis and r.analysis.get("step") == r.step_index and r.analysis.get("ab"):
             prev_p = float(r.analysis["ab"].get("always_valid_p") or 1.0)
-        a = analyse(r.config, model=r.model, stable=r.stable_version, candidate=r.candidate_version,
-                    step=r.step_index, current=current_snap, baseline=baseline, elapsed_s=elapsed,
-                    window_s=r.step.window_s, previous_p=prev_p)
+        a = analyse(
+            r.config,
+            model=r.model,
+            stable=r.stable_version,
+            candidate=r.candidate_version,
+            step=r.step_index,
+            current=current_snap,
+            baseline=baseline,
+            elapsed_s=elapsed,
+            window_s=r.step.window_s,
+            previous_p=prev_p,
+        )
         svc.save_analysis(r, a.to_json())
         if a.result is not None:
             self._decide(r, tgt, a, a.result)
@@ -136,12 +150,23 @@ class Controller:
         svc = self.service
         n = len(r.steps)
         label = f"step {r.step_index + 1}/{n} ({r.step.name})"
-        svc.end_step(r, result, f"{label}: {result.value}: {a.reason}", detail=a.to_dict(),
-                     audit=result is not StepResult.SUCCESSFUL or r.step_index == n - 1)
+        svc.end_step(
+            r,
+            result,
+            f"{label}: {result.value}: {a.reason}",
+            detail=a.to_dict(),
+            audit=result is not StepResult.SUCCESSFUL or r.step_index == n - 1,
+        )
         svc.say(f"[rollout {r.id}] {label}: {result.value.upper()} — {a.reason}")
         if result is StepResult.FAILED:
-            svc.roll_back(r, _S.FAILED, f"analysis failed at {label}: {a.reason}", target=tgt, check_revision=True,
-                          action="fail")
+            svc.roll_back(
+                r,
+                _S.FAILED,
+                f"analysis failed at {label}: {a.reason}",
+                target=tgt,
+                check_revision=True,
+                action="fail",
+            )
         elif result is StepResult.INCONCLUSIVE:
             why = f"inconclusive at {label}: {a.reason}; resume or promote or abort by hand"
             svc.hold(r, why, check_revision=True, audit=True)
@@ -153,15 +178,27 @@ class Controller:
             from modelyard.errors import ValidationFailed
 
             try:
-                svc.promote_rollout(r, target=tgt, check_revision=True, reason=f"analysis passed every step ({n}); "
-                                    "last: " + "; ".join(f"{c.metric} {c.value:.4g}" for c in a.checks
-                                                         if c.value is not None))
+                svc.promote_rollout(
+                    r,
+                    target=tgt,
+                    check_revision=True,
+                    reason=f"analysis passed every step ({n}); "
+                    "last: "
+                    + "; ".join(f"{c.metric} {c.value:.4g}" for c in a.checks if c.value is not None),
+                )
             except ValidationFailed as exc:  # the gate policy attached to the model refused `production`
                 bad = getattr(getattr(exc, "report", None), "failed", None)
                 failed = ", ".join(g.gate for g in bad) if bad else str(exc).splitlines()[0]
-                svc.roll_back(r, _S.FAILED, f"the analysis passed every step, but the gate policy attached to "
-                              f"{r.model!r} refused to make version {r.candidate_version} production ({failed} "
-                              f"failed)", target=tgt, check_revision=True, action="fail")
+                svc.roll_back(
+                    r,
+                    _S.FAILED,
+                    f"the analysis passed every step, but the gate policy attached to "
+                    f"{r.model!r} refused to make version {r.candidate_version} production ({failed} "
+                    f"failed)",
+                    target=tgt,
+                    check_revision=True,
+                    action="fail",
+                )
         else:
             why = f"analysis passed ({label}); promote with `yard rollout promote {r.model}`"
             svc.hold(r, why, check_revision=True, audit=False)
@@ -183,7 +220,11 @@ class Controller:
         held: set[int] = set()
         try:
             while not stop.is_set():
-                todo = [self.service.get(rollout_id)] if rollout_id is not None else self.service.list_rollouts(active=True)
+                todo = (
+                    [self.service.get(rollout_id)]
+                    if rollout_id is not None
+                    else self.service.list_rollouts(active=True)
+                )
                 if rollout_id is not None and (todo[0].state.finished or todo[0].state is _S.PAUSED):
                     return todo
                 waits = []
@@ -204,7 +245,11 @@ class Controller:
                     self.release(rid)
                 except Exception:
                     pass
-        return [self.service.get(rollout_id)] if rollout_id is not None else self.service.list_rollouts(active=True)
+        return (
+            [self.service.get(rollout_id)]
+            if rollout_id is not None
+            else self.service.list_rollouts(active=True)
+        )
 
 
 def _normalized(traffic: dict[str, Any]) -> dict[str, Any]:
@@ -213,5 +258,3 @@ def _normalized(traffic: dict[str, Any]) -> dict[str, Any]:
 
     spec = load_spec({"models": {"stable": "m/1", "candidate": "m/2"}, "traffic": traffic})
     return spec.traffic.model_dump(mode="json")
-
-

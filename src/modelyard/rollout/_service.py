@@ -36,8 +36,10 @@ class RevisionConflict(ConflictError):
     """Raised when a rollout changed since it was read (the controller re-reads it and carries on)."""
 
     def __init__(self, rollout_id: str) -> None:
-        super().__init__(f"Rollout {rollout_id} changed while this action ran; read it again "
-                         "(yard rollout status) and retry.")
+        super().__init__(
+            f"Rollout {rollout_id} changed while this action ran; read it again "
+            "(yard rollout status) and retry."
+        )
         self.rollout_id = rollout_id
 
 
@@ -77,12 +79,22 @@ class Rollout:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "model": self.model, "strategy": self.strategy, "state": self.state.value,
-            "stable_version": self.stable_version, "candidate_version": self.candidate_version,
-            "step_index": self.step_index, "steps": [s.model_dump() for s in self.steps],
-            "step_started_at": self.step_started_at, "config": _shown_config(self.config),
-            "target": {k: redact_url(v) if k == "url" else v for k, v in self.target.items()}, "analysis": self.analysis, "reason": self.reason,
-            "created_by": self.created_by, "created_at": self.created_at, "updated_at": self.updated_at,
+            "id": self.id,
+            "model": self.model,
+            "strategy": self.strategy,
+            "state": self.state.value,
+            "stable_version": self.stable_version,
+            "candidate_version": self.candidate_version,
+            "step_index": self.step_index,
+            "steps": [s.model_dump() for s in self.steps],
+            "step_started_at": self.step_started_at,
+            "config": _shown_config(self.config),
+            "target": {k: redact_url(v) if k == "url" else v for k, v in self.target.items()},
+            "analysis": self.analysis,
+            "reason": self.reason,
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
             "finished_at": self.finished_at,
         }
 
@@ -114,13 +126,23 @@ def _shown_config(cfg: RolloutConfig) -> dict[str, Any]:
 
 def _record(row: Any) -> Rollout:
     return Rollout(
-        id=int(row.id), model=row.model_name, strategy=row.strategy, state=RolloutState(row.state),
-        stable_version=int(row.stable_version), candidate_version=int(row.candidate_version),
-        step_index=int(row.step_index), step_started_at=row.step_started_at,
-        config=RolloutConfig.model_validate_json(row.config), base_spec=json.loads(row.base_spec),
-        target=json.loads(row.target), revision=int(row.revision),
-        analysis=json.loads(row.analysis) if row.analysis else None, reason=row.reason,
-        created_by=row.created_by, created_at=int(row.created_at), updated_at=int(row.updated_at),
+        id=int(row.id),
+        model=row.model_name,
+        strategy=row.strategy,
+        state=RolloutState(row.state),
+        stable_version=int(row.stable_version),
+        candidate_version=int(row.candidate_version),
+        step_index=int(row.step_index),
+        step_started_at=row.step_started_at,
+        config=RolloutConfig.model_validate_json(row.config),
+        base_spec=json.loads(row.base_spec),
+        target=json.loads(row.target),
+        revision=int(row.revision),
+        analysis=json.loads(row.analysis) if row.analysis else None,
+        reason=row.reason,
+        created_by=row.created_by,
+        created_at=int(row.created_at),
+        updated_at=int(row.updated_at),
         finished_at=row.finished_at,
     )
 
@@ -148,8 +170,13 @@ def spec_for(r: Rollout, traffic: dict[str, Any] | None, version: int | None = N
 class RolloutService:
     """Rollouts of one workspace."""
 
-    def __init__(self, workspace: Workspace | str | None = None, *, say: Callable[[str], None] | None = None,
-                 clock: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace | str | None = None,
+        *,
+        say: Callable[[str], None] | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
         self.ws = get_workspace(workspace)
         self.say = say or (lambda msg: None)
         #: milliseconds since the epoch; steps start and their windows are measured on it (injectable)
@@ -171,14 +198,19 @@ class RolloutService:
         """The newest rollout of ``model``."""
         with self.store.read() as conn:
             row = conn.execute(
-                sa.select(rollouts).where(rollouts.c.model_name == model).order_by(rollouts.c.id.desc()).limit(1)
+                sa.select(rollouts)
+                .where(rollouts.c.model_name == model)
+                .order_by(rollouts.c.id.desc())
+                .limit(1)
             ).first()
             if row is None:
                 from modelyard.errors import did_you_mean
 
                 names = [n for (n,) in conn.execute(sa.select(rollouts.c.model_name).distinct())]
-                raise NotFoundError(f"Model {model!r} has no rollout.{did_you_mean(model, names)} "
-                                    f"Start one with `yard rollout start {model} --to VERSION`.")
+                raise NotFoundError(
+                    f"Model {model!r} has no rollout.{did_you_mean(model, names)} "
+                    f"Start one with `yard rollout start {model} --to VERSION`."
+                )
         return _record(row)
 
     def list_rollouts(self, model: str | None = None, *, active: bool = False) -> list[Rollout]:
@@ -198,39 +230,81 @@ class RolloutService:
                 .where(rollout_events.c.rollout_id == int(rollout_id), rollout_events.c.id > after_id)
                 .order_by(rollout_events.c.id)
             )
-            return [RolloutEvent(int(e.id), int(e.rollout_id), int(e.at), e.kind, e.step, e.message,
-                                 json.loads(e.detail), e.actor) for e in rows]
+            return [
+                RolloutEvent(
+                    int(e.id),
+                    int(e.rollout_id),
+                    int(e.at),
+                    e.kind,
+                    e.step,
+                    e.message,
+                    json.loads(e.detail),
+                    e.actor,
+                )
+                for e in rows
+            ]
 
     def step_results(self, rollout_id: int) -> dict[int, str | None]:
         """Each started step's result (``successful``/``failed``/``inconclusive``, None while undecided)."""
         with self.store.read() as conn:
-            rows = conn.execute(sa.select(rollout_steps.c.idx, rollout_steps.c.result)
-                                .where(rollout_steps.c.rollout_id == int(rollout_id)))
+            rows = conn.execute(
+                sa.select(rollout_steps.c.idx, rollout_steps.c.result).where(
+                    rollout_steps.c.rollout_id == int(rollout_id)
+                )
+            )
             return {int(i): res for i, res in rows}
 
     def step_row(self, rollout_id: int, idx: int) -> Any:
         with self.store.read() as conn:
             return conn.execute(
-                sa.select(rollout_steps).where(rollout_steps.c.rollout_id == rollout_id, rollout_steps.c.idx == idx)
+                sa.select(rollout_steps).where(
+                    rollout_steps.c.rollout_id == rollout_id, rollout_steps.c.idx == idx
+                )
             ).first()
 
     # -- writing helpers -------------------------------------------------------------------------
-    def _event(self, conn: Connection, r: Rollout, kind: str, message: str, *, step: int | None = None,
-               detail: dict[str, Any] | None = None, audit: bool = False, version: int | None = None) -> None:
-        conn.execute(rollout_events.insert().values(
-            rollout_id=r.id, at=now_ms(), kind=kind, step=step, message=message,
-            detail=json.dumps(detail or {}, default=str), actor=user_name(),
-        ))
+    def _event(
+        self,
+        conn: Connection,
+        r: Rollout,
+        kind: str,
+        message: str,
+        *,
+        step: int | None = None,
+        detail: dict[str, Any] | None = None,
+        audit: bool = False,
+        version: int | None = None,
+    ) -> None:
+        conn.execute(
+            rollout_events.insert().values(
+                rollout_id=r.id,
+                at=now_ms(),
+                kind=kind,
+                step=step,
+                message=message,
+                detail=json.dumps(detail or {}, default=str),
+                actor=user_name(),
+            )
+        )
         if audit:
             from modelyard.registry._service import RegistryService
 
             reg = RegistryService(self.ws)
             mid = reg._model_id(conn, r.model)
-            reg._audit(conn, mid, f"rollout.{kind}", {"rollout": r.id, "strategy": r.strategy,
-                                                      "stable": r.stable_version, "candidate": r.candidate_version,
-                                                      **({"step": step} if step is not None else {})},
-                       version=version if version is not None else r.candidate_version,
-                       reason=message if len(message) <= 300 else message[:297] + "...")
+            reg._audit(
+                conn,
+                mid,
+                f"rollout.{kind}",
+                {
+                    "rollout": r.id,
+                    "strategy": r.strategy,
+                    "stable": r.stable_version,
+                    "candidate": r.candidate_version,
+                    **({"step": step} if step is not None else {}),
+                },
+                version=version if version is not None else r.candidate_version,
+                reason=message if len(message) <= 300 else message[:297] + "...",
+            )
 
     def record(self, r: Rollout, kind: str, message: str, **kw: Any) -> None:
         """Append an event (outside any other change)."""
@@ -245,8 +319,13 @@ class RolloutService:
             res = conn.execute(
                 rollouts.update()
                 .where(rollouts.c.id == rollout_id, rollouts.c.active_model.is_not(None))
-                .where(sa.or_(rollouts.c.lease_owner.is_(None), rollouts.c.lease_owner == owner,
-                              rollouts.c.lease_until < now))
+                .where(
+                    sa.or_(
+                        rollouts.c.lease_owner.is_(None),
+                        rollouts.c.lease_owner == owner,
+                        rollouts.c.lease_until < now,
+                    )
+                )
                 .values(lease_owner=owner, lease_until=now + lease_ms)
             )
             return bool(res.rowcount == 1)
@@ -257,8 +336,11 @@ class RolloutService:
         """Give up ``owner``'s lease on a rollout (nothing when another owner holds it)."""
 
         def fn(conn: Connection) -> None:
-            conn.execute(rollouts.update().where(rollouts.c.id == rollout_id, rollouts.c.lease_owner == owner)
-                         .values(lease_owner=None, lease_until=None))
+            conn.execute(
+                rollouts.update()
+                .where(rollouts.c.id == rollout_id, rollouts.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
 
         self.store.write(fn)
 
@@ -267,19 +349,31 @@ class RolloutService:
         when ``r`` changed meanwhile (its revision moved on)."""
 
         def fn(conn: Connection) -> None:
-            conn.execute(rollouts.update().where(rollouts.c.id == r.id, rollouts.c.revision == r.revision)
-                         .values(analysis=analysis_json))
+            conn.execute(
+                rollouts.update()
+                .where(rollouts.c.id == r.id, rollouts.c.revision == r.revision)
+                .values(analysis=analysis_json)
+            )
 
         self.store.write(fn)
 
-    def end_step(self, r: Rollout, result: StepResult, message: str, *, detail: dict[str, Any] | None = None,
-                 audit: bool = False) -> None:
+    def end_step(
+        self,
+        r: Rollout,
+        result: StepResult,
+        message: str,
+        *,
+        detail: dict[str, Any] | None = None,
+        audit: bool = False,
+    ) -> None:
         """Record the result of ``r``'s current step and an ``analysis`` event saying why, together."""
 
         def fn(conn: Connection) -> None:
-            conn.execute(rollout_steps.update().where(rollout_steps.c.rollout_id == r.id,
-                                                      rollout_steps.c.idx == r.step_index)
-                         .values(result=result.value, ended_at=now_ms()))
+            conn.execute(
+                rollout_steps.update()
+                .where(rollout_steps.c.rollout_id == r.id, rollout_steps.c.idx == r.step_index)
+                .values(result=result.value, ended_at=now_ms())
+            )
             self._event(conn, r, "analysis", message, step=r.step_index, detail=detail, audit=audit)
 
         self.store.write(fn)
@@ -310,23 +404,39 @@ class RolloutService:
             return
         import httpx
 
-        body = {"text": text, "username": "modelyard", "modelyard": {"event": kind, "rollout": r.id,
-                "model": r.model, "stable": r.stable_version, "candidate": r.candidate_version,
-                "strategy": r.strategy, **(detail or {})}}
+        body = {
+            "text": text,
+            "username": "modelyard",
+            "modelyard": {
+                "event": kind,
+                "rollout": r.id,
+                "model": r.model,
+                "stable": r.stable_version,
+                "candidate": r.candidate_version,
+                "strategy": r.strategy,
+                **(detail or {}),
+            },
+        }
         for ref in r.config.webhooks:
             try:
                 httpx.post(webhook_url(ref), json=body, timeout=5.0).raise_for_status()
             except ModelyardError as exc:  # the reference does not resolve (variable unset, file gone)
                 self.record(r, "webhook_failed", f"webhook {redact_webhook(ref)} failed: {exc}")
             except Exception as exc:  # an HTTP error quotes the URL: keep only its host
-                self.record(r, "webhook_failed",
-                            f"webhook {redact_webhook(ref)} failed: {scrub_urls(f'{type(exc).__name__}: {exc}')}")
+                self.record(
+                    r,
+                    "webhook_failed",
+                    f"webhook {redact_webhook(ref)} failed: {scrub_urls(f'{type(exc).__name__}: {exc}')}",
+                )
 
     # -- start -----------------------------------------------------------------------------------
     @staticmethod
     def _refuse_busy(conn: Connection, model: str) -> None:
-        busy = conn.execute(sa.select(rollouts.c.id, rollouts.c.state, rollouts.c.step_index).where(
-            rollouts.c.active_model == model)).first()
+        busy = conn.execute(
+            sa.select(rollouts.c.id, rollouts.c.state, rollouts.c.step_index).where(
+                rollouts.c.active_model == model
+            )
+        ).first()
         if busy is not None:
             raise ConflictError(
                 f"Rollout {busy.id} of {model!r} is still {busy.state} (step {busy.step_index + 1}); one rollout "
@@ -343,10 +453,14 @@ class RolloutService:
         if policy is None or "production" not in policy.protected:
             return
         try:
-            report = run_gates(f"{model}/{version}", policy, trigger="rollout", alias="production", uri=self.ws)
+            report = run_gates(
+                f"{model}/{version}", policy, trigger="rollout", alias="production", uri=self.ws
+            )
         except ModelyardError as exc:
-            raise ValidationFailed(f"Refusing to start a rollout of {model!r} version {version}: the gates of the "
-                                   f"policy attached to {model!r} could not run: {exc}") from exc
+            raise ValidationFailed(
+                f"Refusing to start a rollout of {model!r} version {version}: the gates of the "
+                f"policy attached to {model!r} could not run: {exc}"
+            ) from exc
         if report.passed:
             return
         bad = report.failed
@@ -358,7 +472,9 @@ class RolloutService:
             report,
         )
 
-    def start(self, model: str, to: int, *, target: Any = None, strategy: str = "canary", **options: Any) -> Rollout:
+    def start(
+        self, model: str, to: int, *, target: Any = None, strategy: str = "canary", **options: Any
+    ) -> Rollout:
         """Start rolling ``model`` version ``to`` out on the server ``target`` (a URL, a
         ModelServer or a target); traffic moves to the first step before this returns."""
         from modelyard.registry._service import RegistryService
@@ -368,10 +484,14 @@ class RolloutService:
         for ref in cfg.webhooks:  # a reference that does not resolve here fails now, not at the first event
             webhook_url(ref)
         if isinstance(to, bool) or not isinstance(to, int) or to < 1:
-            raise InvalidArgumentError(f"The 'to' parameter of rollout start must be a version number from 1. Got {to!r} instead.")
+            raise InvalidArgumentError(
+                f"The 'to' parameter of rollout start must be a version number from 1. Got {to!r} instead."
+            )
         cand = RegistryService(self.ws).get_version(model, to)
         if cand.status != "ready":
-            raise ConflictError(f"Version {to} of {model!r} is {cand.status}; only a ready version can be rolled out.")
+            raise ConflictError(
+                f"Version {to} of {model!r} is {cand.status}; only a ready version can be rolled out."
+            )
         if target is None:
             raise InvalidArgumentError(
                 "A rollout needs the model server it changes: give --server http://HOST:PORT (or YARD_SERVE_URL)."
@@ -388,34 +508,55 @@ class RolloutService:
                 f"Finish it, or run `yard rollback {model}` to put one version back on all traffic."
             )
         slot = (base.get("traffic") or {}).get("model", "primary")
-        ref = (base["models"][slot] if isinstance(base["models"][slot], str) else base["models"][slot]["ref"])
+        ref = base["models"][slot] if isinstance(base["models"][slot], str) else base["models"][slot]["ref"]
         from modelyard.serving._spec import parse_model_ref
 
         served = parse_model_ref(ref)[0]
         if served != model:
-            raise InvalidArgumentError(f"The server serves {served!r}, not {model!r}; point --server at the server of {model!r}.")
+            raise InvalidArgumentError(
+                f"The server serves {served!r}, not {model!r}; point --server at the server of {model!r}."
+            )
         stable = versions.get(slot)
         if stable is None:
             raise TargetError(f"The server did not report which version of {model!r} it serves.")
         if stable == to:
-            raise ConflictError(f"Version {to} of {model!r} is already serving all traffic; nothing to roll out.")
+            raise ConflictError(
+                f"Version {to} of {model!r} is already serving all traffic; nothing to roll out."
+            )
         self._refuse_failing_gates(model, to)
         now = now_ms()
 
         def fn(conn: Connection) -> int:
             self._refuse_busy(conn, model)
-            rid = conn.execute(rollouts.insert().values(
-                model_name=model, strategy=cfg.strategy, state=_S.PENDING.value, stable_version=stable,
-                candidate_version=to, step_index=0, step_started_at=None, config=cfg.model_dump_json(),
-                base_spec=json.dumps(base), target=json.dumps(tgt.describe()), active_model=model, revision=0,
-                created_by=user_name(), created_at=now, updated_at=now,
-            ).returning(rollouts.c.id)).scalar_one()
+            rid = conn.execute(
+                rollouts.insert()
+                .values(
+                    model_name=model,
+                    strategy=cfg.strategy,
+                    state=_S.PENDING.value,
+                    stable_version=stable,
+                    candidate_version=to,
+                    step_index=0,
+                    step_started_at=None,
+                    config=cfg.model_dump_json(),
+                    base_spec=json.dumps(base),
+                    target=json.dumps(tgt.describe()),
+                    active_model=model,
+                    revision=0,
+                    created_by=user_name(),
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(rollouts.c.id)
+            ).scalar_one()
             return int(rid)
 
         try:
             rid = self.store.write(fn)
         except sa.exc.IntegrityError:
-            raise ConflictError(f"Another rollout of {model!r} started at the same time; one per model at a time.") from None
+            raise ConflictError(
+                f"Another rollout of {model!r} started at the same time; one per model at a time."
+            ) from None
         r = self.get(rid)
         steps = " → ".join(s.name for s in r.steps)
         msg = f"started: {r.describe()}; steps {steps}"
@@ -426,11 +567,15 @@ class RolloutService:
             return self.advance(r, tgt, 0, check_revision=True)
         except TargetError as exc:
             r = self.get(rid)
-            self._close(r, _S.FAILED, f"the server refused the first step: {exc}", kind="abort", check_revision=False)
+            self._close(
+                r, _S.FAILED, f"the server refused the first step: {exc}", kind="abort", check_revision=False
+            )
             raise
 
     # -- steps -----------------------------------------------------------------------------------
-    def advance(self, r: Rollout, tgt: Any, idx: int, *, check_revision: bool, reason: str | None = None) -> Rollout:
+    def advance(
+        self, r: Rollout, tgt: Any, idx: int, *, check_revision: bool, reason: str | None = None
+    ) -> Rollout:
         """Move ``r`` to step ``idx``: store it, apply its traffic, take the window's baseline."""
         step = r.steps[idx]
         now = self.clock()
@@ -438,11 +583,29 @@ class RolloutService:
         def fn(conn: Connection) -> None:
             if r.state is not _S.PROGRESSING:
                 check_transition(r.state, _S.PROGRESSING, "advance", r.describe())
-            self._update(conn, r, check_revision=check_revision, state=_S.PROGRESSING.value, step_index=idx,
-                         step_started_at=now, analysis=None, reason=reason)
-            conn.execute(rollout_steps.delete().where(rollout_steps.c.rollout_id == r.id, rollout_steps.c.idx == idx))
-            conn.execute(rollout_steps.insert().values(rollout_id=r.id, idx=idx, name=step.name,
-                                                       traffic=json.dumps(step.traffic), baseline=None, started_at=now))
+            self._update(
+                conn,
+                r,
+                check_revision=check_revision,
+                state=_S.PROGRESSING.value,
+                step_index=idx,
+                step_started_at=now,
+                analysis=None,
+                reason=reason,
+            )
+            conn.execute(
+                rollout_steps.delete().where(rollout_steps.c.rollout_id == r.id, rollout_steps.c.idx == idx)
+            )
+            conn.execute(
+                rollout_steps.insert().values(
+                    rollout_id=r.id,
+                    idx=idx,
+                    name=step.name,
+                    traffic=json.dumps(step.traffic),
+                    baseline=None,
+                    started_at=now,
+                )
+            )
             msg = f"step {idx + 1}/{len(r.steps)}: {step.name} for {step.window_s:g}s"
             self._event(conn, r, "step", msg, step=idx, detail={"traffic": step.traffic}, audit=True)
 
@@ -450,8 +613,12 @@ class RolloutService:
         r = self.get(r.id)
         self.say(f"[rollout {r.id}] step {idx + 1}/{len(r.steps)}: {step.name}")
         self.apply_step(r, tgt)
-        self.notify(r, "step", f":arrow_forward: {r.model}: step {idx + 1}/{len(r.steps)} {step.name} "
-                               f"(version {r.candidate_version})")
+        self.notify(
+            r,
+            "step",
+            f":arrow_forward: {r.model}: step {idx + 1}/{len(r.steps)} {step.name} "
+            f"(version {r.candidate_version})",
+        )
         return self.get(r.id)
 
     def apply_step(self, r: Rollout, tgt: Any) -> None:
@@ -463,29 +630,66 @@ class RolloutService:
         now = self.clock()
 
         def fn(conn: Connection) -> None:
-            conn.execute(rollout_steps.update().where(rollout_steps.c.rollout_id == r.id, rollout_steps.c.idx == r.step_index)
-                         .values(baseline=json.dumps(base), started_at=now))
-            conn.execute(rollouts.update().where(rollouts.c.id == r.id, rollouts.c.step_index == r.step_index)
-                         .values(step_started_at=now))
+            conn.execute(
+                rollout_steps.update()
+                .where(rollout_steps.c.rollout_id == r.id, rollout_steps.c.idx == r.step_index)
+                .values(baseline=json.dumps(base), started_at=now)
+            )
+            conn.execute(
+                rollouts.update()
+                .where(rollouts.c.id == r.id, rollouts.c.step_index == r.step_index)
+                .values(step_started_at=now)
+            )
 
         self.store.write(fn)
 
     # -- finishing -------------------------------------------------------------------------------
-    def _close(self, r: Rollout, state: RolloutState, reason: str, *, kind: str, check_revision: bool,
-               actor_action: str | None = None) -> Rollout:
+    def _close(
+        self,
+        r: Rollout,
+        state: RolloutState,
+        reason: str,
+        *,
+        kind: str,
+        check_revision: bool,
+        actor_action: str | None = None,
+    ) -> Rollout:
         now = now_ms()
         version = r.candidate_version if state is _S.PROMOTED else r.stable_version
 
         def fn(conn: Connection) -> None:
             cur = _record(conn.execute(sa.select(rollouts).where(rollouts.c.id == r.id)).first())
             check_transition(cur.state, state, actor_action or kind, cur.describe())
-            self._update(conn, r if check_revision else cur, check_revision=True, state=state.value,
-                         active_model=None, finished_at=now, reason=reason, lease_owner=None, lease_until=None)
-            conn.execute(rollout_steps.update().where(rollout_steps.c.rollout_id == r.id,
-                                                      rollout_steps.c.idx == cur.step_index, rollout_steps.c.ended_at.is_(None))
-                         .values(ended_at=now))
-            self._event(conn, r, kind, reason, step=cur.step_index, audit=True, version=version,
-                        detail={"state": state.value, "serving": version})
+            self._update(
+                conn,
+                r if check_revision else cur,
+                check_revision=True,
+                state=state.value,
+                active_model=None,
+                finished_at=now,
+                reason=reason,
+                lease_owner=None,
+                lease_until=None,
+            )
+            conn.execute(
+                rollout_steps.update()
+                .where(
+                    rollout_steps.c.rollout_id == r.id,
+                    rollout_steps.c.idx == cur.step_index,
+                    rollout_steps.c.ended_at.is_(None),
+                )
+                .values(ended_at=now)
+            )
+            self._event(
+                conn,
+                r,
+                kind,
+                reason,
+                step=cur.step_index,
+                audit=True,
+                version=version,
+                detail={"state": state.value, "serving": version},
+            )
 
         self.store.write(fn)
         return self.get(r.id)
@@ -494,8 +698,9 @@ class RolloutService:
         """Send all traffic to the candidate of ``model``'s rollout and move the ``production`` alias to it (audited)."""
         return self.promote_rollout(self.latest(model), target=target, reason=reason)
 
-    def promote_rollout(self, r: Rollout, *, target: Any = None, reason: str | None = None,
-                        check_revision: bool = False) -> Rollout:
+    def promote_rollout(
+        self, r: Rollout, *, target: Any = None, reason: str | None = None, check_revision: bool = False
+    ) -> Rollout:
         """Promote rollout ``r``; with ``check_revision`` a change made to it meanwhile wins
         (:class:`RevisionConflict`)."""
         from modelyard.registry._service import RegistryService
@@ -505,8 +710,9 @@ class RolloutService:
         tgt = target_from(r.target, target)
         # The alias first: a gate policy attached to the model may refuse it (GateFailed), and then
         # the traffic must not have moved. The controller fails the rollout and rolls back on that.
-        RegistryService(self.ws).set_alias(r.model, "production", r.candidate_version,
-                                           reason=f"rollout {r.id}: {why}")
+        RegistryService(self.ws).set_alias(
+            r.model, "production", r.candidate_version, reason=f"rollout {r.id}: {why}"
+        )
         try:
             tgt.apply(spec_for(r, None, r.candidate_version))
         except Exception as exc:
@@ -517,11 +723,21 @@ class RolloutService:
             ) from exc
         r = self._close(r, _S.PROMOTED, why, kind="promote", check_revision=check_revision)
         self.say(f"[rollout {r.id}] promoted version {r.candidate_version} of {r.model!r}: {why}")
-        self.notify(r, "promote", f":white_check_mark: {r.model}: version {r.candidate_version} promoted — {why}")
+        self.notify(
+            r, "promote", f":white_check_mark: {r.model}: version {r.candidate_version} promoted — {why}"
+        )
         return r
 
-    def roll_back(self, r: Rollout, state: RolloutState, reason: str, *, target: Any = None, check_revision: bool = False,
-                  action: str = "abort") -> Rollout:
+    def roll_back(
+        self,
+        r: Rollout,
+        state: RolloutState,
+        reason: str,
+        *,
+        target: Any = None,
+        check_revision: bool = False,
+        action: str = "abort",
+    ) -> Rollout:
         """All traffic back to the stable version first, then record ``state`` (failed / aborted)."""
         check_transition(r.state, state, action, r.describe())
         error = None
@@ -531,10 +747,16 @@ class RolloutService:
             error = f"{type(exc).__name__}: {exc}"
         why = reason + (f" (the server could not be reached to restore traffic: {error})" if error else "")
         r = self._close(r, state, why, kind="abort", check_revision=check_revision, actor_action=action)
-        self.say(f"[rollout {r.id}] {'failed' if state is _S.FAILED else 'aborted'}: traffic back on version "
-                 f"{r.stable_version}; {why}")
-        self.notify(r, "abort", f":rotating_light: {r.model}: rollout of version {r.candidate_version} "
-                                f"{state.value}, traffic back on version {r.stable_version} — {why}")
+        self.say(
+            f"[rollout {r.id}] {'failed' if state is _S.FAILED else 'aborted'}: traffic back on version "
+            f"{r.stable_version}; {why}"
+        )
+        self.notify(
+            r,
+            "abort",
+            f":rotating_light: {r.model}: rollout of version {r.candidate_version} "
+            f"{state.value}, traffic back on version {r.stable_version} — {why}",
+        )
         if error:
             raise TargetError(f"Rollout {r.id} is {state.value}, but traffic could not be restored: {error}")
         return r
@@ -554,8 +776,14 @@ class RolloutService:
         why = reason or "resumed by hand"
 
         def fn(conn: Connection) -> None:
-            self._update(conn, r, check_revision=False, state=_S.PROGRESSING.value, reason=why,
-                         step_started_at=self.clock())
+            self._update(
+                conn,
+                r,
+                check_revision=False,
+                state=_S.PROGRESSING.value,
+                reason=why,
+                step_started_at=self.clock(),
+            )
             self._event(conn, r, "resume", why, step=r.step_index, audit=True)
 
         self.store.write(fn)
@@ -585,14 +813,21 @@ class RolloutService:
         if r is not None and not r.state.finished:
             r = self.roll_back(r, _S.ABORTED, why, target=target, action="roll back")
             return {"rollout": r.id, "serving": r.stable_version, "alias_moved": False}
-        if r is not None and r.state in (_S.FAILED, _S.ABORTED):  # already rolled back: make sure of the traffic
+        if r is not None and r.state in (
+            _S.FAILED,
+            _S.ABORTED,
+        ):  # already rolled back: make sure of the traffic
             target_from(r.target, target).apply(spec_for(r, None, r.stable_version))
             self.record(r, "rollback", f"traffic confirmed on version {r.stable_version}: {why}")
             return {"rollout": r.id, "serving": r.stable_version, "alias_moved": False}
         if r is not None and r.state is _S.PROMOTED:
-            mv = reg.set_alias(model, "production", r.stable_version, reason=f"rollback of rollout {r.id}: {why}")
+            mv = reg.set_alias(
+                model, "production", r.stable_version, reason=f"rollback of rollout {r.id}: {why}"
+            )
             target_from(r.target, target).apply(spec_for(r, None, r.stable_version))
-            self.record(r, "rollback", f"rolled back after promotion: {why}", audit=True, version=r.stable_version)
+            self.record(
+                r, "rollback", f"rolled back after promotion: {why}", audit=True, version=r.stable_version
+            )
             self.notify(r, "abort", f":rewind: {model}: rolled back to version {mv.version} — {why}")
             return {"rollout": r.id, "serving": mv.version, "alias_moved": True}
         mv = reg.rollback(model, "production", reason=why)

@@ -82,7 +82,9 @@ def _lift(ma: float, mb: float, va: float, vb: float, crit: float) -> tuple[floa
     return lift, [lift - crit * se, lift + crit * se]
 
 
-def two_proportion_test(x_a: float, n_a: float, x_b: float, n_b: float, *, alpha: float = 0.05) -> dict[str, Any]:
+def two_proportion_test(
+    x_a: float, n_a: float, x_b: float, n_b: float, *, alpha: float = 0.05
+) -> dict[str, Any]:
     """Pooled two-proportion z-test of ``p_b - p_a``; unpooled interval for the difference."""
     from modelyard._stats import two_proportion_z  # numpy: not at import
 
@@ -105,12 +107,23 @@ def welch_test(a: ArmStats, b: ArmStats, *, alpha: float = 0.05) -> dict[str, An
     se2 = va + vb
     diff = b.mean - a.mean
     if se2 <= 0:
-        return {"statistic": 0.0, "p_value": 1.0 if diff == 0 else 0.0, "diff": diff, "ci": [diff, diff], "dof": None}
+        return {
+            "statistic": 0.0,
+            "p_value": 1.0 if diff == 0 else 0.0,
+            "diff": diff,
+            "ci": [diff, diff],
+            "dof": None,
+        }
     dof = se2**2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
     t = diff / math.sqrt(se2)
     crit = float(stdtrit(dof, 1 - alpha / 2))
-    return {"statistic": t, "p_value": float(2 * stdtr(dof, -abs(t))), "diff": diff,
-            "ci": [diff - crit * math.sqrt(se2), diff + crit * math.sqrt(se2)], "dof": dof}
+    return {
+        "statistic": t,
+        "p_value": float(2 * stdtr(dof, -abs(t))),
+        "diff": diff,
+        "ci": [diff - crit * math.sqrt(se2), diff + crit * math.sqrt(se2)],
+        "dof": dof,
+    }
 
 
 def msprt(diff: float, var: float, tau2: float, *, alpha: float = 0.05) -> tuple[float, list[float]]:
@@ -158,12 +171,19 @@ class ABResult:
 
     def summary(self) -> str:
         if self.decision == "insufficient_samples":
-            return (f"{self.n_control:.0f}/{self.n_treatment:.0f} outcomes (control/treatment); "
-                    f"deciding from {self.min_samples} per arm")
-        lift = f"lift {self.lift:+.1%} (CI {self.lift_ci[0]:+.1%}..{self.lift_ci[1]:+.1%}), " if (
-            self.lift is not None and self.lift_ci) else ""
-        return (f"{self.kind}: {self.mean_control:.4g} vs {self.mean_treatment:.4g}, {lift}"
-                f"always-valid p {self.always_valid_p:.3g} (fixed-horizon p {self.p_value:.3g}) → {self.decision}")
+            return (
+                f"{self.n_control:.0f}/{self.n_treatment:.0f} outcomes (control/treatment); "
+                f"deciding from {self.min_samples} per arm"
+            )
+        lift = (
+            f"lift {self.lift:+.1%} (CI {self.lift_ci[0]:+.1%}..{self.lift_ci[1]:+.1%}), "
+            if (self.lift is not None and self.lift_ci)
+            else ""
+        )
+        return (
+            f"{self.kind}: {self.mean_control:.4g} vs {self.mean_treatment:.4g}, {lift}"
+            f"always-valid p {self.always_valid_p:.3g} (fixed-horizon p {self.p_value:.3g}) → {self.decision}"
+        )
 
 
 def ab_test(
@@ -215,9 +235,20 @@ def ab_test(
     else:
         decision = "no_difference_yet"
     return ABResult(
-        kind=kind, n_control=a.n, n_treatment=b.n,
-        mean_control=a.mean if a.n else None, mean_treatment=b.mean if b.n else None,
-        diff=diff, diff_ci=fixed["ci"], lift=lift, lift_ci=lift_ci,
-        statistic=float(fixed["statistic"]), p_value=float(fixed["p_value"]),
-        always_valid_p=avp, confidence_sequence=cs, alpha=alpha, min_samples=min_samples, decision=decision,
+        kind=kind,
+        n_control=a.n,
+        n_treatment=b.n,
+        mean_control=a.mean if a.n else None,
+        mean_treatment=b.mean if b.n else None,
+        diff=diff,
+        diff_ci=fixed["ci"],
+        lift=lift,
+        lift_ci=lift_ci,
+        statistic=float(fixed["statistic"]),
+        p_value=float(fixed["p_value"]),
+        always_valid_p=avp,
+        confidence_sequence=cs,
+        alpha=alpha,
+        min_samples=min_samples,
+        decision=decision,
     )

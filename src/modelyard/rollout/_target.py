@@ -34,7 +34,9 @@ class Target(Protocol):
 class HttpTarget:
     """A model server at ``url`` (its admin API must be on)."""
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 10.0, swap_timeout: float = 300.0) -> None:
+    def __init__(
+        self, url: str, token: str | None = None, *, timeout: float = 10.0, swap_timeout: float = 300.0
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise InvalidArgumentError(f"The server URL {url!r} must start with http:// or https://.")
         self.url = url.rstrip("/")
@@ -59,18 +61,23 @@ class HttpTarget:
         try:
             r = httpx.request(method, self.url + path, **kw)
         except httpx.HTTPError as exc:
-            raise TargetError(f"The model server at {self.url} did not answer {method} {path}: "
-                              f"{type(exc).__name__}: {exc}") from None
+            raise TargetError(
+                f"The model server at {self.url} did not answer {method} {path}: {type(exc).__name__}: {exc}"
+            ) from None
         if r.status_code >= 400:
             try:
                 msg = r.json().get("error") or r.text
             except ValueError:
                 msg = r.text
-            raise TargetError(f"The model server at {self.url} answered {r.status_code} to {method} {path}: {msg}")
+            raise TargetError(
+                f"The model server at {self.url} answered {r.status_code} to {method} {path}: {msg}"
+            )
         return r
 
     def spec(self) -> dict[str, Any]:
-        spec = self._call("GET", "/admin/spec", headers=self._headers(), timeout=self.timeout).json().get("spec")
+        spec = (
+            self._call("GET", "/admin/spec", headers=self._headers(), timeout=self.timeout).json().get("spec")
+        )
         if not spec:
             raise TargetError(f"The model server at {self.url} has no deployment loaded.")
         return spec
@@ -87,8 +94,13 @@ class HttpTarget:
     def apply(self, spec: dict[str, Any]) -> None:
         import json
 
-        self._call("PUT", "/admin/spec", headers={**self._headers(), "content-type": "application/json"},
-                   content=json.dumps(spec), timeout=self.swap_timeout)
+        self._call(
+            "PUT",
+            "/admin/spec",
+            headers={**self._headers(), "content-type": "application/json"},
+            content=json.dumps(spec),
+            timeout=self.swap_timeout,
+        )
 
     def scrape(self) -> str:
         return self._call("GET", "/metrics", timeout=self.timeout).text
@@ -141,7 +153,9 @@ def target_from(stored: dict[str, Any], given: Any = None) -> Any:
             return given
         if hasattr(given, "swap") and hasattr(given, "metrics"):
             return LocalTarget(given)
-        raise InvalidArgumentError(f"A rollout target must be a server URL, a ModelServer or a target. Got {given!r}.")
+        raise InvalidArgumentError(
+            f"A rollout target must be a server URL, a ModelServer or a target. Got {given!r}."
+        )
     if stored.get("url"):
         return HttpTarget(stored["url"])
     raise ConfigError(

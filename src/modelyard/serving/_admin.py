@@ -24,14 +24,19 @@ def authorize(server: ModelServer, request: Any) -> None:
     """Raise 403 when the admin API is off, 401 unless the request carries the token."""
     if not server.admin_enabled:
         raise HTTPProblem(
-            403, "admin_disabled",
+            403,
+            "admin_disabled",
             f"The admin API is off. Start the server with {ADMIN_ENV} set (or admin_token=...) to enable it.",
         )
     got = request.headers.get("authorization", "")
     token = got[7:] if got.lower().startswith("bearer ") else ""
     if not token or not server.token_matches(token):
-        raise HTTPProblem(401, "unauthorized", "Send 'Authorization: Bearer <token>' with the admin token.",
-                          headers={"www-authenticate": "Bearer"})
+        raise HTTPProblem(
+            401,
+            "unauthorized",
+            "Send 'Authorization: Bearer <token>' with the admin token.",
+            headers={"www-authenticate": "Bearer"},
+        )
 
 
 async def admin_get_spec(server: ModelServer, request: Any) -> JSONResponse:
@@ -41,7 +46,9 @@ async def admin_get_spec(server: ModelServer, request: Any) -> JSONResponse:
     except HTTPProblem as p:
         return problem(p, "")
     spec = server.spec
-    return respond(200, {"spec": spec.model_dump(mode="json") if spec else None, "last_swap": server.last_swap})
+    return respond(
+        200, {"spec": spec.model_dump(mode="json") if spec else None, "last_swap": server.last_swap}
+    )
 
 
 async def admin_put_spec(server: ModelServer, request: Any) -> JSONResponse:

@@ -104,8 +104,11 @@ class ModelServer:
         self.uri = uri
         self._first_spec = spec
         self.spec_path: Path | None = None
-        if isinstance(spec, (str, os.PathLike)) and Path(os.fspath(spec)).suffix.lower() in (".yaml", ".yml", ".json") \
-                and "\n" not in os.fspath(spec):
+        if (
+            isinstance(spec, (str, os.PathLike))
+            and Path(os.fspath(spec)).suffix.lower() in (".yaml", ".yml", ".json")
+            and "\n" not in os.fspath(spec)
+        ):
             self.spec_path = Path(os.fspath(spec)).resolve()
         self._loader = loader or _default_loader(uri)
         self._default_loader = loader is None  # takes the spec's allow_pickle
@@ -146,8 +149,11 @@ class ModelServer:
             pl = first.prediction_log
             if self.prediction_log and pl.enabled and self.predlog is None:
                 self.predlog = PredictionLogger(
-                    self.uri, sample_rate=pl.sample_rate, max_buffer_rows=pl.max_buffer_rows,
-                    flush_rows=pl.flush_rows, flush_interval_s=pl.flush_interval_s,
+                    self.uri,
+                    sample_rate=pl.sample_rate,
+                    max_buffer_rows=pl.max_buffer_rows,
+                    flush_rows=pl.flush_rows,
+                    flush_interval_s=pl.flush_interval_s,
                     on_drop=self.metrics.predlog_dropped.inc,
                 )
                 try:
@@ -182,7 +188,9 @@ class ModelServer:
         return f"ModelServer(endpoint={dep.endpoint if dep else None!r}, admin={'on' if self._admin_token else 'off'})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":  # startup loads (unless started); shutdown flushes and stops the threads
+        if (
+            scope["type"] == "lifespan"
+        ):  # startup loads (unless started); shutdown flushes and stops the threads
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
@@ -243,7 +251,9 @@ class ModelServer:
             if self.predlog is not None:
                 self.predlog.sample_rate = new_spec.prediction_log.sample_rate
             self.last_swap = {
-                "ok": True, "error": None, "at_ms": int(time.time() * 1000),
+                "ok": True,
+                "error": None,
+                "at_ms": int(time.time() * 1000),
                 "seconds": round(time.perf_counter() - t0, 3),
                 "models": {slot: f"{rt.name}/{rt.version}" for slot, rt in new.runtimes.items()},
             }
@@ -304,7 +314,9 @@ class ModelServer:
 
     def token_matches(self, token: str) -> bool:
         """Whether ``token`` is the admin token (constant time)."""
-        return bool(self._admin_token) and hmac.compare_digest(token.encode(), (self._admin_token or "").encode())
+        return bool(self._admin_token) and hmac.compare_digest(
+            token.encode(), (self._admin_token or "").encode()
+        )
 
     def enter(self, name: str | None) -> Deployment:
         """The deployment answering model ``name`` (None: any), counted in flight until
@@ -314,7 +326,8 @@ class ModelServer:
             raise HTTPProblem(503, "not_ready", "No deployment is loaded yet; see /health/ready.")
         if name is not None and name != dep.endpoint and name not in dep.model_names:
             raise HTTPProblem(
-                404, "unknown_model",
+                404,
+                "unknown_model",
                 f"No model named {name!r} is served here; this server serves {dep.endpoint!r}."
                 + did_you_mean(name, [dep.endpoint]),
             )
@@ -325,13 +338,19 @@ class ModelServer:
         """``(ready, /health/ready body)``: ready when every model of the spec is loaded and warmed."""
         dep = self._deployment
         if dep is None:
-            return False, {"status": "not_ready", "reason": self.last_swap.get("error") or "loading", "last_swap": self.last_swap}
+            return False, {
+                "status": "not_ready",
+                "reason": self.last_swap.get("error") or "loading",
+                "last_swap": self.last_swap,
+            }
         ok = all(rt.warmed for rt in dep.all_runtimes())
         body = {"status": "ready" if ok else "warming", **dep.describe(), "last_swap": self.last_swap}
         return ok, body
 
     # -- the predict path ---------------------------------------------------------------------------
-    def _finish(self, api: str, rid: str, t0: float, status: int, answer: Answer | None, dep: Deployment | None) -> None:
+    def _finish(
+        self, api: str, rid: str, t0: float, status: int, answer: Answer | None, dep: Deployment | None
+    ) -> None:
         m = self.metrics
         if answer is not None:
             if answer.runtime is not None:
@@ -344,7 +363,8 @@ class ModelServer:
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (
-                m.requests.labels(model, version, api, str(status)), m.request_latency.labels(model, api)
+                m.requests.labels(model, version, api, str(status)),
+                m.request_latency.labels(model, api),
             )
         children[0].inc()
         children[1].observe(time.perf_counter() - t0)
@@ -370,7 +390,9 @@ class ModelServer:
                 try:
                     version = int(version)
                 except ValueError:
-                    raise HTTPProblem(404, "unknown_version", f"Version {version!r} is not a number.") from None
+                    raise HTTPProblem(
+                        404, "unknown_version", f"Version {version!r} is not a number."
+                    ) from None
             v2_id = None
             obj: Any = None
             if kind == "csv":
@@ -387,7 +409,11 @@ class ModelServer:
             if wants_proba(request, obj if kind == "json" else None, api):
                 payload.options = {"proba": True}
             if payload.n > dep.spec.limits.max_rows:
-                raise HTTPProblem(413, "too_many_rows", f"The request has {payload.n} rows; the limit is {dep.spec.limits.max_rows}.")
+                raise HTTPProblem(
+                    413,
+                    "too_many_rows",
+                    f"The request has {payload.n} rows; the limit is {dep.spec.limits.max_rows}.",
+                )
             answer = await dep.answer(payload, version=version, headers=request.headers, request_id=rid)
             latency_ms = (time.perf_counter() - t0) * 1000
             self._log_prediction(rid, dep, payload, answer, latency_ms)
@@ -403,14 +429,18 @@ class ModelServer:
         except Exception as exc:  # a bug: answer it, keep the worker alive, log it
             log.exception("unexpected error answering %s", rid)
             status = 503
-            return problem(HTTPProblem(503, "internal_error", f"The server failed: {type(exc).__name__}: {exc}"), rid)
+            return problem(
+                HTTPProblem(503, "internal_error", f"The server failed: {type(exc).__name__}: {exc}"), rid
+            )
         finally:
             if dep is not None:
                 dep.leave()
             m.in_flight.dec()
             self._finish(api, rid, t0, status, answer, dep)
 
-    def _log_prediction(self, rid: str, dep: Deployment, payload: Payload, answer: Answer, latency_ms: float) -> None:
+    def _log_prediction(
+        self, rid: str, dep: Deployment, payload: Payload, answer: Answer, latency_ms: float
+    ) -> None:
         pl = self.predlog
         if pl is None or not pl.sampled():
             return
@@ -473,5 +503,6 @@ def build_app(
     ``watch=True`` swaps when the spec file changes; ``admin_token`` (or
     ``YARD_SERVE_ADMIN_TOKEN``) enables ``PUT /admin/spec``.
     """
-    return ModelServer(spec, uri=uri, admin_token=admin_token, watch=watch, loader=loader,
-                       prediction_log=prediction_log).start()
+    return ModelServer(
+        spec, uri=uri, admin_token=admin_token, watch=watch, loader=loader, prediction_log=prediction_log
+    ).start()

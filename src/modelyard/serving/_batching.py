@@ -116,7 +116,8 @@ class Batcher:
             per_row = self.cost.predict(self.max_batch_size) / self.max_batch_size
             retry = max(1, round(self._rows * per_row + 0.5))
             raise HTTPProblem(
-                429, "overloaded",
+                429,
+                "overloaded",
                 f"The model's queue is full ({self._rows} rows waiting, limit {self.max_queue_rows}). "
                 f"Retry after {retry} s.",
                 headers={"retry-after": str(retry)},
@@ -194,7 +195,9 @@ class Batcher:
                 rows += sum(i.payload.n for i in more)
             t0 = time.perf_counter()
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, [i.payload for i in items])
+                results = await loop.run_in_executor(
+                    self._executor, self._run_batch, [i.payload for i in items]
+                )
             except BaseException as exc:  # the executor is gone (shutdown) or the task is cancelled
                 for i in items:
                     if not i.future.done():

@@ -37,14 +37,28 @@ except ImportError:  # pragma: no cover
 
     _FastError = json.JSONDecodeError
 
-__all__ = ["HTTPProblem", "Payload", "decode_mlflow", "decode_native", "decode_v2", "dumps", "loads", "to_jsonable"]
+__all__ = [
+    "HTTPProblem",
+    "Payload",
+    "decode_mlflow",
+    "decode_native",
+    "decode_v2",
+    "dumps",
+    "loads",
+    "to_jsonable",
+]
 
 
 class HTTPProblem(Exception):
     """An error answered as JSON ``{"error": message, "code": code, "problems": [...]}``."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, problems: list[str] | None = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        problems: list[str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -80,7 +94,9 @@ MAX_DEPTH = 64
 
 
 def _too_deep() -> HTTPProblem:
-    return HTTPProblem(400, "too_deep", f"The request body nests arrays/objects deeper than {MAX_DEPTH} levels.")
+    return HTTPProblem(
+        400, "too_deep", f"The request body nests arrays/objects deeper than {MAX_DEPTH} levels."
+    )
 
 
 def _check_tree(obj: Any) -> None:
@@ -93,8 +109,12 @@ def _check_tree(obj: Any) -> None:
             try:
                 o.encode("utf-8")
             except UnicodeEncodeError:
-                raise HTTPProblem(422, "invalid_input", "The body holds a string with a lone surrogate escape "
-                                  "(like \\ud800); strings must be valid Unicode.") from None
+                raise HTTPProblem(
+                    422,
+                    "invalid_input",
+                    "The body holds a string with a lone surrogate escape "
+                    "(like \\ud800); strings must be valid Unicode.",
+                ) from None
         elif isinstance(o, (list, dict)):
             if d >= MAX_DEPTH:
                 raise _too_deep()
@@ -165,7 +185,9 @@ class Payload:
     def __init__(self, columns: dict[str, list[Any]], n: int) -> None:
         self.columns = columns
         self.n = n
-        self.matrix: Any = None  # set by the numeric fast path: the rows as typed matrix rows (prediction log)
+        self.matrix: Any = (
+            None  # set by the numeric fast path: the rows as typed matrix rows (prediction log)
+        )
         self.source = "json"  # or "csv": the 422 for a headerless CSV says so
         self.options: dict[str, Any] | None = None  # {"proba": True} asks for class probabilities
 
@@ -186,18 +208,24 @@ def _records(rows: Any, where: str) -> Payload:
         raise HTTPProblem(400, "no_rows", f"'{where}' is empty; send at least one row.")
     first = rows[0]
     if not isinstance(first, dict):
-        raise HTTPProblem(400, "bad_format", f"'{where}' must be a list of objects (column → value), one per row.")
+        raise HTTPProblem(
+            400, "bad_format", f"'{where}' must be a list of objects (column → value), one per row."
+        )
     if len(rows) == 1:
         return Payload({c: [v] for c, v in first.items()}, 1)
     names = tuple(first)
     same = True
     for r in rows:
         if not isinstance(r, dict):
-            raise HTTPProblem(400, "bad_format", f"Every row of '{where}' must be an object (column → value).")
+            raise HTTPProblem(
+                400, "bad_format", f"Every row of '{where}' must be an object (column → value)."
+            )
         if same and tuple(r) != names:
             same = False
     if same:  # every row has the same keys in the same order: transpose in C
-        return Payload(dict(zip(names, map(list, zip(*[r.values() for r in rows], strict=True)), strict=True)), len(rows))
+        return Payload(
+            dict(zip(names, map(list, zip(*[r.values() for r in rows], strict=True)), strict=True)), len(rows)
+        )
     seen = dict.fromkeys(names)
     for r in rows:
         seen.update(dict.fromkeys(r))
@@ -226,7 +254,9 @@ def _column_dict(obj: dict[str, Any], where: str) -> Payload:
     for c, v in obj.items():
         vals = v if isinstance(v, list) else [v]
         if n >= 0 and len(vals) != n:
-            raise HTTPProblem(400, "bad_format", f"The columns of '{where}' have different lengths ({n} and {len(vals)}).")
+            raise HTTPProblem(
+                400, "bad_format", f"The columns of '{where}' have different lengths ({n} and {len(vals)})."
+            )
         n = len(vals)
         cols[c] = vals
     if n <= 0:
@@ -237,7 +267,8 @@ def _column_dict(obj: dict[str, Any], where: str) -> Payload:
 def _lists(rows: list[Any], names: Sequence[str] | None, where: str) -> Payload:
     if not names:
         raise HTTPProblem(
-            422, "needs_columns",
+            422,
+            "needs_columns",
             f"'{where}' rows are plain lists but the model has no signature naming its columns; "
             "send objects (column → value) instead.",
         )
@@ -258,7 +289,8 @@ def decode_native(obj: Any, names: Sequence[str] | None) -> tuple[Payload, int |
     if "inputs" in obj and isinstance(obj["inputs"], dict):
         return _column_dict(obj["inputs"], "inputs"), version
     raise HTTPProblem(
-        400, "bad_format",
+        400,
+        "bad_format",
         'The body must hold "records" (a list of objects) or "columns" and "data" (a list of rows). '
         f"Got keys {sorted(obj)} instead.",
     )
@@ -267,12 +299,17 @@ def decode_native(obj: Any, names: Sequence[str] | None) -> tuple[Payload, int |
 def decode_mlflow(obj: Any, names: Sequence[str] | None) -> Payload:
     """MLflow scoring-server formats."""
     if not isinstance(obj, dict):
-        raise HTTPProblem(400, "bad_format", "The body must be a JSON object with one of "
-                          "'dataframe_split', 'dataframe_records', 'instances' or 'inputs'.")
+        raise HTTPProblem(
+            400,
+            "bad_format",
+            "The body must be a JSON object with one of "
+            "'dataframe_split', 'dataframe_records', 'instances' or 'inputs'.",
+        )
     keys = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in obj]
     if len(keys) != 1:
         raise HTTPProblem(
-            400, "bad_format",
+            400,
+            "bad_format",
             "The body must have exactly one of 'dataframe_split', 'dataframe_records', 'instances', 'inputs'. "
             f"Got keys {sorted(obj)} instead.",
         )
@@ -280,7 +317,9 @@ def decode_mlflow(obj: Any, names: Sequence[str] | None) -> Payload:
     val = obj[key]
     if key == "dataframe_split":
         if not isinstance(val, dict):
-            raise HTTPProblem(400, "bad_format", "'dataframe_split' must be an object with 'columns' and 'data'.")
+            raise HTTPProblem(
+                400, "bad_format", "'dataframe_split' must be an object with 'columns' and 'data'."
+            )
         return _split(val.get("columns", list(names or [])), val.get("data"), key)
     if key == "dataframe_records":
         return _records(val, key)
@@ -293,8 +332,21 @@ def decode_mlflow(obj: Any, names: Sequence[str] | None) -> Payload:
     raise HTTPProblem(400, "no_rows", f"'{key}' holds no rows.")
 
 
-_V2_TYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-             "FP16", "FP32", "FP64", "BYTES"}
+_V2_TYPES = {
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+}
 
 
 def _flat(data: Any) -> list[Any]:
@@ -314,7 +366,11 @@ def _flat(data: Any) -> list[Any]:
 
 def _short(v: Any) -> str:
     """``repr(v)`` cut to 80 characters, for messages that echo a client's value."""
-    flat = isinstance(v, list) and len(v) <= 8 and all(isinstance(x, (int, float, str, bool)) or x is None for x in v)
+    flat = (
+        isinstance(v, list)
+        and len(v) <= 8
+        and all(isinstance(x, (int, float, str, bool)) or x is None for x in v)
+    )
     text = repr(v) if flat or not isinstance(v, (list, dict)) else f"<{type(v).__name__} of {len(v)}>"
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -322,33 +378,58 @@ def _short(v: Any) -> str:
 def decode_v2(obj: Any, names: Sequence[str] | None) -> tuple[Payload, Any]:
     """Open Inference Protocol infer request; one tensor per column, or one [n, k] tensor."""
     if not isinstance(obj, dict) or not isinstance(obj.get("inputs"), list) or not obj["inputs"]:
-        raise HTTPProblem(400, "bad_format", "The body must be {'inputs': [{'name', 'shape', 'datatype', 'data'}]}.")
+        raise HTTPProblem(
+            400, "bad_format", "The body must be {'inputs': [{'name', 'shape', 'datatype', 'data'}]}."
+        )
     tensors = obj["inputs"]
     cols: dict[str, list[Any]] = {}
     n = -1
     for t in tensors:
         if not isinstance(t, dict) or not {"name", "shape", "datatype", "data"} <= set(t):
-            raise HTTPProblem(400, "bad_format", "Every input tensor needs 'name', 'shape', 'datatype' and 'data'.")
+            raise HTTPProblem(
+                400, "bad_format", "Every input tensor needs 'name', 'shape', 'datatype' and 'data'."
+            )
         if not isinstance(t["name"], str) or not t["name"]:
-            raise HTTPProblem(400, "bad_format", f"An input tensor's 'name' must be a non-empty string. Got {_short(t['name'])} instead.")
+            raise HTTPProblem(
+                400,
+                "bad_format",
+                f"An input tensor's 'name' must be a non-empty string. Got {_short(t['name'])} instead.",
+            )
         if not isinstance(t["datatype"], str) or t["datatype"] not in _V2_TYPES:
-            raise HTTPProblem(400, "bad_format", f"Input {t['name'][:80]!r} has unknown datatype {_short(t['datatype'])}; "
-                              f"use one of {sorted(_V2_TYPES)}.")
+            raise HTTPProblem(
+                400,
+                "bad_format",
+                f"Input {t['name'][:80]!r} has unknown datatype {_short(t['datatype'])}; "
+                f"use one of {sorted(_V2_TYPES)}.",
+            )
         shape = t["shape"]
-        if not isinstance(shape, list) or not shape or len(shape) > 8 \
-                or not all(type(s) is int and 0 <= s < 2**31 for s in shape):
-            raise HTTPProblem(400, "bad_format", f"Input {t['name'][:80]!r} has a bad shape {_short(shape)}; "
-                              "send a list of at most 8 non-negative integers like [2, 3].")
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or len(shape) > 8
+            or not all(type(s) is int and 0 <= s < 2**31 for s in shape)
+        ):
+            raise HTTPProblem(
+                400,
+                "bad_format",
+                f"Input {t['name'][:80]!r} has a bad shape {_short(shape)}; "
+                "send a list of at most 8 non-negative integers like [2, 3].",
+            )
         flat = _flat(t["data"])
         size = math.prod(shape)
         if len(flat) != size:
-            raise HTTPProblem(400, "bad_format", f"Input {t['name'][:80]!r} has {len(flat)} values but shape {shape} needs {size}.")
+            raise HTTPProblem(
+                400,
+                "bad_format",
+                f"Input {t['name'][:80]!r} has {len(flat)} values but shape {shape} needs {size}.",
+            )
         rows = shape[0]
         width = size // rows if rows else 0
         if len(tensors) == 1 and width > 1:
             if not names or len(names) != width:
                 raise HTTPProblem(
-                    422, "needs_columns",
+                    422,
+                    "needs_columns",
                     f"Input {t['name']!r} has {width} values per row; send one tensor per column "
                     f"(named {list(names or [])}) or a [rows, {len(names or [])}] tensor.",
                 )
@@ -357,8 +438,12 @@ def decode_v2(obj: Any, names: Sequence[str] | None) -> tuple[Payload, Any]:
         elif width == 1 or rows == 0:
             cols[t["name"]] = flat
         else:
-            raise HTTPProblem(400, "bad_format", f"Input {t['name']!r} must have shape [rows] or [rows, 1] when "
-                              "several input tensors are sent.")
+            raise HTTPProblem(
+                400,
+                "bad_format",
+                f"Input {t['name']!r} must have shape [rows] or [rows, 1] when "
+                "several input tensors are sent.",
+            )
         if n >= 0 and rows != n:
             raise HTTPProblem(400, "bad_format", "All input tensors must have the same number of rows.")
         n = rows

@@ -32,8 +32,12 @@ class NumericFastPath:
         k = len(order)
         self.nullable = np.array([bool(getattr(specs[c], "nullable", False)) for c in order])
         self.any_non_nullable = not self.nullable.all()
-        self.lo = np.array([(-np.inf if getattr(specs[c], "min", None) is None else specs[c].min) for c in order], float)
-        self.hi = np.array([(np.inf if getattr(specs[c], "max", None) is None else specs[c].max) for c in order], float)
+        self.lo = np.array(
+            [(-np.inf if getattr(specs[c], "min", None) is None else specs[c].min) for c in order], float
+        )
+        self.hi = np.array(
+            [(np.inf if getattr(specs[c], "max", None) is None else specs[c].max) for c in order], float
+        )
         self.check_range = bool(np.isfinite(self.lo).any() or np.isfinite(self.hi).any())
         self.whole = np.array([specs[c].dtype.startswith("int") for c in order])
         self.bools = np.array([specs[c].dtype == "bool" for c in order])
@@ -48,7 +52,9 @@ class NumericFastPath:
                 cols = payloads[0].columns
                 arr = np.array([cols[c] for c in order], dtype=float)
             else:
-                arr = np.concatenate([np.array([p.columns[c] for c in order], dtype=float) for p in payloads], axis=1)
+                arr = np.concatenate(
+                    [np.array([p.columns[c] for c in order], dtype=float) for p in payloads], axis=1
+                )
         except (KeyError, TypeError, ValueError):
             return None
         x = arr.T

@@ -10,7 +10,16 @@ from modelyard.errors import did_you_mean
 from modelyard.serving._codec import HTTPProblem, Payload, dumps
 from modelyard.serving._types import Receive, Scope, Send
 
-__all__ = ["JSONResponse", "RawRequest", "check_type", "csv_payload", "problem", "read_body", "respond", "wants_proba"]
+__all__ = [
+    "JSONResponse",
+    "RawRequest",
+    "check_type",
+    "csv_payload",
+    "problem",
+    "read_body",
+    "respond",
+    "wants_proba",
+]
 
 _JSON = "application/json"
 
@@ -34,7 +43,9 @@ class RawRequest:
         if message["type"] == "http.request" and not message.get("more_body", False):
             body = message.get("body", b"")
             if len(body) > limit:
-                raise HTTPProblem(413, "body_too_large", f"The body is larger than the limit of {limit} bytes.")
+                raise HTTPProblem(
+                    413, "body_too_large", f"The body is larger than the limit of {limit} bytes."
+                )
             return body
         if message["type"] == "http.disconnect":
             raise HTTPProblem(400, "client_disconnected", "The client disconnected before sending the body.")
@@ -45,7 +56,9 @@ class RawRequest:
         async for chunk in self.stream():
             size += len(chunk)
             if size > limit:
-                raise HTTPProblem(413, "body_too_large", f"The body is larger than the limit of {limit} bytes.")
+                raise HTTPProblem(
+                    413, "body_too_large", f"The body is larger than the limit of {limit} bytes."
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -59,7 +72,9 @@ class RawRequest:
                 if not message.get("more_body", False):
                     return
             elif message["type"] == "http.disconnect":
-                raise HTTPProblem(400, "client_disconnected", "The client disconnected before sending the body.")
+                raise HTTPProblem(
+                    400, "client_disconnected", "The client disconnected before sending the body."
+                )
 
 
 class JSONResponse:
@@ -100,7 +115,9 @@ async def read_body(request: Any, limit: int) -> bytes:
     if cl is not None:
         try:
             if int(cl) > limit:
-                raise HTTPProblem(413, "body_too_large", f"The body has {int(cl)} bytes; the limit is {limit}.")
+                raise HTTPProblem(
+                    413, "body_too_large", f"The body has {int(cl)} bytes; the limit is {limit}."
+                )
         except ValueError:
             raise HTTPProblem(400, "bad_header", f"Content-Length {cl!r} is not a number.") from None
     if type(request) is RawRequest:
@@ -123,7 +140,9 @@ def check_type(request: Any, *, csv_ok: bool = False) -> str:
     if csv_ok and ctype == "text/csv":
         return "csv"
     accepted = "application/json" + (" or text/csv" if csv_ok else "")
-    raise HTTPProblem(415, "unsupported_media_type", f"Content-Type {ctype!r} is not supported; send {accepted}.")
+    raise HTTPProblem(
+        415, "unsupported_media_type", f"Content-Type {ctype!r} is not supported; send {accepted}."
+    )
 
 
 _TRUE = ("true", "1", "yes")
@@ -139,7 +158,9 @@ def wants_proba(request: Any, obj: Any, api: str) -> bool:
         values = parse_qs(raw.decode("latin-1")).get("proba", [])
         if values:
             if values[-1].lower() not in (*_TRUE, "false", "0", "no"):
-                raise HTTPProblem(400, "bad_format", f"?proba must be true or false. Got {values[-1][:40]!r} instead.")
+                raise HTTPProblem(
+                    400, "bad_format", f"?proba must be true or false. Got {values[-1][:40]!r} instead."
+                )
             return values[-1].lower() in _TRUE
     if not isinstance(obj, dict):
         return False
@@ -147,21 +168,30 @@ def wants_proba(request: Any, obj: Any, api: str) -> bool:
         outputs = obj.get("outputs")
         if outputs is None:
             return False
-        if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
-            raise HTTPProblem(400, "bad_format", "'outputs' must be a list of {'name': ...}; the outputs are "
-                              "'predict' and 'probabilities'.")
+        if not isinstance(outputs, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
+        ):
+            raise HTTPProblem(
+                400,
+                "bad_format",
+                "'outputs' must be a list of {'name': ...}; the outputs are 'predict' and 'probabilities'.",
+            )
         names = {o["name"] for o in outputs}
         unknown = names - {"predict", "probabilities"}
         if unknown:
             name = sorted(unknown)[0]
-            raise HTTPProblem(400, "bad_format", f"Unknown output {name[:80]!r}; the outputs are 'predict' and "
-                              "'probabilities'." + did_you_mean(name, ["predict", "probabilities"]))
+            raise HTTPProblem(
+                400,
+                "bad_format",
+                f"Unknown output {name[:80]!r}; the outputs are 'predict' and "
+                "'probabilities'." + did_you_mean(name, ["predict", "probabilities"]),
+            )
         return "probabilities" in names
     params = obj.get("params")
     if params is None:
         return False
     if not isinstance(params, dict) or not isinstance(params.get("proba", False), bool):
-        raise HTTPProblem(400, "bad_format", '\'params\' must be an object like {"proba": true}.')
+        raise HTTPProblem(400, "bad_format", "'params' must be an object like {\"proba\": true}.")
     return bool(params.get("proba", False))
 
 

@@ -38,16 +38,20 @@ def value_problem(name: str, values: list[Any]) -> str | None:
     if not types <= _SCALARS:
         for i, v in enumerate(values):
             if type(v) not in _SCALARS:
-                return (f"column {name!r} row {i} holds {_kind(v)}; send one number, string, "
-                        "true/false or null per cell")
+                return (
+                    f"column {name!r} row {i} holds {_kind(v)}; send one number, string, "
+                    "true/false or null per cell"
+                )
     if float in types:
         floats = values if len(types) == 1 else [v for v in values if type(v) is float]
         if not all(map(math.isfinite, floats)):
             for i, v in enumerate(values):
                 if type(v) is float and not math.isfinite(v):
                     what = "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
-                    return (f"column {name!r} row {i} is {what}; numbers must be finite "
-                            "(send null for a missing value)")
+                    return (
+                        f"column {name!r} row {i} is {what}; numbers must be finite "
+                        "(send null for a missing value)"
+                    )
     if int in types:
         ints = values if len(types) == 1 else [v for v in values if type(v) is int]
         if ints and (min(ints) < _INT_MIN or max(ints) > _INT_MAX):
@@ -129,11 +133,14 @@ class InputCheck:
     def _missing(self, missing: list[str], unexpected: list[str], payload: Payload) -> HTTPProblem:
         if payload.source == "csv" and len(missing) == len(self.names) and _looks_like_data(unexpected):
             return HTTPProblem(
-                422, "invalid_input",
+                422,
+                "invalid_input",
                 "The first row of the CSV looks like data, not a header; start the body with a header "
                 f"row naming the columns: {','.join(self.names)}.",
-                problems=[f"header cells {unexpected[:5]} are numbers; expected column names {self.names[:5]}"
-                          + (" ..." if len(self.names) > 5 else "")],
+                problems=[
+                    f"header cells {unexpected[:5]} are numbers; expected column names {self.names[:5]}"
+                    + (" ..." if len(self.names) > 5 else "")
+                ],
             )
         problems = [f"missing column {n!r}" for n in missing]
         for u in unexpected[:_MAX_LISTED]:
@@ -141,10 +148,10 @@ class InputCheck:
         if len(unexpected) > _MAX_LISTED:
             problems.append(f"... and {len(unexpected) - _MAX_LISTED} more unexpected columns")
         problems += self._other_problems({n: payload.columns[n] for n in self.names if n in payload.columns})
-        head = (f"The input is missing {len(missing)} of the model's {len(self.names)} columns"
-                + (f" and has {len(unexpected)} it does not know" if unexpected else ""))
+        head = f"The input is missing {len(missing)} of the model's {len(self.names)} columns" + (
+            f" and has {len(unexpected)} it does not know" if unexpected else ""
+        )
         return HTTPProblem(422, "invalid_input", f"{head}; see 'problems'.", problems=problems)
-
 
     def _other_problems(self, present: dict[str, list[Any]]) -> list[str]:
         """The problems of the columns that are there, so one answer lists every problem."""
@@ -165,5 +172,6 @@ class InputCheck:
 
 
 def _invalid(problems: list[str]) -> HTTPProblem:
-    return HTTPProblem(422, "invalid_input", "The input holds values no model can take; see 'problems'.",
-                       problems=problems)
+    return HTTPProblem(
+        422, "invalid_input", "The input holds values no model can take; see 'problems'.", problems=problems
+    )

@@ -59,53 +59,90 @@ class ServingMetrics:
         r = self.registry
         gauge_mode: dict[str, Any] = {"multiprocess_mode": "livesum"} if self.multiprocess else {}
         self.requests = Counter(
-            "yard_serving_requests", "Requests answered, by model, version, endpoint and HTTP status.",
-            ["model", "version", "endpoint", "status"], registry=r,
+            "yard_serving_requests",
+            "Requests answered, by model, version, endpoint and HTTP status.",
+            ["model", "version", "endpoint", "status"],
+            registry=r,
         )
         self.request_latency = Histogram(
-            "yard_serving_request_latency_seconds", "End-to-end request latency inside the server.",
-            ["model", "endpoint"], buckets=_LATENCY_BUCKETS, registry=r,
+            "yard_serving_request_latency_seconds",
+            "End-to-end request latency inside the server.",
+            ["model", "endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.predict_latency = Histogram(
-            "yard_serving_predict_latency_seconds", "Time of one predict call (a whole batch).",
-            ["model", "version"], buckets=_LATENCY_BUCKETS, registry=r,
+            "yard_serving_predict_latency_seconds",
+            "Time of one predict call (a whole batch).",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.batch_size = Histogram(
-            "yard_serving_batch_rows", "Rows per predict call.", ["model", "version"],
-            buckets=_BATCH_BUCKETS, registry=r,
+            "yard_serving_batch_rows",
+            "Rows per predict call.",
+            ["model", "version"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
         self.queue_depth = Gauge(
-            "yard_serving_queue_rows", "Rows waiting for a predict call.", ["model", "version"], registry=r, **gauge_mode
+            "yard_serving_queue_rows",
+            "Rows waiting for a predict call.",
+            ["model", "version"],
+            registry=r,
+            **gauge_mode,
         )
-        self.in_flight = Gauge("yard_serving_in_flight_requests", "Requests being answered.", registry=r, **gauge_mode)
+        self.in_flight = Gauge(
+            "yard_serving_in_flight_requests", "Requests being answered.", registry=r, **gauge_mode
+        )
         self.prediction_value = Histogram(
-            "yard_serving_prediction_value", "Numeric predictions.", ["model", "version"],
-            buckets=_VALUE_BUCKETS, registry=r,
+            "yard_serving_prediction_value",
+            "Numeric predictions.",
+            ["model", "version"],
+            buckets=_VALUE_BUCKETS,
+            registry=r,
         )
         self.prediction_label = Counter(
-            "yard_serving_prediction_label", "Predicted labels (classifiers).", ["model", "version", "label"], registry=r,
+            "yard_serving_prediction_label",
+            "Predicted labels (classifiers).",
+            ["model", "version", "label"],
+            registry=r,
         )
         self.fallbacks = Counter(
-            "yard_serving_fallbacks", "Requests answered by the fallback, by reason.", ["model", "reason"], registry=r,
+            "yard_serving_fallbacks",
+            "Requests answered by the fallback, by reason.",
+            ["model", "reason"],
+            registry=r,
         )
         self.breaker_transitions = Counter(
-            "yard_serving_breaker_transitions", "Circuit-breaker transitions.",
-            ["model", "version", "from_state", "to_state"], registry=r,
+            "yard_serving_breaker_transitions",
+            "Circuit-breaker transitions.",
+            ["model", "version", "from_state", "to_state"],
+            registry=r,
         )
         self.breaker_open = Gauge(
-            "yard_serving_breaker_open", "1 while a model's circuit breaker is open or half-open.",
-            ["model", "version"], registry=r, **({"multiprocess_mode": "max"} if self.multiprocess else {}),
+            "yard_serving_breaker_open",
+            "1 while a model's circuit breaker is open or half-open.",
+            ["model", "version"],
+            registry=r,
+            **({"multiprocess_mode": "max"} if self.multiprocess else {}),
         )
         self.rejected = Counter(
-            "yard_serving_rejected", "Requests refused because the queue was full (429).", ["model"], registry=r,
+            "yard_serving_rejected",
+            "Requests refused because the queue was full (429).",
+            ["model"],
+            registry=r,
         )
         self.model_warnings = Counter(
-            "yard_serving_model_warnings", "Python warnings raised while a model predicted (each distinct one "
-            "is logged once per model).", ["model", "version", "category"], registry=r,
+            "yard_serving_model_warnings",
+            "Python warnings raised while a model predicted (each distinct one is logged once per model).",
+            ["model", "version", "category"],
+            registry=r,
         )
         self.swaps = Counter("yard_serving_spec_swaps", "Spec swaps, by outcome.", ["outcome"], registry=r)
         self.predlog_dropped = Counter(
-            "yard_serving_prediction_log_dropped_rows", "Prediction-log rows dropped because the buffer was full.",
+            "yard_serving_prediction_log_dropped_rows",
+            "Prediction-log rows dropped because the buffer was full.",
             registry=r,
         )
         from modelyard.serving._routing import RoutingMetrics  # per-version signals of rollouts

@@ -33,8 +33,11 @@ def openapi_document(endpoint: str, signature: Any, version: str, routes: Sequen
         if getattr(s, "max", None) is not None:
             t["maximum"] = s.max
         props[s.name] = t
-    row = ({"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
-           if props else {"type": "object"})
+    row = (
+        {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+        if props
+        else {"type": "object"}
+    )
     error = {
         "type": "object",
         "properties": {
@@ -45,57 +48,133 @@ def openapi_document(endpoint: str, signature: Any, version: str, routes: Sequen
         },
         "required": ["error", "code"],
     }
-    params = {"type": "object", "properties": {"proba": {
-        "type": "boolean", "description": "true: each prediction is the row's class probabilities (in the order "
-        "of 'classes' in the answer) instead of the predicted value. Same as the query ?proba=true."}}}
+    params = {
+        "type": "object",
+        "properties": {
+            "proba": {
+                "type": "boolean",
+                "description": "true: each prediction is the row's class probabilities (in the order "
+                "of 'classes' in the answer) instead of the predicted value. Same as the query ?proba=true.",
+            }
+        },
+    }
     predict_body = {
         "oneOf": [
-            {"type": "object", "properties": {"records": {"type": "array", "items": row}, "version": {"type": "integer"},
-                                              "params": params},
-             "required": ["records"]},
-            {"type": "object", "properties": {
-                "columns": {"type": "array", "items": {"type": "string"}},
-                "data": {"type": "array", "items": {"type": "array"}},
-                "version": {"type": "integer"}, "params": params}, "required": ["data"]},
+            {
+                "type": "object",
+                "properties": {
+                    "records": {"type": "array", "items": row},
+                    "version": {"type": "integer"},
+                    "params": params,
+                },
+                "required": ["records"],
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "columns": {"type": "array", "items": {"type": "string"}},
+                    "data": {"type": "array", "items": {"type": "array"}},
+                    "version": {"type": "integer"},
+                    "params": params,
+                },
+                "required": ["data"],
+            },
         ]
     }
     predict_resp = {
         "type": "object",
         "properties": {
-            "model": {"type": "string"}, "version": {"type": "integer"}, "request_id": {"type": "string"},
-            "predictions": {"type": "array"}, "fallback": {"type": "boolean"}, "fallback_reason": {"type": "string"},
+            "model": {"type": "string"},
+            "version": {"type": "integer"},
+            "request_id": {"type": "string"},
+            "predictions": {"type": "array"},
+            "fallback": {"type": "boolean"},
+            "fallback_reason": {"type": "string"},
             "classes": {"type": "array", "description": "With proba: the class of each probability column."},
         },
     }
-    v2_body = {"type": "object", "properties": {
-        "id": {"type": "string"},
-        "inputs": {"type": "array", "items": {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
-            "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-            "datatype": {"type": "string", "enum": ["BOOL", "INT64", "INT32", "FP64", "FP32", "BYTES"]},
-            "data": {"type": "array"}}}},
-        "outputs": {"type": "array", "description": "[{'name': 'probabilities'}] answers class probabilities "
-                    "(shape [rows, classes]; the tensor's parameters.classes names the columns).",
-                    "items": {"type": "object", "properties": {"name": {"type": "string", "enum": ["predict", "probabilities"]}}}},
-    }, "required": ["inputs"]}
-    mlflow_body = {"type": "object", "properties": {
-        "dataframe_split": {"type": "object"}, "dataframe_records": {"type": "array", "items": row},
-        "instances": {"type": "array"}, "inputs": {"type": "object"}, "params": params}}
-    feedback_body = {"type": "object", "properties": {
-        "key": {"type": "string"}, "request_id": {"type": "string"}, "outcome": {"type": "string"},
-        "value": {"type": "number"}, "feedback": {"type": "array", "items": {"type": "object"}}}}
+    v2_body = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "inputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "shape", "datatype", "data"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        "datatype": {
+                            "type": "string",
+                            "enum": ["BOOL", "INT64", "INT32", "FP64", "FP32", "BYTES"],
+                        },
+                        "data": {"type": "array"},
+                    },
+                },
+            },
+            "outputs": {
+                "type": "array",
+                "description": "[{'name': 'probabilities'}] answers class probabilities "
+                "(shape [rows, classes]; the tensor's parameters.classes names the columns).",
+                "items": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string", "enum": ["predict", "probabilities"]}},
+                },
+            },
+        },
+        "required": ["inputs"],
+    }
+    mlflow_body = {
+        "type": "object",
+        "properties": {
+            "dataframe_split": {"type": "object"},
+            "dataframe_records": {"type": "array", "items": row},
+            "instances": {"type": "array"},
+            "inputs": {"type": "object"},
+            "params": params,
+        },
+    }
+    feedback_body = {
+        "type": "object",
+        "properties": {
+            "key": {"type": "string"},
+            "request_id": {"type": "string"},
+            "outcome": {"type": "string"},
+            "value": {"type": "number"},
+            "feedback": {"type": "array", "items": {"type": "object"}},
+        },
+    }
     schemas: dict[str, Any] = {
-        "Error": error, "Row": row,
-        "PredictRequest": predict_body, "PredictResponse": predict_resp,
+        "Error": error,
+        "Row": row,
+        "PredictRequest": predict_body,
+        "PredictResponse": predict_resp,
         "MLflowRequest": mlflow_body,
-        "MLflowResponse": {"type": "object", "properties": {"predictions": {"type": "array"}, "classes": {"type": "array"}}},
-        "V2InferRequest": v2_body, "V2InferResponse": {"type": "object"},
+        "MLflowResponse": {
+            "type": "object",
+            "properties": {"predictions": {"type": "array"}, "classes": {"type": "array"}},
+        },
+        "V2InferRequest": v2_body,
+        "V2InferResponse": {"type": "object"},
         "Feedback": feedback_body,
-        "FeedbackResponse": {"type": "object", "properties": {
-            "accepted": {"type": "integer"}, "unmatched": {"type": "integer"}, "arms": {"type": "object"}}},
+        "FeedbackResponse": {
+            "type": "object",
+            "properties": {
+                "accepted": {"type": "integer"},
+                "unmatched": {"type": "integer"},
+                "arms": {"type": "object"},
+            },
+        },
     }
     parameters = {
-        "proba": {"name": "proba", "in": "query", "required": False, "schema": {"type": "boolean"},
-                  "description": "true: answer class probabilities (models with predict_proba)."},
+        "proba": {
+            "name": "proba",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean"},
+            "description": "true: answer class probabilities (models with predict_proba).",
+        },
         "version": {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}},
     }
 
@@ -112,11 +191,16 @@ def openapi_document(endpoint: str, signature: Any, version: str, routes: Sequen
             "operationId": r.name,
             "summary": r.summary,
             "parameters": [parameters[p] for p in r.params],
-            "responses": {"200": ok, **{str(code): {"description": text, "content": error_content}
-                                        for code, text in r.errors}},
+            "responses": {
+                "200": ok,
+                **{str(code): {"description": text, "content": error_content} for code, text in r.errors},
+            },
         }
         if r.request is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(r.request)}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(r.request)}},
+            }
         if r.auth:
             op["security"] = [{"adminToken": []}]
         paths.setdefault(r.path.replace("{name}", endpoint), {})[r.method.lower()] = op
@@ -124,6 +208,8 @@ def openapi_document(endpoint: str, signature: Any, version: str, routes: Sequen
         "openapi": "3.1.0",
         "info": {"title": f"modelyard model server: {endpoint}", "version": version},
         "paths": paths,
-        "components": {"schemas": schemas,
-                       "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+        },
     }

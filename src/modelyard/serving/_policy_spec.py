@@ -32,8 +32,15 @@ def check_weights(weights: dict[str, float], what: str) -> dict[str, float]:
     if not weights:
         raise ValueError(f"{what} needs at least one slot with a weight, e.g. {{stable: 95, canary: 5}}")
     for slot, w in weights.items():
-        if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or not 0 <= w <= 100:
-            raise ValueError(f"the {what} of slot {slot!r} must be a percentage from 0 to 100. Got {w!r} instead")
+        if (
+            not isinstance(w, (int, float))
+            or isinstance(w, bool)
+            or not math.isfinite(w)
+            or not 0 <= w <= 100
+        ):
+            raise ValueError(
+                f"the {what} of slot {slot!r} must be a percentage from 0 to 100. Got {w!r} instead"
+            )
     total = sum(weights.values())
     if abs(total - 100) > 1e-6:
         terms = " + ".join(f"{w:g}" for w in weights.values())

@@ -41,7 +41,12 @@ from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import NotFoundError
 
 __all__ = [
-    "MatrixRows", "PredictionLogger", "TypedColumns", "features_and_outputs", "output_columns", "read_prediction_log",
+    "MatrixRows",
+    "PredictionLogger",
+    "TypedColumns",
+    "features_and_outputs",
+    "output_columns",
+    "read_prediction_log",
     "read_window",
 ]
 
@@ -49,10 +54,30 @@ log = logging.getLogger("modelyard.serving")
 
 
 class _Entry:
-    __slots__ = ("fallback", "inputs", "latency_ms", "model_name", "model_version", "n", "outputs", "request_id", "ts")
+    __slots__ = (
+        "fallback",
+        "inputs",
+        "latency_ms",
+        "model_name",
+        "model_version",
+        "n",
+        "outputs",
+        "request_id",
+        "ts",
+    )
 
-    def __init__(self, request_id: str, model_name: str, model_version: int, inputs: Any, outputs: Any,
-                 latency_ms: float, fallback: bool, n: int, ts: int) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        model_name: str,
+        model_version: int,
+        inputs: Any,
+        outputs: Any,
+        latency_ms: float,
+        fallback: bool,
+        n: int,
+        ts: int,
+    ) -> None:
         self.request_id = request_id
         self.model_name = model_name
         self.model_version = model_version
@@ -81,8 +106,10 @@ class MatrixRows:
         return tuple(self.array.shape)
 
     def to_dict(self) -> dict[str, list[Any]]:
-        return {c: _arrow_column(self.array[:, j], d).to_pylist()
-                for j, (c, d) in enumerate(zip(self.columns, self.dtypes, strict=True))}
+        return {
+            c: _arrow_column(self.array[:, j], d).to_pylist()
+            for j, (c, d) in enumerate(zip(self.columns, self.dtypes, strict=True))
+        }
 
 
 class TypedColumns:
@@ -103,8 +130,14 @@ class TypedColumns:
         return (len(next(iter(self.columns.values()), [])), len(self.columns))
 
 
-_ARROW_TYPES = {"float64": "float64", "float32": "float32", "int64": "int64", "int32": "int32",
-                "bool": "bool_", "string": "string"}
+_ARROW_TYPES = {
+    "float64": "float64",
+    "float32": "float32",
+    "int64": "int64",
+    "int32": "int32",
+    "bool": "bool_",
+    "string": "string",
+}
 
 
 def _typed_array(values: list[Any], dtype: str) -> Any:
@@ -186,7 +219,9 @@ class PredictionLogger:
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        return f"PredictionLogger(sample_rate={self.sample_rate}, buffered={self._rows}, dropped={self.dropped})"
+        return (
+            f"PredictionLogger(sample_rate={self.sample_rate}, buffered={self._rows}, dropped={self.dropped})"
+        )
 
     @property
     def buffered_rows(self) -> int:
@@ -219,8 +254,17 @@ class PredictionLogger:
         n = _n_rows(inputs)
         if n <= 0:
             return False
-        entry = _Entry(request_id, model_name, int(model_version), inputs, outputs, float(latency_ms),
-                       bool(fallback), n, now_ms())
+        entry = _Entry(
+            request_id,
+            model_name,
+            int(model_version),
+            inputs,
+            outputs,
+            float(latency_ms),
+            bool(fallback),
+            n,
+            now_ms(),
+        )
         with self._lock:
             if self._stop:
                 return False
@@ -291,7 +335,12 @@ class PredictionLogger:
                     self.errors += 1
                     lost = sum(e.n for e in group)
                     self.dropped += lost
-                    log.exception("could not write a prediction log segment of %s/%s (%d rows lost)", name, version, lost)
+                    log.exception(
+                        "could not write a prediction log segment of %s/%s (%d rows lost)",
+                        name,
+                        version,
+                        lost,
+                    )
             return written
 
     def _write_segment(self, name: str, version: int, group: list[_Entry]) -> int:
@@ -341,7 +390,9 @@ class PredictionLogger:
         from modelyard.serving._schema import prediction_log_segments as t
 
         ws = get_workspace(workspace)
-        return int(ws.store.write(lambda conn: conn.execute(delete(t).where(t.c.end_ms < older_than_ms)).rowcount))
+        return int(
+            ws.store.write(lambda conn: conn.execute(delete(t).where(t.c.end_ms < older_than_ms)).rowcount)
+        )
 
 
 def output_columns(outputs: Any, n: int) -> dict[str, Any]:
@@ -404,8 +455,11 @@ def _to_table(group: list[_Entry]) -> Any:
     mats = [e.inputs for e in group]
     m0 = mats[0]
     dtypes: dict[str, str] = {}
-    if isinstance(m0, MatrixRows) and set(map(type, mats)) == {MatrixRows} \
-            and all(m.columns == m0.columns and m.dtypes == m0.dtypes for m in mats):
+    if (
+        isinstance(m0, MatrixRows)
+        and set(map(type, mats)) == {MatrixRows}
+        and all(m.columns == m0.columns and m.dtypes == m0.dtypes for m in mats)
+    ):
         x = np.concatenate([m.array for m in mats]) if len(mats) > 1 else m0.array
         for j, (c, d) in enumerate(zip(m0.columns, m0.dtypes, strict=True)):
             arrays[f"input.{c}"] = _arrow_column(x[:, j], d)
@@ -429,7 +483,9 @@ def _to_table(group: list[_Entry]) -> Any:
             if set(map(type, col)) == {list}:
                 vals = list(chain(col))
         if vals is None:
-            vals = list(chain(_as_list(i[c]) if c in i else [None] * e.n for i, e in zip(inputs, group, strict=True)))
+            vals = list(
+                chain(_as_list(i[c]) if c in i else [None] * e.n for i, e in zip(inputs, group, strict=True))
+            )
         if c in dtypes:
             arrays[f"input.{c}"] = _typed_array(vals, dtypes[c])
             continue
@@ -438,14 +494,19 @@ def _to_table(group: list[_Entry]) -> Any:
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             arrays[f"input.{c}"] = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
     outs = [e.outputs for e in group]
-    if all(type(o) is np.ndarray and o.ndim == 1 and o.dtype.kind in "fiub" for o in outs) \
-            and sum(len(o) for o in outs) == sum(ns):
-        arrays["output"] = pa.array(np.concatenate(outs).astype(np.float64), type=pa.float64(), from_pandas=True)
+    if all(type(o) is np.ndarray and o.ndim == 1 and o.dtype.kind in "fiub" for o in outs) and sum(
+        len(o) for o in outs
+    ) == sum(ns):
+        arrays["output"] = pa.array(
+            np.concatenate(outs).astype(np.float64), type=pa.float64(), from_pandas=True
+        )
         return pa.table(arrays)
     outputs = [output_columns(e.outputs, e.n) for e in group]
     out_cols = list(dict.fromkeys(chain(outputs)))
     for c in out_cols:
-        vals = list(chain(_as_list(o[c]) if c in o else [None] * e.n for o, e in zip(outputs, group, strict=True)))
+        vals = list(
+            chain(_as_list(o[c]) if c in o else [None] * e.n for o, e in zip(outputs, group, strict=True))
+        )
         numeric = all(isinstance(v, (int, float)) or v is None for v in vals)
         if numeric:
             arrays[c] = pa.array(vals, type=pa.float64(), from_pandas=True)
@@ -470,7 +531,9 @@ def read_prediction_log(
     return _concat(tables) if tables else pd.DataFrame()
 
 
-def read_window(ws: Workspace, model_name: str, start_ms: int, end_ms: int, *, model_version: int | None = None) -> Any:
+def read_window(
+    ws: Workspace, model_name: str, start_ms: int, end_ms: int, *, model_version: int | None = None
+) -> Any:
     """The logged predictions of ``model_name`` with ``start_ms <= timestamp_ms < end_ms`` (pandas), as the
     monitoring feature reads them: a store without the log's table is a :class:`NotFoundError`, and an
     empty window still has the columns ``request_id`` and ``timestamp_ms``."""
@@ -485,23 +548,35 @@ def read_window(ws: Workspace, model_name: str, start_ms: int, end_ms: int, *, m
                 f"The store has no prediction log (table {t.name!r}). Serve the model with "
                 "prediction logging on (yard serve ...), or compare frames directly with yard.drift(...)."
             )
-    tables = [table for table in _read(ws, model_name, model_version, start_ms, end_ms, end_inclusive=False)
-              if table.num_rows]
+    tables = [
+        table
+        for table in _read(ws, model_name, model_version, start_ms, end_ms, end_inclusive=False)
+        if table.num_rows
+    ]
     if not tables:
-        return pd.DataFrame({"request_id": pd.Series([], dtype="object"), "timestamp_ms": pd.Series([], dtype="int64")})
+        return pd.DataFrame(
+            {"request_id": pd.Series([], dtype="object"), "timestamp_ms": pd.Series([], dtype="int64")}
+        )
     return _concat(tables)
 
 
 def features_and_outputs(window: Any) -> tuple[Any, list[str]]:
     """``input.<col>`` columns renamed to ``<col>``, outputs kept as ``output``/``output.<k>``."""
-    keep = {c: c[len("input."):] for c in window.columns if c.startswith("input.")}
+    keep = {c: c[len("input.") :] for c in window.columns if c.startswith("input.")}
     outputs = [c for c in window.columns if c == "output" or c.startswith("output.")]
     frame = window[list(keep) + outputs].rename(columns=keep)
     return frame, outputs
 
 
-def _read(ws: Workspace, model_name: str | None, model_version: int | None, start_ms: int | None,
-          end_ms: int | None, *, end_inclusive: bool) -> Any:
+def _read(
+    ws: Workspace,
+    model_name: str | None,
+    model_version: int | None,
+    start_ms: int | None,
+    end_ms: int | None,
+    *,
+    end_inclusive: bool,
+) -> Any:
     """One Arrow table per segment that overlaps the window (oldest first), filtered to the window."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq

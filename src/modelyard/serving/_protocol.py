@@ -25,19 +25,28 @@ DEFAULT_BODY_TIMEOUT_S = 30.0
 
 
 def _timeout_response(what: str, seconds: float) -> bytes:
-    body = json.dumps({
-        "error": f"The request {what} did not arrive within {seconds:g} s; the connection is closed.",
-        "code": f"{what}_timeout",
-    }).encode()
-    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+    body = json.dumps(
+        {
+            "error": f"The request {what} did not arrive within {seconds:g} s; the connection is closed.",
+            "code": f"{what}_timeout",
+        }
+    ).encode()
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+    )
 
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     """:class:`HttpToolsProtocol` plus the header and body deadlines."""
 
-    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
-                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._header_timeout = float(getattr(config, "yard_header_timeout_s", DEFAULT_HEADER_TIMEOUT_S) or 0)
         self._body_timeout = float(getattr(config, "yard_body_timeout_s", DEFAULT_BODY_TIMEOUT_S) or 0)

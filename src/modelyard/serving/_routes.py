@@ -115,43 +115,124 @@ async def _openapi(server: ModelServer, request: Any) -> Any:
 
 
 PREDICT_ERRORS = (
-    (400, "Malformed JSON, body shape, or nesting deeper than 64 levels"), (404, "Unknown model or version"),
-    (408, "Headers or body not received within the limits' deadlines"), (413, "Body too large"),
-    (415, "Unsupported content type"), (422, "Input does not match the model signature (every problem listed)"),
-    (429, "Queue full; see Retry-After"), (503, "Model failed and no fallback answered, or not ready"),
+    (400, "Malformed JSON, body shape, or nesting deeper than 64 levels"),
+    (404, "Unknown model or version"),
+    (408, "Headers or body not received within the limits' deadlines"),
+    (413, "Body too large"),
+    (415, "Unsupported content type"),
+    (422, "Input does not match the model signature (every problem listed)"),
+    (429, "Queue full; see Retry-After"),
+    (503, "Model failed and no fallback answered, or not ready"),
     (504, "Model timed out and no fallback is configured"),
 )
 _AUTH_ERRORS = ((401, "No or wrong admin token"), (403, "The admin API is off (no admin token configured)"))
-_SWAP_ERRORS = (*_AUTH_ERRORS, (413, "Spec too large"),
-                (422, "Spec invalid or a model failed to load; the old spec keeps serving"))
+_SWAP_ERRORS = (
+    *_AUTH_ERRORS,
+    (413, "Spec too large"),
+    (422, "Spec invalid or a model failed to load; the old spec keeps serving"),
+)
 _SWAP = "Swap to a new deployment spec (YAML or JSON; Authorization: Bearer <token>)"
 _V = ("version",)
 
 #: Every endpoint of the server, in the order of /openapi.json.
 ROUTES: tuple[Route, ...] = (
-    Route("POST", "/v1/models/{name}/predict", _predict("native"), "predict", "Predict (records or columns+data)",
-          "PredictRequest", "PredictResponse", ("proba",), PREDICT_ERRORS, "Predictions", api="native"),
-    Route("POST", "/v1/models/{name}/versions/{version}/predict", _predict("native"), "predict_version",
-          "Predict on a pinned version", "PredictRequest", "PredictResponse", ("version", "proba"), PREDICT_ERRORS,
-          "Predictions", api="native"),
-    Route("POST", "/v1/models/{name}/feedback", _feedback, "feedback", "A/B test outcomes (while traffic.kind is 'ab')",
-          "Feedback", "FeedbackResponse", (), PREDICT_ERRORS, "Accepted"),
+    Route(
+        "POST",
+        "/v1/models/{name}/predict",
+        _predict("native"),
+        "predict",
+        "Predict (records or columns+data)",
+        "PredictRequest",
+        "PredictResponse",
+        ("proba",),
+        PREDICT_ERRORS,
+        "Predictions",
+        api="native",
+    ),
+    Route(
+        "POST",
+        "/v1/models/{name}/versions/{version}/predict",
+        _predict("native"),
+        "predict_version",
+        "Predict on a pinned version",
+        "PredictRequest",
+        "PredictResponse",
+        ("version", "proba"),
+        PREDICT_ERRORS,
+        "Predictions",
+        api="native",
+    ),
+    Route(
+        "POST",
+        "/v1/models/{name}/feedback",
+        _feedback,
+        "feedback",
+        "A/B test outcomes (while traffic.kind is 'ab')",
+        "Feedback",
+        "FeedbackResponse",
+        (),
+        PREDICT_ERRORS,
+        "Accepted",
+    ),
     Route("GET", "/v1/models", _models, "models", "Served models"),
     Route("GET", "/v1/models/{name}", _model, "model", "The served model: versions, breaker state, inputs"),
-    Route("POST", "/invocations", _predict("invocations"), "invocations",
-          "MLflow scoring protocol (dataframe_split, dataframe_records, instances, inputs; text/csv with a header row)",
-          "MLflowRequest", "MLflowResponse", ("proba",), PREDICT_ERRORS, "Predictions", api="invocations"),
-    Route("POST", "/v2/models/{name}/infer", _predict("v2"), "v2_infer", "Open Inference Protocol (V2) infer",
-          "V2InferRequest", "V2InferResponse", (), PREDICT_ERRORS, "Predictions", api="v2"),
-    Route("POST", "/v2/models/{name}/versions/{version}/infer", _predict("v2"), "v2_infer_version",
-          "V2 infer on a pinned version", "V2InferRequest", "V2InferResponse", _V, PREDICT_ERRORS, "Predictions",
-          api="v2"),
+    Route(
+        "POST",
+        "/invocations",
+        _predict("invocations"),
+        "invocations",
+        "MLflow scoring protocol (dataframe_split, dataframe_records, instances, inputs; text/csv with a header row)",
+        "MLflowRequest",
+        "MLflowResponse",
+        ("proba",),
+        PREDICT_ERRORS,
+        "Predictions",
+        api="invocations",
+    ),
+    Route(
+        "POST",
+        "/v2/models/{name}/infer",
+        _predict("v2"),
+        "v2_infer",
+        "Open Inference Protocol (V2) infer",
+        "V2InferRequest",
+        "V2InferResponse",
+        (),
+        PREDICT_ERRORS,
+        "Predictions",
+        api="v2",
+    ),
+    Route(
+        "POST",
+        "/v2/models/{name}/versions/{version}/infer",
+        _predict("v2"),
+        "v2_infer_version",
+        "V2 infer on a pinned version",
+        "V2InferRequest",
+        "V2InferResponse",
+        _V,
+        PREDICT_ERRORS,
+        "Predictions",
+        api="v2",
+    ),
     Route("GET", "/v2/models/{name}", v2_model, "v2_model", "V2 model metadata"),
-    Route("GET", "/v2/models/{name}/versions/{version}", v2_model, "v2_model_version", "V2 model metadata of a version",
-          params=_V),
+    Route(
+        "GET",
+        "/v2/models/{name}/versions/{version}",
+        v2_model,
+        "v2_model_version",
+        "V2 model metadata of a version",
+        params=_V,
+    ),
     Route("GET", "/v2/models/{name}/ready", v2_model_ready, "v2_model_ready", "V2 model readiness"),
-    Route("GET", "/v2/models/{name}/versions/{version}/ready", v2_model_ready, "v2_model_version_ready",
-          "V2 readiness of a version", params=_V),
+    Route(
+        "GET",
+        "/v2/models/{name}/versions/{version}/ready",
+        v2_model_ready,
+        "v2_model_version_ready",
+        "V2 readiness of a version",
+        params=_V,
+    ),
     Route("GET", "/v2", v2_server, "v2_server", "V2 server metadata"),
     Route("GET", "/v2/health/live", v2_live, "v2_live", "V2 liveness"),
     Route("GET", "/v2/health/ready", v2_ready, "v2_ready", "V2 readiness"),
@@ -159,13 +240,43 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/ping", _live, "ping", "Liveness (MLflow/SageMaker name)"),
     Route("GET", "/health", _ready, "health", "Readiness (alias of /health/ready)"),
     Route("GET", "/openapi.json", _openapi, "openapi", "This document"),
-    Route("GET", "/health/ready", _ready, "ready", "Readiness: every model of the spec loaded and warmed; last swap error"),
+    Route(
+        "GET",
+        "/health/ready",
+        _ready,
+        "ready",
+        "Readiness: every model of the spec loaded and warmed; last swap error",
+    ),
     Route("GET", "/metrics", _metrics, "metrics", "Prometheus metrics"),
-    Route("GET", "/admin/spec", admin_get_spec, "admin_get_spec",
-          "Current deployment spec (Authorization: Bearer <token>)", errors=_AUTH_ERRORS, auth=True),
-    Route("PUT", "/admin/spec", admin_put_spec, "admin_put_spec", _SWAP, errors=_SWAP_ERRORS, ok="Swapped", auth=True),
-    Route("POST", "/admin/spec", admin_put_spec, "admin_post_spec", f"{_SWAP}; same as PUT", errors=_SWAP_ERRORS,
-          ok="Swapped", auth=True),
+    Route(
+        "GET",
+        "/admin/spec",
+        admin_get_spec,
+        "admin_get_spec",
+        "Current deployment spec (Authorization: Bearer <token>)",
+        errors=_AUTH_ERRORS,
+        auth=True,
+    ),
+    Route(
+        "PUT",
+        "/admin/spec",
+        admin_put_spec,
+        "admin_put_spec",
+        _SWAP,
+        errors=_SWAP_ERRORS,
+        ok="Swapped",
+        auth=True,
+    ),
+    Route(
+        "POST",
+        "/admin/spec",
+        admin_put_spec,
+        "admin_post_spec",
+        f"{_SWAP}; same as PUT",
+        errors=_SWAP_ERRORS,
+        ok="Swapped",
+        auth=True,
+    ),
 )
 
 
@@ -182,8 +293,10 @@ class FastRouter:
             if "{" not in r.path:
                 self._exact[(r.method, r.path)] = r
                 continue
-            regex = "".join(f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part)
-                            for part in re.split(r"(\{[^/{}]+\})", r.path))
+            regex = "".join(
+                f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part)
+                for part in re.split(r"(\{[^/{}]+\})", r.path)
+            )
             self._patterns.setdefault(r.method, []).append((re.compile(regex + r"\Z"), r))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -216,7 +329,9 @@ def _guarded(server: ModelServer, rows: dict[str, Route]) -> Callable[[Any], Awa
             raise
         except Exception as exc:
             log.exception("unexpected error on %s", request.url.path)
-            return problem(HTTPProblem(503, "internal_error", f"The server failed: {type(exc).__name__}: {exc}"), "")
+            return problem(
+                HTTPProblem(503, "internal_error", f"The server failed: {type(exc).__name__}: {exc}"), ""
+            )
 
     return endpoint
 
@@ -230,8 +345,10 @@ def starlette_app(server: ModelServer, routes: Sequence[Route]) -> Any:
     by_path: dict[str, dict[str, Route]] = {}
     for r in routes:
         by_path.setdefault(r.path, {})[r.method] = r
-    mounted = [StarletteRoute(path, _guarded(server, rows), methods=list(rows), name=next(iter(rows.values())).name)
-               for path, rows in by_path.items()]
+    mounted = [
+        StarletteRoute(path, _guarded(server, rows), methods=list(rows), name=next(iter(rows.values())).name)
+        for path, rows in by_path.items()
+    ]
 
     async def http_error(request: Any, exc: Any) -> Any:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -243,6 +360,8 @@ def starlette_app(server: ModelServer, routes: Sequence[Route]) -> Any:
 
     async def any_error(request: Any, exc: Exception) -> Any:
         log.exception("unexpected error on %s", request.url.path)
-        return respond(503, {"error": f"The server failed: {type(exc).__name__}: {exc}", "code": "internal_error"})
+        return respond(
+            503, {"error": f"The server failed: {type(exc).__name__}: {exc}", "code": "internal_error"}
+        )
 
     return Starlette(routes=mounted, exception_handlers={HTTPException: http_error, Exception: any_error})

@@ -39,10 +39,39 @@ __all__ = [
 log = logging.getLogger("modelyard.serving")
 
 #: Finer than the request-latency buckets: p99 thresholds of tens of milliseconds need them.
-LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1,
-                   0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
-_CODE_OUTCOME = {"invalid_input": "invalid", "timeout": "timeout", "model_error": "error",
-                 "circuit_open": "circuit_open", "overloaded": "rejected"}
+LATENCY_BUCKETS = (
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    10.0,
+)
+_CODE_OUTCOME = {
+    "invalid_input": "invalid",
+    "timeout": "timeout",
+    "model_error": "error",
+    "circuit_open": "circuit_open",
+    "overloaded": "rejected",
+}
 
 
 class RoutingMetrics:
@@ -53,31 +82,63 @@ class RoutingMetrics:
 
         r = registry
         self.requests = Counter(
-            "yard_serving_routed_requests", "Requests by the version the router chose, and their outcome "
-            "(ok, error, timeout, circuit_open, invalid, rejected).", ["model", "version", "outcome"], registry=r)
+            "yard_serving_routed_requests",
+            "Requests by the version the router chose, and their outcome "
+            "(ok, error, timeout, circuit_open, invalid, rejected).",
+            ["model", "version", "outcome"],
+            registry=r,
+        )
         self.fallbacks = Counter(
-            "yard_serving_routed_fallbacks", "Requests routed to a version and answered by the fallback.",
-            ["model", "version"], registry=r)
+            "yard_serving_routed_fallbacks",
+            "Requests routed to a version and answered by the fallback.",
+            ["model", "version"],
+            registry=r,
+        )
         self.latency = Histogram(
-            "yard_serving_routed_latency_seconds", "Latency of requests by the version the router chose.",
-            ["model", "version"], buckets=LATENCY_BUCKETS, registry=r)
+            "yard_serving_routed_latency_seconds",
+            "Latency of requests by the version the router chose.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.shadow = Counter(
-            "yard_serving_shadow_comparisons", "Mirrored requests by shadow version and result "
-            "(agree, disagree, error, dropped).", ["model", "version", "result"], registry=r)
+            "yard_serving_shadow_comparisons",
+            "Mirrored requests by shadow version and result (agree, disagree, error, dropped).",
+            ["model", "version", "result"],
+            registry=r,
+        )
         self.shadow_distance = Counter(
-            "yard_serving_shadow_distance", "Sum over compared requests of the mean absolute difference "
-            "(share of differing labels) between shadow and primary outputs.", ["model", "version"], registry=r)
+            "yard_serving_shadow_distance",
+            "Sum over compared requests of the mean absolute difference "
+            "(share of differing labels) between shadow and primary outputs.",
+            ["model", "version"],
+            registry=r,
+        )
         self.ab_assignments = Counter(
-            "yard_serving_ab_assignments", "Requests assigned to each A/B arm.", ["model", "version", "arm"], registry=r)
+            "yard_serving_ab_assignments",
+            "Requests assigned to each A/B arm.",
+            ["model", "version", "arm"],
+            registry=r,
+        )
         self.ab_count = Counter(
-            "yard_serving_ab_outcome_count", "Outcomes reported per A/B arm.", ["model", "version", "arm", "outcome"],
-            registry=r)
+            "yard_serving_ab_outcome_count",
+            "Outcomes reported per A/B arm.",
+            ["model", "version", "arm", "outcome"],
+            registry=r,
+        )
         self.ab_sum = Gauge(
-            "yard_serving_ab_outcome_sum", "Sum of outcome values per A/B arm.", ["model", "version", "arm", "outcome"],
-            registry=r, **({"multiprocess_mode": "sum"} if multiprocess else {}))
+            "yard_serving_ab_outcome_sum",
+            "Sum of outcome values per A/B arm.",
+            ["model", "version", "arm", "outcome"],
+            registry=r,
+            **({"multiprocess_mode": "sum"} if multiprocess else {}),
+        )
         self.ab_sumsq = Counter(
-            "yard_serving_ab_outcome_sumsq", "Sum of squared outcome values per A/B arm.",
-            ["model", "version", "arm", "outcome"], registry=r)
+            "yard_serving_ab_outcome_sumsq",
+            "Sum of squared outcome values per A/B arm.",
+            ["model", "version", "arm", "outcome"],
+            registry=r,
+        )
 
 
 def observe(metrics: RoutingMetrics, rt: Any, answer: Any, code: str | None, seconds: float) -> None:
@@ -133,7 +194,11 @@ class CanaryRouter(_Router):
         self.choice = WeightedChoice(policy.weights)
 
     def choose(self, payload: Any, headers: Any = None) -> Any:
-        key = headers.get(self.policy.sticky_header) if headers is not None and self.policy.sticky_header else None
+        key = (
+            headers.get(self.policy.sticky_header)
+            if headers is not None and self.policy.sticky_header
+            else None
+        )
         slot = self.choice.pick(bucket(key, self.policy.salt)) if key else self.choice.random()
         return self.runtimes[slot]
 
@@ -179,11 +244,15 @@ class ShadowRouter(_Router):
             m.shadow.labels(*labels, "dropped").inc()
             return
         self.pending += 1
-        task = asyncio.get_running_loop().create_task(self._mirror(dep, payload, answer.output, request_id, labels))
+        task = asyncio.get_running_loop().create_task(
+            self._mirror(dep, payload, answer.output, request_id, labels)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _mirror(self, dep: Any, payload: Any, primary_out: Any, request_id: str | None, labels: tuple[str, str]) -> None:
+    async def _mirror(
+        self, dep: Any, payload: Any, primary_out: Any, request_id: str | None, labels: tuple[str, str]
+    ) -> None:
         import time
 
         m = dep.metrics.routing
@@ -193,8 +262,11 @@ class ShadowRouter(_Router):
             async with asyncio.timeout(dep.timeout):
                 out = await self.shadow.predict(payload)
         except BaseException as exc:  # a shadow failure is data, never an error of the request
-            code = "timeout" if isinstance(exc, TimeoutError) else (
-                "invalid_input" if getattr(exc, "status", 500) < 500 else "model_error")
+            code = (
+                "timeout"
+                if isinstance(exc, TimeoutError)
+                else ("invalid_input" if getattr(exc, "status", 500) < 500 else "model_error")
+            )
             m.requests.labels(*labels, _CODE_OUTCOME[code]).inc()
             m.latency.labels(*labels).observe(time.perf_counter() - t0)
             m.shadow.labels(*labels, "error").inc()
@@ -214,9 +286,16 @@ class ShadowRouter(_Router):
         m.shadow_distance.labels(*labels).inc(distance)
         pl = getattr(dep, "predlog", None)
         if pl is not None and pl.sampled():
-            pl.log(f"{request_id or ''}:shadow", self.shadow.name, self.shadow.version,
-                   logged_inputs(payload, self.shadow.inputs.dtypes), out,
-                   (time.perf_counter() - t0) * 1000, False, sample=False)
+            pl.log(
+                f"{request_id or ''}:shadow",
+                self.shadow.name,
+                self.shadow.version,
+                logged_inputs(payload, self.shadow.inputs.dtypes),
+                out,
+                (time.perf_counter() - t0) * 1000,
+                False,
+                sample=False,
+            )
 
 
 def compare_outputs(a: Any, b: Any, tolerance: float) -> tuple[bool, float]:
@@ -296,17 +375,25 @@ async def feedback(server: Any, request: Any) -> Any:
         body = loads(await read_body(request, dep.spec.limits.max_body_bytes))
         router = dep.router
         if not isinstance(router, ABRouter):
-            raise HTTPProblem(409, "no_ab_test", f"No A/B test runs on {dep.endpoint!r} (traffic kind "
-                              f"{dep.spec.traffic.kind!r}); feedback is accepted while traffic.kind is 'ab'.")
+            raise HTTPProblem(
+                409,
+                "no_ab_test",
+                f"No A/B test runs on {dep.endpoint!r} (traffic kind "
+                f"{dep.spec.traffic.kind!r}); feedback is accepted while traffic.kind is 'ab'.",
+            )
         items = body.get("feedback") if isinstance(body, dict) and "feedback" in body else [body]
         if not isinstance(items, list) or not items:
-            raise HTTPProblem(400, "bad_format", "Send {'key': ..., 'outcome': ..., 'value': ...} or {'feedback': [...]}.")
+            raise HTTPProblem(
+                400, "bad_format", "Send {'key': ..., 'outcome': ..., 'value': ...} or {'feedback': [...]}."
+            )
         m = dep.metrics.routing
         parsed: list[tuple[str, str, float]] = []
         unmatched = 0
         for i, item in enumerate(items):
             if not isinstance(item, dict):
-                raise HTTPProblem(400, "bad_format", f"feedback[{i}] must be an object with 'key' or 'request_id'.")
+                raise HTTPProblem(
+                    400, "bad_format", f"feedback[{i}] must be an object with 'key' or 'request_id'."
+                )
             value = item.get("value", 1)
             if isinstance(value, bool):
                 value = float(value)
@@ -315,8 +402,12 @@ async def feedback(server: Any, request: Any) -> Any:
             except OverflowError:  # an integer beyond the float range
                 finite = False
             if not finite:
-                raise HTTPProblem(400, "bad_value", f"feedback[{i}].value must be a finite number (0/1 for "
-                                  f"conversions). Got {str(value)[:40]!r} instead.")
+                raise HTTPProblem(
+                    400,
+                    "bad_value",
+                    f"feedback[{i}].value must be a finite number (0/1 for "
+                    f"conversions). Got {str(value)[:40]!r} instead.",
+                )
             outcome = str(item.get("outcome", "outcome"))[:64]
             if item.get("key") is not None:
                 slot = router.arm_for_key(str(item["key"]))
@@ -326,8 +417,11 @@ async def feedback(server: Any, request: Any) -> Any:
                     unmatched += 1
                     continue
             else:
-                raise HTTPProblem(400, "bad_format", f"feedback[{i}] needs 'key' (the {router.policy.key_header} "
-                                  "value) or 'request_id'.")
+                raise HTTPProblem(
+                    400,
+                    "bad_format",
+                    f"feedback[{i}] needs 'key' (the {router.policy.key_header} value) or 'request_id'.",
+                )
             parsed.append((slot, outcome, float(value)))
         arms: dict[str, int] = {}
         for slot, outcome, value in parsed:

@@ -117,23 +117,33 @@ class ModelRuntime:
         self.inputs = InputCheck(model)
         self.has_proba = hasattr(model, "predict_proba")
         classes = getattr(getattr(model, "raw", None), "classes_", None)
-        self.classes: list[Any] | None = [c.item() if hasattr(c, "item") else c for c in classes] \
-            if classes is not None and self.has_proba else None
+        self.classes: list[Any] | None = (
+            [c.item() if hasattr(c, "item") else c for c in classes]
+            if classes is not None and self.has_proba
+            else None
+        )
         self.metrics = metrics
         self._labels = (self.name, str(self.version))
         self.warm_error: str | None = None
         self.warmed = False
         install()
-        self.warnings = WarningDedup(f"{self.name}/{self.version}",
-                                     lambda cat: metrics.model_warnings.labels(self.name, str(self.version), cat))
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"predict-{self.name}-{self.version}",
-                                           initializer=bind, initargs=(self.warnings,))
+        self.warnings = WarningDedup(
+            f"{self.name}/{self.version}",
+            lambda cat: metrics.model_warnings.labels(self.name, str(self.version), cat),
+        )
+        self.executor = ThreadPoolExecutor(
+            1,
+            thread_name_prefix=f"predict-{self.name}-{self.version}",
+            initializer=bind,
+            initargs=(self.warnings,),
+        )
         b = spec.batching
         queue_gauge = metrics.queue_depth.labels(*self._labels)
         self.batching = b.enabled
         self.max_queue_rows = b.max_queue_rows
         self.batcher = Batcher(
-            self.run_batch, self.executor,
+            self.run_batch,
+            self.executor,
             max_batch_size=b.max_batch_size if b.enabled else 1,
             max_latency_ms=b.max_latency_ms if b.enabled else 0,
             max_queue_rows=b.max_queue_rows,
@@ -143,9 +153,14 @@ class ModelRuntime:
         self._breaker_gauge = metrics.breaker_open.labels(*self._labels)
         self._breaker_gauge.set(0)
         self.breaker = CircuitBreaker(
-            name=f"{self.name}/{self.version}", error_rate=br.error_rate, window=br.window,
-            min_requests=br.min_requests, open_s=br.open_s, half_open_probes=br.half_open_probes,
-            enabled=br.enabled, on_transition=self._on_transition,
+            name=f"{self.name}/{self.version}",
+            error_rate=br.error_rate,
+            window=br.window,
+            min_requests=br.min_requests,
+            open_s=br.open_s,
+            half_open_probes=br.half_open_probes,
+            enabled=br.enabled,
+            on_transition=self._on_transition,
         )
         self.fast: NumericFastPath | None = None
         self._predict_hist = metrics.predict_latency.labels(*self._labels)
@@ -285,8 +300,10 @@ class ModelRuntime:
                 return None
             want = np.asarray(self._predict(frame))
             got = np.asarray(fast.predict(x))
-            if want.shape != got.shape or not (np.array_equal(want, got) or (
-                    want.dtype.kind == "f" and np.allclose(want, got, rtol=1e-9, atol=1e-12))):
+            if want.shape != got.shape or not (
+                np.array_equal(want, got)
+                or (want.dtype.kind == "f" and np.allclose(want, got, rtol=1e-9, atol=1e-12))
+            ):
                 return None
             return fast
         except Exception:
@@ -366,7 +383,15 @@ class Deployment:
         self.model_names = {rt.name for rt in self.by_version.values()}
 
     def all_runtimes(self) -> list[ModelRuntime]:
-        return list({id(r): r for r in [*self.runtimes.values(), *([self.fallback_runtime] if self.fallback_runtime else [])]}.values())
+        return list(
+            {
+                id(r): r
+                for r in [
+                    *self.runtimes.values(),
+                    *([self.fallback_runtime] if self.fallback_runtime else []),
+                ]
+            }.values()
+        )
 
     def runtime_for(self, version: int | None) -> ModelRuntime | None:
         if version is None:
@@ -374,14 +399,20 @@ class Deployment:
         rt = self.by_version.get(version)
         if rt is None:
             raise HTTPProblem(
-                404, "unknown_version",
+                404,
+                "unknown_version",
                 f"Version {version} of {self.endpoint!r} is not loaded on this server. "
                 f"Loaded versions: {sorted(self.by_version)}.",
             )
         return rt
 
     async def answer(
-        self, payload: Payload, *, version: int | None = None, headers: Any = None, request_id: str | None = None
+        self,
+        payload: Payload,
+        *,
+        version: int | None = None,
+        headers: Any = None,
+        request_id: str | None = None,
     ) -> Answer:
         """Predict ``payload`` (on ``version`` when pinned, else where the traffic policy routes it,
         by the request ``headers``), falling back when the model fails."""
@@ -404,9 +435,13 @@ class Deployment:
     async def _answer_on(self, rt: ModelRuntime, payload: Payload) -> Answer:
         mine = rt.inputs.check(payload)  # a 422 here never reaches the breaker or the fallback
         if payload.options and not rt.has_proba:
-            raise HTTPProblem(422, "no_probabilities", f"Model {rt.name}/{rt.version} "
-                              f"({getattr(rt.model, 'flavor', 'model')}) has no class probabilities (predict_proba); "
-                              "ask without 'proba'.")
+            raise HTTPProblem(
+                422,
+                "no_probabilities",
+                f"Model {rt.name}/{rt.version} "
+                f"({getattr(rt.model, 'flavor', 'model')}) has no class probabilities (predict_proba); "
+                "ask without 'proba'.",
+            )
         if not rt.breaker.allow():
             return await self._fallback(payload, rt, "circuit_open", checked=mine)
         try:
@@ -425,11 +460,20 @@ class Deployment:
         rt.breaker.record(True)
         return Answer(out, rt, payload=mine)
 
-    async def _fallback(self, payload: Payload, primary: ModelRuntime, reason: str, exc: BaseException | None = None,
-                        *, checked: Payload | None = None) -> Answer:
+    async def _fallback(
+        self,
+        payload: Payload,
+        primary: ModelRuntime,
+        reason: str,
+        exc: BaseException | None = None,
+        *,
+        checked: Payload | None = None,
+    ) -> Answer:
         fb = self.spec.fallback
-        if fb is None or (payload.options and (fb.constant is not None or not self.fallback_runtime
-                                                or not self.fallback_runtime.has_proba)):
+        if fb is None or (
+            payload.options
+            and (fb.constant is not None or not self.fallback_runtime or not self.fallback_runtime.has_proba)
+        ):
             raise self._failure(primary, reason, exc)
         self.metrics.fallbacks.labels(primary.name, reason).inc()
         if fb.constant is not None:
@@ -447,10 +491,14 @@ class Deployment:
         except Exception as exc2:
             if _is_input_error(exc2):
                 raise input_problem(exc2) from None
-            raise self._failure(primary, reason, exc, fallback_failed=f"raised {type(exc2).__name__}: {exc2}") from None
+            raise self._failure(
+                primary, reason, exc, fallback_failed=f"raised {type(exc2).__name__}: {exc2}"
+            ) from None
         return Answer(out, rt, True, reason, payload=mine)
 
-    def _failure(self, rt: ModelRuntime, reason: str, exc: BaseException | None, fallback_failed: str | None = None) -> HTTPProblem:
+    def _failure(
+        self, rt: ModelRuntime, reason: str, exc: BaseException | None, fallback_failed: str | None = None
+    ) -> HTTPProblem:
         what = {
             "timeout": f"did not answer within {self.spec.timeout_ms:g} ms",
             "circuit_open": "has its circuit breaker open after too many failures",
@@ -460,7 +508,9 @@ class Deployment:
         msg += f", and the fallback {fallback_failed}." if fallback_failed else "; no fallback is configured."
         if reason == "timeout":
             return HTTPProblem(504, "timeout", msg)
-        headers = {"retry-after": str(max(1, round(self.spec.breaker.open_s)))} if reason == "circuit_open" else {}
+        headers = (
+            {"retry-after": str(max(1, round(self.spec.breaker.open_s)))} if reason == "circuit_open" else {}
+        )
         return HTTPProblem(503, "model_error" if reason == "error" else reason, msg, headers=headers)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -487,8 +537,11 @@ class Deployment:
             "endpoint": self.endpoint,
             "models": {slot: rt.describe() for slot, rt in self.runtimes.items()},
             "fallback": (
-                self.fallback_runtime.describe() if self.fallback_runtime
-                else {"constant": self.spec.fallback.constant} if self.spec.fallback else None
+                self.fallback_runtime.describe()
+                if self.fallback_runtime
+                else {"constant": self.spec.fallback.constant}
+                if self.spec.fallback
+                else None
             ),
             "traffic": self.spec.traffic.model_dump(mode="json"),
         }

@@ -20,6 +20,11 @@ prediction_log_segments = Table(
     # blake3 digest of the Parquet blob (kept alive by modelyard._maintenance.BLOB_REFERENCES)
     Column("digest", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    Index("ix_prediction_log_segments_model_name_model_version_start_ms", "model_name", "model_version", "start_ms"),
+    Index(
+        "ix_prediction_log_segments_model_name_model_version_start_ms",
+        "model_name",
+        "model_version",
+        "start_ms",
+    ),
     Index("ix_prediction_log_segments_created_at", "created_at"),
 )

@@ -23,7 +23,15 @@ from typing import Any
 from modelyard.errors import InvalidArgumentError, invalid_param
 from modelyard.serving._types import ASGIApp
 
-__all__ = ["ServerHandle", "available_cpus", "free_port", "resolve_workers", "run_in_thread", "serve", "worker_app"]
+__all__ = [
+    "ServerHandle",
+    "available_cpus",
+    "free_port",
+    "resolve_workers",
+    "run_in_thread",
+    "serve",
+    "worker_app",
+]
 
 _ENV_SPEC = "YARD_SERVE_SPEC"
 _ENV_URI = "YARD_SERVE_URI"
@@ -87,8 +95,13 @@ def _uvicorn_options(limits: Any = None) -> dict[str, Any]:
     from modelyard.serving._spec import LimitsSpec
 
     lim = limits or LimitsSpec()
-    opts: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "on",
-                            "timeout_keep_alive": lim.keepalive_s, "limit_concurrency": lim.max_connections}
+    opts: dict[str, Any] = {
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "on",
+        "timeout_keep_alive": lim.keepalive_s,
+        "limit_concurrency": lim.max_connections,
+    }
     try:
         import uvloop  # noqa: F401
 
@@ -158,7 +171,9 @@ def serve(
 
     n = resolve_workers(workers)
     if n == 1:
-        server = ModelServer(spec_path or spec, uri=uri, admin_token=admin_token, watch=spec_path is not None).start()
+        server = ModelServer(
+            spec_path or spec, uri=uri, admin_token=admin_token, watch=spec_path is not None
+        ).start()
         if on_ready:
             on_ready(server, n)
         _freeze_heap()
@@ -189,8 +204,14 @@ def serve(
     try:
         from uvicorn.supervisors import Multiprocess
 
-        config = uvicorn_config("modelyard.serving._server:worker_app", spec_obj.limits, factory=True,
-                                host=host, port=port, workers=n)
+        config = uvicorn_config(
+            "modelyard.serving._server:worker_app",
+            spec_obj.limits,
+            factory=True,
+            host=host,
+            port=port,
+            workers=n,
+        )
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     except KeyboardInterrupt:  # pragma: no cover
         pass
@@ -212,8 +233,14 @@ class ServerHandle:
         self._thread.join(timeout)
 
 
-def run_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0,
-                  limits: Any = None) -> ServerHandle:
+def run_in_thread(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    timeout: float = 20.0,
+    limits: Any = None,
+) -> ServerHandle:
     """Start ``app`` under uvicorn in a daemon thread on a loopback port; wait until it listens.
 
     ``limits`` (a :class:`LimitsSpec`) overrides the connection limits of ``app``'s spec."""
@@ -221,8 +248,11 @@ def run_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = N
 
     port = port or free_port(host)
     spec = getattr(app, "spec", None)
-    server = uvicorn.Server(uvicorn_config(app, limits if limits is not None else getattr(spec, "limits", None),
-                                           host=host, port=port))
+    server = uvicorn.Server(
+        uvicorn_config(
+            app, limits if limits is not None else getattr(spec, "limits", None), host=host, port=port
+        )
+    )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.run, name=f"yard-serve-{port}", daemon=True)
     thread.start()

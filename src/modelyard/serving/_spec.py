@@ -128,7 +128,9 @@ class FallbackSpec(_Strict):
     @model_validator(mode="after")
     def _one(self) -> FallbackSpec:
         if (self.model is None) == (self.constant is None):
-            raise ValueError("a fallback needs exactly one of 'model' (a model reference) or 'constant' (a value)")
+            raise ValueError(
+                "a fallback needs exactly one of 'model' (a model reference) or 'constant' (a value)"
+            )
         if self.model is not None:
             parse_model_ref(self.model)
         return self

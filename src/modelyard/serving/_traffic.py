@@ -44,5 +44,7 @@ def make_router(policy: Any, runtimes: dict[str, Any]) -> Any:
     try:
         cls = ROUTERS[policy.kind]
     except KeyError:
-        raise ValueError(f"No router for traffic policy kind {policy.kind!r}; known: {sorted(ROUTERS)}") from None
+        raise ValueError(
+            f"No router for traffic policy kind {policy.kind!r}; known: {sorted(ROUTERS)}"
+        ) from None
     return cls(policy, runtimes)

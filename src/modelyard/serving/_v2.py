@@ -70,13 +70,16 @@ async def v2_model(server: ModelServer, request: Any) -> JSONResponse:
         {"name": s.name, "datatype": v2_type(str(getattr(s, "dtype", ""))), "shape": [-1]}
         for s in (getattr(sig, "inputs", None) or [])
     ]
-    return respond(200, {
-        "name": dep.endpoint,
-        "versions": [str(v) for v in sorted(dep.by_version)],
-        "platform": f"modelyard-{getattr(rt.model, 'flavor', 'model')}",
-        "inputs": inputs,
-        "outputs": [{"name": "predict", "datatype": "FP64", "shape": [-1]}],
-    })
+    return respond(
+        200,
+        {
+            "name": dep.endpoint,
+            "versions": [str(v) for v in sorted(dep.by_version)],
+            "platform": f"modelyard-{getattr(rt.model, 'flavor', 'model')}",
+            "inputs": inputs,
+            "outputs": [{"name": "predict", "datatype": "FP64", "shape": [-1]}],
+        },
+    )
 
 
 async def v2_model_ready(server: ModelServer, request: Any) -> JSONResponse:
@@ -88,8 +91,9 @@ async def v2_model_ready(server: ModelServer, request: Any) -> JSONResponse:
     return respond(200 if rt.warmed else 503, {"name": rt.name, "ready": rt.warmed})
 
 
-def render_infer(answer: Answer, endpoint: str, rid: str, v2_id: Any, proba: bool,
-                 headers: dict[str, str]) -> JSONResponse:
+def render_infer(
+    answer: Answer, endpoint: str, rid: str, v2_id: Any, proba: bool, headers: dict[str, str]
+) -> JSONResponse:
     """The V2 infer response body of ``answer``."""
     import numpy as np
 

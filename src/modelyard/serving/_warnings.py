@@ -50,11 +50,20 @@ class WarningDedup:
                 pass
         if first:
             if key[1] == "<other>":
-                log.warning("model %s raised more than %d distinct warnings; further ones are only counted "
-                            "(yard_serving_model_warnings_total)", self.label, MAX_DISTINCT)
+                log.warning(
+                    "model %s raised more than %d distinct warnings; further ones are only counted "
+                    "(yard_serving_model_warnings_total)",
+                    self.label,
+                    MAX_DISTINCT,
+                )
             else:
-                log.warning("model %s warned: %s: %s (logged once; repeats are counted in "
-                            "yard_serving_model_warnings_total)", self.label, category.__name__, message)
+                log.warning(
+                    "model %s warned: %s: %s (logged once; repeats are counted in "
+                    "yard_serving_model_warnings_total)",
+                    self.label,
+                    category.__name__,
+                    message,
+                )
 
 
 def bind(dedup: WarningDedup) -> None:
@@ -63,8 +72,14 @@ def bind(dedup: WarningDedup) -> None:
 
 
 def _make_hook(previous: Any) -> Any:
-    def showwarning(message: Any, category: type[Warning], filename: str, lineno: int,
-                    file: Any = None, line: str | None = None) -> None:
+    def showwarning(
+        message: Any,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
         dedup = getattr(_local, "dedup", None)
         if dedup is None:
             return previous(message, category, filename, lineno, file, line)

@@ -41,7 +41,10 @@ def _is_disk_full(exc: BaseException) -> bool:
 
     seen: BaseException | None = exc
     while seen is not None:
-        if "disk is full" in str(seen).lower() or getattr(seen, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        if "disk is full" in str(seen).lower() or getattr(seen, "errno", None) in (
+            errno.ENOSPC,
+            errno.EDQUOT,
+        ):
             return True
         seen = getattr(seen, "orig", None) or seen.__cause__
     return False
@@ -130,7 +133,11 @@ class MetadataStore:
             try:
                 loc.root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                why = "the disk is full; free some space and try again" if _is_disk_full(exc) else _one_line(exc)
+                why = (
+                    "the disk is full; free some space and try again"
+                    if _is_disk_full(exc)
+                    else _one_line(exc)
+                )
                 raise ConfigError(f"Cannot create the store folder {str(loc.root)!r}: {why}.") from exc
         engine = self._make_engine(immediate=True)
         try:

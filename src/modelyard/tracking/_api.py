@@ -128,4 +128,3 @@ def search_runs(
 def delete_run(run_id: str, *, uri: str | os.PathLike[str] | Workspace | None = None) -> None:
     """Soft-delete a run and its children (``yard gc`` purges them and their blobs later)."""
     TrackingService(get_workspace(uri)).delete_run(run_id)
-

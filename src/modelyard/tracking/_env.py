@@ -21,9 +21,7 @@ __all__ = ["capture_environment", "installed_packages", "redact_environment"]
 
 def _git(*args: str, cwd: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, timeout=10, check=False
-        )
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:
@@ -71,7 +69,9 @@ def redact_environment(env: Any) -> Any:
     return out
 
 
-def capture_environment(cwd: str | None = None, packages: list[str] | None = None) -> tuple[dict[str, Any], list[str]]:
+def capture_environment(
+    cwd: str | None = None, packages: list[str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """Return ``(environment, packages)`` for the current process (``packages``: a list already read)."""
     cwd = cwd or os.getcwd()
     env: dict[str, Any] = {

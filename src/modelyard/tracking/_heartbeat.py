@@ -23,7 +23,16 @@ from modelyard._shared import now_ms
 from modelyard.errors import ConfigError
 from modelyard.store._schema import runs
 
-__all__ = ["DEFAULT_INTERVAL_S", "DEFAULT_LOST_AFTER_S", "clock", "interval_ms", "is_lost", "lost_after_ms", "lost_cutoff", "status_expr"]
+__all__ = [
+    "DEFAULT_INTERVAL_S",
+    "DEFAULT_LOST_AFTER_S",
+    "clock",
+    "interval_ms",
+    "is_lost",
+    "lost_after_ms",
+    "lost_cutoff",
+    "status_expr",
+]
 
 DEFAULT_INTERVAL_S = 10.0
 DEFAULT_LOST_AFTER_S = 300.0

@@ -146,7 +146,9 @@ class Run:
         _flusher.register(self)
 
     def __repr__(self) -> str:
-        return f"<Run {self.id} name={self.name!r} experiment={self.experiment!r} status={self._status.value}>"
+        return (
+            f"<Run {self.id} name={self.name!r} experiment={self.experiment!r} status={self._status.value}>"
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
     @property
@@ -203,7 +205,9 @@ class Run:
             )
 
     # -- metrics -------------------------------------------------------------------------------
-    def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: int | None = None
+    ) -> None:
         """Record one value of a metric; returns at once (written by the background flusher).
 
         ``step`` defaults to one past the last step logged for this key (0 first).
@@ -232,7 +236,9 @@ class Run:
         if n >= FLUSH_AT and n % FLUSH_AT == 0:
             _flusher.wake.set()
 
-    def log_metrics(self, values: Mapping[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+    def log_metrics(
+        self, values: Mapping[str, float], step: int | None = None, timestamp: int | None = None
+    ) -> None:
         """Record several metrics at the same step."""
         if not isinstance(values, Mapping):
             raise invalid_param("values", "log_metrics", "a mapping of name to number", values)
@@ -281,7 +287,9 @@ class Run:
         self._service.set_tags(self.id, values)
 
     # -- artifacts -------------------------------------------------------------------------------
-    def log_artifact(self, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> ArtifactRecord:
+    def log_artifact(
+        self, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> ArtifactRecord:
         """Store a file or a whole folder (as a manifest) under ``artifact_path``."""
         self._check_open()
         return self._service.log_artifact(self.id, local_path, artifact_path)

@@ -37,7 +37,14 @@ from modelyard.store._schema import experiments, latest_metrics, params, runs, t
 from modelyard.tracking._heartbeat import status_expr
 
 __all__ = [
-    "ATTRIBUTES", "MAX_COMPARISONS", "MAX_DEPTH", "MAX_LENGTH", "MAX_VALUES", "compile_filter", "compile_order_by", "compile_search",
+    "ATTRIBUTES",
+    "MAX_COMPARISONS",
+    "MAX_DEPTH",
+    "MAX_LENGTH",
+    "MAX_VALUES",
+    "compile_filter",
+    "compile_order_by",
+    "compile_search",
     "parse_filter",
 ]
 
@@ -132,7 +139,9 @@ def _tokenize(text: str) -> list[Token]:
         m = _TOKEN.match(text, pos)
         if not m:
             raise FilterSyntaxError(
-                f"Unexpected character {text[pos]!r} at position {pos} of the filter.", text=text, position=pos
+                f"Unexpected character {text[pos]!r} at position {pos} of the filter.",
+                text=text,
+                position=pos,
             )
         kind = m.lastgroup or ""
         if kind != "ws":
@@ -149,8 +158,11 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         if len(text) > MAX_LENGTH:
-            raise FilterSyntaxError(f"The filter is {len(text):,} characters long; the limit is {MAX_LENGTH:,}.",
-                                    text=text, position=MAX_LENGTH)
+            raise FilterSyntaxError(
+                f"The filter is {len(text):,} characters long; the limit is {MAX_LENGTH:,}.",
+                text=text,
+                position=MAX_LENGTH,
+            )
         self.tokens = _tokenize(text)
         self.i = 0
         self.depth = 0
@@ -202,7 +214,10 @@ class _Parser:
             self.depth -= 1
             close = self.next()
             if close.kind != "rparen":
-                raise self.error(f"Expected ')' to close the '(' at position {tok.pos}, found {close.text or 'the end'!r}.", close)
+                raise self.error(
+                    f"Expected ')' to close the '(' at position {tok.pos}, found {close.text or 'the end'!r}.",
+                    close,
+                )
             return node
         return self.comparison()
 
@@ -250,16 +265,22 @@ class _Parser:
             num = float(tok.text)  # inf when out of range, even for a long integer
             if not math.isfinite(num):
                 shown = tok.text if len(tok.text) <= 24 else tok.text[:20] + "..."
-                raise self.error(f"The number {shown} is out of range; a filter number must be finite "
-                                 "(at most about 1.8e308).", tok)
+                raise self.error(
+                    f"The number {shown} is out of range; a filter number must be finite "
+                    "(at most about 1.8e308).",
+                    tok,
+                )
             return (int(tok.text) if re.fullmatch(r"[-+]?\d+", tok.text) else num), True, tok
         raise self.error(f"Expected a value ('text' or a number), found {tok.text or 'the end'!r}.", tok)
 
     def comparison(self) -> Comparison:
         self.comparisons += 1
         if self.comparisons > MAX_COMPARISONS:
-            raise self.error(f"The filter has more than {MAX_COMPARISONS} comparisons; narrow it, or use "
-                             f"'in (...)' lists (up to {MAX_VALUES} values).", self.peek())
+            raise self.error(
+                f"The filter has more than {MAX_COMPARISONS} comparisons; narrow it, or use "
+                f"'in (...)' lists (up to {MAX_VALUES} values).",
+                self.peek(),
+            )
         field = self.field()
         tok = self.next()
         if tok.kind == "op":
@@ -278,14 +299,18 @@ class _Parser:
         if op in ("in", "not in"):
             open_tok = self.next()
             if open_tok.kind != "lparen":
-                raise self.error(f"Expected '(' after '{op}', found {open_tok.text or 'the end'!r}.", open_tok)
+                raise self.error(
+                    f"Expected '(' after '{op}', found {open_tok.text or 'the end'!r}.", open_tok
+                )
             values: list[Any] = []
             numeric: list[bool] = []
             while True:
                 self.values += 1
                 if self.values > MAX_VALUES:
-                    raise self.error(f"The filter's 'in (...)' lists hold more than {MAX_VALUES} values together.",
-                                     self.peek())
+                    raise self.error(
+                        f"The filter's 'in (...)' lists hold more than {MAX_VALUES} values together.",
+                        self.peek(),
+                    )
                 v, is_num, _ = self.value()
                 values.append(v)
                 numeric.append(is_num)
@@ -293,7 +318,9 @@ class _Parser:
                 if sep.kind == "rparen":
                     break
                 if sep.kind != "comma":
-                    raise self.error(f"Expected ',' or ')' in the list, found {sep.text or 'the end'!r}.", sep)
+                    raise self.error(
+                        f"Expected ',' or ')' in the list, found {sep.text or 'the end'!r}.", sep
+                    )
             return Comparison(field, op, tuple(values), open_tok.pos, tuple(numeric))
         v, is_num, vtok = self.value()
         return Comparison(field, op, v, vtok.pos, is_num)
@@ -394,15 +421,23 @@ def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
         if op in ("!=", "not in"):
             positive = "=" if op == "!=" else "in"
             inner = _apply(table.c.value, positive, sval)
-            return ~sa.exists(sa.select(sa.literal(1)).where(table.c.run_id == runs.c.id, table.c.key == f.key, inner))
+            return ~sa.exists(
+                sa.select(sa.literal(1)).where(table.c.run_id == runs.c.id, table.c.key == f.key, inner)
+            )
         cond = _apply(table.c.value, op, sval)
-        return sa.exists(sa.select(sa.literal(1)).where(table.c.run_id == runs.c.id, table.c.key == f.key, cond))
+        return sa.exists(
+            sa.select(sa.literal(1)).where(table.c.run_id == runs.c.id, table.c.key == f.key, cond)
+        )
     col = ATTRIBUTES[f.key]
     if f.key in _TIME_ATTRS:
         if op in ("like", "ilike"):
-            raise FilterSyntaxError(f"{f.key} is a time; '{op}' does not apply.", text=text, position=node.value_pos)
-        value = tuple(_to_ms(v, text, node.value_pos, f.key) for v in value) if isinstance(value, tuple) else _to_ms(
-            value, text, node.value_pos, f.key
+            raise FilterSyntaxError(
+                f"{f.key} is a time; '{op}' does not apply.", text=text, position=node.value_pos
+            )
+        value = (
+            tuple(_to_ms(v, text, node.value_pos, f.key) for v in value)
+            if isinstance(value, tuple)
+            else _to_ms(value, text, node.value_pos, f.key)
         )
     else:
         if any(numbers):
@@ -460,7 +495,9 @@ def compile_order_by(clauses: list[str] | str | None) -> tuple[list[Any], list[A
     for i, clause in enumerate(clauses):
         m = _ORDER.match(clause or "")
         if not m:
-            raise FilterSyntaxError(f"The order_by clause {clause!r} is empty.", text=clause or "", position=0)
+            raise FilterSyntaxError(
+                f"The order_by clause {clause!r} is empty.", text=clause or "", position=0
+            )
         parser = _Parser(m.group("field"))
         field = parser.field()
         if parser.peek().kind != "end":

@@ -107,7 +107,11 @@ class TrackingService:
                     experiments.c.created_at,
                     sa.func.count(runs.c.id).label("runs"),
                 )
-                .select_from(experiments.outerjoin(runs, sa.and_(runs.c.experiment_id == experiments.c.id, runs.c.deleted.is_(False))))
+                .select_from(
+                    experiments.outerjoin(
+                        runs, sa.and_(runs.c.experiment_id == experiments.c.id, runs.c.deleted.is_(False))
+                    )
+                )
                 .group_by(experiments.c.id)
                 .order_by(experiments.c.name)
             )
@@ -131,7 +135,9 @@ class TrackingService:
         check_key(name, "run name")
         p_rows = _param_rows(run_id, params_ or {})
         t_rows = _tag_rows(run_id, tags_ or {})
-        exp_id = self.get_or_create_experiment(experiment)  # after validation: a rejected call creates nothing
+        exp_id = self.get_or_create_experiment(
+            experiment
+        )  # after validation: a rejected call creates nothing
         start = now_ms()
 
         def fn(conn: Connection) -> None:
@@ -171,7 +177,9 @@ class TrackingService:
                 found = [
                     r[0]
                     for r in conn.execute(
-                        sa.select(runs.c.id).where(runs.c.id.like(run_id.replace("%", "").replace("_", "") + "%")).limit(3)
+                        sa.select(runs.c.id)
+                        .where(runs.c.id.like(run_id.replace("%", "").replace("_", "") + "%"))
+                        .limit(3)
                     )
                 ]
                 if len(found) == 1:
@@ -215,16 +223,21 @@ class TrackingService:
             ).all():
                 p[run_id][key] = value
             for run_id, key, value, is_nan in conn.execute(
-                sa.select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value, latest_metrics.c.is_nan).where(
-                    latest_metrics.c.run_id.in_(chunk)
-                )
+                sa.select(
+                    latest_metrics.c.run_id,
+                    latest_metrics.c.key,
+                    latest_metrics.c.value,
+                    latest_metrics.c.is_nan,
+                ).where(latest_metrics.c.run_id.in_(chunk))
             ).all():
                 m[run_id][key] = float("nan") if is_nan else float(value)
             for run_id, key, value in conn.execute(
                 sa.select(tags.c.run_id, tags.c.key, tags.c.value).where(tags.c.run_id.in_(chunk))
             ).all():
                 t[run_id][key] = value
-            for r in conn.execute(sa.select(artifacts).where(artifacts.c.run_id.in_(chunk)).order_by(artifacts.c.path)):
+            for r in conn.execute(
+                sa.select(artifacts).where(artifacts.c.run_id.in_(chunk)).order_by(artifacts.c.path)
+            ):
                 a[r.run_id].append(ArtifactRecord(r.path, r.kind, r.digest, int(r.size), int(r.created_at)))
         cutoff = _heartbeat.lost_cutoff()
         return [
@@ -271,7 +284,9 @@ class TrackingService:
                 raise NotFoundError(f"Run {run_id!r} does not exist.")
             RunStatus(row.status).check_transition(status, run_id)
             conn.execute(
-                runs.update().where(runs.c.id == run_id).values(status=status.value, end_time=now_ms(), error=error)
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(status=status.value, end_time=now_ms(), error=error)
             )
 
         self.store.write(fn)
@@ -282,7 +297,12 @@ class TrackingService:
             lambda conn: conn.execute(
                 runs.update()
                 .where(runs.c.id == run_id)
-                .values(status=RunStatus.RUNNING.value, end_time=None, error=None, heartbeat_time=_heartbeat.clock())
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    end_time=None,
+                    error=None,
+                    heartbeat_time=_heartbeat.clock(),
+                )
             )
         )
 
@@ -298,7 +318,10 @@ class TrackingService:
                 chunk = ids[i : i + 500]
                 conn.execute(
                     runs.update()
-                    .where(sa.or_(runs.c.id.in_(chunk), runs.c.parent_id.in_(chunk)), runs.c.status == RunStatus.RUNNING.value)
+                    .where(
+                        sa.or_(runs.c.id.in_(chunk), runs.c.parent_id.in_(chunk)),
+                        runs.c.status == RunStatus.RUNNING.value,
+                    )
                     .values(heartbeat_time=when)
                 )
 
@@ -312,7 +335,9 @@ class TrackingService:
             ids = [run_id]
             frontier = [run_id]
             while frontier:
-                children = [r[0] for r in conn.execute(sa.select(runs.c.id).where(runs.c.parent_id.in_(frontier)))]
+                children = [
+                    r[0] for r in conn.execute(sa.select(runs.c.id).where(runs.c.parent_id.in_(frontier)))
+                ]
                 ids.extend(children)
                 frontier = children
             conn.execute(runs.update().where(runs.c.id.in_(ids)).values(deleted=not restore))
@@ -331,9 +356,17 @@ class TrackingService:
             keys = [r["key"] for r in rows]
             existing = {
                 r.key: r.value
-                for r in conn.execute(sa.select(params.c.key, params.c.value).where(params.c.run_id == run_id, params.c.key.in_(keys)))
+                for r in conn.execute(
+                    sa.select(params.c.key, params.c.value).where(
+                        params.c.run_id == run_id, params.c.key.in_(keys)
+                    )
+                )
             }
-            changed = [(r["key"], existing[r["key"]], r["value"]) for r in rows if r["key"] in existing and existing[r["key"]] != r["value"]]
+            changed = [
+                (r["key"], existing[r["key"]], r["value"])
+                for r in rows
+                if r["key"] in existing and existing[r["key"]] != r["value"]
+            ]
             if changed:
                 raise param_conflict(run_id, *changed[0])
             new_rows = [r for r in rows if r["key"] not in existing]
@@ -352,14 +385,18 @@ class TrackingService:
             row = conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first()
             if row is None:
                 raise NotFoundError(f"Run {run_id!r} does not exist.")
-            conn.execute(tags.delete().where(tags.c.run_id == run_id, tags.c.key.in_([r["key"] for r in rows])))
+            conn.execute(
+                tags.delete().where(tags.c.run_id == run_id, tags.c.key.in_([r["key"] for r in rows]))
+            )
             conn.execute(tags.insert(), rows)
 
         self.store.write(fn)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag."""
-        self.store.write(lambda conn: conn.execute(tags.delete().where(tags.c.run_id == run_id, tags.c.key == key)))
+        self.store.write(
+            lambda conn: conn.execute(tags.delete().where(tags.c.run_id == run_id, tags.c.key == key))
+        )
 
     # -- metrics -----------------------------------------------------------------------------------
     def write_metrics(self, rows: Sequence[MetricRow], latest: Iterable[MetricRow]) -> None:
@@ -378,11 +415,15 @@ class TrackingService:
             set_={c: up.excluded[c] for c in ("step", "value", "is_nan", "timestamp")},
             where=sa.or_(
                 up.excluded.step > latest_metrics.c.step,
-                sa.and_(up.excluded.step == latest_metrics.c.step, up.excluded.timestamp >= latest_metrics.c.timestamp),
+                sa.and_(
+                    up.excluded.step == latest_metrics.c.step,
+                    up.excluded.timestamp >= latest_metrics.c.timestamp,
+                ),
             ),
         )
         latest_dicts = [
-            {"run_id": r[0], "key": r[1], "step": r[2], "value": r[3], "is_nan": r[4], "timestamp": r[5]} for r in latest
+            {"run_id": r[0], "key": r[1], "step": r[2], "value": r[3], "is_nan": r[4], "timestamp": r[5]}
+            for r in latest
         ]
         # metrics.run_id has no foreign key (a lookup per point would cost a third of the insert):
         # the runs are checked once per batch here, locked against a concurrent purge on PostgreSQL.
@@ -406,7 +447,9 @@ class TrackingService:
         try:
             self.store.write(fn)
         except sa.exc.IntegrityError as exc:
-            raise NotFoundError(f"Cannot store metrics: the run was removed from the store ({exc.orig}).") from None
+            raise NotFoundError(
+                f"Cannot store metrics: the run was removed from the store ({exc.orig})."
+            ) from None
 
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         """Every point of one metric, ordered by step then time."""
@@ -425,16 +468,27 @@ class TrackingService:
     def latest_steps(self, run_id: str) -> dict[str, int]:
         """The last step stored for each metric of a run (where a resumed run carries on)."""
         with self.store.read() as conn:
-            q = sa.select(latest_metrics.c.key, latest_metrics.c.step).where(latest_metrics.c.run_id == run_id)
+            q = sa.select(latest_metrics.c.key, latest_metrics.c.step).where(
+                latest_metrics.c.run_id == run_id
+            )
             return {r.key: int(r.step) for r in conn.execute(q)}
 
     def metric_keys(self, run_id: str) -> list[str]:
         """Names of the metrics a run logged."""
         with self.store.read() as conn:
-            return [r[0] for r in conn.execute(sa.select(latest_metrics.c.key).where(latest_metrics.c.run_id == run_id).order_by(latest_metrics.c.key))]
+            return [
+                r[0]
+                for r in conn.execute(
+                    sa.select(latest_metrics.c.key)
+                    .where(latest_metrics.c.run_id == run_id)
+                    .order_by(latest_metrics.c.key)
+                )
+            ]
 
     # -- artifacts ------------------------------------------------------------------------------------
-    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> ArtifactRecord:
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> ArtifactRecord:
         """Store a file or a whole folder as an artifact of the run.
 
         The artifact's path in the run is ``artifact_path/<name>`` (``<name>`` alone when no
@@ -470,7 +524,9 @@ class TrackingService:
             self._require_running(conn, run_id)
             conn.execute(artifacts.delete().where(artifacts.c.run_id == run_id, artifacts.c.path == path))
             conn.execute(
-                artifacts.insert().values(run_id=run_id, path=path, kind=kind, digest=digest, size=size, created_at=created)
+                artifacts.insert().values(
+                    run_id=run_id, path=path, kind=kind, digest=digest, size=size, created_at=created
+                )
             )
 
         self.store.write(fn)
@@ -486,7 +542,8 @@ class TrackingService:
         match = [a for a in run.artifacts if a.path == path]
         if not match:
             raise NotFoundError(
-                f"Run {run.id} has no artifact {path!r}." + did_you_mean(path, [a.path for a in run.artifacts])
+                f"Run {run.id} has no artifact {path!r}."
+                + did_you_mean(path, [a.path for a in run.artifacts])
             )
         art = match[0]
         dest = Path(dest)
@@ -525,7 +582,11 @@ class TrackingService:
             ids = [self.get_experiment_id(n) for n in names]
             # With a metric comparison to start from, keep SQLite (which has no statistics) from
             # walking every run of the experiment through its index: `+ 0` makes it a plain check.
-            exp_col = runs.c.experiment_id + 0 if driver and self.store.dialect == "sqlite" else runs.c.experiment_id
+            exp_col = (
+                runs.c.experiment_id + 0
+                if driver and self.store.dialect == "sqlite"
+                else runs.c.experiment_id
+            )
             where.insert(0, exp_col.in_(ids))
         if not include_deleted:
             where.append(runs.c.deleted.is_(False))
@@ -574,17 +635,65 @@ def param_conflict(run_id: str, key: str, old: str, new: str) -> ConflictError:
 def _param_rows(run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(values, Mapping):
         raise invalid_param("params", "log_params", "a mapping of name to value", values)
-    return [{"run_id": run_id, "key": check_key(k, "param name"), "value": check_value(k, v, "param")} for k, v in values.items()]
+    return [
+        {"run_id": run_id, "key": check_key(k, "param name"), "value": check_value(k, v, "param")}
+        for k, v in values.items()
+    ]
 
 
 def _tag_rows(run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(values, Mapping):
         raise invalid_param("tags", "set_tags", "a mapping of name to value", values)
-    return [{"run_id": run_id, "key": check_key(k, "tag name"), "value": check_value(k, v, "tag")} for k, v in values.items()]
+    return [
+        {"run_id": run_id, "key": check_key(k, "tag name"), "value": check_value(k, v, "tag")}
+        for k, v in values.items()
+    ]
 
 
-_ADJ = ["amber", "brisk", "calm", "dapper", "eager", "fuzzy", "gentle", "hazy", "keen", "lucid", "mellow", "nimble", "proud", "quiet", "rapid", "sunny", "tidy", "vivid", "witty", "zesty"]
-_NOUN = ["otter", "falcon", "maple", "comet", "badger", "cedar", "heron", "lynx", "orca", "panda", "quail", "raven", "salmon", "tiger", "walrus", "yak", "zebra", "koala", "ibis", "gecko"]
+_ADJ = [
+    "amber",
+    "brisk",
+    "calm",
+    "dapper",
+    "eager",
+    "fuzzy",
+    "gentle",
+    "hazy",
+    "keen",
+    "lucid",
+    "mellow",
+    "nimble",
+    "proud",
+    "quiet",
+    "rapid",
+    "sunny",
+    "tidy",
+    "vivid",
+    "witty",
+    "zesty",
+]
+_NOUN = [
+    "otter",
+    "falcon",
+    "maple",
+    "comet",
+    "badger",
+    "cedar",
+    "heron",
+    "lynx",
+    "orca",
+    "panda",
+    "quail",
+    "raven",
+    "salmon",
+    "tiger",
+    "walrus",
+    "yak",
+    "zebra",
+    "koala",
+    "ibis",
+    "gecko",
+]
 
 
 def _default_name(run_id: str) -> str:

@@ -31,7 +31,9 @@ def check_key(key: object, what: str = "key") -> str:
             f"The {what} {key!r} contains a control character (newline, tab, NUL...). Use printable characters."
         )
     if key.startswith("/"):
-        raise InvalidKeyError(f"The {what} {key!r} starts with '/'. Use a relative name such as 'train/loss'.")
+        raise InvalidKeyError(
+            f"The {what} {key!r} starts with '/'. Use a relative name such as 'train/loss'."
+        )
     return key
 
 

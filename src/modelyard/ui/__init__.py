@@ -18,4 +18,14 @@ from modelyard.ui._charts import (
 )
 from modelyard.ui._pages import render_page
 
-__all__ = ["PALETTE", "bar_chart", "esc", "fmt_num", "histogram", "line_chart", "nice_ticks", "render_page", "time_ticks"]
+__all__ = [
+    "PALETTE",
+    "bar_chart",
+    "esc",
+    "fmt_num",
+    "histogram",
+    "line_chart",
+    "nice_ticks",
+    "render_page",
+    "time_ticks",
+]

@@ -92,16 +92,26 @@ def tooltip(text: str) -> str:
     return f"<title>{esc(text)}</title>"
 
 
-def svg_text(x: float, y: float, text: str, *, size: float = 11, anchor: str = "start", fill: str | None = None,
-             weight: str | None = None) -> str:
+def svg_text(
+    x: float,
+    y: float,
+    text: str,
+    *,
+    size: float = 11,
+    anchor: str = "start",
+    fill: str | None = None,
+    weight: str | None = None,
+) -> str:
     """A ``<text>`` element with ``text`` escaped."""
     extra = (f' fill="{fill}"' if fill else "") + (f' font-weight="{weight}"' if weight else "")
     return f'<text x="{num(x)}" y="{num(y)}" font-size="{num(size)}"{extra} text-anchor="{anchor}">{esc(text)}</text>'
 
 
 def _open(width: float, height: float, label: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{num(width)}" height="{num(height)}" '
-            f'viewBox="0 0 {num(width)} {num(height)}" role="img" aria-label="{esc(label)}" font-family="{FONT}">')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{num(width)}" height="{num(height)}" '
+        f'viewBox="0 0 {num(width)} {num(height)}" role="img" aria-label="{esc(label)}" font-family="{FONT}">'
+    )
 
 
 def _finite(v: float) -> bool:
@@ -118,7 +128,11 @@ def nice_ticks(lo: float, hi: float, count: int = 5, *, min_step: float = 0.0) -
         lo, hi = lo - pad, hi + pad
     raw = max((hi - lo) / max(count - 1, 1), min_step)
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9) and (m != 2.5 or mag >= 10 or not min_step))
+    step = next(
+        m * mag
+        for m in (1, 2, 2.5, 5, 10)
+        if m * mag >= raw * (1 - 1e-9) and (m != 2.5 or mag >= 10 or not min_step)
+    )
     first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
     return [float(f"{k * step:.12g}") + 0.0 for k in range(first, last + 1)]
 
@@ -133,7 +147,29 @@ def _tick_fmt(ticks: Sequence[float]) -> Callable[[float], str]:
     return lambda v: f"{v:,.{dec}f}"
 
 
-_SECONDS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800, 1209600)
+_SECONDS = (
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    86400,
+    172800,
+    604800,
+    1209600,
+)
 
 
 def time_ticks(lo: float, hi: float, count: int = 5) -> tuple[list[float], str]:
@@ -150,7 +186,9 @@ def time_ticks(lo: float, hi: float, count: int = 5) -> tuple[list[float], str]:
         else:
             fmt = "%Y-%m-%d"
         return [float(t) for t in ticks], fmt
-    months = next(m for m in (1, 2, 3, 6, 12, 24, 60, 120, 10**6) if span / (m * 30.4 * 86400) <= max(count - 1, 1))
+    months = next(
+        m for m in (1, 2, 3, 6, 12, 24, 60, 120, 10**6) if span / (m * 30.4 * 86400) <= max(count - 1, 1)
+    )
     t0 = time.gmtime(lo)
     k = t0.tm_year * 12 + t0.tm_mon - 1
     k = -(-k // months) * months  # the first month start at or after lo on the step
@@ -165,7 +203,9 @@ def time_ticks(lo: float, hi: float, count: int = 5) -> tuple[list[float], str]:
     return out, "%Y" if months >= 12 else "%Y-%m"
 
 
-def _spread(labels: list[tuple[float, str]], size: float, left: float, right: float) -> list[tuple[float, str, str]]:
+def _spread(
+    labels: list[tuple[float, str]], size: float, left: float, right: float
+) -> list[tuple[float, str, str]]:
     """Axis labels centred on their x, kept inside ``[left, right]``; a label that would touch the
     one before it is dropped. Returns ``(x, anchor, text)``."""
     out: list[tuple[float, str, str]] = []
@@ -198,7 +238,9 @@ def line_chart(
     ``y_zero``: the y axis starts at 0. ``threshold``: a dashed line, named at its right end.
     """
     colors = colors or ((ACCENT,) if len(series) == 1 else PALETTE[1:])
-    clean = [(name, [(float(x), float(y)) for x, y in pts if _finite(x) and _finite(y)]) for name, pts in series]
+    clean = [
+        (name, [(float(x), float(y)) for x, y in pts if _finite(x) and _finite(y)]) for name, pts in series
+    ]
     out = [_open(width, height, title)]
     top = 8.0
     if title:
@@ -210,7 +252,9 @@ def line_chart(
             w = 14 + text_width(name, 10) + 12
             if x and x + w > width:
                 x, y = 0.0, y + 14
-            out.append(f'<rect x="{num(x)}" y="{num(y - 8)}" width="10" height="10" fill="{colors[i % len(colors)]}"/>')
+            out.append(
+                f'<rect x="{num(x)}" y="{num(y - 8)}" width="10" height="10" fill="{colors[i % len(colors)]}"/>'
+            )
             out.append(svg_text(x + 14, y, name, size=10))
             x += w
         top = y + 10
@@ -240,7 +284,9 @@ def line_chart(
         return top + ph - (y - yt[0]) / (yt[-1] - yt[0]) * ph
 
     for t in yt:
-        out.append(f'<line x1="{num(left)}" y1="{sy(t):.1f}" x2="{num(width - right)}" y2="{sy(t):.1f}" stroke="{GRID if t != yt[0] else AXIS}"/>')
+        out.append(
+            f'<line x1="{num(left)}" y1="{sy(t):.1f}" x2="{num(width - right)}" y2="{sy(t):.1f}" stroke="{GRID if t != yt[0] else AXIS}"/>'
+        )
         out.append(svg_text(left - 6, sy(t) + 3.5, yfmt(t), size=10, anchor="end", fill=MUTED))
     if x_time:
         xt, tf = time_ticks(x0, x1, max(2, int(pw // (text_width("00-00 00:00", 10) + 16))))
@@ -260,8 +306,10 @@ def line_chart(
     if threshold is not None and _finite(threshold):
         y = sy(threshold)
         label = f"threshold {threshold:g}"
-        out.append(f'<line x1="{num(left)}" y1="{y:.1f}" x2="{num(width - right)}" y2="{y:.1f}" stroke="{THRESHOLD}" '
-                   f'stroke-dasharray="4 3">{tooltip(label)}</line>')
+        out.append(
+            f'<line x1="{num(left)}" y1="{y:.1f}" x2="{num(width - right)}" y2="{y:.1f}" stroke="{THRESHOLD}" '
+            f'stroke-dasharray="4 3">{tooltip(label)}</line>'
+        )
         ty = y - 4 if y - 14 > top else y + 12  # above the line, below it when the line is at the top
         out.append(svg_text(width - right, ty, label, size=10, anchor="end", fill=THRESHOLD))
     for i, (name, pts) in enumerate(clean):
@@ -272,8 +320,10 @@ def line_chart(
         out.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2">{tooltip(name)}</path>')
         if len(pts) <= 60:  # a dot per point, with its value on hover
             for x, y in pts:
-                out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}">'
-                           f"{tooltip(f'{name}: {tipx(x)}: {y:.6g}')}</circle>")
+                out.append(
+                    f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}">'
+                    f"{tooltip(f'{name}: {tipx(x)}: {y:.6g}')}</circle>"
+                )
     return "".join(out) + "</svg>"
 
 
@@ -313,7 +363,9 @@ def bar_chart(
             if shares:
                 marks.append((v / total, f"{v / total:.1%}", f"{name}: {label} {v:,.0f} ({v / total:.1%})"))
             else:
-                marks.append((float(v), fmt_num(v), f"{label}: {v:.6g}" if single else f"{name}: {label} {v:.6g}"))
+                marks.append(
+                    (float(v), fmt_num(v), f"{label}: {v:.6g}" if single else f"{name}: {label} {v:.6g}")
+                )
         if marks or shares:
             rows.append((str(label), marks))
     top = 24.0 if title else 4.0
@@ -327,18 +379,24 @@ def bar_chart(
     fit = int(width * max_label_share / (size * CHAR))
     left = int(min(width * max_label_share, max(text_width(lab, size) for lab, _ in rows)) + 12)
     # room for the longest value label (at least 6 characters, so short labels share one scale)
-    reserve = max([text_width(t, vsize) for _, m in rows for _, t, _ in m] + [text_width("0.0000", vsize)]) + 8
+    reserve = (
+        max([text_width(t, vsize) for _, m in rows for _, t, _ in m] + [text_width("0.0000", vsize)]) + 8
+    )
     span = max(int(width - left - reserve), 10)
     peak = scale or max((abs(v) for _, m in rows for v, _, _ in m), default=1.0) or 1.0
     for r, (label, marks) in enumerate(rows):
         y0 = top + r * row
         short = label if len(label) <= fit else label[: fit - 1] + "…"
-        out.append(f"<g>{tooltip(label)}{svg_text(left - 8, y0 + row / 2 + size * 0.35, short, size=size, anchor='end')}</g>")
+        out.append(
+            f"<g>{tooltip(label)}{svg_text(left - 8, y0 + row / 2 + size * 0.35, short, size=size, anchor='end')}</g>"
+        )
         for s, (v, text, tip) in enumerate(marks):
             w = max(1.0, min(abs(v) / peak, 1.0) * span)
             y = y0 + (4 if single else 3 + s * bar)
             color = NEGATIVE if single and v < 0 else colors[s % len(colors)]
-            out.append(f'<rect x="{left}" y="{num(y)}" width="{w:.1f}" height="{num(bar - 1)}" fill="{color}">{tooltip(tip)}</rect>')
+            out.append(
+                f'<rect x="{left}" y="{num(y)}" width="{w:.1f}" height="{num(bar - 1)}" fill="{color}">{tooltip(tip)}</rect>'
+            )
             out.append(svg_text(left + w + 4, y + bar / 2 + vsize * 0.35, text, size=vsize, fill=MUTED))
     return "".join(out) + "</svg>"
 
@@ -373,15 +431,23 @@ def histogram(
     bw = pw / nb
     for si, ((label, counts), f) in enumerate(zip(series, fracs, strict=True)):
         color = colors[si % len(colors)]
-        fill = f'fill="{color}" fill-opacity="0.45" stroke-width="1"' if si == 0 else 'fill="none" stroke-width="1.5"'
+        fill = (
+            f'fill="{color}" fill-opacity="0.45" stroke-width="1"'
+            if si == 0
+            else 'fill="none" stroke-width="1.5"'
+        )
         for i, v in enumerate(f):
             if v <= 0:
                 continue
             bh = v / peak * ph
             tip = f"{label}: [{fmt(edges[i])}, {fmt(edges[i + 1])}) {counts[i]:,} ({v:.1%})"
-            out.append(f'<rect x="{left + i * bw:.2f}" y="{top + ph - bh:.2f}" width="{max(bw - 0.5, 0.5):.2f}" '
-                       f'height="{bh:.2f}" {fill} stroke="{color}">{tooltip(tip)}</rect>')
-    out.append(f'<line x1="{num(left)}" y1="{num(top + ph)}" x2="{num(left + pw)}" y2="{num(top + ph)}" stroke="{AXIS}"/>')
+            out.append(
+                f'<rect x="{left + i * bw:.2f}" y="{top + ph - bh:.2f}" width="{max(bw - 0.5, 0.5):.2f}" '
+                f'height="{bh:.2f}" {fill} stroke="{color}">{tooltip(tip)}</rect>'
+            )
+    out.append(
+        f'<line x1="{num(left)}" y1="{num(top + ph)}" x2="{num(left + pw)}" y2="{num(top + ph)}" stroke="{AXIS}"/>'
+    )
     lo, hi = fmt(edges[0]), fmt(edges[-1])
     out.append(svg_text(left, height - 5, lo, size=10, fill=MUTED))
     if left + text_width(lo, 10) + 8 < left + pw - text_width(hi, 10):

@@ -28,7 +28,9 @@ class Flavor:
     def detects(self, model: Any) -> bool:
         return False
 
-    def save(self, model: Any, *, example: Any = None, **options: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
+    def save(
+        self, model: Any, *, example: Any = None, **options: Any
+    ) -> tuple[dict[str, bytes], dict[str, Any]]:
         raise NotImplementedError
 
     def load(self, files: dict[str, bytes], options: dict[str, Any], **kwargs: Any) -> Any:

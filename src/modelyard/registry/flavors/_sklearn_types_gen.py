@@ -47,8 +47,14 @@ _FITTED_STATE: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "sklearn.metrics._scorer": (None, ("_Scorer", "_PassthroughScorer", "_MultimetricScorer")),
     "sklearn.utils._bunch": (None, ("Bunch",)),
 }
-_SPLIT_EXTRA = ("ShuffleSplit", "StratifiedShuffleSplit", "GroupShuffleSplit", "RepeatedKFold",
-                "RepeatedStratifiedKFold", "PredefinedSplit")
+_SPLIT_EXTRA = (
+    "ShuffleSplit",
+    "StratifiedShuffleSplit",
+    "GroupShuffleSplit",
+    "RepeatedKFold",
+    "RepeatedStratifiedKFold",
+    "PredefinedSplit",
+)
 
 
 def _name(cls: type) -> str:
@@ -70,8 +76,13 @@ def _fitted_state() -> list[str]:
         if base is not None:
             base_cls = getattr(mod, base, None) or getattr(mod, base + "64")
             for _, cls in inspect.getmembers(mod, inspect.isclass):
-                if cls.__module__ == module and issubclass(cls, base_cls) and not cls.__name__.startswith("PyFunc") \
-                        and not inspect.isabstract(cls) and cls is not base_cls:
+                if (
+                    cls.__module__ == module
+                    and issubclass(cls, base_cls)
+                    and not cls.__name__.startswith("PyFunc")
+                    and not inspect.isabstract(cls)
+                    and cls is not base_cls
+                ):
                     out.add(_name(cls))
     split = importlib.import_module("sklearn.model_selection._split")
     out.update(_name(getattr(split, n)) for n in _SPLIT_EXTRA)
@@ -84,11 +95,16 @@ def _arrays() -> list[str]:
     import scipy.sparse
 
     out = {_name(np.ndarray), _name(np.dtype), _name(np.ma.MaskedArray), _name(scipy.interpolate.BSpline)}
-    out.update(_name(getattr(np.dtypes, n)) for n in dir(np.dtypes) if isinstance(getattr(np.dtypes, n), type))
+    out.update(
+        _name(getattr(np.dtypes, n)) for n in dir(np.dtypes) if isinstance(getattr(np.dtypes, n), type)
+    )
     for n in scipy.sparse.__all__:
         cls = getattr(scipy.sparse, n)
-        if isinstance(cls, type) and issubclass(cls, (scipy.sparse.sparray, scipy.sparse.spmatrix)) \
-                and n not in ("sparray", "spmatrix"):
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, (scipy.sparse.sparray, scipy.sparse.spmatrix))
+            and n not in ("sparray", "spmatrix")
+        ):
             out.add(_name(cls))
     return sorted(out)
 

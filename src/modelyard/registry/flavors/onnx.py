@@ -46,7 +46,9 @@ class OnnxFlavor(Flavor):
             return {inputs[0].name: df.to_numpy().astype(_NP.get(inputs[0].type, np.float32))}
         missing = [i.name for i in inputs if i.name not in df.columns]
         if missing:
-            raise SerializationError(f"The ONNX model expects inputs {[i.name for i in inputs]}; missing {missing}.")
+            raise SerializationError(
+                f"The ONNX model expects inputs {[i.name for i in inputs]}; missing {missing}."
+            )
         return {
             i.name: df[i.name].to_numpy().astype(_NP.get(i.type, np.float32)).reshape(-1, 1) for i in inputs
         }

@@ -28,9 +28,13 @@ class PyfuncFlavor(Flavor):
             raise SerializationError(
                 f"A pyfunc model needs a predict(data) method; {type(model).__name__} has none."
             )
-        return {FILE: cloudpickle.dumps(model)}, {"class": f"{type(model).__module__}.{type(model).__qualname__}"}
+        return {FILE: cloudpickle.dumps(model)}, {
+            "class": f"{type(model).__module__}.{type(model).__qualname__}"
+        }
 
-    def load(self, files: dict[str, bytes], options: dict[str, Any], *, allow_pickle: bool = False, **_: Any) -> Any:
+    def load(
+        self, files: dict[str, bytes], options: dict[str, Any], *, allow_pickle: bool = False, **_: Any
+    ) -> Any:
         if not allow_pickle:
             raise SerializationError(
                 "Refusing to unpickle a pyfunc model: it runs code from the store. Pass allow_pickle=True only if "

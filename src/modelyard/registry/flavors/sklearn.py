@@ -95,13 +95,22 @@ class SklearnFlavor(Flavor):
             )
         return {FILE: data}, {"format": "skops", "trusted_types": list(trusted_types or [])}
 
-    def load(self, files: dict[str, bytes], options: dict[str, Any], *, trusted_types: list[str] | None = None, **_: Any) -> Any:
+    def load(
+        self,
+        files: dict[str, bytes],
+        options: dict[str, Any],
+        *,
+        trusted_types: list[str] | None = None,
+        **_: Any,
+    ) -> Any:
         sio = _skops_io()
         from skops.io.exceptions import UntrustedTypesFoundException
 
         data = files.get(FILE)
         if data is None:
-            raise SerializationError(f"The model folder has no {FILE}; it was not saved by the sklearn flavor.")
+            raise SerializationError(
+                f"The model folder has no {FILE}; it was not saved by the sklearn flavor."
+            )
         try:
             found = _schema_types(data)
         except Exception as exc:

@@ -51,7 +51,9 @@ class TorchFlavor(Flavor):
 
     def detects(self, model: Any) -> bool:
         mod = type(model).__module__
-        if not mod.startswith("torch") and "torch" not in {c.__module__.split(".")[0] for c in type(model).__mro__}:
+        if not mod.startswith("torch") and "torch" not in {
+            c.__module__.split(".")[0] for c in type(model).__mro__
+        }:
             return False
         try:
             import torch
@@ -60,7 +62,13 @@ class TorchFlavor(Flavor):
         return isinstance(model, torch.nn.Module)
 
     def save(  # type: ignore[no-untyped-def]
-        self, model: Any, *, example: Any = None, torch_format: str = "torchscript", init_kwargs: dict[str, Any] | None = None, **_: Any
+        self,
+        model: Any,
+        *,
+        example: Any = None,
+        torch_format: str = "torchscript",
+        init_kwargs: dict[str, Any] | None = None,
+        **_: Any,
     ):
         import torch
 
@@ -99,7 +107,9 @@ class TorchFlavor(Flavor):
             torch.jit.save(scripted, buf)
         return {SCRIPT: buf.getvalue()}, {"format": "torchscript"}
 
-    def load(self, files: dict[str, bytes], options: dict[str, Any], *, model_class: Any = None, **_: Any) -> Any:
+    def load(
+        self, files: dict[str, bytes], options: dict[str, Any], *, model_class: Any = None, **_: Any
+    ) -> Any:
         import torch
 
         if options.get("format") == "state_dict":
@@ -119,10 +129,14 @@ class TorchFlavor(Flavor):
                 )
             init_kwargs = options.get("init_kwargs", {})
             if not isinstance(init_kwargs, dict) or not all(isinstance(k, str) for k in init_kwargs):
-                raise SerializationError("The stored init_kwargs of this PyTorch model are not a mapping of names to values.")
+                raise SerializationError(
+                    "The stored init_kwargs of this PyTorch model are not a mapping of names to values."
+                )
             model = cls(**init_kwargs)
             if WEIGHTS not in files:
-                raise SerializationError(f"The model folder has no {WEIGHTS}; it is not a PyTorch state dict.")
+                raise SerializationError(
+                    f"The model folder has no {WEIGHTS}; it is not a PyTorch state dict."
+                )
             model.load_state_dict(st_load(files[WEIGHTS]))
         else:
             if SCRIPT not in files:
@@ -131,7 +145,9 @@ class TorchFlavor(Flavor):
                 with _quiet_jit():
                     model = torch.jit.load(io.BytesIO(files[SCRIPT]), map_location="cpu")
             except Exception as exc:
-                raise SerializationError(f"torch.jit.load cannot load {SCRIPT}: {str(exc).splitlines()[0]}") from exc
+                raise SerializationError(
+                    f"torch.jit.load cannot load {SCRIPT}: {str(exc).splitlines()[0]}"
+                ) from exc
         model.eval()
         return model
 

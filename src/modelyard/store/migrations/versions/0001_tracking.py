@@ -37,7 +37,9 @@ def upgrade() -> None:
         sa.Column("error", sa.Text, nullable=True),
         sa.Column("environment", sa.Text, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_runs"),
-        sa.ForeignKeyConstraint(["experiment_id"], ["experiments.id"], name="fk_runs_experiment_id_experiments"),
+        sa.ForeignKeyConstraint(
+            ["experiment_id"], ["experiments.id"], name="fk_runs_experiment_id_experiments"
+        ),
     )
     op.create_index("ix_runs_experiment_id_start_time", "runs", ["experiment_id", "start_time"])
     op.create_index("ix_runs_parent_id", "runs", ["parent_id"])

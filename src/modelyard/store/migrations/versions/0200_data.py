@@ -41,7 +41,10 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(32), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_dataset_versions"),
         sa.ForeignKeyConstraint(
-            ["dataset_id"], ["datasets.id"], name="fk_dataset_versions_dataset_id_datasets", ondelete="CASCADE"
+            ["dataset_id"],
+            ["datasets.id"],
+            name="fk_dataset_versions_dataset_id_datasets",
+            ondelete="CASCADE",
         ),
         sa.UniqueConstraint("dataset_id", "version", name="uq_dataset_versions_dataset_id_version"),
     )
@@ -52,7 +55,9 @@ def upgrade() -> None:
         sa.Column("dataset_version_id", sa.Integer, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("run_id", "dataset_version_id", name="pk_run_inputs"),
-        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_run_inputs_run_id_runs", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["runs.id"], name="fk_run_inputs_run_id_runs", ondelete="CASCADE"
+        ),
         sa.ForeignKeyConstraint(
             ["dataset_version_id"],
             ["dataset_versions.id"],

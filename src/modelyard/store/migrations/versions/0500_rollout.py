@@ -44,8 +44,12 @@ def upgrade() -> None:
     op.create_index("ix_rollouts_state", "rollouts", ["state"])
     op.create_table(
         "rollout_steps",
-        sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id", name="fk_rollout_steps_rollout_id_rollouts"),
-                  nullable=False),
+        sa.Column(
+            "rollout_id",
+            sa.Integer,
+            sa.ForeignKey("rollouts.id", name="fk_rollout_steps_rollout_id_rollouts"),
+            nullable=False,
+        ),
         sa.Column("idx", sa.Integer, nullable=False),
         sa.Column("name", sa.String(64), nullable=False),
         sa.Column("traffic", sa.Text, nullable=False),
@@ -58,8 +62,12 @@ def upgrade() -> None:
     op.create_table(
         "rollout_events",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id", name="fk_rollout_events_rollout_id_rollouts"),
-                  nullable=False),
+        sa.Column(
+            "rollout_id",
+            sa.Integer,
+            sa.ForeignKey("rollouts.id", name="fk_rollout_events_rollout_id_rollouts"),
+            nullable=False,
+        ),
         sa.Column("at", sa.BigInteger, nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("step", sa.Integer, nullable=True),
