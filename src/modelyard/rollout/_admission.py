@@ -50,7 +50,7 @@ def refuse_failing_gates(ws: Workspace, model: str, version: int) -> None:
     if report.passed:
         return
     bad = report.failed
-    lines = "\n".join(f"  - {g.gate}: {g.explanation}" for g in bad)
+    lines = report.failures()
     raise GateFailed(
         f"Refusing to start a rollout of {model!r} version {version}: {len(bad)} of {len(report.results)} gates "
         f"of the policy attached to {model!r} fail, so it could never be promoted to production:\n{lines}\n"
