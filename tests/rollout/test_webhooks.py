@@ -92,7 +92,7 @@ def test_a_literal_webhook_url_is_refused_with_the_way_out(
         "env:SLACK",
     ]
     # other URLs in the config keep working but are shown without their password
-    from modelyard.rollout._service import _shown_config
+    from modelyard.rollout._reads import _shown_config
 
     cfg = load_config(
         prometheus=[{"name": "p", "url": "http://ml:hunter2@prom:9090", "query": "up", "max": 1}]

@@ -70,6 +70,13 @@ def corrupt_error(where: str, digest: str) -> IntegrityError:
     )
 
 
+def verified(where: str, digest: str, data: bytes) -> bytes:
+    """``data`` read as blob ``digest`` from ``where``, refused when it does not hash to ``digest``."""
+    if hash_bytes(data) != digest:
+        raise corrupt_error(where, digest)
+    return data
+
+
 def object_name(digest: str) -> str:
     return f"objects/{digest[:2]}/{digest[2:]}"
 
@@ -232,9 +239,7 @@ class LocalBackend:
             data = self.path(digest).read_bytes()
         except FileNotFoundError as exc:
             raise missing_error(self.where, digest) from exc
-        if hash_bytes(data) != digest:
-            raise corrupt_error(self.where, digest)
-        return data
+        return verified(self.where, digest, data)
 
     def hash_stored(self, digest: str) -> str:
         return hash_file(self.path(digest))

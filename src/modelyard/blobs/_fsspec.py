@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from modelyard.blobs._backend import corrupt_error, missing_error, object_name
+from modelyard.blobs._backend import missing_error, object_name, verified
 from modelyard.blobs._files import _safe_mode, _write_all, stat_source
 from modelyard.blobs._hashing import check_digest, hash_bytes, hash_file, is_digest
 from modelyard.blobs._manifest import ManifestEntry
@@ -61,9 +61,7 @@ class FsspecBackend:
             data = self.fs.cat_file(self.path(digest))
         except FileNotFoundError as exc:
             raise missing_error(self.where, digest) from exc
-        if hash_bytes(data) != digest:
-            raise corrupt_error(self.where, digest)
-        return data
+        return verified(self.where, digest, data)
 
     def hash_stored(self, digest: str) -> str:
         return hash_bytes(self.fs.cat_file(self.path(digest)))

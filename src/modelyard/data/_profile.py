@@ -4,6 +4,8 @@ A :class:`Profile` holds one :class:`ColumnProfile` per column. Every statistic 
 form that merges: ``Profile.merge(other)`` is the profile of the union of the two inputs, so
 partitions can be profiled in parallel and combined. The sketches themselves (update, merge,
 stored form) are in :mod:`._sketches`; this module keeps one set per column and feeds it batches.
+It stays one module (~600 lines): the batch feeding (:class:`ProfileBuilder`, ``_add_array``)
+writes the private sketch state of :class:`ColumnProfile`, so the two change together.
 
 =================  ==========================================================================
 statistic          how it is kept, and how exact the merge is

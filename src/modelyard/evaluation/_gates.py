@@ -75,6 +75,10 @@ class GateReport:
     def failed(self) -> list[GateResult]:
         return [r for r in self.results if not r.passed]
 
+    def failures(self) -> str:
+        """The failed gates, one ``  - gate: explanation`` line each (for refusal messages)."""
+        return "\n".join(f"  - {r.gate}: {r.explanation}" for r in self.failed)
+
     def summary(self) -> str:
         n, bad = len(self.results), len(self.failed)
         if not bad:

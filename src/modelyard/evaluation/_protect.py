@@ -105,7 +105,7 @@ def check_alias_move(
     detail = _detail(report, policy, force)
     if not report.passed and not force:
         bad = report.failed
-        lines = "\n".join(f"  - {r.gate}: {r.explanation}" for r in bad)
+        lines = report.failures()
         raise GateFailed(
             f"Refusing to move alias {alias!r} of {name!r} to version {version}: {len(bad)} of "
             f"{len(report.results)} gates failed:\n{lines}\n"

@@ -1,4 +1,5 @@
-"""Rollouts in the store: start, read, manual actions, finishing (promote / roll back), events.
+"""Rollouts in the store: start, manual actions, finishing (promote / roll back), events.
+The records and the reads are in ``_reads.py``; this module holds every change of state.
 
 The controller (``_controller.py``) drives progressing rollouts step by step; every manual action
 here (pause, resume, promote, abort, rollback) works without it, straight on the store and the
@@ -9,18 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from modelyard._redact import redact_url, redact_webhook, scrub_urls
+from modelyard._redact import redact_webhook, scrub_urls
 from modelyard._shared import now_ms, user_name
-from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import ConflictError, InvalidArgumentError, ModelyardError, NotFoundError
-from modelyard.rollout._config import RolloutConfig, Step, load_config, plan_steps, webhook_url
+from modelyard.rollout._admission import refuse_busy, refuse_failing_gates, served_stable_version
+from modelyard.rollout._config import load_config, webhook_url
+from modelyard.rollout._reads import Rollout, RolloutEvent, RolloutReads, _record, _shown_config
 from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
 from modelyard.rollout._state import RolloutState, StepResult, check_transition
 from modelyard.rollout._target import TargetError, target_from
@@ -43,110 +43,6 @@ class RevisionConflict(ConflictError):
         self.rollout_id = rollout_id
 
 
-@dataclass(frozen=True)
-class Rollout:
-    """A rollout as stored."""
-
-    id: int
-    model: str
-    strategy: str
-    state: RolloutState
-    stable_version: int
-    candidate_version: int
-    step_index: int
-    step_started_at: int | None
-    config: RolloutConfig
-    base_spec: dict[str, Any]
-    target: dict[str, Any]
-    revision: int
-    analysis: dict[str, Any] | None
-    reason: str | None
-    created_by: str | None
-    created_at: int
-    updated_at: int
-    finished_at: int | None
-
-    @property
-    def steps(self) -> list[Step]:
-        return plan_steps(self.config)
-
-    @property
-    def step(self) -> Step:
-        return self.steps[min(self.step_index, len(self.steps) - 1)]
-
-    def describe(self) -> str:
-        return f"rollout {self.id} of {self.model!r} ({self.strategy}, version {self.stable_version} → {self.candidate_version})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "model": self.model,
-            "strategy": self.strategy,
-            "state": self.state.value,
-            "stable_version": self.stable_version,
-            "candidate_version": self.candidate_version,
-            "step_index": self.step_index,
-            "steps": [s.model_dump() for s in self.steps],
-            "step_started_at": self.step_started_at,
-            "config": _shown_config(self.config),
-            "target": {k: redact_url(v) if k == "url" else v for k, v in self.target.items()},
-            "analysis": self.analysis,
-            "reason": self.reason,
-            "created_by": self.created_by,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "finished_at": self.finished_at,
-        }
-
-
-@dataclass(frozen=True)
-class RolloutEvent:
-    """One entry of a rollout's event log."""
-
-    id: int
-    rollout_id: int
-    at: int
-    kind: str
-    step: int | None
-    message: str
-    detail: dict[str, Any]
-    actor: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def _shown_config(cfg: RolloutConfig) -> dict[str, Any]:
-    out = cfg.model_dump(mode="json")
-    out["webhooks"] = [redact_webhook(w) for w in cfg.webhooks]  # references; an old literal URL redacted
-    for q in out.get("prometheus") or []:
-        q["url"] = redact_url(q["url"])
-    return out
-
-
-def _record(row: Any) -> Rollout:
-    return Rollout(
-        id=int(row.id),
-        model=row.model_name,
-        strategy=row.strategy,
-        state=RolloutState(row.state),
-        stable_version=int(row.stable_version),
-        candidate_version=int(row.candidate_version),
-        step_index=int(row.step_index),
-        step_started_at=row.step_started_at,
-        config=RolloutConfig.model_validate_json(row.config),
-        base_spec=json.loads(row.base_spec),
-        target=json.loads(row.target),
-        revision=int(row.revision),
-        analysis=json.loads(row.analysis) if row.analysis else None,
-        reason=row.reason,
-        created_by=row.created_by,
-        created_at=int(row.created_at),
-        updated_at=int(row.updated_at),
-        finished_at=row.finished_at,
-    )
-
-
 def spec_for(r: Rollout, traffic: dict[str, Any] | None, version: int | None = None) -> dict[str, Any]:
     """The deployment spec of a step (``traffic`` over slots stable/candidate) or, with
     ``traffic=None``, the single-version spec of ``version``. Batching, fallback and limits are
@@ -167,100 +63,8 @@ def spec_for(r: Rollout, traffic: dict[str, Any] | None, version: int | None = N
     return spec
 
 
-class RolloutService:
-    """Rollouts of one workspace."""
-
-    def __init__(
-        self,
-        workspace: Workspace | str | None = None,
-        *,
-        say: Callable[[str], None] | None = None,
-        clock: Callable[[], int] | None = None,
-    ) -> None:
-        self.ws = get_workspace(workspace)
-        self.say = say or (lambda msg: None)
-        #: milliseconds since the epoch; steps start and their windows are measured on it (injectable)
-        self.clock: Callable[[], int] = clock or now_ms
-
-    @property
-    def store(self) -> Any:
-        return self.ws.store
-
-    # -- reading ---------------------------------------------------------------------------------
-    def get(self, rollout_id: int) -> Rollout:
-        with self.store.read() as conn:
-            row = conn.execute(sa.select(rollouts).where(rollouts.c.id == int(rollout_id))).first()
-        if row is None:
-            raise NotFoundError(f"There is no rollout {rollout_id}. List them with `yard rollout list`.")
-        return _record(row)
-
-    def latest(self, model: str) -> Rollout:
-        """The newest rollout of ``model``."""
-        with self.store.read() as conn:
-            row = conn.execute(
-                sa.select(rollouts)
-                .where(rollouts.c.model_name == model)
-                .order_by(rollouts.c.id.desc())
-                .limit(1)
-            ).first()
-            if row is None:
-                from modelyard.errors import did_you_mean
-
-                names = [n for (n,) in conn.execute(sa.select(rollouts.c.model_name).distinct())]
-                raise NotFoundError(
-                    f"Model {model!r} has no rollout.{did_you_mean(model, names)} "
-                    f"Start one with `yard rollout start {model} --to VERSION`."
-                )
-        return _record(row)
-
-    def list_rollouts(self, model: str | None = None, *, active: bool = False) -> list[Rollout]:
-        """Rollouts, newest first: of ``model`` (None: every model), only unfinished ones when ``active``."""
-        q = sa.select(rollouts).order_by(rollouts.c.id.desc())
-        if model:
-            q = q.where(rollouts.c.model_name == model)
-        if active:
-            q = q.where(rollouts.c.active_model.is_not(None))
-        with self.store.read() as conn:
-            return [_record(r) for r in conn.execute(q)]
-
-    def events(self, rollout_id: int, *, after_id: int = 0) -> list[RolloutEvent]:
-        with self.store.read() as conn:
-            rows = conn.execute(
-                sa.select(rollout_events)
-                .where(rollout_events.c.rollout_id == int(rollout_id), rollout_events.c.id > after_id)
-                .order_by(rollout_events.c.id)
-            )
-            return [
-                RolloutEvent(
-                    int(e.id),
-                    int(e.rollout_id),
-                    int(e.at),
-                    e.kind,
-                    e.step,
-                    e.message,
-                    json.loads(e.detail),
-                    e.actor,
-                )
-                for e in rows
-            ]
-
-    def step_results(self, rollout_id: int) -> dict[int, str | None]:
-        """Each started step's result (``successful``/``failed``/``inconclusive``, None while undecided)."""
-        with self.store.read() as conn:
-            rows = conn.execute(
-                sa.select(rollout_steps.c.idx, rollout_steps.c.result).where(
-                    rollout_steps.c.rollout_id == int(rollout_id)
-                )
-            )
-            return {int(i): res for i, res in rows}
-
-    def step_row(self, rollout_id: int, idx: int) -> Any:
-        with self.store.read() as conn:
-            return conn.execute(
-                sa.select(rollout_steps).where(
-                    rollout_steps.c.rollout_id == rollout_id, rollout_steps.c.idx == idx
-                )
-            ).first()
+class RolloutService(RolloutReads):
+    """Rollouts of one workspace: starting them and every change of their state."""
 
     # -- writing helpers -------------------------------------------------------------------------
     def _event(
@@ -430,48 +234,6 @@ class RolloutService:
                 )
 
     # -- start -----------------------------------------------------------------------------------
-    @staticmethod
-    def _refuse_busy(conn: Connection, model: str) -> None:
-        busy = conn.execute(
-            sa.select(rollouts.c.id, rollouts.c.state, rollouts.c.step_index).where(
-                rollouts.c.active_model == model
-            )
-        ).first()
-        if busy is not None:
-            raise ConflictError(
-                f"Rollout {busy.id} of {model!r} is still {busy.state} (step {busy.step_index + 1}); one rollout "
-                f"per model at a time. Wait for it, or `yard rollout abort {model}`."
-            )
-
-    def _refuse_failing_gates(self, model: str, version: int) -> None:
-        """Refuse to start a rollout whose candidate fails the gates guarding ``production`` (it
-        could never be promoted); the failed gates are listed."""
-        from modelyard.errors import ModelyardError, ValidationFailed
-        from modelyard.evaluation import GateFailed, attached_policy, run_gates
-
-        policy = attached_policy(model, uri=self.ws)
-        if policy is None or "production" not in policy.protected:
-            return
-        try:
-            report = run_gates(
-                f"{model}/{version}", policy, trigger="rollout", alias="production", uri=self.ws
-            )
-        except ModelyardError as exc:
-            raise ValidationFailed(
-                f"Refusing to start a rollout of {model!r} version {version}: the gates of the "
-                f"policy attached to {model!r} could not run: {exc}"
-            ) from exc
-        if report.passed:
-            return
-        bad = report.failed
-        lines = "\n".join(f"  - {g.gate}: {g.explanation}" for g in bad)
-        raise GateFailed(
-            f"Refusing to start a rollout of {model!r} version {version}: {len(bad)} of {len(report.results)} gates "
-            f"of the policy attached to {model!r} fail, so it could never be promoted to production:\n{lines}\n"
-            f"Fix the model (check with `yard gate {model}/{version}`) before rolling it out.",
-            report,
-        )
-
     def start(
         self, model: str, to: int, *, target: Any = None, strategy: str = "canary", **options: Any
     ) -> Rollout:
@@ -497,37 +259,15 @@ class RolloutService:
                 "A rollout needs the model server it changes: give --server http://HOST:PORT (or YARD_SERVE_URL)."
             )
         with self.store.read() as conn:
-            self._refuse_busy(conn, model)
+            refuse_busy(conn, model)
         tgt = target_from({}, target)
         base = tgt.spec()
-        versions = tgt.versions()
-        kind = (base.get("traffic") or {}).get("kind", "single")
-        if kind != "single":
-            raise ConflictError(
-                f"The server's traffic policy is {kind!r}, not 'single': a rollout may still be driving it. "
-                f"Finish it, or run `yard rollback {model}` to put one version back on all traffic."
-            )
-        slot = (base.get("traffic") or {}).get("model", "primary")
-        ref = base["models"][slot] if isinstance(base["models"][slot], str) else base["models"][slot]["ref"]
-        from modelyard.serving._spec import parse_model_ref
-
-        served = parse_model_ref(ref)[0]
-        if served != model:
-            raise InvalidArgumentError(
-                f"The server serves {served!r}, not {model!r}; point --server at the server of {model!r}."
-            )
-        stable = versions.get(slot)
-        if stable is None:
-            raise TargetError(f"The server did not report which version of {model!r} it serves.")
-        if stable == to:
-            raise ConflictError(
-                f"Version {to} of {model!r} is already serving all traffic; nothing to roll out."
-            )
-        self._refuse_failing_gates(model, to)
+        stable = served_stable_version(base, tgt.versions(), model, to)
+        refuse_failing_gates(self.ws, model, to)
         now = now_ms()
 
         def fn(conn: Connection) -> int:
-            self._refuse_busy(conn, model)
+            refuse_busy(conn, model)
             rid = conn.execute(
                 rollouts.insert()
                 .values(

@@ -6,7 +6,7 @@ per model version every ``flush_rows`` rows or ``flush_interval_s`` seconds into
 and records it as a row of ``prediction_log_segments`` (id, model_name, model_version,
 start_ms, end_ms, rows, digest, created_at; table in ``serving._schema``). This module owns the log:
 its writer, its readers (:func:`read_prediction_log`; :func:`read_window` and
-:func:`features_and_outputs` for the monitoring feature) and the output columns.
+:func:`features_and_outputs` for the monitoring feature, in ``_predlog_read.py``) and the output columns.
 
 Parquet columns of a segment:
 
@@ -38,7 +38,7 @@ from typing import Any
 
 from modelyard._shared import now_ms
 from modelyard._workspace import Workspace, get_workspace
-from modelyard.errors import NotFoundError
+from modelyard.serving._predlog_read import features_and_outputs, read_prediction_log, read_window
 
 __all__ = [
     "MatrixRows",
@@ -513,109 +513,3 @@ def _to_table(group: list[_Entry]) -> Any:
         else:
             arrays[c] = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
     return pa.table(arrays)
-
-
-def read_prediction_log(
-    workspace: Workspace | str | None = None,
-    model_name: str | None = None,
-    *,
-    model_version: int | None = None,
-    start_ms: int | None = None,
-    end_ms: int | None = None,
-) -> Any:
-    """All logged rows (a pandas DataFrame) of ``model_name`` (and version), oldest first;
-    ``start_ms <= timestamp_ms <= end_ms`` when given."""
-    import pandas as pd
-
-    tables = _read(get_workspace(workspace), model_name, model_version, start_ms, end_ms, end_inclusive=True)
-    return _concat(tables) if tables else pd.DataFrame()
-
-
-def read_window(
-    ws: Workspace, model_name: str, start_ms: int, end_ms: int, *, model_version: int | None = None
-) -> Any:
-    """The logged predictions of ``model_name`` with ``start_ms <= timestamp_ms < end_ms`` (pandas), as the
-    monitoring feature reads them: a store without the log's table is a :class:`NotFoundError`, and an
-    empty window still has the columns ``request_id`` and ``timestamp_ms``."""
-    import pandas as pd
-    import sqlalchemy as sa
-
-    from modelyard.serving._schema import prediction_log_segments as t
-
-    with ws.store.read() as conn:
-        if not sa.inspect(conn).has_table(t.name):
-            raise NotFoundError(
-                f"The store has no prediction log (table {t.name!r}). Serve the model with "
-                "prediction logging on (yard serve ...), or compare frames directly with yard.drift(...)."
-            )
-    tables = [
-        table
-        for table in _read(ws, model_name, model_version, start_ms, end_ms, end_inclusive=False)
-        if table.num_rows
-    ]
-    if not tables:
-        return pd.DataFrame(
-            {"request_id": pd.Series([], dtype="object"), "timestamp_ms": pd.Series([], dtype="int64")}
-        )
-    return _concat(tables)
-
-
-def features_and_outputs(window: Any) -> tuple[Any, list[str]]:
-    """``input.<col>`` columns renamed to ``<col>``, outputs kept as ``output``/``output.<k>``."""
-    keep = {c: c[len("input.") :] for c in window.columns if c.startswith("input.")}
-    outputs = [c for c in window.columns if c == "output" or c.startswith("output.")]
-    frame = window[list(keep) + outputs].rename(columns=keep)
-    return frame, outputs
-
-
-def _read(
-    ws: Workspace,
-    model_name: str | None,
-    model_version: int | None,
-    start_ms: int | None,
-    end_ms: int | None,
-    *,
-    end_inclusive: bool,
-) -> Any:
-    """One Arrow table per segment that overlaps the window (oldest first), filtered to the window."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-    import sqlalchemy as sa
-
-    from modelyard.serving._schema import prediction_log_segments as t
-
-    q = sa.select(t.c.digest).order_by(t.c.start_ms, t.c.id)
-    if model_name is not None:
-        q = q.where(t.c.model_name == model_name)
-    if model_version is not None:
-        q = q.where(t.c.model_version == int(model_version))
-    if start_ms is not None:
-        q = q.where(t.c.end_ms >= start_ms)
-    if end_ms is not None:
-        q = q.where(t.c.start_ms <= end_ms if end_inclusive else t.c.start_ms < end_ms)
-    with ws.store.read() as conn:
-        digests = [r[0] for r in conn.execute(q)]
-    tables = []
-    for digest in digests:
-        table = pq.read_table(io.BytesIO(ws.blobs.read_bytes(digest)))
-        ts = table.column("timestamp_ms")
-        keep = None
-        if start_ms is not None:
-            keep = pc.greater_equal(ts, start_ms)
-        if end_ms is not None:
-            below = pc.less_equal(ts, end_ms) if end_inclusive else pc.less(ts, end_ms)
-            keep = below if keep is None else pc.and_(keep, below)
-        tables.append(table if keep is None else table.filter(keep))
-    return tables
-
-
-def _concat(tables: list[Any]) -> Any:
-    """One pandas frame; segments whose columns' types differ (a model version that changed its outputs
-    from numbers to labels) are joined by pandas instead of refused."""
-    import pandas as pd
-    import pyarrow as pa
-
-    try:
-        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pd.concat([t.to_pandas() for t in tables], ignore_index=True)

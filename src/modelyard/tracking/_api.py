@@ -11,8 +11,9 @@ from modelyard._workspace import Workspace, get_workspace
 from modelyard.tracking import _heartbeat
 from modelyard.tracking._env import capture_environment
 from modelyard.tracking._records import RunList, RunRecord, RunStatus
+from modelyard.tracking._rows import _param_rows, _tag_rows, param_conflict
 from modelyard.tracking._run import Run, _push_active, _require_no_active, active_run
-from modelyard.tracking._service import TrackingService, _param_rows, _tag_rows, param_conflict
+from modelyard.tracking._service import TrackingService
 
 __all__ = ["active_run", "delete_run", "get_run", "init", "search_runs", "start_run"]
 
