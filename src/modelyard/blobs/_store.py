@@ -204,7 +204,8 @@ class BlobStore:
                 os.unlink(tmp)
             if isinstance(exc, IsADirectoryError):
                 raise BlobError(
-                    f"Cannot write {str(dest)!r}: a folder is in the way. Remove it or choose another destination."
+                    f"Cannot write {str(dest)!r}: a folder is in the way. Remove it or choose "
+                    f"another destination."
                 ) from exc
             if isinstance(exc, OSError):
                 raise BlobError(f"Cannot write {str(dest)!r}: {_why(exc)}.") from exc

@@ -43,7 +43,8 @@ def evaluate_cmd(
     allow_pickle: bool = typer.Option(
         False,
         "--allow-pickle",
-        help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who can write to it.",
+        help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who "
+        "can write to it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
@@ -86,7 +87,8 @@ def gate_cmd(
     allow_pickle: bool = typer.Option(
         False,
         "--allow-pickle",
-        help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who can write to it.",
+        help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who "
+        "can write to it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:

@@ -86,7 +86,8 @@ def run(
     c = console()
     n = len(result.steps)
     c.print(
-        f"Pipeline [bold]{esc(result.pipeline)}[/] finished: run {result.run_id[:12]}, {len(result.executed)} of {n} "
+        f"Pipeline [bold]{esc(result.pipeline)}[/] finished: run {result.run_id[:12]}, "
+        f"{len(result.executed)} of {n} "
         f"steps ran, {len(result.cached)} cached."
     )
     if value_error:
@@ -194,7 +195,8 @@ def show(
         "lost": "magenta",
     }.get(info["status"], "")
     c.print(
-        f"Pipeline [bold]{esc(info['pipeline'])}[/]  run {info['run_id']}  [{status_style}]{info['status']}[/]  "
+        f"Pipeline [bold]{esc(info['pipeline'])}[/]  run {info['run_id']}  "
+        f"[{status_style}]{info['status']}[/]  "
         f"{_dur(info['duration_s'])}  executor {info['executor']}  experiment {esc(info['experiment'])}"
     )
     if info["params"]:

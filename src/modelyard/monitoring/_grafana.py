@@ -62,7 +62,8 @@ def grafana_dashboard(model: str, *, drift_share: float = 0.5) -> dict[str, Any]
             "Latency p50 / p95 / p99",
             [
                 (
-                    f"histogram_quantile({q}, sum by (le) (rate(yard_serving_request_latency_seconds_bucket{{{sel}}}[5m])))",
+                    f"histogram_quantile({q}, sum by (le) "
+                    f"(rate(yard_serving_request_latency_seconds_bucket{{{sel}}}[5m])))",
                     f"p{int(q * 100)}",
                 )
                 for q in (0.5, 0.95, 0.99)
@@ -76,7 +77,8 @@ def grafana_dashboard(model: str, *, drift_share: float = 0.5) -> dict[str, Any]
             "Error rate (5xx)",
             [
                 (
-                    f'sum(rate(yard_serving_requests_total{{{sel},status=~"5.."}}[5m])) / clamp_min(sum(rate(yard_serving_requests_total{{{sel}}}[5m])), 1e-9)',
+                    f'sum(rate(yard_serving_requests_total{{{sel},status=~"5.."}}[5m])) / '
+                    f"clamp_min(sum(rate(yard_serving_requests_total{{{sel}}}[5m])), 1e-9)",
                     "5xx share",
                 )
             ],

@@ -75,7 +75,10 @@ class Rollout:
         return self.steps[min(self.step_index, len(self.steps) - 1)]
 
     def describe(self) -> str:
-        return f"rollout {self.id} of {self.model!r} ({self.strategy}, version {self.stable_version} → {self.candidate_version})"
+        return (
+            f"rollout {self.id} of {self.model!r} ({self.strategy}, version {self.stable_version} → "
+            f"{self.candidate_version})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -439,7 +442,8 @@ class RolloutService:
         ).first()
         if busy is not None:
             raise ConflictError(
-                f"Rollout {busy.id} of {model!r} is still {busy.state} (step {busy.step_index + 1}); one rollout "
+                f"Rollout {busy.id} of {model!r} is still {busy.state} (step "
+                f"{busy.step_index + 1}); one rollout "
                 f"per model at a time. Wait for it, or `yard rollout abort {model}`."
             )
 
@@ -466,8 +470,10 @@ class RolloutService:
         bad = report.failed
         lines = "\n".join(f"  - {g.gate}: {g.explanation}" for g in bad)
         raise GateFailed(
-            f"Refusing to start a rollout of {model!r} version {version}: {len(bad)} of {len(report.results)} gates "
-            f"of the policy attached to {model!r} fail, so it could never be promoted to production:\n{lines}\n"
+            f"Refusing to start a rollout of {model!r} version {version}: {len(bad)} of "
+            f"{len(report.results)} gates "
+            f"of the policy attached to {model!r} fail, so it could never be promoted to "
+            f"production:\n{lines}\n"
             f"Fix the model (check with `yard gate {model}/{version}`) before rolling it out.",
             report,
         )
@@ -494,7 +500,8 @@ class RolloutService:
             )
         if target is None:
             raise InvalidArgumentError(
-                "A rollout needs the model server it changes: give --server http://HOST:PORT (or YARD_SERVE_URL)."
+                "A rollout needs the model server it changes: give --server http://HOST:PORT (or "
+                "YARD_SERVE_URL)."
             )
         with self.store.read() as conn:
             self._refuse_busy(conn, model)
@@ -717,8 +724,10 @@ class RolloutService:
             tgt.apply(spec_for(r, None, r.candidate_version))
         except Exception as exc:
             raise TargetError(
-                f"production now names version {r.candidate_version} of {r.model!r}, but the server could not be "
-                f"switched to it ({type(exc).__name__}: {exc}); rollout {r.id} is still {r.state.value}. Retry "
+                f"production now names version {r.candidate_version} of {r.model!r}, but the "
+                f"server could not be "
+                f"switched to it ({type(exc).__name__}: {exc}); rollout {r.id} is still "
+                f"{r.state.value}. Retry "
                 f"`yard rollout promote {r.model}`, or `yard rollback {r.model}`."
             ) from exc
         r = self._close(r, _S.PROMOTED, why, kind="promote", check_revision=check_revision)

@@ -215,7 +215,8 @@ class _Parser:
             close = self.next()
             if close.kind != "rparen":
                 raise self.error(
-                    f"Expected ')' to close the '(' at position {tok.pos}, found {close.text or 'the end'!r}.",
+                    f"Expected ')' to close the '(' at position {tok.pos}, found "
+                    f"{close.text or 'the end'!r}.",
                     close,
                 )
             return node
@@ -225,7 +226,8 @@ class _Parser:
         tok = self.next()
         if tok.kind != "ident":
             raise self.error(
-                f"Expected a field such as metrics.acc, params.lr, tags.team or status, found {tok.text or 'the end'!r}.",
+                f"Expected a field such as metrics.acc, params.lr, tags.team or status, found "
+                f"{tok.text or 'the end'!r}.",
                 tok,
             )
         if "." in tok.text:
@@ -247,7 +249,8 @@ class _Parser:
             key = key.lower()
             if key not in ATTRIBUTES:
                 raise self.error(
-                    f"Unknown run attribute {key!r}; use one of {', '.join(sorted(set(ATTRIBUTES) - {'id', 'run_name'}))}, "
+                    f"Unknown run attribute {key!r}; use one of "
+                    f"{', '.join(sorted(set(ATTRIBUTES) - {'id', 'run_name'}))}, "
                     "or metrics.KEY, params.KEY, tags.KEY." + did_you_mean(key, ATTRIBUTES),
                     tok,
                 )
@@ -292,7 +295,8 @@ class _Parser:
             op = "not in"
         else:
             raise self.error(
-                f"Expected an operator (=, !=, <, <=, >, >=, like, ilike, in, not in) after {field.kind}.{field.key}, "
+                f"Expected an operator (=, !=, <, <=, >, >=, like, ilike, in, not in) after "
+                f"{field.kind}.{field.key}, "
                 f"found {tok.text or 'the end'!r}.",
                 tok,
             )
@@ -442,7 +446,8 @@ def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
     else:
         if any(numbers):
             raise FilterSyntaxError(
-                f"{f.key} is text; quote the value, for example {f.key} = '{value if not isinstance(value, tuple) else value[0]}'.",
+                f"{f.key} is text; quote the value, for example {f.key} = "
+                f"'{value if not isinstance(value, tuple) else value[0]}'.",
                 text=text,
                 position=node.value_pos,
             )
