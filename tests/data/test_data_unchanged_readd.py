@@ -82,7 +82,8 @@ def test_typer_parses_and_the_check_answers_before_sqlalchemy_loads(tmp_path: Pa
     assert (
         _yard("--uri", str(store), "data", "add", str(target), "--name", "ds", cwd=tmp_path).returncode == 0
     )
-    # any spelling Typer accepts (options first, `=`, short names, --description, --no-profile) takes the check
+    # any spelling Typer accepts (options first, `=`, short names, --description, --no-profile) takes the
+    # check
     for argv in (
         ["data", "add", "--name=ds", str(target)],
         ["data", "add", "-n", "ds", "-d", "a note", "--no-profile", str(target)],

@@ -100,7 +100,8 @@ def ray_cluster() -> Iterator[str]:
         while True:
             if proc.poll() is not None:
                 pytest.fail(
-                    f"ray start exited with {proc.returncode}: {(Path(temp) / 'start.log').read_text()[-3000:]}"
+                    f"ray start exited with {proc.returncode}: "
+                    f"{(Path(temp) / 'start.log').read_text()[-3000:]}"
                 )
             if "Ray runtime started" in (Path(temp) / "start.log").read_text(errors="replace"):
                 break

@@ -69,7 +69,8 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-# Every text element of every chart: its box and its chart's box (CSS pixels), to find cut and overlapping labels.
+# Every text element of every chart: its box and its chart's box (CSS pixels), to find cut and overlapping
+# labels.
 _TEXT_BOXES = """() => [...document.querySelectorAll('svg')].map((svg, i) => {
   const s = svg.getBoundingClientRect();
   const texts = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(t => {
