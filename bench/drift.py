@@ -195,7 +195,8 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"{'data':<22}{'tool':<11}{'seconds':>9}{'cpu s':>8}{'peak MB':>9}{'data MB':>9}{'mem/data':>9}  same drifted cols"
+        f"{'data':<22}{'tool':<11}{'seconds':>9}{'cpu s':>8}{'peak MB':>9}{'data MB':>9}{'mem/data':>9} "
+        f" same drifted cols"
     )
     for rows in args.rows:
         for variant in args.variants:
@@ -221,7 +222,8 @@ def main() -> None:
                 continue
             print(
                 f"{label:<22}{'evidently':<11}{ev['seconds']:>9.2f}{ev['cpu_seconds']:>8.2f}{ev['peak_bytes'] * mb:>9.0f}{'':>9}"
-                f"{ev['peak_bytes'] / ours['data_bytes']:>9.2f}  {sorted(ev['drifted']) == sorted(shifted)} {ev['drifted']}"
+                f"{ev['peak_bytes'] / ours['data_bytes']:>9.2f}  "
+                f"{sorted(ev['drifted']) == sorted(shifted)} {ev['drifted']}"
             )
             print(
                 f"{label:<22}{'ratio':<11}{ev['seconds'] / ours['seconds']:>8.1f}x faster "
