@@ -234,8 +234,9 @@ c1, t1 = cpu(), time.perf_counter()
 report = yard.validate(path, suite=infer_suite(prof), reference=prof)
 c2, t2 = cpu(), time.perf_counter()
 peak = hwm()
-print(json.dumps({"profile_s": t1 - t0, "validate_s": t2 - t1, "profile_cpu": c1 - c0, "validate_cpu": c2 - c1,
-                  "rows": prof.rows, "checks": len(report.results),
+print(json.dumps({"profile_s": t1 - t0, "validate_s": t2 - t1,
+                  "profile_cpu": c1 - c0, "validate_cpu": c2 - c1, "rows": prof.rows,
+                  "checks": len(report.results),
                   "failed": len(report.failures), "base_rss": base, "peak_rss": peak}))
 """
 
@@ -325,11 +326,12 @@ def main() -> None:
         for k, v in h.items():
             print(f"  {k:40s} {v:6.2f}")
         raw = h["raw blake3 (mmap, all cores) GB/s"]
+        raw1 = h["raw blake3 (1 thread, read loop) GB/s"]
         print(
             f"  -> hash_file / raw = {h['hash_file GB/s'] / raw:.0%}; ingest / raw = "
             f"{h['put_file ingest (hash+copy+fsync) GB/s'] / raw:.0%};"
             f" ingest / raw 1-thread = "
-            f"{h['put_file ingest (hash+copy+fsync) GB/s'] / h['raw blake3 (1 thread, read loop) GB/s']:.0%}\n"
+            f"{h['put_file ingest (hash+copy+fsync) GB/s'] / raw1:.0%}\n"
         )
     if "profile" not in args.skip:
         modes = {"both": [True, False, True, False], "tuned": [True], "default": [False]}[args.malloc]
@@ -350,11 +352,12 @@ def main() -> None:
                 best[tune] = r
         if len(best) == 2:
             on, off = best[True], best[False]
+            both = (off["profile_cpu"] + off["validate_cpu"]) / (on["profile_cpu"] + on["validate_cpu"])
             print(
                 f"  -> best of each: profile CPU default/tuned = "
                 f"{off['profile_cpu'] / on['profile_cpu']:.2f}x,"
                 f" profile+validate CPU = "
-                f"{(off['profile_cpu'] + off['validate_cpu']) / (on['profile_cpu'] + on['validate_cpu']):.2f}x,"
+                f"{both:.2f}x,"
                 f" wall = "
                 f"{(off['profile_s'] + off['validate_s']) / (on['profile_s'] + on['validate_s']):.2f}x;"
                 f" peak RSS {off['peak_rss'] / 2**30:.2f} vs {on['peak_rss'] / 2**30:.2f} GiB"

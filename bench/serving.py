@@ -4,8 +4,9 @@ Same scikit-learn model (LogisticRegression, 20 float features), loopback, wrk 2
 32 connections. Each server runs alone (one at a time), one worker, uvicorn + httptools + uvloop.
 The servers run interleaved and repeated (``--rounds``, each round in a rotated order: echo,
 yard, MLflow, then the in-process limit), so a neighbour's load burst hits all of them about
-equally; each server gets 2 s of unrecorded warm-up load; the figures printed are medians over the rounds, and each ratio is the median of the
-per-round ratios (both sides measured minutes apart, not a quarter of an hour).
+equally; each server gets 2 s of unrecorded warm-up load; the figures printed are medians over the
+rounds, and each ratio is the median of the per-round ratios (both sides measured minutes apart,
+not a quarter of an hour).
 
     bash bench/peers/mlflow.sh          # MLflow 3.17.2 in bench/.scratch/peers/mlflow
     apt-get install -y wrk
@@ -361,11 +362,10 @@ def main() -> None:
         f"{ratio([y['rps'] / lim[max(1, round(b))] for y, lim, b in zip(y1, limits, b1, strict=True)])} "
         f"  target >= 0.5"
     )
-    print(
-        f"yard rows/s / in-process at its batch (100):   "
-        f"{ratio([y['rps'] * 100 / lim[max(1, round(b))] for y, lim, b in zip(y100, limits, b100, strict=True)])} "
-        f"  target >= 0.5"
+    r100 = ratio(
+        [y["rps"] * 100 / lim[max(1, round(b))] for y, lim, b in zip(y100, limits, b100, strict=True)]
     )
+    print(f"yard rows/s / in-process at its batch (100):   {r100}   target >= 0.5")
     over = [y["p50"] - 1000 / lim[1] for y, lim in zip(yc1, limits, strict=True)]
     print(
         f"server overhead at c=1, ms (p50 - predict):    {ratio(over)}   target < 1 "

@@ -1,4 +1,5 @@
-"""`yard data add` of an unchanged path: the read-only check answers exactly like the full command, or defers to it."""
+"""`yard data add` of an unchanged path: the read-only check answers exactly like the full command, or defers
+to it."""
 
 from __future__ import annotations
 

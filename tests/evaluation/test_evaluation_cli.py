@@ -1,4 +1,5 @@
-"""``yard evaluate``, ``yard gate`` (exit 1 on failure, JUnit, JSON), ``yard policy`` and ``yard evaluations``."""
+"""``yard evaluate``, ``yard gate`` (exit 1 on failure, JUnit, JSON), ``yard policy`` and ``yard
+evaluations``."""
 
 from __future__ import annotations
 

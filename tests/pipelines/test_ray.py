@@ -36,7 +36,8 @@ def _free_port() -> int:
 
 
 def _has_ray_client() -> bool:
-    """True when ``ray[client]`` is installed (then the client server needs a free port, not the shared 10001)."""
+    """True when ``ray[client]`` is installed (then the client server needs a free port, not the shared
+    10001)."""
     try:
         from ray._private.utils import get_ray_client_dependency_error
     except ImportError:  # pragma: no cover - another Ray layout

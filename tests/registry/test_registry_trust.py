@@ -40,7 +40,8 @@ def _inject(
     recorded: str | None = None,
     name: str = "evil",
 ) -> str:
-    """Register a hand-made package whose yard-model.json says ``flavor``; the registry row says ``recorded``."""
+    """Register a hand-made package whose yard-model.json says ``flavor``; the registry row says
+    ``recorded``."""
     meta = {
         "format": "modelyard.model",
         "format_version": 1,

@@ -240,7 +240,8 @@ class BlobStore:
     def put_tree(
         self, folder: str | os.PathLike[str], *, workers: int | None = None, **meta: Any
     ) -> tuple[str, int]:
-        """Store every file below ``folder`` and a manifest of them; return ``(manifest digest, total size)``."""
+        """Store every file below ``folder`` and a manifest of them; return ``(manifest digest, total
+        size)``."""
         from modelyard.blobs._walk import walk
 
         root = Path(folder)

@@ -268,7 +268,8 @@ def ci_init(
     ),
     overwrite: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
-    """Write a pipeline file for GitHub Actions, GitLab CI or Jenkins: install, train, gate, promote on main."""
+    """Write a pipeline file for GitHub Actions, GitLab CI or Jenkins: install, train, gate, promote on
+    main."""
     from modelyard.evaluation._ci import write_ci
 
     path = write_ci(

@@ -151,7 +151,8 @@ def status(
     force: list[str] = typer.Option(None, "--force", help="As for run: treat this step as forced."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
-    """Which steps a run would execute and WHY (code changed, param changed, input changed, output missing)."""
+    """Which steps a run would execute and WHY (code changed, param changed, input changed, output
+    missing)."""
     from modelyard.pipelines import load_pipeline, pipeline_status
 
     outcomes = pipeline_status(load_pipeline(ref), _params(param), force=force or None)

@@ -489,8 +489,9 @@ def run_gates(
     """Run every gate of ``policy`` (a :class:`GatePolicy`, a YAML file path) on ``model``.
 
     ``data`` overrides the policy's ``data.dataset``. ``pyfunc`` (cloudpickle) versions load only
-    with ``allow_pickle=True`` or ``allow_pickle: true`` in the policy (loading them runs code). The evaluation and the outcome are stored
-    (linked to the model version) when the model is a registered version and ``log`` is true.
+    with ``allow_pickle=True`` or ``allow_pickle: true`` in the policy (loading them runs code). The
+    evaluation and the outcome are stored (linked to the model version) when the model is a
+    registered version and ``log`` is true.
     """
     t0 = time.perf_counter()
     if isinstance(policy, str) and "\n" in policy:

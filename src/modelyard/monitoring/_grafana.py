@@ -46,7 +46,8 @@ def _panel(
 
 
 def grafana_dashboard(model: str, *, drift_share: float = 0.5) -> dict[str, Any]:
-    """A Grafana (≥ 9) dashboard JSON for ``model``: traffic, latency, errors, fallbacks, drift, performance."""
+    """A Grafana (≥ 9) dashboard JSON for ``model``: traffic, latency, errors, fallbacks, drift,
+    performance."""
     sel = f'model="{model}"'
     panels = [
         _panel(

@@ -84,7 +84,8 @@ class ModelRef:
 
 
 def parse_ref(ref: str) -> ModelRef:
-    """Parse ``churn-clf@production``, ``churn-clf/3``, ``churn-clf@latest``, ``churn-clf`` or ``runs:/ID/model``."""
+    """Parse ``churn-clf@production``, ``churn-clf/3``, ``churn-clf@latest``, ``churn-clf`` or
+    ``runs:/ID/model``."""
     if not isinstance(ref, str) or not ref.strip():
         raise InvalidArgumentError(
             f"A model reference must be a string like 'churn-clf@production', 'churn-clf/3' or "

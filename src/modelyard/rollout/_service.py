@@ -702,7 +702,8 @@ class RolloutService:
         return self.get(r.id)
 
     def promote(self, model: str, *, target: Any = None, reason: str | None = None) -> Rollout:
-        """Send all traffic to the candidate of ``model``'s rollout and move the ``production`` alias to it (audited)."""
+        """Send all traffic to the candidate of ``model``'s rollout and move the ``production`` alias to it
+        (audited)."""
         return self.promote_rollout(self.latest(model), target=target, reason=reason)
 
     def promote_rollout(

@@ -16,9 +16,10 @@ Attribute names: ``run_id``, ``name``, ``status``, ``start_time``, ``end_time``,
 ``parent_id``, ``experiment``. Times compare with milliseconds or an ISO date ``'2026-01-31'``.
 
 Limits (each refused with a FilterSyntaxError pointing at the token, never a database error):
-at most :data:`MAX_LENGTH` characters, :data:`MAX_COMPARISONS` comparisons, :data:`MAX_VALUES` values in ``in (...)`` lists,
-:data:`MAX_DEPTH` nested parentheses; numbers must be finite doubles. Metrics are doubles, so an
-integer beyond 64 bits compares with them as a double; times must fit in 64-bit milliseconds.
+at most :data:`MAX_LENGTH` characters, :data:`MAX_COMPARISONS` comparisons, :data:`MAX_VALUES`
+values in ``in (...)`` lists, :data:`MAX_DEPTH` nested parentheses; numbers must be finite doubles.
+Metrics are doubles, so an integer beyond 64 bits compares with them as a double; times must fit
+in 64-bit milliseconds.
 """
 
 from __future__ import annotations

@@ -394,7 +394,8 @@ def bar_chart(
         y0 = top + r * row
         short = label if len(label) <= fit else label[: fit - 1] + "…"
         out.append(
-            f"<g>{tooltip(label)}{svg_text(left - 8, y0 + row / 2 + size * 0.35, short, size=size, anchor='end')}</g>"
+            f"<g>{tooltip(label)}"
+            f"{svg_text(left - 8, y0 + row / 2 + size * 0.35, short, size=size, anchor='end')}</g>"
         )
         for s, (v, text, tip) in enumerate(marks):
             w = max(1.0, min(abs(v) / peak, 1.0) * span)
