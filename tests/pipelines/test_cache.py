@@ -164,8 +164,8 @@ def test_whitespace_comments_docstrings_and_decorator_options_do_not_invalidate(
     pipe.run(executor="local")
     edited = PIPE.replace(
         "def featurize(df: pd.DataFrame) -> pd.DataFrame:\n    out = df.copy()",
-        'def featurize(df: pd.DataFrame) -> pd.DataFrame:\n    """Add b."""\n\n    # copy first\n  '
-        "  out = df.copy()   ",
+        'def featurize(df: pd.DataFrame) -> pd.DataFrame:\n    """Add b."""\n\n    # copy first\n'
+        "    out = df.copy()   ",
     ).replace("@yard.step\ndef train", "@yard.step(retries=3)\ndef train")
     assert edited != PIPE
     pipe_files.write("pipe", edited)
