@@ -234,8 +234,9 @@ c1, t1 = cpu(), time.perf_counter()
 report = yard.validate(path, suite=infer_suite(prof), reference=prof)
 c2, t2 = cpu(), time.perf_counter()
 peak = hwm()
-print(json.dumps({"profile_s": t1 - t0, "validate_s": t2 - t1, "profile_cpu": c1 - c0, "validate_cpu": c2 - c1,
-                  "rows": prof.rows, "checks": len(report.results),
+print(json.dumps({"profile_s": t1 - t0, "validate_s": t2 - t1,
+                  "profile_cpu": c1 - c0, "validate_cpu": c2 - c1, "rows": prof.rows,
+                  "checks": len(report.results),
                   "failed": len(report.failures), "base_rss": base, "peak_rss": peak}))
 """
 
@@ -312,9 +313,11 @@ def main() -> None:
             if with_dvc:
                 print(
                     f"  -> add: DVC/yard = {row['dvc add'] / row['yard add']:.1f}x;"
-                    f" no-change: dvc status/yard re-add = {row['dvc status (no change)'] / row['yard re-add (no change)']:.1f}x"
+                    f" no-change: dvc status/yard re-add = "
+                    f"{row['dvc status (no change)'] / row['yard re-add (no change)']:.1f}x"
                     f" (in-process {row['dvc status (no change)'] / row['yard re-add in-process']:.1f}x);"
-                    f" dvc re-add/yard re-add = {row['dvc re-add (no change)'] / row['yard re-add (no change)']:.1f}x"
+                    f" dvc re-add/yard re-add = "
+                    f"{row['dvc re-add (no change)'] / row['yard re-add (no change)']:.1f}x"
                 )
         print()
     if "hash" not in args.skip:
@@ -323,9 +326,12 @@ def main() -> None:
         for k, v in h.items():
             print(f"  {k:40s} {v:6.2f}")
         raw = h["raw blake3 (mmap, all cores) GB/s"]
+        raw1 = h["raw blake3 (1 thread, read loop) GB/s"]
         print(
-            f"  -> hash_file / raw = {h['hash_file GB/s'] / raw:.0%}; ingest / raw = {h['put_file ingest (hash+copy+fsync) GB/s'] / raw:.0%};"
-            f" ingest / raw 1-thread = {h['put_file ingest (hash+copy+fsync) GB/s'] / h['raw blake3 (1 thread, read loop) GB/s']:.0%}\n"
+            f"  -> hash_file / raw = {h['hash_file GB/s'] / raw:.0%}; ingest / raw = "
+            f"{h['put_file ingest (hash+copy+fsync) GB/s'] / raw:.0%};"
+            f" ingest / raw 1-thread = "
+            f"{h['put_file ingest (hash+copy+fsync) GB/s'] / raw1:.0%}\n"
         )
     if "profile" not in args.skip:
         modes = {"both": [True, False, True, False], "tuned": [True], "default": [False]}[args.malloc]
@@ -346,10 +352,14 @@ def main() -> None:
                 best[tune] = r
         if len(best) == 2:
             on, off = best[True], best[False]
+            both = (off["profile_cpu"] + off["validate_cpu"]) / (on["profile_cpu"] + on["validate_cpu"])
             print(
-                f"  -> best of each: profile CPU default/tuned = {off['profile_cpu'] / on['profile_cpu']:.2f}x,"
-                f" profile+validate CPU = {(off['profile_cpu'] + off['validate_cpu']) / (on['profile_cpu'] + on['validate_cpu']):.2f}x,"
-                f" wall = {(off['profile_s'] + off['validate_s']) / (on['profile_s'] + on['validate_s']):.2f}x;"
+                f"  -> best of each: profile CPU default/tuned = "
+                f"{off['profile_cpu'] / on['profile_cpu']:.2f}x,"
+                f" profile+validate CPU = "
+                f"{both:.2f}x,"
+                f" wall = "
+                f"{(off['profile_s'] + off['validate_s']) / (on['profile_s'] + on['validate_s']):.2f}x;"
                 f" peak RSS {off['peak_rss'] / 2**30:.2f} vs {on['peak_rss'] / 2**30:.2f} GiB"
             )
 
@@ -357,20 +367,25 @@ def main() -> None:
 def _print_profile(r: dict[str, float], label: str) -> None:
     total = r["profile_s"] + r["validate_s"]
     print(
-        f"## profile, then validate (+ profile of the batch, one pass) {r['rows']:,} rows x 20 columns (Parquet, streamed); {label}"
+        f"## profile, then validate (+ profile of the batch, one pass) {r['rows']:,} rows x 20 "
+        f"columns (Parquet, streamed); {label}"
     )
     print(
-        f"  profile   {r['profile_s']:6.2f} s wall, {r['profile_cpu']:6.2f} s CPU  ({r['rows'] / r['profile_s']:,.0f} rows/s)"
+        f"  profile   {r['profile_s']:6.2f} s wall, {r['profile_cpu']:6.2f} s CPU  "
+        f"({r['rows'] / r['profile_s']:,.0f} rows/s)"
     )
     print(
-        f"  validate  {r['validate_s']:6.2f} s wall, {r['validate_cpu']:6.2f} s CPU  ({r['rows'] / r['validate_s']:,.0f} rows/s;"
+        f"  validate  {r['validate_s']:6.2f} s wall, {r['validate_cpu']:6.2f} s CPU  "
+        f"({r['rows'] / r['validate_s']:,.0f} rows/s;"
         f" {r['checks']} checks, {r['failed']} failed)"
     )
     print(
-        f"  total     {total:6.2f} s wall, {r['profile_cpu'] + r['validate_cpu']:6.2f} s CPU  ({r['rows'] / total:,.0f} rows/s)"
+        f"  total     {total:6.2f} s wall, {r['profile_cpu'] + r['validate_cpu']:6.2f} s CPU  "
+        f"({r['rows'] / total:,.0f} rows/s)"
     )
     print(
-        f"  peak RSS  {r['peak_rss'] / 2**30:.2f} GiB (process start {r['base_rss'] / 2**30:.2f} GiB) vs data in memory "
+        f"  peak RSS  {r['peak_rss'] / 2**30:.2f} GiB (process start {r['base_rss'] / 2**30:.2f} "
+        f"GiB) vs data in memory "
         f"{r['data_bytes'] / 2**30:.2f} GiB -> {r['peak_rss'] / r['data_bytes']:.2f}x"
     )
 

@@ -159,7 +159,8 @@ for m in res["metrics"]:
     method, thr, value = str(cfg.get("method", "")), float(cfg["threshold"]), float(m["value"])
     if ("p_value" in method and value < thr) or ("p_value" not in method and value >= thr):
         drifted.append(cfg["column"])
-print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_bytes": peak[0] - base, "drifted": sorted(drifted)}))
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_bytes": peak[0] - base,
+                  "drifted": sorted(drifted)}))
 """
 
 
@@ -195,7 +196,8 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"{'data':<22}{'tool':<11}{'seconds':>9}{'cpu s':>8}{'peak MB':>9}{'data MB':>9}{'mem/data':>9}  same drifted cols"
+        f"{'data':<22}{'tool':<11}{'seconds':>9}{'cpu s':>8}{'peak MB':>9}{'data MB':>9}{'mem/data':>9} "
+        f" same drifted cols"
     )
     for rows in args.rows:
         for variant in args.variants:
@@ -204,7 +206,8 @@ def main() -> None:
             ours = run_ours(ref_p, cur_p, args.repeats)
             mb = 1 / 2**20
             print(
-                f"{label:<22}{'modelyard':<11}{ours['seconds']:>9.2f}{ours['cpu_seconds']:>8.2f}{ours['peak_bytes'] * mb:>9.0f}"
+                f"{label:<22}{'modelyard':<11}{ours['seconds']:>9.2f}{ours['cpu_seconds']:>8.2f}"
+                f"{ours['peak_bytes'] * mb:>9.0f}"
                 f"{ours['data_bytes'] * mb:>9.0f}{ours['peak_bytes'] / ours['data_bytes']:>9.2f}  "
                 f"{sorted(ours['drifted']) == sorted(shifted)} {ours['drifted']}",
                 flush=True,
@@ -220,8 +223,10 @@ def main() -> None:
                 print(f"{label:<22}{'evidently':<11} not installed (bash bench/peers/evidently.sh) or failed")
                 continue
             print(
-                f"{label:<22}{'evidently':<11}{ev['seconds']:>9.2f}{ev['cpu_seconds']:>8.2f}{ev['peak_bytes'] * mb:>9.0f}{'':>9}"
-                f"{ev['peak_bytes'] / ours['data_bytes']:>9.2f}  {sorted(ev['drifted']) == sorted(shifted)} {ev['drifted']}"
+                f"{label:<22}{'evidently':<11}{ev['seconds']:>9.2f}{ev['cpu_seconds']:>8.2f}"
+                f"{ev['peak_bytes'] * mb:>9.0f}{'':>9}"
+                f"{ev['peak_bytes'] / ours['data_bytes']:>9.2f}  "
+                f"{sorted(ev['drifted']) == sorted(shifted)} {ev['drifted']}"
             )
             print(
                 f"{label:<22}{'ratio':<11}{ev['seconds'] / ours['seconds']:>8.1f}x faster "

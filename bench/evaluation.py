@@ -111,7 +111,8 @@ def main() -> None:
     import sklearn
 
     print(
-        f"rows={args.rows:,}  metrics={','.join(METRICS)}  numpy {numpy.__version__}  scikit-learn {sklearn.__version__}"
+        f"rows={args.rows:,}  metrics={','.join(METRICS)}  numpy {numpy.__version__}  scikit-learn "
+        f"{sklearn.__version__}"
     )
     print(f"{'layout':<34}{'modelyard s':>12}{'sklearn s':>12}{'ratio':>8}")
     for label, cols, vals in (

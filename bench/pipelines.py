@@ -117,7 +117,8 @@ def bench_parallel(uri: str, skip_ray: bool) -> None:
     fan.run(uri=uri, executor="process", workers=2, progress=False)
     proc = time.perf_counter() - t0
     print(
-        f"    process executor, 2 workers, cold (spawning the workers included): {proc:.2f}s -> speed-up {seq / proc:.2f}x"
+        f"    process executor, 2 workers, cold (spawning the workers included): {proc:.2f}s -> "
+        f"speed-up {seq / proc:.2f}x"
     )
     t0 = time.perf_counter()
     fan.run(uri=uri, executor="process", workers=2, progress=False)
@@ -190,7 +191,8 @@ def bench_bigframe(uri: str, rows: int) -> None:
                 f()
     b, o = _median(base), _median(ours)
     print(
-        f"[3] {mb:.0f} MB DataFrame: to_parquet+read_parquet {b:.2f}s; pipeline step (serialize, hash, store, "
+        f"[3] {mb:.0f} MB DataFrame: to_parquet+read_parquet {b:.2f}s; pipeline step (serialize, "
+        f"hash, store, "
         f"track) + load back {o:.2f}s -> ratio {o / b:.2f} (target <= 1.5)"
     )
 

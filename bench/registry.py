@@ -73,13 +73,15 @@ def bench_load(tmp: Path, trees: int, repeat: int) -> None:
     m = yard.load_model("bench-gb/1", uri=uri)
     assert (m.predict(X) == model.predict(X)).all()
     print(
-        f"## load a registered GradientBoostingClassifier ({trees} trees; pickle {pkl.stat().st_size / 1e6:.2f} MB, "
+        f"## load a registered GradientBoostingClassifier ({trees} trees; pickle "
+        f"{pkl.stat().st_size / 1e6:.2f} MB, "
         f"skops {skp.stat().st_size / 1e6:.2f} MB)"
     )
     print(f"warm  pickle.load        {t_pickle * 1e3:9.2f} ms")
     print(f"warm  skops.io.load      {t_skops * 1e3:9.2f} ms   ({t_skops / t_pickle:.0f}x pickle)")
     print(
-        f"warm  yard.load_model    {t_yard * 1e3:9.2f} ms   ({t_yard / t_pickle:.0f}x pickle, {t_yard / t_skops:.2f}x skops)"
+        f"warm  yard.load_model    {t_yard * 1e3:9.2f} ms   ({t_yard / t_pickle:.0f}x pickle, "
+        f"{t_yard / t_skops:.2f}x skops)"
     )
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -89,7 +91,8 @@ def bench_load(tmp: Path, trees: int, repeat: int) -> None:
         env,
     )
     c_yard = cold(
-        "import time, warnings; warnings.simplefilter('ignore'); t=time.perf_counter(); import modelyard as yard\n"
+        "import time, warnings; warnings.simplefilter('ignore'); t=time.perf_counter(); import "
+        "modelyard as yard\n"
         f"yard.load_model('bench-gb/1', uri={uri!r}); print(time.perf_counter()-t)",
         env,
     )
@@ -164,7 +167,8 @@ def bench_big(tmp: Path, mb: int) -> None:
     )
     print(f"first load (cold cache)    {t_fetch:7.2f} s  {mbs / t_fetch:7.0f} MB/s")
     print(
-        f"yard.load_model (full)     {t_load:7.2f} s  {mbs / t_load:7.0f} MB/s   ({t_load / (t_copy + t_ort):.2f}x copy + ort session from file)"
+        f"yard.load_model (full)     {t_load:7.2f} s  {mbs / t_load:7.0f} MB/s   "
+        f"({t_load / (t_copy + t_ort):.2f}x copy + ort session from file)"
     )
     print(f"  onnxruntime session from the file alone: {t_ort:.2f} s")
 

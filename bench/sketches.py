@@ -120,7 +120,8 @@ def main() -> None:
         print(f"  {label:48s} {t * 1000:8.1f} ms  ({n / t / 1e6:6.1f} M values/s)  {acc}")
     print(f"  -> HLL: datasketches / ours = {t_ds_hll / t_ours_hll:.1f}x the CPU time")
     print(
-        f"  -> quantiles: KLL / DDSketch = {t_kll / t_dd:.2f}x, REQ / DDSketch = {t_req / t_dd:.2f}x the CPU time"
+        f"  -> quantiles: KLL / DDSketch = {t_kll / t_dd:.2f}x, REQ / DDSketch = "
+        f"{t_req / t_dd:.2f}x the CPU time"
     )
 
 

@@ -519,16 +519,20 @@ def main(argv: list[str] | None = None) -> int:
     out["ingest"] = dict(ing, ratio_to_raw=ratio, round_ratios=round_ratios, cpu_ratio=cpu_ratio)
     out["raw_ingest"] = raw
     print(
-        f"[1] ingestion to commit of {n_ingest:,} points (first log_metric to flush() committed), best of {rounds} alternating rounds"
+        f"[1] ingestion to commit of {n_ingest:,} points (first log_metric to flush() committed), "
+        f"best of {rounds} alternating rounds"
     )
     print(
-        f"    modelyard log_metric+flush   {_n(ing['rate']):>12} points/s   ({ing['seconds']:.2f} s, {ing['cpu']:.2f} s CPU; logging loop {ing['log_seconds']:.2f} s)"
+        f"    modelyard log_metric+flush   {_n(ing['rate']):>12} points/s   ({ing['seconds']:.2f} "
+        f"s, {ing['cpu']:.2f} s CPU; logging loop {ing['log_seconds']:.2f} s)"
     )
     print(
-        f"    raw sqlite3.executemany WAL  {_n(raw['rate']):>12} points/s   ({raw['seconds']:.2f} s, {raw['cpu']:.2f} s CPU; one transaction, rows prepared)"
+        f"    raw sqlite3.executemany WAL  {_n(raw['rate']):>12} points/s   ({raw['seconds']:.2f} "
+        f"s, {raw['cpu']:.2f} s CPU; one transaction, rows prepared)"
     )
     print(
-        f"    ratio modelyard/raw          {ratio:>12.2f}            ({_verdict(ratio >= TARGET_INGEST_RATIO)} >= {TARGET_INGEST_RATIO}; "
+        f"    ratio modelyard/raw          {ratio:>12.2f}            "
+        f"({_verdict(ratio >= TARGET_INGEST_RATIO)} >= {TARGET_INGEST_RATIO}; "
         f"per round {', '.join(f'{r:.2f}' for r in round_ratios)}; CPU-time ratio {cpu_ratio:.2f})"
     )
     if peer:
@@ -536,20 +540,24 @@ def main(argv: list[str] | None = None) -> int:
             MLFLOW_PY, "mlflow_batch_rate", 5000 if quick else 100_000, 1.0 if quick else 5.0
         )
         print(
-            f"    MLflow log_batch (1000/call) {_n(mb['rate']):>12} points/s   ({mb['points']:,} points, each call committed)   "
+            f"    MLflow log_batch (1000/call) {_n(mb['rate']):>12} points/s   ({mb['points']:,} "
+            f"points, each call committed)   "
             f"ratio modelyard/MLflow {ing['rate'] / mb['rate']:,.1f}x"
         )
     print()
 
     # 2. per-call log_metric: appends to an in-memory buffer vs MLflow's synchronous write per call.
-    #    Not like for like (ours is not yet committed when the call returns): shown for what a training loop waits on.
+    # Not like for like (ours is not yet committed when the call returns): shown for what a training loop
+    # waits on.
     ours = out["log_rate"] = run_worker(py, "ours_log_rate", n_log)
     print(
         f"[2] what a training loop waits on per log_metric call, {ours['points']:,} calls "
-        "(ours: a buffer append, committed later in batches; MLflow: one synchronous write per call; not like for like)"
+        "(ours: a buffer append, committed later in batches; MLflow: one synchronous write per "
+        "call; not like for like)"
     )
     print(
-        f"    modelyard run.log_metric     {_n(ours['rate']):>12} points/s   ({_verdict(ours['rate'] >= TARGET_LOG_RATE)} "
+        f"    modelyard run.log_metric     {_n(ours['rate']):>12} points/s   "
+        f"({_verdict(ours['rate'] >= TARGET_LOG_RATE)} "
         f">= {TARGET_LOG_RATE:,}; {_n(ours['points'] / ours['cpu'])} points per CPU-second; "
         f"run end drained the buffer in {_ms(ours['end_seconds'])})"
     )
@@ -573,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
         f"order {SEARCH_ORDER!r}, limit {SEARCH_LIMIT} ({expect} returned)"
     )
     print(
-        f"    modelyard search_runs        {_ms(s['median']):>12} median of {repeats}   (min {_ms(s['min'])}, CPU {_ms(s['cpu'])}, first {_ms(s['first'])}; "
+        f"    modelyard search_runs        {_ms(s['median']):>12} median of {repeats}   (min "
+        f"{_ms(s['min'])}, CPU {_ms(s['cpu'])}, first {_ms(s['first'])}; "
         f"{_verdict(s['median'] < TARGET_SEARCH_S)} < {_ms(TARGET_SEARCH_S)})"
     )
     if peer:
@@ -581,11 +590,15 @@ def main(argv: list[str] | None = None) -> int:
         if ms["found"] != expect:
             raise SystemExit(f"MLflow search_runs found {ms['found']} runs, expected {expect}")
         print(
-            f"    MLflow search_runs           {_ms(ms['median']):>12} median of {repeats}   (min {_ms(ms['min'])}, CPU {_ms(ms['cpu'])}, first {_ms(ms['first'])})   "
+            f"    MLflow search_runs           {_ms(ms['median']):>12} median of {repeats}   (min "
+            f"{_ms(ms['min'])}, CPU {_ms(ms['cpu'])}, first {_ms(ms['first'])})   "
             f"ratio MLflow/modelyard {ms['median'] / s['median']:,.1f}x"
         )
     c = out["create_rate"] = run_worker(py, "ours_create_rate", n_create)
-    line = f"    (seeding: bulk inserts through the store API; runs made one by one with start_run: {c['rate']:,.0f} runs/s"
+    line = (
+        f"    (seeding: bulk inserts through the store API; runs made one by one with start_run: "
+        f"{c['rate']:,.0f} runs/s"
+    )
     if peer:
         mc = out["mlflow_create_rate"] = run_worker(MLFLOW_PY, "mlflow_create_rate", max(5, n_create // 4))
         line += f", MLflow start_run: {mc['rate']:,.1f} runs/s, ratio {c['rate'] / mc['rate']:,.1f}x"
@@ -597,25 +610,30 @@ def main(argv: list[str] | None = None) -> int:
     bare = out["python_bare"] = wall_times([py, "-c", "pass"], help_repeats)
     print(f"[4] CLI start-up, wall time of a fresh process, median of {help_repeats}")
     print(
-        f"    yard --help                  {_ms(h['median']):>12}   (min {_ms(h['min'])}, CPU {_ms(h['cpu'])}; "
+        f"    yard --help                  {_ms(h['median']):>12}   (min {_ms(h['min'])}, CPU "
+        f"{_ms(h['cpu'])}; "
         f"{_verdict(h['median'] < TARGET_HELP_S)} < {_ms(TARGET_HELP_S)})"
     )
     print(
-        f"    python -c pass               {_ms(bare['median']):>12}   (min {_ms(bare['min'])}, CPU {_ms(bare['cpu'])}; the interpreter's own floor here)"
+        f"    python -c pass               {_ms(bare['median']):>12}   (min {_ms(bare['min'])}, "
+        f"CPU {_ms(bare['cpu'])}; the interpreter's own floor here)"
     )
     if peer:
         mlflow_bin = str(MLFLOW_VENV / "bin" / "mlflow")
         mv = out["mlflow_version"] = wall_times([mlflow_bin, "--version"], max(3, help_repeats // 3))
         mh = out["mlflow_help"] = wall_times([mlflow_bin, "--help"], max(3, help_repeats // 3))
         print(
-            f"    mlflow --version             {_ms(mv['median']):>12}   (min {_ms(mv['min'])})   ratio mlflow/yard {mv['median'] / h['median']:,.1f}x"
+            f"    mlflow --version             {_ms(mv['median']):>12}   (min {_ms(mv['min'])})   "
+            f"ratio mlflow/yard {mv['median'] / h['median']:,.1f}x"
         )
         print(
-            f"    mlflow --help                {_ms(mh['median']):>12}   (min {_ms(mh['min'])})   ratio mlflow/yard {mh['median'] / h['median']:,.1f}x"
+            f"    mlflow --help                {_ms(mh['median']):>12}   (min {_ms(mh['min'])})   "
+            f"ratio mlflow/yard {mh['median'] / h['median']:,.1f}x"
         )
     print()
     print(
-        f"load average at the end {os.getloadavg()[0]:.2f} (the machine is shared: figures are noisy, compare ratios)"
+        f"load average at the end {os.getloadavg()[0]:.2f} (the machine is shared: figures are "
+        f"noisy, compare ratios)"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))

@@ -46,8 +46,8 @@ def test_breast_cancer_walkthrough_no_false_alarm_corruption_caught(tmp_path: Pa
         "Did you mean 'mean radius'?\"]" in proc.stdout
     )
     assert (
-        "a null value           → 422: [\"column 'mean area' has 1 missing value(s) but the signature allows none\"]"
-        in proc.stdout
+        "a null value           → 422: [\"column 'mean area' has 1 missing value(s) but the "
+        'signature allows none"]' in proc.stdout
     )
     assert proc.stdout.rstrip().endswith("walk-through passed")
     reports = sorted(p.name for p in out.glob("*.html"))

@@ -215,31 +215,36 @@ _KNOWN = {
         (
             "modelyard.tracking._run",
             "def log_model(self):\n    from modelyard.registry._api import log_model\n",
-            "modelyard.tracking._run (line 2) imports modelyard.registry._api: layer 'runs' must not import the "
+            "modelyard.tracking._run (line 2) imports modelyard.registry._api: layer 'runs' must "
+            "not import the "
             "higher layer 'versioned things'",
         ),
         (
             "modelyard.tracking._run",
             "import importlib\ndef f():\n    return importlib.import_module('modelyard.data._service')\n",
-            "modelyard.tracking._run (line 3) names modelyard.data._service (importlib): layer 'runs' must not "
+            "modelyard.tracking._run (line 3) names modelyard.data._service (importlib): layer "
+            "'runs' must not "
             "import the higher layer 'versioned things'",
         ),
         (
             "modelyard.registry._card",
             "SECTIONS = ['modelyard.evaluation._hooks:card_section']\n",
-            "modelyard.registry._card (line 1) names modelyard.evaluation._hooks (string): layer 'versioned things' "
+            "modelyard.registry._card (line 1) names modelyard.evaluation._hooks (string): layer "
+            "'versioned things' "
             "must not import the higher layer 'run models and steps'",
         ),
         (
             "modelyard.data._api",
             "from .. import registry\n",
-            "modelyard.data._api (line 1) imports modelyard.registry: data and registry are independent packages "
+            "modelyard.data._api (line 1) imports modelyard.registry: data and registry are "
+            "independent packages "
             "of layer 'versioned things'",
         ),
         (
             "modelyard.tracking._x",
             "import modelyard\n",
-            "modelyard.tracking._x (line 1) imports modelyard: layer 'runs' must not import the higher layer 'doors'",
+            "modelyard.tracking._x (line 1) imports modelyard: layer 'runs' must not import the "
+            "higher layer 'doors'",
         ),
     ],
 )

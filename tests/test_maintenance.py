@@ -150,7 +150,8 @@ def test_gc_refuses_to_sweep_when_a_manifest_is_damaged(workspace, tmp_path: Pat
     p.write_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
     with pytest.raises(
         IntegrityError,
-        match=rf"yard gc stopped: 1 referenced manifest\(s\) are damaged \({art.digest[:12]}….*Run `yard doctor`",
+        match=rf"yard gc stopped: 1 referenced manifest\(s\) are damaged \({art.digest[:12]}….*Run `yard "
+        rf"doctor`",
     ):
         gc(workspace, grace_seconds=0)
     assert all(workspace.blobs.exists(e.digest) for e in entries)  # nothing was swept

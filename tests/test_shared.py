@@ -29,7 +29,8 @@ def test_a_duration_needs_a_positive_number_and_a_unit(value: object) -> None:
     with pytest.raises(InvalidArgumentError) as err:
         parse_duration_ms(value, what="The window")
     assert str(err.value) == (
-        f"The window must be a positive duration with a unit, like 500ms, 30s, 2m or 1h. Got {value!r} instead."
+        f"The window must be a positive duration with a unit, like 500ms, 30s, 2m or 1h. Got "
+        f"{value!r} instead."
     )
 
 
@@ -39,7 +40,8 @@ def test_a_number_of_seconds_must_be_positive_and_finite(value: float) -> None:
     with pytest.raises(InvalidArgumentError) as err:
         parse_duration_s(value, what="The interval")
     assert str(err.value) == (
-        f"The interval must be a positive number of seconds or a duration like 30s or 2m. Got {value!r} instead."
+        f"The interval must be a positive number of seconds or a duration like 30s or 2m. Got "
+        f"{value!r} instead."
     )
     assert isinstance(err.value, ValueError)  # pydantic validators turn it into a field error
 

@@ -97,7 +97,8 @@ def test_quantile_edges_and_histogram_counts_follow_their_definition() -> None:
         bounds = [-np.inf, *edges, np.inf]
         want = [np.count_nonzero((x > lo) & (x <= hi)) for lo, hi in itertools.pairwise(bounds)]
         assert _stats.histogram_counts(x, edges).tolist() == want
-    # a continuous reference fills its own quantile bins equally (right-closed: the first edge's row goes left)
+    # a continuous reference fills its own quantile bins equally (right-closed: the first edge's row goes
+    # left)
     ref = np.sort(rng.normal(size=1000))
     assert _stats.histogram_counts(ref, _stats.quantile_edges(ref, 10)).tolist() == [101] + [100] * 8 + [99]
 

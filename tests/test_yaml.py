@@ -20,7 +20,10 @@ from modelyard.errors import InvalidArgumentError
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{b}: &{b} [{', '.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
 )
-BOMB_TEXT = "uses YAML aliases (*e on line 6) that expand to more than 100,000 values; write the values out instead of repeating aliases."
+BOMB_TEXT = (
+    "uses YAML aliases (*e on line 6) that expand to more than 100,000 values; write the values out "
+    "instead of repeating aliases."
+)
 BOMB_MSG = re.escape(BOMB_TEXT)
 CYCLE = "rules: &r [*r]\n"
 DEEP = "rules: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "\n"

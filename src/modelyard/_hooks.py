@@ -20,7 +20,8 @@ _EXTENDERS: dict[str, list[str]] = {}
 
 
 def extend(point: str, *targets: str) -> None:
-    """Declare that each of ``targets`` (``"module"`` or ``"module:attr"``) extends ``point``, in this order."""
+    """Declare that each of ``targets`` (``"module"`` or ``"module:attr"``) extends ``point``, in this
+    order."""
     names = _EXTENDERS.setdefault(point, [])
     names.extend(t for t in targets if t not in names)
 

@@ -231,7 +231,8 @@ def gc(
         # the files a damaged manifest lists cannot be told apart from garbage: deleting now would
         # make restoring the manifest from a backup useless
         raise IntegrityError(
-            f"yard gc stopped: {len(damaged)} referenced manifest(s) are damaged ({', '.join(sorted(d[:12] for d in damaged))}…), "
+            f"yard gc stopped: {len(damaged)} referenced manifest(s) are damaged "
+            f"({', '.join(sorted(d[:12] for d in damaged))}…), "
             "so the files they list cannot be told apart from garbage. Run `yard doctor`, restore or re-log "
             "those artifacts, then run `yard gc` again."
         )

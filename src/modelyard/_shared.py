@@ -68,13 +68,15 @@ def _duration(value: Any, what: str) -> tuple[float, str]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value) or value <= 0:
             raise InvalidArgumentError(
-                f"{what} must be a positive number of seconds or a duration like 30s or 2m. Got {value!r} instead."
+                f"{what} must be a positive number of seconds or a duration like 30s or 2m. Got "
+                f"{value!r} instead."
             )
         return float(value), "s"
     m = _DURATION.match(str(value))
     if not m or float(m.group(1)) <= 0:
         raise InvalidArgumentError(
-            f"{what} must be a positive duration with a unit, like 500ms, 30s, 2m or 1h. Got {value!r} instead."
+            f"{what} must be a positive duration with a unit, like 500ms, 30s, 2m or 1h. Got "
+            f"{value!r} instead."
         )
     return float(m.group(1)), m.group(2)
 

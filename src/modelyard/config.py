@@ -47,7 +47,10 @@ class StoreLocation:
     root: Path | None = None
 
     def __repr__(self) -> str:
-        return f"StoreLocation(uri={redact(self.uri)!r}, dialect={self.dialect!r}, blob_uri={redact(self.blob_uri)!r})"
+        return (
+            f"StoreLocation(uri={redact(self.uri)!r}, dialect={self.dialect!r}, "
+            f"blob_uri={redact(self.blob_uri)!r})"
+        )
 
 
 def resolve(uri: str | os.PathLike[str] | None = None, *, blob_uri: str | None = None) -> StoreLocation:
@@ -106,7 +109,8 @@ def resolve(uri: str | os.PathLike[str] | None = None, *, blob_uri: str | None =
         )
     if scheme in ("http", "https"):
         raise ConfigError(
-            f"The store URI {redact(raw)!r} points at a modelyard server, which this version cannot talk to yet. "
+            f"The store URI {redact(raw)!r} points at a modelyard server, which this version "
+            f"cannot talk to yet. "
             "Use a folder, sqlite:/// or postgresql:// URI."
         )
     raise ConfigError(

@@ -189,11 +189,13 @@ def chapter_registry(ctx: QuickstartContext) -> None:
     ctx.state.update(model_name="quickstart-churn", model_version=mv.version)
     cols = ", ".join(f"{c.name}:{c.dtype}" for c in mv.signature.inputs) if mv.signature else "-"
     ctx.say(
-        f"Registered [bold]quickstart-churn[/] version {mv.version} ({mv.flavor}, skops format; signature {cols}) "
+        f"Registered [bold]quickstart-churn[/] version {mv.version} ({mv.flavor}, skops format; "
+        f"signature {cols}) "
         f"and pointed [cyan]production[/] at it."
     )
     ctx.say(
-        f"  loaded quickstart-churn@production, churn probability of 3 customers: {', '.join(f'{p:.2f}' for p in proba)}"
+        f"  loaded quickstart-churn@production, churn probability of 3 customers: "
+        f"{', '.join(f'{p:.2f}' for p in proba)}"
     )
     try:
         model.predict([{"tenure": "long", "plan": "pro"}])
@@ -213,7 +215,8 @@ def chapter_registry(ctx: QuickstartContext) -> None:
     except SerializationError as exc:
         ctx.say(f"  an untrusted model is refused before any of it runs: {str(exc).split(' Only if')[0]}")
     ctx.say(
-        "  look:  yard models show quickstart-churn    yard models card quickstart-churn production --html card.html"
+        "  look:  yard models show quickstart-churn    yard models card quickstart-churn "
+        "production --html card.html"
     )
 
 
@@ -295,7 +298,8 @@ def chapter_serving(ctx: QuickstartContext) -> None:
             }
             r = httpx.post(f"{url}/invocations", json=split, timeout=30)
             ctx.say(
-                f"  POST /invocations (MLflow dataframe_split) → {r.status_code}: {r.json().get('predictions')}"
+                f"  POST /invocations (MLflow dataframe_split) → {r.status_code}: "
+                f"{r.json().get('predictions')}"
             )
             bad = httpx.post(
                 f"{url}/v1/models/{name}/predict", json={"records": [{"tenure": "long"}]}, timeout=30
@@ -314,7 +318,8 @@ def chapter_serving(ctx: QuickstartContext) -> None:
     finally:
         app.close()
     ctx.say(
-        f"  yourself:  yard serve {name}@production --port 8080   (then curl localhost:8080/v1/models/{name}/predict)"
+        f"  yourself:  yard serve {name}@production --port 8080   (then curl "
+        f"localhost:8080/v1/models/{name}/predict)"
     )
 
 
@@ -488,8 +493,10 @@ def chapter_rollout(ctx: QuickstartContext) -> None:
                     for t in threads:
                         t.start()
                     ctx.say(
-                        f"Serving {name}/{current.version} on {url} with 3 clients sending requests; canary of "
-                        f"version {v2.version}, each step judged on {ROLLOUT_OPTIONS['min_requests']} requests:"
+                        f"Serving {name}/{current.version} on {url} with 3 clients sending "
+                        f"requests; canary of "
+                        f"version {v2.version}, each step judged on "
+                        f"{ROLLOUT_OPTIONS['min_requests']} requests:"
                     )
                     r = drive(v2.version)
                     ctx.say(f"Now a broken version {broken.version} (raises on 20% of requests):")
@@ -504,8 +511,10 @@ def chapter_rollout(ctx: QuickstartContext) -> None:
         app.close()
     prod = get_model(name, uri=ctx.uri).aliases.get("production")
     ctx.say(
-        f"  rollout {r.id}: {r.state.value}; rollout {r2.id}: {r2.state.value}; production is version {prod}; "
-        f"{counts['sent']} client requests, {counts['failed']} failed (the fallback answered the broken ones)."
+        f"  rollout {r.id}: {r.state.value}; rollout {r2.id}: {r2.state.value}; production is "
+        f"version {prod}; "
+        f"{counts['sent']} client requests, {counts['failed']} failed (the fallback answered the "
+        f"broken ones)."
     )
     ctx.state["rollouts"] = {"promoted": r.id, "rolled_back": r2.id, "production": prod}
     ctx.say(f"  look:  yard rollout status {name}    yard models show {name}")
@@ -529,11 +538,13 @@ def chapter_data(ctx: QuickstartContext) -> None:
     if ctx.state.get("run_id"):
         svc.record_input(ctx.state["run_id"], ds)  # lineage: churn-train@vN → the tracked run
     ctx.say(
-        f"Versioned [bold]{ds.ref}[/] ({ds.rows:,} rows, digest {ds.manifest_digest[:12]}){'' if ds.created else ' (unchanged)'}."
+        f"Versioned [bold]{ds.ref}[/] ({ds.rows:,} rows, digest "
+        f"{ds.manifest_digest[:12]}){'' if ds.created else ' (unchanged)'}."
     )
     ok = yard.validate(_make_data(ctx.seed + 1, 500), against=ds.ref, uri=ctx.uri)
     ctx.say(
-        f"A fresh batch like the training data: {len(ok.results) - len(ok.failures)}/{len(ok.results)} checks pass."
+        f"A fresh batch like the training data: "
+        f"{len(ok.results) - len(ok.failures)}/{len(ok.results)} checks pass."
     )
     rng = np.random.default_rng(ctx.seed)
     shifted = _make_data(ctx.seed + 2, 500)
@@ -548,7 +559,8 @@ def chapter_data(ctx: QuickstartContext) -> None:
     ctx.say(f"A shifted batch: [red]{len(report.failures)} check(s) fail[/] ({failed}).")
     ctx.say(f"  look:  yard data show {ds.ref}    open {html}")
     ctx.say(
-        f"  try:   yard data schema {ds.ref} > expectations.yaml && yard validate data BATCH.parquet --suite expectations.yaml"
+        f"  try:   yard data schema {ds.ref} > expectations.yaml && yard validate data "
+        f"BATCH.parquet --suite expectations.yaml"
     )
 
 
@@ -567,7 +579,8 @@ def chapter_evaluation(ctx: QuickstartContext) -> None:
     ev = yard.evaluate(f"{name}@production", ds.ref, label="churned", slices="plan", uri=ctx.uri)
     worst = min(ev.slices["plan"].items(), key=lambda kv: kv[1]["roc_auc"])
     ctx.say(
-        f"Evaluated {ev.model} on [bold]{ds.ref}[/] ({ev.n_rows:,} rows): roc_auc {ev.metrics['roc_auc']:.3f}, "
+        f"Evaluated {ev.model} on [bold]{ds.ref}[/] ({ev.n_rows:,} rows): roc_auc "
+        f"{ev.metrics['roc_auc']:.3f}, "
         f"f1 {ev.metrics['f1']:.3f}; weakest plan slice {worst[0]} at roc_auc {worst[1]['roc_auc']:.3f}."
     )
     root = Path(yard.get_workspace(ctx.uri).location.root or Path.cwd())
@@ -577,7 +590,8 @@ def chapter_evaluation(ctx: QuickstartContext) -> None:
         "metrics:  {roc_auc: {min: 0.65}}\n"
         "champion: {alias: production, roc_auc: {max_drop: 0.01}}\n"
         "slices:   {plan: {roc_auc: {min: 0.6}, min_rows: 100}}\n"
-        "latency:  {p95_ms: {max: 1000}, batch: 1, runs: 30}\n"  # generous: a busy machine is no model regression
+        # generous: a busy machine is no model regression
+        "latency:  {p95_ms: {max: 1000}, batch: 1, runs: 30}\n"
         "behavior: {rows: 300, monotonic: [{column: support_calls, direction: increasing}]}\n"
     )
     report = yard.run_gates(f"{name}@production", str(policy), uri=ctx.uri)
@@ -591,13 +605,16 @@ def chapter_evaluation(ctx: QuickstartContext) -> None:
     except GateFailed as exc:
         failed = ", ".join(r.gate for r in exc.report.failed)
         ctx.say(
-            f"Promoting a lazy version {mv.version} to [cyan]production[/] is [red]refused[/]: {failed} failed."
+            f"Promoting a lazy version {mv.version} to [cyan]production[/] is [red]refused[/]: "
+            f"{failed} failed."
         )
     ctx.say(
-        f"  look:  yard evaluations list {name}    yard gate {name}/{mv.version} --policy {policy} --junit gates.xml"
+        f"  look:  yard evaluations list {name}    yard gate {name}/{mv.version} --policy {policy} "
+        f"--junit gates.xml"
     )
     ctx.say(
-        f"  the policy guards production now; an override needs: yard models alias {name} production {mv.version} --force --reason ..."
+        f"  the policy guards production now; an override needs: yard models alias {name} "
+        f"production {mv.version} --force --reason ..."
     )
 
 
@@ -619,7 +636,8 @@ def chapter_monitoring(ctx: QuickstartContext) -> None:
     report = yard.drift(reference=train.drop(columns="churned"), current=live.drop(columns="churned"))
     ctx.say(
         f"Drift of a new batch vs the training data: [bold]{len(report.drifted_columns)}/"
-        f"{len(report.evaluated_columns)}[/] columns drifted (dataset drift: {'yes' if report.dataset_drift else 'no'})."
+        f"{len(report.evaluated_columns)}[/] columns drifted (dataset drift: "
+        f"{'yes' if report.dataset_drift else 'no'})."
     )
     for c in sorted(report.columns.values(), key=lambda c: -c.score):
         mark = "[red]drift[/]" if c.drifted else "ok   "
@@ -691,7 +709,8 @@ def run_quickstart(uri: str | None = None, say: Callable[[str], None] | None = N
         ctx.say(f"\n[bold cyan]▸ {name}[/]")
         chapter(ctx)
     ctx.say(
-        f"\nDone in {time.perf_counter() - t0:.1f}s. Everything above is stored in {ws.location.root or ws.location.uri}."
+        f"\nDone in {time.perf_counter() - t0:.1f}s. Everything above is stored in "
+        f"{ws.location.root or ws.location.uri}."
     )
     return ctx
 

@@ -55,7 +55,8 @@ def test_get_file_refuses_to_write_through_a_symlink(tmp_path: Path) -> None:
     (dest / "model.bin").symlink_to(victim)
     with pytest.raises(
         BlobError,
-        match=r"^Refused to write '.*/dl/model.bin': it is a symbolic link \(to '.*victim.txt'\) and a download never writes through a link\. Remove the link or choose another destination\.$",
+        match=r"^Refused to write '.*/dl/model.bin': it is a symbolic link \(to '.*victim.txt'\) and a "
+        r"download never writes through a link\. Remove the link or choose another destination\.$",
     ):
         store.get_file(d, dest / "model.bin")
     assert victim.read_bytes() == b"precious"
@@ -72,7 +73,8 @@ def test_get_tree_refuses_a_symlinked_folder_in_the_destination(tmp_path: Path) 
     (dest / "sub").symlink_to(outside)
     with pytest.raises(
         BlobError,
-        match=r"^Refused to write '.*/out/sub/evil.sh': '.*/out/sub' is a symbolic link \(to '.*outside'\) and a download never writes through a link",
+        match=r"^Refused to write '.*/out/sub/evil.sh': '.*/out/sub' is a symbolic link \(to "
+        r"'.*outside'\) and a download never writes through a link",
     ):
         store.get_tree(d, dest)
     assert list(outside.iterdir()) == []
@@ -130,7 +132,9 @@ def test_walk_refuses_links_out_of_the_folder_and_follows_links_inside(tmp_path:
     (root / "passwd").symlink_to("/etc/passwd")
     with pytest.raises(
         InvalidArgumentError,
-        match=r"^Cannot store the folder '.*data': 2 symbolic link\(s\) lead out of it and were refused \(modelyard never follows a link out of the folder it stores\): 'etc' → '/etc', 'passwd' → '/etc/passwd'\. Remove them, or copy the files they point at into the folder\.$",
+        match=r"^Cannot store the folder '.*data': 2 symbolic link\(s\) lead out of it and were refused "
+        r"\(modelyard never follows a link out of the folder it stores\): 'etc' → '/etc', 'passwd' "
+        r"→ '/etc/passwd'\. Remove them, or copy the files they point at into the folder\.$",
     ):
         walk(root)
     store = BlobStore(tmp_path / "blobs")
@@ -155,7 +159,8 @@ def test_walk_refuses_symlink_loops(tmp_path: Path, kind: str) -> None:
     n = 2 if kind == "pair" else 1  # each link of the pair closes the loop
     with pytest.raises(
         InvalidArgumentError,
-        match=rf"^Cannot store the folder '.*data': {n} symbolic link\(s\) make a loop \(they point at a folder that contains them\): '.*' → '.*'\. Remove them and try again\.$",
+        match=rf"^Cannot store the folder '.*data': {n} symbolic link\(s\) make a loop \(they point at a "
+        rf"folder that contains them\): '.*' → '.*'\. Remove them and try again\.$",
     ):
         walk(root)
 
@@ -233,7 +238,8 @@ def test_put_files_on_a_full_disk_leaves_nothing_behind(
     monkeypatch.setattr(os, "write", full)
     with pytest.raises(
         BlobError,
-        match=r"^Cannot store '.*\.bin': the disk is full \(no space left on device\); free some space and try again\.$",
+        match=r"^Cannot store '.*\.bin': the disk is full \(no space left on device\); free some space "
+        r"and try again\.$",
     ):
         store.put_tree(src)
     with pytest.raises(BlobError, match=r"^Cannot store the bytes: the disk is full"):
@@ -269,7 +275,8 @@ def test_get_file_on_a_full_disk_is_one_line_and_leaves_no_part_file(
     dest = tmp_path / "dl"
     with pytest.raises(
         BlobError,
-        match=r"^Cannot write '.*/dl/model.bin': the disk is full \(no space left on device\); free some space and try again\.$",
+        match=r"^Cannot write '.*/dl/model.bin': the disk is full \(no space left on device\); free some "
+        r"space and try again\.$",
     ):
         store.get_file(d, dest / "model.bin")
     assert list(dest.iterdir()) == []

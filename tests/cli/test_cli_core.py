@@ -20,7 +20,8 @@ runner = CliRunner()
 
 @pytest.fixture
 def yard_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Run the real entry point ``modelyard.cli.main`` in this process; returns (exit code, stdout, stderr)."""
+    """Run the real entry point ``modelyard.cli.main`` in this process; returns (exit code, stdout,
+    stderr)."""
     from modelyard.cli import main
 
     def call(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:

@@ -83,7 +83,8 @@ def test_data_get_never_writes_through_a_symlink_in_the_destination(tmp_path: Pa
     (out / "f1.bin").symlink_to(victim)
     got = r.invoke(app, ["data", "get", "imgs@v1", str(out)])
     assert _error(got) == (
-        f"Error: Refused to write {str(out / 'f1.bin')!r}: it is a symbolic link (to {str(victim)!r}) and a download "
+        f"Error: Refused to write {str(out / 'f1.bin')!r}: it is a symbolic link (to "
+        f"{str(victim)!r}) and a download "
         "never writes through a link. Remove the link or choose another destination."
     )
     assert victim.read_text() == "precious" and sorted(p.name for p in out.iterdir()) == ["f1.bin"]
@@ -122,7 +123,8 @@ def test_data_add_refuses_a_folder_with_a_link_out_of_it(tmp_path: Path) -> None
     out = _yard("data", "add", str(loop), "--name", "loop", cwd=tmp_path)
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr == (
-        f"Error: Cannot store the folder {str(loop)!r}: 1 symbolic link(s) make a loop (they point at a folder "
+        f"Error: Cannot store the folder {str(loop)!r}: 1 symbolic link(s) make a loop (they point "
+        f"at a folder "
         "that contains them): 'again' → '.'. Remove them and try again.\n"
     )
 
@@ -184,7 +186,8 @@ def test_data_add_of_a_large_file_on_a_full_disk(tmp_path: Path, monkeypatch: py
     monkeypatch.undo()
     assert (
         _error(out)
-        == f"Error: Cannot store {str(big)!r}: the disk is full (no space left on device); free some space and try again."
+        == f"Error: Cannot store {str(big)!r}: the disk is full (no space left on device); free some "
+        f"space and try again."
     )
     assert list(ws.blobs.iter_digests()) == [] and ws.blobs.stale_temp_files() == []
     assert yard.data.list_datasets() == []

@@ -1,4 +1,5 @@
-"""The sketches apart from the profile builder: stored profiles still load and merge; allocator tuning is opt-in."""
+"""The sketches apart from the profile builder: stored profiles still load and merge; allocator tuning is
+opt-in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`yard data add` of an unchanged path: the read-only check answers exactly like the full command, or defers to it."""
+"""`yard data add` of an unchanged path: the read-only check answers exactly like the full command, or defers
+to it."""
 
 from __future__ import annotations
 
@@ -82,7 +83,8 @@ def test_typer_parses_and_the_check_answers_before_sqlalchemy_loads(tmp_path: Pa
     assert (
         _yard("--uri", str(store), "data", "add", str(target), "--name", "ds", cwd=tmp_path).returncode == 0
     )
-    # any spelling Typer accepts (options first, `=`, short names, --description, --no-profile) takes the check
+    # any spelling Typer accepts (options first, `=`, short names, --description, --no-profile) takes the
+    # check
     for argv in (
         ["data", "add", "--name=ds", str(target)],
         ["data", "add", "-n", "ds", "-d", "a note", "--no-profile", str(target)],

@@ -139,7 +139,8 @@ def test_yaml_suite_unique_rowcount_extra_columns(workspace, tmp_path: Path) -> 
     [
         (
             "columns:\n  tenure:\n    max_nul_fraction: 0.1\n",
-            r"s\.yaml:3:5: unknown expectation 'max_nul_fraction' for column 'tenure'\. Did you mean 'max_null_fraction'\?",
+            r"s\.yaml:3:5: unknown expectation 'max_nul_fraction' for column 'tenure'\. Did you "
+            r"mean 'max_null_fraction'\?",
         ),
         (
             "columns:\n  tenur:\n    type: integer\n",
@@ -148,7 +149,8 @@ def test_yaml_suite_unique_rowcount_extra_columns(workspace, tmp_path: Path) -> 
         ("colums: {}\n", r"s\.yaml:1:1: unknown suite key 'colums'\. Did you mean 'columns'\?"),
         (
             "columns:\n  tenure: {type: int}\n",
-            r"s\.yaml:2:12: 'type' of column 'tenure' must be one of integer, float.*Got 'int'\. Did you mean 'integer'\?",
+            r"s\.yaml:2:12: 'type' of column 'tenure' must be one of integer, float.*Got 'int'\. "
+            r"Did you mean 'integer'\?",
         ),
         (
             "columns:\n  plan:\n    max_null_fraction: lots\n",

@@ -1,4 +1,5 @@
-"""The model card's Evaluations section after a champion comparison (a roc_auc-only record of the champion)."""
+"""The model card's Evaluations section after a champion comparison (a roc_auc-only record of the
+champion)."""
 
 from __future__ import annotations
 

@@ -131,6 +131,7 @@ def test_ci_init_writes_the_file_and_refuses_to_overwrite(tmp_path, monkeypatch)
     assert res.exit_code == 0 and (tmp_path / "ci" / "Jenkinsfile").exists()
     with pytest.raises(
         InvalidArgumentError,
-        match=r"The 'system' parameter of yard ci init must be one of \['github', 'gitlab', 'jenkins'\]\. Got 'circle' instead\.",
+        match=r"The 'system' parameter of yard ci init must be one of \['github', 'gitlab', "
+        r"'jenkins'\]\. Got 'circle' instead\.",
     ):
         render_ci("circle")

@@ -1,4 +1,5 @@
-"""``yard evaluate``, ``yard gate`` (exit 1 on failure, JUnit, JSON), ``yard policy`` and ``yard evaluations``."""
+"""``yard evaluate``, ``yard gate`` (exit 1 on failure, JUnit, JSON), ``yard policy`` and ``yard
+evaluations``."""
 
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ def test_gate_exits_1_on_a_failed_gate_and_writes_junit(tmp_path, churn, good_mo
 def test_policy_attach_show_check_detach(tmp_path, churn, good_model):
     _setup(tmp_path, churn, good_model)
     (tmp_path / "gates.yaml").write_text(
-        "protected: [production, prod-eu]\ndata: {dataset: eval.csv, label: churned}\nmetrics: {f1: {min: 0.1}}\n"
+        "protected: [production, prod-eu]\ndata: {dataset: eval.csv, label: churned}\nmetrics: "
+        "{f1: {min: 0.1}}\n"
     )
     res = runner.invoke(app, ["policy", "check", str(tmp_path / "gates.yaml")])
     assert res.exit_code == 0 and "valid; gates: metrics; protects: production, prod-eu" in res.output
@@ -193,7 +195,8 @@ def test_a_mistyped_metric_suggests_one_that_fits_the_task(tmp_path, churn, good
     from modelyard.evaluation._metrics import metric_spec
 
     data = _setup(tmp_path, churn, good_model)
-    # yard evaluate: the binary task is inferred, then f1_scor is matched to f1 (sklearn's f1_score), not f1_macro
+    # yard evaluate: the binary task is inferred, then f1_scor is matched to f1 (sklearn's f1_score), not
+    # f1_macro
     res = runner.invoke(
         app, ["evaluate", "churn-clf/1", "--data", str(data), "--label", "churned", "--metrics", "f1_scor"]
     )

@@ -87,7 +87,8 @@ def test_champion_comparison_is_direction_aware(churn, good_model, weak_model):
     register(weak_model, None)  # v2: worse
     set_alias("churn-clf", "production", 1)
     policy = parse_policy(
-        "champion: {roc_auc: {max_drop: 0.01}, log_loss: {max_drop: 0.01}, accuracy: {max_drop: 0.5, relative: true}}\n"
+        "champion: {roc_auc: {max_drop: 0.01}, log_loss: {max_drop: 0.01}, accuracy: {max_drop: "
+        "0.5, relative: true}}\n"
         "data: {label: churned}\n",
         source="g.yaml",
     )
@@ -146,7 +147,8 @@ def test_gate_errors_name_the_policy_line(churn, good_model):
     )
     with pytest.raises(
         InvalidArgumentError,
-        match=r"g.yaml:4: behavior.monotonic.0: column 'tenur' is not in the evaluation data\. Did you mean 'tenure'\?",
+        match=r"g.yaml:4: behavior.monotonic.0: column 'tenur' is not in the evaluation data\. Did you "
+        r"mean 'tenure'\?",
     ):
         run_gates("churn-clf/1", policy, data=churn)
     regression_metric = parse_policy(
@@ -222,7 +224,8 @@ def test_junit_xml_has_one_test_case_per_gate(churn, good_model):
 
     register(good_model, None)
     policy = parse_policy(
-        "data: {label: churned}\nmetrics: {roc_auc: {min: 0.5}, f1: {min: 0.99}}\nchampion: {f1: {max_drop: 0}}\n",
+        "data: {label: churned}\nmetrics: {roc_auc: {min: 0.5}, f1: {min: 0.99}}\nchampion: {f1: "
+        "{max_drop: 0}}\n",
         source="g.yaml",
     )
     report = run_gates("churn-clf/1", policy, data=churn)
@@ -325,7 +328,8 @@ def test_promotion_whose_gates_cannot_run_is_refused_unless_forced(tmp_path, chu
     attach_policy("churn-clf", tmp_path / "gates.yaml")
     with pytest.raises(
         ValidationFailed,
-        match=r"Refusing to move alias 'production' of 'churn-clf' to version 1: its gates could not run: .*missing-data",
+        match=r"Refusing to move alias 'production' of 'churn-clf' to version 1: its gates could not "
+        r"run: .*missing-data",
     ):
         set_alias("churn-clf", "production", 1)
     with pytest.raises(NotFoundError):
@@ -344,7 +348,8 @@ def test_attaching_a_policy_without_data_is_refused(tmp_path, churn, good_model)
     with pytest.raises(InvalidArgumentError) as info:
         attach_policy("churn-clf", tmp_path / "gates.yaml")
     assert str(info.value) == (
-        f"{tmp_path / 'gates.yaml'}: an attached policy runs its gates when a protected alias moves, so it must "
+        f"{tmp_path / 'gates.yaml'}: an attached policy runs its gates when a protected alias "
+        f"moves, so it must "
         "name its evaluation data: add 'data: {dataset: NAME@VERSION, label: COLUMN}'."
     )
     assert attached_policy("churn-clf") is None

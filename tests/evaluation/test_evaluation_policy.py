@@ -57,7 +57,8 @@ behavior:
         "gates.yaml:7: champion.roc_auc.max_drop: Input should be greater than or equal to 0 (got -1).",
         "gates.yaml:9: slices.plan.roc_auc: give min, max or both.",
         "gates.yaml:10: latncy: unknown key 'latncy'. Did you mean 'latency'?",
-        "gates.yaml:13: behavior.monotonic.0.direction: Input should be 'increasing' or 'decreasing' (got 'down').",
+        "gates.yaml:13: behavior.monotonic.0.direction: Input should be 'increasing' or "
+        "'decreasing' (got 'down').",
     ]
     for line in expected:
         assert line in msg

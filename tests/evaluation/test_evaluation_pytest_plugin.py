@@ -49,7 +49,8 @@ def test_user_tests_load_models_and_datasets_from_the_store(
             assert cand.metrics["roc_auc"] >= champ.metrics["roc_auc"] - 0.005
 
         def test_champion_is_good_enough(yard_model, yard_dataset, yard_evaluate):
-            ev = yard_evaluate("churn-clf@production", yard_dataset("churn-test@v1"), label="churned", slices="plan")
+            data = yard_dataset("churn-test@v1")
+            ev = yard_evaluate("churn-clf@production", data, label="churned", slices="plan")
             assert ev.metrics["roc_auc"] > 0.6
             assert yard_model("churn-clf@production") is yard_model("churn-clf@production")  # cached
 

@@ -84,7 +84,8 @@ def test_references_resolve_at_each_delivery(
     deliver(workspace, _fire(workspace, 1_800_000_120_000, 0.9), "env:YARD_TEST_ALERT_HOOK")
     firing = recent_firings(workspace, "m")[0]
     assert firing["delivered"] is False and firing["delivery_error"] == (
-        "The alert webhook 'env:YARD_TEST_ALERT_HOOK' is empty: the environment variable YARD_TEST_ALERT_HOOK is not set."
+        "The alert webhook 'env:YARD_TEST_ALERT_HOOK' is empty: the environment variable "
+        "YARD_TEST_ALERT_HOOK is not set."
     )
     assert "hunter2" not in caplog.text
 

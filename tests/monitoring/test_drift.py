@@ -308,7 +308,8 @@ def test_random_splits_flag_no_column_once_corrected_for_many_columns() -> None:
 
 
 def test_replayed_rows_count_once() -> None:
-    """398-row reference, a 2,405-row window replaying the 171 held-out rows: no drift, a real shift still is."""
+    """398-row reference, a 2,405-row window replaying the 171 held-out rows: no drift, a real shift still
+    is."""
     train, test = _bc_split(0)
     window = test.sample(2405, replace=True, random_state=0).reset_index(drop=True)
     naive = sum(stats.ks_2samp(train[c], window[c]).pvalue < 0.05 for c in train.columns if c != "target")

@@ -122,7 +122,8 @@ def test_explicit_reference_file_and_errors(workspace, tmp_path: Path) -> None:
         Monitor("churn-clf", uri=workspace).report("1h", reference="nope.parquet")
     with pytest.raises(
         InvalidArgumentError,
-        match=r"^The window must be a positive duration with a unit, like 500ms, 30s, 2m or 1h\. Got 'soon' instead\.$",
+        match=r"^The window must be a positive duration with a unit, like 500ms, 30s, 2m or 1h\. Got "
+        r"'soon' instead\.$",
     ):
         Monitor("churn-clf", uri=workspace).report("soon")
     with pytest.raises(NotFoundError):
@@ -229,7 +230,8 @@ def test_alert_rules_for_duration_firing_resolving_and_webhook(workspace, webhoo
             "'severity' must be one of",
         ),
         (
-            "rules:\n  - name: x\n    metric: rows\n    threshold: 1\n  - name: x\n    metric: rows\n    threshold: 2\n",
+            "rules:\n  - name: x\n    metric: rows\n    threshold: 1\n  - name: x\n    metric: "
+            "rows\n    threshold: 2\n",
             "repeated: ['x']",
         ),
         ("rules:\n  - name: x\n    metric: rows\n    threshold: 1\n    when: now\n", "unknown keys ['when']"),

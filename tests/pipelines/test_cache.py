@@ -164,7 +164,8 @@ def test_whitespace_comments_docstrings_and_decorator_options_do_not_invalidate(
     pipe.run(executor="local")
     edited = PIPE.replace(
         "def featurize(df: pd.DataFrame) -> pd.DataFrame:\n    out = df.copy()",
-        'def featurize(df: pd.DataFrame) -> pd.DataFrame:\n    """Add b."""\n\n    # copy first\n    out = df.copy()   ',
+        'def featurize(df: pd.DataFrame) -> pd.DataFrame:\n    """Add b."""\n\n    # copy first\n'
+        "    out = df.copy()   ",
     ).replace("@yard.step\ndef train", "@yard.step(retries=3)\ndef train")
     assert edited != PIPE
     pipe_files.write("pipe", edited)
@@ -306,7 +307,8 @@ def test_bad_input_is_rejected_before_anything_runs(modules, store_uri):
         (
             lambda: load("annotated").run(executor="local", uri=store_uri),
             errors.SerializationError,
-            f"Step 'make' is annotated to return {modules.prefix}_bad.Thing, which no safe serializer handles",
+            f"Step 'make' is annotated to return {modules.prefix}_bad.Thing, which no safe "
+            f"serializer handles",
         ),
         (
             lambda: load("needs").run(executor="local", uri=store_uri),
@@ -321,7 +323,8 @@ def test_bad_input_is_rejected_before_anything_runs(modules, store_uri):
         (
             lambda: load("needs").run(executor="locl", n=1, uri=store_uri),
             errors.InvalidArgumentError,
-            "The 'executor' parameter of run must be one of ['local', 'process', 'ray']. Got 'locl' instead. Did you mean 'local'?",
+            "The 'executor' parameter of run must be one of ['local', 'process', 'ray']. Got "
+            "'locl' instead. Did you mean 'local'?",
         ),
         (
             lambda: load("needs").run(executor="process", workers=0, n=1, uri=store_uri),

@@ -1,4 +1,5 @@
-"""``yard pipeline run`` prints what the pipeline returned: in text (a short repr) and in --json (all of it)."""
+"""``yard pipeline run`` prints what the pipeline returned: in text (a short repr) and in --json (all of
+it)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,8 @@ def _free_port() -> int:
 
 
 def _has_ray_client() -> bool:
-    """True when ``ray[client]`` is installed (then the client server needs a free port, not the shared 10001)."""
+    """True when ``ray[client]`` is installed (then the client server needs a free port, not the shared
+    10001)."""
     try:
         from ray._private.utils import get_ray_client_dependency_error
     except ImportError:  # pragma: no cover - another Ray layout
@@ -100,7 +101,8 @@ def ray_cluster() -> Iterator[str]:
         while True:
             if proc.poll() is not None:
                 pytest.fail(
-                    f"ray start exited with {proc.returncode}: {(Path(temp) / 'start.log').read_text()[-3000:]}"
+                    f"ray start exited with {proc.returncode}: "
+                    f"{(Path(temp) / 'start.log').read_text()[-3000:]}"
                 )
             if "Ray runtime started" in (Path(temp) / "start.log").read_text(errors="replace"):
                 break

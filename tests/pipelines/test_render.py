@@ -117,7 +117,8 @@ def test_edges_are_routed_around_boxes(name: str) -> None:
 
 
 def test_the_check_catches_an_edge_drawn_straight_through_train() -> None:
-    """The reported bug, as the old renderer drew it: three boxes in a row, prepare -> evaluate straight behind train."""
+    """The reported bug, as the old renderer drew it: three boxes in a row, prepare -> evaluate straight
+    behind train."""
     box = '<g class="node" data-node="{0}"><rect x="{1}" y="20" width="120" height="34"/></g>'
     edge = '<path class="edge" data-from="{0}" data-to="{1}" d="M {2} 37 C 1 37, 1 37, {3} 37"/>'
     svg = "".join(

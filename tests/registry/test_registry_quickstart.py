@@ -26,6 +26,7 @@ def test_quickstart_registers_the_model(tmp_path) -> None:
     text = "\n".join(said)
     assert "pointed [cyan]production[/] at it" in text and "missing column 'monthly_charges'" in text
     assert (
-        "an untrusted model is refused before any of it runs: Refusing to load model untrusted-upload: it is a "
+        "an untrusted model is refused before any of it runs: Refusing to load model "
+        "untrusted-upload: it is a "
         "pyfunc model, and loading it unpickles it, which runs code from the store."
     ) in text

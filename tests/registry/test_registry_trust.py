@@ -40,7 +40,8 @@ def _inject(
     recorded: str | None = None,
     name: str = "evil",
 ) -> str:
-    """Register a hand-made package whose yard-model.json says ``flavor``; the registry row says ``recorded``."""
+    """Register a hand-made package whose yard-model.json says ``flavor``; the registry row says
+    ``recorded``."""
     meta = {
         "format": "modelyard.model",
         "format_version": 1,
@@ -105,14 +106,16 @@ def test_skops_gadget_under_numpy_is_refused_and_its_payload_never_runs(workspac
     ref = _inject(workspace, {"model.skops": _skops_gadget(marker)}, flavor="sklearn")
     msg = (
         r"Refusing to load model\.skops: it would instantiate untrusted types "
-        r"\['numpy\.full_like', 'numpy\.take', 'numpy\.testing\._private\.utils\.runstring'\]\. Inspect them \(a "
+        r"\['numpy\.full_like', 'numpy\.take', 'numpy\.testing\._private\.utils\.runstring'\]\. "
+        r"Inspect them \(a "
         r"function can run any code when the model predicts\); if you trust the model's author, pass "
         r"trusted_types=\['numpy\.full_like', .*\] to load_model\(\)\."
     )
     with pytest.raises(SerializationError, match=msg):
         yard.load_model(ref, uri=workspace)
     assert not marker.exists()
-    # The control: the file is a real attack. Trusting its functions explicitly loads it, and using it runs code.
+    # The control: the file is a real attack. Trusting its functions explicitly loads it, and using it runs
+    # code.
     m = yard.load_model(ref, uri=workspace, trusted_types=GADGET)
     m.raw.transform(np.zeros((2, 2)))
     assert marker.read_text() == "pwned"
@@ -303,7 +306,8 @@ def test_pyfunc_needs_allow_pickle_and_matching_flavors(workspace, tmp_path) -> 
         SerializationError,
         match=rf"Refusing to load model {ref}: it is a pyfunc model, and loading it "
         r"unpickles it, which runs code from the store\. Only if you trust whoever can write to this store, "
-        r"pass allow_pickle=True to load_model \(yard serve/evaluate/gate --allow-pickle, or allow_pickle: true "
+        r"pass allow_pickle=True to load_model \(yard serve/evaluate/gate --allow-pickle, or "
+        r"allow_pickle: true "
         r"in a deployment spec or gate policy\)\.",
     ):
         yard.load_model(ref, uri=workspace)
@@ -355,8 +359,8 @@ def test_yard_serve_allow_pickle_flag_conflicts_with_spec(tmp_path) -> None:
     res = CliRunner().invoke(app, ["serve", "--spec", str(spec), "--allow-pickle"])
     assert res.exit_code == 1
     assert (
-        "Error: --spec declares allow_pickle; set 'allow_pickle: true' in the spec file instead of --allow-pickle."
-        in res.output
+        "Error: --spec declares allow_pickle; set 'allow_pickle: true' in the spec file instead of "
+        "--allow-pickle." in res.output
     )
 
 

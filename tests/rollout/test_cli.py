@@ -98,7 +98,8 @@ def test_blue_green_from_the_cli_prints_each_decision(server: Any) -> None:
         ),
         (
             ["--to", "2", "--strategy", "linear"],
-            "Error: The rollout is not valid: strategy: Input should be 'canary', 'blue_green', 'shadow' or 'ab'",
+            "Error: The rollout is not valid: strategy: Input should be 'canary', 'blue_green', "
+            "'shadow' or 'ab'",
         ),
     ],
 )

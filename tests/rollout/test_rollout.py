@@ -172,7 +172,8 @@ def test_bad_input_is_refused_without_touching_traffic(served: Any) -> None:
         svc.start("m", 2, target=app, max_p99_ms=0.05)
     with pytest.raises(
         InvalidArgumentError,
-        match=r"interval must be a positive duration with a unit, like 500ms, 30s, 2m or 1h\. Got '2' instead",
+        match=r"interval must be a positive duration with a unit, like 500ms, 30s, 2m or 1h\. Got '2' "
+        r"instead",
     ):
         svc.start("m", 2, target=app, interval_s="2")
     with pytest.raises(InvalidArgumentError, match=r"steps must be percentages .* Got 5,50,25 instead"):

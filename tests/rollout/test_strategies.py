@@ -159,7 +159,10 @@ def test_promql_check_from_a_real_prometheus(served: Any, prometheus: str) -> No
     step's interval is long: only the errors Prometheus counts can end it, however slow the machine)."""
     app, url, store = served
     svc = RolloutService(store)
-    query = 'sum(yard_serving_routed_requests_total{model="$model",version="$candidate",outcome="error"}) or vector(0)'
+    query = (
+        'sum(yard_serving_routed_requests_total{model="$model",version="$candidate",outcome="error"}) '
+        "or vector(0)"
+    )
     with Load(url) as load:
         r = svc.start(
             "m",

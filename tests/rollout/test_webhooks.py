@@ -185,9 +185,11 @@ def test_references_are_stored_resolved_at_delivery_and_never_printed(
         svc.abort("m", target=app)
         failed = [e.message for e in svc.events(r.id) if e.kind == "webhook_failed"][2:]
         assert failed == [
-            "webhook env:YARD_TEST_HOOK failed: The webhook 'env:YARD_TEST_HOOK' is empty: the environment variable "
+            "webhook env:YARD_TEST_HOOK failed: The webhook 'env:YARD_TEST_HOOK' is empty: the "
+            "environment variable "
             "YARD_TEST_HOOK is not set.",
-            f"webhook file:{gone} failed: The webhook 'file:{gone}' cannot be read: No such file or directory.",
+            f"webhook file:{gone} failed: The webhook 'file:{gone}' cannot be read: No such file "
+            f"or directory.",
         ]
     finally:
         app.close()

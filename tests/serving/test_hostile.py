@@ -380,7 +380,8 @@ def test_class_probabilities_over_http(strict_app, served_store) -> None:
         },
     )
     assert bad.status_code == 400 and bad.json()["error"] == (
-        "Unknown output 'probabilitys'; the outputs are 'predict' and 'probabilities'. Did you mean 'probabilities'?"
+        "Unknown output 'probabilitys'; the outputs are 'predict' and 'probabilities'. Did you "
+        "mean 'probabilities'?"
     )
 
 

@@ -288,7 +288,8 @@ def test_no_fallback_gives_503_and_504_not_500(served_store, slow_version) -> No
         r = _post(h.url, [{"x": -1.0, "y": 0.0, "z": 0.0}])
         assert r.status_code == 503
         assert r.json() == {
-            "error": f"Model flaky/{slow_version} raised ValueError: x must not be negative; no fallback is configured.",
+            "error": f"Model flaky/{slow_version} raised ValueError: x must not be negative; no fallback is "
+            f"configured.",
             "code": "model_error",
             "request_id": r.headers["x-request-id"],
         }

@@ -42,8 +42,8 @@ def test_download_onto_a_folder_is_one_line_and_leaves_no_part_file(tmp_path: Pa
     )
     assert p.returncode == 1 and p.stdout == ""
     assert (
-        p.stderr
-        == f"Error: Cannot write {str(dest / 'model.bin')!r}: a folder is in the way. Remove it or choose another destination.\n"
+        p.stderr == f"Error: Cannot write {str(dest / 'model.bin')!r}: a folder is in the way. Remove it or "
+        f"choose another destination.\n"
     )
     assert [q.name for q in dest.iterdir()] == ["model.bin"] and list((dest / "model.bin").iterdir()) == []
 
@@ -72,7 +72,8 @@ def test_download_never_writes_through_a_symlink_in_the_destination(tmp_path: Pa
     (dest / "model.bin").symlink_to(victim)
     with pytest.raises(
         BlobError,
-        match=r"^Refused to write '.*/d/model.bin': it is a symbolic link \(to '.*/victim.txt'\) and a download never writes through a link\.",
+        match=r"^Refused to write '.*/d/model.bin': it is a symbolic link \(to '.*/victim.txt'\) and a "
+        r"download never writes through a link\.",
     ):
         run.download_artifact("model.bin", dest)
     (dest / "report").symlink_to(outside)

@@ -145,7 +145,8 @@ def test_secrets_in_the_command_line_are_not_recorded(workspace, store_uri: str,
     assert "hunter2" not in shown.stdout
     command = json.loads(shown.stdout)["environment"]["command"]
     assert command == (
-        f"{script} --uri 'postgresql://ml:***@db.internal/yard' --password '***' '--api-key=***' 'DB_PASSWORD=***' "
+        f"{script} --uri 'postgresql://ml:***@db.internal/yard' --password '***' '--api-key=***' "
+        f"'DB_PASSWORD=***' "
         "--webhook 'https://hooks.slack.com/***' --tokenizer bert --lr 0.1"
     )
     table = subprocess.run(

@@ -133,7 +133,8 @@ def test_logging_to_a_finished_run(workspace, tmp_path: Path) -> None:
         run.end("failed")
     with pytest.raises(
         InvalidArgumentError,
-        match=r"The 'status' parameter of Run.end must be one of 'finished', 'failed', 'killed'\. Got 'bogus' instead\.",
+        match=r"The 'status' parameter of Run.end must be one of 'finished', 'failed', 'killed'\. Got "
+        r"'bogus' instead\.",
     ):
         run.end("bogus")
     with pytest.raises(InvalidArgumentError, match="Got 'running' instead"):
@@ -159,7 +160,8 @@ def test_param_logged_twice_with_another_value(workspace) -> None:
         run.log_param("lr", 0.01)  # the same value again is fine
         with pytest.raises(
             ConflictError,
-            match=r"Param 'lr' of run \w+ is already '0.01'; it cannot change to '0.02'\. Params are fixed once logged",
+            match=r"Param 'lr' of run \w+ is already '0.01'; it cannot change to '0.02'\. Params are "
+            r"fixed once logged",
         ):
             run.log_params({"new": 1, "lr": 0.02})
     assert yard.get_run(run.id).params == {"lr": "0.01"}
@@ -220,7 +222,8 @@ def test_store_uri_unreachable_postgres() -> None:
     uri = "postgresql://u:secret@127.0.0.1:1/db?connect_timeout=2"
     with pytest.raises(
         StoreError,
-        match=r"^Cannot open the metadata store .postgresql://u:\*\*\*@127.0.0.1:1/db.*refused.*\. Check that the database server runs and the URI is right\.$",
+        match=r"^Cannot open the metadata store .postgresql://u:\*\*\*@127.0.0.1:1/db.*refused.*\. Check "
+        r"that the database server runs and the URI is right\.$",
     ) as info:
         yard.search_runs(uri=uri)
     assert "secret" not in str(info.value)
@@ -306,7 +309,8 @@ def test_a_full_disk_at_store_open_says_so(tmp_path: Path, monkeypatch: pytest.M
     _cap_sqlite_pages(monkeypatch, 2)  # the migrations need far more
     with pytest.raises(
         StoreError,
-        match=r"^Cannot open the metadata store '.*/store': the disk is full \(database or disk is full\)\. Free some space and try again\.$",
+        match=r"^Cannot open the metadata store '.*/store': the disk is full \(database or disk is "
+        r"full\)\. Free some space and try again\.$",
     ) as info:
         yard.search_runs(uri=str(tmp_path / "store"))
     assert "database server" not in str(info.value)
@@ -316,7 +320,8 @@ def test_a_sqlite_store_that_cannot_open_does_not_mention_a_server(tmp_path: Pat
     (tmp_path / "store" / "yard.db").mkdir(parents=True)  # a folder where the database file goes
     with pytest.raises(
         StoreError,
-        match=r"^Cannot open the metadata store '.*/store': unable to open database file\. Check that the folder exists, is writable, and the disk has space\.$",
+        match=r"^Cannot open the metadata store '.*/store': unable to open database file\. Check that "
+        r"the folder exists, is writable, and the disk has space\.$",
     ):
         yard.search_runs(uri=str(tmp_path / "store"))
 
@@ -333,7 +338,8 @@ def test_a_full_disk_while_writing_says_so(tmp_path: Path, monkeypatch: pytest.M
     svc = TrackingService(ws)
     with pytest.raises(
         StoreError,
-        match=r"^The metadata store could not write: the disk is full \(database or disk is full\)\. Free some space and try again; nothing was recorded\.$",
+        match=r"^The metadata store could not write: the disk is full \(database or disk is full\)\. "
+        r"Free some space and try again; nothing was recorded\.$",
     ):
         svc.set_tags(run.id, {f"big{i}": "x" * 5000 for i in range(100)})
     monkeypatch.undo()

@@ -164,7 +164,8 @@ def test_lost_is_not_an_end_state_a_run_can_be_given() -> None:
     run = yard.start_run(experiment="x")
     with pytest.raises(
         InvalidArgumentError,
-        match=r"The 'status' parameter of Run.end must be one of 'finished', 'failed', 'killed'\. Got 'lost' instead\.",
+        match=r"The 'status' parameter of Run.end must be one of 'finished', 'failed', 'killed'\. Got "
+        r"'lost' instead\.",
     ):
         run.end("lost")
     run.end()

@@ -69,7 +69,8 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-# Every text element of every chart: its box and its chart's box (CSS pixels), to find cut and overlapping labels.
+# Every text element of every chart: its box and its chart's box (CSS pixels), to find cut and overlapping
+# labels.
 _TEXT_BOXES = """() => [...document.querySelectorAll('svg')].map((svg, i) => {
   const s = svg.getBoundingClientRect();
   const texts = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(t => {
@@ -84,7 +85,8 @@ _TEXT_BOXES = """() => [...document.querySelectorAll('svg')].map((svg, i) => {
 def open_report(
     browser: Any, path: Path, shots: Path, name: str, *, width: int = 1280
 ) -> tuple[Any, list[dict[str, Any]]]:
-    """Open ``path``, screenshot it, check errors, requests and chart sizes; return the page and its charts."""
+    """Open ``path``, screenshot it, check errors, requests and chart sizes; return the page and its
+    charts."""
     page = browser.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(120_000)  # a loaded CI machine: generous bound, never a timing assertion
     errors: list[str] = []
@@ -311,7 +313,8 @@ def test_pipeline_dag(browser: Any, shots: Path, tmp_path: Path) -> None:
     page, charts = open_report(browser, out, shots, "pipeline_dag")
     assert len(charts) == 1
     boxes = page.evaluate("""() => [...document.querySelectorAll('g.node')].map(g => {
-        const r = g.querySelector('rect').getBoundingClientRect(), t = g.querySelector('text').getBoundingClientRect();
+        const r = g.querySelector('rect').getBoundingClientRect();
+        const t = g.querySelector('text').getBoundingClientRect();
         return {node: g.dataset.node, fits: t.left >= r.left && t.right <= r.right && t.width > 0};
     })""")
     assert [b["node"] for b in boxes] == list(edges) and all(b["fits"] for b in boxes), boxes

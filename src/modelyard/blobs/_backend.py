@@ -470,7 +470,8 @@ class LocalBackend:
             if n_threads <= 1 or len(todo) < 256:
                 parts = [run(todo)]
             else:
-                # a few contiguous slices, one per thread (per-file futures cost more than the I/O they overlap)
+                # a few contiguous slices, one per thread (per-file futures cost more than the I/O they
+                # overlap)
                 size = -(-len(todo) // n_threads)
                 with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="yard-ingest") as pool:
                     futures = [pool.submit(run, todo[k : k + size]) for k in range(0, len(todo), size)]

@@ -105,7 +105,8 @@ def _check_target(dest: Path) -> None:
         return
     if stat.S_ISLNK(st.st_mode):
         raise BlobError(
-            f"Refused to write {str(dest)!r}: it is a symbolic link (to {os.readlink(dest)!r}) and a download never "
+            f"Refused to write {str(dest)!r}: it is a symbolic link (to {os.readlink(dest)!r}) and "
+            f"a download never "
             "writes through a link. Remove the link or choose another destination."
         )
     if stat.S_ISDIR(st.st_mode):
@@ -124,7 +125,8 @@ def _check_tree_path(dest: Path, parts: tuple[str, ...]) -> None:
             return  # created fresh below
         if stat.S_ISLNK(st.st_mode):
             raise BlobError(
-                f"Refused to write {str(dest.joinpath(*parts))!r}: {str(p)!r} is a symbolic link (to {os.readlink(p)!r}) "
+                f"Refused to write {str(dest.joinpath(*parts))!r}: {str(p)!r} is a symbolic link "
+                f"(to {os.readlink(p)!r}) "
                 "and a download never writes through a link. Remove the link or choose another destination."
             )
         if not stat.S_ISDIR(st.st_mode):

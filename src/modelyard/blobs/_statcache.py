@@ -80,7 +80,10 @@ class StatCache:
                 keys = list(want)
                 for i in range(0, len(keys), 500):
                     chunk = keys[i : i + 500]
-                    q = f"SELECT path, size, mtime_ns, ctime_ns, ino, digest FROM stat2 WHERE path IN ({','.join('?' * len(chunk))})"
+                    q = (
+                        f"SELECT path, size, mtime_ns, ctime_ns, ino, digest FROM stat2 WHERE path IN "
+                        f"({','.join('?' * len(chunk))})"
+                    )
                     for path, size, mtime_ns, ctime_ns, ino, digest in db.execute(q, chunk):
                         orig, st = want[path]
                         if (size, mtime_ns, ctime_ns, ino) == stat_key(st) and is_digest(digest):

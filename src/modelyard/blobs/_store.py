@@ -204,7 +204,8 @@ class BlobStore:
                 os.unlink(tmp)
             if isinstance(exc, IsADirectoryError):
                 raise BlobError(
-                    f"Cannot write {str(dest)!r}: a folder is in the way. Remove it or choose another destination."
+                    f"Cannot write {str(dest)!r}: a folder is in the way. Remove it or choose "
+                    f"another destination."
                 ) from exc
             if isinstance(exc, OSError):
                 raise BlobError(f"Cannot write {str(dest)!r}: {_why(exc)}.") from exc
@@ -239,7 +240,8 @@ class BlobStore:
     def put_tree(
         self, folder: str | os.PathLike[str], *, workers: int | None = None, **meta: Any
     ) -> tuple[str, int]:
-        """Store every file below ``folder`` and a manifest of them; return ``(manifest digest, total size)``."""
+        """Store every file below ``folder`` and a manifest of them; return ``(manifest digest, total
+        size)``."""
         from modelyard.blobs._walk import walk
 
         root = Path(folder)

@@ -94,7 +94,8 @@ def walk(root: str | os.PathLike[str], *, skip_hidden: bool = True) -> list[tupl
         )
     if outside:
         raise InvalidArgumentError(
-            f"Cannot store the folder {str(root)!r}: {len(outside)} symbolic link(s) lead out of it and were refused "
+            f"Cannot store the folder {str(root)!r}: {len(outside)} symbolic link(s) lead out of "
+            f"it and were refused "
             f"(modelyard never follows a link out of the folder it stores): {_links(outside)}. "
             "Remove them, or copy the files they point at into the folder."
         )

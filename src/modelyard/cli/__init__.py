@@ -99,7 +99,8 @@ def main() -> None:
     """Entry point of the ``yard`` console script."""
     from modelyard.data import _allocator
 
-    _allocator.allow()  # this process is ours: profiling may tune glibc's allocator (YARD_TUNE_MALLOC=0 opts out)
+    # this process is ours: profiling may tune glibc's allocator (YARD_TUNE_MALLOC=0 opts out)
+    _allocator.allow()
     with handle_errors():
         app()
 

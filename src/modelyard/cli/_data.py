@@ -111,7 +111,8 @@ def show(
     c.print(f"[bold]{esc(v['ref'])}[/]  manifest {v['manifest_digest']}")
     rows = f"{v['rows']:,}" if v["rows"] is not None else "-"
     c.print(
-        f"format {v['format']}   files {v['files']}   rows {rows}   size {_size(v['bytes'])}   created {_when(v['created_at'])}"
+        f"format {v['format']}   files {v['files']}   rows {rows}   size {_size(v['bytes'])}   "
+        f"created {_when(v['created_at'])}"
     )
     if v.get("run_id"):
         c.print(f"produced by run {v['run_id']}")
@@ -180,7 +181,8 @@ def diff(
 
     c = console()
     c.print(
-        f"[bold]{esc(d['a'])} → {esc(d['b'])}[/]   rows {_num(d['rows'][0])} → {_num(d['rows'][1])}   size {_size(d['bytes'][0])} → {_size(d['bytes'][1])}"
+        f"[bold]{esc(d['a'])} → {esc(d['b'])}[/]   rows {_num(d['rows'][0])} → "
+        f"{_num(d['rows'][1])}   size {_size(d['bytes'][0])} → {_size(d['bytes'][1])}"
     )
     f = d["files"]
     for e in f["added"]:

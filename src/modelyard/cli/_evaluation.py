@@ -43,7 +43,8 @@ def evaluate_cmd(
     allow_pickle: bool = typer.Option(
         False,
         "--allow-pickle",
-        help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who can write to it.",
+        help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who "
+        "can write to it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
@@ -86,7 +87,8 @@ def gate_cmd(
     allow_pickle: bool = typer.Option(
         False,
         "--allow-pickle",
-        help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who can write to it.",
+        help="Load a pyfunc (cloudpickle) version: this runs code from the store; only if you trust who "
+        "can write to it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
@@ -266,7 +268,8 @@ def ci_init(
     ),
     overwrite: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
-    """Write a pipeline file for GitHub Actions, GitLab CI or Jenkins: install, train, gate, promote on main."""
+    """Write a pipeline file for GitHub Actions, GitLab CI or Jenkins: install, train, gate, promote on
+    main."""
     from modelyard.evaluation._ci import write_ci
 
     path = write_ci(

@@ -149,7 +149,8 @@ def run(
     def tick(result, events):  # type: ignore[no-untyped-def]
         rep = result.report
         con.print(
-            f"{result.model_name}: {result.rows:,} rows, {len(rep.drifted_columns)}/{len(rep.evaluated_columns)} "
+            f"{result.model_name}: {result.rows:,} rows, "
+            f"{len(rep.drifted_columns)}/{len(rep.evaluated_columns)} "
             f"columns drifted, {len(events)} alert event(s)"
         )
 

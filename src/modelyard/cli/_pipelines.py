@@ -86,7 +86,8 @@ def run(
     c = console()
     n = len(result.steps)
     c.print(
-        f"Pipeline [bold]{esc(result.pipeline)}[/] finished: run {result.run_id[:12]}, {len(result.executed)} of {n} "
+        f"Pipeline [bold]{esc(result.pipeline)}[/] finished: run {result.run_id[:12]}, "
+        f"{len(result.executed)} of {n} "
         f"steps ran, {len(result.cached)} cached."
     )
     if value_error:
@@ -150,7 +151,8 @@ def status(
     force: list[str] = typer.Option(None, "--force", help="As for run: treat this step as forced."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
-    """Which steps a run would execute and WHY (code changed, param changed, input changed, output missing)."""
+    """Which steps a run would execute and WHY (code changed, param changed, input changed, output
+    missing)."""
     from modelyard.pipelines import load_pipeline, pipeline_status
 
     outcomes = pipeline_status(load_pipeline(ref), _params(param), force=force or None)
@@ -194,7 +196,8 @@ def show(
         "lost": "magenta",
     }.get(info["status"], "")
     c.print(
-        f"Pipeline [bold]{esc(info['pipeline'])}[/]  run {info['run_id']}  [{status_style}]{info['status']}[/]  "
+        f"Pipeline [bold]{esc(info['pipeline'])}[/]  run {info['run_id']}  "
+        f"[{status_style}]{info['status']}[/]  "
         f"{_dur(info['duration_s'])}  executor {info['executor']}  experiment {esc(info['experiment'])}"
     )
     if info["params"]:

@@ -56,7 +56,8 @@ def start(
     max_wait: str = typer.Option(
         "10m",
         "--max-wait",
-        help="How long past --interval a step waits for --min-requests samples before it pauses as inconclusive.",
+        help="How long past --interval a step waits for --min-requests samples before it pauses as "
+        "inconclusive.",
     ),
     preview_analysis: str = typer.Option(
         None, "--preview-analysis", help="Blue-green: window of the preview step."
@@ -94,7 +95,8 @@ def start(
     webhook: list[str] = typer.Option(
         None,
         "--webhook",
-        help="Slack-compatible webhook as env:NAME or file:PATH, never a URL: the config is stored (repeatable).",
+        help="Slack-compatible webhook as env:NAME or file:PATH, never a URL: the config is stored "
+        "(repeatable).",
     ),
     prom_url: str = typer.Option(None, "--prom-url", help="Prometheus server for --prom-query."),
     prom_query: str = typer.Option(

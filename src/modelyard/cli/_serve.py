@@ -58,7 +58,8 @@ def serve(
         fail("--spec already declares fallback, timeout, batching and sampling; edit the spec file instead.")
     if spec is not None and allow_pickle:
         fail(
-            "--spec declares allow_pickle; set 'allow_pickle: true' in the spec file instead of --allow-pickle."
+            "--spec declares allow_pickle; set 'allow_pickle: true' in the spec file instead of "
+            "--allow-pickle."
         )
     n = resolve_workers(workers)
     spec_obj = None

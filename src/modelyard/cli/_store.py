@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         ws = do_init(path)
         loc = ws.location
         typer.echo(
-            f"Initialized modelyard store: metadata {loc.dialect} ({loc.root or 'server'}), blobs {loc.blob_uri}"
+            f"Initialized modelyard store: metadata {loc.dialect} ({loc.root or 'server'}), blobs "
+            f"{loc.blob_uri}"
         )
 
     @app.command("doctor")
@@ -52,7 +53,8 @@ def register(app: typer.Typer) -> None:
         else:
             c = console()
             c.print(
-                f"Checked {report.blobs_checked} blobs ({_size(report.bytes_checked)}) in {report.seconds:.2f}s."
+                f"Checked {report.blobs_checked} blobs ({_size(report.bytes_checked)}) in "
+                f"{report.seconds:.2f}s."
             )
             for d in report.corrupt:
                 c.print(f"[red]corrupt[/]  {d}  (bytes do not match the digest)")
@@ -60,7 +62,8 @@ def register(app: typer.Typer) -> None:
                 c.print(f"[red]missing[/]  {d}  (referenced by the metadata store)")
             if report.stale_temp_files:
                 c.print(
-                    f"{report.stale_temp_files} unfinished temp file(s) from interrupted writes; `yard gc` removes them."
+                    f"{report.stale_temp_files} unfinished temp file(s) from interrupted writes; "
+                    f"`yard gc` removes them."
                 )
             if report.unreferenced:
                 c.print(f"{report.unreferenced} unreferenced blob(s); `yard gc` removes them.")

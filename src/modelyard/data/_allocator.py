@@ -34,7 +34,8 @@ def allow() -> None:
 
 
 def wanted(explicit: bool | None = None) -> bool:
-    """Whether profiling should tune the allocator: ``explicit`` if given, else the environment, else :func:`allow`."""
+    """Whether profiling should tune the allocator: ``explicit`` if given, else the environment, else
+    :func:`allow`."""
     if explicit is not None:
         return explicit
     env = os.environ.get("YARD_TUNE_MALLOC", "").strip().lower()

@@ -46,7 +46,8 @@ def add(
 
 def get(ref: str, dest: str | os.PathLike[str], *, link: bool = False, uri: Uri = None) -> Path:
     """Write the files of ``ref`` (``name@v3``) under ``dest`` as verified copies (reflinks where the
-    filesystem has them). ``link=True`` hard-links the stored blobs: editing such a file corrupts the version."""
+    filesystem has them). ``link=True`` hard-links the stored blobs: editing such a file corrupts the
+    version."""
     return _svc(uri).get(ref, dest, link=link)
 
 

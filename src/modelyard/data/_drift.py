@@ -77,7 +77,8 @@ def _categorical(ref: ColumnProfile, cur: ColumnProfile) -> tuple[list[str], lis
 
 
 def distance(ref: ColumnProfile, cur: ColumnProfile, statistic: str = "psi") -> float | None:
-    """The drift statistic between two profiles of a column on the fine grid (None when it cannot be computed).
+    """The drift statistic between two profiles of a column on the fine grid (None when it cannot be
+    computed).
 
     The fine grid suits large samples (``yard data diff``); on small batches its many thin bins
     inflate the statistic: validation uses :func:`distribution_check`.

@@ -424,7 +424,8 @@ def load_suite(source: str | os.PathLike[str] | dict[str, Any] | Suite) -> Suite
             from modelyard.errors import NotFoundError
 
             raise NotFoundError(
-                f"Cannot read the suite {label!r}: no such file. Write one with `yard data schema NAME@vN > {label}`."
+                f"Cannot read the suite {label!r}: no such file. Write one with `yard data schema "
+                f"NAME@vN > {label}`."
             ) from None
         try:
             node = compose_yaml(text, what="expectation suite", name=label)
@@ -441,7 +442,8 @@ def load_suite(source: str | os.PathLike[str] | dict[str, Any] | Suite) -> Suite
     for key in doc:
         if key not in _SUITE_KEYS:
             raise InvalidArgumentError(
-                f"{suite.where(key)}unknown suite key {key!r}.{did_you_mean(key, _SUITE_KEYS)} Known keys: {', '.join(_SUITE_KEYS)}."
+                f"{suite.where(key)}unknown suite key {key!r}.{did_you_mean(key, _SUITE_KEYS)} "
+                f"Known keys: {', '.join(_SUITE_KEYS)}."
             )
     suite.name = str(doc.get("suite") or (Path(label).stem if label else "suite"))
     suite.reference = doc.get("reference")
@@ -473,14 +475,16 @@ def _column(name: str, spec: Any, suite: Suite) -> ColumnExpectations:
         if key not in COLUMN_EXPECTATIONS:
             raise InvalidArgumentError(
                 f"{suite.where(*base, key)}unknown expectation {key!r} for column {name!r}."
-                f"{did_you_mean(key, COLUMN_EXPECTATIONS)} Known expectations: {', '.join(COLUMN_EXPECTATIONS)}."
+                f"{did_you_mean(key, COLUMN_EXPECTATIONS)} Known expectations: "
+                f"{', '.join(COLUMN_EXPECTATIONS)}."
             )
     e = ColumnExpectations()
     if "type" in spec:
         t = spec["type"]
         if t not in TYPE_FAMILIES:
             raise InvalidArgumentError(
-                f"{suite.where(*base, 'type')}'type' of column {name!r} must be one of {', '.join(TYPE_FAMILIES)}. "
+                f"{suite.where(*base, 'type')}'type' of column {name!r} must be one of "
+                f"{', '.join(TYPE_FAMILIES)}. "
                 f"Got {t!r}.{did_you_mean(str(t), TYPE_FAMILIES)}"
             )
         e.type = t
@@ -508,18 +512,21 @@ def _column(name: str, spec: Any, suite: Suite) -> ColumnExpectations:
             d = {}
         if not isinstance(d, dict):
             raise InvalidArgumentError(
-                f"{suite.where(*base, 'distribution')}'distribution' of column {name!r} must be a mapping such as {{statistic: psi, threshold: 0.2}}."
+                f"{suite.where(*base, 'distribution')}'distribution' of column {name!r} must be a "
+                f"mapping such as {{statistic: psi, threshold: 0.2}}."
             )
         for key in d:
             if key not in ("statistic", "threshold"):
                 raise InvalidArgumentError(
-                    f"{suite.where(*base, 'distribution', key)}unknown key {key!r} in the distribution check of column {name!r}."
+                    f"{suite.where(*base, 'distribution', key)}unknown key {key!r} in the "
+                    f"distribution check of column {name!r}."
                     f"{did_you_mean(key, ('statistic', 'threshold'))} Known keys: statistic, threshold."
                 )
         stat = d.get("statistic", _DEFAULT_STAT)
         if stat not in DRIFT_STATISTICS:
             raise InvalidArgumentError(
-                f"{suite.where(*base, 'distribution', 'statistic')}the drift statistic of column {name!r} must be one of "
+                f"{suite.where(*base, 'distribution', 'statistic')}the drift statistic of column "
+                f"{name!r} must be one of "
                 f"{', '.join(DRIFT_STATISTICS)}. Got {stat!r}."
             )
         raw = d.get("threshold", "auto")
@@ -528,7 +535,8 @@ def _column(name: str, spec: Any, suite: Suite) -> ColumnExpectations:
         else:
             if isinstance(raw, str):
                 raise InvalidArgumentError(
-                    f"{suite.where(*base, 'distribution', 'threshold')}'threshold' of column {name!r} must be a number or 'auto'. Got {raw!r}."
+                    f"{suite.where(*base, 'distribution', 'threshold')}'threshold' of column "
+                    f"{name!r} must be a number or 'auto'. Got {raw!r}."
                 )
             thr = _number(raw, suite, (*base, "distribution", "threshold"), name)
         e.distribution = {"statistic": stat, "threshold": thr}

@@ -179,7 +179,8 @@ def unify_schemas(sources: Sequence[TabularSource]) -> Any:
                 what.append(f"has extra column(s) {', '.join(map(repr, extra))}")
             raise InvalidArgumentError(
                 f"Mixed schemas: {src.label!r} {' and '.join(what)} compared with {first_label!r}. "
-                "Every tabular file of a dataset version must have the same columns; add them as separate datasets."
+                "Every tabular file of a dataset version must have the same columns; add them as "
+                "separate datasets."
             )
         for n, t in a.items():
             if b[n] != t:

@@ -67,7 +67,10 @@ class ValidationReport:
         return [r for r in self.results if not r.ok]
 
     def __repr__(self) -> str:
-        return f"<ValidationReport {self.data} vs {self.suite}: {len(self.results) - len(self.failures)}/{len(self.results)} passed>"
+        return (
+            f"<ValidationReport {self.data} vs {self.suite}: "
+            f"{len(self.results) - len(self.failures)}/{len(self.results)} passed>"
+        )
 
     def raise_for_failures(self) -> None:
         """Raise :class:`~modelyard.errors.ValidationFailed` (carrying this report) unless ``ok``."""
@@ -173,9 +176,12 @@ class ValidationReport:
         suite_name = f"modelyard.validate.{self.suite}"
         lines = [
             '<?xml version="1.0" encoding="UTF-8"?>',
-            f'<testsuites name="modelyard validation" tests="{len(self.results)}" failures="{len(self.failures)}" errors="0">',
-            f'  <testsuite name={quoteattr(suite_name)} tests="{len(self.results)}" failures="{len(self.failures)}" '
-            f'errors="0" skipped="0" timestamp="{time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.created_at))}">',
+            f'<testsuites name="modelyard validation" tests="{len(self.results)}" '
+            f'failures="{len(self.failures)}" errors="0">',
+            f'  <testsuite name={quoteattr(suite_name)} tests="{len(self.results)}" '
+            f'failures="{len(self.failures)}" '
+            f'errors="0" skipped="0" '
+            f'timestamp="{time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.created_at))}">',
             f'    <properties><property name="data" value={quoteattr(self.data)}/>'
             f'<property name="rows" value="{self.rows}"/>'
             f'<property name="reference" value={quoteattr(self.reference or "")}/></properties>',

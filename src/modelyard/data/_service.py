@@ -53,7 +53,8 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     m = _REF.match(ref.strip())
     if not m:
         raise InvalidArgumentError(
-            f"{ref!r} is not a dataset reference. Write NAME, NAME@latest or NAME@vN (for example 'churn-train@v3')."
+            f"{ref!r} is not a dataset reference. Write NAME, NAME@latest or NAME@vN (for example "
+            f"'churn-train@v3')."
         )
     v = m.group("v") or m.group("n")
     return m.group("name"), int(v) if v else None
@@ -392,7 +393,8 @@ class DataService:
         v = self.resolve(ref)
         if v.schema_digest is None:
             raise InvalidArgumentError(
-                f"{v.ref} holds no tabular files (Parquet, CSV, Arrow); fetch its files with `yard data get {v.ref} DIR`."
+                f"{v.ref} holds no tabular files (Parquet, CSV, Arrow); fetch its files with `yard "
+                f"data get {v.ref} DIR`."
             )
         out = []
         for e in self.blobs.read_manifest(v.manifest_digest):

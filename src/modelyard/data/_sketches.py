@@ -150,7 +150,8 @@ def hll_dumps(reg: np.ndarray) -> str:
 
 
 def hll_loads(text: Any) -> np.ndarray:
-    """Registers from :func:`hll_dumps` output (untrusted: length and ranks are checked); empty for ``None``/``""``."""
+    """Registers from :func:`hll_dumps` output (untrusted: length and ranks are checked); empty for
+    ``None``/``""``."""
     if not text:
         return hll_new()
     from modelyard.errors import SerializationError

@@ -42,7 +42,8 @@ def _batches(data: Any) -> tuple[Iterator[Any], str, Any]:
             fmt = detect_format(p)
             if fmt is None:
                 raise InvalidArgumentError(
-                    f"Cannot validate {str(p)!r}: it is not a Parquet, CSV or Arrow/Feather file (by its name)."
+                    f"Cannot validate {str(p)!r}: it is not a Parquet, CSV or Arrow/Feather file "
+                    f"(by its name)."
                 )
             sources = [TabularSource(p, fmt, str(p))]
         schema = unify_schemas(sources)
@@ -361,7 +362,8 @@ def _run(
                         False,
                         None,
                         {"statistic": stat, "threshold": thr},
-                        "no reference profile for this column: give --against NAME@vN or 'reference:' in the suite",
+                        "no reference profile for this column: give --against NAME@vN or "
+                        "'reference:' in the suite",
                     )
                 )
             else:

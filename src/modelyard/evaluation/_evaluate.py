@@ -108,7 +108,8 @@ def split_label(frame: Any, label: str | None) -> tuple[Any, Any, str]:
     y = frame[label]
     if y.isna().any():
         raise InvalidArgumentError(
-            f"The label column {label!r} has {int(y.isna().sum())} missing values; drop those rows before evaluating."
+            f"The label column {label!r} has {int(y.isna().sum())} missing values; drop those rows "
+            f"before evaluating."
         )
     return frame.drop(columns=[label]), y.to_numpy(), label
 

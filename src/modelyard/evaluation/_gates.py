@@ -122,7 +122,10 @@ def _metric_gates(policy: GatePolicy, ev: Evaluation) -> list[GateResult]:
         ok = bound.holds(value)
         why = f"{name} = {_fmt(value)} on {ev.n_rows} rows; required {bound.describe()}"
         if value != value:
-            why = f"{name} is undefined on this data (for example only one class present); required {bound.describe()}"
+            why = (
+                f"{name} is undefined on this data (for example only one class present); required "
+                f"{bound.describe()}"
+            )
         out.append(
             GateResult(
                 f"metrics.{name}",
@@ -161,13 +164,19 @@ def _slice_gates(policy: GatePolicy, ev: Evaluation) -> list[GateResult]:
             )
             if not judged:
                 status = GateStatus.FAILED
-                why = f"no slice of {column!r} has at least min_rows={floor.min_rows} rows, so nothing was judged{skipped}"
+                why = (
+                    f"no slice of {column!r} has at least min_rows={floor.min_rows} rows, so nothing "
+                    f"was judged{skipped}"
+                )
             elif bad:
                 status = GateStatus.FAILED
                 why = f"{len(bad)} of {len(judged)} slices below the floor: {'; '.join(bad)}{skipped}"
             else:
                 status = GateStatus.PASSED
-                why = f"all {len(judged)} slices of {column!r} meet {bound.describe()}; worst {_fmt(worst)}{skipped}"
+                why = (
+                    f"all {len(judged)} slices of {column!r} meet {bound.describe()}; worst "
+                    f"{_fmt(worst)}{skipped}"
+                )
             out.append(GateResult(f"slices.{column}.{name}", "slice", status, worst, bound.describe(), why))
     return out
 
@@ -202,7 +211,10 @@ def _champion_gates(
             if champ.if_missing == "pass"
             else "failed by policy (champion.if_missing: fail)"
         )
-        why = f"no version of {ms.name!r} holds alias {champ.alias!r} yet (first model): comparison not run, {what}"
+        why = (
+            f"no version of {ms.name!r} holds alias {champ.alias!r} yet (first model): comparison not "
+            f"run, {what}"
+        )
         return (
             [
                 GateResult(f"champion.{n}", "champion", status, None, _change_bound(policy, n), why)
@@ -300,7 +312,10 @@ def _latency_gates(policy: GatePolicy, ms: ModelSource, X: Any) -> list[GateResu
             continue
         value = float(np.percentile(arr, float(q[1:3])))
         ok = bound.holds(value)
-        why = f"{q[:3]} of {len(arr)} predict() calls on batches of {lat.batch} row(s): {value:.3f} ms; required {bound.describe()}"
+        why = (
+            f"{q[:3]} of {len(arr)} predict() calls on batches of {lat.batch} row(s): {value:.3f} ms; "
+            f"required {bound.describe()}"
+        )
         out.append(
             GateResult(
                 f"latency.{q}",
@@ -367,7 +382,8 @@ def _behavior_gates(policy: GatePolicy, ms: ModelSource, X: Any, ev: Evaluation)
         else:
             if not np.issubdtype(col.dtype, np.number):
                 raise InvalidArgumentError(
-                    f"{policy.where(*path, 'perturb')}: noise needs a numeric column; {inv.column!r} is {col.dtype}."
+                    f"{policy.where(*path, 'perturb')}: noise needs a numeric column; "
+                    f"{inv.column!r} is {col.dtype}."
                 )
             std = float(col.std()) or 1.0
             noisy = col.astype(np.float64) + rng.normal(0, inv.scale * std, len(col))
@@ -399,7 +415,8 @@ def _behavior_gates(policy: GatePolicy, ms: ModelSource, X: Any, ev: Evaluation)
         col = column(path, mono.column)
         if not np.issubdtype(col.dtype, np.number):
             raise InvalidArgumentError(
-                f"{policy.where(*path, 'column')}: monotonicity needs a numeric column; {mono.column!r} is {col.dtype}."
+                f"{policy.where(*path, 'column')}: monotonicity needs a numeric column; "
+                f"{mono.column!r} is {col.dtype}."
             )
         delta = mono.delta if mono.delta is not None else (float(col.std()) or 1.0)
         pert = rows.copy()
@@ -409,7 +426,8 @@ def _behavior_gates(policy: GatePolicy, ms: ModelSource, X: Any, ev: Evaluation)
         )
         if ev.task == "multiclass" and mono.output_class is None:
             raise InvalidArgumentError(
-                f"{policy.where(*path)}: a multiclass model needs 'class: <label>' to know which score to watch."
+                f"{policy.where(*path)}: a multiclass model needs 'class: <label>' to know which "
+                f"score to watch."
             )
         base = _score(ms.model, rows, ev.task, mono.output_class, classes)
         after = _score(ms.model, pert, ev.task, mono.output_class, classes)
@@ -475,8 +493,9 @@ def run_gates(
     """Run every gate of ``policy`` (a :class:`GatePolicy`, a YAML file path) on ``model``.
 
     ``data`` overrides the policy's ``data.dataset``. ``pyfunc`` (cloudpickle) versions load only
-    with ``allow_pickle=True`` or ``allow_pickle: true`` in the policy (loading them runs code). The evaluation and the outcome are stored
-    (linked to the model version) when the model is a registered version and ``log`` is true.
+    with ``allow_pickle=True`` or ``allow_pickle: true`` in the policy (loading them runs code). The
+    evaluation and the outcome are stored (linked to the model version) when the model is a
+    registered version and ``log`` is true.
     """
     t0 = time.perf_counter()
     if isinstance(policy, str) and "\n" in policy:
@@ -501,7 +520,8 @@ def run_gates(
     )
     if needs_data and data is None:
         raise InvalidArgumentError(
-            f"{policy.source}: the policy names no evaluation data. Add 'data: {{dataset: NAME@VERSION, label: COLUMN}}' "
+            f"{policy.source}: the policy names no evaluation data. Add 'data: {{dataset: "
+            f"NAME@VERSION, label: COLUMN}}' "
             "to the policy, or pass data= (--data)."
         )
     if data is None:

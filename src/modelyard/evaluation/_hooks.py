@@ -156,7 +156,10 @@ def card_section(ws: Any, mv: Any) -> tuple[str, str, str] | None:
             ]
             for r in partial
         ]
-        note = "Comparisons and partial evaluations (only the metrics they were asked for, e.g. this version scored as the champion):"
+        note = (
+            "Comparisons and partial evaluations (only the metrics they were asked for, e.g. this "
+            "version scored as the champion):"
+        )
         md += (["", note, ""] if md else [note, ""]) + md_table(head, body)
         ctx.update(partial={"head": head, "rows": body}, note=note)
     sliced = next((r for r in full + partial if r["slices"]), None)

@@ -345,7 +345,8 @@ def prepare_targets(
                 score = score[:, 1]
         elif score.ndim != 2 or score.shape[1] != len(cls):
             raise InvalidArgumentError(
-                f"A multiclass task needs one probability column per class ({len(cls)}); got shape {score.shape}."
+                f"A multiclass task needs one probability column per class ({len(cls)}); got shape "
+                f"{score.shape}."
             )
     return PreparedTargets(task, n, cls.tolist(), t_codes, p_codes, score, yt, y_pred)
 
@@ -407,7 +408,8 @@ def compute_metrics(
     for s in specs:
         if s.needs == "score" and prepared.y_score is None:
             raise InvalidArgumentError(
-                f"Metric {s.name!r} needs scores or probabilities, and the model gives none (no predict_proba). "
+                f"Metric {s.name!r} needs scores or probabilities, and the model gives none (no "
+                f"predict_proba). "
                 f"Drop {s.name!r} or register a model that has predict_proba."
             )
         if s.needs == "label" and prepared.y_pred is None:

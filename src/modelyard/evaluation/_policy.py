@@ -240,7 +240,8 @@ class GatePolicy(_Strict):
         for i, m in enumerate(self.behavior.monotonic if self.behavior else []):
             if task == "multiclass" and m.output_class is None:
                 raise InvalidArgumentError(
-                    f"{self.where('behavior', 'monotonic', str(i))}: a multiclass model has one score per class; "
+                    f"{self.where('behavior', 'monotonic', str(i))}: a multiclass model has one "
+                    f"score per class; "
                     "name the class whose probability must move with 'class: <label>'."
                 )
 

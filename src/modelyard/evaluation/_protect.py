@@ -99,7 +99,8 @@ def check_alias_move(
     except ModelyardError as exc:
         if not force:
             raise ValidationFailed(
-                f"Refusing to move alias {alias!r} of {name!r} to version {version}: its gates could not run: {exc}"
+                f"Refusing to move alias {alias!r} of {name!r} to version {version}: its gates "
+                f"could not run: {exc}"
             ) from exc
         return {"gates": {"policy": policy.digest, "passed": False, "forced": True, "error": str(exc)}}
     detail = _detail(report, policy, force)

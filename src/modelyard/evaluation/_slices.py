@@ -48,7 +48,8 @@ def slice_codes(df: Any, spec: str) -> tuple[str, np.ndarray, list[str]]:
     column, _, bins = spec.partition(":")
     if column not in df.columns:
         raise InvalidArgumentError(
-            f"Slice column {column!r} is not in the evaluation data.{did_you_mean(column, map(str, df.columns))} "
+            f"Slice column {column!r} is not in the evaluation "
+            f"data.{did_you_mean(column, map(str, df.columns))} "
             f"Columns: {', '.join(map(str, df.columns))}."
         )
     values = df[column]
@@ -59,7 +60,8 @@ def slice_codes(df: Any, spec: str) -> tuple[str, np.ndarray, list[str]]:
                 raise ValueError
         except ValueError:
             raise InvalidArgumentError(
-                f"Slice {spec!r}: the number of bins after ':' must be an integer >= 2 (for example {column}:4)."
+                f"Slice {spec!r}: the number of bins after ':' must be an integer >= 2 (for "
+                f"example {column}:4)."
             ) from None
         if not pd.api.types.is_numeric_dtype(values):
             raise InvalidArgumentError(

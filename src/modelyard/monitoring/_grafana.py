@@ -46,7 +46,8 @@ def _panel(
 
 
 def grafana_dashboard(model: str, *, drift_share: float = 0.5) -> dict[str, Any]:
-    """A Grafana (≥ 9) dashboard JSON for ``model``: traffic, latency, errors, fallbacks, drift, performance."""
+    """A Grafana (≥ 9) dashboard JSON for ``model``: traffic, latency, errors, fallbacks, drift,
+    performance."""
     sel = f'model="{model}"'
     panels = [
         _panel(
@@ -62,7 +63,8 @@ def grafana_dashboard(model: str, *, drift_share: float = 0.5) -> dict[str, Any]
             "Latency p50 / p95 / p99",
             [
                 (
-                    f"histogram_quantile({q}, sum by (le) (rate(yard_serving_request_latency_seconds_bucket{{{sel}}}[5m])))",
+                    f"histogram_quantile({q}, sum by (le) "
+                    f"(rate(yard_serving_request_latency_seconds_bucket{{{sel}}}[5m])))",
                     f"p{int(q * 100)}",
                 )
                 for q in (0.5, 0.95, 0.99)
@@ -76,7 +78,8 @@ def grafana_dashboard(model: str, *, drift_share: float = 0.5) -> dict[str, Any]
             "Error rate (5xx)",
             [
                 (
-                    f'sum(rate(yard_serving_requests_total{{{sel},status=~"5.."}}[5m])) / clamp_min(sum(rate(yard_serving_requests_total{{{sel}}}[5m])), 1e-9)',
+                    f'sum(rate(yard_serving_requests_total{{{sel},status=~"5.."}}[5m])) / '
+                    f"clamp_min(sum(rate(yard_serving_requests_total{{{sel}}}[5m])), 1e-9)",
                     "5xx share",
                 )
             ],

@@ -209,7 +209,8 @@ class DriftReport:
         from rich.table import Table
 
         t = Table(
-            title=f"{escape(self.title)}: {len(self.drifted_columns)}/{len(self.evaluated_columns)} columns drifted "
+            title=f"{escape(self.title)}: {len(self.drifted_columns)}/{len(self.evaluated_columns)} "
+            f"columns drifted "
             f"(share {self.share_drifted:.2f}, dataset drift: {'YES' if self.dataset_drift else 'no'})"
         )
         for name, just in (

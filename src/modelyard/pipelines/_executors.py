@@ -200,7 +200,8 @@ class RayExecutor(Executor):
             import ray
         except ImportError:
             raise ConfigError(
-                "The 'ray' executor needs Ray, which is not installed. Install it with `pip install 'ray[default]'`, "
+                "The 'ray' executor needs Ray, which is not installed. Install it with `pip "
+                "install 'ray[default]'`, "
                 "or use executor='process'."
             ) from None
         self._ray = ray

@@ -227,7 +227,8 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
     x = 20.0
     for st in shown:  # a legend of the step states drawn
         out.append(
-            f'<rect x="{num(round(x))}" y="{num(round(height - 26))}" width="12" height="12" rx="2" fill="{_FILL[st]}" stroke="#334155"/>'
+            f'<rect x="{num(round(x))}" y="{num(round(height - 26))}" width="12" height="12" '
+            f'rx="2" fill="{_FILL[st]}" stroke="#334155"/>'
             + svg_text(round(x + 16), round(height - 16), st, size=11)
         )
         x += 28 + 7 * len(st)

@@ -321,7 +321,8 @@ def get_serializer(name: str) -> Serializer:
             from modelyard.errors import did_you_mean
 
             raise SerializationError(
-                f"No serializer is named {name!r}.{did_you_mean(name, SERIALIZERS)} Known: {', '.join(SERIALIZERS)}."
+                f"No serializer is named {name!r}.{did_you_mean(name, SERIALIZERS)} Known: "
+                f"{', '.join(SERIALIZERS)}."
             ) from None
         inst = _instances[name] = getattr(importlib.import_module(module), attr)()
     return inst
@@ -349,7 +350,8 @@ def choose_serializer(
     if allow_pickle:
         return get_serializer("cloudpickle")
     raise SerializationError(
-        f"Step {step!r} returned a {type(obj).__module__}.{type(obj).__name__}, which no safe serializer handles "
+        f"Step {step!r} returned a {type(obj).__module__}.{type(obj).__name__}, which no safe "
+        f"serializer handles "
         f"({', '.join(_safe_names())}). Return a DataFrame, an Arrow table, a numpy array, a scikit-learn "
         "model or plain data, or allow pickling with @yard.step(allow_pickle=True)."
     )
@@ -410,7 +412,8 @@ def save_output(blobs: BlobStore, obj: Any, ser: Serializer, *, step: str) -> tu
             raise
         except Exception as exc:
             raise SerializationError(
-                f"Saving the output of step {step!r} ({type(obj).__name__}) with the {ser.name} serializer failed: {exc}"
+                f"Saving the output of step {step!r} ({type(obj).__name__}) with the {ser.name} "
+                f"serializer failed: {exc}"
             ) from exc
         entries = [
             ManifestEntry(name, blobs.put_bytes(data), len(data)) for name, data in sorted(files.items())
@@ -432,7 +435,8 @@ def save_output(blobs: BlobStore, obj: Any, ser: Serializer, *, step: str) -> tu
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise SerializationError(
-            f"Saving the output of step {step!r} ({type(obj).__name__}) with the {ser.name} serializer failed: {exc}"
+            f"Saving the output of step {step!r} ({type(obj).__name__}) with the {ser.name} "
+            f"serializer failed: {exc}"
         ) from exc
     digest, size = _store_file(blobs, tmp)
     meta = {
@@ -491,12 +495,14 @@ def load_output(
     who = f"step {step or meta.get('step')!r}"
     if stored in UNSAFE and not allow_pickle:
         raise SerializationError(
-            f"Refusing to load the cached output {digest[:12]}… of {who}: it is stored as a {stored} pickle, which "
+            f"Refusing to load the cached output {digest[:12]}… of {who}: it is stored as a "
+            f"{stored} pickle, which "
             "runs code when loaded, and the step does not declare allow_pickle=True."
         )
     if stored not in allowed:
         raise SerializationError(
-            f"Refusing to load the cached output {digest[:12]}… of {who}: it names serializer {stored!r}, but the "
+            f"Refusing to load the cached output {digest[:12]}… of {who}: it names serializer "
+            f"{stored!r}, but the "
             f"step declares {serializer or 'auto'!r} (accepted: {', '.join(allowed)})."
         )
     ser = get_serializer(str(stored))
@@ -507,7 +513,8 @@ def load_output(
         path = blobs.local_path(entry["digest"])
         if not path.exists():
             raise BlobNotFoundError(
-                f"Blob {entry['digest'][:12]}… of output {digest[:12]}… (step {meta.get('step')!r}) is missing; "
+                f"Blob {entry['digest'][:12]}… of output {digest[:12]}… (step "
+                f"{meta.get('step')!r}) is missing; "
                 "rerun the pipeline to recompute it."
             )
         if hash_file(path) != entry["digest"]:

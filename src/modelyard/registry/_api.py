@@ -126,7 +126,8 @@ def load_model(
     allow_pickle: bool = False,
     model_class: type | None = None,
 ) -> LoadedModel:
-    """Load a model: ``"name@alias"``, ``"name/3"``, ``"name@latest"``, ``"name"`` or ``"runs:/RUN_ID/model"``.
+    """Load a model: ``"name@alias"``, ``"name/3"``, ``"name@latest"``, ``"name"`` or
+    ``"runs:/RUN_ID/model"``.
 
     Every blob is checked against its digest before anything is deserialized
     (:class:`~modelyard.errors.IntegrityError` otherwise), and nothing stored chooses code to run:
@@ -173,7 +174,8 @@ def load_model(
 
 
 def register_torch_class(cls: type) -> type:
-    """Register an ``nn.Module`` class so its state-dict models load without ``model_class=`` (a decorator too)."""
+    """Register an ``nn.Module`` class so its state-dict models load without ``model_class=`` (a decorator
+    too)."""
     from modelyard.registry.flavors.torch import register_torch_class as register
 
     return register(cls)

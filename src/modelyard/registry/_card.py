@@ -1,4 +1,5 @@
-"""Model cards: Markdown and a self-contained HTML page (``ui/templates/model_card.html.j2``: inline CSS, SVG charts, no scripts).
+"""Model cards: Markdown and a self-contained HTML page (``ui/templates/model_card.html.j2``: inline CSS, SVG
+charts, no scripts).
 
 A card gathers what a reviewer needs about one version: purpose/description, signature, lineage
 (run, experiment, params, code version, the datasets the run logged), metrics (a bar chart of the

@@ -161,15 +161,19 @@ def load_package(
     flavor = meta.get("flavor")
     if expected_flavor is not None and flavor != expected_flavor:
         raise SerializationError(
-            f"{who} is recorded as flavor {expected_flavor!r} but its package says {flavor!r}; refusing to load "
+            f"{who} is recorded as flavor {expected_flavor!r} but its package says {flavor!r}; "
+            f"refusing to load "
             "a package whose flavor does not match the record (it was tampered with or mis-registered)."
         )
     fl = get_flavor(str(flavor))
     if fl.runs_code and not allow_pickle:
         raise SerializationError(
-            f"Refusing to load m{who[1:]}: it is a {fl.name} model, and loading it unpickles it, which runs code from "
-            "the store. Only if you trust whoever can write to this store, pass allow_pickle=True to load_model "
-            "(yard serve/evaluate/gate --allow-pickle, or allow_pickle: true in a deployment spec or gate policy)."
+            f"Refusing to load m{who[1:]}: it is a {fl.name} model, and loading it unpickles it, "
+            f"which runs code from "
+            "the store. Only if you trust whoever can write to this store, pass allow_pickle=True "
+            "to load_model "
+            "(yard serve/evaluate/gate --allow-pickle, or allow_pickle: true in a deployment spec "
+            "or gate policy)."
         )
     options = meta.get("options", {})
     if not isinstance(options, dict):

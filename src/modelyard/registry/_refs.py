@@ -35,7 +35,8 @@ def _iso(ms: int | None) -> str | None:
 def check_model_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise InvalidArgumentError(
-            f"The model name {name!r} is not valid: use 1-200 letters, digits, '.', '_' or '-', starting with a "
+            f"The model name {name!r} is not valid: use 1-200 letters, digits, '.', '_' or '-', "
+            "starting with a "
             "letter or digit (for example 'churn-clf')."
         )
     return name
@@ -73,7 +74,8 @@ class ModelRef:
 
 
 def parse_ref(ref: str) -> ModelRef:
-    """Parse ``churn-clf@production``, ``churn-clf/3``, ``churn-clf@latest``, ``churn-clf`` or ``runs:/ID/model``."""
+    """Parse ``churn-clf@production``, ``churn-clf/3``, ``churn-clf@latest``, ``churn-clf`` or
+    ``runs:/ID/model``."""
     if not isinstance(ref, str) or not ref.strip():
         raise InvalidArgumentError(
             f"A model reference must be a string like 'churn-clf@production', 'churn-clf/3' or "

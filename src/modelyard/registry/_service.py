@@ -54,7 +54,8 @@ class RegistryService:
             names = [r[0] for r in conn.execute(sa.select(registered_models.c.name))]
             hint = did_you_mean(name, names)
             raise NotFoundError(
-                f"Model {name!r} is not registered.{hint} List models with `yard models list`; register one with "
+                f"Model {name!r} is not registered.{hint} List models with `yard models list`; register "
+                "one with "
                 "run.log_model(model, name=...)."
             )
         return int(row[0])
@@ -373,7 +374,8 @@ class RegistryService:
                 pointing = sorted(a for a, v in self._aliases(conn, mid).items() if v == version)
                 if pointing:
                     raise ConflictError(
-                        f"Version {version} of {name!r} is the target of alias(es) {pointing}; move them to another "
+                        f"Version {version} of {name!r} is the target of alias(es) {pointing}; move "
+                        "them to another "
                         f"version first (`yard models alias {name} {pointing[0]} N`) and archive it then."
                     )
             conn.execute(
@@ -421,7 +423,8 @@ class RegistryService:
             row = self._version_row(conn, mid, name, version)
             if row.status != "ready":
                 raise ConflictError(
-                    f"Version {version} of {name!r} is {row.status}; an alias can only point at a ready version. "
+                    f"Version {version} of {name!r} is {row.status}; an alias can only point at a ready "
+                    "version. "
                     f"Restore it first with yard.registry.restore({name!r}, {version})."
                 )
             self._move_alias(conn, mid, alias, version, "alias.set", reason, extra)
@@ -508,7 +511,8 @@ class RegistryService:
                     break
             if previous is None:
                 raise ConflictError(
-                    f"Alias {alias!r} of {name!r} has pointed only at version {cur}; there is no earlier version "
+                    f"Alias {alias!r} of {name!r} has pointed only at version {cur}; there is no "
+                    "earlier version "
                     "to roll back to."
                 )
             row = self._version_row(conn, mid, name, int(previous))

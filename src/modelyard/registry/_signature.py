@@ -195,7 +195,8 @@ class Signature:
                 continue
             if not spec.nullable and cast.isna().any():
                 problems.append(
-                    f"column {spec.name!r} has {int(cast.isna().sum())} missing value(s) but the signature allows none"
+                    f"column {spec.name!r} has {int(cast.isna().sum())} missing value(s) but the "
+                    f"signature allows none"
                 )
             if check_ranges and (spec.min is not None or spec.max is not None) and spec.dtype != "string":
                 vals = cast.to_numpy(dtype=float, na_value=np.nan)

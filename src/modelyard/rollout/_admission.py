@@ -52,7 +52,8 @@ def refuse_failing_gates(ws: Workspace, model: str, version: int) -> None:
     bad = report.failed
     lines = report.failures()
     raise GateFailed(
-        f"Refusing to start a rollout of {model!r} version {version}: {len(bad)} of {len(report.results)} gates "
+        f"Refusing to start a rollout of {model!r} version {version}: {len(bad)} of "
+        f"{len(report.results)} gates "
         f"of the policy attached to {model!r} fail, so it could never be promoted to production:\n{lines}\n"
         f"Fix the model (check with `yard gate {model}/{version}`) before rolling it out.",
         report,

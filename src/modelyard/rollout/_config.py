@@ -178,9 +178,12 @@ class RolloutConfig(_Strict):
             if ref.startswith(("http://", "https://")):
                 if new:
                     raise ValueError(
-                        f"the webhook {redact_webhook(ref)} is a URL, which would be stored in plain text with the "
-                        "rollout (a Slack or Teams webhook URL holds its token); put it in an environment variable "
-                        "or a file and pass env:NAME or file:PATH instead, e.g. --webhook env:SLACK_WEBHOOK_URL"
+                        f"the webhook {redact_webhook(ref)} is a URL, which would be stored in "
+                        f"plain text with the "
+                        "rollout (a Slack or Teams webhook URL holds its token); put it in an "
+                        "environment variable "
+                        "or a file and pass env:NAME or file:PATH instead, e.g. --webhook "
+                        "env:SLACK_WEBHOOK_URL"
                     )
                 # stored by an older modelyard: still delivered, never shown (see Rollout.to_dict)
             elif not is_reference(ref) or not ref.partition(":")[2]:

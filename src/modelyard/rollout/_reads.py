@@ -55,7 +55,8 @@ class Rollout:
         return self.steps[min(self.step_index, len(self.steps) - 1)]
 
     def describe(self) -> str:
-        return f"rollout {self.id} of {self.model!r} ({self.strategy}, version {self.stable_version} → {self.candidate_version})"
+        versions = f"version {self.stable_version} → {self.candidate_version}"
+        return f"rollout {self.id} of {self.model!r} ({self.strategy}, {versions})"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -256,7 +256,8 @@ class RolloutService(RolloutReads):
             )
         if target is None:
             raise InvalidArgumentError(
-                "A rollout needs the model server it changes: give --server http://HOST:PORT (or YARD_SERVE_URL)."
+                "A rollout needs the model server it changes: give --server http://HOST:PORT (or "
+                "YARD_SERVE_URL)."
             )
         with self.store.read() as conn:
             refuse_busy(conn, model)
@@ -435,7 +436,8 @@ class RolloutService(RolloutReads):
         return self.get(r.id)
 
     def promote(self, model: str, *, target: Any = None, reason: str | None = None) -> Rollout:
-        """Send all traffic to the candidate of ``model``'s rollout and move the ``production`` alias to it (audited)."""
+        """Send all traffic to the candidate of ``model``'s rollout and move the ``production`` alias to
+        it (audited)."""
         return self.promote_rollout(self.latest(model), target=target, reason=reason)
 
     def promote_rollout(
@@ -457,8 +459,10 @@ class RolloutService(RolloutReads):
             tgt.apply(spec_for(r, None, r.candidate_version))
         except Exception as exc:
             raise TargetError(
-                f"production now names version {r.candidate_version} of {r.model!r}, but the server could not be "
-                f"switched to it ({type(exc).__name__}: {exc}); rollout {r.id} is still {r.state.value}. Retry "
+                f"production now names version {r.candidate_version} of {r.model!r}, but the server "
+                "could not be "
+                f"switched to it ({type(exc).__name__}: {exc}); rollout {r.id} is still "
+                f"{r.state.value}. Retry "
                 f"`yard rollout promote {r.model}`, or `yard rollback {r.model}`."
             ) from exc
         r = self._close(r, _S.PROMOTED, why, kind="promote", check_revision=check_revision)

@@ -50,7 +50,8 @@ class HttpTarget:
     def _headers(self) -> dict[str, str]:
         if not self._token:
             raise ConfigError(
-                f"Set YARD_SERVE_ADMIN_TOKEN to the admin token of the server at {self.url} (the server must be "
+                f"Set YARD_SERVE_ADMIN_TOKEN to the admin token of the server at {self.url} (the "
+                f"server must be "
                 "started with the same variable) so the rollout can change its traffic."
             )
         return {"authorization": f"Bearer {self._token}"}

@@ -185,7 +185,10 @@ class ModelServer:
 
     def __repr__(self) -> str:
         dep = self._deployment
-        return f"ModelServer(endpoint={dep.endpoint if dep else None!r}, admin={'on' if self._admin_token else 'off'})"
+        return (
+            f"ModelServer(endpoint={dep.endpoint if dep else None!r}, "
+            f"admin={'on' if self._admin_token else 'off'})"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (

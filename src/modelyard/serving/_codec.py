@@ -310,7 +310,8 @@ def decode_mlflow(obj: Any, names: Sequence[str] | None) -> Payload:
         raise HTTPProblem(
             400,
             "bad_format",
-            "The body must have exactly one of 'dataframe_split', 'dataframe_records', 'instances', 'inputs'. "
+            "The body must have exactly one of 'dataframe_split', 'dataframe_records', "
+            "'instances', 'inputs'. "
             f"Got keys {sorted(obj)} instead.",
         )
     key = keys[0]

@@ -181,7 +181,8 @@ ROUTES: tuple[Route, ...] = (
         "/invocations",
         _predict("invocations"),
         "invocations",
-        "MLflow scoring protocol (dataframe_split, dataframe_records, instances, inputs; text/csv with a header row)",
+        "MLflow scoring protocol (dataframe_split, dataframe_records, instances, inputs; text/csv "
+        "with a header row)",
         "MLflowRequest",
         "MLflowResponse",
         ("proba",),

@@ -251,7 +251,8 @@ def load_spec(source: str | os.PathLike[str] | dict[str, Any] | DeploymentSpec) 
         data = _parse_text(text, where)
     if not isinstance(data, dict):
         raise InvalidArgumentError(
-            f"The deployment spec {where} must be a mapping with a 'models' key. Got {type(data).__name__} instead."
+            f"The deployment spec {where} must be a mapping with a 'models' key. Got "
+            f"{type(data).__name__} instead."
         )
     try:
         return DeploymentSpec.model_validate(data)

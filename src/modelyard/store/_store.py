@@ -149,7 +149,8 @@ class MetadataStore:
             engine.dispose()
             if _is_disk_full(exc):
                 raise StoreError(
-                    f"Cannot open the metadata store {redact(loc.uri)!r}: the disk is full ({_one_line(exc.orig)}). "
+                    f"Cannot open the metadata store {redact(loc.uri)!r}: the disk is full "
+                    f"({_one_line(exc.orig)}). "
                     "Free some space and try again."
                 ) from exc
             if loc.dialect == "sqlite":
@@ -164,7 +165,8 @@ class MetadataStore:
         except sa.exc.DatabaseError as exc:
             engine.dispose()
             raise StoreError(
-                f"The file behind the store {redact(loc.uri)!r} is not a modelyard database ({_one_line(exc.orig)}). "
+                f"The file behind the store {redact(loc.uri)!r} is not a modelyard database "
+                f"({_one_line(exc.orig)}). "
                 "Point YARD_URI at another folder or move the file away."
             ) from exc
         self._engine = engine

@@ -16,9 +16,10 @@ Attribute names: ``run_id``, ``name``, ``status``, ``start_time``, ``end_time``,
 ``parent_id``, ``experiment``. Times compare with milliseconds or an ISO date ``'2026-01-31'``.
 
 Limits (each refused with a FilterSyntaxError pointing at the token, never a database error):
-at most :data:`MAX_LENGTH` characters, :data:`MAX_COMPARISONS` comparisons, :data:`MAX_VALUES` values in ``in (...)`` lists,
-:data:`MAX_DEPTH` nested parentheses; numbers must be finite doubles. Metrics are doubles, so an
-integer beyond 64 bits compares with them as a double; times must fit in 64-bit milliseconds.
+at most :data:`MAX_LENGTH` characters, :data:`MAX_COMPARISONS` comparisons, :data:`MAX_VALUES`
+values in ``in (...)`` lists, :data:`MAX_DEPTH` nested parentheses; numbers must be finite doubles.
+Metrics are doubles, so an integer beyond 64 bits compares with them as a double; times must fit
+in 64-bit milliseconds.
 """
 
 from __future__ import annotations
@@ -215,7 +216,8 @@ class _Parser:
             close = self.next()
             if close.kind != "rparen":
                 raise self.error(
-                    f"Expected ')' to close the '(' at position {tok.pos}, found {close.text or 'the end'!r}.",
+                    f"Expected ')' to close the '(' at position {tok.pos}, found "
+                    f"{close.text or 'the end'!r}.",
                     close,
                 )
             return node
@@ -225,7 +227,8 @@ class _Parser:
         tok = self.next()
         if tok.kind != "ident":
             raise self.error(
-                f"Expected a field such as metrics.acc, params.lr, tags.team or status, found {tok.text or 'the end'!r}.",
+                f"Expected a field such as metrics.acc, params.lr, tags.team or status, found "
+                f"{tok.text or 'the end'!r}.",
                 tok,
             )
         if "." in tok.text:
@@ -247,7 +250,8 @@ class _Parser:
             key = key.lower()
             if key not in ATTRIBUTES:
                 raise self.error(
-                    f"Unknown run attribute {key!r}; use one of {', '.join(sorted(set(ATTRIBUTES) - {'id', 'run_name'}))}, "
+                    f"Unknown run attribute {key!r}; use one of "
+                    f"{', '.join(sorted(set(ATTRIBUTES) - {'id', 'run_name'}))}, "
                     "or metrics.KEY, params.KEY, tags.KEY." + did_you_mean(key, ATTRIBUTES),
                     tok,
                 )
@@ -292,7 +296,8 @@ class _Parser:
             op = "not in"
         else:
             raise self.error(
-                f"Expected an operator (=, !=, <, <=, >, >=, like, ilike, in, not in) after {field.kind}.{field.key}, "
+                f"Expected an operator (=, !=, <, <=, >, >=, like, ilike, in, not in) after "
+                f"{field.kind}.{field.key}, "
                 f"found {tok.text or 'the end'!r}.",
                 tok,
             )
@@ -442,7 +447,8 @@ def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
     else:
         if any(numbers):
             raise FilterSyntaxError(
-                f"{f.key} is text; quote the value, for example {f.key} = '{value if not isinstance(value, tuple) else value[0]}'.",
+                f"{f.key} is text; quote the value, for example {f.key} = "
+                f"'{value if not isinstance(value, tuple) else value[0]}'.",
                 text=text,
                 position=node.value_pos,
             )

@@ -188,7 +188,8 @@ class TrackingService:
                     return found[0]
                 if len(found) > 1:
                     raise InvalidArgumentError(
-                        f"Run id prefix {run_id!r} matches several runs ({', '.join(found)}...). Give more characters."
+                        f"Run id prefix {run_id!r} matches several runs ({', '.join(found)}...). "
+                        f"Give more characters."
                     )
         raise NotFoundError(f"Run {run_id!r} does not exist. List runs with `yard runs list`.")
 
@@ -349,7 +350,10 @@ class TrackingService:
         latest = list(latest)
         dialect = self.store.dialect
         ph = "?" if dialect == "sqlite" else "%s"
-        sql = f"INSERT INTO metrics (run_id, key, step, value, is_nan, timestamp) VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph})"
+        sql = (
+            f"INSERT INTO metrics (run_id, key, step, value, is_nan, timestamp) VALUES ({ph}, {ph}, "
+            f"{ph}, {ph}, {ph}, {ph})"
+        )
         if dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         else:
@@ -382,7 +386,8 @@ class TrackingService:
                 missing = set(run_ids) - {r[0] for r in conn.execute(check)}
                 if missing:
                     raise NotFoundError(
-                        f"Cannot store metrics: the run was removed from the store (run {sorted(missing)[0]})."
+                        f"Cannot store metrics: the run was removed from the store (run "
+                        f"{sorted(missing)[0]})."
                     )
             if rows:
                 conn.exec_driver_sql(sql, list(rows))
@@ -496,7 +501,8 @@ class TrackingService:
             dest = dest / PurePosixPath(path).name
             if dest.is_symlink():
                 raise BlobError(
-                    f"Refused to write {str(dest)!r}: it is a symbolic link (to {os.readlink(dest)!r}) and a download "
+                    f"Refused to write {str(dest)!r}: it is a symbolic link (to "
+                    f"{os.readlink(dest)!r}) and a download "
                     "never writes through a link. Remove the link or choose another destination."
                 )
         if art.kind == "dir":

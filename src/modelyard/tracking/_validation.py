@@ -22,13 +22,15 @@ def check_key(key: object, what: str = "key") -> str:
         raise InvalidKeyError(f"The {what} is empty. Give it a name such as 'loss' or 'train/acc'.")
     if len(key) > MAX_KEY_LEN:
         raise InvalidKeyError(
-            f"The {what} {key[:40]!r}… is {len(key)} characters long; the limit is {MAX_KEY_LEN}. Use a shorter name."
+            f"The {what} {key[:40]!r}… is {len(key)} characters long; the limit is {MAX_KEY_LEN}. "
+            f"Use a shorter name."
         )
     if ".." in key:
         raise InvalidKeyError(f"The {what} {key!r} contains '..', which is not allowed. Remove the '..'.")
     if _CONTROL.search(key):
         raise InvalidKeyError(
-            f"The {what} {key!r} contains a control character (newline, tab, NUL...). Use printable characters."
+            f"The {what} {key!r} contains a control character (newline, tab, NUL...). Use "
+            f"printable characters."
         )
     if key.startswith("/"):
         raise InvalidKeyError(

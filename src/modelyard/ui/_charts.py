@@ -104,7 +104,10 @@ def svg_text(
 ) -> str:
     """A ``<text>`` element with ``text`` escaped."""
     extra = (f' fill="{fill}"' if fill else "") + (f' font-weight="{weight}"' if weight else "")
-    return f'<text x="{num(x)}" y="{num(y)}" font-size="{num(size)}"{extra} text-anchor="{anchor}">{esc(text)}</text>'
+    return (
+        f'<text x="{num(x)}" y="{num(y)}" font-size="{num(size)}"{extra} '
+        f'text-anchor="{anchor}">{esc(text)}</text>'
+    )
 
 
 def _open(width: float, height: float, label: str) -> str:
@@ -253,7 +256,8 @@ def line_chart(
             if x and x + w > width:
                 x, y = 0.0, y + 14
             out.append(
-                f'<rect x="{num(x)}" y="{num(y - 8)}" width="10" height="10" fill="{colors[i % len(colors)]}"/>'
+                f'<rect x="{num(x)}" y="{num(y - 8)}" width="10" height="10" '
+                f'fill="{colors[i % len(colors)]}"/>'
             )
             out.append(svg_text(x + 14, y, name, size=10))
             x += w
@@ -285,7 +289,8 @@ def line_chart(
 
     for t in yt:
         out.append(
-            f'<line x1="{num(left)}" y1="{sy(t):.1f}" x2="{num(width - right)}" y2="{sy(t):.1f}" stroke="{GRID if t != yt[0] else AXIS}"/>'
+            f'<line x1="{num(left)}" y1="{sy(t):.1f}" x2="{num(width - right)}" y2="{sy(t):.1f}" '
+            f'stroke="{GRID if t != yt[0] else AXIS}"/>'
         )
         out.append(svg_text(left - 6, sy(t) + 3.5, yfmt(t), size=10, anchor="end", fill=MUTED))
     if x_time:
@@ -307,7 +312,8 @@ def line_chart(
         y = sy(threshold)
         label = f"threshold {threshold:g}"
         out.append(
-            f'<line x1="{num(left)}" y1="{y:.1f}" x2="{num(width - right)}" y2="{y:.1f}" stroke="{THRESHOLD}" '
+            f'<line x1="{num(left)}" y1="{y:.1f}" x2="{num(width - right)}" y2="{y:.1f}" '
+            f'stroke="{THRESHOLD}" '
             f'stroke-dasharray="4 3">{tooltip(label)}</line>'
         )
         ty = y - 4 if y - 14 > top else y + 12  # above the line, below it when the line is at the top
@@ -388,14 +394,16 @@ def bar_chart(
         y0 = top + r * row
         short = label if len(label) <= fit else label[: fit - 1] + "…"
         out.append(
-            f"<g>{tooltip(label)}{svg_text(left - 8, y0 + row / 2 + size * 0.35, short, size=size, anchor='end')}</g>"
+            f"<g>{tooltip(label)}"
+            f"{svg_text(left - 8, y0 + row / 2 + size * 0.35, short, size=size, anchor='end')}</g>"
         )
         for s, (v, text, tip) in enumerate(marks):
             w = max(1.0, min(abs(v) / peak, 1.0) * span)
             y = y0 + (4 if single else 3 + s * bar)
             color = NEGATIVE if single and v < 0 else colors[s % len(colors)]
             out.append(
-                f'<rect x="{left}" y="{num(y)}" width="{w:.1f}" height="{num(bar - 1)}" fill="{color}">{tooltip(tip)}</rect>'
+                f'<rect x="{left}" y="{num(y)}" width="{w:.1f}" height="{num(bar - 1)}" '
+                f'fill="{color}">{tooltip(tip)}</rect>'
             )
             out.append(svg_text(left + w + 4, y + bar / 2 + vsize * 0.35, text, size=vsize, fill=MUTED))
     return "".join(out) + "</svg>"
@@ -446,7 +454,8 @@ def histogram(
                 f'height="{bh:.2f}" {fill} stroke="{color}">{tooltip(tip)}</rect>'
             )
     out.append(
-        f'<line x1="{num(left)}" y1="{num(top + ph)}" x2="{num(left + pw)}" y2="{num(top + ph)}" stroke="{AXIS}"/>'
+        f'<line x1="{num(left)}" y1="{num(top + ph)}" x2="{num(left + pw)}" y2="{num(top + ph)}" '
+        f'stroke="{AXIS}"/>'
     )
     lo, hi = fmt(edges[0]), fmt(edges[-1])
     out.append(svg_text(left, height - 5, lo, size=10, fill=MUTED))

@@ -37,7 +37,8 @@ class PyfuncFlavor(Flavor):
     ) -> Any:
         if not allow_pickle:
             raise SerializationError(
-                "Refusing to unpickle a pyfunc model: it runs code from the store. Pass allow_pickle=True only if "
+                "Refusing to unpickle a pyfunc model: it runs code from the store. Pass "
+                "allow_pickle=True only if "
                 "you trust whoever can write to this store."
             )
         import cloudpickle

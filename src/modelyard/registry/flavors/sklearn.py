@@ -61,7 +61,8 @@ def _untrusted(types: list[str], extra: list[str] | tuple[str, ...] = ()) -> lis
 
 def _how_to_trust(bad: list[str], call: str) -> str:
     return (
-        f"Inspect them (a function can run any code when the model predicts); if you trust the model's author, "
+        f"Inspect them (a function can run any code when the model predicts); if you trust the "
+        f"model's author, "
         f"pass trusted_types={bad!r} to {call}."
     )
 

@@ -97,7 +97,8 @@ class TorchFlavor(Flavor):
             except Exception as script_exc:
                 if example is None:
                     raise SerializationError(
-                        f"torch.jit.script failed ({script_exc}); pass input_example= so the model can be traced, "
+                        f"torch.jit.script failed ({script_exc}); pass input_example= so the model "
+                        f"can be traced, "
                         "or torch_format='state_dict'."
                     ) from script_exc
                 with torch.no_grad(), _quiet_jit():
@@ -119,13 +120,16 @@ class TorchFlavor(Flavor):
             cls = model_class if model_class is not None else _CLASSES.get(stored)
             if cls is None:
                 raise SerializationError(
-                    f"This PyTorch model is a state dict saved from class {stored}; modelyard never imports or calls "
-                    "a class named by a stored file. Pass the class to load_model(..., model_class=YourNet), or "
+                    f"This PyTorch model is a state dict saved from class {stored}; modelyard "
+                    f"never imports or calls "
+                    "a class named by a stored file. Pass the class to load_model(..., "
+                    "model_class=YourNet), or "
                     "register it in code with modelyard.registry.register_torch_class(YourNet)."
                 )
             if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
                 raise SerializationError(
-                    f"The 'model_class' parameter of load_model must be a torch.nn.Module subclass. Got {cls!r} instead."
+                    f"The 'model_class' parameter of load_model must be a torch.nn.Module "
+                    f"subclass. Got {cls!r} instead."
                 )
             init_kwargs = options.get("init_kwargs", {})
             if not isinstance(init_kwargs, dict) or not all(isinstance(k, str) for k in init_kwargs):
