@@ -92,7 +92,10 @@ def _help_folds() -> None:
 
         con = original(stderr=stderr)
         plain_print = con.print
-        con.print = lambda *objects, **kwargs: plain_print(*(_whole(o, False) for o in objects), **kwargs)
+        # this one console's print folds long cells first (an instance attribute, on purpose)
+        con.print = lambda *objects, **kwargs: plain_print(  # type: ignore[method-assign]
+            *(_whole(o, False) for o in objects), **kwargs
+        )
         return con
 
     get_console._yard_folds = True  # type: ignore[attr-defined]
@@ -141,9 +144,8 @@ class YardGroup(TyperGroup):
             if isinstance(message, str) and args and "Did you mean" not in message:
                 matches = difflib.get_close_matches(args[0], self.list_commands(ctx))
                 if matches:
-                    exc.message = (
-                        f"{message.rstrip('.')}. Did you mean {', '.join(repr(m) for m in matches)}?"  # type: ignore[attr-defined]
-                    )
+                    names = ", ".join(repr(m) for m in matches)
+                    exc.message = f"{message.rstrip('.')}. Did you mean {names}?"  # type: ignore[attr-defined]
             raise
 
     def format_help(self, ctx: Any, formatter: Any) -> None:

@@ -23,6 +23,7 @@ from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError, did_you_mean
 from modelyard.registry._schema import model_aliases, model_audit, model_versions, registered_models
 from modelyard.registry._signature import Signature
+from modelyard.store import MetadataStore
 
 __all__ = ["AuditEntry", "ModelRef", "ModelVersion", "RegisteredModel", "RegistryService", "parse_ref"]
 
@@ -196,7 +197,7 @@ class RegistryService:
         self.ws = get_workspace(workspace)
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> MetadataStore:
         return self.ws.store
 
     # -- helpers ---------------------------------------------------------------------------

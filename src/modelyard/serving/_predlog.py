@@ -474,7 +474,7 @@ def _to_table(group: list[_Entry]) -> Any:
                 dtypes.update(zip(e.inputs.columns, e.inputs.dtypes, strict=True))
         inputs = [_entry_inputs(e) for e in group]
         first = inputs[0]
-        uniform = set(map(type, inputs)) == {dict} and all(map(first.keys().__eq__, map(dict.keys, inputs)))
+        uniform = set(map(type, inputs)) == {dict} and all(first.keys() == i.keys() for i in inputs)
         in_cols = list(first) if uniform else list(dict.fromkeys(chain(inputs)))
     for c in in_cols:
         vals = None
