@@ -72,7 +72,8 @@ def _flags_show_no_type() -> None:
     def display_type_rich(self: Any, ctx: Any) -> str | None:
         if getattr(self, "is_flag", False) or getattr(self, "count", False):
             return None
-        return original(self, ctx)
+        shown: str | None = original(self, ctx)
+        return shown
 
     display_type_rich._yard_flags = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]

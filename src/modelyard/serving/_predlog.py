@@ -364,9 +364,10 @@ class PredictionLogger:
             "created_at": now_ms(),
         }
         ws.store.write(lambda conn: conn.execute(insert(prediction_log_segments).values(**row)))
-        self.written_rows += table.num_rows
+        rows: int = table.num_rows
+        self.written_rows += rows
         self.segments_written += 1
-        return table.num_rows
+        return rows
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush what is buffered and stop the background thread."""
