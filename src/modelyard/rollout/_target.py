@@ -75,7 +75,7 @@ class HttpTarget:
         return r
 
     def spec(self) -> dict[str, Any]:
-        spec = (
+        spec: dict[str, Any] | None = (
             self._call("GET", "/admin/spec", headers=self._headers(), timeout=self.timeout).json().get("spec")
         )
         if not spec:
@@ -103,7 +103,8 @@ class HttpTarget:
         )
 
     def scrape(self) -> str:
-        return self._call("GET", "/metrics", timeout=self.timeout).text
+        text: str = self._call("GET", "/metrics", timeout=self.timeout).text
+        return text
 
     def describe(self) -> dict[str, Any]:
         return {"url": self.url}
@@ -122,7 +123,8 @@ class LocalTarget:
         spec = self.server.spec
         if spec is None:
             raise TargetError("The model server has no deployment loaded.")
-        return spec.model_dump(mode="json")
+        dumped: dict[str, Any] = spec.model_dump(mode="json")
+        return dumped
 
     def versions(self) -> dict[str, int]:
         dep = self.server.deployment
@@ -138,7 +140,8 @@ class LocalTarget:
 
     def scrape(self) -> str:
         data, _ = self.server.metrics.render()
-        return data.decode()
+        text: str = data.decode()
+        return text
 
     def describe(self) -> dict[str, Any]:
         return {"local": True}
