@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 K = TypeVar("K", bound=Hashable)
+N = TypeVar("N", int, float)  # counts keep their type: whole rows stay int
 Counts = Sequence[float] | np.ndarray
 
 #: Shares below this are raised to it before PSI takes their logarithm (an empty bin stays finite).
@@ -110,11 +111,11 @@ def null_quantile(statistic: Literal["psi", "js"], n_ref: int, n_cur: int, bins:
 
 # -- two samples on one set of bins ----------------------------------------------------------------
 def align_categories(
-    ref: Mapping[K, float],
-    cur: Mapping[K, float],
+    ref: Mapping[K, N],
+    cur: Mapping[K, N],
     *,
     order: Literal["sorted", "frequency", "given"] = "sorted",
-) -> tuple[list[K], list[float], list[float]]:
+) -> tuple[list[K], list[N], list[N]]:
     """``(categories, reference counts, current counts)`` over the union of both categories.
 
     ``order``: ``"sorted"`` by category; ``"frequency"`` most frequent (both sides together)

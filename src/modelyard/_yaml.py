@@ -127,7 +127,9 @@ def _check_events(text: str, what: str, name: str | None) -> None:
                     f"{label} uses the alias *{ev.anchor} inside its own anchor &{ev.anchor} (line {line}), "
                     "a structure that contains itself."
                 )
-            n = sizes.get(ev.anchor, 1)  # an undefined alias is reported by the composer, with its line
+            n = (
+                sizes.get(ev.anchor, 1) if ev.anchor is not None else 1
+            )  # an undefined alias is reported by the composer, with its line
             from_aliases += n
             if from_aliases > MAX_ALIAS_NODES:
                 raise InvalidArgumentError(

@@ -77,7 +77,7 @@ def chapter_tracking(ctx: QuickstartContext) -> None:
         (OneHotEncoder(drop="first"), ["plan"]),
     ).fit(F_tr)
     X_tr, X_te = prep.transform(F_tr), prep.transform(F_te)
-    params = {"model": "SGDClassifier", "loss": "log_loss", "alpha": 1e-4, "epochs": 20}
+    params: dict[str, Any] = {"model": "SGDClassifier", "loss": "log_loss", "alpha": 1e-4, "epochs": 20}
     with yard.start_run(experiment="quickstart", name="churn-baseline", params=params, uri=ctx.uri) as run:
         clf = SGDClassifier(loss="log_loss", alpha=params["alpha"], random_state=ctx.seed)
         classes = np.unique(y_tr)

@@ -58,7 +58,7 @@ class FsspecBackend:
 
     def read(self, digest: str) -> bytes:
         try:
-            data = self.fs.cat_file(self.path(digest))
+            data: bytes = self.fs.cat_file(self.path(digest))
         except FileNotFoundError as exc:
             raise missing_error(self.where, digest) from exc
         return verified(self.where, digest, data)

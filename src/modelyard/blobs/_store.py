@@ -16,7 +16,7 @@ import json
 import os
 import stat
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -135,7 +135,7 @@ class BlobStore:
 
     def known_entries(
         self,
-        files: list[str | os.PathLike[str]],
+        files: Sequence[str | os.PathLike[str]],
         rels: list[str],
         stats: list[os.stat_result] | None = None,
     ) -> list[ManifestEntry] | None:

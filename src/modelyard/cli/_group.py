@@ -72,7 +72,8 @@ def _flags_show_no_type() -> None:
     def display_type_rich(self: Any, ctx: Any) -> str | None:
         if getattr(self, "is_flag", False) or getattr(self, "count", False):
             return None
-        return original(self, ctx)
+        shown: str | None = original(self, ctx)
+        return shown
 
     display_type_rich._yard_flags = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
@@ -92,7 +93,10 @@ def _help_folds() -> None:
 
         con = original(stderr=stderr)
         plain_print = con.print
-        con.print = lambda *objects, **kwargs: plain_print(*(_whole(o, False) for o in objects), **kwargs)
+        # this one console's print folds long cells first (an instance attribute, on purpose)
+        con.print = lambda *objects, **kwargs: plain_print(  # type: ignore[method-assign]
+            *(_whole(o, False) for o in objects), **kwargs
+        )
         return con
 
     get_console._yard_folds = True  # type: ignore[attr-defined]
@@ -141,9 +145,8 @@ class YardGroup(TyperGroup):
             if isinstance(message, str) and args and "Did you mean" not in message:
                 matches = difflib.get_close_matches(args[0], self.list_commands(ctx))
                 if matches:
-                    exc.message = (
-                        f"{message.rstrip('.')}. Did you mean {', '.join(repr(m) for m in matches)}?"  # type: ignore[attr-defined]
-                    )
+                    names = ", ".join(repr(m) for m in matches)
+                    exc.message = f"{message.rstrip('.')}. Did you mean {names}?"  # type: ignore[attr-defined]
             raise
 
     def format_help(self, ctx: Any, formatter: Any) -> None:

@@ -61,7 +61,9 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON f
 @app.command("show")
 def show(
     name: str = typer.Argument(..., help="Model name (or name@alias / name/3)."),
-    version: str = typer.Option(None, "--version", "-v", help="Show one version (a number or an alias)."),
+    version: str | None = typer.Option(
+        None, "--version", "-v", help="Show one version (a number or an alias)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Show a model's versions, aliases, lineage, metrics and audit log (or one version in detail)."""

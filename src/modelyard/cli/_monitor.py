@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 __all__ = ["app", "register"]
@@ -20,7 +22,7 @@ def register(root: typer.Typer) -> None:
     deploy.command("grafana")(grafana)
 
 
-def _print_report(result, as_json: bool, html: str | None) -> None:  # type: ignore[no-untyped-def]
+def _print_report(result: Any, as_json: bool, html: str | None) -> None:
     from modelyard.cli._common import console, esc, print_json
 
     rep = result.report
@@ -146,7 +148,7 @@ def run(
         typer.echo(f"Prometheus metrics on http://{metrics_addr}:{metrics_port}/metrics", err=True)
     con = console()
 
-    def tick(result, events):  # type: ignore[no-untyped-def]
+    def tick(result: Any, events: list[Any]) -> None:
         rep = result.report
         con.print(
             f"{result.model_name}: {result.rows:,} rows, "
@@ -227,7 +229,7 @@ def alerts(
     for c in ("fired (UTC)", "rule", "metric", "severity", "value", "threshold", "resolved", "delivered"):
         f.add_column(c)
 
-    def ts(ms):  # type: ignore[no-untyped-def]
+    def ts(ms: int | None) -> str:
         return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
 
     for row in data["firings"]:

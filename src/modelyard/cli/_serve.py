@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 __all__ = ["register"]
@@ -75,7 +77,7 @@ def serve(
             allow_pickle=allow_pickle,
         )
 
-    def ready(server, n_workers):  # type: ignore[no-untyped-def]
+    def ready(server: Any, n_workers: int) -> None:
         dep = server.deployment
         models = ", ".join(f"{rt.name}/{rt.version}" for rt in dep.runtimes.values())
         typer.echo(

@@ -26,6 +26,8 @@ sides before the shares are taken (an empty bin would otherwise dominate the sta
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 
 from modelyard import _stats
@@ -125,17 +127,17 @@ def _group_numeric(r: list[int], c: list[int], bins: int, min_rows: int) -> tupl
 
 def _merge_thin(rg: np.ndarray, cg: np.ndarray, min_rows: float) -> tuple[np.ndarray, np.ndarray]:
     """Join bins expected to hold fewer than ``min_rows`` rows of the smaller sample to a neighbour."""
-    rg, cg = list(rg), list(cg)
-    total = sum(rg)
-    while len(rg) > 2:
-        i = min(range(len(rg)), key=lambda x: rg[x])
-        if rg[i] / total * min_rows >= 5:
+    r, c = list(rg), list(cg)
+    total = sum(r)
+    while len(r) > 2:
+        i = min(range(len(r)), key=lambda x: r[x])
+        if r[i] / total * min_rows >= 5:
             break
-        j = i - 1 if i == len(rg) - 1 or (i > 0 and rg[i - 1] <= rg[i + 1]) else i + 1
-        rg[j] += rg[i]
-        cg[j] += cg[i]
-        del rg[i], cg[i]
-    return np.asarray(rg), np.asarray(cg)
+        j = i - 1 if i == len(r) - 1 or (i > 0 and r[i - 1] <= r[i + 1]) else i + 1
+        r[j] += r[i]
+        c[j] += c[i]
+        del r[i], c[i]
+    return np.asarray(r), np.asarray(c)
 
 
 def _group_categorical(r: list[int], c: list[int], n_small: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,13 +173,23 @@ def auto_threshold(
     return max(EFFECT_FLOOR[statistic], value)
 
 
+class DistributionCheck(TypedDict):
+    """What :func:`distribution_check` found for one column."""
+
+    value: float
+    threshold: float
+    bins: int
+    ok: bool
+    rows: tuple[int, int]  # (reference rows, current rows) in the compared bins
+
+
 def distribution_check(
     ref: ColumnProfile,
     cur: ColumnProfile,
     statistic: str = "psi",
     threshold: float | str = "auto",
     checks: int = 1,
-) -> dict[str, object] | None:
+) -> DistributionCheck | None:
     """The distribution check of one column on bins sized for the batch (None: not comparable).
 
     Returns ``{"value", "threshold", "bins", "ok"}``; ``threshold="auto"`` derives it from both

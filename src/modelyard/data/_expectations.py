@@ -365,6 +365,7 @@ def infer_column(
 
 def infer_suite(reference: str | Profile, *, uri: Any = None, name: str | None = None) -> Suite:
     """Infer a suite from a dataset version (``"churn-train@v3"``) or a :class:`Profile`."""
+    prof: Profile | None
     if isinstance(reference, Profile):
         prof, ref_label = reference, None
     else:

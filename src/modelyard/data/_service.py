@@ -137,6 +137,7 @@ class DataService:
         if not path.exists():
             raise NotFoundError(f"Cannot add {str(path)!r}: no such file or folder.")
         stats: list[os.stat_result] | None = None
+        files: list[str | Path]
         if path.is_dir():
             walked = walk(path)
             if not walked:

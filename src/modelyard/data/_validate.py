@@ -14,8 +14,8 @@ from typing import Any
 
 from modelyard.data._drift import distribution_check
 from modelyard.data._expectations import Suite, infer_suite, load_suite, type_family, type_matches
-from modelyard.data._io import TabularSource, detect_format, iter_file_batches, unify_schemas
-from modelyard.data._profile import Profile, ProfileBuilder, iter_batches_of
+from modelyard.data._io import TabularSource, detect_format, iter_batches_of, iter_file_batches, unify_schemas
+from modelyard.data._profile import Profile, ProfileBuilder
 from modelyard.data._report import CheckResult, ValidationReport
 from modelyard.errors import InvalidArgumentError, NotFoundError, did_you_mean
 
@@ -89,7 +89,7 @@ def validate(
     elif against is None and reference is not None:
         s = infer_suite(reference)
     else:
-        s = infer_suite(against or "", uri=uri)  # type: ignore[arg-type]
+        s = infer_suite(against or "", uri=uri)
     ref_profile: Profile | None = None
     ref_label = s.reference
     if s.reference and reference is None:
@@ -263,9 +263,8 @@ def _run(
             )
         if e.max_null_fraction is not None:
             nf = cp.null_fraction
-            st = row_checks[
-                (col, "nulls")
-            ]  # like "values": the null rows, even when within the tolerated fraction
+            # like "values": the null rows, even when within the tolerated fraction
+            nulls = row_checks[(col, "nulls")]
             results.append(
                 CheckResult(
                     col,
@@ -274,13 +273,13 @@ def _run(
                     round(nf, 6),
                     e.max_null_fraction,
                     f"{cp.nulls:,} of {rows:,} rows are null",
-                    st["samples"],
-                    st["count"],
+                    nulls["samples"],
+                    nulls["count"],
                 )
             )
         for kind in ("min", "max"):
-            st = row_checks.get((col, kind))
-            if st is None:
+            hits = row_checks.get((col, kind))
+            if hits is None:
                 continue
             bound = e.min if kind == "min" else e.max
             observed = cp.min if kind == "min" else cp.max
@@ -290,21 +289,23 @@ def _run(
                 )
                 continue
             detail = (
-                f"{st['count']:,} row(s) {'below' if kind == 'min' else 'above'} {bound}"
-                if st["count"]
+                f"{hits['count']:,} row(s) {'below' if kind == 'min' else 'above'} {bound}"
+                if hits["count"]
                 else ""
             )
             results.append(
-                CheckResult(col, kind, st["count"] == 0, observed, bound, detail, st["samples"], st["count"])
+                CheckResult(
+                    col, kind, hits["count"] == 0, observed, bound, detail, hits["samples"], hits["count"]
+                )
             )
-        st = row_checks.get((col, "values"))
-        if st is not None:
-            frac = st["count"] / cp.count if cp.count else 0.0
+        hits = row_checks.get((col, "values"))
+        if hits is not None:
+            frac = hits["count"] / cp.count if cp.count else 0.0
             ok = frac <= e.max_unseen_fraction + 1e-12
-            unseen = sorted({str(x["value"]) for x in st["samples"]})
+            unseen = sorted({str(x["value"]) for x in hits["samples"]})
             detail = (
-                f"{st['count']:,} row(s) ({frac:.2%}) outside the allowed values, e.g. {', '.join(unseen)}"
-                if st["count"]
+                f"{hits['count']:,} row(s) ({frac:.2%}) outside the allowed values, e.g. {', '.join(unseen)}"
+                if hits["count"]
                 else ""
             )
             results.append(
@@ -315,8 +316,8 @@ def _run(
                     round(frac, 6),
                     {"values": e.values, "max_unseen_fraction": e.max_unseen_fraction},
                     detail,
-                    st["samples"],
-                    st["count"],
+                    hits["samples"],
+                    hits["count"],
                 )
             )
         if e.unique:
@@ -380,12 +381,12 @@ def _run(
                         )
                     )
                     continue
-                ok, dist, bound = bool(chk["ok"]), float(chk["value"]), float(chk["threshold"])  # type: ignore[arg-type]
+                ok, dist, bound = bool(chk["ok"]), float(chk["value"]), float(chk["threshold"])
                 how = (
                     f"auto for {chk['bins']} bins, {chk['rows'][0]:,} vs {chk['rows'][1]:,} rows"
                     if thr == "auto"
                     else "fixed"
-                )  # type: ignore[index]
+                )
                 expected = {"statistic": stat, "threshold": round(bound, 6) if thr == "auto" else thr}
                 if thr == "auto":
                     expected["auto"] = True

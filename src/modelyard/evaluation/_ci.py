@@ -222,7 +222,7 @@ def write_ci(
     **options: str | None,
 ) -> Path:
     """Write the pipeline file for ``system``; refuses to overwrite unless ``overwrite``."""
-    text = render_ci(system, **{k: v for k, v in options.items() if v is not None})  # type: ignore[arg-type]
+    text = render_ci(system, **{k: v for k, v in options.items() if v is not None})
     path = Path(output) if output is not None else Path(CI_SYSTEMS[system])
     if path.exists() and not overwrite:
         raise AlreadyExistsError(

@@ -105,6 +105,8 @@ class GateReport:
 class GateFailed(ValidationFailed):
     """Raised when a model fails one or more gates; ``report`` is the :class:`GateReport`."""
 
+    report: GateReport
+
     def __init__(self, message: str, report: GateReport) -> None:
         super().__init__(message, report)
 

@@ -115,7 +115,8 @@ def _multi_prf(which: str, average: str) -> Callable[[PreparedTargets, np.ndarra
 
 def _score_order(p: PreparedTargets, column: int | None) -> np.ndarray:
     def make() -> np.ndarray:
-        s = p.y_score if column is None else p.y_score[:, column]  # type: ignore[index]
+        assert p.y_score is not None  # only ranking metrics ask, and they need scores
+        s = p.y_score if column is None else p.y_score[:, column]
         return np.argsort(s, kind="quicksort")
 
     return _cache(p, ("order", column), make)

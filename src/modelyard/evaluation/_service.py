@@ -13,6 +13,7 @@ from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.evaluation._evaluate import Evaluation, _dumps
 from modelyard.evaluation._schema import evaluations, gate_checks, gate_policies
+from modelyard.store import MetadataStore
 
 __all__ = ["EvaluationService", "parse_model_ref"]
 
@@ -38,7 +39,7 @@ class EvaluationService:
         self.ws = get_workspace(workspace)
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> MetadataStore:
         return self.ws.store
 
     # -- evaluations ---------------------------------------------------------------------

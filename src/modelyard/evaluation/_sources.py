@@ -156,8 +156,8 @@ def _classes(model: Any) -> list[Any] | None:
         cls = getattr(obj, "classes_", None) if obj is not None else None
         if cls is not None:
             return list(cls)
-    cls = getattr(model, "classes", None)
-    return list(cls) if isinstance(cls, (list, tuple)) or hasattr(cls, "tolist") else None
+    named: Any = getattr(model, "classes", None)
+    return list(named) if isinstance(named, (list, tuple)) or hasattr(named, "tolist") else None
 
 
 def validate_frame(frame: Any, suite: str, uri: Any = None) -> tuple[bool, int, list[str]]:

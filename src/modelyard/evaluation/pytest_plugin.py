@@ -41,7 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def yard_uri(request: pytest.FixtureRequest) -> str | None:
     """The store URI the yard_* fixtures read (``--yard-uri``, else YARD_URI, else ./.yard)."""
-    return request.config.getoption("--yard-uri")
+    uri: str | None = request.config.getoption("--yard-uri")
+    return uri
 
 
 @pytest.fixture(scope="session")

@@ -301,7 +301,7 @@ def evaluate_rules(
                 pending = pending if pending is not None else now_ms
                 if firing_id is None and now_ms - pending >= rule.for_ms:
                     ev = AlertEvent("firing", model_name, rule, value, pending, now_ms, 0)
-                    firing_id = conn.execute(
+                    key = conn.execute(
                         sa.insert(monitor_alert_firings).values(
                             model_name=model_name,
                             rule_name=rule.name,
@@ -315,7 +315,9 @@ def evaluate_rules(
                             resolved_at=None,
                             delivered=False,
                         )
-                    ).inserted_primary_key[0]
+                    ).inserted_primary_key
+                    assert key is not None  # a one-row INSERT always reports its key
+                    firing_id = key[0]
                     ev.firing_id = int(firing_id)
                     events.append(ev)
             else:
@@ -384,14 +386,15 @@ def deliver(
         else:
             ev.delivered = True  # the log is the only channel
         if ev.kind == "firing":
-            delivered, err = ev.delivered, ev.delivery_error
-            ws.store.write(
-                lambda conn, ev=ev, delivered=delivered, err=err: conn.execute(
+
+            def record(conn: sa.Connection, ev: AlertEvent = ev) -> None:
+                conn.execute(
                     sa.update(monitor_alert_firings)
                     .where(monitor_alert_firings.c.id == ev.firing_id)
-                    .values(delivered=delivered, delivery_error=err)
+                    .values(delivered=ev.delivered, delivery_error=ev.delivery_error)
                 )
-            )
+
+            ws.store.write(record)
 
 
 def recent_firings(ws: Workspace, model_name: str, limit: int = 20) -> list[dict[str, Any]]:

@@ -104,7 +104,7 @@ class _Config:
         self.thresholds = dict(thresholds)
 
 
-def _pick_method(cfg: _Config, column: str, kind: str, n_small: int, n_categories: int) -> tuple[str, str]:
+def _pick_method(cfg: _Config, column: str, kind: str, n_small: float, n_categories: int) -> tuple[str, str]:
     """(method, how it was chosen)."""
     chosen = cfg.methods.get(column) or cfg.method
     if chosen:
@@ -523,10 +523,10 @@ def drift(
         if p not in names:
             names.append(p)
     kinds: dict[str, str] = {}
-    for c in categorical or ():
-        kinds[c] = "categorical"
-    for c in numeric or ():
-        kinds[c] = "numeric"
+    for col_name in categorical or ():
+        kinds[col_name] = "categorical"
+    for col_name in numeric or ():
+        kinds[col_name] = "numeric"
     cfg = _Config(
         alpha=alpha,
         large_sample=large_sample,

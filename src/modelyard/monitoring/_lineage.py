@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from modelyard._workspace import Workspace
 from modelyard.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from modelyard.registry._service import ModelVersion
 
 __all__ = ["model_version_metrics", "training_dataset"]
 
 
-def _version(ws: Workspace, model_name: str, version: int | str | None = None):  # type: ignore[no-untyped-def]
+def _version(ws: Workspace, model_name: str, version: int | str | None = None) -> ModelVersion:
     from modelyard.registry._api import get_model_version
 
     return get_model_version(model_name, int(version) if version not in (None, "") else None, uri=ws)

@@ -71,7 +71,8 @@ class ColumnDrift:
         d = asdict(self)
         if not histogram:
             d.pop("histogram")
-        return _clean(d)
+        clean: dict[str, Any] = _clean(d)
+        return clean
 
 
 def _clean(obj: Any) -> Any:
@@ -175,7 +176,7 @@ class DriftReport:
     def to_dict(self, *, histograms: bool = True) -> dict[str, Any]:
         """Everything as plain JSON values: a statistic that was not computed is None, a non-finite
         number the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"`` (strict JSON has no such tokens)."""
-        return _clean(
+        clean: dict[str, Any] = _clean(
             {
                 "title": self.title,
                 "modelyard_version": __version__,
@@ -186,6 +187,7 @@ class DriftReport:
                 "history": self.history,
             }
         )
+        return clean
 
     def to_json(self, *, indent: int | None = 2, histograms: bool = True) -> str:
         return json.dumps(self.to_dict(histograms=histograms), indent=indent, allow_nan=False)

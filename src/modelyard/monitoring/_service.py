@@ -34,7 +34,7 @@ def ingest_feedback(
     *,
     id_column: str = "request_id",
     label_column: str = "label",
-    uri: str | Workspace | None = None,
+    uri: str | os.PathLike[str] | Workspace | None = None,
 ) -> int:
     """Store delayed labels (a Parquet/CSV file or a DataFrame), keyed by request id; returns the count.
 
@@ -192,7 +192,9 @@ class Monitor:
     ``Monitor("churn-clf").report("1h", reference="churn-train@v3")`` → :class:`WindowResult`.
     """
 
-    def __init__(self, model_name: str, *, uri: str | Workspace | None = None, **drift_options: Any) -> None:
+    def __init__(
+        self, model_name: str, *, uri: str | os.PathLike[str] | Workspace | None = None, **drift_options: Any
+    ) -> None:
         self.model_name = model_name
         self.ws = get_workspace(uri)
         self.drift_options = drift_options
@@ -423,7 +425,7 @@ class Monitor:
         now = now_ms()
 
         def fn(conn: sa.Connection) -> int:
-            run_id = conn.execute(
+            key = conn.execute(
                 sa.insert(monitor_runs).values(
                     model_name=self.model_name,
                     model_version=version,
@@ -436,7 +438,9 @@ class Monitor:
                     report_digest=digest,
                     created_at=now,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert key is not None  # a one-row INSERT always reports its key
+            run_id = key[0]
             rows = [
                 {"run_id": run_id, "metric": k, "column_name": "", "value": v}
                 for k, v in result.stats.items()

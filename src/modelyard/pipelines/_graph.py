@@ -39,9 +39,9 @@ class Ref:
             "another step, and do the computation inside a @yard.step function."
         )
 
-    __bool__ = __iter__ = __len__ = __getitem__ = __getattr__ = __call__ = _misuse  # type: ignore[assignment]
-    __add__ = __sub__ = __mul__ = __truediv__ = __lt__ = __gt__ = __le__ = __ge__ = _misuse  # type: ignore[assignment]
-    __radd__ = __rmul__ = __float__ = __int__ = __index__ = _misuse  # type: ignore[assignment]
+    __bool__ = __iter__ = __len__ = __getitem__ = __getattr__ = __call__ = _misuse
+    __add__ = __sub__ = __mul__ = __truediv__ = __lt__ = __gt__ = __le__ = __ge__ = _misuse
+    __radd__ = __rmul__ = __float__ = __int__ = __index__ = _misuse
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Ref) and other.node_id == self.node_id

@@ -83,9 +83,9 @@ def dag_layout(graph: Graph, *, box_w: float = 120, box_h: float = 34) -> DagLay
     for nid in graph.order():
         for u in graph.nodes[nid].upstream:
             chain = [u]
-            for lay in range(layer[u] + 1, layer[nid]):
-                dummy = f"\0{u}\0{nid}\0{lay}"
-                layers[lay].append(dummy)
+            for level in range(layer[u] + 1, layer[nid]):
+                dummy = f"\0{u}\0{nid}\0{level}"
+                layers[level].append(dummy)
                 chain.append(dummy)
             chain.append(nid)
             chains[(u, nid)] = chain
@@ -114,9 +114,9 @@ def dag_layout(graph: Graph, *, box_w: float = 120, box_h: float = 34) -> DagLay
     current = layers
     for it in range(12):
         current = sweep(current, forward=it % 2 == 0)
-        x = total(current)
-        if x < best_x:
-            best, best_x = current, x
+        cost = total(current)
+        if cost < best_x:
+            best, best_x = current, cost
         if best_x == 0:
             break
 

@@ -224,6 +224,8 @@ class LoadedModel:
     is checked against the signature (every problem reported at once) before the model sees it.
     """
 
+    input_example: Any  # set by serving's loader (a DataFrame or None) for the warm-up request
+
     def __init__(
         self,
         raw: Any,

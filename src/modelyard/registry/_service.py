@@ -33,6 +33,7 @@ from modelyard.registry._refs import (
 )
 from modelyard.registry._schema import model_aliases, model_audit, model_versions, registered_models
 from modelyard.registry._signature import Signature
+from modelyard.store import MetadataStore
 
 __all__ = ["AuditEntry", "ModelRef", "ModelVersion", "RegisteredModel", "RegistryService", "parse_ref"]
 
@@ -44,7 +45,7 @@ class RegistryService:
         self.ws = get_workspace(workspace)
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> MetadataStore:
         return self.ws.store
 
     # -- helpers ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ _S = RolloutState
 class RevisionConflict(ConflictError):
     """Raised when a rollout changed since it was read (the controller re-reads it and carries on)."""
 
-    def __init__(self, rollout_id: str) -> None:
+    def __init__(self, rollout_id: int) -> None:
         super().__init__(
             f"Rollout {rollout_id} changed while this action ran; read it again "
             "(yard rollout status) and retry."
@@ -48,8 +48,9 @@ def spec_for(r: Rollout, traffic: dict[str, Any] | None, version: int | None = N
     ``traffic=None``, the single-version spec of ``version``. Batching, fallback and limits are
     the ones the server had when the rollout started."""
     spec = dict(r.base_spec)
-    base_models = spec.get("models") or {}
-    warmup = next(iter(base_models.values()), {}).get("warmup", 3) if base_models else 3
+    base_models: dict[str, Any] = spec.get("models") or {}
+    first: dict[str, Any] = next(iter(base_models.values()), {})
+    warmup = first.get("warmup", 3) if base_models else 3
     spec["endpoint"] = spec.get("endpoint") or r.model
     if traffic is None:
         spec["models"] = {"primary": {"ref": f"{r.model}/{version}", "warmup": warmup}}

@@ -76,7 +76,7 @@ class HttpTarget:
         return r
 
     def spec(self) -> dict[str, Any]:
-        spec = (
+        spec: dict[str, Any] | None = (
             self._call("GET", "/admin/spec", headers=self._headers(), timeout=self.timeout).json().get("spec")
         )
         if not spec:
@@ -104,7 +104,8 @@ class HttpTarget:
         )
 
     def scrape(self) -> str:
-        return self._call("GET", "/metrics", timeout=self.timeout).text
+        text: str = self._call("GET", "/metrics", timeout=self.timeout).text
+        return text
 
     def describe(self) -> dict[str, Any]:
         return {"url": self.url}
@@ -123,7 +124,8 @@ class LocalTarget:
         spec = self.server.spec
         if spec is None:
             raise TargetError("The model server has no deployment loaded.")
-        return spec.model_dump(mode="json")
+        dumped: dict[str, Any] = spec.model_dump(mode="json")
+        return dumped
 
     def versions(self) -> dict[str, int]:
         dep = self.server.deployment
@@ -139,7 +141,8 @@ class LocalTarget:
 
     def scrape(self) -> str:
         data, _ = self.server.metrics.render()
-        return data.decode()
+        text: str = data.decode()
+        return text
 
     def describe(self) -> dict[str, Any]:
         return {"local": True}

@@ -74,8 +74,10 @@ def _default_loader(uri: str | None) -> Callable[..., Any]:
         from modelyard.registry._model import read_input_example
 
         model = load_model(ref, uri, allow_pickle=allow_pickle)
+        digest = model.manifest_digest
         try:
-            model.input_example = read_input_example(get_workspace(uri), model.manifest_digest)
+            ws = get_workspace(uri)
+            model.input_example = read_input_example(ws, digest) if digest is not None else None
         except Exception:  # warm-up then builds rows from the signature
             model.input_example = None
         return model
@@ -110,7 +112,7 @@ class ModelServer:
             and "\n" not in os.fspath(spec)
         ):
             self.spec_path = Path(os.fspath(spec)).resolve()
-        self._loader = loader or _default_loader(uri)
+        self._loader: Callable[..., Any] = loader or _default_loader(uri)
         self._default_loader = loader is None  # takes the spec's allow_pickle
         self._admin_token = admin_token if admin_token is not None else os.environ.get(ADMIN_ENV) or None
         self.watch = watch

@@ -362,7 +362,8 @@ def _flat(data: Any) -> list[Any]:
             else:
                 out.append(d)
         data = out
-    return data
+    rows: list[Any] = data
+    return rows
 
 
 def _short(v: Any) -> str:

@@ -41,7 +41,7 @@ class RawRequest:
         """The whole body (at most ``limit`` bytes); one ``receive`` when it came in one message."""
         message = await self._receive()
         if message["type"] == "http.request" and not message.get("more_body", False):
-            body = message.get("body", b"")
+            body: bytes = message.get("body", b"")
             if len(body) > limit:
                 raise HTTPProblem(
                     413, "body_too_large", f"The body is larger than the limit of {limit} bytes."

@@ -125,7 +125,7 @@ class ServingMetrics:
             "1 while a model's circuit breaker is open or half-open.",
             ["model", "version"],
             registry=r,
-            **({"multiprocess_mode": "max"} if self.multiprocess else {}),
+            multiprocess_mode="max" if self.multiprocess else "all",
         )
         self.rejected = Counter(
             "yard_serving_rejected",

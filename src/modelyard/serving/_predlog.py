@@ -364,9 +364,10 @@ class PredictionLogger:
             "created_at": now_ms(),
         }
         ws.store.write(lambda conn: conn.execute(insert(prediction_log_segments).values(**row)))
-        self.written_rows += table.num_rows
+        rows: int = table.num_rows
+        self.written_rows += rows
         self.segments_written += 1
-        return table.num_rows
+        return rows
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush what is buffered and stop the background thread."""
@@ -474,7 +475,7 @@ def _to_table(group: list[_Entry]) -> Any:
                 dtypes.update(zip(e.inputs.columns, e.inputs.dtypes, strict=True))
         inputs = [_entry_inputs(e) for e in group]
         first = inputs[0]
-        uniform = set(map(type, inputs)) == {dict} and all(map(first.keys().__eq__, map(dict.keys, inputs)))
+        uniform = set(map(type, inputs)) == {dict} and all(first.keys() == i.keys() for i in inputs)
         in_cols = list(first) if uniform else list(dict.fromkeys(chain(inputs)))
     for c in in_cols:
         vals = None

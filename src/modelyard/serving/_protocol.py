@@ -78,7 +78,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         transport.close()
 
     # -- asyncio.Protocol and parser callbacks ---------------------------------------------------
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._arm("headers")
 

@@ -131,7 +131,7 @@ class RoutingMetrics:
             "Sum of outcome values per A/B arm.",
             ["model", "version", "arm", "outcome"],
             registry=r,
-            **({"multiprocess_mode": "sum"} if multiprocess else {}),
+            multiprocess_mode="sum" if multiprocess else "all",
         )
         self.ab_sumsq = Counter(
             "yard_serving_ab_outcome_sumsq",
@@ -409,6 +409,7 @@ async def feedback(server: Any, request: Any) -> Any:
                     f"conversions). Got {str(value)[:40]!r} instead.",
                 )
             outcome = str(item.get("outcome", "outcome"))[:64]
+            slot: str | None
             if item.get("key") is not None:
                 slot = router.arm_for_key(str(item["key"]))
             elif item.get("request_id") is not None:

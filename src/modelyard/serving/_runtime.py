@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from modelyard.errors import ValidationFailed
 from modelyard.serving._batching import Batcher
@@ -393,7 +393,14 @@ class Deployment:
             }.values()
         )
 
+    @overload
+    def runtime_for(self, version: int) -> ModelRuntime: ...
+    @overload
+    def runtime_for(self, version: None) -> None: ...
+    @overload
+    def runtime_for(self, version: int | None) -> ModelRuntime | None: ...
     def runtime_for(self, version: int | None) -> ModelRuntime | None:
+        """The loaded runtime of ``version`` (404 when it is not loaded); None for no version."""
         if version is None:
             return None
         rt = self.by_version.get(version)

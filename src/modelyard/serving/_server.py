@@ -253,7 +253,7 @@ def run_in_thread(
             app, limits if limits is not None else getattr(spec, "limits", None), host=host, port=port
         )
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # uvicorn installs no signal handlers off the main thread (Server.capture_signals)
     thread = threading.Thread(target=server.run, name=f"yard-serve-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

@@ -82,7 +82,8 @@ def _make_hook(previous: Any) -> Any:
     ) -> None:
         dedup = getattr(_local, "dedup", None)
         if dedup is None:
-            return previous(message, category, filename, lineno, file, line)
+            previous(message, category, filename, lineno, file, line)
+            return
         dedup.record(category, str(message))
         return None
 

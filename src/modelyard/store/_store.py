@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -102,7 +102,7 @@ class MetadataStore:
             )
 
             @event.listens_for(engine, "connect")
-            def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
                 dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
@@ -115,7 +115,7 @@ class MetadataStore:
             begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
             @event.listens_for(engine, "begin")
-            def _on_begin(conn):  # type: ignore[no-untyped-def]
+            def _on_begin(conn: Connection) -> None:
                 conn.exec_driver_sql(begin)
 
             return engine

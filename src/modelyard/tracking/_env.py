@@ -35,7 +35,7 @@ def installed_packages() -> list[str]:
 
     seen: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata["Name"] if "Name" in dist.metadata else None
         if name and name.lower() not in seen:
             seen[name.lower()] = f"{name}=={dist.version}"
     return sorted(seen.values(), key=str.lower)

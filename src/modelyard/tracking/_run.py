@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelyard import _hooks
 from modelyard._shared import now_ms
@@ -29,6 +29,9 @@ from modelyard.errors import ConflictError, ModelyardError, UsageError, invalid_
 from modelyard.tracking import _heartbeat
 from modelyard.tracking._records import ArtifactRecord, RunRecord, RunStatus
 from modelyard.tracking._service import MetricRow, TrackingService, format_exception
+
+if TYPE_CHECKING:
+    from modelyard._workspace import Workspace
 from modelyard.tracking._validation import check_key, to_float
 
 __all__ = ["Run", "flush_all"]
@@ -125,7 +128,7 @@ class Run:
 
     log_model: Callable[..., Any]
     use_dataset: Callable[..., Any]
-    inputs: Callable[[], list[Any]]
+    inputs: Callable[..., list[Any]]
 
     def __init__(self, service: TrackingService, record: RunRecord) -> None:
         _hooks.load("tracking.Run")  # imported once, then found in sys.modules
@@ -157,7 +160,7 @@ class Run:
         return self._status
 
     @property
-    def workspace(self):  # type: ignore[no-untyped-def]
+    def workspace(self) -> Workspace:
         """The workspace (metadata + blob store) this run writes to."""
         return self._service.ws
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -487,7 +488,7 @@ def compile_search(text: str) -> tuple[ColumnElement[bool], bool]:
 _ORDER = re.compile(r"^\s*(?P<field>.+?)(?:\s+(?P<dir>asc|desc))?\s*$", re.I)
 
 
-def compile_order_by(clauses: list[str] | str | None) -> tuple[list[Any], list[Any]]:
+def compile_order_by(clauses: Sequence[str] | str | None) -> tuple[list[Any], list[Any]]:
     """Return ``(joins, order expressions)`` for ``order_by`` clauses like ``"metrics.acc desc"``.
 
     ``joins`` are ``(alias, onclause)`` pairs to outer-join onto ``runs``.

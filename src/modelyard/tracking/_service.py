@@ -23,6 +23,7 @@ from modelyard.errors import (
     did_you_mean,
     invalid_param,
 )
+from modelyard.store import MetadataStore
 from modelyard.store._schema import artifacts, experiments, latest_metrics, metrics, params, runs, tags
 from modelyard.tracking import _heartbeat
 from modelyard.tracking._env import redact_environment
@@ -47,7 +48,7 @@ class TrackingService:
         self.ws = get_workspace(workspace)
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> MetadataStore:
         return self.ws.store
 
     # -- experiments ---------------------------------------------------------------------

@@ -293,14 +293,18 @@ def line_chart(
             f'stroke="{GRID if t != yt[0] else AXIS}"/>'
         )
         out.append(svg_text(left - 6, sy(t) + 3.5, yfmt(t), size=10, anchor="end", fill=MUTED))
+    xfmt: Callable[[float], str]
+    tipx: Callable[[float], str]
     if x_time:
         xt, tf = time_ticks(x0, x1, max(2, int(pw // (text_width("00-00 00:00", 10) + 16))))
 
-        def xfmt(x: float) -> str:
+        def time_tick(x: float) -> str:
             return time.strftime(tf, time.gmtime(x))
 
-        def tipx(x: float) -> str:
+        def time_tip(x: float) -> str:
             return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(x))
+
+        xfmt, tipx = time_tick, time_tip
     else:
         whole = all(float(x).is_integer() for x in xs)  # steps: whole-number ticks
         nice = nice_ticks(x0, x1, max(2, int(pw // 60)), min_step=1.0 if whole else 0.0)

@@ -43,4 +43,5 @@ def render_page(template: str, **ctx: Any) -> str:
 
     ctx.setdefault("generated", utc())
     ctx.setdefault("version", __version__)
-    return _environment().get_template(template).render(**ctx)
+    html: str = _environment().get_template(template).render(**ctx)
+    return html

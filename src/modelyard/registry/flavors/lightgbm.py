@@ -21,7 +21,7 @@ class LightGBMFlavor(Flavor):
     def detects(self, model: Any) -> bool:
         return type(model).__module__.startswith("lightgbm.")
 
-    def save(self, model: Any, *, example: Any = None, **_: Any):  # type: ignore[no-untyped-def]
+    def save(self, model: Any, *, example: Any = None, **_: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
         cls = type(model).__name__
         booster = model if cls == "Booster" else getattr(model, "booster_", None)
         if booster is None:

@@ -29,7 +29,7 @@ class OnnxFlavor(Flavor):
     def detects(self, model: Any) -> bool:
         return type(model).__name__ == "ModelProto" and type(model).__module__.startswith("onnx")
 
-    def save(self, model: Any, *, example: Any = None, **_: Any):  # type: ignore[no-untyped-def]
+    def save(self, model: Any, *, example: Any = None, **_: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
         return {FILE: model.SerializeToString()}, {}
 
     def load(self, files: dict[str, bytes], options: dict[str, Any], **_: Any) -> Any:

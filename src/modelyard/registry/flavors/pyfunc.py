@@ -21,7 +21,7 @@ class PyfuncFlavor(Flavor):
     packages = ("cloudpickle",)
     runs_code = True
 
-    def save(self, model: Any, *, example: Any = None, **_: Any):  # type: ignore[no-untyped-def]
+    def save(self, model: Any, *, example: Any = None, **_: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
         import cloudpickle
 
         if not callable(getattr(model, "predict", None)):

@@ -78,7 +78,9 @@ class SklearnFlavor(Flavor):
             return False
         return isinstance(model, BaseEstimator)
 
-    def save(self, model: Any, *, example: Any = None, trusted_types: list[str] | None = None, **_: Any):  # type: ignore[no-untyped-def]
+    def save(
+        self, model: Any, *, example: Any = None, trusted_types: list[str] | None = None, **_: Any
+    ) -> tuple[dict[str, bytes], dict[str, Any]]:
         sio = _skops_io()
 
         try:

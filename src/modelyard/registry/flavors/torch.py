@@ -61,7 +61,7 @@ class TorchFlavor(Flavor):
             return False
         return isinstance(model, torch.nn.Module)
 
-    def save(  # type: ignore[no-untyped-def]
+    def save(
         self,
         model: Any,
         *,
@@ -69,7 +69,7 @@ class TorchFlavor(Flavor):
         torch_format: str = "torchscript",
         init_kwargs: dict[str, Any] | None = None,
         **_: Any,
-    ):
+    ) -> tuple[dict[str, bytes], dict[str, Any]]:
         import torch
 
         if torch_format == "state_dict":

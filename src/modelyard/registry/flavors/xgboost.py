@@ -22,7 +22,7 @@ class XGBoostFlavor(Flavor):
     def detects(self, model: Any) -> bool:
         return type(model).__module__.startswith("xgboost.")
 
-    def save(self, model: Any, *, example: Any = None, **_: Any):  # type: ignore[no-untyped-def]
+    def save(self, model: Any, *, example: Any = None, **_: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
         cls = type(model).__name__
         if cls not in _CLASSES:
             raise SerializationError(f"The xgboost flavor saves {list(_CLASSES)}; got {cls}.")
