@@ -26,9 +26,10 @@ def test_state_machine_and_leases(store_uri: str) -> None:
             Controller(store_uri, target=app, owner="a"),
             Controller(store_uri, target=app, owner="b"),
         )
-        assert first._lease(r.id) and not second._lease(r.id)  # one controller drives a rollout
+        # one controller drives a rollout: the lease is the service's public API the controllers use
+        assert svc.take_lease(r.id, first.owner, 60_000) and not svc.take_lease(r.id, second.owner, 60_000)
         first.release(r.id)
-        assert second._lease(r.id)
+        assert svc.take_lease(r.id, second.owner, 60_000)
         second.release(r.id)
         r = first.tick(r.id)
         assert r.analysis is not None and r.analysis["step"] == 0 and r.state is RolloutState.PROGRESSING
