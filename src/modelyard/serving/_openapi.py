@@ -1,5 +1,19 @@
-"""The OpenAPI document of a model server: the paths come from the route table
-(:data:`modelyard.serving._routes.ROUTES`), the schemas carry the served model's input columns."""
+"""The OpenAPI 3.1 document of a model server, built from what the server itself runs on.
+
+* the paths come from the route table the server dispatches from
+  (:data:`modelyard.serving._routes.ROUTES`, or the rows a server was given): every row is one
+  operation, with its path parameters, its query parameters, every status it can answer and the
+  schema of each answer;
+* the request schemas are as strict as the decoders and input checks of the served model: the
+  signature's columns are required, typed as the server casts them (see :func:`column_schema`),
+  with their ranges and nullability; bodies need at least one row and at most ``limits.max_rows``;
+* the admin spec schemas are the pydantic models the server validates a spec with
+  (:class:`~modelyard.serving._spec.DeploymentSpec`).
+
+What JSON Schema cannot say (the rows of ``columns``+``data`` have as many values as there are
+columns; the columns of an ``inputs`` object have the same length; a V2 tensor holds
+``prod(shape)`` values of its ``datatype``) is in the descriptions and answered with a 400.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +23,415 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from modelyard.serving._routes import Route
 
-__all__ = ["openapi_document"]
+__all__ = ["column_schema", "openapi_document", "request_schemas", "response_schemas"]
+
+JSON = dict[str, Any]
+
+_INT64 = {"minimum": -(2**63), "maximum": 2**64 - 1}  # what the input check lets through
+V2_DATATYPES = (
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+)
 
 
-def _json_type(dtype: str) -> dict[str, Any]:
-    d = dtype.lower()
-    if "bool" in d:
-        return {"type": "boolean"}
-    if "int" in d:
-        return {"type": "integer"}
-    if "float" in d or "double" in d:
-        return {"type": "number"}
-    return {"type": "string"}
+def column_schema(spec: Any) -> JSON:
+    """The JSON Schema of one value of a signature column (a :class:`ColSpec`), as the server
+    reads it: a float column takes numbers (and true/false as 1/0), an int column integers
+    (1.0 counts; true/false as 1/0), a bool column true/false or 0/1, a datetime column a date
+    string; ``min``/``max`` bound the numbers; a nullable column also takes null."""
+    d = str(getattr(spec, "dtype", "")).lower()
+    s: JSON
+    if d.startswith("float"):
+        s = {"type": ["number", "boolean"]}
+    elif d.startswith("int"):
+        s = {"type": ["integer", "boolean"], **_INT64}
+    elif d == "bool":
+        s = {"anyOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}]}
+    elif d == "datetime":
+        s = {"type": "string", "format": "date-time", "description": "ISO 8601 (other formats parse too)"}
+    else:
+        s = {"type": "string"}
+    if getattr(spec, "min", None) is not None and "type" in s:
+        s["minimum"] = max(spec.min, s.get("minimum", spec.min))
+    if getattr(spec, "max", None) is not None and "type" in s:
+        s["maximum"] = min(spec.max, s.get("maximum", spec.max))
+    if getattr(spec, "nullable", False):
+        if "anyOf" in s:
+            s["anyOf"].append({"type": "null"})
+        else:
+            s["type"] = [*(s["type"] if isinstance(s["type"], list) else [s["type"]]), "null"]
+    return s
 
 
-def openapi_document(endpoint: str, signature: Any, version: str, routes: Sequence[Route]) -> dict[str, Any]:
-    """The document of ``routes`` on a server serving ``endpoint`` (``{name}`` in the paths)."""
-    props: dict[str, Any] = {}
-    for s in getattr(signature, "inputs", None) or []:
-        t = _json_type(str(getattr(s, "dtype", "")))
-        if getattr(s, "min", None) is not None:
-            t["minimum"] = s.min
-        if getattr(s, "max", None) is not None:
-            t["maximum"] = s.max
-        props[s.name] = t
-    row = (
-        {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
-        if props
-        else {"type": "object"}
+_ANY_SCALAR: JSON = {"type": ["number", "string", "boolean", "null"]}
+
+
+def _row_schema(signature: Any) -> tuple[JSON, list[str], list[JSON]]:
+    """``(Row schema, column names, column value schemas)`` of a frame signature (none: any scalars)."""
+    cols = list(getattr(signature, "inputs", None) or []) if signature is not None else []
+    if getattr(signature, "kind", "frame") != "frame":
+        cols = []
+    if not cols:
+        return {"type": "object", "minProperties": 1, "additionalProperties": _ANY_SCALAR}, [], []
+    names = [str(c.name) for c in cols]
+    values = [column_schema(c) for c in cols]
+    row = {
+        "type": "object",
+        "description": "One row: a value for each of the model's columns. Other keys are ignored.",
+        "properties": dict(zip(names, values, strict=True)),
+        "required": names,
+    }
+    return row, names, values
+
+
+def request_schemas(signature: Any, max_rows: int) -> dict[str, JSON]:
+    """The request body schemas of the predict routes for a model with ``signature``."""
+    row, names, values = _row_schema(signature)
+    k = len(names)
+    rows = {
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/Row"},
+        "minItems": 1,
+        "maxItems": max_rows,
+    }
+    params = {
+        "type": "object",
+        "properties": {
+            "proba": {
+                "type": "boolean",
+                "description": "true: each prediction is the row's class probabilities (in the order "
+                "of 'classes' in the answer) instead of the predicted value. Same as ?proba=true.",
+            }
+        },
+    }
+    version = {
+        "type": ["integer", "null"],
+        "description": "Answer with this loaded version (overrides the path's; null: not pinned).",
+    }
+    positional: JSON = (
+        {"type": "array", "prefixItems": values, "items": False, "minItems": k, "maxItems": k}
+        if names
+        else {"type": "array", "items": _ANY_SCALAR, "minItems": 1}
     )
+    named_cols: JSON = {
+        "type": "array",
+        "items": {"type": "string"},
+        "uniqueItems": True,
+        "description": "Column names; each row of 'data' has one value per name, in this order.",
+    }
+    if names:
+        named_cols["allOf"] = [{"contains": {"const": n}} for n in names]
+    column_dict: JSON = (
+        {
+            "type": "object",
+            "properties": {
+                n: {"anyOf": [v, {"type": "array", "items": v, "minItems": 1, "maxItems": max_rows}]}
+                for n, v in zip(names, values, strict=True)
+            },
+            "required": names,
+            "description": "Column name → its values (every column as long as the others).",
+        }
+        if names
+        else {"type": "object", "minProperties": 1}
+    )
+    native = {
+        "description": "One of: 'records' (a list of rows), 'columns' + 'data' (rows as lists; "
+        "without 'columns' each row lists the model's columns in signature order), or 'inputs' "
+        "(column → values).",
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {"records": rows, "version": version, "params": params},
+                "required": ["records"],
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "columns": named_cols,
+                    "data": {
+                        "type": "array",
+                        "items": {"type": "array"},
+                        "minItems": 1,
+                        "maxItems": max_rows,
+                    },
+                    "version": version,
+                    "params": params,
+                },
+                "required": ["columns", "data"],
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "data": {"type": "array", "items": positional, "minItems": 1, "maxItems": max_rows},
+                    "version": version,
+                    "params": params,
+                },
+                "required": ["data"],
+                "not": {"required": ["columns"]},
+            },
+            {
+                "type": "object",
+                "properties": {"inputs": column_dict, "version": version, "params": params},
+                "required": ["inputs"],
+                "not": {"anyOf": [{"required": ["records"]}, {"required": ["data"]}]},
+            },
+        ],
+    }
+    split = {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "columns": named_cols,
+                    "data": {
+                        "type": "array",
+                        "items": {"type": "array"},
+                        "minItems": 1,
+                        "maxItems": max_rows,
+                    },
+                    "index": {"type": "array"},
+                },
+                "required": ["columns", "data"],
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "data": {"type": "array", "items": positional, "minItems": 1, "maxItems": max_rows},
+                    "index": {"type": "array"},
+                },
+                "required": ["data"],
+                "not": {"required": ["columns"]},
+            },
+        ]
+    }
+    instance = {"anyOf": [{"$ref": "#/components/schemas/Row"}, positional]}
+    if k == 1:  # a one-column model also takes bare values
+        instance["anyOf"].append(values[0])
+    instances = {
+        "anyOf": [
+            {"type": "array", "items": instance, "minItems": 1, "maxItems": max_rows},
+            column_dict,
+        ]
+    }
+    mlflow = {
+        "description": "MLflow's scoring protocol: exactly one of the four keys.",
+        "oneOf": [
+            {"type": "object", "properties": {"dataframe_split": split, "params": params}, "required": [key]}
+            if key == "dataframe_split"
+            else {
+                "type": "object",
+                "properties": {key: rows if key == "dataframe_records" else instances, "params": params},
+                "required": [key],
+            }
+            for key in ("dataframe_split", "dataframe_records", "instances", "inputs")
+        ],
+    }
+    tensor = {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "shape": {
+                "type": "array",
+                "description": "[rows, ...]: at least one row.",
+                "prefixItems": [{"type": "integer", "minimum": 1, "maximum": 2**31 - 1}],
+                "items": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+                "minItems": 1,
+                "maxItems": 8,
+            },
+            "datatype": {"type": "string", "enum": list(V2_DATATYPES)},
+            "data": {
+                "type": "array",
+                "description": "prod(shape) values of the datatype, flat or nested row-major.",
+            },
+            "parameters": {"type": "object"},
+        },
+        "description": (
+            f"One tensor per column (named {names}, shape [rows] or [rows, 1]) or one [rows, {k}] "
+            "tensor holding the columns in signature order."
+            if names
+            else "One tensor per column, shape [rows] or [rows, 1]."
+        ),
+    }
+    v2 = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "items": tensor, "minItems": 1},
+            "outputs": {
+                "type": "array",
+                "description": "[{'name': 'probabilities'}] answers class probabilities "
+                "(shape [rows, classes]; the tensor's parameters.classes names the columns).",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string", "enum": ["predict", "probabilities"]},
+                        "parameters": {"type": "object"},
+                    },
+                },
+            },
+        },
+        "required": ["inputs"],
+    }
+    feedback_item = {
+        "type": "object",
+        "properties": {
+            "key": {"type": "string", "description": "The A/B key header's value of the request."},
+            "request_id": {"type": "string", "description": "Or the request id of the answer."},
+            "outcome": {"type": "string", "description": "Kept to its first 64 characters."},
+            "value": {"type": ["number", "boolean"], "description": "Finite; 0/1 for conversions."},
+        },
+        "anyOf": [{"required": ["key"]}, {"required": ["request_id"]}],
+    }
+    feedback = {
+        "anyOf": [
+            feedback_item,
+            {
+                "type": "object",
+                "properties": {"feedback": {"type": "array", "items": feedback_item, "minItems": 1}},
+                "required": ["feedback"],
+            },
+        ]
+    }
+    return {
+        "Row": row,
+        "PredictRequest": native,
+        "MLflowRequest": mlflow,
+        "V2InferRequest": v2,
+        "Feedback": feedback,
+    }
+
+
+def _nullable(t: str) -> JSON:
+    return {"type": [t, "null"]}
+
+
+def response_schemas() -> dict[str, JSON]:
+    """The schemas of every answer (the same for every model)."""
+    ref = "#/components/schemas/"
+    breaker = {
+        "type": "object",
+        "properties": {
+            "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
+            "window_requests": {"type": "integer"},
+            "window_failures": {"type": "integer"},
+            "transitions": {"type": "integer"},
+        },
+        "required": ["state"],
+    }
+    model = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "integer"},
+            "flavor": _nullable("string"),
+            "role": {"type": "string"},
+            "warmed": {"type": "boolean"},
+            "warm_error": _nullable("string"),
+            "fast_path": {"type": "boolean"},
+            "breaker": breaker,
+            "inputs": {"type": ["array", "null"], "items": {"type": "string"}},
+        },
+        "required": ["name", "version", "warmed", "breaker"],
+    }
+    last_swap = {
+        "type": "object",
+        "description": "The last spec swap's outcome ({} before the first).",
+        "properties": {
+            "ok": {"type": "boolean"},
+            "error": _nullable("string"),
+            "at_ms": {"type": "integer"},
+            "seconds": {"type": "number"},
+            "models": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }
+    deployment_props = {
+        "endpoint": {"type": "string"},
+        "models": {"type": "object", "additionalProperties": {"$ref": ref + "ModelInfo"}},
+        "fallback": {
+            "anyOf": [
+                {"$ref": ref + "ModelInfo"},
+                {"type": "object", "properties": {"constant": {}}, "required": ["constant"]},
+                {"type": "null"},
+            ]
+        },
+        "traffic": {"type": "object", "properties": {"kind": {"type": "string"}}, "required": ["kind"]},
+    }
+    deployment = {"type": "object", "properties": deployment_props, "required": list(deployment_props)}
+    readiness = {
+        "type": "object",
+        "description": "200 when every model is loaded and warmed; 503 (same body) otherwise.",
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "warming", "not_ready"]},
+            "reason": {"type": "string"},
+            **deployment_props,
+            "last_swap": {"$ref": ref + "LastSwap"},
+        },
+        "required": ["status", "last_swap"],
+    }
+    worker = {
+        "type": "object",
+        "properties": {
+            "pid": {"type": "integer"},
+            "digest": _nullable("string"),
+            "ok": {"type": "boolean"},
+            "error": _nullable("string"),
+            "at_ms": {"type": "integer"},
+        },
+        "required": ["pid", "digest", "ok"],
+    }
+    admin = {
+        "type": "object",
+        "properties": {
+            "spec": {"anyOf": [{"$ref": ref + "DeploymentSpec"}, {"type": "null"}]},
+            "last_swap": {"$ref": ref + "LastSwap"},
+            "digest": {
+                "type": ["string", "null"],
+                "description": "sha256 of the spec file every worker follows (several workers only).",
+            },
+            "workers": {
+                "type": "array",
+                "items": {"$ref": ref + "WorkerState"},
+                "description": "Each worker's applied spec (several workers only).",
+            },
+        },
+        "required": ["spec", "last_swap"],
+    }
+    swapped = {
+        "type": "object",
+        "description": "Sent once every worker serves the new spec.",
+        "properties": {
+            "status": {"type": "string", "const": "swapped"},
+            "last_swap": {"$ref": ref + "LastSwap"},
+            "digest": _nullable("string"),
+            "workers": {"type": "array", "items": {"$ref": ref + "WorkerState"}},
+        },
+        "required": ["status", "last_swap"],
+    }
+    swap_error = {
+        "type": "object",
+        "properties": {
+            "error": {"type": "string"},
+            "code": {"type": "string"},
+            "problems": {"type": "array", "items": {"type": "string"}},
+            "request_id": {"type": "string"},
+            "workers": {"type": "array", "items": {"$ref": ref + "WorkerState"}},
+        },
+        "required": ["error", "code"],
+    }
     error = {
         "type": "object",
         "properties": {
@@ -48,165 +442,235 @@ def openapi_document(endpoint: str, signature: Any, version: str, routes: Sequen
         },
         "required": ["error", "code"],
     }
-    params = {
+    v2_tensor = {
         "type": "object",
         "properties": {
-            "proba": {
-                "type": "boolean",
-                "description": "true: each prediction is the row's class probabilities (in the order "
-                "of 'classes' in the answer) instead of the predicted value. Same as the query ?proba=true.",
-            }
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "datatype": {"type": "string", "enum": list(V2_DATATYPES)},
+            "data": {"type": "array"},
+            "parameters": {"type": "object"},
         },
+        "required": ["name", "shape", "datatype"],
     }
-    predict_body = {
-        "oneOf": [
-            {
-                "type": "object",
-                "properties": {
-                    "records": {"type": "array", "items": row},
-                    "version": {"type": "integer"},
-                    "params": params,
-                },
-                "required": ["records"],
-            },
-            {
-                "type": "object",
-                "properties": {
-                    "columns": {"type": "array", "items": {"type": "string"}},
-                    "data": {"type": "array", "items": {"type": "array"}},
-                    "version": {"type": "integer"},
-                    "params": params,
-                },
-                "required": ["data"],
-            },
-        ]
-    }
-    predict_resp = {
+    v2_meta_tensor = {
         "type": "object",
         "properties": {
-            "model": {"type": "string"},
-            "version": {"type": "integer"},
-            "request_id": {"type": "string"},
-            "predictions": {"type": "array"},
-            "fallback": {"type": "boolean"},
-            "fallback_reason": {"type": "string"},
-            "classes": {"type": "array", "description": "With proba: the class of each probability column."},
+            "name": {"type": "string"},
+            "datatype": {"type": "string", "enum": list(V2_DATATYPES)},
+            "shape": {"type": "array", "items": {"type": "integer"}},
         },
+        "required": ["name", "datatype", "shape"],
     }
-    v2_body = {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "inputs": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name", "shape", "datatype", "data"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-                        "datatype": {
-                            "type": "string",
-                            "enum": ["BOOL", "INT64", "INT32", "FP64", "FP32", "BYTES"],
-                        },
-                        "data": {"type": "array"},
-                    },
-                },
-            },
-            "outputs": {
-                "type": "array",
-                "description": "[{'name': 'probabilities'}] answers class probabilities "
-                "(shape [rows, classes]; the tensor's parameters.classes names the columns).",
-                "items": {
-                    "type": "object",
-                    "properties": {"name": {"type": "string", "enum": ["predict", "probabilities"]}},
-                },
-            },
-        },
-        "required": ["inputs"],
-    }
-    mlflow_body = {
-        "type": "object",
-        "properties": {
-            "dataframe_split": {"type": "object"},
-            "dataframe_records": {"type": "array", "items": row},
-            "instances": {"type": "array"},
-            "inputs": {"type": "object"},
-            "params": params,
-        },
-    }
-    feedback_body = {
-        "type": "object",
-        "properties": {
-            "key": {"type": "string"},
-            "request_id": {"type": "string"},
-            "outcome": {"type": "string"},
-            "value": {"type": "number"},
-            "feedback": {"type": "array", "items": {"type": "object"}},
-        },
-    }
-    schemas: dict[str, Any] = {
+    return {
         "Error": error,
-        "Row": row,
-        "PredictRequest": predict_body,
-        "PredictResponse": predict_resp,
-        "MLflowRequest": mlflow_body,
+        "SwapError": swap_error,
+        "PredictResponse": {
+            "type": "object",
+            "properties": {
+                "model": {"type": "string"},
+                "version": {
+                    "type": ["integer", "null"],
+                    "description": "null when a constant fallback answered.",
+                },
+                "request_id": {"type": "string"},
+                "predictions": {"type": "array"},
+                "fallback": {"type": "boolean"},
+                "fallback_reason": _nullable("string"),
+                "classes": {
+                    "type": "array",
+                    "description": "With proba: the class of each probability column.",
+                },
+            },
+            "required": ["model", "version", "request_id", "predictions", "fallback"],
+        },
         "MLflowResponse": {
             "type": "object",
             "properties": {"predictions": {"type": "array"}, "classes": {"type": "array"}},
+            "required": ["predictions"],
         },
-        "V2InferRequest": v2_body,
-        "V2InferResponse": {"type": "object"},
-        "Feedback": feedback_body,
+        "V2InferResponse": {
+            "type": "object",
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {
+                    "type": "string",
+                    "description": "'constant' when a constant fallback answered.",
+                },
+                "id": {"type": "string"},
+                "parameters": {"type": "object"},
+                "outputs": {"type": "array", "items": v2_tensor},
+            },
+            "required": ["model_name", "outputs"],
+        },
+        "V2Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+        "V2ServerMetadata": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "extensions": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["name", "version", "extensions"],
+        },
+        "V2ModelMetadata": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "versions": {"type": "array", "items": {"type": "string"}},
+                "platform": {"type": "string"},
+                "inputs": {"type": "array", "items": v2_meta_tensor},
+                "outputs": {"type": "array", "items": v2_meta_tensor},
+            },
+            "required": ["name", "platform", "inputs", "outputs"],
+        },
+        "V2NotReady": {"anyOf": [{"$ref": ref + "V2ModelReady"}, {"$ref": ref + "V2Error"}]},
+        "Metrics": {"type": "string", "description": "Prometheus text exposition format"},
+        "V2Live": {"type": "object", "properties": {"live": {"type": "boolean"}}, "required": ["live"]},
+        "V2Ready": {"type": "object", "properties": {"ready": {"type": "boolean"}}, "required": ["ready"]},
+        "V2ModelReady": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
+            "required": ["name", "ready"],
+        },
         "FeedbackResponse": {
             "type": "object",
             "properties": {
                 "accepted": {"type": "integer"},
                 "unmatched": {"type": "integer"},
-                "arms": {"type": "object"},
+                "arms": {"type": "object", "additionalProperties": {"type": "integer"}},
             },
+            "required": ["accepted", "unmatched", "arms"],
         },
-    }
-    parameters = {
-        "proba": {
-            "name": "proba",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "boolean"},
-            "description": "true: answer class probabilities (models with predict_proba).",
+        "Live": {
+            "type": "object",
+            "properties": {"status": {"type": "string", "const": "alive"}},
+            "required": ["status"],
         },
-        "version": {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}},
+        "ModelInfo": model,
+        "LastSwap": last_swap,
+        "Deployment": deployment,
+        "Models": {
+            "type": "object",
+            "properties": {"models": {"type": "array", "items": {"$ref": ref + "Deployment"}}},
+            "required": ["models"],
+        },
+        "Readiness": readiness,
+        "WorkerState": worker,
+        "AdminSpec": admin,
+        "Swapped": swapped,
+        "OpenAPI": {"type": "object", "required": ["openapi", "paths"]},
     }
 
-    def ref(name: str) -> dict[str, Any]:
+
+def _spec_schemas() -> dict[str, JSON]:
+    """The deployment spec's schemas from its pydantic model: ``DeploymentSpecInput`` (what a
+    swap accepts) and ``DeploymentSpec`` (what ``GET /admin/spec`` answers), their parts hoisted
+    into components/schemas."""
+    from modelyard.serving._spec import DeploymentSpec
+
+    out: dict[str, JSON] = {}
+    for mode, top, suffix in (
+        ("validation", "DeploymentSpecInput", "Input"),
+        ("serialization", "DeploymentSpec", ""),
+    ):
+        tmpl = "#/components/schemas/{model}" + suffix
+        schema = DeploymentSpec.model_json_schema(mode=mode, ref_template=tmpl)  # type: ignore[arg-type]
+        for name, sub in schema.pop("$defs", {}).items():
+            out[name + suffix] = sub
+        out[top] = schema
+    # a slot may be a bare reference ("clf@production"), as the spec's own validator accepts
+    models = out["DeploymentSpecInput"]["properties"]["models"]
+    models["additionalProperties"] = {
+        "anyOf": [models["additionalProperties"], {"type": "string", "description": "A model reference"}]
+    }
+    return out
+
+
+_PARAMETERS: dict[str, JSON] = {
+    "proba": {
+        "name": "proba",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
+        "description": "true: answer class probabilities (models with predict_proba).",
+    },
+    "version": {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+        "description": "A model version loaded by the spec (404 for any other).",
+    },
+}
+
+_PREDICT_HEADERS: JSON = {
+    "x-request-id": {"schema": {"type": "string"}, "description": "The request id (sent or made)."},
+    "x-model-version": {"schema": {"type": "string"}, "description": "The version that answered."},
+    "x-fallback": {"schema": {"type": "string"}, "description": "Why the fallback answered, when it did."},
+}
+
+
+def openapi_document(
+    endpoint: str,
+    signature: Any,
+    version: str,
+    routes: Sequence[Route],
+    *,
+    max_rows: int = 100_000,
+) -> dict[str, Any]:
+    """The document of ``routes`` on a server serving ``endpoint`` (``{name}`` in the paths)
+    for a model with ``signature``; bodies carry at most ``max_rows`` rows."""
+    schemas: dict[str, JSON] = {
+        **response_schemas(),
+        **request_schemas(signature, max_rows),
+        **_spec_schemas(),
+    }
+
+    def ref(name: str) -> JSON:
         return {"$ref": f"#/components/schemas/{name}"}
 
-    error_content = {"application/json": {"schema": ref("Error")}}
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
-        ok: dict[str, Any] = {"description": r.ok}
+        ok: JSON = {"description": r.ok}
         if r.response is not None:
-            ok["content"] = {"application/json": {"schema": ref(r.response)}}
-        op: dict[str, Any] = {
+            ok["content"] = {
+                r.media: {"schema": ref(r.response) if r.media == "application/json" else {"type": "string"}}
+            }
+        if r.api is not None:
+            ok["headers"] = _PREDICT_HEADERS
+        responses: JSON = {"200": ok}
+        for code, text in r.errors:
+            schema = dict(r.status_schemas).get(code, r.error_schema)
+            answer: JSON = {"description": text, "content": {"application/json": {"schema": ref(schema)}}}
+            if code == 401:
+                answer["headers"] = {"www-authenticate": {"schema": {"type": "string"}}}
+            if code == 429:
+                answer["headers"] = {"retry-after": {"schema": {"type": "string"}}}
+            responses[str(code)] = answer
+        op: JSON = {
             "operationId": r.name,
             "summary": r.summary,
-            "parameters": [parameters[p] for p in r.params],
-            "responses": {
-                "200": ok,
-                **{str(code): {"description": text, "content": error_content} for code, text in r.errors},
-            },
+            "tags": [r.tag],
+            "parameters": [_PARAMETERS[p] for p in r.params],
+            "responses": responses,
         }
         if r.request is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": ref(r.request)}},
-            }
+            content = {"application/json": {"schema": ref(r.request)}}
+            for media in r.request_media:
+                content[media] = {"schema": {"type": "string"}}
+            op["requestBody"] = {"required": True, "content": content}
         if r.auth:
             op["security"] = [{"adminToken": []}]
         paths.setdefault(r.path.replace("{name}", endpoint), {})[r.method.lower()] = op
     return {
         "openapi": "3.1.0",
-        "info": {"title": f"modelyard model server: {endpoint}", "version": version},
+        "info": {
+            "title": f"modelyard model server: {endpoint}",
+            "version": version,
+            "description": "Every route of this server. Any route answers 405 (with Allow) to another "
+            "method, and 503 when the worker is over limits.max_connections.",
+        },
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -49,10 +49,15 @@ class Route:
     request: str | None = None  #: the request body's schema (a name in components/schemas)
     response: str | None = None  #: the 200 answer's schema (a name in components/schemas)
     params: tuple[str, ...] = ()  #: documented parameters: "version" (path), "proba" (query)
-    errors: tuple[tuple[int, str], ...] = ()  #: documented error answers: (status, description)
+    errors: tuple[tuple[int, str], ...] = ()  #: every other status it answers: (status, description)
     ok: str = "OK"  #: the 200 answer's description
     auth: bool = False  #: needs ``Authorization: Bearer <admin token>``
     api: str | None = None  #: a predict API ("native", "invocations", "v2"): the fast path answers it
+    tag: str = "predict"  #: the OpenAPI tag (group)
+    error_schema: str = "Error"  #: the schema of the ``errors`` answers' bodies
+    status_schemas: tuple[tuple[int, str], ...] = ()  #: (status, schema) where it is not error_schema
+    media: str = "application/json"  #: the 200 answer's media type
+    request_media: tuple[str, ...] = ()  #: media types of the body besides JSON (a string schema)
 
 
 # -- the handlers of the core routes (V2 and admin ones live in _v2.py and _admin.py) ---------------
@@ -111,7 +116,9 @@ async def _openapi(server: ModelServer, request: Any) -> Any:
     dep = server.deployment
     endpoint = dep.endpoint if dep else "{name}"
     sig = getattr(dep.primary.model, "signature", None) if dep else None
-    return respond(200, openapi_document(endpoint, sig, __version__, server.routes))
+    max_rows = dep.spec.limits.max_rows if dep else 100_000
+    doc = openapi_document(endpoint, sig, __version__, server.routes, max_rows=max_rows)
+    return respond(200, doc)
 
 
 PREDICT_ERRORS = (
@@ -125,14 +132,63 @@ PREDICT_ERRORS = (
     (503, "Model failed and no fallback answered, or not ready"),
     (504, "Model timed out and no fallback is configured"),
 )
+_FEEDBACK_ERRORS = (
+    (400, "Malformed JSON or feedback items"),
+    (404, "Unknown model"),
+    (408, "Headers or body not received within the limits' deadlines"),
+    (409, "No A/B test runs on this endpoint"),
+    (413, "Body too large"),
+    (422, "A string that is not valid Unicode"),
+    (503, "Not ready"),
+)
+_MODEL_ERRORS = ((404, "Unknown model or version"), (503, "No deployment is loaded yet"))
+_NOT_READY = ((503, "Not ready (same body)"),)
 _AUTH_ERRORS = ((401, "No or wrong admin token"), (403, "The admin API is off (no admin token configured)"))
 _SWAP_ERRORS = (
     *_AUTH_ERRORS,
+    (408, "Headers or body not received within the limits' deadlines"),
+    (409, "Another swap replaced this one before every worker applied it"),
     (413, "Spec too large"),
     (422, "Spec invalid or a model failed to load; the old spec keeps serving"),
+    (503, "A worker failed to apply the spec: every worker is back on the old spec"),
+    (504, "Not every worker applied the spec in time (see 'workers')"),
 )
-_SWAP = "Swap to a new deployment spec (YAML or JSON; Authorization: Bearer <token>)"
+_SWAP_SCHEMAS = ((409, "SwapError"), (503, "SwapError"), (504, "SwapError"))
+_SWAP = "Swap to a new deployment spec (YAML or JSON); answers once every worker serves it"
 _V = ("version",)
+
+
+def _admin(method: str, path: str, handler: Handler, name: str, summary: str, **kw: Any) -> Route:
+    return Route(method, path, handler, name, summary, tag="admin", auth=True, **kw)
+
+
+def _swap_route(method: str, name: str, summary: str) -> Route:
+    return _admin(
+        method,
+        "/admin/spec",
+        admin_put_spec,
+        name,
+        summary,
+        request="DeploymentSpecInput",
+        request_media=("application/yaml",),
+        response="Swapped",
+        errors=_SWAP_ERRORS,
+        status_schemas=_SWAP_SCHEMAS,
+        ok="Swapped: every worker serves the new spec",
+    )
+
+
+def _get(path: str, handler: Handler, name: str, summary: str, response: str, **kw: Any) -> Route:
+    return Route("GET", path, handler, name, summary, response=response, **kw)
+
+
+def _health(path: str, handler: Handler, name: str, summary: str, response: str, **kw: Any) -> Route:
+    return _get(path, handler, name, summary, response, tag="health", **kw)
+
+
+def _v2(path: str, handler: Handler, name: str, summary: str, response: str, **kw: Any) -> Route:
+    return _get(path, handler, name, summary, response, tag="v2", **{"error_schema": "V2Error", **kw})
+
 
 #: Every endpoint of the server, in the order of /openapi.json.
 ROUTES: tuple[Route, ...] = (
@@ -171,11 +227,19 @@ ROUTES: tuple[Route, ...] = (
         "Feedback",
         "FeedbackResponse",
         (),
-        PREDICT_ERRORS,
+        _FEEDBACK_ERRORS,
         "Accepted",
     ),
-    Route("GET", "/v1/models", _models, "models", "Served models"),
-    Route("GET", "/v1/models/{name}", _model, "model", "The served model: versions, breaker state, inputs"),
+    _get("/v1/models", _models, "models", "Served models", "Models", tag="models"),
+    _get(
+        "/v1/models/{name}",
+        _model,
+        "model",
+        "The served model: versions, breaker state, inputs",
+        "Deployment",
+        tag="models",
+        errors=_MODEL_ERRORS,
+    ),
     Route(
         "POST",
         "/invocations",
@@ -189,6 +253,7 @@ ROUTES: tuple[Route, ...] = (
         PREDICT_ERRORS,
         "Predictions",
         api="invocations",
+        request_media=("text/csv",),
     ),
     Route(
         "POST",
@@ -198,10 +263,11 @@ ROUTES: tuple[Route, ...] = (
         "Open Inference Protocol (V2) infer",
         "V2InferRequest",
         "V2InferResponse",
-        (),
+        ("proba",),
         PREDICT_ERRORS,
         "Predictions",
         api="v2",
+        tag="v2",
     ),
     Route(
         "POST",
@@ -211,73 +277,92 @@ ROUTES: tuple[Route, ...] = (
         "V2 infer on a pinned version",
         "V2InferRequest",
         "V2InferResponse",
-        _V,
+        ("version", "proba"),
         PREDICT_ERRORS,
         "Predictions",
         api="v2",
+        tag="v2",
     ),
-    Route("GET", "/v2/models/{name}", v2_model, "v2_model", "V2 model metadata"),
-    Route(
-        "GET",
+    _v2(
+        "/v2/models/{name}",
+        v2_model,
+        "v2_model",
+        "V2 model metadata",
+        "V2ModelMetadata",
+        errors=_MODEL_ERRORS,
+    ),
+    _v2(
         "/v2/models/{name}/versions/{version}",
         v2_model,
         "v2_model_version",
         "V2 model metadata of a version",
+        "V2ModelMetadata",
         params=_V,
+        errors=_MODEL_ERRORS,
     ),
-    Route("GET", "/v2/models/{name}/ready", v2_model_ready, "v2_model_ready", "V2 model readiness"),
-    Route(
-        "GET",
+    _v2(
+        "/v2/models/{name}/ready",
+        v2_model_ready,
+        "v2_model_ready",
+        "V2 model readiness",
+        "V2ModelReady",
+        errors=((404, "Unknown model"), (503, "Not warmed yet, or no deployment loaded")),
+        status_schemas=((503, "V2NotReady"),),
+    ),
+    _v2(
         "/v2/models/{name}/versions/{version}/ready",
         v2_model_ready,
         "v2_model_version_ready",
         "V2 readiness of a version",
+        "V2ModelReady",
         params=_V,
+        errors=((404, "Unknown model or version"), (503, "Not warmed yet, or no deployment loaded")),
+        status_schemas=((503, "V2NotReady"),),
     ),
-    Route("GET", "/v2", v2_server, "v2_server", "V2 server metadata"),
-    Route("GET", "/v2/health/live", v2_live, "v2_live", "V2 liveness"),
-    Route("GET", "/v2/health/ready", v2_ready, "v2_ready", "V2 readiness"),
-    Route("GET", "/health/live", _live, "live", "Liveness"),
-    Route("GET", "/ping", _live, "ping", "Liveness (MLflow/SageMaker name)"),
-    Route("GET", "/health", _ready, "health", "Readiness (alias of /health/ready)"),
-    Route("GET", "/openapi.json", _openapi, "openapi", "This document"),
-    Route(
-        "GET",
+    _v2("/v2", v2_server, "v2_server", "V2 server metadata", "V2ServerMetadata"),
+    _v2("/v2/health/live", v2_live, "v2_live", "V2 liveness", "V2Live"),
+    _v2(
+        "/v2/health/ready",
+        v2_ready,
+        "v2_ready",
+        "V2 readiness",
+        "V2Ready",
+        errors=_NOT_READY,
+        error_schema="V2Ready",
+    ),
+    _health("/health/live", _live, "live", "Liveness", "Live"),
+    _health("/ping", _live, "ping", "Liveness (MLflow/SageMaker name)", "Live"),
+    _health(
+        "/health",
+        _ready,
+        "health",
+        "Readiness (alias of /health/ready)",
+        "Readiness",
+        errors=_NOT_READY,
+        error_schema="Readiness",
+    ),
+    _get("/openapi.json", _openapi, "openapi", "This document", "OpenAPI", tag="meta"),
+    _health(
         "/health/ready",
         _ready,
         "ready",
         "Readiness: every model of the spec loaded and warmed; last swap error",
+        "Readiness",
+        errors=_NOT_READY,
+        error_schema="Readiness",
     ),
-    Route("GET", "/metrics", _metrics, "metrics", "Prometheus metrics"),
-    Route(
+    _get("/metrics", _metrics, "metrics", "Prometheus metrics", "Metrics", tag="meta", media="text/plain"),
+    _admin(
         "GET",
         "/admin/spec",
         admin_get_spec,
         "admin_get_spec",
-        "Current deployment spec (Authorization: Bearer <token>)",
+        "Current deployment spec, and each worker's applied spec",
+        response="AdminSpec",
         errors=_AUTH_ERRORS,
-        auth=True,
     ),
-    Route(
-        "PUT",
-        "/admin/spec",
-        admin_put_spec,
-        "admin_put_spec",
-        _SWAP,
-        errors=_SWAP_ERRORS,
-        ok="Swapped",
-        auth=True,
-    ),
-    Route(
-        "POST",
-        "/admin/spec",
-        admin_put_spec,
-        "admin_post_spec",
-        f"{_SWAP}; same as PUT",
-        errors=_SWAP_ERRORS,
-        ok="Swapped",
-        auth=True,
-    ),
+    _swap_route("PUT", "admin_put_spec", _SWAP),
+    _swap_route("POST", "admin_post_spec", f"{_SWAP}; same as PUT"),
 )
 
 
