@@ -3,8 +3,8 @@
 A target reads and swaps the server's deployment spec and scrapes its ``/metrics``:
 
 * :class:`HttpTarget` — ``GET``/``PUT /admin/spec`` with the admin token (``YARD_SERVE_ADMIN_TOKEN``,
-  never stored) and ``GET /metrics``. With ``yard serve --workers N --spec file`` one worker writes
-  the swap to the spec file and the others follow it.
+  never stored) and ``GET /metrics``. With ``yard serve --workers N`` the ``PUT`` answers once
+  every worker serves the new spec (its answer lists each worker's applied spec digest).
 * :class:`LocalTarget` — a :class:`~modelyard.serving.ModelServer` object (tests, notebooks,
   the quickstart).
 """
@@ -93,15 +93,33 @@ class HttpTarget:
         return {slot: int(m["version"]) for slot, m in (body.get("models") or {}).items()}
 
     def apply(self, spec: dict[str, Any]) -> None:
+        """Swap the server to ``spec``; returns once every worker serves it. The server answers
+        200 only then (a worker that cannot load it, a later swap or a timeout are errors); the
+        per-worker state in the answer is checked too, so a step's metrics baseline is never
+        taken while a worker still answers with the old traffic."""
         import json
 
-        self._call(
+        r = self._call(
             "PUT",
             "/admin/spec",
             headers={**self._headers(), "content-type": "application/json"},
             content=json.dumps(spec),
             timeout=self.swap_timeout,
         )
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or body.get("status") != "swapped":
+            raise TargetError(f"The model server at {self.url} did not confirm the swap: {r.text[:300]}")
+        workers = body.get("workers")
+        if workers is not None:  # several workers: each must report the new spec's digest
+            behind = [w for w in workers if w.get("digest") != body.get("digest") or not w.get("ok")]
+            if behind or not workers:
+                raise TargetError(
+                    f"The model server at {self.url} answered 'swapped' but these workers do not serve "
+                    f"the new spec: {behind}"
+                )
 
     def scrape(self) -> str:
         text: str = self._call("GET", "/metrics", timeout=self.timeout).text

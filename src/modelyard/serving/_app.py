@@ -59,6 +59,7 @@ from modelyard.serving._runtime import Answer, Deployment, load_deployment
 from modelyard.serving._spec import DeploymentSpec, SwapError, load_spec
 from modelyard.serving._types import Receive, Scope, Send
 from modelyard.serving._v2 import render_infer
+from modelyard.serving._workers import WorkerBoard
 
 __all__ = ["ModelServer", "SwapError", "build_app"]
 
@@ -102,6 +103,7 @@ class ModelServer:
         persist_swaps: bool = False,
         prediction_log: bool = True,
         routes: tuple[Route, ...] = ROUTES,
+        board: WorkerBoard | None = None,
     ) -> None:
         self.uri = uri
         self._first_spec = spec
@@ -136,6 +138,10 @@ class ModelServer:
         self._applied_digest: str | None = None
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._file_stat: tuple[int, int, int] | None = None  # (inode, mtime, size) last read
+        #: the applied-spec files of the sibling workers (``yard serve --workers N``), else None
+        self.board = board
+        self.admin_lock = threading.Lock()  # one admin swap at a time: swap, write the file, wait
         # the three views of the route table: the hot path, the Starlette app, /openapi.json
         self.fast_router = FastRouter(routes)
         self.app = starlette_app(self, routes)
@@ -164,14 +170,21 @@ class ModelServer:
                     log.debug("prediction log not prepared", exc_info=True)
             if self.spec_path is not None:
                 self._applied_digest = self._file_digest()
+            if self.board is not None and self.spec_path is not None:  # digest and spec of one read
+                text, self._applied_digest, _ = self.read_spec_file()
+                first = load_spec(text + "\n")  # text, never taken for a path
             try:
-                self.swap(first)
-            except SwapError:
+                self.swap(first, reason="initial")
+            except SwapError as exc:
+                if self.board is not None:
+                    self.board.report(self._applied_digest, False, str(exc))
                 if self.predlog is not None:  # nothing to log: do not leave its thread behind
                     self.predlog.close()
                     self.predlog = None
                 raise
             self._started = True
+            if self.board is not None:
+                self.board.report(self._applied_digest, True)
             if self.watch and self.spec_path is not None:
                 self._watch_stop.clear()
                 self._watcher = threading.Thread(
@@ -231,11 +244,13 @@ class ModelServer:
     def spec(self) -> DeploymentSpec | None:
         return self._deployment.spec if self._deployment else None
 
-    def swap(self, spec: SpecSource) -> Deployment:
+    def swap(self, spec: SpecSource, *, reason: str | None = "api") -> Deployment:
         """Load and warm ``spec``'s models, then send new requests to them (thread-safe).
 
         Raises :class:`SwapError` (the old spec keeps serving) when the spec is invalid or a
-        model fails to load.
+        model fails to load. ``reason`` labels the count in ``yard_serving_spec_swaps_total``
+        (``initial``, ``admin``, ``file``, ``api``); None: not counted here (a swap another
+        worker counts, or one the admin route counts once it knows the outcome on every worker).
         """
         t0 = time.perf_counter()
         with self._swap_lock:
@@ -248,7 +263,8 @@ class ModelServer:
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ModelyardError) else str(exc)
                 self.last_swap = {"ok": False, "error": reason, "at_ms": int(time.time() * 1000)}
-                self.metrics.swaps.labels("failed").inc()
+                if reason is not None:
+                    self.metrics.swaps.labels("failed", reason).inc()
                 log.error("spec swap failed, keeping the current spec: %s", reason)
                 raise SwapError(f"The new spec was not applied: {reason}") from exc
             new.predlog = self.predlog
@@ -262,7 +278,8 @@ class ModelServer:
                 "seconds": round(time.perf_counter() - t0, 3),
                 "models": {slot: f"{rt.name}/{rt.version}" for slot, rt in new.runtimes.items()},
             }
-            self.metrics.swaps.labels("ok").inc()
+            if reason is not None:
+                self.metrics.swaps.labels("ok", reason).inc()
             log.info("serving %s", self.last_swap["models"])
         if old is not None:
             loop = self._loop
@@ -282,29 +299,63 @@ class ModelServer:
         except OSError:
             return None
 
+    def read_spec_file(self) -> tuple[str, str, os.stat_result]:
+        """The spec file's text, its sha256 and its stat, from one open file."""
+        assert self.spec_path is not None
+        with open(self.spec_path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            data = fh.read()
+        self._file_stat = (st.st_ino, st.st_mtime_ns, st.st_size)
+        return data.decode(errors="replace"), hashlib.sha256(data).hexdigest(), st
+
     def _watch(self, interval: float) -> None:
         while not self._watch_stop.wait(interval):
-            digest = self._file_digest()
-            if digest is None or digest == self._applied_digest:
+            assert self.spec_path is not None
+            try:
+                st = os.stat(self.spec_path)
+                if (st.st_ino, st.st_mtime_ns, st.st_size) == self._file_stat:
+                    continue  # unchanged since the last read: no read, no hash
+                text, digest, st = self.read_spec_file()
+            except OSError:
+                continue
+            if digest == self._applied_digest:
                 continue
             self._applied_digest = digest
-            try:
-                assert self.spec_path is not None
-                self.swap(self.spec_path)
-            except SwapError:
-                pass  # recorded in last_swap, shown on /health/ready
+            reason: str | None = "file"
+            if self.board is not None:  # every worker sees an edit: the first to claim it counts it
+                from modelyard.serving._workers import file_key
 
-    def persist_spec(self, text: str) -> None:
-        """Write ``text`` to the spec file atomically (the watcher does not swap on it again)."""
+                reason = "file" if self.board.claim(file_key(digest, st)) else None
+            try:
+                self.swap(text + "\n", reason=reason)  # text, never taken for a path
+            except SwapError as exc:
+                if self.board is not None:
+                    self.board.report(digest, False, str(exc))
+                continue  # recorded in last_swap, shown on /health/ready
+            if self.board is not None:
+                self.board.report(digest, True)
+
+    def persist_spec(self, text: str) -> str:
+        """Write ``text`` to the spec file atomically (the watcher does not swap on it again);
+        with sibling workers, claim the change first so only this worker counts it. Returns
+        the text's sha256."""
         assert self.spec_path is not None
         tmp = self.spec_path.with_name(f".{self.spec_path.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.write_text(text)
-        self._applied_digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        self._applied_digest = digest
+        if self.board is not None:
+            from modelyard.serving._workers import file_key
+
+            self.board.claim(file_key(digest, os.stat(tmp)))  # a rename keeps inode and mtime
         os.replace(tmp, self.spec_path)
+        return digest
 
     def close(self) -> None:
         """Stop watching, flush the prediction log, stop the predict threads."""
         self._watch_stop.set()
+        if self.board is not None:
+            self.board.remove()
         if self.predlog is not None:
             self.predlog.close()
         dep, self._deployment = self._deployment, None

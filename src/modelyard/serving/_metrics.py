@@ -139,7 +139,14 @@ class ServingMetrics:
             ["model", "version", "category"],
             registry=r,
         )
-        self.swaps = Counter("yard_serving_spec_swaps", "Spec swaps, by outcome.", ["outcome"], registry=r)
+        self.swaps = Counter(
+            "yard_serving_spec_swaps",
+            "Spec swaps, by outcome and reason: 'initial' (a worker's first load, once per worker), "
+            "'admin' (PUT /admin/spec, once however many workers), 'file' (the spec file changed), "
+            "'api' (ModelServer.swap).",
+            ["outcome", "reason"],
+            registry=r,
+        )
         self.predlog_dropped = Counter(
             "yard_serving_prediction_log_dropped_rows",
             "Prediction-log rows dropped because the buffer was full.",

@@ -2,8 +2,10 @@
 
 One worker runs the :class:`ModelServer` in this process. Several workers run under uvicorn's
 process supervisor; each worker builds its own server from the spec file (``YARD_SERVE_SPEC``),
-watches that file, and writes admin swaps back to it so every worker follows. Prometheus values
-go to a shared ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` merges them.
+watches that file, and writes admin swaps back to it so every worker follows; each reports the
+spec it applied in a shared state folder (``YARD_SERVE_STATE``, :mod:`._workers`) and
+``PUT /admin/spec`` answers once every worker applied the new spec. Prometheus values go to a
+shared ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` merges them.
 """
 
 from __future__ import annotations
@@ -147,7 +149,17 @@ def worker_app() -> Any:
     spec = os.environ.get(_ENV_SPEC)
     if not spec:
         raise InvalidArgumentError(f"{_ENV_SPEC} is not set; start workers with 'yard serve'.")
-    server = ModelServer(spec, uri=os.environ.get(_ENV_URI) or None, watch=True, persist_swaps=True).start()
+    from modelyard.serving._workers import WorkerBoard
+
+    board = WorkerBoard.from_env()
+    server = ModelServer(
+        spec,
+        uri=os.environ.get(_ENV_URI) or None,
+        watch=True,
+        watch_interval_s=0.05 if board is not None else 1.0,  # a stat per look; reads on change only
+        persist_swaps=True,
+        board=board,
+    ).start()
     _freeze_heap()
     return server
 
@@ -199,6 +211,10 @@ def serve(
     if uri:
         os.environ[_ENV_URI] = uri
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
+    from modelyard.serving._workers import ENV_STATE, ENV_WORKERS
+
+    os.environ[ENV_STATE] = str(scratch / "state")  # each worker's applied spec (see _workers.py)
+    os.environ[ENV_WORKERS] = str(n)
     if admin_token:
         os.environ["YARD_SERVE_ADMIN_TOKEN"] = admin_token
     try:
