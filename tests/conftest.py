@@ -155,12 +155,10 @@ def contract_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def _server_uri(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    from yard_server_harness import running_server
-
+    from modelyard import _workspace
     from modelyard.server import ServerSettings, create_app
     from modelyard.server._users import AuthService
-
-    from modelyard import _workspace
+    from yard_server_harness import running_server
 
     store = tmp_path / "server-store"
     ws = _workspace.Workspace(str(store)).open()
