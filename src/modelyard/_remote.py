@@ -303,7 +303,9 @@ class RemoteClient:
             ) from exc
         headers = {"Content-Type": "application/json"}
         if not spec.read_only:
-            headers["Idempotency-Key"] = uuid.uuid4().hex
+            from modelyard._rpc import current_idempotency_key
+
+            headers["Idempotency-Key"] = current_idempotency_key() or uuid.uuid4().hex
         for _ in range(20):  # 409 "in progress": the first attempt of this key is still running
             resp = self.request("POST", spec.path, idempotent=True, content=body, headers=headers)
             if resp.status_code == 409 and resp.headers.get("X-Yard-Idempotency") == "in-progress":
