@@ -285,7 +285,9 @@ class Run:
                     latest, self._latest = list(self._latest.values()), {}
                     for i in range(0, len(rows), FLUSH_AT):
                         last = i + FLUSH_AT >= len(rows)
-                        self._unsent.append((uuid.uuid4().hex, rows[i : i + FLUSH_AT], latest if last else []))
+                        self._unsent.append(
+                            (uuid.uuid4().hex, rows[i : i + FLUSH_AT], latest if last else [])
+                        )
                     self._unsent_points += len(rows)
             while self._unsent:
                 key, rows, latest = self._unsent[0]
