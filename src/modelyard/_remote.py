@@ -137,7 +137,7 @@ class _Codec:
             arbitrary_types_allowed=False,
         )
         model_name = f"{spec.service}_{spec.name}".title().replace("_", "") + "Request"
-        self.args_model = create_model(model_name, __config__=cfg, **fields)  # type: ignore[call-overload]
+        self.args_model = create_model(model_name, __config__=cfg, **fields)
         ret = hints.get("return", Any)
         ret = Any if ret is type(None) else ret
         #: The answer's body: ``{"result": ...}`` (an envelope leaves room for more keys later).
@@ -155,7 +155,7 @@ class _Codec:
         return self.result_model(result=value).model_dump_json(round_trip=True).encode()
 
     def load_result(self, body: bytes) -> Any:
-        return self.result_model.model_validate_json(body).result
+        return getattr(self.result_model.model_validate_json(body), "result")  # noqa: B009
 
 
 @functools.cache

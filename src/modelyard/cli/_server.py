@@ -93,9 +93,9 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--auth must be one of {', '.join(AUTH_MODES)}; got {auth!r}.")
             if auth != "token" and host not in _LOOPBACK and not insecure:
                 raise ConfigError(
-                    f"Refusing to listen on {host} with --auth {auth}: anyone who reaches the port could act "
-                    "as any user. Use --auth token, listen on 127.0.0.1, or pass --insecure if a proxy in front "
-                    "authenticates every request."
+                    f"Refusing to listen on {host} with --auth {auth}: anyone reaching the port could act "
+                    "as any user. Use --auth token, listen on 127.0.0.1, or pass --insecure if a proxy "
+                    "in front authenticates every request."
                 )
             settings = ServerSettings(
                 uri=uri,
@@ -196,7 +196,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _split_origins(values: list[str]) -> list[str]:
-    out = []
+    out: list[str] = []
     for v in values:
         out.extend(o.strip() for o in v.split(",") if o.strip())
     return out
