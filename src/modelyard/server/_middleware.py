@@ -64,10 +64,12 @@ class AuthMiddleware:
                 ):
                     length = request.headers.get("content-length")
                     if length is not None and length.isdigit() and int(length) > self.settings.max_body:
-                        raise errors.InvalidArgumentError(
+                        too_big = errors.InvalidArgumentError(
                             f"The request body is {int(length)} bytes; this server takes at most "
                             f"{self.settings.max_body} (YARD_SERVER_MAX_BODY). Send smaller batches."
                         )
+                        await error_response(too_big, 413)(scope, receive, send_counted)
+                        return
                 try:
                     principal = await anyio.to_thread.run_sync(self.auth.principal, request)
                 except TooManyAttempts as exc:
