@@ -45,6 +45,8 @@ def test_run_round_trip(contract_uri: str, tmp_path: Path) -> None:
 
     found = yard.search_runs("churn", filter="params.depth = '3' and metrics.loss < 0.01")
     assert [r.id for r in found] == [run.id]
+    if contract_uri.startswith("http"):  # the authenticated caller, not what the client claims
+        assert found[0].user == "tester"
     assert yard.search_runs("churn", filter="params.depth = '4'") == []
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from modelyard._rpc import op, service
+from modelyard._rpc import current_principal, op, service
 from modelyard._shared import new_run_id, now_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import (
@@ -140,7 +140,12 @@ class TrackingService:
         params_: Mapping[str, Any] | None = None,
         tags_: Mapping[str, Any] | None = None,
     ) -> RunRecord:
-        """Insert a new running run; params and tags are validated before anything is written."""
+        """Insert a new running run; params and tags are validated before anything is written.
+
+        On a team server the run's user is the authenticated caller, whatever the client sent."""
+        who = current_principal.get()
+        if who is not None:
+            user = who.name
         run_id = new_run_id()
         name = name or _default_name(run_id)
         check_key(name, "run name")
