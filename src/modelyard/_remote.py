@@ -128,7 +128,7 @@ class _Codec:
         fields: dict[str, Any] = {}
         for p in spec.parameters():
             default = ... if p.default is p.empty else p.default
-            fields[p.name] = (hints.get(p.name, Any), default)
+            fields[p.name] = (_concrete(hints.get(p.name, Any)), default)
         cfg = ConfigDict(
             extra="forbid",
             ser_json_inf_nan="constants",
@@ -156,6 +156,19 @@ class _Codec:
 
     def load_result(self, body: bytes) -> Any:
         return getattr(self.result_model.model_validate_json(body), "result")  # noqa: B009
+
+
+def _concrete(hint: Any) -> Any:
+    """``Iterable[X]``/``Iterator[X]`` become ``list[X]``: validated when the request is read, not
+    lazily while the operation iterates (a bad element is then a 422, never an error mid-write)."""
+    import collections.abc
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (collections.abc.Iterable, collections.abc.Iterator, collections.abc.Generator):
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        return list[item]  # type: ignore[valid-type]
+    return hint
 
 
 @functools.cache

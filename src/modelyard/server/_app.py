@@ -473,6 +473,37 @@ def create_app(
             headers=_api_headers(),
         )
 
+    from pydantic import ValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {401: "AuthenticationError", 403: "PermissionDeniedError", 404: "NotFoundError"}.get(
+            exc.status_code, "InvalidArgumentError"
+        )
+        return JSONResponse(
+            {"error": {"type": kind, "message": str(exc.detail)}},
+            status_code=exc.status_code,
+            headers={**_api_headers(), **(exc.headers or {})},
+        )
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_value(request: Request, exc: ValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ())) or 'value'}: {e.get('msg')}"
+            for e in exc.errors()[:20]
+        ]
+        return JSONResponse(
+            {
+                "error": {
+                    "type": "InvalidArgumentError",
+                    "message": "A value is not valid: " + "; ".join(problems),
+                }
+            },
+            status_code=422,
+            headers=_api_headers(),
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
@@ -524,7 +555,7 @@ def create_app(
                 name=f"{spec.service}.{spec.name}",
                 summary=summary,
                 tags=[spec.service],
-                response_model=None,
+                response_model=codec(spec).result_model,
                 responses=_op_responses(spec),
             )
     blob_routes(app, state, settings)
@@ -559,14 +590,8 @@ def _op_responses(spec: OpSpec) -> dict[int | str, dict[str, Any]]:
             }
         }
     }
-    from modelyard._remote import codec as _codec
-
-    try:
-        schema = _codec(spec).result_model.model_json_schema(mode="serialization")
-    except Exception:  # a return type pydantic cannot describe is documented as any JSON
-        schema = {}
     return {
-        200: {"description": "The operation's result.", "content": {"application/json": {"schema": schema}}},
+        200: {"description": 'The operation\'s result, as {"result": ...}.'},
         400: {"description": "A value is not acceptable.", **err},
         401: {"description": "No valid token.", **err},
         403: {"description": f"The caller lacks role {spec.role!r}.", **err},
