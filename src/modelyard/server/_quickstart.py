@@ -40,8 +40,8 @@ def chapter_server(ctx: Any) -> None:
                     run.log_metric("loss", 1.0 / (step + 1), step=step)
             stored = yard.search_runs("quickstart-team", filter="metrics.loss < 0.01", uri=url)
             ctx.say(
-                f"As alice over HTTP: run {run.id[:12]} logged 200 points; search found {len(stored)} run(s), "
-                f"recorded user {stored[0].user!r}."
+                f"As alice over HTTP: run {run.id[:12]} logged 200 points; search found {len(stored)} "
+                f"run(s), recorded user {stored[0].user!r}."
             )
             os.environ["YARD_TOKEN"] = bob["token"]
             _drop_cached(url)
