@@ -76,6 +76,12 @@ def register(app: typer.Typer) -> None:
         insecure: bool = typer.Option(
             False, "--insecure", help="Allow --auth none or header on a non-loopback address."
         ),
+        presign_blobs: bool = typer.Option(
+            False,
+            "--presign-blobs",
+            help="With an s3:// blob location: clients up- and download through short-lived presigned URLs "
+            "(uploads are still verified by the server before they are kept).",
+        ),
         log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
     ) -> None:
         """Run the team server: the HTTP API over every service, with users, tokens and roles.

@@ -59,6 +59,9 @@ class ServerSettings:
     #: Failed authentications allowed per client address before 429, refilled one per ``refill_s``.
     failed_auth_burst: int = 20
     failed_auth_refill_s: float = 3.0
+    #: With an S3 blob location: hand clients short-lived presigned URLs (they still never hold keys).
+    presign: bool = False
+    presign_expires_s: int = 300
 
     @classmethod
     def from_env(cls) -> ServerSettings:
@@ -71,6 +74,7 @@ class ServerSettings:
             max_body=int(env.get("YARD_SERVER_MAX_BODY", str(256 << 20))),
             max_upload=int(env.get("YARD_SERVER_MAX_UPLOAD", str(1 << 40))),
             cors_origins=[o for o in env.get("YARD_SERVER_CORS", "").split(",") if o],
+            presign=env.get("YARD_SERVER_PRESIGN", "") == "1",
         )
 
     def to_env(self) -> dict[str, str]:
@@ -80,6 +84,7 @@ class ServerSettings:
             "YARD_SERVER_MAX_BODY": str(self.max_body),
             "YARD_SERVER_MAX_UPLOAD": str(self.max_upload),
             "YARD_SERVER_CORS": ",".join(self.cors_origins),
+            "YARD_SERVER_PRESIGN": "1" if self.presign else "",
         }
         if self.uri:
             out["YARD_URI"] = self.uri
@@ -434,6 +439,13 @@ def create_app(
     ws.open()
     state = _State(ws)
     auth = _Authenticator(ws, settings, clock)
+    from modelyard.server._blobs import can_presign
+
+    presigning = settings.presign and can_presign(ws)
+    if settings.presign and not presigning:
+        raise errors.ConfigError(
+            f"--presign-blobs needs an S3 blob location (s3://...); this server's blobs are at {ws.blobs!r}."
+        )
     admin_token = os.environ.get("YARD_ADMIN_TOKEN", "").strip()
     if admin_token and settings.auth == "token":
         auth.auth.bootstrap_admin(admin_token)
@@ -521,7 +533,7 @@ def create_app(
     @app.get("/api/v1/version", tags=["server"])
     def version() -> dict[str, Any]:
         """The server's API and modelyard versions (no token needed)."""
-        return {"api": API_VERSION, "version": __version__, "auth": settings.auth}
+        return {"api": API_VERSION, "version": __version__, "auth": settings.auth, "presign": presigning}
 
     @app.get("/health/live", tags=["server"])
     def live() -> dict[str, str]:

@@ -44,9 +44,67 @@ def _require(request: Request, role: str) -> None:
         )
 
 
+def can_presign(ws: Any) -> bool:
+    """True when the blobs live on S3 (the server can sign URLs for them)."""
+    fs = getattr(ws.blobs.backend, "fs", None)
+    protocol = getattr(fs, "protocol", None)
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
+    return bool({"s3", "s3a"} & set(protocols))
+
+
+class _Signer:
+    """Presigned S3 URLs for blobs (GET) and for staged uploads (PUT), valid ``expires_s``."""
+
+    def __init__(self, backend: Any, expires_s: int) -> None:
+        self.backend, self.fs, self.expires_s = backend, backend.fs, expires_s
+
+    def staging(self, digest: str) -> str:
+        prefix = self.backend.prefix
+        return f"{prefix}/uploads/{digest}" if prefix else f"uploads/{digest}"
+
+    def get_url(self, digest: str) -> str:
+        return str(self.fs.sign(self.backend.path(digest), expiration=self.expires_s))
+
+    def put_url(self, digest: str) -> str:
+        from fsspec.asyn import sync
+
+        bucket, key = self.staging(digest).split("/", 1)
+        return str(
+            sync(
+                self.fs.loop,
+                self.fs.s3.generate_presigned_url,
+                "put_object",
+                Params={"Bucket": bucket, "Key": key},
+                ExpiresIn=self.expires_s,
+            )
+        )
+
+    def commit(self, digest: str) -> None:
+        """Hash the staged upload; keep it as the blob only when it matches ``digest``."""
+        staged = self.staging(digest)
+        if not self.fs.exists(staged):
+            raise errors.NotFoundError(f"No staged upload of {digest}: PUT it to the presigned URL first.")
+        h = blake3.blake3()
+        with self.fs.open(staged, "rb") as fh:
+            while data := fh.read(1 << 22):
+                h.update(data)
+        if h.hexdigest() != digest:
+            self.fs.rm_file(staged)
+            raise errors.IntegrityError(
+                f"The uploaded bytes hash to {h.hexdigest()}, not {digest}; nothing was stored. Upload again."
+            )
+        self.fs.copy(staged, self.backend.path(digest))
+        self.fs.rm_file(staged)
+
+
 def blob_routes(app: FastAPI, state: _State, settings: ServerSettings) -> None:
     blobs = state.ws.blobs
     uploads = _upload_dir(state)
+    signer = (
+        _Signer(blobs.backend, settings.presign_expires_s)
+        if settings.presign and can_presign(state.ws)
+        else None
+    )
 
     def part_path(digest: str) -> Path:
         return uploads / f"{digest}.upload"
@@ -72,6 +130,10 @@ def blob_routes(app: FastAPI, state: _State, settings: ServerSettings) -> None:
         check_digest(digest)
         if not blobs.exists(digest):
             raise errors.BlobNotFoundError(f"No blob {digest} on this server.")
+        if signer is not None:  # the client fetches it from S3 itself, with no credentials of its own
+            return Response(
+                status_code=307, headers={"Location": signer.get_url(digest), "X-Yard-Presigned": "1"}
+            )
         if blobs.is_local:
             return FileResponse(blobs.local_path(digest), media_type="application/octet-stream")
         backend: Any = blobs.backend
@@ -90,6 +152,26 @@ def blob_routes(app: FastAPI, state: _State, settings: ServerSettings) -> None:
             media_type="application/octet-stream",
             headers={"Content-Length": str(blobs.size(digest))},
         )
+
+    if signer is not None:
+
+        @app.post("/api/v1/uploads/{digest}/presign", tags=["blobs"])
+        def presign_upload(digest: str, request: Request) -> dict[str, Any]:
+            """A presigned S3 URL to PUT the blob's bytes to (staged; commit afterwards)."""
+            _require(request, "writer")
+            check_digest(digest)
+            if blobs.exists(digest):
+                return {"stored": True}
+            return {"stored": False, "url": signer.put_url(digest), "expires_in": signer.expires_s}
+
+        @app.post("/api/v1/uploads/{digest}/commit", tags=["blobs"])
+        def commit_upload(digest: str, request: Request) -> dict[str, Any]:
+            """Verify a staged upload against its digest and keep it as the blob (400 when it differs)."""
+            _require(request, "writer")
+            check_digest(digest)
+            if not blobs.exists(digest):
+                signer.commit(digest)
+            return {"stored": True}
 
     @app.head("/api/v1/uploads/{digest}", tags=["blobs"])
     def upload_state(digest: str, request: Request) -> Response:
