@@ -17,12 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from yard_server_harness import running_server
 
 import modelyard as yard
 from modelyard.server import ServerSettings, create_app
 from modelyard.server._users import AuthService
 from modelyard.tracking._service import TrackingService
+from yard_server_harness import running_server
 
 
 @pytest.fixture
