@@ -138,3 +138,48 @@ def workspace(store_uri: str):  # type: ignore[no-untyped-def]
     ws = yard.get_workspace(store_uri).open()
     yield ws
     yard.set_uri(None)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "server"])
+def contract_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The contract suite's store: SQLite, the real PostgreSQL, and a real ``yard server`` on loopback
+    HTTP (over its own fresh SQLite store, token auth, the test acting as an admin). The same test
+    runs on all three; a feature must not know which backend it is on."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "store")
+        return
+    if request.param == "postgresql":
+        yield from _pg_uri(tmp_path)
+        return
+    yield from _server_uri(tmp_path, request)
+
+
+def _server_uri(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    from modelyard import _workspace
+    from modelyard.server import ServerSettings, create_app
+    from modelyard.server._users import AuthService
+    from yard_server_harness import running_server
+
+    store = tmp_path / "server-store"
+    ws = _workspace.Workspace(str(store)).open()
+    auth = AuthService(ws)
+    auth.add_user("tester", "admin")
+    token = auth.create_token("tester", expires=None)["token"]
+    app = create_app(ServerSettings(uri=str(store)), workspace=ws)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("YARD_TOKEN", token)
+    try:
+        with running_server(app) as url:
+            yield url
+            for cached in list(_workspace._cache.values()):
+                cached.close()
+            _workspace._cache.clear()
+    finally:
+        mp.undo()
+        ws.close()
+
+
+@pytest.fixture
+def server_uri(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A real ``yard server`` on loopback (fresh SQLite store; YARD_TOKEN is an admin's token)."""
+    yield from _server_uri(tmp_path, request)

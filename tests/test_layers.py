@@ -44,6 +44,8 @@ LAYERS: list[tuple[str, frozenset[str], bool]] = [
                 "_stats",
                 "_version",
                 "_heads",
+                "_rpc",
+                "_remote",
             }
         ),
         True,

@@ -45,7 +45,13 @@ def new_run_id() -> str:
 
 
 def user_name() -> str | None:
-    """The login name of the user running this process (``YARD_USER`` overrides it)."""
+    """Who is acting: on a team server the authenticated caller; otherwise the login name of the
+    user running this process (``YARD_USER`` overrides it)."""
+    from modelyard._rpc import current_principal
+
+    who = current_principal.get()
+    if who is not None:
+        return who.name
     import getpass  # with termios: kept off the CLI's fast path
 
     try:

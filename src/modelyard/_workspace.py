@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from modelyard.blobs import BlobStore
 from modelyard.config import StoreLocation, redact, resolve
+from modelyard.errors import StoreError
 from modelyard.store import MetadataStore
+
+if TYPE_CHECKING:
+    from modelyard._remote import RemoteClient
 
 __all__ = ["Workspace", "get_workspace", "set_uri"]
 
@@ -17,14 +23,36 @@ class Workspace:
 
     def __init__(self, uri: str | os.PathLike[str] | None = None, *, blob_uri: str | None = None) -> None:
         self.location: StoreLocation = resolve(uri, blob_uri=blob_uri)
-        self.store = MetadataStore(self.location)
-        self.blobs = BlobStore(self.location.blob_uri)
+        #: The modelyard server this workspace talks to (None: the store is opened here).
+        self.remote: RemoteClient | None = None
+        self.store: MetadataStore
+        if self.location.dialect == "http":
+            from modelyard._remote import RemoteClient
+            from modelyard.blobs._http import HttpBackend
+
+            self.remote = RemoteClient(self.location.uri)
+            self.store = _ServerSideStore(self.location)  # type: ignore[assignment]
+            self.blobs = BlobStore(
+                self.location.blob_uri, backend=HttpBackend(self.remote, redact(self.location.uri))
+            )
+        else:
+            self.store = MetadataStore(self.location)
+            self.blobs = BlobStore(self.location.blob_uri)
 
     def __repr__(self) -> str:
         return f"Workspace({redact(self.location.uri)!r})"
 
+    @property
+    def is_remote(self) -> bool:
+        """True when the store is a modelyard server (``http(s)://``)."""
+        return self.remote is not None
+
     def open(self) -> Workspace:
-        """Create and migrate the store now (it is otherwise opened on first use)."""
+        """Create and migrate the store now (it is otherwise opened on first use); for a server,
+        check that it answers and speaks this client's API version."""
+        if self.remote is not None:
+            self.remote.handshake()
+            return self
         self.store.engine  # noqa: B018
         if self.blobs.is_local:
             (self.blobs.local_path("0" * 64).parents[1]).mkdir(parents=True, exist_ok=True)
@@ -32,7 +60,36 @@ class Workspace:
 
     def close(self) -> None:
         """Release database connections."""
+        if self.remote is not None:
+            self.remote.close()
+            return
         self.store.dispose()
+
+
+class _ServerSideStore:
+    """Stands in for the metadata store of a workspace on a modelyard server: the rows live there,
+    and code that would query them directly names itself instead of failing obscurely."""
+
+    dialect = "http"
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.location = location
+
+    def __repr__(self) -> str:
+        return f"ServerSideStore({redact(self.location.uri)!r})"
+
+    def dispose(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        import inspect
+
+        caller = inspect.stack()[1]
+        raise StoreError(
+            f"{caller.function} ({Path(caller.filename).name}:{caller.lineno}) reads the metadata store "
+            f"directly, which a client of the modelyard server at {redact(self.location.uri)} cannot do; "
+            "this call is not available over the server API."
+        )
 
 
 _lock = threading.Lock()

@@ -108,11 +108,16 @@ def resolve(uri: str | os.PathLike[str] | None = None, *, blob_uri: str | None =
             dialect="postgresql",
         )
     if scheme in ("http", "https"):
-        raise ConfigError(
-            f"The store URI {redact(raw)!r} points at a modelyard server, which this version "
-            f"cannot talk to yet. "
-            "Use a folder, sqlite:/// or postgresql:// URI."
-        )
+        parts = urlsplit(raw)
+        if parts.username or parts.password:
+            raise ConfigError(
+                f"The store URI {redact(raw)!r} carries credentials; a modelyard server takes a token "
+                "instead: set YARD_TOKEN or run `yard login URL`."
+            )
+        if not parts.hostname:
+            raise ConfigError(f"The store URI {raw!r} names no host (write http://host:port).")
+        base = urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        return StoreLocation(uri=base, db_url=base, blob_uri=f"{base}/api/v1/blobs", dialect="http")
     raise ConfigError(
         f"The store URI {redact(raw)!r} has an unknown scheme {scheme!r}. "
         "Use a folder path (./.yard), sqlite:///path.db or postgresql://user@host/db."

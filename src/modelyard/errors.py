@@ -15,6 +15,10 @@ outside the operational tree, so ``except ModelyardError`` never hides a bug::
     │   ├── InvalidKeyError      a param/metric/tag/artifact key is malformed
     │   └── FilterSyntaxError    a search filter does not parse; points at the token
     ├── ConflictError            the call contradicts what is stored (param changed, run ended)
+    ├── AuthenticationError      a server cannot tell who is calling (no/wrong/expired token): 401
+    ├── PermissionDeniedError    the caller lacks the role an action needs (names the role): 403
+    ├── ServerError              a modelyard server cannot be reached or answered unexpectedly
+    │   └── ApiVersionError      client and server speak incompatible API versions (names both)
     ├── BlobError                the blob store failed
     │   ├── BlobNotFoundError    a digest is referenced but its blob is missing
     │   └── IntegrityError       a blob's bytes do not match its digest (tampering, corruption)
@@ -28,6 +32,8 @@ Feature errors in the tree, defined beside their feature::
     ModelyardError
     ├── InvalidArgumentError
     │   └── PolicyError          evaluation._policy: a gate policy file is not valid
+    ├── AuthenticationError
+    │   └── TooManyAttempts      server._app: too many failed logins from one address (429)
     ├── ConflictError
     │   ├── RolloutStateError    rollout._state: the action does not fit the rollout's state
     │   └── RevisionConflict     rollout._service: the rollout changed since it was read
@@ -54,6 +60,8 @@ from collections.abc import Iterable
 
 __all__ = [
     "AlreadyExistsError",
+    "ApiVersionError",
+    "AuthenticationError",
     "BlobError",
     "BlobNotFoundError",
     "ConfigError",
@@ -64,8 +72,10 @@ __all__ = [
     "InvalidKeyError",
     "ModelyardError",
     "NotFoundError",
+    "PermissionDeniedError",
     "SchemaVersionError",
     "SerializationError",
+    "ServerError",
     "SignatureError",
     "StepFailedError",
     "StoreError",
@@ -133,6 +143,22 @@ class FilterSyntaxError(InvalidArgumentError):
 
 class ConflictError(ModelyardError):
     """Raised when a call contradicts what is already stored (a param changed, a run ended)."""
+
+
+class AuthenticationError(ModelyardError):
+    """Raised when a server cannot tell who is calling (no token, a wrong, expired or revoked one): 401."""
+
+
+class PermissionDeniedError(ModelyardError):
+    """Raised when the caller is known but lacks the role an action needs: 403, naming the role."""
+
+
+class ServerError(ModelyardError):
+    """Raised when a modelyard server cannot be reached or answers something unexpected."""
+
+
+class ApiVersionError(ServerError):
+    """Raised when the client and the server speak incompatible API versions (both are named)."""
 
 
 class BlobError(ModelyardError):

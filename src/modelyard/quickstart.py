@@ -657,6 +657,18 @@ def chapter_monitoring(ctx: QuickstartContext) -> None:
 
 
 #: The quickstart's chapters, in order. Features add theirs here.
+def _lazy(target: str) -> Callable[[QuickstartContext], None]:
+    """A chapter that lives in its feature's package (imported when it runs)."""
+
+    def run(ctx: QuickstartContext) -> None:
+        import importlib
+
+        module, _, attr = target.partition(":")
+        getattr(importlib.import_module(module), attr)(ctx)
+
+    return run
+
+
 CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("tracking", chapter_tracking),
     ("data", chapter_data),
@@ -666,6 +678,7 @@ CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("rollout", chapter_rollout),
     ("evaluation", chapter_evaluation),
     ("monitoring", chapter_monitoring),
+    ("team server", _lazy("modelyard.server._quickstart:chapter_server")),
 ]
 
 

@@ -209,8 +209,8 @@ def test_store_uri_is_a_file(tmp_path: Path) -> None:
 def test_store_uri_unknown_scheme() -> None:
     with pytest.raises(ConfigError, match=r"unknown scheme 'ftp'\. Use a folder path"):
         yard.get_workspace("ftp://host/x")
-    with pytest.raises(ConfigError, match="modelyard server"):
-        yard.get_workspace("http://host/x")
+    with pytest.raises(ConfigError, match="carries credentials; a modelyard server takes a token"):
+        yard.get_workspace("http://user:secret@host/x")
     with pytest.raises(ConfigError, match="needs a database file"):
         yard.get_workspace("sqlite:///:memory:")
     with pytest.raises(ConfigError, match="The store URI is empty"):

@@ -46,11 +46,13 @@ class BlobStore:
     fsspec URL, ``memory://`` in tests) uses that filesystem.
     """
 
-    def __init__(self, uri: str | os.PathLike[str]) -> None:
+    def __init__(self, uri: str | os.PathLike[str], *, backend: Backend | None = None) -> None:
         self.uri = os.fspath(uri)
         self._local: Path | None = None
         self.backend: Backend
-        if "://" not in self.uri or self.uri.startswith("file://"):
+        if backend is not None:  # a modelyard server's blobs (blobs/_http.py)
+            self.backend = backend
+        elif "://" not in self.uri or self.uri.startswith("file://"):
             path = self.uri[len("file://") :] if self.uri.startswith("file://") else self.uri
             self._local = Path(path).expanduser().resolve()
             self.backend = LocalBackend(self._local, repr(self))

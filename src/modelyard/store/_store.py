@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import os
 import random
@@ -25,6 +26,12 @@ __all__ = ["MetadataStore", "known_heads"]
 T = TypeVar("T")
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: Run inside the next write transaction, before its function, then cleared. The server records an
+#: idempotency key this way, atomically with the effect of the call that carries it.
+before_write: contextvars.ContextVar[Callable[[Connection], None] | None] = contextvars.ContextVar(
+    "yard_before_write", default=None
+)
 
 #: SQLite waits this long for a lock before reporting "database is locked" (ms).
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -244,7 +251,13 @@ class MetadataStore:
         for attempt in range(attempts):
             try:
                 with self.engine.begin() as conn:
-                    return fn(conn)
+                    hook = before_write.get()
+                    if hook is not None:
+                        hook(conn)
+                    result = fn(conn)
+                if hook is not None:
+                    before_write.set(None)  # once per call: the first transaction carries it
+                return result
             except sa.exc.OperationalError as exc:
                 if _is_disk_full(exc):
                     raise StoreError(

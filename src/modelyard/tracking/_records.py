@@ -110,6 +110,19 @@ class RunRecord:
 class RunList(list[RunRecord]):
     """A list of runs from :func:`modelyard.search_runs`; ``to_pandas()`` gives a frame."""
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """Crosses the server API as a JSON list of runs, and comes back a RunList."""
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(
+            cls,
+            handler.generate_schema(list[RunRecord]),
+            serialization=core_schema.wrap_serializer_function_ser_schema(
+                lambda v, nxt: nxt(list(v)), schema=handler.generate_schema(list[RunRecord])
+            ),
+        )
+
     def to_pandas(self) -> Any:
         """One row per run with ``params.*``, ``metrics.*`` and ``tags.*`` columns."""
         import pandas as pd

@@ -12,11 +12,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from modelyard._rpc import current_principal, op, service
 from modelyard._shared import new_run_id, now_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import (
     AlreadyExistsError,
     BlobError,
+    BlobNotFoundError,
     ConflictError,
     InvalidArgumentError,
     NotFoundError,
@@ -41,6 +43,7 @@ MetricRow = tuple[str, str, int, float | None, bool, int]
 MAX_SEARCH_LIMIT = 50_000
 
 
+@service("tracking")
 class TrackingService:
     """Experiments, runs, params, metrics, tags and artifacts of one workspace."""
 
@@ -52,6 +55,7 @@ class TrackingService:
         return self.ws.store
 
     # -- experiments ---------------------------------------------------------------------
+    @op("writer", on=("experiment", "name"))
     def get_or_create_experiment(self, name: str) -> int:
         """Return the id of experiment ``name``, creating it when missing."""
         check_key(name, "experiment name")
@@ -71,6 +75,7 @@ class TrackingService:
         except sa.exc.IntegrityError:  # created by another process at the same moment
             return self.get_experiment_id(name)
 
+    @op("writer", on=("experiment", "name"))
     def create_experiment(self, name: str, description: str | None = None) -> int:
         """Create an experiment; raise AlreadyExistsError when the name is taken."""
         check_key(name, "experiment name")
@@ -87,6 +92,7 @@ class TrackingService:
         except sa.exc.IntegrityError:
             raise AlreadyExistsError(f"Experiment {name!r} already exists. Pick another name.") from None
 
+    @op("reader")
     def get_experiment_id(self, name: str) -> int:
         """The id of an existing experiment (NotFoundError with a suggestion otherwise)."""
         with self.store.read() as conn:
@@ -99,6 +105,7 @@ class TrackingService:
         )
         raise NotFoundError(f"Experiment {name!r} does not exist.{hint}")
 
+    @op("reader")
     def list_experiments(self) -> list[dict[str, Any]]:
         """Experiments with their run counts."""
         with self.store.read() as conn:
@@ -121,6 +128,7 @@ class TrackingService:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     # -- runs ------------------------------------------------------------------------------
+    @op("writer", on=("experiment", "experiment"))
     def create_run(
         self,
         *,
@@ -132,7 +140,12 @@ class TrackingService:
         params_: Mapping[str, Any] | None = None,
         tags_: Mapping[str, Any] | None = None,
     ) -> RunRecord:
-        """Insert a new running run; params and tags are validated before anything is written."""
+        """Insert a new running run; params and tags are validated before anything is written.
+
+        On a team server the run's user is the authenticated caller, whatever the client sent."""
+        who = current_principal.get()
+        if who is not None:
+            user = who.name
         run_id = new_run_id()
         name = name or _default_name(run_id)
         check_key(name, "run name")
@@ -169,6 +182,7 @@ class TrackingService:
         self.store.write(fn)
         return self.get_run(run_id)
 
+    @op("reader")
     def resolve_run_id(self, run_id: str) -> str:
         """Expand a unique prefix (at least 6 characters) to a full run id."""
         if not isinstance(run_id, str) or not run_id:
@@ -204,6 +218,7 @@ class TrackingService:
             raise NotFoundError(f"Run {run_id!r} does not exist. List runs with `yard runs list`.")
         return row
 
+    @op("reader", on=("run", "run_id"))
     def get_run(self, run_id: str) -> RunRecord:
         """Everything stored about one run."""
         run_id = self.resolve_run_id(run_id)
@@ -221,6 +236,7 @@ class TrackingService:
                 "Start a new run, or resume this one with yard.start_run(run_id=...)."
             )
 
+    @op("writer", on=("run", "run_id"))
     def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED, error: str | None = None) -> None:
         """Move a running run to an end state (checked transition)."""
         status = RunStatus(status)
@@ -238,6 +254,7 @@ class TrackingService:
 
         self.store.write(fn)
 
+    @op("writer", on=("run", "run_id"))
     def reopen_run(self, run_id: str) -> None:
         """Set an ended (or lost) run back to running (to resume logging)."""
         self.store.write(
@@ -253,6 +270,7 @@ class TrackingService:
             )
         )
 
+    @op("writer", on=("run", "run_ids"))
     def heartbeat(self, run_ids: Sequence[str], now: int | None = None) -> None:
         """Stamp running runs (and their running children, which have no process of their own) as alive."""
         ids = list(run_ids)
@@ -274,6 +292,7 @@ class TrackingService:
 
         self.store.write(fn)
 
+    @op("writer", on=("run", "run_id"))
     def delete_run(self, run_id: str, *, restore: bool = False) -> None:
         """Soft-delete (or restore) a run and its nested runs; ``yard gc`` purges deleted runs later."""
         run_id = self.resolve_run_id(run_id)
@@ -292,6 +311,7 @@ class TrackingService:
         self.store.write(fn)
 
     # -- params / tags -------------------------------------------------------------------------
+    @op("writer", on=("run", "run_id"))
     def log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
         """Log params; the same key with a different value is a ConflictError and nothing is written."""
         rows = _param_rows(run_id, values)
@@ -322,6 +342,7 @@ class TrackingService:
 
         self.store.write(fn)
 
+    @op("writer", on=("run", "run_id"))
     def set_tags(self, run_id: str, values: Mapping[str, Any]) -> None:
         """Set tags (a tag can be overwritten)."""
         rows = _tag_rows(run_id, values)
@@ -339,6 +360,7 @@ class TrackingService:
 
         self.store.write(fn)
 
+    @op("writer", on=("run", "run_id"))
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag."""
         self.store.write(
@@ -346,6 +368,7 @@ class TrackingService:
         )
 
     # -- metrics -----------------------------------------------------------------------------------
+    @op("writer", on=("run", "rows.0"))
     def write_metrics(self, rows: Sequence[MetricRow], latest: Iterable[MetricRow]) -> None:
         """Insert metric points and advance the latest value per key (used by the run's flusher)."""
         latest = list(latest)
@@ -402,6 +425,7 @@ class TrackingService:
                 f"Cannot store metrics: the run was removed from the store ({exc.orig})."
             ) from None
 
+    @op("reader", on=("run", "run_id"))
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         """Every point of one metric, ordered by step then time."""
         run_id = self.resolve_run_id(run_id)
@@ -416,6 +440,7 @@ class TrackingService:
                 for r in conn.execute(q)
             ]
 
+    @op("reader", on=("run", "run_id"))
     def latest_steps(self, run_id: str) -> dict[str, int]:
         """The last step stored for each metric of a run (where a resumed run carries on)."""
         with self.store.read() as conn:
@@ -424,6 +449,7 @@ class TrackingService:
             )
             return {r.key: int(r.step) for r in conn.execute(q)}
 
+    @op("reader", on=("run", "run_id"))
     def metric_keys(self, run_id: str) -> list[str]:
         """Names of the metrics a run logged."""
         with self.store.read() as conn:
@@ -450,25 +476,38 @@ class TrackingService:
             raise NotFoundError(f"Cannot log artifact {str(src)!r}: the path does not exist.")
         rel = PurePosixPath(artifact_path) / src.name if artifact_path else PurePosixPath(src.name)
         rel_s = check_key(rel.as_posix(), "artifact path")
-        with self.store.read() as conn:
-            self._require_running(conn, run_id)
+        self.require_running(run_id)
         if src.is_dir():
             digest, size = self.ws.blobs.put_tree(src)
             kind = "dir"
         else:
             digest, size = self.ws.blobs.put_file(src)
             kind = "file"
-        return self._record_artifact(run_id, rel_s, kind, digest, size)
+        return self.record_artifact(run_id, rel_s, kind, digest, size)
 
     def log_bytes(self, run_id: str, data: bytes, artifact_path: str) -> ArtifactRecord:
         """Store bytes as a file artifact at ``artifact_path``."""
         check_key(artifact_path, "artifact path")
+        self.require_running(run_id)
+        digest = self.ws.blobs.put_bytes(data)
+        return self.record_artifact(run_id, artifact_path, "file", digest, len(data))
+
+    @op("reader", on=("run", "run_id"))
+    def require_running(self, run_id: str) -> None:
+        """Refuse (ConflictError) unless the run exists and is running."""
         with self.store.read() as conn:
             self._require_running(conn, run_id)
-        digest = self.ws.blobs.put_bytes(data)
-        return self._record_artifact(run_id, artifact_path, "file", digest, len(data))
 
-    def _record_artifact(self, run_id: str, path: str, kind: str, digest: str, size: int) -> ArtifactRecord:
+    @op("writer", on=("run", "run_id"))
+    def record_artifact(self, run_id: str, path: str, kind: str, digest: str, size: int) -> ArtifactRecord:
+        """Record a stored blob (``kind`` file) or manifest (``dir``) as the run's artifact at ``path``."""
+        if kind not in ("file", "dir"):
+            raise invalid_param("kind", "record_artifact", "file or dir", kind)
+        check_key(path, "artifact path")
+        if not self.ws.blobs.exists(digest):
+            raise BlobNotFoundError(
+                f"Cannot record artifact {path!r}: blob {digest} is not stored; upload it first."
+            )
         created = now_ms()
 
         def fn(conn: Connection) -> None:
@@ -511,6 +550,7 @@ class TrackingService:
         return self.ws.blobs.get_file(art.digest, dest)
 
     # -- search --------------------------------------------------------------------------------------
+    @op("reader")
     def search_runs(
         self,
         experiment: str | Sequence[str] | None = None,
@@ -560,6 +600,7 @@ class TrackingService:
             return RunList(run_records(conn, rows))
 
     # -- maintenance ----------------------------------------------------------------------------------
+    @op("admin")
     def purge_deleted_runs(self) -> int:
         """Permanently remove soft-deleted runs and their rows; return how many."""
 

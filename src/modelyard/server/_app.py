@@ -1,0 +1,618 @@
+"""``yard server``: the HTTP API over every service, with users, tokens and roles.
+
+Routes are generated from the services' operations (:mod:`modelyard._rpc`), so the API, the
+Python client and the OpenAPI document (``/api/v1/openapi.json``, browsable at ``/api/v1/docs``)
+are one table. Every route under ``/api/v1`` but the version handshake needs a bearer token (or,
+in trusted-header mode, the user a proxy names); the role each operation needs is checked before
+it runs, and each mutating call is recorded under the caller's name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.engine import Connection
+
+from modelyard import errors
+from modelyard._remote import API_HEADER, API_VERSION, codec
+from modelyard._rpc import OpSpec, Principal, current_principal, operations
+from modelyard._shared import now_ms
+from modelyard._version import __version__
+from modelyard._workspace import Workspace
+from modelyard.server._schema import idempotency_keys
+from modelyard.server._users import AuthService
+from modelyard.store._store import before_write
+
+__all__ = ["ServerSettings", "create_app", "service_classes", "status_for"]
+
+log = logging.getLogger("modelyard.server")
+
+AUTH_MODES = ("token", "header", "none")
+
+
+@dataclass
+class ServerSettings:
+    """How a server runs (the CLI's flags; ``YARD_SERVER_*`` for worker processes)."""
+
+    uri: str | None = None
+    blob_uri: str | None = None
+    auth: str = "token"
+    #: Header an authenticating proxy sets to the user's name (auth mode ``header``).
+    user_header: str = "X-Forwarded-User"
+    #: Largest JSON body of an operation (bytes).
+    max_body: int = 256 << 20
+    #: Largest blob upload (bytes).
+    max_upload: int = 1 << 40
+    cors_origins: list[str] = field(default_factory=list)
+    #: Failed authentications allowed per client address before 429, refilled one per ``refill_s``.
+    failed_auth_burst: int = 20
+    failed_auth_refill_s: float = 3.0
+    #: With an S3 blob location: hand clients short-lived presigned URLs (they still never hold keys).
+    presign: bool = False
+    presign_expires_s: int = 300
+
+    @classmethod
+    def from_env(cls) -> ServerSettings:
+        env = os.environ
+        return cls(
+            uri=env.get("YARD_URI") or None,
+            blob_uri=env.get("YARD_BLOB_URI") or None,
+            auth=env.get("YARD_SERVER_AUTH", "token"),
+            user_header=env.get("YARD_SERVER_USER_HEADER", "X-Forwarded-User"),
+            max_body=int(env.get("YARD_SERVER_MAX_BODY", str(256 << 20))),
+            max_upload=int(env.get("YARD_SERVER_MAX_UPLOAD", str(1 << 40))),
+            cors_origins=[o for o in env.get("YARD_SERVER_CORS", "").split(",") if o],
+            presign=env.get("YARD_SERVER_PRESIGN", "") == "1",
+        )
+
+    def to_env(self) -> dict[str, str]:
+        out = {
+            "YARD_SERVER_AUTH": self.auth,
+            "YARD_SERVER_USER_HEADER": self.user_header,
+            "YARD_SERVER_MAX_BODY": str(self.max_body),
+            "YARD_SERVER_MAX_UPLOAD": str(self.max_upload),
+            "YARD_SERVER_CORS": ",".join(self.cors_origins),
+            "YARD_SERVER_PRESIGN": "1" if self.presign else "",
+        }
+        if self.uri:
+            out["YARD_URI"] = self.uri
+        if self.blob_uri:
+            out["YARD_BLOB_URI"] = self.blob_uri
+        return out
+
+
+def service_classes() -> list[type]:
+    """Every service whose operations the server offers."""
+    from modelyard.tracking._service import TrackingService
+
+    classes: list[type] = [TrackingService, AuthService]
+    for mod, name in (
+        ("modelyard.registry._service", "RegistryService"),
+        ("modelyard.data._service", "DataService"),
+        ("modelyard.evaluation._service", "EvaluationService"),
+        ("modelyard.rollout._service", "RolloutService"),
+        ("modelyard.monitoring._service", "Monitor"),
+        ("modelyard.pipelines._recorder", "RecorderService"),
+    ):
+        import importlib
+
+        cls = getattr(importlib.import_module(mod), name, None)
+        if cls is not None and getattr(cls, "_rpc_service", None):
+            classes.append(cls)
+    return classes
+
+
+_STATUS: list[tuple[type[BaseException], int]] = [
+    (errors.AuthenticationError, 401),
+    (errors.PermissionDeniedError, 403),
+    (errors.NotFoundError, 404),
+    (errors.AlreadyExistsError, 409),
+    (errors.ConflictError, 409),
+    (errors.IntegrityError, 400),
+    (errors.InvalidArgumentError, 400),
+    (errors.ValidationFailed, 422),
+    (errors.SerializationError, 400),
+    (errors.ConfigError, 400),
+    (errors.UsageError, 400),
+    (errors.StoreError, 503),
+    (errors.ServerError, 502),
+]
+
+
+def status_for(exc: BaseException) -> int:
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 400 if isinstance(exc, errors.ModelyardError) else 500
+
+
+def _error_type(exc: BaseException) -> str:
+    """The most specific class of ``modelyard.errors`` the error is (the client raises that one)."""
+    for klass in type(exc).__mro__:
+        if getattr(errors, klass.__name__, None) is klass:
+            return klass.__name__
+    return "ModelyardError"
+
+
+def error_response(exc: BaseException, status: int | None = None) -> JSONResponse:
+    status = status or status_for(exc)
+    body: dict[str, Any] = {
+        "error": {"type": _error_type(exc), "class": type(exc).__name__, "message": str(exc)}
+    }
+    report = getattr(exc, "report", None)
+    if report is not None:
+        try:
+            import json
+
+            from modelyard._json import strict_json
+
+            body["error"]["report"] = json.loads(strict_json(report))
+        except Exception:  # a report that is not JSON-able is left out, never a 500
+            pass
+    return JSONResponse(body, status_code=status, headers=_api_headers())
+
+
+def _api_headers() -> dict[str, str]:
+    return {API_HEADER: str(API_VERSION), "X-Yard-Version": __version__}
+
+
+class _FailedAuth:
+    """Failed authentications per client address: a bucket of ``burst`` tries refilled one per
+    ``refill_s`` (monotonic clock, injectable)."""
+
+    def __init__(self, burst: int, refill_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst, self.refill_s, self.clock = burst, refill_s, clock
+        self._tokens: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def _level(self, addr: str) -> float:
+        level, at = self._tokens.get(addr, (float(self.burst), self.clock()))
+        return min(float(self.burst), level + (self.clock() - at) / self.refill_s)
+
+    def blocked(self, addr: str) -> float:
+        """Seconds to wait before ``addr`` may try again (0: it may)."""
+        with self._lock:
+            level = self._level(addr)
+            return 0.0 if level >= 1 else (1 - level) * self.refill_s
+
+    def failed(self, addr: str) -> None:
+        with self._lock:
+            self._tokens[addr] = (max(0.0, self._level(addr) - 1), self.clock())
+
+
+class _Authenticator:
+    def __init__(self, ws: Workspace, settings: ServerSettings, clock: Callable[[], float]) -> None:
+        self.ws, self.settings = ws, settings
+        self.auth = AuthService(ws)
+        self.failures = _FailedAuth(settings.failed_auth_burst, settings.failed_auth_refill_s, clock)
+
+    def principal(self, request: Request) -> Principal:
+        mode = self.settings.auth
+        if mode == "none":
+            name = request.headers.get("X-Yard-User") or "anonymous"
+            return Principal(name=name[:100], role="admin")
+        if mode == "header":
+            name = request.headers.get(self.settings.user_header, "").strip()
+            if not name:
+                raise errors.AuthenticationError(
+                    f"No {self.settings.user_header} header: this server trusts its proxy to name the user."
+                )
+            return self.auth.principal_for_user(name[:100])
+        addr = request.client.host if request.client else "?"
+        wait = self.failures.blocked(addr)
+        if wait > 0:
+            raise TooManyAttempts(wait)
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header:
+            raise errors.AuthenticationError(
+                "This server needs a token: set YARD_TOKEN or run `yard login URL` "
+                "(send it as 'Authorization: Bearer <token>')."
+            )
+        if scheme.lower() != "bearer" or not token.strip():
+            self.failures.failed(addr)
+            raise errors.AuthenticationError("Send the token as 'Authorization: Bearer <token>'.")
+        try:
+            return self.auth.authenticate(token.strip())
+        except errors.AuthenticationError:
+            self.failures.failed(addr)
+            raise
+
+
+class TooManyAttempts(errors.AuthenticationError):
+    """Too many failed logins from one address (answered 429 with Retry-After)."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"Too many failed logins from this address; try again in {wait:.0f} s.")
+        self.wait = wait
+
+
+class _RunExperiments:
+    """run id → experiment name (never changes), for grants on experiments."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._cache: dict[str, str | None] = {}
+
+    def __call__(self, run_id: str) -> str | None:
+        if run_id in self._cache:
+            return self._cache[run_id]
+        from modelyard.store._schema import experiments, runs
+
+        with self.ws.store.read() as conn:
+            row = conn.execute(
+                sa.select(experiments.c.name)
+                .select_from(runs.join(experiments, runs.c.experiment_id == experiments.c.id))
+                .where(runs.c.id == run_id)
+            ).first()
+        name = row[0] if row else None
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[run_id] = name
+        return name
+
+
+def _pick(value: Any, parts: list[str]) -> list[Any]:
+    """Values at a dotted path (``rows.0``: element 0 of every row), lists expanded."""
+    if not parts:
+        return list(value) if isinstance(value, list | tuple | set) else [value]
+    if isinstance(value, list | set) or (isinstance(value, tuple) and not parts[0].isdigit()):
+        return [v for item in value for v in _pick(item, parts)]
+    head, rest = parts[0], parts[1:]
+    if head.isdigit():
+        try:
+            return _pick(value[int(head)], rest)
+        except (IndexError, TypeError, KeyError):
+            return []
+    return _pick(getattr(value, head, None), rest)
+
+
+def _scopes(spec: OpSpec, body: Any, runs: _RunExperiments) -> list[tuple[str | None, str | None]]:
+    """The things the operation acts on, as ``(kind, name)`` for the role check (none: global)."""
+    if spec.on is None:
+        return [(None, None)]
+    kind, arg = spec.on
+    parts = arg.split(".")
+    values = {v for v in _pick(getattr(body, parts[0], None), parts[1:]) if isinstance(v, str)}
+    if not values:
+        return [(None, None)]
+    if kind == "run":
+        return sorted({("experiment", runs(v)) for v in values}, key=str)
+    if kind == "rollout":
+        return [(None, None)]
+    return [(kind, v) for v in sorted(values)]
+
+
+def _idempotency_hash(user: str, key: str) -> str:
+    return hashlib.sha256(f"{user}\0{key}".encode()).hexdigest()
+
+
+def _make_endpoint(app_state: _State, cls: type, spec: OpSpec) -> Callable[..., Response]:
+    c = codec(spec)
+    names = [p.name for p in spec.parameters()]
+
+    def endpoint(request: Request, body: Any) -> Response:
+        principal: Principal = request.state.principal
+        for kind, target in _scopes(spec, body, app_state.runs):
+            if not principal.can(spec.role, kind, target):
+                on = f" on {kind} {target!r}" if kind and target else ""
+                raise errors.PermissionDeniedError(
+                    f"{spec.service}.{spec.name} needs role {spec.role!r}{on}; {principal.name} has "
+                    f"{principal.role_on(kind, target)!r}{on}."
+                )
+        key = request.headers.get("Idempotency-Key") if not spec.read_only else None
+        hashed = _idempotency_hash(principal.name, key[:200]) if key else None
+        if hashed is not None:
+            done = app_state.replay(hashed)
+            if done is not None:
+                return done
+        token = current_principal.set(principal)
+        hook_token = (
+            before_write.set(app_state.key_recorder(hashed, principal.name, spec)) if hashed else None
+        )
+        try:
+            svc = cls(app_state.ws)
+            result = spec.fn(svc, **{n: getattr(body, n) for n in names})
+            payload = c.dump_result(result)
+            status = 200
+        except BaseException as exc:
+            if hashed is not None:
+                app_state.remember(hashed, status_for(exc), error_response(exc).body)
+            raise
+        finally:
+            current_principal.reset(token)
+            if hook_token is not None:
+                before_write.reset(hook_token)
+        if hashed is not None:
+            app_state.remember(hashed, status, payload)
+        return Response(payload, media_type="application/json", headers=_api_headers())
+
+    params = [
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+        inspect.Parameter(
+            "body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[c.args_model, Body()]
+        ),
+    ]
+    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    endpoint.__name__ = f"{spec.service}_{spec.name}"
+    endpoint.__doc__ = inspect.getdoc(spec.fn) or f"{spec.service}.{spec.name}"
+    return endpoint
+
+
+class _State:
+    def __init__(self, ws: Workspace) -> None:
+        from modelyard.server._metrics import ServerMetrics
+
+        self.ws = ws
+        self.runs = _RunExperiments(ws)
+        self.metrics = ServerMetrics()
+
+    def replay(self, hashed: str) -> Response | None:
+        with self.ws.store.read() as conn:
+            row = conn.execute(
+                sa.select(idempotency_keys.c.status, idempotency_keys.c.response).where(
+                    idempotency_keys.c.key == hashed
+                )
+            ).first()
+        if row is None:
+            return None
+        if row[0] is None:
+            return JSONResponse(
+                {
+                    "error": {
+                        "type": "ConflictError",
+                        "message": "This request is still being processed; retry.",
+                    }
+                },
+                status_code=409,
+                headers={**_api_headers(), "X-Yard-Idempotency": "in-progress"},
+            )
+        return Response(
+            bytes(row[1] or b""),
+            status_code=int(row[0]),
+            media_type="application/json",
+            headers={**_api_headers(), "X-Yard-Idempotency": "replayed"},
+        )
+
+    def key_recorder(self, hashed: str, user: str, spec: OpSpec) -> Callable[[Connection], None]:
+        def record(conn: Connection) -> None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        idempotency_keys.insert().values(
+                            key=hashed,
+                            user_name=user,
+                            operation=f"{spec.service}.{spec.name}",
+                            created_at=now_ms(),
+                        )
+                    )
+            except sa.exc.IntegrityError as exc:
+                raise errors.ConflictError(
+                    "A request with this Idempotency-Key was already applied or is running; "
+                    "retry to get its answer."
+                ) from exc
+
+        return record
+
+    def remember(self, hashed: str, status: int, body: bytes | memoryview) -> None:
+        try:
+            self.ws.store.write(
+                lambda conn: conn.execute(
+                    idempotency_keys.update()
+                    .where(idempotency_keys.c.key == hashed)
+                    .values(status=status, response=bytes(body))
+                )
+            )
+        except Exception:  # the effect is stored; a retry then answers "in progress" until it expires
+            log.warning("could not record the answer of an idempotent request", exc_info=True)
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    *,
+    workspace: Workspace | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """The server's ASGI app over ``settings.uri`` (or an opened ``workspace``)."""
+    settings = settings or ServerSettings()
+    if settings.auth not in AUTH_MODES:
+        raise errors.ConfigError(
+            f"Unknown auth mode {settings.auth!r}; choose one of {', '.join(AUTH_MODES)}."
+        )
+    ws = workspace or Workspace(settings.uri, blob_uri=settings.blob_uri)
+    if ws.remote is not None:
+        raise errors.ConfigError(
+            "A modelyard server cannot serve another server's store; give it a database URI."
+        )
+    ws.open()
+    state = _State(ws)
+    auth = _Authenticator(ws, settings, clock)
+    from modelyard.server._blobs import can_presign
+
+    presigning = settings.presign and can_presign(ws)
+    if settings.presign and not presigning:
+        raise errors.ConfigError(
+            f"--presign-blobs needs an S3 blob location (s3://...); this server's blobs are at {ws.blobs!r}."
+        )
+    admin_token = os.environ.get("YARD_ADMIN_TOKEN", "").strip()
+    if admin_token and settings.auth == "token":
+        auth.auth.bootstrap_admin(admin_token)
+
+    app = FastAPI(
+        title="modelyard",
+        version=__version__,
+        description="The modelyard team server: tracking, data, registry, evaluation, rollouts, monitoring.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.yard = state
+    app.state.settings = settings
+
+    from modelyard.server._blobs import blob_routes
+    from modelyard.server._middleware import AuthMiddleware
+
+    @app.exception_handler(errors.ModelyardError)
+    async def _yard_error(request: Request, exc: errors.ModelyardError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(errors.UsageError)
+    async def _usage_error(request: Request, exc: errors.UsageError) -> JSONResponse:
+        return error_response(exc, 400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in exc.errors()[:20]:
+            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            problems.append(f"{loc or 'body'}: {e.get('msg')}")
+        message = "The request body is not valid: " + "; ".join(problems)
+        return JSONResponse(
+            {"error": {"type": "InvalidArgumentError", "message": message, "fields": problems}},
+            status_code=422,
+            headers=_api_headers(),
+        )
+
+    from pydantic import ValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {401: "AuthenticationError", 403: "PermissionDeniedError", 404: "NotFoundError"}.get(
+            exc.status_code, "InvalidArgumentError"
+        )
+        return JSONResponse(
+            {"error": {"type": kind, "message": str(exc.detail)}},
+            status_code=exc.status_code,
+            headers={**_api_headers(), **(exc.headers or {})},
+        )
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_value(request: Request, exc: ValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ())) or 'value'}: {e.get('msg')}"
+            for e in exc.errors()[:20]
+        ]
+        return JSONResponse(
+            {
+                "error": {
+                    "type": "InvalidArgumentError",
+                    "message": "A value is not valid: " + "; ".join(problems),
+                }
+            },
+            status_code=422,
+            headers=_api_headers(),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {
+                "error": {
+                    "type": "ServerError",
+                    "message": f"Internal error ({type(exc).__name__}); see the server log.",
+                }
+            },
+            status_code=500,
+            headers=_api_headers(),
+        )
+
+    @app.get("/api/v1/version", tags=["server"])
+    def version() -> dict[str, Any]:
+        """The server's API and modelyard versions (no token needed)."""
+        return {"api": API_VERSION, "version": __version__, "auth": settings.auth, "presign": presigning}
+
+    @app.get("/health/live", tags=["server"])
+    def live() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "alive"}
+
+    @app.get("/health/ready", tags=["server"], responses={503: {"description": "The store does not answer."}})
+    def ready() -> Response:
+        """The metadata store answers."""
+        try:
+            with ws.store.read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:
+            return JSONResponse({"status": "not ready", "reason": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["server"], include_in_schema=False)
+    def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for cls in service_classes():
+        for spec in operations(cls):
+            endpoint = _make_endpoint(state, cls, spec)
+            summary = (inspect.getdoc(spec.fn) or "").split("\n", 1)[0] or None
+            app.add_api_route(
+                spec.path,
+                endpoint,
+                methods=["POST"],
+                name=f"{spec.service}.{spec.name}",
+                summary=summary,
+                tags=[spec.service],
+                response_model=codec(spec).result_model,
+                responses=_op_responses(spec),
+            )
+    blob_routes(app, state, settings)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "HEAD"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
+    app.add_middleware(AuthMiddleware, authenticator=auth, settings=settings, metrics=state.metrics)
+    return app
+
+
+def _op_responses(spec: OpSpec) -> dict[int | str, dict[str, Any]]:
+    err = {
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["type", "message"],
+                            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+                        }
+                    },
+                }
+            }
+        }
+    }
+    return {
+        200: {"description": 'The operation\'s result, as {"result": ...}.'},
+        400: {"description": "A value is not acceptable.", **err},
+        401: {"description": "No valid token.", **err},
+        403: {"description": f"The caller lacks role {spec.role!r}.", **err},
+        404: {"description": "Something named does not exist.", **err},
+        409: {"description": "Conflicts with what is stored.", **err},
+        422: {"description": "The body does not validate (fields named).", **err},
+    }
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process started by ``yard server --workers N`` (settings from env)."""
+    return create_app(ServerSettings.from_env())
