@@ -347,6 +347,18 @@ def test_binary_size_without_the_header_and_the_body_limit(app) -> None:
     )
     r = call(app, "POST", "/v2/models/clf/infer", content=body, headers=headers)
     assert r.status_code == 413 and r.json()["error"] == f"The body has {len(body)} bytes; the limit is 4096."
+    import gzip
+
+    r = call(
+        app,
+        "POST",
+        "/v2/models/clf/infer",
+        content=gzip.compress(json.dumps({"inputs": [_tensor(24)]}).encode()),
+        headers={"content-encoding": "gzip"},
+    )
+    assert r.status_code == 415 and r.json()["error"] == (
+        "Content-Encoding 'gzip' is not supported; send the body uncompressed."
+    )
     r = call(app, "POST", "/v2/models/clf/infer", content=b"x", headers={"content-type": "image/png"})
     assert r.status_code == 415 and r.json()["error"].startswith("Content-Type 'image/png' is not supported")
 

@@ -271,3 +271,71 @@ def test_several_tensors_must_be_columns(app) -> None:
     assert r.status_code == 400 and r.json()["error"] == (
         "Input 'x' has neither 'data' nor parameters.binary_data_size; send its elements one way."
     )
+
+
+def test_mixed_outputs_in_one_batch_and_the_prediction_log(tmp_path) -> None:
+    """Concurrent requests asking for predict, probabilities or both (batched together when they
+    arrive together); each gets its own outputs, and the prediction log records the labels."""
+    from sklearn.linear_model import LogisticRegression
+
+    from modelyard.registry import register_model
+    from modelyard.serving._predlog_read import read_prediction_log
+
+    uri = str(tmp_path / "store")
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame(rng.normal(size=(100, 3)), columns=["x", "y", "z"])
+    model = LogisticRegression().fit(X, (X["x"] > 0).astype(int))
+    register_model(model, "clf", input_example=X.head(3), uri=uri)
+    spec = {
+        "models": {"primary": "clf/1"},
+        "batching": {"enabled": True, "max_batch_size": 64, "max_latency_ms": 20},
+        "prediction_log": {"flush_rows": 1},
+    }
+    server = build_app(spec, uri=uri)
+    asks = [None, [{"name": "probabilities"}], [{"name": "predict"}, {"name": "probabilities"}]] * 8
+
+    async def go() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=server), base_url="http://t") as c:
+            return await asyncio.gather(
+                *(
+                    c.post(
+                        "/v2/models/clf/infer",
+                        json={
+                            "id": f"r{i}",
+                            "inputs": [
+                                {
+                                    "name": "in",
+                                    "shape": [2, 3],
+                                    "datatype": "FP64",
+                                    "data": X.iloc[i : i + 2].to_numpy().tolist(),
+                                }
+                            ],
+                            **({"outputs": ask} if ask else {}),
+                        },
+                    )
+                    for i, ask in enumerate(asks)
+                )
+            )
+
+    try:
+        answers = asyncio.run(go())
+    finally:
+        server.close()
+    for i, (ask, r) in enumerate(zip(asks, answers, strict=True)):
+        assert r.status_code == 200, r.text
+        rows = X.iloc[i : i + 2]
+        outs = {o["name"]: o["data"] for o in r.json()["outputs"]}
+        assert list(outs) == [o["name"] for o in ask] if ask else ["predict"]
+        if "predict" in outs:
+            assert outs["predict"] == model.predict(rows).tolist()
+        if "probabilities" in outs:
+            # batched with other rows: the same up to the last bits of BLAS's sums
+            np.testing.assert_allclose(
+                outs["probabilities"], model.predict_proba(rows).reshape(-1), rtol=1e-12
+            )
+    logged = read_prediction_log(uri, "clf")
+    assert len(logged) == 2 * len(asks)
+    by_id = logged.groupby("request_id")["output"].apply(list).to_dict()
+    rid = [r.headers["x-request-id"] for r in answers]
+    assert by_id[rid[2]] == model.predict(X.iloc[2:4]).tolist()  # both outputs: the labels are logged
+    assert by_id[rid[1]] == model.predict(X.iloc[1:3]).tolist()  # probabilities only: the likeliest class

@@ -161,6 +161,13 @@ def decode_v2_request(request: Any, body: bytes, dep: Deployment) -> tuple[Paylo
             f"Content-Type {ctype[:80]!r} is not supported; send application/json, or "
             "application/octet-stream with the Inference-Header-Content-Length header for binary tensors.",
         )
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise HTTPProblem(
+            415,
+            "unsupported_media_type",
+            f"Content-Encoding {encoding[:40]!r} is not supported; send the body uncompressed.",
+        )
     return decode_v2(body, request.headers, dep.columns, available_outputs(dep.all_runtimes()))
 
 
