@@ -96,3 +96,23 @@ def test_errors_reach_the_client(client) -> None:
     with pytest.raises(utils.InferenceServerException) as info:
         client.infer("clf", [inp], outputs=[httpclient.InferRequestedOutput("scores")])
     assert "Unknown output 'scores'; the outputs are 'predict' and 'probabilities'." in str(info.value)
+
+
+def test_bytes_and_int_columns(register_extra) -> None:
+    """One tensor per column of mixed datatypes, as the README shows: BYTES (dates) and INT64."""
+    uri = register_extra("dated")
+    app = build_app({"models": {"primary": "dated/1"}, "allow_pickle": True}, uri=uri, prediction_log=False)
+
+    def column(name: str, datatype: str, values: list) -> object:
+        t = httpclient.InferInput(name, [len(values)], datatype)
+        t.set_data_from_numpy(np.array(values, dtype=object if datatype == "BYTES" else None))
+        return t
+
+    with running(app) as h:
+        c = httpclient.InferenceServerClient(url=h.url.removeprefix("http://"), network_timeout=120.0)
+        try:
+            inputs = [column("d", "BYTES", ["2024-01-03", "2024-02-01"]), column("x", "INT64", [1, 2])]
+            assert c.infer("dated", inputs).as_numpy("predict").tolist() == [3.0, 33.0]
+        finally:
+            c.close()
+    app.close()
