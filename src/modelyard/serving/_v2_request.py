@@ -197,8 +197,9 @@ def _shape(t: dict[str, Any], name: str) -> list[int]:
 
 def _tensor_values(
     t: dict[str, Any], name: str, datatype: str, shape: list[int], tail: memoryview | None, pos: int
-) -> tuple[list[Any], int]:
-    """The flat elements of tensor ``t`` and the position in ``tail`` after its binary data."""
+) -> tuple[Any, int]:
+    """The flat elements of tensor ``t`` (a list, or a numpy array for binary data) and the
+    position in ``tail`` after its binary data."""
     params = _params(t, f"input {name!r}")
     size = params.get("binary_data_size")
     if size is None:
@@ -233,8 +234,8 @@ def _tensor_values(
     if arr.dtype.kind == "f" and arr.size and (arr != arr).any():  # NaN: the binary missing value
         values = arr.astype(object)
         values[arr != arr] = None
-        return values.tolist(), pos + size
-    return arr.tolist(), pos + size
+        return values, pos + size
+    return arr, pos + size
 
 
 def decode_v2(
@@ -292,10 +293,13 @@ def decode_v2(
                     "bad_shape",
                     [f"expected shape [rows, {k}], got {shape}"],
                 )
-            for j, c in enumerate(known):
-                cols[c] = flat[j::width] if width > 1 else flat
+            if not isinstance(flat, list):  # binary: split the columns in C
+                cols.update(zip(known, flat.reshape(rows, width).T.tolist(), strict=True))
+            else:
+                for j, c in enumerate(known):
+                    cols[c] = flat[j::width] if width > 1 else flat
         elif width == 1 or rows == 0:
-            cols[t["name"]] = flat
+            cols[t["name"]] = flat if isinstance(flat, list) else flat.tolist()
         elif single:
             raise HTTPProblem(
                 422,
