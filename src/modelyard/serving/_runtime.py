@@ -203,9 +203,8 @@ class ModelRuntime:
         """Predict every payload; a failing batch is retried request by request so one bad row
         fails only its own request."""
         wants = [_want(p) for p in payloads]
-        if self.fast is not None and all(
-            w == "predict" for w in wants
-        ):  # probabilities: the model's own path
+        # the fast path predicts labels only; probabilities go through the model's own predict_proba
+        if self.fast is not None and all(w == "predict" for w in wants):
             done = self._run_fast(payloads)
             if done is not None:
                 return done
