@@ -118,6 +118,30 @@ def bodies(x: list[list[float]]) -> dict[str, tuple[str, bytes, dict[str, str]]]
     }
 
 
+def decode_cost(formats: dict[str, tuple[str, bytes, dict[str, str]]], cols: list[str]) -> dict[str, float]:
+    """In process, CPU µs to turn each body into the checked payload the model gets (best of 5):
+    decode, then the same input checks the server runs before batching."""
+    import timeit
+
+    from modelyard.serving._codec import decode_native, loads
+    from modelyard.serving._inputs import value_problem
+    from modelyard.serving._v2_request import decode_v2
+
+    def one(path: str, body: bytes, headers: dict[str, str]) -> None:
+        if path.startswith("/v2"):
+            payload, _ = decode_v2(body, headers, cols)
+        else:
+            payload, _ = decode_native(loads(body), cols)
+        for c, v in payload.columns.items():
+            value_problem(c, v)
+
+    out = {}
+    n = 200
+    for name, args in formats.items():
+        out[name] = min(timeit.repeat(lambda a=args: one(*a), number=n, repeat=5)) / n * 1e6  # type: ignore[misc]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
@@ -179,6 +203,7 @@ def main() -> None:
                 )
     finally:
         stop(p)
+    cost = decode_cost(formats, [f"f{i}" for i in range(N_FEATURES)])
     load = os.getloadavg()
     print(f"\nmedians over {args.rounds} rounds of {args.duration} s, 100 rows/request; load {load[0]:.2f}")
     base_runs = runs["v2 json"]
@@ -188,7 +213,7 @@ def main() -> None:
         print(
             f"  {name:18} {median([r['rps'] for r in rs]) * ROWS:9.0f} rows/s  "
             f"p99 {median([r['p99'] for r in rs]):6.2f} ms  x{ratio:.2f} of v2 json  "
-            f"body {len(formats[name][1])} bytes"
+            f"body {len(formats[name][1])} bytes  decode+check {cost[name]:5.0f} µs in process"
         )
 
 

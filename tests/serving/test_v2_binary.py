@@ -402,3 +402,25 @@ def test_mangled_binary_bodies_are_never_5xx(app) -> None:
         assert r.status_code == 200 or 400 <= r.status_code < 500, (bytes(b), h, r.text)
         assert "error" in r.json() if r.status_code != 200 else True
     assert statuses - {200}  # the mangling did produce errors
+
+
+def test_binary_values_no_model_can_take(app) -> None:
+    """Binary floats: NaN is a missing value (422 for a column that allows none), Infinity is 422;
+    checked values skip the per-value checks but never a problem."""
+    for value, problem in (
+        (float("nan"), "missing"),
+        (
+            float("inf"),
+            "column 'y' row 0 is Infinity; numbers must be finite (send null for a missing value)",
+        ),
+    ):
+        body, headers = binary_body({"inputs": [_tensor(24)]}, [np.array([0.5, value, 1.0], "<f8").tobytes()])
+        r = call(app, "POST", "/v2/models/clf/infer", content=body, headers=headers)
+        assert r.status_code == 422, r.text
+        assert any(problem in p for p in r.json()["problems"]), r.json()
+    x = {"name": "x", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}
+    body, headers = binary_body({"inputs": [x, x]}, [ONE_ROW[:8], ONE_ROW[:8]])
+    r = call(app, "POST", "/v2/models/clf/infer", content=body, headers=headers)
+    assert (
+        r.status_code == 400 and r.json()["error"] == "Input 'x' is sent twice; send each input tensor once."
+    )

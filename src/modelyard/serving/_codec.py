@@ -180,7 +180,7 @@ def _may_nest_deep(body: bytes) -> bool:
 class Payload:
     """Rows of one request, column-wise."""
 
-    __slots__ = ("columns", "matrix", "n", "options", "source")
+    __slots__ = ("checked", "columns", "matrix", "n", "options", "source")
 
     def __init__(self, columns: dict[str, list[Any]], n: int) -> None:
         self.columns = columns
@@ -190,6 +190,9 @@ class Payload:
         )
         self.source = "json"  # or "csv": the 422 for a headerless CSV says so
         self.options: dict[str, Any] | None = None  # {"proba": True} asks for class probabilities
+        # columns whose values are already known to be finite numbers, bools or 64-bit integers
+        # (decoded from binary tensors and checked in numpy): the input checks skip them
+        self.checked: frozenset[str] = frozenset()
 
     @property
     def key(self) -> tuple[str, ...]:

@@ -238,6 +238,15 @@ def _tensor_values(
     return arr, pos + size
 
 
+def _numbers_ok(arr: Any) -> bool:
+    """Whether a decoded binary tensor holds only values any model can take: bools, integers
+    (64 bits at most by their type) or finite floats; the input checks need not look again."""
+    import numpy as np
+
+    kind = arr.dtype.kind
+    return kind in "biu" or (kind == "f" and bool(np.isfinite(arr).all()))
+
+
 def decode_v2(
     body: bytes,
     headers: Mapping[str, str],
@@ -264,6 +273,8 @@ def decode_v2(
     single = len(tensors) == 1
     known = list(names or [])
     cols: dict[str, list[Any]] = {}
+    checked: set[str] = set()  # columns from binary tensors whose values numpy already checked
+    seen: set[str] = set()
     n_rows = -1
     pos = 0
     for t in tensors:
@@ -274,6 +285,9 @@ def decode_v2(
                 f"An input tensor's 'name' must be a non-empty string. Got {_short(t['name'])} instead."
             )
         name = t["name"][:80]
+        if t["name"] in seen:
+            raise _bad(f"Input {name!r} is sent twice; send each input tensor once.")
+        seen.add(t["name"])
         datatype = t["datatype"]
         if not isinstance(datatype, str) or datatype not in V2_TYPES:
             raise _bad(
@@ -295,11 +309,18 @@ def decode_v2(
                 )
             if not isinstance(flat, list):  # binary: split the columns in C
                 cols.update(zip(known, flat.reshape(rows, width).T.tolist(), strict=True))
+                if _numbers_ok(flat):
+                    checked.update(known)
             else:
                 for j, c in enumerate(known):
                     cols[c] = flat[j::width] if width > 1 else flat
         elif width == 1 or rows == 0:
-            cols[t["name"]] = flat if isinstance(flat, list) else flat.tolist()
+            if isinstance(flat, list):
+                cols[t["name"]] = flat
+            else:
+                cols[t["name"]] = flat.tolist()
+                if _numbers_ok(flat):
+                    checked.add(t["name"])
         elif single:
             raise HTTPProblem(
                 422,
@@ -325,6 +346,7 @@ def decode_v2(
     if n_rows <= 0:
         raise HTTPProblem(400, "no_rows", "The input tensors hold no rows.")
     payload = Payload(cols, n_rows)
+    payload.checked = frozenset(checked & cols.keys())
     asked = [n for n, _ in outputs]
     if "probabilities" in asked:
         payload.options = {"proba": True, "predict": True} if "predict" in asked else {"proba": True}
