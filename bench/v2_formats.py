@@ -133,7 +133,8 @@ def decode_cost(formats: dict[str, tuple[str, bytes, dict[str, str]]], cols: lis
         else:
             payload, _ = decode_native(loads(body), cols)
         for c, v in payload.columns.items():
-            value_problem(c, v)
+            if c not in payload.checked:  # as the server's input checks do
+                value_problem(c, v)
 
     out = {}
     n = 200
