@@ -36,9 +36,9 @@ from modelyard.serving._admin import ADMIN_ENV
 from modelyard.serving._codec import (
     HTTPProblem,
     Payload,
+    PredictAndProba,
     decode_mlflow,
     decode_native,
-    decode_v2,
     loads,
     to_jsonable,
 )
@@ -58,7 +58,7 @@ from modelyard.serving._routes import ROUTES, FastRouter, Route, starlette_app
 from modelyard.serving._runtime import Answer, Deployment, load_deployment
 from modelyard.serving._spec import DeploymentSpec, SwapError, load_spec
 from modelyard.serving._types import Receive, Scope, Send
-from modelyard.serving._v2 import render_infer
+from modelyard.serving._v2 import decode_v2_request, render_infer
 from modelyard.serving._workers import WorkerBoard
 
 __all__ = ["ModelServer", "SwapError", "build_app"]
@@ -439,7 +439,7 @@ class ModelServer:
         try:
             params = request.path_params
             dep = self.enter(params.get("name"))
-            kind = check_type(request, csv_ok=api == "invocations")
+            kind = "v2" if api == "v2" else check_type(request, csv_ok=api == "invocations")
             body = await read_body(request, dep.spec.limits.max_body_bytes)
             version = params.get("version")
             if version is not None:
@@ -453,16 +453,16 @@ class ModelServer:
             obj: Any = None
             if kind == "csv":
                 payload = csv_payload(body)
+            elif kind == "v2":  # JSON, or JSON + binary tensors; the request's outputs set the options
+                payload, v2_id = decode_v2_request(request, body, dep)
             else:
                 obj = loads(body)
                 if api == "native":
                     payload, body_version = decode_native(obj, dep.columns)
                     version = body_version if body_version is not None else version
-                elif api == "invocations":
-                    payload = decode_mlflow(obj, dep.columns)
                 else:
-                    payload, v2_id = decode_v2(obj, dep.columns)
-            if wants_proba(request, obj if kind == "json" else None, api):
+                    payload = decode_mlflow(obj, dep.columns)
+            if kind != "v2" and wants_proba(request, obj if kind == "json" else None, api):
                 payload.options = {"proba": True}
             if payload.n > dep.spec.limits.max_rows:
                 raise HTTPProblem(
@@ -505,7 +505,9 @@ class ModelServer:
         rt = answer.runtime or dep.primary
         inputs = logged_inputs(answer.payload or payload, rt.inputs.dtypes)
         output = answer.output
-        if payload.options and answer.runtime is not None:  # probabilities: log the most likely class
+        if isinstance(output, PredictAndProba):  # a V2 request for both outputs: log the predictions
+            output = output.predict
+        elif payload.options and answer.runtime is not None:  # probabilities: log the most likely class
             import numpy as np
 
             probs = np.asarray(output)

@@ -2,7 +2,7 @@
 
 * ours: ``{"records": [{...}]}`` or ``{"columns": [...], "data": [[...]]}`` (``"version"`` pins one)
 * MLflow ``/invocations``: ``dataframe_split``, ``dataframe_records``, ``instances``, ``inputs``
-* V2 / Open Inference Protocol: ``{"inputs": [{"name", "shape", "datatype", "data"}]}``
+* V2 / Open Inference Protocol: decoded in :mod:`modelyard.serving._v2_request`
 
 A request decodes into a :class:`Payload` (column name → list of values); the batcher merges
 payloads column-wise and builds one DataFrame per predict call, so no per-request DataFrame
@@ -40,9 +40,9 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "HTTPProblem",
     "Payload",
+    "PredictAndProba",
     "decode_mlflow",
     "decode_native",
-    "decode_v2",
     "dumps",
     "loads",
     "to_jsonable",
@@ -180,7 +180,7 @@ def _may_nest_deep(body: bytes) -> bool:
 class Payload:
     """Rows of one request, column-wise."""
 
-    __slots__ = ("columns", "matrix", "n", "options", "source")
+    __slots__ = ("checked", "columns", "matrix", "n", "options", "source")
 
     def __init__(self, columns: dict[str, list[Any]], n: int) -> None:
         self.columns = columns
@@ -190,6 +190,9 @@ class Payload:
         )
         self.source = "json"  # or "csv": the 422 for a headerless CSV says so
         self.options: dict[str, Any] | None = None  # {"proba": True} asks for class probabilities
+        # columns whose values are already known to be finite numbers, bools or 64-bit integers
+        # (decoded from binary tensors and checked in numpy): the input checks skip them
+        self.checked: frozenset[str] = frozenset()
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -333,39 +336,6 @@ def decode_mlflow(obj: Any, names: Sequence[str] | None) -> Payload:
     raise HTTPProblem(400, "no_rows", f"'{key}' holds no rows.")
 
 
-_V2_TYPES = {
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-    "BYTES",
-}
-
-
-def _flat(data: Any) -> list[Any]:
-    """Nested lists (row-major tensor data) flattened, without recursion."""
-    if not isinstance(data, list):
-        return [data]
-    while data and isinstance(data[0], list):
-        out: list[Any] = []
-        for d in data:
-            if isinstance(d, list):
-                out.extend(d)
-            else:
-                out.append(d)
-        data = out
-    rows: list[Any] = data
-    return rows
-
-
 def _short(v: Any) -> str:
     """``repr(v)`` cut to 80 characters, for messages that echo a client's value."""
     flat = (
@@ -377,84 +347,26 @@ def _short(v: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def decode_v2(obj: Any, names: Sequence[str] | None) -> tuple[Payload, Any]:
-    """Open Inference Protocol infer request; one tensor per column, or one [n, k] tensor."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("inputs"), list) or not obj["inputs"]:
-        raise HTTPProblem(
-            400, "bad_format", "The body must be {'inputs': [{'name', 'shape', 'datatype', 'data'}]}."
-        )
-    tensors = obj["inputs"]
-    cols: dict[str, list[Any]] = {}
-    n = -1
-    for t in tensors:
-        if not isinstance(t, dict) or not {"name", "shape", "datatype", "data"} <= set(t):
-            raise HTTPProblem(
-                400, "bad_format", "Every input tensor needs 'name', 'shape', 'datatype' and 'data'."
-            )
-        if not isinstance(t["name"], str) or not t["name"]:
-            raise HTTPProblem(
-                400,
-                "bad_format",
-                f"An input tensor's 'name' must be a non-empty string. Got {_short(t['name'])} instead.",
-            )
-        if not isinstance(t["datatype"], str) or t["datatype"] not in _V2_TYPES:
-            raise HTTPProblem(
-                400,
-                "bad_format",
-                f"Input {t['name'][:80]!r} has unknown datatype {_short(t['datatype'])}; "
-                f"use one of {sorted(_V2_TYPES)}.",
-            )
-        shape = t["shape"]
-        if (
-            not isinstance(shape, list)
-            or not shape
-            or len(shape) > 8
-            or not all(type(s) is int and 0 <= s < 2**31 for s in shape)
-        ):
-            raise HTTPProblem(
-                400,
-                "bad_format",
-                f"Input {t['name'][:80]!r} has a bad shape {_short(shape)}; "
-                "send a list of at most 8 non-negative integers like [2, 3].",
-            )
-        flat = _flat(t["data"])
-        size = math.prod(shape)
-        if len(flat) != size:
-            raise HTTPProblem(
-                400,
-                "bad_format",
-                f"Input {t['name'][:80]!r} has {len(flat)} values but shape {shape} needs {size}.",
-            )
-        rows = shape[0]
-        width = size // rows if rows else 0
-        if len(tensors) == 1 and width > 1:
-            if not names or len(names) != width:
-                raise HTTPProblem(
-                    422,
-                    "needs_columns",
-                    f"Input {t['name']!r} has {width} values per row; send one tensor per column "
-                    f"(named {list(names or [])}) or a [rows, {len(names or [])}] tensor.",
-                )
-            for j, c in enumerate(names):
-                cols[c] = flat[j::width]
-        elif width == 1 or rows == 0:
-            cols[t["name"]] = flat
-        else:
-            raise HTTPProblem(
-                400,
-                "bad_format",
-                f"Input {t['name']!r} must have shape [rows] or [rows, 1] when "
-                "several input tensors are sent.",
-            )
-        if n >= 0 and rows != n:
-            raise HTTPProblem(400, "bad_format", "All input tensors must have the same number of rows.")
-        n = rows
-    if n <= 0:
-        raise HTTPProblem(400, "no_rows", "The input tensors hold no rows.")
-    v2_id = obj.get("id")
-    if v2_id is not None and not isinstance(v2_id, (str, int)):
-        raise HTTPProblem(400, "bad_format", f"'id' must be a string. Got {_short(v2_id)} instead.")
-    return Payload(cols, n), v2_id
+class PredictAndProba:
+    """A model's predictions and class probabilities for the same rows (a V2 request asking for
+    both outputs). Sliced by rows like an array; as an array it is the predictions."""
+
+    __slots__ = ("predict", "proba")
+
+    def __init__(self, predict: Any, proba: Any) -> None:
+        self.predict = predict
+        self.proba = proba
+
+    def __len__(self) -> int:
+        return len(self.predict)
+
+    def __getitem__(self, rows: slice) -> PredictAndProba:
+        return PredictAndProba(self.predict[rows], self.proba[rows])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        import numpy as np
+
+        return np.asarray(self.predict, dtype=dtype)
 
 
 def to_jsonable(out: Any) -> Any:
@@ -470,19 +382,3 @@ def to_jsonable(out: Any) -> Any:
     if isinstance(out, (list, tuple)):
         return list(out)
     return out
-
-
-def v2_outputs(out: Any, name: str = "predict") -> list[dict[str, Any]]:
-    """Predictions as V2 output tensors."""
-    import numpy as np
-
-    def tensor(name: str, arr: Any) -> dict[str, Any]:
-        arr = np.asarray(arr)
-        kind = arr.dtype.kind
-        dtype = "FP64" if kind == "f" else "INT64" if kind in "iu" else "BOOL" if kind == "b" else "BYTES"
-        data = arr.reshape(-1).tolist() if dtype != "BYTES" else [str(v) for v in arr.reshape(-1)]
-        return {"name": name, "shape": list(arr.shape), "datatype": dtype, "data": data}
-
-    if hasattr(out, "columns") and hasattr(out, "to_numpy"):
-        return [tensor(str(c), out[c].to_numpy()) for c in out.columns]
-    return [tensor(name, out)]

@@ -103,7 +103,8 @@ class InputCheck:
         """``payload`` reduced to the signature's columns; raises a 422 naming every problem."""
         cols = payload.columns
         if not self.names:  # no signature: every column goes to the model, so every column is checked
-            problems = [p for c, v in cols.items() if (p := value_problem(c, v))]
+            skip = payload.checked
+            problems = [p for c, v in cols.items() if c not in skip and (p := value_problem(c, v))]
             if problems:
                 raise _invalid(problems)
             return payload
@@ -114,7 +115,8 @@ class InputCheck:
             if missing:
                 raise self._missing(missing, [c for c in cols if c not in self._set], payload)
             selected = {n: cols[n] for n in self.names}
-        problems = [p for c, v in selected.items() if (p := value_problem(c, v))]
+        skip = payload.checked
+        problems = [p for c, v in selected.items() if c not in skip and (p := value_problem(c, v))]
         if self._dates and not problems:
             selected = dict(selected)
             for c in self._dates:
@@ -128,6 +130,7 @@ class InputCheck:
         out = Payload(selected, payload.n)
         out.source = payload.source
         out.options = payload.options
+        out.checked = payload.checked
         return out
 
     def _missing(self, missing: list[str], unexpected: list[str], payload: Payload) -> HTTPProblem:

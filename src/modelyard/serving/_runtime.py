@@ -19,7 +19,7 @@ from typing import Any, overload
 from modelyard.errors import ValidationFailed
 from modelyard.serving._batching import Batcher
 from modelyard.serving._breaker import BreakerState, CircuitBreaker
-from modelyard.serving._codec import HTTPProblem, Payload
+from modelyard.serving._codec import HTTPProblem, Payload, PredictAndProba
 from modelyard.serving._fastpath import NumericFastPath, numeric_fast_path
 from modelyard.serving._inputs import InputCheck
 from modelyard.serving._metrics import ServingMetrics, observe_many
@@ -52,6 +52,14 @@ def _slice(out: Any, start: int, stop: int) -> Any:
     if hasattr(out, "iloc"):
         return out.iloc[start:stop]
     return out[start:stop]
+
+
+def _want(payload: Payload) -> str:
+    """What a payload asks of the model: "predict", "proba" or "both"."""
+    opts = payload.options
+    if not opts or not opts.get("proba"):
+        return "predict"
+    return "both" if opts.get("predict") else "proba"
 
 
 def _is_input_error(exc: BaseException) -> bool:
@@ -175,9 +183,13 @@ class ModelRuntime:
         self._breaker_gauge.set(0 if to is BreakerState.CLOSED else 1)
 
     # -- in the predict thread -----------------------------------------------------------------
-    def _predict(self, frame: Any, proba: bool = False) -> Any:
+    def _predict(self, frame: Any, want: str = "predict") -> Any:
+        """The model's ``want`` for ``frame``: "predict", "proba", or "both" (a PredictAndProba)."""
         try:
-            out = self.model.predict_proba(frame) if proba else self.model.predict(frame)
+            if want == "both":
+                out = PredictAndProba(self.model.predict(frame), self.model.predict_proba(frame))
+            else:
+                out = self.model.predict_proba(frame) if want == "proba" else self.model.predict(frame)
         except Exception:
             raise
         except BaseException as exc:  # sys.exit() or similar inside a model must not stop the server
@@ -190,27 +202,29 @@ class ModelRuntime:
     def run_batch(self, payloads: list[Payload]) -> list[tuple[bool, Any]]:
         """Predict every payload; a failing batch is retried request by request so one bad row
         fails only its own request."""
-        if self.fast is not None and not any(p.options for p in payloads):
+        wants = [_want(p) for p in payloads]
+        # the fast path predicts labels only; probabilities go through the model's own predict_proba
+        if self.fast is not None and all(w == "predict" for w in wants):
             done = self._run_fast(payloads)
             if done is not None:
                 return done
         results: list[tuple[bool, Any]] = [(False, None)] * len(payloads)
-        groups: dict[tuple[bool, tuple[str, ...]], list[int]] = {}
+        groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
         for i, p in enumerate(payloads):
-            groups.setdefault((bool(p.options), p.key), []).append(i)
-        for (proba, _), idx in groups.items():
+            groups.setdefault((wants[i], p.key), []).append(i)
+        for (want, _), idx in groups.items():
             group = [payloads[i] for i in idx]
             rows = sum(p.n for p in group)
             t0 = time.perf_counter()
             try:
-                out = self._predict(_merge(group), proba)
+                out = self._predict(_merge(group), want)
             except Exception as exc:
                 if len(group) == 1:
                     results[idx[0]] = (False, exc)
                 else:
                     for i in idx:
                         try:
-                            one = self._predict(_merge([payloads[i]]), proba)
+                            one = self._predict(_merge([payloads[i]]), want)
                             self._observe(one)
                             results[i] = (True, one)
                         except Exception as exc1:
