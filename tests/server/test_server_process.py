@@ -201,7 +201,7 @@ def test_twenty_clients_ten_thousand_points_each_stored_exactly_once(
                     [sys.executable, "-c", code, url, run_id],
                     check=True,
                     timeout=600,
-                    env={**os.environ, "YARD_TOKEN": ADMIN},
+                    env={**os.environ, "YARD_TOKEN": ADMIN, "PYTHONPATH": _src_path()},
                 )
             except BaseException as exc:  # reported below
                 errors.append(exc)
