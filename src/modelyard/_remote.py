@@ -194,6 +194,11 @@ class RemoteClient:
     def __repr__(self) -> str:
         return f"RemoteClient({redact_url(self.url)!r})"
 
+    @property
+    def token(self) -> str | None:
+        """The bearer token this client sends (never shown in reprs or errors)."""
+        return self._token
+
     # -- plumbing --------------------------------------------------------------------------
     @property
     def http(self) -> httpx.Client:

@@ -21,7 +21,14 @@ __all__ = ["Workspace", "get_workspace", "set_uri"]
 class Workspace:
     """The metadata store and blob store behind one URI (``./.yard`` by default)."""
 
-    def __init__(self, uri: str | os.PathLike[str] | None = None, *, blob_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        uri: str | os.PathLike[str] | None = None,
+        *,
+        blob_uri: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        """``token``: for a modelyard server, the bearer token (default YARD_TOKEN or `yard login`'s)."""
         self.location: StoreLocation = resolve(uri, blob_uri=blob_uri)
         #: The modelyard server this workspace talks to (None: the store is opened here).
         self.remote: RemoteClient | None = None
@@ -30,7 +37,7 @@ class Workspace:
             from modelyard._remote import RemoteClient
             from modelyard.blobs._http import HttpBackend
 
-            self.remote = RemoteClient(self.location.uri)
+            self.remote = RemoteClient(self.location.uri, token=token)
             self.store = _ServerSideStore(self.location)  # type: ignore[assignment]
             self.blobs = BlobStore(
                 self.location.blob_uri, backend=HttpBackend(self.remote, redact(self.location.uri))

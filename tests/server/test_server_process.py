@@ -25,6 +25,11 @@ ADMIN = "yard_00112233445566aa_" + "k" * 43
 pytestmark = pytest.mark.slow
 
 
+def _src_path() -> str:
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    return os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -36,7 +41,7 @@ def yard_server(
     store: Path, *, workers: int = 1, port: int | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = port or _free_port()
-    env = {**os.environ, "YARD_ADMIN_TOKEN": ADMIN}
+    env = {**os.environ, "YARD_ADMIN_TOKEN": ADMIN, "PYTHONPATH": _src_path()}  # this checkout's code
     env.pop("YARD_URI", None)
     log = open(store.parent / f"server-{port}.log", "ab")
     proc = subprocess.Popen(
@@ -196,7 +201,7 @@ def test_twenty_clients_ten_thousand_points_each_stored_exactly_once(
                     [sys.executable, "-c", code, url, run_id],
                     check=True,
                     timeout=600,
-                    env={**os.environ, "YARD_TOKEN": ADMIN},
+                    env={**os.environ, "YARD_TOKEN": ADMIN, "PYTHONPATH": _src_path()},
                 )
             except BaseException as exc:  # reported below
                 errors.append(exc)

@@ -37,11 +37,15 @@ _DIGEST_PARAM = {
 
 
 def _require(request: Request, role: str) -> None:
+    """Blobs are content-addressed and reachable only through recorded, scope-checked metadata, so
+    anyone who holds ``role`` on anything (globally or by a grant) may move bytes."""
     principal = request.state.principal
-    if not principal.can(role):
-        raise errors.PermissionDeniedError(
-            f"Blob access here needs role {role!r}; {principal.name} has {principal.role!r}."
-        )
+    if principal.can(role) or any(principal.can(role, kind, name) for kind, name in principal.grants):
+        return
+    raise errors.PermissionDeniedError(
+        f"Blob transfers need role {role!r} (globally or on some experiment, model or dataset); "
+        f"{principal.name} has {principal.role!r}."
+    )
 
 
 def can_presign(ws: Any) -> bool:
