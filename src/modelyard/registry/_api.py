@@ -91,7 +91,7 @@ def log_model(
         tracking = TrackingService(ws)
         run = tracking.get_run(run_id)
         if run.status.value == "running":  # an ended run's artifacts are frozen; the version still links it
-            tracking._record_artifact(run.id, artifact_path, "dir", packed.manifest_digest, packed.size)
+            tracking.record_artifact(run.id, artifact_path, "dir", packed.manifest_digest, packed.size)
         run_id = run.id
         run_metrics = dict(run.metrics)
     if name is None:

@@ -1,0 +1,176 @@
+"""Registry: log, register, alias, load and predict, audit and permissions on SQLite, PostgreSQL and a
+server over HTTP (the store-level registry tests live here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import modelyard as yard
+from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError
+from modelyard.registry import RegistryService
+
+
+@pytest.fixture(scope="module")
+def churn_frame() -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(3)
+    n = 300
+    X = pd.DataFrame(
+        {
+            "tenure": rng.integers(0, 72, n),
+            "monthly": rng.normal(70, 20, n).round(2),
+            "calls": rng.poisson(1.5, n),
+        }
+    )
+    y = ((X["monthly"] - 70) / 20 + X["calls"] * 0.5 - X["tenure"] / 36 + rng.normal(0, 0.5, n) > 0).astype(
+        int
+    )
+    return X, y.to_numpy()
+
+
+@pytest.fixture(scope="module")
+def sk_model(churn_frame):  # type: ignore[no-untyped-def]
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    X, y = churn_frame
+    return GradientBoostingClassifier(n_estimators=15, max_depth=2, random_state=0).fit(X, y)
+
+
+def _log(uri, model, X, name="churn-clf", **kw):  # type: ignore[no-untyped-def]
+    with yard.start_run(experiment="reg", uri=uri) as run:
+        run.log_metric("auc", 0.8)
+        return run, run.log_model(model, name=name, input_example=X[:5], **kw)
+
+
+def test_log_and_load_round_trip(contract_uri: str, churn_frame, sk_model) -> None:  # type: ignore[no-untyped-def]
+    X, _ = churn_frame
+    run, mv = _log(contract_uri, sk_model, X)
+    assert (mv.name, mv.version, mv.flavor, mv.status) == ("churn-clf", 1, "sklearn", "ready")
+    assert mv.run_id == run.id and mv.metrics == {"auc": 0.8}
+    assert mv.requirements["scikit-learn"]
+    assert [c.name for c in mv.signature.inputs] == ["tenure", "monthly", "calls"]
+    assert [c.dtype for c in mv.signature.inputs] == ["int64", "float64", "int64"]
+    for ref in ("churn-clf/1", "churn-clf@latest", "churn-clf", f"runs:/{run.id}/model"):
+        m = yard.load_model(ref, uri=contract_uri)
+        np.testing.assert_array_equal(m.predict(X), sk_model.predict(X))
+        np.testing.assert_array_equal(m.predict_proba(X), sk_model.predict_proba(X))
+    m = yard.load_model("churn-clf/1", uri=contract_uri)
+    assert (m.name, m.version, m.flavor, m.run_id) == ("churn-clf", 1, "sklearn", run.id)
+    # every input form gives the same predictions
+    expected = sk_model.predict(X[:4])
+    np.testing.assert_array_equal(m.predict(X[:4].to_dict("records")), expected)
+    np.testing.assert_array_equal(m.predict(X[:4].to_dict("list")), expected)
+    np.testing.assert_array_equal(m.predict(X[:4].to_numpy()), expected)
+    # run artifact is recorded
+    assert any(
+        a.path == "model" and a.kind == "dir" for a in yard.get_run(run.id, uri=contract_uri).artifacts
+    )
+    assert [v.ref for v in RegistryService(contract_uri).versions_of_run(run.id)] == ["churn-clf/1"]
+
+
+def test_register_alias_load_predict(contract_uri: str, churn_frame, sk_model) -> None:  # type: ignore[no-untyped-def]
+    X, _ = churn_frame
+    mv = yard.registry.register_model(sk_model, "churn-clf", input_example=X[:5], uri=contract_uri)
+    yard.registry.set_alias("churn-clf", "production", version=mv.version, reason="first", uri=contract_uri)
+    m = yard.load_model("churn-clf@production", uri=contract_uri)
+    np.testing.assert_array_equal(m.predict(X[:10]), sk_model.predict(X[:10]))
+    model = yard.registry.get_model("churn-clf", uri=contract_uri)
+    assert (model.latest_version, model.versions, model.aliases) == (1, 1, {"production": 1})
+    assert [m.name for m in yard.registry.list_models(uri=contract_uri)] == ["churn-clf"]
+    updated = yard.registry.update_model(
+        "churn-clf", description="churn model", tags={"team": "risk"}, reason="doc", uri=contract_uri
+    )
+    assert (updated.description, updated.tags) == ("churn model", {"team": "risk"})
+    yard.registry.delete_alias("churn-clf", "production", reason="retire", uri=contract_uri)
+    assert yard.registry.get_model("churn-clf", uri=contract_uri).aliases == {}
+    with pytest.raises(NotFoundError, match="has no alias 'production'"):
+        yard.registry.delete_alias("churn-clf", "production", uri=contract_uri)
+
+
+def test_versions_aliases_rollback_archive_and_audit(contract_uri: str, churn_frame, sk_model) -> None:  # type: ignore[no-untyped-def]
+    X, _ = churn_frame
+    for _ in range(3):
+        _log(contract_uri, sk_model, X)
+    reg = yard.registry
+    uri = contract_uri
+    assert [v.version for v in reg.list_versions("churn-clf", uri=uri)] == [3, 2, 1]
+    reg.set_alias("churn-clf", "production", version=1, reason="first", uri=uri)
+    reg.set_alias("churn-clf", "production", version=2, reason="beats v1", uri=uri)
+    assert yard.get_model_version("churn-clf@production", uri=uri).version == 2
+    assert yard.get_model_version("churn-clf", "production", uri=uri).aliases == ["production"]
+    assert yard.load_model("churn-clf@production", uri=uri).version == 2
+    back = reg.rollback("churn-clf", "production", reason="v2 regressed", uri=uri)
+    assert back.version == 1
+    assert reg.get_model("churn-clf", uri=uri).aliases == {"production": 1}
+
+    with pytest.raises(ConflictError, match=r"target of alias\(es\) \['production'\]"):
+        reg.archive("churn-clf", 1, uri=uri)
+    reg.archive("churn-clf", 3, reason="bad data", uri=uri)
+    assert yard.get_model_version("churn-clf", 3, uri=uri).status == "archived"
+    assert yard.get_model_version("churn-clf@latest", uri=uri).version == 2
+    assert [v.version for v in reg.list_versions("churn-clf", include_archived=False, uri=uri)] == [2, 1]
+    with pytest.raises(
+        ConflictError,
+        match="Version 3 of 'churn-clf' is archived; an alias can only point at a ready version",
+    ):
+        reg.set_alias("churn-clf", "staging", version=3, uri=uri)
+    reg.restore("churn-clf", 3, uri=uri)
+    reg.set_alias("churn-clf", "staging", version=3, uri=uri)
+
+    log = reg.audit_log("churn-clf", uri=uri)
+    actions = [(e.action, e.version) for e in log]
+    assert actions == [
+        ("model.create", None),
+        ("version.register", 1),
+        ("version.register", 2),
+        ("version.register", 3),
+        ("alias.set", 1),
+        ("alias.set", 2),
+        ("alias.rollback", 1),
+        ("version.archive", 3),
+        ("version.restore", 3),
+        ("alias.set", 3),
+    ]
+    assert log[5].detail == {"alias": "production", "from": 1, "to": 2} and log[5].reason == "beats v1"
+    assert log[6].detail == {"alias": "production", "from": 2, "to": 1} and log[6].reason == "v2 regressed"
+    assert all(e.actor and e.at > 0 for e in log)
+    assert [e.action for e in reg.audit_log("churn-clf", version=3, uri=uri)] == [
+        "version.register",
+        "version.archive",
+        "version.restore",
+        "alias.set",
+    ]
+
+
+def test_unknown_names_suggest_close_matches(contract_uri: str, churn_frame, sk_model) -> None:  # type: ignore[no-untyped-def]
+    X, _ = churn_frame
+    uri = contract_uri
+    _log(uri, sk_model, X)
+    yard.registry.set_alias("churn-clf", "production", version=1, uri=uri)
+    with pytest.raises(
+        NotFoundError, match=r"Model 'churn-cfl' is not registered\. Did you mean 'churn-clf'\?"
+    ):
+        yard.load_model("churn-cfl@production", uri=uri)
+    with pytest.raises(NotFoundError, match=r"Model 'churn-clf' has no version 7; it has versions \[1\]"):
+        yard.load_model("churn-clf/7", uri=uri)
+    with pytest.raises(NotFoundError, match=r"has no alias 'prodution'\. Did you mean 'production'\?"):
+        yard.get_model_version("churn-clf@prodution", uri=uri)
+    with pytest.raises(NotFoundError, match=r"has no alias 'staging'.*nothing to roll back"):
+        yard.registry.rollback("churn-clf", "staging", uri=uri)
+    with pytest.raises(ConflictError, match="has pointed only at version 1; there is no earlier version"):
+        yard.registry.rollback("churn-clf", "production", uri=uri)
+    with pytest.raises(InvalidArgumentError, match="The alias 'latest' is reserved"):
+        yard.registry.set_alias("churn-clf", "latest", version=1, uri=uri)
+    with pytest.raises(InvalidArgumentError, match="The model name 'bad name' is not valid"):
+        yard.load_model("bad name@production", uri=uri)
+    with pytest.raises(InvalidArgumentError, match="The version in 'churn-clf/x' must be a whole number"):
+        yard.load_model("churn-clf/x", uri=uri)
+
+
+def test_register_refuses_a_package_not_in_the_blob_store(contract_uri: str) -> None:
+    with pytest.raises(NotFoundError, match="its package .* is not in the blob store"):
+        RegistryService(contract_uri).register_version(
+            "ghost", flavor="sklearn", manifest_digest="0" * 64, size=1, signature=None, requirements={}
+        )
+    assert yard.registry.list_models(uri=contract_uri) == []
