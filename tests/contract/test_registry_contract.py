@@ -3,12 +3,14 @@ server over HTTP (the store-level registry tests live here)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import modelyard as yard
-from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError
+from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError, PermissionDeniedError
 from modelyard.registry import RegistryService
 
 
@@ -169,8 +171,109 @@ def test_unknown_names_suggest_close_matches(contract_uri: str, churn_frame, sk_
 
 
 def test_register_refuses_a_package_not_in_the_blob_store(contract_uri: str) -> None:
-    with pytest.raises(NotFoundError, match="its package .* is not in the blob store"):
+    with pytest.raises(NotFoundError, match=r"its package 0+ is not in the blob store"):
         RegistryService(contract_uri).register_version(
             "ghost", flavor="sklearn", manifest_digest="0" * 64, size=1, signature=None, requirements={}
         )
     assert yard.registry.list_models(uri=contract_uri) == []
+
+
+# -- on the server: who did it, and who may move a protected alias ------------------------------------
+def _as_user(server_uri: str, tmp_path: Path, name: str, role: str, grants: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """A workspace on the server acting as a new user ``name`` (global ``role``, model grants)."""
+    from modelyard._workspace import Workspace
+    from modelyard.server._users import AuthService
+
+    admin_ws = Workspace(str(tmp_path / "server-store")).open()  # the server's own store (conftest)
+    try:
+        auth = AuthService(admin_ws)
+        auth.add_user(name, role)
+        for model, granted in (grants or {}).items():
+            auth.grant(name, "model", model, granted)
+        token = auth.create_token(name, expires=None)["token"]
+    finally:
+        admin_ws.close()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("YARD_TOKEN", token)
+        return Workspace(server_uri).open()  # its client keeps this user's token
+
+
+def _protect(uri: str, tmp_path: Path, X: pd.DataFrame, y: np.ndarray) -> None:
+    from modelyard.evaluation import attach_policy
+
+    X.assign(churned=y).to_csv(tmp_path / "eval.csv", index=False)
+    (tmp_path / "gates.yaml").write_text(
+        "protected: [production]\ndata: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.6}}\n"
+    )
+    attach_policy("churn-clf", tmp_path / "gates.yaml", uri=uri)
+
+
+def test_audit_log_names_the_authenticated_user(
+    server_uri: str, tmp_path: Path, churn_frame, sk_model
+) -> None:  # type: ignore[no-untyped-def]
+    X, _ = churn_frame
+    _log(server_uri, sk_model, X)
+    yard.registry.set_alias("churn-clf", "staging", version=1, uri=server_uri)
+    writer = _as_user(server_uri, tmp_path, "wendy", "writer")
+    try:
+        yard.registry.register_model(sk_model, "churn-clf", input_example=X[:5], uri=writer)
+        yard.registry.set_alias("churn-clf", "staging", version=2, reason="try v2", uri=writer)
+    finally:
+        writer.close()
+    log = yard.registry.audit_log("churn-clf", uri=server_uri)
+    assert [(e.action, e.actor) for e in log] == [
+        ("model.create", "tester"),
+        ("version.register", "tester"),
+        ("alias.set", "tester"),
+        ("version.register", "wendy"),
+        ("alias.set", "wendy"),
+    ]
+    assert yard.get_model_version("churn-clf", 2, uri=server_uri).created_by == "wendy"
+
+
+def test_protected_alias_needs_maintainer_on_the_model(
+    server_uri: str, tmp_path: Path, churn_frame, sk_model
+) -> None:  # type: ignore[no-untyped-def]
+    X, y = churn_frame
+    for _ in range(2):
+        _log(server_uri, sk_model, X)
+    _protect(server_uri, tmp_path, X, y)
+    yard.registry.set_alias("churn-clf", "production", version=1, uri=server_uri)  # tester is an admin
+
+    writer = _as_user(server_uri, tmp_path, "wendy", "writer")
+    try:
+        yard.registry.set_alias("churn-clf", "staging", version=2, uri=writer)  # not protected
+        need = r"wendy has role 'writer' on model 'churn-clf'; {} protected alias 'production' needs role "
+        with pytest.raises(PermissionDeniedError, match=need.format("moving")):
+            yard.registry.set_alias("churn-clf", "production", version=2, uri=writer)
+        with pytest.raises(PermissionDeniedError, match=need.format("rolling back")):
+            yard.registry.rollback("churn-clf", "production", uri=writer)
+        with pytest.raises(PermissionDeniedError, match=need.format("deleting")):
+            yard.registry.delete_alias("churn-clf", "production", uri=writer)
+        from modelyard.evaluation import detach_policy
+
+        with pytest.raises(PermissionDeniedError, match=r"evaluation\.detach_policy needs role 'maintainer'"):
+            detach_policy("churn-clf", uri=writer)
+    finally:
+        writer.close()
+    assert yard.get_model_version("churn-clf@production", uri=server_uri).version == 1
+
+    maintainer = _as_user(server_uri, tmp_path, "mia", "writer", {"churn-clf": "maintainer"})
+    try:
+        mv = yard.registry.set_alias("churn-clf", "production", version=2, reason="v2", uri=maintainer)
+        assert mv.aliases == ["production", "staging"]
+        assert yard.registry.rollback("churn-clf", "production", uri=maintainer).version == 1
+    finally:
+        maintainer.close()
+    log = yard.registry.audit_log("churn-clf", uri=server_uri)
+    moved = [(e.action, e.actor, e.version) for e in log if e.detail.get("alias") == "production"]
+    assert moved == [("alias.set", "tester", 1), ("alias.set", "mia", 2), ("alias.rollback", "mia", 1)]
+    # the gates ran on the server for each move and their checks name who moved the alias
+    assert log[-2].detail["gates"]["passed"] is True
+    from modelyard.evaluation import EvaluationService
+
+    checks = EvaluationService(server_uri).list_gate_checks("churn-clf")
+    assert [(c["user"], c["model_version"], c["trigger"]) for c in checks] == [
+        ("mia", 2, "promotion"),
+        ("tester", 1, "promotion"),
+    ]
