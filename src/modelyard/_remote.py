@@ -137,7 +137,7 @@ class _Codec:
             arbitrary_types_allowed=False,
         )
         model_name = f"{spec.service}_{spec.name}".title().replace("_", "") + "Request"
-        self.args_model = create_model(model_name, __config__=cfg, **fields)  # type: ignore[call-overload]
+        self.args_model = create_model(model_name, __config__=cfg, **fields)
         ret = hints.get("return", Any)
         ret = Any if ret is type(None) else ret
         #: The answer's body: ``{"result": ...}`` (an envelope leaves room for more keys later).
@@ -155,7 +155,7 @@ class _Codec:
         return self.result_model(result=value).model_dump_json(round_trip=True).encode()
 
     def load_result(self, body: bytes) -> Any:
-        return self.result_model.model_validate_json(body).result
+        return getattr(self.result_model.model_validate_json(body), "result")  # noqa: B009
 
 
 @functools.cache
@@ -303,7 +303,9 @@ class RemoteClient:
             ) from exc
         headers = {"Content-Type": "application/json"}
         if not spec.read_only:
-            headers["Idempotency-Key"] = uuid.uuid4().hex
+            from modelyard._rpc import current_idempotency_key
+
+            headers["Idempotency-Key"] = current_idempotency_key() or uuid.uuid4().hex
         for _ in range(20):  # 409 "in progress": the first attempt of this key is still running
             resp = self.request("POST", spec.path, idempotent=True, content=body, headers=headers)
             if resp.status_code == 409 and resp.headers.get("X-Yard-Idempotency") == "in-progress":

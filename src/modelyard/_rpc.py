@@ -19,11 +19,12 @@ server before the method runs; a method that needs more than its declared role f
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -34,7 +35,9 @@ __all__ = [
     "OpSpec",
     "Principal",
     "Transport",
+    "current_idempotency_key",
     "current_principal",
+    "idempotency_key",
     "op",
     "operations",
     "require",
@@ -169,6 +172,25 @@ def operations(cls: type) -> list[OpSpec]:
                 role, on, read_only = meta
                 seen[attr] = OpSpec(name, attr, role, on, getattr(value, "__wrapped__", value), read_only)
     return list(seen.values())
+
+
+#: The Idempotency-Key the next remote call is sent with (None: a fresh one per call).
+_idempotency: contextvars.ContextVar[str | None] = contextvars.ContextVar("yard_idempotency", default=None)
+
+
+@contextlib.contextmanager
+def idempotency_key(key: str) -> Iterator[None]:
+    """Send the remote calls made inside the block with ``key`` as their Idempotency-Key, so a
+    batch retried later (after its answer was lost) is applied once. No effect on local stores."""
+    token = _idempotency.set(key)
+    try:
+        yield
+    finally:
+        _idempotency.reset(token)
+
+
+def current_idempotency_key() -> str | None:
+    return _idempotency.get()
 
 
 class Transport(Protocol):

@@ -294,7 +294,8 @@ def test_a_failed_flush_keeps_the_points_for_the_next_one(workspace, monkeypatch
         with pytest.raises(StoreError):
             run.flush()
         run.log_metric("x", 10.0)
-    assert calls == [10, 11]
+    # the failed batch is resent as it was (same idempotency key), then the new point
+    assert calls == [10, 10, 1]
     assert [p.value for p in TrackingService(workspace).metric_history(run.id, "x")] == [
         float(i) for i in range(11)
     ]

@@ -94,6 +94,10 @@ from modelyard.cli import _rollout  # noqa: E402  (yard rollback: the one-comman
 
 _rollout.register(app)
 
+from modelyard.cli import _server  # noqa: E402  (yard server, login, whoami, users, tokens, groups, grants)
+
+_server.register(app)
+
 
 def main() -> None:
     """Entry point of the ``yard`` console script."""

@@ -349,8 +349,11 @@ def _make_endpoint(app_state: _State, cls: type, spec: OpSpec) -> Callable[..., 
 
 class _State:
     def __init__(self, ws: Workspace) -> None:
+        from modelyard.server._metrics import ServerMetrics
+
         self.ws = ws
         self.runs = _RunExperiments(ws)
+        self.metrics = ServerMetrics()
 
     def replay(self, hashed: str) -> Response | None:
         with self.ws.store.read() as conn:
@@ -511,10 +514,6 @@ def create_app(
 
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    from modelyard.server._metrics import ServerMetrics
-
-    state.metrics = ServerMetrics()  # type: ignore[attr-defined]
-
     for cls in service_classes():
         for spec in operations(cls):
             endpoint = _make_endpoint(state, cls, spec)
@@ -539,7 +538,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "HEAD"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
-    app.add_middleware(AuthMiddleware, authenticator=auth, settings=settings, metrics=state.metrics)  # type: ignore[attr-defined]
+    app.add_middleware(AuthMiddleware, authenticator=auth, settings=settings, metrics=state.metrics)
     return app
 
 

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = ["AuthMiddleware"]
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
+from collections.abc import MutableMapping
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
 
 #: Paths anyone may read: the handshake, health, metrics, the API document.
 _OPEN = frozenset(

@@ -18,14 +18,16 @@ import logging
 import os
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from modelyard import _hooks
+from modelyard._rpc import idempotency_key
 from modelyard._shared import now_ms
-from modelyard.errors import ConflictError, ModelyardError, UsageError, invalid_param
+from modelyard.errors import ConflictError, ModelyardError, ServerError, UsageError, invalid_param
 from modelyard.tracking import _heartbeat
 from modelyard.tracking._records import ArtifactRecord, RunRecord, RunStatus
 from modelyard.tracking._service import MetricRow, TrackingService, format_exception
@@ -38,8 +40,16 @@ __all__ = ["Run", "flush_all"]
 
 log = logging.getLogger("modelyard.tracking")
 
-#: A buffer holding this many points wakes the flusher early.
+#: A buffer holding this many points wakes the flusher early; one write sends at most this many.
 FLUSH_AT = 50_000
+
+
+def _buffer_limit() -> int:
+    """Most points a run keeps while its store does not answer (``YARD_METRIC_BUFFER``)."""
+    try:
+        return max(FLUSH_AT, int(os.environ.get("YARD_METRIC_BUFFER", "5000000")))
+    except ValueError:
+        return 5_000_000
 
 
 def _interval() -> float:
@@ -146,6 +156,11 @@ class Run:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._failed_flush: BaseException | None = None
+        #: Batches taken from the buffer but not yet acknowledged by the store, each with the
+        #: idempotency key it is always sent with (a retried batch is stored once).
+        self._unsent: list[tuple[str, list[MetricRow], list[MetricRow]]] = []
+        self._unsent_points = 0
+        self._buffer_limit = _buffer_limit()
         _flusher.register(self)
 
     def __repr__(self) -> str:
@@ -230,6 +245,13 @@ class Run:
         nan = v != v
         row = (self.id, key, step, None if nan else v, nan, ts)
         with self._lock:
+            if len(self._rows) + self._unsent_points >= self._buffer_limit:
+                raise ServerError(
+                    f"Run {self.id}: {len(self._rows) + self._unsent_points} metric points are waiting for "
+                    f"the store at {self._service.ws!r}, which has not acknowledged them (last error: "
+                    f"{self._failed_flush}). The buffer holds at most {self._buffer_limit} "
+                    "(YARD_METRIC_BUFFER); nothing buffered is lost, and it is sent when the store answers."
+                )
             self._rows.append(row)
             cur = self._latest.get(key)
             if cur is None or step > cur[2] or (step == cur[2] and ts >= cur[5]):
@@ -256,20 +278,29 @@ class Run:
     def _flush(self, *, background: bool) -> None:
         with self._flush_lock:
             with self._lock:
-                if not self._rows:
+                if not self._rows and not self._unsent:
                     return
-                rows, self._rows = self._rows, []
-                latest, self._latest = list(self._latest.values()), {}
-            try:
-                self._service.write_metrics(rows, latest)
-            except BaseException:
-                with self._lock:  # put them back in front: nothing logged is lost
-                    self._rows[:0] = rows
-                    for r in latest:
-                        cur = self._latest.get(r[1])
-                        if cur is None or (r[2], r[5]) >= (cur[2], cur[5]):
-                            self._latest[r[1]] = r
-                raise
+                if self._rows:
+                    rows, self._rows = self._rows, []
+                    latest, self._latest = list(self._latest.values()), {}
+                    for i in range(0, len(rows), FLUSH_AT):
+                        last = i + FLUSH_AT >= len(rows)
+                        self._unsent.append(
+                            (uuid.uuid4().hex, rows[i : i + FLUSH_AT], latest if last else [])
+                        )
+                    self._unsent_points += len(rows)
+            while self._unsent:
+                key, rows, latest = self._unsent[0]
+                try:
+                    with idempotency_key(key):
+                        self._service.write_metrics(rows, latest)
+                except BaseException as exc:  # kept, with its key, for the next attempt
+                    self._failed_flush = exc
+                    raise
+                with self._lock:
+                    self._unsent.pop(0)
+                    self._unsent_points -= len(rows)
+            self._failed_flush = None
 
     # -- params, tags --------------------------------------------------------------------------
     def log_param(self, key: str, value: Any) -> None:
