@@ -277,3 +277,94 @@ def test_protected_alias_needs_maintainer_on_the_model(
         ("mia", 2, "promotion"),
         ("tester", 1, "promotion"),
     ]
+
+
+# -- serving a model from a remote store -------------------------------------------------------------
+def _call(app, method: str, path: str, **kw):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    import httpx
+
+    async def go():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return await c.request(method, path, **kw)
+
+    return asyncio.run(go())
+
+
+def test_model_server_loads_from_the_store_and_logs_predictions(
+    contract_uri: str, churn_frame, sk_model
+) -> None:  # type: ignore[no-untyped-def]
+    from modelyard.serving import ModelServer, read_prediction_log
+
+    X, _ = churn_frame
+    mv = yard.registry.register_model(sk_model, "churn-clf", input_example=X[:5], uri=contract_uri)
+    yard.registry.set_alias("churn-clf", "production", version=mv.version, uri=contract_uri)
+    server = ModelServer({"models": {"primary": "churn-clf@production"}}, uri=contract_uri).start()
+    rows = X[:6].to_dict("records")
+    try:
+        r = _call(server, "POST", "/v1/models/churn-clf/predict", json={"records": rows})
+        assert r.status_code == 200, r.text
+        body = r.json()
+    finally:
+        server.close()  # flushes the prediction log
+    assert body["version"] == 1 and body["fallback"] is False
+    assert body["predictions"] == sk_model.predict(X[:6]).tolist()
+    df = read_prediction_log(contract_uri, "churn-clf", model_version=1)
+    mine = df[df["request_id"] == body["request_id"]]
+    assert mine["input.tenure"].tolist() == X["tenure"][:6].tolist()
+    assert mine["output"].tolist() == body["predictions"]
+
+
+@pytest.mark.slow
+def test_yard_serve_loads_a_model_from_a_server(server_uri: str, churn_frame, sk_model) -> None:  # type: ignore[no-untyped-def]
+    """`yard --uri http://... serve churn-clf@production` in its own process answers real predictions."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    X, _ = churn_frame
+    mv = yard.registry.register_model(sk_model, "churn-clf", input_example=X[:5], uri=server_uri)
+    yard.registry.set_alias("churn-clf", "production", version=mv.version, uri=server_uri)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = Path(yard.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(src), "YARD_URI": "/nonexistent-must-not-be-used"}
+    args = ["--uri", server_uri, "serve", "churn-clf@production", "--port", str(port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelyard", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "yard serve did not become ready"
+            time.sleep(0.2)
+        r = httpx.post(
+            f"{url}/v1/models/churn-clf/predict", json={"records": X[:8].to_dict("records")}, timeout=30
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == sk_model.predict(X[:8]).tolist()
+        assert r.headers["x-model-version"] == "1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
