@@ -4,6 +4,7 @@ over HTTP (the store-level evaluation tests live here)."""
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +190,115 @@ def test_cli_alias_runs_the_gates_and_show_reports_them(
     assert res.exit_code == 0 and "failed: metrics.roc_auc (forced)" in res.stdout
     res = runner.invoke(app, ["--uri", uri, "policy", "show", "churn-clf"])
     assert res.exit_code == 0 and "roc_auc" in res.stdout, res.output
+
+
+# -- yard evaluate / gate / policy / evaluations ----------------------------------------------------------
+@pytest.fixture
+def cli_store(contract_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The contract store as the CLI's default store (YARD_URI)."""
+    monkeypatch.setenv("YARD_URI", contract_uri)
+    return contract_uri
+
+
+def _setup(uri: str, tmp_path: Path, churn: pd.DataFrame, model) -> Path:  # type: ignore[no-untyped-def]
+    _register(model, uri, churn)
+    churn.to_csv(tmp_path / "eval.csv", index=False)
+    return tmp_path / "eval.csv"
+
+
+def test_evaluate_prints_tables_and_json_and_stores_the_record(
+    cli_store: str, tmp_path: Path, churn, good_model
+) -> None:  # type: ignore[no-untyped-def]
+    data = _setup(cli_store, tmp_path, churn, good_model)
+    res = runner.invoke(
+        app, ["evaluate", "churn-clf/1", "--data", str(data), "--label", "churned", "--slices", "plan"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "roc_auc" in res.output and "by plan" in res.output and "stored as evaluation" in res.output
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "churn-clf@latest",
+            "--data",
+            str(data),
+            "--label",
+            "churned",
+            "--metrics",
+            "f1,accuracy",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert (
+        out["model"] == "churn-clf/1"
+        and set(out["metrics"]) == {"f1", "accuracy"}
+        and out["data_source"] == str(data)
+    )
+    res = runner.invoke(app, ["evaluations", "list", "churn-clf", "--json"])
+    assert [e["model"] for e in json.loads(res.stdout)] == ["churn-clf/1", "churn-clf/1"]
+    eid = json.loads(res.stdout)[0]["id"]
+    res = runner.invoke(app, ["evaluations", "show", eid[:20], "--json"])
+    assert json.loads(res.stdout)["id"] == eid
+
+
+def test_gate_exits_1_on_a_failed_gate_and_writes_junit(
+    cli_store: str, tmp_path: Path, churn, good_model
+) -> None:  # type: ignore[no-untyped-def]
+    data = _setup(cli_store, tmp_path, churn, good_model)
+    (tmp_path / "pass.yaml").write_text(
+        "data: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.6}}\n"
+    )
+    (tmp_path / "fail.yaml").write_text(
+        "data: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.99}}\n"
+    )
+    res = runner.invoke(app, ["gate", "churn-clf/1", "--policy", str(tmp_path / "pass.yaml")])
+    assert res.exit_code == 0, res.output
+    assert "all 1 gates passed" in res.output
+    junit = tmp_path / "reports" / "gates.xml"
+    res = runner.invoke(
+        app, ["gate", "churn-clf/1", "--policy", str(tmp_path / "fail.yaml"), "--junit", str(junit), "--json"]
+    )
+    assert res.exit_code == 1
+    out = json.loads(res.stdout)
+    assert (
+        out["passed"] is False
+        and out["gates"][0]["gate"] == "metrics.roc_auc"
+        and out["gates"][0]["status"] == "failed"
+    )
+    assert ET.parse(junit).getroot().get("failures") == "1"
+    # --data overrides the policy's dataset
+    res = runner.invoke(
+        app,
+        [
+            "gate",
+            "churn-clf/1",
+            "--policy",
+            str(tmp_path / "pass.yaml"),
+            "--data",
+            str(data),
+            "--promote",
+            "production",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "Promoted churn-clf/1 to @production." in res.output
+
+
+def test_policy_attach_show_check_detach(cli_store: str, tmp_path: Path, churn, good_model) -> None:  # type: ignore[no-untyped-def]
+    _setup(cli_store, tmp_path, churn, good_model)
+    (tmp_path / "gates.yaml").write_text(
+        "protected: [production, prod-eu]\ndata: {dataset: eval.csv, label: churned}\nmetrics: "
+        "{f1: {min: 0.1}}\n"
+    )
+    res = runner.invoke(app, ["policy", "check", str(tmp_path / "gates.yaml")])
+    assert res.exit_code == 0 and "valid; gates: metrics; protects: production, prod-eu" in res.output
+    res = runner.invoke(app, ["policy", "attach", "churn-clf", str(tmp_path / "gates.yaml")])
+    assert res.exit_code == 0 and "aliases production, prod-eu now need its gates" in res.output
+    res = runner.invoke(app, ["policy", "show", "churn-clf", "--json"])
+    assert json.loads(res.stdout)["protected"] == ["production", "prod-eu"]
+    res = runner.invoke(app, ["policy", "detach", "churn-clf"])
+    assert "Detached" in res.output
+    res = runner.invoke(app, ["policy", "show", "churn-clf"])
+    assert "has no gate policy attached" in res.output
