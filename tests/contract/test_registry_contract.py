@@ -404,7 +404,7 @@ def test_model_server_loads_from_the_store_and_logs_predictions(
 
 @pytest.mark.slow
 def test_yard_serve_loads_a_model_from_a_server(server_uri: str, churn_frame, sk_model) -> None:  # type: ignore[no-untyped-def]
-    """`yard --uri http://... serve churn-clf@production` in its own process answers real predictions."""
+    """`yard serve churn-clf@production --uri http://...` in its own process answers real predictions."""
     import os
     import socket
     import subprocess
@@ -421,7 +421,7 @@ def test_yard_serve_loads_a_model_from_a_server(server_uri: str, churn_frame, sk
         port = s.getsockname()[1]
     src = Path(yard.__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(src), "YARD_URI": "/nonexistent-must-not-be-used"}
-    args = ["--uri", server_uri, "serve", "churn-clf@production", "--port", str(port)]
+    args = ["serve", "churn-clf@production", "--uri", server_uri, "--port", str(port)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelyard", *args],
         env=env,
