@@ -365,6 +365,33 @@ def test_protected_alias_needs_maintainer_on_the_model(
     ]
 
 
+def test_gates_that_unpickle_on_the_server_need_an_admin(
+    server_uri: str, tmp_path: Path, churn_frame, sk_model
+) -> None:  # type: ignore[no-untyped-def]
+    """An attached policy with allow_pickle makes the server unpickle whatever a writer registered:
+    only an admin may move an alias under it there."""
+    from modelyard.evaluation import attach_policy
+
+    X, y = churn_frame
+    _log(server_uri, sk_model, X)
+    X.assign(churned=y).to_csv(tmp_path / "eval.csv", index=False)
+    (tmp_path / "gates.yaml").write_text(
+        "allow_pickle: true\ndata: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.6}}\n"
+    )
+    attach_policy("churn-clf", tmp_path / "gates.yaml", uri=server_uri)
+    maintainer = _as_user(server_uri, tmp_path, "mia", "writer", {"churn-clf": "maintainer"})
+    try:
+        with pytest.raises(
+            PermissionDeniedError, match=r"allow_pickle in churn-clf's policy\) needs role 'admin'"
+        ):
+            yard.registry.set_alias("churn-clf", "production", version=1, uri=maintainer)
+    finally:
+        maintainer.close()
+    assert yard.registry.get_model("churn-clf", uri=server_uri).aliases == {}
+    yard.registry.set_alias("churn-clf", "production", version=1, uri=server_uri)  # tester is an admin
+    assert yard.registry.get_model("churn-clf", uri=server_uri).aliases == {"production": 1}
+
+
 # -- serving a model from a remote store -------------------------------------------------------------
 def _call(app, method: str, path: str, **kw):  # type: ignore[no-untyped-def]
     import asyncio
