@@ -100,7 +100,7 @@ def execute(
 ) -> StepResult:
     """Run ``task``: inputs from ``values`` (node → object) or the blob store; never raises."""
     values = dict(values or {})
-    blobs = BlobStore(task.blob_uri)
+    blobs = _blob_store(task)
     buf = io.StringIO()
     start = time.perf_counter()
     attempts = 0
@@ -167,6 +167,16 @@ def execute(
             error="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-20000:],
             error_type=type(exc).__name__,
         )
+
+
+def _blob_store(task: StepTask) -> BlobStore:
+    """The blobs of the task's workspace: on a modelyard server's workspace they travel over HTTP
+    (with the token of this process's environment), else the store at ``blob_uri`` is opened here."""
+    if task.ws_uri is not None and task.ws_uri.startswith(("http://", "https://")):
+        from modelyard._workspace import get_workspace
+
+        return get_workspace(task.ws_uri).blobs
+    return BlobStore(task.blob_uri)
 
 
 def run_payload(payload: bytes) -> StepResult:
