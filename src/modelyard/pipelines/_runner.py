@@ -329,6 +329,7 @@ def _schedule(
                     datasets={d.ref: decider.datasets[d.ref] for d in iter_datasets(node.arguments)},
                     ws_uri=ws.location.uri,
                     input_specs={u: _output_spec(graph.nodes[u]) for u in node.upstream},
+                    token=getattr(ws.remote, "_token", None) if ex.name == "process" else None,
                 )
                 fut = ex.submit(task, {u: handles.get(u) for u in node.upstream}, dict(node.spec.resources))
                 running[fut] = (nid, need)
