@@ -271,3 +271,54 @@ def test_validate_against_a_stored_version(workspace, tmp_path: Path) -> None:
     assert runner.invoke(app, ["validate", "data", str(good), "--against", "ref-set@v1"]).exit_code == 0
     failed = runner.invoke(app, ["validate", "data", str(bad), "--against", "ref-set@v1"])
     assert failed.exit_code == 1 and "plan" in failed.output, failed.output
+
+
+def test_recording_checks_blobs_and_runs(workspace, tmp_path: Path) -> None:
+    from modelyard.data import DataService
+
+    svc = DataService(workspace)
+    v = yard.data.add(_frame(20), name="base")
+    common = {"schema_digest": None, "profile_digest": None, "fmt": "files", "files": 1, "rows": None}
+    with pytest.raises(yard.errors.BlobNotFoundError, match=r"its manifest blob 0{64} is not stored"):
+        svc.record_version("ghost", manifest="0" * 64, size=1, source=None, **common)
+    with pytest.raises(NotFoundError, match=r"made by run 'nope': no such run"):
+        svc.record_version("ghost", manifest=v.manifest_digest, size=1, source=None, run_id="nope", **common)
+    with pytest.raises(NotFoundError, match=r"Run 'nope' does not exist"):
+        svc.record_input("nope", v.ref)
+    assert [d["name"] for d in yard.data.list()] == ["base"]  # nothing half-recorded
+
+
+def test_roles_on_datasets_over_the_server(server_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers read datasets; recording a version needs writer on that dataset (a grant gives it)."""
+    from modelyard._workspace import Workspace
+    from modelyard.data import DataService
+    from modelyard.errors import PermissionDeniedError
+    from modelyard.server._users import AuthService
+
+    admin = Workspace(server_uri)
+    auth = AuthService(admin)
+    auth.add_user("ann", "reader")
+    token = auth.create_token("ann", expires=None)["token"]
+    v = yard.data.add(_frame(20), name="shared", uri=admin)
+    monkeypatch.setenv("YARD_TOKEN", token)
+    ann = Workspace(server_uri)
+    pd.testing.assert_frame_equal(yard.data.load("shared", uri=ann), _frame(20))
+    assert [d["name"] for d in yard.data.list(uri=ann)] == ["shared"]
+    with pytest.raises(PermissionDeniedError):
+        yard.data.add(_frame(10, 1), name="shared", uri=ann)
+    same = {
+        "manifest": v.manifest_digest,
+        "schema_digest": v.schema_digest,
+        "profile_digest": v.profile_digest,
+        "fmt": v.format,
+        "files": v.files,
+        "rows": v.rows,
+        "size": v.bytes,
+        "source": None,
+    }
+    with pytest.raises(PermissionDeniedError, match=r"record_version needs role 'writer' on dataset 'mine'"):
+        DataService(ann).record_version("mine", **same)
+    auth.grant("ann", "dataset", "mine", "writer")
+    assert DataService(ann).record_version("mine", **same).ref == "mine@v1"
+    admin.close()
+    ann.close()

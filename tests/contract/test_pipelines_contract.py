@@ -264,3 +264,27 @@ def test_process_executor_and_cache_misses_explained(pipe_files, store_uri):
     assert reasons(pipe.status(uri=store_uri))["train"] == "never run before"
     with pytest.raises(yard.errors.NotFoundError, match=r"Did you mean 'pipe'\?"):
         yard.pipelines.clear_cache("pip", uri=store_uri)
+
+
+def test_step_records_are_validated_where_the_store_is(store_uri):
+    """The recorder's operations build every row themselves from checked fields: a bad state,
+    digest, missing blob or unknown pipeline run is refused with a clear error (HTTP 4xx)."""
+    from modelyard.errors import BlobNotFoundError, InvalidArgumentError, NotFoundError
+    from modelyard.pipelines._recorder import RecorderService, StepRecord
+
+    svc = RecorderService(store_uri)
+    with yard.start_run(experiment="rec", uri=store_uri) as run:
+        pass
+
+    def rec(**kw):
+        return StepRecord(**{"node": "a", "step": "a", "status": "cached", "position": 1, **kw})
+
+    with pytest.raises(InvalidArgumentError, match=r"status 'bogus' is not one of pending, cached"):
+        svc.record_cached(run.id, "p", [rec(status="bogus", output_digest="0" * 64)])
+    with pytest.raises(InvalidArgumentError, match=r"output digest '\.\./x' is not a hex digest"):
+        svc.record_cached(run.id, "p", [rec(output_digest="../x")])
+    with pytest.raises(BlobNotFoundError, match=r"cached output of step 'a': blob 0{64} is not stored"):
+        svc.record_cached(run.id, "p", [rec(output_digest="0" * 64)])
+    with pytest.raises(NotFoundError, match=r"Pipeline run 'f{32}' does not exist"):
+        svc.start_step("f" * 32, "p", rec(status="running"))
+    assert svc.pipeline_steps(run.id) == []

@@ -260,6 +260,13 @@ class DataService:
         }
 
         def fn(conn: Connection) -> Any:
+            if (
+                run_id is not None
+                and conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None
+            ):
+                raise NotFoundError(
+                    f"Cannot record a version of {name!r} made by run {run_id!r}: no such run."
+                )
             ds = conn.execute(sa.select(datasets.c.id).where(datasets.c.name == name)).first()
             if ds is None:
                 ds_id = int(

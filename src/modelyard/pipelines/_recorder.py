@@ -101,6 +101,12 @@ def _check_record(rec: StepRecord) -> None:
             raise InvalidArgumentError(f"Step {rec.node!r}: {what} {digest!r} is not a hex digest.")
     if rec.size < 0 or rec.attempts < 0:
         raise InvalidArgumentError(f"Step {rec.node!r}: size and attempts cannot be negative.")
+    for up, digest in rec.inputs.items():
+        check_key(up, "pipeline node")
+        if not _DIGEST.match(digest):
+            raise InvalidArgumentError(
+                f"Step {rec.node!r}: input {up!r} digest {digest!r} is not a hex digest."
+            )
 
 
 @service("pipelines")
@@ -267,6 +273,7 @@ class RecorderService:
             _check_record(rec)
             if rec.output_digest is None:
                 raise InvalidArgumentError(f"Cached step {rec.node!r} names no output digest.")
+            self._require_blob(rec.output_digest, f"the cached output of step {rec.node!r}")
             rec.run_id = new_run_id()
         when = now_ms()
 
