@@ -156,8 +156,15 @@ class DataService:
         else:
             files, rels = [path], [path.name]
         known = self.blobs.known_entries(files, rels, stats)
-        if known is not None:  # every file unchanged since it was stored: maybe nothing to do at all
+        latest: DatasetVersion | None = None
+        if known is None and not self.blobs.is_local:
+            # a remote store has no stat cache: hash here (no upload, no request per file) when there
+            # is a latest version the bytes may equal, so an unchanged re-add costs two requests
             latest = self.latest_version(name)
+            if latest is not None:
+                known = _hashed_entries(files, rels, stats)
+        if known is not None:  # every file unchanged since it was stored: maybe nothing to do at all
+            latest = latest or self.latest_version(name)
             digest = manifest_digest(known, kind="dataset")
             if latest is not None and latest.manifest_digest == digest and self.blobs.exists(digest):
                 return latest
@@ -618,6 +625,19 @@ class DataService:
             "schema": schema,
             "columns": stats,
         }
+
+
+def _hashed_entries(
+    files: list[Any], rels: list[str], stats: list[os.stat_result] | None
+) -> list[ManifestEntry]:
+    """Manifest entries of local files by hashing them (what storing them would record)."""
+    from modelyard.blobs import hash_file
+
+    out = []
+    for i, (p, rel) in enumerate(zip(files, rels, strict=True)):
+        st = stats[i] if stats is not None else os.stat(p)
+        out.append(ManifestEntry(rel, hash_file(p), st.st_size, stat.S_IMODE(st.st_mode)))
+    return out
 
 
 def _write_parquet(frame: Any, path: Path) -> None:
