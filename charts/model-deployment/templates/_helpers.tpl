@@ -43,7 +43,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if or (gt $total 100.000001) (lt $total 99.999999) }}{{ fail (printf "spec.traffic weights must add up to 100 (percent); got %v" $total) }}{{ end -}}
 {{- end -}}
 {{- end -}}
-{{- with $spec.fallback }}
-{{- if eq (hasKey . "model") (hasKey . "constant") }}{{ fail "spec.fallback needs exactly one of 'model' (a model reference) or 'constant' (a value)" }}{{ end -}}
+{{- if hasKey $spec "fallback" }}
+{{- $fb := $spec.fallback | default dict }}
+{{- if eq (hasKey $fb "model") (hasKey $fb "constant") }}{{ fail "spec.fallback needs exactly one of 'model' (a model reference) or 'constant' (a value)" }}{{ end -}}
 {{- end -}}
 {{- end -}}
