@@ -17,6 +17,7 @@ from modelyard.rollout._controller import Controller
 from modelyard.rollout._service import Rollout, RolloutEvent, RolloutService
 from modelyard.rollout._state import RolloutState, RolloutStateError, StepResult
 from modelyard.rollout._stats import ABResult, ArmStats, ab_test, msprt, two_proportion_test, welch_test
+from modelyard.rollout._kube import KubernetesTarget
 from modelyard.rollout._target import HttpTarget, LocalTarget, TargetError
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "ArmStats",
     "Controller",
     "HttpTarget",
+    "KubernetesTarget",
     "LocalTarget",
     "PromQuery",
     "Rollout",
