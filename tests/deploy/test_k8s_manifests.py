@@ -55,7 +55,8 @@ def test_base_objects_are_what_a_production_pod_needs(tmp_path: Path) -> None:
     pod = dep["template"]["spec"]
     (c,) = pod["containers"]
     assert dep["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    assert c["args"][:3] == ["serve", "--spec", "/etc/modelyard/spec.yaml"]
+    assert "command" not in c  # the image's entrypoint (yard build: python -m modelyard.deploy serve)
+    assert c["args"][:2] == ["--spec", "/etc/modelyard/spec.yaml"]
     assert c["args"][-2:] == ["--workers", "auto"] and opts.workers == 3  # one per CPU of the limit
     assert c["livenessProbe"]["httpGet"]["path"] == "/health/live"
     assert c["readinessProbe"]["httpGet"]["path"] == "/health/ready"

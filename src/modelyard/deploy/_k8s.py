@@ -6,8 +6,9 @@ sizing choices (:class:`K8sOptions`) into the objects a cluster runs it with:
 * a ``ConfigMap`` holding the spec as ``spec.yaml``. The server watches that file, and the kubelet
   updates a mounted ConfigMap in place, so a rollout changes traffic by editing the ConfigMap: no
   pod restarts (the ConfigMap has no hash suffix on purpose);
-* a ``Deployment`` running ``yard serve --spec /etc/modelyard/spec.yaml --workers auto`` (``auto``
-  reads the CPU limit from the container's cgroup), with startup, liveness (``/health/live``) and
+* a ``Deployment`` running the image's server (a ``yard build`` image's entrypoint) with
+  ``--spec /etc/modelyard/spec.yaml --workers auto`` (``auto`` reads the CPU limit from the
+  container's cgroup), with startup, liveness (``/health/live``) and
   readiness (``/health/ready``) probes, a rolling update that never drops below the wanted
   replicas (``maxUnavailable: 0``), a ``preStop`` wait longer than the spec's request timeout and
   a grace period longer than both, a non-root, read-only container (``/tmp`` is an ``emptyDir``);
@@ -207,9 +208,9 @@ def deployment(spec: DeploymentSpec, opts: K8sOptions) -> dict[str, Any]:
         "name": "server",
         "image": opts.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["yard"],
+        # the image's entrypoint serves (`yard build` images: python -m modelyard.deploy serve); these
+        # arguments point it at the watched ConfigMap and size the workers from the CPU limit
         "args": [
-            "serve",
             "--spec",
             f"{SPEC_DIR}/{SPEC_KEY}",
             "--host",
