@@ -98,7 +98,15 @@ class FakeKube:
         path = unquote(raw_path)  # as the API server does: the client escapes ':' and '/' in names
         self.requests.append((method, h.path))
         if self.forbid and path.startswith(self.forbid):
-            h._send(403, _status(403, "Forbidden", f'configmaps is forbidden: User "system:serviceaccount:ml:yard" cannot {method.lower()} resource'))
+            h._send(
+                403,
+                _status(
+                    403,
+                    "Forbidden",
+                    'configmaps is forbidden: User "system:serviceaccount:ml:yard" '
+                    f"cannot {method.lower()} resource",
+                ),
+            )
             return
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/configmaps/([^/]+)", path)
         if m:
@@ -121,7 +129,8 @@ class FakeKube:
                     _status(
                         409,
                         "Conflict",
-                        f'Operation cannot be fulfilled on configmaps "{name}": the object has been modified; '
+                        f'Operation cannot be fulfilled on configmaps "{name}": '
+                        "the object has been modified; "
                         "please apply your changes to the latest version and try again",
                     ),
                 )

@@ -26,7 +26,9 @@ CRDS = {"ServiceMonitor": "a Prometheus Operator CRD (monitoring.coreos.com/v1),
 
 def missing(why: str) -> NoReturn:
     if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"CI is set, so a missing tool fails the run instead of skipping it: {why}", pytrace=False)
+        pytest.fail(
+            f"CI is set, so a missing tool fails the run instead of skipping it: {why}", pytrace=False
+        )
     pytest.skip(why)
 
 
@@ -81,5 +83,7 @@ def validate(docs: list[dict[str, Any]]) -> dict[str, str]:
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
-                pytest.fail(f"{kind} {name} is not valid for Kubernetes {version}: {exc.message} at {list(exc.path)}")
+                pytest.fail(
+                    f"{kind} {name} is not valid for Kubernetes {version}: {exc.message} at {list(exc.path)}"
+                )
     return skipped

@@ -36,7 +36,15 @@ def test_team_server_chart_renders_valid_objects(helm: str) -> None:
     docs = load_docs(_template(helm, SERVER, "-f", str(SERVER / "ci/test-values.yaml")).stdout)
     assert validate(docs) == {"ServiceMonitor": pytest.approx(validate(docs)["ServiceMonitor"])}
     objs = _kinds(docs)
-    assert {"Secret", "Job", "Deployment", "Service", "Ingress", "ServiceMonitor", "PodDisruptionBudget"} <= set(objs)
+    assert {
+        "Secret",
+        "Job",
+        "Deployment",
+        "Service",
+        "Ingress",
+        "ServiceMonitor",
+        "PodDisruptionBudget",
+    } <= set(objs)
     (c,) = objs["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert c["command"] == ["yard"]
     assert c["args"] == [
@@ -44,7 +52,11 @@ def test_team_server_chart_renders_valid_objects(helm: str) -> None:
         "--host", "0.0.0.0", "--port", "8080", "--workers", "2",
     ]  # fmt: skip
     env = {e["name"]: e for e in c["env"]}
-    for name, key in (("YARD_URI", "postgres-url"), ("YARD_BLOB_URI", "blob-uri"), ("YARD_ADMIN_TOKEN", "admin-token")):
+    for name, key in (
+        ("YARD_URI", "postgres-url"),
+        ("YARD_BLOB_URI", "blob-uri"),
+        ("YARD_ADMIN_TOKEN", "admin-token"),
+    ):
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "rel-modelyard", "key": key}
     assert env["AWS_REGION"]["value"] == "eu-west-1"
     assert c["envFrom"] == [{"secretRef": {"name": "yard-s3"}}]
@@ -119,7 +131,15 @@ def test_chart_and_cli_agree_on_the_pod(helm: str) -> None:
     dep = manifests(spec, K8sOptions(name="rel", image="registry.example.com/churn:7"))["deployment.yaml"]
     (cli_c,) = dep["spec"]["template"]["spec"]["containers"]
     assert "command" not in chart_c and "command" not in cli_c
-    for key in ("args", "startupProbe", "livenessProbe", "readinessProbe", "lifecycle", "securityContext", "ports"):
+    for key in (
+        "args",
+        "startupProbe",
+        "livenessProbe",
+        "readinessProbe",
+        "lifecycle",
+        "securityContext",
+        "ports",
+    ):
         assert chart_c[key] == cli_c[key], key
 
 
@@ -144,7 +164,10 @@ BAD_MODEL_VALUES = [
         "spec:\n  models: {a: m/1, b: m/2}\n  traffic: {kind: canary, weights: {a: 50, b: 40}}\n",
         "must add up to 100",
     ),
-    ("spec:\n  models: {a: m/1}\n  traffic: {kind: single, model: b}\n", 'model slot "b", which is not in spec.models'),
+    (
+        "spec:\n  models: {a: m/1}\n  traffic: {kind: single, model: b}\n",
+        'model slot "b", which is not in spec.models',
+    ),
     ("spec:\n  models: {a: m/1}\n  traffic: {model: a}\n  fallback: {}\n", "exactly one of 'model'"),
     ("image: {repository: '', tag: '7'}\n", "image.repository is required"),
     ("image: {tag: '7'}\n", "image.repository is required"),
@@ -155,10 +178,14 @@ BAD_MODEL_VALUES = [
 def test_bad_model_values_fail_template_and_lint(helm: str, tmp_path: Path, values: str, why: str) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text(values if values.startswith("spec:") else "spec: {models: {primary: m/1}}\n" + values)
-    image = () if values.startswith("image") else ("--set", "image.repository=r/churn", "--set", "image.tag=7")
+    image = (
+        () if values.startswith("image") else ("--set", "image.repository=r/churn", "--set", "image.tag=7")
+    )
     p = _template(helm, MODEL, *image, "-f", str(f), ok=False)
     assert p.returncode != 0 and why in p.stderr, p.stderr
-    if why.startswith("/") or "missing" in why:  # helm lint reports schema errors (a template's `fail` is INFO)
+    if (
+        why.startswith("/") or "missing" in why
+    ):  # helm lint reports schema errors (a template's `fail` is INFO)
         p = run(helm, "lint", str(MODEL), *image, "-f", str(f), ok=False)
         assert p.returncode != 0 and "values don't meet the specifications" in p.stdout + p.stderr, p.stdout
 

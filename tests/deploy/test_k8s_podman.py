@@ -17,7 +17,6 @@ import subprocess
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -41,14 +40,14 @@ def _podman(*args: str, ok: bool = True, timeout: float = 900, env: dict[str, st
 
 @pytest.fixture
 def podman_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    if shutil.which("podman") is None:
-        missing("podman is not installed (apt-get install -y podman runc; see ../shared/INFRA.md)")
     try:
         from modelyard.deploy._build import build_image  # noqa: F401
 
         from .hostbase import make_host_base  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"needs the image builder of `yard build` (not in this tree yet: {exc})")
+    if shutil.which("podman") is None:
+        missing("podman is not installed (apt-get install -y podman runc; see ../shared/INFRA.md)")
     import os
     import resource
 
@@ -104,8 +103,16 @@ def test_podman_kube_play_runs_the_rendered_deployment(tmp_path: Path, podman_en
     store = _store(tmp_path)
     spec = load_spec({"endpoint": "m", "models": {"primary": "m/1"}, "prediction_log": {"enabled": False}})
     make_host_base(["podman"], BASE_TAG, env=podman_env)
-    build_image(spec={"models": {"primary": "m/1"}, "endpoint": "m"}, tag=IMAGE_TAG, base_image=BASE_TAG, builder="podman", uri=store)
-    opts = K8sOptions(name="churn", image=IMAGE_TAG, replicas=1, cpu_request="250m", cpu_limit="1", memory_limit="1Gi")
+    build_image(
+        spec={"models": {"primary": "m/1"}, "endpoint": "m"},
+        tag=IMAGE_TAG,
+        base_image=BASE_TAG,
+        builder="podman",
+        uri=store,
+    )
+    opts = K8sOptions(
+        name="churn", image=IMAGE_TAG, replicas=1, cpu_request="250m", cpu_limit="1", memory_limit="1Gi"
+    )
     objs = manifests(spec, opts)
     play = tmp_path / "play.yaml"
     play.write_text(dump_yaml(objs["configmap.yaml"]) + "---\n" + dump_yaml(objs["deployment.yaml"]))
@@ -121,7 +128,9 @@ def test_podman_kube_play_runs_the_rendered_deployment(tmp_path: Path, podman_en
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, _podman("logs", f"{pod}-server", ok=False, env=podman_env)[-3000:]
+            assert time.monotonic() < deadline, _podman("logs", f"{pod}-server", ok=False, env=podman_env)[
+                -3000:
+            ]
             time.sleep(0.5)
         assert httpx.get(url + "/health/live", timeout=5).status_code == 200
         r = httpx.post(url + "/v1/models/m/predict", json={"records": [{"x": 3.0, "y": 1.0}]}, timeout=30)

@@ -49,7 +49,12 @@ def _health(traffic: dict[str, Any], versions: dict[str, int], error: str | None
 
 SINGLE = {"kind": "single", "model": "primary"}
 #: what a server reports on /health/ready for CANARY's traffic (every field, weights as numbers)
-CANARY_TRAFFIC = {"kind": "canary", "weights": {"stable": 50.0, "canary": 50.0}, "sticky_header": None, "salt": ""}
+CANARY_TRAFFIC = {
+    "kind": "canary",
+    "weights": {"stable": 50.0, "canary": 50.0},
+    "sticky_header": None,
+    "salt": "",
+}
 
 
 class Clock:
@@ -124,7 +129,10 @@ def test_apply_patches_with_the_resource_version_and_waits_for_every_pod() -> No
 
 
 def test_apply_times_out_naming_the_pods_behind_and_their_error() -> None:
-    pods = {POD_A: _health(SINGLE, {"primary": 1}, error="model 'm/2' not found"), POD_B: _health(SINGLE, {"primary": 1})}
+    pods = {
+        POD_A: _health(SINGLE, {"primary": 1}, error="model 'm/2' not found"),
+        POD_B: _health(SINGLE, {"primary": 1}),
+    }
     with FakeKube(recorded("configmap.json"), pods) as kube, pytest.raises(TargetError) as err:
         _target(kube, wait_s=10).apply(CANARY)
     msg = str(err.value)
@@ -155,7 +163,9 @@ def test_refusals_and_bad_specs_are_target_errors() -> None:
         kube.forbid = "/api/v1/namespaces/ml/configmaps"
         with pytest.raises(TargetError) as err:
             _target(kube).spec()
-        assert "refused to read ConfigMap ml/churn-spec: 403" in str(err.value) and "forbidden" in str(err.value)
+        assert "refused to read ConfigMap ml/churn-spec: 403" in str(err.value) and "forbidden" in str(
+            err.value
+        )
         kube.forbid = None
         with pytest.raises(TargetError) as err:
             _target(kube).apply({"models": {"a": "m/1"}, "traffic": {"kind": "single", "model": "b"}})
@@ -172,7 +182,13 @@ def test_refusals_and_bad_specs_are_target_errors() -> None:
 def test_urls_and_stored_descriptions() -> None:
     t = target_from({}, "k8s://ml/churn?prometheus=http://prom:9090&wait_s=30")
     assert isinstance(t, KubernetesTarget)
-    assert (t.namespace, t.name, t.configmap, t.prometheus, t.wait_s) == ("ml", "churn", "churn-spec", "http://prom:9090", 30)
+    assert (t.namespace, t.name, t.configmap, t.prometheus, t.wait_s) == (
+        "ml",
+        "churn",
+        "churn-spec",
+        "http://prom:9090",
+        30,
+    )
     again = target_from(json.loads(json.dumps(t.describe())))
     assert isinstance(again, KubernetesTarget) and again.describe() == t.describe()
     with pytest.raises(Exception, match="k8s://NAMESPACE/NAME"):
@@ -221,9 +237,10 @@ def test_scrape_turns_a_recorded_prometheus_answer_into_the_analysis_input() -> 
     }
     assert sum(ok.values()) == 80
     for v in ("1", "2"):
-        assert snap[f"yard_serving_routed_latency_seconds_bucket{{le=+Inf,version={v}}}"] == ok[
-            f"yard_serving_routed_requests_total{{outcome=ok,version={v}}}"
-        ]
+        assert (
+            snap[f"yard_serving_routed_latency_seconds_bucket{{le=+Inf,version={v}}}"]
+            == ok[f"yard_serving_routed_requests_total{{outcome=ok,version={v}}}"]
+        )
     assert not any("pod=" in k or "instance=" in k for k in snap)
 
 
@@ -284,7 +301,9 @@ def cluster(tmp_path: Path, store: str) -> Iterator[tuple[FakeKube, dict[str, An
     volume.mkdir()
     _project(volume, cm["data"]["spec.yaml"])
     servers = [
-        ModelServer(str(volume / "spec.yaml"), uri=store, watch=True, watch_interval_s=0.1, prediction_log=False)
+        ModelServer(
+            str(volume / "spec.yaml"), uri=store, watch=True, watch_interval_s=0.1, prediction_log=False
+        )
         for _ in range(2)
     ]
     with running(servers[0].start()) as a, running(servers[1].start()) as b:
@@ -295,7 +314,9 @@ def cluster(tmp_path: Path, store: str) -> Iterator[tuple[FakeKube, dict[str, An
         s.close()
 
 
-def test_apply_reaches_real_servers_through_a_configmap_volume(cluster: tuple[FakeKube, dict[str, Any]]) -> None:
+def test_apply_reaches_real_servers_through_a_configmap_volume(
+    cluster: tuple[FakeKube, dict[str, Any]],
+) -> None:
     kube, pods = cluster
     t = KubernetesTarget("churn", namespace="ml", api_client=kube.api_client(), poll_s=0.1, wait_s=120)
     assert t.versions() == {"primary": 1}
@@ -314,13 +335,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.slow
-def test_scrape_sums_both_pods_through_a_real_prometheus(
+@pytest.fixture
+def prometheus(
     cluster: tuple[FakeKube, dict[str, Any]], tmp_path: Path, prometheus_installed: None
-) -> None:
-    from modelyard.rollout import LocalTarget
-
-    kube, pods = cluster
+) -> Iterator[str]:
+    """A real Prometheus scraping both "pods" every second, with the labels a ServiceMonitor sets."""
+    _, pods = cluster
     port = _free_port()
     targets = "\n".join(
         f"      - targets: ['{url.removeprefix('http://')}']\n"
@@ -329,44 +349,123 @@ def test_scrape_sums_both_pods_through_a_real_prometheus(
     )
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(
-        "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: churn\n    static_configs:\n" + targets + "\n"
+        "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: churn\n    static_configs:\n"
+        + targets
+        + "\n"
     )
     exe = shutil.which("prometheus")
     assert exe is not None
     proc = subprocess.Popen(
-        [exe, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+        [
+            exe,
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     prom = f"http://127.0.0.1:{port}"
     try:
-        t = KubernetesTarget("churn", namespace="ml", api_client=kube.api_client(), poll_s=0.1, prometheus=prom)
-        t.apply(CANARY)
-        for url in pods["urls"].values():
-            with httpx.Client(base_url=url, timeout=30) as c:
-                for i in range(40):
-                    r = c.post("/v1/models/m/predict", json={"records": [{"x": float(i), "y": 1.0}]})
-                    assert r.status_code == 200, r.text
-        local = [snapshot(LocalTarget(s).scrape(), "m") for s in pods["servers"]]
-        want = {k: local[0].get(k, 0.0) + local[1].get(k, 0.0) for k in set(local[0]) | set(local[1])}
-        assert sum(v for k, v in want.items() if k.startswith("yard_serving_routed_requests_total")) == 80
         deadline = time.monotonic() + 120
-        while True:  # Prometheus scrapes every second: wait for the last values, bounded
+        while True:
             try:
-                got = snapshot(t.scrape(), "m")
-            except TargetError:
-                got = {}
-            if got == want:
-                break
-            assert time.monotonic() < deadline, f"Prometheus never showed the servers' sums: {got} != {want}"
-            time.sleep(0.5)
-        if os.environ.get("YARD_RECORD"):  # refresh recorded/prometheus_query.json and health_ready.json
-            body = httpx.get(prom + "/api/v1/query", params={"query": t.query()}, timeout=10).json()
-            for s in body["data"]["result"]:
-                s["value"][0] = 1764600000.0
-            from ._fake_k8s import RECORDED
-
-            (RECORDED / "prometheus_query.json").write_text(json.dumps(body, indent=1) + "\n")
+                if httpx.get(prom + "/-/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, f"prometheus exited with {proc.returncode}"
+            assert time.monotonic() < deadline, "prometheus was not ready within 120 s"
+            time.sleep(0.1)
+        yield prom
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.slow
+def test_scrape_sums_both_pods_through_a_real_prometheus(
+    cluster: tuple[FakeKube, dict[str, Any]], prometheus: str
+) -> None:
+    from modelyard.rollout import LocalTarget
+
+    kube, pods = cluster
+    prom = prometheus
+    t = KubernetesTarget("churn", namespace="ml", api_client=kube.api_client(), poll_s=0.1, prometheus=prom)
+    t.apply(CANARY)
+    for url in pods["urls"].values():
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for i in range(40):
+                r = c.post("/v1/models/m/predict", json={"records": [{"x": float(i), "y": 1.0}]})
+                assert r.status_code == 200, r.text
+    local = [snapshot(LocalTarget(s).scrape(), "m") for s in pods["servers"]]
+    want = {k: local[0].get(k, 0.0) + local[1].get(k, 0.0) for k in set(local[0]) | set(local[1])}
+    assert sum(v for k, v in want.items() if k.startswith("yard_serving_routed_requests_total")) == 80
+    deadline = time.monotonic() + 120
+    while True:  # Prometheus scrapes every second: wait for the last values, bounded
+        try:
+            got = snapshot(t.scrape(), "m")
+        except TargetError:
+            got = {}
+        if got == want:
+            break
+        assert time.monotonic() < deadline, f"Prometheus never showed the servers' sums: {got} != {want}"
+        time.sleep(0.5)
+    if os.environ.get("YARD_RECORD"):  # refresh recorded/prometheus_query.json
+        body = httpx.get(prom + "/api/v1/query", params={"query": t.query()}, timeout=10).json()
+        for series in body["data"]["result"]:
+            series["value"][0] = 1764600000.0
+        from ._fake_k8s import RECORDED
+
+        (RECORDED / "prometheus_query.json").write_text(json.dumps(body, indent=1) + "\n")
+
+
+@pytest.mark.slow
+def test_controller_rolls_out_through_the_configmap_and_promotes(
+    cluster: tuple[FakeKube, dict[str, Any]], prometheus: str, store: str
+) -> None:
+    """The rollout controller itself, on the Kubernetes target: each step edits the ConfigMap, both
+    pods follow, the analysis reads Prometheus's sums, and promotion leaves m/2 on all traffic."""
+    import threading
+
+    from modelyard.registry import get_model, set_alias
+    from modelyard.rollout import Controller, RolloutService, RolloutState
+
+    kube, pods = cluster
+    set_alias("m", "production", 1, uri=store)
+    t = KubernetesTarget(
+        "churn", namespace="ml", api_client=kube.api_client(), poll_s=0.1, prometheus=prometheus
+    )
+    stop = threading.Event()
+    failed: list[str] = []
+
+    def load(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                r = c.post("/v1/models/m/predict", json={"records": [{"x": float(i % 20), "y": 1.0}]})
+                if r.status_code != 200:
+                    failed.append(r.text)
+                time.sleep(0.005)
+
+    threads = [threading.Thread(target=load, args=(u,), daemon=True) for u in pods["urls"].values()]
+    for th in threads:
+        th.start()
+    try:
+        svc = RolloutService(store)
+        r = svc.start(
+            "m", 2, target=t, steps=[50, 100], interval_s="1s", min_requests=40, max_drift=0.5, tick_s=0.2
+        )
+        r = Controller(store, target=t).run(r.id, timeout=600)[0]
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(30)
+    assert r.state is RolloutState.PROMOTED, r.reason
+    assert failed == []
+    for server in pods["servers"]:  # both pods on m/2 alone, through the ConfigMap
+        assert server.spec.traffic.kind == "single" and server.deployment.primary.version == 2
+    assert "m/2" in kube.configmap["data"]["spec.yaml"] and len(kube.patches) >= 3
+    assert get_model("m", uri=store).aliases["production"] == 2
+    assert all(p["body"]["metadata"]["resourceVersion"] for p in kube.patches)

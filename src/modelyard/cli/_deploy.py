@@ -26,17 +26,23 @@ def _default_name(endpoint: str) -> str:
 @app.command("k8s")
 def k8s(
     ref: str = typer.Argument(None, help="Model to serve: 'name@alias', 'name/3' or 'name' (latest)."),
-    image: str = typer.Option(..., "--image", help="Image with the server (and model), e.g. from `yard build`."),
+    image: str = typer.Option(
+        ..., "--image", help="Image with the server (and model), e.g. from `yard build`."
+    ),
     out: str = typer.Option(..., "--out", "-o", help="Folder for base/ and overlays/{dev,prod}/."),
     spec: str = typer.Option(None, "--spec", help="A deployment spec (YAML/JSON) instead of MODEL_REF."),
     name: str = typer.Option(None, "--name", help="Name of the objects (default: the endpoint's name)."),
     namespace: str = typer.Option(None, "--namespace", "-n", help="Namespace (default: the one applied to)."),
     replicas: int = typer.Option(2, "--replicas", help="Replicas, and the autoscaler's minimum."),
     max_replicas: int = typer.Option(10, "--max-replicas", help="The autoscaler's maximum."),
-    cpu: str = typer.Option("2", "--cpu", help="CPU limit; `--workers auto` starts one worker per CPU of it."),
+    cpu: str = typer.Option(
+        "2", "--cpu", help="CPU limit; `--workers auto` starts one worker per CPU of it."
+    ),
     cpu_request: str = typer.Option("500m", "--cpu-request", help="CPU request."),
     memory: str = typer.Option("1Gi", "--memory", help="Memory limit (and request unless --memory-request)."),
-    memory_request: str = typer.Option(None, "--memory-request", help="Memory request (default: half the limit)."),
+    memory_request: str = typer.Option(
+        None, "--memory-request", help="Memory request (default: half the limit)."
+    ),
     target_in_flight: int = typer.Option(
         8, "--target-in-flight", help="Autoscale to keep this many requests in flight per pod."
     ),
@@ -58,7 +64,10 @@ def k8s(
     from modelyard.serving import load_spec, spec_from_flags
 
     if (ref is None) == (spec is None):
-        fail("Give a model reference (yard deploy k8s churn-clf@production ...) or --spec serve.yaml, not both.")
+        fail(
+            "Give a model reference (yard deploy k8s churn-clf@production ...) "
+            "or --spec serve.yaml, not both."
+        )
     spec_obj = spec_from_flags(ref) if ref is not None else load_spec(spec)
     if memory_request is None:
         memory_request = _half(memory)

@@ -3,7 +3,8 @@
     from modelyard.deploy import K8sOptions, write_kustomize
     from modelyard.serving import load_spec
 
-    write_kustomize(load_spec("serve.yaml"), K8sOptions(name="churn", image="reg/churn:7"), "k8s/", "serve.yaml")
+    opts = K8sOptions(name="churn", image="reg/churn:7")
+    write_kustomize(load_spec("serve.yaml"), opts, "k8s/", "serve.yaml")
 
 or ``yard deploy k8s churn-clf@production --image reg/churn:7 --out k8s/``. Names load lazily:
 importing this package stays light.
@@ -13,7 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["IN_FLIGHT_METRIC", "K8sOptions", "dump_yaml", "manifests", "prestop_seconds", "render", "write_kustomize"]
+__all__ = [
+    "IN_FLIGHT_METRIC",
+    "K8sOptions",
+    "dump_yaml",
+    "manifests",
+    "prestop_seconds",
+    "render",
+    "write_kustomize",
+]
 
 _LAZY = {
     "IN_FLIGHT_METRIC": "modelyard.deploy._k8s",

@@ -28,7 +28,9 @@ def spec_schema() -> dict[str, Any]:
     schema = DeploymentSpec.model_json_schema()
     # a slot is a registry reference or {ref, warmup}: the model's "before" validator takes both
     models = schema["properties"]["models"]
-    models["additionalProperties"] = {"anyOf": [{"type": "string", "minLength": 1}, models["additionalProperties"]]}
+    models["additionalProperties"] = {
+        "anyOf": [{"type": "string", "minLength": 1}, models["additionalProperties"]]
+    }
     models["minProperties"] = 1
     return schema
 

@@ -69,7 +69,9 @@ def _check_quantity(value: str, param: str) -> str:
     import re
 
     if not re.match(_QUANTITY, value):
-        raise invalid_param(param, "yard deploy k8s", "a Kubernetes quantity such as 500m, 2, 512Mi or 1Gi", value)
+        raise invalid_param(
+            param, "yard deploy k8s", "a Kubernetes quantity such as 500m, 2, 512Mi or 1Gi", value
+        )
     return value
 
 
@@ -106,12 +108,17 @@ class K8sOptions:
         if self.namespace is not None:
             _check_name(self.namespace, "namespace")
         if not self.image or any(c.isspace() for c in self.image):
-            raise invalid_param("image", "yard deploy k8s", "an image reference like repo/name:tag", self.image)
+            raise invalid_param(
+                "image", "yard deploy k8s", "an image reference like repo/name:tag", self.image
+            )
         if self.replicas < 1:
             raise invalid_param("replicas", "yard deploy k8s", "an integer >= 1", self.replicas)
         if self.max_replicas < self.replicas:
             raise invalid_param(
-                "max_replicas", "yard deploy k8s", f"an integer >= replicas ({self.replicas})", self.max_replicas
+                "max_replicas",
+                "yard deploy k8s",
+                f"an integer >= replicas ({self.replicas})",
+                self.max_replicas,
             )
         for param in ("cpu_request", "cpu_limit", "memory_request", "memory_limit"):
             _check_quantity(getattr(self, param), param)
@@ -125,9 +132,13 @@ class K8sOptions:
                 "target_cpu_percent", "yard deploy k8s", "a percentage from 1 to 100", self.target_cpu_percent
             )
         if self.target_in_flight < 1:
-            raise invalid_param("target_in_flight", "yard deploy k8s", "an integer >= 1", self.target_in_flight)
+            raise invalid_param(
+                "target_in_flight", "yard deploy k8s", "an integer >= 1", self.target_in_flight
+            )
         if self.run_as_user < 1:
-            raise invalid_param("run_as_user", "yard deploy k8s", "a non-root user id (>= 1)", self.run_as_user)
+            raise invalid_param(
+                "run_as_user", "yard deploy k8s", "a non-root user id (>= 1)", self.run_as_user
+            )
         for param in ("store_secret", "image_pull_secret"):
             v = getattr(self, param)
             if v is not None:

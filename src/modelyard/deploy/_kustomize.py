@@ -95,7 +95,11 @@ def overlays(opts: K8sOptions) -> dict[str, dict[str, Any]]:
                     opts.name,
                     [
                         _replace("/spec/replicas", prod_min),
-                        {"op": "add", "path": "/spec/template/spec/topologySpreadConstraints", "value": spread},
+                        {
+                            "op": "add",
+                            "path": "/spec/template/spec/topologySpreadConstraints",
+                            "value": spread,
+                        },
                     ],
                 ),
                 _patch(
@@ -130,7 +134,9 @@ def render(spec: DeploymentSpec, opts: K8sOptions, source: str) -> dict[str, str
     return files
 
 
-def write_kustomize(spec: DeploymentSpec, opts: K8sOptions, out: str | os.PathLike[str], source: str) -> list[Path]:
+def write_kustomize(
+    spec: DeploymentSpec, opts: K8sOptions, out: str | os.PathLike[str], source: str
+) -> list[Path]:
     """Write :func:`render`'s files under ``out`` (created; files of the same name are replaced)."""
     root = Path(out)
     written = []

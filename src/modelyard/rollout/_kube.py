@@ -33,7 +33,10 @@ from modelyard.rollout._target import TargetError
 __all__ = ["KubernetesTarget", "exposition"]
 
 #: The series the analysis reads (``_analysis._PREFIXES``), as one PromQL name matcher.
-_NAMES = "yard_serving_(routed|shadow|ab)_.+|yard_serving_prediction_value_bucket|yard_serving_prediction_label_total"
+_NAMES = (
+    "yard_serving_(routed|shadow|ab)_.+"
+    "|yard_serving_prediction_value_bucket|yard_serving_prediction_label_total"
+)
 #: Labels the analysis distinguishes; every other label (pod, instance, ...) is summed away.
 _KEEP = ("__name__", "model", "version", "outcome", "result", "arm", "label", "le")
 
@@ -81,13 +84,17 @@ class KubernetesTarget:
         if not name:
             raise InvalidArgumentError("A Kubernetes rollout target needs the deployment's name.")
         if prometheus is not None and not prometheus.startswith(("http://", "https://")):
-            raise InvalidArgumentError(f"The Prometheus URL {prometheus!r} must start with http:// or https://.")
+            raise InvalidArgumentError(
+                f"The Prometheus URL {prometheus!r} must start with http:// or https://."
+            )
         self.name = name
         self.namespace = namespace
         self.prometheus = prometheus.rstrip("/") if prometheus else None
         self.configmap = configmap or f"{name}-spec"
         self.key = key
-        self.selector = selector or f"app.kubernetes.io/name=modelyard-model,app.kubernetes.io/instance={name}"
+        self.selector = (
+            selector or f"app.kubernetes.io/name=modelyard-model,app.kubernetes.io/instance={name}"
+        )
         self.port = port
         self.match = match or f'namespace="{namespace}",service="{name}"'
         self.wait_s = wait_s
@@ -159,13 +166,17 @@ class KubernetesTarget:
             ) from None
         if self._api_client is None:
             try:
-                config.load_incluster_config()
+                config.load_incluster_config()  # type: ignore[no-untyped-call]  # untyped client
                 self._api_client = client.ApiClient()
             except config.ConfigException:
                 try:
-                    self._api_client = config.new_client_from_config(context=self.context)
+                    self._api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                        context=self.context
+                    )
                 except (config.ConfigException, OSError) as exc:
-                    raise TargetError(f"No Kubernetes cluster is configured (in-cluster or kubeconfig): {exc}") from None
+                    raise TargetError(
+                        f"No Kubernetes cluster is configured (in-cluster or kubeconfig): {exc}"
+                    ) from None
         return client.CoreV1Api(self._api_client)
 
     def _api(self, what: str, call: Callable[[], Any]) -> Any:
@@ -187,7 +198,9 @@ class KubernetesTarget:
         core = self._core()
         return self._api(
             f"read ConfigMap {self.namespace}/{self.configmap}",
-            lambda: core.read_namespaced_config_map(self.configmap, self.namespace, _request_timeout=self.timeout),
+            lambda: core.read_namespaced_config_map(
+                self.configmap, self.namespace, _request_timeout=self.timeout
+            ),
         )
 
     def _spec_of(self, cm: Any) -> Any:
@@ -200,7 +213,9 @@ class KubernetesTarget:
         try:
             return load_spec(text)
         except ModelyardError as exc:
-            raise TargetError(f"The ConfigMap {self.namespace}/{self.configmap} holds no valid spec: {exc}") from None
+            raise TargetError(
+                f"The ConfigMap {self.namespace}/{self.configmap} holds no valid spec: {exc}"
+            ) from None
 
     def spec(self) -> dict[str, Any]:
         dumped: dict[str, Any] = self._spec_of(self._read_configmap()).model_dump(mode="json")
@@ -216,7 +231,10 @@ class KubernetesTarget:
         except ModelyardError as exc:
             raise TargetError(str(exc)) from None
         cm = self._read_configmap()
-        body = {"metadata": {"resourceVersion": cm.metadata.resource_version}, "data": {self.key: new.to_yaml()}}
+        body = {
+            "metadata": {"resourceVersion": cm.metadata.resource_version},
+            "data": {self.key: new.to_yaml()},
+        }
         core = self._core()
         self._api(
             f"update ConfigMap {self.namespace}/{self.configmap}",
@@ -260,14 +278,18 @@ class KubernetesTarget:
             raw = resp.data
         except ApiException as exc:
             if exc.status != 503 or not exc.body:
-                raise TargetError(f"The pod {self.namespace}/{pod} did not answer /health/ready: {exc.status} {exc.reason}") from None
+                raise TargetError(
+                    f"The pod {self.namespace}/{pod} did not answer /health/ready: {exc.status} {exc.reason}"
+                ) from None
             raw = exc.body
         except OSError as exc:
             raise TargetError(f"The Kubernetes API did not answer (pod proxy to {pod}): {exc}") from None
         try:
             body: dict[str, Any] = json.loads(raw)
         except ValueError:
-            raise TargetError(f"The pod {self.namespace}/{pod} answered /health/ready with no JSON.") from None
+            raise TargetError(
+                f"The pod {self.namespace}/{pod} answered /health/ready with no JSON."
+            ) from None
         return body
 
     def versions(self) -> dict[str, int]:
@@ -321,13 +343,19 @@ class KubernetesTarget:
                 "metrics from (k8s://NAMESPACE/NAME?prometheus=http://prometheus:9090)."
             )
         try:
-            r = httpx.get(self.prometheus + "/api/v1/query", params={"query": self.query()}, timeout=self.timeout)
+            r = httpx.get(
+                self.prometheus + "/api/v1/query", params={"query": self.query()}, timeout=self.timeout
+            )
             body = r.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise TargetError(f"Prometheus at {self.prometheus} did not answer: {exc}") from None
         if r.status_code >= 400 or body.get("status") != "success":
-            raise TargetError(f"Prometheus at {self.prometheus} answered {r.status_code}: {body.get('error') or body}")
+            raise TargetError(
+                f"Prometheus at {self.prometheus} answered {r.status_code}: {body.get('error') or body}"
+            )
         data = body.get("data") or {}
         if data.get("resultType") != "vector":
-            raise TargetError(f"Prometheus at {self.prometheus} answered a {data.get('resultType')}, not a vector.")
+            raise TargetError(
+                f"Prometheus at {self.prometheus} answered a {data.get('resultType')}, not a vector."
+            )
         return exposition(data.get("result") or [])
