@@ -195,7 +195,9 @@ def test_cli_errors_exit_non_zero(tmp_path: Path) -> None:
         timeout=120,
     )
     assert (
-        p.returncode == 1 and "Error: The 'cpu_limit' parameter" in p.stderr and "Traceback" not in p.stderr
+        p.returncode == 1
+        and "Error: The '--cpu' option of yard deploy k8s must be a Kubernetes quantity" in p.stderr
+        and "Traceback" not in p.stderr
     )
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: {primary: m/1}\ntraffic: {kind: single, model: other}\n")
@@ -226,3 +228,13 @@ def test_spec_yaml_round_trips_every_traffic_kind() -> None:
     ):
         spec = load_spec({"models": {"a": "m/1", "b": "m/2"}, "traffic": traffic})
         assert load_spec(spec.to_yaml()) == spec
+
+
+def test_cli_json_lists_the_files_and_the_workers(tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        app, ["deploy", "k8s", "m/1", "--image", "r/c:1", "--cpu", "1500m", "--out", str(tmp_path), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["name"] == "m" and out["workers"] == 2 and len(out["files"]) == 10
+    assert all(Path(f).is_file() for f in out["files"])

@@ -61,6 +61,7 @@ def k8s(
     changes traffic without restarting pods. Apply with `kubectl apply -k OUT/overlays/prod`.
     """
     from modelyard.deploy import K8sOptions, write_kustomize
+    from modelyard.errors import InvalidArgumentError
     from modelyard.serving import load_spec, spec_from_flags
 
     if (ref is None) == (spec is None):
@@ -71,20 +72,26 @@ def k8s(
     spec_obj = spec_from_flags(ref) if ref is not None else load_spec(spec)
     if memory_request is None:
         memory_request = _half(memory)
-    opts = K8sOptions(
-        name=name or _default_name(spec_obj.endpoint_name),
-        image=image,
-        namespace=namespace,
-        replicas=replicas,
-        max_replicas=max_replicas,
-        cpu_request=cpu_request,
-        cpu_limit=cpu,
-        memory_request=memory_request,
-        memory_limit=memory,
-        target_in_flight=target_in_flight,
-        store_secret=store_secret,
-        image_pull_secret=image_pull_secret,
-    )
+    try:
+        opts = K8sOptions(
+            name=name or _default_name(spec_obj.endpoint_name),
+            image=image,
+            namespace=namespace,
+            replicas=replicas,
+            max_replicas=max_replicas,
+            cpu_request=cpu_request,
+            cpu_limit=cpu,
+            memory_request=memory_request,
+            memory_limit=memory,
+            target_in_flight=target_in_flight,
+            store_secret=store_secret,
+            image_pull_secret=image_pull_secret,
+        )
+    except InvalidArgumentError as exc:  # name the flag the user typed, not the Python parameter
+        text = str(exc)
+        for param, flag in _FLAGS.items():
+            text = text.replace(f"The {param!r} parameter of", f"The '{flag}' option of")
+        raise InvalidArgumentError(text) from None
     written = write_kustomize(spec_obj, opts, out, ref or spec)
     if as_json:
         print_json({"name": opts.name, "workers": opts.workers, "files": [str(p) for p in written]})
@@ -93,6 +100,22 @@ def k8s(
     for p in written:
         typer.echo(f"  {p}")
     typer.echo(f"Apply: kubectl apply -k {out}/overlays/dev   (or overlays/prod)")
+
+
+_FLAGS = {
+    "name": "--name",
+    "namespace": "--namespace",
+    "image": "--image",
+    "replicas": "--replicas",
+    "max_replicas": "--max-replicas",
+    "cpu_request": "--cpu-request",
+    "cpu_limit": "--cpu",
+    "memory_request": "--memory-request",
+    "memory_limit": "--memory",
+    "target_in_flight": "--target-in-flight",
+    "store_secret": "--store-secret",
+    "image_pull_secret": "--image-pull-secret",
+}
 
 
 def _half(quantity: str) -> str:
