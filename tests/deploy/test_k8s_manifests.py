@@ -238,3 +238,10 @@ def test_cli_json_lists_the_files_and_the_workers(tmp_path: Path) -> None:
     out = json.loads(r.output)
     assert out["name"] == "m" and out["workers"] == 2 and len(out["files"]) == 10
     assert all(Path(f).is_file() for f in out["files"])
+
+
+def test_no_service_monitor_for_clusters_without_the_operator(tmp_path: Path, kubectl: str) -> None:
+    out = _write(tmp_path, "m/1", "--image", "r/c:1", "--no-service-monitor")
+    assert not (out / "base/servicemonitor.yaml").exists()
+    docs = load_docs(run(kubectl, "kustomize", str(out / "overlays/prod")).stdout)
+    assert validate(docs) == {} and "ServiceMonitor" not in {d["kind"] for d in docs}

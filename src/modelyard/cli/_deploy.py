@@ -53,6 +53,11 @@ def k8s(
         "default: the store baked into the image.",
     ),
     image_pull_secret: str = typer.Option(None, "--image-pull-secret", help="Secret to pull the image with."),
+    service_monitor: bool = typer.Option(
+        True,
+        "--service-monitor/--no-service-monitor",
+        help="Write a ServiceMonitor (needs the Prometheus Operator's CRD in the cluster).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the files written as JSON."),
 ) -> None:
     """Write a kustomize base and dev/prod overlays that run MODEL_REF (or --spec) on Kubernetes.
@@ -86,6 +91,7 @@ def k8s(
             target_in_flight=target_in_flight,
             store_secret=store_secret,
             image_pull_secret=image_pull_secret,
+            service_monitor=service_monitor,
         )
     except InvalidArgumentError as exc:  # name the flag the user typed, not the Python parameter
         text = str(exc)

@@ -101,6 +101,7 @@ class K8sOptions:
     store_secret_key: str = "uri"
     image_pull_secret: str | None = None
     run_as_user: int = 10001
+    service_monitor: bool = True  # needs the Prometheus Operator's CRD in the cluster
     labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -413,4 +414,8 @@ BUILDERS = {
 
 def manifests(spec: DeploymentSpec, opts: K8sOptions) -> dict[str, dict[str, Any]]:
     """``{file name: object}`` of every object of the deployment."""
-    return {fname: build(spec, opts) for fname, build in BUILDERS.items()}
+    return {
+        fname: build(spec, opts)
+        for fname, build in BUILDERS.items()
+        if opts.service_monitor or fname != "servicemonitor.yaml"
+    }
