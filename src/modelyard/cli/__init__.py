@@ -70,6 +70,11 @@ lazy_group(
     "rollout", "modelyard.cli._rollout:app", "Progressive delivery: canary, blue-green, shadow, A/B rollouts."
 )
 
+# `yard deploy` (k8s here; `grafana` is added by _monitor.register below, into this same group)
+from modelyard.cli import _deploy  # noqa: E402
+
+_deploy.register(app)
+
 from modelyard.cli import _quickstart  # noqa: E402
 
 _quickstart.register(app)

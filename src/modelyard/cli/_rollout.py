@@ -21,7 +21,8 @@ _SERVER = typer.Option(
     None,
     "--server",
     envvar="YARD_SERVE_URL",
-    help="The model server (http://HOST:PORT; admin token from YARD_SERVE_ADMIN_TOKEN).",
+    help="The model server: http://HOST:PORT (admin token from YARD_SERVE_ADMIN_TOKEN), or a Kubernetes "
+    "deployment: k8s://NAMESPACE/NAME?prometheus=http://prometheus:9090.",
 )
 
 

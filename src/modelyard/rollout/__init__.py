@@ -14,6 +14,7 @@ or ``yard rollout start churn-clf --to 8 --server http://127.0.0.1:8080 ...``.
 from modelyard.rollout._api import abort, pause, promote, resume, rollback, run, start, status
 from modelyard.rollout._config import PromQuery, RolloutConfig, Step, plan_steps
 from modelyard.rollout._controller import Controller
+from modelyard.rollout._kube import KubernetesTarget
 from modelyard.rollout._service import Rollout, RolloutEvent, RolloutService
 from modelyard.rollout._state import RolloutState, RolloutStateError, StepResult
 from modelyard.rollout._stats import ABResult, ArmStats, ab_test, msprt, two_proportion_test, welch_test
@@ -24,6 +25,7 @@ __all__ = [
     "ArmStats",
     "Controller",
     "HttpTarget",
+    "KubernetesTarget",
     "LocalTarget",
     "PromQuery",
     "Rollout",

@@ -7,6 +7,8 @@ A target reads and swaps the server's deployment spec and scrapes its ``/metrics
   every worker serves the new spec (its answer lists each worker's applied spec digest).
 * :class:`LocalTarget` — a :class:`~modelyard.serving.ModelServer` object (tests, notebooks,
   the quickstart).
+* :class:`~modelyard.rollout._kube.KubernetesTarget` — a deployment on Kubernetes: its spec
+  ConfigMap through the API server, its metrics from Prometheus (``k8s://NAMESPACE/NAME?prometheus=URL``).
 """
 
 from __future__ import annotations
@@ -170,6 +172,10 @@ def target_from(stored: dict[str, Any], given: Any = None) -> Any:
     """The target to drive: ``given`` (a target, a server object or a URL) else the stored one."""
     if given is not None:
         if isinstance(given, str):
+            if given.startswith("k8s://"):
+                from modelyard.rollout._kube import KubernetesTarget
+
+                return KubernetesTarget.from_url(given)
             return HttpTarget(given)
         if hasattr(given, "apply") and hasattr(given, "scrape"):
             return given
@@ -180,6 +186,10 @@ def target_from(stored: dict[str, Any], given: Any = None) -> Any:
         )
     if stored.get("url"):
         return HttpTarget(stored["url"])
+    if stored.get("kubernetes"):
+        from modelyard.rollout._kube import KubernetesTarget
+
+        return KubernetesTarget.from_description(stored["kubernetes"])
     raise ConfigError(
         "This rollout drives a model server inside another process (started with a ModelServer object); "
         "pass the same server as target= to act on it."

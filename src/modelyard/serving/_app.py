@@ -113,7 +113,8 @@ class ModelServer:
             and Path(os.fspath(spec)).suffix.lower() in (".yaml", ".yml", ".json")
             and "\n" not in os.fspath(spec)
         ):
-            self.spec_path = Path(os.fspath(spec)).resolve()
+            # absolute, symlinks kept: a Kubernetes ConfigMap volume swaps its `..data` symlink on update
+            self.spec_path = Path(os.path.abspath(os.fspath(spec)))
         self._loader: Callable[..., Any] = loader or _default_loader(uri)
         self._default_loader = loader is None  # takes the spec's allow_pickle
         self._admin_token = admin_token if admin_token is not None else os.environ.get(ADMIN_ENV) or None

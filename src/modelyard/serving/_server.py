@@ -207,7 +207,7 @@ def serve(
         Path(spec_path).write_text(spec_obj.to_yaml())
     prom = scratch / "prometheus"
     prom.mkdir()
-    os.environ[_ENV_SPEC] = str(Path(spec_path).resolve())
+    os.environ[_ENV_SPEC] = os.path.abspath(spec_path)  # symlinks kept (ConfigMap volumes swap them)
     if uri:
         os.environ[_ENV_URI] = uri
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)

@@ -220,7 +220,10 @@ class DeploymentSpec(_Strict):
     def to_yaml(self) -> str:
         import yaml
 
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        if "traffic" in data:  # `kind` is the tag of the union: never left out as a default
+            data["traffic"] = {"kind": self.traffic.kind, **data["traffic"]}
+        return yaml.safe_dump(data, sort_keys=False)
 
 
 def _explain(exc: ValidationError, source: str) -> InvalidArgumentError:

@@ -1,0 +1,247 @@
+"""`yard deploy k8s`: the kustomize base and overlays, rendered by the real kustomize (kubectl) and
+validated against Kubernetes' own schemas in strict mode."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from modelyard.deploy import IN_FLIGHT_METRIC, K8sOptions, manifests, prestop_seconds, render
+from modelyard.errors import InvalidArgumentError
+from modelyard.serving import load_spec
+
+from .conftest import load_docs, run, validate
+
+CANARY = {
+    "endpoint": "churn",
+    "models": {"stable": "churn-clf/6", "canary": "churn-clf/7"},
+    "traffic": {"kind": "canary", "weights": {"stable": 90, "canary": 10}},
+    "fallback": {"constant": 0},
+    "timeout_ms": 4500,
+}
+
+
+def _by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["kind"]: d for d in docs}
+
+
+def _write(tmp_path: Path, *args: str) -> Path:
+    out = tmp_path / "k8s"
+    r = CliRunner().invoke(app, ["deploy", "k8s", *args, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_base_objects_are_what_a_production_pod_needs(tmp_path: Path) -> None:
+    spec = load_spec(CANARY)
+    opts = K8sOptions(
+        name="churn", image="reg.example.com/churn:7", cpu_limit="3", store_secret="churn-store"
+    )
+    objs = {o["kind"]: o for o in manifests(spec, opts).values()}
+    assert set(objs) == {
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ServiceMonitor",
+    }
+    dep = objs["Deployment"]["spec"]
+    pod = dep["template"]["spec"]
+    (c,) = pod["containers"]
+    assert dep["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert "command" not in c  # the image's entrypoint (yard build: python -m modelyard.deploy serve)
+    assert c["args"][:2] == ["--spec", "/etc/modelyard/spec.yaml"]
+    assert c["args"][-2:] == ["--workers", "auto"] and opts.workers == 3  # one per CPU of the limit
+    assert c["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert c["startupProbe"]["httpGet"]["path"] == "/health/live"
+    # the preStop wait outlasts the longest request the spec allows, and the grace period both
+    stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert stop == prestop_seconds(spec) and stop > CANARY["timeout_ms"] / 1000
+    assert pod["terminationGracePeriodSeconds"] >= stop + math.ceil(CANARY["timeout_ms"] / 1000)
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] and sc["runAsNonRoot"] and not sc["allowPrivilegeEscalation"]
+    assert pod["securityContext"]["runAsUser"] != 0
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in vols[mounts["/tmp"]]
+    assert vols[mounts["/etc/modelyard"]]["configMap"]["name"] == objs["ConfigMap"]["metadata"]["name"]
+    # the store URI is a reference to a Secret, never a value
+    (uri,) = [e for e in c["env"] if e["name"] == "YARD_URI"]
+    assert uri == {"name": "YARD_URI", "valueFrom": {"secretKeyRef": {"name": "churn-store", "key": "uri"}}}
+    assert not any(o["kind"] == "Secret" for o in objs.values())
+    # the ConfigMap holds the spec itself: it loads back to the same spec
+    assert load_spec(objs["ConfigMap"]["data"]["spec.yaml"]) == spec
+    hpa = objs["HorizontalPodAutoscaler"]["spec"]
+    kinds = {m["type"]: m for m in hpa["metrics"]}
+    assert kinds["Resource"]["resource"]["name"] == "cpu"
+    assert kinds["Pods"]["pods"]["metric"]["name"] == IN_FLIGHT_METRIC
+    sm = objs["ServiceMonitor"]
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1" and sm["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert objs["NetworkPolicy"]["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+
+
+def test_in_flight_metric_is_the_one_the_server_exports() -> None:
+    """The HPA's custom metric names the server's real gauge (a rename there must fail here)."""
+    from modelyard.serving._metrics import ServingMetrics
+
+    m = ServingMetrics()
+    m.in_flight.inc()
+    text = m.render()[0].decode()
+    assert f"\n{IN_FLIGHT_METRIC} 1.0" in "\n" + text
+
+
+def test_cli_writes_base_and_overlays_that_kustomize_renders_and_kubernetes_accepts(
+    tmp_path: Path, kubectl: str
+) -> None:
+    spec = tmp_path / "serve.yaml"
+    spec.write_text(json.dumps(CANARY))
+    out = _write(
+        tmp_path, "--spec", str(spec), "--image", "reg.example.com/churn:7", "--store-secret", "store"
+    )
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.yaml"))
+    assert "overlays/dev/kustomization.yaml" in written and "overlays/prod/kustomization.yaml" in written
+    assert (out / "base/deployment.yaml").read_text().startswith("# Generated by `yard deploy k8s`")
+    rendered = {}
+    for overlay in ("base", "overlays/dev", "overlays/prod"):
+        docs = load_docs(run(kubectl, "kustomize", str(out / overlay)).stdout)
+        skipped = validate(docs)
+        assert skipped == {"ServiceMonitor": pytest.approx(skipped["ServiceMonitor"])}
+        rendered[overlay] = _by_kind(docs)
+    dev, prod = rendered["overlays/dev"], rendered["overlays/prod"]
+    assert (
+        dev["Deployment"]["spec"]["replicas"] == 1
+        and dev["HorizontalPodAutoscaler"]["spec"]["maxReplicas"] == 2
+    )
+    assert prod["Deployment"]["spec"]["replicas"] == 3
+    assert prod["HorizontalPodAutoscaler"]["spec"]["minReplicas"] == 3
+    spread = prod["Deployment"]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert {s["topologyKey"] for s in spread} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    assert prod["Deployment"]["metadata"]["labels"]["modelyard.dev/environment"] == "prod"
+    # the ConfigMap keeps its name (no hash suffix): a rollout edits it in place, pods are not replaced
+    assert prod["ConfigMap"]["metadata"]["name"] == "churn-spec"
+    assert load_spec(prod["ConfigMap"]["data"]["spec.yaml"]) == load_spec(CANARY)
+
+
+def test_strict_validation_catches_a_misspelt_field() -> None:
+    """The check above can fail: a field Kubernetes does not know is an error in strict mode."""
+    import kubernetes_validate
+
+    dep = manifests(load_spec(CANARY), K8sOptions(name="churn", image="r/c:1"))["deployment.yaml"]
+    dep["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(dep, "1.35.0", strict=True)
+
+
+def test_model_ref_names_the_objects_after_the_endpoint(tmp_path: Path) -> None:
+    out = _write(
+        tmp_path, "Churn_CLF@production", "--image", "r/c:1", "--cpu", "500m", "--cpu-request", "250m"
+    )
+    dep = load_docs((out / "base/deployment.yaml").read_text())[0]
+    assert dep["metadata"]["name"] == "churn-clf"
+    assert dep["spec"]["template"]["metadata"]["annotations"]["modelyard.dev/workers"] == "1"
+    assert dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"] == "512Mi"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({"name": "Churn_CLF"}, "The 'name' parameter of yard deploy k8s must be a DNS label"),
+        ({"cpu_limit": "two"}, "The 'cpu_limit' parameter of yard deploy k8s must be a Kubernetes quantity"),
+        ({"cpu_request": "3", "cpu_limit": "2"}, "The CPU request 3 is above the CPU limit 2"),
+        ({"replicas": 4, "max_replicas": 2}, "must be an integer >= replicas (4)"),
+        ({"image": "has space:1"}, "The 'image' parameter"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_option(kwargs: dict[str, Any], text: str) -> None:
+    base: dict[str, Any] = {"name": "churn", "image": "r/c:1"}
+    with pytest.raises(InvalidArgumentError, match=None) as err:
+        K8sOptions(**{**base, **kwargs})
+    assert text in str(err.value)
+
+
+def test_cli_errors_exit_non_zero(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["deploy", "k8s", "--image", "r/c:1", "--out", str(tmp_path)])
+    assert r.exit_code == 1 and "Give a model reference" in r.output
+    # through the real entry point: the message, no traceback
+    import subprocess
+    import sys
+
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelyard",
+            "deploy",
+            "k8s",
+            "m/1",
+            "--image",
+            "r/c:1",
+            "--cpu",
+            "x",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        p.returncode == 1
+        and "Error: The '--cpu' option of yard deploy k8s must be a Kubernetes quantity" in p.stderr
+        and "Traceback" not in p.stderr
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: {primary: m/1}\ntraffic: {kind: single, model: other}\n")
+    r = CliRunner().invoke(
+        app, ["deploy", "k8s", "--spec", str(bad), "--image", "r/c:1", "--out", str(tmp_path)]
+    )
+    assert r.exit_code == 1 and "not in 'models'" in str(r.exception)
+    assert not (tmp_path / "base").exists()
+
+
+def test_render_is_deterministic_and_readable() -> None:
+    spec, opts = load_spec(CANARY), K8sOptions(name="churn", image="r/c:1")
+    a, b = render(spec, opts, "serve.yaml"), render(spec, opts, "serve.yaml")
+    assert a == b
+    text = a["base/configmap.yaml"]
+    assert "spec.yaml: |\n" in text  # the spec as a literal block, not an escaped string
+    assert "{" not in a["base/deployment.yaml"]  # block style throughout
+
+
+def test_spec_yaml_round_trips_every_traffic_kind() -> None:
+    """The ConfigMap holds ``spec.to_yaml()``: the union's tag must survive it (it is a default)."""
+    for traffic in (
+        {"kind": "canary", "weights": {"a": 50, "b": 50}},
+        {"kind": "blue_green", "active": "a", "preview": "b"},
+        {"kind": "shadow", "primary": "a", "shadow": "b"},
+        {"kind": "ab", "arms": {"a": 50, "b": 50}},
+        {"kind": "single", "model": "b"},
+    ):
+        spec = load_spec({"models": {"a": "m/1", "b": "m/2"}, "traffic": traffic})
+        assert load_spec(spec.to_yaml()) == spec
+
+
+def test_cli_json_lists_the_files_and_the_workers(tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        app, ["deploy", "k8s", "m/1", "--image", "r/c:1", "--cpu", "1500m", "--out", str(tmp_path), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["name"] == "m" and out["workers"] == 2 and len(out["files"]) == 10
+    assert all(Path(f).is_file() for f in out["files"])
+
+
+def test_no_service_monitor_for_clusters_without_the_operator(tmp_path: Path, kubectl: str) -> None:
+    out = _write(tmp_path, "m/1", "--image", "r/c:1", "--no-service-monitor")
+    assert not (out / "base/servicemonitor.yaml").exists()
+    docs = load_docs(run(kubectl, "kustomize", str(out / "overlays/prod")).stdout)
+    assert validate(docs) == {} and "ServiceMonitor" not in {d["kind"] for d in docs}
