@@ -235,3 +235,16 @@ def test_cli_refuses_open_binding_without_auth() -> None:
     result = CliRunner().invoke(app, ["server", "--host", "0.0.0.0", "--auth", "none"])
     assert result.exit_code == 1
     assert "Refusing to listen on 0.0.0.0 with --auth none" in result.output
+
+
+def test_numbers_out_of_the_stores_range_are_400(server_uri: str) -> None:
+    headers = {"Authorization": f"Bearer {_env_token()}"}
+    run = httpx.post(f"{server_uri}/api/v1/tracking/create-run", json={"experiment": "e"}, headers=headers)
+    run_id = run.json()["result"]["id"]
+    row = [run_id, "loss", 2**70, 1.0, False, 1000]  # a step no 64-bit column holds
+    r = httpx.post(
+        f"{server_uri}/api/v1/tracking/write-metrics", json={"rows": [row], "latest": [row]}, headers=headers
+    )
+    assert r.status_code == 400 and "out of range" in r.json()["error"]["message"], r.text
+    r = httpx.post(f"{server_uri}/api/v1/tracking/search-runs", json={"limit": 2**70}, headers=headers)
+    assert r.status_code in (400, 422) and "limit" in r.text

@@ -517,6 +517,17 @@ def create_app(
             headers=_api_headers(),
         )
 
+    @app.exception_handler(OverflowError)
+    async def _too_large(request: Request, exc: OverflowError) -> JSONResponse:
+        return error_response(
+            errors.InvalidArgumentError(f"A number is out of range for the store: {exc}."), 400
+        )
+
+    @app.exception_handler(sa.exc.DataError)
+    async def _bad_data(request: Request, exc: sa.exc.DataError) -> JSONResponse:
+        detail = " ".join(str(exc.orig).split())[:300]
+        return error_response(errors.InvalidArgumentError(f"The store refused a value: {detail}."), 400)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
