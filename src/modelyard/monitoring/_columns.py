@@ -37,6 +37,13 @@ def _as_frame(obj: Any, name: str) -> Any:
 
 
 def _kind(series: Any) -> str:
+    """``numeric`` or ``categorical``: which family of drift tests a pandas column gets.
+
+    Not the data package's ``column_kind`` (Arrow types, four kinds picking profile sketches) nor
+    the signature's dtype (exact widths, a contract): here only the test matters, so a bool column
+    is categorical, dates and durations are numbers (their int64 ticks) and an object column of
+    plain numbers is numeric.
+    """
     import pandas as pd
 
     dtype = series.dtype

@@ -57,6 +57,12 @@ class ColSpec:
 
 
 def _dtype_name(series: Any) -> str:
+    """The signature dtype of a pandas column (one of :data:`DTYPES`).
+
+    Not the data package's ``column_kind`` (Arrow types, for profiles) nor monitoring's ``_kind``
+    (numeric or categorical, for drift tests): a signature is a contract enforced at predict, so
+    it keeps the width (``int32`` vs ``int64``) and refuses a dtype it cannot describe.
+    """
     import pandas as pd
 
     dt = series.dtype
