@@ -124,6 +124,13 @@ class DriftReference:
     def __repr__(self) -> str:
         return f"DriftReference({len(self.frame):,} rows x {len(self.frame.columns)} columns)"
 
+    @property
+    def prepared(self) -> dict[str, str]:
+        """The columns read so far and kept for the next window: name → ``numeric`` or ``categorical``."""
+        kept = {name: "numeric" for name in self._numeric}
+        kept.update({name: "categorical" for name in self._categories})
+        return kept
+
     def numeric(self, name: str) -> tuple[np.ndarray, int, int, float]:
         """(sorted finite values, nulls, infs, standard deviation) of a column."""
         got = self._numeric.get(name)
