@@ -23,16 +23,18 @@ def test_stat_cache_skips_rehash_and_notices_changes(tmp_path: Path) -> None:
     _age(f)
     d1, size = store.put_file(f)
     assert size == 1000 and d1 == blake3.blake3(b"x" * 1000).hexdigest()
-    assert store._stat_cache().get(f, f.stat()) == d1
+    known = store.known_entries([f], ["a.bin"])  # answered from the stat cache, no byte read
+    assert known is not None and [(e.path, e.digest, e.size) for e in known] == [("a.bin", d1, 1000)]
     f.write_bytes(b"y" * 1000)  # same size, new mtime: the cache must not answer
     _age(f, 5)
+    assert store.known_entries([f], ["a.bin"]) is None
     d2, _ = store.put_file(f)
     assert d2 == blake3.blake3(b"y" * 1000).hexdigest() != d1
     assert store.read_bytes(d2) == b"y" * 1000
     fresh = tmp_path / "fresh.bin"
     fresh.write_bytes(b"z")  # modified just now: not remembered (racy mtime)
     store.put_file(fresh)
-    assert store._stat_cache().get(fresh, fresh.stat()) is None
+    assert store.known_entries([fresh], ["fresh.bin"]) is None
 
 
 def test_put_files_batch_and_large_single_pass(tmp_path: Path) -> None:

@@ -261,11 +261,13 @@ def test_prepared_reference_gives_the_same_report() -> None:
     ref.loc[:100, "y"] = np.nan
     ref["plan"] = ref["plan"].astype("category")
     prepared = yard.monitoring.DriftReference(ref)
+    assert prepared.prepared == {}
     for batch in (cur, cur.iloc[:500]):
         a = yard.drift(ref, batch).to_dict()
         b = yard.drift(prepared, batch).to_dict()
         assert a["columns"] == b["columns"] and a["summary"] == b["summary"]
-    assert len(prepared._numeric) == 2 and len(prepared._categories) == 2  # kept for the next batch
+    kinds = {"x": "numeric", "y": "numeric", "plan": "categorical", "flag": "categorical"}
+    assert prepared.prepared == kinds  # kept for the next batch
 
 
 def test_quickstart_monitoring_chapter(tmp_path) -> None:  # type: ignore[no-untyped-def]

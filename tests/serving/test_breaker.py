@@ -4,6 +4,7 @@ import pytest
 
 from modelyard.errors import UsageError
 from modelyard.serving import BreakerState, CircuitBreaker
+from modelyard.serving._breaker import TRANSITIONS, check_transition
 
 
 class Clock:
@@ -65,9 +66,14 @@ def test_breaker_window_forgets_old_failures() -> None:
 
 
 def test_invalid_transition_names_the_state() -> None:
-    b = CircuitBreaker(name="m/1")
-    with pytest.raises(UsageError, match=r"The circuit breaker 'm/1' cannot go from closed to half_open."):
-        b._move(BreakerState.HALF_OPEN)
+    with pytest.raises(UsageError, match=r"^The circuit breaker 'm/1' cannot go from closed to half_open\.$"):
+        check_transition(BreakerState.CLOSED, BreakerState.HALF_OPEN, "m/1")
+    with pytest.raises(UsageError, match=r"cannot go from open to closed"):
+        check_transition(BreakerState.OPEN, BreakerState.CLOSED)
+    allowed = {(a, b) for a in BreakerState for b in BreakerState if b in TRANSITIONS[a]}
+    for a, b in allowed:
+        check_transition(a, b)  # every allowed move passes
+    assert len(allowed) == 4
 
 
 def test_disabled_breaker_always_allows() -> None:

@@ -231,11 +231,11 @@ def test_breaker_opens_then_closes(flaky_app) -> None:
     before = rt.breaker.transitions
     # the breaker's clock is held still: it stays open until the test moves it past open_s
     now = [0.0]
-    real_clock, rt.breaker._clock = rt.breaker._clock, lambda: now[0]
+    real_clock, rt.breaker.clock = rt.breaker.clock, lambda: now[0]
     try:
         _breaker_opens_then_closes(app, url, rt, before, now)
     finally:
-        rt.breaker._clock = real_clock
+        rt.breaker.clock = real_clock
 
 
 def _breaker_opens_then_closes(app, url, rt, before, now) -> None:  # type: ignore[no-untyped-def]

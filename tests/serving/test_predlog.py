@@ -125,19 +125,16 @@ def test_matrix_rows_log_typed_columns_and_mix_with_dict_entries(workspace) -> N
     assert mix["input.b"].tolist() == [True, True] and mix["output"].tolist() == [0.25, 0.75]
 
 
-def test_one_reader_for_serving_and_monitoring(workspace, monkeypatch) -> None:
+def test_one_reader_for_serving_and_monitoring(workspace) -> None:
     """read_prediction_log takes [start, end]; monitoring's read_window [start, end) and names a
     store without the log; segments whose output type changed between versions still read as one."""
-    from modelyard.serving import _predlog
     from modelyard.serving._predlog import features_and_outputs, read_window
 
-    clock = iter([1000, 2000, 3000])
-    log = PredictionLogger(workspace, flush_rows=1000, flush_interval_s=60)
-    monkeypatch.setattr(_predlog, "now_ms", lambda: next(clock))
+    times = iter([1000, 2000, 3000])  # the three requests; the segments are written at 4000
+    log = PredictionLogger(workspace, flush_rows=1000, flush_interval_s=60, clock=lambda: next(times, 4000))
     log.log("r1", "m", 1, {"x": [1.0]}, np.array([0.5]), 1.0)
     log.log("r2", "m", 1, {"x": [2.0]}, np.array([0.7]), 1.0)
     log.log("r3", "m", 2, {"x": [3.0]}, np.array(["yes"]), 1.0)  # v2 answers labels
-    monkeypatch.undo()
     log.close()
     assert read_prediction_log(workspace, "m", start_ms=1000, end_ms=2000)["request_id"].tolist() == [
         "r1",

@@ -88,7 +88,7 @@ def test_unknown_revision_is_a_schema_version_error(store_uri: str) -> None:
         Workspace(store_uri).open()
     # nothing was changed by the refused open
     ws2 = Workspace(store_uri)
-    eng = ws2.store._make_engine(immediate=False)
+    eng = sa.create_engine(ws2.store.location.db_url)  # a plain engine: opening the store would refuse
     with eng.connect() as conn:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "zz99"
         assert sa.inspect(conn).has_table("runs")

@@ -34,7 +34,8 @@ def _fmt(v: Any) -> str:
 def _dataset_inputs(run_id: str) -> list[Any]:
     from modelyard.data import DataService
 
-    return DataService().inputs_of(run_id)
+    inputs: list[Any] = DataService().inputs_of(run_id)
+    return inputs
 
 
 _STATUS_STYLE = {

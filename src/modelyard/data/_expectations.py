@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.data._drift import DRIFT_STATISTICS
+from modelyard.data._kinds import type_family
 from modelyard.data._profile import ColumnProfile, Profile
 from modelyard.errors import InvalidArgumentError, did_you_mean
 
@@ -70,39 +71,6 @@ RANGE_ALPHA = 0.005
 MAX_LOG_FACTOR = 5.0
 #: Categorical columns with at most this many values get an allowed-values expectation.
 MAX_CATEGORIES = 50
-
-
-def type_family(arrow_type: Any) -> str:
-    """The expectation type family of an Arrow type (``int32`` → ``integer``...)."""
-    import pyarrow as pa
-
-    t = arrow_type
-    if isinstance(t, str):
-        s = t.lower()
-        if s.startswith(("int", "uint")):
-            return "integer"
-        if s in ("float", "double", "halffloat") or s.startswith("decimal"):
-            return "float"
-        if s in ("string", "large_string", "string_view") or s.startswith("dictionary"):
-            return "string"
-        if s in ("bool", "boolean"):
-            return "boolean"
-        if s.startswith(("timestamp", "date")):
-            return "datetime"
-        return "other"
-    if pa.types.is_dictionary(t):
-        return "string"
-    if pa.types.is_integer(t):
-        return "integer"
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "float"
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return "string"
-    if pa.types.is_boolean(t):
-        return "boolean"
-    if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        return "datetime"
-    return "other"
 
 
 def type_matches(expected: str, actual: str) -> bool:

@@ -49,6 +49,7 @@ from modelyard._json import json_float
 from modelyard.data import _allocator
 from modelyard.data import _sketches as sk
 from modelyard.data._io import iter_batches_of  # noqa: F401  (re-exported: callers import it from here)
+from modelyard.data._kinds import column_kind
 from modelyard.data._sketches import MAX_BINS, QUANTILE_ACCURACY
 
 __all__ = [
@@ -70,24 +71,6 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 FORMAT = 1
 #: re-exported: :mod:`._drift` aligns histograms with it
 _coarsen = sk.coarsen
-
-
-def column_kind(arrow_type: Any) -> str:
-    """``numeric``, ``boolean``, ``datetime``, ``categorical`` (strings, dictionaries) or ``other``."""
-    import pyarrow as pa
-
-    t = arrow_type
-    if pa.types.is_dictionary(t):
-        return "categorical"
-    if pa.types.is_boolean(t):
-        return "boolean"
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "numeric"
-    if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        return "datetime"
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return "categorical"
-    return "other"
 
 
 # -- per-column state ---------------------------------------------------------------------------

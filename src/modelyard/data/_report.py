@@ -88,7 +88,7 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         from modelyard._version import __version__
 
-        return strict_json(
+        out: dict[str, Any] = strict_json(
             {
                 "type": "modelyard.validation_report",
                 "modelyard_version": __version__,
@@ -104,6 +104,7 @@ class ValidationReport:
             str_keys=True,
             stringify=True,
         )
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)

@@ -86,7 +86,8 @@ def hash_strings(vals: list[str]) -> np.ndarray:
 
     if not vals:
         return np.zeros(0, dtype=np.uint64)
-    return pd.util.hash_array(np.asarray(vals, dtype=object)).astype(np.uint64)
+    hashes: np.ndarray = pd.util.hash_array(np.asarray(vals, dtype=object)).astype(np.uint64)
+    return hashes
 
 
 # -- HyperLogLog --------------------------------------------------------------------------------

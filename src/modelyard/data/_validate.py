@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.data._drift import distribution_check
-from modelyard.data._expectations import Suite, infer_suite, load_suite, type_family, type_matches
+from modelyard.data._expectations import Suite, infer_suite, load_suite, type_matches
 from modelyard.data._io import TabularSource, detect_format, iter_batches_of, iter_file_batches, unify_schemas
+from modelyard.data._kinds import type_family
 from modelyard.data._profile import Profile, ProfileBuilder
 from modelyard.data._report import CheckResult, ValidationReport
 from modelyard.errors import InvalidArgumentError, NotFoundError, did_you_mean

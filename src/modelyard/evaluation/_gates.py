@@ -350,8 +350,10 @@ def _score(model: Any, X: Any, task: str, output_class: str | None, classes: lis
 def _changed(a: np.ndarray, b: np.ndarray, tol: float) -> np.ndarray:
     if a.dtype.kind in "f" and b.dtype.kind in "f":
         d = np.abs(a - b)
-        return d.max(axis=1) > tol if d.ndim == 2 else d > tol
-    return a != b
+        over: np.ndarray = d.max(axis=1) > tol if d.ndim == 2 else d > tol
+        return over
+    differ: np.ndarray = a != b
+    return differ
 
 
 def _behavior_gates(policy: GatePolicy, ms: ModelSource, X: Any, ev: Evaluation) -> list[GateResult]:

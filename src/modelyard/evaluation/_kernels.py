@@ -65,11 +65,12 @@ def _div(num: np.ndarray, den: np.ndarray, fill: float = 0.0) -> np.ndarray:
     return out
 
 
-def _cache(p: PreparedTargets, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+def _cache(p: PreparedTargets, key: tuple[Any, ...], make: Callable[[], np.ndarray]) -> np.ndarray:
     store = p.__dict__.setdefault("_cache", {})
     if key not in store:
         store[key] = make()
-    return store[key]
+    got: np.ndarray = store[key]
+    return got
 
 
 def _conf(p: PreparedTargets, g: np.ndarray | None, G: int) -> np.ndarray:
@@ -169,7 +170,8 @@ def _roc_auc(p: PreparedTargets, g: np.ndarray | None, G: int) -> np.ndarray:
     per = np.vstack(
         [_auc_grouped(p.y_score[:, j], p.y_true == j, _score_order(p, j), g, G) for j in range(p.k)]
     )
-    return per.mean(axis=0)  # one-vs-rest, macro: NaN when a class is absent from a slice
+    mean: np.ndarray = per.mean(axis=0)
+    return mean  # one-vs-rest, macro: NaN when a class is absent from a slice
 
 
 def _log_loss(p: PreparedTargets, g: np.ndarray | None, G: int) -> np.ndarray:
@@ -203,7 +205,8 @@ def _mse(p: PreparedTargets, g: np.ndarray | None, G: int) -> np.ndarray:
 
 
 def _rmse(p: PreparedTargets, g: np.ndarray | None, G: int) -> np.ndarray:
-    return np.sqrt(_mse(p, g, G))
+    root: np.ndarray = np.sqrt(_mse(p, g, G))
+    return root
 
 
 def _mape(p: PreparedTargets, g: np.ndarray | None, G: int) -> np.ndarray:

@@ -73,7 +73,8 @@ class MetricSpec:
 
     def sklearn_function(self) -> Callable[..., float]:
         mod, attr = self.sklearn.split(":")
-        return getattr(importlib.import_module(mod), attr)
+        fn: Callable[..., float] = getattr(importlib.import_module(mod), attr)
+        return fn
 
 
 def _m(

@@ -37,6 +37,13 @@ def _as_frame(obj: Any, name: str) -> Any:
 
 
 def _kind(series: Any) -> str:
+    """``numeric`` or ``categorical``: which family of drift tests a pandas column gets.
+
+    Not the data package's ``column_kind`` (Arrow types, four kinds picking profile sketches) nor
+    the signature's dtype (exact widths, a contract): here only the test matters, so a bool column
+    is categorical, dates and durations are numbers (their int64 ticks) and an object column of
+    plain numbers is numeric.
+    """
     import pandas as pd
 
     dtype = series.dtype
@@ -116,6 +123,13 @@ class DriftReference:
 
     def __repr__(self) -> str:
         return f"DriftReference({len(self.frame):,} rows x {len(self.frame.columns)} columns)"
+
+    @property
+    def prepared(self) -> dict[str, str]:
+        """The columns read so far and kept for the next window: name → ``numeric`` or ``categorical``."""
+        kept = {name: "numeric" for name in self._numeric}
+        kept.update({name: "categorical" for name in self._categories})
+        return kept
 
     def numeric(self, name: str) -> tuple[np.ndarray, int, int, float]:
         """(sorted finite values, nulls, infs, standard deviation) of a column."""

@@ -204,12 +204,12 @@ class RayExecutor(Executor):
                 "install 'ray[default]'`, "
                 "or use executor='process'."
             ) from None
-        self._ray = ray
+        self._ray: Any = ray  # Ray's own annotations are partial (cluster_resources has none)
         self._address = address or os.environ.get("RAY_ADDRESS")
         self._modules: set[str] = set()
         self._remote: Any = None
         self._connect()
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        cpus = int(self._ray.cluster_resources().get("CPU", 1))
         self.slots = workers or max(1, cpus)
 
     def _connect(self) -> None:

@@ -185,11 +185,12 @@ def _loads(text: str | None, default: Any) -> Any:
 
 
 def _check_version(version: object) -> int:
+    number: Any = version  # any object: int() says whether it is a number
     try:
-        if isinstance(version, bool) or int(version) != version or int(version) < 1:  # type: ignore[call-overload]
+        if isinstance(version, bool) or int(number) != version or int(number) < 1:
             raise ValueError
     except (TypeError, ValueError):
         raise InvalidArgumentError(
             f"The 'version' parameter of set_alias must be a whole number from 1. Got {version!r} instead."
         ) from None
-    return int(version)  # type: ignore[call-overload]
+    return int(number)

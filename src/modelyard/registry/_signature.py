@@ -15,12 +15,14 @@ from typing import Any
 
 from modelyard.errors import InvalidArgumentError, SignatureError
 
-__all__ = ["ColSpec", "Signature", "SignatureError", "to_frame"]
+__all__ = ["NUMERIC_DTYPES", "ColSpec", "MatrixCheck", "Signature", "SignatureError", "to_frame"]
 
 log = logging.getLogger("modelyard.registry")
 
 #: dtype names a signature uses, each with the pandas/numpy kinds it accepts as-is.
 DTYPES = ("bool", "int64", "int32", "float64", "float32", "string", "datetime")
+#: the dtypes whose values a float matrix holds exactly (see :class:`MatrixCheck`).
+NUMERIC_DTYPES = frozenset({"float64", "float32", "int64", "int32", "bool"})
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,12 @@ class ColSpec:
 
 
 def _dtype_name(series: Any) -> str:
+    """The signature dtype of a pandas column (one of :data:`DTYPES`).
+
+    Not the data package's ``column_kind`` (Arrow types, for profiles) nor monitoring's ``_kind``
+    (numeric or categorical, for drift tests): a signature is a contract enforced at predict, so
+    it keeps the width (``int32`` vs ``int64``) and refuses a dtype it cannot describe.
+    """
     import pandas as pd
 
     dt = series.dtype
@@ -165,6 +173,19 @@ class Signature:
     def input_names(self) -> list[str]:
         return [c.name for c in self.inputs]
 
+    def matrix_check(self, order: list[str]) -> MatrixCheck | None:
+        """The value rules of :meth:`validate` for a float matrix whose columns are ``order``.
+
+        None when the rules cannot be checked on floats: an ``"array"`` signature, a column that is
+        not numeric or bool, or ``order`` naming other columns than the inputs.
+        """
+        specs = {c.name: c for c in self.inputs}
+        if self.kind != "frame" or not specs or len(order) != len(specs) or set(order) != set(specs):
+            return None
+        if any(c.dtype not in NUMERIC_DTYPES for c in self.inputs):
+            return None
+        return MatrixCheck([specs[name] for name in order])
+
     # -- enforcing ----------------------------------------------------------------------------
     def validate(self, data: Any, *, check_ranges: bool = True, model: str | None = None) -> Any:
         """Return ``data`` as a DataFrame with the signature's columns, order and dtypes.
@@ -214,6 +235,55 @@ class Signature:
         if problems:
             raise SignatureError(problems, model=model)
         return pd.DataFrame(out, index=df.index)
+
+
+class MatrixCheck:
+    """A numeric signature's rules as one vectorized accept-or-defer test on a float matrix.
+
+    Built by :meth:`Signature.matrix_check`. :meth:`accepts` says whether every row of a
+    (rows × columns) float matrix passes what :meth:`Signature.validate` checks on the same values:
+    no missing value (NaN) where the column is not nullable, values within min/max, whole numbers
+    in int columns, 0/1 in bool columns. It gives no reasons: a caller (the server's numeric fast
+    path) sends a matrix it refuses through ``validate``, which names every problem. Whether the
+    request held numbers at all (not strings) is the caller's to check while it builds the matrix.
+    """
+
+    def __init__(self, specs: list[ColSpec]) -> None:
+        import numpy as np
+
+        self.columns = len(specs)
+        self.dtypes = [c.dtype for c in specs]
+        self.nullable = np.array([c.nullable for c in specs], dtype=bool)
+        self.any_non_nullable = not self.nullable.all()
+        self.lo = np.array([-np.inf if c.min is None else c.min for c in specs], dtype=float)
+        self.hi = np.array([np.inf if c.max is None else c.max for c in specs], dtype=float)
+        self.check_range = bool(np.isfinite(self.lo).any() or np.isfinite(self.hi).any())
+        self.whole = np.array([c.dtype.startswith("int") for c in specs], dtype=bool)
+        self.any_whole = bool(self.whole.any())
+        self.bools = np.array([c.dtype == "bool" for c in specs], dtype=bool)
+        self.any_bools = bool(self.bools.any())
+
+    def accepts(self, x: Any) -> bool:
+        """True when every row of the float matrix ``x`` passes the signature's value rules."""
+        import numpy as np
+
+        if x.ndim != 2 or x.shape[1] != self.columns:
+            return False
+        if self.any_non_nullable and np.isnan(x[:, ~self.nullable]).any():
+            return False
+        if self.check_range:
+            with np.errstate(invalid="ignore"):
+                if ((x < self.lo) | (x > self.hi)).any():
+                    return False
+        if self.any_whole:
+            sub = np.nan_to_num(x[:, self.whole])
+            if (sub != np.round(sub)).any():
+                return False
+        if self.any_bools:
+            sub = x[:, self.bools]
+            if not np.isin(sub[~np.isnan(sub)], (0.0, 1.0)).all():
+                return False
+        return True
 
 
 #: The dtype a column of nulls only is cast to, per signature dtype (nullable, so the nulls stay nulls).

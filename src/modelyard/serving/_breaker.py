@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from modelyard.errors import UsageError
 
-__all__ = ["BreakerState", "CircuitBreaker"]
+__all__ = ["BreakerState", "CircuitBreaker", "check_transition"]
 
 log = logging.getLogger("modelyard.serving")
 
@@ -40,8 +40,18 @@ TRANSITIONS: dict[BreakerState, frozenset[BreakerState]] = {
 }
 
 
+def check_transition(frm: BreakerState, to: BreakerState, name: str = "") -> None:
+    """Raise :class:`UsageError` naming both states when :data:`TRANSITIONS` forbids ``frm`` → ``to``."""
+    if to not in TRANSITIONS[frm]:
+        raise UsageError(f"The circuit breaker {name!r} cannot go from {frm.value} to {to.value}.")
+
+
 class CircuitBreaker:
-    """Thread-safe breaker; ``allow()`` before a call, ``record(ok)`` after it."""
+    """Thread-safe breaker; ``allow()`` before a call, ``record(ok)`` after it.
+
+    ``clock`` (seconds, monotonic) times how long the breaker stays open; it is a public attribute,
+    so a test or a simulation may hold the time of a running server's breaker still.
+    """
 
     def __init__(
         self,
@@ -64,7 +74,7 @@ class CircuitBreaker:
         self.half_open_probes = half_open_probes
         self.enabled = enabled
         self.on_transition = on_transition
-        self._clock = clock
+        self.clock = clock
         self._lock = threading.Lock()
         self._state = BreakerState.CLOSED
         self._outcomes: deque[bool] = deque(maxlen=window)
@@ -81,12 +91,11 @@ class CircuitBreaker:
 
     def _move(self, to: BreakerState) -> None:
         frm = self._state
-        if to not in TRANSITIONS[frm]:
-            raise UsageError(f"The circuit breaker {self.name!r} cannot go from {frm.value} to {to.value}.")
+        check_transition(frm, to, self.name)
         self._state = to
         self.transitions += 1
         if to is BreakerState.OPEN:
-            self._opened_at = self._clock()
+            self._opened_at = self.clock()
         if to is BreakerState.HALF_OPEN:
             self._probes_started = 0
             self._probes_ok = 0
@@ -108,7 +117,7 @@ class CircuitBreaker:
             if self._state is BreakerState.CLOSED:
                 return True
             if self._state is BreakerState.OPEN:
-                if self._clock() - self._opened_at < self.open_s:
+                if self.clock() - self._opened_at < self.open_s:
                     return False
                 self._move(BreakerState.HALF_OPEN)
             if self._probes_started < self.half_open_probes:

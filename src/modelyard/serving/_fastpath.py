@@ -3,12 +3,13 @@
 The registry's ``LoadedModel.predict`` validates a DataFrame column by column and hands the
 estimator a DataFrame, which costs far more than the prediction of a linear model. When a
 model's signature has only numeric (or bool) columns and its estimator is a plain scikit-learn
-estimator, the server builds the float matrix straight from the decoded request columns, checks
-the same rules as the signature (every column present, numbers only, no missing values where
-none are allowed, whole numbers for int columns, min/max ranges) with vectorized numpy, and calls
-the estimator on the matrix. Anything the fast path does not accept goes to the regular path,
-which produces the exact signature errors. The fast path is switched on only after it gave the
-same predictions as the regular path on the warm-up rows.
+estimator, the server builds the float matrix straight from the decoded request columns (every
+column present, numbers only), lets the signature's own vectorized rules
+(``registry._signature.MatrixCheck``: no missing values where none are allowed, whole numbers for
+int columns, 0/1 for bool, min/max ranges) accept it, and calls the estimator on the matrix.
+Anything the fast path does not accept goes to the regular path, which produces the exact
+signature errors. The fast path is switched on only after it gave the same predictions as the
+regular path on the warm-up rows.
 """
 
 from __future__ import annotations
@@ -18,31 +19,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NumericFastPath", "numeric_fast_path"]
+from modelyard.registry._signature import NUMERIC_DTYPES, MatrixCheck
 
-_NUMERIC = {"float64", "float32", "int64", "int32", "bool"}
+__all__ = ["NumericFastPath", "numeric_fast_path"]
 
 
 class NumericFastPath:
     """Predict payload columns with ``estimator`` as a float matrix in ``order``."""
 
-    def __init__(self, estimator: Any, order: list[str], specs: dict[str, Any]) -> None:
+    def __init__(self, estimator: Any, order: list[str], check: MatrixCheck) -> None:
         self.estimator = estimator
         self.order = order
-        k = len(order)
-        self.nullable = np.array([bool(getattr(specs[c], "nullable", False)) for c in order])
-        self.any_non_nullable = not self.nullable.all()
-        self.lo = np.array(
-            [(-np.inf if getattr(specs[c], "min", None) is None else specs[c].min) for c in order], float
-        )
-        self.hi = np.array(
-            [(np.inf if getattr(specs[c], "max", None) is None else specs[c].max) for c in order], float
-        )
-        self.check_range = bool(np.isfinite(self.lo).any() or np.isfinite(self.hi).any())
-        self.whole = np.array([specs[c].dtype.startswith("int") for c in order])
-        self.bools = np.array([specs[c].dtype == "bool" for c in order])
-        self.k = k
-        self.dtypes = [str(specs[c].dtype) for c in order]
+        self.check = check
+        self.dtypes = check.dtypes
 
     def matrix(self, payloads: list[Any]) -> np.ndarray | None:
         """The float matrix of the payloads, or None when a row needs the regular path."""
@@ -58,23 +47,8 @@ class NumericFastPath:
         except (KeyError, TypeError, ValueError):
             return None
         x = arr.T
-        if x.ndim != 2 or x.shape[1] != self.k:
+        if not self.check.accepts(x):
             return None
-        nan = np.isnan(x)
-        if self.any_non_nullable and nan[:, ~self.nullable].any():
-            return None
-        if self.check_range:
-            with np.errstate(invalid="ignore"):
-                if ((x < self.lo) | (x > self.hi)).any():
-                    return None
-        if self.whole.any():
-            sub = x[:, self.whole]
-            if (np.nan_to_num(sub) != np.round(np.nan_to_num(sub))).any():
-                return None
-        if self.bools.any():
-            sub = x[:, self.bools]
-            if not np.isin(sub[~np.isnan(sub)], (0.0, 1.0)).all():
-                return None
         return np.ascontiguousarray(x)
 
     def predict(self, x: np.ndarray) -> Any:
@@ -88,7 +62,7 @@ def numeric_fast_path(model: Any) -> NumericFastPath | None:
     sig = getattr(model, "signature", None)
     if sig is None or getattr(sig, "kind", "frame") != "frame" or not sig.inputs:
         return None
-    if any(s.dtype not in _NUMERIC for s in sig.inputs):
+    if any(s.dtype not in NUMERIC_DTYPES for s in sig.inputs):
         return None
     opts = getattr(model, "_options", {}) or {}
     if opts.get("method") not in (None, "predict"):
@@ -108,4 +82,7 @@ def numeric_fast_path(model: Any) -> NumericFastPath | None:
     else:
         order = list(specs)
         estimator = raw
-    return NumericFastPath(estimator, order, specs)
+    check = sig.matrix_check(order)
+    if check is None:
+        return None
+    return NumericFastPath(estimator, order, check)

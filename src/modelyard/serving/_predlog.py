@@ -188,7 +188,10 @@ def _n_rows(inputs: Any) -> int:
 
 
 class PredictionLogger:
-    """Buffer sampled predictions and write them as Parquet segments from a background thread."""
+    """Buffer sampled predictions and write them as Parquet segments from a background thread.
+
+    ``clock`` (integer ms since the epoch) stamps each logged request and each written segment.
+    """
 
     def __init__(
         self,
@@ -199,8 +202,10 @@ class PredictionLogger:
         flush_rows: int = 20_000,
         flush_interval_s: float = 5.0,
         on_drop: Callable[[int], None] | None = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.workspace = workspace
+        self.clock = clock
         self.sample_rate = sample_rate
         self.max_buffer_rows = max_buffer_rows
         self.flush_rows = flush_rows
@@ -263,7 +268,7 @@ class PredictionLogger:
             float(latency_ms),
             bool(fallback),
             n,
-            now_ms(),
+            self.clock(),
         )
         with self._lock:
             if self._stop:

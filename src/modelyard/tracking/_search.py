@@ -360,28 +360,31 @@ def _to_ms(value: Any, text: str, pos: int, what: str) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def _apply(col: Any, op: str, value: Any) -> ColumnElement[bool]:
+def _apply(col: ColumnElement[Any], op: str, value: Any) -> ColumnElement[bool]:
+    cond: ColumnElement[bool]  # SQLAlchemy types the comparison operators as Any
     if op == "=":
-        return col == value
-    if op == "!=":
-        return col != value
-    if op == "<":
-        return col < value
-    if op == "<=":
-        return col <= value
-    if op == ">":
-        return col > value
-    if op == ">=":
-        return col >= value
-    if op == "like":
-        return col.like(value)
-    if op == "ilike":
-        return col.ilike(value)
-    if op == "in":
-        return col.in_(list(value))
-    if op == "not in":
-        return col.not_in(list(value))
-    raise AssertionError(op)  # pragma: no cover
+        cond = col == value
+    elif op == "!=":
+        cond = col != value
+    elif op == "<":
+        cond = col < value
+    elif op == "<=":
+        cond = col <= value
+    elif op == ">":
+        cond = col > value
+    elif op == ">=":
+        cond = col >= value
+    elif op == "like":
+        cond = col.like(value)
+    elif op == "ilike":
+        cond = col.ilike(value)
+    elif op == "in":
+        cond = col.in_(list(value))
+    elif op == "not in":
+        cond = col.not_in(list(value))
+    else:
+        raise AssertionError(op)  # pragma: no cover
+    return cond
 
 
 def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
