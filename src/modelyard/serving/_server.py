@@ -133,10 +133,12 @@ def uvicorn_config(app: ASGIApp | str, limits: Any = None, **kwargs: Any) -> Any
 
 def _freeze_heap() -> None:
     """Move everything loaded so far (libraries, the model) out of the garbage collector's view:
-    full collections then scan only request garbage instead of the whole heap (long p99 pauses)."""
+    full collections then scan only request garbage instead of the whole heap (long p99 pauses).
+    Only the young generations are collected first: a full collection of the heap costs ~0.1-0.2 s of
+    time-to-ready, to free a little garbage of the imports that stays frozen instead."""
     import gc
 
-    gc.collect()
+    gc.collect(1)
     gc.freeze()
 
 
