@@ -159,11 +159,12 @@ def _forked_workers() -> Iterator[None]:
     if spawn is None or "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover
         yield
         return
-    sub.spawn = multiprocessing.get_context("fork")
+    patched: Any = sub  # its "spawn" is a SpawnContext; a ForkContext has the same Process API
+    patched.spawn = multiprocessing.get_context("fork")
     try:
         yield
     finally:
-        sub.spawn = spawn
+        patched.spawn = spawn
 
 
 def _release_before_fork(uri: str | None) -> None:
@@ -181,7 +182,7 @@ def _multiprocess_metrics() -> None:
 
     from modelyard.serving._metrics import multiprocess_dir
 
-    values = sys.modules.get("prometheus_client.values")
+    values: Any = sys.modules.get("prometheus_client.values")
     if values is not None and multiprocess_dir() is not None:
         values.ValueClass = values.MultiProcessValue()
 

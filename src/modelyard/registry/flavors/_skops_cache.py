@@ -169,7 +169,7 @@ def skops_import() -> Iterator[None]:
 
         def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
             nonlocal real_public
-            utils = sys.modules.get("skops.io._utils")
+            utils: Any = sys.modules.get("skops.io._utils")
             if fullname == "skops.io._trusted_types" and utils is not None and real_public is None:
                 real_public = utils.get_public_type_names
                 utils.get_public_type_names = public
@@ -177,14 +177,14 @@ def skops_import() -> Iterator[None]:
 
     hook = _Hook()
     if names is not None:
-        su.all_estimators = listed  # type: ignore[assignment]  # skops reads it once, at import
+        su.all_estimators = listed  # skops reads it once, at import
     sys.meta_path.insert(0, hook)
     try:
         yield
     finally:
         su.all_estimators = real_all
         sys.meta_path.remove(hook)
-        utils = sys.modules.get("skops.io._utils")
+        utils: Any = sys.modules.get("skops.io._utils")
         if utils is not None and real_public is not None:
             utils.get_public_type_names = real_public
     if names is None or recorded:
