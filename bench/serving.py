@@ -195,6 +195,15 @@ def main() -> None:
     ml_hundred = json.dumps(
         {"dataframe_split": {"columns": cols, "data": [list(r.values()) for r in rows(100)]}}
     )
+    # the same 100 rows in the other body formats (measured on yard: rows/s per format)
+    r100 = rows(100)
+    by_column = {"inputs": {c: [r[c] for r in r100] for c in cols}}
+    by_row = {"columns": cols, "data": [list(r.values()) for r in r100]}
+    formats = {
+        "yard 100 rows, columns": ("predict", json.dumps(by_column)),
+        "yard 100 rows, split": ("predict", json.dumps(by_row)),
+        "yard 100 rows, invocations split": ("invocations", ml_hundred),
+    }
     mlflow = not args.skip_mlflow
     if mlflow:
         py = MLFLOW_VENV / "bin" / "python"
@@ -259,6 +268,9 @@ def main() -> None:
             record(
                 "yard invocations 1 row", wrk(f"{base}/invocations", ml_one, threads=2, conns=32, duration=d)
             )
+            for name, (route, body) in formats.items():
+                target = url if route == "predict" else f"{base}/invocations"
+                record(name, wrk(target, body, threads=2, conns=32, duration=d))
             batches["1 row"].append(mean_batch(m0, m1))
             batches["100 rows"].append(mean_batch(m1, m2))
         finally:
@@ -315,6 +327,7 @@ def main() -> None:
         )
 
     steps = [("echo", run_echo), ("yard", run_yard)] + ([("mlflow", run_mlflow)] if mlflow else [])
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     for k in range(args.rounds):
         order = steps[k % len(steps) :] + steps[: k % len(steps)]
         print(f"round {k + 1}/{args.rounds}: {', '.join(n for n, _ in order)}, in-process", flush=True)
@@ -325,7 +338,8 @@ def main() -> None:
     def med(name: str, key: str) -> float:
         return median([r[key] for r in runs[name]])
 
-    print(f"\nmedians over {args.rounds} rounds of {d} s (concurrency 1: {dc1} s)")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nmedians over {args.rounds} rounds of {d} s (concurrency 1: {dc1} s); load average now {load}")
     print(f"{'run':28} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for name in runs:
         n = 100 if "100" in name else 1
@@ -372,6 +386,9 @@ def main() -> None:
         f"(echo app p50 at c=1: {med('echo c1', 'p50'):.2f} ms; in-process 1-row predict "
         f"{1000 / median([lim[1] for lim in limits]):.2f} ms)"
     )
+    for name in formats:
+        per = [f["rps"] / y["rps"] for f, y in zip(runs[name], y100, strict=True)]
+        print(f"yard 100 rows {name.split(', ')[-1]:>17} / records, rows/s: {ratio(per)}")
     if "mlflow 1 row" in runs:
         m1r, m100 = runs["mlflow 1 row"], runs["mlflow 100 rows"]
         print(
@@ -383,6 +400,9 @@ def main() -> None:
             f"{ratio([y['rps'] / m['rps'] for y, m in zip(y100, m100, strict=True)])}   target >= "
             f"20"
         )
+        for name in formats:
+            per = [f["rps"] / m["rps"] for f, m in zip(runs[name], m100, strict=True)]
+            print(f"yard {name.split(', ')[-1]:>17} / mlflow rows/s (100 rows): {ratio(per)}   target >= 20")
         print(
             f"mlflow p50/p99 (1 row), ms:                    {med('mlflow 1 row', 'p50'):.1f} / "
             f"{med('mlflow 1 row', 'p99'):.1f}"

@@ -42,6 +42,7 @@ from modelyard.serving._codec import (
     loads,
     to_jsonable,
 )
+from modelyard.serving._columnar import numeric_payload
 from modelyard.serving._http import (
     JSONResponse,
     RawRequest,
@@ -66,6 +67,7 @@ __all__ = ["ModelServer", "SwapError", "build_app"]
 log = logging.getLogger("modelyard.serving")
 
 SpecSource = DeploymentSpec | str | os.PathLike[str] | dict[str, Any]
+_TABLE_BYTES = 256  # smaller bodies (a row or two) decode as fast through the lists
 
 
 def _default_loader(uri: str | None) -> Callable[..., Any]:
@@ -458,7 +460,11 @@ class ModelServer:
                 payload, v2_id = decode_v2_request(request, body, dep)
             else:
                 obj = loads(body)
-                if api == "native":
+                table = numeric_payload(obj, api, dep.columns, body) if len(body) > _TABLE_BYTES else None
+                if table is not None:  # an all-number table: straight into a float matrix
+                    payload, body_version = table
+                    version = body_version if body_version is not None else version
+                elif api == "native":
                     payload, body_version = decode_native(obj, dep.columns)
                     version = body_version if body_version is not None else version
                 else:

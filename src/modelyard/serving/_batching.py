@@ -7,6 +7,8 @@ the model is idle it waits only if waiting pays: the predict cost is tracked as
 ``t(n) = a + b·n`` (exponentially forgotten least squares over observed batches) and the
 arrival rate as an EWMA; the loop holds a batch open for at most ``min(a, max_latency_ms)``
 and only when at least one more request is expected in that time. Light traffic never waits.
+A batch that the cost model expects to take under :data:`INLINE_BELOW_S` runs on the event loop
+instead of the predict thread (the hand-over would cost more than the prediction).
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from typing import Any
 
 from modelyard.serving._codec import HTTPProblem, Payload
 
-__all__ = ["Batcher", "CostModel"]
+__all__ = ["INLINE_AFTER", "INLINE_BELOW_S", "Batcher", "CostModel"]
+
+#: A batch whose predicted cost is below this runs on the event loop itself: handing it to the
+#: predict thread and back (two wake-ups, the GIL passed twice) costs more than a linear model's
+#: predict of a few dozen rows, and the loop is held no longer than that threshold.
+INLINE_BELOW_S = 0.0005
+#: ...once the cost model has seen this many batches (timed in the predict thread).
+INLINE_AFTER = 16
 
 
 class CostModel:
@@ -91,6 +100,7 @@ class Batcher:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._batches = 0  # predict calls timed so far
         self._rate = 0.0  # requests per second (EWMA)
         self._last_arrival = 0.0
 
@@ -195,9 +205,12 @@ class Batcher:
                 rows += sum(i.payload.n for i in more)
             t0 = time.perf_counter()
             try:
-                results = await loop.run_in_executor(
-                    self._executor, self._run_batch, [i.payload for i in items]
-                )
+                if self._batches >= INLINE_AFTER and self.cost.predict(rows) < INLINE_BELOW_S:
+                    results = self._run_batch([i.payload for i in items])  # cheaper than a thread hop
+                else:
+                    results = await loop.run_in_executor(
+                        self._executor, self._run_batch, [i.payload for i in items]
+                    )
             except BaseException as exc:  # the executor is gone (shutdown) or the task is cancelled
                 for i in items:
                     if not i.future.done():
@@ -206,6 +219,7 @@ class Batcher:
                     raise
                 continue
             self.cost.observe(rows, time.perf_counter() - t0)
+            self._batches += 1
             for item, res in zip(items, results, strict=True):
                 if not item.future.done():
                     item.future.set_result(res)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -163,16 +164,27 @@ def loads(body: bytes) -> Any:
 
 
 _BRACKETS = bytes(range(256)).translate(None, b"[]{}")  # every byte but the brackets
+_PAIR = re.compile(rb"\[\]|\{\}")  # an innermost pair
 
 
 def _may_nest_deep(body: bytes) -> bool:
     """False when the brackets of ``body`` (counted in C, strings included) cannot nest deeper
     than :data:`MAX_DEPTH`; True means the parsed value must be checked."""
-    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+    brackets = body.translate(None, _BRACKETS)  # "[", "]", "{", "}" only
+    if brackets.count(b"[") + brackets.count(b"{") <= MAX_DEPTH:
         return False
+    if len(brackets) <= 65536:  # peel the innermost pairs level by level (a table: 3-4 passes)
+        for _ in range(MAX_DEPTH):
+            peeled = _PAIR.sub(b"", brackets)
+            if not peeled:
+                return False
+            if len(peeled) == len(brackets):
+                return True  # unbalanced (brackets inside strings): check the parsed value
+            brackets = peeled
+        return True
     import numpy as np
 
-    marks = np.frombuffer(body.translate(None, _BRACKETS), dtype=np.uint8)
+    marks = np.frombuffer(brackets, dtype=np.uint8)
     depth = np.cumsum(np.where((marks == ord("[")) | (marks == ord("{")), 1, -1), dtype=np.int64)
     return bool(depth.max() > MAX_DEPTH)
 

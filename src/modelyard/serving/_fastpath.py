@@ -36,6 +36,11 @@ class NumericFastPath:
     def matrix(self, payloads: list[Any]) -> np.ndarray | None:
         """The float matrix of the payloads, or None when a row needs the regular path."""
         order = self.order
+        arrays: list[np.ndarray] = [
+            p.array for p in payloads if getattr(p, "names", None) == order and hasattr(p, "array")
+        ]
+        if len(arrays) == len(payloads):  # all-number tables (_columnar.py), already floats
+            return self._checked(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
         try:
             if len(payloads) == 1:
                 cols = payloads[0].columns
@@ -46,7 +51,12 @@ class NumericFastPath:
                 )
         except (KeyError, TypeError, ValueError):
             return None
-        x = arr.T
+        return self._checked(arr.T)
+
+    def _checked(self, x: np.ndarray) -> np.ndarray | None:
+        """``x`` (rows × columns in ``order``) when the signature's rules accept it, else None."""
+        if x.ndim != 2 or x.shape[1] != len(self.order):
+            return None
         if not self.check.accepts(x):
             return None
         return np.ascontiguousarray(x)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs
 
 from modelyard.errors import did_you_mean
 from modelyard.serving._codec import HTTPProblem, Payload, dumps
@@ -151,8 +152,6 @@ _TRUE = ("true", "1", "yes")
 def wants_proba(request: Any, obj: Any, api: str) -> bool:
     """Whether a request asks for class probabilities: ``?proba=true``, ``"params": {"proba": true}``
     (our API and /invocations) or, in V2, the named output ``probabilities``."""
-    from urllib.parse import parse_qs
-
     raw = request.query if type(request) is RawRequest else request.url.query.encode()
     if raw and b"proba" in raw:
         values = parse_qs(raw.decode("latin-1")).get("proba", [])

@@ -101,6 +101,11 @@ class InputCheck:
 
     def check(self, payload: Payload) -> Payload:
         """``payload`` reduced to the signature's columns; raises a 422 naming every problem."""
+        numeric = getattr(payload, "checked_numeric", None)  # an all-number table (_columnar.py)
+        if numeric is not None and self.names and not self._dates:
+            fine: Payload | None = numeric(self.names)
+            if fine is not None:
+                return fine  # every signature column there, every value a finite number
         cols = payload.columns
         if not self.names:  # no signature: every column goes to the model, so every column is checked
             skip = payload.checked

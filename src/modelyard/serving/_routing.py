@@ -81,6 +81,9 @@ class RoutingMetrics:
         from prometheus_client import Counter, Gauge, Histogram
 
         r = registry
+        # (model, version, outcome) -> (requests child, latency child): labels() costs a lock and
+        # a validation per call, this a dict lookup per request
+        self.children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
         self.requests = Counter(
             "yard_serving_routed_requests",
             "Requests by the version the router chose, and their outcome "
@@ -143,16 +146,23 @@ class RoutingMetrics:
 
 def observe(metrics: RoutingMetrics, rt: Any, answer: Any, code: str | None, seconds: float) -> None:
     """Count one request routed to ``rt``: ``answer`` when it was answered, else the problem ``code``."""
-    labels = (rt.name, str(rt.version))
     if answer is not None:
-        outcome = answer.reason if answer.fallback else "ok"
+        outcome = (answer.reason or "error") if answer.fallback else "ok"
         if answer.fallback:
-            metrics.fallbacks.labels(*labels).inc()
+            metrics.fallbacks.labels(rt.name, str(rt.version)).inc()
     else:
         outcome = _CODE_OUTCOME.get(code or "", "error")
-    metrics.requests.labels(*labels, outcome or "error").inc()
+    key = (rt.name, rt.version, outcome)
+    children = metrics.children.get(key)
+    if children is None:
+        labels = (rt.name, str(rt.version))
+        children = metrics.children[key] = (
+            metrics.requests.labels(*labels, outcome),
+            metrics.latency.labels(*labels),
+        )
+    children[0].inc()
     if outcome != "invalid":
-        metrics.latency.labels(*labels).observe(seconds)
+        children[1].observe(seconds)
 
 
 def bucket(key: str, salt: str = "") -> float:

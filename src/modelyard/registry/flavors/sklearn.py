@@ -30,7 +30,8 @@ def _skops_io() -> Any:
     ``pkgutil.walk_packages`` imports every subpackage, including
     ``sklearn.externals.array_api_compat.torch`` — which imports all of torch when it is installed
     (seconds per process). Empty stand-ins for those shim packages are seen while skops imports, and
-    removed afterwards so real array-API use still gets the real modules.
+    removed afterwards so real array-API use still gets the real modules. After one such scan the
+    estimator list is cached per library versions (:mod:`._skops_cache`) and later processes skip it.
     """
     import sys
     import types
@@ -44,9 +45,12 @@ def _skops_io() -> Any:
             stub = types.ModuleType(name)
             stub.__path__ = []  # a package with no submodules: walk_packages stops here
             stubs[name] = stub
+    from modelyard.registry.flavors._skops_cache import skops_import
+
     sys.modules.update(stubs)
     try:
-        import skops.io as sio
+        with skops_import():  # skops' trusted-type lists from the cache when there is one
+            import skops.io as sio
     finally:
         for name, stub in stubs.items():
             if sys.modules.get(name) is stub:
