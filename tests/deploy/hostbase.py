@@ -20,8 +20,16 @@ from pathlib import Path
 __all__ = ["make_host_base"]
 
 _RUNTIME_LIBS = (  # the manylinux policy's system libraries, as in Debian's slim image
-    "libstdc++.so.6", "libgcc_s.so.1", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1",
-    "libresolv.so.2", "libm.so.6", "libc.so.6", "libz.so.1",
+    "libstdc++.so.6",
+    "libgcc_s.so.1",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "libutil.so.1",
+    "libresolv.so.2",
+    "libm.so.6",
+    "libc.so.6",
+    "libz.so.1",
 )
 _SKIP = {"test", "idlelib", "tkinter", "turtledemo", "site-packages", "lib2to3", "__pycache__"}
 

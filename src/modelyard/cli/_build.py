@@ -12,21 +12,31 @@ def register(app: typer.Typer) -> None:
 
 
 def build(
-    ref: str = typer.Argument(None, help="Model to bake: 'name@alias' (e.g. churn-clf@production) or 'name/7'."),
+    ref: str = typer.Argument(
+        None, help="Model to bake: 'name@alias' (e.g. churn-clf@production) or 'name/7'."
+    ),
     tag: str = typer.Option(None, "--tag", "-t", help="Image name, e.g. registry.example.com/churn:7."),
-    spec: str = typer.Option(None, "--spec", help="Deployment spec (YAML/JSON) whose models the image bakes."),
+    spec: str = typer.Option(
+        None, "--spec", help="Deployment spec (YAML/JSON) whose models the image bakes."
+    ),
     dockerfile_only: str = typer.Option(
-        None, "--dockerfile-only", help="Write the Dockerfile and build context to this new folder; build nothing."
+        None,
+        "--dockerfile-only",
+        help="Write the Dockerfile and build context to this new folder; build nothing.",
     ),
     base_image: str = typer.Option(
         None, "--base-image", help="Base image (default: the official python:X.Y-slim of this Python)."
     ),
     builder: str = typer.Option("auto", "--builder", help="auto, docker, podman or buildah."),
     no_bake: bool = typer.Option(
-        False, "--no-bake", help="Copy no model in: the server loads the spec's models from YARD_URI at start."
+        False,
+        "--no-bake",
+        help="Copy no model in: the server loads the spec's models from YARD_URI at start.",
     ),
     allow_pickle: bool = typer.Option(
-        False, "--allow-pickle", help="Allow pyfunc (pickled) models: they run code from the store when loaded."
+        False,
+        "--allow-pickle",
+        help="Allow pyfunc (pickled) models: they run code from the store when loaded.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not show the builder's output."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -63,12 +73,18 @@ def build(
             data["context"] = data["dockerfile"] = None  # a temporary folder, removed after the build
         print_json(data)
         return
-    models = ", ".join(f"{m.label} ({', '.join(m.refs)}; manifest {m.manifest_digest[:12]}…)" for m in result.models)
+    models = ", ".join(
+        f"{m.label} ({', '.join(m.refs)}; manifest {m.manifest_digest[:12]}…)" for m in result.models
+    )
     what = models if result.baked else "no model baked (loaded from YARD_URI at start)"
     if dockerfile_only is not None:
         typer.echo(f"Wrote {result.dockerfile} and its build context in {result.context}: {what}.")
-        typer.echo(f"Build it: cd {result.context} && docker build -t TAG .   (or: podman build --format docker -t TAG .)")
+        typer.echo(
+            f"Build it: cd {result.context} && docker build -t TAG .   "
+            "(or: podman build --format docker -t TAG .)"
+        )
         return
     size = f", {result.size_bytes / 1e6:.0f} MB" if result.size_bytes else ""
     typer.echo(f"Built {result.tag} with {result.builder} in {result.seconds:.1f} s{size}: {what}.")
-    typer.echo(f"Run it: {result.builder if result.builder != 'buildah' else 'podman'} run --read-only -p 8080:8080 {result.tag}")
+    runner = result.builder if result.builder != "buildah" else "podman"
+    typer.echo(f"Run it: {runner} run --read-only -p 8080:8080 {result.tag}")

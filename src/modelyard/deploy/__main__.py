@@ -15,7 +15,9 @@ from modelyard.errors import ModelyardError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modelyard.deploy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    v = sub.add_parser("verify", help="Check every baked model file against its digest (exit 1 on a mismatch).")
+    v = sub.add_parser(
+        "verify", help="Check every baked model file against its digest (exit 1 on a mismatch)."
+    )
     v.add_argument("home", help="The model folder (yard-image.json, serve.yaml, blobs/).")
     s = sub.add_parser("serve", help="Serve the image's deployment spec.")
     s.add_argument("--home", default=os.environ.get("YARD_IMAGE_HOME", "/opt/yard/model"))

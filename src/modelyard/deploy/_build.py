@@ -42,13 +42,13 @@ __all__ = [
     "BUILDERS",
     "BuildResult",
     "ImageBuildError",
+    "build_image",
     "check_tag",
     "default_base_image",
     "find_builder",
     "image_labels",
     "pinned_requirements",
     "prepare_context",
-    "build_image",
 ]
 
 #: The builders ``--builder auto`` tries, in this order.
@@ -65,9 +65,10 @@ def default_base_image() -> str:
     return f"docker.io/library/python:{sys.version_info[0]}.{sys.version_info[1]}-slim"
 
 
-# -- the tag ---------------------------------------------------------------------------------------
+# -- the tag ----------------------------------------------------------------------------------------
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 _REFERENCE = re.compile(
     rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?$"
 )
@@ -89,7 +90,7 @@ def check_tag(tag: str) -> str:
     return text
 
 
-# -- which models ------------------------------------------------------------------------------------
+# -- which models -----------------------------------------------------------------------------------
 def _spec_refs(spec: Any) -> list[tuple[str, str]]:
     """(where in the spec, reference) for every model the spec loads."""
     out = [(f"models.{slot}", s.ref) for slot, s in spec.models.items()]
@@ -113,7 +114,7 @@ def _resolve(spec: Any, uri: str | None) -> list[tuple[Any, list[str]]]:
     return list(found.values())
 
 
-# -- pinned requirements ---------------------------------------------------------------------------------
+# -- pinned requirements ----------------------------------------------------------------------------
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -146,9 +147,7 @@ def _closure(root: str, extras: tuple[str, ...] = ()) -> dict[str, str]:
                 req = Requirement(text)
             except InvalidRequirement:
                 continue
-            if req.marker is not None and not any(
-                req.marker.evaluate({"extra": e}) for e in (want or ("",))
-            ):
+            if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in (want or ("",))):
                 continue
             version = _installed(req.name)
             if version is None:
@@ -158,7 +157,9 @@ def _closure(root: str, extras: tuple[str, ...] = ()) -> dict[str, str]:
     return pins
 
 
-def pinned_requirements(models: list[Any], *, extras: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str]]:
+def pinned_requirements(
+    models: list[Any], *, extras: tuple[str, ...] = ()
+) -> tuple[list[str], dict[str, str]]:
     """``requirements.txt`` lines and the pins: modelyard's requirements at this machine's versions,
     overridden by what each model recorded at save time. Two models that recorded different
     versions of one package cannot share an image: that is an error naming both."""
@@ -188,9 +189,14 @@ def pinned_requirements(models: list[Any], *, extras: tuple[str, ...] = ()) -> t
     return lines, pins
 
 
-# -- labels ---------------------------------------------------------------------------------------------
+# -- labels -----------------------------------------------------------------------------------------
 def image_labels(
-    spec: Any, resolved: list[tuple[Any, list[str]]], *, base_image: str, bake: bool, created: str | None = None
+    spec: Any,
+    resolved: list[tuple[Any, list[str]]],
+    *,
+    base_image: str,
+    bake: bool,
+    created: str | None = None,
 ) -> dict[str, str]:
     """OCI labels (``org.opencontainers.image.*``) and modelyard's (``io.modelyard.*``)."""
     primary_ref = spec.models[spec.traffic.slots()[0]].ref
@@ -222,7 +228,7 @@ def image_labels(
     return labels
 
 
-# -- the build context --------------------------------------------------------------------------------
+# -- the build context ------------------------------------------------------------------------------
 @dataclass
 class BuildContext:
     """A written build context: where, what it bakes, the labels and pins."""
@@ -237,7 +243,9 @@ class BuildContext:
     endpoint: str
 
 
-def _load_spec(ref: str | None, spec: str | os.PathLike[str] | dict[str, Any] | None, allow_pickle: bool) -> Any:
+def _load_spec(
+    ref: str | None, spec: str | os.PathLike[str] | dict[str, Any] | None, allow_pickle: bool
+) -> Any:
     from modelyard.serving import load_spec, spec_from_flags
 
     if (ref is None) == (spec is None):
@@ -300,7 +308,9 @@ def prepare_context(
     spec_obj = _load_spec(ref, spec, allow_pickle)
     base = (base_image or default_base_image()).strip()
     if not base or any(c.isspace() for c in base):
-        raise invalid_param("base_image", "yard build", "an image reference like 'python:3.11-slim'", base_image)
+        raise invalid_param(
+            "base_image", "yard build", "an image reference like 'python:3.11-slim'", base_image
+        )
     resolved = _resolve(spec_obj, uri)
     from modelyard.registry.flavors import get_flavor
 
@@ -321,13 +331,14 @@ def prepare_context(
     ]
     if bake:
         _copy_packages(resolved, root / "model" / "blobs", uri)
+        shutil.rmtree(root / "model" / "blobs" / "tmp", ignore_errors=True)  # the blob store's scratch
     index = ImageIndex(__version__, bake, spec_obj.allow_pickle, tuple(baked) if bake else ())
     (root / "model" / INDEX_FILE).write_text(index.to_json() + "\n")
     (root / "model" / SPEC_FILE).write_text(spec_obj.to_yaml())
-    extras = ("postgres",) if not bake and _installed("psycopg") else ()
+    # the postgres extra when this machine has it: YARD_URI may then name a team store (the spec's
+    # models with --no-bake, the prediction log either way)
+    extras = ("postgres",) if _installed("psycopg") else ()
     lines, pins = pinned_requirements([mv for mv, _ in resolved], extras=extras)
-    if extras:
-        lines.insert(2, "# --no-bake: the postgres extra, so YARD_URI may name a team store")
     (root / "requirements.txt").write_text("\n".join(lines) + "\n")
     from modelyard.deploy._wheel import build_self_wheel
 
@@ -366,7 +377,7 @@ def _copy_packages(resolved: list[tuple[Any, list[str]]], dest: Path, uri: str |
             raise ImageBuildError(f"{mv.ref}: its manifest changed digest while copied.")
 
 
-# -- the builders ----------------------------------------------------------------------------------------------
+# -- the builders -----------------------------------------------------------------------------------
 def _works(cmd: list[str]) -> bool:
     try:
         return subprocess.run(cmd, capture_output=True, timeout=20).returncode == 0
@@ -387,7 +398,9 @@ def find_builder(choice: str = "auto") -> tuple[str, str]:
             tried.append(f"{name}: not installed")
             continue
         if name == "docker" and not _works([exe, "version", "--format", "{{.Server.Version}}"]):
-            tried.append("docker: installed, but its daemon does not answer (start dockerd or set DOCKER_HOST)")
+            tried.append(
+                "docker: installed, but its daemon does not answer (start dockerd or set DOCKER_HOST)"
+            )
             continue
         return name, exe
     raise ImageBuildError(
@@ -405,7 +418,9 @@ def _build_command(name: str, exe: str, context: Path, tag: str) -> list[str]:
 
 def _run_builder(cmd: list[str], stream: Callable[[str], None] | None) -> None:
     tail: list[str] = []
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         tail = [*tail[-39:], line.rstrip("\n")]
@@ -488,7 +503,9 @@ def build_image(
     if tag is not None:
         tag = check_tag(tag)
     elif dockerfile_only is None:
-        raise InvalidArgumentError("Give the image name with -t/--tag (e.g. -t registry.example.com/churn:7).")
+        raise InvalidArgumentError(
+            "Give the image name with -t/--tag (e.g. -t registry.example.com/churn:7)."
+        )
     found: tuple[str, str] | None = None
     if dockerfile_only is None:
         found = find_builder(builder)  # before the slow part
@@ -502,7 +519,14 @@ def build_image(
         where = Path(scratch) / "context"
     try:
         ctx = prepare_context(
-            where, ref, spec=spec, base_image=base_image, bake=bake, allow_pickle=allow_pickle, uri=uri, log=log
+            where,
+            ref,
+            spec=spec,
+            base_image=base_image,
+            bake=bake,
+            allow_pickle=allow_pickle,
+            uri=uri,
+            log=log,
         )
         result = BuildResult(
             ctx.path, ctx.dockerfile, ctx.models, ctx.labels, ctx.base_image, ctx.baked, tag=tag,
@@ -523,4 +547,3 @@ def build_image(
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-

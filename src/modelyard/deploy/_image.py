@@ -186,7 +186,9 @@ def verify_image(home: str | os.PathLike[str]) -> list[str]:
                 f"Model {m.label}: its package says flavor {meta.get('flavor')!r}, the registry recorded "
                 f"{m.flavor!r}; the image is not built."
             )
-        done.append(f"{m.label}: {len(entries)} files, {size} bytes, manifest {m.manifest_digest[:12]}… verified")
+        done.append(
+            f"{m.label}: {len(entries)} files, {size} bytes, manifest {m.manifest_digest[:12]}… verified"
+        )
     return done
 
 
@@ -218,7 +220,11 @@ class ImageLoader:
         if self._ws is None:
             self._ws = _blob_workspace(self.home)
         raw, fl, meta = load_package(
-            self._ws, baked.manifest_digest, expected_flavor=baked.flavor, label=baked.label, allow_pickle=allow
+            self._ws,
+            baked.manifest_digest,
+            expected_flavor=baked.flavor,
+            label=baked.label,
+            allow_pickle=allow,
         )
         model = LoadedModel(
             raw,

@@ -46,10 +46,9 @@ def _metadata(version: str) -> tuple[str, str]:
 
 def build_self_wheel(dest: str | os.PathLike[str]) -> Path:
     """Write ``modelyard-<version>-py3-none-any.whl`` of the imported modelyard into ``dest``."""
-    import modelyard
+    from modelyard._version import __version__ as version
 
-    version = modelyard.__version__
-    pkg = Path(modelyard.__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]  # the modelyard package this module belongs to
     out = Path(dest) / wheel_name(version)
     out.parent.mkdir(parents=True, exist_ok=True)
     info = f"modelyard-{version}.dist-info"
@@ -70,7 +69,10 @@ def build_self_wheel(dest: str | os.PathLike[str]) -> Path:
                 continue
             add(f"modelyard/{rel.as_posix()}", path.read_bytes())
         add(f"{info}/METADATA", meta.encode())
-        add(f"{info}/WHEEL", f"Wheel-Version: 1.0\nGenerator: modelyard\nRoot-Is-Purelib: true\nTag: {_TAG}\n".encode())
+        add(
+            f"{info}/WHEEL",
+            f"Wheel-Version: 1.0\nGenerator: modelyard\nRoot-Is-Purelib: true\nTag: {_TAG}\n".encode(),
+        )
         add(f"{info}/entry_points.txt", entry_points.encode())
         add(f"{info}/top_level.txt", b"modelyard\n")
         records.append(f"{info}/RECORD,,")
