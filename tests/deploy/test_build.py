@@ -363,3 +363,18 @@ def test_labels_name_the_primary_of_the_traffic_policy(build_store: Any) -> None
     )
     assert labels["io.modelyard.model.version"] == "1"
     assert labels["io.modelyard.model.manifest-digest"] == mvs["clf1"].manifest_digest
+
+
+def test_quickstart_chapter_writes_the_dockerfile(tmp_path: Path) -> None:
+    from modelyard.quickstart import CHAPTERS, QuickstartContext, chapter_image
+
+    assert "image" in dict(CHAPTERS)
+    said: list[str] = []
+    ctx = QuickstartContext(uri=str(tmp_path / "store"), say=said.append)
+    chapter_image(ctx)  # registers the quickstart model itself when the registry chapter has not run
+    dockerfile = Path(ctx.state["image_context"]) / "Dockerfile"
+    assert dockerfile.is_file() and said[0].startswith(f"Wrote {dockerfile} for ")
+    assert any("USER 10001:10001" in line for line in said)
+    assert any("HEALTHCHECK" in line for line in said)
+    chapter_image(ctx)  # a rerun replaces the context it wrote
+    assert dockerfile.is_file()
