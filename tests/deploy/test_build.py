@@ -28,7 +28,7 @@ from modelyard.deploy._image import ImageLoader, read_index, verify_image
 from modelyard.deploy._wheel import build_self_wheel
 from modelyard.errors import BlobNotFoundError, IntegrityError, InvalidArgumentError, NotFoundError
 
-from .conftest import frame
+from .buildmodels import frame, make_build_store
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -39,6 +39,11 @@ def _context(tmp_path: Path, uri: str, ref: str | None = "clf@production", **kw:
 
 def _final_stage(text: str) -> str:
     return text.split("\nFROM ${BASE_IMAGE}\n", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def build_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    return make_build_store(tmp_path_factory)
 
 
 # -- the Dockerfile ---------------------------------------------------------------------------------

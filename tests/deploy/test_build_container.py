@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import frame
+from .buildmodels import frame, make_build_store
 from .hostbase import make_host_base
 
 pytestmark = pytest.mark.slow
@@ -38,6 +38,11 @@ def _ok(cmd: list[str], env: dict[str, str]) -> bool:
         return subprocess.run(cmd, capture_output=True, env=env, timeout=60).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+@pytest.fixture(scope="module")
+def build_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    return make_build_store(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -144,13 +149,14 @@ def test_built_image_serves_read_only_as_non_root(
     assert built["builder"] == name and built["tag"] == tag and built["size_bytes"] > 0
     # what the image says about itself
     inspect = subprocess.run([name, "image", "inspect", tag], capture_output=True, text=True, env=env)
-    cfg = json.loads(inspect.stdout)[0]["Config"]
+    info = json.loads(inspect.stdout)[0]
+    cfg = info["Config"]
     assert cfg["User"] == "10001:10001"
     labels = cfg["Labels"]
     assert labels["io.modelyard.model.name"] == "clf" and labels["io.modelyard.model.version"] == "1"
     assert labels["io.modelyard.model.manifest-digest"] == mvs["clf1"].manifest_digest
     assert labels["org.opencontainers.image.version"] == "1"
-    health = cfg.get("Healthcheck") or {}
+    health = cfg.get("Healthcheck") or info.get("Healthcheck") or {}  # docker: in Config; podman: beside it
     assert "/health/ready" in " ".join(health.get("Test", []))
 
     container, url = _run(tool, tag, cleanup)

@@ -1,4 +1,4 @@
-"""A store with the models the build tests bake: clf/1 (@production), clf/2 and a pyfunc."""
+"""Models the build tests bake: clf/1 (@production), clf/2 and a pyfunc, in a store of their own."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ def register_models(uri: str) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture(scope="module")
-def build_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
-    """(store folder, the registered versions) shared by a module's tests; they only read it."""
+def make_build_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """(store folder, the registered versions): a test module's ``build_store`` fixture, which its
+    tests only read."""
     uri = str(Path(tmp_path_factory.mktemp("build")) / "store")
     return uri, register_models(uri)
