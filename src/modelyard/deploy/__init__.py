@@ -1,17 +1,18 @@
-"""Deploy: container images of the model server (``yard build``) and what runs inside them.
+"""Deploy: container images of the model server (``yard build``), Kubernetes manifests (kustomize)
+and Helm values of a deployment spec.
 
     import modelyard.deploy as deploy
 
-    result = deploy.build_image("churn-clf@production", tag="registry.example.com/churn:7")
-    result.builder, result.size_bytes          # "podman", 431_000_000
-    deploy.build_image("churn-clf/7", dockerfile_only="image/")   # the Dockerfile and context only
+    deploy.build_image("churn-clf@production", tag="registry.example.com/churn:7")   # docker/podman/buildah
+    deploy.build_image("churn-clf/7", dockerfile_only="image/")    # the Dockerfile and build context only
 
-The image runs ``python -m modelyard.deploy serve`` as user 10001 on port 8080 (``YARD_PORT``),
-with every write under ``/tmp`` (``YARD_URI=/tmp/yard`` holds the prediction log unless it names a
-team store), the deployment spec at ``/opt/yard/model/serve.yaml`` (``--spec PATH`` or
-``YARD_IMAGE_SPEC`` for a mounted one, watched for changes), and ``YARD_WORKERS`` (a number or
-``auto``) worker processes. Importing this package stays light: a container's health check and
-start import it.
+or ``yard build churn-clf@production -t reg/churn:7`` and ``yard deploy k8s churn-clf@production
+--image reg/churn:7 --out k8s/``. An image runs ``python -m modelyard.deploy serve`` as user 10001
+on port 8080 (``YARD_PORT``), writes only under ``/tmp`` (``YARD_URI=/tmp/yard`` holds the
+prediction log unless it names a team store), serves the spec at ``/opt/yard/model/serve.yaml``
+(``--spec PATH`` or ``YARD_IMAGE_SPEC`` for a mounted one, watched for changes) with
+``YARD_WORKERS`` workers (a number or ``auto``). Names load lazily: importing this package stays
+light (a container's start and health check import it).
 """
 
 from __future__ import annotations
