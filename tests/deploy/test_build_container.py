@@ -23,7 +23,9 @@ import pytest
 from .buildmodels import frame, make_build_store
 from .hostbase import make_host_base
 
-pytestmark = pytest.mark.slow
+# an image build takes minutes on a loaded 2-core machine (8-9 min seen at load 15-20): beyond the
+# suite's 10-minute hang guard
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 CONF = """\
 [containers]
