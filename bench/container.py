@@ -91,6 +91,7 @@ def debian_base(tool: str, env: dict[str, str], tag: str) -> str:
         (ctx / "Dockerfile").write_text(
             f"FROM {imported}\nCOPY hostpy/ /\n"
             "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8\n"
+            'RUN ["python3", "-m", "ensurepip", "--default-pip"]\n'  # `pip` on PATH, as in python:X.Y-slim
             'CMD ["python3"]\n'
         )
         sh([tool, "build", "--format", "docker", "-t", tag, str(ctx)], env)
@@ -205,10 +206,14 @@ def main() -> None:
     load = os.getloadavg()
     base = debian_base(tool, env, f"localhost/yard-bench-python:{PY}-slim")
     results: dict[str, dict[str, object]] = {"modelyard": ours(tool, env, base, args.runs)}
+    print(json.dumps(results["modelyard"], default=str), flush=True)
     if not args.skip_mlflow:
         if not PEER.exists():
             raise SystemExit("The MLflow peer is missing: run `bash bench/peers/mlflow.sh` first.")
-        results["mlflow"] = mlflow(tool, env, base, args.runs)
+        try:
+            results["mlflow"] = mlflow(tool, env, base, args.runs)
+        except SystemExit as exc:  # say why MLflow's image could not be built or run here
+            print(f"MLflow's image could not be built or run here: {str(exc)[-1500:]}", flush=True)
     end = os.getloadavg()[0]
     print(f"\nload average at start {load[0]:.1f}, at end {end:.1f}; builder {tool}; base {base}")
     print(f"{'':28}{'modelyard':>14}{'mlflow':>14}{'ratio':>10}")
