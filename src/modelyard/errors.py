@@ -40,6 +40,7 @@ Feature errors in the tree, defined beside their feature::
     ├── ValidationFailed
     │   └── GateFailed           evaluation._gates: a model version failed its gates (.report)
     ├── SwapError                serving._app: a new deployment spec was not applied (old one serves)
+    ├── ImageBuildError          deploy._build: no container builder can run, or the build failed
     └── TargetError              rollout._target: the model server cannot be read or refuses a spec
 
     UsageError(RuntimeError)     the API was used in the wrong order (programmer error)

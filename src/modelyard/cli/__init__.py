@@ -91,6 +91,10 @@ from modelyard.cli import _serve  # noqa: E402
 
 _serve.register(app)
 
+from modelyard.cli import _build  # noqa: E402
+
+_build.register(app)
+
 from modelyard.cli import _monitor  # noqa: E402
 
 _monitor.register(app)

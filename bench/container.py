@@ -1,0 +1,247 @@
+"""Container images: `yard build` vs `mlflow models build-docker` for the same scikit-learn model.
+
+Measures, on one builder (podman, or docker) and one base image, side by side:
+- build time from nothing (``--no-cache``), split into preparing the context and the image build;
+- image size;
+- time to ready: ``podman run`` until the readiness endpoint answers 200 (ours ``/health/ready``
+  with ``--read-only``; MLflow's ``/ping``), the median of ``--runs`` starts.
+
+No registry can be pulled from here, so both images get the same local base: a Debian bookworm
+root (``debootstrap --variant=minbase``, which also gives MLflow's Dockerfile its shell and apt)
+with this machine's Python laid out like the official ``python:X.Y-slim`` (``/usr/local``).
+MLflow's Dockerfile comes from ``mlflow models generate-dockerfile`` (the Dockerfile that
+``build-docker`` builds); its ``FROM python:X.Y.Z-slim`` line is pointed at that local base, the one
+change made to it. Its build installs MLflow and the model's requirements from PyPI inside the
+build (this machine reaches PyPI and the Debian mirror); ours installs from wheels fetched on the host.
+
+    bash bench/peers/mlflow.sh          # once: the MLflow peer (bench/.scratch/peers/mlflow)
+    python bench/container.py [--runs 5] [--skip-mlflow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRATCH = ROOT / "bench" / ".scratch" / "container"
+PEER = ROOT / "bench" / ".scratch" / "peers" / "mlflow" / "bin" / "python"
+sys.path.insert(0, str(ROOT / "tests" / "deploy"))
+
+from hostbase import make_rootfs  # noqa: E402
+
+PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+CONF = (
+    '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
+    '[engine]\nruntime = "runc"\n'
+)
+
+TRAIN = """
+import numpy as np, pandas as pd
+from sklearn.linear_model import LogisticRegression
+rng = np.random.default_rng(0)
+X = pd.DataFrame({"tenure": rng.uniform(0, 60, 500), "charges": rng.uniform(20, 120, 500)})
+y = (X.tenure < 12).astype(int)
+model = LogisticRegression().fit(X, y)
+"""
+
+
+def sh(cmd: list[str], env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, **kw)  # type: ignore[call-overload]
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res  # type: ignore[no-any-return]
+
+
+def debian_base(tool: str, env: dict[str, str], tag: str) -> str:
+    """Debian bookworm (debootstrap) imported with tar (its /dev holds device nodes: never copy it
+    file by file), with this machine's Python on top in /usr/local."""
+    deb = SCRATCH / "debian"
+    if not (deb / "etc" / "debian_version").exists():
+        print("debootstrap --variant=minbase bookworm (3-4 min) …", flush=True)
+        sh(["debootstrap", "--variant=minbase", "bookworm", str(deb), "http://deb.debian.org/debian"], env)
+    imported = tag + "-debian"
+    tar = subprocess.Popen(["tar", "-C", str(deb), "-c", "."], stdout=subprocess.PIPE)
+    res = subprocess.run(
+        [tool, "import", "-", imported], stdin=tar.stdout, capture_output=True, text=True, env=env
+    )
+    tar.wait()
+    if res.returncode != 0 or tar.returncode != 0:
+        raise SystemExit(f"importing the Debian root failed: {res.stderr}")
+    with tempfile.TemporaryDirectory(prefix="yard-bench-base-") as d:
+        ctx = Path(d)
+        py = make_rootfs(ctx / "hostpy")
+        for name in ("bin", "lib", "lib64", "etc", "tmp"):  # keep Debian's own
+            p = py / name
+            if p.is_symlink() or p.is_file():
+                p.unlink()
+            elif p.is_dir():
+                shutil.rmtree(p)
+        (ctx / "Dockerfile").write_text(
+            f"FROM {imported}\nCOPY hostpy/ /\n"
+            "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8\n"
+            'RUN ["python3", "-m", "ensurepip", "--default-pip"]\n'  # `pip` on PATH, as in python:X.Y-slim
+            'CMD ["python3"]\n'
+        )
+        sh([tool, "build", "--format", "docker", "-t", tag, str(ctx)], env)
+    return tag
+
+
+def size_of(tool: str, env: dict[str, str], tag: str) -> int:
+    out = sh([tool, "image", "inspect", tag], env).stdout
+    return int(json.loads(out)[0]["Size"])
+
+
+def time_to_ready(
+    tool: str, env: dict[str, str], tag: str, path: str, runs: int, extra: list[str]
+) -> list[float]:
+    from modelyard.serving._server import free_port
+
+    out = []
+    for _ in range(runs):
+        port = free_port()
+        name = f"yard-bench-{uuid.uuid4().hex[:8]}"
+        started = time.perf_counter()
+        sh([tool, "run", "-d", "--name", name, *extra, "-p", f"127.0.0.1:{port}:8080", tag], env)
+        try:
+            deadline = started + 300
+            while time.perf_counter() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+            else:
+                raise SystemExit(f"{tag} was not ready within 300 s")
+            out.append(time.perf_counter() - started)
+        finally:
+            subprocess.run([tool, "rm", "-f", name], capture_output=True, env=env)
+    return out
+
+
+def ours(tool: str, env: dict[str, str], base: str, runs: int) -> dict[str, object]:
+    import modelyard as yard
+
+    store = SCRATCH / "store"
+    shutil.rmtree(store, ignore_errors=True)
+    ns: dict[str, object] = {}
+    exec(TRAIN, ns)
+    mv = yard.registry.register_model(ns["model"], "churn-clf", input_example=ns["X"].head(5), uri=str(store))  # type: ignore[attr-defined]
+    yard.registry.set_alias("churn-clf", "production", mv.version, uri=str(store))
+    ctx = SCRATCH / "ours-context"
+    shutil.rmtree(ctx, ignore_errors=True)
+    t0 = time.perf_counter()
+    sh(
+        [sys.executable, "-m", "modelyard", "--uri", str(store), "build", "churn-clf@production",
+         "--dockerfile-only", str(ctx), "--base-image", base],
+        env,
+    )  # fmt: skip
+    prepare = time.perf_counter() - t0
+    tag = "localhost/yard-bench-ours:1"
+    t0 = time.perf_counter()
+    sh([tool, "build", "--no-cache", "--format", "docker", "-t", tag, str(ctx)], env)
+    build = time.perf_counter() - t0
+    ready = time_to_ready(tool, env, tag, "/health/ready", runs, ["--read-only"])
+    size = size_of(tool, env, tag)
+    return {"prepare_s": prepare, "build_s": build, "size": size, "ready_s": ready, "tag": tag}
+
+
+def mlflow(tool: str, env: dict[str, str], base: str, runs: int) -> dict[str, object]:
+    model_dir = SCRATCH / "mlflow-model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    save = TRAIN + (
+        "import mlflow.sklearn, sys\nmlflow.sklearn.save_model(model, sys.argv[1], input_example=X.head(5))\n"
+    )
+    sh([str(PEER), "-c", save, str(model_dir)], env)
+    ctx = SCRATCH / "mlflow-context"
+    shutil.rmtree(ctx, ignore_errors=True)
+    t0 = time.perf_counter()
+    mlflow_bin = str(PEER.parent / "mlflow")
+    sh(
+        [mlflow_bin, "models", "generate-dockerfile", "-m", str(model_dir), "-d", str(ctx),
+         "--env-manager", "local"],
+        env,
+    )  # fmt: skip
+    prepare = time.perf_counter() - t0
+    dockerfile = ctx / "Dockerfile"
+    lines = dockerfile.read_text().splitlines()
+    original_from = next(ln for ln in lines if ln.startswith("FROM "))
+    dockerfile.write_text("\n".join(f"FROM {base}" if ln == original_from else ln for ln in lines) + "\n")
+    tag = "localhost/yard-bench-mlflow:1"
+    t0 = time.perf_counter()
+    sh([tool, "build", "--no-cache", "--format", "docker", "-t", tag, str(ctx)], env, timeout=3600)
+    build = time.perf_counter() - t0
+    ready = time_to_ready(tool, env, tag, "/ping", runs, [])
+    return {
+        "prepare_s": prepare, "build_s": build, "size": size_of(tool, env, tag), "ready_s": ready, "tag": tag,
+        "from": original_from,
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--skip-mlflow", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="Keep the images afterwards.")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if not env.get("CONTAINERS_CONF"):
+        (SCRATCH / "containers.conf").write_text(CONF)
+        env["CONTAINERS_CONF"] = str(SCRATCH / "containers.conf")
+    tool = "podman"
+    load = os.getloadavg()
+    base = debian_base(tool, env, f"localhost/yard-bench-python:{PY}-slim")
+    results: dict[str, dict[str, object]] = {"modelyard": ours(tool, env, base, args.runs)}
+    print(json.dumps(results["modelyard"], default=str), flush=True)
+    if not args.skip_mlflow:
+        if not PEER.exists():
+            raise SystemExit("The MLflow peer is missing: run `bash bench/peers/mlflow.sh` first.")
+        try:
+            results["mlflow"] = mlflow(tool, env, base, args.runs)
+        except SystemExit as exc:  # say why MLflow's image could not be built or run here
+            print(f"MLflow's image could not be built or run here: {str(exc)[-1500:]}", flush=True)
+    end = os.getloadavg()[0]
+    print(f"\nload average at start {load[0]:.1f}, at end {end:.1f}; builder {tool}; base {base}")
+    print(f"{'':28}{'modelyard':>14}{'mlflow':>14}{'ratio':>10}")
+
+    def row(label: str, key: str, fmt: str, scale: float = 1.0) -> None:
+        vals = []
+        for name in ("modelyard", "mlflow"):
+            r = results.get(name)
+            v = r[key] if r else None
+            if isinstance(v, list):
+                v = statistics.median(v)
+            vals.append(None if v is None else float(v) / scale)  # type: ignore[arg-type]
+        ratio = f"{vals[1] / vals[0]:.1f}x" if vals[0] and vals[1] else "-"
+        cells = [format(v, fmt) if v is not None else "-" for v in vals]
+        print(f"{label:28}{cells[0]:>14}{cells[1]:>14}{ratio:>10}")
+
+    row("prepare context (s)", "prepare_s", ".1f")
+    row("image build, no cache (s)", "build_s", ".1f")
+    row("image size (MB)", "size", ".0f", 1e6)
+    row("time to ready, median (s)", "ready_s", ".2f")
+    for name, r in results.items():
+        print(f"{name} time to ready, each run (s): {', '.join(f'{x:.2f}' for x in r['ready_s'])}")  # type: ignore[attr-defined]
+    if args.json:
+        Path(args.json).write_text(json.dumps({"load": load, "results": results}, indent=2, default=str))
+    if not args.keep:
+        for r in results.values():
+            subprocess.run([tool, "rmi", "-f", str(r["tag"])], capture_output=True, env=env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,549 @@
+"""``yard build``: an OCI image of the model server with the models, their pinned requirements and
+modelyard, built with whichever builder is here (docker, podman or buildah).
+
+``prepare_context`` writes a build context anyone can read and build by hand::
+
+    Dockerfile          two stages (see ``_dockerfile``), labelled with the models and digests
+    requirements.txt    pinned: this machine's versions of modelyard's requirements, overridden by
+                        the versions each model recorded when it was saved
+    wheels/             every requirement fetched by pip on this machine (from its index or
+                        mirror) and a wheel of the running modelyard: the build needs no network
+    model/              yard-image.json, serve.yaml and blobs/ (the packages, named by digest)
+
+``build_image`` then runs the builder on it. References in the spec resolve at build time: the
+image serves ``churn-clf/7`` under ``churn-clf@production`` even after the alias moves (an image
+is immutable); with ``bake=False`` no package is copied and the server resolves the references
+against ``YARD_URI`` when it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from modelyard._version import __version__
+from modelyard.deploy._dockerfile import DockerfileFacts, render_dockerfile
+from modelyard.deploy._image import INDEX_FILE, SPEC_FILE, BakedModel, ImageIndex
+from modelyard.errors import InvalidArgumentError, ModelyardError, invalid_param
+
+__all__ = [
+    "BUILDERS",
+    "BuildResult",
+    "ImageBuildError",
+    "build_image",
+    "check_tag",
+    "default_base_image",
+    "find_builder",
+    "image_labels",
+    "pinned_requirements",
+    "prepare_context",
+]
+
+#: The builders ``--builder auto`` tries, in this order.
+BUILDERS = ("docker", "podman", "buildah")
+LABEL_PREFIX = "io.modelyard"
+
+
+class ImageBuildError(ModelyardError):
+    """Raised when no container builder is usable or the builder fails; carries its output's tail."""
+
+
+def default_base_image() -> str:
+    """The official slim Python image of the running minor version."""
+    return f"docker.io/library/python:{sys.version_info[0]}.{sys.version_info[1]}-slim"
+
+
+# -- the tag ----------------------------------------------------------------------------------------
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_REFERENCE = re.compile(
+    rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?$"
+)
+
+
+def check_tag(tag: str) -> str:
+    """``tag`` if it is a valid image reference (``[registry[:port]/]path[:tag]``), else a clear error."""
+    if not isinstance(tag, str) or not tag.strip():
+        raise invalid_param("tag", "yard build", "an image name like 'registry.example.com/churn:7'", tag)
+    text = tag.strip()
+    m = _REFERENCE.match(text)
+    if m is None or len(m.group("path")) > 255:
+        why = " Repository names are lowercase." if text.split(":")[0] != text.split(":")[0].lower() else ""
+        raise InvalidArgumentError(
+            f"The 'tag' parameter of yard build must be an image name like 'registry.example.com/churn:7' "
+            f"(lowercase path of letters, digits, '.', '_', '-', then an optional ':tag' of up to 128 "
+            f"letters, digits, '_', '.', '-'). Got {tag!r} instead.{why}"
+        )
+    return text
+
+
+# -- which models -----------------------------------------------------------------------------------
+def _spec_refs(spec: Any) -> list[tuple[str, str]]:
+    """(where in the spec, reference) for every model the spec loads."""
+    out = [(f"models.{slot}", s.ref) for slot, s in spec.models.items()]
+    if spec.fallback is not None and spec.fallback.model:
+        out.append(("fallback.model", spec.fallback.model))
+    return out
+
+
+def _resolve(spec: Any, uri: str | None) -> list[tuple[Any, list[str]]]:
+    """Each distinct model version the spec names, with the references that resolve to it."""
+    from modelyard._workspace import get_workspace
+    from modelyard.registry import RegistryService
+
+    svc = RegistryService(get_workspace(uri))
+    found: dict[tuple[str, int], tuple[Any, list[str]]] = {}
+    for _where, ref in _spec_refs(spec):
+        mv = svc.get_version(ref)  # NotFoundError with did-you-mean for an unknown model or alias
+        entry = found.setdefault((mv.name, mv.version), (mv, []))
+        if ref not in entry[1]:
+            entry[1].append(ref)
+    return list(found.values())
+
+
+# -- pinned requirements ----------------------------------------------------------------------------
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return importlib_metadata.version(name)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def _closure(root: str, extras: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of ``root``'s requirements and theirs, markers evaluated for this Python."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    pins: dict[str, str] = {}
+    todo: list[tuple[str, tuple[str, ...]]] = [(root, extras)]
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    while todo:
+        name, want = todo.pop()
+        if (key := (_norm(name), want)) in seen:
+            continue
+        seen.add(key)
+        try:
+            requires = importlib_metadata.requires(name) or []
+        except importlib_metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in (want or ("",))):
+                continue
+            version = _installed(req.name)
+            if version is None:
+                continue
+            pins[_norm(req.name)] = version
+            todo.append((req.name, tuple(sorted(req.extras))))
+    return pins
+
+
+def pinned_requirements(
+    models: list[Any], *, extras: tuple[str, ...] = ()
+) -> tuple[list[str], dict[str, str]]:
+    """``requirements.txt`` lines and the pins: modelyard's requirements at this machine's versions,
+    overridden by what each model recorded at save time. Two models that recorded different
+    versions of one package cannot share an image: that is an error naming both."""
+    pins = _closure("modelyard", extras)
+    pins.pop("modelyard", None)
+    by_model: dict[str, tuple[str, str]] = {}
+    for mv in models:
+        for pkg, version in (mv.requirements or {}).items():
+            key = _norm(pkg)
+            if key in by_model and by_model[key][0] != version:
+                other_version, other = by_model[key]
+                raise InvalidArgumentError(
+                    f"{other} was saved with {pkg} {other_version} and {mv.ref} with {pkg} {version}; one "
+                    "image holds one version of a package. Build one image per model, or re-register one "
+                    "of them under the other's version."
+                )
+            by_model[key] = (str(version), mv.ref)
+            pins[key] = str(version)
+    lines = [
+        "# Pinned by `yard build`: modelyard's requirements at the versions installed where it ran,",
+        "# overridden by the versions the models recorded when they were saved (marked with the model).",
+        f"modelyard=={__version__}",
+    ]
+    for key in sorted(pins):
+        note = f"  # {by_model[key][1]}" if key in by_model else ""
+        lines.append(f"{key}=={pins[key]}{note}")
+    return lines, pins
+
+
+# -- labels -----------------------------------------------------------------------------------------
+def image_labels(
+    spec: Any,
+    resolved: list[tuple[Any, list[str]]],
+    *,
+    base_image: str,
+    bake: bool,
+    created: str | None = None,
+) -> dict[str, str]:
+    """OCI labels (``org.opencontainers.image.*``) and modelyard's (``io.modelyard.*``)."""
+    primary_ref = spec.models[spec.traffic.slots()[0]].ref
+    primary = next((mv for mv, refs in resolved if primary_ref in refs), resolved[0][0])
+    labels = {
+        "org.opencontainers.image.title": spec.endpoint_name,
+        "org.opencontainers.image.description": "modelyard model server: "
+        + ", ".join(mv.ref for mv, _ in resolved),
+        "org.opencontainers.image.version": str(primary.version)
+        if len(resolved) == 1
+        else ",".join(mv.ref for mv, _ in resolved),
+        "org.opencontainers.image.created": created
+        or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "org.opencontainers.image.base.name": base_image,
+        f"{LABEL_PREFIX}.version": __version__,
+        f"{LABEL_PREFIX}.endpoint": spec.endpoint_name,
+        f"{LABEL_PREFIX}.model.name": primary.name,
+        f"{LABEL_PREFIX}.model.version": str(primary.version),
+        f"{LABEL_PREFIX}.model.manifest-digest": primary.manifest_digest,
+        f"{LABEL_PREFIX}.models": json.dumps(
+            [
+                {"ref": mv.ref, "refs": refs, "flavor": mv.flavor, "manifest_digest": mv.manifest_digest}
+                for mv, refs in resolved
+            ],
+            separators=(",", ":"),
+        ),
+        f"{LABEL_PREFIX}.baked": "true" if bake else "false",
+    }
+    return labels
+
+
+# -- the build context ------------------------------------------------------------------------------
+@dataclass
+class BuildContext:
+    """A written build context: where, what it bakes, the labels and pins."""
+
+    path: Path
+    dockerfile: Path
+    models: list[BakedModel]
+    labels: dict[str, str]
+    requirements: dict[str, str]
+    base_image: str
+    baked: bool
+    endpoint: str
+
+
+def _load_spec(
+    ref: str | None, spec: str | os.PathLike[str] | dict[str, Any] | None, allow_pickle: bool
+) -> Any:
+    from modelyard.serving import load_spec, spec_from_flags
+
+    if (ref is None) == (spec is None):
+        raise InvalidArgumentError(
+            "Give a model reference (yard build churn-clf@production -t TAG) or --spec serve.yaml, not both."
+        )
+    if ref is not None:
+        from modelyard.serving._spec import parse_model_ref
+
+        parse_model_ref(ref)
+        return spec_from_flags(ref, allow_pickle=allow_pickle)
+    if allow_pickle:
+        raise InvalidArgumentError("--spec declares allow_pickle; set 'allow_pickle: true' in the spec file.")
+    assert spec is not None
+    return load_spec(spec)
+
+
+def _empty_dir(dest: Path) -> Path:
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise InvalidArgumentError(
+            f"The build context folder {str(dest)!r} exists and is not empty; give a new or empty folder "
+            "so nothing of yours is overwritten."
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    return dest
+
+
+def _download_wheels(requirements: Path, wheels: Path, log: Callable[[str], None]) -> None:
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+        "--dest", str(wheels), "--find-links", str(wheels), "--requirement", str(requirements),
+    ]  # fmt: skip
+    log(f"Fetching the pinned requirements as wheels: {' '.join(cmd[1:4])} …")
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-15:])
+        raise ImageBuildError(
+            "pip could not fetch the pinned requirements for the image (it uses this machine's index or "
+            f"mirror; the image build itself needs no network):\n{tail}"
+        )
+
+
+def prepare_context(
+    dest: str | os.PathLike[str],
+    ref: str | None = None,
+    *,
+    spec: str | os.PathLike[str] | dict[str, Any] | None = None,
+    base_image: str | None = None,
+    bake: bool = True,
+    allow_pickle: bool = False,
+    uri: str | None = None,
+    fetch_wheels: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> BuildContext:
+    """Write the build context for ``ref`` (``churn-clf@production``) or ``spec`` into ``dest``.
+
+    ``fetch_wheels=False`` writes only modelyard's wheel into ``wheels/`` (the Dockerfile then
+    needs the rest there before it builds); ``yard build`` always fetches them."""
+    say = log or (lambda _msg: None)
+    spec_obj = _load_spec(ref, spec, allow_pickle)
+    base = (base_image or default_base_image()).strip()
+    if not base or any(c.isspace() for c in base):
+        raise invalid_param(
+            "base_image", "yard build", "an image reference like 'python:3.11-slim'", base_image
+        )
+    resolved = _resolve(spec_obj, uri)
+    from modelyard.registry.flavors import get_flavor
+
+    for mv, refs in resolved:
+        if get_flavor(mv.flavor).runs_code and not spec_obj.allow_pickle:
+            raise InvalidArgumentError(
+                f"{mv.ref} ({', '.join(refs)}) is a {mv.flavor} model, which runs code from the store when "
+                "loaded; the image would refuse to serve it. Pass --allow-pickle (or 'allow_pickle: true' in "
+                "the spec) only if you trust whoever can write to this store."
+            )
+    root = _empty_dir(Path(dest))
+    (root / "model").mkdir()
+    wheels = root / "wheels"
+    wheels.mkdir()
+    baked = [
+        BakedModel(mv.name, mv.version, mv.manifest_digest, mv.flavor, mv.run_id, tuple(refs))
+        for mv, refs in resolved
+    ]
+    if bake:
+        _copy_packages(resolved, root / "model" / "blobs", uri)
+        shutil.rmtree(root / "model" / "blobs" / "tmp", ignore_errors=True)  # the blob store's scratch
+    index = ImageIndex(__version__, bake, spec_obj.allow_pickle, tuple(baked) if bake else ())
+    (root / "model" / INDEX_FILE).write_text(index.to_json() + "\n")
+    (root / "model" / SPEC_FILE).write_text(spec_obj.to_yaml())
+    # the postgres extra when this machine has it: YARD_URI may then name a team store (the spec's
+    # models with --no-bake, the prediction log either way)
+    extras = ("postgres",) if _installed("psycopg") else ()
+    lines, pins = pinned_requirements([mv for mv, _ in resolved], extras=extras)
+    (root / "requirements.txt").write_text("\n".join(lines) + "\n")
+    from modelyard.deploy._wheel import build_self_wheel
+
+    build_self_wheel(wheels)
+    if fetch_wheels:
+        _download_wheels(root / "requirements.txt", wheels, say)
+    labels = image_labels(spec_obj, resolved, base_image=base, bake=bake)
+    facts = DockerfileFacts(
+        base_image=base,
+        python=f"{sys.version_info[0]}.{sys.version_info[1]}",
+        modelyard_version=__version__,
+        title=", ".join(mv.ref for mv, _ in resolved),
+        labels=labels,
+        baked=bake,
+    )
+    dockerfile = root / "Dockerfile"
+    dockerfile.write_text(render_dockerfile(facts))
+    (root / ".dockerignore").write_text("Dockerfile\n.dockerignore\n")
+    return BuildContext(root, dockerfile, baked, labels, pins, base, bake, spec_obj.endpoint_name)
+
+
+def _copy_packages(resolved: list[tuple[Any, list[str]]], dest: Path, uri: str | None) -> None:
+    """Copy each model's manifest and files from the store into a blob store folder at ``dest``;
+    every read is verified, and every write lands under the same digest (checked)."""
+    from modelyard._workspace import get_workspace
+    from modelyard.blobs import BlobStore
+
+    src = get_workspace(uri).blobs
+    out = BlobStore(str(dest))
+    for mv, _refs in resolved:
+        raw = src.read_bytes(mv.manifest_digest)
+        for e in src.read_manifest(mv.manifest_digest):
+            if out.put_bytes(src.read_bytes(e.digest)) != e.digest:  # pragma: no cover - same hash function
+                raise ImageBuildError(f"{mv.ref}: file {e.path!r} changed digest while copied.")
+        if out.put_bytes(raw) != mv.manifest_digest:  # pragma: no cover
+            raise ImageBuildError(f"{mv.ref}: its manifest changed digest while copied.")
+
+
+# -- the builders -----------------------------------------------------------------------------------
+def _works(cmd: list[str]) -> bool:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def find_builder(choice: str = "auto") -> tuple[str, str]:
+    """``(name, executable)`` of the builder to use: ``choice``, or for ``auto`` the first of docker
+    (when its daemon answers), podman and buildah that is installed."""
+    if choice not in ("auto", *BUILDERS):
+        raise invalid_param("builder", "yard build", "one of 'auto', 'docker', 'podman', 'buildah'", choice)
+    names = BUILDERS if choice == "auto" else (choice,)
+    tried = []
+    for name in names:
+        exe = shutil.which(name)
+        if exe is None:
+            tried.append(f"{name}: not installed")
+            continue
+        if name == "docker" and not _works([exe, "version", "--format", "{{.Server.Version}}"]):
+            tried.append(
+                "docker: installed, but its daemon does not answer (start dockerd or set DOCKER_HOST)"
+            )
+            continue
+        return name, exe
+    raise ImageBuildError(
+        "No container builder can run here (" + "; ".join(tried) + "). Install docker, podman or buildah, "
+        "or write the Dockerfile and build context with --dockerfile-only DIR and build them elsewhere."
+    )
+
+
+def _build_command(name: str, exe: str, context: Path, tag: str) -> list[str]:
+    if name == "docker":
+        return [exe, "build", "--tag", tag, str(context)]
+    # docker format: the OCI image config has no HEALTHCHECK, so podman and buildah would drop it
+    return [exe, "build", "--format", "docker", "--tag", tag, str(context)]
+
+
+def _run_builder(cmd: list[str], stream: Callable[[str], None] | None) -> None:
+    tail: list[str] = []
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail = [*tail[-39:], line.rstrip("\n")]
+        if stream is not None:
+            stream(line.rstrip("\n"))
+    if proc.wait() != 0:
+        raise ImageBuildError(
+            f"{Path(cmd[0]).name} build failed (exit {proc.returncode}); its last lines:\n" + "\n".join(tail)
+        )
+
+
+def _inspect(name: str, exe: str, tag: str) -> tuple[str | None, int | None]:
+    if name == "buildah":
+        cmd = [exe, "images", "--json", tag]
+    else:
+        cmd = [exe, "image", "inspect", tag]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        return None, None
+    try:
+        data = json.loads(res.stdout)
+        item = data[0] if isinstance(data, list) and data else data
+        image_id = item.get("Id") or item.get("id")
+        size = item.get("Size") or item.get("size")
+        return (str(image_id) if image_id else None), (int(size) if size is not None else None)
+    except (ValueError, AttributeError, TypeError):
+        return None, None
+
+
+@dataclass
+class BuildResult:
+    """What ``yard build`` made: the image (or only the context) and how."""
+
+    context: Path
+    dockerfile: Path
+    models: list[BakedModel]
+    labels: dict[str, str]
+    base_image: str
+    baked: bool
+    tag: str | None = None
+    builder: str | None = None
+    seconds: float | None = None
+    image_id: str | None = None
+    size_bytes: int | None = None
+    requirements: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "builder": self.builder,
+            "seconds": None if self.seconds is None else round(self.seconds, 2),
+            "image_id": self.image_id,
+            "size_bytes": self.size_bytes,
+            "base_image": self.base_image,
+            "baked": self.baked,
+            "models": [m.to_dict() for m in self.models],
+            "labels": self.labels,
+            "requirements": self.requirements,
+            "context": str(self.context),
+            "dockerfile": str(self.dockerfile),
+        }
+
+
+def build_image(
+    ref: str | None = None,
+    *,
+    tag: str | None = None,
+    spec: str | os.PathLike[str] | dict[str, Any] | None = None,
+    base_image: str | None = None,
+    builder: str = "auto",
+    bake: bool = True,
+    allow_pickle: bool = False,
+    dockerfile_only: str | os.PathLike[str] | None = None,
+    uri: str | None = None,
+    log: Callable[[str], None] | None = None,
+    stream: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Build the image ``tag`` for ``ref`` or ``spec`` (see the module docstring); with
+    ``dockerfile_only`` write the Dockerfile and context there and build nothing."""
+    if tag is not None:
+        tag = check_tag(tag)
+    elif dockerfile_only is None:
+        raise InvalidArgumentError(
+            "Give the image name with -t/--tag (e.g. -t registry.example.com/churn:7)."
+        )
+    found: tuple[str, str] | None = None
+    if dockerfile_only is None:
+        found = find_builder(builder)  # before the slow part
+    elif builder != "auto":
+        find_builder(builder)
+    scratch = None
+    if dockerfile_only is not None:
+        where = Path(dockerfile_only)
+    else:
+        scratch = tempfile.mkdtemp(prefix="yard-build-")
+        where = Path(scratch) / "context"
+    try:
+        ctx = prepare_context(
+            where,
+            ref,
+            spec=spec,
+            base_image=base_image,
+            bake=bake,
+            allow_pickle=allow_pickle,
+            uri=uri,
+            log=log,
+        )
+        result = BuildResult(
+            ctx.path, ctx.dockerfile, ctx.models, ctx.labels, ctx.base_image, ctx.baked, tag=tag,
+            requirements=ctx.requirements,
+        )  # fmt: skip
+        if found is None:
+            return result
+        assert tag is not None
+        name, exe = found
+        if log:
+            log(f"Building {tag} with {name} ({exe}) …")
+        started = time.perf_counter()
+        _run_builder(_build_command(name, exe, ctx.path, tag), stream)
+        result.seconds = time.perf_counter() - started
+        result.builder = name
+        result.image_id, result.size_bytes = _inspect(name, exe, tag)
+        return result
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
