@@ -21,6 +21,7 @@ from modelyard._version import __version__
 # first run is made); the evaluation feature checks alias moves and adds a model-card section.
 _hooks.extend("tracking.Run", "modelyard.registry._run", "modelyard.data._run")
 _hooks.extend("registry.alias_move", "modelyard.evaluation._protect:check_alias_move")
+_hooks.extend("registry.alias_protected", "modelyard.evaluation._protect:is_protected")
 _hooks.extend("registry.card_section", "modelyard.evaluation._hooks:card_section")
 
 #: Public name → "module:attribute". Later features add their names here.

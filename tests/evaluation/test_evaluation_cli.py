@@ -1,5 +1,6 @@
-"""``yard evaluate``, ``yard gate`` (exit 1 on failure, JUnit, JSON), ``yard policy`` and ``yard
-evaluations``."""
+"""``yard evaluate`` / ``yard gate`` errors and model cards with evaluations. ``yard evaluate``, ``yard
+gate``, ``yard policy`` and ``yard evaluations`` run on every backend in
+tests/contract/test_evaluation_contract.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -25,100 +25,6 @@ def _setup(tmp_path, churn, model):  # type: ignore[no-untyped-def]
     register(model, None)
     churn.to_csv(tmp_path / "eval.csv", index=False)
     return tmp_path / "eval.csv"
-
-
-def test_evaluate_prints_tables_and_json_and_stores_the_record(tmp_path, churn, good_model):
-    data = _setup(tmp_path, churn, good_model)
-    res = runner.invoke(
-        app, ["evaluate", "churn-clf/1", "--data", str(data), "--label", "churned", "--slices", "plan"]
-    )
-    assert res.exit_code == 0, res.output
-    assert "roc_auc" in res.output and "by plan" in res.output and "stored as evaluation" in res.output
-    res = runner.invoke(
-        app,
-        [
-            "evaluate",
-            "churn-clf@latest",
-            "--data",
-            str(data),
-            "--label",
-            "churned",
-            "--metrics",
-            "f1,accuracy",
-            "--json",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.stdout)
-    assert (
-        out["model"] == "churn-clf/1"
-        and set(out["metrics"]) == {"f1", "accuracy"}
-        and out["data_source"] == str(data)
-    )
-    res = runner.invoke(app, ["evaluations", "list", "churn-clf", "--json"])
-    assert [e["model"] for e in json.loads(res.stdout)] == ["churn-clf/1", "churn-clf/1"]
-    eid = json.loads(res.stdout)[0]["id"]
-    res = runner.invoke(app, ["evaluations", "show", eid[:20], "--json"])
-    assert json.loads(res.stdout)["id"] == eid
-
-
-def test_gate_exits_1_on_a_failed_gate_and_writes_junit(tmp_path, churn, good_model):
-    data = _setup(tmp_path, churn, good_model)
-    (tmp_path / "pass.yaml").write_text(
-        "data: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.6}}\n"
-    )
-    (tmp_path / "fail.yaml").write_text(
-        "data: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.99}}\n"
-    )
-    res = runner.invoke(app, ["gate", "churn-clf/1", "--policy", str(tmp_path / "pass.yaml")])
-    assert res.exit_code == 0, res.output
-    assert "all 1 gates passed" in res.output
-    junit = tmp_path / "reports" / "gates.xml"
-    res = runner.invoke(
-        app, ["gate", "churn-clf/1", "--policy", str(tmp_path / "fail.yaml"), "--junit", str(junit), "--json"]
-    )
-    assert res.exit_code == 1
-    out = json.loads(res.stdout)
-    assert (
-        out["passed"] is False
-        and out["gates"][0]["gate"] == "metrics.roc_auc"
-        and out["gates"][0]["status"] == "failed"
-    )
-    assert ET.parse(junit).getroot().get("failures") == "1"
-    # --data overrides the policy's dataset
-    res = runner.invoke(
-        app,
-        [
-            "gate",
-            "churn-clf/1",
-            "--policy",
-            str(tmp_path / "pass.yaml"),
-            "--data",
-            str(data),
-            "--promote",
-            "production",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    assert "Promoted churn-clf/1 to @production." in res.output
-
-
-def test_policy_attach_show_check_detach(tmp_path, churn, good_model):
-    _setup(tmp_path, churn, good_model)
-    (tmp_path / "gates.yaml").write_text(
-        "protected: [production, prod-eu]\ndata: {dataset: eval.csv, label: churned}\nmetrics: "
-        "{f1: {min: 0.1}}\n"
-    )
-    res = runner.invoke(app, ["policy", "check", str(tmp_path / "gates.yaml")])
-    assert res.exit_code == 0 and "valid; gates: metrics; protects: production, prod-eu" in res.output
-    res = runner.invoke(app, ["policy", "attach", "churn-clf", str(tmp_path / "gates.yaml")])
-    assert res.exit_code == 0 and "aliases production, prod-eu now need its gates" in res.output
-    res = runner.invoke(app, ["policy", "show", "churn-clf", "--json"])
-    assert json.loads(res.stdout)["protected"] == ["production", "prod-eu"]
-    res = runner.invoke(app, ["policy", "detach", "churn-clf"])
-    assert "Detached" in res.output
-    res = runner.invoke(app, ["policy", "show", "churn-clf"])
-    assert "has no gate policy attached" in res.output
 
 
 def test_cli_errors_are_one_line_naming_the_problem(tmp_path, churn, good_model):

@@ -12,7 +12,6 @@ from sklearn.metrics import roc_auc_score
 
 from modelyard.errors import InvalidArgumentError
 from modelyard.evaluation import (
-    GateFailed,
     GateStatus,
     attach_policy,
     evaluate,
@@ -171,54 +170,6 @@ def _regressor(churn):  # type: ignore[no-untyped-def]
     return LinearRegression().fit(churn[["tenure", "calls"]], churn["monthly"])
 
 
-def test_protected_alias_runs_the_gates_and_force_is_audited(
-    workspace, tmp_path, churn, good_model, weak_model
-):
-    from modelyard.registry import audit_log, get_model_version, set_alias
-
-    churn.to_csv(tmp_path / "eval.csv", index=False)
-    (tmp_path / "gates.yaml").write_text(
-        "data: {dataset: eval.csv, label: churned}\n"
-        "metrics: {roc_auc: {min: 0.70}, accuracy: {min: 0.6}}\n"
-        "champion: {roc_auc: {max_drop: 0.0}}\n"
-    )
-    register(good_model, workspace)
-    register(weak_model, workspace)
-    attach_policy("churn-clf", tmp_path / "gates.yaml", uri=workspace)
-
-    set_alias("churn-clf", "production", 1, uri=workspace)  # first model: champion gate waived by policy
-    first = audit_log("churn-clf", uri=workspace)[-1].detail["gates"]
-    assert first["passed"] is True and first["forced"] is False
-    assert {r["gate"]: r["status"] for r in first["results"]}["champion.roc_auc"] == "waived"
-
-    with pytest.raises(GateFailed) as info:
-        set_alias("churn-clf", "production", 2, uri=workspace)
-    msg = str(info.value)
-    assert msg.startswith("Refusing to move alias 'production' of 'churn-clf' to version 2:")
-    assert "- metrics.roc_auc: roc_auc = " in msg and "- champion.roc_auc: roc_auc: candidate" in msg
-    assert "--force --reason" in msg
-    assert get_model_version("churn-clf", "production", uri=workspace).version == 1
-
-    with pytest.raises(InvalidArgumentError, match=r"needs a reason: add --reason"):
-        set_alias("churn-clf", "production", 2, force=True, uri=workspace)
-    set_alias("churn-clf", "staging", 2, uri=workspace)  # not protected: no gates
-    assert "gates" not in audit_log("churn-clf", uri=workspace)[-1].detail
-
-    set_alias("churn-clf", "production", 2, force=True, reason="hotfix, approved by on-call", uri=workspace)
-    entry = audit_log("churn-clf", uri=workspace)[-1]
-    assert entry.reason == "hotfix, approved by on-call"
-    gates = entry.detail["gates"]
-    assert gates["forced"] is True and gates["passed"] is False
-    assert "metrics.roc_auc" in gates["failed"] and "champion.roc_auc" in gates["failed"]
-    assert get_model_version("churn-clf", "production", uri=workspace).version == 2
-
-    from modelyard.evaluation import EvaluationService
-
-    checks = EvaluationService(workspace).list_gate_checks("churn-clf")
-    assert [c["trigger"] for c in checks][:3] == ["forced", "promotion", "promotion"]
-    assert checks[0]["reason"] == "hotfix, approved by on-call" and checks[0]["alias"] == "production"
-
-
 def test_junit_xml_has_one_test_case_per_gate(churn, good_model):
     import junitparser
 
@@ -315,28 +266,6 @@ def test_multiclass_and_regression_models_are_evaluated_by_their_task(churn):
         evaluate(reg, frame, label="monthly", metrics=["roc_auc"])
     with pytest.raises(InvalidArgumentError, match=r"unknown metric 'rsme'\. Did you mean 'rmse'\?"):
         evaluate(reg, frame, label="monthly", metrics=["rsme"])
-
-
-def test_promotion_whose_gates_cannot_run_is_refused_unless_forced(tmp_path, churn, good_model):
-    from modelyard.errors import NotFoundError, ValidationFailed
-    from modelyard.registry import audit_log, set_alias
-
-    register(good_model, None)
-    (tmp_path / "gates.yaml").write_text(
-        "data: {dataset: missing-data@v1, label: churned}\nmetrics: {f1: {min: 0.1}}\n"
-    )
-    attach_policy("churn-clf", tmp_path / "gates.yaml")
-    with pytest.raises(
-        ValidationFailed,
-        match=r"Refusing to move alias 'production' of 'churn-clf' to version 1: its gates could not "
-        r"run: .*missing-data",
-    ):
-        set_alias("churn-clf", "production", 1)
-    with pytest.raises(NotFoundError):
-        set_alias("churn-clf", "production", 7)
-    set_alias("churn-clf", "production", 1, force=True, reason="data store migration, approved")
-    gates = audit_log("churn-clf")[-1].detail["gates"]
-    assert gates["forced"] is True and "missing-data" in gates["error"]
 
 
 def test_attaching_a_policy_without_data_is_refused(tmp_path, churn, good_model):

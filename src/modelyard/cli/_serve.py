@@ -40,6 +40,12 @@ def serve(
     allow_pickle: bool = typer.Option(
         False, "--allow-pickle", help="Load pyfunc (pickled) models: runs code from the store."
     ),
+    uri: str = typer.Option(
+        None,
+        "--uri",
+        help="Store to load models from: a folder, a database URL or a modelyard server "
+        "(http(s)://...; token from YARD_TOKEN or yard login). Default: YARD_URI.",
+    ),
 ) -> None:
     """Serve a model over HTTP: our JSON API, MLflow /invocations, V2 inference protocol, /metrics.
 
@@ -93,7 +99,7 @@ def serve(
         host=host,
         port=port,
         workers=n,
-        uri=os.environ.get("YARD_URI") or None,
+        uri=uri or os.environ.get("YARD_URI") or None,
         spec_path=spec,
         on_ready=ready,
     )

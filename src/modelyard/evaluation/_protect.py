@@ -11,12 +11,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from modelyard import _rpc
 from modelyard._yaml import read_yaml_text
 from modelyard.errors import InvalidArgumentError, ModelyardError, ValidationFailed
 from modelyard.evaluation._gates import GateFailed, GateReport, run_gates
 from modelyard.evaluation._policy import GatePolicy, parse_policy
 
-__all__ = ["attach_policy", "attached_policy", "check_alias_move", "detach_policy"]
+__all__ = ["attach_policy", "attached_policy", "check_alias_move", "detach_policy", "is_protected"]
 
 
 def attach_policy(name: str, policy: str | os.PathLike[str], *, uri: Any = None) -> GatePolicy:
@@ -71,6 +72,15 @@ def attached_policy(name: str, *, uri: Any = None) -> GatePolicy | None:
     return parse_policy(text, source=f"{source or 'attached policy'} (attached to {name})", base=base)
 
 
+def is_protected(name: str, alias: str, *, uri: Any = None) -> bool:
+    """True when model ``name`` has a gate policy attached whose ``protected`` list names ``alias``.
+
+    On a server, moving, rolling back or deleting a protected alias needs maintainer on the model.
+    """
+    policy = attached_policy(name, uri=uri)
+    return policy is not None and alias in policy.protected
+
+
 def check_alias_move(
     name: str, alias: str, version: int, *, force: bool = False, reason: str | None = None, uri: Any = None
 ) -> dict[str, Any] | None:
@@ -85,6 +95,10 @@ def check_alias_move(
     policy = attached_policy(name, uri=uri)
     if policy is None or alias not in policy.protected:
         return None
+    if policy.allow_pickle:
+        # on a server the gates run there: unpickling a model anyone with write access uploaded runs
+        # its code in the server's process, so only an admin may move an alias under such a policy
+        _rpc.require("admin", why=f"running gates that unpickle models (allow_pickle in {name}'s policy)")
     if force and not (reason and reason.strip()):
         raise InvalidArgumentError(
             f'Overriding the gates of protected alias {alias!r} needs a reason: add --reason "..." '

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from modelyard import _rpc
+from modelyard._rpc import op, service
 from modelyard._shared import new_run_id, now_ms, user_name
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import InvalidArgumentError, NotFoundError
@@ -32,6 +35,7 @@ def _nan(values: Any) -> Any:
     return float("nan") if values is None else values
 
 
+@service("evaluation")
 class EvaluationService:
     """Stores and reads evaluations, gate checks and the gate policy attached to each model."""
 
@@ -49,7 +53,21 @@ class EvaluationService:
             raise InvalidArgumentError("Only evaluations of a registered model version can be stored.")
         ev.id = ev.id or new_run_id()
         ev.created_at = ev.created_at or now_ms()
-        ev.user = ev.user or user_name()
+        # classes may be numpy scalars: send them as the JSON values they are stored as
+        stored = self.store_evaluation(dataclasses.replace(ev, classes=ev.to_dict()["classes"]))
+        ev.user = stored.user
+        return ev
+
+    @op("writer", on=("model", "ev.model_name"))
+    def store_evaluation(self, ev: Evaluation) -> Evaluation:
+        """Store an evaluation of a registered model version (its id set); the user is the caller."""
+        if ev.model_name is None or ev.model_version is None or not ev.id:
+            raise InvalidArgumentError(
+                "Only evaluations of a registered model version, with an id, can be stored."
+            )
+        ev.created_at = ev.created_at or now_ms()
+        if not ev.user or _rpc.current_principal.get() is not None:  # a server records who called
+            ev.user = user_name()
         row = {
             "id": ev.id,
             "model_name": ev.model_name,
@@ -94,6 +112,7 @@ class EvaluationService:
             modelyard_version=r.modelyard_version,
         )
 
+    @op("reader")
     def list_evaluations(self, model: str, *, limit: int = 50) -> list[Evaluation]:
         """Evaluations of ``name`` or ``name/version``, newest first."""
         name, version = parse_model_ref(model)
@@ -104,6 +123,7 @@ class EvaluationService:
         with self.store.read() as conn:
             return [self._to_evaluation(r) for r in conn.execute(q)]
 
+    @op("reader")
     def get_evaluation(self, evaluation_id: str) -> Evaluation:
         """One evaluation by id or unique prefix (6+ characters)."""
         if len(evaluation_id) < 6:
@@ -125,6 +145,7 @@ class EvaluationService:
         return self._to_evaluation(rows[0])
 
     # -- gate checks ---------------------------------------------------------------------
+    @op("writer", on=("model", "model_name"))
     def record_gate_check(
         self,
         *,
@@ -159,6 +180,7 @@ class EvaluationService:
         self.store.write(lambda conn: conn.execute(gate_checks.insert().values(**row)))
         return cid
 
+    @op("reader")
     def list_gate_checks(self, model: str, *, limit: int = 20) -> list[dict[str, Any]]:
         """Gate checks of ``name`` or ``name/version``, newest first."""
         name, version = parse_model_ref(model)
@@ -176,6 +198,7 @@ class EvaluationService:
             return out
 
     # -- attached policies ---------------------------------------------------------------
+    @op("maintainer", on=("model", "model_name"))
     def attach_policy(self, model_name: str, policy_text: str, source: str | None = None) -> None:
         """Attach (or replace) the gate policy that guards ``model_name``'s protected aliases."""
 
@@ -194,6 +217,7 @@ class EvaluationService:
 
         self.store.write(fn)
 
+    @op("maintainer", on=("model", "model_name"))
     def detach_policy(self, model_name: str) -> bool:
         """Remove ``model_name``'s gate policy; False when none was attached."""
         return bool(
@@ -206,6 +230,7 @@ class EvaluationService:
             )
         )
 
+    @op("reader", on=("model", "model_name"))
     def policy_text(self, model_name: str) -> tuple[str, str | None] | None:
         """``(policy YAML, source)`` attached to ``model_name``, or None."""
         with self.store.read() as conn:

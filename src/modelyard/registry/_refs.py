@@ -25,6 +25,9 @@ RESERVED_ALIASES = frozenset({"latest"})
 #: alias moves, ``fn(name, alias, version, *, force, reason, uri) -> dict | None``; the dict is merged
 #: into the audit row, an exception refuses the move. The evaluation feature guards protected aliases.
 ALIAS_MOVE = "registry.alias_move"
+#: Extension point ``"registry.alias_protected"``: ``fn(name, alias, *, uri) -> bool``, True when the
+#: alias is protected; on a server moving, rolling back or deleting it then needs maintainer on the model.
+ALIAS_PROTECTED = "registry.alias_protected"
 STATUSES = ("ready", "archived")
 
 

@@ -14,13 +14,21 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from modelyard import _hooks
+from modelyard import _hooks, _rpc
+from modelyard._rpc import op, service
 from modelyard._shared import now_ms, user_name
 from modelyard._version import __version__
 from modelyard._workspace import Workspace, get_workspace
-from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError, did_you_mean
+from modelyard.errors import (
+    BlobNotFoundError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    did_you_mean,
+)
 from modelyard.registry._refs import (
     ALIAS_MOVE,
+    ALIAS_PROTECTED,
     AuditEntry,
     ModelRef,
     ModelVersion,
@@ -38,6 +46,7 @@ from modelyard.store import MetadataStore
 __all__ = ["AuditEntry", "ModelRef", "ModelVersion", "RegisteredModel", "RegistryService", "parse_ref"]
 
 
+@service("registry")
 class RegistryService:
     """The model registry of one workspace."""
 
@@ -157,6 +166,7 @@ class RegistryService:
         return aliases[alias]
 
     # -- models ----------------------------------------------------------------------------
+    @op("writer", on=("model", "name"))
     def create_model(
         self, name: str, *, description: str | None = None, tags: dict[str, Any] | None = None
     ) -> RegisteredModel:
@@ -204,6 +214,7 @@ class RegistryService:
                     raise
         return None  # pragma: no cover
 
+    @op("writer", on=("model", "name"))
     def update_model(
         self,
         name: str,
@@ -232,6 +243,7 @@ class RegistryService:
         self.store.write(fn)
         return self.get_model(name)
 
+    @op("reader", on=("model", "name"))
     def get_model(self, name: str) -> RegisteredModel:
         with self.store.read() as conn:
             mid = self._model_id(conn, name)
@@ -255,6 +267,7 @@ class RegistryService:
             updated_at=int(row.updated_at),
         )
 
+    @op("reader")
     def list_models(self) -> list[RegisteredModel]:
         with self.store.read() as conn:
             ids = [
@@ -264,6 +277,7 @@ class RegistryService:
             return [self._model_record(conn, mid) for mid in ids]
 
     # -- versions --------------------------------------------------------------------------
+    @op("writer", on=("model", "name"))
     def register_version(
         self,
         name: str,
@@ -279,8 +293,16 @@ class RegistryService:
         model_description: str | None = None,
         tags: dict[str, Any] | None = None,
     ) -> ModelVersion:
-        """Add the next version of ``name`` (creating the model when new); numbers never repeat."""
+        """Add the next version of ``name`` (creating the model when new); numbers never repeat.
+
+        The package (manifest ``manifest_digest``) must already be in the blob store.
+        """
         check_model_name(name)
+        if not self.ws.blobs.exists(manifest_digest):
+            raise BlobNotFoundError(
+                f"Cannot register a version of {name!r}: its package {manifest_digest} is not in the blob "
+                "store; upload it first (log_model does)."
+            )
 
         def fn(conn: Connection) -> int:
             mid = self._ensure_model(conn, name, model_description, tags)
@@ -323,6 +345,7 @@ class RegistryService:
         version = self._write_retrying_unique(fn)
         return self.get_version(name, version)
 
+    @op("reader")
     def get_version(self, name: str, version: int | str | None = None) -> ModelVersion:
         """A version by number, or by reference (``name@alias``, ``name/3``) when ``version`` is None."""
         if version is None:
@@ -340,6 +363,7 @@ class RegistryService:
             row = self._version_row(conn, mid, ref.name, v)
             return self._version_record(row, ref.name, self._aliases(conn, mid))
 
+    @op("reader", on=("model", "name"))
     def list_versions(self, name: str, *, include_archived: bool = True) -> list[ModelVersion]:
         with self.store.read() as conn:
             mid = self._model_id(conn, name)
@@ -352,6 +376,7 @@ class RegistryService:
                 for r in conn.execute(q.order_by(model_versions.c.version.desc()))
             ]
 
+    @op("reader", on=("run", "run_id"))
     def versions_of_run(self, run_id: str) -> list[ModelVersion]:
         with self.store.read() as conn:
             rows = conn.execute(
@@ -396,15 +421,18 @@ class RegistryService:
         self.store.write(fn)
         return self.get_version(name, version)
 
+    @op("writer", on=("model", "name"))
     def archive(self, name: str, version: int, *, reason: str | None = None) -> ModelVersion:
         """Mark a version archived: it keeps its files but cannot be aliased or be ``latest``."""
         return self._set_status(name, version, "archived", reason)
 
+    @op("writer", on=("model", "name"))
     def restore(self, name: str, version: int, *, reason: str | None = None) -> ModelVersion:
         """Bring an archived version back to ``ready``."""
         return self._set_status(name, version, "ready", reason)
 
     # -- aliases ---------------------------------------------------------------------------
+    @op("writer", on=("model", "name"))
     def set_alias(
         self, name: str, alias: str, version: int, *, reason: str | None = None, force: bool = False
     ) -> ModelVersion:
@@ -415,6 +443,7 @@ class RegistryService:
         """
         check_alias(alias)
         version = _check_version(version)
+        self._require_for_protected(name, alias, "moving")
         extra: dict[str, Any] = {}
         for hook in _hooks.load(ALIAS_MOVE):
             extra.update(hook(name, alias, version, force=force, reason=reason, uri=self.ws) or {})
@@ -432,6 +461,15 @@ class RegistryService:
 
         self.store.write(fn)
         return self.get_version(name, version)
+
+    def _require_for_protected(self, name: str, alias: str, doing: str) -> None:
+        """On a server: refuse (403) a caller without maintainer on ``name`` when ``alias`` is
+        protected (:data:`ALIAS_PROTECTED` hooks: a gate policy attached to the model lists it)."""
+        who = _rpc.current_principal.get()
+        if who is None or who.can("maintainer", "model", name):
+            return  # a local process, or a caller who may move any alias of this model
+        if any(hook(name, alias, uri=self.ws) for hook in _hooks.load(ALIAS_PROTECTED)):
+            _rpc.require("maintainer", "model", name, why=f"{doing} protected alias {alias!r}")
 
     def _move_alias(
         self,
@@ -468,7 +506,11 @@ class RegistryService:
             reason=reason,
         )
 
+    @op("writer", on=("model", "name"))
     def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> None:
+        """Remove an alias (audited); a protected alias needs maintainer on the model."""
+        self._require_for_protected(name, alias, "deleting")
+
         def fn(conn: Connection) -> None:
             mid = self._model_id(conn, name)
             cur = self._aliases(conn, mid).get(alias)
@@ -488,8 +530,10 @@ class RegistryService:
 
         self.store.write(fn)
 
+    @op("writer", on=("model", "name"))
     def rollback(self, name: str, alias: str, *, reason: str | None = None) -> ModelVersion:
         """Point ``alias`` back at the version it pointed at before its last move."""
+        self._require_for_protected(name, alias, "rolling back")
 
         def fn(conn: Connection) -> int:
             mid = self._model_id(conn, name)
@@ -529,6 +573,7 @@ class RegistryService:
         return self.get_version(name, version)
 
     # -- audit -----------------------------------------------------------------------------
+    @op("reader", on=("model", "name"))
     def audit_log(self, name: str, *, version: int | None = None) -> list[AuditEntry]:
         """Every change to ``name`` (optionally one version), oldest first."""
         with self.store.read() as conn:

@@ -105,6 +105,7 @@ def service_classes() -> list[type]:
         ("modelyard.rollout._service", "RolloutService"),
         ("modelyard.monitoring._service", "Monitor"),
         ("modelyard.pipelines._recorder", "RecorderService"),
+        ("modelyard.serving._predlog_store", "PredictionLogService"),
     ):
         import importlib
 

@@ -294,7 +294,7 @@ class PredictionLogger:
         flush under traffic does not stall the event loop on imports."""
         import pyarrow.parquet  # noqa: F401
 
-        from modelyard.serving._schema import prediction_log_segments  # noqa: F401
+        from modelyard.serving._predlog_store import PredictionLogService  # noqa: F401
 
         get_workspace(self.workspace)
 
@@ -345,25 +345,22 @@ class PredictionLogger:
 
     def _write_segment(self, name: str, version: int, group: list[_Entry]) -> int:
         import pyarrow.parquet as pq
-        from sqlalchemy import insert
 
-        from modelyard.serving._schema import prediction_log_segments
+        from modelyard.serving._predlog_store import PredictionLogService
 
         table = _to_table(group)
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
         ws = get_workspace(self.workspace)
         digest = ws.blobs.put_bytes(buf.getvalue())
-        row = {
-            "model_name": name,
-            "model_version": version,
-            "start_ms": min(e.ts for e in group),
-            "end_ms": max(e.ts for e in group),
-            "rows": table.num_rows,
-            "digest": digest,
-            "created_at": now_ms(),
-        }
-        ws.store.write(lambda conn: conn.execute(insert(prediction_log_segments).values(**row)))
+        PredictionLogService(ws).record_segment(
+            name,
+            version,
+            min(e.ts for e in group),
+            max(e.ts for e in group),
+            table.num_rows,
+            digest,
+        )
         rows: int = table.num_rows
         self.written_rows += rows
         self.segments_written += 1
@@ -386,14 +383,9 @@ class PredictionLogger:
 
         Their Parquet blobs become unreferenced; ``yard gc`` removes them. Returns rows deleted.
         """
-        from sqlalchemy import delete
+        from modelyard.serving._predlog_store import PredictionLogService
 
-        from modelyard.serving._schema import prediction_log_segments as t
-
-        ws = get_workspace(workspace)
-        return int(
-            ws.store.write(lambda conn: conn.execute(delete(t).where(t.c.end_ms < older_than_ms)).rowcount)
-        )
+        return PredictionLogService(get_workspace(workspace)).prune(older_than_ms)
 
 
 def output_columns(outputs: Any, n: int) -> dict[str, Any]:

@@ -38,16 +38,14 @@ def read_window(
     monitoring feature reads them: a store without the log's table is a :class:`NotFoundError`, and an
     empty window still has the columns ``request_id`` and ``timestamp_ms``."""
     import pandas as pd
-    import sqlalchemy as sa
 
-    from modelyard.serving._schema import prediction_log_segments as t
+    from modelyard.serving._predlog_store import PredictionLogService
 
-    with ws.store.read() as conn:
-        if not sa.inspect(conn).has_table(t.name):
-            raise NotFoundError(
-                f"The store has no prediction log (table {t.name!r}). Serve the model with "
-                "prediction logging on (yard serve ...), or compare frames directly with yard.drift(...)."
-            )
+    if not PredictionLogService(ws).has_log():
+        raise NotFoundError(
+            "The store has no prediction log (table 'prediction_log_segments'). Serve the model with "
+            "prediction logging on (yard serve ...), or compare frames directly with yard.drift(...)."
+        )
     tables = [
         table
         for table in _read(ws, model_name, model_version, start_ms, end_ms, end_inclusive=False)
@@ -80,21 +78,16 @@ def _read(
     """One Arrow table per segment that overlaps the window (oldest first), filtered to the window."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-    import sqlalchemy as sa
 
-    from modelyard.serving._schema import prediction_log_segments as t
+    from modelyard.serving._predlog_store import PredictionLogService
 
-    q = sa.select(t.c.digest).order_by(t.c.start_ms, t.c.id)
-    if model_name is not None:
-        q = q.where(t.c.model_name == model_name)
-    if model_version is not None:
-        q = q.where(t.c.model_version == int(model_version))
-    if start_ms is not None:
-        q = q.where(t.c.end_ms >= start_ms)
-    if end_ms is not None:
-        q = q.where(t.c.start_ms <= end_ms if end_inclusive else t.c.start_ms < end_ms)
-    with ws.store.read() as conn:
-        digests = [r[0] for r in conn.execute(q)]
+    digests = PredictionLogService(ws).segment_digests(
+        model_name,
+        None if model_version is None else int(model_version),
+        start_ms,
+        end_ms,
+        end_inclusive,
+    )
     tables = []
     for digest in digests:
         table = pq.read_table(io.BytesIO(ws.blobs.read_bytes(digest)))
