@@ -170,14 +170,14 @@ def test_gc_between_a_dedup_hit_and_its_row_keeps_the_blob(workspace, tmp_path: 
     old = time.time() - 7200
     os.utime(workspace.blobs.local_path(blob), (old, old))
     svc = DataService(workspace)
-    real = DataService._insert_version
+    real = DataService.record_version
     sweeps = []
 
     def racing(self, name, **kw):  # a gc runs after the blobs are written, before the row exists
         sweeps.append(gc(workspace, grace_seconds=3600, purge_runs=False))
         return real(self, name, **kw)
 
-    monkeypatch.setattr(DataService, "_insert_version", racing)
+    monkeypatch.setattr(DataService, "record_version", racing)
     v = svc.add(f, "labels")
     assert v.created and sweeps[0].blobs_removed == 0 and workspace.blobs.exists(blob)
     assert svc.manifest(v)[0].digest == blob

@@ -251,7 +251,7 @@ def test_miss_explanations_for_env_and_output_spec(modules):
 
     old = dict(doc, env={"scikit-learn": "1.8.0"}, output={**doc["output"], "allow_pickle": True})
     Row.key_doc = json.dumps(old)
-    assert explain_miss(node, doc, CacheEntry(Row)) == (
+    assert explain_miss(node, doc, CacheEntry.from_row(Row)) == (
         "package scikit-learn changed: 1.8.0 → not declared; output spec changed (serializer "
         "options or versions)"
     )

@@ -81,10 +81,18 @@ def _open_arrow(path: Any) -> Any:
         return pa.ipc.open_stream(path)
 
 
+def _rewind(src: TabularSource) -> None:
+    """A source held in memory (a blob read from a remote store) is read from its start each time:
+    the schema, then the batches."""
+    if hasattr(src.path, "seek"):
+        src.path.seek(0)
+
+
 def schema_of_file(src: TabularSource) -> Any:
     """The Arrow schema of a file (reads only the footer/header where the format allows)."""
     import pyarrow as pa
 
+    _rewind(src)
     try:
         if src.format == "parquet":
             import pyarrow.parquet as pq
@@ -122,6 +130,7 @@ def iter_file_batches(
     """
     import pyarrow as pa
 
+    _rewind(src)
     try:
         if src.format == "parquet":
             import pyarrow.parquet as pq

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from modelyard._rpc import op, require, service
 from modelyard._shared import now_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.blobs import ManifestEntry, manifest_digest
@@ -29,6 +30,7 @@ from modelyard.data._record import DatasetVersion, _row_to_version, walk
 from modelyard.data._schema import dataset_versions, datasets, run_inputs
 from modelyard.errors import (
     BlobError,
+    BlobNotFoundError,
     InvalidArgumentError,
     NotFoundError,
     SerializationError,
@@ -68,8 +70,14 @@ def _schema_doc(schema: Any, fmt: str) -> dict[str, Any]:
     }
 
 
+@service("data")
 class DataService:
-    """Datasets and their versions in one workspace."""
+    """Datasets and their versions in one workspace.
+
+    Files move through ``ws.blobs`` on the caller's side (on a server workspace: streamed,
+    digest-verified uploads and downloads); the versions, lineage and listings are operations
+    (:func:`~modelyard._rpc.op`) that run where the metadata store is.
+    """
 
     def __init__(self, workspace: Workspace | str | None = None) -> None:
         self.ws = get_workspace(workspace)
@@ -148,11 +156,18 @@ class DataService:
         else:
             files, rels = [path], [path.name]
         known = self.blobs.known_entries(files, rels, stats)
+        latest: DatasetVersion | None = None
+        if known is None and not self.blobs.is_local:
+            # a remote store has no stat cache: hash here (no upload, no request per file) when there
+            # is a latest version the bytes may equal, so an unchanged re-add costs two requests
+            latest = self.latest_version(name)
+            if latest is not None:
+                known = _hashed_entries(files, rels, stats)
         if known is not None:  # every file unchanged since it was stored: maybe nothing to do at all
-            latest = self._latest_row(name)
+            latest = latest or self.latest_version(name)
             digest = manifest_digest(known, kind="dataset")
             if latest is not None and latest.manifest_digest == digest and self.blobs.exists(digest):
-                return _row_to_version(latest, name, created=False)
+                return latest
         tabular = [(p, r, f) for p, r in zip(files, rels, strict=True) if (f := detect_format(r))]
         formats = sorted({f for _, _, f in tabular})
         schema = None
@@ -161,9 +176,9 @@ class DataService:
         entries = self._store_files(files, rels, stats)
         manifest = self.blobs.put_manifest(entries, kind="dataset")
         total = sum(e.size for e in entries)
-        latest = self._latest_row(name)
+        latest = self.latest_version(name)
         if latest is not None and latest.manifest_digest == manifest:
-            return _row_to_version(latest, name, created=False)
+            return latest
         fmt = (formats[0] if len(formats) == 1 else "mixed") if tabular else "files"
         if tabular and len(tabular) != len(files):
             fmt = "mixed"
@@ -183,7 +198,7 @@ class DataService:
                 prof = builder.result()
                 rows = prof.rows
                 profile_digest = self.blobs.put_bytes(prof.to_json().encode())
-        return self._insert_version(
+        return self.record_version(
             name,
             manifest=manifest,
             schema_digest=schema_digest,
@@ -205,8 +220,60 @@ class DataService:
             return [ManifestEntry(rels[0], digest, size, stat.S_IMODE(os.stat(files[0]).st_mode))]
         return self.blobs.put_files(list(zip(files, rels, strict=True)), stats=stats)
 
-    def _insert_version(self, name: str, **kw: Any) -> DatasetVersion:
+    @op("writer", on=("dataset", "name"))
+    def record_version(
+        self,
+        name: str,
+        *,
+        manifest: str,
+        schema_digest: str | None,
+        profile_digest: str | None,
+        fmt: str,
+        files: int,
+        rows: int | None,
+        size: int,
+        source: str | None,
+        description: str | None = None,
+        run_id: str | None = None,
+    ) -> DatasetVersion:
+        """Record stored blobs (a dataset manifest, its schema and profile documents) as the next
+        version of ``name``; the latest version when its manifest is the same (``created=False``)."""
+        check_key(name, "dataset name")
+        if "@" in name:
+            raise InvalidArgumentError(
+                f"Dataset name {name!r} cannot contain '@' (it separates the version)."
+            )
+        if files < 0 or size < 0 or (rows is not None and rows < 0):
+            raise InvalidArgumentError(
+                f"Cannot record a version of {name!r} with a negative file, row or byte count."
+            )
+        for what, digest in (("manifest", manifest), ("schema", schema_digest), ("profile", profile_digest)):
+            if digest is not None and not self.blobs.exists(digest):
+                raise BlobNotFoundError(
+                    f"Cannot record a version of dataset {name!r}: its {what} blob {digest} is not "
+                    "stored; upload it first."
+                )
+        kw: dict[str, Any] = {
+            "manifest": manifest,
+            "schema_digest": schema_digest,
+            "profile_digest": profile_digest,
+            "fmt": fmt,
+            "files": files,
+            "rows": rows,
+            "size": size,
+            "source": source,
+            "description": description,
+            "run_id": run_id,
+        }
+
         def fn(conn: Connection) -> Any:
+            if (
+                run_id is not None
+                and conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None
+            ):
+                raise NotFoundError(
+                    f"Cannot record a version of {name!r} made by run {run_id!r}: no such run."
+                )
             ds = conn.execute(sa.select(datasets.c.id).where(datasets.c.name == name)).first()
             if ds is None:
                 ds_id = int(
@@ -259,21 +326,29 @@ class DataService:
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- resolving ---------------------------------------------------------------------------------
-    def _latest_row(self, name: str) -> Any:
+    @op("reader", on=("dataset", "name"))
+    def latest_version(self, name: str) -> DatasetVersion | None:
+        """The latest version of ``name`` (with ``created=False``), None when there is none."""
         with self.store.read() as conn:
-            return conn.execute(
+            row = conn.execute(
                 sa.select(dataset_versions)
                 .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
                 .where(datasets.c.name == name)
                 .order_by(dataset_versions.c.version.desc())
                 .limit(1)
             ).first()
+        return _row_to_version(row, name, created=False) if row is not None else None
 
     def resolve(self, ref: str | DatasetVersion) -> DatasetVersion:
         """The version a reference names (``name``, ``name@latest``, ``name@vN``)."""
         if isinstance(ref, DatasetVersion):
             return ref
         name, version = parse_ref(ref)
+        return self.version_of(name, version)
+
+    @op("reader", on=("dataset", "name"))
+    def version_of(self, name: str, version: int | None = None) -> DatasetVersion:
+        """Version ``version`` of dataset ``name`` (None: the latest)."""
         with self.store.read() as conn:
             ds = conn.execute(sa.select(datasets.c.id).where(datasets.c.name == name)).first()
             if ds is None:
@@ -305,6 +380,7 @@ class DataService:
         return _row_to_version(row, name)
 
     # -- listing ------------------------------------------------------------------------------------
+    @op("reader")
     def list_datasets(self) -> list[dict[str, Any]]:
         """Every dataset with its latest version, version count, rows and size."""
         out = []
@@ -330,6 +406,7 @@ class DataService:
                 )
         return out
 
+    @op("reader", on=("dataset", "name"))
     def versions(self, name: str) -> list[DatasetVersion]:
         """Every version of ``name``, oldest first."""
         self.resolve(name)  # raises a helpful NotFoundError
@@ -435,6 +512,14 @@ class DataService:
     def record_input(self, run_id: str, ref: str | DatasetVersion) -> DatasetVersion:
         """Record that run ``run_id`` read dataset version ``ref`` (idempotent)."""
         v = self.resolve(ref)
+        self.add_input(run_id, v.name, v.version)
+        return v
+
+    @op("writer", on=("run", "run_id"))
+    def add_input(self, run_id: str, name: str, version: int) -> None:
+        """Record that run ``run_id`` read version ``version`` of dataset ``name`` (idempotent)."""
+        require("reader", "dataset", name, why="reading a dataset")
+        v = self.version_of(name, version)
 
         def fn(conn: Connection) -> None:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
@@ -450,8 +535,8 @@ class DataService:
                 )
 
         self.store.write(fn)
-        return v
 
+    @op("reader", on=("run", "run_id"))
     def inputs_of(self, run_id: str) -> list[DatasetVersion]:
         """Dataset versions a run used, in the order it used them."""
         with self.store.read() as conn:
@@ -467,6 +552,12 @@ class DataService:
     def runs_using(self, ref: str | DatasetVersion) -> list[dict[str, Any]]:
         """Runs that used a version as an input (id, name, experiment, status, start)."""
         v = self.resolve(ref)
+        return self.runs_of_version(v.name, v.version)
+
+    @op("reader", on=("dataset", "name"))
+    def runs_of_version(self, name: str, version: int) -> list[dict[str, Any]]:
+        """Runs that used version ``version`` of dataset ``name`` as an input."""
+        v = self.version_of(name, version)
         with self.store.read() as conn:
             rows = conn.execute(
                 sa.select(
@@ -534,6 +625,19 @@ class DataService:
             "schema": schema,
             "columns": stats,
         }
+
+
+def _hashed_entries(
+    files: list[Any], rels: list[str], stats: list[os.stat_result] | None
+) -> list[ManifestEntry]:
+    """Manifest entries of local files by hashing them (what storing them would record)."""
+    from modelyard.blobs import hash_file
+
+    out = []
+    for i, (p, rel) in enumerate(zip(files, rels, strict=True)):
+        st = stats[i] if stats is not None else os.stat(p)
+        out.append(ManifestEntry(rel, hash_file(p), st.st_size, stat.S_IMODE(st.st_mode)))
+    return out
 
 
 def _write_parquet(frame: Any, path: Path) -> None:

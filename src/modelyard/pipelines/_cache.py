@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,24 +87,34 @@ def cache_key(doc: Mapping[str, Any]) -> str:
     return hash_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=True).encode())
 
 
+@dataclass
 class CacheEntry:
-    """A row of the cache index."""
+    """A row of the cache index (crosses the server API as JSON)."""
 
-    __slots__ = ("created_at", "doc", "key", "node", "output_digest", "run_id", "size")
+    key: str
+    node: str
+    output_digest: str
+    size: int
+    run_id: str | None
+    doc: dict[str, Any]
+    created_at: int
 
-    def __init__(self, row: Any) -> None:
-        self.key: str = row.cache_key
-        self.node: str = row.node
-        self.output_digest: str = row.output_digest
-        self.size: int = int(row.size)
-        self.run_id: str | None = row.run_id
-        self.doc: dict[str, Any] = json.loads(row.key_doc)
-        self.created_at: int = int(row.created_at)
+    @classmethod
+    def from_row(cls, row: Any) -> CacheEntry:
+        return cls(
+            key=row.cache_key,
+            node=row.node,
+            output_digest=row.output_digest,
+            size=int(row.size),
+            run_id=row.run_id,
+            doc=json.loads(row.key_doc),
+            created_at=int(row.created_at),
+        )
 
 
 def lookup(conn: Any, key: str) -> CacheEntry | None:
     row = conn.execute(sa.select(pipeline_cache).where(pipeline_cache.c.cache_key == key)).first()
-    return CacheEntry(row) if row is not None else None
+    return CacheEntry.from_row(row) if row is not None else None
 
 
 def latest_entries(conn: Any, pipeline: str, node: str, limit: int = 20) -> list[CacheEntry]:
@@ -114,7 +125,7 @@ def latest_entries(conn: Any, pipeline: str, node: str, limit: int = 20) -> list
         .order_by(pipeline_cache.c.created_at.desc())
         .limit(limit)
     ).all()
-    return [CacheEntry(r) for r in rows]
+    return [CacheEntry.from_row(r) for r in rows]
 
 
 def explain_miss_among(node: Node, doc: Mapping[str, Any], entries: list[CacheEntry]) -> str:

@@ -14,15 +14,13 @@ import concurrent.futures as cf
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import sqlalchemy as sa
-
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import InvalidArgumentError, NotFoundError, StepFailedError
-from modelyard.pipelines._cache import cache_key, explain_miss_among, key_document, latest_entries, lookup
+from modelyard.pipelines._cache import cache_key, explain_miss_among, key_document
 from modelyard.pipelines._codehash import code_fingerprint, is_user_module
 from modelyard.pipelines._graph import Graph, Node, build_graph, iter_datasets
 from modelyard.pipelines._records import PipelineResult, StepOutcome, StepState
-from modelyard.pipelines._serializers import check_return_annotation, load_output, output_exists
+from modelyard.pipelines._serializers import check_return_annotation, load_output
 
 __all__ = [
     "build_graph_for",
@@ -60,15 +58,16 @@ class _Decider:
     """Computes keys and decides hit or miss for nodes whose inputs are known."""
 
     def __init__(self, ws: Workspace, graph: Graph, forced: set[str], explicit: set[str]) -> None:
+        from modelyard.pipelines._recorder import RecorderService
+
         self.ws = ws
+        self.svc = RecorderService(ws)
         self.graph = graph
         self.forced = forced
         self.explicit = explicit
         self.datasets = resolve_datasets(ws, graph)
 
-    def decide(
-        self, conn: Any, node: Node, digests: Mapping[str, str]
-    ) -> tuple[StepOutcome, dict[str, Any], int]:
+    def decide(self, node: Node, digests: Mapping[str, str]) -> tuple[StepOutcome, dict[str, Any], int]:
         doc = key_document(node, digests, self.datasets)
         key = cache_key(doc)
         out = StepOutcome(
@@ -80,9 +79,10 @@ class _Decider:
         if not node.spec.cache:
             out.reason = "cache disabled for this step (cache=False)"
             return out, doc, 0
-        entry = lookup(conn, key)
+        probe = self.svc.cache_probe(self.graph.pipeline, node.id, key)  # one call, on a server too
+        entry = probe.entry
         if entry is not None:
-            if output_exists(self.ws.blobs, entry.output_digest):
+            if probe.output_present:
                 out.state = StepState.CACHED
                 out.cache_hit = True
                 out.output_digest = entry.output_digest
@@ -90,7 +90,7 @@ class _Decider:
                 return out, doc, entry.size
             out.reason = "output missing: the cached output's blobs were deleted"
             return out, doc, 0
-        out.reason = explain_miss_among(node, doc, latest_entries(conn, self.graph.pipeline, node.id))
+        out.reason = explain_miss_among(node, doc, probe.recent)
         return out, doc, 0
 
 
@@ -132,21 +132,18 @@ def pipeline_status(
     digests: dict[str, str] = {}
     outcomes: list[StepOutcome] = []
     states: dict[str, StepState] = {}
-    with ws.store.read() as conn:
-        for nid in graph.order():
-            node = graph.nodes[nid]
-            stale = [u for u in node.upstream if states[u] is not StepState.CACHED]
-            if stale:
-                out = StepOutcome(
-                    node=nid, step=node.step, state=StepState.PENDING, upstream=list(node.upstream)
-                )
-                out.reason = f"input from {', '.join(stale)} will be recomputed"
-            else:
-                out, _, _ = decider.decide(conn, node, digests)
-                if out.state is StepState.CACHED and out.output_digest:
-                    digests[nid] = out.output_digest
-            states[nid] = out.state
-            outcomes.append(out)
+    for nid in graph.order():
+        node = graph.nodes[nid]
+        stale = [u for u in node.upstream if states[u] is not StepState.CACHED]
+        if stale:
+            out = StepOutcome(node=nid, step=node.step, state=StepState.PENDING, upstream=list(node.upstream))
+            out.reason = f"input from {', '.join(stale)} will be recomputed"
+        else:
+            out, _, _ = decider.decide(node, digests)
+            if out.state is StepState.CACHED and out.output_digest:
+                digests[nid] = out.output_digest
+        states[nid] = out.state
+        outcomes.append(out)
     return outcomes
 
 
@@ -169,7 +166,6 @@ def run_pipeline(
     ``local``, ``process`` (default with > 1 core) or ``ray``. ``force``: step names to rerun
     with everything downstream. ``progress``: live view (default: when stdout is a TTY).
     """
-    from modelyard._shared import user_name
     from modelyard.pipelines._executors import make_executor
     from modelyard.pipelines._progress import Progress
     from modelyard.pipelines._recorder import Recorder
@@ -219,8 +215,7 @@ def run_pipeline(
     )
     try:
         run.log_dict(graph.to_dict(), "pipeline/dag.json")
-        exp_id = run._service.get_or_create_experiment(graph.experiment)
-        rec = Recorder(ws, graph.pipeline, run.id, exp_id, user_name(), decider.datasets)
+        rec = Recorder(ws, graph.pipeline, run.id, decider.datasets)
         with Progress(f"pipeline {graph.pipeline} ({ex.name})", steps, progress) as view:
             failure = _schedule(graph, ws, ex, rec, view, decider, steps)
     except BaseException as exc:
@@ -288,24 +283,23 @@ def _schedule(
     while True:
         # 1. decide every node whose inputs are known; cache hits unlock their downstream at once
         if failure is None:
-            with ws.store.read() as conn:
-                progressed = True
-                while progressed:
-                    progressed = False
-                    for nid in order:
-                        if nid in docs or not ready(nid):
-                            continue
-                        node = graph.nodes[nid]
-                        out, doc, size = decider.decide(conn, node, digests)
-                        if out.state is StepState.CACHED:
-                            steps[nid] = out
-                            digests[nid] = out.output_digest  # type: ignore[assignment]
-                            rec.add_cached(node, out, _inputs(node, digests), size)
-                            view.update(nid)
-                            progressed = True
-                        else:
-                            docs[nid] = (out, doc)
-                            steps[nid].reason = out.reason
+            progressed = True
+            while progressed:
+                progressed = False
+                for nid in order:
+                    if nid in docs or not ready(nid):
+                        continue
+                    node = graph.nodes[nid]
+                    out, doc, size = decider.decide(node, digests)
+                    if out.state is StepState.CACHED:
+                        steps[nid] = out
+                        digests[nid] = out.output_digest  # type: ignore[assignment]
+                        rec.add_cached(node, out, _inputs(node, digests), size)
+                        view.update(nid)
+                        progressed = True
+                    else:
+                        docs[nid] = (out, doc)
+                        steps[nid].reason = out.reason
             rec.flush_cached()
         # 2. start decided misses while there are free slots
         submitted = False
@@ -320,7 +314,7 @@ def _schedule(
                 out, doc = docs[nid]
                 out.state = StepState.RUNNING
                 steps[nid] = out
-                out.run_id = rec.start(node)
+                out.run_id = rec.start(node, out)
                 view.update(nid)
                 task = StepTask(
                     node=nid,
@@ -335,6 +329,7 @@ def _schedule(
                     datasets={d.ref: decider.datasets[d.ref] for d in iter_datasets(node.arguments)},
                     ws_uri=ws.location.uri,
                     input_specs={u: _output_spec(graph.nodes[u]) for u in node.upstream},
+                    token=getattr(ws.remote, "_token", None) if ex.name == "process" else None,
                 )
                 fut = ex.submit(task, {u: handles.get(u) for u in node.upstream}, dict(node.spec.resources))
                 running[fut] = (nid, need)
@@ -414,20 +409,17 @@ def show_pipeline_run(run_id: str, *, uri: str | Workspace | None = None) -> dic
     """A pipeline run with its steps: durations, cache hits and why, inputs, outputs (lineage)."""
     import json
 
-    from modelyard.pipelines._schema import pipeline_step_runs as psr
+    from modelyard.pipelines._recorder import RecorderService
     from modelyard.tracking._service import TrackingService
 
-    svc = TrackingService(get_workspace(uri))
+    ws = get_workspace(uri)
+    svc = TrackingService(ws)
+    pipes = RecorderService(ws)
     record = svc.get_run(run_id)
-    with svc.store.read() as conn:
-        rows = conn.execute(
-            sa.select(psr).where(psr.c.pipeline_run_id == record.id).order_by(psr.c.position)
-        ).all()
+    rows = pipes.pipeline_steps(record.id)
     if not rows:
-        if record.parent_id:
-            with svc.store.read() as conn:
-                if conn.execute(sa.select(psr.c.run_id).where(psr.c.run_id == record.id)).first():
-                    return show_pipeline_run(record.parent_id, uri=uri)
+        if record.parent_id and pipes.is_step_run(record.id):
+            return show_pipeline_run(record.parent_id, uri=uri)
         raise InvalidArgumentError(
             f"Run {record.id[:12]} is not a pipeline run (it has no steps). List pipeline runs with "
             "`yard runs list --filter \"tags.yard.kind = 'pipeline'\"`."
@@ -436,17 +428,17 @@ def show_pipeline_run(run_id: str, *, uri: str | Workspace | None = None) -> dic
     for r in rows:
         steps.append(
             {
-                "node": r.node,
-                "step": r.step,
-                "status": r.status,
-                "cache_hit": bool(r.cache_hit),
-                "reason": r.reason,
-                "duration_s": r.duration_s,
-                "attempts": int(r.attempts),
-                "run_id": r.run_id,
-                "cache_key": r.cache_key,
-                "inputs": json.loads(r.inputs or "{}"),
-                "output_digest": r.output_digest,
+                "node": r["node"],
+                "step": r["step"],
+                "status": r["status"],
+                "cache_hit": bool(r["cache_hit"]),
+                "reason": r["reason"],
+                "duration_s": r["duration_s"],
+                "attempts": int(r["attempts"]),
+                "run_id": r["run_id"],
+                "cache_key": r["cache_key"],
+                "inputs": json.loads(r["inputs"] or "{}"),
+                "output_digest": r["output_digest"],
             }
         )
     return {
@@ -467,19 +459,6 @@ def clear_cache(pipeline: str, *, step: str | None = None, uri: str | Workspace 
     The next run recomputes those steps. Outputs still held by tracked runs stay; `yard gc`
     removes the blobs nothing references any more.
     """
-    from modelyard.pipelines._schema import pipeline_cache as pc
+    from modelyard.pipelines._recorder import RecorderService
 
-    ws = get_workspace(uri)
-    cond = pc.c.pipeline == pipeline
-    if step is not None:
-        cond = sa.and_(cond, sa.or_(pc.c.step == step, pc.c.node == step))
-    with ws.store.read() as conn:
-        if conn.execute(sa.select(pc.c.cache_key).where(pc.c.pipeline == pipeline).limit(1)).first() is None:
-            from modelyard.errors import did_you_mean
-
-            known = [r[0] for r in conn.execute(sa.select(pc.c.pipeline).distinct())]
-            raise NotFoundError(
-                f"No cache entries for pipeline {pipeline!r}.{did_you_mean(pipeline, known)}"
-                + (f" Pipelines with entries: {', '.join(sorted(known))}." if known else "")
-            )
-    return int(ws.store.write(lambda conn: conn.execute(pc.delete().where(cond)).rowcount))
+    return RecorderService(get_workspace(uri)).clear_cache(pipeline, step)

@@ -45,6 +45,10 @@ class StepTask:
     ws_uri: str | None = None
     #: upstream node → (serializer, allow_pickle) its step declares: how its output may be loaded
     input_specs: dict[str, tuple[str | None, bool]] = field(default_factory=dict)
+    #: the driver's token for a modelyard server's workspace: only for the process executor,
+    #: whose workers are this user's own children (a warm pool outlives the environment it was
+    #: started with); Ray workers use the credentials of their own environment
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -100,7 +104,7 @@ def execute(
 ) -> StepResult:
     """Run ``task``: inputs from ``values`` (node → object) or the blob store; never raises."""
     values = dict(values or {})
-    blobs = BlobStore(task.blob_uri)
+    blobs = _blob_store(task)
     buf = io.StringIO()
     start = time.perf_counter()
     attempts = 0
@@ -118,11 +122,10 @@ def execute(
             return loaded[ref.node_id]
 
         def load_dataset(d: Any) -> Any:
-            from modelyard._workspace import get_workspace
             from modelyard.data._service import DataService
 
             # The version is resolved: loading it reads only verified blobs, never the metadata store.
-            return DataService(get_workspace(task.ws_uri)).load(
+            return DataService(_workspace(task)).load(
                 task.datasets[d.ref], engine=d.engine, columns=d.columns
             )
 
@@ -167,6 +170,40 @@ def execute(
             error="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-20000:],
             error_type=type(exc).__name__,
         )
+
+
+_REMOTE: dict[tuple[str, str], Any] = {}
+
+
+def _workspace(task: StepTask) -> Any:
+    """The task's workspace; for a server with the driver's token when the task carries one."""
+    from modelyard._workspace import Workspace, get_workspace
+
+    if task.token is None or task.ws_uri is None:
+        return get_workspace(task.ws_uri)
+    key = (task.ws_uri, task.token)
+    ws = _REMOTE.get(key)
+    if ws is None:
+        from modelyard._remote import RemoteClient
+        from modelyard.blobs._http import HttpBackend
+        from modelyard.config import redact
+
+        ws = Workspace(task.ws_uri)
+        ws.remote = RemoteClient(ws.location.uri, token=task.token)
+        ws.blobs = BlobStore(ws.location.blob_uri, backend=HttpBackend(ws.remote, redact(ws.location.uri)))
+        if len(_REMOTE) > 8:
+            _REMOTE.clear()
+        _REMOTE[key] = ws
+    return ws
+
+
+def _blob_store(task: StepTask) -> BlobStore:
+    """The blobs of the task's workspace: a modelyard server's travel over HTTP, any other store
+    is opened here at ``blob_uri``."""
+    if task.ws_uri is not None and task.ws_uri.startswith(("http://", "https://")):
+        blobs: BlobStore = _workspace(task).blobs
+        return blobs
+    return BlobStore(task.blob_uri)
 
 
 def run_payload(payload: bytes) -> StepResult:

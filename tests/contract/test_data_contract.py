@@ -1,4 +1,8 @@
-"""Dataset versions on SQLite and PostgreSQL: add, re-add, get, load, show, diff, lineage, errors."""
+"""Datasets: the same calls, the same answers on SQLite, PostgreSQL and a server over HTTP.
+
+Add, re-add, get, load, show, diff, lineage and errors; on a server the files travel through the
+blob API (streamed, digest-verified) and the versions through the ``data`` operations.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,15 @@ import pytest
 
 import modelyard as yard
 from modelyard.errors import InvalidArgumentError, NotFoundError
+
+
+@pytest.fixture
+def workspace(contract_uri: str):  # type: ignore[no-untyped-def]
+    """The opened workspace of the contract store, made the default store of the test."""
+    yard.set_uri(contract_uri)
+    ws = yard.get_workspace(contract_uri).open()
+    yield ws
+    yard.set_uri(None)
 
 
 def _frame(n: int = 500, seed: int = 0) -> pd.DataFrame:
@@ -128,11 +141,12 @@ def test_lineage_both_ways(workspace, tmp_path: Path) -> None:
     from modelyard.data import DataService
 
     assert [x.ref for x in DataService(workspace).inputs_of(run.id)] == ["churn-train@v1"]
-    # gc keeps every blob a dataset version references
-    from modelyard._maintenance import doctor, gc
+    if not workspace.is_remote:  # gc runs where the store is; a server's admin runs it there
+        # gc keeps every blob a dataset version references
+        from modelyard._maintenance import doctor, gc
 
-    gc(workspace, grace_seconds=0)
-    assert doctor(workspace).healthy
+        gc(workspace, grace_seconds=0)
+        assert doctor(workspace).healthy
     pd.testing.assert_frame_equal(yard.data.load(v.ref), _frame())
 
 
@@ -181,3 +195,130 @@ def test_bad_input(workspace, tmp_path: Path) -> None:
         InvalidArgumentError, match=r"The 'engine' parameter of yard.data.load must be one of"
     ):
         yard.data.load("churn-train", engine="spark")
+
+
+def test_folder_versions_round_trip_bytes(workspace, tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    (folder / "cats").mkdir(parents=True)
+    payload = {
+        "cats/a.bin": os.urandom(3000),
+        "cats/b.bin": b"",
+        "labels.csv": b"file,label\ncats/a.bin,cat\n",
+        "big.bin": os.urandom(3 << 20),  # several upload chunks
+    }
+    for rel, data in payload.items():
+        (folder / rel).write_bytes(data)
+    v1 = yard.data.add(folder, name="images")
+    assert (v1.ref, v1.files, v1.bytes, v1.created) == ("images@v1", 4, sum(map(len, payload.values())), True)
+    assert yard.data.add(folder, name="images") == v1.__class__(**{**v1.__dict__, "created": False})
+    (folder / "cats" / "a.bin").write_bytes(b"changed")
+    v2 = yard.data.add(folder, name="images")
+    assert (v2.ref, v2.created) == ("images@v2", True)
+    for version, a_bytes in ((v1, payload["cats/a.bin"]), (v2, b"changed")):
+        out = yard.data.get(version.ref, tmp_path / f"out{version.version}")
+        got = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        assert got == {**payload, "cats/a.bin": a_bytes}
+    d = yard.data.diff(v1.ref, v2.ref)
+    assert [f["path"] for f in d["files"]["changed"]] == ["cats/a.bin"] and d["files"]["unchanged"] == 3
+    assert [v.version for v in yard.data.versions("images")] == [1, 2]
+    pd.testing.assert_frame_equal(
+        yard.data.load("images"), pd.DataFrame({"file": ["cats/a.bin"], "label": ["cat"]})
+    )
+
+
+def test_cli_add_show_get_over_the_store(workspace, tmp_path: Path) -> None:
+    """``yard data add`` asks the read-only unchanged check first; it never applies to a server or
+    PostgreSQL, and the full path answers the same there."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+    from modelyard.data._unchanged import unchanged_version
+
+    src = tmp_path / "train.parquet"
+    _frame(40).to_parquet(src)
+    runner = CliRunner()
+    first = runner.invoke(app, ["data", "add", str(src), "--name", "cli-set"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["data", "add", str(src), "--name", "cli-set"])
+    assert again.exit_code == 0 and "unchanged" in again.output, again.output
+    if workspace.location.dialect != "sqlite":  # (the SQLite fast path: test_data_unchanged_readd.py)
+        assert unchanged_version(src, "cli-set", workspace.location.uri) is None
+    shown = runner.invoke(app, ["data", "show", "cli-set", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["version"]["ref"] == "cli-set@v1"
+    got = runner.invoke(app, ["data", "get", "cli-set@v1", str(tmp_path / "dl")])
+    assert got.exit_code == 0, got.output
+    assert (tmp_path / "dl" / "train.parquet").read_bytes() == src.read_bytes()
+    missing = runner.invoke(app, ["data", "show", "cli-sett"])
+    assert missing.exit_code == 1 and "Did you mean 'cli-set'?" in str(missing.exception)
+
+
+def test_validate_against_a_stored_version(workspace, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    yard.data.add(_frame(400), name="ref-set")
+    good, bad = tmp_path / "good.parquet", tmp_path / "bad.parquet"
+    _frame(300, seed=5).to_parquet(good)
+    _frame(300, seed=5).assign(plan="enterprise").to_parquet(bad)
+    assert yard.data.validate(good, against="ref-set@v1").ok
+    report = yard.data.validate(bad, against="ref-set@v1")
+    assert not report.ok
+    runner = CliRunner()
+    assert runner.invoke(app, ["validate", "data", str(good), "--against", "ref-set@v1"]).exit_code == 0
+    failed = runner.invoke(app, ["validate", "data", str(bad), "--against", "ref-set@v1"])
+    assert failed.exit_code == 1 and "plan" in failed.output, failed.output
+
+
+def test_recording_checks_blobs_and_runs(workspace, tmp_path: Path) -> None:
+    from modelyard.data import DataService
+
+    svc = DataService(workspace)
+    v = yard.data.add(_frame(20), name="base")
+    common = {"schema_digest": None, "profile_digest": None, "fmt": "files", "files": 1, "rows": None}
+    with pytest.raises(yard.errors.BlobNotFoundError, match=r"its manifest blob 0{64} is not stored"):
+        svc.record_version("ghost", manifest="0" * 64, size=1, source=None, **common)
+    with pytest.raises(NotFoundError, match=r"made by run 'nope': no such run"):
+        svc.record_version("ghost", manifest=v.manifest_digest, size=1, source=None, run_id="nope", **common)
+    with pytest.raises(NotFoundError, match=r"Run 'nope' does not exist"):
+        svc.record_input("nope", v.ref)
+    assert [d["name"] for d in yard.data.list()] == ["base"]  # nothing half-recorded
+
+
+def test_roles_on_datasets_over_the_server(server_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers read datasets; recording a version needs writer on that dataset (a grant gives it)."""
+    from modelyard._workspace import Workspace
+    from modelyard.data import DataService
+    from modelyard.errors import PermissionDeniedError
+    from modelyard.server._users import AuthService
+
+    admin = Workspace(server_uri)
+    auth = AuthService(admin)
+    auth.add_user("ann", "reader")
+    token = auth.create_token("ann", expires=None)["token"]
+    v = yard.data.add(_frame(20), name="shared", uri=admin)
+    monkeypatch.setenv("YARD_TOKEN", token)
+    ann = Workspace(server_uri)
+    pd.testing.assert_frame_equal(yard.data.load("shared", uri=ann), _frame(20))
+    assert [d["name"] for d in yard.data.list(uri=ann)] == ["shared"]
+    with pytest.raises(PermissionDeniedError):
+        yard.data.add(_frame(10, 1), name="shared", uri=ann)
+    same = {
+        "manifest": v.manifest_digest,
+        "schema_digest": v.schema_digest,
+        "profile_digest": v.profile_digest,
+        "fmt": v.format,
+        "files": v.files,
+        "rows": v.rows,
+        "size": v.bytes,
+        "source": None,
+    }
+    with pytest.raises(PermissionDeniedError, match=r"record_version needs role 'writer' on dataset 'mine'"):
+        DataService(ann).record_version("mine", **same)
+    auth.grant("ann", "dataset", "mine", "writer")
+    assert DataService(ann).record_version("mine", **same).ref == "mine@v1"
+    admin.close()
+    ann.close()
