@@ -136,10 +136,13 @@ def test_the_controller_acts_through_the_public_service_api(contract_uri: str) -
     assert "rollouts.update" not in source and "store.write" not in source
 
 
-def test_canary_driven_by_the_controller_to_promotion(contract_uri: str) -> None:
+def test_canary_driven_by_the_controller_to_promotion(
+    contract_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Under load on a real model server (loading its models from the same store), the controller
-    walks a canary through its steps and promotes it; the alias moved, the events and the audit
-    rows record who acted."""
+    walks a canary through its steps over HTTP and promotes it; the alias moved, the events and the
+    audit rows record who acted."""
+    monkeypatch.setenv("YARD_SERVE_ADMIN_TOKEN", "tok")
     register(contract_uri)
     app = build_app(BASE, uri=contract_uri)
     try:
