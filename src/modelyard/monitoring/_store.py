@@ -59,6 +59,18 @@ class MonitorRun:
     report_digest: str | None
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _int64(caller: str, **values: int | None) -> None:
+    """Refuse integers no store column holds (a client may send any JSON number)."""
+    for name, v in values.items():
+        if v is not None and not _INT64[0] <= v <= _INT64[1]:
+            raise InvalidArgumentError(
+                f"The {name!r} parameter of {caller} must be a 64-bit integer. Got {v} instead."
+            )
+
+
 def _num(v: float | None) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
@@ -67,6 +79,7 @@ def _checked_rules(rules: list[AlertRule]) -> list[AlertRule]:
     """The rules as :func:`load_rules` would have read them (bad metric, op, severity refused)."""
     out = []
     for i, r in enumerate(rules):
+        _int64("rules", window_ms=r.window_ms, for_ms=r.for_ms)
         if r.window_ms < 1 or r.for_ms < 0:
             raise InvalidArgumentError(
                 f"rules: rule #{i + 1} ({r.name!r}) needs window_ms >= 1 and for_ms >= 0; got "
@@ -158,6 +171,7 @@ class MonitoringService:
         self, model_name: str, reference: str, digest: str, rows: int, columns: list[str]
     ) -> None:
         """Record the stored Parquet frame (blob ``digest``) of ``reference`` for the model."""
+        _int64("record_reference", rows=rows)
         if rows < 0:
             raise InvalidArgumentError(f"A reference frame has rows >= 0; got {rows}.")
         if not self.ws.blobs.exists(digest):
@@ -183,6 +197,7 @@ class MonitoringService:
     @op("writer", on=("model", "run.model_name"))
     def record_run(self, run: MonitorRun, results: list[WindowValue]) -> int:
         """Store one evaluated window and its metrics; returns the run's id."""
+        _int64("record_run", window_start=run.window_start, window_end=run.window_end, rows=run.rows)
         if run.report_digest is not None and not self.ws.blobs.exists(run.report_digest):
             raise BlobNotFoundError(
                 f"Cannot record a monitoring run of {run.model_name!r}: its report blob "
@@ -235,6 +250,7 @@ class MonitoringService:
     @op("reader", on=("model", "model_name"))
     def history(self, model_name: str, limit: int = 30) -> list[dict[str, Any]]:
         """Earlier windows of the model, oldest first: time, share of drifted columns, rows."""
+        _int64("history", limit=limit)
         with self.ws.store.read() as conn:
             rows = conn.execute(
                 sa.select(monitor_runs.c.window_end, monitor_runs.c.share_drifted, monitor_runs.c.rows)
@@ -248,6 +264,7 @@ class MonitoringService:
     @op("writer", on=("model", "model_name"))
     def store_rules(self, model_name: str, rules: list[AlertRule], now_ms: int) -> None:
         """Replace the stored rules of a model (``yard monitor alerts`` shows them)."""
+        _int64("store_rules", now_ms=now_ms)
         checked = _checked_rules(rules)
 
         def fn(conn: sa.Connection) -> None:
@@ -289,6 +306,7 @@ class MonitoringService:
     ) -> list[AlertEvent]:
         """Advance each rule's state with the current values (``rule.name`` → value); record
         firings. State lives in the store, so ``monitor run --once`` from cron keeps it."""
+        _int64("evaluate_rules", now_ms=now_ms)
         checked = _checked_rules(list(rules))
         events: list[AlertEvent] = []
 
@@ -362,6 +380,7 @@ class MonitoringService:
         self, model_name: str, firing_id: int, delivered: bool, error: str | None = None
     ) -> None:
         """Record whether a firing of the model reached its webhook (and why not)."""
+        _int64("record_delivery", firing_id=firing_id)
         f = monitor_alert_firings
         self.ws.store.write(
             lambda conn: conn.execute(
@@ -374,6 +393,7 @@ class MonitoringService:
     @op("reader", on=("model", "model_name"))
     def recent_firings(self, model_name: str, limit: int = 20) -> list[dict[str, Any]]:
         """The model's newest firings first (every stored column)."""
+        _int64("recent_firings", limit=limit)
         f = monitor_alert_firings
         with self.ws.store.read() as conn:
             rows = (

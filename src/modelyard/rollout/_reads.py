@@ -16,7 +16,7 @@ from modelyard._redact import redact_url, redact_webhook
 from modelyard._rpc import op
 from modelyard._shared import now_ms
 from modelyard._workspace import Workspace, get_workspace
-from modelyard.errors import NotFoundError
+from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.rollout._config import RolloutConfig, Step, plan_steps
 from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
 from modelyard.rollout._state import RolloutState
@@ -113,6 +113,18 @@ class StepRow:
     result: str | None
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_int64(caller: str, **values: int | None) -> None:
+    """Refuse integers no store column holds (a client may send any JSON number)."""
+    for name, v in values.items():
+        if v is not None and not _INT64[0] <= v <= _INT64[1]:
+            raise InvalidArgumentError(
+                f"The {name!r} parameter of {caller} must be a 64-bit integer. Got {v} instead."
+            )
+
+
 def _shown_config(cfg: RolloutConfig) -> dict[str, Any]:
     out = cfg.model_dump(mode="json")
     out["webhooks"] = [redact_webhook(w) for w in cfg.webhooks]  # references; an old literal URL redacted
@@ -167,6 +179,7 @@ class RolloutReads:
     @op("reader", on=("rollout", "rollout_id"))
     def get(self, rollout_id: int) -> Rollout:
         """The rollout ``rollout_id``."""
+        check_int64("get", rollout_id=rollout_id)
         with self.store.read() as conn:
             row = conn.execute(sa.select(rollouts).where(rollouts.c.id == int(rollout_id))).first()
         if row is None:
@@ -207,6 +220,7 @@ class RolloutReads:
     @op("reader", on=("rollout", "rollout_id"))
     def events(self, rollout_id: int, *, after_id: int = 0) -> list[RolloutEvent]:
         """The rollout's events after event ``after_id``, oldest first."""
+        check_int64("events", rollout_id=rollout_id, after_id=after_id)
         with self.store.read() as conn:
             rows = conn.execute(
                 sa.select(rollout_events)
@@ -230,6 +244,7 @@ class RolloutReads:
     @op("reader", on=("rollout", "rollout_id"))
     def step_results(self, rollout_id: int) -> dict[int, str | None]:
         """Each started step's result (``successful``/``failed``/``inconclusive``, None while undecided)."""
+        check_int64("step_results", rollout_id=rollout_id)
         with self.store.read() as conn:
             rows = conn.execute(
                 sa.select(rollout_steps.c.idx, rollout_steps.c.result).where(
@@ -241,6 +256,7 @@ class RolloutReads:
     @op("reader", on=("rollout", "rollout_id"))
     def step_row(self, rollout_id: int, idx: int) -> StepRow | None:
         """Step ``idx`` of the rollout as stored (None before it started)."""
+        check_int64("step_row", rollout_id=rollout_id, idx=idx)
         with self.store.read() as conn:
             row = conn.execute(
                 sa.select(rollout_steps).where(

@@ -24,7 +24,7 @@ from modelyard._shared import now_ms, user_name
 from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError
 from modelyard.rollout._admission import refuse_busy
 from modelyard.rollout._config import load_config
-from modelyard.rollout._reads import Rollout, RolloutReads, _record
+from modelyard.rollout._reads import Rollout, RolloutReads, _record, check_int64
 from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
 from modelyard.rollout._state import RolloutState, StepResult, check_transition
 
@@ -123,6 +123,7 @@ class RolloutWrites(RolloutReads):
         target: dict[str, Any],
     ) -> Rollout:
         """Store a new pending rollout (refused while another one of ``model`` is unfinished)."""
+        check_int64("create", stable_version=stable_version, candidate_version=candidate_version)
         cfg = load_config(**{**config, "strategy": strategy})
         for name, v in (("stable_version", stable_version), ("candidate_version", candidate_version)):
             if v < 1:
@@ -177,6 +178,7 @@ class RolloutWrites(RolloutReads):
         version: int | None = None,
     ) -> None:
         """Append an event to the rollout's log (and the model's audit trail when ``audit``)."""
+        check_int64("record_event", rollout_id=rollout_id, step=step, version=version)
         if kind not in EVENT_KINDS:
             raise InvalidArgumentError(
                 f"The 'kind' parameter of record_event must be one of {', '.join(sorted(EVENT_KINDS))}. "
@@ -192,6 +194,7 @@ class RolloutWrites(RolloutReads):
     @op("writer", on=("model", "model"))
     def record_analysis(self, model: str, rollout_id: int, revision: int, analysis_json: str) -> None:
         """Store the latest analysis (JSON) of the current step; nothing when the rollout moved on."""
+        check_int64("record_analysis", rollout_id=rollout_id, revision=revision)
         try:
             if not isinstance(json.loads(analysis_json), dict):
                 raise ValueError("not an object")
@@ -222,6 +225,7 @@ class RolloutWrites(RolloutReads):
     ) -> Rollout:
         """Move the rollout to step ``idx`` (started at ``at``, ms): state progressing, a fresh step
         row, a ``step`` event."""
+        check_int64("record_step", rollout_id=rollout_id, revision=revision, idx=idx, at=at)
 
         def fn(conn: Connection) -> None:
             r = self._current(conn, model, rollout_id)
@@ -266,6 +270,7 @@ class RolloutWrites(RolloutReads):
         self, model: str, rollout_id: int, idx: int, baseline: dict[str, Any], at: int
     ) -> None:
         """Store the metrics snapshot the window of step ``idx`` starts from (taken at ``at``, ms)."""
+        check_int64("record_baseline", rollout_id=rollout_id, idx=idx, at=at)
 
         def fn(conn: Connection) -> None:
             self._current(conn, model, rollout_id)
@@ -294,6 +299,7 @@ class RolloutWrites(RolloutReads):
         audit: bool = False,
     ) -> None:
         """Record the result of step ``idx`` and an ``analysis`` event saying why, together."""
+        check_int64("record_step_end", rollout_id=rollout_id, idx=idx)
 
         def fn(conn: Connection) -> None:
             r = self._current(conn, model, rollout_id)
@@ -311,6 +317,7 @@ class RolloutWrites(RolloutReads):
         self, model: str, rollout_id: int, revision: int | None, reason: str, audit: bool = True
     ) -> Rollout:
         """Pause the rollout at its step with ``reason`` and a ``pause`` event, together."""
+        check_int64("record_hold", rollout_id=rollout_id, revision=revision)
 
         def fn(conn: Connection) -> None:
             r = self._current(conn, model, rollout_id)
@@ -325,6 +332,7 @@ class RolloutWrites(RolloutReads):
     @op("writer", on=("model", "model"))
     def record_resume(self, model: str, rollout_id: int, reason: str, at: int) -> Rollout:
         """Resume a paused rollout at its step with a fresh window starting at ``at`` (ms)."""
+        check_int64("record_resume", rollout_id=rollout_id, at=at)
 
         def fn(conn: Connection) -> None:
             r = self._current(conn, model, rollout_id)
@@ -348,6 +356,7 @@ class RolloutWrites(RolloutReads):
     ) -> Rollout:
         """Finish the rollout in ``state`` (promoted / failed / aborted): its lease released, its
         step ended, an event (``kind``: promote or abort) and an audit row naming the version served."""
+        check_int64("record_close", rollout_id=rollout_id, revision=revision)
         if not state.finished:
             raise InvalidArgumentError(
                 f"The 'state' parameter of record_close must be promoted, failed or aborted. "
@@ -404,9 +413,10 @@ class RolloutWrites(RolloutReads):
         """Make ``owner`` the controller driving an unfinished rollout for ``lease_ms`` from now;
         False when another owner holds an unexpired lease (or the rollout is finished). The
         server's clock decides, so controllers on several machines agree."""
-        if not owner or len(owner) > 64 or lease_ms < 1:
+        check_int64("take_lease", rollout_id=rollout_id, lease_ms=lease_ms)
+        if not owner or len(owner) > 64 or not 1 <= lease_ms <= 10**12:
             raise InvalidArgumentError(
-                "A lease needs an owner of 1 to 64 characters and a positive lease_ms; got "
+                "A lease needs an owner of 1 to 64 characters and a lease_ms from 1 to 10**12; got "
                 f"owner={owner!r}, lease_ms={lease_ms}."
             )
         now = now_ms()
@@ -431,6 +441,7 @@ class RolloutWrites(RolloutReads):
     @op("writer", on=("rollout", "rollout_id"))
     def release_lease(self, rollout_id: int, owner: str) -> None:
         """Give up ``owner``'s lease on a rollout (nothing when another owner holds it)."""
+        check_int64("release_lease", rollout_id=rollout_id)
 
         def fn(conn: Connection) -> None:
             conn.execute(
