@@ -5,6 +5,9 @@ the rows (segments, references, runs, rules, firings) go through the service ope
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -12,15 +15,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 import modelyard as yard
 from modelyard._workspace import get_workspace
+from modelyard.cli import app
 from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.monitoring import Monitor, load_rules
 from modelyard.monitoring._alerts import AlertRule, deliver, evaluate_rules, recent_firings
 from modelyard.monitoring._store import MonitoringService
 
 FEATURES = ["tenure", "monthly", "plan"]
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _data(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -273,3 +279,81 @@ def test_bad_rows_are_refused_by_the_operations(contract_uri: str) -> None:
     assert svc.history("m") == []
     assert svc.record_feedback({"r1": 1, "r2": "yes"}) == 2 and svc.record_feedback({"r1": 0}) == 1
     assert svc.labels_for(["r1", "r2", "r3"]) == {"r1": 0, "r2": "yes"}
+
+
+def test_cli_report_run_feedback_alerts_and_grafana(contract_uri: str, webhook, tmp_path: Path) -> None:
+    """`yard monitor report/feedback/run/alerts` and `yard deploy grafana` with --uri on every backend."""
+    workspace = get_workspace(contract_uri)
+    url, received = webhook
+    clf, _train = _train_and_register(workspace)
+    ids = _log_traffic(workspace, clf, _data(400, 3, shift=1.0), "c")
+    runner = CliRunner()
+    uri = ["--uri", contract_uri]
+    html = tmp_path / "drift.html"
+    out = runner.invoke(
+        app,
+        [*uri, "monitor", "report", "churn-clf", "--window", "1h", "--html", str(html)],
+        env={"COLUMNS": "40"},
+    )
+    assert out.exit_code == 0, out.output
+    assert "tenure" in out.output and html.read_text().startswith("<!doctype html>")
+    # not a terminal: whole rows however narrow COLUMNS is
+    assert "…" not in out.output
+    assert any(
+        "tenure" in line and "drift: " in line and "wasserstein" in line for line in out.output.splitlines()
+    ), out.output
+    out = runner.invoke(app, [*uri, "monitor", "report", "churn-clf", "--json"])
+    data = json.loads(out.output)
+    assert data["rows"] == 400 and "tenure" in data["drift"]["summary"]["drifted_columns"]
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"rid": ids[::50], "y": [0] * len(ids[::50])}).to_csv(labels, index=False)
+    out = runner.invoke(
+        app, [*uri, "monitor", "feedback", str(labels), "--id-column", "rid", "--label-column", "churned"]
+    )
+    assert out.exit_code == 1 and "The feedback has no column 'churned'" in str(out.exception)
+    assert "--label-column" in str(out.exception)
+    out = runner.invoke(
+        app, [*uri, "monitor", "feedback", str(labels), "--id-column", "rid", "--label-column", "y"]
+    )
+    assert out.exit_code == 0 and "stored 8 labels" in out.output
+    rules = tmp_path / "alerts.yml"
+    rules.write_text(RULES.replace("for: 10m", "for: 0"))
+    out = runner.invoke(
+        app, [*uri, "monitor", "run", "churn-clf", "--once", "--rules", str(rules), "--webhook", url]
+    )
+    assert out.exit_code == 0, out.output
+    assert {m["text"].split(":")[1].strip() for m in received} == {"drift firing", "tenure firing"}
+    out = runner.invoke(app, [*uri, "monitor", "alerts", "churn-clf", "--json"])
+    data = json.loads(out.output)
+    assert {r["name"]: r["firing"] for r in data["rules"]} == {"drift": True, "tenure": True}
+    assert len(data["firings"]) == 2
+    out = runner.invoke(app, [*uri, "monitor", "alerts", "churn-clf"])
+    assert "FIRING" in out.output
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelyard",
+            *uri,
+            "monitor",
+            "run",
+            "churn-clf",
+            "--once",
+            "--every",
+            "never",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+        timeout=120,
+    )
+    assert p.returncode == 1 and p.stderr.startswith(
+        "Error: The 'every' interval must be a positive duration"
+    )
+    out = runner.invoke(app, ["deploy", "grafana", "churn-clf"])
+    dash = json.loads(out.output)
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert any("yard_monitor_drift_score" in e for e in exprs) and any(
+        "yard_serving_requests_total" in e for e in exprs
+    )
+    assert all('model="churn-clf"' in e for e in exprs)

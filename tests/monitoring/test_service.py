@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 import modelyard as yard
-from modelyard.cli import app
 from modelyard.errors import InvalidArgumentError
 from modelyard.monitoring import load_rules
 
@@ -143,82 +141,6 @@ def test_bad_rules_are_explained(tmp_path: Path, doc: str, message: str) -> None
     with pytest.raises(InvalidArgumentError) as exc:
         load_rules(p)
     assert message in str(exc.value)
-
-
-def test_cli_report_run_feedback_alerts_and_grafana(workspace, webhook, tmp_path: Path) -> None:
-    url, received = webhook
-    clf, _train = _train_and_register(workspace)
-    ids = _log_traffic(workspace, clf, _data(400, 3, shift=1.0), "c")
-    runner = CliRunner()
-    uri = ["--uri", workspace.location.uri]
-    html = tmp_path / "drift.html"
-    out = runner.invoke(
-        app,
-        [*uri, "monitor", "report", "churn-clf", "--window", "1h", "--html", str(html)],
-        env={"COLUMNS": "40"},
-    )
-    assert out.exit_code == 0, out.output
-    assert "tenure" in out.output and html.read_text().startswith("<!doctype html>")
-    # not a terminal: whole rows however narrow COLUMNS is
-    assert "…" not in out.output
-    assert any(
-        "tenure" in line and "drift: " in line and "wasserstein" in line for line in out.output.splitlines()
-    ), out.output
-    out = runner.invoke(app, [*uri, "monitor", "report", "churn-clf", "--json"])
-    data = json.loads(out.output)
-    assert data["rows"] == 400 and "tenure" in data["drift"]["summary"]["drifted_columns"]
-    labels = tmp_path / "labels.csv"
-    pd.DataFrame({"rid": ids[::50], "y": [0] * len(ids[::50])}).to_csv(labels, index=False)
-    out = runner.invoke(
-        app, [*uri, "monitor", "feedback", str(labels), "--id-column", "rid", "--label-column", "churned"]
-    )
-    assert out.exit_code == 1 and "The feedback has no column 'churned'" in str(out.exception)
-    assert "--label-column" in str(out.exception)
-    out = runner.invoke(
-        app, [*uri, "monitor", "feedback", str(labels), "--id-column", "rid", "--label-column", "y"]
-    )
-    assert out.exit_code == 0 and "stored 8 labels" in out.output
-    rules = tmp_path / "alerts.yml"
-    rules.write_text(RULES.replace("for: 10m", "for: 0"))
-    out = runner.invoke(
-        app, [*uri, "monitor", "run", "churn-clf", "--once", "--rules", str(rules), "--webhook", url]
-    )
-    assert out.exit_code == 0, out.output
-    assert {m["text"].split(":")[1].strip() for m in received} == {"drift firing", "tenure firing"}
-    out = runner.invoke(app, [*uri, "monitor", "alerts", "churn-clf", "--json"])
-    data = json.loads(out.output)
-    assert {r["name"]: r["firing"] for r in data["rules"]} == {"drift": True, "tenure": True}
-    assert len(data["firings"]) == 2
-    out = runner.invoke(app, [*uri, "monitor", "alerts", "churn-clf"])
-    assert "FIRING" in out.output
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelyard",
-            *uri,
-            "monitor",
-            "run",
-            "churn-clf",
-            "--once",
-            "--every",
-            "never",
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": SRC},
-        timeout=120,
-    )
-    assert p.returncode == 1 and p.stderr.startswith(
-        "Error: The 'every' interval must be a positive duration"
-    )
-    out = runner.invoke(app, ["deploy", "grafana", "churn-clf"])
-    dash = json.loads(out.output)
-    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
-    assert any("yard_monitor_drift_score" in e for e in exprs) and any(
-        "yard_serving_requests_total" in e for e in exprs
-    )
-    assert all('model="churn-clf"' in e for e in exprs)
 
 
 def test_monitor_run_loops_until_ctrl_c(tmp_path: Path) -> None:
