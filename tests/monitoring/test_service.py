@@ -14,13 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 import modelyard as yard
-from modelyard.cli import app
-from modelyard.errors import InvalidArgumentError, NotFoundError
-from modelyard.monitoring import Monitor, load_rules
-from modelyard.monitoring._alerts import deliver, evaluate_rules, recent_firings
+from modelyard.errors import InvalidArgumentError
+from modelyard.monitoring import load_rules
 
 FEATURES = ["tenure", "monthly", "plan"]
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -69,71 +66,6 @@ def _log_traffic(ws, clf, df: pd.DataFrame, prefix: str) -> list[str]:  # type: 
     return ids
 
 
-def test_window_report_reference_by_lineage_feedback_and_history(workspace, tmp_path: Path) -> None:
-    clf, _train = _train_and_register(workspace)
-    live = _data(600, 1, shift=1.0)
-    ids = _log_traffic(workspace, clf, live, "r")
-    mon = Monitor("churn-clf", uri=workspace)
-    res = mon.report("1h")
-    assert res.reference.startswith("dataset:churn-train@v1")
-    assert res.rows == 600
-    rep = res.report
-    assert set(rep.drifted_columns) >= {"tenure", "monthly"} and "plan" not in rep.drifted_columns
-    assert "churned" not in rep.columns  # the label was never sent to the model
-    # prediction drift: the model version scored the reference once (stored), outputs compared
-    assert rep.columns["output"].is_prediction and rep.prediction_drift == {"output": True}
-    assert res.stats["latency_p95_ms"] >= 3.0 and res.stats["fallback_rate"] == 0.0
-    assert res.model_metrics == {"accuracy": 0.9, "f1": 0.5}
-    # the reference is profiled once and stored: the second report reads the stored copy
-    from modelyard.monitoring._schema import monitor_references
-
-    with workspace.store.read() as conn:
-        assert len(conn.execute(monitor_references.select()).all()) == 2  # data + its model outputs
-    # feedback joined on request id → window performance, compared with the version's metrics
-    labels = pd.DataFrame({"request_id": ids, "churned": live.churned.to_numpy()}).drop_duplicates(
-        "request_id"
-    )
-    f = tmp_path / "labels.parquet"
-    labels.to_parquet(f)
-    assert yard.monitoring.feedback(str(f), label_column="churned", uri=workspace) == len(labels)
-    # one label per request of 50 rows: each logged row of a request gets its request's label
-    res2 = Monitor("churn-clf", uri=workspace).report("1h")
-    assert res2.stats["labelled_rows"] == 600
-    assert 0.0 <= res2.stats["accuracy"] <= 1.0 and "f1" in res2.stats
-    assert res2.metric("accuracy_drop") == pytest.approx(0.9 - res2.stats["accuracy"])
-    with workspace.store.read() as conn:
-        assert len(conn.execute(monitor_references.select()).all()) == 2
-    assert [h["share_drifted"] for h in res2.report.history][-2:] == [
-        rep.share_drifted,
-        res2.report.share_drifted,
-    ]
-    html = res2.report.to_html()
-    assert "Drift over time" in html
-
-
-def test_explicit_reference_file_and_errors(workspace, tmp_path: Path) -> None:
-    clf, train = _train_and_register(workspace)
-    _log_traffic(workspace, clf, _data(300, 2), "a")
-    ref = tmp_path / "ref.parquet"
-    train.to_parquet(ref)
-    res = Monitor("churn-clf", uri=workspace).report("30m", reference=str(ref))
-    assert res.reference.startswith("file:") and res.report.drifted_columns == []
-    with pytest.raises(InvalidArgumentError, match=r"reference file 'nope\.parquet' does not exist"):
-        Monitor("churn-clf", uri=workspace).report("1h", reference="nope.parquet")
-    with pytest.raises(
-        InvalidArgumentError,
-        match=r"^The window must be a positive duration with a unit, like 500ms, 30s, 2m or 1h\. Got "
-        r"'soon' instead\.$",
-    ):
-        Monitor("churn-clf", uri=workspace).report("soon")
-    with pytest.raises(NotFoundError):
-        Monitor("churn-clf", uri=workspace).report("1h", reference="no-such-dataset@v1")
-    with pytest.raises(NotFoundError, match="pass --reference name@vN"):
-        Monitor("ghost", uri=workspace).report("1h")
-    empty = Monitor("ghost", uri=workspace).report("1h", reference=str(ref))
-    assert empty.rows == 0 and empty.report.share_drifted == 0.0  # no traffic: statuses, not a crash
-
-
 class _Hook(BaseHTTPRequestHandler):
     received: list[dict] = []
 
@@ -175,41 +107,6 @@ rules:
 """
 
 
-def test_alert_rules_for_duration_firing_resolving_and_webhook(workspace, webhook, tmp_path: Path) -> None:
-    url, received = webhook
-    path = tmp_path / "alerts.yml"
-    path.write_text(RULES)
-    rules, hook = load_rules(path)
-    assert [r.name for r in rules] == ["drift", "tenure"] and rules[0].for_ms == 600_000 and hook is None
-    t0 = 1_800_000_000_000
-    # pending: holds but not yet for 10 minutes → only 'tenure' (for 0) fires
-    ev = evaluate_rules(workspace, "m", rules, {"drift": 0.8, "tenure": 0.5}, t0)
-    assert [(e.kind, e.rule.name) for e in ev] == [("firing", "tenure")]
-    deliver(workspace, ev, url)
-    assert (
-        received[-1]["text"].startswith("[WARNING] m: tenure firing")
-        and received[-1]["attachments"][0]["fields"]
-    )
-    ev = evaluate_rules(workspace, "m", rules, {"drift": 0.8, "tenure": 0.5}, t0 + 300_000)
-    assert ev == []  # tenure already firing, drift pending 5 min
-    ev = evaluate_rules(workspace, "m", rules, {"drift": 0.9, "tenure": 0.5}, t0 + 600_000)
-    assert [(e.kind, e.rule.name) for e in ev] == [("firing", "drift")]
-    deliver(workspace, ev, url)
-    assert received[-1]["text"].startswith("[CRITICAL] m: drift firing: share_drifted = 0.9")
-    ev = evaluate_rules(workspace, "m", rules, {"drift": 0.1, "tenure": None}, t0 + 900_000)
-    assert sorted((e.kind, e.rule.name) for e in ev) == [("resolved", "drift"), ("resolved", "tenure")]
-    deliver(workspace, ev, url)
-    assert len(received) == 4 and received[-1]["text"].startswith("[RESOLVED]")
-    firings = recent_firings(workspace, "m")
-    assert [f["rule_name"] for f in firings] == ["drift", "tenure"]
-    assert all(f["resolved_at"] == t0 + 900_000 and f["delivered"] for f in firings)
-    # a dead webhook is recorded, not raised
-    ev = evaluate_rules(workspace, "m", rules, {"drift": 0.1, "tenure": 0.9}, t0 + 1_000_000)
-    deliver(workspace, ev, "http://127.0.0.1:9/nowhere")
-    latest = recent_firings(workspace, "m")[0]
-    assert latest["delivered"] is False and "ConnectError" in latest["delivery_error"]
-
-
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
@@ -244,82 +141,6 @@ def test_bad_rules_are_explained(tmp_path: Path, doc: str, message: str) -> None
     with pytest.raises(InvalidArgumentError) as exc:
         load_rules(p)
     assert message in str(exc.value)
-
-
-def test_cli_report_run_feedback_alerts_and_grafana(workspace, webhook, tmp_path: Path) -> None:
-    url, received = webhook
-    clf, _train = _train_and_register(workspace)
-    ids = _log_traffic(workspace, clf, _data(400, 3, shift=1.0), "c")
-    runner = CliRunner()
-    uri = ["--uri", workspace.location.uri]
-    html = tmp_path / "drift.html"
-    out = runner.invoke(
-        app,
-        [*uri, "monitor", "report", "churn-clf", "--window", "1h", "--html", str(html)],
-        env={"COLUMNS": "40"},
-    )
-    assert out.exit_code == 0, out.output
-    assert "tenure" in out.output and html.read_text().startswith("<!doctype html>")
-    # not a terminal: whole rows however narrow COLUMNS is
-    assert "…" not in out.output
-    assert any(
-        "tenure" in line and "drift: " in line and "wasserstein" in line for line in out.output.splitlines()
-    ), out.output
-    out = runner.invoke(app, [*uri, "monitor", "report", "churn-clf", "--json"])
-    data = json.loads(out.output)
-    assert data["rows"] == 400 and "tenure" in data["drift"]["summary"]["drifted_columns"]
-    labels = tmp_path / "labels.csv"
-    pd.DataFrame({"rid": ids[::50], "y": [0] * len(ids[::50])}).to_csv(labels, index=False)
-    out = runner.invoke(
-        app, [*uri, "monitor", "feedback", str(labels), "--id-column", "rid", "--label-column", "churned"]
-    )
-    assert out.exit_code == 1 and "The feedback has no column 'churned'" in str(out.exception)
-    assert "--label-column" in str(out.exception)
-    out = runner.invoke(
-        app, [*uri, "monitor", "feedback", str(labels), "--id-column", "rid", "--label-column", "y"]
-    )
-    assert out.exit_code == 0 and "stored 8 labels" in out.output
-    rules = tmp_path / "alerts.yml"
-    rules.write_text(RULES.replace("for: 10m", "for: 0"))
-    out = runner.invoke(
-        app, [*uri, "monitor", "run", "churn-clf", "--once", "--rules", str(rules), "--webhook", url]
-    )
-    assert out.exit_code == 0, out.output
-    assert {m["text"].split(":")[1].strip() for m in received} == {"drift firing", "tenure firing"}
-    out = runner.invoke(app, [*uri, "monitor", "alerts", "churn-clf", "--json"])
-    data = json.loads(out.output)
-    assert {r["name"]: r["firing"] for r in data["rules"]} == {"drift": True, "tenure": True}
-    assert len(data["firings"]) == 2
-    out = runner.invoke(app, [*uri, "monitor", "alerts", "churn-clf"])
-    assert "FIRING" in out.output
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelyard",
-            *uri,
-            "monitor",
-            "run",
-            "churn-clf",
-            "--once",
-            "--every",
-            "never",
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": SRC},
-        timeout=120,
-    )
-    assert p.returncode == 1 and p.stderr.startswith(
-        "Error: The 'every' interval must be a positive duration"
-    )
-    out = runner.invoke(app, ["deploy", "grafana", "churn-clf"])
-    dash = json.loads(out.output)
-    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
-    assert any("yard_monitor_drift_score" in e for e in exprs) and any(
-        "yard_serving_requests_total" in e for e in exprs
-    )
-    assert all('model="churn-clf"' in e for e in exprs)
 
 
 def test_monitor_run_loops_until_ctrl_c(tmp_path: Path) -> None:

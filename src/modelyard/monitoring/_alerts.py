@@ -21,25 +21,17 @@ clears, when the firing is marked resolved (and a resolve message is sent).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from modelyard._shared import parse_duration_ms
 from modelyard._workspace import Workspace
 from modelyard.errors import InvalidArgumentError, did_you_mean
-from modelyard.monitoring._schema import (
-    monitor_alert_firings,
-    monitor_alert_rules,
-    monitor_alert_state,
-)
 
 __all__ = ["METRICS", "AlertEvent", "AlertRule", "deliver", "evaluate_rules", "load_rules", "store_rules"]
 
@@ -194,34 +186,15 @@ def load_rules(source: str | Path | Mapping[str, Any]) -> tuple[list[AlertRule],
 
 def store_rules(ws: Workspace, model_name: str, rules: Sequence[AlertRule], now_ms: int) -> None:
     """Replace the stored rules of a model (``yard monitor alerts`` shows them)."""
+    from modelyard.monitoring._store import MonitoringService
 
-    def fn(conn: sa.Connection) -> None:
-        conn.execute(sa.delete(monitor_alert_rules).where(monitor_alert_rules.c.model_name == model_name))
-        if rules:
-            conn.execute(
-                sa.insert(monitor_alert_rules),
-                [
-                    {
-                        "model_name": model_name,
-                        "name": r.name,
-                        "spec": json.dumps(asdict(r)),
-                        "updated_at": now_ms,
-                    }
-                    for r in rules
-                ],
-            )
-
-    ws.store.write(fn)
+    MonitoringService(ws).store_rules(model_name, list(rules), now_ms)
 
 
 def stored_rules(ws: Workspace, model_name: str) -> list[AlertRule]:
-    with ws.store.read() as conn:
-        rows = conn.execute(
-            sa.select(monitor_alert_rules.c.spec)
-            .where(monitor_alert_rules.c.model_name == model_name)
-            .order_by(monitor_alert_rules.c.name)
-        ).all()
-    return [AlertRule(**json.loads(r[0])) for r in rows]
+    from modelyard.monitoring._store import MonitoringService
+
+    return MonitoringService(ws).stored_rules(model_name)
 
 
 @dataclass
@@ -285,75 +258,9 @@ def evaluate_rules(
 
     State lives in the store, so ``monitor run --once`` from cron keeps pending/firing state.
     """
-    events: list[AlertEvent] = []
+    from modelyard.monitoring._store import MonitoringService
 
-    def fn(conn: sa.Connection) -> None:
-        st = monitor_alert_state
-        for rule in rules:
-            value = values.get(rule.name)
-            row = conn.execute(
-                sa.select(st.c.pending_since, st.c.firing_id).where(
-                    st.c.model_name == model_name, st.c.rule_name == rule.name
-                )
-            ).first()
-            pending, firing_id = (row[0], row[1]) if row else (None, None)
-            if rule.holds(value):
-                pending = pending if pending is not None else now_ms
-                if firing_id is None and now_ms - pending >= rule.for_ms:
-                    ev = AlertEvent("firing", model_name, rule, value, pending, now_ms, 0)
-                    key = conn.execute(
-                        sa.insert(monitor_alert_firings).values(
-                            model_name=model_name,
-                            rule_name=rule.name,
-                            metric=rule.key(),
-                            severity=rule.severity,
-                            value=_num(value),
-                            threshold=rule.threshold,
-                            message=ev.text(),
-                            started_at=pending,
-                            fired_at=now_ms,
-                            resolved_at=None,
-                            delivered=False,
-                        )
-                    ).inserted_primary_key
-                    assert key is not None  # a one-row INSERT always reports its key
-                    firing_id = key[0]
-                    ev.firing_id = int(firing_id)
-                    events.append(ev)
-            else:
-                if firing_id is not None:
-                    conn.execute(
-                        sa.update(monitor_alert_firings)
-                        .where(monitor_alert_firings.c.id == firing_id)
-                        .values(resolved_at=now_ms)
-                    )
-                    events.append(
-                        AlertEvent(
-                            "resolved", model_name, rule, value, pending or now_ms, now_ms, int(firing_id)
-                        )
-                    )
-                pending, firing_id = None, None
-            vals = {
-                "pending_since": pending,
-                "firing_id": firing_id,
-                "last_value": _num(value),
-                "evaluated_at": now_ms,
-            }
-            if row:
-                conn.execute(
-                    sa.update(st)
-                    .where(st.c.model_name == model_name, st.c.rule_name == rule.name)
-                    .values(**vals)
-                )
-            else:
-                conn.execute(sa.insert(st).values(model_name=model_name, rule_name=rule.name, **vals))
-
-    ws.store.write(fn)
-    return events
-
-
-def _num(v: float | None) -> float | None:
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+    return MonitoringService(ws).evaluate_rules(model_name, list(rules), dict(values), now_ms)
 
 
 def deliver(
@@ -386,28 +293,14 @@ def deliver(
         else:
             ev.delivered = True  # the log is the only channel
         if ev.kind == "firing":
+            from modelyard.monitoring._store import MonitoringService
 
-            def record(conn: sa.Connection, ev: AlertEvent = ev) -> None:
-                conn.execute(
-                    sa.update(monitor_alert_firings)
-                    .where(monitor_alert_firings.c.id == ev.firing_id)
-                    .values(delivered=ev.delivered, delivery_error=ev.delivery_error)
-                )
-
-            ws.store.write(record)
+            MonitoringService(ws).record_delivery(
+                ev.model_name, ev.firing_id, ev.delivered, ev.delivery_error
+            )
 
 
 def recent_firings(ws: Workspace, model_name: str, limit: int = 20) -> list[dict[str, Any]]:
-    f = monitor_alert_firings
-    with ws.store.read() as conn:
-        rows = (
-            conn.execute(
-                sa.select(f)
-                .where(f.c.model_name == model_name)
-                .order_by(f.c.fired_at.desc(), f.c.id.desc())
-                .limit(limit)
-            )
-            .mappings()
-            .all()
-        )
-    return [dict(r) for r in rows]
+    from modelyard.monitoring._store import MonitoringService
+
+    return MonitoringService(ws).recent_firings(model_name, limit)

@@ -10,8 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from modelyard._redact import is_reference, resolve_secret
 from modelyard._shared import parse_duration_ms
 from modelyard._workspace import Workspace, get_workspace
@@ -26,7 +24,6 @@ from modelyard.monitoring._alerts import (
 from modelyard.monitoring._drift import drift
 from modelyard.monitoring._grafana import grafana_dashboard
 from modelyard.monitoring._report import DriftReport
-from modelyard.monitoring._schema import monitor_alert_state
 from modelyard.monitoring._service import Monitor, WindowResult, ingest_feedback, performance
 
 __all__ = [
@@ -75,12 +72,9 @@ def alerts(model: str, *, limit: int = 20, uri: Uri = None) -> dict[str, Any]:
 
 
 def _firing(ws: Workspace, model: str) -> set[str]:
-    st = monitor_alert_state
-    with ws.store.read() as conn:
-        rows = conn.execute(
-            sa.select(st.c.rule_name).where(st.c.model_name == model, st.c.firing_id.is_not(None))
-        ).all()
-    return {r[0] for r in rows}
+    from modelyard.monitoring._store import MonitoringService
+
+    return set(MonitoringService(ws).firing_rules(model))
 
 
 def run(

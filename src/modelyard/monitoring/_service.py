@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from modelyard._shared import now_ms, parse_duration_ms
 from modelyard._workspace import Workspace, get_workspace
 from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.monitoring._drift import DriftReference
 from modelyard.monitoring._report import DriftReport
-from modelyard.monitoring._schema import monitor_feedback, monitor_references, monitor_results, monitor_runs
+from modelyard.monitoring._store import MonitoringService, MonitorRun, WindowValue
 from modelyard.serving._predlog import features_and_outputs, output_columns, read_window
 
 __all__ = ["Monitor", "WindowResult", "ingest_feedback", "performance"]
@@ -60,24 +57,14 @@ def ingest_feedback(
             )
     df = df[[id_column, label_column]].dropna()
     df = df.drop_duplicates(subset=id_column, keep="last")
-    now = now_ms()
-    rows = [
-        {"request_id": str(rid), "label": json.dumps(_py(v)), "received_at": now}
-        for rid, v in zip(df[id_column].tolist(), df[label_column].tolist(), strict=True)
-    ]
-
-    def fn(conn: sa.Connection) -> None:
-        ids = [r["request_id"] for r in rows]
-        for i in range(0, len(ids), 500):
-            conn.execute(
-                sa.delete(monitor_feedback).where(monitor_feedback.c.request_id.in_(ids[i : i + 500]))
-            )
-        for i in range(0, len(rows), 5000):
-            conn.execute(sa.insert(monitor_feedback), rows[i : i + 5000])
-
-    if rows:
-        ws.store.write(fn)
-    return len(rows)
+    labels = {
+        str(rid): _py(v) for rid, v in zip(df[id_column].tolist(), df[label_column].tolist(), strict=True)
+    }
+    svc = MonitoringService(ws)
+    items = list(labels.items())
+    for i in range(0, len(items), 50_000):  # one request per 50,000 labels
+        svc.record_feedback(dict(items[i : i + 50_000]))
+    return len(labels)
 
 
 def _py(v: Any) -> Any:
@@ -87,16 +74,10 @@ def _py(v: Any) -> Any:
 
 
 def _labels_for(ws: Workspace, request_ids: list[str]) -> dict[str, Any]:
+    svc = MonitoringService(ws)
     out: dict[str, Any] = {}
-    with ws.store.read() as conn:
-        for i in range(0, len(request_ids), 1000):
-            chunk = request_ids[i : i + 1000]
-            for rid, label in conn.execute(
-                sa.select(monitor_feedback.c.request_id, monitor_feedback.c.label).where(
-                    monitor_feedback.c.request_id.in_(chunk)
-                )
-            ):
-                out[rid] = json.loads(label)
+    for i in range(0, len(request_ids), 50_000):
+        out.update(svc.labels_for(request_ids[i : i + 50_000]))
     return out
 
 
@@ -251,34 +232,17 @@ class Monitor:
     def _stored_reference(self, label: str) -> Any:
         import pandas as pd
 
-        t = monitor_references
-        with self.ws.store.read() as conn:
-            row = conn.execute(
-                sa.select(t.c.profile_digest)
-                .where(t.c.model_name == self.model_name, t.c.reference == label)
-                .order_by(t.c.id.desc())
-                .limit(1)
-            ).first()
-        if row is None:
+        digest = MonitoringService(self.ws).reference_digest(self.model_name, label)
+        if digest is None:
             return None
-        return pd.read_parquet(io.BytesIO(self.ws.blobs.read_bytes(row[0])))
+        return pd.read_parquet(io.BytesIO(self.ws.blobs.read_bytes(digest)))
 
     def _store_reference(self, label: str, frame: Any) -> None:
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
         digest = self.ws.blobs.put_bytes(buf.getvalue())
-        now = now_ms()
-        self.ws.store.write(
-            lambda conn: conn.execute(
-                sa.insert(monitor_references).values(
-                    model_name=self.model_name,
-                    reference=label,
-                    profile_digest=digest,
-                    rows=len(frame),
-                    columns=json.dumps([str(c) for c in frame.columns]),
-                    created_at=now,
-                )
-            )
+        MonitoringService(self.ws).record_reference(
+            self.model_name, label, digest, len(frame), [str(c) for c in frame.columns]
         )
 
     # -- one window --------------------------------------------------------------------------
@@ -422,64 +386,30 @@ class Monitor:
     def _store_run(self, result: WindowResult, version: str | None) -> int:
         report = result.report
         digest = self.ws.blobs.put_bytes(report.to_json(indent=None).encode()) if report else None
-        now = now_ms()
-
-        def fn(conn: sa.Connection) -> int:
-            key = conn.execute(
-                sa.insert(monitor_runs).values(
-                    model_name=self.model_name,
-                    model_version=version,
-                    window_start=result.start_ms,
-                    window_end=result.end_ms,
-                    rows=result.rows,
-                    reference=result.reference,
-                    share_drifted=report.share_drifted if report else None,
-                    dataset_drift=report.dataset_drift if report else None,
-                    report_digest=digest,
-                    created_at=now,
-                )
-            ).inserted_primary_key
-            assert key is not None  # a one-row INSERT always reports its key
-            run_id = key[0]
-            rows = [
-                {"run_id": run_id, "metric": k, "column_name": "", "value": v}
-                for k, v in result.stats.items()
-                if v is not None
+        values = [WindowValue(k, "", v) for k, v in result.stats.items() if v is not None]
+        if report:
+            values.append(WindowValue("share_drifted", "", report.share_drifted))
+            values += [
+                WindowValue("drift_score", c.name, c.score)
+                for c in report.columns.values()
+                if c.effect_size is not None
             ]
-            if report:
-                rows.append(
-                    {
-                        "run_id": run_id,
-                        "metric": "share_drifted",
-                        "column_name": "",
-                        "value": report.share_drifted,
-                    }
-                )
-                for c in report.columns.values():
-                    if c.effect_size is not None:
-                        rows.append(
-                            {
-                                "run_id": run_id,
-                                "metric": "drift_score",
-                                "column_name": c.name,
-                                "value": c.score,
-                            }
-                        )
-            conn.execute(sa.insert(monitor_results), rows)
-            return int(run_id)
-
-        return self.ws.store.write(fn)
+        run = MonitorRun(
+            model_name=self.model_name,
+            model_version=version,
+            window_start=result.start_ms,
+            window_end=result.end_ms,
+            rows=result.rows,
+            reference=result.reference,
+            share_drifted=report.share_drifted if report else None,
+            dataset_drift=report.dataset_drift if report else None,
+            report_digest=digest,
+        )
+        return MonitoringService(self.ws).record_run(run, values)
 
     def history(self, limit: int = 30) -> list[dict[str, Any]]:
         """Earlier windows of this model, oldest first: time and share of drifted columns."""
-        with self.ws.store.read() as conn:
-            rows = conn.execute(
-                sa.select(monitor_runs.c.window_end, monitor_runs.c.share_drifted, monitor_runs.c.rows)
-                .where(monitor_runs.c.model_name == self.model_name)
-                .order_by(monitor_runs.c.window_end.desc(), monitor_runs.c.id.desc())
-                .limit(limit)
-            ).all()
-        return [{"time_ms": r[0], "share_drifted": r[1] or 0.0, "rows": r[2]} for r in reversed(rows)]
+        return MonitoringService(self.ws).history(self.model_name, limit)
 
 
 def _to_pandas(obj: Any) -> Any:

@@ -25,10 +25,15 @@ def refuse_busy(conn: Connection, model: str) -> None:
         )
     ).first()
     if busy is not None:
-        raise ConflictError(
-            f"Rollout {busy.id} of {model!r} is still {busy.state} (step {busy.step_index + 1}); one rollout "
-            f"per model at a time. Wait for it, or `yard rollout abort {model}`."
-        )
+        raise ConflictError(busy_message(busy.id, busy.state, busy.step_index, model))
+
+
+def busy_message(rollout_id: int, state: str, step_index: int, model: str) -> str:
+    """Why a second rollout of ``model`` is refused while rollout ``rollout_id`` is unfinished."""
+    return (
+        f"Rollout {rollout_id} of {model!r} is still {state} (step {step_index + 1}); one rollout "
+        f"per model at a time. Wait for it, or `yard rollout abort {model}`."
+    )
 
 
 def refuse_failing_gates(ws: Workspace, model: str, version: int) -> None:

@@ -124,7 +124,7 @@ class Controller:
             log.warning("rollout %s: cannot scrape the server: %s", r.id, exc)
             return
         current_snap = snapshot(text, r.model)
-        baseline = json.loads(row.baseline) if row.baseline else None
+        baseline = json.loads(row.baseline) if row is not None and row.baseline else None
         now = svc.clock()
         elapsed = (now - (r.step_started_at or now)) / 1000
         prev_p = 1.0

@@ -13,14 +13,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from modelyard._redact import redact_url, redact_webhook
+from modelyard._rpc import op
 from modelyard._shared import now_ms
 from modelyard._workspace import Workspace, get_workspace
-from modelyard.errors import NotFoundError
+from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.rollout._config import RolloutConfig, Step, plan_steps
 from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
 from modelyard.rollout._state import RolloutState
 
-__all__ = ["Rollout", "RolloutEvent", "RolloutReads"]
+__all__ = ["Rollout", "RolloutEvent", "RolloutReads", "StepRow"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,33 @@ class RolloutEvent:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class StepRow:
+    """One started step of a rollout as stored: its traffic, the window's baseline (JSON
+    metrics snapshot, None until taken), when it started and ended, and its result."""
+
+    rollout_id: int
+    idx: int
+    name: str
+    traffic: str
+    baseline: str | None
+    started_at: int | None
+    ended_at: int | None
+    result: str | None
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_int64(caller: str, **values: int | None) -> None:
+    """Refuse integers no store column holds (a client may send any JSON number)."""
+    for name, v in values.items():
+        if v is not None and not _INT64[0] <= v <= _INT64[1]:
+            raise InvalidArgumentError(
+                f"The {name!r} parameter of {caller} must be a 64-bit integer. Got {v} instead."
+            )
+
+
 def _shown_config(cfg: RolloutConfig) -> dict[str, Any]:
     out = cfg.model_dump(mode="json")
     out["webhooks"] = [redact_webhook(w) for w in cfg.webhooks]  # references; an old literal URL redacted
@@ -148,13 +176,17 @@ class RolloutReads:
         return self.ws.store
 
     # -- reading ---------------------------------------------------------------------------------
+    @op("reader", on=("rollout", "rollout_id"))
     def get(self, rollout_id: int) -> Rollout:
+        """The rollout ``rollout_id``."""
+        check_int64("get", rollout_id=rollout_id)
         with self.store.read() as conn:
             row = conn.execute(sa.select(rollouts).where(rollouts.c.id == int(rollout_id))).first()
         if row is None:
             raise NotFoundError(f"There is no rollout {rollout_id}. List them with `yard rollout list`.")
         return _record(row)
 
+    @op("reader", on=("model", "model"))
     def latest(self, model: str) -> Rollout:
         """The newest rollout of ``model``."""
         with self.store.read() as conn:
@@ -174,6 +206,7 @@ class RolloutReads:
                 )
         return _record(row)
 
+    @op("reader", on=("model", "model"))
     def list_rollouts(self, model: str | None = None, *, active: bool = False) -> list[Rollout]:
         """Rollouts, newest first: of ``model`` (None: every model), only unfinished ones when ``active``."""
         q = sa.select(rollouts).order_by(rollouts.c.id.desc())
@@ -184,7 +217,10 @@ class RolloutReads:
         with self.store.read() as conn:
             return [_record(r) for r in conn.execute(q)]
 
+    @op("reader", on=("rollout", "rollout_id"))
     def events(self, rollout_id: int, *, after_id: int = 0) -> list[RolloutEvent]:
+        """The rollout's events after event ``after_id``, oldest first."""
+        check_int64("events", rollout_id=rollout_id, after_id=after_id)
         with self.store.read() as conn:
             rows = conn.execute(
                 sa.select(rollout_events)
@@ -205,8 +241,10 @@ class RolloutReads:
                 for e in rows
             ]
 
+    @op("reader", on=("rollout", "rollout_id"))
     def step_results(self, rollout_id: int) -> dict[int, str | None]:
         """Each started step's result (``successful``/``failed``/``inconclusive``, None while undecided)."""
+        check_int64("step_results", rollout_id=rollout_id)
         with self.store.read() as conn:
             rows = conn.execute(
                 sa.select(rollout_steps.c.idx, rollout_steps.c.result).where(
@@ -215,10 +253,25 @@ class RolloutReads:
             )
             return {int(i): res for i, res in rows}
 
-    def step_row(self, rollout_id: int, idx: int) -> Any:
+    @op("reader", on=("rollout", "rollout_id"))
+    def step_row(self, rollout_id: int, idx: int) -> StepRow | None:
+        """Step ``idx`` of the rollout as stored (None before it started)."""
+        check_int64("step_row", rollout_id=rollout_id, idx=idx)
         with self.store.read() as conn:
-            return conn.execute(
+            row = conn.execute(
                 sa.select(rollout_steps).where(
-                    rollout_steps.c.rollout_id == rollout_id, rollout_steps.c.idx == idx
+                    rollout_steps.c.rollout_id == int(rollout_id), rollout_steps.c.idx == int(idx)
                 )
             ).first()
+        if row is None:
+            return None
+        return StepRow(
+            int(row.rollout_id),
+            int(row.idx),
+            row.name,
+            row.traffic,
+            row.baseline,
+            row.started_at,
+            row.ended_at,
+            row.result,
+        )

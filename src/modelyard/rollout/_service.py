@@ -1,5 +1,7 @@
-"""Rollouts in the store: start, manual actions, finishing (promote / roll back), events.
-The records and the reads are in ``_reads.py``; this module holds every change of state.
+"""Rollouts: start, manual actions, finishing (promote / roll back), events.
+The records and the reads are in ``_reads.py``, the store transactions of every change of state
+(service operations, run on the server when the store is ``http(s)://``) in ``_writes.py``; this
+module drives the model server (the target) from the caller's process and records each change.
 
 The controller (``_controller.py``) drives progressing rollouts step by step; every manual action
 here (pause, resume, promote, abort, rollback) works without it, straight on the store and the
@@ -8,39 +10,27 @@ model server, so ``yard rollback`` works in one command when the controller is d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from modelyard._redact import redact_webhook, scrub_urls
-from modelyard._shared import now_ms, user_name
+from modelyard._rpc import service
 from modelyard.errors import ConflictError, InvalidArgumentError, ModelyardError, NotFoundError
-from modelyard.rollout._admission import refuse_busy, refuse_failing_gates, served_stable_version
+from modelyard.rollout._admission import busy_message, refuse_failing_gates, served_stable_version
 from modelyard.rollout._config import load_config, webhook_url
-from modelyard.rollout._reads import Rollout, RolloutEvent, RolloutReads, _record, _shown_config
-from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
+from modelyard.rollout._reads import Rollout, RolloutEvent, _shown_config
 from modelyard.rollout._state import RolloutState, StepResult, check_transition
 from modelyard.rollout._target import TargetError, target_from
+from modelyard.rollout._writes import RevisionConflict, RolloutWrites
 
-__all__ = ["Rollout", "RolloutEvent", "RolloutService"]
+__all__ = ["RevisionConflict", "Rollout", "RolloutEvent", "RolloutService"]
 
 log = logging.getLogger("modelyard.rollout")
 
 _S = RolloutState
-
-
-class RevisionConflict(ConflictError):
-    """Raised when a rollout changed since it was read (the controller re-reads it and carries on)."""
-
-    def __init__(self, rollout_id: int) -> None:
-        super().__init__(
-            f"Rollout {rollout_id} changed while this action ran; read it again "
-            "(yard rollout status) and retry."
-        )
-        self.rollout_id = rollout_id
 
 
 def spec_for(r: Rollout, traffic: dict[str, Any] | None, version: int | None = None) -> dict[str, Any]:
@@ -64,103 +54,33 @@ def spec_for(r: Rollout, traffic: dict[str, Any] | None, version: int | None = N
     return spec
 
 
-class RolloutService(RolloutReads):
+@contextlib.contextmanager
+def _revision_checked(rollout_id: int) -> Iterator[None]:
+    """A conditional change refused by a server arrives as a ConflictError: raise it as the
+    :class:`RevisionConflict` it was, so the controller re-reads the rollout as it does locally."""
+    try:
+        yield
+    except RevisionConflict:
+        raise
+    except ConflictError as exc:
+        if RevisionConflict.MESSAGE in str(exc):
+            raise RevisionConflict(rollout_id) from None
+        raise
+
+
+@service("rollout")
+class RolloutService(RolloutWrites):
     """Rollouts of one workspace: starting them and every change of their state."""
 
-    # -- writing helpers -------------------------------------------------------------------------
-    def _event(
-        self,
-        conn: Connection,
-        r: Rollout,
-        kind: str,
-        message: str,
-        *,
-        step: int | None = None,
-        detail: dict[str, Any] | None = None,
-        audit: bool = False,
-        version: int | None = None,
-    ) -> None:
-        conn.execute(
-            rollout_events.insert().values(
-                rollout_id=r.id,
-                at=now_ms(),
-                kind=kind,
-                step=step,
-                message=message,
-                detail=json.dumps(detail or {}, default=str),
-                actor=user_name(),
-            )
-        )
-        if audit:
-            from modelyard.registry._service import RegistryService
-
-            reg = RegistryService(self.ws)
-            mid = reg._model_id(conn, r.model)
-            reg._audit(
-                conn,
-                mid,
-                f"rollout.{kind}",
-                {
-                    "rollout": r.id,
-                    "strategy": r.strategy,
-                    "stable": r.stable_version,
-                    "candidate": r.candidate_version,
-                    **({"step": step} if step is not None else {}),
-                },
-                version=version if version is not None else r.candidate_version,
-                reason=message if len(message) <= 300 else message[:297] + "...",
-            )
-
+    # -- recording (the store side is in _writes.py) ---------------------------------------------
     def record(self, r: Rollout, kind: str, message: str, **kw: Any) -> None:
         """Append an event (outside any other change)."""
-        self.store.write(lambda conn: self._event(conn, r, kind, message, **kw))
-
-    def take_lease(self, rollout_id: int, owner: str, lease_ms: int) -> bool:
-        """Make ``owner`` the controller driving an unfinished rollout for ``lease_ms`` from now;
-        False when another owner holds an unexpired lease (or the rollout is finished)."""
-        now = now_ms()
-
-        def fn(conn: Connection) -> bool:
-            res = conn.execute(
-                rollouts.update()
-                .where(rollouts.c.id == rollout_id, rollouts.c.active_model.is_not(None))
-                .where(
-                    sa.or_(
-                        rollouts.c.lease_owner.is_(None),
-                        rollouts.c.lease_owner == owner,
-                        rollouts.c.lease_until < now,
-                    )
-                )
-                .values(lease_owner=owner, lease_until=now + lease_ms)
-            )
-            return bool(res.rowcount == 1)
-
-        return bool(self.store.write(fn))
-
-    def release_lease(self, rollout_id: int, owner: str) -> None:
-        """Give up ``owner``'s lease on a rollout (nothing when another owner holds it)."""
-
-        def fn(conn: Connection) -> None:
-            conn.execute(
-                rollouts.update()
-                .where(rollouts.c.id == rollout_id, rollouts.c.lease_owner == owner)
-                .values(lease_owner=None, lease_until=None)
-            )
-
-        self.store.write(fn)
+        self.record_event(r.model, r.id, kind, message, **kw)
 
     def save_analysis(self, r: Rollout, analysis_json: str) -> None:
         """Store the latest analysis of ``r``'s step (shown live by ``yard rollout status``); nothing
         when ``r`` changed meanwhile (its revision moved on)."""
-
-        def fn(conn: Connection) -> None:
-            conn.execute(
-                rollouts.update()
-                .where(rollouts.c.id == r.id, rollouts.c.revision == r.revision)
-                .values(analysis=analysis_json)
-            )
-
-        self.store.write(fn)
+        self.record_analysis(r.model, r.id, r.revision, analysis_json)
 
     def end_step(
         self,
@@ -172,36 +92,18 @@ class RolloutService(RolloutReads):
         audit: bool = False,
     ) -> None:
         """Record the result of ``r``'s current step and an ``analysis`` event saying why, together."""
-
-        def fn(conn: Connection) -> None:
-            conn.execute(
-                rollout_steps.update()
-                .where(rollout_steps.c.rollout_id == r.id, rollout_steps.c.idx == r.step_index)
-                .values(result=result.value, ended_at=now_ms())
-            )
-            self._event(conn, r, "analysis", message, step=r.step_index, detail=detail, audit=audit)
-
-        self.store.write(fn)
+        self.record_step_end(
+            r.model, r.id, r.step_index, result, message, detail=_jsonable(detail), audit=audit
+        )
 
     def hold(self, r: Rollout, reason: str, *, check_revision: bool, audit: bool = True) -> Rollout:
         """Pause ``r`` at its step with ``reason`` and a ``pause`` event, together. With
         ``check_revision`` a change made meanwhile wins (:class:`RevisionConflict`)."""
-        check_transition(r.state, _S.PAUSED, "pause", r.describe())
-
-        def fn(conn: Connection) -> None:
-            self._update(conn, r, check_revision=check_revision, state=_S.PAUSED.value, reason=reason)
-            self._event(conn, r, "pause", reason, step=r.step_index, audit=audit)
-
-        self.store.write(fn)
-        return self.get(r.id)
-
-    def _update(self, conn: Connection, r: Rollout, *, check_revision: bool, **values: Any) -> None:
-        q = rollouts.update().where(rollouts.c.id == r.id)
-        if check_revision:
-            q = q.where(rollouts.c.revision == r.revision)
-        res = conn.execute(q.values(revision=rollouts.c.revision + 1, updated_at=now_ms(), **values))
-        if res.rowcount != 1:
-            raise RevisionConflict(r.id)
+        check_transition(r.state, RolloutState.PAUSED, "pause", r.describe())
+        with _revision_checked(r.id):
+            return self.record_hold(
+                r.model, r.id, r.revision if check_revision else None, reason, audit=audit
+            )
 
     def notify(self, r: Rollout, kind: str, text: str, detail: dict[str, Any] | None = None) -> None:
         """POST a Slack-compatible message to the rollout's webhooks; failures become events."""
@@ -260,46 +162,15 @@ class RolloutService(RolloutReads):
                 "A rollout needs the model server it changes: give --server http://HOST:PORT (or "
                 "YARD_SERVE_URL)."
             )
-        with self.store.read() as conn:
-            refuse_busy(conn, model)
+        busy = self.list_rollouts(model, active=True)
+        if busy:
+            raise ConflictError(busy_message(busy[0].id, busy[0].state.value, busy[0].step_index, model))
         tgt = target_from({}, target)
         base = tgt.spec()
         stable = served_stable_version(base, tgt.versions(), model, to)
         refuse_failing_gates(self.ws, model, to)
-        now = now_ms()
-
-        def fn(conn: Connection) -> int:
-            refuse_busy(conn, model)
-            rid = conn.execute(
-                rollouts.insert()
-                .values(
-                    model_name=model,
-                    strategy=cfg.strategy,
-                    state=_S.PENDING.value,
-                    stable_version=stable,
-                    candidate_version=to,
-                    step_index=0,
-                    step_started_at=None,
-                    config=cfg.model_dump_json(),
-                    base_spec=json.dumps(base),
-                    target=json.dumps(tgt.describe()),
-                    active_model=model,
-                    revision=0,
-                    created_by=user_name(),
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(rollouts.c.id)
-            ).scalar_one()
-            return int(rid)
-
-        try:
-            rid = self.store.write(fn)
-        except sa.exc.IntegrityError:
-            raise ConflictError(
-                f"Another rollout of {model!r} started at the same time; one per model at a time."
-            ) from None
-        r = self.get(rid)
+        r = self.create(model, cfg.strategy, stable, to, cfg.model_dump(mode="json"), base, tgt.describe())
+        rid = r.id
         steps = " → ".join(s.name for s in r.steps)
         msg = f"started: {r.describe()}; steps {steps}"
         self.record(r, "start", msg, detail={"config": _shown_config(cfg)}, audit=True)
@@ -320,39 +191,12 @@ class RolloutService(RolloutReads):
     ) -> Rollout:
         """Move ``r`` to step ``idx``: store it, apply its traffic, take the window's baseline."""
         step = r.steps[idx]
-        now = self.clock()
-
-        def fn(conn: Connection) -> None:
-            if r.state is not _S.PROGRESSING:
-                check_transition(r.state, _S.PROGRESSING, "advance", r.describe())
-            self._update(
-                conn,
-                r,
-                check_revision=check_revision,
-                state=_S.PROGRESSING.value,
-                step_index=idx,
-                step_started_at=now,
-                analysis=None,
-                reason=reason,
+        if r.state is not RolloutState.PROGRESSING:
+            check_transition(r.state, RolloutState.PROGRESSING, "advance", r.describe())
+        with _revision_checked(r.id):
+            r = self.record_step(
+                r.model, r.id, r.revision if check_revision else None, idx, self.clock(), reason=reason
             )
-            conn.execute(
-                rollout_steps.delete().where(rollout_steps.c.rollout_id == r.id, rollout_steps.c.idx == idx)
-            )
-            conn.execute(
-                rollout_steps.insert().values(
-                    rollout_id=r.id,
-                    idx=idx,
-                    name=step.name,
-                    traffic=json.dumps(step.traffic),
-                    baseline=None,
-                    started_at=now,
-                )
-            )
-            msg = f"step {idx + 1}/{len(r.steps)}: {step.name} for {step.window_s:g}s"
-            self._event(conn, r, "step", msg, step=idx, detail={"traffic": step.traffic}, audit=True)
-
-        self.store.write(fn)
-        r = self.get(r.id)
         self.say(f"[rollout {r.id}] step {idx + 1}/{len(r.steps)}: {step.name}")
         self.apply_step(r, tgt)
         self.notify(
@@ -369,21 +213,7 @@ class RolloutService(RolloutReads):
 
         tgt.apply(spec_for(r, r.step.traffic))
         base = snapshot(tgt.scrape(), r.model)
-        now = self.clock()
-
-        def fn(conn: Connection) -> None:
-            conn.execute(
-                rollout_steps.update()
-                .where(rollout_steps.c.rollout_id == r.id, rollout_steps.c.idx == r.step_index)
-                .values(baseline=json.dumps(base), started_at=now)
-            )
-            conn.execute(
-                rollouts.update()
-                .where(rollouts.c.id == r.id, rollouts.c.step_index == r.step_index)
-                .values(step_started_at=now)
-            )
-
-        self.store.write(fn)
+        self.record_baseline(r.model, r.id, r.step_index, _jsonable(base), self.clock())
 
     # -- finishing -------------------------------------------------------------------------------
     def _close(
@@ -396,45 +226,16 @@ class RolloutService(RolloutReads):
         check_revision: bool,
         actor_action: str | None = None,
     ) -> Rollout:
-        now = now_ms()
-        version = r.candidate_version if state is _S.PROMOTED else r.stable_version
-
-        def fn(conn: Connection) -> None:
-            cur = _record(conn.execute(sa.select(rollouts).where(rollouts.c.id == r.id)).first())
-            check_transition(cur.state, state, actor_action or kind, cur.describe())
-            self._update(
-                conn,
-                r if check_revision else cur,
-                check_revision=True,
-                state=state.value,
-                active_model=None,
-                finished_at=now,
-                reason=reason,
-                lease_owner=None,
-                lease_until=None,
-            )
-            conn.execute(
-                rollout_steps.update()
-                .where(
-                    rollout_steps.c.rollout_id == r.id,
-                    rollout_steps.c.idx == cur.step_index,
-                    rollout_steps.c.ended_at.is_(None),
-                )
-                .values(ended_at=now)
-            )
-            self._event(
-                conn,
-                r,
-                kind,
+        with _revision_checked(r.id):
+            return self.record_close(
+                r.model,
+                r.id,
+                r.revision if check_revision else None,
+                state,
                 reason,
-                step=cur.step_index,
-                audit=True,
-                version=version,
-                detail={"state": state.value, "serving": version},
+                kind,
+                actor_action or kind,
             )
-
-        self.store.write(fn)
-        return self.get(r.id)
 
     def promote(self, model: str, *, target: Any = None, reason: str | None = None) -> Rollout:
         """Send all traffic to the candidate of ``model``'s rollout and move the ``production`` alias to
@@ -519,20 +320,7 @@ class RolloutService(RolloutReads):
         r = self._active(model)
         check_transition(r.state, _S.PROGRESSING, "resume", r.describe())
         why = reason or "resumed by hand"
-
-        def fn(conn: Connection) -> None:
-            self._update(
-                conn,
-                r,
-                check_revision=False,
-                state=_S.PROGRESSING.value,
-                reason=why,
-                step_started_at=self.clock(),
-            )
-            self._event(conn, r, "resume", why, step=r.step_index, audit=True)
-
-        self.store.write(fn)
-        return self.get(r.id)
+        return self.record_resume(r.model, r.id, why, self.clock())
 
     def abort(self, model: str, *, target: Any = None, reason: str | None = None) -> Rollout:
         """Stop the rollout: all traffic back to the stable version."""
@@ -586,3 +374,8 @@ class RolloutService(RolloutReads):
             base["endpoint"] = base.get("endpoint") or model
             tgt.apply(base)
         return {"rollout": r.id if r else None, "serving": mv.version, "alias_moved": True}
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types (numpy numbers and the like become floats or strings)."""
+    return None if value is None else json.loads(json.dumps(value, default=str))

@@ -103,7 +103,7 @@ def service_classes() -> list[type]:
         ("modelyard.data._service", "DataService"),
         ("modelyard.evaluation._service", "EvaluationService"),
         ("modelyard.rollout._service", "RolloutService"),
-        ("modelyard.monitoring._service", "Monitor"),
+        ("modelyard.monitoring._store", "MonitoringService"),
         ("modelyard.pipelines._recorder", "RecorderService"),
         ("modelyard.serving._predlog_store", "PredictionLogService"),
     ):
