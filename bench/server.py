@@ -221,6 +221,7 @@ def ours_big(url: str, path: str, out_dir: str) -> dict:
     svc = TrackingService(url)
     rid = svc.create_run(experiment="big", name="big").id
     size = os.path.getsize(path)
+    anon = _AnonPeak(os.getpid())
     t0 = time.perf_counter()
     rec = svc.log_artifact(rid, path)
     up = time.perf_counter() - t0
@@ -233,7 +234,21 @@ def ours_big(url: str, path: str, out_dir: str) -> dict:
         raise SystemExit("the downloaded artifact has the wrong size")
     got.unlink()
     svc.end_run(rid)
-    return {"bytes": size, "up_s": up, "down_s": down, "client_peak_rss_mb": _self_hwm_mb()}
+    anon.stop()
+    from modelyard.blobs._hashing import hash_file
+
+    t0 = time.perf_counter()
+    hash_file(Path(path))  # the client's share of the upload: hashing before sending (file now cached)
+    hash_s = time.perf_counter() - t0
+    return {
+        "hash_s": hash_s,
+        "client_peak_anon_mb": anon.peak_mb,
+        "bytes": size,
+        "up_s": up,
+        "down_s": down,
+        "client_peak_rss_mb": _self_hwm_mb(),
+        "digest": rec.digest,
+    }
 
 
 def raw_big(url: str, path: str, out_dir: str) -> dict:
@@ -307,6 +322,34 @@ def raw_serve(port: int) -> dict:
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
     return {}
+
+
+class _AnonPeak:
+    """Samples the largest RssAnon (heap, not mapped files) of a process tree every 20 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak_kb, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for p in _tree(self.pid):
+                try:
+                    for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                        if line.startswith("RssAnon:"):
+                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                except OSError:
+                    pass
+            self._stop.wait(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_kb / 1024
 
 
 def _self_hwm_mb() -> float:
@@ -676,7 +719,8 @@ class Backend:
             base = PG_URL.rsplit("/", 1)[0]
             self.ours = f"{base}/{self.dbs[0]}"
             self.ours_blobs = str(root / "yard-blobs")
-            self.mlflow = f"{base}/{self.dbs[1]}"
+            # the peer venv has psycopg2 (bench/peers/mlflow.sh); SQLAlchemy 2.1's default is psycopg 3
+            self.mlflow = f"{base.replace('postgresql://', 'postgresql+psycopg2://')}/{self.dbs[1]}"
         # the store URI a direct writer (seeding, counts) opens: blobs named when they live apart
         self.ours_direct = self.ours + (f"?blob_uri={self.ours_blobs}" if self.ours_blobs else "")
 
@@ -760,6 +804,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-peer", action="store_true", help="skip MLflow even when its virtualenv exists")
     ap.add_argument("--workers", type=int, default=2, help="worker processes of each server (default 2)")
     ap.add_argument("--sections", default="1,2,3,4", help="which sections to run (default 1,2,3,4)")
+    ap.add_argument("--big-mib", type=int, help="size of section 4's artifact in MiB (default 1024)")
     ap.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -777,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 5 if quick else 30
     procs, threads = (2, 3) if quick else (5, 10)
     duration = 4.0 if quick else 30.0
-    big = (16 << 20) if quick else (1 << 30)
+    big = (args.big_mib << 20) if args.big_mib else (16 << 20) if quick else (1 << 30)
     out: dict[str, Any] = {}
 
     SCRATCH.mkdir(parents=True, exist_ok=True)
@@ -971,6 +1016,12 @@ def section_big(
     root: Path,
 ) -> dict:
     res: dict[str, Any] = {}
+    free = shutil.disk_usage(root).free
+    if free < 3.5 * size:  # the source, the server's copy and a download exist at once
+        raise SystemExit(
+            f"section 4 needs about {3.5 * size / 2**30:.1f} GiB of free disk under {root}, "
+            f"{free / 2**30:.1f} GiB free: pass --big-mib with a smaller size (and say so)"
+        )
     src = root / "big.bin"
     with open(src, "wb") as fh:
         left = size
@@ -991,9 +1042,14 @@ def section_big(
     raw["load"] = os.getloadavg()[0]
     before = _hwm_mb(yproc.pid)
     _reset_hwm(yproc.pid)
+    server_anon = _AnonPeak(yproc.pid)
     ours = res["ours"] = run_worker(py, "ours_big", yurl, str(src), str(out_dir))
+    server_anon.stop()
+    ours["server_peak_anon_mb"] = server_anon.peak_mb
     ours["server_peak_rss_mb"], ours["server_peak_rss_before_mb"] = _hwm_mb(yproc.pid), before
     ours["load"] = os.getloadavg()[0]
+    for stored in root.glob(f"yard*/**/{ours['digest'][2:]}*"):  # the scratch store's copy: disk is short
+        stored.unlink()
     res["ratio_up"], res["ratio_down"] = raw["up_s"] / ours["up_s"], raw["down_s"] / ours["down_s"]
     for label, r in (("raw uvicorn stream", raw), ("modelyard server", ours)):
         print(
@@ -1010,7 +1066,10 @@ def section_big(
         f"    modelyard server peak RSS during the transfer {ours['server_peak_rss_mb']:,.0f} MiB "
         f"(VmHWM reset "
         f"before; {ours['server_peak_rss_before_mb']:,.0f} MiB peak over sections before it), client peak "
-        f"{ours['client_peak_rss_mb']:,.0f} MiB, for a {mib:,.0f} MiB file"
+        f"{ours['client_peak_rss_mb']:,.0f} MiB (VmHWM counts the file's pages blake3 maps to hash it), "
+        f"for a {mib:,.0f} MiB file; largest heap (RssAnon) of a server process "
+        f"{ours['server_peak_anon_mb']:,.0f} MiB, of the client {ours['client_peak_anon_mb']:,.0f} MiB; "
+        f"client hashing alone {ours['hash_s']:.2f} s of the {ours['up_s']:.2f} s upload"
     )
     if murl and mproc is not None:
         _reset_hwm(mproc.pid)
