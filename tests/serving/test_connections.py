@@ -91,25 +91,31 @@ def test_keep_alive_connection_serves_several_requests_then_times_out(slow_serve
         assert status == 408 and body["code"] == "headers_timeout"
 
 
-def test_connection_limit_answers_503_beyond_it(served_store) -> None:
+def test_connection_limit_admits_max_connections_and_answers_503_beyond_it(served_store) -> None:
     spec = {"models": {"primary": "clf/1"}, "limits": {"max_connections": 3, "header_timeout_s": 600}}
     app = build_app(spec, uri=served_store, prediction_log=False)
     with running(app) as h:
         host, port = h.url.rsplit("/", 1)[1].split(":")
-        held = [socket.create_connection((host, int(port))) for _ in range(3)]  # open, silent
-        try:
-            state = h._server.server_state
-            deadline = time.monotonic() + WAIT_S
-            while len(state.connections) < 3:  # wait until the worker has accepted all three
-                assert time.monotonic() < deadline, "the server did not accept the connections"
+        state = h._server.server_state
+        deadline = time.monotonic() + WAIT_S
+
+        def wait_for(n: int) -> None:  # until the worker holds exactly n connections
+            while len(state.connections) != n:
+                assert time.monotonic() < deadline, f"the server never held {n} connections"
                 time.sleep(0.01)
-            r = httpx.get(h.url + "/health/live", timeout=WAIT_S)
+
+        held = [socket.create_connection((host, int(port))) for _ in range(2)]  # open, silent
+        try:
+            wait_for(2)
+            # the third connection is within the limit of 3 (uvicorn counted it against 3 and said 503)
+            assert httpx.get(h.url + "/health/live", timeout=WAIT_S).status_code == 200
+            held.append(socket.create_connection((host, int(port))))
+            wait_for(3)
+            r = httpx.get(h.url + "/health/live", timeout=WAIT_S)  # the fourth
             assert r.status_code == 503 and r.text == "Service Unavailable"
             for s in held:
                 s.close()
-            while len(state.connections) > 0:  # once they are gone, requests are served again
-                assert time.monotonic() < deadline, "the server did not notice the closed connections"
-                time.sleep(0.01)
+            wait_for(0)  # once they are gone, requests are served again
             assert httpx.get(h.url + "/health/live", timeout=WAIT_S).status_code == 200
         finally:
             for s in held:
