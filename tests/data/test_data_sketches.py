@@ -50,12 +50,39 @@ def test_a_profile_stored_before_the_split_loads_and_merges_unchanged() -> None:
     old = Profile.from_dict(stored)
     new = _profile(_table(), 2500)
     assert [c.to_dict() for c in old.columns.values()] == stored["columns"]  # loads back to the same JSON
-    assert new.to_dict()["columns"] == stored["columns"]  # today's builder writes the same state
+    # today's builder writes the same state, except which 1000 of the 6000 ids (all seen once) are kept:
+    # the old builder kept an arbitrary subset (numpy's argpartition among equal counts, which varies
+    # with the numpy version and the CPU); today's keeps the smallest ids, the same on every install
+    written = {c["name"]: c for c in new.to_dict()["columns"]}
+    for c in stored["columns"]:
+        if c["name"] == "ids":
+            kept = sorted(f"id-{k}" for k in range(6000))[:1000]
+            assert sorted(written["ids"]["_state"].pop("values")) == kept
+            assert written["ids"].pop("top") == [[v, 1] for v in kept[:20]]
+            c = {k: v for k, v in c.items() if k != "top"} | {
+                "_state": {k: v for k, v in c["_state"].items() if k != "values"}
+            }
+        assert written[c["name"]] == c
     both = Profile.from_dict(stored).merge(new)
     assert (
         both.rows == 12_000 and both["ids"].distinct == old["ids"].distinct
     )  # HLL max-merge of equal registers
     assert both["x"].dd_pos == {k: 2 * c for k, c in old["x"].dd_pos.items()}
+    summed = {
+        v: (v in old["ids"].values) + (v in new["ids"].values)
+        for v in {*old["ids"].values, *new["ids"].values}
+    }
+    assert both["ids"].values == dict(sorted(summed.items(), key=lambda vc: (-vc[1], vc[0]))[:1000])
+
+
+@pytest.mark.parametrize("chunk", [6000, 2500, 999, 1001])
+def test_the_values_kept_past_max_tracked_do_not_depend_on_row_order_or_batches(chunk: int) -> None:
+    t = _table()
+    reverse = t.take(pa.array(np.arange(t.num_rows)[::-1]))
+    want = dict.fromkeys(sorted(f"id-{k}" for k in range(6000))[:1000], 1)
+    for table in (t, reverse):
+        ids = _profile(table, chunk)["ids"]
+        assert (ids.values_exact, ids.values) == (False, want)
 
 
 def test_a_stored_profile_with_infinite_values_merges_after_a_json_round_trip() -> None:

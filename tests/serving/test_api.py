@@ -293,8 +293,39 @@ def test_numeric_fast_path_matches_the_registry_predict(app, backend_store) -> N
 
     assert fast.matrix([Payload({"x": [1.0], "y": [None], "z": [0.0]}, 1)]) is None
     assert fast.matrix([Payload({"x": ["a"], "y": [1.0], "z": [0.0]}, 1)]) is None
+    assert fast.matrix([Payload({"x": ["1.5"], "y": [1.0], "z": [0.0]}, 1)]) is None
+    assert (
+        fast.matrix(
+            [Payload({"x": [1.0], "y": [1.0], "z": [0.0]}, 1), Payload({"x": ["1"], "y": [1], "z": [0]}, 1)]
+        )
+        is None
+    )
     assert fast.matrix([Payload({"x": [1.0], "y": [1.0]}, 1)]) is None
     assert np.array_equal(fast.matrix([Payload({"x": [1.0], "y": [2.0], "z": [3]}, 1)]), [[1.0, 2.0, 3.0]])
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/models/clf/predict", {"records": [ROW, {**ROW, "x": "1.5"}]}),
+        (
+            "/v1/models/clf/predict",
+            {"columns": ["x", "y", "z"], "data": [[0.5, -0.2, 1.0], ["1.5", -0.2, 1.0]]},
+        ),
+        ("/invocations", {"dataframe_split": {"columns": ["x", "y", "z"], "data": [["1.5", -0.2, 1.0]]}}),
+        ("/invocations", {"dataframe_records": [{**ROW, "x": "1.5"}]}),
+        ("/invocations", {"instances": [{**ROW, "x": "1.5"}]}),
+        ("/invocations", {"instances": [["1.5", -0.2, 1.0]]}),
+        ("/invocations", {"inputs": {"x": ["1.5"], "y": [-0.2], "z": [1.0]}}),
+        ("/invocations", {"inputs": {"x": ["1.5", None], "y": [-0.2, -0.2], "z": [1.0, 1.0]}}),
+    ],
+)
+def test_numbers_sent_as_strings_are_refused_on_the_fast_path_too(app, path: str, body: dict) -> None:
+    assert call(app, "GET", "/health/ready").json()["models"]["primary"]["fast_path"] is True
+    r = call(app, "POST", path, json=body)
+    assert r.status_code == 422, r.text  # the fast path parsed "1.5" and answered 200 before
+    assert r.json()["code"] == "invalid_input"
+    assert "column 'x' should be float64 but is string" in r.json()["problems"]
 
 
 def test_predict_routes_take_the_raw_path() -> None:

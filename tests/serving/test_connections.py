@@ -103,19 +103,21 @@ def _get_until(url: str, status: int) -> httpx.Response:
         time.sleep(0.01)
 
 
-def test_connection_limit_answers_503_beyond_it(served_store) -> None:
+def test_connection_limit_admits_max_connections_and_answers_503_beyond_it(served_store) -> None:
     spec = {"models": {"primary": "clf/1"}, "limits": {"max_connections": 3, "header_timeout_s": 600}}
     app = build_app(spec, uri=served_store, prediction_log=False)
     with running(app) as h:
         host, port = h.url.rsplit("/", 1)[1].split(":")
-        held = [socket.create_connection((host, int(port)))]  # open, silent
+        held = [socket.create_connection((host, int(port))) for _ in range(3)]  # open, silent
         try:
-            # one held and one request make two: within the limit, whenever they are accepted
-            assert httpx.get(h.url + "/health/live", timeout=WAIT_S).status_code == 200
-            held += [socket.create_connection((host, int(port))) for _ in range(2)]
-            # the worker accepts them in its own time: until it has, a request is still served
+            # three held fill the limit: once the worker has accepted them, a fourth is refused
             r = _get_until(h.url + "/health/live", 503)
             assert r.text == "Service Unavailable"
+            # two held and one request make three: admitted (an off-by-one limit would refuse it forever)
+            held.pop().close()
+            _get_until(h.url + "/health/live", 200)
+            held.append(socket.create_connection((host, int(port))))
+            _get_until(h.url + "/health/live", 503)
             for s in held:
                 s.close()
             _get_until(h.url + "/health/live", 200)  # once they are gone, requests are served again

@@ -552,9 +552,7 @@ def _add_array(col: ColumnProfile, arr: Any, pa: Any, sketches: bool = True) -> 
             if not col.values_exact:
                 sk.hll_update(col.hll, _hash_arrow_strings(values, pa))
                 if len(counts) > MAX_TRACKED:
-                    top = np.argpartition(-counts, MAX_TRACKED)[:MAX_TRACKED]
-                    values = values.take(pa.array(top))
-                    counts = counts[top]
+                    values, counts = _most_frequent(values, counts, pa)
             vals = values.cast(pa.string()).to_pylist()
         col._add_values(vals, counts.tolist())  # switches to estimates once past MAX_TRACKED values
     # 'other' kinds: counts and nulls only
@@ -586,6 +584,20 @@ def _track_numeric(col: ColumnProfile, x: np.ndarray, *, integer: bool) -> None:
         col._go_inexact()
         col.values = {}
     sk.hll_floats(col.hll, x)
+
+
+def _most_frequent(values: Any, counts: np.ndarray, pa: Any) -> tuple[Any, np.ndarray]:
+    """The :data:`MAX_TRACKED` most frequent values, ties broken by the smaller value (the order of
+    :meth:`ColumnProfile._add_values`). Which values are kept must not depend on the order Arrow's
+    ``value_counts`` lists them in nor on numpy's selection algorithm (``argpartition`` picks an
+    arbitrary subset of equal counts, different across versions and CPUs), so the same data gives the
+    same profile on any install. Values are distinct, so the sort keys are too and ``select_k`` is exact."""
+    import pyarrow.compute as pc
+
+    keys = values.cast(pa.string())
+    t = pa.table({"c": pa.array(counts, pa.int64()), "v": keys})
+    top = pc.select_k_unstable(t, k=MAX_TRACKED, sort_keys=[("c", "descending"), ("v", "ascending")])
+    return keys.take(top), counts[top.to_numpy()]
 
 
 def _hash_arrow_strings(values: Any, pa: Any) -> np.ndarray:

@@ -43,13 +43,18 @@ class NumericFastPath:
             return self._checked(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
         try:
             if len(payloads) == 1:
-                cols = payloads[0].columns
-                arr = np.array([cols[c] for c in order], dtype=float)
+                arr = _numbers([payloads[0].columns[c] for c in order])
             else:
-                arr = np.concatenate(
-                    [np.array([p.columns[c] for c in order], dtype=float) for p in payloads], axis=1
-                )
+                parts = []
+                for p in payloads:
+                    part = _numbers([p.columns[c] for c in order])
+                    if part is None:
+                        return None
+                    parts.append(part)
+                arr = np.concatenate(parts, axis=1)
         except (KeyError, TypeError, ValueError):
+            return None
+        if arr is None:
             return None
         return self._checked(arr.T)
 
@@ -63,6 +68,25 @@ class NumericFastPath:
 
     def predict(self, x: np.ndarray) -> Any:
         return self.estimator.predict(x)
+
+
+def _numbers(cols: list[Any]) -> np.ndarray | None:
+    """The columns as a float matrix, or None when a cell is not a number, bool or None.
+
+    ``np.array(cols, dtype=float)`` would parse strings ("1.5" becomes 1.5), which the signature
+    refuses ("should be float64 but is string"): the array is built with the inferred dtype first,
+    so a string cell shows as a string (``U``) or object array and the regular path answers the 422.
+    """
+    arr = np.array(cols)
+    kind = arr.dtype.kind
+    if kind in "fiub":
+        return arr.astype(float, copy=False)
+    if kind != "O":
+        return None  # strings, bytes, dates...
+    # None (a missing value) or an integer beyond 64 bits makes an object array: check each cell
+    if any(isinstance(v, (str, bytes)) for v in arr.flat):
+        return None
+    return arr.astype(float)
 
 
 def numeric_fast_path(model: Any) -> NumericFastPath | None:

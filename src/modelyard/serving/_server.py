@@ -102,7 +102,9 @@ def _uvicorn_options(limits: Any = None) -> dict[str, Any]:
         "access_log": False,
         "lifespan": "on",
         "timeout_keep_alive": lim.keepalive_s,
-        "limit_concurrency": lim.max_connections,
+        # uvicorn answers 503 once the open connections, the one asking included, reach its limit:
+        # max_connections N admits N connections, so the limit is N + 1
+        "limit_concurrency": lim.max_connections + 1,
     }
     try:
         import uvloop  # noqa: F401
