@@ -59,12 +59,22 @@ def test_redact() -> None:
     [
         ("", "The store URI is empty"),
         ("mysql://u@h/db", "unknown scheme 'mysql'"),
-        ("https://yard.example", "points at a modelyard server"),
+        ("https://alice:pw@yard.example", "carries credentials; a modelyard server takes a token"),
+        ("https://", "names no host"),
     ],
 )
 def test_bad_uris(uri: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         resolve(uri)
+
+
+def test_a_server_uri_resolves_to_its_api() -> None:
+    loc = resolve("https://yard.example.com/team/")
+    assert (loc.dialect, loc.uri, loc.blob_uri) == (
+        "http",
+        "https://yard.example.com/team",
+        "https://yard.example.com/team/api/v1/blobs",
+    )
 
 
 def test_secrets_stay_out_of_reprs(tmp_path: Path) -> None:

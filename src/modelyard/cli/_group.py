@@ -142,11 +142,12 @@ class YardGroup(TyperGroup):
             return super().resolve_command(ctx, args)
         except Exception as exc:  # click's UsageError: suggest lazy names too
             message = getattr(exc, "message", None)
-            if isinstance(message, str) and args and "Did you mean" not in message:
+            if isinstance(message, str) and args and message.startswith("No such command"):
+                # click suggests among the commands it has loaded; suggest among all, lazy ones included
+                base = message.split(" Did you mean", 1)[0].rstrip(".")
                 matches = difflib.get_close_matches(args[0], self.list_commands(ctx))
-                if matches:
-                    names = ", ".join(repr(m) for m in matches)
-                    exc.message = f"{message.rstrip('.')}. Did you mean {names}?"  # type: ignore[attr-defined]
+                names = ", ".join(repr(m) for m in matches)
+                exc.message = f"{base}. Did you mean {names}?" if matches else f"{base}."  # type: ignore[attr-defined]
             raise
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
