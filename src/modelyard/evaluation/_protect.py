@@ -68,6 +68,8 @@ def attached_policy(name: str, *, uri: Any = None) -> GatePolicy | None:
     if found is None:
         return None
     text, source = found
+    if text is None:
+        return None
     base = Path(source).parent if source else None
     return parse_policy(text, source=f"{source or 'attached policy'} (attached to {name})", base=base)
 

@@ -231,12 +231,13 @@ class EvaluationService:
         )
 
     @op("reader", on=("model", "model_name"))
-    def policy_text(self, model_name: str) -> tuple[str, str | None] | None:
-        """``(policy YAML, source)`` attached to ``model_name``, or None."""
+    def policy_text(self, model_name: str) -> list[str | None] | None:
+        """``[policy YAML, source]`` attached to ``model_name``, or None (a list: it crosses the
+        server API as a JSON array)."""
         with self.store.read() as conn:
             r = conn.execute(
                 sa.select(gate_policies.c.policy_text, gate_policies.c.source).where(
                     gate_policies.c.model_name == model_name
                 )
             ).first()
-        return (r[0], r[1]) if r else None
+        return [r[0], r[1]] if r else None
