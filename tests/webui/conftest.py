@@ -1,0 +1,79 @@
+"""A server app over a small store with users of each role, and a logged-in test client per role."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import modelyard as yard
+
+
+def fill(n_runs: int = 6, folder: Path | None = None) -> None:
+    """``n_runs`` runs in experiment ``exp`` (loss curves, params, a text, JSON, CSV and image artifact)."""
+    import base64
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
+    )
+    for i in range(n_runs):
+        with yard.start_run(experiment="exp", name=f"run-{i}") as r:
+            r.log_params({"lr": f"0.0{i % 3 + 1}", "depth": "4", "opt": "adam" if i % 2 else "sgd"})
+            for s in range(40):
+                r.log_metric("loss", 2.0 / (s + 1 + i), step=s)
+                r.log_metric("accuracy", 1 - 1.0 / (s + 2 + i), step=s)
+            r.set_tags({"team": "vision"})
+            if i == 0:
+                r.log_text("line one\nline two <b>not bold</b>\n", "notes.txt")
+                r.log_dict({"threshold": 0.5, "classes": ["a", "b"]}, "config.json")
+                r.log_text("a,b,c\n1,2,3\n4,5,6\n", "data/head.csv")
+                pic = (folder or Path.cwd()) / "pixel.png"
+                pic.write_bytes(png)
+                r.log_artifact(pic, "plots")
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    from modelyard._workspace import Workspace
+    from modelyard.server import ServerSettings, create_app
+    from modelyard.server._users import AuthService
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("YARD_URI", str(store))
+    ws = Workspace(str(store)).open()
+    auth = AuthService(ws)
+    tokens = {}
+    for name, role in (("ann", "admin"), ("rita", "reader"), ("mo", "maintainer")):
+        auth.add_user(name, role)
+        tokens[role] = auth.create_token(name, expires=None)["token"]
+    fill(folder=tmp_path)
+    app = create_app(ServerSettings(uri=str(store)), workspace=ws)
+    yield {"app": app, "tokens": tokens, "ws": ws}
+    ws.close()
+
+
+def login(client: Any, token: str) -> Any:
+    form = client.get("/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    return client.post(
+        "/ui/login", data={"csrf": csrf.group(1), "token": token, "next": "/ui/"}, follow_redirects=False
+    )
+
+
+@pytest.fixture
+def login_as() -> Any:
+    """``login_as(client, token)``: the login form filled in and posted (the redirect not followed)."""
+    return login
+
+
+@pytest.fixture
+def client(server: dict[str, Any]) -> Any:
+    from fastapi.testclient import TestClient
+
+    c = TestClient(server["app"])
+    assert login(c, server["tokens"]["admin"]).status_code == 303
+    return c
