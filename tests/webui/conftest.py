@@ -30,9 +30,11 @@ def fill(n_runs: int = 6, folder: Path | None = None) -> None:
                 r.log_text("line one\nline two <b>not bold</b>\n", "notes.txt")
                 r.log_dict({"threshold": 0.5, "classes": ["a", "b"]}, "config.json")
                 r.log_text("a,b,c\n1,2,3\n4,5,6\n", "data/head.csv")
-                pic = (folder or Path.cwd()) / "pixel.png"
-                pic.write_bytes(png)
-                r.log_artifact(pic, "plots")
+                figs = (folder or Path.cwd()) / "plots"
+                figs.mkdir(exist_ok=True)
+                (figs / "pixel.png").write_bytes(png)
+                (figs / "readme.txt").write_text("one pixel\n")
+                r.log_artifact(figs)
 
 
 @pytest.fixture
