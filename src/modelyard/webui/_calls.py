@@ -18,9 +18,32 @@ class Caller:
     def __init__(self, ws: Workspace, principal: Principal, runs: Any) -> None:
         self.ws, self.principal, self.runs = ws, principal, runs
 
-    def __call__(self, cls: type, name: str, **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        cls: type,
+        name: str,
+        /,
+        *,
+        need: tuple[str, str | None, str | None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``cls(ws).name(**kwargs)`` as the page's user. ``need`` (role, kind, name) is the role
+        to check when the method is not (yet) a declared operation of its service."""
         from modelyard.server._app import _scopes
 
+        if need is not None and not _is_op(cls, name):
+            role, kind, target = need
+            if not self.principal.can(role, kind, target):
+                on = f" on {kind} {target!r}" if kind and target else ""
+                raise errors.PermissionDeniedError(
+                    f"{cls.__name__}.{name} needs role {role!r}{on}; {self.principal.name} has "
+                    f"{self.principal.role_on(kind, target)!r}{on}."
+                )
+            token = current_principal.set(self.principal)
+            try:
+                return getattr(cls(self.ws), name)(**kwargs)
+            finally:
+                current_principal.reset(token)
         spec = _spec(cls, name)
         body = SimpleNamespace(**{p.name: kwargs.get(p.name) for p in spec.parameters()})
         for kind, target in _scopes(spec, body, self.runs):
@@ -38,6 +61,16 @@ class Caller:
 
 
 _SPECS: dict[tuple[type, str], OpSpec] = {}
+
+
+def _is_op(cls: type, name: str) -> bool:
+    if getattr(cls, "_rpc_service", None) is None:
+        return False
+    try:
+        _spec(cls, name)
+    except errors.UsageError:
+        return False
+    return True
 
 
 def _spec(cls: type, name: str) -> OpSpec:

@@ -218,6 +218,10 @@ def register(page: Callable[[str], Callable[[Handler], Handler]], action: Any) -
             show=show,
         )
 
+    from modelyard.webui import _models
+
+    _models.register(page, action)
+
 
 def _query(values: dict[str, Any]) -> str:
     from urllib.parse import urlencode
