@@ -22,7 +22,9 @@ __all__ = ["register"]
 Handler = Callable[[Page], Response]
 
 
-def register(page: Callable[[str], Callable[[Handler], Handler]], action: Any) -> None:
+def register(
+    page: Callable[[str], Callable[[Handler], Handler]], action: Callable[[str], Callable[[Handler], Handler]]
+) -> None:
     """Add the model pages through the decorators of :func:`modelyard.webui.mount`."""
     from modelyard.registry._service import RegistryService as R
 

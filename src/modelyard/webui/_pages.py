@@ -47,7 +47,9 @@ def show(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def register(page: Callable[[str], Callable[[Handler], Handler]], action: Any) -> None:
+def register(
+    page: Callable[[str], Callable[[Handler], Handler]], action: Callable[[str], Callable[[Handler], Handler]]
+) -> None:
     """Add the tracking pages through the ``page`` decorator of :func:`modelyard.webui.mount`."""
     from modelyard.tracking._search import next_page_token
     from modelyard.tracking._service import TrackingService as T
