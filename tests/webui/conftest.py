@@ -79,3 +79,32 @@ def client(server: dict[str, Any]) -> Any:
     c = TestClient(server["app"])
     assert login(c, server["tokens"]["admin"]).status_code == 303
     return c
+
+
+@pytest.fixture
+def make_models(tmp_path: Path) -> Any:
+    """``make_models(server)``: model ``clf`` v1 (weak: accuracy < 0.8) and v2 (good), and a gate policy
+    (accuracy >= 0.8 on held data) protecting its ``production`` alias."""
+
+    def make(server: dict[str, Any]) -> None:
+        import numpy as np
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+
+        from modelyard.evaluation import attach_policy
+        from modelyard.registry import register_model
+
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(400, 2))
+        df = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": (x[:, 0] + 0.2 * x[:, 1] > 0).astype(int)})
+        good = LogisticRegression().fit(df[["a", "b"]], df["y"])
+        weak = LogisticRegression().fit(df[["b"]].assign(a=0.0)[["a", "b"]], df["y"])
+        df.to_csv(tmp_path / "eval.csv", index=False)
+        (tmp_path / "gates.yaml").write_text(
+            "data: {dataset: eval.csv, label: y}\nmetrics: {accuracy: {min: 0.8}}\n"
+        )
+        register_model(weak, "clf", input_example=df[["a", "b"]].head(3))
+        register_model(good, "clf", input_example=df[["a", "b"]].head(3))
+        attach_policy("clf", tmp_path / "gates.yaml")
+
+    return make

@@ -216,3 +216,35 @@ def test_log_in_filter_open_run_artifact_and_compare(
     look(page, shots, "artifact-json")
     assert watch.problems == []
     ctx.close()
+
+
+def test_alias_refused_by_gates_then_moved(
+    browser: Any, server: dict[str, Any], url: str, shots: Path, make_models: Any
+) -> None:
+    make_models(server)
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    watch = Watch(page, url)
+    page.goto(f"{url}/ui/login?next=/ui/models")
+    page.fill("#token", server["tokens"]["maintainer"])
+    with page.expect_navigation():
+        page.press("#token", "Enter")
+    assert page.locator("table tbody tr").count() == 1
+    look(page, shots, "models")
+    with page.expect_navigation():
+        page.get_by_role("link", name="clf", exact=True).click()
+    page.fill("#alias", "production")
+    page.select_option("#version", "1")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Move alias").click()
+    refusal = page.locator("#refusal")
+    assert refusal.is_visible() and "Refusing to move alias" in refusal.inner_text()
+    assert page.locator("#refusal tr.bad").count() == 1
+    look(page, shots, "model-gates-refused")
+    page.select_option("#version", "2")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Move alias").click()
+    assert "Alias production moved" in page.inner_text("[role=status]")
+    look(page, shots, "model")
+    assert watch.problems == []
+    ctx.close()

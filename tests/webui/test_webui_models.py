@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
-def models(server: dict[str, Any], tmp_path: Path) -> None:
-    from sklearn.linear_model import LogisticRegression
-
-    from modelyard.evaluation import attach_policy
-    from modelyard.registry import register_model
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(400, 2))
-    df = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": (x[:, 0] + 0.2 * x[:, 1] > 0).astype(int)})
-    good = LogisticRegression().fit(df[["a", "b"]], df["y"])
-    weak = LogisticRegression().fit(df[["b"]].assign(a=0.0)[["a", "b"]], df["y"])
-    df.to_csv(tmp_path / "eval.csv", index=False)
-    (tmp_path / "gates.yaml").write_text(
-        "data: {dataset: eval.csv, label: y}\nmetrics: {accuracy: {min: 0.8}}\n"
-    )
-    uri = str(server["ws"].uri) if hasattr(server["ws"], "uri") else None
-    register_model(weak, "clf", input_example=df[["a", "b"]].head(3), uri=uri)
-    register_model(good, "clf", input_example=df[["a", "b"]].head(3), uri=uri)
-    attach_policy("clf", tmp_path / "gates.yaml", uri=uri)
+def models(server: dict[str, Any], make_models: Any) -> None:
+    make_models(server)
 
 
 def csrf(html: str) -> str:

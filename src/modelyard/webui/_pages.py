@@ -141,7 +141,7 @@ def register(
             pts = p.call(T, "metric_history", run_id=run.id, key=key)
             series = _series(pts, x_time, 0.0)
             charts.append(
-                (key, len(pts), line_chart([(key, series)], title=key, width=560, height=220, x_time=x_time))
+                (key, len(pts), line_chart([(key, series)], title=key, width=460, height=200, x_time=x_time))
             )
         env = _flatten(run.environment)
         return p.render(
@@ -197,7 +197,7 @@ def register(
                 series.append((label, pts_xy))
             title = f"{key} (log10)" if log else key
             charts.append(
-                line_chart(series, title=title, width=560, height=240, x_time=x_time, colors=colors)
+                line_chart(series, title=title, width=480, height=240, x_time=x_time, colors=colors)
             )
         pkeys = sorted({k for r in runs for k in r.params})
         params = [(k, [r.params.get(k, "") for r in runs]) for k in pkeys]
