@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,37 @@ def make_models(tmp_path: Path) -> Any:
         attach_policy("clf", tmp_path / "gates.yaml")
 
     return make
+
+
+class Twice:
+    def predict(self, df: Any) -> Any:
+        return (df["x"] * 2).to_numpy(dtype=float)
+
+
+@pytest.fixture
+def rollout(server: dict[str, Any]) -> Iterator[int]:
+    from modelyard.registry import register_model, set_alias
+    from modelyard.registry._signature import ColSpec, Signature
+    from modelyard.rollout import RolloutService
+    from modelyard.serving import build_app
+
+    sig = Signature([ColSpec("x", "float64")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(2):
+            register_model(Twice(), "m", flavor="pyfunc", signature=sig)
+    set_alias("m", "production", 1)
+    app = build_app(
+        {
+            "models": {"primary": {"ref": "m/1", "warmup": 0}},
+            "fallback": {"constant": -1},
+            "timeout_ms": 30_000,
+            "prediction_log": {"enabled": False},
+            "allow_pickle": True,  # the model is a pyfunc (cloudpickle) this test wrote
+        }
+    )
+    try:
+        r = RolloutService().start("m", 2, target=app, steps=[25, 100], interval_s="1h", min_requests=5)
+        yield r.id
+    finally:
+        app.close()

@@ -248,3 +248,27 @@ def test_alias_refused_by_gates_then_moved(
     look(page, shots, "model")
     assert watch.problems == []
     ctx.close()
+
+
+def test_release_page_pause_button(
+    browser: Any, server: dict[str, Any], url: str, shots: Path, rollout: int
+) -> None:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    watch = Watch(page, url)
+    page.goto(f"{url}/ui/login?next=/ui/releases/{rollout}")
+    page.fill("#token", server["tokens"]["maintainer"])
+    with page.expect_navigation():
+        page.press("#token", "Enter")
+    assert page.get_by_role("button", name="Resume").count() == 0
+    page.fill("#reason", "checking the dashboards")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Pause").click()
+    assert "Done: pause" in page.inner_text("[role=status]")
+    assert page.get_by_role("button", name="Resume").count() == 1
+    look(page, shots, "release")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Releases").first.click()
+    look(page, shots, "releases")
+    assert watch.problems == []
+    ctx.close()

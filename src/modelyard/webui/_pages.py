@@ -220,9 +220,10 @@ def register(
             show=show,
         )
 
-    from modelyard.webui import _models
+    from modelyard.webui import _models, _releases
 
     _models.register(page, action)
+    _releases.register(page, action)
 
 
 def _query(values: dict[str, Any]) -> str:
