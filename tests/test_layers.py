@@ -22,7 +22,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "modelyard"
 #: Top to bottom: (name, top-level modules/packages of modelyard, may siblings import each other).
 #: ``""`` is the package root (``modelyard/__init__.py``: the lazy public API, a door).
 LAYERS: list[tuple[str, frozenset[str], bool]] = [
-    ("doors", frozenset({"", "cli", "server", "quickstart", "__main__", "_maintenance"}), True),
+    ("doors", frozenset({"", "cli", "server", "webui", "quickstart", "__main__", "_maintenance"}), True),
     ("decide over time", frozenset({"rollout", "monitoring", "automation", "deploy"}), False),
     ("run models and steps", frozenset({"serving", "evaluation", "pipelines"}), False),
     ("versioned things", frozenset({"registry", "data"}), False),

@@ -107,6 +107,10 @@ from modelyard.cli import _server  # noqa: E402  (yard server, login, whoami, us
 
 _server.register(app)
 
+from modelyard.cli import _ui  # noqa: E402  (yard ui: the web UI on a local store)
+
+_ui.register(app)
+
 
 def main() -> None:
     """Entry point of the ``yard`` console script."""

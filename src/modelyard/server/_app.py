@@ -583,6 +583,9 @@ def create_app(
                 responses=_op_responses(spec),
             )
     blob_routes(app, state, settings)
+    from modelyard.webui import mount as mount_ui
+
+    mount_ui(app, auth)  # the web UI at / (its pages check the same roles as these routes)
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

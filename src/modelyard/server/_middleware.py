@@ -32,6 +32,10 @@ _OPEN = frozenset(
 )
 
 
+def _ui(path: str) -> bool:
+    return path == "/" or path == "/ui" or path.startswith("/ui/")
+
+
 class AuthMiddleware:
     def __init__(
         self, app: Any, *, authenticator: _Authenticator, settings: ServerSettings, metrics: ServerMetrics
@@ -57,7 +61,8 @@ class AuthMiddleware:
 
         path: str = scope.get("path", "")
         try:
-            if path not in _OPEN and not path.startswith("/api/v1/docs"):
+            # the web UI (``/`` and ``/ui/...``) authenticates its own pages (session cookie, login form)
+            if path not in _OPEN and not path.startswith("/api/v1/docs") and not _ui(path):
                 request = Request(scope)
                 if path.startswith("/api/v1/") and not path.startswith(
                     ("/api/v1/blobs/", "/api/v1/uploads/")

@@ -46,7 +46,9 @@ __all__ = [
     "MAX_VALUES",
     "compile_filter",
     "compile_order_by",
+    "compile_page",
     "compile_search",
+    "next_page_token",
     "parse_filter",
 ]
 
@@ -496,13 +498,17 @@ def compile_order_by(clauses: Sequence[str] | str | None) -> tuple[list[Any], li
 
     ``joins`` are ``(alias, onclause)`` pairs to outer-join onto ``runs``.
     """
+    joins, order, _ = compile_page(clauses, None)
+    return joins, order
+
+
+def _order_fields(clauses: Sequence[str] | str | None) -> list[tuple[Field, bool]]:
     if clauses is None:
-        return [], [runs.c.start_time.desc(), runs.c.id.desc()]
+        return [(Field("attributes", "start_time", 0), True)]
     if isinstance(clauses, str):
         clauses = [clauses]
-    joins: list[Any] = []
-    order: list[Any] = []
-    for i, clause in enumerate(clauses):
+    out: list[tuple[Field, bool]] = []
+    for clause in clauses:
         m = _ORDER.match(clause or "")
         if not m:
             raise FilterSyntaxError(
@@ -514,7 +520,21 @@ def compile_order_by(clauses: Sequence[str] | str | None) -> tuple[list[Any], li
             raise parser.error(
                 f"Expected 'asc' or 'desc' after the field, found {parser.peek().text!r}.", parser.peek()
             )
-        desc = (m.group("dir") or "asc").lower() == "desc"
+        out.append((field, (m.group("dir") or "asc").lower() == "desc"))
+    return out
+
+
+def compile_page(
+    clauses: Sequence[str] | str | None, page_token: str | None
+) -> tuple[list[Any], list[Any], ColumnElement[bool] | None]:
+    """``(joins, order expressions, condition)``: the order of ``order_by`` and, with a ``page_token``
+    from :func:`next_page_token`, the keyset condition that starts the page after that token's run
+    (``None`` without a token). Nulls sort last either way; the run id breaks ties, so every run is on
+    exactly one page however many share a value, and a page costs the same at run 10 or 10,000."""
+    joins: list[Any] = []
+    order: list[Any] = []
+    cols: list[tuple[Any, bool]] = []
+    for i, (field, desc) in enumerate(_order_fields(clauses)):
         if field.kind == "attributes":
             col: Any = ATTRIBUTES[field.key]
         else:
@@ -523,5 +543,69 @@ def compile_order_by(clauses: Sequence[str] | str | None) -> tuple[list[Any], li
             joins.append((alias, sa.and_(alias.c.run_id == runs.c.id, alias.c.key == field.key)))
             col = alias.c.value
         order.append(col.desc().nulls_last() if desc else col.asc().nulls_last())
+        cols.append((col, desc))
     order.append(runs.c.id.desc())
-    return joins, order
+    if page_token is None:
+        return joins, order, None
+    values = _decode_token(page_token, len(cols))
+
+    def after(i: int) -> ColumnElement[bool]:
+        if i == len(cols):
+            return runs.c.id < values[-1]
+        col, desc = cols[i]
+        v = values[i]
+        if v is None:  # in the tail of runs without a value: the rest of that tail
+            return sa.and_(col.is_(None), after(i + 1))
+        beyond = col < v if desc else col > v
+        return sa.or_(beyond, col.is_(None), sa.and_(col == v, after(i + 1)))
+
+    return joins, order, after(0)
+
+
+def next_page_token(clauses: Sequence[str] | str | None, last: Any) -> str:
+    """The token of the page after ``last`` (a :class:`RunRecord`, the last run of a page) in the order
+    of ``clauses``; pass it to ``search_runs(page_token=...)`` with the same filter and order."""
+    import base64
+    import json
+
+    values: list[Any] = []
+    for field, _ in _order_fields(clauses):
+        if field.kind == "attributes":
+            key = {"run_id": "id", "run_name": "name"}.get(field.key, field.key)
+            v = getattr(last, key, None)
+            v = getattr(v, "value", v)  # the status enum
+        else:
+            v = getattr(last, field.kind).get(field.key)
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        values.append(v)
+    values.append(last.id)
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str, n: int) -> list[Any]:
+    import base64
+    import binascii
+    import json
+
+    from modelyard.errors import InvalidArgumentError
+
+    bad = InvalidArgumentError(
+        f"page_token {token[:40]!r} is not a page token of this order; pass the token search_runs "
+        "gave with the same filter and order_by, or none for the first page."
+    )
+    try:
+        values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise bad from None
+    if (
+        not isinstance(values, list)
+        or len(values) != n + 1
+        or not isinstance(values[-1], str)
+        or not all(v is None or isinstance(v, str | int | float) for v in values)
+        or any(isinstance(v, bool) for v in values)
+        or any(isinstance(v, int) and not _INT64[0] <= v <= _INT64[1] for v in values)
+    ):
+        raise bad
+    return values

@@ -32,7 +32,7 @@ from modelyard.tracking._env import redact_environment
 from modelyard.tracking._ids import _default_name
 from modelyard.tracking._records import ArtifactRecord, MetricPoint, RunList, RunRecord, RunStatus
 from modelyard.tracking._rows import _param_rows, _tag_rows, param_conflict, run_records
-from modelyard.tracking._search import compile_order_by, compile_search
+from modelyard.tracking._search import compile_page, compile_search
 from modelyard.tracking._validation import check_key
 
 __all__ = ["MetricRow", "TrackingService"]
@@ -560,8 +560,13 @@ class TrackingService:
         limit: int = 100,
         include_deleted: bool = False,
         parent_id: str | None = None,
+        page_token: str | None = None,
     ) -> RunList:
-        """Runs matching a filter, ordered and limited (see :mod:`modelyard.tracking._search`)."""
+        """Runs matching a filter, ordered and limited (see :mod:`modelyard.tracking._search`).
+
+        ``page_token``: from ``next_page_token(order_by, last run of the previous page)``; the page
+        after that run (keyset pagination: as fast deep in the list as on its first page).
+        """
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_SEARCH_LIMIT:
             raise invalid_param("limit", "search_runs", f"an int in the range [1, {MAX_SEARCH_LIMIT}]", limit)
         where: list[Any] = []
@@ -584,7 +589,9 @@ class TrackingService:
             where.append(runs.c.deleted.is_(False))
         if parent_id is not None:
             where.append(runs.c.parent_id == parent_id)
-        joins, order = compile_order_by(order_by)
+        joins, order, after = compile_page(order_by, page_token)
+        if after is not None:
+            where.append(after)
         from_ = runs.join(experiments, experiments.c.id == runs.c.experiment_id)
         for alias, on in joins:
             from_ = from_.outerjoin(alias, on)

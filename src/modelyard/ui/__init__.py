@@ -1,8 +1,9 @@
 """The chart and page toolkit shared by every HTML report and the web UI.
 
 Charts (:mod:`modelyard.ui._charts`): :func:`line_chart`, :func:`bar_chart`, :func:`histogram`,
-pure Python returning SVG strings. Pages (:mod:`modelyard.ui._pages`): :func:`render_page` renders
-a Jinja2 template of ``modelyard/ui/templates`` (the page shell ``base.html.j2`` and its CSS, one
+pure Python returning SVG strings; :func:`lttb` downsamples a long series for drawing.
+Pages (:mod:`modelyard.ui._pages`): :func:`render_page` renders a Jinja2
+template of ``modelyard/ui/templates`` (the page shell ``base.html.j2`` and its CSS, one
 template per report), autoescaped; Jinja2 is imported on first use.
 """
 
@@ -16,6 +17,7 @@ from modelyard.ui._charts import (
     nice_ticks,
     time_ticks,
 )
+from modelyard.ui._lttb import lttb
 from modelyard.ui._pages import render_page
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "fmt_num",
     "histogram",
     "line_chart",
+    "lttb",
     "nice_ticks",
     "render_page",
     "time_ticks",

@@ -1,0 +1,104 @@
+"""Web UI benchmark: server time and bytes per page on a store of many runs.
+
+    python bench/ui.py [--runs 10000] [--metrics 5] [--steps 20] [--store DIR]
+
+Fills a SQLite store (``--store``, reused when it already holds the runs) with ``--runs`` finished runs
+of ``--metrics`` metrics × ``--steps`` steps and two params, then times each page through the real app
+in this process (FastAPI TestClient, ``--auth none``; the median of 7 requests): the runs table's first
+page, its 41st page reached by keyset tokens, sorted by a metric, filtered on a metric; a run page; a
+compare of 10 runs. Prints milliseconds and kilobytes per page. (The MLflow side of the issue's
+benchmark is not written yet.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def fill(store: str, runs: int, metrics: int, steps: int) -> None:
+    from modelyard._workspace import Workspace
+    from modelyard.tracking._service import TrackingService
+
+    ws = Workspace(store).open()
+    svc = TrackingService(ws)
+    have = {e["name"]: e["runs"] for e in svc.list_experiments()}.get("big", 0)
+    rng = random.Random(0)
+    t0 = time.perf_counter()
+    for i in range(have, runs):
+        r = svc.create_run(
+            experiment="big",
+            name=f"run-{i}",
+            params_={"lr": str(rng.choice([0.1, 0.01, 0.001])), "depth": str(i % 9)},
+        )
+        now = int(time.time() * 1000)
+        rows = [(r.id, f"m{k}", s, rng.random(), False, now) for k in range(metrics) for s in range(steps)]
+        latest = [(r.id, f"m{k}", steps - 1, rng.random(), False, now) for k in range(metrics)]
+        svc.write_metrics(rows, latest)
+        svc.end_run(r.id)
+    if runs > have:
+        print(f"filled {runs - have} runs in {time.perf_counter() - t0:.0f} s")
+    ws.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=10_000)
+    ap.add_argument("--metrics", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--store", default=None)
+    a = ap.parse_args()
+    warnings.simplefilter("ignore")
+    store = a.store or tempfile.mkdtemp(prefix="yard-ui-bench-")
+    fill(store, a.runs, a.metrics, a.steps)
+
+    from fastapi.testclient import TestClient
+
+    from modelyard.server import ServerSettings, create_app
+
+    c = TestClient(create_app(ServerSettings(uri=store, auth="none")))
+
+    def timed(url: str) -> tuple[float, int, str]:
+        ts = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            r = c.get(url)
+            ts.append(time.perf_counter() - t0)
+        assert r.status_code == 200, (url, r.status_code)
+        return statistics.median(ts) * 1000, len(r.content), r.text
+
+    print(f"{a.runs} runs × {a.metrics} metrics × {a.steps} steps; ms = median server time of 7")
+    for label, url in (
+        ("runs table, first 50", "/ui/experiments/big"),
+        ("runs table sorted by metrics.m1", "/ui/experiments/big?sort=metrics.m1&dir=desc"),
+        ("runs table filtered metrics.m0 > 0.5", "/ui/experiments/big?q=metrics.m0+%3E+0.5"),
+    ):
+        ms, size, _ = timed(url)
+        nxt = url
+        for _ in range(40):
+            m = re.search(r'href="\?([^"]+)" rel="next"', c.get(nxt).text)
+            assert m, "no next page"
+            nxt = url.split("?")[0] + "?" + m.group(1).replace("&amp;", "&")
+        deep, _, _ = timed(nxt)
+        print(f"  {label:40s} {ms:7.1f} ms  {size / 1024:6.0f} KB   page 41: {deep:6.1f} ms")
+    ids = re.findall(r'name="run" value="([^"]+)"', c.get("/ui/experiments/big").text)
+    for label, url in (
+        ("a run (every metric charted)", f"/ui/runs/{ids[0]}"),
+        ("compare 10 runs", "/ui/compare?" + "&".join(f"run={i}" for i in ids[:10])),
+    ):
+        ms, size, _ = timed(url)
+        print(f"  {label:40s} {ms:7.1f} ms  {size / 1024:6.0f} KB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""The pages: experiments, the runs table, a run, an artifact, compare (each a template in ``web/``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.responses import Response
+
+from modelyard import errors
+from modelyard.ui import fmt_num, line_chart, lttb
+from modelyard.webui._artifacts import artifact_preview, raw_artifact
+from modelyard.webui._routes import Page
+
+__all__ = ["register"]
+
+PAGE_SIZES = (25, 50, 100, 200)
+#: Points drawn per series (LTTB keeps the shape of longer ones).
+DRAWN_POINTS = 600
+MAX_COMPARE = 20
+#: Series colours for many runs: distinct hues, each at least 3:1 against white.
+RUN_COLORS = (
+    "#0969da", "#d1242f", "#1a7f37", "#8250df", "#bc4c00",
+    "#0a7b83", "#bf3989", "#6e7781", "#9a6700", "#4d2d8f",
+)  # fmt: skip
+ATTR_COLUMNS = (("name", "Run"), ("status", "Status"), ("start_time", "Started"), ("user", "User"))
+Handler = Callable[[Page], Response]
+
+
+def when(ms: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000)) if ms else ""
+
+
+def duration(start: int, end: int | None) -> str:
+    if not end:
+        return ""
+    s = (end - start) / 1000
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def show(v: Any) -> str:
+    if isinstance(v, float):
+        return fmt_num(v, 5)
+    return "" if v is None else str(v)
+
+
+def register(
+    page: Callable[[str], Callable[[Handler], Handler]], action: Callable[[str], Callable[[Handler], Handler]]
+) -> None:
+    """Add the tracking pages through the ``page`` decorator of :func:`modelyard.webui.mount`."""
+    from modelyard.tracking._search import next_page_token
+    from modelyard.tracking._service import TrackingService as T
+
+    @page("/")
+    def experiments(p: Page) -> Response:
+        rows = p.call(T, "list_experiments")
+        return p.render("experiments.html.j2", title="Experiments · modelyard", rows=rows, when=when)
+
+    @page("/experiments/{name}")
+    def runs_table(p: Page) -> Response:
+        name = p.request.path_params["name"]
+        args = p.request.query_params
+        q = args.get("q", "").strip()
+        sort = args.get("sort", "").strip()
+        desc = args.get("dir", "desc") != "asc"
+        after = args.get("after") or None
+        size = int(args.get("n", "50")) if args.get("n", "50").isdigit() else 50
+        size = size if size in PAGE_SIZES else 50
+        order = f"{sort} {'desc' if desc else 'asc'}" if sort else None
+        problem: errors.FilterSyntaxError | None = None
+        found: list[Any] = []
+        try:
+            found = list(
+                p.call(
+                    T,
+                    "search_runs",
+                    experiment=name,
+                    filter=q or None,
+                    order_by=order,
+                    limit=size + 1,
+                    page_token=after,
+                )
+            )
+        except errors.FilterSyntaxError as exc:
+            problem = exc
+        shown = found[:size]
+        token = next_page_token(order, shown[-1]) if len(found) > size else None
+        keys = {
+            "metrics": sorted({k for r in shown for k in r.metrics}),
+            "params": sorted({k for r in shown for k in r.params}),
+            "tags": sorted({k for r in shown for k in r.tags if not k.startswith("yard.")}),
+        }
+        if "cols" in args:
+            cols = [c for c in args.getlist("cols") if c.partition(".")[0] in keys and c.partition(".")[2]]
+        else:
+            cols = [f"metrics.{k}" for k in keys["metrics"][:4]] + [f"params.{k}" for k in keys["params"][:3]]
+
+        def cell(r: Any, col: str) -> str:
+            kind, _, key = col.partition(".")
+            return show(getattr(r, kind).get(key))
+
+        caret = None
+        if problem is not None and problem.text == q:
+            pos = min(max(problem.position, 0), len(q))
+            end = pos
+            while end < len(q) and not q[end].isspace() and q[end] not in "()=<>!,":
+                end += 1
+            caret = (q[:pos], q[pos : max(end, pos + 1)], q[max(end, pos + 1) :])
+        base = {"q": q, "sort": sort, "dir": "desc" if desc else "asc", "n": size, "cols": cols}
+        return p.render(
+            "runs.html.j2",
+            status=400 if problem else 200,
+            title=f"{name} · runs · modelyard",
+            experiment=name,
+            runs=shown,
+            cols=cols,
+            keys=keys,
+            cell=cell,
+            base=base,
+            token=token,
+            paged=after is not None,
+            problem=problem,
+            problem_text=str(problem).split("\n")[0] if problem else "",
+            caret=caret,
+            attr_columns=ATTR_COLUMNS,
+            when=when,
+            duration=duration,
+            link=lambda **over: _query({**base, **over}),
+            sizes=PAGE_SIZES,
+        )
+
+    @page("/runs/{run_id}")
+    def run_page(p: Page) -> Response:
+        run = p.call(T, "get_run", run_id=p.request.path_params["run_id"])
+        x_time = p.request.query_params.get("x") == "time"
+        charts = []
+        for key in sorted(run.metrics):
+            pts = p.call(T, "metric_history", run_id=run.id, key=key)
+            series = _series(pts, x_time, 0.0)
+            charts.append(
+                (key, len(pts), line_chart([(key, series)], title=key, width=460, height=200, x_time=x_time))
+            )
+        env = _flatten(run.environment)
+        return p.render(
+            "run.html.j2",
+            title=f"{run.name} · run · modelyard",
+            run=run,
+            charts=charts,
+            x_time=x_time,
+            env=env,
+            when=when,
+            duration=duration,
+            show=show,
+        )
+
+    @page("/runs/{run_id}/artifact")
+    def artifact(p: Page) -> Response:
+        run = p.call(T, "get_run", run_id=p.request.path_params["run_id"])
+        path = p.request.query_params.get("path", "")
+        preview = artifact_preview(p.ws, run, path)
+        return p.render("artifact.html.j2", title=f"{path} · {run.name} · modelyard", run=run, a=preview)
+
+    @page("/runs/{run_id}/raw")
+    def raw(p: Page) -> Response:
+        run = p.call(T, "get_run", run_id=p.request.path_params["run_id"])
+        return raw_artifact(p.ws, run, p.request.query_params.get("path", ""))
+
+    @page("/compare")
+    def compare(p: Page) -> Response:
+        args = p.request.query_params
+        ids = list(dict.fromkeys(i for i in args.getlist("run") if i))
+        if not 2 <= len(ids) <= MAX_COMPARE:
+            raise errors.InvalidArgumentError(
+                f"Select between 2 and {MAX_COMPARE} runs to compare (got {len(ids)}): tick them in the "
+                "runs table and press Compare."
+            )
+        runs = [p.call(T, "get_run", run_id=i) for i in ids]
+        log = args.get("log") == "1"
+        x_time = args.get("x") == "time"
+        try:
+            smooth = min(max(float(args.get("smooth", "0")), 0.0), 0.99)
+        except ValueError:
+            smooth = 0.0
+        labels = _labels(runs)
+        colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(runs))]
+        charts = []
+        for key in sorted({k for r in runs for k in r.metrics}):
+            series = []
+            for r, label in zip(runs, labels, strict=True):
+                pts = p.call(T, "metric_history", run_id=r.id, key=key) if key in r.metrics else []
+                pts_xy = _series(pts, x_time, smooth)
+                if log:
+                    pts_xy = [(x, math.log10(y)) for x, y in pts_xy if y > 0]
+                series.append((label, pts_xy))
+            title = f"{key} (log10)" if log else key
+            charts.append(
+                line_chart(series, title=title, width=480, height=240, x_time=x_time, colors=colors)
+            )
+        pkeys = sorted({k for r in runs for k in r.params})
+        params = [(k, [r.params.get(k, "") for r in runs]) for k in pkeys]
+        params.sort(key=lambda row: len(set(row[1])) == 1)  # differences first
+        mkeys = sorted({k for r in runs for k in r.metrics})
+        metrics = [(k, [r.metrics.get(k) for r in runs]) for k in mkeys]
+        return p.render(
+            "compare.html.j2",
+            title=f"Compare {len(runs)} runs · modelyard",
+            runs=runs,
+            labels=labels,
+            colors=colors,
+            charts=charts,
+            params=params,
+            metrics=metrics,
+            log=log,
+            x_time=x_time,
+            smooth=smooth,
+            ids=ids,
+            show=show,
+        )
+
+    from modelyard.webui import _models, _releases
+
+    _models.register(page, action)
+    _releases.register(page, action)
+
+
+def _query(values: dict[str, Any]) -> str:
+    from urllib.parse import urlencode
+
+    pairs: list[tuple[str, str]] = []
+    for k, v in values.items():
+        if v in (None, "", False):
+            continue
+        for item in v if isinstance(v, list) else [v]:
+            pairs.append((k, str(item)))
+    if "cols" in values and not values["cols"]:
+        pairs.append(("cols", ""))
+    return urlencode(pairs)
+
+
+def _series(points: list[Any], x_time: bool, smooth: float) -> list[tuple[float, float]]:
+    """``(x, y)`` of metric points: step or time (s) on x, EMA-smoothed by ``smooth``, LTTB-downsampled."""
+    xy = sorted(
+        ((p.timestamp / 1000 if x_time else float(p.step), float(p.value)) for p in points),
+        key=lambda t: t[0],
+    )
+    if smooth > 0:
+        out, last = [], None
+        for x, y in xy:
+            if math.isfinite(y):
+                last = y if last is None else smooth * last + (1 - smooth) * y
+                out.append((x, last))
+        xy = out
+    return lttb(xy, DRAWN_POINTS)
+
+
+def _labels(runs: list[Any]) -> list[str]:
+    """Run names, made unique with the short id when two share one."""
+    names = [r.name for r in runs]
+    return [f"{r.name} ({r.id[:8]})" if names.count(r.name) > 1 else r.name for r in runs]
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for k, v in sorted(d.items()):
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.extend(_flatten(v, key + "."))
+        elif isinstance(v, list | dict):
+            out.append((key, json.dumps(v)[:2000]))
+        else:
+            out.append((key, "" if v is None else str(v)))
+    return out

@@ -1,0 +1,145 @@
+"""A server app over a small store with users of each role, and a logged-in test client per role."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import modelyard as yard
+
+
+def fill(n_runs: int = 6, folder: Path | None = None) -> None:
+    """``n_runs`` runs in experiment ``exp`` (loss curves, params, a text, JSON, CSV and image artifact)."""
+    import base64
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
+    )
+    for i in range(n_runs):
+        with yard.start_run(experiment="exp", name=f"run-{i}") as r:
+            r.log_params({"lr": f"0.0{i % 3 + 1}", "depth": "4", "opt": "adam" if i % 2 else "sgd"})
+            for s in range(40):
+                r.log_metric("loss", 2.0 / (s + 1 + i), step=s)
+                r.log_metric("accuracy", 1 - 1.0 / (s + 2 + i), step=s)
+            r.set_tags({"team": "vision"})
+            if i == 0:
+                r.log_text("line one\nline two <b>not bold</b>\n", "notes.txt")
+                r.log_dict({"threshold": 0.5, "classes": ["a", "b"]}, "config.json")
+                r.log_text("a,b,c\n1,2,3\n4,5,6\n", "data/head.csv")
+                figs = (folder or Path.cwd()) / "plots"
+                figs.mkdir(exist_ok=True)
+                (figs / "pixel.png").write_bytes(png)
+                (figs / "readme.txt").write_text("one pixel\n")
+                r.log_artifact(figs)
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    from modelyard._workspace import Workspace
+    from modelyard.server import ServerSettings, create_app
+    from modelyard.server._users import AuthService
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("YARD_URI", str(store))
+    ws = Workspace(str(store)).open()
+    auth = AuthService(ws)
+    tokens = {}
+    for name, role in (("ann", "admin"), ("rita", "reader"), ("mo", "maintainer")):
+        auth.add_user(name, role)
+        tokens[role] = auth.create_token(name, expires=None)["token"]
+    fill(folder=tmp_path)
+    app = create_app(ServerSettings(uri=str(store)), workspace=ws)
+    yield {"app": app, "tokens": tokens, "ws": ws}
+    ws.close()
+
+
+def login(client: Any, token: str) -> Any:
+    form = client.get("/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    return client.post(
+        "/ui/login", data={"csrf": csrf.group(1), "token": token, "next": "/ui/"}, follow_redirects=False
+    )
+
+
+@pytest.fixture
+def login_as() -> Any:
+    """``login_as(client, token)``: the login form filled in and posted (the redirect not followed)."""
+    return login
+
+
+@pytest.fixture
+def client(server: dict[str, Any]) -> Any:
+    from fastapi.testclient import TestClient
+
+    c = TestClient(server["app"])
+    assert login(c, server["tokens"]["admin"]).status_code == 303
+    return c
+
+
+@pytest.fixture
+def make_models(tmp_path: Path) -> Any:
+    """``make_models(server)``: model ``clf`` v1 (weak: accuracy < 0.8) and v2 (good), and a gate policy
+    (accuracy >= 0.8 on held data) protecting its ``production`` alias."""
+
+    def make(server: dict[str, Any]) -> None:
+        import numpy as np
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+
+        from modelyard.evaluation import attach_policy
+        from modelyard.registry import register_model
+
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(400, 2))
+        df = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": (x[:, 0] + 0.2 * x[:, 1] > 0).astype(int)})
+        good = LogisticRegression().fit(df[["a", "b"]], df["y"])
+        weak = LogisticRegression().fit(df[["b"]].assign(a=0.0)[["a", "b"]], df["y"])
+        df.to_csv(tmp_path / "eval.csv", index=False)
+        (tmp_path / "gates.yaml").write_text(
+            "data: {dataset: eval.csv, label: y}\nmetrics: {accuracy: {min: 0.8}}\n"
+        )
+        register_model(weak, "clf", input_example=df[["a", "b"]].head(3))
+        register_model(good, "clf", input_example=df[["a", "b"]].head(3))
+        attach_policy("clf", tmp_path / "gates.yaml")
+
+    return make
+
+
+class Twice:
+    def predict(self, df: Any) -> Any:
+        return (df["x"] * 2).to_numpy(dtype=float)
+
+
+@pytest.fixture
+def rollout(server: dict[str, Any]) -> Iterator[int]:
+    from modelyard.registry import register_model, set_alias
+    from modelyard.registry._signature import ColSpec, Signature
+    from modelyard.rollout import RolloutService
+    from modelyard.serving import build_app
+
+    sig = Signature([ColSpec("x", "float64")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(2):
+            register_model(Twice(), "m", flavor="pyfunc", signature=sig)
+    set_alias("m", "production", 1)
+    app = build_app(
+        {
+            "models": {"primary": {"ref": "m/1", "warmup": 0}},
+            "fallback": {"constant": -1},
+            "timeout_ms": 30_000,
+            "prediction_log": {"enabled": False},
+            "allow_pickle": True,  # the model is a pyfunc (cloudpickle) this test wrote
+        }
+    )
+    try:
+        r = RolloutService().start("m", 2, target=app, steps=[25, 100], interval_s="1h", min_requests=5)
+        yield r.id
+    finally:
+        app.close()
