@@ -551,7 +551,7 @@ def compile_page(
 
     def after(i: int) -> ColumnElement[bool]:
         if i == len(cols):
-            return runs.c.id < values[-1]
+            return runs.c.id < str(values[-1])
         col, desc = cols[i]
         v = values[i]
         if v is None:  # in the tail of runs without a value: the rest of that tail
