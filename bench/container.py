@@ -178,7 +178,17 @@ def mlflow(tool: str, env: dict[str, str], base: str, runs: int) -> dict[str, ob
     dockerfile = ctx / "Dockerfile"
     lines = dockerfile.read_text().splitlines()
     original_from = next(ln for ln in lines if ln.startswith("FROM "))
-    dockerfile.write_text("\n".join(f"FROM {base}" if ln == original_from else ln for ln in lines) + "\n")
+    # the one other change: where HTTPS goes through an intercepting proxy (this machine), pip in the
+    # build trusts the host's CA bundle (PIP_CERT), as pip on the host does
+    ca = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+    extra = []
+    if ca and Path(ca).is_file():
+        shutil.copy(ca, ctx / "host-ca.crt")
+        extra = ["COPY host-ca.crt /etc/ssl/certs/host-ca.crt", "ENV PIP_CERT=/etc/ssl/certs/host-ca.crt"]
+    out = []
+    for ln in lines:
+        out.extend([f"FROM {base}", *extra] if ln == original_from else [ln])
+    dockerfile.write_text("\n".join(out) + "\n")
     tag = "localhost/yard-bench-mlflow:1"
     t0 = time.perf_counter()
     sh([tool, "build", "--no-cache", "--format", "docker", "-t", tag, str(ctx)], env, timeout=3600)
@@ -194,6 +204,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--skip-mlflow", action="store_true")
+    ap.add_argument(
+        "--skip-ours", action="store_true", help="Only MLflow's image (ours from an earlier run)."
+    )
     ap.add_argument("--keep", action="store_true", help="Keep the images afterwards.")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -205,8 +218,10 @@ def main() -> None:
     tool = "podman"
     load = os.getloadavg()
     base = debian_base(tool, env, f"localhost/yard-bench-python:{PY}-slim")
-    results: dict[str, dict[str, object]] = {"modelyard": ours(tool, env, base, args.runs)}
-    print(json.dumps(results["modelyard"], default=str), flush=True)
+    results: dict[str, dict[str, object]] = {}
+    if not args.skip_ours:
+        results["modelyard"] = ours(tool, env, base, args.runs)
+        print(json.dumps(results["modelyard"], default=str), flush=True)
     if not args.skip_mlflow:
         if not PEER.exists():
             raise SystemExit("The MLflow peer is missing: run `bash bench/peers/mlflow.sh` first.")
