@@ -33,10 +33,11 @@ Feature errors in the tree, defined beside their feature::
     ├── InvalidArgumentError
     │   └── PolicyError          evaluation._policy: a gate policy file is not valid
     ├── AuthenticationError
-    │   └── TooManyAttempts      server._app: too many failed logins from one address (429)
+    │   ├── TooManyAttempts      server._app: too many failed logins from one address (429)
+    │   └── LoginNeeded          webui._session: no session cookie; the page redirects to the login form
     ├── ConflictError
     │   ├── RolloutStateError    rollout._state: the action does not fit the rollout's state
-    │   └── RevisionConflict     rollout._service: the rollout changed since it was read
+    │   └── RevisionConflict     rollout._writes: the rollout changed since it was read
     ├── ValidationFailed
     │   └── GateFailed           evaluation._gates: a model version failed its gates (.report)
     ├── SwapError                serving._app: a new deployment spec was not applied (old one serves)

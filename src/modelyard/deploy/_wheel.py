@@ -33,7 +33,9 @@ def _metadata(version: str) -> tuple[str, str]:
     """``METADATA`` (with this package's version) and ``entry_points.txt`` of the installed dist."""
     try:
         dist = importlib_metadata.distribution("modelyard")
-        meta = dist.read_text("METADATA") or ""
+        # a wheel install has METADATA; an editable one found through src/ (pytest's pythonpath, or a
+        # source checkout first on sys.path) is an egg-info folder whose PKG-INFO holds the same fields
+        meta = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
         entry_points = dist.read_text("entry_points.txt") or ""
     except importlib_metadata.PackageNotFoundError:
         meta, entry_points = "", ""
