@@ -31,6 +31,10 @@ BASE_TAG = "localhost/yard-k8s-podman-base:3.11"
 IMAGE_TAG = "localhost/yard-k8s-podman-model:1"
 
 
+#: A bound on waiting for the pod to be ready (a condition, not a speed check: generous for a busy host).
+READY_WAIT_S = 480
+
+
 def _podman(*args: str, ok: bool = True, timeout: float = 900, env: dict[str, str] | None = None) -> str:
     p = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, env=env)
     if ok and p.returncode != 0:
@@ -121,7 +125,7 @@ def test_podman_kube_play_runs_the_rendered_deployment(tmp_path: Path, podman_en
         pod, ip = _pod(_podman("kube", "play", str(play), env=podman_env), podman_env)
         assert pod.startswith("churn-pod")
         url = f"http://{ip}:8080"
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + READY_WAIT_S
         while True:
             try:
                 if httpx.get(url + "/health/ready", timeout=5).status_code == 200:

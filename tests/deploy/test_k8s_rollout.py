@@ -38,6 +38,10 @@ CANARY = {
 }
 
 
+#: A bound on waiting for Prometheus (ready, then scraped): a condition, generous for a busy host.
+PROM_WAIT_S = 480
+
+
 def _health(traffic: dict[str, Any], versions: dict[str, int], error: str | None = None) -> dict[str, Any]:
     body = recorded("health_ready.json")
     body["traffic"] = traffic
@@ -367,7 +371,7 @@ def prometheus(
     )
     prom = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + PROM_WAIT_S
         while True:
             try:
                 if httpx.get(prom + "/-/ready", timeout=5).status_code == 200:
@@ -375,7 +379,7 @@ def prometheus(
             except httpx.HTTPError:
                 pass
             assert proc.poll() is None, f"prometheus exited with {proc.returncode}"
-            assert time.monotonic() < deadline, "prometheus was not ready within 120 s"
+            assert time.monotonic() < deadline, f"prometheus was not ready within {PROM_WAIT_S} s"
             time.sleep(0.1)
         yield prom
     finally:
@@ -401,7 +405,7 @@ def test_scrape_sums_both_pods_through_a_real_prometheus(
     local = [snapshot(LocalTarget(s).scrape(), "m") for s in pods["servers"]]
     want = {k: local[0].get(k, 0.0) + local[1].get(k, 0.0) for k in set(local[0]) | set(local[1])}
     assert sum(v for k, v in want.items() if k.startswith("yard_serving_routed_requests_total")) == 80
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + PROM_WAIT_S
     while True:  # Prometheus scrapes every second: wait for the last values, bounded
         try:
             got = snapshot(t.scrape(), "m")
