@@ -35,6 +35,20 @@ def _params(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _tags(items: list[str] | None) -> dict[str, str] | None:
+    from modelyard.errors import InvalidArgumentError
+
+    if not items:
+        return None
+    out: dict[str, str] = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
+            raise InvalidArgumentError(f"--tag takes name=value. Got {item!r} instead.")
+        out[k.strip()] = v
+    return out
+
+
 _STYLE = {
     "cached": "blue",
     "done": "green",
@@ -61,6 +75,16 @@ def run(
         None, "--force", help="Rerun this step and everything downstream (repeatable)."
     ),
     ray_address: str = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="Ray cluster address."),
+    only: list[str] = typer.Option(
+        None,
+        "--step",
+        help="Run only this step (repeatable; a step name or node id). Its upstream steps' outputs are "
+        "read from the cache, never recomputed: the run fails if one is missing. One Airflow task runs "
+        "one step this way.",
+    ),
+    tag: list[str] = typer.Option(
+        None, "--tag", help="A tag on the pipeline run as name=value (repeatable)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Run a pipeline: cached steps are skipped, the rest run on the executor; everything is tracked."""
@@ -75,6 +99,8 @@ def run(
         force=force or None,
         ray_address=ray_address,
         progress=None if not as_json else False,
+        only=only or None,
+        tags=_tags(tag),
     )
     value, value_error = _value(result)
     if as_json:
@@ -255,3 +281,63 @@ def clear_cache_cmd(
         f"Removed {n} cache entr{'y' if n == 1 else 'ies'} of pipeline {pipeline}"
         + (f" step {step}." if step else ".")
     )
+
+
+export_app = typer.Typer(
+    help="Export a pipeline to run it from another orchestrator (modelyard still caches and tracks).",
+    no_args_is_help=True,
+)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("airflow")
+def export_airflow_cmd(
+    ref: str = typer.Argument(..., help=_REF_HELP),
+    out: str = typer.Option(..., "--out", "-o", help="Folder to write the DAG file into (e.g. your dags/)."),
+    param: list[str] = typer.Option(None, "--param", "-p", help=_PARAM_HELP),
+    dag_id: str = typer.Option(None, "--dag-id", help="The Airflow DAG id (default: yard_<pipeline>)."),
+    schedule: str = typer.Option(
+        None,
+        "--schedule",
+        help="An Airflow schedule, e.g. '0 3 * * 1' or '@daily' (default: none, trigger it).",
+    ),
+    project_dir: str = typer.Option(
+        None, "--project-dir", help="Folder the tasks run in (default: this one; YARD_PROJECT_DIR overrides)."
+    ),
+    python: str = typer.Option(
+        None,
+        "--python",
+        help="Interpreter that has modelyard and the pipeline's packages (default: the Airflow worker's; "
+        "YARD_PYTHON overrides).",
+    ),
+    executor: str = typer.Option(
+        "local", "--executor", "-x", help="How each task runs its step: local, process or ray."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Write an Airflow DAG with one task per pipeline step and the pipeline's dependencies.
+
+    Each task runs `python -m modelyard pipeline run REF --step NODE`: inputs come from modelyard's
+    cache, the step is cached and tracked as usual. The store: DAG param or Airflow Variable
+    `yard_uri`, else YARD_URI.
+    """
+    from modelyard.pipelines._airflow import export_airflow
+
+    done = export_airflow(
+        ref,
+        out,
+        params=_params(param),
+        dag_id=dag_id,
+        schedule=schedule,
+        project_dir=project_dir,
+        python=python,
+        executor=executor,
+    )
+    if as_json:
+        print_json(done.to_dict())
+        return
+    typer.echo(
+        f"Wrote {done.path}: Airflow DAG {done.dag_id!r}, {len(done.tasks)} task(s), "
+        f"{len(done.dependencies)} dependenc{'y' if len(done.dependencies) == 1 else 'ies'}."
+    )
+    typer.echo(f"  try:  airflow dags test {done.dag_id}   (with {out} as the dags folder)")

@@ -37,6 +37,48 @@ def build_graph_for(fn: Callable[..., Any], params: Mapping[str, Any] | None = N
     return build_graph(fn, {**(params or {}), **kw})
 
 
+def restrict_graph(graph: Graph, only: Sequence[str] | str) -> tuple[Graph, list[str]]:
+    """The part of ``graph`` that runs ``only`` (step names or node ids): those nodes and their
+    ancestors, in order, with no pipeline return value; and the ancestors' ids (served from the
+    cache only, see :func:`check_upstream_cached`)."""
+    targets = set(graph.select([only] if isinstance(only, str) else list(only)))
+    keep = set(targets)
+    for nid in reversed(graph.order()):
+        if nid in keep:
+            keep.update(graph.nodes[nid].upstream)
+    sub = Graph(
+        pipeline=graph.pipeline,
+        experiment=graph.experiment,
+        params=graph.params,
+        nodes={nid: n for nid, n in graph.nodes.items() if nid in keep},
+        outputs=None,
+    )
+    return sub, [nid for nid in sub.nodes if nid not in targets]
+
+
+def check_upstream_cached(graph: Graph, decider: _Decider, upstream: Sequence[str]) -> None:
+    """Raise unless every node of ``upstream`` is a cache hit: a run of only some steps reads its
+    inputs from the cache and never recomputes an upstream step."""
+    digests: dict[str, str] = {}
+    for nid in upstream:
+        out, _, _ = decider.decide(graph.nodes[nid], digests)
+        if out.state is not StepState.CACHED or not out.output_digest:
+            node = graph.nodes[nid]
+            why = (
+                "it is never cached (cache=False)"
+                if not node.spec.cache
+                else f"it is not in the cache for this code, params and inputs ({out.reason})"
+            )
+            readers = [n for n, other in graph.nodes.items() if nid in other.upstream]
+            raise NotFoundError(
+                f"Step {', '.join(map(repr, readers))} of pipeline {graph.pipeline!r} needs the output "
+                f"of step {nid!r}, but {why}. Run step {nid!r} first (`--step {nid}`; in Airflow, its "
+                "upstream task), or run the whole pipeline; a run of only some steps never recomputes "
+                "their upstream steps."
+            )
+        digests[nid] = out.output_digest
+
+
 def _check_force(graph: Graph, force: Sequence[str] | str | None) -> set[str]:
     if force is None:
         return set()
@@ -158,6 +200,8 @@ def run_pipeline(
     progress: bool | None = None,
     uri: str | Workspace | None = None,
     ray_address: str | None = None,
+    only: Sequence[str] | str | None = None,
+    tags: Mapping[str, str] | None = None,
     **kw: Any,
 ) -> PipelineResult:
     """Run a ``@yard.pipeline`` function as a tracked, cached DAG; return a :class:`PipelineResult`.
@@ -165,6 +209,10 @@ def run_pipeline(
     ``params`` (or keyword arguments) override the pipeline function's defaults. ``executor``:
     ``local``, ``process`` (default with > 1 core) or ``ray``. ``force``: step names to rerun
     with everything downstream. ``progress``: live view (default: when stdout is a TTY).
+    ``only``: run just these steps (step names or node ids; e.g. one Airflow task per step): their
+    upstream steps must be in the cache (they are read from it, never recomputed, else
+    NotFoundError before anything runs); the pipeline's return value is then not assembled.
+    ``tags``: extra tags on the pipeline run (``yard.*`` tags are the runner's own).
     """
     from modelyard.pipelines._executors import make_executor
     from modelyard.pipelines._progress import Progress
@@ -175,10 +223,21 @@ def run_pipeline(
 
     # Everything that can be wrong with the input is checked before anything runs or is written.
     graph = _prepare(fn, params, kw)
+    upstream: list[str] = []
+    if only is not None:
+        graph, upstream = restrict_graph(graph, only)
     explicit = set(graph.select([force] if isinstance(force, str) else list(force))) if force else set()
     forced = _check_force(graph, force)
+    if forced & set(upstream):
+        raise InvalidArgumentError(
+            f"--force {', '.join(sorted(explicit))} would recompute upstream step(s) "
+            f"{', '.join(sorted(forced & set(upstream)))} of a run of only {_names(graph, upstream)}: "
+            "force only the steps that run."
+        )
+    extra_tags = _check_tags(tags)
     ws = get_workspace(uri)
     decider = _Decider(ws, graph, forced, explicit)  # resolves dataset inputs: unknown ones fail here
+    check_upstream_cached(graph, decider, upstream)
     ex = make_executor(executor, workers, ray_address)
     user_modules: set[str] = set()
     for node in graph.nodes.values():
@@ -196,7 +255,13 @@ def run_pipeline(
         params={
             k: v if isinstance(v, str | int | float | bool) else _short(v) for k, v in graph.params.items()
         },
-        tags={"yard.pipeline": graph.pipeline, "yard.executor": ex.name, "yard.kind": "pipeline"},
+        tags={
+            **extra_tags,
+            "yard.pipeline": graph.pipeline,
+            "yard.executor": ex.name,
+            "yard.kind": "pipeline",
+            **({"yard.steps": ",".join(n for n in graph.nodes if n not in upstream)} if only else {}),
+        },
         nested=active_run() is not None,
         uri=ws,
     )
@@ -245,6 +310,23 @@ def run_pipeline(
     run.end()
     result.status = "finished"
     return result
+
+
+def _names(graph: Graph, upstream: Sequence[str]) -> str:
+    return ", ".join(n for n in graph.nodes if n not in upstream)
+
+
+def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    if tags is None:
+        return {}
+    from modelyard.errors import invalid_param
+
+    if not isinstance(tags, Mapping) or not all(isinstance(k, str) and k.strip() for k in tags):
+        raise invalid_param("tags", "run_pipeline", "a mapping of tag names to strings", tags)
+    if any(k.startswith("yard.") for k in tags):
+        bad = sorted(k for k in tags if k.startswith("yard."))
+        raise InvalidArgumentError(f"Tags starting with 'yard.' are modelyard's own; got {', '.join(bad)}.")
+    return {k: str(v) for k, v in tags.items()}
 
 
 def _short(v: Any) -> str:
