@@ -150,7 +150,7 @@ def airflow_dag_source(
         "",
         f"PIPELINE = {ref!r}",
         f"PROJECT_DIR = os.environ.get('YARD_PROJECT_DIR') or {project_dir!r}",
-        f"PYTHON = os.environ.get('YARD_PYTHON') or {python!r} or sys.executable",
+        f"PYTHON = os.environ.get('YARD_PYTHON') or {'sys.executable' if python is None else repr(python)}",
         f"EXECUTOR = {executor!r}",
         f"PARAMS = json.loads({params!r})",
         "",
