@@ -301,6 +301,7 @@ def test_run_one_step_reads_upstream_from_the_cache_and_never_recomputes_it(proj
     assert full.value["sum"] == 12
 
 
+@pytest.mark.slow  # six `python -m modelyard` subprocesses
 def test_generated_task_runs_its_step_through_the_cli(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ churn.run()                  # tracked, cached; unchanged steps are skipped
 churn.status(window=14)      # which steps would run, and why
 """
 
+from modelyard.pipelines._airflow import AirflowExport, export_airflow
 from modelyard.pipelines._cache import cache_key, key_document
 from modelyard.pipelines._codehash import code_fingerprint
 from modelyard.pipelines._executors import EXECUTORS, default_executor
@@ -35,6 +36,7 @@ from modelyard.pipelines._spec import PipelineSpec, StepSpec, pipeline, step
 __all__ = [
     "EXECUTORS",
     "SERIALIZERS",
+    "AirflowExport",
     "DatasetInput",
     "Graph",
     "Node",
@@ -50,6 +52,7 @@ __all__ = [
     "code_fingerprint",
     "dataset",
     "default_executor",
+    "export_airflow",
     "key_document",
     "load_output",
     "load_pipeline",
