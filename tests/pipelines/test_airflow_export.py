@@ -280,6 +280,9 @@ def test_run_one_step_reads_upstream_from_the_cache_and_never_recomputes_it(proj
     fn = load_pipeline(_ref(project))
     with pytest.raises(NotFoundError, match=r"needs the output of step 'load'.*Run step 'load' first"):
         run_pipeline(fn, only="double", executor="local")
+    from modelyard.tracking import search_runs
+
+    assert len(search_runs()) == 0  # refused before anything was recorded
     first = run_pipeline(fn, only="load", executor="local", tags={"airflow.task_id": "load"})
     assert first.executed == ["load"] and first.value is None
     second = run_pipeline(fn, only="double", executor="local")
