@@ -159,10 +159,10 @@ def test_gc_refuses_to_sweep_when_a_manifest_is_damaged(workspace, tmp_path: Pat
     assert report.corrupt == [art.digest] and not report.healthy
 
 
-def test_gc_between_a_dedup_hit_and_its_row_keeps_the_blob(workspace, tmp_path: Path, monkeypatch) -> None:
+def test_gc_between_a_dedup_hit_and_its_row_keeps_the_blob(workspace, tmp_path: Path) -> None:
     import time
 
-    from modelyard.data import DataService
+    from modelyard.data import DataService, PreparedVersion
 
     f = tmp_path / "labels.bin"
     f.write_bytes(b"label " * 100)
@@ -170,16 +170,11 @@ def test_gc_between_a_dedup_hit_and_its_row_keeps_the_blob(workspace, tmp_path: 
     old = time.time() - 7200
     os.utime(workspace.blobs.local_path(blob), (old, old))
     svc = DataService(workspace)
-    real = DataService.record_version
-    sweeps = []
-
-    def racing(self, name, **kw):  # a gc runs after the blobs are written, before the row exists
-        sweeps.append(gc(workspace, grace_seconds=3600, purge_runs=False))
-        return real(self, name, **kw)
-
-    monkeypatch.setattr(DataService, "record_version", racing)
-    v = svc.add(f, "labels")
-    assert v.created and sweeps[0].blobs_removed == 0 and workspace.blobs.exists(blob)
+    prepared = svc.prepare(f, "labels")  # `add`'s first half: the blobs are written, no row yet
+    assert isinstance(prepared, PreparedVersion)
+    sweep = gc(workspace, grace_seconds=3600, purge_runs=False)  # a gc runs in between
+    v = svc.commit(prepared)
+    assert v.created and sweep.blobs_removed == 0 and workspace.blobs.exists(blob)
     assert svc.manifest(v)[0].digest == blob
     report = doctor(workspace)
     assert report.healthy and report.missing == []

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 import modelyard as yard
 from modelyard.cli import app
+from testkit.cli import yard_subprocess
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 runner = CliRunner()
 
 
@@ -43,22 +43,6 @@ def yard_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
         return subprocess.CompletedProcess(args, code, out.out, out.err)
 
     return call
-
-
-def yard_subprocess(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m modelyard`` in a subprocess (slow on a busy machine: use sparingly)."""
-    full_env = {**os.environ, "PYTHONPATH": SRC, **env}
-    for k, v in env.items():
-        if not v:
-            full_env.pop(k)
-    return subprocess.run(
-        [sys.executable, "-m", "modelyard", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def invoke(*args: str) -> str:

@@ -127,6 +127,24 @@ def test_diff_of_a_random_split_shows_no_shift_and_a_real_shift_is_marked(worksp
     assert sum(x.rstrip().endswith("shifted") for x in out.splitlines()) == 1, out
 
 
+def test_prepare_stores_the_blobs_and_commit_records_the_version(workspace, tmp_path: Path) -> None:
+    from modelyard.data import DataService, PreparedVersion
+
+    svc = DataService(workspace)
+    f = tmp_path / "train.parquet"
+    _frame().to_parquet(f)
+    prepared = svc.prepare(f, "staged", description="two steps")
+    assert isinstance(prepared, PreparedVersion) and prepared.rows == 500 and prepared.fmt == "parquet"
+    assert workspace.blobs.exists(prepared.manifest) and workspace.blobs.exists(prepared.profile_digest)
+    assert svc.latest_version("staged") is None  # nothing recorded yet
+    v = svc.commit(prepared)
+    assert (v.ref, v.created, v.rows, v.description) == ("staged@v1", True, 500, "two steps")
+    assert v.manifest_digest == prepared.manifest
+    again = svc.prepare(f, "staged")  # the same bytes: the latest version, nothing to commit
+    assert isinstance(again, type(v)) and (again.ref, again.created) == ("staged@v1", False)
+    assert svc.commit(prepared).created is False  # committing twice records nothing new
+
+
 def test_lineage_both_ways(workspace, tmp_path: Path) -> None:
     v = yard.data.add(_frame(), name="churn-train")
     with yard.start_run(experiment="churn", name="fit") as run:

@@ -7,7 +7,6 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -16,41 +15,9 @@ from modelyard.cli import app
 from modelyard.errors import InvalidArgumentError, NotFoundError, ValidationFailed
 from modelyard.evaluation import EvaluationService, attach_policy, evaluate, get_evaluation, list_evaluations
 from modelyard.registry import audit_log, get_model_version, register_model, set_alias
+from testkit.evaluation import FEATURES
 
-FEATURES = ["tenure", "monthly", "calls"]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def churn() -> pd.DataFrame:
-    rng = np.random.default_rng(5)
-    n = 600
-    df = pd.DataFrame(
-        {
-            "customer_id": np.arange(n),
-            "tenure": rng.integers(0, 72, n),
-            "monthly": rng.normal(70, 20, n).round(2),
-            "calls": rng.poisson(1.5, n),
-            "plan": rng.choice(["basic", "pro", "team"], n, p=[0.5, 0.3, 0.2]),
-        }
-    )
-    logit = -0.05 * df["tenure"] + 0.03 * (df["monthly"] - 70) + 0.6 * df["calls"] - 0.2
-    df["churned"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    return df
-
-
-@pytest.fixture(scope="module")
-def good_model(churn):  # type: ignore[no-untyped-def]
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(max_iter=500).fit(churn[FEATURES], churn["churned"])
-
-
-@pytest.fixture(scope="module")
-def weak_model(churn):  # type: ignore[no-untyped-def]
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(max_iter=500).fit(churn[["monthly"]], churn["churned"])
 
 
 def _register(model, uri: str, churn: pd.DataFrame):  # type: ignore[no-untyped-def]

@@ -12,7 +12,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -24,29 +23,16 @@ from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.monitoring import Monitor, load_rules
 from modelyard.monitoring._alerts import AlertRule, deliver, evaluate_rules, recent_firings
 from modelyard.monitoring._store import MonitoringService
+from testkit.monitoring import FEATURES, churn_traffic
 
-FEATURES = ["tenure", "monthly", "plan"]
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-def _data(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame(
-        {
-            "tenure": rng.integers(0, 72, n).astype(float) + shift * 30,
-            "monthly": rng.normal(70, 20, n) + shift * 25,
-            "plan": rng.choice(["basic", "pro", "team"], n, p=[0.5, 0.35, 0.15]),
-        }
-    )
-    df["churned"] = (rng.random(n) < 1 / (1 + np.exp(0.05 * (df.tenure - 30)))).astype(int)
-    return df
 
 
 def _train_and_register(ws) -> tuple[object, pd.DataFrame]:  # type: ignore[no-untyped-def]
     """A model version whose run used dataset churn-train@v1 (lineage for the default reference)."""
     from sklearn.linear_model import LogisticRegression
 
-    train = _data(1500, 0)
+    train = churn_traffic(1500, 0)
     yard.data.add(train, name="churn-train", uri=ws)
     with yard.start_run(experiment="churn", uri=ws) as run:
         df = run.use_dataset("churn-train@v1")
@@ -118,7 +104,7 @@ def test_window_report_reference_by_lineage_feedback_and_history(
 ) -> None:
     workspace = get_workspace(contract_uri)
     clf, _train = _train_and_register(workspace)
-    live = _data(600, 1, shift=1.0)
+    live = churn_traffic(600, 1, shift=1.0)
     ids = _log_traffic(workspace, clf, live, "r")
     mon = Monitor("churn-clf", uri=workspace)
     res = mon.report("1h")
@@ -166,7 +152,7 @@ def test_window_report_reference_by_lineage_feedback_and_history(
 def test_explicit_reference_file_and_errors(contract_uri: str, tmp_path: Path) -> None:
     workspace = get_workspace(contract_uri)
     clf, train = _train_and_register(workspace)
-    _log_traffic(workspace, clf, _data(300, 2), "a")
+    _log_traffic(workspace, clf, churn_traffic(300, 2), "a")
     ref = tmp_path / "ref.parquet"
     train.to_parquet(ref)
     res = Monitor("churn-clf", uri=workspace).report("30m", reference=str(ref))
@@ -233,7 +219,7 @@ def test_monitor_run_fires_a_rule_on_drifted_traffic_and_records_it(
     url, received = webhook
     workspace = get_workspace(contract_uri)
     clf, train = _train_and_register(workspace)
-    _log_traffic(workspace, clf, _data(400, 5, shift=1.0), "d")
+    _log_traffic(workspace, clf, churn_traffic(400, 5, shift=1.0), "d")
     ref = tmp_path / "ref.parquet"
     train.to_parquet(ref)
     rules = tmp_path / "alerts.yml"
@@ -286,7 +272,7 @@ def test_cli_report_run_feedback_alerts_and_grafana(contract_uri: str, webhook, 
     workspace = get_workspace(contract_uri)
     url, received = webhook
     clf, _train = _train_and_register(workspace)
-    ids = _log_traffic(workspace, clf, _data(400, 3, shift=1.0), "c")
+    ids = _log_traffic(workspace, clf, churn_traffic(400, 3, shift=1.0), "c")
     runner = CliRunner()
     uri = ["--uri", contract_uri]
     html = tmp_path / "drift.html"

@@ -8,102 +8,17 @@ reach the server's blobs themselves).
 
 from __future__ import annotations
 
-import sys
-import textwrap
-import uuid
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 import modelyard as yard
 from modelyard.errors import StepFailedError
 from modelyard.pipelines import StepState
-
-
-class ModuleFiles:
-    """Pipeline modules written to a folder on sys.path and loaded afresh from source."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.prefix = folder.name
-
-    def write(self, name: str, source: str) -> Path:
-        path = self.folder / f"{self.prefix}_{name}.py"
-        path.write_text(textwrap.dedent(source).replace("MOD_", self.prefix + "_"))
-        return path
-
-    def load(self, name: str, attr: str = "pipe") -> Any:
-        from modelyard.pipelines import load_pipeline
-
-        for mod in [m for m in sys.modules if m.startswith(self.prefix)]:
-            del sys.modules[mod]
-        return load_pipeline(f"{self.folder / self.prefix}_{name}.py:{attr}")
-
-
-@pytest.fixture
-def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    folder = tmp_path / f"m{uuid.uuid4().hex[:8]}"
-    folder.mkdir()
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    yield ModuleFiles(folder)
-    for mod in [m for m in sys.modules if m.startswith(folder.name)]:
-        del sys.modules[mod]
+from testkit.pipelines import reasons, states
 
 
 @pytest.fixture
 def store_uri(contract_uri: str) -> str:
     return contract_uri
-
-
-HELPERS = """
-def double(x):
-    return x * 2
-"""
-
-PIPE = """
-import pandas as pd
-import modelyard as yard
-from MOD_helpers import double
-
-OFFSET = 1
-
-@yard.step
-def load(n: int) -> pd.DataFrame:
-    print("loading", n)
-    return pd.DataFrame({"a": list(range(n))})
-
-@yard.step
-def featurize(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    out["b"] = double(out["a"]) + OFFSET
-    return out
-
-@yard.step
-def train(features: pd.DataFrame, lr: float = 0.1) -> dict:
-    return {"lr": lr, "total": int(features["b"].sum())}
-
-@yard.pipeline(experiment="cache-test")
-def pipe(n: int = 5, lr: float = 0.1):
-    return train(featurize(load(n)), lr=lr)
-"""
-
-
-def states(result) -> dict[str, str]:
-    return {n: s.state.value for n, s in result.steps.items()}
-
-
-def reasons(outcomes) -> dict[str, str]:
-    items = outcomes.steps.values() if hasattr(outcomes, "steps") else outcomes
-    return {s.node: s.reason for s in items}
-
-
-@pytest.fixture
-def pipe_files(modules):
-    modules.write("helpers", HELPERS)
-    modules.write("pipe", PIPE)
-    return modules
 
 
 def test_second_run_is_fully_cached_and_tracked(pipe_files, store_uri):

@@ -17,31 +17,6 @@ from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError,
 from modelyard.registry import RegistryService
 
 
-@pytest.fixture(scope="module")
-def churn_frame() -> tuple[pd.DataFrame, np.ndarray]:
-    rng = np.random.default_rng(3)
-    n = 300
-    X = pd.DataFrame(
-        {
-            "tenure": rng.integers(0, 72, n),
-            "monthly": rng.normal(70, 20, n).round(2),
-            "calls": rng.poisson(1.5, n),
-        }
-    )
-    y = ((X["monthly"] - 70) / 20 + X["calls"] * 0.5 - X["tenure"] / 36 + rng.normal(0, 0.5, n) > 0).astype(
-        int
-    )
-    return X, y.to_numpy()
-
-
-@pytest.fixture(scope="module")
-def sk_model(churn_frame):  # type: ignore[no-untyped-def]
-    from sklearn.ensemble import GradientBoostingClassifier
-
-    X, y = churn_frame
-    return GradientBoostingClassifier(n_estimators=15, max_depth=2, random_state=0).fit(X, y)
-
-
 def _log(uri, model, X, name="churn-clf", **kw):  # type: ignore[no-untyped-def]
     with yard.start_run(experiment="reg", uri=uri) as run:
         run.log_metric("auc", 0.8)

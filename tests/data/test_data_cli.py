@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,26 +13,13 @@ from typer.testing import CliRunner
 
 import modelyard as yard
 from modelyard.cli import app
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+from testkit.cli import yard_subprocess
 
 
 def _frame(n: int = 1000, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame(
         {"tenure": rng.integers(0, 72, n), "plan": rng.choice(["basic", "pro"], n), "x": rng.normal(0, 1, n)}
-    )
-
-
-def _yard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": SRC}
-    return subprocess.run(
-        [sys.executable, "-m", "modelyard", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
     )
 
 
@@ -125,14 +110,16 @@ def test_data_commands(tmp_path: Path) -> None:
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     env_uri = os.environ["YARD_URI"]
     assert env_uri
-    p = _yard("data", "add", str(tmp_path / "missing.csv"), "--name", "x", cwd=tmp_path)
+    p = yard_subprocess("data", "add", str(tmp_path / "missing.csv"), "--name", "x", cwd=tmp_path)
     assert (
         p.returncode == 1
         and p.stderr.strip().startswith("Error: Cannot add ")
         and "no such file or folder" in p.stderr
     )
     assert len(p.stderr.strip().splitlines()) == 1
-    p = _yard("validate", "data", str(tmp_path / "missing.csv"), "--against", "nope@v1", cwd=tmp_path)
+    p = yard_subprocess(
+        "validate", "data", str(tmp_path / "missing.csv"), "--against", "nope@v1", cwd=tmp_path
+    )
     assert p.returncode == 1 and p.stderr.startswith("Error: Dataset 'nope' does not exist.")
 
 

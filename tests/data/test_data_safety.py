@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,21 +15,11 @@ from typer.testing import CliRunner
 import modelyard as yard
 from modelyard._maintenance import doctor
 from modelyard.cli import app
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+from testkit.cli import yard_subprocess
 
 
 def _yard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": SRC}
-    env.pop("YARD_NO_FAST_PATH", None)
-    return subprocess.run(
-        [sys.executable, "-m", "modelyard", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
+    return yard_subprocess(*args, cwd=cwd, YARD_NO_FAST_PATH="")  # the fast path allowed
 
 
 def _error(out: object) -> str:

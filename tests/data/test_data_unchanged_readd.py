@@ -16,25 +16,14 @@ import pytest
 import modelyard as yard
 from modelyard.data._unchanged import migration_heads, unchanged_version
 from modelyard.store import known_heads
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+from testkit.cli import SRC, yard_subprocess
 
 
 def _yard(
     *args: str, cwd: Path, fast: bool = True, py: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": SRC}
-    env.pop("YARD_NO_FAST_PATH", None)
-    if not fast:
-        env["YARD_NO_FAST_PATH"] = "1"
-    return subprocess.run(
-        [sys.executable, *py, "-m", "modelyard", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
+    """``fast=False`` turns the unchanged-add fast path off (YARD_NO_FAST_PATH=1)."""
+    return yard_subprocess(*args, cwd=cwd, python=py, timeout=120, YARD_NO_FAST_PATH="" if fast else "1")
 
 
 def _imported(p: subprocess.CompletedProcess[str]) -> set[str]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 
-from evaluation_helpers import register
-
 from modelyard.evaluation import evaluate, list_evaluations, parse_policy, run_gates
+from testkit.evaluation import register
 
 
 def test_champion_comparison_does_not_hide_the_full_evaluation_or_its_slice_chart(

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from evaluation_helpers import register
 from typer.testing import CliRunner
 
 from modelyard.cli import app
 from modelyard.errors import InvalidArgumentError
+from testkit.evaluation import register
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 runner = CliRunner()

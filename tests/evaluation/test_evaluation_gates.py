@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from evaluation_helpers import FEATURES, register
 from sklearn.metrics import roc_auc_score
 
 from modelyard.errors import InvalidArgumentError
@@ -20,6 +19,7 @@ from modelyard.evaluation import (
     run_gates,
     to_junit_xml,
 )
+from testkit.evaluation import FEATURES, register
 
 
 def test_evaluation_is_stored_and_linked_to_model_and_dataset_versions(workspace, churn, good_model):

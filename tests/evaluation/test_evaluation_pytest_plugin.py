@@ -7,7 +7,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from evaluation_helpers import register
+
+from testkit.evaluation import register
 
 pytest_plugins = ["pytester"]
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -15,8 +12,8 @@ from typing import Any
 import pytest
 
 from modelyard.monitoring._alerts import deliver, evaluate_rules, load_rules, recent_firings
+from testkit.cli import yard_subprocess
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 TOKEN = "T0AAAA/B0BBBB/hunter2secret"
 RULES = "rules:\n  - name: drift\n    metric: share_drifted\n    threshold: 0.5\n"
 
@@ -93,26 +90,13 @@ def test_references_resolve_at_each_delivery(
 def test_cli_monitor_run_refuses_a_reference_that_does_not_resolve(workspace, tmp_path: Path) -> None:
     rules = tmp_path / "alerts.yml"
     rules.write_text("webhook: file:/nonexistent/slack.url\n" + RULES)
-    env = {**os.environ, "PYTHONPATH": SRC, "YARD_URI": workspace.location.uri}
-    env.pop("YARD_ALERT_WEBHOOK", None)
-    p = subprocess.run(
-        [sys.executable, "-m", "modelyard", "monitor", "run", "m", "--once", "--rules", str(rules)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    env = {"YARD_URI": workspace.location.uri, "YARD_ALERT_WEBHOOK": ""}  # "": not set
+    p = yard_subprocess("monitor", "run", "m", "--once", "--rules", str(rules), timeout=120, **env)
     assert p.returncode == 1
     assert p.stderr == (
         "Error: The alert webhook 'file:/nonexistent/slack.url' cannot be read: No such file or directory.\n"
     )
-    p = subprocess.run(
-        [sys.executable, "-m", "modelyard", "monitor", "run", "m", "--once", "--webhook", "env:YARD_NOPE"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    p = yard_subprocess("monitor", "run", "m", "--once", "--webhook", "env:YARD_NOPE", timeout=120, **env)
     assert p.returncode == 1
     assert p.stderr == (
         "Error: The alert webhook 'env:YARD_NOPE' is empty: the environment variable YARD_NOPE is not set.\n"

@@ -1,110 +1,20 @@
-"""Monitoring a served model end to end: lineage reference, prediction-log windows, feedback,
-performance, stored runs, alert rules with for-durations and webhook delivery, CLI."""
+"""Alert rules that are explained when wrong, and `yard monitor run` looping until Ctrl-C (the end-to-end
+monitoring tests run on every backend in tests/contract/test_monitoring_contract.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
-import modelyard as yard
 from modelyard.errors import InvalidArgumentError
 from modelyard.monitoring import load_rules
+from testkit.monitoring import churn_traffic
 
-FEATURES = ["tenure", "monthly", "plan"]
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-def _data(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame(
-        {
-            "tenure": rng.integers(0, 72, n).astype(float) + shift * 30,
-            "monthly": rng.normal(70, 20, n) + shift * 25,
-            "plan": rng.choice(["basic", "pro", "team"], n, p=[0.5, 0.35, 0.15]),
-        }
-    )
-    df["churned"] = (rng.random(n) < 1 / (1 + np.exp(0.05 * (df.tenure - 30)))).astype(int)
-    return df
-
-
-def _train_and_register(ws) -> tuple[object, pd.DataFrame]:  # type: ignore[no-untyped-def]
-    """A model version whose run used dataset churn-train@v1 (lineage for the default reference)."""
-    from sklearn.linear_model import LogisticRegression
-
-    train = _data(1500, 0)
-    yard.data.add(train, name="churn-train", uri=ws)
-    with yard.start_run(experiment="churn", uri=ws) as run:
-        df = run.use_dataset("churn-train@v1")
-        clf = LogisticRegression(max_iter=200).fit(df[["tenure", "monthly"]], df.churned)
-        run.log_metrics({"accuracy": 0.9, "f1": 0.5})
-        run.log_model(clf, name="churn-clf", input_example=df[["tenure", "monthly"]].head(3))
-    return clf, train
-
-
-def _log_traffic(ws, clf, df: pd.DataFrame, prefix: str) -> list[str]:  # type: ignore[no-untyped-def]
-    from modelyard.serving._predlog import PredictionLogger
-
-    logger = PredictionLogger(ws, flush_rows=10_000, flush_interval_s=60)
-    ids = []
-    for i in range(0, len(df), 50):
-        chunk = df.iloc[i : i + 50]
-        rid = f"{prefix}-{i}"
-        pred = clf.predict(chunk[["tenure", "monthly"]])
-        logger.log(rid, "churn-clf", 1, chunk[FEATURES].reset_index(drop=True), pred, latency_ms=3.0 + i % 7)
-        ids.extend([rid] * len(chunk))
-    logger.flush()
-    logger.close()
-    return ids
-
-
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook():  # type: ignore[no-untyped-def]
-    _Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Hook.received
-    server.shutdown()
-    server.server_close()
-
-
-RULES = """
-rules:
-  - name: drift
-    metric: share_drifted
-    op: ">="
-    threshold: 0.5
-    window: 1h
-    for: 10m
-    severity: critical
-  - name: tenure
-    metric: drift_score
-    column: tenure
-    threshold: 0.2
-"""
 
 
 @pytest.mark.parametrize(
@@ -147,7 +57,7 @@ def test_monitor_run_loops_until_ctrl_c(tmp_path: Path) -> None:
     import signal
 
     ref = tmp_path / "ref.parquet"
-    _data(200, 5).to_parquet(ref)
+    churn_traffic(200, 5).to_parquet(ref)
     env = {**os.environ, "PYTHONPATH": SRC, "YARD_URI": str(tmp_path / "store")}
     p = subprocess.Popen(
         [

@@ -7,54 +7,7 @@ import pytest
 import modelyard as yard
 from modelyard.errors import StepFailedError
 from modelyard.pipelines import StepState
-
-HELPERS = """
-def double(x):
-    return x * 2
-"""
-
-PIPE = """
-import pandas as pd
-import modelyard as yard
-from MOD_helpers import double
-
-OFFSET = 1
-
-@yard.step
-def load(n: int) -> pd.DataFrame:
-    print("loading", n)
-    return pd.DataFrame({"a": list(range(n))})
-
-@yard.step
-def featurize(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    out["b"] = double(out["a"]) + OFFSET
-    return out
-
-@yard.step
-def train(features: pd.DataFrame, lr: float = 0.1) -> dict:
-    return {"lr": lr, "total": int(features["b"].sum())}
-
-@yard.pipeline(experiment="cache-test")
-def pipe(n: int = 5, lr: float = 0.1):
-    return train(featurize(load(n)), lr=lr)
-"""
-
-
-def states(result) -> dict[str, str]:
-    return {n: s.state.value for n, s in result.steps.items()}
-
-
-def reasons(outcomes) -> dict[str, str]:
-    items = outcomes.steps.values() if hasattr(outcomes, "steps") else outcomes
-    return {s.node: s.reason for s in items}
-
-
-@pytest.fixture
-def pipe_files(modules):
-    modules.write("helpers", HELPERS)
-    modules.write("pipe", PIPE)
-    return modules
+from testkit.pipelines import HELPERS, PIPE, reasons, states
 
 
 def test_invalidation_cases(pipe_files):

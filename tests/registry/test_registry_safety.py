@@ -18,42 +18,13 @@ import modelyard as yard
 from modelyard.blobs._store import ManifestEntry
 from modelyard.errors import IntegrityError, SerializationError, SignatureError, ValidationFailed
 from modelyard.registry import RegistryService, Signature
+from testkit.registry import Boom, inject_model
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _register(workspace, model, X, name="churn-clf"):  # type: ignore[no-untyped-def]
     return yard.registry.register_model(model, name, input_example=X[:5], uri=workspace)
-
-
-def _inject(ws, files: dict[str, bytes], *, flavor: str = "sklearn", name: str = "evil") -> int:  # type: ignore[no-untyped-def]
-    """Register a hand-made model package, as an attacker with write access to the store could."""
-    meta = {
-        "format": "modelyard.model",
-        "format_version": 1,
-        "flavor": flavor,
-        "options": {},
-        "requirements": {},
-        "signature": None,
-        "modelyard_version": yard.__version__,
-    }
-    files = {**files, "yard-model.json": json.dumps(meta).encode()}
-    entries = [ManifestEntry(p, ws.blobs.put_bytes(b), len(b)) for p, b in files.items()]
-    digest = ws.blobs.put_manifest(entries)
-    mv = RegistryService(ws).register_version(
-        name, flavor=flavor, manifest_digest=digest, size=1, signature=None, requirements={}
-    )
-    return mv.version
-
-
-class _Boom:
-    """Unpickling this writes a marker file: proof that code ran."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (Path(self.marker).write_text, ("pwned",))
 
 
 def test_tampered_blob_is_refused_before_deserializing(workspace, churn_frame, sk_model, monkeypatch) -> None:
@@ -91,7 +62,7 @@ def test_untrusted_skops_types_are_refused(workspace, tmp_path) -> None:
         r"Inspect them .* pass trusted_types=\['posix.system'\] to log_model",
     ):
         yard.registry.register_model(evil, "evil", uri=workspace)
-    v = _inject(workspace, {"model.skops": sio.dumps(evil)})
+    v = inject_model(workspace, {"model.skops": sio.dumps(evil)}).version
     with pytest.raises(
         SerializationError,
         match=r"Refusing to load model.skops: it would instantiate untrusted types \['posix.system'\]\. "
@@ -106,7 +77,7 @@ def test_untrusted_skops_types_are_refused(workspace, tmp_path) -> None:
 
 def test_pickle_in_place_of_skops_is_refused(workspace, tmp_path) -> None:
     marker = tmp_path / "marker"
-    v = _inject(workspace, {"model.skops": pickle.dumps(_Boom(str(marker)))})
+    v = inject_model(workspace, {"model.skops": pickle.dumps(Boom(str(marker)))}).version
     with pytest.raises(SerializationError, match=r"model.skops is not a valid skops file .* never unpickles"):
         yard.load_model(f"evil/{v}", uri=workspace)
     assert not marker.exists()

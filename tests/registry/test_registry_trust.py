@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import io
-import json
 import pickle
 import types
 import zipfile
@@ -20,55 +19,14 @@ import numpy as np
 import pytest
 
 import modelyard as yard
-from modelyard.blobs._store import ManifestEntry
 from modelyard.errors import SerializationError
-from modelyard.registry import RegistryService
 from modelyard.registry.flavors._sklearn_types import (
     ARRAY_TYPES,
     ESTIMATOR_TYPES,
     FITTED_STATE_TYPES,
     TRUSTED_TYPES,
 )
-
-
-def _inject(
-    ws,
-    files: dict[str, bytes],
-    *,
-    flavor: str,
-    options: dict | None = None,  # type: ignore[no-untyped-def]
-    recorded: str | None = None,
-    name: str = "evil",
-) -> str:
-    """Register a hand-made package whose yard-model.json says ``flavor``; the registry row says
-    ``recorded``."""
-    meta = {
-        "format": "modelyard.model",
-        "format_version": 1,
-        "flavor": flavor,
-        "options": options or {},
-        "requirements": {},
-        "signature": None,
-        "modelyard_version": yard.__version__,
-    }
-    files = {**files, "yard-model.json": json.dumps(meta).encode()}
-    entries = [ManifestEntry(p, ws.blobs.put_bytes(b), len(b)) for p, b in files.items()]
-    digest = ws.blobs.put_manifest(entries)
-    mv = RegistryService(ws).register_version(
-        name, flavor=recorded or flavor, manifest_digest=digest, size=1, signature=None, requirements={}
-    )
-    return mv.ref
-
-
-class _Boom:
-    """Unpickling this writes a marker file: proof that code ran."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (Path(self.marker).write_text, ("pwned",))
-
+from testkit.registry import Boom, inject_model
 
 # -- scikit-learn (skops) ---------------------------------------------------------------------------
 GADGET = ["numpy.full_like", "numpy.take", "numpy.testing._private.utils.runstring"]
@@ -103,7 +61,7 @@ def test_skops_gadget_under_numpy_is_refused_and_its_payload_never_runs(workspac
         r"Inspect them .* pass trusted_types=\[.*\] to log_model \(and the same to load_model\)\.",
     ):
         yard.registry.register_model(_gadget_model(marker), "evil", uri=workspace)
-    ref = _inject(workspace, {"model.skops": _skops_gadget(marker)}, flavor="sklearn")
+    ref = inject_model(workspace, {"model.skops": _skops_gadget(marker)}, flavor="sklearn").ref
     msg = (
         r"Refusing to load model\.skops: it would instantiate untrusted types "
         r"\['numpy\.full_like', 'numpy\.take', 'numpy\.testing\._private\.utils\.runstring'\]\. "
@@ -149,7 +107,7 @@ def test_skops_schema_edited_to_reference_a_dangerous_name_is_refused(workspace,
     with zipfile.ZipFile(buf, "w") as z:
         for n, b in {**members, "schema.json": edited.encode()}.items():
             z.writestr(n, b)
-    ref = _inject(workspace, {"model.skops": buf.getvalue()}, flavor="sklearn")
+    ref = inject_model(workspace, {"model.skops": buf.getvalue()}, flavor="sklearn").ref
     with pytest.raises(
         SerializationError,
         match=rf"Refusing to load model\.skops: it would instantiate untrusted types "
@@ -163,7 +121,7 @@ def test_yard_serve_refuses_the_skops_gadget(workspace, tmp_path) -> None:
     from modelyard.serving._app import SwapError
 
     marker = tmp_path / "marker"
-    ref = _inject(workspace, {"model.skops": _skops_gadget(marker)}, flavor="sklearn")
+    ref = inject_model(workspace, {"model.skops": _skops_gadget(marker)}, flavor="sklearn").ref
     with pytest.raises(
         SwapError,
         match=r"The new spec was not applied: Refusing to load model\.skops: it would "
@@ -247,7 +205,7 @@ def _state_dict_files() -> dict[str, bytes]:
 
 def test_torch_state_dict_never_imports_the_stored_class(workspace, tmp_path) -> None:
     marker = tmp_path / "marker"
-    ref = _inject(
+    ref = inject_model(
         workspace,
         _state_dict_files(),
         flavor="torch",
@@ -256,7 +214,7 @@ def test_torch_state_dict_never_imports_the_stored_class(workspace, tmp_path) ->
             "class": "subprocess:run",
             "init_kwargs": {"args": ["touch", str(marker)]},
         },
-    )
+    ).ref
     with pytest.raises(
         SerializationError,
         match=r"This PyTorch model is a state dict saved from class subprocess:run; "
@@ -300,8 +258,8 @@ def test_torch_state_dict_loads_with_the_callers_or_a_registered_class(workspace
 # -- pyfunc / cloudpickle -----------------------------------------------------------------------------
 def test_pyfunc_needs_allow_pickle_and_matching_flavors(workspace, tmp_path) -> None:
     marker = tmp_path / "marker"
-    payload = pickle.dumps(_Boom(str(marker)))
-    ref = _inject(workspace, {"python_model.cloudpickle": payload}, flavor="pyfunc")
+    payload = pickle.dumps(Boom(str(marker)))
+    ref = inject_model(workspace, {"python_model.cloudpickle": payload}, flavor="pyfunc").ref
     with pytest.raises(
         SerializationError,
         match=rf"Refusing to load model {ref}: it is a pyfunc model, and loading it "
@@ -313,9 +271,9 @@ def test_pyfunc_needs_allow_pickle_and_matching_flavors(workspace, tmp_path) -> 
         yard.load_model(ref, uri=workspace)
     assert not marker.exists()
     # a package that says pyfunc while the registry shows sklearn is refused, even with allow_pickle
-    disguised = _inject(
+    disguised = inject_model(
         workspace, {"python_model.cloudpickle": payload}, flavor="pyfunc", recorded="sklearn", name="safe"
-    )
+    ).ref
     with pytest.raises(
         SerializationError,
         match=rf"Model {disguised} is recorded as flavor 'sklearn' but its package says "
@@ -333,7 +291,9 @@ def test_yard_serve_loads_pyfunc_only_with_the_spec_field(workspace, tmp_path) -
     from modelyard.serving._app import SwapError
 
     marker = tmp_path / "marker"
-    ref = _inject(workspace, {"python_model.cloudpickle": pickle.dumps(_Boom(str(marker)))}, flavor="pyfunc")
+    ref = inject_model(
+        workspace, {"python_model.cloudpickle": pickle.dumps(Boom(str(marker)))}, flavor="pyfunc"
+    ).ref
     with pytest.raises(
         SwapError,
         match=r"Refusing to load model evil/1: it is a pyfunc model.*yard serve/evaluate/gate --allow-pickle",
@@ -367,7 +327,7 @@ def test_yard_serve_allow_pickle_flag_conflicts_with_spec(tmp_path) -> None:
 # -- every flavor, from a file crafted to run code ------------------------------------------------------
 def _crafted(flavor: str, marker: Path) -> tuple[dict[str, bytes], dict, str]:
     """Files, options and the expected refusal for a package of ``flavor`` whose bytes try to run code."""
-    boom = pickle.dumps(_Boom(str(marker)))
+    boom = pickle.dumps(Boom(str(marker)))
     if flavor == "sklearn":
         return (
             {"model.skops": _skops_gadget(marker)},
@@ -390,7 +350,7 @@ def _crafted(flavor: str, marker: Path) -> tuple[dict[str, bytes], dict, str]:
         import torch
 
         buf = io.BytesIO()
-        torch.save(_Boom(str(marker)), buf)  # a full pickle in a torch zip, in place of a TorchScript archive
+        torch.save(Boom(str(marker)), buf)  # a full pickle in a torch zip, in place of a TorchScript archive
         return (
             {"model.torchscript.pt": buf.getvalue()},
             {"format": "torchscript"},
@@ -445,7 +405,7 @@ def test_every_flavor_refuses_a_file_crafted_to_run_code(workspace, tmp_path, ca
     marker = tmp_path / "marker"
     files, options, message = _crafted(case, marker)
     flavor = case.split("-")[0].replace("torchscript", "torch")
-    ref = _inject(workspace, files, flavor=flavor, options=options)
+    ref = inject_model(workspace, files, flavor=flavor, options=options).ref
     with pytest.raises(SerializationError, match=message):
         m = yard.load_model(ref, uri=workspace)
         m.predict(

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 
 import modelyard as yard
+from testkit.evaluation import churn_data
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -136,28 +137,13 @@ def visible(page: Any, text: str) -> bool:
     return page.get_by_text(text, exact=False).first.is_visible()
 
 
-def _churn(n: int = 600, seed: int = 5) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame(
-        {
-            "tenure": rng.integers(0, 72, n),
-            "monthly": rng.normal(70, 20, n).round(2),
-            "calls": rng.poisson(1.5, n),
-            "plan": rng.choice(["basic", "pro", "team"], n, p=[0.5, 0.3, 0.2]),
-        }
-    )
-    logit = -0.05 * df["tenure"] + 0.03 * (df["monthly"] - 70) + 0.6 * df["calls"] - 0.2
-    df["churned"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    return df
-
-
 def test_model_card(browser: Any, shots: Path, tmp_path: Path) -> None:
     from sklearn.linear_model import LogisticRegression
 
     from modelyard.evaluation import evaluate, parse_policy, run_gates
     from modelyard.registry import model_card, register_model, set_alias, update_model
 
-    df = _churn()
+    df = churn_data().drop(columns="customer_id")
     features = ["tenure", "monthly", "calls"]
     with yard.start_run(experiment="churn") as run:
         run.log_params({"C": 1.0, "max_iter": 500})

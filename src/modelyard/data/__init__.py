@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "ColumnProfile": "_profile",
     "Profile": "_profile",
     "ProfileBuilder": "_profile",
+    "PreparedVersion": "_ingest",
     "CheckResult": "_report",
     "ValidationReport": "_report",
     "DataService": "_service",

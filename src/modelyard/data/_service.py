@@ -6,8 +6,6 @@ import io
 import json
 import os
 import re
-import stat
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,16 +15,10 @@ from sqlalchemy.engine import Connection
 from modelyard._rpc import op, require, service
 from modelyard._shared import now_ms
 from modelyard._workspace import Workspace, get_workspace
-from modelyard.blobs import ManifestEntry, manifest_digest
-from modelyard.data._io import (
-    TABULAR_FORMATS,
-    TabularSource,
-    detect_format,
-    iter_file_batches,
-    read_table,
-    unify_schemas,
-)
-from modelyard.data._record import DatasetVersion, _row_to_version, walk
+from modelyard.blobs import BlobStore, ManifestEntry
+from modelyard.data._ingest import PreparedVersion, check_dataset_name, prepare_version
+from modelyard.data._io import TABULAR_FORMATS, TabularSource, detect_format, read_table
+from modelyard.data._record import DatasetVersion, _row_to_version
 from modelyard.data._schema import dataset_versions, datasets, run_inputs
 from modelyard.errors import (
     BlobError,
@@ -37,13 +29,13 @@ from modelyard.errors import (
     did_you_mean,
     invalid_param,
 )
+from modelyard.store import MetadataStore
 from modelyard.store._schema import experiments, runs
-from modelyard.tracking._validation import check_key
 
 if TYPE_CHECKING:
     from modelyard.data._profile import Profile
 
-__all__ = ["DataService", "DatasetVersion", "parse_ref"]
+__all__ = ["DataService", "DatasetVersion", "PreparedVersion", "parse_ref"]
 
 _REF = re.compile(r"^(?P<name>[^@]+?)(?:@(?:v(?P<v>\d+)|(?P<n>\d+)|(?P<latest>latest)))?$")
 
@@ -62,14 +54,6 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return m.group("name"), int(v) if v else None
 
 
-def _schema_doc(schema: Any, fmt: str) -> dict[str, Any]:
-    return {
-        "type": "modelyard.schema",
-        "format": fmt,
-        "columns": [{"name": f.name, "type": str(f.type), "nullable": bool(f.nullable)} for f in schema],
-    }
-
-
 @service("data")
 class DataService:
     """Datasets and their versions in one workspace.
@@ -83,11 +67,11 @@ class DataService:
         self.ws = get_workspace(workspace)
 
     @property
-    def store(self) -> Any:
+    def store(self) -> MetadataStore:
         return self.ws.store
 
     @property
-    def blobs(self) -> Any:
+    def blobs(self) -> BlobStore:
         return self.ws.blobs
 
     # -- adding ------------------------------------------------------------------------------
@@ -103,122 +87,38 @@ class DataService:
         """Store a file, a folder or a DataFrame as the next version of ``name``.
 
         Adding the same bytes as the latest version creates nothing and returns that version
-        (with ``created=False``).
+        (with ``created=False``). The same as :meth:`prepare` then :meth:`commit`.
         """
-        check_key(name, "dataset name")
-        if "@" in name:
-            raise InvalidArgumentError(
-                f"Dataset name {name!r} cannot contain '@' (it separates the version)."
-            )
-        if isinstance(source, str | os.PathLike):
-            return self._add_path(Path(source), name, description=description, run_id=run_id, profile=profile)
-        mod = type(source).__module__
-        if mod.startswith(("pandas", "polars", "pyarrow")):
-            with tempfile.TemporaryDirectory(prefix="yard-frame-") as tmp:
-                path = Path(tmp) / "data.parquet"
-                _write_parquet(source, path)
-                return self._add_path(
-                    path,
-                    name,
-                    description=description,
-                    run_id=run_id,
-                    profile=profile,
-                    source_label=f"<{type(source).__name__}>",
-                )
-        raise invalid_param(
-            "source",
-            "yard.data.add",
-            "a file or folder path, or a pandas/polars DataFrame",
-            type(source).__name__,
-        )
+        prepared = self.prepare(source, name, description=description, run_id=run_id, profile=profile)
+        return prepared if isinstance(prepared, DatasetVersion) else self.commit(prepared)
 
-    def _add_path(
+    def prepare(
         self,
-        path: Path,
+        source: Any,
         name: str,
         *,
-        description: str | None,
-        run_id: str | None,
-        profile: bool,
-        source_label: str | None = None,
-    ) -> DatasetVersion:
-        if not path.exists():
-            raise NotFoundError(f"Cannot add {str(path)!r}: no such file or folder.")
-        stats: list[os.stat_result] | None = None
-        files: list[str | Path]
-        if path.is_dir():
-            walked = walk(path)
-            if not walked:
-                raise InvalidArgumentError(f"Cannot add {str(path)!r}: the folder has no files.")
-            files = [a for a, _, _ in walked]
-            rels = [r for _, r, _ in walked]
-            stats = [st for _, _, st in walked]
-        else:
-            files, rels = [path], [path.name]
-        known = self.blobs.known_entries(files, rels, stats)
-        latest: DatasetVersion | None = None
-        if known is None and not self.blobs.is_local:
-            # a remote store has no stat cache: hash here (no upload, no request per file) when there
-            # is a latest version the bytes may equal, so an unchanged re-add costs two requests
-            latest = self.latest_version(name)
-            if latest is not None:
-                known = _hashed_entries(files, rels, stats)
-        if known is not None:  # every file unchanged since it was stored: maybe nothing to do at all
-            latest = latest or self.latest_version(name)
-            digest = manifest_digest(known, kind="dataset")
-            if latest is not None and latest.manifest_digest == digest and self.blobs.exists(digest):
-                return latest
-        tabular = [(p, r, f) for p, r in zip(files, rels, strict=True) if (f := detect_format(r))]
-        formats = sorted({f for _, _, f in tabular})
-        schema = None
-        if tabular:
-            schema = unify_schemas([TabularSource(p, f, r) for p, r, f in tabular])  # before storing anything
-        entries = self._store_files(files, rels, stats)
-        manifest = self.blobs.put_manifest(entries, kind="dataset")
-        total = sum(e.size for e in entries)
-        latest = self.latest_version(name)
-        if latest is not None and latest.manifest_digest == manifest:
-            return latest
-        fmt = (formats[0] if len(formats) == 1 else "mixed") if tabular else "files"
-        if tabular and len(tabular) != len(files):
-            fmt = "mixed"
-        schema_digest = profile_digest = None
-        rows: int | None = None
-        if tabular and schema is not None:
-            schema_digest = self.blobs.put_bytes(
-                json.dumps(_schema_doc(schema, fmt), sort_keys=True).encode()
-            )
-            if profile:
-                from modelyard.data._profile import ProfileBuilder
-
-                builder = ProfileBuilder()
-                for p, r, f in tabular:
-                    for batch in iter_file_batches(TabularSource(p, f, r), dictionary_strings=True):
-                        builder.add(batch)
-                prof = builder.result()
-                rows = prof.rows
-                profile_digest = self.blobs.put_bytes(prof.to_json().encode())
-        return self.record_version(
+        description: str | None = None,
+        run_id: str | None = None,
+        profile: bool = True,
+    ) -> PreparedVersion | DatasetVersion:
+        """The first half of :meth:`add`: store the blobs of the next version of ``name`` (its
+        files, manifest, schema and profile) without recording it. Returns the latest version
+        (``created=False``) when it holds the same bytes, else a :class:`PreparedVersion` for
+        :meth:`commit`."""
+        return prepare_version(
+            self.blobs,
+            self.latest_version,
+            source,
             name,
-            manifest=manifest,
-            schema_digest=schema_digest,
-            profile_digest=profile_digest,
-            fmt=fmt,
-            files=len(entries),
-            rows=rows,
-            size=total,
-            source=source_label or str(path.resolve()),
             description=description,
             run_id=run_id,
+            profile=profile,
         )
 
-    def _store_files(
-        self, files: list[Any], rels: list[str], stats: list[os.stat_result] | None
-    ) -> list[ManifestEntry]:
-        if len(files) == 1:
-            digest, size = self.blobs.put_file(files[0])
-            return [ManifestEntry(rels[0], digest, size, stat.S_IMODE(os.stat(files[0]).st_mode))]
-        return self.blobs.put_files(list(zip(files, rels, strict=True)), stats=stats)
+    def commit(self, prepared: PreparedVersion) -> DatasetVersion:
+        """Record a :class:`PreparedVersion` as the next version of its dataset (the latest one,
+        with ``created=False``, when that holds the same manifest)."""
+        return self.record_version(prepared.name, **prepared.fields())
 
     @op("writer", on=("dataset", "name"))
     def record_version(
@@ -238,11 +138,7 @@ class DataService:
     ) -> DatasetVersion:
         """Record stored blobs (a dataset manifest, its schema and profile documents) as the next
         version of ``name``; the latest version when its manifest is the same (``created=False``)."""
-        check_key(name, "dataset name")
-        if "@" in name:
-            raise InvalidArgumentError(
-                f"Dataset name {name!r} cannot contain '@' (it separates the version)."
-            )
+        check_dataset_name(name)
         if files < 0 or size < 0 or (rows is not None and rows < 0):
             raise InvalidArgumentError(
                 f"Cannot record a version of {name!r} with a negative file, row or byte count."
@@ -428,7 +324,8 @@ class DataService:
         v = self.resolve(ref)
         if v.schema_digest is None:
             return None
-        return json.loads(self.blobs.read_bytes(v.schema_digest))
+        doc: dict[str, Any] = json.loads(self.blobs.read_bytes(v.schema_digest))
+        return doc
 
     def profile(self, ref: str | DatasetVersion) -> Profile | None:
         """The stored profile (None for non-tabular versions or when profiling was skipped)."""
@@ -625,33 +522,3 @@ class DataService:
             "schema": schema,
             "columns": stats,
         }
-
-
-def _hashed_entries(
-    files: list[Any], rels: list[str], stats: list[os.stat_result] | None
-) -> list[ManifestEntry]:
-    """Manifest entries of local files by hashing them (what storing them would record)."""
-    from modelyard.blobs import hash_file
-
-    out = []
-    for i, (p, rel) in enumerate(zip(files, rels, strict=True)):
-        st = stats[i] if stats is not None else os.stat(p)
-        out.append(ManifestEntry(rel, hash_file(p), st.st_size, stat.S_IMODE(st.st_mode)))
-    return out
-
-
-def _write_parquet(frame: Any, path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    mod = type(frame).__module__
-    if mod.startswith("polars"):
-        table = frame.to_arrow()
-    elif mod.startswith("pandas"):
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-    elif isinstance(frame, pa.RecordBatch):
-        table = pa.Table.from_batches([frame])
-    else:
-        table = frame
-    # fixed writer settings: the same frame gives the same bytes, so re-adding it is a no-op
-    pq.write_table(table, path, compression="zstd", write_statistics=True, store_schema=True)

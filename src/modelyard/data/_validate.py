@@ -356,31 +356,17 @@ def _run(
             )
         if e.distribution is not None:
             stat, thr = e.distribution["statistic"], e.distribution["threshold"]
+            asked = {"statistic": stat, "threshold": thr}
             if ref is None or col not in ref.columns:
-                results.append(
-                    CheckResult(
-                        col,
-                        "distribution",
-                        False,
-                        None,
-                        {"statistic": stat, "threshold": thr},
-                        "no reference profile for this column: give --against NAME@vN or "
-                        "'reference:' in the suite",
-                    )
+                why = (
+                    "no reference profile for this column: give --against NAME@vN or "
+                    "'reference:' in the suite"
                 )
+                results.append(CheckResult(col, "distribution", False, None, asked, why))
             else:
                 chk = distribution_check(ref.columns[col], cp, stat, thr, auto_checks)
                 if chk is None:
-                    results.append(
-                        CheckResult(
-                            col,
-                            "distribution",
-                            False,
-                            None,
-                            {"statistic": stat, "threshold": thr},
-                            "not comparable",
-                        )
-                    )
+                    results.append(CheckResult(col, "distribution", False, None, asked, "not comparable"))
                     continue
                 ok, dist, bound = bool(chk["ok"]), float(chk["value"]), float(chk["threshold"])
                 how = (

@@ -35,6 +35,15 @@ def _nan(values: Any) -> Any:
     return float("nan") if values is None else values
 
 
+def _newest_rows_of(table: sa.Table, model: str, limit: int) -> sa.Select[Any]:
+    """The query of ``table``'s rows about ``name`` or ``name/version``, newest first."""
+    name, version = parse_model_ref(model)
+    q = sa.select(table).where(table.c.model_name == name)
+    if version is not None:
+        q = q.where(table.c.model_version == version)
+    return q.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
+
+
 @service("evaluation")
 class EvaluationService:
     """Stores and reads evaluations, gate checks and the gate policy attached to each model."""
@@ -115,11 +124,7 @@ class EvaluationService:
     @op("reader")
     def list_evaluations(self, model: str, *, limit: int = 50) -> list[Evaluation]:
         """Evaluations of ``name`` or ``name/version``, newest first."""
-        name, version = parse_model_ref(model)
-        q = sa.select(evaluations).where(evaluations.c.model_name == name)
-        if version is not None:
-            q = q.where(evaluations.c.model_version == version)
-        q = q.order_by(evaluations.c.created_at.desc(), evaluations.c.id.desc()).limit(limit)
+        q = _newest_rows_of(evaluations, model, limit)
         with self.store.read() as conn:
             return [self._to_evaluation(r) for r in conn.execute(q)]
 
@@ -183,11 +188,7 @@ class EvaluationService:
     @op("reader")
     def list_gate_checks(self, model: str, *, limit: int = 20) -> list[dict[str, Any]]:
         """Gate checks of ``name`` or ``name/version``, newest first."""
-        name, version = parse_model_ref(model)
-        q = sa.select(gate_checks).where(gate_checks.c.model_name == name)
-        if version is not None:
-            q = q.where(gate_checks.c.model_version == version)
-        q = q.order_by(gate_checks.c.created_at.desc(), gate_checks.c.id.desc()).limit(limit)
+        q = _newest_rows_of(gate_checks, model, limit)
         with self.store.read() as conn:
             out = []
             for r in conn.execute(q):

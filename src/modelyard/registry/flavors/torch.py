@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -102,7 +102,7 @@ class TorchFlavor(Flavor):
                         "or torch_format='state_dict'."
                     ) from script_exc
                 with torch.no_grad(), _quiet_jit():
-                    scripted = torch.jit.trace(model, _tensor(example))
+                    scripted = _untyped(torch.jit.trace)(model, _tensor(example))
         buf = io.BytesIO()
         with _quiet_jit():
             torch.jit.save(scripted, buf)
@@ -147,7 +147,7 @@ class TorchFlavor(Flavor):
                 raise SerializationError(f"The model folder has no {SCRIPT}; it is not a TorchScript model.")
             try:  # a TorchScript archive: torch's own restricted unpickler and interpreter, no Python code
                 with _quiet_jit():
-                    model = torch.jit.load(io.BytesIO(files[SCRIPT]), map_location="cpu")
+                    model = _untyped(torch.jit.load)(io.BytesIO(files[SCRIPT]), map_location="cpu")
             except Exception as exc:
                 raise SerializationError(
                     f"torch.jit.load cannot load {SCRIPT}: {str(exc).splitlines()[0]}"
@@ -173,6 +173,12 @@ def _quiet_jit() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
         yield
+
+
+def _untyped(fn: Any) -> Callable[..., Any]:
+    """``fn`` as a callable of unknown signature: ``torch.jit.trace``/``load`` carry no annotations
+    (a call to them would be an untyped call under ``--strict``), whatever torch version is installed."""
+    return fn  # type: ignore[no-any-return]
 
 
 def _tensor(data: Any) -> Any:

@@ -1,9 +1,11 @@
-"""Data and helpers shared by the evaluation tests (imported by name: keep this file name unique)."""
+"""The churn table the evaluation and report tests score models on, registering a model of it, and
+the fixtures of both (import them into a conftest)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 FEATURES = ["tenure", "monthly", "calls"]
 
@@ -29,3 +31,22 @@ def register(model, uri, name: str = "churn-clf"):  # type: ignore[no-untyped-de
 
     cols = list(getattr(model, "feature_names_in_", FEATURES))
     return register_model(model, name, input_example=churn_data(5)[cols], uri=uri)
+
+
+@pytest.fixture(scope="session")
+def churn() -> pd.DataFrame:
+    return churn_data()
+
+
+@pytest.fixture(scope="session")
+def good_model(churn):  # type: ignore[no-untyped-def]
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=500).fit(churn[FEATURES], churn["churned"])
+
+
+@pytest.fixture(scope="session")
+def weak_model(churn):  # type: ignore[no-untyped-def]
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=500).fit(churn[["monthly"]], churn["churned"])
