@@ -47,3 +47,27 @@ def test_reader_sees_no_buttons_and_cannot_post(server: dict[str, Any], rollout:
     r = c.post(f"/ui/releases/{rollout}/pause", data={"csrf": csrf(page.text)})
     assert r.status_code == 403 and "maintainer" in r.text
     assert "progressing" in c.get(f"/ui/releases/{rollout}").text
+
+
+def test_rollback_button_by_role(server: dict[str, Any], rollout: int, login_as: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    reader = TestClient(server["app"])
+    login_as(reader, server["tokens"]["reader"])
+    page = reader.get(f"/ui/releases/{rollout}")
+    assert page.status_code == 200 and 'id="rollback"' not in page.text and "Roll back" not in page.text
+    assert 'data-refresh="3"' in page.text  # a running rollout's page refreshes itself
+    r = reader.post(f"/ui/releases/{rollout}/rollback", data={"csrf": csrf(page.text)})
+    assert r.status_code == 403 and "maintainer" in r.text
+    assert "progressing" in reader.get(f"/ui/releases/{rollout}").text
+
+    c = TestClient(server["app"])
+    login_as(c, server["tokens"]["maintainer"])
+    page = c.get(f"/ui/releases/{rollout}")
+    assert f'action="/ui/releases/{rollout}/rollback"' in page.text and "Roll back to v1" in page.text
+    assert "data-confirm=" in page.text
+    r = c.post(f"/ui/releases/{rollout}/rollback", data={"csrf": "forged", "reason": "x"})
+    assert r.status_code == 403 and "CSRF" in r.text
+    r = c.post(f"/ui/releases/{rollout}/rollback", data={"csrf": csrf(page.text), "reason": "p99 up"})
+    print(r.status_code, r.text[-3000:])
+    assert r.status_code == 200 and "Done: rollback" in r.text

@@ -144,8 +144,13 @@ def register(
                 (key, len(pts), line_chart([(key, series)], title=key, width=460, height=200, x_time=x_time))
             )
         env = _flatten(run.environment)
+        from modelyard.data._service import DataService
+        from modelyard.registry._service import RegistryService
+
         return p.render(
             "run.html.j2",
+            inputs=p.call(DataService, "inputs_of", run_id=run.id),
+            outputs=p.call(RegistryService, "versions_of_run", run_id=run.id),
             title=f"{run.name} · run · modelyard",
             run=run,
             charts=charts,
@@ -220,10 +225,14 @@ def register(
             show=show,
         )
 
-    from modelyard.webui import _models, _releases
+    from modelyard.webui import _data, _lineage, _models, _monitoring, _pipelines, _releases
 
     _models.register(page, action)
     _releases.register(page, action)
+    _data.register(page, action)
+    _monitoring.register(page, action)
+    _lineage.register(page, action)
+    _pipelines.register(page, action)
 
 
 def _query(values: dict[str, Any]) -> str:
