@@ -117,6 +117,40 @@ class Twice:
 
 
 @pytest.fixture
+def http_rollout(server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, Any]]:
+    """Like ``rollout``, but the model server listens on loopback and the rollout drives it by URL (so
+    the UI's server can move its traffic): ``(rollout id, the serving app)``."""
+    from modelyard.registry import register_model, set_alias
+    from modelyard.registry._signature import ColSpec, Signature
+    from modelyard.rollout import RolloutService
+    from modelyard.server._local import serve_in_thread
+    from modelyard.serving import build_app
+
+    monkeypatch.setenv("YARD_SERVE_ADMIN_TOKEN", "webui-test-admin")
+    sig = Signature([ColSpec("x", "float64")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(2):
+            register_model(Twice(), "m", flavor="pyfunc", signature=sig)
+    set_alias("m", "production", 1)
+    app = build_app(
+        {
+            "models": {"primary": {"ref": "m/1", "warmup": 0}},
+            "fallback": {"constant": -1},
+            "timeout_ms": 30_000,
+            "prediction_log": {"enabled": False},
+            "allow_pickle": True,  # the model is a pyfunc (cloudpickle) this test wrote
+        }
+    )
+    try:
+        with serve_in_thread(app) as url:
+            r = RolloutService().start("m", 2, target=url, steps=[25, 100], interval_s="1h", min_requests=5)
+            yield r.id, app
+    finally:
+        app.close()
+
+
+@pytest.fixture
 def rollout(server: dict[str, Any]) -> Iterator[int]:
     from modelyard.registry import register_model, set_alias
     from modelyard.registry._signature import ColSpec, Signature
