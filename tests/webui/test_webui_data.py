@@ -115,7 +115,7 @@ def test_pipeline_dag_and_steps(server: dict[str, Any], pipeline_run: str, login
     assert "3 from the cache" in page.text
     steps = page.text[page.text.index('id="steps-table"') :]
     row = (
-        r'<th scope="row"><a href="/ui/runs/\w+">(\w+)</a>.*?<span class="badge \w+">(\w+)</span>'
+        r'<td class="step"><a href="/ui/runs/\w+">(\w+)</a>.*?<span class="badge \w+">(\w+)</span>'
         r"</td>\s*<td>(\w+|–)</td>"
     )
     rows = re.findall(row, steps, re.S)

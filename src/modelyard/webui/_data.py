@@ -39,10 +39,10 @@ def column_chart(c: Any) -> str:
     """The profile chart of one column: its histogram (numeric) or its top values (others), or ""."""
     edges, counts = c.histogram
     if edges and counts and sum(counts):
-        return histogram(edges, [(c.name, counts)], title=c.name, width=360, height=140)
+        return histogram(edges, [(c.name, counts)], title=c.name, width=460, height=150)
     top = c.top(10)
     if top:
-        return bar_chart([k for k, _ in top], [(c.name, [float(n) for _, n in top])], title=c.name, width=360)
+        return bar_chart([k for k, _ in top], [(c.name, [float(n) for _, n in top])], title=c.name, width=460)
     return ""
 
 

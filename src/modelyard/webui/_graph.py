@@ -55,7 +55,7 @@ def flow_svg(columns: Sequence[tuple[str, Sequence[Box]]], *, title: str) -> str
     height = HEAD + n * BOX_H + (n - 1) * GAP_Y + 2
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{num(width)}" height="{num(height)}" '
-        f'viewBox="0 0 {num(width)} {num(height)}" role="img" aria-label="{esc(title)}" '
+        f'viewBox="0 0 {num(width)} {num(height)}" role="group" aria-label="{esc(title)}" '
         'font-family="system-ui,-apple-system,Segoe UI,sans-serif">',
         '<defs><marker id="flow-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#57606a"/>'

@@ -57,7 +57,7 @@ def _report(p: Page, digest: str | None) -> tuple[dict[str, Any] | None, str | N
 
 
 def _feature_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, c in doc["columns"].items():
         if not isinstance(c, dict):
             continue
@@ -68,14 +68,14 @@ def _feature_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             try:
                 series = [("reference", h["reference"]), ("current", h["current"])]
                 if "edges" in h:
-                    chart = histogram(h["edges"], series, title=str(name))
+                    chart = histogram(h["edges"], series, title=str(name), width=460, height=150)
                 else:
                     chart = bar_chart(
                         [str(k) for k in h["categories"]][:12],
                         [(n, list(v)[:12]) for n, v in series],
                         title=str(name),
                         shares=True,
-                        width=360,
+                        width=460,
                     )
             except (KeyError, TypeError, ValueError):
                 chart = ""  # a damaged histogram: the table row still shows the numbers
@@ -136,7 +136,7 @@ def register(
             share_chart = line_chart(
                 [("share drifted", points)],
                 title="share of drifted features per window",
-                width=640,
+                width=480,
                 height=200,
                 x_time=True,
                 y_zero=True,
@@ -158,8 +158,8 @@ def register(
                 score_chart = line_chart(
                     series,
                     title="drift score (effect size) per feature",
-                    width=640,
-                    height=240,
+                    width=480,
+                    height=220,
                     x_time=True,
                     y_zero=True,
                     colors=RUN_COLORS,

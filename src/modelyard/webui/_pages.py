@@ -196,13 +196,12 @@ def register(
             series = []
             for r, label in zip(runs, labels, strict=True):
                 pts = p.call(T, "metric_history", run_id=r.id, key=key) if key in r.metrics else []
-                pts_xy = _series(pts, x_time, smooth)
-                if log:
-                    pts_xy = [(x, math.log10(y)) for x, y in pts_xy if y > 0]
-                series.append((label, pts_xy))
-            title = f"{key} (log10)" if log else key
+                series.append((label, _series(pts, x_time, smooth)))
+            title = f"{key} (log scale)" if log else key
             charts.append(
-                line_chart(series, title=title, width=480, height=240, x_time=x_time, colors=colors)
+                line_chart(
+                    series, title=title, width=480, height=240, x_time=x_time, colors=colors, y_log=log
+                )
             )
         pkeys = sorted({k for r in runs for k in r.params})
         params = [(k, [r.params.get(k, "") for r in runs]) for k in pkeys]
