@@ -49,7 +49,7 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     ws = Workspace(str(store)).open()
     auth = AuthService(ws)
     tokens = {}
-    for name, role in (("ann", "admin"), ("rita", "reader"), ("mo", "maintainer")):
+    for name, role in (("ann", "admin"), ("rita", "reader"), ("wes", "writer"), ("mo", "maintainer")):
         auth.add_user(name, role)
         tokens[role] = auth.create_token(name, expires=None)["token"]
     fill(folder=tmp_path)

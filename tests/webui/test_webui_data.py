@@ -174,3 +174,21 @@ def test_pages_need_a_login(server: dict[str, Any]) -> None:
     for path in ("/ui/datasets", "/ui/monitoring", "/ui/pipelines", "/ui/datasets/x/v1"):
         r = c.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/ui/login?next=")
+
+
+def test_every_role_reads_the_new_pages(
+    server: dict[str, Any], lineage: dict[str, Any], monitored: str, login_as: Any
+) -> None:
+    for role in ("reader", "writer", "maintainer", "admin"):
+        c = as_role(server, role, login_as)
+        for path in (
+            "/ui/datasets",
+            "/ui/datasets/churn",
+            "/ui/datasets/churn/v2",
+            "/ui/models/churn-clf/versions/1",
+            "/ui/monitoring",
+            "/ui/monitoring/churn-clf",
+            "/ui/pipelines",
+        ):
+            r = c.get(path)
+            assert r.status_code == 200, (role, path, r.text[:300])

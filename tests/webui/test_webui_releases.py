@@ -66,6 +66,13 @@ def test_rollback_button_by_role(
     assert r.status_code == 403 and "maintainer" in r.text
     assert "progressing" in reader.get(f"/ui/releases/{rollout}").text
 
+    writer = TestClient(server["app"])  # writers log runs and data; moving traffic is for maintainers
+    login_as(writer, server["tokens"]["writer"])
+    page = writer.get(f"/ui/releases/{rollout}")
+    assert page.status_code == 200 and 'id="rollback"' not in page.text and 'id="act"' not in page.text
+    r = writer.post(f"/ui/releases/{rollout}/rollback", data={"csrf": csrf(page.text)})
+    assert r.status_code == 403 and "maintainer" in r.text and "wes" in r.text
+
     c = TestClient(server["app"])
     login_as(c, server["tokens"]["maintainer"])
     page = c.get(f"/ui/releases/{rollout}")
