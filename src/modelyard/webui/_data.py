@@ -21,8 +21,8 @@ from modelyard.webui._routes import Page
 __all__ = ["register"]
 
 Handler = Callable[[Page], Response]
-#: Columns drawn on a version page (the table lists every column).
-MAX_CHARTS = 60
+#: Columns drawn on a version page (the table lists every column; a chart is 5-10 KB of SVG).
+MAX_CHARTS = 30
 #: Files listed on a version page (the count says how many more there are).
 MAX_FILES = 500
 
@@ -124,6 +124,7 @@ def register(
             v=v,
             schema=schema,
             columns=columns,
+            max_charts=MAX_CHARTS,
             files=files[:MAX_FILES],
             more_files=max(0, len(files) - MAX_FILES),
             runs=runs,

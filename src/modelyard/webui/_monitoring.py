@@ -29,6 +29,8 @@ WINDOWS = 200
 #: Features drawn in the score-over-time chart (the highest latest scores).
 SCORE_SERIES = 10
 #: Window-level metrics shown in the table, with how to show them.
+#: Feature distributions drawn (drifted first, then by effect size; the table lists every feature).
+MAX_CHARTS = 24
 WINDOW_METRICS = ("rows", "share_drifted", "latency_p95_ms", "fallback_rate", "labelled_rows", "accuracy")
 
 
@@ -97,6 +99,8 @@ def _feature_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     rows.sort(key=lambda r: (r["cls"] != "bad", r["cls"] != "warn", -r["score"], r["name"]))
+    for r in rows[MAX_CHARTS:]:
+        r["chart"] = ""
     return rows
 
 
@@ -194,6 +198,7 @@ def register(
             firings=firings,
             firing_now=firing_now,
             palette=PALETTE,
+            max_charts=MAX_CHARTS,
             when=when,
             fmt=_fmt,
         )
