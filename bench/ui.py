@@ -6,8 +6,9 @@ Fills a SQLite store (``--store``, reused when it already holds the runs) with `
 of ``--metrics`` metrics × ``--steps`` steps and two params, then times each page through the real app
 in this process (FastAPI TestClient, ``--auth none``; the median of 7 requests): the runs table's first
 page, its 41st page reached by keyset tokens, sorted by a metric, filtered on a metric; a run page; a
-compare of 10 runs. Prints milliseconds and kilobytes per page. (The MLflow side of the issue's
-benchmark is not written yet.)
+compare of 10 runs; a dataset version of ``--columns`` profiled columns; a monitored model's page with
+``--windows`` windows of as many features. Prints milliseconds and kilobytes per page. (The MLflow
+side of the issue's benchmark is not written yet.)
 """
 
 from __future__ import annotations
@@ -51,16 +52,54 @@ def fill(store: str, runs: int, metrics: int, steps: int) -> None:
     ws.close()
 
 
+def fill_wide(store: str, columns: int, windows: int) -> None:
+    """Dataset ``wide`` (20,000 rows × ``columns`` numeric columns and one categorical) and model
+    ``wide-model`` with ``windows`` monitoring windows, each with a drift score per column and a report."""
+    import numpy as np
+    import pandas as pd
+
+    from modelyard._workspace import Workspace
+    from modelyard.data._service import DataService
+    from modelyard.monitoring._drift import drift
+    from modelyard.monitoring._store import MonitoringService, MonitorRun, WindowValue
+
+    ws = Workspace(store).open()
+    if any(m["model_name"] == "wide-model" for m in MonitoringService(ws).monitored_models()):
+        ws.close()
+        return
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"f{k}": rng.normal(k, 1 + k % 3, 20_000) for k in range(columns)})
+    frame["kind"] = rng.choice(["a", "b", "c", "d"], 20_000)
+    folder = Path(tempfile.mkdtemp(prefix="yard-ui-bench-wide-"))
+    frame.to_parquet(folder / "part-0.parquet")
+    if not any(d["name"] == "wide" for d in DataService(ws).list_datasets()):
+        DataService(ws).add(folder, "wide")
+    report = drift(frame.sample(2_000, random_state=1), frame.sample(2_000, random_state=2))
+    digest = ws.blobs.put_bytes(report.to_json(indent=None).encode())
+    svc = MonitoringService(ws)
+    t0 = 1_780_000_000_000
+    for i in range(windows):
+        values = [WindowValue("rows", "", 2000.0), WindowValue("share_drifted", "", 0.1)]
+        values += [WindowValue("drift_score", f"f{k}", float(rng.random())) for k in range(columns)]
+        end = t0 + i * 3_600_000
+        svc.record_run(MonitorRun("wide-model", "1", end - 3_600_000, end, 2000, "dataset:wide@v1", 0.1,
+                                  False, digest), values)  # fmt: skip
+    ws.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--metrics", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--store", default=None)
+    ap.add_argument("--columns", type=int, default=50, help="columns of the dataset and monitored model")
+    ap.add_argument("--windows", type=int, default=200, help="monitoring windows of the model")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
     store = a.store or tempfile.mkdtemp(prefix="yard-ui-bench-")
     fill(store, a.runs, a.metrics, a.steps)
+    fill_wide(store, a.columns, a.windows)
 
     from fastapi.testclient import TestClient
 
@@ -84,17 +123,21 @@ def main() -> None:
         ("runs table filtered metrics.m0 > 0.5", "/ui/experiments/big?q=metrics.m0+%3E+0.5"),
     ):
         ms, size, _ = timed(url)
-        nxt = url
-        for _ in range(40):
+        nxt, page = url, 1
+        for _ in range(40):  # page 41, or the last page of a smaller store
             m = re.search(r'href="\?([^"]+)" rel="next"', c.get(nxt).text)
-            assert m, "no next page"
-            nxt = url.split("?")[0] + "?" + m.group(1).replace("&amp;", "&")
+            if not m:
+                break
+            nxt, page = url.split("?")[0] + "?" + m.group(1).replace("&amp;", "&"), page + 1
         deep, _, _ = timed(nxt)
-        print(f"  {label:40s} {ms:7.1f} ms  {size / 1024:6.0f} KB   page 41: {deep:6.1f} ms")
+        print(f"  {label:40s} {ms:7.1f} ms  {size / 1024:6.0f} KB   page {page}: {deep:6.1f} ms")
     ids = re.findall(r'name="run" value="([^"]+)"', c.get("/ui/experiments/big").text)
     for label, url in (
         ("a run (every metric charted)", f"/ui/runs/{ids[0]}"),
         ("compare 10 runs", "/ui/compare?" + "&".join(f"run={i}" for i in ids[:10])),
+        (f"dataset version, {a.columns + 1} columns profiled", "/ui/datasets/wide/v1"),
+        (f"monitoring, {a.windows} windows × {a.columns} features", "/ui/monitoring/wide-model"),
+        ("datasets", "/ui/datasets"),
     ):
         ms, size, _ = timed(url)
         print(f"  {label:40s} {ms:7.1f} ms  {size / 1024:6.0f} KB")

@@ -49,7 +49,7 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     ws = Workspace(str(store)).open()
     auth = AuthService(ws)
     tokens = {}
-    for name, role in (("ann", "admin"), ("rita", "reader"), ("mo", "maintainer")):
+    for name, role in (("ann", "admin"), ("rita", "reader"), ("wes", "writer"), ("mo", "maintainer")):
         auth.add_user(name, role)
         tokens[role] = auth.create_token(name, expires=None)["token"]
     fill(folder=tmp_path)
@@ -117,6 +117,40 @@ class Twice:
 
 
 @pytest.fixture
+def http_rollout(server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, Any]]:
+    """Like ``rollout``, but the model server listens on loopback and the rollout drives it by URL (so
+    the UI's server can move its traffic): ``(rollout id, the serving app)``."""
+    from modelyard.registry import register_model, set_alias
+    from modelyard.registry._signature import ColSpec, Signature
+    from modelyard.rollout import RolloutService
+    from modelyard.server._local import serve_in_thread
+    from modelyard.serving import build_app
+
+    monkeypatch.setenv("YARD_SERVE_ADMIN_TOKEN", "webui-test-admin")
+    sig = Signature([ColSpec("x", "float64")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(2):
+            register_model(Twice(), "m", flavor="pyfunc", signature=sig)
+    set_alias("m", "production", 1)
+    app = build_app(
+        {
+            "models": {"primary": {"ref": "m/1", "warmup": 0}},
+            "fallback": {"constant": -1},
+            "timeout_ms": 30_000,
+            "prediction_log": {"enabled": False},
+            "allow_pickle": True,  # the model is a pyfunc (cloudpickle) this test wrote
+        }
+    )
+    try:
+        with serve_in_thread(app) as url:
+            r = RolloutService().start("m", 2, target=url, steps=[25, 100], interval_s="1h", min_requests=5)
+            yield r.id, app
+    finally:
+        app.close()
+
+
+@pytest.fixture
 def rollout(server: dict[str, Any]) -> Iterator[int]:
     from modelyard.registry import register_model, set_alias
     from modelyard.registry._signature import ColSpec, Signature
@@ -143,3 +177,123 @@ def rollout(server: dict[str, Any]) -> Iterator[int]:
         yield r.id
     finally:
         app.close()
+
+
+@pytest.fixture
+def lineage(server: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """Dataset ``churn`` v1 and v2 (CSV), run ``train`` in ``exp`` that reads churn@v2 and logs model
+    ``churn-clf`` v1, and a second dataset ``raw-files`` that is not tabular."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from modelyard.data import add
+
+    rng = np.random.default_rng(1)
+    frames = []
+    for i, n in enumerate((300, 400)):
+        df = pd.DataFrame(
+            {
+                "age": rng.normal(40 + 5 * i, 10, n).round(1),
+                "plan": rng.choice(["basic", "pro", "team"], n),
+                "spend": rng.gamma(2.0, 30.0, n),
+                "churned": rng.integers(0, 2, n),
+            }
+        )
+        folder = tmp_path / f"churn{i}"
+        folder.mkdir()
+        df.to_csv(folder / "part-0.csv", index=False)
+        add(folder, name="churn", description="monthly churn extract")
+        frames.append(df)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "notes <b>.txt").write_text("not a table\n")
+    add(raw, name="raw-files", profile=False)
+    with yard.start_run(experiment="exp", name="train") as run:
+        df = run.use_dataset("churn@v2")
+        model = LogisticRegression().fit(df[["age", "spend"]], df["churned"])
+        run.log_metric("accuracy", 0.71)
+        mv = run.log_model(model, "churn-clf", input_example=df[["age", "spend"]].head(2))
+    return {"run_id": run.id, "version": mv.version, "frames": frames}
+
+
+@pytest.fixture
+def monitored(server: dict[str, Any]) -> str:
+    """Model ``churn-clf`` with three monitoring windows (the last drifted on ``age``) and a firing alert."""
+    import numpy as np
+    import pandas as pd
+
+    from modelyard.monitoring._alerts import AlertRule
+    from modelyard.monitoring._drift import drift
+    from modelyard.monitoring._store import MonitoringService, MonitorRun, WindowValue
+
+    ws = server["ws"]
+    svc = MonitoringService(ws)
+    rng = np.random.default_rng(2)
+    ref = pd.DataFrame({"age": rng.normal(40, 10, 2000), "plan": rng.choice(["basic", "pro"], 2000)})
+    rule = AlertRule(name="drift-high", metric="share_drifted", threshold=0.4, op=">", severity="critical")
+    svc.store_rules("churn-clf", [rule], 1_000)
+    t0 = 1_780_000_000_000
+    for i, shift in enumerate((0.0, 1.0, 12.0)):
+        cur = pd.DataFrame(
+            {"age": rng.normal(40 + shift, 10, 500), "plan": rng.choice(["basic", "pro"], 500)}
+        )
+        report = drift(ref, cur)
+        report.title = "churn-clf: last 1h vs dataset:churn@v2"
+        digest = ws.blobs.put_bytes(report.to_json(indent=None).encode())
+        end = t0 + i * 3_600_000
+        values = [WindowValue("rows", "", 500.0), WindowValue("share_drifted", "", report.share_drifted)]
+        values += [WindowValue("drift_score", c.name, c.score) for c in report.columns.values()]
+        run = MonitorRun(
+            "churn-clf", "1", end - 3_600_000, end, 500, "dataset:churn@v2", report.share_drifted,
+            report.dataset_drift, digest,
+        )  # fmt: skip
+        svc.record_run(run, values)
+        svc.evaluate_rules("churn-clf", [rule], {"drift-high": report.share_drifted}, end)
+    return "churn-clf"
+
+
+PIPELINE = """
+import modelyard as yard
+
+@yard.step
+def load(n: int) -> list:
+    return list(range(n))
+
+@yard.step
+def clean(rows: list) -> list:
+    return [r for r in rows if r % 2 == 0]
+
+@yard.step
+def stats(rows: list) -> dict:
+    return {"n": len(rows)}
+
+@yard.step
+def train(rows: list, info: dict, lr: float = 0.1) -> dict:
+    return {"lr": lr, "total": sum(rows), **info}
+
+@yard.pipeline(experiment="pipes")
+def MOD(n: int = 10, lr: float = 0.1):
+    rows = clean(load(n))
+    return train(rows, stats(rows), lr=lr)
+"""
+
+
+@pytest.fixture
+def pipeline_run(server: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A pipeline run twice (the second with another ``lr``: load/clean/stats cached); its run id."""
+    import sys
+    import uuid
+
+    from modelyard.pipelines import load_pipeline
+
+    name = f"webpipe_{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / "pipes"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(PIPELINE.replace("MOD", name))
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    pipe = load_pipeline(f"{folder / name}.py:{name}")
+    pipe.run(executor="local")
+    second = pipe.run({"lr": 0.2}, executor="local")
+    return str(second.run_id)

@@ -132,8 +132,36 @@ class Watch:
         )
 
 
+_AXE: list[str] = []
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations of the page (its script, from the axe-playwright-python wheel,
+    evaluated through the DevTools protocol: the page's CSP stays as served). Empty when the package is
+    missing outside CI (the other checks still run)."""
+    if not _AXE:
+        try:
+            from importlib import resources
+
+            _AXE.append(resources.files("axe_playwright_python").joinpath("axe.min.js").read_text())
+        except ModuleNotFoundError:
+            if os.environ.get("CI"):
+                raise
+            return []
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(_AXE[0])
+    result = page.evaluate(
+        """async () => (await axe.run(document, {runOnly: {type: 'tag',
+            values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})).violations.map(v =>
+            v.id + ': ' + v.help + ' @ ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '))"""
+    )
+    return list(result)
+
+
 def look(page: Any, shots: Path, name: str) -> None:
-    """Screenshot ``page`` at desktop and phone width, checking contrast and overflow at both."""
+    """Screenshot ``page`` at desktop and phone width, checking contrast and overflow at both, and
+    axe-core's WCAG A/AA rules once."""
+    assert axe_violations(page) == [], f"{name}: axe-core violations"
     for width, tag in ((1280, "desktop"), (390, "phone")):
         page.set_viewport_size({"width": width, "height": 900})
         page.screenshot(path=str(shots / f"webui-{name}-{tag}.png"), full_page=True)
@@ -270,5 +298,117 @@ def test_release_page_pause_button(
     with page.expect_navigation():
         page.get_by_role("link", name="Releases").first.click()
     look(page, shots, "releases")
+    assert watch.problems == []
+    ctx.close()
+
+
+def _login(page: Any, url: str, token: str, target: str) -> None:
+    page.goto(f"{url}/ui/login?next={target}")
+    page.fill("#token", token)
+    with page.expect_navigation():
+        page.press("#token", "Enter")
+
+
+def test_datasets_and_model_lineage(
+    browser: Any, server: dict[str, Any], url: str, shots: Path, lineage: dict[str, Any]
+) -> None:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    watch = Watch(page, url)
+    _login(page, url, server["tokens"]["reader"], "/ui/")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Datasets", exact=True).click()
+    assert page.locator("table tbody tr").count() == 2
+    look(page, shots, "datasets")
+    with page.expect_navigation():
+        page.get_by_role("link", name="churn", exact=True).click()
+    assert page.locator("table tbody tr").count() == 2
+    look(page, shots, "dataset")
+    with page.expect_navigation():
+        page.get_by_role("link", name="v2", exact=True).click()
+    assert page.locator("#profile tbody tr").count() == 4
+    assert page.locator(".charts svg").count() == 4
+    look(page, shots, "dataset-version")
+    with page.expect_navigation():
+        page.locator("#used-by").get_by_role("link", name="train", exact=True).click()
+    assert page.locator("#lineage").is_visible()
+    with page.expect_navigation():
+        page.get_by_role("link", name="churn-clf v1", exact=True).click()
+    assert page.url.endswith("/ui/models/churn-clf/versions/1")
+    assert page.locator(".lineage svg a.box").count() == 3
+    look(page, shots, "model-version-lineage")
+    with page.expect_navigation():  # a box of the graph is a link
+        page.locator('.lineage svg a.box[href="/ui/datasets/churn/v2"]').click()
+    assert page.url.endswith("/ui/datasets/churn/v2")
+    page.goto(f"{url}/ui/datasets/churn/v7")
+    assert page.locator("[role=alert]").inner_text().startswith("Dataset 'churn' has no version v7")
+    look(page, shots, "not-found")
+    assert watch.problems == []
+    ctx.close()
+
+
+def test_monitoring_and_pipeline_pages(
+    browser: Any, server: dict[str, Any], url: str, shots: Path, monitored: str, pipeline_run: str
+) -> None:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    watch = Watch(page, url)
+    _login(page, url, server["tokens"]["reader"], "/ui/monitoring")
+    look(page, shots, "monitoring")
+    with page.expect_navigation():
+        page.get_by_role("link", name="churn-clf", exact=True).click()
+    assert "drift-high" in page.inner_text("#firing")
+    assert page.locator("#drift-table tbody tr").count() == 2
+    assert page.locator(".charts svg").count() >= 4
+    look(page, shots, "monitoring-model")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Pipelines", exact=True).click()
+    look(page, shots, "pipelines")
+    with page.expect_navigation():
+        page.locator(f'a[href="/ui/pipelines/{pipeline_run}"]').click()
+    assert page.locator(".dag svg g.node").count() == 4
+    assert page.locator("#steps-table tbody tr").count() == 4
+    look(page, shots, "pipeline-run")
+    assert watch.problems == []
+    ctx.close()
+
+
+def test_release_refreshes_live_and_rolls_back(
+    browser: Any, server: dict[str, Any], url: str, shots: Path, http_rollout: tuple[int, Any]
+) -> None:
+    from modelyard.rollout import RolloutService
+
+    rollout, served = http_rollout
+    viewer = browser.new_context(viewport={"width": 1280, "height": 900})
+    vpage = viewer.new_page()
+    _login(vpage, url, server["tokens"]["reader"], f"/ui/releases/{rollout}")
+    assert vpage.locator("#rollback").count() == 0 and vpage.locator("#live-note").is_visible()
+    viewer.close()
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    watch = Watch(page, url)
+    _login(page, url, server["tokens"]["maintainer"], f"/ui/releases/{rollout}")
+    assert page.get_by_role("button", name="Roll back to v1").is_visible()
+    look(page, shots, "release-live")
+    # someone else pauses it (the CLI, the controller): the open page shows it without a reload
+    page.evaluate("() => { window.notReloaded = true; }")
+    RolloutService().pause("m", reason="paused from the terminal")
+    page.wait_for_function(
+        "() => document.querySelector('#live .badge').textContent.trim() === 'paused'", timeout=60_000
+    )
+    assert page.evaluate("() => window.notReloaded") is True
+    assert "paused from the terminal" in page.inner_text("#live-body")
+    assert page.get_by_role("button", name="Resume").is_visible()  # the buttons follow the state
+    asked: list[str] = []
+    page.on("dialog", lambda d: (asked.append(d.message), d.accept()))
+    page.fill("#rollback-reason", "p99 latency doubled")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Roll back to v1").click()
+    assert asked and "back to version 1" in asked[0]
+    assert "Done: rollback" in page.inner_text("[role=status]")
+    assert page.locator("#live .badge").inner_text() == "aborted" and page.locator("#live-note").count() == 0
+    assert served.deployment.primary.version == 1 and served.spec.traffic.kind == "single"
+    look(page, shots, "release-rolled-back")
     assert watch.problems == []
     ctx.close()

@@ -134,7 +134,15 @@ def test_compare_highlights_differences(client: Any) -> None:
     rows = re.findall(r"<tr( class=\"diff\")?><th scope=\"row\">(\w+)</th>", r.text)
     diff = {name for cls, name in rows if cls}
     assert diff == {"lr", "opt"} and ("", "depth") in rows
-    assert r.text.count("<svg") == 2 and "(log10)" in r.text
+    assert r.text.count("<svg") == 2 and "loss (log scale)" in r.text
+    loss = r.text[r.text.index('aria-label="loss (log scale)"') :]
+    loss = loss[: loss.index("</svg>")]
+    # the y axis is ticked at 1, 2 and 5 times powers of ten, labelled in the metric's units (the three
+    # newest runs' loss runs from 0.5 down to 0.044)
+    yticks = re.findall(r'fill="[^"]+" text-anchor="end">([^<]+)</text>', loss)
+    assert yticks == ["0.02", "0.05", "0.1", "0.2", "0.5"]
+    linear = client.get("/ui/compare", params=[("run", i) for i in ids]).text
+    assert "(log scale)" not in linear and ">0.1</text>" not in linear
     assert client.get("/ui/compare", params={"run": ids[0]}).status_code == 400
 
 
@@ -150,3 +158,20 @@ def test_a_reader_browses_runs_and_compares(server: dict[str, Any], login_as: An
     ids = run_ids(c.get("/ui/experiments/exp").text)
     assert len(ids) == 6
     assert c.get("/ui/compare", params=[("run", i) for i in ids[:2]]).status_code == 200
+
+
+def test_log_ticks() -> None:
+    import math
+
+    from modelyard.ui._charts import line_chart, log_ticks
+
+    def labels(lo: float, hi: float) -> list[str]:
+        ticks, fmt = log_ticks(math.log10(lo), math.log10(hi))
+        return [fmt(t) for t in ticks]
+
+    assert labels(0.05, 0.9) == ["0.05", "0.1", "0.2", "0.5", "1"]  # under two decades: 1, 2, 5
+    assert labels(0.001, 2.0) == ["0.001", "0.01", "0.1", "1", "10"]
+    assert labels(1e-6, 1e6) == ["1e-06", "0.001", "1", "1e+03", "1e+06"]  # every third decade
+    svg = line_chart([("s", [(0, 0.0), (1, -1.0), (2, 0.5), (3, 5.0)])], y_log=True, threshold=1.0)
+    assert svg.count("<circle") == 2  # zero and negative values cannot sit on a log axis
+    assert ": 5</title>" in svg and "threshold 1<" in svg  # tooltips in data units

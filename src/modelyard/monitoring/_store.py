@@ -260,6 +260,59 @@ class MonitoringService:
             ).all()
         return [{"time_ms": r[0], "share_drifted": r[1] or 0.0, "rows": r[2]} for r in reversed(rows)]
 
+    @op("reader")
+    def monitored_models(self) -> list[dict[str, Any]]:
+        """Models with monitoring windows: name, windows, the latest window's end, share drifted, drift."""
+        r = monitor_runs
+        with self.ws.store.read() as conn:
+            last = (
+                sa.select(r.c.model_name, sa.func.max(r.c.id).label("last_id"), sa.func.count().label("n"))
+                .group_by(r.c.model_name)
+                .subquery()
+            )
+            rows = conn.execute(
+                sa.select(last.c.model_name, last.c.n, r.c.window_end, r.c.share_drifted, r.c.dataset_drift)
+                .join(r, r.c.id == last.c.last_id)
+                .order_by(last.c.model_name)
+            ).all()
+        return [
+            {
+                "model_name": m,
+                "windows": int(n),
+                "window_end": int(end),
+                "share_drifted": _num(share),
+                "dataset_drift": drift,
+            }
+            for m, n, end, share, drift in rows
+        ]
+
+    @op("reader", on=("model", "model_name"))
+    def windows(self, model_name: str, limit: int = 30) -> list[dict[str, Any]]:
+        """The model's newest ``limit`` windows, oldest first, each with every stored column of
+        ``monitor_runs`` and ``results``: ``{column ("" for the window): {metric: value}}``."""
+        _int64("windows", limit=limit)
+        r, v = monitor_runs, monitor_results
+        with self.ws.store.read() as conn:
+            runs = (
+                conn.execute(
+                    sa.select(r)
+                    .where(r.c.model_name == model_name)
+                    .order_by(r.c.window_end.desc(), r.c.id.desc())
+                    .limit(max(0, limit))
+                )
+                .mappings()
+                .all()
+            )
+            out = {int(row["id"]): {**dict(row), "results": {}} for row in reversed(runs)}
+            if out:
+                for run_id, metric, column, value in conn.execute(
+                    sa.select(v.c.run_id, v.c.metric, v.c.column_name, v.c.value).where(
+                        v.c.run_id.in_(list(out))
+                    )
+                ):
+                    out[int(run_id)]["results"].setdefault(column, {})[metric] = value
+        return list(out.values())
+
     # -- alert rules -------------------------------------------------------------------------------
     @op("writer", on=("model", "model_name"))
     def store_rules(self, model_name: str, rules: list[AlertRule], now_ms: int) -> None:

@@ -140,6 +140,31 @@ def nice_ticks(lo: float, hi: float, count: int = 5, *, min_step: float = 0.0) -
     return [float(f"{k * step:.12g}") + 0.0 for k in range(first, last + 1)]
 
 
+def log_ticks(lo: float, hi: float, count: int = 6) -> tuple[list[float], Callable[[float], str]]:
+    """Ticks of a log10 axis covering ``[lo, hi]`` (both log10 values): every power of ten (every
+    k-th over many decades), with 2× and 5× between them when the range spans at most two decades;
+    the formatter labels a tick with its value in data units (``0.01``, ``2e+06``)."""
+    if hi < lo:
+        lo, hi = hi, lo
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    first, last = math.floor(lo + 1e-9), math.ceil(hi - 1e-9)
+    if last - first <= 2:
+        marks = [math.log10(m) + e for e in range(first, last + 1) for m in (1, 2, 5)]
+        below = max([t for t in marks if t <= lo + 1e-9], default=first)
+        above = min([t for t in marks if t >= hi - 1e-9], default=last)
+        ticks = [t for t in marks if below - 1e-9 <= t <= above + 1e-9]
+    else:
+        every = max(1, math.ceil((last - first) / max(count - 1, 1)))
+        first = math.floor(first / every) * every
+        ticks = [float(e) for e in range(first, last + every, every)]
+
+    def label(t: float) -> str:
+        return f"{10**t:.3g}"
+
+    return ticks, label
+
+
 def _tick_fmt(ticks: Sequence[float]) -> Callable[[float], str]:
     if len(ticks) < 2:
         return fmt_num
@@ -234,16 +259,24 @@ def line_chart(
     x_time: bool = False,
     y_zero: bool = False,
     colors: Sequence[str] | None = None,
+    y_log: bool = False,
 ) -> str:
     """Lines of ``(x, y)`` points per named series; non-finite points are skipped.
 
     ``x_time``: x is epoch seconds, ticked on round times and labelled as dates (UTC).
     ``y_zero``: the y axis starts at 0. ``threshold``: a dashed line, named at its right end.
+    ``y_log``: a logarithmic y axis ticked at powers of ten (and 2× and 5× of them over a short
+    range), labelled in the data's units; points with y <= 0 cannot be drawn on it and are skipped.
     """
     colors = colors or ((ACCENT,) if len(series) == 1 else PALETTE[1:])
     clean = [
-        (name, [(float(x), float(y)) for x, y in pts if _finite(x) and _finite(y)]) for name, pts in series
+        (name, [(float(x), float(y)) for x, y in pts if _finite(x) and _finite(y) and (y > 0 or not y_log)])
+        for name, pts in series
     ]
+    if y_log:  # drawn in log10 space; ticks and tooltips name the data's values
+        clean = [(name, [(x, math.log10(y)) for x, y in pts]) for name, pts in clean]
+        threshold = math.log10(threshold) if threshold is not None and threshold > 0 else None
+        y_zero = False
     out = [_open(width, height, title)]
     top = 8.0
     if title:
@@ -272,8 +305,12 @@ def line_chart(
         y_lo, y_hi = min(y_lo, threshold), max(y_hi, threshold)
     if y_zero:
         y_lo, y_hi = min(y_lo, 0.0), max(y_hi, 0.0)
-    yt = nice_ticks(y_lo, y_hi, max(2, min(6, int((height - top - 24) // 28))))
-    yfmt = _tick_fmt(yt)
+    yfmt: Callable[[float], str]
+    if y_log:
+        yt, yfmt = log_ticks(y_lo, y_hi, max(2, min(8, int((height - top - 24) // 22))))
+    else:
+        yt = nice_ticks(y_lo, y_hi, max(2, min(6, int((height - top - 24) // 28))))
+        yfmt = _tick_fmt(yt)
     left = max(text_width(yfmt(t), 10) for t in yt) + 10
     right, bottom = 8.0, 20.0
     pw, ph = width - left - right, height - top - bottom
@@ -314,7 +351,7 @@ def line_chart(
         out.append(svg_text(x, height - 5, text, size=10, anchor=anchor, fill=MUTED))
     if threshold is not None and _finite(threshold):
         y = sy(threshold)
-        label = f"threshold {threshold:g}"
+        label = f"threshold {10**threshold if y_log else threshold:g}"
         out.append(
             f'<line x1="{num(left)}" y1="{y:.1f}" x2="{num(width - right)}" y2="{y:.1f}" '
             f'stroke="{THRESHOLD}" '
@@ -332,7 +369,7 @@ def line_chart(
             for x, y in pts:
                 out.append(
                     f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}">'
-                    f"{tooltip(f'{name}: {tipx(x)}: {y:.6g}')}</circle>"
+                    f"{tooltip(f'{name}: {tipx(x)}: {10**y if y_log else y:.6g}')}</circle>"
                 )
     return "".join(out) + "</svg>"
 

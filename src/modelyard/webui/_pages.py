@@ -144,8 +144,13 @@ def register(
                 (key, len(pts), line_chart([(key, series)], title=key, width=460, height=200, x_time=x_time))
             )
         env = _flatten(run.environment)
+        from modelyard.data._service import DataService
+        from modelyard.registry._service import RegistryService
+
         return p.render(
             "run.html.j2",
+            inputs=p.call(DataService, "inputs_of", run_id=run.id),
+            outputs=p.call(RegistryService, "versions_of_run", run_id=run.id),
             title=f"{run.name} · run · modelyard",
             run=run,
             charts=charts,
@@ -191,13 +196,12 @@ def register(
             series = []
             for r, label in zip(runs, labels, strict=True):
                 pts = p.call(T, "metric_history", run_id=r.id, key=key) if key in r.metrics else []
-                pts_xy = _series(pts, x_time, smooth)
-                if log:
-                    pts_xy = [(x, math.log10(y)) for x, y in pts_xy if y > 0]
-                series.append((label, pts_xy))
-            title = f"{key} (log10)" if log else key
+                series.append((label, _series(pts, x_time, smooth)))
+            title = f"{key} (log scale)" if log else key
             charts.append(
-                line_chart(series, title=title, width=480, height=240, x_time=x_time, colors=colors)
+                line_chart(
+                    series, title=title, width=480, height=240, x_time=x_time, colors=colors, y_log=log
+                )
             )
         pkeys = sorted({k for r in runs for k in r.params})
         params = [(k, [r.params.get(k, "") for r in runs]) for k in pkeys]
@@ -220,10 +224,14 @@ def register(
             show=show,
         )
 
-    from modelyard.webui import _models, _releases
+    from modelyard.webui import _data, _lineage, _models, _monitoring, _pipelines, _releases
 
     _models.register(page, action)
     _releases.register(page, action)
+    _data.register(page, action)
+    _monitoring.register(page, action)
+    _lineage.register(page, action)
+    _pipelines.register(page, action)
 
 
 def _query(values: dict[str, Any]) -> str:

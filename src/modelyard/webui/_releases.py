@@ -24,7 +24,12 @@ ACTIONS = {
     "resume": ("paused",),
     "promote": ("progressing", "paused"),
     "abort": ("progressing", "paused"),
+    # emergency: traffic (and, after a promotion, the production alias) back to the stable version
+    "rollback": ("progressing", "paused", "promoted", "failed", "aborted"),
 }
+#: Seconds between two refreshes of a running rollout's page (yard.js fetches it again).
+REFRESH_S = 3
+LIVE = ("progressing", "paused")
 
 
 def register(
@@ -43,6 +48,7 @@ def register(
     def detail(p: Page, rollout_id: int, status: int = 200, problem: str | None = None) -> Response:
         r = p.call(S, "get", need=("reader", None, None), rollout_id=rollout_id)
         events = p.call(S, "events", need=("reader", "model", r.model), rollout_id=rollout_id)
+        latest = p.call(S, "latest", need=("reader", "model", r.model), model=r.model)
         return p.render(
             "release.html.j2",
             status=status,
@@ -51,7 +57,9 @@ def register(
             r=r,
             steps=r.steps,
             events=list(reversed(events))[:300],
-            actions=[a for a, states in ACTIONS.items() if r.state.value in states],
+            actions=[a for a, states in ACTIONS.items() if r.state.value in states and a != "rollback"],
+            can_roll_back=latest.id == r.id and r.state.value in ACTIONS["rollback"],
+            refresh=REFRESH_S if r.state.value in LIVE else None,
             can_act=p.session.can("maintainer", "model", r.model),
             problem=problem,
             done=p.request.query_params.get("done"),

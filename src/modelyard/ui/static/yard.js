@@ -33,5 +33,34 @@
     var msg = e.target.getAttribute && e.target.getAttribute("data-confirm");
     if (msg && !window.confirm(msg)) e.preventDefault();
   });
-  document.addEventListener("DOMContentLoaded", function () { selection(); slider(); });
+  // A running rollout's page fetches itself every data-refresh seconds and swaps in the parts that
+  // change (#live, #live-body; #actions unless the user is in one of its forms); it stops once the
+  // fetched page no longer asks for refreshing (the rollout finished) or the session ended.
+  function live() {
+    var box = document.getElementById("live");
+    if (!box || !box.dataset.refresh) return;
+    var every = Math.max(1, +box.dataset.refresh) * 1000;
+    function swap(doc, id) {
+      var now = document.getElementById(id), next = doc.getElementById(id);
+      if (now && next) now.innerHTML = next.innerHTML;
+      return next;
+    }
+    function tick() {
+      fetch(location.pathname, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
+        .then(function (html) {
+          if (html === null) return;
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var next = swap(doc, "live");
+          swap(doc, "live-body");
+          var acts = document.getElementById("actions");
+          if (acts && !acts.contains(document.activeElement)) swap(doc, "actions");
+          if (next && next.dataset.refresh) window.setTimeout(tick, every);
+          else box.removeAttribute("data-refresh");
+        })
+        .catch(function () { window.setTimeout(tick, every * 2); });
+    }
+    window.setTimeout(tick, every);
+  }
+  document.addEventListener("DOMContentLoaded", function () { selection(); slider(); live(); });
 })();
