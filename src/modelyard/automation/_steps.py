@@ -40,13 +40,25 @@ class StepsMixin:
         from modelyard.pipelines import load_pipeline, run_pipeline
 
         fn = load_pipeline(spec["run"]["pipeline"])
+        # the steps run in the scheduler's process ("local" executor), so those that register a
+        # model without uri= use the store this scheduler serves (a process pool's workers may
+        # have started for another store)
+        loc = self.svc.ws.location
         previous = _workspace._default_uri
-        # steps that register a model without a uri= use the store this scheduler serves
-        _workspace.set_uri(self.svc.ws.location.uri)
+        saved = {k: os.environ.get(k) for k in ("YARD_URI", "YARD_BLOB_URI")}
+        _workspace.set_uri(loc.uri)
+        os.environ["YARD_URI"], os.environ["YARD_BLOB_URI"] = loc.uri, str(loc.blob_uri)
         try:
-            result = run_pipeline(fn, spec["run"].get("params") or {}, uri=self.svc.ws, progress=False)
+            result = run_pipeline(
+                fn, spec["run"].get("params") or {}, uri=self.svc.ws, progress=False, executor="local"
+            )
         finally:
             _workspace.set_uri(previous)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         value = result.value
         model, version = _model_version(value)
         if model is None or version is None:
