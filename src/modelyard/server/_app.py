@@ -596,6 +596,9 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
     app.add_middleware(AuthMiddleware, authenticator=auth, settings=settings, metrics=state.metrics)
+    from modelyard.automation import start_in_server
+
+    start_in_server(app, ws)  # the automation scheduler, from startup to shutdown (YARD_AUTOMATE=off: none)
     return app
 
 
