@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-PIPELINE = '''
+PIPELINE = """
 import pandas as pd
 import modelyard as yard
 
@@ -40,7 +40,7 @@ def no_version(data: str = "train@latest"):
 @yard.step
 def train_nothing(table: pd.DataFrame) -> dict:
     return {"rows": len(table)}
-'''
+"""
 
 
 def frame(seed: int, n: int = 300, shift: float = 0.0) -> pd.DataFrame:
@@ -57,8 +57,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "project"
     (root / "pipelines").mkdir(parents=True)
     (root / "pipelines" / "train.py").write_text(textwrap.dedent(PIPELINE))
-    (root / "gates.yaml").write_text("data: {dataset: test@latest, label: label}\nmetrics:\n  accuracy: {min: 0.6}\n")
-    (root / "strict.yaml").write_text("data: {dataset: test@latest, label: label}\nmetrics:\n  accuracy: {min: 0.999}\n")
+    (root / "gates.yaml").write_text(
+        "data: {dataset: test@latest, label: label}\nmetrics:\n  accuracy: {min: 0.6}\n"
+    )
+    (root / "strict.yaml").write_text(
+        "data: {dataset: test@latest, label: label}\nmetrics:\n  accuracy: {min: 0.999}\n"
+    )
     return root
 
 

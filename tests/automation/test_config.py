@@ -41,7 +41,11 @@ def test_a_good_file_applies_and_lists(project: Path, store_uri: str) -> None:
     assert a["next_tick"] is not None and a["last_run"] is None
     spec = AutomationService(store_uri).get("retrain")
     assert spec["run"]["pipeline"] == f"{project / 'pipelines' / 'train.py'}:train_pipeline"
-    assert spec["rollout"]["options"] == {"strategy": "canary", "steps": [10.0, 50.0, 100.0], "interval_s": 600.0}
+    assert spec["rollout"]["options"] == {
+        "strategy": "canary",
+        "steps": [10.0, 50.0, 100.0],
+        "interval_s": 600.0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -52,11 +56,21 @@ def test_a_good_file_applies_and_lists(project: Path, store_uri: str) -> None:
         ("Europe/Paris", "Mars/Olympus", 5, "unknown time zone 'Mars/Olympus'"),
         ("dataset: train", "dataset: trian", 6, "unknown dataset 'trian'. Did you mean 'train'?"),
         ("train.py:train_pipeline", "train.py:trian_pipeline", 7, "unknown pipeline"),
-        ("pipelines/train.py", "pipelines/missing.py", 7, "pipeline file 'pipelines/missing.py' does not exist"),
+        (
+            "pipelines/train.py",
+            "pipelines/missing.py",
+            7,
+            "pipeline file 'pipelines/missing.py' does not exist",
+        ),
         ("gate: gates.yaml", "gate: nope.yaml", 9, "gate policy 'nope.yaml' does not exist"),
         ("steps: [10, 50, 100]", "steps: [10, 500]", 10, "The rollout is not valid"),
         ("  model: clf", "  modle: clf", 2, "unknown key 'modle'. Did you mean 'model'?"),
-        ("    - dataset: train", "    - datset: train", 6, "unknown trigger 'datset'. Did you mean 'dataset'?"),
+        (
+            "    - dataset: train",
+            "    - datset: train",
+            6,
+            "unknown trigger 'datset'. Did you mean 'dataset'?",
+        ),
     ],
 )
 def test_each_mistake_is_named_at_its_line(
@@ -73,8 +87,10 @@ def test_each_mistake_is_named_at_its_line(
 def test_unknown_alert_rule_and_bad_yaml(project: Path, store_uri: str) -> None:
     add_data(store_uri)
     path = write(project, GOOD.replace("- dataset: train", "- alert: clf/drift"))
-    assert _error(path, store_uri).startswith(f"{path}:6: automation 'retrain': unknown alert rule 'drift' of model 'clf'")
-    path = write(project, "- name: x\n  on: [schedule: \"0 3 * * *\"\n  run: a.py:b\n")
+    assert _error(path, store_uri).startswith(
+        f"{path}:6: automation 'retrain': unknown alert rule 'drift' of model 'clf'"
+    )
+    path = write(project, '- name: x\n  on: [schedule: "0 3 * * *"\n  run: a.py:b\n')
     assert _error(path, store_uri).startswith(f"{path}:3: not valid YAML")
 
 
@@ -85,7 +101,7 @@ def test_cycles_are_refused_at_the_trigger_line(project: Path, store_uri: str) -
     path = write(project, self_loop)
     text = _error(path, store_uri)
     assert text.startswith(f"{path}:6: automation 'retrain': cycle: retrain → retrain"), text
-    two = f"""
+    two = """
     - name: a
       on: [dataset: train]
       run: pipelines/train.py:train_pipeline
@@ -122,7 +138,9 @@ def test_approval_group_must_exist_and_hold_the_role(project: Path, store_uri: s
 
 def test_concurrency_and_webhook_secret_rules(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(project, GOOD.replace("  timezone", "  concurrency: 2\n  timezone"))
-    with pytest.raises(AutomationError, match=r"automations.yaml:3: automation 'retrain': concurrency must be 1"):
+    with pytest.raises(
+        AutomationError, match=r"automations.yaml:3: automation 'retrain': concurrency must be 1"
+    ):
         parse_automations(path)
     path = write(project, GOOD.replace("- dataset: train", "- webhook: s3cret"))
     with pytest.raises(AutomationError, match=r":6: automation 'retrain': webhook names where its secret is"):

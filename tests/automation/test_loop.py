@@ -29,20 +29,20 @@ LOOP = """
 def test_drift_alert_to_promoted_version(project: Path, store_uri: str) -> None:
     from scipy.stats import ks_2samp
 
+    from modelyard._workspace import get_workspace, set_uri
     from modelyard.automation import AutomationService, Engine, apply_file
     from modelyard.monitoring._alerts import AlertRule, evaluate_rules, store_rules
     from modelyard.pipelines import load_pipeline
-    from modelyard._workspace import get_workspace
     from modelyard.registry import audit_log, get_model, set_alias
     from modelyard.serving import build_app
     from modelyard.serving._server import running
 
-    from modelyard._workspace import set_uri
-
     set_uri(store_uri)  # the pipeline's step registers without uri= (as a user's would)
     add_data(store_uri)
     add_data(store_uri, name="test", seed=2)
-    v1 = load_pipeline(f"{project}/pipelines/train.py:train_pipeline").run(uri=store_uri, executor="local", progress=False)
+    v1 = load_pipeline(f"{project}/pipelines/train.py:train_pipeline").run(
+        uri=store_uri, executor="local", progress=False
+    )
     assert v1.value == {"model": "clf", "version": 1}
     set_alias("clf", "production", 1, uri=store_uri)
     ws = get_workspace(store_uri)
@@ -106,7 +106,11 @@ def test_drift_alert_to_promoted_version(project: Path, store_uri: str) -> None:
     app.close()
     assert run is not None and run["state"] == "succeeded", (run, said[-10:])
     assert run["trigger"] == "alert" and "alert clf/x1-drift fired" in run["reason"]
-    assert [(s["kind"], s["state"]) for s in run["steps"]] == [("pipeline", "ok"), ("gate", "ok"), ("rollout", "ok")]
+    assert [(s["kind"], s["state"]) for s in run["steps"]] == [
+        ("pipeline", "ok"),
+        ("gate", "ok"),
+        ("rollout", "ok"),
+    ]
     assert run["version"] == 2 and run["rollout_id"] is not None
     assert get_model("clf", uri=store_uri).aliases.get("production") == 2 or (
         "promoted version 2" in run["steps"][2]["message"]

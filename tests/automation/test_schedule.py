@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from modelyard.automation import AutomationService, Engine, Schedule, apply_file
+from modelyard.automation import AutomationService, Engine, Schedule
 
 from .conftest import Clock, add_data, write
 
@@ -29,7 +29,11 @@ def test_spring_forward_tick_in_the_gap_fires_once_after_it() -> None:
     s = Schedule("30 2 * * *", "Europe/Paris")
     ticks = s.ticks(ms("2026-03-28T00:00"), ms("2026-03-30T12:00"))
     # 02:30 does not exist on 2026-03-29 (02:00 → 03:00): it fires at 03:00 CEST, once
-    assert [local(t) for t in ticks] == ["2026-03-28T02:30+01:00", "2026-03-29T03:00+02:00", "2026-03-30T02:30+02:00"]
+    assert [local(t) for t in ticks] == [
+        "2026-03-28T02:30+01:00",
+        "2026-03-29T03:00+02:00",
+        "2026-03-30T02:30+02:00",
+    ]
     every = Schedule("*/30 * * * *", "Europe/Paris").ticks(ms("2026-03-29T01:00"), ms("2026-03-29T03:30"))
     assert [local(t) for t in every] == [
         "2026-03-29T01:30+01:00",
@@ -45,7 +49,11 @@ def test_fall_back_repeated_hour_fires_once() -> None:
     assert [local(t) for t in ticks] == ["2026-10-25T02:30+02:00"]
     assert s.next_after(ms("2026-10-25T02:31")) == ms("2026-10-26T02:30")
     # the same instant seen from UTC: a day in Paris is 25 hours long that day
-    assert Schedule("0 0 * * *", "UTC").ticks(0, 86_400_000 * 3) == [86_400_000, 2 * 86_400_000, 3 * 86_400_000]
+    assert Schedule("0 0 * * *", "UTC").ticks(0, 86_400_000 * 3) == [
+        86_400_000,
+        2 * 86_400_000,
+        3 * 86_400_000,
+    ]
 
 
 SCHEDULED = """
@@ -75,8 +83,9 @@ def test_missed_ticks_are_caught_up_once_with_the_count(project: Path, store_uri
     clock.ms = ms("2026-03-05T09:00")  # the scheduler was down for four 02:30 ticks
     fired = eng.tick()["fired"]
     assert len(fired) == 1
-    assert "tick 2026-03-05T02:30+01:00; 3 earlier tick(s) missed while no scheduler ran, caught up once" in (
-        fired[0]["reason"]
+    assert (
+        "tick 2026-03-05T02:30+01:00; 3 earlier tick(s) missed while no scheduler ran, caught up once"
+        in (fired[0]["reason"])
     )
     assert eng.tick()["fired"] == []  # the same tick never fires again
 
@@ -88,7 +97,8 @@ def test_two_schedulers_on_one_store_fire_each_tick_once(project: Path, store_ur
     clock = Clock(ms("2026-03-01T12:00"))
     _apply(project, store_uri, clock, SCHEDULED.replace('"30 2 * * *"', '"*/5 * * * *"'))
     engines = [
-        Engine(AutomationService(Workspace(store_uri).open(), clock=clock), say=lambda m: None) for _ in range(2)
+        Engine(AutomationService(Workspace(store_uri).open(), clock=clock), say=lambda m: None)
+        for _ in range(2)
     ]
     # no run may start: the pipeline step is not what this test is about
     for e in engines:
@@ -99,7 +109,7 @@ def test_two_schedulers_on_one_store_fire_each_tick_once(project: Path, store_ur
         clock.ms += 5 * 60_000
         barrier = threading.Barrier(2)
 
-        def work(e: Engine) -> None:
+        def work(e: Engine, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             got = e.tick()["fired"]
             with lock:
@@ -130,17 +140,20 @@ def test_manual_trigger_runs_the_pipeline_and_records_links(project: Path, store
     third = svc.trigger("nightly", "and again")
     assert (second["state"], third["state"]) == ("dropped", "dropped")
     Engine(svc, say=said.append).tick()
-    (done, *_) = svc.history("nightly")[2:] or [None]
     r = svc.show_run(run["id"])
     assert r["state"] == "succeeded", r
     assert [(s["kind"], s["state"]) for s in r["steps"]] == [("pipeline", "ok")]
     assert r["model"] == "clf" and r["version"] == 1 and r["pipeline_run_id"]
     assert any("pipeline: OK" in m for m in said)
     entries = audit_log("clf", uri=store_uri)
-    assert any(e.action == "automation.pipeline" and "new labels arrived" in (e.reason or "") for e in entries)
+    assert any(
+        e.action == "automation.pipeline" and "new labels arrived" in (e.reason or "") for e in entries
+    )
 
 
-def test_a_restart_mid_run_fails_the_run_visibly_and_never_reruns_the_step(project: Path, store_uri: str) -> None:
+def test_a_restart_mid_run_fails_the_run_visibly_and_never_reruns_the_step(
+    project: Path, store_uri: str
+) -> None:
     """A scheduler dies in the pipeline step (its lease is left behind). Before the lease expires
     nobody touches the run; after, the next scheduler marks it failed (interrupted), once."""
     import sqlalchemy as sa
@@ -171,13 +184,24 @@ def test_a_restart_mid_run_fails_the_run_visibly_and_never_reruns_the_step(proje
         assert conn.execute(sa.select(automation_runs.c.active_slot)).scalar() is None
 
 
-def test_a_pipeline_without_a_version_fails_and_notifies(project: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pipeline_without_a_version_fails_and_notifies(
+    project: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import httpx
 
     posted: list[dict] = []
     monkeypatch.setenv("HOOK_URL", "http://hooks.invalid/x")
-    monkeypatch.setattr(httpx, "post", lambda url, json, timeout: posted.append(json) or httpx.Response(200, request=httpx.Request("POST", url)))
-    text = SCHEDULED.replace("train_pipeline", "no_version") + "  notify: [env:HOOK_URL]\n  then: {gate: gates.yaml}\n"
+    monkeypatch.setattr(
+        httpx,
+        "post",
+        lambda url, json, timeout: (
+            posted.append(json) or httpx.Response(200, request=httpx.Request("POST", url))
+        ),
+    )
+    text = (
+        SCHEDULED.replace("train_pipeline", "no_version")
+        + "  notify: [env:HOOK_URL]\n  then: {gate: gates.yaml}\n"
+    )
     svc = _apply(project, store_uri, Clock(ms("2026-03-01T12:00")), text)
     run = svc.trigger("nightly", "check")
     Engine(svc, say=lambda m: None).tick()

@@ -48,7 +48,8 @@ class AutomationError(InvalidArgumentError):
 
 def where(spec: dict[str, Any], line: int | None = None) -> str:
     """``file:line: automation 'name'`` for messages about ``spec`` (at ``line`` or its own)."""
-    return f"{spec.get('source') or 'automations'}:{line or spec.get('line') or '?'}: automation {spec['name']!r}"
+    at = line or spec.get("line") or "?"
+    return f"{spec.get('source') or 'automations'}:{at}: automation {spec['name']!r}"
 
 
 @dataclass
@@ -220,7 +221,7 @@ def _automation(ctx: _Ctx, node: Any) -> dict[str, Any]:
     spec["gate"] = spec["approval"] = spec["rollout"] = None
     if "then" in items:
         then = _mapping(ctx, items["then"][1], "then")
-        for key, (knode, vnode) in then.items():
+        for key, (knode, _) in then.items():
             if key not in _THEN:
                 raise ctx.fail(
                     knode,
@@ -264,7 +265,8 @@ def _automation(ctx: _Ctx, node: Any) -> dict[str, Any]:
         if conc != 1:
             raise ctx.fail(
                 items["concurrency"][1],
-                f"concurrency must be 1 (one run at a time; one trigger queued, later ones dropped); got {conc!r}.",
+                "concurrency must be 1 (one run at a time; one trigger queued, later ones dropped); "
+                f"got {conc!r}.",
             )
     spec["concurrency"] = 1
     return spec

@@ -149,7 +149,8 @@ class Engine(StepsMixin):
                 hits = [
                     (
                         int(r.id),
-                        f"alert {r.model_name}/{r.rule_name} fired (value {r.value:.4g}, threshold {r.threshold:g})",
+                        f"alert {r.model_name}/{r.rule_name} fired "
+                        f"(value {r.value:.4g}, threshold {r.threshold:g})",
                     )
                     for r in rows
                     if any(
@@ -367,7 +368,7 @@ class Engine(StepsMixin):
         detail: dict[str, Any],
     ) -> None:
         now = self.svc.clock()
-        links = {k: detail[k] for k in ("model", "version", "pipeline_run_id", "rollout_id") if k in detail}
+        links: dict[str, Any] = {k: detail[k] for k in ("model", "version", "pipeline_run_id", "rollout_id") if k in detail}
 
         def fn(conn: Connection) -> None:
             conn.execute(

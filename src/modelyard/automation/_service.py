@@ -155,7 +155,8 @@ class AutomationService:
                         )
                 elif t["kind"] == "dataset" and t["dataset"] not in datasets:
                     raise AutomationError(
-                        f"{where(s, t['line'])}: unknown dataset {t['dataset']!r}.{did_you_mean(t['dataset'], datasets)} "
+                        f"{where(s, t['line'])}: unknown dataset {t['dataset']!r}."
+                        f"{did_you_mean(t['dataset'], datasets)} "
                         "Add its first version with `yard data add`."
                     )
                 elif t["kind"] == "webhook" and not t.get("secret_sha256"):

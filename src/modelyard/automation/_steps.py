@@ -80,7 +80,8 @@ class StepsMixin:
             )
         )
         return (
-            f"pipeline run {result.run_id[:12]}: {len(result.executed)} step(s) ran, {len(result.cached)} cached; "
+            f"pipeline run {result.run_id[:12]}: {len(result.executed)} step(s) ran, "
+            f"{len(result.cached)} cached; "
             f"model {model} version {version}",
             {"pipeline_run_id": result.run_id, "model": model, "version": version},
         )
@@ -97,14 +98,16 @@ class StepsMixin:
             trigger="automation",
             reason=f"automation {spec['name']} run {run.id} ({run.trigger}: {run.reason})"[:500],
         )
-        detail = {
+        failed = [r.gate for r in report.failed]
+        detail: dict[str, Any] = {
             "passed": report.passed,
-            "failed": [r.gate for r in report.failed],
+            "failed": failed,
             "gates": len(report.results),
         }
         if not report.passed:
             raise StepFailed(
-                f"gates failed on version {run.model_version} ({', '.join(detail['failed'])}); no rollout starts",
+                f"gates failed on version {run.model_version} ({', '.join(failed)}); "
+                "no rollout starts",
                 detail,
             )
         return f"all {len(report.results)} gates passed on version {run.model_version}", detail
@@ -138,7 +141,8 @@ class StepsMixin:
                 spec,
                 int(run.id),
                 "approval",
-                f":raised_hand: automation {spec['name']}: {msg} (version {run.model_version} of {run.model_name})",
+                f":raised_hand: automation {spec['name']}: {msg} "
+                f"(version {run.model_version} of {run.model_name})",
             )
         return None
 
@@ -154,7 +158,8 @@ class StepsMixin:
         if run.rollout_id is None:
             if target is None:
                 raise StepFailed(
-                    "the rollout needs a model server: give rollout.server in automations.yaml or YARD_SERVE_URL"
+                    "the rollout needs a model server: give rollout.server in automations.yaml "
+                    "or YARD_SERVE_URL"
                 )
             options = dict(cfg["options"])
             strategy = options.pop("strategy", "canary")
@@ -180,7 +185,8 @@ class StepsMixin:
                 )
             )
             self.say(
-                f"[automate {spec['name']} run {run.id}] rollout: started rollout {r.id} ({strategy}) of version {run.model_version}"
+                f"[automate {spec['name']} run {run.id}] rollout: started rollout {r.id} ({strategy}) "
+                f"of version {run.model_version}"
             )
             rid = r.id
         else:
