@@ -368,7 +368,9 @@ class Engine(StepsMixin):
         detail: dict[str, Any],
     ) -> None:
         now = self.svc.clock()
-        links: dict[str, Any] = {k: detail[k] for k in ("model", "version", "pipeline_run_id", "rollout_id") if k in detail}
+        links: dict[str, Any] = {
+            k: detail[k] for k in ("model", "version", "pipeline_run_id", "rollout_id") if k in detail
+        }
 
         def fn(conn: Connection) -> None:
             conn.execute(

@@ -106,8 +106,7 @@ class StepsMixin:
         }
         if not report.passed:
             raise StepFailed(
-                f"gates failed on version {run.model_version} ({', '.join(failed)}); "
-                "no rollout starts",
+                f"gates failed on version {run.model_version} ({', '.join(failed)}); no rollout starts",
                 detail,
             )
         return f"all {len(report.results)} gates passed on version {run.model_version}", detail

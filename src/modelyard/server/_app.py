@@ -106,6 +106,7 @@ def service_classes() -> list[type]:
         ("modelyard.monitoring._store", "MonitoringService"),
         ("modelyard.pipelines._recorder", "RecorderService"),
         ("modelyard.serving._predlog_store", "PredictionLogService"),
+        ("modelyard.automation._service", "AutomationService"),
     ):
         import importlib
 
