@@ -191,9 +191,14 @@ class StepsMixin:
         else:
             rid = int(run.rollout_id)
         if cfg.get("drive", True):
-            Controller(
-                self.svc.ws, target=target if not isinstance(target, str) else None, say=self.say
-            ).tick(rid)
+            # one controller per scheduler: it remembers the steps it verified on the server (a new
+            # one re-checks the server's traffic first, which a tick every few seconds must not pay)
+            ctl = self.__dict__.get("_controller")
+            if ctl is None:
+                ctl = self.__dict__["_controller"] = Controller(
+                    self.svc.ws, target=target if not isinstance(target, str) else None, say=self.say
+                )
+            ctl.tick(rid)
         r = rsvc.get(rid)
         if r.state is RolloutState.PROMOTED:
             return f"rollout {rid} promoted version {r.candidate_version}: {r.reason}", {
