@@ -110,7 +110,8 @@ def _loop(ctx: Any, ws: Any, folder: Path) -> None:
     applied = apply_file(str(folder / "automations.yaml"), uri=ctx.uri)
     say(
         f"Applied {folder / 'automations.yaml'} ({'created' if applied[0]['created'] else 'updated'}): "
-        f"on alert {MODEL}/x1-drift → pipeline → gates → canary 50%, 100%. {MODEL} v{stable} is in production."
+        f"on alert {MODEL}/x1-drift → pipeline → gates → canary 50%, 100%. "
+        f"{MODEL} v{stable} is in production."
     )
     svc = AutomationService(ctx.uri)
     app = build_app(

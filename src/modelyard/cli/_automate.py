@@ -40,8 +40,9 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 @app.command("apply")
 def apply(path: str = typer.Argument(..., help="The automations file (automations.yaml).")) -> None:
-    """Check and store the automations of PATH (created or replaced). Errors name the file and line:
-    invalid cron, unknown pipeline/alert/dataset/approval group, cycles."""
+    """Check and store the automations of PATH (created or replaced).
+
+    Errors name the file and line: invalid cron, unknown pipeline/alert/dataset/approval group, cycles."""
     from modelyard.automation import apply_file
 
     for r in apply_file(path):
@@ -125,7 +126,9 @@ def trigger(
         False, "--now", help="Local store: run scheduler passes here until it waits or ends."
     ),
 ) -> None:
-    """Trigger NAME by hand. The scheduler runs it; one run at a time, one queued, later triggers dropped."""
+    """Trigger NAME by hand (the scheduler runs it).
+
+    One run at a time: a trigger while one runs is queued (one); later ones are dropped."""
     r = _svc().trigger(name, reason)
     typer.echo(
         f"run {r['id']} of {name}: {r['state']}" + (f" ({r['error']})" if r["state"] == "dropped" else "")
@@ -158,8 +161,9 @@ def approve(
     reason: str = typer.Option(None, "--reason", help="A note kept with the approval."),
     reject: bool = typer.Option(False, "--reject", help="Say no: the run fails, no rollout starts."),
 ) -> None:
-    """Approve (or --reject) a run waiting at its approval step; needs role maintainer on the model
-    and membership of the automation's approval group."""
+    """Approve (or --reject) a run waiting at its approval step.
+
+    Needs role maintainer on the model and membership of the automation's approval group."""
     r = _svc().approve(name, run_id, reason, reject)
     typer.echo(f"run {r['id']} of {name}: {r['approval']} by {r['approved_by']}")
 
@@ -169,8 +173,9 @@ def run(
     interval: float = typer.Option(15.0, "--interval", min=0.05, help="Seconds between scheduler passes."),
     once: bool = typer.Option(False, "--once", help="One pass, then exit (for cron)."),
 ) -> None:
-    """The scheduler for a local store, in the foreground: fires due triggers and drives runs.
-    (`yard server` runs one itself; several schedulers on one store fire each tick once.)"""
+    """The scheduler for a local store, in the foreground: fires due triggers, drives runs.
+
+    `yard server` runs one itself; several schedulers on one store fire each tick once."""
     from modelyard.automation import Scheduler
 
     s = Scheduler(interval_s=interval, say=typer.echo)
