@@ -149,3 +149,30 @@ def test_concurrency_and_webhook_secret_rules(project: Path, monkeypatch: pytest
     path = write(project, GOOD.replace("- dataset: train", "- webhook: env:HOOK_SECRET"))
     with pytest.raises(AutomationError, match=r":6: automation 'retrain': .*HOOK_SECRET"):
         apply_file(str(path))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},
+        {"name": "x", "triggers": ["schedule"]},
+        {"name": "x", "triggers": [{"kind": "schedule", "cron": "99 * * * *", "timezone": "UTC"}]},
+        {"name": "x", "triggers": [{"kind": "dataset", "dataset": "d"}], "run": "a.py:b"},
+        {
+            "name": "x",
+            "triggers": [{"kind": "dataset", "dataset": "d"}],
+            "run": {"pipeline": "a.py:b"},
+            "rollout": {"options": {"steps": "many"}},
+        },
+        {
+            "name": "x",
+            "triggers": [{"kind": "dataset", "dataset": "d"}],
+            "run": {"pipeline": "a:b"},
+            "notify": ["http://x"],
+        },
+    ],
+)
+def test_apply_refuses_specs_no_file_could_give(spec: dict) -> None:
+    """The apply operation takes JSON from any client: shapes the parser never makes are refused."""
+    with pytest.raises(AutomationError, match="is not a checked spec"):
+        AutomationService().apply([spec])

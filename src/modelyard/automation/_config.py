@@ -304,3 +304,74 @@ def parse_automations(source: str | os.PathLike[str], *, text: str | None = None
             )
         seen[s["name"]] = s
     return specs
+
+
+def check_spec(spec: Any) -> dict[str, Any]:
+    """Refuse a spec that :func:`parse_automations` could not have produced (the ``apply``
+    operation takes JSON from any client): the scheduler reads every field it stores."""
+    from modelyard.rollout._config import load_config
+
+    def bad(why: str) -> AutomationError:
+        name = spec.get("name") if isinstance(spec, dict) else None
+        return AutomationError(
+            f"Automation {name!r} is not a checked spec ({why}); use `yard automate apply FILE`."
+        )
+
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"].strip():
+        raise bad("it needs a name")
+    if len(spec["name"]) > 250:
+        raise bad("the name is longer than 250 characters")
+    triggers = spec.get("triggers")
+    if not isinstance(triggers, list) or not triggers:
+        raise bad("it needs a list of triggers")
+    need = {
+        "schedule": ("cron", "timezone"),
+        "alert": ("rule",),
+        "dataset": ("dataset",),
+        "webhook": ("secret_sha256",),
+    }
+    for t in triggers:
+        if not isinstance(t, dict) or t.get("kind") not in need:
+            raise bad(f"a trigger must have a kind of {', '.join(need)}")
+        if not all(isinstance(t.get(k), str) and t[k] for k in need[t["kind"]]):
+            raise bad(f"a {t['kind']} trigger needs {', '.join(need[t['kind']])}")
+        if t["kind"] == "schedule":
+            try:
+                Schedule(t["cron"], t["timezone"])
+            except CronError as exc:
+                raise bad(str(exc)) from None
+        if not isinstance(t.get("line", 0), int) or (
+            t["kind"] == "alert" and not isinstance(t.get("model") or "", str)
+        ):
+            raise bad("a trigger's line is a number and its model a name")
+    run = spec.get("run")
+    if (
+        not isinstance(run, dict)
+        or not isinstance(run.get("pipeline"), str)
+        or not isinstance(run.get("params", {}), dict)
+    ):
+        raise bad("run needs a pipeline and params as a mapping")
+    for key, field in (("gate", "policy"), ("approval", "group")):
+        v = spec.get(key)
+        if v is not None and (not isinstance(v, dict) or not isinstance(v.get(field), str)):
+            raise bad(f"{key} needs a {field}")
+    ro = spec.get("rollout")
+    if ro is not None:
+        if (
+            not isinstance(ro, dict)
+            or not isinstance(ro.get("options"), dict)
+            or not isinstance(ro.get("server") or "", str)
+        ):
+            raise bad("rollout needs options and a server URL")
+        try:
+            load_config(**ro["options"])
+        except (InvalidArgumentError, TypeError) as exc:
+            raise bad(str(exc)) from None
+    for key in ("produces", "notify"):
+        if not isinstance(spec.get(key, []), list) or not all(isinstance(x, str) for x in spec.get(key, [])):
+            raise bad(f"{key} is a list of names")
+    if not all(n.startswith(("env:", "file:")) for n in spec.get("notify", [])):
+        raise bad("notify webhooks are env:NAME or file:PATH")
+    if not isinstance(spec.get("model") or "", str) or spec.get("concurrency", 1) != 1:
+        raise bad("model is a name and concurrency 1")
+    return spec

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from modelyard._rpc import current_principal, op, require, service
 from modelyard._shared import now_ms, user_name
 from modelyard._workspace import Workspace, get_workspace
-from modelyard.automation._config import AutomationError, where
+from modelyard.automation._config import AutomationError, check_spec, where
 from modelyard.automation._records import plan, run_dict, step_dict
 from modelyard.automation._schema import automation_events, automation_runs, automation_steps, automations
 from modelyard.errors import (
@@ -80,10 +80,9 @@ class AutomationService:
         if not specs:
             raise InvalidArgumentError("apply needs at least one automation.")
         for s in specs:
-            if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not s.get("triggers"):
-                raise InvalidArgumentError(
-                    "Each automation must be a checked spec (use `yard automate apply FILE`)."
-                )
+            check_spec(s)
+        if len({s["name"] for s in specs}) != len(specs):
+            raise InvalidArgumentError("apply got the same automation name twice.")
         now = self.clock()
 
         def fn(conn: Connection) -> list[dict[str, Any]]:
@@ -147,7 +146,7 @@ class AutomationService:
                     if not found:
                         names = sorted({n for _, n in rules})
                         raise AutomationError(
-                            f"{where(s, t['line'])}: unknown alert rule {t['rule']!r}"
+                            f"{where(s, t.get('line'))}: unknown alert rule {t['rule']!r}"
                             + (f" of model {t['model']!r}" if t.get("model") else "")
                             + f".{did_you_mean(t['rule'], names)} Alert rules are stored by "
                             "`yard monitor alerts MODEL --rules rules.yaml`"
@@ -155,19 +154,19 @@ class AutomationService:
                         )
                 elif t["kind"] == "dataset" and t["dataset"] not in datasets:
                     raise AutomationError(
-                        f"{where(s, t['line'])}: unknown dataset {t['dataset']!r}."
+                        f"{where(s, t.get('line'))}: unknown dataset {t['dataset']!r}."
                         f"{did_you_mean(t['dataset'], datasets)} "
                         "Add its first version with `yard data add`."
                     )
                 elif t["kind"] == "webhook" and not t.get("secret_sha256"):
-                    raise AutomationError(f"{where(s, t['line'])}: the webhook secret was not resolved.")
+                    raise AutomationError(f"{where(s, t.get('line'))}: the webhook secret was not resolved.")
             if s.get("approval"):
                 self._check_approvers(conn, s)
         self._check_cycles(conn, specs)
 
     def _check_approvers(self, conn: Connection, s: dict[str, Any]) -> None:
         group = s["approval"]["group"]
-        at = where(s, s["approval"]["line"])
+        at = where(s, s["approval"].get("line"))
         known = [g for (g,) in conn.execute(sa.select(_groups.c.name))]
         if group not in known:
             raise AutomationError(
@@ -231,7 +230,7 @@ class AutomationService:
                 if b["name"] == s["name"]:  # back at s: t is one of its own dataset triggers
                     chain = " → ".join([*path, s["name"]])
                     raise AutomationError(
-                        f"{where(s, t['line'])}: cycle: {chain} (a run writes dataset {t['dataset']!r}, "
+                        f"{where(s, t.get('line'))}: cycle: {chain} (a run writes dataset {t['dataset']!r}, "
                         "which triggers a run again). Remove the dataset trigger or the 'produces' entry."
                     )
                 if b["name"] not in seen:
