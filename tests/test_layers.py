@@ -23,7 +23,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "modelyard"
 #: ``""`` is the package root (``modelyard/__init__.py``: the lazy public API, a door).
 LAYERS: list[tuple[str, frozenset[str], bool]] = [
     ("doors", frozenset({"", "cli", "server", "webui", "quickstart", "__main__", "_maintenance"}), True),
-    ("decide over time", frozenset({"rollout", "monitoring", "automation", "deploy"}), False),
+    # automation composes monitoring's alerts, pipelines, evaluation's gates and rollouts: above them
+    ("close the loop", frozenset({"automation"}), False),
+    ("decide over time", frozenset({"rollout", "monitoring", "deploy"}), False),
     ("run models and steps", frozenset({"serving", "evaluation", "pipelines"}), False),
     ("versioned things", frozenset({"registry", "data"}), False),
     ("runs", frozenset({"tracking"}), False),

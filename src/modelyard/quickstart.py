@@ -715,6 +715,7 @@ CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("evaluation", chapter_evaluation),
     ("monitoring", chapter_monitoring),
     ("team server", _lazy("modelyard.server._quickstart:chapter_server")),
+    ("automation", _lazy("modelyard.automation._quickstart:chapter_automation")),
 ]
 
 

@@ -69,6 +69,9 @@ lazy_group(
 lazy_group(
     "rollout", "modelyard.cli._rollout:app", "Progressive delivery: canary, blue-green, shadow, A/B rollouts."
 )
+lazy_group(
+    "automate", "modelyard.cli._automate:app", "Schedules and triggers: drift → retrain → gates → rollout."
+)
 
 # `yard deploy` (k8s here; `grafana` is added by _monitor.register below, into this same group)
 from modelyard.cli import _deploy  # noqa: E402

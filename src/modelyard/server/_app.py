@@ -106,6 +106,7 @@ def service_classes() -> list[type]:
         ("modelyard.monitoring._store", "MonitoringService"),
         ("modelyard.pipelines._recorder", "RecorderService"),
         ("modelyard.serving._predlog_store", "PredictionLogService"),
+        ("modelyard.automation._service", "AutomationService"),
     ):
         import importlib
 
@@ -596,6 +597,9 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
     app.add_middleware(AuthMiddleware, authenticator=auth, settings=settings, metrics=state.metrics)
+    from modelyard.automation import start_in_server
+
+    start_in_server(app, ws)  # the automation scheduler, from startup to shutdown (YARD_AUTOMATE=off: none)
     return app
 
 
