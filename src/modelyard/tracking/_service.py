@@ -32,7 +32,7 @@ from modelyard.tracking._env import redact_environment
 from modelyard.tracking._ids import _default_name
 from modelyard.tracking._records import ArtifactRecord, MetricPoint, RunList, RunRecord, RunStatus
 from modelyard.tracking._rows import _param_rows, _tag_rows, param_conflict, run_records
-from modelyard.tracking._search import compile_page, compile_search
+from modelyard.tracking._search import build_search
 from modelyard.tracking._validation import check_key
 
 __all__ = ["MetricRow", "TrackingService"]
@@ -569,41 +569,25 @@ class TrackingService:
         """
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_SEARCH_LIMIT:
             raise invalid_param("limit", "search_runs", f"an int in the range [1, {MAX_SEARCH_LIMIT}]", limit)
-        where: list[Any] = []
-        driver = False
-        if filter and filter.strip():
-            cond, driver = compile_search(filter)
-            where.append(cond)
+        ids = None
         if experiment is not None:
             names = [experiment] if isinstance(experiment, str) else list(experiment)
             ids = [self.get_experiment_id(n) for n in names]
-            # With a metric comparison to start from, keep SQLite (which has no statistics) from
-            # walking every run of the experiment through its index: `+ 0` makes it a plain check.
-            exp_col = (
-                runs.c.experiment_id + 0
-                if driver and self.store.dialect == "sqlite"
-                else runs.c.experiment_id
-            )
-            where.insert(0, exp_col.in_(ids))
-        if not include_deleted:
-            where.append(runs.c.deleted.is_(False))
-        if parent_id is not None:
-            where.append(runs.c.parent_id == parent_id)
-        joins, order, after = compile_page(order_by, page_token)
-        if after is not None:
-            where.append(after)
-        from_ = runs.join(experiments, experiments.c.id == runs.c.experiment_id)
-        for alias, on in joins:
-            from_ = from_.outerjoin(alias, on)
-        q = (
-            sa.select(runs, experiments.c.name.label("experiment_name"))
-            .select_from(from_)
-            .where(*where)
-            .order_by(*order)
-            .limit(limit)
+        queries = build_search(
+            filter,
+            experiment_ids=ids,
+            dialect=self.store.dialect,
+            order_by=order_by,
+            page_token=page_token,
+            include_deleted=include_deleted,
+            parent_id=parent_id,
         )
         with self.store.read() as conn:
-            rows = conn.execute(q).all()
+            rows: list[Any] = []
+            for q in queries:
+                rows += conn.execute(q.limit(limit - len(rows))).all()
+                if len(rows) >= limit:
+                    break
             return RunList(run_records(conn, rows))
 
     # -- maintenance ----------------------------------------------------------------------------------
