@@ -345,7 +345,7 @@ def build_search(
         if experiment_ids is not None:
             # With a better place to start (a metric's index), keep SQLite (which has no statistics)
             # from walking every run of the experiment through its index: `+ 0` makes it a plain check.
-            col = runs.c.experiment_id
+            col: ColumnElement[Any] = runs.c.experiment_id
             if plain_experiment and dialect == "sqlite":
                 col = col + 0
             where.append(col.in_(list(experiment_ids)))
