@@ -6,6 +6,7 @@ exactly in the order a sort of everything gives (runs without the metric, or NaN
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -63,12 +64,16 @@ def test_metric_order_matches_a_full_sort(store_uri: str) -> None:
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_a_comparison_of_the_order_metric_needs_no_second_query(dialect: str) -> None:
-    both = build_search(None, experiment_ids=[1], dialect=dialect, order_by="metrics.acc desc")
-    assert len(both) == 2  # the walk, then the runs without acc
-    one = build_search("metrics.acc > 0.5", experiment_ids=[1], dialect=dialect, order_by="metrics.acc desc")
-    assert len(one) == 1  # a run without acc never matches acc > 0.5
-    other = build_search("metrics.loss < 0.1", experiment_ids=[1], dialect=dialect, order_by="metrics.acc")
-    assert len(other) == 1  # starts from the loss index and sorts: one query over everything
+    both, walks = build_search(None, experiment_ids=[1], dialect=dialect, order_by="metrics.acc desc")
+    assert walks and len(both) == 2  # the walk, then the runs without acc
+    one, walks = build_search(
+        "metrics.acc > 0.5", experiment_ids=[1], dialect=dialect, order_by="metrics.acc desc"
+    )
+    assert walks and len(one) == 1  # a run without acc never matches acc > 0.5
+    other, walks = build_search(
+        "metrics.loss < 0.1", experiment_ids=[1], dialect=dialect, order_by="metrics.acc"
+    )
+    assert not walks and len(other) == 1  # starts from the loss index and sorts: one query over everything
 
 
 def test_sqlite_plan_walks_the_index_in_order(tmp_path: object) -> None:
@@ -80,10 +85,31 @@ def test_sqlite_plan_walks_the_index_in_order(tmp_path: object) -> None:
         experiment_ids=[exp],
         dialect="sqlite",
         order_by="metrics.acc desc",
-    )[0].limit(3)
+    )[0][0].limit(3)
     sql = str(q.compile(svc.store.engine, compile_kwargs={"literal_binds": True}))
     with svc.store.read() as conn:
         plan = [r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
     assert plan[0].startswith("SEARCH ord0 USING INDEX ix_latest_metrics_key_value (key=? AND value>?)"), plan
     # the order comes from the index; only ties on the value are sorted (by run id), never every match
     assert not any(p == "USE TEMP B-TREE FOR ORDER BY" for p in plan), plan
+
+
+def test_statistics_refreshed_after_a_bulk_load_once(pg_uri: str) -> None:
+    from modelyard._workspace import Workspace
+    from modelyard.store._schema import runs
+
+    ws = Workspace(pg_uri).open()
+    exp = TrackingService(ws).get_or_create_experiment("bulk")
+    rows = [
+        dict(id=f"{i:032x}", experiment_id=exp, name=f"r{i}", status="finished", start_time=i, deleted=False)
+        for i in range(3_000)
+    ]
+    ws.store.write(lambda conn: conn.execute(runs.insert(), rows))
+    # 3,000 new rows: more than 1,000 + 10 %, once the writer's counts reach pg_stat (PostgreSQL
+    # publishes a session's counts when it is idle, within about 10 s)
+    deadline = time.monotonic() + 120
+    while "runs" not in ws.store.refresh_statistics():
+        assert time.monotonic() < deadline, "pg_stat_user_tables never counted the 3,000 new runs"
+        time.sleep(0.5)
+    assert ws.store.refresh_statistics() == []  # nothing changed since
+    assert Workspace(str(pg_uri)).store.refresh_statistics(force=True)  # force: every table

@@ -438,6 +438,7 @@ def create_app(
             "A modelyard server cannot serve another server's store; give it a database URI."
         )
     ws.open()
+    ws.store.refresh_statistics()  # PostgreSQL planner statistics stale after a bulk load: see there
     state = _State(ws)
     auth = _Authenticator(ws, settings, clock)
     from modelyard.server._blobs import can_presign

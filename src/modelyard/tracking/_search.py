@@ -318,9 +318,9 @@ def build_search(
     page_token: str | None = None,
     include_deleted: bool = False,
     parent_id: str | None = None,
-) -> list[sa.Select[Any]]:
-    """The queries of one ``search_runs`` page: run them in order, each limited to what the page still
-    needs, until the page is full.
+) -> tuple[list[sa.Select[Any]], bool]:
+    """``(queries, walks)``: the queries of one ``search_runs`` page (run them in order, each limited to
+    what the page still needs, until the page is full), and whether the first walks a metric's index.
 
     Ordered by a metric (``metrics.acc desc``), the first query walks the ``ix_latest_metrics_key_value``
     index in the order asked (key, then value) from the page's start, checks each run against the
@@ -373,7 +373,7 @@ def build_search(
         from_ = runs.join(experiments, experiments.c.id == runs.c.experiment_id)
         for alias, on in joins:
             from_ = from_.outerjoin(alias, on)
-        return [select(from_, where, order)]
+        return [select(from_, where, order)], False
 
     values = _decode_token(page_token, len(fields)) if page_token is not None else None
     rest_joins, rest_order, rest_cols = _order_parts(fields[1:], 1)
@@ -412,7 +412,7 @@ def build_search(
         for alias, on in rest_joins:
             from_ = from_.outerjoin(alias, on)
         queries.append(select(from_, where, [*rest_order, runs.c.id.desc()]))
-    return queries
+    return queries, True
 
 
 def next_page_token(clauses: Sequence[str] | str | None, last: Any) -> str:

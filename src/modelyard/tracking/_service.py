@@ -532,7 +532,7 @@ class TrackingService:
         if experiment is not None:
             names = [experiment] if isinstance(experiment, str) else list(experiment)
             ids = [self.get_experiment_id(n) for n in names]
-        queries = build_search(
+        queries, walks = build_search(
             filter,
             experiment_ids=ids,
             dialect=self.store.dialect,
@@ -542,6 +542,10 @@ class TrackingService:
             parent_id=parent_id,
         )
         with self.store.read() as conn:
+            if walks and self.store.dialect == "postgresql":
+                # a walk reads a few hundred index entries and stops: starting parallel workers for
+                # it cost more than the walk (60 ms without, 230 ms with, on 100,000 runs)
+                conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
             rows: list[Any] = []
             for q in queries:
                 rows += conn.execute(q.limit(limit - len(rows))).all()
