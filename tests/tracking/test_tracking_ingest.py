@@ -72,3 +72,30 @@ def test_a_run_over_any_backend_stores_its_points_once(contract_uri: str) -> Non
     hist = TrackingService(contract_uri).metric_history(run.id, "loss")
     assert [p.step for p in hist] == list(range(5_001))
     assert math.isnan(hist[-1].value) and hist[0].value == 1.0
+
+
+def test_a_batch_with_its_key_is_one_write_transaction_on_the_server(
+    server_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelyard.store._store import MetadataStore
+
+    svc = TrackingService(server_uri)
+    rid = _run(svc)
+    real = MetadataStore.write
+    writes: list[str] = []
+
+    def counting(self: MetadataStore, fn, **kw):  # type: ignore[no-untyped-def]
+        writes.append(getattr(fn, "__qualname__", "?"))
+        return real(self, fn, **kw)
+
+    monkeypatch.setattr(MetadataStore, "write", counting)
+    rows = [(rid, "loss", i, float(i), False, 1 + i) for i in range(100)]
+    cols, last = MetricColumns.from_rows(rows), MetricColumns.from_rows(rows[-1:])
+    with idempotency_key("one-tx"):
+        svc.write_metric_columns(rid, cols, last)
+        assert len(writes) == 1, writes  # the points, the latest value and the key with its answer
+        svc.write_metric_columns(rid, cols, last)  # replayed from the key: nothing written
+    assert len(writes) == 1, writes
+    assert len(svc.metric_history(rid, "loss")) == 100
+    svc.end_run(rid)  # marked too: one write, its key recorded in it
+    assert len(writes) == 2, writes

@@ -21,7 +21,7 @@ from modelyard._heads import known_heads
 from modelyard.config import StoreLocation, redact
 from modelyard.errors import ConfigError, SchemaVersionError, StoreError
 
-__all__ = ["MetadataStore", "known_heads"]
+__all__ = ["MetadataStore", "known_heads", "one_transaction"]
 
 T = TypeVar("T")
 
@@ -32,6 +32,18 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 before_write: contextvars.ContextVar[Callable[[Connection], None] | None] = contextvars.ContextVar(
     "yard_before_write", default=None
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_transaction(fn: F) -> F:
+    """Mark a service operation that returns None and changes the store in at most one
+    :meth:`MetadataStore.write` transaction. A server then records a call's Idempotency-Key *with its
+    answer* inside that transaction (one write per call instead of a second one to store the answer
+    afterwards); a retried call finds the key and gets the answer, and a call that failed left no key."""
+    fn.__yard_one_transaction__ = True  # type: ignore[attr-defined]
+    return fn
+
 
 #: SQLite waits this long for a lock before reporting "database is locked" (ms).
 SQLITE_BUSY_TIMEOUT_MS = 60_000

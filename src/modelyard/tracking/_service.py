@@ -27,6 +27,7 @@ from modelyard.errors import (
 )
 from modelyard.store import MetadataStore
 from modelyard.store._schema import artifacts, experiments, latest_metrics, metrics, params, runs, tags
+from modelyard.store._store import one_transaction
 from modelyard.tracking import _heartbeat
 from modelyard.tracking._env import redact_environment
 from modelyard.tracking._ids import _default_name
@@ -235,6 +236,7 @@ class TrackingService:
             )
 
     @op("writer", on=("run", "run_id"))
+    @one_transaction
     def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED, error: str | None = None) -> None:
         """Move a running run to an end state (checked transition)."""
         status = RunStatus(status)
@@ -253,6 +255,7 @@ class TrackingService:
         self.store.write(fn)
 
     @op("writer", on=("run", "run_id"))
+    @one_transaction
     def reopen_run(self, run_id: str) -> None:
         """Set an ended (or lost) run back to running (to resume logging)."""
         self.store.write(
@@ -269,6 +272,7 @@ class TrackingService:
         )
 
     @op("writer", on=("run", "run_ids"))
+    @one_transaction
     def heartbeat(self, run_ids: Sequence[str], now: int | None = None) -> None:
         """Stamp running runs (and their running children, which have no process of their own) as alive."""
         ids = list(run_ids)
@@ -291,6 +295,7 @@ class TrackingService:
         self.store.write(fn)
 
     @op("writer", on=("run", "run_id"))
+    @one_transaction
     def delete_run(self, run_id: str, *, restore: bool = False) -> None:
         """Soft-delete (or restore) a run and its nested runs; ``yard gc`` purges deleted runs later."""
         run_id = self.resolve_run_id(run_id)
@@ -310,6 +315,7 @@ class TrackingService:
 
     # -- params / tags -------------------------------------------------------------------------
     @op("writer", on=("run", "run_id"))
+    @one_transaction
     def log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
         """Log params; the same key with a different value is a ConflictError and nothing is written."""
         rows = _param_rows(run_id, values)
@@ -341,6 +347,7 @@ class TrackingService:
         self.store.write(fn)
 
     @op("writer", on=("run", "run_id"))
+    @one_transaction
     def set_tags(self, run_id: str, values: Mapping[str, Any]) -> None:
         """Set tags (a tag can be overwritten)."""
         rows = _tag_rows(run_id, values)
@@ -359,6 +366,7 @@ class TrackingService:
         self.store.write(fn)
 
     @op("writer", on=("run", "run_id"))
+    @one_transaction
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag."""
         self.store.write(
@@ -367,11 +375,13 @@ class TrackingService:
 
     # -- metrics -----------------------------------------------------------------------------------
     @op("writer", on=("run", "rows.0"))
+    @one_transaction
     def write_metrics(self, rows: Sequence[MetricRow], latest: Iterable[MetricRow]) -> None:
         """Insert metric points and advance the latest value per key (used by the run's flusher)."""
         store_points(self.store, rows, list(latest))
 
     @op("writer", on=("run", "run_id"))
+    @one_transaction
     def write_metric_columns(self, run_id: str, points: MetricColumns, latest: MetricColumns) -> None:
         """Insert one run's metric points sent as columns (how a flush crosses the network: about half
         the bytes of rows, parsed without an object per point) and advance the latest value per key."""
