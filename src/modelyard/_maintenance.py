@@ -226,6 +226,8 @@ def gc(
     report = GcReport(dry_run=dry_run)
     if purge_runs and not dry_run:
         report.runs_purged = TrackingService(ws).purge_deleted_runs()
+    if not dry_run and ws.remote is None:
+        ws.store.refresh_statistics()  # PostgreSQL: plans after bulk loads and purges (autovacuum off)
     live, _, damaged = _walk(ws)
     if damaged and not dry_run:
         # the files a damaged manifest lists cannot be told apart from garbage: deleting now would

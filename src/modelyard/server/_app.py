@@ -304,6 +304,10 @@ def _idempotency_hash(user: str, key: str) -> str:
 def _make_endpoint(app_state: _State, cls: type, spec: OpSpec) -> Callable[..., Response]:
     c = codec(spec)
     names = [p.name for p in spec.parameters()]
+    # an operation marked store.one_transaction: its answer is known before it runs, and is recorded
+    # with its Idempotency-Key in its own write transaction (no second write after it)
+    one_tx = getattr(spec.fn, "__yard_one_transaction__", False) and spec.hints().get("return") is type(None)
+    known_answer = c.dump_result(None) if one_tx else None
 
     def endpoint(request: Request, body: Any) -> Response:
         principal: Principal = request.state.principal
@@ -322,7 +326,9 @@ def _make_endpoint(app_state: _State, cls: type, spec: OpSpec) -> Callable[..., 
                 return done
         token = current_principal.set(principal)
         hook_token = (
-            before_write.set(app_state.key_recorder(hashed, principal.name, spec)) if hashed else None
+            before_write.set(app_state.key_recorder(hashed, principal.name, spec, known_answer))
+            if hashed
+            else None
         )
         try:
             svc = cls(app_state.ws)
@@ -337,7 +343,7 @@ def _make_endpoint(app_state: _State, cls: type, spec: OpSpec) -> Callable[..., 
             current_principal.reset(token)
             if hook_token is not None:
                 before_write.reset(hook_token)
-        if hashed is not None:
+        if hashed is not None and known_answer is None:
             app_state.remember(hashed, status, payload)
         return Response(payload, media_type="application/json", headers=_api_headers())
 
@@ -388,7 +394,12 @@ class _State:
             headers={**_api_headers(), "X-Yard-Idempotency": "replayed"},
         )
 
-    def key_recorder(self, hashed: str, user: str, spec: OpSpec) -> Callable[[Connection], None]:
+    def key_recorder(
+        self, hashed: str, user: str, spec: OpSpec, answer: bytes | None = None
+    ) -> Callable[[Connection], None]:
+        """Inserts the key in the call's first write transaction: "in progress" (status NULL), or
+        with ``answer`` (status 200) when the operation writes once and its answer is known."""
+
         def record(conn: Connection) -> None:
             try:
                 with conn.begin_nested():
@@ -398,6 +409,8 @@ class _State:
                             user_name=user,
                             operation=f"{spec.service}.{spec.name}",
                             created_at=now_ms(),
+                            status=200 if answer is not None else None,
+                            response=answer,
                         )
                     )
             except sa.exc.IntegrityError as exc:
@@ -439,6 +452,7 @@ def create_app(
             "A modelyard server cannot serve another server's store; give it a database URI."
         )
     ws.open()
+    ws.store.refresh_statistics()  # PostgreSQL planner statistics stale after a bulk load: see there
     state = _State(ws)
     auth = _Authenticator(ws, settings, clock)
     from modelyard.server._blobs import can_presign

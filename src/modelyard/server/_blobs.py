@@ -1,8 +1,9 @@
 """Blob routes: streamed downloads (with Range), resumable uploads verified before they are kept.
 
-``PUT /api/v1/blobs/{digest}`` appends the body at ``Upload-Offset`` to a partial file of that digest;
-when the partial file reaches ``Upload-Length`` it is hashed, and kept as the blob only when it
-matches the digest (otherwise deleted, 400). ``HEAD /api/v1/uploads/{digest}`` tells a client where
+``PUT /api/v1/blobs/{digest}`` appends the body at ``Upload-Offset`` to a partial file of that digest,
+hashing it as it arrives (one pass; a resumed upload hashes the part already on disk first); when the
+partial file reaches ``Upload-Length`` it is fsynced once and kept as the blob only when the digest
+matches (otherwise deleted, 400). ``HEAD /api/v1/uploads/{digest}`` tells a client where
 to resume. A worker killed mid-upload leaves only the partial file, never a blob; the next attempt
 resumes from what reached the disk. Neither side holds a whole blob in memory.
 """
@@ -285,8 +286,11 @@ def blob_routes(app: FastAPI, state: _State, settings: ServerSettings) -> None:
                 )
             os.lseek(fd, offset, os.SEEK_SET)
             written = offset
+            # hashed while it streams in (one pass over the bytes): a resumed upload first hashes the
+            # part already on disk, then goes on with what arrives
+            h = await anyio.to_thread.run_sync(_hash_prefix, part, offset)
             # the body arrives in ~64 KiB pieces: gather them so each trip to a worker thread writes
-            # 1 MiB (a thread hop per piece cost more than the write; on disk it is the same bytes)
+            # and hashes 1 MiB (a thread hop per piece cost more than the write)
             pending = bytearray()
             async for chunk in request.stream():
                 if not chunk:
@@ -297,13 +301,13 @@ def blob_routes(app: FastAPI, state: _State, settings: ServerSettings) -> None:
                     raise errors.InvalidArgumentError(f"The body runs past Upload-Length {total}.")
                 pending += chunk
                 if len(pending) >= _WRITE_AT:
-                    await anyio.to_thread.run_sync(_write_all, fd, bytes(pending))
+                    await anyio.to_thread.run_sync(_write_and_hash, fd, h, bytes(pending))
                     pending.clear()
             if pending:
-                await anyio.to_thread.run_sync(_write_all, fd, bytes(pending))
+                await anyio.to_thread.run_sync(_write_and_hash, fd, h, bytes(pending))
             if written < total:
                 return Response(status_code=202, headers={"Upload-Offset": str(written)})
-            await anyio.to_thread.run_sync(_finish, blobs, part, fd, digest)
+            await anyio.to_thread.run_sync(_finish, blobs, part, fd, digest, h.hexdigest())
         finally:
             os.close(fd)
         return Response(status_code=201, headers={"X-Yard-Stored": "1"})
@@ -325,19 +329,35 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _finish(blobs: Any, part: Path, fd: int, digest: str) -> None:
-    """Hash the complete upload; keep it as the blob when it matches, delete it either way."""
-    os.fsync(fd)
+def _write_and_hash(fd: int, h: Any, data: bytes) -> None:
+    _write_all(fd, data)
+    h.update(data)
+
+
+def _hash_prefix(part: Path, size: int) -> Any:
+    """A hasher fed the first ``size`` bytes of a partial upload (what an earlier attempt stored)."""
     h = blake3.blake3()
-    with open(part, "rb") as fh:
-        while data := fh.read(1 << 22):
-            h.update(data)
-    if h.hexdigest() != digest:
+    if size:
+        with open(part, "rb") as fh:
+            left = size
+            while left > 0 and (data := fh.read(min(left, 1 << 22))):
+                h.update(data)
+                left -= len(data)
+        if left:
+            raise errors.ConflictError(f"The partial upload is shorter than {size} bytes; resume again.")
+    return h
+
+
+def _finish(blobs: Any, part: Path, fd: int, digest: str, got: str) -> None:
+    """Keep the complete upload as the blob when its digest (hashed while it arrived) matches;
+    delete it either way. One fsync, after the last byte, before it is published."""
+    if got != digest:
         part.unlink(missing_ok=True)
         raise errors.IntegrityError(
-            f"The uploaded bytes hash to {h.hexdigest()}, not {digest}; nothing was stored. Upload again."
+            f"The uploaded bytes hash to {got}, not {digest}; nothing was stored. Upload again."
         )
     if blobs.is_local:
+        os.fsync(fd)
         local = blobs._local_backend()
         tmp = local.tmp_file()
         os.link(part, tmp)

@@ -21,7 +21,7 @@ from modelyard._heads import known_heads
 from modelyard.config import StoreLocation, redact
 from modelyard.errors import ConfigError, SchemaVersionError, StoreError
 
-__all__ = ["MetadataStore", "known_heads"]
+__all__ = ["MetadataStore", "known_heads", "one_transaction"]
 
 T = TypeVar("T")
 
@@ -32,6 +32,18 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 before_write: contextvars.ContextVar[Callable[[Connection], None] | None] = contextvars.ContextVar(
     "yard_before_write", default=None
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_transaction(fn: F) -> F:
+    """Mark a service operation that returns None and changes the store in at most one
+    :meth:`MetadataStore.write` transaction. A server then records a call's Idempotency-Key *with its
+    answer* inside that transaction (one write per call instead of a second one to store the answer
+    afterwards); a retried call finds the key and gets the answer, and a call that failed left no key."""
+    fn.__yard_one_transaction__ = True  # type: ignore[attr-defined]
+    return fn
+
 
 #: SQLite waits this long for a lock before reporting "database is locked" (ms).
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -280,6 +292,33 @@ class MetadataStore:
         """A connection for queries; the transaction is rolled back at the end."""
         with self.read_engine.connect() as conn:
             yield conn
+
+    def refresh_statistics(self, *, force: bool = False) -> list[str]:
+        """Refresh PostgreSQL's planner statistics of the tables changed much since their last
+        ``ANALYZE`` (autovacuum's own rule: more than 10 % of the rows + 1,000); return their names.
+
+        Autovacuum does this by itself a minute or so after a bulk load, when it is on; until then (or
+        for good when it is off) the planner knows nothing of the new rows and may pick a plan that
+        reads every run. ``yard server`` calls this when it starts and ``yard gc`` when it runs. One
+        process at a time (an advisory lock; the others skip). Nothing to do on SQLite, whose searches
+        are written not to need statistics."""
+        if self.dialect != "postgresql":
+            return []
+        stale = sa.text(
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() AND "
+            "(:force OR n_mod_since_analyze > 1000 + 0.1 * n_live_tup) ORDER BY relname"
+        )
+        with self.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            if not conn.exec_driver_sql("SELECT pg_try_advisory_lock(727275)").scalar():
+                return []
+            try:
+                names = [r[0] for r in conn.execute(stale, {"force": force})]
+                for name in names:
+                    conn.exec_driver_sql(f'ANALYZE "{name}"')  # names from the catalog, quoted
+                return names
+            finally:
+                conn.exec_driver_sql("SELECT pg_advisory_unlock(727275)")
 
     def dispose(self) -> None:
         """Close every pooled connection (the store reopens on next use)."""

@@ -293,7 +293,7 @@ class Run:
                 key, rows, latest = self._unsent[0]
                 try:
                     with idempotency_key(key):
-                        self._service.write_metrics(rows, latest)
+                        self._service.store_metric_batch(self.id, rows, latest)
                 except BaseException as exc:  # kept, with its key, for the next attempt
                     self._failed_flush = exc
                     raise

@@ -1,25 +1,6 @@
-"""The run filter language, compiled to parameterized SQL (never string concatenation).
+"""The run filter compiled to parameterized SQL (never string concatenation), orders and pages.
 
-Grammar::
-
-    filter     := or_expr
-    or_expr    := and_expr ("or" and_expr)*
-    and_expr   := atom ("and" atom)*
-    atom       := "(" or_expr ")" | comparison
-    comparison := field op value | field ["not"] "in" "(" value ("," value)* ")"
-    field      := metrics.KEY | params.KEY | tags.KEY | [attributes.]NAME
-    op         := = | == | != | <> | < | <= | > | >= | like | ilike
-    value      := 'text' | "text" | number
-
-KEY may be wrapped in backticks when it holds spaces or operators: ``metrics.`val loss` < 0.3``.
-Attribute names: ``run_id``, ``name``, ``status``, ``start_time``, ``end_time``, ``user``,
-``parent_id``, ``experiment``. Times compare with milliseconds or an ISO date ``'2026-01-31'``.
-
-Limits (each refused with a FilterSyntaxError pointing at the token, never a database error):
-at most :data:`MAX_LENGTH` characters, :data:`MAX_COMPARISONS` comparisons, :data:`MAX_VALUES`
-values in ``in (...)`` lists, :data:`MAX_DEPTH` nested parentheses; numbers must be finite doubles.
-Metrics are doubles, so an integer beyond 64 bits compares with them as a double; times must fit
-in 64-bit milliseconds.
+The language itself (grammar, limits, parser) is :mod:`modelyard.tracking._filter`.
 """
 
 from __future__ import annotations
@@ -27,15 +8,28 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from modelyard.errors import FilterSyntaxError, did_you_mean
+from modelyard.errors import FilterSyntaxError
 from modelyard.store._schema import experiments, latest_metrics, params, runs, tags
+from modelyard.tracking._filter import (
+    _INT64,
+    _TIME_ATTRS,
+    ATTRIBUTES,
+    MAX_COMPARISONS,
+    MAX_DEPTH,
+    MAX_LENGTH,
+    MAX_VALUES,
+    BoolOp,
+    Comparison,
+    Field,
+    _Parser,
+    parse_filter,
+)
 from modelyard.tracking._heartbeat import status_expr
 
 __all__ = [
@@ -44,6 +38,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_LENGTH",
     "MAX_VALUES",
+    "build_search",
     "compile_filter",
     "compile_order_by",
     "compile_page",
@@ -51,292 +46,6 @@ __all__ = [
     "next_page_token",
     "parse_filter",
 ]
-
-MAX_COMPARISONS = 200
-"""Comparisons one filter may hold (SQLite refuses expressions nested past 1,000 levels)."""
-MAX_VALUES = 1000
-"""Values all the ``in (...)`` lists of one filter may hold together (bound parameters)."""
-MAX_DEPTH = 50
-"""Parentheses one filter may nest."""
-MAX_LENGTH = 100_000
-"""Characters one filter may hold (1,000 run ids in a list take about 40,000)."""
-_INT64 = (-(2**63), 2**63 - 1)
-
-ATTRIBUTES = {
-    "run_id": runs.c.id,
-    "id": runs.c.id,
-    "name": runs.c.name,
-    "run_name": runs.c.name,
-    "status": runs.c.status,
-    "start_time": runs.c.start_time,
-    "end_time": runs.c.end_time,
-    "user": runs.c.user,
-    "parent_id": runs.c.parent_id,
-    "experiment": experiments.c.name,
-}
-_TIME_ATTRS = {"start_time", "end_time"}
-_KINDS = ("metrics", "params", "tags", "attributes")
-_KIND_ALIASES = {
-    "metric": "metrics",
-    "metrics": "metrics",
-    "param": "params",
-    "params": "params",
-    "parameter": "params",
-    "parameters": "params",
-    "tag": "tags",
-    "tags": "tags",
-    "attribute": "attributes",
-    "attributes": "attributes",
-    "attr": "attributes",
-    "run": "attributes",
-}
-
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+)
-  | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
-  | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![A-Za-z_]))
-  | (?P<op><=|>=|!=|<>|==|=|<|>)
-  | (?P<lparen>\()
-  | (?P<rparen>\))
-  | (?P<comma>,)
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.(?:`[^`]+`|[A-Za-z0-9_][A-Za-z0-9_.:/\-]*))?)
-    """,
-    re.X,
-)
-_WORD_OPS = {"like", "ilike", "in", "not"}
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str
-    text: str
-    pos: int
-
-
-@dataclass(frozen=True)
-class Field:
-    kind: str  # metrics | params | tags | attributes
-    key: str
-    pos: int
-
-
-@dataclass(frozen=True)
-class Comparison:
-    field: Field
-    op: str
-    value: Any  # str | float | int | tuple
-    value_pos: int
-    value_is_number: bool | tuple[bool, ...]
-
-
-@dataclass(frozen=True)
-class BoolOp:
-    op: str  # and | or
-    items: tuple[Any, ...]
-
-
-def _tokenize(text: str) -> list[Token]:
-    out: list[Token] = []
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m:
-            raise FilterSyntaxError(
-                f"Unexpected character {text[pos]!r} at position {pos} of the filter.",
-                text=text,
-                position=pos,
-            )
-        kind = m.lastgroup or ""
-        if kind != "ws":
-            tok = m.group(kind)
-            if kind == "ident" and tok.lower() in {"and", "or"} | _WORD_OPS:
-                kind = tok.lower()
-            out.append(Token(kind, tok, pos))
-        pos = m.end()
-    out.append(Token("end", "", len(text)))
-    return out
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        if len(text) > MAX_LENGTH:
-            raise FilterSyntaxError(
-                f"The filter is {len(text):,} characters long; the limit is {MAX_LENGTH:,}.",
-                text=text,
-                position=MAX_LENGTH,
-            )
-        self.tokens = _tokenize(text)
-        self.i = 0
-        self.depth = 0
-        self.comparisons = 0
-        self.values = 0
-
-    def peek(self) -> Token:
-        return self.tokens[self.i]
-
-    def next(self) -> Token:
-        tok = self.tokens[self.i]
-        self.i += 1
-        return tok
-
-    def error(self, message: str, tok: Token) -> FilterSyntaxError:
-        return FilterSyntaxError(message, text=self.text, position=tok.pos)
-
-    def parse(self) -> Any:
-        if self.peek().kind == "end":
-            raise self.error("The filter is empty.", self.peek())
-        node = self.or_expr()
-        tok = self.peek()
-        if tok.kind != "end":
-            raise self.error(f"Expected 'and', 'or' or the end of the filter, found {tok.text!r}.", tok)
-        return node
-
-    def or_expr(self) -> Any:
-        items = [self.and_expr()]
-        while self.peek().kind == "or":
-            self.next()
-            items.append(self.and_expr())
-        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
-
-    def and_expr(self) -> Any:
-        items = [self.atom()]
-        while self.peek().kind == "and":
-            self.next()
-            items.append(self.atom())
-        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
-
-    def atom(self) -> Any:
-        tok = self.peek()
-        if tok.kind == "lparen":
-            self.next()
-            self.depth += 1
-            if self.depth > MAX_DEPTH:
-                raise self.error(f"The filter nests parentheses more than {MAX_DEPTH} levels deep.", tok)
-            node = self.or_expr()
-            self.depth -= 1
-            close = self.next()
-            if close.kind != "rparen":
-                raise self.error(
-                    f"Expected ')' to close the '(' at position {tok.pos}, found "
-                    f"{close.text or 'the end'!r}.",
-                    close,
-                )
-            return node
-        return self.comparison()
-
-    def field(self) -> Field:
-        tok = self.next()
-        if tok.kind != "ident":
-            raise self.error(
-                f"Expected a field such as metrics.acc, params.lr, tags.team or status, found "
-                f"{tok.text or 'the end'!r}.",
-                tok,
-            )
-        if "." in tok.text:
-            prefix, key = tok.text.split(".", 1)
-            kind = _KIND_ALIASES.get(prefix.lower())
-            if kind is None:
-                raise self.error(
-                    f"Unknown field prefix {prefix!r}; use one of {', '.join(_KINDS)}."
-                    + did_you_mean(prefix.lower(), _KIND_ALIASES),
-                    tok,
-                )
-            if key.startswith("`") and key.endswith("`"):
-                key = key[1:-1]
-            if not key:
-                raise self.error(f"The field {tok.text!r} has no key after the dot.", tok)
-        else:
-            kind, key = "attributes", tok.text
-        if kind == "attributes":
-            key = key.lower()
-            if key not in ATTRIBUTES:
-                raise self.error(
-                    f"Unknown run attribute {key!r}; use one of "
-                    f"{', '.join(sorted(set(ATTRIBUTES) - {'id', 'run_name'}))}, "
-                    "or metrics.KEY, params.KEY, tags.KEY." + did_you_mean(key, ATTRIBUTES),
-                    tok,
-                )
-        return Field(kind, key, tok.pos)
-
-    def value(self) -> tuple[Any, bool, Token]:
-        tok = self.next()
-        if tok.kind == "string":
-            body = tok.text[1:-1]
-            quote = tok.text[0]
-            body = body.replace(quote * 2, quote) if quote == "'" else body
-            body = re.sub(r"\\(.)", r"\1", body)
-            return body, False, tok
-        if tok.kind == "number":
-            num = float(tok.text)  # inf when out of range, even for a long integer
-            if not math.isfinite(num):
-                shown = tok.text if len(tok.text) <= 24 else tok.text[:20] + "..."
-                raise self.error(
-                    f"The number {shown} is out of range; a filter number must be finite "
-                    "(at most about 1.8e308).",
-                    tok,
-                )
-            return (int(tok.text) if re.fullmatch(r"[-+]?\d+", tok.text) else num), True, tok
-        raise self.error(f"Expected a value ('text' or a number), found {tok.text or 'the end'!r}.", tok)
-
-    def comparison(self) -> Comparison:
-        self.comparisons += 1
-        if self.comparisons > MAX_COMPARISONS:
-            raise self.error(
-                f"The filter has more than {MAX_COMPARISONS} comparisons; narrow it, or use "
-                f"'in (...)' lists (up to {MAX_VALUES} values).",
-                self.peek(),
-            )
-        field = self.field()
-        tok = self.next()
-        if tok.kind == "op":
-            op = "=" if tok.text == "==" else "!=" if tok.text == "<>" else tok.text
-        elif tok.kind in ("like", "ilike", "in"):
-            op = tok.kind
-        elif tok.kind == "not" and self.peek().kind == "in":
-            self.next()
-            op = "not in"
-        else:
-            raise self.error(
-                f"Expected an operator (=, !=, <, <=, >, >=, like, ilike, in, not in) after "
-                f"{field.kind}.{field.key}, "
-                f"found {tok.text or 'the end'!r}.",
-                tok,
-            )
-        if op in ("in", "not in"):
-            open_tok = self.next()
-            if open_tok.kind != "lparen":
-                raise self.error(
-                    f"Expected '(' after '{op}', found {open_tok.text or 'the end'!r}.", open_tok
-                )
-            values: list[Any] = []
-            numeric: list[bool] = []
-            while True:
-                self.values += 1
-                if self.values > MAX_VALUES:
-                    raise self.error(
-                        f"The filter's 'in (...)' lists hold more than {MAX_VALUES} values together.",
-                        self.peek(),
-                    )
-                v, is_num, _ = self.value()
-                values.append(v)
-                numeric.append(is_num)
-                sep = self.next()
-                if sep.kind == "rparen":
-                    break
-                if sep.kind != "comma":
-                    raise self.error(
-                        f"Expected ',' or ')' in the list, found {sep.text or 'the end'!r}.", sep
-                    )
-            return Comparison(field, op, tuple(values), open_tok.pos, tuple(numeric))
-        v, is_num, vtok = self.value()
-        return Comparison(field, op, v, vtok.pos, is_num)
-
-
-def parse_filter(text: str) -> Any:
-    """Parse a filter string into a small syntax tree (raises FilterSyntaxError)."""
-    return _Parser(text).parse()
 
 
 def _to_ms(value: Any, text: str, pos: int, what: str) -> int:
@@ -389,12 +98,17 @@ def _apply(col: ColumnElement[Any], op: str, value: Any) -> ColumnElement[bool]:
     return cond
 
 
-def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
+def _compile(
+    node: Any, text: str, top: bool = False, walk: tuple[str, Any] | None = None
+) -> ColumnElement[bool]:
     # ``top``: the node is the filter or one of its top-level ``and`` terms; a metric comparison
     # there compiles to ``runs.id IN (SELECT run_id ... WHERE key = ? AND value op ?)``, which the
     # (key, value) index answers and the database can drive the search from (see compile_search).
+    # ``walk``: ``(key, column)`` when the search walks that metric's index in order instead (see
+    # build_search): a top-level comparison of that metric is a range on the walked column, and the
+    # other metric comparisons are per-run checks, never a second place to start from.
     if isinstance(node, BoolOp):
-        parts = [_compile(n, text, top and node.op == "and") for n in node.items]
+        parts = [_compile(n, text, top and node.op == "and", walk) for n in node.items]
         return sa.and_(*parts) if node.op == "and" else sa.or_(*parts)
     assert isinstance(node, Comparison)
     f, op, value = node.field, node.op, node.value
@@ -415,8 +129,10 @@ def _compile(node: Any, text: str, top: bool = False) -> ColumnElement[bool]:
         # metric values are doubles: an integer beyond 64 bits (which SQLite cannot bind) compares as one
         value = tuple(_as_double(v) for v in value) if isinstance(value, tuple) else _as_double(value)
         lm = latest_metrics
+        if top and walk is not None and walk[0] == f.key:
+            return _apply(walk[1], op, value)
         cond = _apply(lm.c.value, op, value)
-        if top:
+        if top and walk is None:
             return runs.c.id.in_(sa.select(lm.c.run_id).where(lm.c.key == f.key, cond))
         return sa.exists(sa.select(sa.literal(1)).where(lm.c.run_id == runs.c.id, lm.c.key == f.key, cond))
     if f.kind in ("params", "tags"):
@@ -531,10 +247,22 @@ def compile_page(
     from :func:`next_page_token`, the keyset condition that starts the page after that token's run
     (``None`` without a token). Nulls sort last either way; the run id breaks ties, so every run is on
     exactly one page however many share a value, and a page costs the same at run 10 or 10,000."""
+    fields = _order_fields(clauses)
+    joins, order, cols = _order_parts(fields, 0)
+    order.append(runs.c.id.desc())
+    if page_token is None:
+        return joins, order, None
+    return joins, order, _after(cols, _decode_token(page_token, len(cols)))
+
+
+def _order_parts(
+    fields: list[tuple[Field, bool]], start: int
+) -> tuple[list[Any], list[Any], list[tuple[Any, bool]]]:
+    """Outer joins, order expressions (nulls last) and ``(column, desc)`` of order fields."""
     joins: list[Any] = []
     order: list[Any] = []
     cols: list[tuple[Any, bool]] = []
-    for i, (field, desc) in enumerate(_order_fields(clauses)):
+    for i, (field, desc) in enumerate(fields, start):
         if field.kind == "attributes":
             col: Any = ATTRIBUTES[field.key]
         else:
@@ -544,22 +272,147 @@ def compile_page(
             col = alias.c.value
         order.append(col.desc().nulls_last() if desc else col.asc().nulls_last())
         cols.append((col, desc))
-    order.append(runs.c.id.desc())
-    if page_token is None:
-        return joins, order, None
-    values = _decode_token(page_token, len(cols))
+    return joins, order, cols
 
-    def after(i: int) -> ColumnElement[bool]:
-        if i == len(cols):
-            return runs.c.id < str(values[-1])
-        col, desc = cols[i]
-        v = values[i]
-        if v is None:  # in the tail of runs without a value: the rest of that tail
-            return sa.and_(col.is_(None), after(i + 1))
-        beyond = col < v if desc else col > v
-        return sa.or_(beyond, col.is_(None), sa.and_(col == v, after(i + 1)))
 
-    return joins, order, after(0)
+def _after(cols: list[tuple[Any, bool]], values: list[Any], i: int = 0) -> ColumnElement[bool]:
+    """Runs after the one whose order values are ``values`` (the run id last), nulls last."""
+    if i == len(cols):
+        return runs.c.id < str(values[-1])
+    col, desc = cols[i]
+    v = values[i]
+    if v is None:  # in the tail of runs without a value: the rest of that tail
+        return sa.and_(col.is_(None), _after(cols, values, i + 1))
+    beyond = col < v if desc else col > v
+    return sa.or_(beyond, col.is_(None), sa.and_(col == v, _after(cols, values, i + 1)))
+
+
+def _walks(terms: Sequence[Any], key: str, parent_id: str | None) -> bool:
+    """Whether a search ordered by ``metrics.<key>`` should walk that metric's (key, value) index in
+    order and stop at the limit, rather than start from a filter term and sort what it finds.
+
+    Walk unless something else narrows better: a parent run, a run id, or a comparison of another
+    metric (whose index range is a better start). A comparison of the order's own metric is a range
+    of the walk itself, so it always walks then."""
+    if any(isinstance(t, Comparison) and t.field.kind == "metrics" and t.field.key == key for t in terms):
+        return True
+    if parent_id is not None:
+        return False
+    for t in terms:
+        if not isinstance(t, Comparison):
+            continue
+        if t.field.kind == "metrics":
+            return False
+        narrows = t.field.key in ("run_id", "id", "parent_id") and t.op in ("=", "in")
+        if t.field.kind == "attributes" and narrows:
+            return False
+    return True
+
+
+def build_search(
+    filter: str | None,
+    *,
+    experiment_ids: Sequence[int] | None,
+    dialect: str,
+    order_by: Sequence[str] | str | None = None,
+    page_token: str | None = None,
+    include_deleted: bool = False,
+    parent_id: str | None = None,
+) -> tuple[list[sa.Select[Any]], bool]:
+    """``(queries, walks)``: the queries of one ``search_runs`` page (run them in order, each limited to
+    what the page still needs, until the page is full), and whether the first walks a metric's index.
+
+    Ordered by a metric (``metrics.acc desc``), the first query walks the ``ix_latest_metrics_key_value``
+    index in the order asked (key, then value) from the page's start, checks each run against the
+    filter and stops at the limit: 100 of 100,000 runs read a few hundred index entries instead of
+    sorting every match. Runs without a value of that metric (never logged, or NaN) come after all the
+    others (nulls last); the second query finds them, and is skipped when a top-level comparison of
+    that metric already excludes them. Any other order (or a filter that narrows better, see
+    :func:`_walks`) is one query that starts from the filter and sorts.
+    """
+    node = parse_filter(filter) if filter and filter.strip() else None
+    text = filter or ""
+    terms: tuple[Any, ...] = (
+        node.items if isinstance(node, BoolOp) and node.op == "and" else () if node is None else (node,)
+    )
+    fields = _order_fields(order_by)
+    first, desc = fields[0]
+    walk = first.kind == "metrics" and _walks(terms, first.key, parent_id)
+    driver = any(isinstance(t, Comparison) and t.field.kind == "metrics" for t in terms)
+
+    def common(plain_experiment: bool) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if experiment_ids is not None:
+            # With a better place to start (a metric's index), keep SQLite (which has no statistics)
+            # from walking every run of the experiment through its index: `+ 0` makes it a plain check.
+            col: ColumnElement[Any] = runs.c.experiment_id
+            if plain_experiment and dialect == "sqlite":
+                col = col + 0
+            where.append(col.in_(list(experiment_ids)))
+        if not include_deleted:
+            where.append(runs.c.deleted.is_(False))
+        if parent_id is not None:
+            where.append(runs.c.parent_id == parent_id)
+        return where
+
+    def select(from_: Any, where: list[Any], order: list[Any]) -> sa.Select[Any]:
+        return (
+            sa.select(runs, experiments.c.name.label("experiment_name"))
+            .select_from(from_)
+            .where(*where)
+            .order_by(*order)
+        )
+
+    if not walk:
+        joins, order, after = compile_page(order_by, page_token)
+        where = common(driver)
+        if node is not None:
+            where.append(_compile(node, text, top=True))
+        if after is not None:
+            where.append(after)
+        from_ = runs.join(experiments, experiments.c.id == runs.c.experiment_id)
+        for alias, on in joins:
+            from_ = from_.outerjoin(alias, on)
+        return [select(from_, where, order)], False
+
+    values = _decode_token(page_token, len(fields)) if page_token is not None else None
+    rest_joins, rest_order, rest_cols = _order_parts(fields[1:], 1)
+    queries: list[sa.Select[Any]] = []
+    ord0 = latest_metrics.alias("ord0")
+    if values is None or values[0] is not None:  # the runs with a value, in the index's order
+        val = ord0.c.value
+        where = [ord0.c.key == first.key, val.is_not(None), *common(True)]
+        if node is not None:
+            where.append(_compile(node, text, top=True, walk=(first.key, val)))
+        if values is not None:
+            v0 = values[0]
+            where.append(val <= v0 if desc else val >= v0)  # the range the index walk starts from
+            beyond = val < v0 if desc else val > v0
+            where.append(sa.or_(beyond, sa.and_(val == v0, _after(rest_cols, values[1:], 0))))
+        from_ = ord0.join(runs, runs.c.id == ord0.c.run_id).join(
+            experiments, experiments.c.id == runs.c.experiment_id
+        )
+        for alias, on in rest_joins:
+            from_ = from_.outerjoin(alias, on)
+        # no NULLS LAST here (there are no nulls): PostgreSQL's index order is NULLS FIRST for DESC
+        order = [val.desc() if desc else val.asc(), *rest_order, runs.c.id.desc()]
+        queries.append(select(from_, where, order))
+    excluded = any(
+        isinstance(t, Comparison) and t.field.kind == "metrics" and t.field.key == first.key for t in terms
+    )
+    if not excluded:  # then the runs without a value (nulls last)
+        where = [ord0.c.value.is_(None), *common(driver)]
+        if node is not None:
+            where.append(_compile(node, text, top=True))
+        if values is not None and values[0] is None:
+            where.append(_after(rest_cols, values[1:], 0))
+        from_ = runs.join(experiments, experiments.c.id == runs.c.experiment_id).outerjoin(
+            ord0, sa.and_(ord0.c.run_id == runs.c.id, ord0.c.key == first.key)
+        )
+        for alias, on in rest_joins:
+            from_ = from_.outerjoin(alias, on)
+        queries.append(select(from_, where, [*rest_order, runs.c.id.desc()]))
+    return queries, True
 
 
 def next_page_token(clauses: Sequence[str] | str | None, last: Any) -> str:
