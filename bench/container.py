@@ -16,6 +16,7 @@ build (this machine reaches PyPI and the Debian mirror); ours installs from whee
 
     bash bench/peers/mlflow.sh          # once: the MLflow peer (bench/.scratch/peers/mlflow)
     python bench/container.py [--runs 5] [--skip-mlflow]
+    python bench/container.py --base host --skip-mlflow --compare-unwarmed --runs 5   # baked caches vs not
 """
 
 from __future__ import annotations
@@ -103,35 +104,35 @@ def size_of(tool: str, env: dict[str, str], tag: str) -> int:
     return int(json.loads(out)[0]["Size"])
 
 
+def ready_once(tool: str, env: dict[str, str], tag: str, path: str, extra: list[str]) -> float:
+    """Seconds from ``run -d`` until ``path`` answers 200 (the container is removed afterwards)."""
+    from modelyard.serving._server import free_port
+
+    port = free_port()
+    name = f"yard-bench-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    sh([tool, "run", "-d", "--name", name, *extra, "-p", f"127.0.0.1:{port}:8080", tag], env)
+    try:
+        deadline = started + 300
+        while time.perf_counter() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
+                    return time.perf_counter() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise SystemExit(f"{tag} was not ready within 300 s")
+    finally:
+        subprocess.run([tool, "rm", "-f", name], capture_output=True, env=env)
+
+
 def time_to_ready(
     tool: str, env: dict[str, str], tag: str, path: str, runs: int, extra: list[str]
 ) -> list[float]:
-    from modelyard.serving._server import free_port
-
-    out = []
-    for _ in range(runs):
-        port = free_port()
-        name = f"yard-bench-{uuid.uuid4().hex[:8]}"
-        started = time.perf_counter()
-        sh([tool, "run", "-d", "--name", name, *extra, "-p", f"127.0.0.1:{port}:8080", tag], env)
-        try:
-            deadline = started + 300
-            while time.perf_counter() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
-            else:
-                raise SystemExit(f"{tag} was not ready within 300 s")
-            out.append(time.perf_counter() - started)
-        finally:
-            subprocess.run([tool, "rm", "-f", name], capture_output=True, env=env)
-    return out
+    return [ready_once(tool, env, tag, path, extra) for _ in range(runs)]
 
 
-def ours(tool: str, env: dict[str, str], base: str, runs: int) -> dict[str, object]:
+def ours(tool: str, env: dict[str, str], base: str, runs: int, unwarmed: bool = False) -> dict[str, object]:
     import modelyard as yard
 
     store = SCRATCH / "store"
@@ -153,9 +154,30 @@ def ours(tool: str, env: dict[str, str], base: str, runs: int) -> dict[str, obje
     t0 = time.perf_counter()
     sh([tool, "build", "--no-cache", "--format", "docker", "-t", tag, str(ctx)], env)
     build = time.perf_counter() - t0
-    ready = time_to_ready(tool, env, tag, "/health/ready", runs, ["--read-only"])
     size = size_of(tool, env, tag)
-    return {"prepare_s": prepare, "build_s": build, "size": size, "ready_s": ready, "tag": tag}
+    out: dict[str, object] = {"prepare_s": prepare, "build_s": build, "size": size, "tag": tag}
+    if not unwarmed:
+        out["ready_s"] = time_to_ready(tool, env, tag, "/health/ready", runs, ["--read-only"])
+        return out
+    # the same context without the step that bakes the start-up caches: the image as it was before,
+    # started alternately with ours so both see the same load
+    dockerfile = ctx / "Dockerfile"
+    text = dockerfile.read_text()
+    warm = next(ln for ln in text.splitlines() if '"modelyard.deploy", "warm"' in ln)
+    (ctx / "Dockerfile.unwarmed").write_text(text.replace(warm + "\n", ""))
+    before = "localhost/yard-bench-ours-unwarmed:1"
+    sh(
+        [tool, "build", "--format", "docker", "-f", str(ctx / "Dockerfile.unwarmed"), "-t", before, str(ctx)],
+        env,
+    )
+    mine: list[float] = []
+    theirs: list[float] = []
+    for _ in range(runs):
+        mine.append(ready_once(tool, env, tag, "/health/ready", ["--read-only"]))
+        theirs.append(ready_once(tool, env, before, "/health/ready", ["--read-only"]))
+    out["ready_s"] = mine
+    out["unwarmed"] = {"ready_s": theirs, "tag": before}
+    return out
 
 
 def mlflow(tool: str, env: dict[str, str], base: str, runs: int) -> dict[str, object]:
@@ -208,6 +230,18 @@ def main() -> None:
         "--skip-ours", action="store_true", help="Only MLflow's image (ours from an earlier run)."
     )
     ap.add_argument("--keep", action="store_true", help="Keep the images afterwards.")
+    ap.add_argument(
+        "--base",
+        choices=("debian", "host"),
+        default="debian",
+        help="debian: debootstrap bookworm + this Python (as python:X.Y-slim); host: this Python alone "
+        "FROM scratch (seconds to make; no shell, so not for MLflow's Dockerfile).",
+    )
+    ap.add_argument(
+        "--compare-unwarmed",
+        action="store_true",
+        help="Also build ours without the step that bakes the start-up caches; start the two alternately.",
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     SCRATCH.mkdir(parents=True, exist_ok=True)
@@ -217,10 +251,15 @@ def main() -> None:
         env["CONTAINERS_CONF"] = str(SCRATCH / "containers.conf")
     tool = "podman"
     load = os.getloadavg()
-    base = debian_base(tool, env, f"localhost/yard-bench-python:{PY}-slim")
+    if args.base == "host":
+        from hostbase import make_host_base
+
+        base = make_host_base([tool], f"localhost/yard-bench-hostpython:{PY}", env=env)
+    else:
+        base = debian_base(tool, env, f"localhost/yard-bench-python:{PY}-slim")
     results: dict[str, dict[str, object]] = {}
     if not args.skip_ours:
-        results["modelyard"] = ours(tool, env, base, args.runs)
+        results["modelyard"] = ours(tool, env, base, args.runs, args.compare_unwarmed)
         print(json.dumps(results["modelyard"], default=str), flush=True)
     if not args.skip_mlflow:
         if not PEER.exists():
@@ -251,11 +290,21 @@ def main() -> None:
     row("time to ready, median (s)", "ready_s", ".2f")
     for name, r in results.items():
         print(f"{name} time to ready, each run (s): {', '.join(f'{x:.2f}' for x in r['ready_s'])}")  # type: ignore[attr-defined]
+        cold = r.get("unwarmed")
+        if isinstance(cold, dict):
+            a, b = statistics.median(r["ready_s"]), statistics.median(cold["ready_s"])  # type: ignore[arg-type]
+            print(
+                f"{name} without the baked caches, each run (s): "
+                f"{', '.join(f'{x:.2f}' for x in cold['ready_s'])}; median {b:.2f} s vs {a:.2f} s baked: "
+                f"{b / a:.2f}x"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps({"load": load, "results": results}, indent=2, default=str))
     if not args.keep:
         for r in results.values():
             subprocess.run([tool, "rmi", "-f", str(r["tag"])], capture_output=True, env=env)
+            if isinstance(r.get("unwarmed"), dict):
+                subprocess.run([tool, "rmi", "-f", str(r["unwarmed"]["tag"])], capture_output=True, env=env)  # type: ignore[index]
 
 
 if __name__ == "__main__":
