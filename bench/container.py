@@ -17,6 +17,7 @@ build (this machine reaches PyPI and the Debian mirror); ours installs from whee
     bash bench/peers/mlflow.sh          # once: the MLflow peer (bench/.scratch/peers/mlflow)
     python bench/container.py [--runs 5] [--skip-mlflow]
     python bench/container.py --base host --skip-mlflow --compare-unwarmed --runs 5   # baked caches vs not
+    python bench/container.py --ready-only localhost/yard-bench-ours:1 localhost/yard-bench-ours-unwarmed:1
 """
 
 from __future__ import annotations
@@ -104,8 +105,18 @@ def size_of(tool: str, env: dict[str, str], tag: str) -> int:
     return int(json.loads(out)[0]["Size"])
 
 
+#: CPU seconds the container's first process (our server: the entrypoint is exec-form) has used.
+_CPU = (
+    "import os; f = open('/proc/1/stat').read().rsplit(')', 1)[1].split(); "
+    "print((int(f[11]) + int(f[12])) / os.sysconf('SC_CLK_TCK'))"
+)
+#: CPU seconds to ready, per image tag (ours only): counts that depend far less on the load.
+CPU_TO_READY: dict[str, list[float]] = {}
+
+
 def ready_once(tool: str, env: dict[str, str], tag: str, path: str, extra: list[str]) -> float:
-    """Seconds from ``run -d`` until ``path`` answers 200 (the container is removed afterwards)."""
+    """Seconds from ``run -d`` until ``path`` answers 200 (the container is removed afterwards);
+    for our images also the server's CPU seconds until then (``CPU_TO_READY``)."""
     from modelyard.serving._server import free_port
 
     port = free_port()
@@ -117,7 +128,15 @@ def ready_once(tool: str, env: dict[str, str], tag: str, path: str, extra: list[
         while time.perf_counter() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
-                    return time.perf_counter() - started
+                    took = time.perf_counter() - started
+                    if path == "/health/ready":
+                        cpu = subprocess.run(
+                            [tool, "exec", name, "/opt/yard/venv/bin/python", "-c", _CPU],
+                            capture_output=True, text=True, env=env,
+                        )  # fmt: skip
+                        if cpu.returncode == 0:
+                            CPU_TO_READY.setdefault(tag, []).append(float(cpu.stdout))
+                    return took
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
@@ -222,6 +241,27 @@ def mlflow(tool: str, env: dict[str, str], base: str, runs: int) -> dict[str, ob
     }  # fmt: skip
 
 
+def ready_only(tags: list[str], runs: int) -> None:
+    env = dict(os.environ)
+    if not env.get("CONTAINERS_CONF"):
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        (SCRATCH / "containers.conf").write_text(CONF)
+        env["CONTAINERS_CONF"] = str(SCRATCH / "containers.conf")
+    load = os.getloadavg()[0]
+    walls: dict[str, list[float]] = {t: [] for t in tags}
+    for _ in range(runs):
+        for t in tags:
+            walls[t].append(ready_once("podman", env, t, "/health/ready", ["--read-only"]))
+    print(f"load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f}; podman run --read-only")
+    for t in tags:
+        cpu = CPU_TO_READY.get(t, [])
+        print(
+            f"{t}: time to ready median {statistics.median(walls[t]):.2f} s "
+            f"({', '.join(f'{x:.2f}' for x in walls[t])}); server CPU to ready median "
+            f"{statistics.median(cpu) if cpu else float('nan'):.2f} s ({', '.join(f'{x:.2f}' for x in cpu)})"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
@@ -242,8 +282,17 @@ def main() -> None:
         action="store_true",
         help="Also build ours without the step that bakes the start-up caches; start the two alternately.",
     )
+    ap.add_argument(
+        "--ready-only",
+        nargs="+",
+        metavar="TAG",
+        help="Build nothing: start these existing images of ours alternately, --runs times each.",
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.ready_only:
+        ready_only(args.ready_only, args.runs)
+        return
     SCRATCH.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if not env.get("CONTAINERS_CONF"):
@@ -290,6 +339,9 @@ def main() -> None:
     row("time to ready, median (s)", "ready_s", ".2f")
     for name, r in results.items():
         print(f"{name} time to ready, each run (s): {', '.join(f'{x:.2f}' for x in r['ready_s'])}")  # type: ignore[attr-defined]
+        cpu = CPU_TO_READY.get(str(r["tag"]))
+        if cpu:
+            print(f"{name} server CPU seconds to ready, each run: {', '.join(f'{x:.2f}' for x in cpu)}")
         cold = r.get("unwarmed")
         if isinstance(cold, dict):
             a, b = statistics.median(r["ready_s"]), statistics.median(cold["ready_s"])  # type: ignore[arg-type]
@@ -298,6 +350,13 @@ def main() -> None:
                 f"{', '.join(f'{x:.2f}' for x in cold['ready_s'])}; median {b:.2f} s vs {a:.2f} s baked: "
                 f"{b / a:.2f}x"
             )
+            cpu_cold = CPU_TO_READY.get(str(cold["tag"]))
+            if cpu and cpu_cold:
+                print(
+                    f"{name} server CPU seconds to ready without the baked caches: "
+                    f"{', '.join(f'{x:.2f}' for x in cpu_cold)}; "
+                    f"median {statistics.median(cpu_cold):.2f} s vs {statistics.median(cpu):.2f} s baked"
+                )
     if args.json:
         Path(args.json).write_text(json.dumps({"load": load, "results": results}, indent=2, default=str))
     if not args.keep:
