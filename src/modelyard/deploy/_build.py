@@ -218,7 +218,7 @@ def _emulation_missing(target: Platform) -> str | None:
     return (
         f"building for {target} on this {here} machine runs the image's Python under emulation, and no "
         f"qemu-{qemu} handler is registered in {handlers} (install qemu-user-static and binfmt-support, "
-        f"or build on a {target.architecture} machine; --dockerfile-only writes the context to build there)"
+        "or build on a machine of that architecture, from the context --dockerfile-only writes)"
     )
 
 
