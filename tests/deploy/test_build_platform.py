@@ -236,3 +236,13 @@ def test_cli_dockerfile_only_for_a_platform_says_how_to_build(
     text = (out / "Dockerfile").read_text()
     assert "podman build --format docker --platform linux/arm64 -t TAG ." in text
     assert "the wheels in wheels/ are for it" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [(773925807, 773925807), ("774 MB", 774_000_000), ("115 MB", 115_000_000), ("1.2 GB", 1_200_000_000),
+     ("40 kB", 40_000), ("12 B", 12), ("n/a", None), (None, None)],
+)  # fmt: skip
+def test_image_sizes_of_every_builder_are_bytes(value: Any, want: int | None) -> None:
+    """docker and podman give bytes; buildah's image list gives "774 MB" (found by the real build)."""
+    assert _build._size(value) == want

@@ -588,8 +588,21 @@ def _run_builder(cmd: list[str], stream: Callable[[str], None] | None) -> None:
         )
 
 
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def _size(value: Any) -> int | None:
+    """Bytes from docker's/podman's number or buildah's ``"774 MB"`` (decimal units)."""
+    if isinstance(value, int | float):
+        return int(value)
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([kKmMgGtT]?[bB])\s*", str(value))
+    if m is None:
+        return None
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
 def _inspect(name: str, exe: str, tag: str) -> tuple[str | None, int | None]:
-    if name == "buildah":
+    if name == "buildah":  # its image list has a short id and a human size: the full id from inspect
         cmd = [exe, "images", "--json", tag]
     else:
         cmd = [exe, "image", "inspect", tag]
@@ -600,10 +613,18 @@ def _inspect(name: str, exe: str, tag: str) -> tuple[str | None, int | None]:
         data = json.loads(res.stdout)
         item = data[0] if isinstance(data, list) and data else data
         image_id = item.get("Id") or item.get("id")
-        size = item.get("Size") or item.get("size")
-        return (str(image_id) if image_id else None), (int(size) if size is not None else None)
+        size = _size(item.get("Size") or item.get("size"))
     except (ValueError, AttributeError, TypeError):
         return None, None
+    if name == "buildah":
+        full = subprocess.run(
+            [exe, "inspect", "--type", "image", "--format", "{{.FromImageID}}", tag],
+            capture_output=True,
+            text=True,
+        )
+        if full.returncode == 0 and full.stdout.strip():
+            image_id = full.stdout.strip()
+    return (str(image_id) if image_id else None), size
 
 
 @dataclass
