@@ -16,6 +16,8 @@ build (this machine reaches PyPI and the Debian mirror); ours installs from whee
 
     bash bench/peers/mlflow.sh          # once: the MLflow peer (bench/.scratch/peers/mlflow)
     python bench/container.py [--runs 5] [--skip-mlflow]
+    python bench/container.py --base host --skip-mlflow --compare-unwarmed --runs 5   # baked caches vs not
+    python bench/container.py --ready-only localhost/yard-bench-ours:1 localhost/yard-bench-ours-unwarmed:1
 """
 
 from __future__ import annotations
@@ -103,35 +105,53 @@ def size_of(tool: str, env: dict[str, str], tag: str) -> int:
     return int(json.loads(out)[0]["Size"])
 
 
+#: CPU seconds the container's first process (our server: the entrypoint is exec-form) has used.
+_CPU = (
+    "import os; f = open('/proc/1/stat').read().rsplit(')', 1)[1].split(); "
+    "print((int(f[11]) + int(f[12])) / os.sysconf('SC_CLK_TCK'))"
+)
+#: CPU seconds to ready, per image tag (ours only): counts that depend far less on the load.
+CPU_TO_READY: dict[str, list[float]] = {}
+
+
+def ready_once(tool: str, env: dict[str, str], tag: str, path: str, extra: list[str]) -> float:
+    """Seconds from ``run -d`` until ``path`` answers 200 (the container is removed afterwards);
+    for our images also the server's CPU seconds until then (``CPU_TO_READY``)."""
+    from modelyard.serving._server import free_port
+
+    port = free_port()
+    name = f"yard-bench-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    sh([tool, "run", "-d", "--name", name, *extra, "-p", f"127.0.0.1:{port}:8080", tag], env)
+    try:
+        deadline = started + 300
+        while time.perf_counter() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
+                    took = time.perf_counter() - started
+                    if path == "/health/ready":
+                        cpu = subprocess.run(
+                            [tool, "exec", name, "/opt/yard/venv/bin/python", "-c", _CPU],
+                            capture_output=True, text=True, env=env,
+                        )  # fmt: skip
+                        if cpu.returncode == 0:
+                            CPU_TO_READY.setdefault(tag, []).append(float(cpu.stdout))
+                    return took
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise SystemExit(f"{tag} was not ready within 300 s")
+    finally:
+        subprocess.run([tool, "rm", "-f", name], capture_output=True, env=env)
+
+
 def time_to_ready(
     tool: str, env: dict[str, str], tag: str, path: str, runs: int, extra: list[str]
 ) -> list[float]:
-    from modelyard.serving._server import free_port
-
-    out = []
-    for _ in range(runs):
-        port = free_port()
-        name = f"yard-bench-{uuid.uuid4().hex[:8]}"
-        started = time.perf_counter()
-        sh([tool, "run", "-d", "--name", name, *extra, "-p", f"127.0.0.1:{port}:8080", tag], env)
-        try:
-            deadline = started + 300
-            while time.perf_counter() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
-            else:
-                raise SystemExit(f"{tag} was not ready within 300 s")
-            out.append(time.perf_counter() - started)
-        finally:
-            subprocess.run([tool, "rm", "-f", name], capture_output=True, env=env)
-    return out
+    return [ready_once(tool, env, tag, path, extra) for _ in range(runs)]
 
 
-def ours(tool: str, env: dict[str, str], base: str, runs: int) -> dict[str, object]:
+def ours(tool: str, env: dict[str, str], base: str, runs: int, unwarmed: bool = False) -> dict[str, object]:
     import modelyard as yard
 
     store = SCRATCH / "store"
@@ -153,9 +173,30 @@ def ours(tool: str, env: dict[str, str], base: str, runs: int) -> dict[str, obje
     t0 = time.perf_counter()
     sh([tool, "build", "--no-cache", "--format", "docker", "-t", tag, str(ctx)], env)
     build = time.perf_counter() - t0
-    ready = time_to_ready(tool, env, tag, "/health/ready", runs, ["--read-only"])
     size = size_of(tool, env, tag)
-    return {"prepare_s": prepare, "build_s": build, "size": size, "ready_s": ready, "tag": tag}
+    out: dict[str, object] = {"prepare_s": prepare, "build_s": build, "size": size, "tag": tag}
+    if not unwarmed:
+        out["ready_s"] = time_to_ready(tool, env, tag, "/health/ready", runs, ["--read-only"])
+        return out
+    # the same context without the step that bakes the start-up caches: the image as it was before,
+    # started alternately with ours so both see the same load
+    dockerfile = ctx / "Dockerfile"
+    text = dockerfile.read_text()
+    warm = next(ln for ln in text.splitlines() if '"modelyard.deploy", "warm"' in ln)
+    (ctx / "Dockerfile.unwarmed").write_text(text.replace(warm + "\n", ""))
+    before = "localhost/yard-bench-ours-unwarmed:1"
+    sh(
+        [tool, "build", "--format", "docker", "-f", str(ctx / "Dockerfile.unwarmed"), "-t", before, str(ctx)],
+        env,
+    )
+    mine: list[float] = []
+    theirs: list[float] = []
+    for _ in range(runs):
+        mine.append(ready_once(tool, env, tag, "/health/ready", ["--read-only"]))
+        theirs.append(ready_once(tool, env, before, "/health/ready", ["--read-only"]))
+    out["ready_s"] = mine
+    out["unwarmed"] = {"ready_s": theirs, "tag": before}
+    return out
 
 
 def mlflow(tool: str, env: dict[str, str], base: str, runs: int) -> dict[str, object]:
@@ -200,6 +241,27 @@ def mlflow(tool: str, env: dict[str, str], base: str, runs: int) -> dict[str, ob
     }  # fmt: skip
 
 
+def ready_only(tags: list[str], runs: int) -> None:
+    env = dict(os.environ)
+    if not env.get("CONTAINERS_CONF"):
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        (SCRATCH / "containers.conf").write_text(CONF)
+        env["CONTAINERS_CONF"] = str(SCRATCH / "containers.conf")
+    load = os.getloadavg()[0]
+    walls: dict[str, list[float]] = {t: [] for t in tags}
+    for _ in range(runs):
+        for t in tags:
+            walls[t].append(ready_once("podman", env, t, "/health/ready", ["--read-only"]))
+    print(f"load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f}; podman run --read-only")
+    for t in tags:
+        cpu = CPU_TO_READY.get(t, [])
+        print(
+            f"{t}: time to ready median {statistics.median(walls[t]):.2f} s "
+            f"({', '.join(f'{x:.2f}' for x in walls[t])}); server CPU to ready median "
+            f"{statistics.median(cpu) if cpu else float('nan'):.2f} s ({', '.join(f'{x:.2f}' for x in cpu)})"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
@@ -208,8 +270,29 @@ def main() -> None:
         "--skip-ours", action="store_true", help="Only MLflow's image (ours from an earlier run)."
     )
     ap.add_argument("--keep", action="store_true", help="Keep the images afterwards.")
+    ap.add_argument(
+        "--base",
+        choices=("debian", "host"),
+        default="debian",
+        help="debian: debootstrap bookworm + this Python (as python:X.Y-slim); host: this Python alone "
+        "FROM scratch (seconds to make; no shell, so not for MLflow's Dockerfile).",
+    )
+    ap.add_argument(
+        "--compare-unwarmed",
+        action="store_true",
+        help="Also build ours without the step that bakes the start-up caches; start the two alternately.",
+    )
+    ap.add_argument(
+        "--ready-only",
+        nargs="+",
+        metavar="TAG",
+        help="Build nothing: start these existing images of ours alternately, --runs times each.",
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.ready_only:
+        ready_only(args.ready_only, args.runs)
+        return
     SCRATCH.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if not env.get("CONTAINERS_CONF"):
@@ -217,10 +300,15 @@ def main() -> None:
         env["CONTAINERS_CONF"] = str(SCRATCH / "containers.conf")
     tool = "podman"
     load = os.getloadavg()
-    base = debian_base(tool, env, f"localhost/yard-bench-python:{PY}-slim")
+    if args.base == "host":
+        from hostbase import make_host_base
+
+        base = make_host_base([tool], f"localhost/yard-bench-hostpython:{PY}", env=env)
+    else:
+        base = debian_base(tool, env, f"localhost/yard-bench-python:{PY}-slim")
     results: dict[str, dict[str, object]] = {}
     if not args.skip_ours:
-        results["modelyard"] = ours(tool, env, base, args.runs)
+        results["modelyard"] = ours(tool, env, base, args.runs, args.compare_unwarmed)
         print(json.dumps(results["modelyard"], default=str), flush=True)
     if not args.skip_mlflow:
         if not PEER.exists():
@@ -251,11 +339,31 @@ def main() -> None:
     row("time to ready, median (s)", "ready_s", ".2f")
     for name, r in results.items():
         print(f"{name} time to ready, each run (s): {', '.join(f'{x:.2f}' for x in r['ready_s'])}")  # type: ignore[attr-defined]
+        cpu = CPU_TO_READY.get(str(r["tag"]))
+        if cpu:
+            print(f"{name} server CPU seconds to ready, each run: {', '.join(f'{x:.2f}' for x in cpu)}")
+        cold = r.get("unwarmed")
+        if isinstance(cold, dict):
+            a, b = statistics.median(r["ready_s"]), statistics.median(cold["ready_s"])  # type: ignore[arg-type]
+            print(
+                f"{name} without the baked caches, each run (s): "
+                f"{', '.join(f'{x:.2f}' for x in cold['ready_s'])}; median {b:.2f} s vs {a:.2f} s baked: "
+                f"{b / a:.2f}x"
+            )
+            cpu_cold = CPU_TO_READY.get(str(cold["tag"]))
+            if cpu and cpu_cold:
+                print(
+                    f"{name} server CPU seconds to ready without the baked caches: "
+                    f"{', '.join(f'{x:.2f}' for x in cpu_cold)}; "
+                    f"median {statistics.median(cpu_cold):.2f} s vs {statistics.median(cpu):.2f} s baked"
+                )
     if args.json:
         Path(args.json).write_text(json.dumps({"load": load, "results": results}, indent=2, default=str))
     if not args.keep:
         for r in results.values():
             subprocess.run([tool, "rmi", "-f", str(r["tag"])], capture_output=True, env=env)
+            if isinstance(r.get("unwarmed"), dict):
+                subprocess.run([tool, "rmi", "-f", str(r["unwarmed"]["tag"])], capture_output=True, env=env)  # type: ignore[index]
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ with JSON in the API server's own format (the shapes of tests/deploy/recorded/*.
 * ``GET /api/v1/namespaces/NS/pods/POD:PORT/proxy/PATH`` — forwarded to the pod's URL (a real
   model server on loopback) or answered from a recorded body.
 
+``rbac``: when set to a Role's ``(namespace, rules)``, every request is authorized against it the
+way the API server's RBAC authorizer does (verb from the method and path, resource/subresource,
+resourceNames) and refused with 403 otherwise; ``attributes`` lists what each request needed.
+
 ``on_patch(text)`` is called with the new spec text: the tests project it into a ConfigMap volume
 the way the kubelet does (an atomic swap of the ``..data`` symlink).
 """
@@ -43,6 +47,39 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
+_VERBS = {"GET": "get", "PATCH": "patch", "PUT": "update", "DELETE": "delete", "POST": "create"}
+
+
+def request_attributes(method: str, path: str, query: str = "") -> tuple[str, str, str, str | None]:
+    """``(namespace, verb, resource[/subresource], name)`` of a core-API request, as the API
+    server's request-info resolver derives them (a GET of a collection is ``list``, or ``watch``)."""
+    parts = [p for p in path.split("/") if p]
+    assert parts[:2] == ["api", "v1"] and parts[2] == "namespaces", path
+    ns, rest = parts[3], parts[4:]
+    if len(rest) == 1:
+        verb = "watch" if "watch=true" in query else {"GET": "list"}.get(method, _VERBS[method])
+        return ns, verb, rest[0], None
+    resource = rest[0] if len(rest) == 2 else f"{rest[0]}/{rest[2]}"
+    return ns, _VERBS[method], resource, rest[1]
+
+
+def allowed(role: tuple[str, list[dict[str, Any]]], attrs: tuple[str, str, str, str | None]) -> bool:
+    """Whether a Role (its namespace and rules) allows the request ``attrs`` (RBAC's rule match)."""
+    ns, verb, resource, name = attrs
+    if ns != role[0]:
+        return False
+    for rule in role[1]:
+        names = rule.get("resourceNames") or []
+        if (
+            "" in rule.get("apiGroups", [])
+            and (resource in rule["resources"] or "*" in rule["resources"])
+            and (verb in rule["verbs"] or "*" in rule["verbs"])
+            and (not names or name in names)
+        ):
+            return True
+    return False
+
+
 class FakeKube:
     def __init__(self, configmap: dict[str, Any], pods: dict[str, str | dict[str, Any]]) -> None:
         self.configmap = copy.deepcopy(configmap)
@@ -52,6 +89,8 @@ class FakeKube:
         self.patches: list[dict[str, Any]] = []
         self.on_patch: Callable[[str], None] | None = None
         self.forbid: str | None = None  # a path prefix answered 403
+        self.rbac: tuple[str, list[dict[str, Any]]] | None = None  # (namespace, a Role's rules)
+        self.attributes: list[tuple[str, str, str, str | None]] = []  # (namespace, verb, resource, name)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -97,6 +136,17 @@ class FakeKube:
         raw_path, _, query = h.path.partition("?")
         path = unquote(raw_path)  # as the API server does: the client escapes ':' and '/' in names
         self.requests.append((method, h.path))
+        attrs = request_attributes(method, path, query)
+        self.attributes.append(attrs)
+        if self.rbac is not None and not allowed(self.rbac, attrs):
+            ns, verb, resource, name = attrs
+            h._send(
+                403,
+                _status(
+                    403, "Forbidden", f'{resource} "{name}" is forbidden: cannot {verb} in namespace {ns}'
+                ),
+            )
+            return
         if self.forbid and path.startswith(self.forbid):
             h._send(
                 403,

@@ -344,7 +344,9 @@ def test_cli_dockerfile_only_writes_the_context(
 ) -> None:
     uri, mvs = build_store
     fetched: list[Path] = []
-    monkeypatch.setattr(_build, "_download_wheels", lambda req, wheels, log: fetched.append(req))
+    monkeypatch.setattr(
+        _build, "_download_wheels", lambda req, wheels, log, platform=None: fetched.append(req)
+    )
     out = tmp_path / "image"
     r = CliRunner().invoke(
         app, ["--uri", uri, "build", "clf@production", "--dockerfile-only", str(out), "--json"]

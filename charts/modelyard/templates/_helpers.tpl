@@ -78,3 +78,9 @@ fsGroup: {{ .Values.runAsUser }}
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* the server's ServiceAccount: the chart's own (serviceAccount.create) or the one named */}}
+{{- define "yard.serviceAccount" -}}
+{{- if .Values.serviceAccount.create -}}{{ .Values.serviceAccount.name | default (include "yard.name" .) }}
+{{- else -}}{{ .Values.serviceAccount.name | default "default" }}{{- end -}}
+{{- end -}}

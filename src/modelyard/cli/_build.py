@@ -28,6 +28,12 @@ def build(
         None, "--base-image", help="Base image (default: the official python:X.Y-slim of this Python)."
     ),
     builder: str = typer.Option("auto", "--builder", help="auto, docker, podman or buildah."),
+    platform: str = typer.Option(
+        None,
+        "--platform",
+        help="Target platform, e.g. linux/arm64 or linux/amd64 (default: this machine's); passed to "
+        "the builder, and the wheels are fetched for it. Another architecture needs qemu emulation.",
+    ),
     no_bake: bool = typer.Option(
         False,
         "--no-bake",
@@ -64,6 +70,7 @@ def build(
         bake=not no_bake,
         allow_pickle=allow_pickle,
         dockerfile_only=dockerfile_only,
+        platform=platform,
         log=None if as_json else log,
         stream=None if quiet or as_json else (lambda line: print(line, file=sys.stderr, flush=True)),
     )
@@ -85,6 +92,7 @@ def build(
         )
         return
     size = f", {result.size_bytes / 1e6:.0f} MB" if result.size_bytes else ""
-    typer.echo(f"Built {result.tag} with {result.builder} in {result.seconds:.1f} s{size}: {what}.")
+    on = f" for {result.platform}" if result.platform else ""
+    typer.echo(f"Built {result.tag}{on} with {result.builder} in {result.seconds:.1f} s{size}: {what}.")
     runner = result.builder if result.builder != "buildah" else "podman"
     typer.echo(f"Run it: {runner} run --read-only -p 8080:8080 {result.tag}")

@@ -58,6 +58,13 @@ def k8s(
         "--service-monitor/--no-service-monitor",
         help="Write a ServiceMonitor (needs the Prometheus Operator's CRD in the cluster).",
     ),
+    rollout_controller: str = typer.Option(
+        None,
+        "--rollout-controller",
+        help="Let this ServiceAccount drive rollouts of the deployment (Role + RoleBinding: get/patch "
+        "its spec ConfigMap, list pods, get pods/proxy): NAME (created in the namespace) or "
+        "NAMESPACE/NAME (an account elsewhere, e.g. the team server's).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the files written as JSON."),
 ) -> None:
     """Write a kustomize base and dev/prod overlays that run MODEL_REF (or --spec) on Kubernetes.
@@ -92,6 +99,7 @@ def k8s(
             store_secret=store_secret,
             image_pull_secret=image_pull_secret,
             service_monitor=service_monitor,
+            rollout_controller=rollout_controller,
         )
     except InvalidArgumentError as exc:  # name the flag the user typed, not the Python parameter
         text = str(exc)
@@ -121,6 +129,7 @@ _FLAGS = {
     "target_in_flight": "--target-in-flight",
     "store_secret": "--store-secret",
     "image_pull_secret": "--image-pull-secret",
+    "rollout_controller": "--rollout-controller",
 }
 
 

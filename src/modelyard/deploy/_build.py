@@ -42,11 +42,14 @@ __all__ = [
     "BUILDERS",
     "BuildResult",
     "ImageBuildError",
+    "Platform",
     "build_image",
+    "check_platform",
     "check_tag",
     "default_base_image",
     "find_builder",
     "image_labels",
+    "native_platform",
     "pinned_requirements",
     "prepare_context",
 ]
@@ -88,6 +91,135 @@ def check_tag(tag: str) -> str:
             f"letters, digits, '_', '.', '-'). Got {tag!r} instead.{why}"
         )
     return text
+
+
+# -- the platform ----------------------------------------------------------------------------------
+#: OCI architecture → (the wheels' platform tag machine, the variants a builder accepts). Linux
+#: only: the image runs a Linux build of CPython. ``arm`` is 32-bit ARMv7 (no manylinux wheels exist
+#: for v6); ``amd64`` variants are the x86-64 micro-architecture levels.
+_ARCHES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "amd64": ("x86_64", ("v1", "v2", "v3", "v4")),
+    "arm64": ("aarch64", ("v8",)),
+    "arm": ("armv7l", ("v7",)),
+    "386": ("i686", ()),
+    "ppc64le": ("ppc64le", ()),
+    "s390x": ("s390x", ()),
+    "riscv64": ("riscv64", ()),
+}
+#: Other spellings of an architecture that builders accept (containerd's normalisation).
+_ALIASES = {
+    "x86_64": "amd64",
+    "x86-64": "amd64",
+    "aarch64": "arm64",
+    "i386": "386",
+    "i686": "386",
+    "armhf": "arm",
+}
+#: The newest glibc of the default base (python:X.Y-slim is Debian 12: glibc 2.36); wheels for a
+#: foreign platform are fetched for manylinux_2_17 … manylinux_2_36.
+_GLIBC_MAX = 36
+#: Where the kernel lists its registered binary-format handlers (qemu's, for emulated builds).
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+#: Architectures a kernel runs without emulation besides its own.
+_ALSO_NATIVE = {"amd64": ("386",), "arm64": ("arm",)}
+
+
+@dataclass(frozen=True)
+class Platform:
+    """An image platform, ``linux/arm64`` or ``linux/arm/v7``."""
+
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+    @property
+    def machine(self) -> str:
+        """The wheels' platform tag machine (``aarch64``)."""
+        return _ARCHES[self.architecture][0]
+
+    def wheel_tags(self) -> list[str]:
+        """pip's ``--platform`` values for binary wheels that run on this platform's glibc images."""
+        m = self.machine
+        tags = [f"manylinux_2_{n}_{m}" for n in range(_GLIBC_MAX, 16, -1)] + [f"manylinux2014_{m}"]
+        if m in ("x86_64", "i686"):
+            tags += [f"manylinux2010_{m}", f"manylinux1_{m}"]
+        return tags
+
+
+def native_platform() -> Platform:
+    """The platform of this machine (what a build without ``--platform`` makes)."""
+    import platform as _platform
+
+    machine = _platform.machine().lower()
+    arch = _ALIASES.get(machine, machine)
+    if machine.startswith("armv7"):
+        arch = "arm"
+    return Platform("linux", arch, "v7" if arch == "arm" else None)
+
+
+def check_platform(value: str) -> Platform:
+    """The :class:`Platform` ``value`` names (``linux/arm64``, ``linux/amd64``, ``linux/arm/v7``),
+    else a clear error. Common other spellings (``linux/aarch64``, ``linux/x86_64``) are accepted."""
+    known = ", ".join(
+        f"linux/{a}" + (f" (variants {', '.join(v)})" if v else "") for a, (_m, v) in _ARCHES.items()
+    )
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if "," in text:
+        raise InvalidArgumentError(
+            f"yard build makes one image per platform; got {value!r}. Run it once per platform (the "
+            "wheels differ) and join the images with `podman manifest` or `docker buildx imagetools`."
+        )
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise InvalidArgumentError(
+            f"The 'platform' parameter of yard build must be OS/ARCHITECTURE[/VARIANT] like 'linux/arm64'. "
+            f"Got {value!r} instead. Known: {known}."
+        )
+    os_name, arch = parts[0], _ALIASES.get(parts[1], parts[1])
+    if os_name != "linux":
+        raise InvalidArgumentError(
+            f"yard build makes Linux images only (the server runs on a Linux Python); got the OS "
+            f"{parts[0]!r} in {value!r}. Known: {known}."
+        )
+    if arch not in _ARCHES:
+        raise InvalidArgumentError(
+            f"Unknown architecture {parts[1]!r} in the platform {value!r}. Known: {known}."
+        )
+    variants = _ARCHES[arch][1]
+    variant = parts[2] if len(parts) == 3 else ("v7" if arch == "arm" else None)
+    if variant is not None and variant not in variants:
+        allowed = f"use one of {', '.join(variants)}" if variants else f"{arch} has no variants"
+        raise InvalidArgumentError(
+            f"Unknown variant {variant!r} of {arch} in the platform {value!r}: {allowed}."
+        )
+    return Platform("linux", arch, variant)
+
+
+def _emulation_missing(target: Platform) -> str | None:
+    """Why this machine cannot run ``target``'s programs during a local build, or None when it can
+    (the same architecture, one the kernel also runs, or a registered qemu binfmt handler)."""
+    here = native_platform()
+    if target.architecture == here.architecture or target.architecture in _ALSO_NATIVE.get(
+        here.architecture, ()
+    ):
+        return None
+    qemu = {"arm64": "aarch64", "386": "i386", "amd64": "x86_64"}.get(target.architecture, target.machine)
+    qemu = "arm" if target.architecture == "arm" else qemu
+    handlers = BINFMT_DIR
+    try:
+        names = [p.name for p in handlers.iterdir()]
+    except OSError:
+        names = []
+    if any(n.startswith(f"qemu-{qemu}") for n in names):
+        return None
+    return (
+        f"building for {target} on this {here} machine runs the image's Python under emulation, and no "
+        f"qemu-{qemu} handler is registered in {handlers} (install qemu-user-static and binfmt-support, "
+        "or build on a machine of that architecture, from the context --dockerfile-only writes)"
+    )
 
 
 # -- which models -----------------------------------------------------------------------------------
@@ -241,6 +373,7 @@ class BuildContext:
     base_image: str
     baked: bool
     endpoint: str
+    platform: str | None = None
 
 
 def _load_spec(
@@ -273,18 +406,26 @@ def _empty_dir(dest: Path) -> Path:
     return dest
 
 
-def _download_wheels(requirements: Path, wheels: Path, log: Callable[[str], None]) -> None:
+def _download_wheels(
+    requirements: Path, wheels: Path, log: Callable[[str], None], platform: Platform | None = None
+) -> None:
     cmd = [
         sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
         "--dest", str(wheels), "--find-links", str(wheels), "--requirement", str(requirements),
     ]  # fmt: skip
+    if platform is not None and platform.machine != native_platform().machine:
+        # another machine's wheels: binary only (an sdist would need that machine's compiler)
+        cmd += ["--only-binary", ":all:"]
+        for t in platform.wheel_tags():
+            cmd += ["--platform", t]
     log(f"Fetching the pinned requirements as wheels: {' '.join(cmd[1:4])} …")
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-15:])
+        where = f" as {platform} wheels" if platform is not None else ""
         raise ImageBuildError(
-            "pip could not fetch the pinned requirements for the image (it uses this machine's index or "
-            f"mirror; the image build itself needs no network):\n{tail}"
+            f"pip could not fetch the pinned requirements{where} for the image (it uses this machine's "
+            f"index or mirror; the image build itself needs no network):\n{tail}"
         )
 
 
@@ -298,6 +439,7 @@ def prepare_context(
     allow_pickle: bool = False,
     uri: str | None = None,
     fetch_wheels: bool = True,
+    platform: str | Platform | None = None,
     log: Callable[[str], None] | None = None,
 ) -> BuildContext:
     """Write the build context for ``ref`` (``churn-clf@production``) or ``spec`` into ``dest``.
@@ -305,6 +447,7 @@ def prepare_context(
     ``fetch_wheels=False`` writes only modelyard's wheel into ``wheels/`` (the Dockerfile then
     needs the rest there before it builds); ``yard build`` always fetches them."""
     say = log or (lambda _msg: None)
+    plat = check_platform(platform) if isinstance(platform, str) else platform
     spec_obj = _load_spec(ref, spec, allow_pickle)
     base = (base_image or default_base_image()).strip()
     if not base or any(c.isspace() for c in base):
@@ -344,7 +487,7 @@ def prepare_context(
 
     build_self_wheel(wheels)
     if fetch_wheels:
-        _download_wheels(root / "requirements.txt", wheels, say)
+        _download_wheels(root / "requirements.txt", wheels, say, plat)
     labels = image_labels(spec_obj, resolved, base_image=base, bake=bake)
     facts = DockerfileFacts(
         base_image=base,
@@ -353,11 +496,22 @@ def prepare_context(
         title=", ".join(mv.ref for mv, _ in resolved),
         labels=labels,
         baked=bake,
+        platform=None if plat is None else str(plat),
     )
     dockerfile = root / "Dockerfile"
     dockerfile.write_text(render_dockerfile(facts))
     (root / ".dockerignore").write_text("Dockerfile\n.dockerignore\n")
-    return BuildContext(root, dockerfile, baked, labels, pins, base, bake, spec_obj.endpoint_name)
+    return BuildContext(
+        root,
+        dockerfile,
+        baked,
+        labels,
+        pins,
+        base,
+        bake,
+        spec_obj.endpoint_name,
+        None if plat is None else str(plat),
+    )
 
 
 def _copy_packages(resolved: list[tuple[Any, list[str]]], dest: Path, uri: str | None) -> None:
@@ -409,11 +563,13 @@ def find_builder(choice: str = "auto") -> tuple[str, str]:
     )
 
 
-def _build_command(name: str, exe: str, context: Path, tag: str) -> list[str]:
+def _build_command(name: str, exe: str, context: Path, tag: str, platform: str | None = None) -> list[str]:
+    """The builder's argv (``platform`` is passed as ``--platform``: all three take it)."""
+    plat = ["--platform", platform] if platform else []
     if name == "docker":
-        return [exe, "build", "--tag", tag, str(context)]
+        return [exe, "build", *plat, "--tag", tag, str(context)]
     # docker format: the OCI image config has no HEALTHCHECK, so podman and buildah would drop it
-    return [exe, "build", "--format", "docker", "--tag", tag, str(context)]
+    return [exe, "build", "--format", "docker", *plat, "--tag", tag, str(context)]
 
 
 def _run_builder(cmd: list[str], stream: Callable[[str], None] | None) -> None:
@@ -432,8 +588,21 @@ def _run_builder(cmd: list[str], stream: Callable[[str], None] | None) -> None:
         )
 
 
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def _size(value: Any) -> int | None:
+    """Bytes from docker's/podman's number or buildah's ``"774 MB"`` (decimal units)."""
+    if isinstance(value, int | float):
+        return int(value)
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([kKmMgGtT]?[bB])\s*", str(value))
+    if m is None:
+        return None
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
 def _inspect(name: str, exe: str, tag: str) -> tuple[str | None, int | None]:
-    if name == "buildah":
+    if name == "buildah":  # its image list has a short id and a human size: the full id from inspect
         cmd = [exe, "images", "--json", tag]
     else:
         cmd = [exe, "image", "inspect", tag]
@@ -444,10 +613,18 @@ def _inspect(name: str, exe: str, tag: str) -> tuple[str | None, int | None]:
         data = json.loads(res.stdout)
         item = data[0] if isinstance(data, list) and data else data
         image_id = item.get("Id") or item.get("id")
-        size = item.get("Size") or item.get("size")
-        return (str(image_id) if image_id else None), (int(size) if size is not None else None)
+        size = _size(item.get("Size") or item.get("size"))
     except (ValueError, AttributeError, TypeError):
         return None, None
+    if name == "buildah":
+        full = subprocess.run(
+            [exe, "inspect", "--type", "image", "--format", "{{.FromImageID}}", tag],
+            capture_output=True,
+            text=True,
+        )
+        if full.returncode == 0 and full.stdout.strip():
+            image_id = full.stdout.strip()
+    return (str(image_id) if image_id else None), size
 
 
 @dataclass
@@ -466,6 +643,7 @@ class BuildResult:
     image_id: str | None = None
     size_bytes: int | None = None
     requirements: dict[str, str] = field(default_factory=dict)
+    platform: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -474,6 +652,7 @@ class BuildResult:
             "seconds": None if self.seconds is None else round(self.seconds, 2),
             "image_id": self.image_id,
             "size_bytes": self.size_bytes,
+            "platform": self.platform,
             "base_image": self.base_image,
             "baked": self.baked,
             "models": [m.to_dict() for m in self.models],
@@ -494,12 +673,16 @@ def build_image(
     bake: bool = True,
     allow_pickle: bool = False,
     dockerfile_only: str | os.PathLike[str] | None = None,
+    platform: str | None = None,
     uri: str | None = None,
     log: Callable[[str], None] | None = None,
     stream: Callable[[str], None] | None = None,
 ) -> BuildResult:
     """Build the image ``tag`` for ``ref`` or ``spec`` (see the module docstring); with
-    ``dockerfile_only`` write the Dockerfile and context there and build nothing."""
+    ``dockerfile_only`` write the Dockerfile and context there and build nothing. ``platform``
+    (``linux/arm64``) is passed to the builder, and the wheels are fetched for it; a foreign one
+    needs qemu's binfmt handlers for podman and buildah (checked before the slow part)."""
+    plat = check_platform(platform) if platform is not None else None
     if tag is not None:
         tag = check_tag(tag)
     elif dockerfile_only is None:
@@ -509,6 +692,9 @@ def build_image(
     found: tuple[str, str] | None = None
     if dockerfile_only is None:
         found = find_builder(builder)  # before the slow part
+        why = _emulation_missing(plat) if plat is not None and found[0] != "docker" else None
+        if why:  # docker's daemon may be remote (DOCKER_HOST) or have its own emulation: it decides
+            raise ImageBuildError(f"{found[0]} cannot build this image here: {why}.")
     elif builder != "auto":
         find_builder(builder)
     scratch = None
@@ -526,11 +712,12 @@ def build_image(
             bake=bake,
             allow_pickle=allow_pickle,
             uri=uri,
+            platform=plat,
             log=log,
         )
         result = BuildResult(
             ctx.path, ctx.dockerfile, ctx.models, ctx.labels, ctx.base_image, ctx.baked, tag=tag,
-            requirements=ctx.requirements,
+            requirements=ctx.requirements, platform=ctx.platform,
         )  # fmt: skip
         if found is None:
             return result
@@ -539,7 +726,7 @@ def build_image(
         if log:
             log(f"Building {tag} with {name} ({exe}) …")
         started = time.perf_counter()
-        _run_builder(_build_command(name, exe, ctx.path, tag), stream)
+        _run_builder(_build_command(name, exe, ctx.path, tag, ctx.platform), stream)
         result.seconds = time.perf_counter() - started
         result.builder = name
         result.image_id, result.size_bytes = _inspect(name, exe, tag)

@@ -18,6 +18,7 @@ from typing import Any
 __all__ = ["model_deployment_schema", "spec_schema"]
 
 _QUANTITY = {"type": ["string", "number"], "pattern": r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"}
+_LABEL = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63}
 _NAME = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253}
 
 
@@ -95,6 +96,12 @@ def model_deployment_schema() -> dict[str, Any]:
                 {
                     "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
                     "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                }
+            ),
+            "rolloutController": _obj(
+                {
+                    "serviceAccount": {"anyOf": [{"const": ""}, _LABEL]},
+                    "namespace": {"anyOf": [{"const": ""}, _LABEL]},
                 }
             ),
             "runAsUser": {"type": "integer", "minimum": 1},

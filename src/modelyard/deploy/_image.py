@@ -31,6 +31,7 @@ __all__ = [
     "read_index",
     "serve_image",
     "verify_image",
+    "warm_caches",
 ]
 
 INDEX_FILE = "yard-image.json"
@@ -190,6 +191,38 @@ def verify_image(home: str | os.PathLike[str]) -> list[str]:
             f"{m.label}: {len(entries)} files, {size} bytes, manifest {m.manifest_digest[:12]}… verified"
         )
     return done
+
+
+def warm_caches() -> list[str]:
+    """Compute now, at image build time, what the server would otherwise compute at every start:
+    skops' trusted-type lists (about a second per process, :mod:`~modelyard.registry.flavors._skops_cache`),
+    written to ``YARD_CACHE_DIR`` (the image sets ``/opt/yard/cache``). The files are then made
+    read-only (the server's user reads them; it cannot rewrite them even without a read-only root
+    filesystem). Trust is unchanged: the server keeps only the cached names that are also in the
+    reviewed table. Returns one line per cache written; raises when a cache could not be written,
+    so the build fails instead of shipping an image that scans at every start."""
+    import importlib.util
+    import stat
+
+    from modelyard.registry.flavors import _skops_cache
+
+    if os.environ.get(_skops_cache.CACHE_ENV) is None:
+        raise InvalidArgumentError(
+            f"Set {_skops_cache.CACHE_ENV} to the folder the server reads its caches from, then warm them."
+        )
+    if importlib.util.find_spec("skops") is None:
+        return ["skops is not installed: nothing to cache"]
+    if "skops.io" in sys.modules:
+        raise InvalidArgumentError("skops.io is already imported in this process: warm in a fresh one.")
+    from modelyard.registry.flavors.sklearn import _skops_io
+
+    _skops_io()
+    path = _skops_cache.cache_path()
+    if _skops_cache.cached_estimators() is None:
+        raise SerializationError(f"skops' trusted-type cache was not written to {path}.")
+    path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    path.parent.chmod(0o555)
+    return [f"{path}: skops' trusted-type lists ({path.stat().st_size} bytes)"]
 
 
 class ImageLoader:

@@ -12,6 +12,11 @@ sizing choices (:class:`K8sOptions`) into the objects a cluster runs it with:
   readiness (``/health/ready``) probes, a rolling update that never drops below the wanted
   replicas (``maxUnavailable: 0``), a ``preStop`` wait longer than the spec's request timeout and
   a grace period longer than both, a non-root, read-only container (``/tmp`` is an ``emptyDir``);
+* with ``rollout_controller``, the rollout controller's access to this deployment and nothing
+  else: a ``Role`` (``get``/``patch`` on this ConfigMap only, ``list`` pods, ``get`` on
+  ``pods/proxy``: exactly the calls of :class:`~modelyard.rollout.KubernetesTarget`), a
+  ``RoleBinding`` to the controller's ``ServiceAccount``, and that ``ServiceAccount`` when it lives
+  in this namespace (a controller elsewhere, e.g. the team server's chart, brings its own);
 * a ``Service``, a ``HorizontalPodAutoscaler`` (CPU, and the in-flight gauge
   ``yard_serving_in_flight_requests`` per pod as a ``Pods`` metric, which a Prometheus adapter
   serves), a ``PodDisruptionBudget``, a ``NetworkPolicy`` (ingress only on the serving port), and
@@ -23,6 +28,7 @@ Secrets are referenced, never written: the store's URI comes from a Secret the o
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +37,7 @@ from modelyard.serving import DeploymentSpec
 
 __all__ = [
     "IN_FLIGHT_METRIC",
+    "ROLLOUT_RULES",
     "SPEC_DIR",
     "SPEC_KEY",
     "K8sOptions",
@@ -46,6 +53,16 @@ SPEC_KEY = "spec.yaml"
 PORT = 8080
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+#: What a rollout controller does through the API server (``rollout/_kube.py``), as RBAC rules:
+#: read and patch the spec ConfigMap (restricted to its name in :func:`rollout_role`), list the
+#: pods to find the ready ones, and read each pod's ``/health/ready`` through the pod proxy. No
+#: write to pods, no Secrets, no Deployments: a rollout changes only the ConfigMap.
+ROLLOUT_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("configmaps", ("get", "patch")),
+    ("pods", ("list",)),
+    ("pods/proxy", ("get",)),
+)
 
 
 def _check_name(value: str, param: str) -> str:
@@ -102,6 +119,9 @@ class K8sOptions:
     image_pull_secret: str | None = None
     run_as_user: int = 10001
     service_monitor: bool = True  # needs the Prometheus Operator's CRD in the cluster
+    #: the ServiceAccount a rollout controller runs as: "NAME" (made here, in this namespace) or
+    #: "NAMESPACE/NAME" (a controller elsewhere); None writes no RBAC objects
+    rollout_controller: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -144,6 +164,24 @@ class K8sOptions:
             v = getattr(self, param)
             if v is not None:
                 _check_name(v, param)
+        if self.rollout_controller is not None:
+            parts = self.rollout_controller.split("/")
+            ok = len(parts) in (1, 2) and all(len(x) <= 63 and re.match(_DNS_LABEL, x) for x in parts)
+            if not ok:
+                raise invalid_param(
+                    "rollout_controller",
+                    "yard deploy k8s",
+                    "a ServiceAccount name ('yard-rollout', made in the deployment's namespace) or "
+                    "NAMESPACE/NAME of a controller's account elsewhere ('yard/yard-modelyard')",
+                    self.rollout_controller,
+                )
+
+    def controller_account(self) -> tuple[str | None, str] | None:
+        """``(namespace or None for the deployment's, name)`` of the rollout controller's account."""
+        if self.rollout_controller is None:
+            return None
+        ns, _, name = self.rollout_controller.rpartition("/")
+        return (ns or None), name
 
     @property
     def workers(self) -> int:
@@ -400,6 +438,50 @@ def service_monitor(spec: DeploymentSpec, opts: K8sOptions) -> dict[str, Any]:
     }
 
 
+def rollout_service_account(spec: DeploymentSpec, opts: K8sOptions) -> dict[str, Any]:
+    """The controller's ServiceAccount, when it runs in this namespace (``--rollout-controller NAME``)."""
+    account = opts.controller_account()
+    assert account is not None
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(opts, spec, account[1]),
+        "automountServiceAccountToken": True,  # the controller talks to the API server
+    }
+
+
+def rollout_role(spec: DeploymentSpec, opts: K8sOptions) -> dict[str, Any]:
+    """Least privilege for driving rollouts of this deployment (:data:`ROLLOUT_RULES`)."""
+    rules = []
+    for resource, verbs in ROLLOUT_RULES:
+        rule: dict[str, Any] = {"apiGroups": [""], "resources": [resource], "verbs": list(verbs)}
+        if resource == "configmaps":  # this deployment's spec, no other ConfigMap
+            rule["resourceNames"] = [f"{opts.name}-spec"]
+        rules.append(rule)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(opts, spec, f"{opts.name}-rollout"),
+        "rules": rules,
+    }
+
+
+def rollout_role_binding(spec: DeploymentSpec, opts: K8sOptions) -> dict[str, Any]:
+    account = opts.controller_account()
+    assert account is not None
+    subject: dict[str, Any] = {"kind": "ServiceAccount", "name": account[1]}
+    ns = account[0] or opts.namespace
+    if ns:
+        subject["namespace"] = ns
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(opts, spec, f"{opts.name}-rollout"),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{opts.name}-rollout"},
+        "subjects": [subject],
+    }
+
+
 #: File name in the kustomize base → builder, in the order they are listed.
 BUILDERS = {
     "configmap.yaml": configmap,
@@ -409,13 +491,23 @@ BUILDERS = {
     "pdb.yaml": disruption_budget,
     "networkpolicy.yaml": network_policy,
     "servicemonitor.yaml": service_monitor,
+    "rollout-serviceaccount.yaml": rollout_service_account,
+    "rollout-role.yaml": rollout_role,
+    "rollout-rolebinding.yaml": rollout_role_binding,
 }
+
+
+def _wanted(fname: str, opts: K8sOptions) -> bool:
+    if fname == "servicemonitor.yaml":
+        return opts.service_monitor
+    account = opts.controller_account()
+    if fname == "rollout-serviceaccount.yaml":
+        return account is not None and account[0] is None
+    if fname.startswith("rollout-"):
+        return account is not None
+    return True
 
 
 def manifests(spec: DeploymentSpec, opts: K8sOptions) -> dict[str, dict[str, Any]]:
     """``{file name: object}`` of every object of the deployment."""
-    return {
-        fname: build(spec, opts)
-        for fname, build in BUILDERS.items()
-        if opts.service_monitor or fname != "servicemonitor.yaml"
-    }
+    return {fname: build(spec, opts) for fname, build in BUILDERS.items() if _wanted(fname, opts)}
