@@ -6,12 +6,12 @@ load-independent measures, since the machine is shared:
 
 * ``time.process_time()`` per request (CPU seconds of this process: another process's load does
   not count, cache and frequency effects still do), interleaved yard / echo rounds;
-* ``--callgrind``: instruction counts per request under ``valgrind --tool=callgrind``, by
-  difference (a run of ``--requests`` minus a run of ``--requests / 10``, both paying the same
-  start-up), the same total for the same code whatever else the machine does.
+* ``--callgrind``: instruction counts per request under ``valgrind --tool=callgrind``, counted
+  only while the measured requests run (instrumentation toggled by ``callgrind_control``), the
+  same total for the same code whatever else the machine does.
 
     python -W ignore bench/serving_cpu.py [--rounds 5] [--requests 4000]
-    python -W ignore bench/serving_cpu.py --callgrind [--requests 2000]
+    python -W ignore bench/serving_cpu.py --callgrind [--requests 1000]
     python -W ignore bench/serving_cpu.py --profile   # cProfile of yard's 1-row path, top functions
 """
 
@@ -87,7 +87,8 @@ def yard_app(uri: str) -> Any:
     from modelyard.serving import build_app
     from modelyard.serving._server import _freeze_heap
 
-    app = build_app({"models": {"primary": "bench-clf@production"}}, uri=uri)
+    # a long timeout: under callgrind a request takes 50x longer (the deadline timer is armed all the same)
+    app = build_app({"models": {"primary": "bench-clf@production"}, "timeout_ms": 600_000}, uri=uri)
     _freeze_heap()  # as `yard serve` does once the model is loaded
     return app
 
@@ -138,7 +139,7 @@ async def drive(app: Any, path: str, body: bytes, n: int) -> float:
     return cpu
 
 
-def run(which: str, names: list[str], n: int, rounds: int) -> dict[str, list[float]]:
+def run(which: str, names: list[str], n: int, rounds: int, instr: bool = False) -> dict[str, list[float]]:
     import uvloop
 
     apps: dict[str, Any] = {}
@@ -158,7 +159,11 @@ def run(which: str, names: list[str], n: int, rounds: int) -> dict[str, list[flo
                     if app_name == "echo" and case != "1 row":
                         continue
                     path, body = cases[case]
+                    if instr:
+                        toggle(True)
                     cpu = await drive(app, "/echo" if app_name == "echo" else path, body, n)
+                    if instr:
+                        toggle(False)
                     out.setdefault(f"{app_name} {case}", []).append(cpu / n * 1e6)
 
     uvloop.run(main())
@@ -166,48 +171,39 @@ def run(which: str, names: list[str], n: int, rounds: int) -> dict[str, list[flo
 
 
 def callgrind(n: int, names: list[str]) -> None:
-    """Instructions per request by difference of two runs under callgrind."""
+    """Instructions per request under callgrind, counted only while the measured requests run
+    (``--instr-atstart=no``; the child turns instrumentation on and off with callgrind_control)."""
     uri = registered_store()
-    small = max(1, n // 10)
     src = os.environ.get("YARD_BENCH_SRC") or str(ROOT / "src")
     env = {**os.environ, "YARD_BENCH_STORE": uri, "PYTHONHASHSEED": "0", "PYTHONPATH": src}
-    print(f"callgrind: {n} and {small} requests per case, difference per request", flush=True)
+    print(f"callgrind: {n} requests per case, instructions counted over those requests only", flush=True)
     for app in ("echo", "yard"):
         for case in names:
             if app == "echo" and case != "1 row":
                 continue
-            totals = []
-            for k in (small, n):
-                with tempfile.TemporaryDirectory() as tmp:
-                    proc = subprocess.run(
-                        [
-                            "valgrind",
-                            "--tool=callgrind",
-                            f"--callgrind-out-file={tmp}/cg.out",
-                            sys.executable,
-                            "-W",
-                            "ignore",
-                            __file__,
-                            "--only",
-                            app,
-                            "--case",
-                            case,
-                            "--requests",
-                            str(k),
-                            "--rounds",
-                            "1",
-                            "--quiet",
-                        ],
-                        env=env,
-                        capture_output=True,
-                        text=True,
-                    )
-                    m = re.search(r"Collected : (\d+)", proc.stderr)
-                    if proc.returncode or not m:
-                        raise RuntimeError(proc.stderr[-2000:])
-                    totals.append(int(m.group(1)))
-            per = (totals[1] - totals[0]) / (n - small)
-            print(f"  {app} {case:22} {per:12,.0f} instructions/request", flush=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                proc = subprocess.run(
+                    [
+                        *("valgrind", "--tool=callgrind", "--instr-atstart=no"),
+                        f"--callgrind-out-file={tmp}/cg.out",
+                        *(sys.executable, "-W", "ignore", __file__, "--only", app, "--case", case),
+                        *("--requests", str(n), "--rounds", "1", "--quiet", "--toggle"),
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
+                m = re.search(r"Collected : (\d+)", proc.stderr)
+                if proc.returncode or not m:
+                    raise RuntimeError(proc.stderr[-2000:])
+            print(f"  {app} {case:22} {int(m.group(1)) / n:12,.0f} instructions/request", flush=True)
+
+
+def toggle(on: bool) -> None:
+    """Callgrind's instrumentation of this process on or off (when run under callgrind)."""
+    subprocess.run(
+        ["callgrind_control", "-i", "on" if on else "off", str(os.getpid())], capture_output=True, check=True
+    )
 
 
 def profile(n: int) -> None:
@@ -239,6 +235,9 @@ def main() -> None:
     ap.add_argument("--only", choices=["echo", "yard"], default=None)
     ap.add_argument("--case", action="append", default=None)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument(
+        "--toggle", action="store_true", help="(under callgrind) count the measured requests only"
+    )
     args = ap.parse_args()
     names = args.case or list(bodies())
     if args.profile:
@@ -249,7 +248,7 @@ def main() -> None:
         return
     if not args.quiet:
         print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    out = run(args.only or "both", names, args.requests, args.rounds)
+    out = run(args.only or "both", names, args.requests, args.rounds, args.toggle)
     if args.quiet:
         return
     for name, per in out.items():

@@ -111,7 +111,7 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """True when a request may go to the model; False sends it to the fallback."""
-        if not self.enabled:
+        if not self.enabled or self._state is BreakerState.CLOSED:  # closed: no lock to read it
             return True
         with self._lock:
             if self._state is BreakerState.CLOSED:
