@@ -189,26 +189,24 @@ class Batcher:
 
     def _take(self, budget: int, *, at_least_one: bool = True) -> list[_Item]:
         out: list[_Item] = []
-        rows = 0
+        rows = gone = 0
         q = self._queue
         while q:
             item = q[0]
             if item.future.done():  # timed out or cancelled while queued
                 q.popleft()
-                self._dequeued(item.payload.n)
+                gone += item.payload.n
                 continue
             if (out or not at_least_one) and rows + item.payload.n > budget:
                 break
             q.popleft()
-            self._dequeued(item.payload.n)
             out.append(item)
             rows += item.payload.n
+        if rows + gone:  # one update of the queue gauge per batch taken, not one per request
+            self._rows -= rows + gone
+            if self._on_queue:
+                self._on_queue(-(rows + gone))
         return out
-
-    def _dequeued(self, n: int) -> None:
-        self._rows -= n
-        if self._on_queue:
-            self._on_queue(-n)
 
     def _hold(self, rows: int) -> float:
         """Seconds to keep an idle model's batch open for more requests (0: go now)."""
