@@ -12,6 +12,7 @@ load-independent measures, since the machine is shared:
 
     python -W ignore bench/serving_cpu.py [--rounds 5] [--requests 4000]
     python -W ignore bench/serving_cpu.py --callgrind [--requests 1000]
+    python -W ignore bench/serving_cpu.py --opcodes [--requests 1000]  # bytecodes per request
     python -W ignore bench/serving_cpu.py --profile   # cProfile of yard's 1-row path, top functions
 """
 
@@ -206,6 +207,39 @@ def toggle(on: bool) -> None:
     )
 
 
+def opcodes(n: int, names: list[str]) -> None:
+    """Python bytecode instructions per request executed on the event loop's thread (where the
+    request path runs), by ``sys.settrace`` opcode events: a count the machine's load cannot change.
+    The model's own predict (C) and the other threads (predict, prediction-log flush) are not in it."""
+    import uvloop
+
+    apps = {"echo": echo_app(), "yard": yard_app(registered_store())}
+    cases = bodies()
+    count = [0]
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            count[0] += 1
+        return tracer
+
+    async def main() -> None:
+        for app_name, app in apps.items():
+            for case in names:
+                if app_name == "echo" and case != "1 row":
+                    continue
+                path, body = cases[case]
+                path = "/echo" if app_name == "echo" else path
+                await drive(app, path, body, 500)  # warm
+                count[0] = 0
+                sys.settrace(tracer)
+                await drive(app, path, body, n)
+                sys.settrace(None)
+                print(f"  {app_name} {case:22} {count[0] / n:10,.0f} bytecodes/request", flush=True)
+
+    uvloop.run(main())
+
+
 def profile(n: int) -> None:
     import cProfile
     import pstats
@@ -232,6 +266,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=4000)
     ap.add_argument("--callgrind", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--opcodes", action="store_true", help="Python bytecodes per request (settrace)")
     ap.add_argument("--only", choices=["echo", "yard"], default=None)
     ap.add_argument("--case", action="append", default=None)
     ap.add_argument("--quiet", action="store_true")
@@ -242,6 +277,9 @@ def main() -> None:
     names = args.case or list(bodies())
     if args.profile:
         profile(args.requests)
+        return
+    if args.opcodes:
+        opcodes(args.requests, names)
         return
     if args.callgrind:
         callgrind(args.requests, names)
