@@ -110,8 +110,9 @@ def gauge(registry: Any, name: str, doc: str, mode: str | None, *labels: str) ->
     """A Gauge of ``registry``; ``mode``: how worker values merge under multiprocess metrics."""
     from prometheus_client import Gauge
 
-    extra = {"multiprocess_mode": mode} if mode else {}
-    return Gauge(name, doc, labels, registry=registry, **extra)
+    if mode:
+        return Gauge(name, doc, labels, registry=registry, multiprocess_mode=mode)  # type: ignore[arg-type]
+    return Gauge(name, doc, labels, registry=registry)
 
 
 def multiprocess_dir() -> str | None:

@@ -133,18 +133,15 @@ def response_schemas() -> dict[str, JSON]:
         },
         "required": ["status", "last_swap"],
     }
-    error = {
-        "type": "object",
-        "properties": {
-            "error": {"type": "string"},
-            "code": {"type": "string"},
-            "problems": {"type": "array", "items": {"type": "string"}},
-            "request_id": {"type": "string"},
-        },
-        "required": ["error", "code"],
+    error_fields: JSON = {
+        "error": {"type": "string"},
+        "code": {"type": "string"},
+        "problems": {"type": "array", "items": {"type": "string"}},
+        "request_id": {"type": "string"},
     }
+    error = {"type": "object", "properties": error_fields, "required": ["error", "code"]}
     workers = {"workers": {"type": "array", "items": {"$ref": ref + "WorkerState"}}}
-    swap_error = {**error, "properties": {**error["properties"], **workers}}
+    swap_error = {**error, "properties": {**error_fields, **workers}}
     v2_tensor = {
         "type": "object",
         "properties": {
