@@ -296,3 +296,69 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_document(served_store, 
             assert ready["status"] == "ready" and set(ready["models"]) == {"a", "b"}, ready
     finally:
         app.close()
+
+
+def test_binary_v2_bodies_are_documented_as_the_server_takes_and_answers_them(ab_app) -> None:
+    """The binary tensor data extension both ways: the document names the media type, the
+    Inference-Header-Content-Length header and the JSON header's schema; a body built from what
+    the document says is answered 200 in a documented media type with the documented header, and
+    JSON headers the documented schema refuses (data and binary_data_size both, or neither) the
+    server refuses too, while the ones it accepts the server answers."""
+    import json
+
+    import numpy as np
+
+    doc = call(ab_app, "GET", "/openapi.json").json()
+    header_schema = validator(doc, {"$ref": "#/components/schemas/V2BinaryHeader"})
+    answer_schema = validator(doc, {"$ref": "#/components/schemas/V2InferResponse"})
+    for path in ("/v2/models/clf/infer", "/v2/models/clf/versions/{version}/infer"):
+        op = doc["paths"][path]["post"]
+        body = op["requestBody"]["content"]
+        assert set(body) == {"application/json", "application/octet-stream"}, path
+        assert body["application/octet-stream"]["schema"]["format"] == "binary"
+        (param,) = [p for p in op["parameters"] if p["in"] == "header"]
+        assert param["name"] == "Inference-Header-Content-Length" and not param["required"]
+        ok = op["responses"]["200"]
+        assert set(ok["content"]) == {"application/json", "application/octet-stream"}, path
+        assert "inference-header-content-length" in ok["headers"]
+
+    op = doc["paths"]["/v2/models/clf/infer"]["post"]
+    media = next(m for m in op["requestBody"]["content"] if m != "application/json")
+    header_name = next(p["name"] for p in op["parameters"] if p["in"] == "header")
+    x = np.array([[0.5, -0.2, 1.0], [-3.0, -0.2, 1.0]])
+
+    def send(head: dict[str, Any], blob: bytes) -> httpx.Response:
+        raw = json.dumps(head).encode()
+        headers = {"content-type": media, header_name: str(len(raw))}
+        return call(ab_app, "POST", "/v2/models/clf/infer", content=raw + blob, headers=headers)
+
+    tensor = {"name": "input", "shape": [2, 3], "datatype": "FP64"}
+    good = {
+        "inputs": [{**tensor, "parameters": {"binary_data_size": x.size * 8}}],
+        "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
+    }
+    assert header_schema.is_valid(good)
+    r = send(good, x.astype("<f8").tobytes())
+    assert r.status_code == 200, r.text
+    ctype = r.headers["content-type"]
+    assert ctype in op["responses"]["200"]["content"]
+    assert ctype == "application/octet-stream"  # a binary output was asked for
+    n = int(r.headers["inference-header-content-length"])
+    answer = json.loads(r.content[:n])
+    assert not list(answer_schema.iter_errors(answer))
+    (out,) = answer["outputs"]
+    assert out["parameters"]["binary_data_size"] == len(r.content) - n == 2 * 8
+
+    plain = {"inputs": [{**tensor, "data": x.ravel().tolist()}]}  # JSON data inside a binary body
+    assert header_schema.is_valid(plain)
+    r = send(plain, b"")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json", r.text
+    assert not list(answer_schema.iter_errors(r.json()))
+
+    both = {"inputs": [{**tensor, "data": x.ravel().tolist(), "parameters": {"binary_data_size": 48}}]}
+    neither = {"inputs": [tensor]}
+    for head in (both, neither):
+        assert not header_schema.is_valid(head)
+        r = send(head, x.astype("<f8").tobytes())
+        assert r.status_code == 400, r.text
+        assert str(r.status_code) in op["responses"]

@@ -56,6 +56,7 @@ from modelyard.serving._http import (
 from modelyard.serving._metrics import ServingMetrics
 from modelyard.serving._predlog import PredictionLogger
 from modelyard.serving._routes import ROUTES, FastRouter, Route, starlette_app
+from modelyard.serving._routing import logged_inputs
 from modelyard.serving._runtime import Answer, Deployment, load_deployment
 from modelyard.serving._spec import DeploymentSpec, SwapError, load_spec
 from modelyard.serving._types import Receive, Scope, Send
@@ -129,7 +130,6 @@ class ModelServer:
         self.predlog: PredictionLogger | None = None
         self.last_swap: dict[str, Any] = {}
         self.started_at = time.time()
-        self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}  # pre-bound label children
         self._deployment: Deployment | None = None
         self._swap_lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -411,22 +411,15 @@ class ModelServer:
         self, api: str, rid: str, t0: float, status: int, answer: Answer | None, dep: Deployment | None
     ) -> None:
         m = self.metrics
+        version: str | int
         if answer is not None:
             if answer.runtime is not None:
-                model, version = answer.runtime.name, str(answer.runtime.version)
+                model, version = answer.runtime.name, answer.runtime.version  # str() once per key
             else:
                 model, version = (dep.primary.name if dep else ""), "constant"
         else:
             model, version = (dep.endpoint if dep else ""), ""
-        key = (model, version, api, status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (
-                m.requests.labels(model, version, api, str(status)),
-                m.request_latency.labels(model, api),
-            )
-        children[0].inc()
-        children[1].observe(time.perf_counter() - t0)
+        m.answered((model, version, api, status), time.perf_counter() - t0)
 
     async def predict(self, request: Any, api: str) -> Any:
         """Answer a predict request of ``api`` ("native", "invocations" or "v2"): decode, predict,
@@ -507,8 +500,6 @@ class ModelServer:
         pl = self.predlog
         if pl is None or not pl.sampled():
             return
-        from modelyard.serving._routing import logged_inputs
-
         rt = answer.runtime or dep.primary
         inputs = logged_inputs(answer.payload or payload, rt.inputs.dtypes)
         output = answer.output

@@ -9,6 +9,11 @@ arrival rate as an EWMA; the loop holds a batch open for at most ``min(a, max_la
 and only when at least one more request is expected in that time. Light traffic never waits.
 A batch that the cost model expects to take under :data:`INLINE_BELOW_S` runs on the event loop
 instead of the predict thread (the hand-over would cost more than the prediction).
+
+``timeout_s`` bounds each request's wait from ``submit`` to its answer (TimeoutError), as
+``asyncio.timeout`` around ``submit`` would, for a fraction of its cost: requests of one batcher
+share one timeout, so their deadlines come in submission order and one timer, armed for the
+oldest waiting request, serves them all.
 """
 
 from __future__ import annotations
@@ -63,12 +68,12 @@ class CostModel:
 
 
 class _Item:
-    __slots__ = ("future", "payload", "t0")
+    __slots__ = ("deadline", "future", "payload")
 
-    def __init__(self, payload: Payload, future: asyncio.Future[Any]) -> None:
+    def __init__(self, payload: Payload, future: asyncio.Future[Any], deadline: float) -> None:
         self.payload = payload
         self.future = future
-        self.t0 = time.perf_counter()
+        self.deadline = deadline  # on the event loop's clock; 0: none
 
 
 class Batcher:
@@ -86,6 +91,7 @@ class Batcher:
         max_latency_ms: float,
         max_queue_rows: int,
         on_queue: Callable[[int], None] | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self._run_batch = run_batch
         self._executor = executor
@@ -103,6 +109,9 @@ class Batcher:
         self._batches = 0  # predict calls timed so far
         self._rate = 0.0  # requests per second (EWMA)
         self._last_arrival = 0.0
+        self.timeout_s = timeout_s or 0.0
+        self._waiting: deque[_Item] = deque()  # requests with a deadline, oldest first
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def queued_rows(self) -> int:
@@ -115,11 +124,14 @@ class Batcher:
                 self._queue.clear()
                 self._rows = 0
             self._loop = loop
+            self._waiting.clear()
+            self._timer = None
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._loop_forever())
 
     async def submit(self, payload: Payload) -> Any:
-        """Queue ``payload``, wait for its slice of a batch's output; raise what its rows raised."""
+        """Queue ``payload``, wait for its slice of a batch's output; raise what its rows raised
+        (TimeoutError when no answer came within ``timeout_s``)."""
         if self._closed:
             raise RuntimeError("batcher closed")
         if self._rows and self._rows + payload.n > self.max_queue_rows:
@@ -138,9 +150,18 @@ class Batcher:
             gap = max(now - self._last_arrival, 1e-6)
             self._rate = 0.8 * self._rate + 0.2 / gap
         self._last_arrival = now
-        assert self._loop is not None and self._wake is not None
-        fut: asyncio.Future[Any] = self._loop.create_future()
-        self._queue.append(_Item(payload, fut))
+        loop = self._loop
+        assert loop is not None and self._wake is not None
+        fut: asyncio.Future[Any] = loop.create_future()
+        item = _Item(payload, fut, loop.time() + self.timeout_s if self.timeout_s else 0.0)
+        self._queue.append(item)
+        if item.deadline:
+            waiting = self._waiting
+            while waiting and waiting[0].future.done():  # answered: no deadline to keep
+                waiting.popleft()
+            waiting.append(item)
+            if self._timer is None:
+                self._timer = loop.call_at(item.deadline, self._expire)
         self._rows += payload.n
         if self._on_queue:
             self._on_queue(payload.n)
@@ -150,28 +171,42 @@ class Batcher:
             return value
         raise value
 
+    def _expire(self) -> None:
+        """Answer TimeoutError to every request past its deadline; re-arm for the next one."""
+        self._timer = None
+        loop = self._loop
+        assert loop is not None
+        now = loop.time() + 0.001  # uvloop's clock and timers tick in milliseconds
+        waiting = self._waiting
+        while waiting:
+            item = waiting[0]
+            if not item.future.done():
+                if item.deadline > now:
+                    self._timer = loop.call_at(item.deadline, self._expire)
+                    return
+                item.future.set_result((False, TimeoutError()))
+            waiting.popleft()
+
     def _take(self, budget: int, *, at_least_one: bool = True) -> list[_Item]:
         out: list[_Item] = []
-        rows = 0
+        rows = gone = 0
         q = self._queue
         while q:
             item = q[0]
             if item.future.done():  # timed out or cancelled while queued
                 q.popleft()
-                self._dequeued(item.payload.n)
+                gone += item.payload.n
                 continue
             if (out or not at_least_one) and rows + item.payload.n > budget:
                 break
             q.popleft()
-            self._dequeued(item.payload.n)
             out.append(item)
             rows += item.payload.n
+        if rows + gone:  # one update of the queue gauge per batch taken, not one per request
+            self._rows -= rows + gone
+            if self._on_queue:
+                self._on_queue(-(rows + gone))
         return out
-
-    def _dequeued(self, n: int) -> None:
-        self._rows -= n
-        if self._on_queue:
-            self._on_queue(-n)
 
     def _hold(self, rows: int) -> float:
         """Seconds to keep an idle model's batch open for more requests (0: go now)."""

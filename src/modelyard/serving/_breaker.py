@@ -111,10 +111,10 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """True when a request may go to the model; False sends it to the fallback."""
-        if not self.enabled:
+        if not self.enabled or self._state is BreakerState.CLOSED:  # closed: no lock to read it
             return True
-        with self._lock:
-            if self._state is BreakerState.CLOSED:
+        with self._lock:  # another thread may have moved it since
+            if self._state is BreakerState.CLOSED:  # type: ignore[comparison-overlap]
                 return True
             if self._state is BreakerState.OPEN:
                 if self.clock() - self._opened_at < self.open_s:

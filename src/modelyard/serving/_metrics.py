@@ -9,9 +9,11 @@ apps can live in one process). When ``PROMETHEUS_MULTIPROC_DIR`` is set (``yard 
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ServingMetrics", "observe_many"]
+__all__ = ["CountAndTime", "ServingMetrics", "counter", "gauge", "histogram", "observe", "observe_many"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -44,6 +46,75 @@ def observe_many(child: Any, values: Any) -> None:
         total.inc(float(arr.sum()))
 
 
+def observe(child: Any, value: float) -> None:
+    """``child.observe(value)`` of a Histogram child: a bisection and two increments instead of a
+    scan of the buckets (the same bucket: the first whose bound is >= ``value``)."""
+    bounds = getattr(child, "_upper_bounds", None)
+    if bounds is None:  # pragma: no cover - prometheus-client changed its internals
+        child.observe(value)
+        return
+    child._sum.inc(value)
+    i = bisect_left(bounds, value)
+    if i < len(bounds):  # NaN lands past the end: only the sum, as prometheus-client does
+        child._buckets[i].inc(1)
+
+
+class CountAndTime:
+    """A counter and a latency histogram observed together once per request, their label children
+    bound once per ``key`` (``labels()`` costs a lock and a validation per call, this a dict lookup).
+    ``labels(key)`` gives the counter's label values and ``latency_labels(key)`` the histogram's."""
+
+    __slots__ = ("_children", "_counter", "_histogram", "_labels", "_latency_labels")
+
+    def __init__(
+        self,
+        counter: Any,
+        histogram: Any,
+        labels: Callable[[Any], tuple[str, ...]],
+        latency_labels: Callable[[Any], tuple[str, ...]],
+    ) -> None:
+        self._counter = counter
+        self._histogram = histogram
+        self._labels = labels
+        self._latency_labels = latency_labels
+        self._children: dict[Any, tuple[Any, Any]] = {}
+
+    def __call__(self, key: Any, seconds: float | None) -> None:
+        """Count one request of ``key``; time it unless ``seconds`` is None."""
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self._counter.labels(*self._labels(key)),
+                self._histogram.labels(*self._latency_labels(key)),
+            )
+        children[0].inc()
+        if seconds is not None:
+            observe(children[1], seconds)
+
+
+def counter(registry: Any, name: str, doc: str, *labels: str) -> Any:
+    """A Counter of ``registry``."""
+    from prometheus_client import Counter
+
+    return Counter(name, doc, labels, registry=registry)
+
+
+def histogram(registry: Any, name: str, doc: str, buckets: Any, *labels: str) -> Any:
+    """A Histogram of ``registry`` with ``buckets``."""
+    from prometheus_client import Histogram
+
+    return Histogram(name, doc, labels, buckets=buckets, registry=registry)
+
+
+def gauge(registry: Any, name: str, doc: str, mode: str | None, *labels: str) -> Any:
+    """A Gauge of ``registry``; ``mode``: how worker values merge under multiprocess metrics."""
+    from prometheus_client import Gauge
+
+    if mode:
+        return Gauge(name, doc, labels, registry=registry, multiprocess_mode=mode)  # type: ignore[arg-type]
+    return Gauge(name, doc, labels, registry=registry)
+
+
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
 
@@ -52,105 +123,94 @@ class ServingMetrics:
     """The metric families of one server; names start with ``yard_serving_``."""
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry
 
         self.multiprocess = multiprocess_dir() is not None
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        gauge_mode: dict[str, Any] = {"multiprocess_mode": "livesum"} if self.multiprocess else {}
-        self.requests = Counter(
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        live = "livesum" if self.multiprocess else None
+        mv = ("model", "version")
+        self.requests = counter(
+            r,
             "yard_serving_requests",
             "Requests answered, by model, version, endpoint and HTTP status.",
-            ["model", "version", "endpoint", "status"],
-            registry=r,
+            *mv,
+            "endpoint",
+            "status",
         )
-        self.request_latency = Histogram(
+        self.request_latency = histogram(
+            r,
             "yard_serving_request_latency_seconds",
             "End-to-end request latency inside the server.",
-            ["model", "endpoint"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
+            "model",
+            "endpoint",
         )
-        self.predict_latency = Histogram(
+        self.predict_latency = histogram(
+            r,
             "yard_serving_predict_latency_seconds",
             "Time of one predict call (a whole batch).",
-            ["model", "version"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
+            *mv,
         )
-        self.batch_size = Histogram(
-            "yard_serving_batch_rows",
-            "Rows per predict call.",
-            ["model", "version"],
-            buckets=_BATCH_BUCKETS,
-            registry=r,
+        self.batch_size = histogram(
+            r, "yard_serving_batch_rows", "Rows per predict call.", _BATCH_BUCKETS, *mv
         )
-        self.queue_depth = Gauge(
-            "yard_serving_queue_rows",
-            "Rows waiting for a predict call.",
-            ["model", "version"],
-            registry=r,
-            **gauge_mode,
+        self.queue_depth = gauge(r, "yard_serving_queue_rows", "Rows waiting for a predict call.", live, *mv)
+        self.in_flight = gauge(r, "yard_serving_in_flight_requests", "Requests being answered.", live)
+        self.prediction_value = histogram(
+            r, "yard_serving_prediction_value", "Numeric predictions.", _VALUE_BUCKETS, *mv
         )
-        self.in_flight = Gauge(
-            "yard_serving_in_flight_requests", "Requests being answered.", registry=r, **gauge_mode
+        self.prediction_label = counter(
+            r, "yard_serving_prediction_label", "Predicted labels (classifiers).", *mv, "label"
         )
-        self.prediction_value = Histogram(
-            "yard_serving_prediction_value",
-            "Numeric predictions.",
-            ["model", "version"],
-            buckets=_VALUE_BUCKETS,
-            registry=r,
+        self.fallbacks = counter(
+            r, "yard_serving_fallbacks", "Requests answered by the fallback, by reason.", "model", "reason"
         )
-        self.prediction_label = Counter(
-            "yard_serving_prediction_label",
-            "Predicted labels (classifiers).",
-            ["model", "version", "label"],
-            registry=r,
-        )
-        self.fallbacks = Counter(
-            "yard_serving_fallbacks",
-            "Requests answered by the fallback, by reason.",
-            ["model", "reason"],
-            registry=r,
-        )
-        self.breaker_transitions = Counter(
+        self.breaker_transitions = counter(
+            r,
             "yard_serving_breaker_transitions",
             "Circuit-breaker transitions.",
-            ["model", "version", "from_state", "to_state"],
-            registry=r,
+            *mv,
+            "from_state",
+            "to_state",
         )
-        self.breaker_open = Gauge(
+        self.breaker_open = gauge(
+            r,
             "yard_serving_breaker_open",
             "1 while a model's circuit breaker is open or half-open.",
-            ["model", "version"],
-            registry=r,
-            multiprocess_mode="max" if self.multiprocess else "all",
+            "max" if self.multiprocess else None,
+            *mv,
         )
-        self.rejected = Counter(
-            "yard_serving_rejected",
-            "Requests refused because the queue was full (429).",
-            ["model"],
-            registry=r,
+        self.rejected = counter(
+            r, "yard_serving_rejected", "Requests refused because the queue was full (429).", "model"
         )
-        self.model_warnings = Counter(
+        self.model_warnings = counter(
+            r,
             "yard_serving_model_warnings",
             "Python warnings raised while a model predicted (each distinct one is logged once per model).",
-            ["model", "version", "category"],
-            registry=r,
+            *mv,
+            "category",
         )
-        self.swaps = Counter(
+        self.swaps = counter(
+            r,
             "yard_serving_spec_swaps",
             "Spec swaps, by outcome and reason: 'initial' (a worker's first load, once per worker), "
             "'admin' (PUT /admin/spec, once however many workers), 'file' (the spec file changed), "
             "'api' (ModelServer.swap).",
-            ["outcome", "reason"],
-            registry=r,
+            "outcome",
+            "reason",
         )
-        self.predlog_dropped = Counter(
+        self.predlog_dropped = counter(
+            r,
             "yard_serving_prediction_log_dropped_rows",
             "Prediction-log rows dropped because the buffer was full.",
-            registry=r,
+        )
+        #: per request: requests by (model, version, endpoint, status) and latency by (model, endpoint)
+        self.answered = CountAndTime(
+            self.requests,
+            self.request_latency,
+            lambda k: (k[0], str(k[1]), k[2], str(k[3])),
+            lambda k: (k[0], k[2]),
         )
         from modelyard.serving._routing import RoutingMetrics  # per-version signals of rollouts
 

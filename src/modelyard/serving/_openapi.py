@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from modelyard.serving._openapi_responses import V2_DATATYPES, response_schemas, spec_schemas
+
 if TYPE_CHECKING:
     from modelyard.serving._routes import Route
 
@@ -28,21 +30,6 @@ __all__ = ["column_schema", "openapi_document", "request_schemas", "response_sch
 JSON = dict[str, Any]
 
 _INT64 = {"minimum": -(2**63), "maximum": 2**64 - 1}  # what the input check lets through
-V2_DATATYPES = (
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-    "BYTES",
-)
 
 
 def column_schema(spec: Any) -> JSON:
@@ -311,280 +298,57 @@ def request_schemas(signature: Any, max_rows: int) -> dict[str, JSON]:
         "PredictRequest": native,
         "MLflowRequest": mlflow,
         "V2InferRequest": v2,
+        "V2BinaryHeader": _binary_header(v2),
         "Feedback": feedback,
     }
 
 
-def _nullable(t: str) -> JSON:
-    return {"type": [t, "null"]}
-
-
-def response_schemas() -> dict[str, JSON]:
-    """The schemas of every answer (the same for every model)."""
-    ref = "#/components/schemas/"
-    breaker = {
-        "type": "object",
+def _binary_header(v2: JSON) -> JSON:
+    """The JSON header of a V2 request with binary tensors: a V2 request whose inputs carry
+    ``parameters.binary_data_size`` (their bytes follow the header) instead of ``data``."""
+    tensor = dict(v2["properties"]["inputs"]["items"])
+    tensor["required"] = ["name", "shape", "datatype"]
+    binary = {
+        "required": ["parameters"],
         "properties": {
-            "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
-            "window_requests": {"type": "integer"},
-            "window_failures": {"type": "integer"},
-            "transitions": {"type": "integer"},
+            "parameters": {
+                "type": "object",
+                "required": ["binary_data_size"],
+                "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+            }
         },
-        "required": ["state"],
+        "not": {"required": ["data"]},
     }
-    model = {
+    has_size = {"required": ["parameters"], "properties": {"parameters": {"required": ["binary_data_size"]}}}
+    tensor["oneOf"] = [{"required": ["data"], "not": has_size}, binary]  # one of the two, never both
+    parameters = {
         "type": "object",
-        "properties": {
-            "name": {"type": "string"},
-            "version": {"type": "integer"},
-            "flavor": _nullable("string"),
-            "role": {"type": "string"},
-            "warmed": {"type": "boolean"},
-            "warm_error": _nullable("string"),
-            "fast_path": {"type": "boolean"},
-            "breaker": breaker,
-            "inputs": {"type": ["array", "null"], "items": {"type": "string"}},
-        },
-        "required": ["name", "version", "warmed", "breaker"],
+        "properties": {"binary_data_output": {"type": "boolean"}},
+        "description": "binary_data_output: true answers every output as binary tensor data.",
     }
-    last_swap = {
-        "type": "object",
-        "description": "The last spec swap's outcome ({} before the first).",
+    outputs = dict(v2["properties"]["outputs"])
+    outputs["items"] = {
+        **outputs["items"],
         "properties": {
-            "ok": {"type": "boolean"},
-            "error": _nullable("string"),
-            "at_ms": {"type": "integer"},
-            "seconds": {"type": "number"},
-            "models": {"type": "object", "additionalProperties": {"type": "string"}},
+            **outputs["items"]["properties"],
+            "parameters": {"type": "object", "properties": {"binary_data": {"type": "boolean"}}},
         },
     }
-    deployment_props = {
-        "endpoint": {"type": "string"},
-        "models": {"type": "object", "additionalProperties": {"$ref": ref + "ModelInfo"}},
-        "fallback": {
-            "anyOf": [
-                {"$ref": ref + "ModelInfo"},
-                {"type": "object", "properties": {"constant": {}}, "required": ["constant"]},
-                {"type": "null"},
-            ]
-        },
-        "traffic": {"type": "object", "properties": {"kind": {"type": "string"}}, "required": ["kind"]},
-    }
-    deployment = {"type": "object", "properties": deployment_props, "required": list(deployment_props)}
-    readiness = {
-        "type": "object",
-        "description": "200 when every model is loaded and warmed; 503 (same body) otherwise.",
-        "properties": {
-            "status": {"type": "string", "enum": ["ready", "warming", "not_ready"]},
-            "reason": {"type": "string"},
-            **deployment_props,
-            "last_swap": {"$ref": ref + "LastSwap"},
-        },
-        "required": ["status", "last_swap"],
-    }
-    worker = {
-        "type": "object",
-        "properties": {
-            "pid": {"type": "integer"},
-            "digest": _nullable("string"),
-            "ok": {"type": "boolean"},
-            "error": _nullable("string"),
-            "at_ms": {"type": "integer"},
-        },
-        "required": ["pid", "digest", "ok"],
-    }
-    admin = {
-        "type": "object",
-        "properties": {
-            "spec": {"anyOf": [{"$ref": ref + "DeploymentSpec"}, {"type": "null"}]},
-            "last_swap": {"$ref": ref + "LastSwap"},
-            "digest": {
-                "type": ["string", "null"],
-                "description": "sha256 of the spec file every worker follows (several workers only).",
-            },
-            "workers": {
-                "type": "array",
-                "items": {"$ref": ref + "WorkerState"},
-                "description": "Each worker's applied spec (several workers only).",
-            },
-        },
-        "required": ["spec", "last_swap"],
-    }
-    swapped = {
-        "type": "object",
-        "description": "Sent once every worker serves the new spec.",
-        "properties": {
-            "status": {"type": "string", "const": "swapped"},
-            "last_swap": {"$ref": ref + "LastSwap"},
-            "digest": _nullable("string"),
-            "workers": {"type": "array", "items": {"$ref": ref + "WorkerState"}},
-        },
-        "required": ["status", "last_swap"],
-    }
-    swap_error = {
-        "type": "object",
-        "properties": {
-            "error": {"type": "string"},
-            "code": {"type": "string"},
-            "problems": {"type": "array", "items": {"type": "string"}},
-            "request_id": {"type": "string"},
-            "workers": {"type": "array", "items": {"$ref": ref + "WorkerState"}},
-        },
-        "required": ["error", "code"],
-    }
-    error = {
-        "type": "object",
-        "properties": {
-            "error": {"type": "string"},
-            "code": {"type": "string"},
-            "problems": {"type": "array", "items": {"type": "string"}},
-            "request_id": {"type": "string"},
-        },
-        "required": ["error", "code"],
-    }
-    v2_tensor = {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string"},
-            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-            "datatype": {"type": "string", "enum": list(V2_DATATYPES)},
-            "data": {"type": "array"},
-            "parameters": {"type": "object"},
-        },
-        "required": ["name", "shape", "datatype"],
-    }
-    v2_meta_tensor = {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string"},
-            "datatype": {"type": "string", "enum": list(V2_DATATYPES)},
-            "shape": {"type": "array", "items": {"type": "integer"}},
-        },
-        "required": ["name", "datatype", "shape"],
+    properties = {
+        **v2["properties"],
+        "inputs": {**v2["properties"]["inputs"], "items": tensor},
+        "parameters": parameters,
+        "outputs": outputs,
     }
     return {
-        "Error": error,
-        "SwapError": swap_error,
-        "PredictResponse": {
-            "type": "object",
-            "properties": {
-                "model": {"type": "string"},
-                "version": {
-                    "type": ["integer", "null"],
-                    "description": "null when a constant fallback answered.",
-                },
-                "request_id": {"type": "string"},
-                "predictions": {"type": "array"},
-                "fallback": {"type": "boolean"},
-                "fallback_reason": _nullable("string"),
-                "classes": {
-                    "type": "array",
-                    "description": "With proba: the class of each probability column.",
-                },
-            },
-            "required": ["model", "version", "request_id", "predictions", "fallback"],
-        },
-        "MLflowResponse": {
-            "type": "object",
-            "properties": {"predictions": {"type": "array"}, "classes": {"type": "array"}},
-            "required": ["predictions"],
-        },
-        "V2InferResponse": {
-            "type": "object",
-            "properties": {
-                "model_name": {"type": "string"},
-                "model_version": {
-                    "type": "string",
-                    "description": "'constant' when a constant fallback answered.",
-                },
-                "id": {"type": "string"},
-                "parameters": {"type": "object"},
-                "outputs": {"type": "array", "items": v2_tensor},
-            },
-            "required": ["model_name", "outputs"],
-        },
-        "V2Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
-        "V2ServerMetadata": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "version": {"type": "string"},
-                "extensions": {"type": "array", "items": {"type": "string"}},
-            },
-            "required": ["name", "version", "extensions"],
-        },
-        "V2ModelMetadata": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "versions": {"type": "array", "items": {"type": "string"}},
-                "platform": {"type": "string"},
-                "inputs": {"type": "array", "items": v2_meta_tensor},
-                "outputs": {"type": "array", "items": v2_meta_tensor},
-            },
-            "required": ["name", "platform", "inputs", "outputs"],
-        },
-        "V2NotReady": {"anyOf": [{"$ref": ref + "V2ModelReady"}, {"$ref": ref + "V2Error"}]},
-        "Metrics": {"type": "string", "description": "Prometheus text exposition format"},
-        "V2Live": {"type": "object", "properties": {"live": {"type": "boolean"}}, "required": ["live"]},
-        "V2Ready": {"type": "object", "properties": {"ready": {"type": "boolean"}}, "required": ["ready"]},
-        "V2ModelReady": {
-            "type": "object",
-            "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
-            "required": ["name", "ready"],
-        },
-        "FeedbackResponse": {
-            "type": "object",
-            "properties": {
-                "accepted": {"type": "integer"},
-                "unmatched": {"type": "integer"},
-                "arms": {"type": "object", "additionalProperties": {"type": "integer"}},
-            },
-            "required": ["accepted", "unmatched", "arms"],
-        },
-        "Live": {
-            "type": "object",
-            "properties": {"status": {"type": "string", "const": "alive"}},
-            "required": ["status"],
-        },
-        "ModelInfo": model,
-        "LastSwap": last_swap,
-        "Deployment": deployment,
-        "Models": {
-            "type": "object",
-            "properties": {"models": {"type": "array", "items": {"$ref": ref + "Deployment"}}},
-            "required": ["models"],
-        },
-        "Readiness": readiness,
-        "WorkerState": worker,
-        "AdminSpec": admin,
-        "Swapped": swapped,
-        "OpenAPI": {"type": "object", "required": ["openapi", "paths"]},
+        **v2,
+        "properties": properties,
+        "description": "The JSON header of an application/octet-stream V2 request (its length in "
+        "bytes in the Inference-Header-Content-Length header), followed by the binary inputs' bytes "
+        "in the order of the inputs: little-endian, row-major; BOOL one byte per element; BYTES a "
+        "4-byte little-endian length before each element. parameters.binary_data_output, or an "
+        "output's parameters.binary_data, asks for binary outputs.",
     }
-
-
-def _spec_schemas() -> dict[str, JSON]:
-    """The deployment spec's schemas from its pydantic model: ``DeploymentSpecInput`` (what a
-    swap accepts) and ``DeploymentSpec`` (what ``GET /admin/spec`` answers), their parts hoisted
-    into components/schemas."""
-    from modelyard.serving._spec import DeploymentSpec
-
-    out: dict[str, JSON] = {}
-    for mode, top, suffix in (
-        ("validation", "DeploymentSpecInput", "Input"),
-        ("serialization", "DeploymentSpec", ""),
-    ):
-        tmpl = "#/components/schemas/{model}" + suffix
-        schema = DeploymentSpec.model_json_schema(mode=mode, ref_template=tmpl)  # type: ignore[arg-type]
-        for name, sub in schema.pop("$defs", {}).items():
-            out[name + suffix] = sub
-        out[top] = schema
-    # a slot may be a bare reference ("clf@production"), as the spec's own validator accepts
-    models = out["DeploymentSpecInput"]["properties"]["models"]
-    models["additionalProperties"] = {
-        "anyOf": [models["additionalProperties"], {"type": "string", "description": "A model reference"}]
-    }
-    return out
 
 
 _PARAMETERS: dict[str, JSON] = {
@@ -602,12 +366,38 @@ _PARAMETERS: dict[str, JSON] = {
         "schema": {"type": "integer", "minimum": 0},
         "description": "A model version loaded by the spec (404 for any other).",
     },
+    "binary_header": {
+        "name": "Inference-Header-Content-Length",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0},
+        "description": "With an application/octet-stream body (the binary tensor data extension): "
+        "the length in bytes of the JSON header (schema V2BinaryHeader) that starts the body.",
+    },
+}
+
+#: The bodies besides JSON: a string schema each, and what it holds.
+_MEDIA: dict[str, JSON] = {
+    "text/csv": {"type": "string", "description": "A header row naming the columns, then one row per line."},
+    "application/yaml": {"type": "string", "description": "The spec as YAML (schema DeploymentSpecInput)."},
+    "application/octet-stream": {
+        "type": "string",
+        "format": "binary",
+        "contentMediaType": "application/octet-stream",
+        "description": "The binary tensor data extension: a JSON header (schema V2BinaryHeader; its "
+        "length in the Inference-Header-Content-Length header), then the raw tensor bytes.",
+    },
 }
 
 _PREDICT_HEADERS: JSON = {
     "x-request-id": {"schema": {"type": "string"}, "description": "The request id (sent or made)."},
     "x-model-version": {"schema": {"type": "string"}, "description": "The version that answered."},
     "x-fallback": {"schema": {"type": "string"}, "description": "Why the fallback answered, when it did."},
+}
+
+_BINARY_ANSWER: JSON = {
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    "description": "With an application/octet-stream answer: the length of its JSON header.",
 }
 
 
@@ -624,7 +414,7 @@ def openapi_document(
     schemas: dict[str, JSON] = {
         **response_schemas(),
         **request_schemas(signature, max_rows),
-        **_spec_schemas(),
+        **spec_schemas(),
     }
 
     def ref(name: str) -> JSON:
@@ -637,8 +427,19 @@ def openapi_document(
             ok["content"] = {
                 r.media: {"schema": ref(r.response) if r.media == "application/json" else {"type": "string"}}
             }
+        for media in r.response_media:  # the V2 binary extension: binary outputs asked for
+            ok["content"][media] = {
+                "schema": {
+                    **_MEDIA[media],
+                    "description": "Binary outputs asked for: the JSON answer (schema V2InferResponse, "
+                    "binary outputs with parameters.binary_data_size instead of data; its length in the "
+                    "Inference-Header-Content-Length header), then the outputs' raw bytes in order.",
+                }
+            }
         if r.api is not None:
             ok["headers"] = _PREDICT_HEADERS
+            if r.response_media:
+                ok["headers"] = {**_PREDICT_HEADERS, "inference-header-content-length": _BINARY_ANSWER}
         responses: JSON = {"200": ok}
         for code, text in r.errors:
             schema = dict(r.status_schemas).get(code, r.error_schema)
@@ -658,7 +459,7 @@ def openapi_document(
         if r.request is not None:
             content = {"application/json": {"schema": ref(r.request)}}
             for media in r.request_media:
-                content[media] = {"schema": {"type": "string"}}
+                content[media] = {"schema": _MEDIA[media]}
             op["requestBody"] = {"required": True, "content": content}
         if r.auth:
             op["security"] = [{"adminToken": []}]

@@ -179,6 +179,8 @@ def _arrow_column(col: Any, dtype: str) -> Any:
 
 
 def _n_rows(inputs: Any) -> int:
+    if type(inputs) is MatrixRows:  # the fast path's rows: the usual case
+        return len(inputs.array)
     if hasattr(inputs, "shape"):
         return int(inputs.shape[0])
     if isinstance(inputs, Mapping):
@@ -262,37 +264,32 @@ class PredictionLogger:
         entry = _Entry(
             request_id,
             model_name,
-            int(model_version),
+            model_version if type(model_version) is int else int(model_version),
             inputs,
             outputs,
-            float(latency_ms),
+            latency_ms if type(latency_ms) is float else float(latency_ms),
             bool(fallback),
             n,
             self.clock(),
         )
-        with self._lock:
-            if self._stop:
-                return False
-            if self._rows + n > self.max_buffer_rows:
-                self.dropped += n
-                drop = True
-            else:
+        with self._lock:  # an append and two sums: the Arrow and Parquet work is the flush thread's
+            if not self._stop and self._rows + n <= self.max_buffer_rows:
                 self._buffer.append(entry)
                 self._rows += n
-                drop = False
-                full = self._rows >= self.flush_rows
-        if drop:
-            if self.on_drop is not None:
-                try:
-                    self.on_drop(n)
-                except Exception:  # pragma: no cover
-                    pass
-            return False
-        if self._thread is None:
-            self._start()
-        if full:
-            self._wake.set()
-        return True
+                if self._rows >= self.flush_rows:
+                    self._wake.set()
+                if self._thread is None:
+                    self._start_locked()
+                return True
+            if self._stop:
+                return False
+            self.dropped += n
+        if self.on_drop is not None:
+            try:
+                self.on_drop(n)
+            except Exception:  # pragma: no cover
+                pass
+        return False
 
     def prepare(self) -> None:
         """Import what a flush needs and open the workspace now (server start-up), so the first
@@ -303,11 +300,11 @@ class PredictionLogger:
 
         get_workspace(self.workspace)
 
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None and not self._stop:
-                self._thread = threading.Thread(target=self._run, name="yard-prediction-log", daemon=True)
-                self._thread.start()
+    def _start_locked(self) -> None:
+        """Start the flush thread (``_lock`` held)."""
+        if self._thread is None and not self._stop:
+            self._thread = threading.Thread(target=self._run, name="yard-prediction-log", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         while True:

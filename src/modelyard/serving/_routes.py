@@ -48,7 +48,9 @@ class Route:
     summary: str
     request: str | None = None  #: the request body's schema (a name in components/schemas)
     response: str | None = None  #: the 200 answer's schema (a name in components/schemas)
-    params: tuple[str, ...] = ()  #: documented parameters: "version" (path), "proba" (query)
+    #: documented parameters: "version" (path), "proba" (query), "binary_header" (the V2 binary
+    #: extension's Inference-Header-Content-Length header)
+    params: tuple[str, ...] = ()
     errors: tuple[tuple[int, str], ...] = ()  #: every other status it answers: (status, description)
     ok: str = "OK"  #: the 200 answer's description
     auth: bool = False  #: needs ``Authorization: Bearer <admin token>``
@@ -58,6 +60,7 @@ class Route:
     status_schemas: tuple[tuple[int, str], ...] = ()  #: (status, schema) where it is not error_schema
     media: str = "application/json"  #: the 200 answer's media type
     request_media: tuple[str, ...] = ()  #: media types of the body besides JSON (a string schema)
+    response_media: tuple[str, ...] = ()  #: media types of the 200 answer besides ``media``
 
 
 # -- the handlers of the core routes (V2 and admin ones live in _v2.py and _admin.py) ---------------
@@ -263,11 +266,13 @@ ROUTES: tuple[Route, ...] = (
         "Open Inference Protocol (V2) infer",
         "V2InferRequest",
         "V2InferResponse",
-        ("proba",),
+        ("proba", "binary_header"),
         PREDICT_ERRORS,
         "Predictions",
         api="v2",
         tag="v2",
+        request_media=("application/octet-stream",),
+        response_media=("application/octet-stream",),
     ),
     Route(
         "POST",
@@ -277,11 +282,13 @@ ROUTES: tuple[Route, ...] = (
         "V2 infer on a pinned version",
         "V2InferRequest",
         "V2InferResponse",
-        ("version", "proba"),
+        ("version", "proba", "binary_header"),
         PREDICT_ERRORS,
         "Predictions",
         api="v2",
         tag="v2",
+        request_media=("application/octet-stream",),
+        response_media=("application/octet-stream",),
     ),
     _v2(
         "/v2/models/{name}",

@@ -78,91 +78,79 @@ class RoutingMetrics:
     """Per-version routed outcomes, latency, shadow comparisons and A/B feedback."""
 
     def __init__(self, registry: Any, multiprocess: bool = False) -> None:
-        from prometheus_client import Counter, Gauge, Histogram
+        from modelyard.serving._metrics import CountAndTime, counter, gauge, histogram
 
         r = registry
-        # (model, version, outcome) -> (requests child, latency child): labels() costs a lock and
-        # a validation per call, this a dict lookup per request
-        self.children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
-        self.requests = Counter(
+        mv = ("model", "version")
+        arm = (*mv, "arm", "outcome")
+        self.requests = counter(
+            r,
             "yard_serving_routed_requests",
             "Requests by the version the router chose, and their outcome "
             "(ok, error, timeout, circuit_open, invalid, rejected).",
-            ["model", "version", "outcome"],
-            registry=r,
+            *mv,
+            "outcome",
         )
-        self.fallbacks = Counter(
+        self.fallbacks = counter(
+            r,
             "yard_serving_routed_fallbacks",
             "Requests routed to a version and answered by the fallback.",
-            ["model", "version"],
-            registry=r,
+            *mv,
         )
-        self.latency = Histogram(
+        self.latency = histogram(
+            r,
             "yard_serving_routed_latency_seconds",
             "Latency of requests by the version the router chose.",
-            ["model", "version"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            *mv,
         )
-        self.shadow = Counter(
+        self.shadow = counter(
+            r,
             "yard_serving_shadow_comparisons",
             "Mirrored requests by shadow version and result (agree, disagree, error, dropped).",
-            ["model", "version", "result"],
-            registry=r,
+            *mv,
+            "result",
         )
-        self.shadow_distance = Counter(
+        self.shadow_distance = counter(
+            r,
             "yard_serving_shadow_distance",
             "Sum over compared requests of the mean absolute difference "
             "(share of differing labels) between shadow and primary outputs.",
-            ["model", "version"],
-            registry=r,
+            *mv,
         )
-        self.ab_assignments = Counter(
-            "yard_serving_ab_assignments",
-            "Requests assigned to each A/B arm.",
-            ["model", "version", "arm"],
-            registry=r,
+        self.ab_assignments = counter(
+            r, "yard_serving_ab_assignments", "Requests assigned to each A/B arm.", *mv, "arm"
         )
-        self.ab_count = Counter(
-            "yard_serving_ab_outcome_count",
-            "Outcomes reported per A/B arm.",
-            ["model", "version", "arm", "outcome"],
-            registry=r,
-        )
-        self.ab_sum = Gauge(
+        self.ab_count = counter(r, "yard_serving_ab_outcome_count", "Outcomes reported per A/B arm.", *arm)
+        self.ab_sum = gauge(
+            r,
             "yard_serving_ab_outcome_sum",
             "Sum of outcome values per A/B arm.",
-            ["model", "version", "arm", "outcome"],
-            registry=r,
-            multiprocess_mode="sum" if multiprocess else "all",
+            "sum" if multiprocess else None,
+            *arm,
         )
-        self.ab_sumsq = Counter(
-            "yard_serving_ab_outcome_sumsq",
-            "Sum of squared outcome values per A/B arm.",
-            ["model", "version", "arm", "outcome"],
-            registry=r,
+        self.ab_sumsq = counter(
+            r, "yard_serving_ab_outcome_sumsq", "Sum of squared outcome values per A/B arm.", *arm
+        )
+        #: per request: routed requests by (model, version, outcome) and latency by (model, version)
+        self.routed = CountAndTime(
+            self.requests,
+            self.latency,
+            lambda k: (k[0], str(k[1]), k[2]),
+            lambda k: (k[0], str(k[1])),
         )
 
 
 def observe(metrics: RoutingMetrics, rt: Any, answer: Any, code: str | None, seconds: float) -> None:
     """Count one request routed to ``rt``: ``answer`` when it was answered, else the problem ``code``."""
-    if answer is not None:
-        outcome = (answer.reason or "error") if answer.fallback else "ok"
-        if answer.fallback:
-            metrics.fallbacks.labels(rt.name, str(rt.version)).inc()
-    else:
+    if answer is None:
         outcome = _CODE_OUTCOME.get(code or "", "error")
-    key = (rt.name, rt.version, outcome)
-    children = metrics.children.get(key)
-    if children is None:
-        labels = (rt.name, str(rt.version))
-        children = metrics.children[key] = (
-            metrics.requests.labels(*labels, outcome),
-            metrics.latency.labels(*labels),
-        )
-    children[0].inc()
-    if outcome != "invalid":
-        children[1].observe(seconds)
+    elif answer.fallback:
+        outcome = answer.reason or "error"
+        metrics.fallbacks.labels(rt.name, str(rt.version)).inc()
+    else:
+        outcome = "ok"
+    metrics.routed((rt.name, rt.version, outcome), None if outcome == "invalid" else seconds)
 
 
 def bucket(key: str, salt: str = "") -> float:
@@ -269,8 +257,7 @@ class ShadowRouter(_Router):
         t0 = time.perf_counter()
         try:
             payload = self.shadow.inputs.check(payload)
-            async with asyncio.timeout(dep.timeout):
-                out = await self.shadow.predict(payload)
+            out = await self.shadow.predict(payload)  # TimeoutError past the deployment's timeout
         except BaseException as exc:  # a shadow failure is data, never an error of the request
             code = (
                 "timeout"
