@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelyard._yaml import compose_yaml, load_yaml, read_yaml_text
-from modelyard.errors import InvalidArgumentError, did_you_mean
+from modelyard.errors import InvalidArgumentError, PolicyError, did_you_mean
 from modelyard.evaluation._metrics import METRICS, TASKS, closest_metric, metric_spec
 
 __all__ = [
@@ -36,16 +36,6 @@ __all__ = [
     "load_policy",
     "parse_policy",
 ]
-
-
-class PolicyError(InvalidArgumentError):
-    """Raised when a gate policy file is not valid; ``problems`` lists ``file:line: key: message``."""
-
-    def __init__(self, problems: list[str], source: str) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  {p}" for p in problems)
-        n = len(problems)
-        super().__init__(f"The gate policy {source} has {n} problem{'s' if n != 1 else ''}:\n{lines}")
 
 
 class _Strict(BaseModel):
