@@ -9,12 +9,13 @@ it runs, and each mutating call is recorded under the caller's name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -317,9 +318,11 @@ def create_app(
 
     @app.get("/metrics", tags=["server"], include_in_schema=False)
     def metrics() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        """Requests, latency and refused logins; with ``--workers N`` every worker's, merged."""
+        from modelyard._prometheus import render
 
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        text, content_type = render(state.metrics.registry)
+        return Response(text, media_type=content_type)
 
     for cls in service_classes():
         for spec in operations(cls):
@@ -353,5 +356,24 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    """The app of one worker process started by ``yard server --workers N`` (settings from env)."""
-    return create_app(ServerSettings.from_env())
+    """The app of one worker process started by ``yard server --workers N`` (settings from env).
+
+    With several workers each writes its metric values to the server's ``PROMETHEUS_MULTIPROC_DIR``
+    (``/metrics`` merges them) and marks itself dead there when it stops."""
+    from modelyard import _prometheus
+
+    _prometheus.use_multiprocess_values()
+    app = create_app(ServerSettings.from_env())
+    if _prometheus.multiprocess_dir() is not None:
+        inner = app.router.lifespan_context
+
+        @contextlib.asynccontextmanager
+        async def lifespan(a: Any) -> AsyncIterator[Any]:
+            try:
+                async with inner(a) as value:
+                    yield value
+            finally:
+                _prometheus.worker_exited()
+
+        app.router.lifespan_context = lifespan
+    return app

@@ -8,8 +8,9 @@ apps can live in one process). When ``PROMETHEUS_MULTIPROC_DIR`` is set (``yard 
 
 from __future__ import annotations
 
-import os
 from typing import Any
+
+from modelyard._prometheus import multiprocess_dir, render
 
 __all__ = ["ServingMetrics", "observe_many"]
 
@@ -42,10 +43,6 @@ def observe_many(child: Any, values: Any) -> None:
             buckets[i].inc(c)
     with np.errstate(invalid="ignore"):
         total.inc(float(arr.sum()))
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
 
 
 class ServingMetrics:
@@ -158,12 +155,4 @@ class ServingMetrics:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text (merged over workers in multiprocess mode) and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-
-        if self.multiprocess:
-            from prometheus_client import multiprocess
-
-            reg = CollectorRegistry()
-            multiprocess.MultiProcessCollector(reg)
-            return generate_latest(reg), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return render(self.registry)
