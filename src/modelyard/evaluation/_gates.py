@@ -14,7 +14,7 @@ from modelyard.errors import GateFailed, InvalidArgumentError, NotFoundError, di
 from modelyard.evaluation._evaluate import Evaluation, _evaluate_loaded, _features, split_label
 from modelyard.evaluation._metrics import METRICS
 from modelyard.evaluation._policy import GatePolicy, load_policy, parse_policy
-from modelyard.evaluation._sources import DataSource, ModelSource, load_data, load_model_ref
+from modelyard.evaluation._sources import DataSource, ModelSource, load_data, load_dataset, load_model_ref
 
 __all__ = ["GateFailed", "GateReport", "GateResult", "GateStatus", "report_from_dict", "run_gates"]
 
@@ -66,7 +66,7 @@ class GateReport:
     data: str | None = None
     seconds: float = 0.0
     check_id: str | None = None
-    #: the stored evaluation's id where ``evaluation`` is not at hand (a report a server sent)
+    #: the id of ``evaluation`` (also where the object is not at hand: a report a server sent)
     evaluation_id: str | None = None
 
     @property
@@ -486,7 +486,12 @@ def _data_gate(policy: GatePolicy, ds: DataSource, uri: Any) -> GateResult:
     assert suite is not None
     from modelyard.evaluation._sources import validate_frame
 
-    ok, n_checks, failures = validate_frame(ds.frame, policy.resolve_path(suite), uri)
+    if isinstance(suite, dict):
+        checked: str | dict[str, Any] = suite
+        suite = "the policy's inline suite"
+    else:
+        checked = policy.resolve_path(suite, "data", "suite")
+    ok, n_checks, failures = validate_frame(ds.frame, checked, uri)
     if ok:
         why = f"{ds.label} passed all {n_checks} checks of {suite}"
     else:
@@ -538,11 +543,8 @@ def run_gates(
         or policy.behavior
         or policy.data.suite
     )
-    data = (
-        data
-        if data is not None
-        else (policy.resolve_path(policy.data.dataset) if policy.data.dataset else None)
-    )
+    if data is None and policy.data.dataset:
+        data = policy.data.dataset if not policy.reads_files else policy.resolve_path(policy.data.dataset)
     if needs_data and data is None:
         raise InvalidArgumentError(
             f"{policy.source}: the policy names no evaluation data. Add 'data: {{dataset: "
@@ -552,7 +554,10 @@ def run_gates(
     if data is None:
         report.seconds = time.perf_counter() - t0
         return report
-    ds = load_data(data, uri)
+    if isinstance(data, str) and not policy.reads_files and data == policy.data.dataset:
+        ds = load_dataset(data, uri, refuse=lambda: policy.files_refused("data", "dataset"))
+    else:
+        ds = load_data(data, uri)
     report.data = ds.label
     if policy.data.suite:
         report.results.append(_data_gate(policy, ds, uri))
@@ -571,7 +576,7 @@ def run_gates(
         from modelyard.evaluation._service import EvaluationService
 
         EvaluationService(uri).record_evaluation(ev)
-    report.evaluation = ev
+    report.evaluation, report.evaluation_id = ev, ev.id
     report.results += _metric_gates(policy, ev)
     report.results += _slice_gates(policy, ev)
     if policy.champion is not None and policy.champion.changes():
