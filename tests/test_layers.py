@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, frozenset[str], bool]] = [
                 "_heads",
                 "_rpc",
                 "_remote",
+                "_prometheus",
             }
         ),
         True,

@@ -23,6 +23,8 @@ _hooks.extend("tracking.Run", "modelyard.registry._run", "modelyard.data._run")
 _hooks.extend("registry.alias_move", "modelyard.evaluation._protect:check_alias_move")
 _hooks.extend("registry.alias_protected", "modelyard.evaluation._protect:is_protected")
 _hooks.extend("registry.card_section", "modelyard.evaluation._hooks:card_section")
+# a GateFailed raised on a server reaches its client with the GateReport rebuilt from its JSON
+_hooks.extend("errors.gate_report", "modelyard.evaluation._gates:report_from_dict")
 
 #: Public name → "module:attribute". Later features add their names here.
 _EXPORTS: dict[str, str] = {

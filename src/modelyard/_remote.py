@@ -105,12 +105,13 @@ def save_token(url: str, token: str, user: str | None = None) -> Path:
     return path
 
 
-def _error_class(name: str | None, status: int) -> type[errors.ModelyardError]:
-    if name:
-        cls = getattr(errors, name, None)
-        if isinstance(cls, type) and issubclass(cls, errors.ModelyardError):
-            return cls
-    return {
+def _error_for(name: object, message: str, details: object, status: int) -> errors.ModelyardError:
+    """The error a server's answer names, of the same class (only one of ``modelyard.errors``' own:
+    :func:`modelyard.errors.from_wire`); an unknown name gets the class of the HTTP status."""
+    rebuilt = errors.from_wire(name, message, details)
+    if rebuilt is not None:
+        return rebuilt
+    cls = {
         400: errors.InvalidArgumentError,
         401: errors.AuthenticationError,
         403: errors.PermissionDeniedError,
@@ -119,6 +120,7 @@ def _error_class(name: str | None, status: int) -> type[errors.ModelyardError]:
         413: errors.InvalidArgumentError,
         422: errors.InvalidArgumentError,
     }.get(status, errors.ServerError)
+    return cls(message)
 
 
 _AS_LIST = frozenset({abc.Sequence, abc.MutableSequence, abc.Collection, abc.Iterable, abc.Iterator})
@@ -243,12 +245,13 @@ class RemoteClient:
         if resp.status_code < 400:
             self._check_api(resp)
             return
-        name, message = None, None
+        name, message, details = None, None, None
         try:
             body = resp.json()
             err = body.get("error") if isinstance(body, dict) else None
             if isinstance(err, dict):
-                name, message = err.get("type"), err.get("message")
+                name, details = err.get("type"), err.get("details")
+                message = str(err["message"]) if err.get("message") is not None else None
             elif isinstance(body, dict) and "detail" in body:
                 message = str(body["detail"])
         except ValueError:
@@ -256,8 +259,7 @@ class RemoteClient:
         if message is None:
             message = f"The server at {redact_url(self.url)} answered HTTP {resp.status_code}."
             self._check_api(resp)
-        cls = _error_class(name, resp.status_code)
-        raise cls(message)
+        raise _error_for(name, message, details, resp.status_code)
 
     def _check_api(self, resp: httpx.Response) -> None:
         got = resp.headers.get(API_HEADER)

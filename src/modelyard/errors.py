@@ -13,8 +13,11 @@ outside the operational tree, so ``except ModelyardError`` never hides a bug::
     ├── AlreadyExistsError       a name that must be unique is taken
     ├── InvalidArgumentError     a value given by the user is not acceptable (also ValueError)
     │   ├── InvalidKeyError      a param/metric/tag/artifact key is malformed
-    │   └── FilterSyntaxError    a search filter does not parse; points at the token
+    │   ├── FilterSyntaxError    a search filter does not parse; points at the token
+    │   └── PolicyError          a gate policy is not valid (.problems: file:line: key: message)
     ├── ConflictError            the call contradicts what is stored (param changed, run ended)
+    │   ├── RolloutStateError    the action does not fit the rollout's state
+    │   └── RevisionConflict     the rollout changed since it was read (.rollout_id)
     ├── AuthenticationError      a server cannot tell who is calling (no/wrong/expired token): 401
     ├── PermissionDeniedError    the caller lacks the role an action needs (names the role): 403
     ├── ServerError              a modelyard server cannot be reached or answered unexpectedly
@@ -25,21 +28,19 @@ outside the operational tree, so ``except ModelyardError`` never hides a bug::
     ├── SerializationError       an object cannot be saved or loaded safely
     ├── StepFailedError          a pipeline step raised; names the step, carries its traceback
     └── ValidationFailed         data or a model did not pass its checks
-        └── SignatureError       model input does not match the model's signature (.problems)
+        ├── SignatureError       model input does not match the model's signature (.problems)
+        └── GateFailed           a model version failed its gates (.report: the GateReport)
 
-Feature errors in the tree, defined beside their feature::
+The classes above are the ones a modelyard server's answer can name: the client re-raises the class
+the server raised (``from_wire``), chosen only from this module's ``__all__``, never by any other name.
+A feature re-exports the ones it raises (``modelyard.evaluation.GateFailed`` is this ``GateFailed``).
+
+Feature errors in the tree, defined beside their feature (they never cross a server's API)::
 
     ModelyardError
-    ├── InvalidArgumentError
-    │   └── PolicyError          evaluation._policy: a gate policy file is not valid
     ├── AuthenticationError
-    │   ├── TooManyAttempts      server._app: too many failed logins from one address (429)
+    │   ├── TooManyAttempts      server._auth: too many failed logins from one address (429)
     │   └── LoginNeeded          webui._session: no session cookie; the page redirects to the login form
-    ├── ConflictError
-    │   ├── RolloutStateError    rollout._state: the action does not fit the rollout's state
-    │   └── RevisionConflict     rollout._writes: the rollout changed since it was read
-    ├── ValidationFailed
-    │   └── GateFailed           evaluation._gates: a model version failed its gates (.report)
     ├── SwapError                serving._app: a new deployment spec was not applied (old one serves)
     ├── ImageBuildError          deploy._build: no container builder can run, or the build failed
     └── TargetError              rollout._target: the model server cannot be read or refuses a spec
@@ -58,7 +59,9 @@ Outside the tree on purpose (never reach a caller)::
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "AlreadyExistsError",
@@ -69,12 +72,16 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "FilterSyntaxError",
+    "GateFailed",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidKeyError",
     "ModelyardError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PolicyError",
+    "RevisionConflict",
+    "RolloutStateError",
     "SchemaVersionError",
     "SerializationError",
     "ServerError",
@@ -84,7 +91,10 @@ __all__ = [
     "UsageError",
     "ValidationFailed",
     "did_you_mean",
+    "from_wire",
     "invalid_param",
+    "wire_details",
+    "wire_name",
 ]
 
 
@@ -93,6 +103,13 @@ class ModelyardError(Exception):
 
     #: Exit code the CLI uses when this error reaches it.
     exit_code: int = 1
+    #: Attributes a server sends with the error (JSON) and its client sets again (``from_wire``).
+    _wire_attrs: tuple[str, ...] = ()
+
+    @classmethod
+    def _from_wire_value(cls, attr: str, value: Any) -> Any:
+        """An attribute's value as the client keeps it (the JSON value itself by default)."""
+        return value
 
 
 class ConfigError(ModelyardError):
@@ -126,6 +143,8 @@ class InvalidKeyError(InvalidArgumentError):
 class FilterSyntaxError(InvalidArgumentError):
     """Raised when a search filter does not parse; ``position`` is the offending offset."""
 
+    _wire_attrs: tuple[str, ...] = ("text", "position")
+
     def __init__(self, message: str, *, text: str = "", position: int = 0) -> None:
         self.text = text
         self.position = position
@@ -143,8 +162,37 @@ class FilterSyntaxError(InvalidArgumentError):
         super().__init__(message)
 
 
+class PolicyError(InvalidArgumentError):
+    """Raised when a gate policy file is not valid; ``problems`` lists ``file:line: key: message``."""
+
+    _wire_attrs: tuple[str, ...] = ("problems",)
+
+    def __init__(self, problems: list[str], source: str) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        n = len(problems)
+        super().__init__(f"The gate policy {source} has {n} problem{'s' if n != 1 else ''}:\n{lines}")
+
+
 class ConflictError(ModelyardError):
     """Raised when a call contradicts what is already stored (a param changed, a run ended)."""
+
+
+class RolloutStateError(ConflictError):
+    """Raised when an action does not apply to a rollout in its current state."""
+
+
+class RevisionConflict(ConflictError):
+    """Raised when a rollout changed since it was read (the controller re-reads it and carries on)."""
+
+    MESSAGE = "changed while this action ran"
+    _wire_attrs: tuple[str, ...] = ("rollout_id",)
+
+    def __init__(self, rollout_id: int) -> None:
+        super().__init__(
+            f"Rollout {rollout_id} {self.MESSAGE}; read it again (yard rollout status) and retry."
+        )
+        self.rollout_id = rollout_id
 
 
 class AuthenticationError(ModelyardError):
@@ -182,6 +230,8 @@ class SerializationError(ModelyardError):
 class StepFailedError(ModelyardError):
     """Raised when a pipeline step fails; ``step`` names it and ``traceback`` is its traceback."""
 
+    _wire_attrs: tuple[str, ...] = ("step", "traceback", "run_id")
+
     def __init__(
         self, message: str, *, step: str = "", traceback: str = "", run_id: str | None = None
     ) -> None:
@@ -194,6 +244,8 @@ class StepFailedError(ModelyardError):
 class ValidationFailed(ModelyardError):
     """Raised when data or a model does not pass its checks; carries the report."""
 
+    _wire_attrs: tuple[str, ...] = ("report",)
+
     def __init__(self, message: str, report: object | None = None) -> None:
         super().__init__(message)
         self.report = report
@@ -201,6 +253,8 @@ class ValidationFailed(ModelyardError):
 
 class SignatureError(ValidationFailed):
     """Raised when model input does not match the model's signature; ``problems`` lists every one."""
+
+    _wire_attrs: tuple[str, ...] = ("report", "problems")
 
     def __init__(self, problems: list[str], *, model: str | None = None) -> None:
         self.problems = list(problems)
@@ -211,6 +265,25 @@ class SignatureError(ValidationFailed):
             f"The input {who}does not match its signature ({n} problem{'s' if n != 1 else ''}):\n{lines}",
             report=self.problems,
         )
+
+
+class GateFailed(ValidationFailed):
+    """Raised when a model fails one or more gates; ``report`` is the evaluation feature's
+    ``GateReport`` (on a server's client: rebuilt from the report the server sent)."""
+
+    report: Any
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message, report)
+
+    @classmethod
+    def _from_wire_value(cls, attr: str, value: Any) -> Any:
+        if attr == "report" and isinstance(value, dict):
+            from modelyard import _hooks
+
+            for rebuild in _hooks.load("errors.gate_report"):
+                return rebuild(value)
+        return value
 
 
 class UsageError(RuntimeError):
@@ -231,3 +304,61 @@ def invalid_param(param: str, caller: str, accepted: str, value: object) -> Inva
     return InvalidArgumentError(
         f"The {param!r} parameter of {caller} must be {accepted}. Got {value!r} instead."
     )
+
+
+# -- errors over a server's API ----------------------------------------------------------------------
+
+
+@functools.cache
+def _wire_classes() -> dict[str, type[ModelyardError]]:
+    """The allow-list: the ModelyardError classes this module defines and exports, by name."""
+    out: dict[str, type[ModelyardError]] = {}
+    for name in __all__:
+        cls = globals().get(name)
+        if isinstance(cls, type) and issubclass(cls, ModelyardError) and cls.__module__ == __name__:
+            out[name] = cls
+    return out
+
+
+def wire_name(exc: BaseException) -> str:
+    """The most specific class of this module ``exc`` is (what a server names in its answer)."""
+    allowed = _wire_classes()
+    for klass in type(exc).__mro__:
+        if allowed.get(klass.__name__) is klass:
+            return klass.__name__
+    return "ModelyardError"
+
+
+def wire_details(exc: BaseException) -> dict[str, Any]:
+    """The attributes of ``exc`` its class sends along (``_wire_attrs``), as JSON-able values:
+    an object with ``to_dict()`` as that dict, floats made JSON-safe, anything else as text."""
+    from modelyard._json import strict_json
+
+    out: dict[str, Any] = {}
+    for cls in type(exc).__mro__:
+        for attr in getattr(cls, "_wire_attrs", ()):
+            if attr in out or not hasattr(exc, attr):
+                continue
+            value = getattr(exc, attr)
+            to_dict = getattr(value, "to_dict", None)
+            if callable(to_dict):
+                value = to_dict()
+            out[attr] = strict_json(value, str_keys=True, stringify=True)
+    return out
+
+
+def from_wire(name: object, message: str, details: object = None) -> ModelyardError | None:
+    """The error a server's answer names, rebuilt: ``name`` must be one of this module's exported
+    ModelyardError classes (anything else: None, and the caller picks by HTTP status). The message is
+    the server's; the class's ``_wire_attrs`` are set from ``details`` (absent ones: None). No
+    constructor runs: the server already built the message."""
+    cls = _wire_classes().get(name) if isinstance(name, str) else None
+    if cls is None:
+        return None
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    sent = details if isinstance(details, dict) else {}
+    for klass in reversed(cls.__mro__):
+        for attr in getattr(klass, "_wire_attrs", ()):
+            setattr(exc, attr, cls._from_wire_value(attr, sent.get(attr)))
+    return exc

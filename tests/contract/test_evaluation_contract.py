@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from modelyard.cli import app
-from modelyard.errors import InvalidArgumentError, NotFoundError, ValidationFailed
+from modelyard.errors import GateFailed, InvalidArgumentError, NotFoundError, ValidationFailed
 from modelyard.evaluation import EvaluationService, attach_policy, evaluate, get_evaluation, list_evaluations
+from modelyard.evaluation._gates import GateReport
 from modelyard.registry import audit_log, get_model_version, register_model, set_alias
 from testkit.evaluation import FEATURES
 
@@ -60,9 +61,12 @@ def test_protected_alias_runs_the_gates_and_force_is_audited(
     contract_uri: str, tmp_path: Path, churn, good_model, weak_model
 ) -> None:  # type: ignore[no-untyped-def]
     uri = contract_uri
-    churn.to_csv(tmp_path / "eval.csv", index=False)
+    # a registered dataset: on a server the gates run there, and it never reads a client's file
+    from modelyard.data import add
+
+    add(churn, name="churn-eval", uri=uri)
     (tmp_path / "gates.yaml").write_text(
-        "data: {dataset: eval.csv, label: churned}\n"
+        "data: {dataset: churn-eval@v1, label: churned}\n"
         "metrics: {roc_auc: {min: 0.70}, accuracy: {min: 0.6}}\n"
         "champion: {roc_auc: {max_drop: 0.0}}\n"
     )
@@ -75,8 +79,13 @@ def test_protected_alias_runs_the_gates_and_force_is_audited(
     assert first["passed"] is True and first["forced"] is False
     assert {r["gate"]: r["status"] for r in first["results"]}["champion.roc_auc"] == "waived"
 
-    with pytest.raises(ValidationFailed) as info:  # GateFailed locally; its base class over HTTP
+    with pytest.raises(GateFailed) as info:  # the same class (and report) over HTTP
         set_alias("churn-clf", "production", 2, uri=uri)
+    assert type(info.value) is GateFailed
+    report = info.value.report
+    assert isinstance(report, GateReport) and not report.passed and report.model.startswith("churn-clf")
+    assert {"metrics.roc_auc", "champion.roc_auc"} <= {r.gate for r in report.failed}
+    assert report.evaluation_id in {e.id for e in list_evaluations("churn-clf/2", uri=uri)}
     msg = str(info.value)
     assert msg.startswith("Refusing to move alias 'production' of 'churn-clf' to version 2:")
     assert "- metrics.roc_auc: roc_auc = " in msg and "- champion.roc_auc: roc_auc: candidate" in msg
@@ -134,6 +143,18 @@ def test_cli_alias_runs_the_gates_and_show_reports_them(
     _register(weak_model, uri, churn)
     (tmp_path / "gates.yaml").write_text(
         "data: {dataset: eval.csv, label: churned, slices: [plan]}\nmetrics: {roc_auc: {min: 0.7}}\n"
+    )
+    if uri.startswith("http"):  # the server runs the gates: a file of this machine is refused, naming the fix
+        res = runner.invoke(
+            app, ["--uri", uri, "policy", "attach", "churn-clf", str(tmp_path / "gates.yaml")]
+        )
+        assert res.exit_code == 1 and "yard data add NAME eval.csv" in str(res.exception)
+    res = runner.invoke(
+        app, ["--uri", uri, "data", "add", str(tmp_path / "eval.csv"), "--name", "churn-eval"]
+    )
+    assert res.exit_code == 0, res.output
+    (tmp_path / "gates.yaml").write_text(
+        "data: {dataset: churn-eval@v1, label: churned, slices: [plan]}\nmetrics: {roc_auc: {min: 0.7}}\n"
     )
     res = runner.invoke(app, ["--uri", uri, "policy", "attach", "churn-clf", str(tmp_path / "gates.yaml")])
     assert res.exit_code == 0, res.output
@@ -256,7 +277,7 @@ def test_gate_exits_1_on_a_failed_gate_and_writes_junit(
 def test_policy_attach_show_check_detach(cli_store: str, tmp_path: Path, churn, good_model) -> None:  # type: ignore[no-untyped-def]
     _setup(cli_store, tmp_path, churn, good_model)
     (tmp_path / "gates.yaml").write_text(
-        "protected: [production, prod-eu]\ndata: {dataset: eval.csv, label: churned}\nmetrics: "
+        "protected: [production, prod-eu]\ndata: {dataset: churn-eval@v1, label: churned}\nmetrics: "
         "{f1: {min: 0.1}}\n"
     )
     res = runner.invoke(app, ["policy", "check", str(tmp_path / "gates.yaml")])

@@ -260,11 +260,13 @@ def _as_user(server_uri: str, tmp_path: Path, name: str, role: str, grants: dict
 
 
 def _protect(uri: str, tmp_path: Path, X: pd.DataFrame, y: np.ndarray) -> None:
+    from modelyard.data import add
     from modelyard.evaluation import attach_policy
 
-    X.assign(churned=y).to_csv(tmp_path / "eval.csv", index=False)
+    add(X.assign(churned=y), name="churn-eval", uri=uri)  # the server reads no client's file: a dataset
     (tmp_path / "gates.yaml").write_text(
-        "protected: [production]\ndata: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.6}}\n"
+        "protected: [production]\ndata: {dataset: churn-eval@v1, label: churned}\n"
+        "metrics: {roc_auc: {min: 0.6}}\n"
     )
     attach_policy("churn-clf", tmp_path / "gates.yaml", uri=uri)
 

@@ -38,10 +38,10 @@ def _free_port() -> int:
 
 @contextmanager
 def yard_server(
-    store: Path, *, workers: int = 1, port: int | None = None
+    store: Path, *, workers: int = 1, port: int | None = None, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = port or _free_port()
-    env = {**os.environ, "YARD_ADMIN_TOKEN": ADMIN, "PYTHONPATH": _src_path()}  # this checkout's code
+    env = {**os.environ, **(env or {}), "YARD_ADMIN_TOKEN": ADMIN, "PYTHONPATH": _src_path()}  # this checkout
     env.pop("YARD_URI", None)
     log = open(store.parent / f"server-{port}.log", "ab")
     proc = subprocess.Popen(
@@ -215,3 +215,41 @@ def test_twenty_clients_ten_thousand_points_each_stored_exactly_once(
         for run_id in ids:
             steps = [p.step for p in svc.metric_history(run_id, "loss")]
             assert steps == list(range(10000)), run_id
+
+
+def _requests_counted(text: str, route: str) -> float:
+    """``yard_server_requests_total`` of ``route`` summed over methods and statuses (sample counts)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("yard_server_requests_total{") and f'route="{route}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_of_every_worker_in_one_scrape(tmp_path: Path) -> None:
+    """With --workers 2 one scrape of /metrics counts what both workers answered (prometheus-client's
+    multiprocess mode over a folder of this server's own, removed when it stops)."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    n_threads, per_thread = 8, 25
+    with yard_server(tmp_path / "store", workers=2, env={"TMPDIR": str(scratch)}) as (url, _):
+        folders = list(scratch.glob("yard-server-metrics-*"))
+        assert len(folders) == 1, folders
+
+        def client() -> None:
+            for _ in range(per_thread):  # a fresh connection each: the kernel hands them to either worker
+                assert httpx.get(f"{url}/health/live", timeout=60).status_code == 200
+
+        threads = [threading.Thread(target=client) for _ in range(n_threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # both workers answered some (each writes its own counter file, named by its pid)
+        writers = {p.stem.rsplit("_", 1)[1] for p in folders[0].glob("counter_*.db")}
+        assert len(writers) == 2, sorted(p.name for p in folders[0].iterdir())
+        # every scrape, whichever worker answers it, counts all the requests
+        for _ in range(6):
+            text = httpx.get(f"{url}/metrics", timeout=60).text
+            assert _requests_counted(text, "/health/live") == n_threads * per_thread
+    assert not folders[0].exists()  # removed when the server stopped

@@ -100,9 +100,11 @@ def make_models(tmp_path: Path) -> Any:
         df = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": (x[:, 0] + 0.2 * x[:, 1] > 0).astype(int)})
         good = LogisticRegression().fit(df[["a", "b"]], df["y"])
         weak = LogisticRegression().fit(df[["b"]].assign(a=0.0)[["a", "b"]], df["y"])
-        df.to_csv(tmp_path / "eval.csv", index=False)
+        from modelyard.data import add
+
+        add(df, name="clf-eval")  # the gates run in the server, which opens no file a policy names
         (tmp_path / "gates.yaml").write_text(
-            "data: {dataset: eval.csv, label: y}\nmetrics: {accuracy: {min: 0.8}}\n"
+            "data: {dataset: clf-eval@v1, label: y}\nmetrics: {accuracy: {min: 0.8}}\n"
         )
         register_model(weak, "clf", input_example=df[["a", "b"]].head(3))
         register_model(good, "clf", input_example=df[["a", "b"]].head(3))

@@ -139,16 +139,24 @@ def register(app: typer.Typer) -> None:
                     err=True,
                 )
             os.environ.update(settings.to_env())
-            uvicorn.run(
-                "modelyard.server._app:app_from_env",
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                log_level=log_level,
-                proxy_headers=False,
-                server_header=False,
-            )
+            import contextlib
+
+            from modelyard._prometheus import multiprocess_folder
+
+            # several workers: each writes its metric values to one folder of this server, which
+            # /metrics merges (and which is removed when the server stops)
+            metrics = multiprocess_folder("yard-server-metrics-") if workers > 1 else contextlib.nullcontext()
+            with metrics:
+                uvicorn.run(
+                    "modelyard.server._app:app_from_env",
+                    factory=True,
+                    host=host,
+                    port=port,
+                    workers=workers,
+                    log_level=log_level,
+                    proxy_headers=False,
+                    server_header=False,
+                )
 
     @app.command("login")
     def login(

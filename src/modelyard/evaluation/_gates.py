@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from modelyard.errors import InvalidArgumentError, NotFoundError, ValidationFailed, did_you_mean
+from modelyard.errors import GateFailed, InvalidArgumentError, NotFoundError, did_you_mean
 from modelyard.evaluation._evaluate import Evaluation, _evaluate_loaded, _features, split_label
 from modelyard.evaluation._metrics import METRICS
 from modelyard.evaluation._policy import GatePolicy, load_policy, parse_policy
-from modelyard.evaluation._sources import DataSource, ModelSource, load_data, load_model_ref
+from modelyard.evaluation._sources import DataSource, ModelSource, load_data, load_dataset, load_model_ref
 
-__all__ = ["GateFailed", "GateReport", "GateResult", "GateStatus", "run_gates"]
+__all__ = ["GateFailed", "GateReport", "GateResult", "GateStatus", "report_from_dict", "run_gates"]
 
 
 class GateStatus(enum.StrEnum):
@@ -66,6 +66,8 @@ class GateReport:
     data: str | None = None
     seconds: float = 0.0
     check_id: str | None = None
+    #: the id of ``evaluation`` (also where the object is not at hand: a report a server sent)
+    evaluation_id: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -96,19 +98,38 @@ class GateReport:
             "champion": self.champion,
             "passed": self.passed,
             "gates": [r.to_dict() for r in self.results],
-            "evaluation_id": self.evaluation.id if self.evaluation else None,
+            "evaluation_id": self.evaluation.id if self.evaluation else self.evaluation_id,
             "check_id": self.check_id,
             "seconds": round(self.seconds, 3),
         }
 
 
-class GateFailed(ValidationFailed):
-    """Raised when a model fails one or more gates; ``report`` is the :class:`GateReport`."""
-
-    report: GateReport
-
-    def __init__(self, message: str, report: GateReport) -> None:
-        super().__init__(message, report)
+def report_from_dict(d: dict[str, Any]) -> GateReport:
+    """A :class:`GateReport` from its :meth:`GateReport.to_dict` (a server's client rebuilds the report
+    of a :class:`GateFailed` with it; the evaluation itself stays on the server: ``evaluation_id``)."""
+    results = [
+        GateResult(
+            str(r.get("gate")),
+            str(r.get("kind")),
+            GateStatus(str(r.get("status"))) if r.get("status") in set(GateStatus) else GateStatus.FAILED,
+            r.get("observed"),
+            str(r.get("bound")),
+            str(r.get("explanation")),
+        )
+        for r in d.get("gates") or []
+        if isinstance(r, dict)
+    ]
+    report = GateReport(
+        model=str(d.get("model")),
+        policy=str(d.get("policy")),
+        results=results,
+        champion=d.get("champion"),
+        data=d.get("data"),
+        seconds=float(d.get("seconds") or 0.0),
+        check_id=d.get("check_id"),
+        evaluation_id=d.get("evaluation_id"),
+    )
+    return report
 
 
 def _fmt(v: Any) -> str:
@@ -465,7 +486,12 @@ def _data_gate(policy: GatePolicy, ds: DataSource, uri: Any) -> GateResult:
     assert suite is not None
     from modelyard.evaluation._sources import validate_frame
 
-    ok, n_checks, failures = validate_frame(ds.frame, policy.resolve_path(suite), uri)
+    if isinstance(suite, dict):
+        checked: str | dict[str, Any] = suite
+        suite = "the policy's inline suite"
+    else:
+        checked = policy.resolve_path(suite, "data", "suite")
+    ok, n_checks, failures = validate_frame(ds.frame, checked, uri)
     if ok:
         why = f"{ds.label} passed all {n_checks} checks of {suite}"
     else:
@@ -517,11 +543,8 @@ def run_gates(
         or policy.behavior
         or policy.data.suite
     )
-    data = (
-        data
-        if data is not None
-        else (policy.resolve_path(policy.data.dataset) if policy.data.dataset else None)
-    )
+    if data is None and policy.data.dataset:
+        data = policy.data.dataset if not policy.reads_files else policy.resolve_path(policy.data.dataset)
     if needs_data and data is None:
         raise InvalidArgumentError(
             f"{policy.source}: the policy names no evaluation data. Add 'data: {{dataset: "
@@ -531,7 +554,10 @@ def run_gates(
     if data is None:
         report.seconds = time.perf_counter() - t0
         return report
-    ds = load_data(data, uri)
+    if isinstance(data, str) and not policy.reads_files and data == policy.data.dataset:
+        ds = load_dataset(data, uri, refuse=lambda: policy.files_refused("data", "dataset"))
+    else:
+        ds = load_data(data, uri)
     report.data = ds.label
     if policy.data.suite:
         report.results.append(_data_gate(policy, ds, uri))
@@ -550,7 +576,7 @@ def run_gates(
         from modelyard.evaluation._service import EvaluationService
 
         EvaluationService(uri).record_evaluation(ev)
-    report.evaluation = ev
+    report.evaluation, report.evaluation_id = ev, ev.id
     report.results += _metric_gates(policy, ev)
     report.results += _slice_gates(policy, ev)
     if policy.champion is not None and policy.champion.changes():

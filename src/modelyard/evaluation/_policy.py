@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelyard._yaml import compose_yaml, load_yaml, read_yaml_text
-from modelyard.errors import InvalidArgumentError, did_you_mean
+from modelyard.errors import InvalidArgumentError, PolicyError, did_you_mean
 from modelyard.evaluation._metrics import METRICS, TASKS, closest_metric, metric_spec
 
 __all__ = [
@@ -36,16 +36,6 @@ __all__ = [
     "load_policy",
     "parse_policy",
 ]
-
-
-class PolicyError(InvalidArgumentError):
-    """Raised when a gate policy file is not valid; ``problems`` lists ``file:line: key: message``."""
-
-    def __init__(self, problems: list[str], source: str) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  {p}" for p in problems)
-        n = len(problems)
-        super().__init__(f"The gate policy {source} has {n} problem{'s' if n != 1 else ''}:\n{lines}")
 
 
 class _Strict(BaseModel):
@@ -100,7 +90,9 @@ class DataGate(_Strict):
     dataset: str | None = None
     label: str | None = None
     slices: list[str] = Field(default_factory=list)
-    suite: str | None = None
+    #: an expectation suite: a YAML file's path, or the suite itself (a mapping: how a policy attached
+    #: through a server carries it, since the server reads no file a client names)
+    suite: str | dict[str, Any] | None = None
 
 
 class ChampionGate(BaseModel):
@@ -188,6 +180,8 @@ class GatePolicy(_Strict):
     #: where the policy came from and the line of each key, for messages
     _source: str = "<policy>"
     _base: Path | None = None
+    #: False: the policy came from a client of a server; paths in it are never opened (see files_refused)
+    _files: bool = True
     _text: str = ""
     _lines: dict[tuple[str, ...], int] = {}
 
@@ -209,8 +203,25 @@ class GatePolicy(_Strict):
         dotted = ".".join(path)
         return f"{self._source}:{line}: {dotted}" if line else f"{self._source}: {dotted}"
 
-    def resolve_path(self, value: str) -> str:
-        """A path in the policy, relative to the policy file's folder."""
+    @property
+    def reads_files(self) -> bool:
+        """Whether the gates may open files the policy names (not on a server: see :func:`parse_policy`)."""
+        return self._files
+
+    def files_refused(self, *key: str) -> InvalidArgumentError:
+        """The error for a file path at ``key`` of a policy whose files may not be read."""
+        return InvalidArgumentError(
+            f"{self.where(*key)}: this policy's gates run on a modelyard server, which never opens a file "
+            "a client names (its own files are not the client's, and reading them would let any "
+            "maintainer read the server's disk). Name a registered dataset (NAME@VERSION; "
+            "`yard data add`) and attach the policy again with `yard policy attach` from the folder "
+            "of its files: a suite file is then sent inline."
+        )
+
+    def resolve_path(self, value: str, *key: str) -> str:
+        """A path in the policy (at ``key``), relative to the policy file's folder."""
+        if not self._files:
+            raise self.files_refused(*key)
         p = Path(value).expanduser()
         if not p.is_absolute() and self._base is not None and (self._base / p).exists():
             return str(self._base / p)
@@ -378,9 +389,13 @@ def _check_metric_keys(raw: dict[str, Any], source: str, lines: dict[tuple[str, 
 
 
 def parse_policy(
-    text: str, *, source: str = "<policy>", base: str | os.PathLike[str] | None = None
+    text: str, *, source: str = "<policy>", base: str | os.PathLike[str] | None = None, files: bool = True
 ) -> GatePolicy:
-    """Parse a gate policy from YAML ``text``; every problem is reported with its line."""
+    """Parse a gate policy from YAML ``text``; every problem is reported with its line.
+
+    ``files=False`` (a policy a server runs for a client): its gates never open a file it names,
+    neither relative to ``base`` nor absolute; the data must be a registered dataset and the suite
+    inline."""
     try:
         node = compose_yaml(text, what="gate policy", name=source)
         raw = load_yaml(text, what="gate policy", name=source)
@@ -439,7 +454,8 @@ def parse_policy(
 
         raise PolicyError(sorted(problems, key=line), source)
     policy._source = source
-    policy._base = Path(base) if base is not None else None
+    policy._base = Path(base) if base is not None and files else None
+    policy._files = files
     policy._text = text
     policy._lines = lines
     if policy.task is not None:

@@ -24,7 +24,9 @@ def attach_policy(name: str, policy: str | os.PathLike[str], *, uri: Any = None)
     """Attach the gate policy file ``policy`` to model ``name``: its protected aliases now need its gates.
 
     The YAML is checked and stored in the metadata store (a later edit of the file needs
-    another attach); relative paths in it are resolved from the file's folder.
+    another attach); relative paths in it are resolved from the file's folder. On a server's store
+    (``http(s)://``) the gates run on the server, which opens no file a client names: the data must be
+    a registered dataset (``NAME@VERSION``), and a suite file is read here and sent inline.
     """
     from modelyard.evaluation._service import EvaluationService
     from modelyard.registry import get_model
@@ -35,6 +37,10 @@ def attach_policy(name: str, policy: str | os.PathLike[str], *, uri: Any = None)
     get_model(name, uri=uri)  # the model must exist (NotFoundError with did-you-mean otherwise)
     text = read_yaml_text(path, what="gate policy")
     parsed = parse_policy(text, source=str(policy), base=path.resolve().parent)
+    source = str(path.resolve())
+    if _on_server(uri):
+        text, parsed = _for_server(parsed, path)
+        source = path.name  # the server never uses a client's path
     needs_data = bool(
         parsed.metrics
         or parsed.champion
@@ -49,8 +55,45 @@ def attach_policy(name: str, policy: str | os.PathLike[str], *, uri: Any = None)
             f"{policy}: an attached policy runs its gates when a protected alias moves, so it must name its "
             "evaluation data: add 'data: {dataset: NAME@VERSION, label: COLUMN}'."
         )
-    EvaluationService(uri).attach_policy(name, text, str(path.resolve()))
+    EvaluationService(uri).attach_policy(name, text, source)
     return parsed
+
+
+def _on_server(uri: Any) -> bool:
+    from modelyard._workspace import get_workspace
+
+    return get_workspace(uri).remote is not None
+
+
+def _for_server(parsed: GatePolicy, path: Path) -> tuple[str, GatePolicy]:
+    """The policy text a server can run: no file of this machine named in it (a dataset file refused,
+    a suite file's content put in its place)."""
+    import yaml
+
+    data = parsed.data
+    if data.dataset and Path(parsed.resolve_path(data.dataset)).is_file():
+        raise InvalidArgumentError(
+            f"{parsed.where('data', 'dataset')}: {data.dataset!r} is a file on this machine, but the gates "
+            "of an attached policy run on the server, which cannot read it. Register it "
+            f"(yard data add NAME {data.dataset}) and name it as NAME@VERSION in the policy."
+        )
+    if not isinstance(data.suite, str):
+        return parsed.text, parsed
+    suite_path = Path(parsed.resolve_path(data.suite))
+    if not suite_path.is_file():
+        raise InvalidArgumentError(
+            f"{parsed.where('data', 'suite')}: the suite file {data.suite!r} does not exist."
+        )
+    from modelyard.data._expectations import load_suite
+
+    load_suite(suite_path)  # errors name the suite file's line, before anything is sent
+    raw = yaml.safe_load(parsed.text) or {}
+    raw["data"]["suite"] = yaml.safe_load(read_yaml_text(suite_path, what="expectation suite"))
+    text = (
+        f"# {path.name}, attached with its suite {data.suite} inline (a server opens no client's file)\n"
+        + yaml.safe_dump(raw, sort_keys=False)
+    )
+    return text, parse_policy(text, source=path.name, files=False)
 
 
 def detach_policy(name: str, *, uri: Any = None) -> bool:
@@ -70,8 +113,13 @@ def attached_policy(name: str, *, uri: Any = None) -> GatePolicy | None:
     text, source = found
     if text is None:
         return None
-    base = Path(source).parent if source else None
-    return parse_policy(text, source=f"{source or 'attached policy'} (attached to {name})", base=base)
+    # served to a client (a principal is calling): the gates open no file the policy names, neither
+    # relative to where a client's file was nor anywhere else on the server's disk
+    files = _rpc.current_principal.get() is None
+    base = Path(source).parent if source and files else None
+    return parse_policy(
+        text, source=f"{source or 'attached policy'} (attached to {name})", base=base, files=files
+    )
 
 
 def is_protected(name: str, alias: str, *, uri: Any = None) -> bool:

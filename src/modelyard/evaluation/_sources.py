@@ -6,13 +6,22 @@ The only places this feature talks to the registry and the data features.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from modelyard.errors import InvalidArgumentError, NotFoundError
 
-__all__ = ["DataSource", "ModelSource", "load_data", "load_model_ref", "model_outputs", "validate_frame"]
+__all__ = [
+    "DataSource",
+    "ModelSource",
+    "load_data",
+    "load_dataset",
+    "load_model_ref",
+    "model_outputs",
+    "validate_frame",
+]
 
 _FILE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".json", ".jsonl", ".ndjson", ".feather", ".arrow")
 
@@ -118,6 +127,15 @@ def load_data(data: Any, uri: Any = None) -> DataSource:
     )
 
 
+def load_dataset(ref: str, uri: Any, *, refuse: Callable[[], Exception]) -> DataSource:
+    """A registered dataset (``NAME@VERSION``) only: never a file, whatever the reference looks like
+    (``refuse()`` is raised for a reference that names a path)."""
+    looks_like_file = "@" not in ref and Path(ref).suffix.lower() in _FILE_SUFFIXES
+    if ref.startswith(("/", "\\", "~", "./", "../")) or looks_like_file:
+        raise refuse()
+    return _load_dataset(ref, uri)
+
+
 def _load_dataset(ref: str, uri: Any) -> DataSource:
     from modelyard.data._service import DataService
 
@@ -160,7 +178,7 @@ def _classes(model: Any) -> list[Any] | None:
     return list(named) if isinstance(named, (list, tuple)) or hasattr(named, "tolist") else None
 
 
-def validate_frame(frame: Any, suite: str, uri: Any = None) -> tuple[bool, int, list[str]]:
+def validate_frame(frame: Any, suite: str | dict[str, Any], uri: Any = None) -> tuple[bool, int, list[str]]:
     """Validate ``frame`` with the data feature's expectation suite: ``(passed, checks run, failures)``."""
     from modelyard.data._validate import validate
 

@@ -10,10 +10,8 @@ model server, so ``yard rollback`` works in one command when the controller is d
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 from modelyard._redact import redact_webhook, scrub_urls
@@ -54,20 +52,6 @@ def spec_for(r: Rollout, traffic: dict[str, Any] | None, version: int | None = N
     return spec
 
 
-@contextlib.contextmanager
-def _revision_checked(rollout_id: int) -> Iterator[None]:
-    """A conditional change refused by a server arrives as a ConflictError: raise it as the
-    :class:`RevisionConflict` it was, so the controller re-reads the rollout as it does locally."""
-    try:
-        yield
-    except RevisionConflict:
-        raise
-    except ConflictError as exc:
-        if RevisionConflict.MESSAGE in str(exc):
-            raise RevisionConflict(rollout_id) from None
-        raise
-
-
 @service("rollout")
 class RolloutService(RolloutWrites):
     """Rollouts of one workspace: starting them and every change of their state."""
@@ -100,10 +84,7 @@ class RolloutService(RolloutWrites):
         """Pause ``r`` at its step with ``reason`` and a ``pause`` event, together. With
         ``check_revision`` a change made meanwhile wins (:class:`RevisionConflict`)."""
         check_transition(r.state, RolloutState.PAUSED, "pause", r.describe())
-        with _revision_checked(r.id):
-            return self.record_hold(
-                r.model, r.id, r.revision if check_revision else None, reason, audit=audit
-            )
+        return self.record_hold(r.model, r.id, r.revision if check_revision else None, reason, audit=audit)
 
     def notify(self, r: Rollout, kind: str, text: str, detail: dict[str, Any] | None = None) -> None:
         """POST a Slack-compatible message to the rollout's webhooks; failures become events."""
@@ -193,10 +174,9 @@ class RolloutService(RolloutWrites):
         step = r.steps[idx]
         if r.state is not RolloutState.PROGRESSING:
             check_transition(r.state, RolloutState.PROGRESSING, "advance", r.describe())
-        with _revision_checked(r.id):
-            r = self.record_step(
-                r.model, r.id, r.revision if check_revision else None, idx, self.clock(), reason=reason
-            )
+        r = self.record_step(
+            r.model, r.id, r.revision if check_revision else None, idx, self.clock(), reason=reason
+        )
         self.say(f"[rollout {r.id}] step {idx + 1}/{len(r.steps)}: {step.name}")
         self.apply_step(r, tgt)
         self.notify(
@@ -226,16 +206,15 @@ class RolloutService(RolloutWrites):
         check_revision: bool,
         actor_action: str | None = None,
     ) -> Rollout:
-        with _revision_checked(r.id):
-            return self.record_close(
-                r.model,
-                r.id,
-                r.revision if check_revision else None,
-                state,
-                reason,
-                kind,
-                actor_action or kind,
-            )
+        return self.record_close(
+            r.model,
+            r.id,
+            r.revision if check_revision else None,
+            state,
+            reason,
+            kind,
+            actor_action or kind,
+        )
 
     def promote(self, model: str, *, target: Any = None, reason: str | None = None) -> Rollout:
         """Send all traffic to the candidate of ``model``'s rollout and move the ``production`` alias to

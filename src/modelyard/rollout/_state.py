@@ -13,13 +13,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from modelyard.errors import ConflictError
+from modelyard.errors import RolloutStateError
 
 __all__ = ["RolloutState", "RolloutStateError", "StepResult", "check_transition"]
-
-
-class RolloutStateError(ConflictError):
-    """Raised when an action does not apply to a rollout in its current state."""
 
 
 class RolloutState(StrEnum):

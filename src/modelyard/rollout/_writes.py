@@ -14,6 +14,7 @@ taken meanwhile wins; the controller re-reads). ``None`` applies the change to t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from modelyard._rpc import op
 from modelyard._shared import now_ms, user_name
-from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError
+from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError, RevisionConflict
 from modelyard.rollout._admission import refuse_busy
 from modelyard.rollout._config import load_config
 from modelyard.rollout._reads import Rollout, RolloutReads, _record, check_int64
@@ -35,18 +36,6 @@ _S = RolloutState
 EVENT_KINDS = frozenset({"start", "reapply", "rollback", "webhook_failed"})
 
 
-class RevisionConflict(ConflictError):
-    """Raised when a rollout changed since it was read (the controller re-reads it and carries on)."""
-
-    MESSAGE = "changed while this action ran"
-
-    def __init__(self, rollout_id: int) -> None:
-        super().__init__(
-            f"Rollout {rollout_id} {self.MESSAGE}; read it again (yard rollout status) and retry."
-        )
-        self.rollout_id = rollout_id
-
-
 class RolloutWrites(RolloutReads):
     """The store side of every rollout state change (one transaction each)."""
 
@@ -58,6 +47,28 @@ class RolloutWrites(RolloutReads):
                 f"There is no rollout {rollout_id} of model {model!r}. List them with `yard rollout list`."
             )
         return _record(row)
+
+    def _change(self, model: str, rollout_id: int, body: Callable[[Connection, Rollout], None]) -> None:
+        """One write transaction on rollout ``rollout_id`` of ``model``: ``body(conn, its current row)``
+        (NotFoundError when ``model`` has no such rollout)."""
+        self.store.write(lambda conn: body(conn, self._current(conn, model, rollout_id)))
+
+    def _changed(self, model: str, rollout_id: int, body: Callable[[Connection, Rollout], None]) -> Rollout:
+        """:meth:`_change`, then the rollout as it is after the change."""
+        self._change(model, rollout_id, body)
+        return self.get(rollout_id)
+
+    @staticmethod
+    def _set_step(conn: Connection, rollout_id: int, idx: int, *where: Any, **values: Any) -> None:
+        """Update step row ``idx`` of a rollout (only where ``where`` holds)."""
+        t = rollout_steps
+        conn.execute(t.update().where(t.c.rollout_id == rollout_id, t.c.idx == idx, *where).values(**values))
+
+    @staticmethod
+    def _set_quietly(conn: Connection, rollout_id: int, *where: Any, **values: Any) -> None:
+        """Update a rollout's row where ``where`` holds, its revision unchanged (no state change:
+        what a controller reads again, such as the live analysis or the step's start)."""
+        conn.execute(rollouts.update().where(rollouts.c.id == rollout_id, *where).values(**values))
 
     def _update(self, conn: Connection, r: Rollout, revision: int | None, **values: Any) -> None:
         q = rollouts.update().where(rollouts.c.id == r.id)
@@ -185,11 +196,10 @@ class RolloutWrites(RolloutReads):
                 f"Got {kind!r} instead."
             )
 
-        def fn(conn: Connection) -> None:
-            r = self._current(conn, model, rollout_id)
+        def fn(conn: Connection, r: Rollout) -> None:
             self._event(conn, r, kind, message, step=step, detail=detail, audit=audit, version=version)
 
-        self.store.write(fn)
+        self._change(model, rollout_id, fn)
 
     @op("writer", on=("model", "model"))
     def record_analysis(self, model: str, rollout_id: int, revision: int, analysis_json: str) -> None:
@@ -203,15 +213,10 @@ class RolloutWrites(RolloutReads):
                 f"The 'analysis_json' parameter of record_analysis must be a JSON object ({exc})."
             ) from None
 
-        def fn(conn: Connection) -> None:
-            self._current(conn, model, rollout_id)
-            conn.execute(
-                rollouts.update()
-                .where(rollouts.c.id == int(rollout_id), rollouts.c.revision == revision)
-                .values(analysis=analysis_json)
-            )
+        def fn(conn: Connection, r: Rollout) -> None:
+            self._set_quietly(conn, r.id, rollouts.c.revision == revision, analysis=analysis_json)
 
-        self.store.write(fn)
+        self._change(model, rollout_id, fn)
 
     @op("writer", on=("model", "model"))
     def record_step(
@@ -227,8 +232,7 @@ class RolloutWrites(RolloutReads):
         row, a ``step`` event."""
         check_int64("record_step", rollout_id=rollout_id, revision=revision, idx=idx, at=at)
 
-        def fn(conn: Connection) -> None:
-            r = self._current(conn, model, rollout_id)
+        def fn(conn: Connection, r: Rollout) -> None:
             if not 0 <= idx < len(r.steps):
                 raise InvalidArgumentError(
                     f"{r.describe()} has steps 0 to {len(r.steps) - 1}; got step {idx}."
@@ -262,8 +266,7 @@ class RolloutWrites(RolloutReads):
             msg = f"step {idx + 1}/{len(r.steps)}: {step.name} for {step.window_s:g}s"
             self._event(conn, r, "step", msg, step=idx, detail={"traffic": step.traffic}, audit=True)
 
-        self.store.write(fn)
-        return self.get(rollout_id)
+        return self._changed(model, rollout_id, fn)
 
     @op("writer", on=("model", "model"))
     def record_baseline(
@@ -272,20 +275,11 @@ class RolloutWrites(RolloutReads):
         """Store the metrics snapshot the window of step ``idx`` starts from (taken at ``at``, ms)."""
         check_int64("record_baseline", rollout_id=rollout_id, idx=idx, at=at)
 
-        def fn(conn: Connection) -> None:
-            self._current(conn, model, rollout_id)
-            conn.execute(
-                rollout_steps.update()
-                .where(rollout_steps.c.rollout_id == int(rollout_id), rollout_steps.c.idx == idx)
-                .values(baseline=json.dumps(baseline), started_at=at)
-            )
-            conn.execute(
-                rollouts.update()
-                .where(rollouts.c.id == int(rollout_id), rollouts.c.step_index == idx)
-                .values(step_started_at=at)
-            )
+        def fn(conn: Connection, r: Rollout) -> None:
+            self._set_step(conn, r.id, idx, baseline=json.dumps(baseline), started_at=at)
+            self._set_quietly(conn, r.id, rollouts.c.step_index == idx, step_started_at=at)
 
-        self.store.write(fn)
+        self._change(model, rollout_id, fn)
 
     @op("writer", on=("model", "model"))
     def record_step_end(
@@ -301,16 +295,11 @@ class RolloutWrites(RolloutReads):
         """Record the result of step ``idx`` and an ``analysis`` event saying why, together."""
         check_int64("record_step_end", rollout_id=rollout_id, idx=idx)
 
-        def fn(conn: Connection) -> None:
-            r = self._current(conn, model, rollout_id)
-            conn.execute(
-                rollout_steps.update()
-                .where(rollout_steps.c.rollout_id == r.id, rollout_steps.c.idx == idx)
-                .values(result=result.value, ended_at=now_ms())
-            )
+        def fn(conn: Connection, r: Rollout) -> None:
+            self._set_step(conn, r.id, idx, result=result.value, ended_at=now_ms())
             self._event(conn, r, "analysis", message, step=idx, detail=detail, audit=audit)
 
-        self.store.write(fn)
+        self._change(model, rollout_id, fn)
 
     @op("writer", on=("model", "model"))
     def record_hold(
@@ -319,29 +308,25 @@ class RolloutWrites(RolloutReads):
         """Pause the rollout at its step with ``reason`` and a ``pause`` event, together."""
         check_int64("record_hold", rollout_id=rollout_id, revision=revision)
 
-        def fn(conn: Connection) -> None:
-            r = self._current(conn, model, rollout_id)
+        def fn(conn: Connection, r: Rollout) -> None:
             if revision is None or r.revision == revision:
                 check_transition(r.state, _S.PAUSED, "pause", r.describe())
             self._update(conn, r, revision, state=_S.PAUSED.value, reason=reason)
             self._event(conn, r, "pause", reason, step=r.step_index, audit=audit)
 
-        self.store.write(fn)
-        return self.get(rollout_id)
+        return self._changed(model, rollout_id, fn)
 
     @op("writer", on=("model", "model"))
     def record_resume(self, model: str, rollout_id: int, reason: str, at: int) -> Rollout:
         """Resume a paused rollout at its step with a fresh window starting at ``at`` (ms)."""
         check_int64("record_resume", rollout_id=rollout_id, at=at)
 
-        def fn(conn: Connection) -> None:
-            r = self._current(conn, model, rollout_id)
+        def fn(conn: Connection, r: Rollout) -> None:
             check_transition(r.state, _S.PROGRESSING, "resume", r.describe())
             self._update(conn, r, None, state=_S.PROGRESSING.value, reason=reason, step_started_at=at)
             self._event(conn, r, "resume", reason, step=r.step_index, audit=True)
 
-        self.store.write(fn)
-        return self.get(rollout_id)
+        return self._changed(model, rollout_id, fn)
 
     @op("writer", on=("model", "model"))
     def record_close(
@@ -368,8 +353,7 @@ class RolloutWrites(RolloutReads):
             )
         now = now_ms()
 
-        def fn(conn: Connection) -> None:
-            cur = self._current(conn, model, rollout_id)
+        def fn(conn: Connection, cur: Rollout) -> None:
             version = cur.candidate_version if state is _S.PROMOTED else cur.stable_version
             if revision is not None and cur.revision != revision:
                 raise RevisionConflict(cur.id)
@@ -385,15 +369,7 @@ class RolloutWrites(RolloutReads):
                 lease_owner=None,
                 lease_until=None,
             )
-            conn.execute(
-                rollout_steps.update()
-                .where(
-                    rollout_steps.c.rollout_id == cur.id,
-                    rollout_steps.c.idx == cur.step_index,
-                    rollout_steps.c.ended_at.is_(None),
-                )
-                .values(ended_at=now)
-            )
+            self._set_step(conn, cur.id, cur.step_index, rollout_steps.c.ended_at.is_(None), ended_at=now)
             self._event(
                 conn,
                 cur,
@@ -405,8 +381,7 @@ class RolloutWrites(RolloutReads):
                 detail={"state": state.value, "serving": version},
             )
 
-        self.store.write(fn)
-        return self.get(rollout_id)
+        return self._changed(model, rollout_id, fn)
 
     @op("writer", on=("rollout", "rollout_id"))
     def take_lease(self, rollout_id: int, owner: str, lease_ms: int) -> bool:

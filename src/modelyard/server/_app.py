@@ -9,37 +9,47 @@ it runs, and each mutating call is recorded under the caller's name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import logging
 import os
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Body, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Connection
 
 from modelyard import errors
-from modelyard._remote import API_HEADER, API_VERSION, codec
+from modelyard._remote import API_VERSION, codec
 from modelyard._rpc import OpSpec, Principal, current_principal, operations
 from modelyard._shared import now_ms
 from modelyard._version import __version__
 from modelyard._workspace import Workspace
+from modelyard.server._access import ObjectNames
+from modelyard.server._access import scopes as _scopes
+from modelyard.server._auth import AUTH_MODES, TooManyAttempts, _Authenticator
+from modelyard.server._errors import (
+    api_headers,
+    error_response,
+    install_error_handlers,
+    op_responses,
+    status_for,
+)
 from modelyard.server._schema import idempotency_keys
 from modelyard.server._users import AuthService
 from modelyard.store._store import before_write
 
-__all__ = ["ServerSettings", "create_app", "service_classes", "status_for"]
+__all__ = ["AUTH_MODES", "ServerSettings", "TooManyAttempts", "create_app", "service_classes", "status_for"]
 
 log = logging.getLogger("modelyard.server")
 
-AUTH_MODES = ("token", "header", "none")
+# the web UI door imports these from here: _Authenticator, _scopes, status_for, TooManyAttempts
+_ = (_Authenticator, error_response)
 
 
 @dataclass
@@ -116,187 +126,6 @@ def service_classes() -> list[type]:
     return classes
 
 
-_STATUS: list[tuple[type[BaseException], int]] = [
-    (errors.AuthenticationError, 401),
-    (errors.PermissionDeniedError, 403),
-    (errors.NotFoundError, 404),
-    (errors.AlreadyExistsError, 409),
-    (errors.ConflictError, 409),
-    (errors.IntegrityError, 400),
-    (errors.InvalidArgumentError, 400),
-    (errors.ValidationFailed, 422),
-    (errors.SerializationError, 400),
-    (errors.ConfigError, 400),
-    (errors.UsageError, 400),
-    (errors.StoreError, 503),
-    (errors.ServerError, 502),
-]
-
-
-def status_for(exc: BaseException) -> int:
-    for cls, status in _STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 400 if isinstance(exc, errors.ModelyardError) else 500
-
-
-def _error_type(exc: BaseException) -> str:
-    """The most specific class of ``modelyard.errors`` the error is (the client raises that one)."""
-    for klass in type(exc).__mro__:
-        if getattr(errors, klass.__name__, None) is klass:
-            return klass.__name__
-    return "ModelyardError"
-
-
-def error_response(exc: BaseException, status: int | None = None) -> JSONResponse:
-    status = status or status_for(exc)
-    body: dict[str, Any] = {
-        "error": {"type": _error_type(exc), "class": type(exc).__name__, "message": str(exc)}
-    }
-    report = getattr(exc, "report", None)
-    if report is not None:
-        try:
-            import json
-
-            from modelyard._json import strict_json
-
-            body["error"]["report"] = json.loads(strict_json(report))
-        except Exception:  # a report that is not JSON-able is left out, never a 500
-            pass
-    return JSONResponse(body, status_code=status, headers=_api_headers())
-
-
-def _api_headers() -> dict[str, str]:
-    return {API_HEADER: str(API_VERSION), "X-Yard-Version": __version__}
-
-
-class _FailedAuth:
-    """Failed authentications per client address: a bucket of ``burst`` tries refilled one per
-    ``refill_s`` (monotonic clock, injectable)."""
-
-    def __init__(self, burst: int, refill_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.burst, self.refill_s, self.clock = burst, refill_s, clock
-        self._tokens: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def _level(self, addr: str) -> float:
-        level, at = self._tokens.get(addr, (float(self.burst), self.clock()))
-        return min(float(self.burst), level + (self.clock() - at) / self.refill_s)
-
-    def blocked(self, addr: str) -> float:
-        """Seconds to wait before ``addr`` may try again (0: it may)."""
-        with self._lock:
-            level = self._level(addr)
-            return 0.0 if level >= 1 else (1 - level) * self.refill_s
-
-    def failed(self, addr: str) -> None:
-        with self._lock:
-            self._tokens[addr] = (max(0.0, self._level(addr) - 1), self.clock())
-
-
-class _Authenticator:
-    def __init__(self, ws: Workspace, settings: ServerSettings, clock: Callable[[], float]) -> None:
-        self.ws, self.settings = ws, settings
-        self.auth = AuthService(ws)
-        self.failures = _FailedAuth(settings.failed_auth_burst, settings.failed_auth_refill_s, clock)
-
-    def principal(self, request: Request) -> Principal:
-        mode = self.settings.auth
-        if mode == "none":
-            name = request.headers.get("X-Yard-User") or "anonymous"
-            return Principal(name=name[:100], role="admin")
-        if mode == "header":
-            name = request.headers.get(self.settings.user_header, "").strip()
-            if not name:
-                raise errors.AuthenticationError(
-                    f"No {self.settings.user_header} header: this server trusts its proxy to name the user."
-                )
-            return self.auth.principal_for_user(name[:100])
-        addr = request.client.host if request.client else "?"
-        wait = self.failures.blocked(addr)
-        if wait > 0:
-            raise TooManyAttempts(wait)
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if not header:
-            raise errors.AuthenticationError(
-                "This server needs a token: set YARD_TOKEN or run `yard login URL` "
-                "(send it as 'Authorization: Bearer <token>')."
-            )
-        if scheme.lower() != "bearer" or not token.strip():
-            self.failures.failed(addr)
-            raise errors.AuthenticationError("Send the token as 'Authorization: Bearer <token>'.")
-        try:
-            return self.auth.authenticate(token.strip())
-        except errors.AuthenticationError:
-            self.failures.failed(addr)
-            raise
-
-
-class TooManyAttempts(errors.AuthenticationError):
-    """Too many failed logins from one address (answered 429 with Retry-After)."""
-
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"Too many failed logins from this address; try again in {wait:.0f} s.")
-        self.wait = wait
-
-
-class _RunExperiments:
-    """run id → experiment name (never changes), for grants on experiments."""
-
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-        self._cache: dict[str, str | None] = {}
-
-    def __call__(self, run_id: str) -> str | None:
-        if run_id in self._cache:
-            return self._cache[run_id]
-        from modelyard.store._schema import experiments, runs
-
-        with self.ws.store.read() as conn:
-            row = conn.execute(
-                sa.select(experiments.c.name)
-                .select_from(runs.join(experiments, runs.c.experiment_id == experiments.c.id))
-                .where(runs.c.id == run_id)
-            ).first()
-        name = row[0] if row else None
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[run_id] = name
-        return name
-
-
-def _pick(value: Any, parts: list[str]) -> list[Any]:
-    """Values at a dotted path (``rows.0``: element 0 of every row), lists expanded."""
-    if not parts:
-        return list(value) if isinstance(value, list | tuple | set) else [value]
-    if isinstance(value, list | set) or (isinstance(value, tuple) and not parts[0].isdigit()):
-        return [v for item in value for v in _pick(item, parts)]
-    head, rest = parts[0], parts[1:]
-    if head.isdigit():
-        try:
-            return _pick(value[int(head)], rest)
-        except (IndexError, TypeError, KeyError):
-            return []
-    return _pick(getattr(value, head, None), rest)
-
-
-def _scopes(spec: OpSpec, body: Any, runs: _RunExperiments) -> list[tuple[str | None, str | None]]:
-    """The things the operation acts on, as ``(kind, name)`` for the role check (none: global)."""
-    if spec.on is None:
-        return [(None, None)]
-    kind, arg = spec.on
-    parts = arg.split(".")
-    values = {v for v in _pick(getattr(body, parts[0], None), parts[1:]) if isinstance(v, str)}
-    if not values:
-        return [(None, None)]
-    if kind == "run":
-        return sorted({("experiment", runs(v)) for v in values}, key=str)
-    if kind == "rollout":
-        return [(None, None)]
-    return [(kind, v) for v in sorted(values)]
-
-
 def _idempotency_hash(user: str, key: str) -> str:
     return hashlib.sha256(f"{user}\0{key}".encode()).hexdigest()
 
@@ -345,7 +174,7 @@ def _make_endpoint(app_state: _State, cls: type, spec: OpSpec) -> Callable[..., 
                 before_write.reset(hook_token)
         if hashed is not None and known_answer is None:
             app_state.remember(hashed, status, payload)
-        return Response(payload, media_type="application/json", headers=_api_headers())
+        return Response(payload, media_type="application/json", headers=api_headers())
 
     params = [
         inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
@@ -364,7 +193,7 @@ class _State:
         from modelyard.server._metrics import ServerMetrics
 
         self.ws = ws
-        self.runs = _RunExperiments(ws)
+        self.runs = ObjectNames(ws)
         self.metrics = ServerMetrics()
 
     def replay(self, hashed: str) -> Response | None:
@@ -385,13 +214,13 @@ class _State:
                     }
                 },
                 status_code=409,
-                headers={**_api_headers(), "X-Yard-Idempotency": "in-progress"},
+                headers={**api_headers(), "X-Yard-Idempotency": "in-progress"},
             )
         return Response(
             bytes(row[1] or b""),
             status_code=int(row[0]),
             media_type="application/json",
-            headers={**_api_headers(), "X-Yard-Idempotency": "replayed"},
+            headers={**api_headers(), "X-Yard-Idempotency": "replayed"},
         )
 
     def key_recorder(
@@ -480,82 +309,7 @@ def create_app(
     from modelyard.server._blobs import blob_routes
     from modelyard.server._middleware import AuthMiddleware
 
-    @app.exception_handler(errors.ModelyardError)
-    async def _yard_error(request: Request, exc: errors.ModelyardError) -> JSONResponse:
-        return error_response(exc)
-
-    @app.exception_handler(errors.UsageError)
-    async def _usage_error(request: Request, exc: errors.UsageError) -> JSONResponse:
-        return error_response(exc, 400)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for e in exc.errors()[:20]:
-            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
-            problems.append(f"{loc or 'body'}: {e.get('msg')}")
-        message = "The request body is not valid: " + "; ".join(problems)
-        return JSONResponse(
-            {"error": {"type": "InvalidArgumentError", "message": message, "fields": problems}},
-            status_code=422,
-            headers=_api_headers(),
-        )
-
-    from pydantic import ValidationError
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {401: "AuthenticationError", 403: "PermissionDeniedError", 404: "NotFoundError"}.get(
-            exc.status_code, "InvalidArgumentError"
-        )
-        return JSONResponse(
-            {"error": {"type": kind, "message": str(exc.detail)}},
-            status_code=exc.status_code,
-            headers={**_api_headers(), **(exc.headers or {})},
-        )
-
-    @app.exception_handler(ValidationError)
-    async def _invalid_value(request: Request, exc: ValidationError) -> JSONResponse:
-        problems = [
-            f"{'.'.join(str(p) for p in e.get('loc', ())) or 'value'}: {e.get('msg')}"
-            for e in exc.errors()[:20]
-        ]
-        return JSONResponse(
-            {
-                "error": {
-                    "type": "InvalidArgumentError",
-                    "message": "A value is not valid: " + "; ".join(problems),
-                }
-            },
-            status_code=422,
-            headers=_api_headers(),
-        )
-
-    @app.exception_handler(OverflowError)
-    async def _too_large(request: Request, exc: OverflowError) -> JSONResponse:
-        return error_response(
-            errors.InvalidArgumentError(f"A number is out of range for the store: {exc}."), 400
-        )
-
-    @app.exception_handler(sa.exc.DataError)
-    async def _bad_data(request: Request, exc: sa.exc.DataError) -> JSONResponse:
-        detail = " ".join(str(exc.orig).split())[:300]
-        return error_response(errors.InvalidArgumentError(f"The store refused a value: {detail}."), 400)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error in %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {
-                "error": {
-                    "type": "ServerError",
-                    "message": f"Internal error ({type(exc).__name__}); see the server log.",
-                }
-            },
-            status_code=500,
-            headers=_api_headers(),
-        )
+    install_error_handlers(app)
 
     @app.get("/api/v1/version", tags=["server"])
     def version() -> dict[str, Any]:
@@ -579,9 +333,11 @@ def create_app(
 
     @app.get("/metrics", tags=["server"], include_in_schema=False)
     def metrics() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        """Requests, latency and refused logins; with ``--workers N`` every worker's, merged."""
+        from modelyard._prometheus import render
 
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        text, content_type = render(state.metrics.registry)
+        return Response(text, media_type=content_type)
 
     for cls in service_classes():
         for spec in operations(cls):
@@ -595,7 +351,7 @@ def create_app(
                 summary=summary,
                 tags=[spec.service],
                 response_model=codec(spec).result_model,
-                responses=_op_responses(spec),
+                responses=op_responses(spec),
             )
     blob_routes(app, state, settings)
     from modelyard.webui import mount as mount_ui
@@ -617,35 +373,25 @@ def create_app(
     return app
 
 
-def _op_responses(spec: OpSpec) -> dict[int | str, dict[str, Any]]:
-    err = {
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["type", "message"],
-                            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
-                        }
-                    },
-                }
-            }
-        }
-    }
-    return {
-        200: {"description": 'The operation\'s result, as {"result": ...}.'},
-        400: {"description": "A value is not acceptable.", **err},
-        401: {"description": "No valid token.", **err},
-        403: {"description": f"The caller lacks role {spec.role!r}.", **err},
-        404: {"description": "Something named does not exist.", **err},
-        409: {"description": "Conflicts with what is stored.", **err},
-        422: {"description": "The body does not validate (fields named).", **err},
-    }
-
-
 def app_from_env() -> FastAPI:
-    """The app of one worker process started by ``yard server --workers N`` (settings from env)."""
-    return create_app(ServerSettings.from_env())
+    """The app of one worker process started by ``yard server --workers N`` (settings from env).
+
+    With several workers each writes its metric values to the server's ``PROMETHEUS_MULTIPROC_DIR``
+    (``/metrics`` merges them) and marks itself dead there when it stops."""
+    from modelyard import _prometheus
+
+    _prometheus.use_multiprocess_values()
+    app = create_app(ServerSettings.from_env())
+    if _prometheus.multiprocess_dir() is not None:
+        inner = app.router.lifespan_context
+
+        @contextlib.asynccontextmanager
+        async def lifespan(a: Any) -> AsyncIterator[Any]:
+            try:
+                async with inner(a) as value:
+                    yield value
+            finally:
+                _prometheus.worker_exited()
+
+        app.router.lifespan_context = lifespan
+    return app

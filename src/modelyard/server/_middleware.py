@@ -17,7 +17,8 @@ from modelyard import errors
 from modelyard.server._metrics import ServerMetrics
 
 if TYPE_CHECKING:
-    from modelyard.server._app import ServerSettings, _Authenticator
+    from modelyard.server._app import ServerSettings
+    from modelyard.server._auth import _Authenticator
 
 __all__ = ["AuthMiddleware"]
 
@@ -49,7 +50,8 @@ class AuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from modelyard.server._app import TooManyAttempts, _api_headers, error_response
+        from modelyard.server._auth import TooManyAttempts
+        from modelyard.server._errors import api_headers, error_response
 
         started = time.perf_counter()
         status_seen = {"status": 500}
@@ -82,7 +84,7 @@ class AuthMiddleware:
                     resp = JSONResponse(
                         {"error": {"type": "AuthenticationError", "message": str(exc)}},
                         status_code=429,
-                        headers={**_api_headers(), "Retry-After": str(max(1, int(exc.wait + 0.999)))},
+                        headers={**api_headers(), "Retry-After": str(max(1, int(exc.wait + 0.999)))},
                     )
                     await resp(scope, receive, send_counted)
                     return

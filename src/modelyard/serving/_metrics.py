@@ -8,10 +8,11 @@ apps can live in one process). When ``PROMETHEUS_MULTIPROC_DIR`` is set (``yard 
 
 from __future__ import annotations
 
-import os
 from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
+
+from modelyard._prometheus import multiprocess_dir, render
 
 __all__ = ["CountAndTime", "ServingMetrics", "counter", "gauge", "histogram", "observe", "observe_many"]
 
@@ -115,10 +116,6 @@ def gauge(registry: Any, name: str, doc: str, mode: str | None, *labels: str) ->
     return Gauge(name, doc, labels, registry=registry)
 
 
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
-
-
 class ServingMetrics:
     """The metric families of one server; names start with ``yard_serving_``."""
 
@@ -218,12 +215,4 @@ class ServingMetrics:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text (merged over workers in multiprocess mode) and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-
-        if self.multiprocess:
-            from prometheus_client import multiprocess
-
-            reg = CollectorRegistry()
-            multiprocess.MultiProcessCollector(reg)
-            return generate_latest(reg), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return render(self.registry)

@@ -182,13 +182,9 @@ def _release_before_fork(uri: str | None) -> None:
 def _multiprocess_metrics() -> None:
     """prometheus-client picks its value class when first imported, and the parent imported it before
     ``PROMETHEUS_MULTIPROC_DIR`` was set: forked workers must write their values to files."""
-    import sys
+    from modelyard._prometheus import use_multiprocess_values
 
-    from modelyard.serving._metrics import multiprocess_dir
-
-    values: Any = sys.modules.get("prometheus_client.values")
-    if values is not None and multiprocess_dir() is not None:
-        values.ValueClass = values.MultiProcessValue()
+    use_multiprocess_values()
 
 
 def worker_app() -> Any:
