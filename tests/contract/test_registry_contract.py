@@ -351,9 +351,11 @@ def test_gates_that_unpickle_on_the_server_need_an_admin(
 
     X, y = churn_frame
     _log(server_uri, sk_model, X)
-    X.assign(churned=y).to_csv(tmp_path / "eval.csv", index=False)
+    from modelyard.data import add
+
+    add(X.assign(churned=y), name="churn-eval", uri=server_uri)  # the server opens no client's file
     (tmp_path / "gates.yaml").write_text(
-        "allow_pickle: true\ndata: {dataset: eval.csv, label: churned}\nmetrics: {roc_auc: {min: 0.6}}\n"
+        "allow_pickle: true\ndata: {dataset: churn-eval@v1, label: churned}\nmetrics: {roc_auc: {min: 0.6}}\n"
     )
     attach_policy("churn-clf", tmp_path / "gates.yaml", uri=server_uri)
     maintainer = _as_user(server_uri, tmp_path, "mia", "writer", {"churn-clf": "maintainer"})
