@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modelyard.cli import app
-from modelyard.deploy import _build
+from modelyard.deploy import _build, _platform
 from modelyard.deploy._build import (
     ImageBuildError,
     Platform,
@@ -166,7 +166,7 @@ def test_docker_gets_a_foreign_platform_as_is(
     """docker's daemon may be remote or emulate: yard passes the platform on and lets it decide."""
     uri, _ = build_store
     log = _fake_builders(tmp_path, monkeypatch)
-    monkeypatch.setattr(_build, "BINFMT_DIR", tmp_path / "no-binfmt")
+    monkeypatch.setattr(_platform, "BINFMT_DIR", tmp_path / "no-binfmt")
     foreign = "linux/s390x" if native_platform().architecture != "s390x" else "linux/amd64"
     build_image("clf/1", tag="localhost/p:3", builder="docker", platform=foreign, uri=uri)
     (argv,) = _builds(log)
@@ -181,7 +181,7 @@ def test_a_foreign_platform_without_emulation_is_refused_before_the_build(
     log = _fake_builders(tmp_path, monkeypatch)
     handlers = tmp_path / "binfmt"
     handlers.mkdir()
-    monkeypatch.setattr(_build, "BINFMT_DIR", handlers)
+    monkeypatch.setattr(_platform, "BINFMT_DIR", handlers)
     foreign = Platform("linux", "s390x" if native_platform().architecture != "s390x" else "amd64")
     with pytest.raises(ImageBuildError, match=f"no qemu-{foreign.machine} handler is registered"):
         build_image("clf/1", tag="localhost/p:4", builder=builder, platform=str(foreign), uri=uri)
