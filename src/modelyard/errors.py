@@ -14,7 +14,9 @@ outside the operational tree, so ``except ModelyardError`` never hides a bug::
     ├── InvalidArgumentError     a value given by the user is not acceptable (also ValueError)
     │   ├── InvalidKeyError      a param/metric/tag/artifact key is malformed
     │   ├── FilterSyntaxError    a search filter does not parse; points at the token
-    │   └── PolicyError          a gate policy is not valid (.problems: file:line: key: message)
+    │   ├── PolicyError          a gate policy is not valid (.problems: file:line: key: message)
+    │   ├── AutomationError      automation.AutomationError: an automations.yaml entry (file:line: ...)
+    │   └── CronError            automation.CronError: a cron expression or time zone is not valid
     ├── ConflictError            the call contradicts what is stored (param changed, run ended)
     │   ├── RolloutStateError    the action does not fit the rollout's state
     │   └── RevisionConflict     the rollout changed since it was read (.rollout_id)
@@ -52,6 +54,8 @@ Outside the tree on purpose (never reach a caller)::
     HTTPProblem(Exception)       serving._codec: an HTTP error answer on its way out of the model
                                  server, turned into a 4xx JSON response where it is caught
     _DamagedManifest(Exception)  _maintenance: private, caught in its module by ``yard doctor``
+    StepFailed(Exception)        automation._steps: a step's outcome that stops an automation run,
+                                 caught by the engine and recorded as the run's failure
 
 ``tests/test_errors_tree.py`` checks that every exception class of modelyard is drawn here.
 """

@@ -140,6 +140,7 @@ def test_order_by_with_nulls_last(runs) -> None:
     # runs started in the same millisecond tie on start_time; ties go newest id first
     assert names(order_by=["attributes.start_time desc"]) == ["delta", "gamma", "beta", "alpha"]
     assert names() == ["delta", "gamma", "beta", "alpha"]  # default: newest first
+    assert names(order_by=[]) == ["delta", "gamma", "beta", "alpha"]  # [] = the default
     assert names(filter="metrics.acc > 0", order_by=["metrics.acc desc"]) == ["alpha", "beta", "gamma"]
 
 

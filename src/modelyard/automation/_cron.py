@@ -19,6 +19,8 @@ import functools
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from modelyard.errors import InvalidArgumentError
+
 __all__ = ["CronError", "Schedule"]
 
 _UTC = dt.UTC
@@ -26,7 +28,7 @@ _UTC = dt.UTC
 MAX_TICKS = 10_000
 
 
-class CronError(ValueError):
+class CronError(InvalidArgumentError):
     """An invalid cron expression or time zone (the message says which)."""
 
 

@@ -219,7 +219,7 @@ def compile_order_by(clauses: Sequence[str] | str | None) -> tuple[list[Any], li
 
 
 def _order_fields(clauses: Sequence[str] | str | None) -> list[tuple[Field, bool]]:
-    if clauses is None:
+    if clauses is None or (not isinstance(clauses, str) and len(clauses) == 0):  # [] = the default order
         return [(Field("attributes", "start_time", 0), True)]
     if isinstance(clauses, str):
         clauses = [clauses]
