@@ -33,6 +33,17 @@ def test_apply_list_trigger_history_show(project: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["automate", "list", "--json"])
     (a,) = json.loads(res.output)
     assert a["triggers"] == ["schedule 0 4 * * * (America/New_York)"] and a["steps"] == ["pipeline", "gate"]
+    # the next tick in the automation's own zone, named, with its offset (never bare UTC)
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    at = dt.datetime.fromisoformat(a["next_tick_at"])
+    assert a["next_tick_zone"] == "America/New_York" and (at.hour, at.minute) == (4, 0)
+    assert at.utcoffset() == at.astimezone(ZoneInfo("America/New_York")).utcoffset()
+    assert int(at.timestamp() * 1000) == a["next_tick"]
+    res = runner.invoke(app, ["automate", "list"], terminal_width=200)
+    offset = at.strftime("%z")
+    assert f"{at:%Y-%m-%d} 04:00 America/New_York (UTC{offset[:3]}:{offset[3:]})" in res.output, res.output
     res = runner.invoke(app, ["automate", "trigger", "nightly", "--reason", "try it", "--now"])
     assert res.exit_code == 0, res.output
     # the strict gate (accuracy ≥ 0.999) fails: the run stops there, saying why

@@ -99,12 +99,6 @@ def test_webhook_trigger_approval_and_scheduler_in_the_server(
         ("gate", "ok"),
         ("approval", "waiting"),
     ]
-    # the step turns "waiting" first and says what it waits for in the scheduler's next write: wait for it
-    deadline = time.monotonic() + 180
-    while not r["steps"][-1]["message"]:
-        assert time.monotonic() < deadline, f"run {run['id']}: the approval step never said what it waits for"
-        time.sleep(0.1)
-        r = svc.show_run(run["id"])
     assert "yard automate approve retrain" in r["steps"][-1]["message"]
     # rob is a reader: refused (403, naming the role); ann is a maintainer of clf via her group
     rob = auth.create_token("rob", expires=None)["token"]

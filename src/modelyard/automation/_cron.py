@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from modelyard.errors import InvalidArgumentError
 
-__all__ = ["CronError", "Schedule"]
+__all__ = ["CronError", "Schedule", "in_zone", "zoned_text"]
 
 _UTC = dt.UTC
 #: most ticks enumerated by one call (a catch-up after a long downtime looks back no further)
@@ -130,3 +130,15 @@ class Schedule:
             at = self._instant(it.get_next(dt.datetime))
             if at > ms:
                 return at
+
+
+def in_zone(ms: int, timezone: str) -> dt.datetime:
+    """The instant ``ms`` on the wall clock of ``timezone`` (aware: its offset is part of it)."""
+    return dt.datetime.fromtimestamp(ms / 1000, _UTC).astimezone(_zone(timezone))
+
+
+def zoned_text(ms: int, timezone: str) -> str:
+    """``2026-12-07 03:00 Europe/Paris (UTC+01:00)``: a time as people of that zone read it, named."""
+    t = in_zone(ms, timezone)
+    offset = t.strftime("%z")
+    return f"{t:%Y-%m-%d %H:%M} {timezone} (UTC{offset[:3]}:{offset[3:]})"

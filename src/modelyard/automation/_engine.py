@@ -33,11 +33,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from modelyard.automation._cron import Schedule
+from modelyard.automation._cron import Schedule, in_zone
 from modelyard.automation._records import plan, run_dict
 from modelyard.automation._schema import automation_runs, automation_steps, automations
 from modelyard.automation._service import AutomationService
-from modelyard.automation._steps import StepFailed, StepsMixin
+from modelyard.automation._steps import StepFailed, StepsMixin, approval_message
 
 __all__ = ["Engine", "StepFailed"]
 
@@ -108,7 +108,8 @@ class Engine(StepsMixin):
                 ticks = Schedule(t["cron"], t["timezone"]).ticks(cursor, now)
                 if ticks:
                     missed = len(ticks) - 1
-                    why = f"schedule {t['cron']} ({t['timezone']}) tick {_iso(ticks[-1], t['timezone'])}"
+                    local = in_zone(ticks[-1], t["timezone"]).isoformat(timespec="minutes")
+                    why = f"schedule {t['cron']} ({t['timezone']}) tick {local}"
                     if missed:
                         why += f"; {missed} earlier tick(s) missed while no scheduler ran, caught up once"
                     due.append((ticks[-1], why))
@@ -326,7 +327,12 @@ class Engine(StepsMixin):
                 return
             kind = steps[idx]
             if last is None or int(last.idx) != idx:
-                self._begin(run_id, idx, kind, "waiting" if kind in ("approval",) else "running")
+                if kind == "approval":  # waiting, and what for, in one write (a reader never sees one alone)
+                    msg = approval_message(spec, run_id)
+                    self._begin(run_id, idx, kind, "waiting", msg)
+                    self.announce_approval(spec, run, msg)
+                else:
+                    self._begin(run_id, idx, kind, "running")
             try:
                 if kind in ("pipeline", "gate"):
                     with self._renewing(run_id):
@@ -344,13 +350,19 @@ class Engine(StepsMixin):
                 self._fail(spec, run, idx, f"{kind} failed: {type(exc).__name__}: {exc}")
                 return
 
-    def _begin(self, run_id: int, idx: int, kind: str, state: str) -> None:
+    def _begin(self, run_id: int, idx: int, kind: str, state: str, message: str | None = None) -> None:
         now = self.svc.clock()
 
         def fn(conn: Connection) -> None:
             conn.execute(
                 automation_steps.insert().values(
-                    run_id=run_id, idx=idx, kind=kind, state=state, detail="{}", started_at=now
+                    run_id=run_id,
+                    idx=idx,
+                    kind=kind,
+                    state=state,
+                    message=message,
+                    detail="{}",
+                    started_at=now,
                 )
             )
             conn.execute(automation_runs.update().where(automation_runs.c.id == run_id).values(step=kind))
@@ -478,10 +490,3 @@ class Engine(StepsMixin):
         self.notify(
             spec, int(run.id), "succeeded", f":white_check_mark: automation {name}: run {run.id} {message}"
         )
-
-
-def _iso(ms: int, tz: str) -> str:
-    import datetime as dt
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).isoformat(timespec="minutes")

@@ -252,7 +252,7 @@ class AutomationService:
     @op("reader")
     def list_automations(self) -> list[dict[str, Any]]:
         """Every automation with its triggers, steps, the next schedule tick and its latest run."""
-        from modelyard.automation._cron import Schedule
+        from modelyard.automation._cron import Schedule, in_zone
 
         now = self.clock()
         out = []
@@ -265,11 +265,12 @@ class AutomationService:
                     .order_by(automation_runs.c.id.desc())
                     .limit(1)
                 ).first()
-                ticks = [
-                    Schedule(t["cron"], t["timezone"]).next_after(now)
+                ticks = sorted(
+                    (Schedule(t["cron"], t["timezone"]).next_after(now), t["timezone"])
                     for t in s["triggers"]
                     if t["kind"] == "schedule"
-                ]
+                )
+                tick, zone = ticks[0] if ticks else (None, None)
                 out.append(
                     {
                         "name": row.name,
@@ -278,7 +279,10 @@ class AutomationService:
                         "triggers": [_trigger_text(t) for t in s["triggers"]],
                         "pipeline": s["run"]["pipeline"],
                         "steps": plan(s),
-                        "next_tick": min(ticks) if ticks else None,
+                        "next_tick": tick,  # ms since the epoch
+                        # the same instant in the zone of its schedule, with the offset
+                        "next_tick_at": in_zone(tick, zone).isoformat() if tick and zone else None,
+                        "next_tick_zone": zone,
                         "last_run": run_dict(last) if last else None,
                         "source": row.source,
                         "updated_at": int(row.updated_at),

@@ -8,12 +8,16 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
-
 from modelyard.automation._schema import automation_runs, automation_steps
 from modelyard.automation._service import AutomationService
 
-__all__ = ["StepFailed", "StepsMixin"]
+__all__ = ["StepFailed", "StepsMixin", "approval_message"]
+
+
+def approval_message(spec: dict[str, Any], run_id: int) -> str:
+    """What a waiting approval step says: who may approve, and the command that does."""
+    group = spec["approval"]["group"]
+    return f"waiting for a maintainer of {group!r}: yard automate approve {spec['name']} {run_id}"
 
 
 class StepFailed(Exception):
@@ -103,6 +107,7 @@ class StepsMixin:
             "passed": report.passed,
             "failed": failed,
             "gates": len(report.results),
+            "check_id": report.check_id,  # the stored gate report (evaluation gate checks)
         }
         if not report.passed:
             raise StepFailed(
@@ -111,37 +116,25 @@ class StepsMixin:
             )
         return f"all {len(report.results)} gates passed on version {run.model_version}", detail
 
+    def announce_approval(self, spec: dict[str, Any], run: Any, msg: str) -> None:
+        """Say once, and tell the automation's webhooks, that run ``run`` waits for approval (``msg``)."""
+        self.say(f"[automate {spec['name']} run {run.id}] approval: {msg}")
+        self.notify(
+            spec,
+            int(run.id),
+            "approval",
+            f":raised_hand: automation {spec['name']}: {msg} "
+            f"(version {run.model_version} of {run.model_name})",
+        )
+
     def _step_approval(self, spec: dict[str, Any], run: Any, idx: int) -> tuple[str, dict[str, Any]] | None:
         with self.store.read() as conn:
             run = self.svc._run(conn, int(run.id))
-            step = conn.execute(
-                sa.select(automation_steps).where(
-                    automation_steps.c.run_id == int(run.id), automation_steps.c.idx == idx
-                )
-            ).first()
-        group = spec["approval"]["group"]
         if run.approval == "approved":
             return f"approved by {run.approved_by}", {"approved_by": run.approved_by}
         if run.approval == "rejected":
             raise StepFailed(
                 f"rejected by {run.approved_by}; no rollout starts", {"rejected_by": run.approved_by}
-            )
-        if not step.message:  # first look: say what it waits for, once
-            msg = f"waiting for a maintainer of {group!r}: yard automate approve {spec['name']} {run.id}"
-            self.store.write(
-                lambda conn: conn.execute(
-                    automation_steps.update()
-                    .where(automation_steps.c.run_id == int(run.id), automation_steps.c.idx == idx)
-                    .values(message=msg)
-                )
-            )
-            self.say(f"[automate {spec['name']} run {run.id}] approval: {msg}")
-            self.notify(
-                spec,
-                int(run.id),
-                "approval",
-                f":raised_hand: automation {spec['name']}: {msg} "
-                f"(version {run.model_version} of {run.model_name})",
             )
         return None
 

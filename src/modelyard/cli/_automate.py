@@ -52,6 +52,8 @@ def apply(path: str = typer.Argument(..., help="The automations file (automation
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """The automations: triggers, steps, next schedule tick, latest run."""
+    from modelyard.automation._cron import zoned_text
+
     rows = _svc().list_automations()
     if as_json:
         print_json(rows)
@@ -64,7 +66,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON for scr
                 a["name"],
                 "; ".join(a["triggers"]),
                 " → ".join(a["steps"]),
-                format_when(a["next_tick"]) if a["next_tick"] else "",
+                zoned_text(a["next_tick"], a["next_tick_zone"]) if a["next_tick"] else "",
                 f"{a['last_run']['id']} {a['last_run']['state']}" if a["last_run"] else "never",
             ]
             for a in rows

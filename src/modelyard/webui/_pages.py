@@ -224,7 +224,7 @@ def register(
             show=show,
         )
 
-    from modelyard.webui import _data, _lineage, _models, _monitoring, _pipelines, _releases
+    from modelyard.webui import _automations, _data, _lineage, _models, _monitoring, _pipelines, _releases
 
     _models.register(page, action)
     _releases.register(page, action)
@@ -232,6 +232,7 @@ def register(
     _monitoring.register(page, action)
     _lineage.register(page, action)
     _pipelines.register(page, action)
+    _automations.register(page, action)
 
 
 def _query(values: dict[str, Any]) -> str:
