@@ -716,6 +716,7 @@ CHAPTERS: list[tuple[str, Callable[[QuickstartContext], None]]] = [
     ("monitoring", chapter_monitoring),
     ("team server", _lazy("modelyard.server._quickstart:chapter_server")),
     ("automation", _lazy("modelyard.automation._quickstart:chapter_automation")),
+    ("web UI", _lazy("modelyard.webui._quickstart:chapter_ui")),
 ]
 
 
