@@ -14,6 +14,7 @@ side of the issue's benchmark is not written yet.)
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import statistics
@@ -22,9 +23,11 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def fill(store: str, runs: int, metrics: int, steps: int) -> None:
@@ -87,6 +90,148 @@ def fill_wide(store: str, columns: int, windows: int) -> None:
     ws.close()
 
 
+def fill_side(store: str, n: int, metrics: int, steps: int, deep: int) -> float:
+    """Experiment ``side`` of ``bench/ui_data.py``'s runs in our store; the seconds it took (0 if there)."""
+    from ui_data import EXPERIMENT, runs
+
+    from modelyard._workspace import Workspace
+    from modelyard.tracking._service import TrackingService
+
+    ws = Workspace(store).open()
+    svc = TrackingService(ws)
+    if {e["name"]: e["runs"] for e in svc.list_experiments()}.get(EXPERIMENT, 0) >= n:
+        ws.close()
+        return 0.0
+    t0 = time.perf_counter()
+    for name, params, points in runs(n, metrics, steps, deep):
+        r = svc.create_run(experiment=EXPERIMENT, name=name, params_=params, tags_={"team": "a"})
+        rows = [(r.id, k, st, v, False, ts) for k, st, v, ts in points]
+        last = {k: (r.id, k, st, v, False, ts) for k, st, v, ts in points}
+        svc.write_metrics(rows, list(last.values()))
+        svc.end_run(r.id)
+    ws.close()
+    return time.perf_counter() - t0
+
+
+def side_by_side(a: argparse.Namespace) -> None:
+    """``yard ui`` and ``mlflow server`` (one process each, SQLite) on the same runs, timed alternately
+    from this process over HTTP: the runs table of 100 runs with every metric and param column against
+    MLflow's ``runs/search`` (max_results=100: every metric, param and tag of each run), and a compare
+    of ``--deep`` runs' curves against one ``metrics/get-history`` per run × metric (sequential)."""
+    import os
+    import subprocess
+
+    import httpx
+
+    from server import MLFLOW_PY, MLFLOW_VENV, SCRATCH, _free_port, _process
+
+    root = Path(a.side_store or tempfile.mkdtemp(prefix="yard-ui-side-"))
+    root.mkdir(parents=True, exist_ok=True)
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    store, mdb = str(root / "yard"), f"sqlite:///{root / 'mlflow.db'}"
+    shape = (a.side_runs, a.side_metrics, a.side_steps, a.deep)
+    ours_fill = fill_side(store, *shape)
+    env = {k: v for k, v in os.environ.items() if k not in ("YARD_URI", "MLFLOW_TRACKING_URI")}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    out = subprocess.run(
+        [str(MLFLOW_PY), str(Path(__file__).with_name("ui_data.py")), mdb, *map(str, shape)],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    m_fill = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"side by side: {a.side_runs} runs × {a.side_metrics} metrics ({a.deep} of them × {a.side_steps} "
+        f"steps, the rest their last step); filled ours in {ours_fill:.0f} s, MLflow in "
+        f"{m_fill['seconds']:.0f} s (0: reused); load {os.getloadavg()[0]:.1f}"
+    )
+    yport, mport = _free_port(), _free_port()
+    yurl, murl = f"http://127.0.0.1:{yport}", f"http://127.0.0.1:{mport}"
+    ycmd = [sys.executable, "-m", "modelyard", "ui", "--uri", store, "--port", str(yport), "--no-browser"]
+    mcmd = [str(MLFLOW_VENV / "bin" / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mport)]
+    mcmd += ["--backend-store-uri", mdb, "--workers", "1", "--default-artifact-root", str(root / "art")]
+    mcmd += ["--uvicorn-opts", "--timeout-worker-healthcheck 120"]
+    with (
+        _process(ycmd, f"{yurl}/health/ready", root / "yard.log", env),
+        _process(mcmd, f"{murl}/health", root / "mlflow.log", env),
+        httpx.Client(timeout=600) as c,
+    ):
+        eid = str(m_fill["experiment_id"])
+        cols = "&".join(f"cols=metrics.m{k}" for k in range(a.side_metrics))
+        table = f"{yurl}/ui/experiments/side?n=100&{cols}&cols=params.lr&cols=params.depth&cols=params.opt"
+        body = {
+            "experiment_ids": [eid], "filter": "", "run_view_type": "ACTIVE_ONLY", "max_results": 100,
+            "order_by": ["attributes.start_time DESC"],
+        }  # fmt: skip
+        first = c.get(table)
+        assert first.status_code == 200 and first.text.count('name="run" value=') == 100, first.status_code
+        mruns = c.post(f"{murl}/api/2.0/mlflow/runs/search", json=body).json()["runs"]
+        assert len(mruns) == 100 and len(mruns[0]["data"]["metrics"]) == a.side_metrics
+        deep = [f"run-{i}" for i in range(a.deep)]
+        ours_ids = _our_ids(store, deep)
+        mids = _mlflow_ids(c, murl, eid, deep)
+        compare = f"{yurl}/ui/compare?" + "&".join(f"run={i}" for i in ours_ids)
+
+        def history() -> int:
+            size = 0
+            for rid in mids:
+                for k in range(a.side_metrics):
+                    q = {"run_id": rid, "metric_key": f"m{k}"}
+                    r = c.get(f"{murl}/api/2.0/mlflow/metrics/get-history", params=q)
+                    assert r.status_code == 200 and len(r.json()["metrics"]) == a.side_steps
+                    size += len(r.content)
+            return size
+
+        res: dict[str, list[float]] = {k: [] for k in ("table", "search", "compare", "history")}
+        sizes: dict[str, int] = {}
+        for _ in range(a.samples):
+            for key, fn in (
+                ("table", lambda: len(_ok(c.get(table)).content)),
+                ("search", lambda: len(_ok(c.post(f"{murl}/api/2.0/mlflow/runs/search", json=body)).content)),
+                ("compare", lambda: len(_ok(c.get(compare)).content)),
+                ("history", history),
+            ):
+                t0 = time.perf_counter()
+                sizes[key] = fn()
+                res[key].append(time.perf_counter() - t0)
+    p50 = {k: statistics.median(v) * 1000 for k, v in res.items()}
+    print(f"  median of {a.samples}, alternating; load {os.getloadavg()[0]:.1f}")
+    print(
+        f"  runs table, 100 runs × all columns   ours {p50['table']:7.1f} ms {sizes['table'] / 1024:6.0f} KB"
+        f" | MLflow runs/search {p50['search']:7.1f} ms {sizes['search'] / 1024:6.0f} KB"
+        f" | MLflow/ours {p50['search'] / p50['table']:5.1f}x (target >= 10x, ours < 150 ms)"
+    )
+    print(
+        f"  compare {a.deep} runs' curves           ours {p50['compare']:7.1f} ms "
+        f"{sizes['compare'] / 1024:6.0f} KB"
+        f" | MLflow {a.deep * a.side_metrics} × get-history {p50['history']:7.1f} ms"
+        f" {sizes['history'] / 1024:6.0f} KB | MLflow/ours {p50['history'] / p50['compare']:5.1f}x"
+        " (target ours < 300 ms)"
+    )
+
+
+def _ok(r: Any) -> Any:
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    return r
+
+
+def _our_ids(store: str, names: list[str]) -> list[str]:
+    from modelyard._workspace import Workspace
+    from modelyard.tracking._service import TrackingService
+
+    ws = Workspace(store).open()
+    found = TrackingService(ws).search_runs(experiment="side", filter="name LIKE 'run-%'", limit=50_000)
+    by = {r.name: r.id for r in found}
+    ws.close()
+    return [by[n] for n in names]
+
+
+def _mlflow_ids(c: Any, url: str, eid: str, names: list[str]) -> list[str]:
+    out = []
+    for n in names:
+        body = {"experiment_ids": [eid], "filter": f"attributes.run_name = '{n}'", "max_results": 1}
+        out.append(c.post(f"{url}/api/2.0/mlflow/runs/search", json=body).json()["runs"][0]["info"]["run_id"])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=10_000)
@@ -95,8 +240,20 @@ def main() -> None:
     ap.add_argument("--store", default=None)
     ap.add_argument("--columns", type=int, default=50, help="columns of the dataset and monitored model")
     ap.add_argument("--windows", type=int, default=200, help="monitoring windows of the model")
+    ap.add_argument("--side-runs", type=int, default=10_000, help="side by side with MLflow: runs")
+    ap.add_argument("--side-metrics", type=int, default=20)
+    ap.add_argument("--side-steps", type=int, default=1_000, help="steps of each metric of the compared runs")
+    ap.add_argument("--deep", type=int, default=10, help="runs with every step (the compared ones)")
+    ap.add_argument("--side-store", default=None, help="folder of both stores (reused when filled)")
+    ap.add_argument("--samples", type=int, default=7)
+    ap.add_argument("--only-side", action="store_true", help="only the side-by-side section")
+    ap.add_argument("--no-side", action="store_true", help="skip the side-by-side section")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
+    if not a.no_side:
+        side_by_side(a)
+    if a.only_side:
+        return
     store = a.store or tempfile.mkdtemp(prefix="yard-ui-bench-")
     fill(store, a.runs, a.metrics, a.steps)
     fill_wide(store, a.columns, a.windows)
