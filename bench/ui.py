@@ -1,14 +1,24 @@
-"""Web UI benchmark: server time and bytes per page on a store of many runs.
+"""Web UI benchmark: server time and bytes per page on a store of many runs, side by side with MLflow.
 
     python bench/ui.py [--runs 10000] [--metrics 5] [--steps 20] [--store DIR]
+        [--side-runs 10000 --side-metrics 20 --side-steps 1000 --deep 10 --side-store DIR] [--only-side]
 
-Fills a SQLite store (``--store``, reused when it already holds the runs) with ``--runs`` finished runs
-of ``--metrics`` metrics × ``--steps`` steps and two params, then times each page through the real app
-in this process (FastAPI TestClient, ``--auth none``; the median of 7 requests): the runs table's first
-page, its 41st page reached by keyset tokens, sorted by a metric, filtered on a metric; a run page; a
-compare of 10 runs; a dataset version of ``--columns`` profiled columns; a monitored model's page with
-``--windows`` windows of as many features. Prints milliseconds and kilobytes per page. (The MLflow
-side of the issue's benchmark is not written yet.)
+Side by side (first; ``--no-side`` skips it): ``bench/ui_data.py`` fills a modelyard store and an MLflow
+SQLite store (``MlflowClient.log_batch``, MLflow 3.17.2 from bench/.scratch/peers/mlflow) with the same
+``--side-runs`` runs of ``--side-metrics`` metrics: ``--deep`` of them with ``--side-steps`` steps (the
+runs a compare draws), the rest their last step (what a runs table shows). ``yard ui`` and ``mlflow
+server`` then run as one process each and are timed alternately over HTTP from this process: our runs
+table of 100 runs with every metric and param column against the call MLflow's UI makes to fill its
+table (``POST runs/search``, max_results=100), and our compare of the deep runs against MLflow's
+``GET metrics/get-history`` per run × metric. Prints medians, bytes and ratios.
+
+Then the in-process section: fills a SQLite store (``--store``, reused when it already holds the runs)
+with ``--runs`` finished runs of ``--metrics`` metrics × ``--steps`` steps and two params, and times each
+page through the real app in this process (FastAPI TestClient, ``--auth none``; the median of 7
+requests): the runs table's first page, its 41st page reached by keyset tokens, sorted by a metric,
+filtered on a metric; a run page; a compare of 10 runs; a dataset version of ``--columns`` profiled
+columns; a monitored model's page with ``--windows`` windows of as many features. Prints milliseconds
+and kilobytes per page.
 """
 
 from __future__ import annotations
