@@ -112,6 +112,32 @@ _CPU = (
 )
 #: CPU seconds to ready, per image tag (ours only): counts that depend far less on the load.
 CPU_TO_READY: dict[str, list[float]] = {}
+#: The floor in the same image: Python starts, imports scikit-learn's model module, unpickles a model,
+#: exits (what any server of the model must do; bench/coldstart.py's floor). Its own CPU seconds.
+_FLOOR = (
+    "import os, pickle, sklearn.linear_model as m; "
+    "pickle.loads(pickle.dumps(m.LogisticRegression())); t = os.times(); print(t.user + t.system)"
+)
+FLOOR_CPU: dict[str, list[float]] = {}
+
+
+def floor_once(tool: str, env: dict[str, str], tag: str) -> None:
+    """Run the floor in ``tag`` (read-only, as the server runs); its CPU seconds into ``FLOOR_CPU``."""
+    cmd = [tool, "run", "--rm", "--read-only", "--entrypoint", "/opt/yard/venv/bin/python", tag, "-c", _FLOOR]
+    FLOOR_CPU.setdefault(tag, []).append(float(sh(cmd, env).stdout.split()[-1]))
+
+
+def cpu_line(tag: str) -> str:
+    """Server CPU seconds to ready vs the floor's in the same image (medians, and what the server adds)."""
+    cpu, floor = CPU_TO_READY.get(tag, []), FLOOR_CPU.get(tag, [])
+    if not cpu or not floor:
+        return "no CPU figures"
+    a, b = statistics.median(cpu), statistics.median(floor)
+    return (
+        f"server CPU to ready median {a:.2f} s ({', '.join(f'{x:.2f}' for x in cpu)}); floor (python, "
+        f"import sklearn.linear_model, unpickle) median {b:.2f} s ({', '.join(f'{x:.2f}' for x in floor)}); "
+        f"server/floor {a / b:.2f}x, +{a - b:.2f} CPU s"
+    )
 
 
 def ready_once(tool: str, env: dict[str, str], tag: str, path: str, extra: list[str]) -> float:
@@ -146,9 +172,14 @@ def ready_once(tool: str, env: dict[str, str], tag: str, path: str, extra: list[
 
 
 def time_to_ready(
-    tool: str, env: dict[str, str], tag: str, path: str, runs: int, extra: list[str]
+    tool: str, env: dict[str, str], tag: str, path: str, runs: int, extra: list[str], floor: bool = False
 ) -> list[float]:
-    return [ready_once(tool, env, tag, path, extra) for _ in range(runs)]
+    out = []
+    for _ in range(runs):
+        out.append(ready_once(tool, env, tag, path, extra))
+        if floor:
+            floor_once(tool, env, tag)
+    return out
 
 
 def ours(tool: str, env: dict[str, str], base: str, runs: int, unwarmed: bool = False) -> dict[str, object]:
@@ -176,7 +207,7 @@ def ours(tool: str, env: dict[str, str], base: str, runs: int, unwarmed: bool = 
     size = size_of(tool, env, tag)
     out: dict[str, object] = {"prepare_s": prepare, "build_s": build, "size": size, "tag": tag}
     if not unwarmed:
-        out["ready_s"] = time_to_ready(tool, env, tag, "/health/ready", runs, ["--read-only"])
+        out["ready_s"] = time_to_ready(tool, env, tag, "/health/ready", runs, ["--read-only"], floor=True)
         return out
     # the same context without the step that bakes the start-up caches: the image as it was before,
     # started alternately with ours so both see the same load
@@ -252,13 +283,12 @@ def ready_only(tags: list[str], runs: int) -> None:
     for _ in range(runs):
         for t in tags:
             walls[t].append(ready_once("podman", env, t, "/health/ready", ["--read-only"]))
+            floor_once("podman", env, t)
     print(f"load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f}; podman run --read-only")
     for t in tags:
-        cpu = CPU_TO_READY.get(t, [])
         print(
             f"{t}: time to ready median {statistics.median(walls[t]):.2f} s "
-            f"({', '.join(f'{x:.2f}' for x in walls[t])}); server CPU to ready median "
-            f"{statistics.median(cpu) if cpu else float('nan'):.2f} s ({', '.join(f'{x:.2f}' for x in cpu)})"
+            f"({', '.join(f'{x:.2f}' for x in walls[t])}); {cpu_line(t)}"
         )
 
 
@@ -341,7 +371,7 @@ def main() -> None:
         print(f"{name} time to ready, each run (s): {', '.join(f'{x:.2f}' for x in r['ready_s'])}")  # type: ignore[attr-defined]
         cpu = CPU_TO_READY.get(str(r["tag"]))
         if cpu:
-            print(f"{name} server CPU seconds to ready, each run: {', '.join(f'{x:.2f}' for x in cpu)}")
+            print(f"{name}: {cpu_line(str(r['tag']))}")
         cold = r.get("unwarmed")
         if isinstance(cold, dict):
             a, b = statistics.median(r["ready_s"]), statistics.median(cold["ready_s"])  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ digest check, the in-image loader and the errors for bad input."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -235,12 +236,24 @@ def test_model_server_runs_on_the_image_loader(tmp_path: Path, build_store: Any)
     server = ModelServer(
         str(home / "serve.yaml"), uri=str(tmp_path / "run"), loader=ImageLoader(home)
     ).start()
+    # the image's HEALTHCHECK command, as written (an isolated Python without site, on YARD_PORT)
+    line = next(ln for ln in ctx.dockerfile.read_text().splitlines() if ln.startswith("  CMD "))
+    cmd = json.loads(line[len("  CMD ") :])
+    assert cmd[:4] == ["/opt/yard/venv/bin/python", "-I", "-S", "-c"]
+
+    def check(port: int) -> int:
+        env = dict(os.environ, YARD_PORT=str(port))
+        return subprocess.run([sys.executable, *cmd[1:]], capture_output=True, env=env, timeout=60).returncode
+
     with running(server) as h:
         assert httpx.get(h.url + "/health/ready", timeout=30).status_code == 200
+        port = int(h.url.rsplit(":", 1)[1])
+        assert check(port) == 0
         rows = frame(3).to_dict(orient="records")
         r = httpx.post(h.url + "/v1/models/clf/predict", json={"records": rows}, timeout=30)
         assert r.status_code == 200 and len(r.json()["predictions"]) == 3
     server.close()
+    assert check(port) != 0  # nothing answers there now
 
 
 # -- modelyard's own wheel --------------------------------------------------------------------------

@@ -1,11 +1,10 @@
-"""`yard build` for real: build images with podman (or docker) and buildah on a base image made here
+"""`yard build` for real: build images with podman, buildah and docker on a base image made here
 from this machine's Python (no registry can be pulled from), run them with a read-only root
-filesystem as the non-root user, and check the probes and the predictions. Two full builds: the
-session's baked image (``clf_image`` in conftest.py, shared with test_k8s_podman.py) and a
-``--no-bake`` one made with buildah for the native ``--platform``; plus a build that must fail at
-the verify step. Skipped, with the reason, only where neither podman nor a docker daemon can run
-(docker: its daemon is not started here, see ../shared/INFRA.md; its argv is tested in
-test_build_platform.py)."""
+filesystem as the non-root user, and check the probes and the predictions. Three full builds: the
+session's baked image (``clf_image`` in conftest.py, shared with test_k8s_podman.py), a
+``--no-bake`` one made with buildah for the native ``--platform``, and the baked image built and run
+with docker (a daemon of the session's own: ``dockerd`` in conftest.py); plus a build that must fail
+at the verify step. Skipped, with the reason, where the tool is not installed (a failure under CI)."""
 
 from __future__ import annotations
 
@@ -22,20 +21,24 @@ import httpx
 import pytest
 
 from .buildmodels import frame
-from .conftest import missing, yard_cli
+from .conftest import missing, shared_image, yard_build, yard_cli
 
 # an image build takes minutes on a loaded 2-core machine (8-9 min seen at load 15-20): beyond the
 # suite's 10-minute hang guard
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
+Cleanup = list[tuple[list[str], dict[str, str]]]
+
+
 @pytest.fixture
-def cleanup(tool: tuple[str, dict[str, str]]) -> Iterator[list[list[str]]]:
-    """Commands run after the test whatever happens (remove containers, then images)."""
-    todo: list[list[str]] = []
+def cleanup() -> Iterator[Cleanup]:
+    """Commands (with their environment) run after the test whatever happens (remove containers,
+    then images)."""
+    todo: Cleanup = []
     yield todo
-    for cmd in reversed(todo):
-        subprocess.run(cmd, capture_output=True, env=tool[1], timeout=120)
+    for cmd, env in reversed(todo):
+        subprocess.run(cmd, capture_output=True, env=env, timeout=120)
 
 
 def _wait_ready(url: str, container: str, tool: tuple[str, dict[str, str]], timeout: float = 300) -> Any:
@@ -61,29 +64,45 @@ def _wait_ready(url: str, container: str, tool: tuple[str, dict[str, str]], time
 
 
 def _run(
-    tool: tuple[str, dict[str, str]], image: str, cleanup: list[list[str]], *extra: str
+    tool: tuple[str, dict[str, str]], image: str, cleanup: Cleanup, *extra: str, host_network: bool = False
 ) -> tuple[str, str]:
+    """Start ``image`` read-only; ``(container, url)``. ``host_network``: on the host's network with
+    its own port (``YARD_PORT``), for the session's dockerd, which has no bridge to publish through."""
     from modelyard.serving._server import free_port
 
     name, env = tool
     port = free_port()
     container = f"yard-test-{uuid.uuid4().hex[:10]}"
-    cleanup.append([name, "rm", "-f", container])
-    cmd = [name, "run", "-d", "--name", container, "--read-only", "-p", f"127.0.0.1:{port}:8080"]
+    cleanup.append(([name, "rm", "-f", container], env))
+    cmd = [name, "run", "-d", "--name", container, "--read-only"]
+    cmd += (
+        ["--network", "host", "-e", f"YARD_PORT={port}"] if host_network else ["-p", f"127.0.0.1:{port}:8080"]
+    )
     res = subprocess.run([*cmd, *extra, image], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     return container, f"http://127.0.0.1:{port}"
 
 
 def test_built_image_serves_read_only_as_non_root(
-    tool: tuple[str, dict[str, str]],
-    clf_image: dict[str, Any],
-    image_store: Any,
-    cleanup: list[list[str]],
+    tool: tuple[str, dict[str, str]], clf_image: dict[str, Any], image_store: Any, cleanup: Cleanup
 ) -> None:
+    check_image_serves(tool, clf_image, image_store, cleanup)
+
+
+def test_docker_builds_and_runs_the_image(
+    dockerd: tuple[str, dict[str, str]], docker_clf_image: dict[str, Any], image_store: Any, cleanup: Cleanup
+) -> None:
+    """``yard build --builder docker`` on a real docker daemon: the same checks as podman's image."""
+    check_image_serves(dockerd, docker_clf_image, image_store, cleanup, host_network=True)
+
+
+def check_image_serves(
+    tool: tuple[str, dict[str, str]], built: dict[str, Any], image_store: Any, cleanup: Cleanup, **run: Any
+) -> None:
+    """The image ``built`` says what it holds, runs read-only as 10001, passes its probes and its
+    HEALTHCHECK, answers predictions as the registry's model does, and reads its baked caches."""
     name, env = tool
     uri, mvs = image_store
-    built = clf_image
     tag = built["tag"]
     assert built["builder"] == name and built["size_bytes"] > 0
     # what the image says about itself
@@ -98,7 +117,7 @@ def test_built_image_serves_read_only_as_non_root(
     health = cfg.get("Healthcheck") or info.get("Healthcheck") or {}  # docker: in Config; podman: beside it
     assert "/health/ready" in " ".join(health.get("Test", []))
 
-    container, url = _run(tool, tag, cleanup)
+    container, url = _run(tool, tag, cleanup, **run)
     ready = _wait_ready(url, container, tool)
     assert ready["models"]["primary"]["version"] == 1
     X = frame(20, seed=5)
@@ -161,7 +180,7 @@ def test_a_tampered_model_fails_the_build(
     tool: tuple[str, dict[str, str]],
     base_image: str,
     image_store: Any,
-    cleanup: list[list[str]],
+    cleanup: Cleanup,
     tmp_path: Path,
 ) -> None:
     name, env = tool
@@ -180,7 +199,7 @@ def test_a_tampered_model_fails_the_build(
     data[-1] ^= 0xFF
     target.write_bytes(bytes(data))
     tag = f"localhost/yard-test-tampered:{uuid.uuid4().hex[:8]}"
-    cleanup.append([name, "rmi", "-f", tag])
+    cleanup.append(([name, "rmi", "-f", tag], env))
     cmd = [name, "build", "-t", tag, str(ctx)]
     if name == "podman":
         cmd.insert(2, "--format=docker")
@@ -190,28 +209,25 @@ def test_a_tampered_model_fails_the_build(
     assert "Model clf/1: file" in out and "does not match its digest; the image is not built" in out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def nobake_image(
-    tool: tuple[str, dict[str, str]], base_image: str, image_store: Any
+    tool: tuple[str, dict[str, str]], base_image: str, image_store: Any, shared_dir: Path
 ) -> Iterator[dict[str, Any]]:
     """``yard build --no-bake``, built with buildah (the third builder; it shares podman's image
     storage, so podman runs what it built) for this machine's platform, given explicitly; with the
-    session's tool where buildah is not installed (then the buildah test says so)."""
+    session's tool where buildah is not installed (then the buildah test says so). Once for all
+    xdist workers."""
     from modelyard.deploy._build import native_platform
 
     name, env = tool
     builder = "buildah" if shutil.which("buildah") and name == "podman" else name
-    uri, _ = image_store
-    tag = f"localhost/yard-test-nobake:{uuid.uuid4().hex[:8]}"
-    try:
-        res = yard_cli(
-            env, "--uri", uri, "build", "clf@production", "-t", tag, "--base-image", base_image,
-            "--builder", builder, "--platform", str(native_platform()), "--no-bake", "--json",
-        )  # fmt: skip
-        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
-        yield json.loads(res.stdout)
-    finally:
-        subprocess.run([name, "rmi", "-f", tag], capture_output=True, env=env, timeout=300)
+
+    def build() -> dict[str, Any]:
+        plat = ("--platform", str(native_platform()), "--no-bake")
+        return yard_build((builder, env), image_store[0], base_image, "nobake", *plat)
+
+    with shared_image(shared_dir, "nobake", tool, build) as built:
+        yield built
 
 
 def test_buildah_builds_for_the_native_platform(
@@ -239,7 +255,7 @@ def test_no_bake_image_loads_the_model_from_the_store_at_start(
     tool: tuple[str, dict[str, str]],
     nobake_image: dict[str, Any],
     image_store: Any,
-    cleanup: list[list[str]],
+    cleanup: Cleanup,
     tmp_path: Path,
 ) -> None:
     name, env = tool

@@ -67,11 +67,13 @@ def render_dockerfile(facts: DockerfileFacts) -> str:
         "import compileall, sysconfig; "
         "compileall.compile_dir(sysconfig.get_path('stdlib'), quiet=1, workers=0)"
     )
+    # run every 10 s for the container's life: an isolated interpreter without site (-I -S: no
+    # site-packages scan, no .pth files, no PYTHON* variables) and http.client, not urllib.request
     health = (
-        "import os, sys, urllib.request; "
-        "port = os.environ.get('YARD_PORT', '8080'); "
-        "r = urllib.request.urlopen('http://127.0.0.1:' + port + '/health/ready', timeout=2); "
-        "sys.exit(0 if r.status == 200 else 1)"
+        "import http.client, os, sys; "
+        "c = http.client.HTTPConnection('127.0.0.1', int(os.environ.get('YARD_PORT', '8080')), timeout=2); "
+        "c.request('GET', '/health/ready'); "
+        "sys.exit(0 if c.getresponse().status == 200 else 1)"
     )
     model_note = (
         "# The model packages: copied in, then every file checked against its digest (the build fails on a\n"
@@ -150,6 +152,6 @@ VOLUME ["/tmp"]
 USER {UID}:{UID}
 EXPOSE {PORT}
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \\
-  CMD {_exec(py, "-c", health)}
+  CMD {_exec(py, "-I", "-S", "-c", health)}
 ENTRYPOINT {_exec(py, "-m", "modelyard.deploy", "serve")}
 """
