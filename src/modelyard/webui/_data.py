@@ -50,6 +50,9 @@ def register(
     page: Callable[[str], Callable[[Handler], Handler]], action: Callable[[str], Callable[[Handler], Handler]]
 ) -> None:
     """Add the dataset pages through the decorators of :func:`modelyard.webui.mount`."""
+    from modelyard.webui import _datadiff
+
+    _datadiff.register(page, action)  # first: /datasets/{name}/diff before /datasets/{name}/{version}
     from modelyard.data._record import human_size
     from modelyard.data._service import DataService as D
 

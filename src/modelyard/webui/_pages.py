@@ -11,16 +11,22 @@ from typing import Any
 from fastapi.responses import Response
 
 from modelyard import errors
-from modelyard.ui import fmt_num, line_chart, lttb
+from modelyard.ui import fmt_num, line_chart, lttb, parallel_coordinates
 from modelyard.webui._artifacts import artifact_preview, raw_artifact
-from modelyard.webui._routes import Page
+from modelyard.webui._routes import PREFIX, Page
 
 __all__ = ["register"]
 
 PAGE_SIZES = (25, 50, 100, 200)
 #: Points drawn per series (LTTB keeps the shape of longer ones).
 DRAWN_POINTS = 600
+#: Points drawn on a compare page, shared by its curves (20 runs × 20 metrics × 600 points was 3 MB);
+#: no curve gets fewer than MIN_POINTS (LTTB keeps peaks and the shape) nor more than DRAWN_POINTS.
+COMPARE_POINTS = 16_000
+MIN_POINTS = 50
 MAX_COMPARE = 20
+#: Parameter axes of the parallel coordinates (those that differ between the runs come first).
+MAX_AXES = 8
 #: Series colours for many runs: distinct hues, each at least 3:1 against white.
 RUN_COLORS = (
     "#0969da", "#d1242f", "#1a7f37", "#8250df", "#bc4c00",
@@ -191,12 +197,14 @@ def register(
             smooth = 0.0
         labels = _labels(runs)
         colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(runs))]
+        keys = sorted({k for r in runs for k in r.metrics})
+        drawn = max(MIN_POINTS, min(DRAWN_POINTS, COMPARE_POINTS // (len(runs) * max(len(keys), 1))))
         charts = []
-        for key in sorted({k for r in runs for k in r.metrics}):
+        for key in keys:
             series = []
             for r, label in zip(runs, labels, strict=True):
                 pts = p.call(T, "metric_history", run_id=r.id, key=key) if key in r.metrics else []
-                series.append((label, _series(pts, x_time, smooth)))
+                series.append((label, _series(pts, x_time, smooth, drawn)))
             title = f"{key} (log scale)" if log else key
             charts.append(
                 line_chart(
@@ -206,8 +214,22 @@ def register(
         pkeys = sorted({k for r in runs for k in r.params})
         params = [(k, [r.params.get(k, "") for r in runs]) for k in pkeys]
         params.sort(key=lambda row: len(set(row[1])) == 1)  # differences first
-        mkeys = sorted({k for r in runs for k in r.metrics})
+        mkeys = keys
         metrics = [(k, [r.metrics.get(k) for r in runs]) for k in mkeys]
+        chosen = args.get("pm") if args.get("pm") in mkeys else (mkeys[0] if mkeys else None)
+        differ = [(k, vals) for k, vals in params if len(set(vals)) > 1] or params
+        axes = differ[:MAX_AXES]
+        parallel = (
+            parallel_coordinates(
+                axes,
+                (chosen, [r.metrics.get(chosen) for r in runs]),
+                labels,
+                hrefs=[f"{PREFIX}/runs/{r.id}" for r in runs],
+                title=f"parameters of {len(runs)} runs against {chosen}; each line links to its run",
+            )
+            if chosen and axes
+            else ""
+        )
         return p.render(
             "compare.html.j2",
             title=f"Compare {len(runs)} runs · modelyard",
@@ -217,6 +239,10 @@ def register(
             charts=charts,
             params=params,
             metrics=metrics,
+            mkeys=mkeys,
+            chosen=chosen,
+            parallel=parallel,
+            more_axes=max(0, len(differ) - MAX_AXES),
             log=log,
             x_time=x_time,
             smooth=smooth,
@@ -248,7 +274,9 @@ def _query(values: dict[str, Any]) -> str:
     return urlencode(pairs)
 
 
-def _series(points: list[Any], x_time: bool, smooth: float) -> list[tuple[float, float]]:
+def _series(
+    points: list[Any], x_time: bool, smooth: float, drawn: int = DRAWN_POINTS
+) -> list[tuple[float, float]]:
     """``(x, y)`` of metric points: step or time (s) on x, EMA-smoothed by ``smooth``, LTTB-downsampled."""
     xy = sorted(
         ((p.timestamp / 1000 if x_time else float(p.step), float(p.value)) for p in points),
@@ -261,7 +289,7 @@ def _series(points: list[Any], x_time: bool, smooth: float) -> list[tuple[float,
                 last = y if last is None else smooth * last + (1 - smooth) * y
                 out.append((x, last))
         xy = out
-    return lttb(xy, DRAWN_POINTS)
+    return lttb(xy, drawn)
 
 
 def _labels(runs: list[Any]) -> list[str]:
