@@ -161,3 +161,63 @@ def test_compare_of_twenty_long_runs_stays_light(server: dict[str, Any], client:
     assert page.text.count("<title>long-7</title></path>") == 10
     print("compare page of 20 runs x 10 metrics x 1000 steps:", len(page.content), "bytes")
     assert len(page.content) < 500_000, len(page.content)
+
+
+def test_parallel_coordinates_axes_missing_values_and_escaping() -> None:
+    from modelyard.ui import parallel_coordinates
+    from modelyard.ui._parallel import SCALE, metric_color
+
+    svg = parallel_coordinates(
+        [("lr", ["0.1", "0.01", None]), ("<opt>", ["adam", "sgd", "adam"])],
+        ("loss", [0.5, 0.1, None]),
+        ["a", "b", "<c>"],
+    )
+    assert 'role="img"' in svg and "<a " not in svg  # no links: an image
+    assert "&lt;opt&gt;" in svg and "<opt>" not in svg and "&lt;c&gt;" in svg
+    assert ">adam</text>" in svg and ">sgd</text>" in svg  # categorical: each value labelled
+    assert ">0.1</text>" in svg and ">0.05</text>" in svg  # numeric: round ticks
+    assert svg.count(">none</text>") == 2  # lr and loss miss a value; <opt> does not
+    lines = re.findall(
+        r'<polyline points="[^"]+" fill="none" stroke="(#[0-9a-f]{6})"[^>]*><title>([^<]+)', svg
+    )
+    colours = {title.split(":")[0]: colour for colour, title in lines}
+    assert colours == {"b": metric_color(0.0), "a": metric_color(1.0), "&lt;c&gt;": "#6e7781"}
+    for share, rgb in ((0.0, SCALE[0]), (1.0, SCALE[-1])):
+        assert metric_color(share) == "#" + "".join(f"{c:02x}" for c in rgb)
+    linked = parallel_coordinates([("x", [1, 2])], ("m", [1.0, 2.0]), ["p", "q"], hrefs=["/r/1", "/r/2?a&b"])
+    assert 'role="group"' in linked and '<a href="/r/2?a&amp;b" aria-label="q: x 2, m 2">' in linked
+
+
+def test_scale_colours_keep_contrast_on_white() -> None:
+    from modelyard.ui._parallel import metric_color
+
+    def lum(hex_colour: str) -> float:
+        def channel(c: int) -> float:
+            x = c / 255
+            return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+        r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+    for i in range(21):
+        assert 1.05 / (lum(metric_color(i / 20)) + 0.05) >= 3.0, i / 20  # graphics: WCAG 1.4.11
+
+
+def test_shared_histograms_align_both_grids_exactly() -> None:
+    import numpy as np
+
+    from modelyard.data import profile
+    from modelyard.webui._datadiff import DRAWN_BINS, shared_histograms
+
+    rng = np.random.default_rng(3)
+    import pandas as pd
+
+    a = profile(pd.DataFrame({"x": rng.normal(0, 1, 500)}))["x"]
+    b = profile(pd.DataFrame({"x": rng.normal(40, 9, 700)}))["x"]
+    edges, ca, cb = shared_histograms(a, b)
+    assert len(edges) == len(ca) + 1 == len(cb) + 1 <= DRAWN_BINS + 1
+    assert sum(ca) == sum(a.hist_counts) and sum(cb) == sum(b.hist_counts)  # nothing lost or split
+    assert edges[0] <= min(a.min, b.min) and edges[-1] >= max(a.max, b.max)
+    width = edges[1] - edges[0]
+    assert all(abs((e - edges[0]) / width - i) < 1e-9 for i, e in enumerate(edges))
+    assert shared_histograms(a, profile(pd.DataFrame({"s": ["u", "v"]}))["s"]) == ([], [], [])

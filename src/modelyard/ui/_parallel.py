@@ -93,13 +93,15 @@ def parallel_coordinates(
     *,
     hrefs: Sequence[str] | None = None,
     title: str = "",
-    gap: int = 130,
+    gap: int | None = None,
     height: int = 320,
 ) -> str:
     """Lines of ``labels`` (one per row) across ``axes`` (``(name, values per row)``) to ``metric``
-    (``(name, value per row)``), coloured by the metric. ``hrefs``: a link per row."""
+    (``(name, value per row)``), coloured by the metric. ``hrefs``: a link per row. ``gap``: pixels
+    between axes (default: about 880 px for all, 120-260 per gap)."""
     cols = [_axis(name, vals) for name, vals in axes]
     cols.append(_axis(metric[0], list(metric[1]), force_numeric=True))
+    gap = gap or int(min(260, max(120, 880 / max(len(cols) - 1, 1))))
     m = cols[-1]
     left, right = 18.0, 120.0
     width = left + gap * (len(cols) - 1) + right
@@ -119,7 +121,9 @@ def parallel_coordinates(
     def y_of(share: float | None) -> float:
         return TOP + ph + NONE_GAP if share is None else TOP + ph * (1 - share)
 
-    # axes: name on top, ticks or categories beside, a "none" mark under when a value is missing
+    # axes: name on top, ticks or categories beside, a "none" mark under when a value is missing;
+    # their labels are drawn over the lines, each with a white halo, so lines never hide them
+    texts: list[str] = []
     for i, (c, x) in enumerate(zip(cols, xs, strict=True)):
         is_metric = i == len(cols) - 1
         room = gap - 14 if not is_metric else right + gap / 2
@@ -145,15 +149,15 @@ def parallel_coordinates(
                 out.append(
                     f'<line x1="{num(x - 3)}" y1="{y:.1f}" x2="{num(x + 3)}" y2="{y:.1f}" stroke="{AXIS}"/>'
                 )
-                out.append(svg_text(x + 7, y + 4, fmt_num(t, 3), size=10, fill=MUTED))
+                texts.append(svg_text(x + 7, y + 4, fmt_num(t, 3), size=10, fill=MUTED))
         else:
             for v in c.cats:
                 y = y_of(c.share(v))
                 out.append(f'<circle cx="{num(x)}" cy="{y:.1f}" r="2.5" fill="{AXIS}"/>')
-                out.append(svg_text(x + 7, y + 4, _clip(v, gap - 20, 11), size=11))
+                texts.append(svg_text(x + 7, y + 4, _clip(v, gap - 20, 11), size=11))
         if any(v is None for v in c.values):
             y = y_of(None)
-            out.append(svg_text(x + 7, y + 4, "none", size=10, fill=MUTED))
+            texts.append(svg_text(x + 7, y + 4, "none", size=10, fill=MUTED))
             out.append(f'<circle cx="{num(x)}" cy="{y:.1f}" r="2.5" fill="none" stroke="{AXIS}"/>')
     # lines: the lowest metric drawn first, so the best and worst are not all buried
     order = sorted(range(len(labels)), key=lambda r: (m.values[r] is None, m.share(m.values[r]) or 0.0))
@@ -173,4 +177,5 @@ def parallel_coordinates(
             out.append(f'<a href="{esc(hrefs[r])}" aria-label="{esc(f"{labels[r]}: {said}")}">{line}</a>')
         else:
             out.append(line)
-    return "".join(out) + "</svg>"
+    halo = '<g stroke="#fff" stroke-width="3" paint-order="stroke" stroke-linejoin="round">'
+    return "".join(out) + halo + "".join(texts) + "</g></svg>"

@@ -87,6 +87,7 @@ def register(
     """Add the diff and validation pages (before ``/datasets/{name}/{version}``, which would take
     ``diff`` for a version)."""
     from modelyard.data._record import human_size
+    from modelyard.data._report import _short as short
     from modelyard.data._service import DataService as D
     from modelyard.webui._data import version_number
 
@@ -148,7 +149,7 @@ def register(
             against=int(against_raw.lstrip("vV")) if against_raw else default,
             suite_text=suite_text,
             report=report,
-            show=show,
+            short=short,
             size=human_size,
         )
 
