@@ -221,3 +221,24 @@ def test_shared_histograms_align_both_grids_exactly() -> None:
     width = edges[1] - edges[0]
     assert all(abs((e - edges[0]) / width - i) < 1e-9 for i, e in enumerate(edges))
     assert shared_histograms(a, profile(pd.DataFrame({"s": ["u", "v"]}))["s"]) == ([], [], [])
+
+
+def test_metric_series_reads_what_metric_history_reads(server: dict[str, Any]) -> None:
+    import math
+
+    from modelyard.tracking._history import metric_series
+    from modelyard.tracking._service import TrackingService
+
+    with yard.start_run(experiment="exp", name="with-nan") as r:
+        for s, v in enumerate([1.0, float("nan"), 0.5]):
+            r.log_metric("loss", v, step=s)
+    svc = TrackingService(server["ws"])
+    ids = [x.id for x in svc.search_runs(experiment="exp")]
+    got = metric_series(server["ws"].store, ids, ["loss", "accuracy", "nope"])
+    assert {k for _, k in got} == {"loss", "accuracy"} and len(got) == 2 * len(ids) - 1
+    for (run_id, key), points in got.items():
+        want = [(p.step, p.value, p.timestamp) for p in svc.metric_history(run_id, key)]
+        assert [(s, "nan" if math.isnan(v) else v, t) for s, v, t in points] == [
+            (s, "nan" if math.isnan(v) else v, t) for s, v, t in want
+        ]
+    assert metric_series(server["ws"].store, [], ["loss"]) == {}

@@ -199,12 +199,15 @@ def register(
         colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(runs))]
         keys = sorted({k for r in runs for k in r.metrics})
         drawn = max(MIN_POINTS, min(DRAWN_POINTS, COMPARE_POINTS // (len(runs) * max(len(keys), 1))))
+        from modelyard.tracking._history import metric_series
+
+        # every curve in one query (each run was read above through the role-checked get_run)
+        history = metric_series(p.ws.store, [r.id for r in runs], keys)
         charts = []
         for key in keys:
             series = []
             for r, label in zip(runs, labels, strict=True):
-                pts = p.call(T, "metric_history", run_id=r.id, key=key) if key in r.metrics else []
-                series.append((label, _series(pts, x_time, smooth, drawn)))
+                series.append((label, _xy(history.get((r.id, key), []), x_time, smooth, drawn)))
             title = f"{key} (log scale)" if log else key
             charts.append(
                 line_chart(
@@ -274,12 +277,18 @@ def _query(values: dict[str, Any]) -> str:
     return urlencode(pairs)
 
 
-def _series(
-    points: list[Any], x_time: bool, smooth: float, drawn: int = DRAWN_POINTS
+def _series(points: list[Any], x_time: bool, smooth: float) -> list[tuple[float, float]]:
+    """:func:`_xy` of :class:`~modelyard.tracking._records.MetricPoint` objects."""
+    return _xy([(p.step, p.value, p.timestamp) for p in points], x_time, smooth, DRAWN_POINTS)
+
+
+def _xy(
+    points: list[tuple[int, float, int]], x_time: bool, smooth: float, drawn: int
 ) -> list[tuple[float, float]]:
-    """``(x, y)`` of metric points: step or time (s) on x, EMA-smoothed by ``smooth``, LTTB-downsampled."""
+    """``(x, y)`` of ``(step, value, timestamp)`` rows: step or time (s) on x, EMA-smoothed by
+    ``smooth``, LTTB-downsampled to ``drawn`` points."""
     xy = sorted(
-        ((p.timestamp / 1000 if x_time else float(p.step), float(p.value)) for p in points),
+        ((ts / 1000 if x_time else float(step), float(value)) for step, value, ts in points),
         key=lambda t: t[0],
     )
     if smooth > 0:
