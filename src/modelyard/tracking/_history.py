@@ -2,7 +2,7 @@
 
 A compare page of 10 runs × 10 metrics × 1,000 steps read them with 100 ``metric_history`` calls,
 each building a :class:`~modelyard.tracking._records.MetricPoint` per point: half the page's time.
-This reads the same rows once, ordered as ``metric_history`` orders them, as tuples. It checks no
+This reads the same rows once, ordered as ``metric_history`` orders them, as the driver's tuples. It checks no
 role: callers (the web UI) have already read each run through a role-checked operation.
 """
 
@@ -42,7 +42,11 @@ def metric_series(
         .order_by(metrics.c.run_id, metrics.c.key, metrics.c.step, metrics.c.timestamp)
     )
     with store.read() as conn:
-        rows = conn.execute(q).all()
+        result = conn.execute(q)
+        try:  # the driver's tuples: SQLAlchemy's Row objects cost as much again as the fetch itself
+            rows = result.cursor.fetchall() if result.cursor is not None else []
+        finally:
+            result.close()
     last: tuple[str, str] | None = None
     points: list[Point] = []
     for run_id, key, step, value, is_nan, ts in rows:
