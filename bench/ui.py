@@ -142,6 +142,39 @@ class _env:
             os.environ["YARD_URI"] = self.old
 
 
+def compare_reads(store: str, runs: int = 10) -> None:
+    """CPU of compare's curve reads, side by side: a ``metric_history`` call per run and metric (the
+    old path) against one ``metric_series`` query; the median of 5 each, interleaved."""
+    from modelyard._workspace import Workspace
+    from modelyard.tracking._history import metric_series
+    from modelyard.tracking._service import TrackingService
+    from modelyard.webui._pages import DRAWN_POINTS, _series, _xy
+
+    ws = Workspace(store).open()
+    svc = TrackingService(ws)
+    ids = [r.id for r in svc.search_runs(experiment="big", limit=runs)]
+    keys = sorted({k for i in ids for k in svc.get_run(i).metrics})
+
+    def per_call() -> object:
+        return [_series(svc.metric_history(i, k), False, 0.0) for i in ids for k in keys]
+
+    def one_query() -> object:
+        h = metric_series(ws.store, ids, keys)
+        return [_xy(h.get((i, k), []), False, 0.0, DRAWN_POINTS) for i in ids for k in keys]
+
+    assert per_call() == one_query()
+    cpu: dict[str, list[float]] = {"per call": [], "one query": []}
+    for _ in range(5):
+        for name, fn in (("per call", per_call), ("one query", one_query)):
+            t0 = time.process_time()
+            fn()
+            cpu[name].append(time.process_time() - t0)
+    a, b = statistics.median(cpu["per call"]), statistics.median(cpu["one query"])
+    print(f"  compare's curve reads, {len(ids)} runs × {len(keys)} metrics: CPU per call {a:.3f} s, "
+          f"one query {b:.3f} s ({a / b:.2f}x)")  # fmt: skip
+    ws.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=10_000)
@@ -202,6 +235,8 @@ def main() -> None:
     ):
         ms, size, _ = timed(url)
         print(f"  {label:40s} {ms:7.1f} ms  {size / 1024:6.0f} KB")
+    compare_reads(store)
+    print(f"  load average {open('/proc/loadavg').read().split()[:3]}")
 
 
 if __name__ == "__main__":
