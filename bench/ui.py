@@ -148,7 +148,7 @@ def compare_reads(store: str, runs: int = 10) -> None:
     from modelyard._workspace import Workspace
     from modelyard.tracking._history import metric_series
     from modelyard.tracking._service import TrackingService
-    from modelyard.webui._pages import DRAWN_POINTS, _series, _xy
+    from modelyard.webui._pages import DRAWN_POINTS, _xy
 
     ws = Workspace(store).open()
     svc = TrackingService(ws)
@@ -156,7 +156,11 @@ def compare_reads(store: str, runs: int = 10) -> None:
     keys = sorted({k for i in ids for k in svc.get_run(i).metrics})
 
     def per_call() -> object:
-        return [_series(svc.metric_history(i, k), False, 0.0) for i in ids for k in keys]
+        return [
+            _xy([(p.step, p.value, p.timestamp) for p in svc.metric_history(i, k)], False, 0.0, DRAWN_POINTS)
+            for i in ids
+            for k in keys
+        ]
 
     def one_query() -> object:
         h = metric_series(ws.store, ids, keys)

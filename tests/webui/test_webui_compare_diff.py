@@ -118,6 +118,7 @@ def test_validation_on_demand(server: dict[str, Any], lineage: dict[str, Any], l
     stale = c.post("/ui/datasets/churn/v2/validate", data={"suite": suite})
     assert stale.status_code == 403  # no CSRF token
     assert c.get("/ui/datasets/raw-files/v1/validate?against=1").status_code == 400
+    assert c.get("/ui/datasets/churn/v2/validate?against=zz").status_code == 404  # names no version
 
 
 def test_compare_draws_parallel_coordinates(server: dict[str, Any], client: Any) -> None:

@@ -142,10 +142,13 @@ def register(
     def run_page(p: Page) -> Response:
         run = p.call(T, "get_run", run_id=p.request.path_params["run_id"])
         x_time = p.request.query_params.get("x") == "time"
+        from modelyard.tracking._history import metric_series
+
+        history = metric_series(p.ws.store, [run.id], list(run.metrics))  # the run is read (role-checked)
         charts = []
         for key in sorted(run.metrics):
-            pts = p.call(T, "metric_history", run_id=run.id, key=key)
-            series = _series(pts, x_time, 0.0)
+            pts = history.get((run.id, key), [])
+            series = _xy(pts, x_time, 0.0, DRAWN_POINTS)
             charts.append(
                 (key, len(pts), line_chart([(key, series)], title=key, width=460, height=200, x_time=x_time))
             )
@@ -275,11 +278,6 @@ def _query(values: dict[str, Any]) -> str:
     if "cols" in values and not values["cols"]:
         pairs.append(("cols", ""))
     return urlencode(pairs)
-
-
-def _series(points: list[Any], x_time: bool, smooth: float) -> list[tuple[float, float]]:
-    """:func:`_xy` of :class:`~modelyard.tracking._records.MetricPoint` objects."""
-    return _xy([(p.step, p.value, p.timestamp) for p in points], x_time, smooth, DRAWN_POINTS)
 
 
 def _xy(
