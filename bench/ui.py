@@ -17,8 +17,9 @@ with ``--runs`` finished runs of ``--metrics`` metrics × ``--steps`` steps and 
 page through the real app in this process (FastAPI TestClient, ``--auth none``; the median of 7
 requests): the runs table's first page, its 41st page reached by keyset tokens, sorted by a metric,
 filtered on a metric; a run page; a compare of 10 runs; a dataset version of ``--columns`` profiled
-columns; a monitored model's page with ``--windows`` windows of as many features. Prints milliseconds
-and kilobytes per page.
+columns; a monitored model's page with ``--windows`` windows of as many features; the diff of two
+versions of that dataset and a version validated against the other; a model page of ``--versions``
+versions' lineage. Prints milliseconds and kilobytes per page.
 """
 
 from __future__ import annotations
@@ -242,6 +243,97 @@ def _mlflow_ids(c: Any, url: str, eid: str, names: list[str]) -> list[str]:
     return out
 
 
+def fill_versions(store: str, versions: int) -> None:
+    """``wide@v2`` (v1 shifted, a column dropped and one added) and model ``wide-clf`` with ``versions``
+    versions, each logged by a run that read ``wide@v1`` (the model page's per-version lineage)."""
+    from modelyard._workspace import Workspace
+    from modelyard.data._service import DataService
+    from modelyard.registry._service import RegistryService
+
+    ws = Workspace(store).open()
+    data = DataService(ws)
+    if len(data.versions("wide")) < 2:
+        frame = data.load("wide@v1")
+        frame = frame.drop(columns=["f0"]).assign(f1=frame["f1"] * 1.1 + 0.2, extra=1.0)
+        folder = Path(tempfile.mkdtemp(prefix="yard-ui-bench-wide2-"))
+        frame.head(15_000).to_parquet(folder / "part-0.parquet")
+        data.add(folder, "wide")
+    have = 0
+    if any(m.name == "wide-clf" for m in RegistryService(ws).list_models()):
+        have = RegistryService(ws).get_model("wide-clf").versions
+    ws.close()
+    if have >= versions:
+        return
+    from sklearn.linear_model import LinearRegression
+
+    import modelyard as yard
+
+    with _env(store):
+        for i in range(have, versions):
+            with yard.start_run(experiment="wide-train", name=f"fit-{i}") as run:
+                df = run.use_dataset("wide@v1").head(500)
+                model = LinearRegression().fit(df[["f1", "f2"]], df["f3"])
+                run.log_model(model, "wide-clf", input_example=df[["f1", "f2"]].head(2))
+
+
+class _env:
+    """``YARD_URI`` set to ``store`` inside the block."""
+
+    def __init__(self, store: str) -> None:
+        self.store, self.old = store, None
+
+    def __enter__(self) -> None:
+        import os
+
+        self.old = os.environ.get("YARD_URI")
+        os.environ["YARD_URI"] = self.store
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+
+        if self.old is None:
+            os.environ.pop("YARD_URI", None)
+        else:
+            os.environ["YARD_URI"] = self.old
+
+
+def compare_reads(store: str, runs: int = 10) -> None:
+    """CPU of compare's curve reads, side by side: a ``metric_history`` call per run and metric (the
+    old path) against one ``metric_series`` query; the median of 5 each, interleaved."""
+    from modelyard._workspace import Workspace
+    from modelyard.tracking._history import metric_series
+    from modelyard.tracking._service import TrackingService
+    from modelyard.webui._pages import DRAWN_POINTS, _xy
+
+    ws = Workspace(store).open()
+    svc = TrackingService(ws)
+    ids = [r.id for r in svc.search_runs(experiment="big", limit=runs)]
+    keys = sorted({k for i in ids for k in svc.get_run(i).metrics})
+
+    def per_call() -> object:
+        return [
+            _xy([(p.step, p.value, p.timestamp) for p in svc.metric_history(i, k)], False, 0.0, DRAWN_POINTS)
+            for i in ids
+            for k in keys
+        ]
+
+    def one_query() -> object:
+        h = metric_series(ws.store, ids, keys)
+        return [_xy(h.get((i, k), []), False, 0.0, DRAWN_POINTS) for i in ids for k in keys]
+
+    assert per_call() == one_query()
+    cpu: dict[str, list[float]] = {"per call": [], "one query": []}
+    for _ in range(5):
+        for name, fn in (("per call", per_call), ("one query", one_query)):
+            t0 = time.process_time()
+            fn()
+            cpu[name].append(time.process_time() - t0)
+    a, b = statistics.median(cpu["per call"]), statistics.median(cpu["one query"])
+    print(f"  compare's curve reads, {len(ids)} runs × {len(keys)} metrics: CPU per call {a:.3f} s, "
+          f"one query {b:.3f} s ({a / b:.2f}x)")  # fmt: skip
+    ws.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=10_000)
@@ -258,6 +350,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=7)
     ap.add_argument("--only-side", action="store_true", help="only the side-by-side section")
     ap.add_argument("--no-side", action="store_true", help="skip the side-by-side section")
+    ap.add_argument("--versions", type=int, default=30, help="versions of model wide-clf")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
     if not a.no_side:
@@ -267,6 +360,7 @@ def main() -> None:
     store = a.store or tempfile.mkdtemp(prefix="yard-ui-bench-")
     fill(store, a.runs, a.metrics, a.steps)
     fill_wide(store, a.columns, a.windows)
+    fill_versions(store, a.versions)
 
     from fastapi.testclient import TestClient
 
@@ -302,12 +396,18 @@ def main() -> None:
     for label, url in (
         ("a run (every metric charted)", f"/ui/runs/{ids[0]}"),
         ("compare 10 runs", "/ui/compare?" + "&".join(f"run={i}" for i in ids[:10])),
+        ("compare 20 runs (+ parallel coords)", "/ui/compare?" + "&".join(f"run={i}" for i in ids[:20])),
+        (f"dataset diff v1 → v2, {a.columns + 1} columns", "/ui/datasets/wide/diff?a=1&b=2"),
+        ("dataset v2 validated against v1", "/ui/datasets/wide/v2/validate?against=1"),
+        (f"model page, {a.versions} versions' lineage", "/ui/models/wide-clf"),
         (f"dataset version, {a.columns + 1} columns profiled", "/ui/datasets/wide/v1"),
         (f"monitoring, {a.windows} windows × {a.columns} features", "/ui/monitoring/wide-model"),
         ("datasets", "/ui/datasets"),
     ):
         ms, size, _ = timed(url)
         print(f"  {label:40s} {ms:7.1f} ms  {size / 1024:6.0f} KB")
+    compare_reads(store)
+    print(f"  load average {open('/proc/loadavg').read().split()[:3]}")
 
 
 if __name__ == "__main__":

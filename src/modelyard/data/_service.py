@@ -471,6 +471,54 @@ class DataService:
             ).all()
         return [dict(r._mapping) for r in rows]
 
+    def run_counts(self, name: str) -> dict[int, int]:
+        """``{version: number of (not deleted) runs that used it}`` for every version of ``name``, in
+        one query (a version no run used is left out)."""
+        with self.store.read() as conn:
+            rows = conn.execute(
+                sa.select(dataset_versions.c.version, sa.func.count(runs.c.id))
+                .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
+                .join(run_inputs, run_inputs.c.dataset_version_id == dataset_versions.c.id)
+                .join(runs, runs.c.id == run_inputs.c.run_id)
+                .where(datasets.c.name == name, runs.c.deleted.is_(False))
+                .group_by(dataset_versions.c.version)
+            ).all()
+        return {int(v): int(n) for v, n in rows}
+
+    def lineage_of_runs(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """For each of ``run_ids`` that exists: ``{"name", "experiment", "status", "inputs"}``, the inputs
+        being the ``(dataset, version)`` pairs it read, in the order it read them; in one query however
+        many runs."""
+        out: dict[str, dict[str, Any]] = {}
+        if not run_ids:
+            return out
+        with self.store.read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    runs.c.id,
+                    runs.c.name,
+                    runs.c.status,
+                    experiments.c.name.label("experiment"),
+                    datasets.c.name.label("dataset"),
+                    dataset_versions.c.version,
+                )
+                .select_from(
+                    runs.join(experiments, experiments.c.id == runs.c.experiment_id)
+                    .outerjoin(run_inputs, run_inputs.c.run_id == runs.c.id)
+                    .outerjoin(dataset_versions, dataset_versions.c.id == run_inputs.c.dataset_version_id)
+                    .outerjoin(datasets, datasets.c.id == dataset_versions.c.dataset_id)
+                )
+                .where(runs.c.id.in_(sorted(set(run_ids))), runs.c.deleted.is_(False))
+                .order_by(runs.c.id, run_inputs.c.created_at, datasets.c.name)
+            ).all()
+        for r in rows:
+            entry = out.setdefault(
+                r.id, {"name": r.name, "experiment": r.experiment, "status": r.status, "inputs": []}
+            )
+            if r.dataset is not None:
+                entry["inputs"].append((r.dataset, int(r.version)))
+        return out
+
     # -- diff -----------------------------------------------------------------------------------------
     def diff(self, a: str | DatasetVersion, b: str | DatasetVersion) -> dict[str, Any]:
         """Files added/removed/changed, schema changes and per-column statistic changes from a to b."""

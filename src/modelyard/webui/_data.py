@@ -50,6 +50,9 @@ def register(
     page: Callable[[str], Callable[[Handler], Handler]], action: Callable[[str], Callable[[Handler], Handler]]
 ) -> None:
     """Add the dataset pages through the decorators of :func:`modelyard.webui.mount`."""
+    from modelyard.webui import _datadiff
+
+    _datadiff.register(page, action)  # first: /datasets/{name}/diff before /datasets/{name}/{version}
     from modelyard.data._record import human_size
     from modelyard.data._service import DataService as D
 
@@ -69,7 +72,8 @@ def register(
     def dataset(p: Page) -> Response:
         name = p.request.path_params["name"]
         versions = p.call(D, "versions", name=name)
-        used = {v.version: len(p.call(D, "runs_of_version", name=name, version=v.version)) for v in versions}
+        counts = p.call(D, "run_counts", need=("reader", "dataset", name), name=name)  # one query
+        used = {v.version: counts.get(v.version, 0) for v in versions}
         return p.render(
             "dataset.html.j2",
             title=f"{name} · datasets · modelyard",

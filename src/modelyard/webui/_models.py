@@ -38,6 +38,12 @@ def register(
         model = p.call(R, "get_model", need=reader, name=name)
         versions = p.call(R, "list_versions", need=reader, name=name)
         audit = p.call(R, "audit_log", need=reader, name=name)
+        from modelyard.data._service import DataService
+
+        # every version's run and the datasets it read: one query for all versions (not one each)
+        ids = [v.run_id for v in versions if v.run_id]
+        found = p.call(DataService, "lineage_of_runs", need=reader, run_ids=ids)
+        lineage = {i: e for i, e in found.items() if p.session.can("reader", "experiment", e["experiment"])}
         extra.setdefault("form", {})
         extra.setdefault("gates", None)
         extra.setdefault("refusal", None)
@@ -48,6 +54,7 @@ def register(
             section="models",
             model=model,
             versions=versions,
+            lineage=lineage,
             audit=list(reversed(audit))[:200],
             can_move=p.session.can("maintainer", "model", name),
             when=when,

@@ -11,19 +11,22 @@ from typing import Any
 from fastapi.responses import Response
 
 from modelyard import errors
-from modelyard.ui import fmt_num, line_chart, lttb
+from modelyard.ui import fmt_num, line_chart, lttb, parallel_coordinates
 from modelyard.webui._artifacts import artifact_preview, raw_artifact
-from modelyard.webui._routes import Page
+from modelyard.webui._routes import PREFIX, Page
 
 __all__ = ["register"]
 
 PAGE_SIZES = (25, 50, 100, 200)
 #: Points drawn per series (LTTB keeps the shape of longer ones).
 DRAWN_POINTS = 600
-#: Points drawn per compare chart, shared by its series (~13 bytes of SVG a point: 20 charts of 10
-#: runs stay near 300 KB; a 480 px chart shows no more anyway).
-CHART_POINTS = 1_200
+#: Points drawn on a compare page, shared by its curves (20 runs × 20 metrics × 600 points was 3 MB);
+#: no curve gets fewer than MIN_POINTS (LTTB keeps peaks and the shape) nor more than DRAWN_POINTS.
+COMPARE_POINTS = 16_000
+MIN_POINTS = 50
 MAX_COMPARE = 20
+#: Parameter axes of the parallel coordinates (those that differ between the runs come first).
+MAX_AXES = 8
 #: Series colours for many runs: distinct hues, each at least 3:1 against white.
 RUN_COLORS = (
     "#0969da", "#d1242f", "#1a7f37", "#8250df", "#bc4c00",
@@ -139,10 +142,13 @@ def register(
     def run_page(p: Page) -> Response:
         run = p.call(T, "get_run", run_id=p.request.path_params["run_id"])
         x_time = p.request.query_params.get("x") == "time"
+        from modelyard.tracking._history import metric_series
+
+        history = metric_series(p.ws.store, [run.id], list(run.metrics))  # the run is read (role-checked)
         charts = []
         for key in sorted(run.metrics):
-            pts = p.call(T, "metric_history", run_id=run.id, key=key)
-            series = _series(pts, x_time, 0.0)
+            pts = history.get((run.id, key), [])
+            series = _xy(pts, x_time, 0.0, DRAWN_POINTS)
             charts.append(
                 (key, len(pts), line_chart([(key, series)], title=key, width=460, height=200, x_time=x_time))
             )
@@ -194,12 +200,17 @@ def register(
             smooth = 0.0
         labels = _labels(runs)
         colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(runs))]
+        keys = sorted({k for r in runs for k in r.metrics})
+        drawn = max(MIN_POINTS, min(DRAWN_POINTS, COMPARE_POINTS // (len(runs) * max(len(keys), 1))))
+        from modelyard.tracking._history import metric_series
+
+        # every curve in one query (each run was read above through the role-checked get_run)
+        history = metric_series(p.ws.store, [r.id for r in runs], keys)
         charts = []
-        for key in sorted({k for r in runs for k in r.metrics}):
+        for key in keys:
             series = []
             for r, label in zip(runs, labels, strict=True):
-                pts = p.call(T, "metric_history", run_id=r.id, key=key) if key in r.metrics else []
-                series.append((label, _series(pts, x_time, smooth, CHART_POINTS // len(runs))))
+                series.append((label, _xy(history.get((r.id, key), []), x_time, smooth, drawn)))
             title = f"{key} (log scale)" if log else key
             charts.append(
                 line_chart(
@@ -209,8 +220,22 @@ def register(
         pkeys = sorted({k for r in runs for k in r.params})
         params = [(k, [r.params.get(k, "") for r in runs]) for k in pkeys]
         params.sort(key=lambda row: len(set(row[1])) == 1)  # differences first
-        mkeys = sorted({k for r in runs for k in r.metrics})
+        mkeys = keys
         metrics = [(k, [r.metrics.get(k) for r in runs]) for k in mkeys]
+        chosen = args.get("pm") if args.get("pm") in mkeys else (mkeys[0] if mkeys else None)
+        differ = [(k, vals) for k, vals in params if len(set(vals)) > 1] or params
+        axes = differ[:MAX_AXES]
+        parallel = (
+            parallel_coordinates(
+                axes,
+                (chosen, [r.metrics.get(chosen) for r in runs]),
+                labels,
+                hrefs=[f"{PREFIX}/runs/{r.id}" for r in runs],
+                title=f"parameters of {len(runs)} runs against {chosen}; each line links to its run",
+            )
+            if chosen and axes
+            else ""
+        )
         return p.render(
             "compare.html.j2",
             title=f"Compare {len(runs)} runs · modelyard",
@@ -220,6 +245,10 @@ def register(
             charts=charts,
             params=params,
             metrics=metrics,
+            mkeys=mkeys,
+            chosen=chosen,
+            parallel=parallel,
+            more_axes=max(0, len(differ) - MAX_AXES),
             log=log,
             x_time=x_time,
             smooth=smooth,
@@ -252,12 +281,13 @@ def _query(values: dict[str, Any]) -> str:
     return urlencode(pairs)
 
 
-def _series(
-    points: list[Any], x_time: bool, smooth: float, most: int = DRAWN_POINTS
+def _xy(
+    points: list[tuple[int, float, int]], x_time: bool, smooth: float, drawn: int
 ) -> list[tuple[float, float]]:
-    """``(x, y)`` of metric points: step or time (s) on x, EMA-smoothed by ``smooth``, LTTB-downsampled."""
+    """``(x, y)`` of ``(step, value, timestamp)`` rows: step or time (s) on x, EMA-smoothed by
+    ``smooth``, LTTB-downsampled to ``drawn`` points."""
     xy = sorted(
-        ((p.timestamp / 1000 if x_time else float(p.step), float(p.value)) for p in points),
+        ((ts / 1000 if x_time else float(step), float(value)) for step, value, ts in points),
         key=lambda t: t[0],
     )
     if smooth > 0:
@@ -267,7 +297,7 @@ def _series(
                 last = y if last is None else smooth * last + (1 - smooth) * y
                 out.append((x, last))
         xy = out
-    return lttb(xy, min(most, DRAWN_POINTS))
+    return lttb(xy, drawn)
 
 
 def _labels(runs: list[Any]) -> list[str]:

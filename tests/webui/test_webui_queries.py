@@ -1,0 +1,77 @@
+"""Pages that list versions read their per-version summaries in one query, however many versions:
+the statements a page runs are counted on the store's engine, before and after adding versions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+import modelyard as yard
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@contextmanager
+def counted(ws: Any) -> Iterator[list[str]]:
+    """The SQL statements run on ``ws``'s metadata store while the block runs."""
+    import sqlalchemy as sa
+
+    seen: list[str] = []
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    engines = (ws.store.engine, ws.store.read_engine)  # writes, and reads (their own pool on SQLite)
+    for engine in dict.fromkeys(engines):
+        sa.event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        for engine in dict.fromkeys(engines):
+            sa.event.remove(engine, "before_cursor_execute", on_execute)
+
+
+def statements(client: Any, ws: Any, path: str) -> int:
+    client.get(path)  # warm: caches, the session's token lookup
+    with counted(ws) as seen:
+        r = client.get(path)
+    assert r.status_code == 200, r.text[:500]
+    return len(seen)
+
+
+def more_versions(n: int) -> None:
+    """``n`` more versions of ``churn-clf``, each logged by a run that read ``churn@v1``, and ``n``
+    more versions of ``churn`` (no run reads them)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from modelyard.data import add
+
+    for i in range(n):
+        add(yard.data.load("churn@v1").head(50 + i), name="churn")
+        with yard.start_run(experiment="exp", name=f"retrain-{i}") as run:
+            df = run.use_dataset("churn@v1")
+            model = LogisticRegression().fit(df[["age", "spend"]], df["churned"])
+            run.log_model(model, "churn-clf", input_example=df[["age", "spend"]].head(2))
+
+
+def test_model_and_dataset_pages_do_not_query_per_version(
+    server: dict[str, Any], lineage: dict[str, Any], client: Any
+) -> None:
+    ws = server["ws"]
+    model_before = statements(client, ws, "/ui/models/churn-clf")
+    assert model_before > 3  # the page's reads are counted
+    assert statements(client, ws, "/ui/models/churn-clf") == model_before  # the count is stable
+    data_before = statements(client, ws, "/ui/datasets/churn")
+    more_versions(4)
+    page = client.get("/ui/models/churn-clf")
+    assert page.text.count('href="/ui/datasets/churn/v1">churn@v1</a>') == 4  # each version's input
+    assert 'href="/ui/datasets/churn/v2">churn@v2</a>' in page.text and "retrain-3" in page.text
+    assert statements(client, ws, "/ui/models/churn-clf") == model_before
+    versions = client.get("/ui/datasets/churn")
+    used = [int(n) for n in re.findall(r'<td class="num" data-used>(\d+)</td>', versions.text)]
+    assert used == [0, 0, 0, 0, 1, 4]  # v6..v3: none; v2: the train run; v1: the four retrain runs
+    assert statements(client, ws, "/ui/datasets/churn") == data_before
