@@ -63,3 +63,39 @@ def test_a_model_grant_covers_that_models_rollouts_only(server_uri: str, tmp_pat
     assert (
         _post(server_uri, "take-lease", token, rollout_id=999_999, owner="x", lease_ms=1).status_code == 403
     )
+
+
+def test_a_metric_batch_is_checked_on_every_run_it_writes(server_uri: str, tmp_path: Path) -> None:
+    from modelyard.tracking._service import TrackingService
+
+    admin = TrackingService(server_uri)
+    run_a = admin.create_run(experiment="exp-a").id
+    run_b = admin.create_run(experiment="exp-b").id
+    auth = AuthService(str(tmp_path / "server-store"))
+    auth.add_user("wes", "reader")
+    auth.grant("wes", "experiment", "exp-a", "writer")
+    token = str(auth.create_token("wes", expires=None)["token"])
+
+    def write(rows: list[list[object]], latest: list[list[object]]) -> httpx.Response:
+        return httpx.post(
+            f"{server_uri}/api/v1/tracking/write-metrics",
+            json={"rows": rows, "latest": latest},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+
+    def row(run_id: str, step: int) -> list[object]:
+        return [run_id, "loss", step, 0.5, False, 1_700_000_000_000 + step]
+
+    assert write([row(run_a, 0)], [row(run_a, 0)]).status_code == 200
+    # a run of experiment B behind a run of A, in the points or only in the latest values: refused
+    for rows, latest in (
+        ([row(run_a, 1), row(run_b, 1)], [row(run_a, 1)]),
+        ([row(run_a, 2)], [row(run_a, 2), row(run_b, 2)]),
+    ):
+        r = write(rows, latest)
+        assert r.status_code == 403, r.text
+        message = r.json()["error"]["message"]
+        assert "needs role 'writer' on experiment 'exp-b'" in message and "wes has 'reader'" in message
+    assert admin.metric_keys(run_b) == []
+    assert [p.step for p in admin.metric_history(run_a, "loss")] == [0]

@@ -374,7 +374,7 @@ class TrackingService:
         )
 
     # -- metrics -----------------------------------------------------------------------------------
-    @op("writer", on=("run", "rows.0"))
+    @op("writer", on=("run", "rows.0 latest.0"))
     @one_transaction
     def write_metrics(self, rows: Sequence[MetricRow], latest: Iterable[MetricRow]) -> None:
         """Insert metric points and advance the latest value per key (used by the run's flusher)."""
