@@ -99,3 +99,32 @@ def test_a_metric_batch_is_checked_on_every_run_it_writes(server_uri: str, tmp_p
         assert "needs role 'writer' on experiment 'exp-b'" in message and "wes has 'reader'" in message
     assert admin.metric_keys(run_b) == []
     assert [p.step for p in admin.metric_history(run_a, "loss")] == [0]
+
+
+def test_the_runs_of_a_batch_are_looked_up_in_one_query(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
+
+    from modelyard._workspace import Workspace
+    from modelyard.server._access import ObjectNames
+    from modelyard.tracking._service import TrackingService
+
+    ws = Workspace(str(tmp_path / "store")).open()
+    svc = TrackingService(ws)
+    ids = {svc.create_run(experiment=f"exp-{i % 2}").id: f"exp-{i % 2}" for i in range(5)}
+    names = ObjectNames(ws)
+    selects: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    sa.event.listen(Engine, "before_cursor_execute", count)
+    try:
+        assert names.many({*ids, "no-such-run"}) == {**ids, "no-such-run": None}
+        assert len(selects) == 1
+        assert names(next(iter(ids))) == ids[next(iter(ids))] and len(selects) == 1  # cached
+        assert names("no-such-run") is None and len(selects) == 2  # an unknown run is looked up again
+    finally:
+        sa.event.remove(Engine, "before_cursor_execute", count)
+        ws.close()
