@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
+from modelyard.errors import AuthenticationError
 from modelyard.rollout import RolloutService
 from modelyard.server._users import AuthService
 
@@ -128,3 +130,44 @@ def test_the_runs_of_a_batch_are_looked_up_in_one_query(tmp_path: Path) -> None:
     finally:
         sa.event.remove(Engine, "before_cursor_execute", count)
         ws.close()
+
+
+def test_a_principal_has_its_own_grants_and_its_groups_grants_only(tmp_path: Path) -> None:
+    """Read in two statements per request (they run before every call the server answers)."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
+
+    from modelyard._workspace import Workspace
+
+    ws = Workspace(str(tmp_path / "store")).open()
+    auth = AuthService(ws)
+    for name in ("ann", "bob"):
+        auth.add_user(name, "reader")
+    auth.add_group_member("release", "ann")
+    auth.add_group_member("ops", "ann")
+    auth.add_group_member("other", "bob")
+    auth.grant("ann", "model", "clf", "writer")
+    auth.grant("group:release", "model", "clf", "maintainer")  # the higher role wins
+    auth.grant("group:ops", "experiment", "churn", "writer")
+    auth.grant("group:other", "dataset", "secret", "admin")  # not ann's group
+    auth.grant("bob", "model", "reg", "writer")
+    token = str(auth.create_token("ann", expires=None)["token"])
+    selects: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    sa.event.listen(Engine, "before_cursor_execute", count)
+    try:
+        ann = auth.authenticate(token)
+    finally:
+        sa.event.remove(Engine, "before_cursor_execute", count)
+    assert len(selects) == 2, selects  # the token with its user, then the groups with every grant
+    for who in (ann, auth.principal_for_user("ann")):
+        assert (who.name, who.role, who.groups) == ("ann", "reader", ("ops", "release"))
+        assert who.grants == {("model", "clf"): "maintainer", ("experiment", "churn"): "writer"}
+    auth.disable_user("ann")  # a disabled user's token stands for nobody
+    with pytest.raises(AuthenticationError, match="'ann' is disabled or removed"):
+        auth.authenticate(token)
+    ws.close()
