@@ -3,14 +3,34 @@ so a grant on one model covers that model's rollouts and no other model's."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from modelyard.errors import AuthenticationError
 from modelyard.rollout import RolloutService
 from modelyard.server._users import AuthService
+
+
+@contextmanager
+def _selects() -> Iterator[list[str]]:
+    """The SELECT statements any engine runs inside the block."""
+    selects: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    sa.event.listen(Engine, "before_cursor_execute", count)
+    try:
+        yield selects
+    finally:
+        sa.event.remove(Engine, "before_cursor_execute", count)
 
 
 def _post(url: str, op: str, token: str, **body: object) -> httpx.Response:
@@ -104,9 +124,6 @@ def test_a_metric_batch_is_checked_on_every_run_it_writes(server_uri: str, tmp_p
 
 
 def test_the_runs_of_a_batch_are_looked_up_in_one_query(tmp_path: Path) -> None:
-    import sqlalchemy as sa
-    from sqlalchemy.engine import Engine
-
     from modelyard._workspace import Workspace
     from modelyard.server._access import ObjectNames
     from modelyard.tracking._service import TrackingService
@@ -115,28 +132,16 @@ def test_the_runs_of_a_batch_are_looked_up_in_one_query(tmp_path: Path) -> None:
     svc = TrackingService(ws)
     ids = {svc.create_run(experiment=f"exp-{i % 2}").id: f"exp-{i % 2}" for i in range(5)}
     names = ObjectNames(ws)
-    selects: list[str] = []
-
-    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            selects.append(statement)
-
-    sa.event.listen(Engine, "before_cursor_execute", count)
-    try:
+    with _selects() as selects:
         assert names.many({*ids, "no-such-run"}) == {**ids, "no-such-run": None}
         assert len(selects) == 1
         assert names(next(iter(ids))) == ids[next(iter(ids))] and len(selects) == 1  # cached
         assert names("no-such-run") is None and len(selects) == 2  # an unknown run is looked up again
-    finally:
-        sa.event.remove(Engine, "before_cursor_execute", count)
-        ws.close()
+    ws.close()
 
 
 def test_a_principal_has_its_own_grants_and_its_groups_grants_only(tmp_path: Path) -> None:
     """Read in two statements per request (they run before every call the server answers)."""
-    import sqlalchemy as sa
-    from sqlalchemy.engine import Engine
-
     from modelyard._workspace import Workspace
 
     ws = Workspace(str(tmp_path / "store")).open()
@@ -152,17 +157,8 @@ def test_a_principal_has_its_own_grants_and_its_groups_grants_only(tmp_path: Pat
     auth.grant("group:other", "dataset", "secret", "admin")  # not ann's group
     auth.grant("bob", "model", "reg", "writer")
     token = str(auth.create_token("ann", expires=None)["token"])
-    selects: list[str] = []
-
-    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            selects.append(statement)
-
-    sa.event.listen(Engine, "before_cursor_execute", count)
-    try:
+    with _selects() as selects:
         ann = auth.authenticate(token)
-    finally:
-        sa.event.remove(Engine, "before_cursor_execute", count)
     assert len(selects) == 2, selects  # the token with its user, then the groups with every grant
     for who in (ann, auth.principal_for_user("ann")):
         assert (who.name, who.role, who.groups) == ("ann", "reader", ("ops", "release"))
