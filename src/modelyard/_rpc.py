@@ -203,7 +203,9 @@ def op(
     role: str = "reader", *, on: tuple[str, str] | None = None, read_only: bool | None = None
 ) -> Callable[[F], F]:
     """Mark a service method as an API operation needing ``role`` (on the thing argument ``on[1]``
-    names, of kind ``on[0]``). ``read_only`` defaults to ``role == "reader"``."""
+    names, of kind ``on[0]``; several arguments space-separated, the role then needed on each thing
+    they name, e.g. every run of a batch: ``"rows.0 latest.0"``). ``read_only`` defaults to
+    ``role == "reader"``."""
     if role not in ROLES:
         raise UsageError(f"Unknown role {role!r}; roles are {', '.join(ROLES)}.")
     if on is not None and on[0] not in (*SCOPES, "run", "rollout"):

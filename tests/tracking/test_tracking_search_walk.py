@@ -113,3 +113,40 @@ def test_statistics_refreshed_after_a_bulk_load_once(pg_uri: str) -> None:
         time.sleep(0.5)
     assert ws.store.refresh_statistics() == []  # nothing changed since
     assert Workspace(str(pg_uri)).store.refresh_statistics(force=True)  # force: every table
+
+
+def test_a_page_is_three_statements_whatever_its_size(store_uri: str) -> None:
+    """The experiment's id, the page's runs, then their params, metrics, tags and artifacts in one
+    statement (not one per table), for 3 runs as for 40; every record complete."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
+
+    svc = TrackingService(store_uri)
+    for i in range(40):
+        with yard.start_run(experiment="page", name=f"r{i}", uri=store_uri, capture_env=False) as r:
+            r.log_params({"lr": str(i), "depth": "3"})
+            r.log_metrics({"acc": i / 100, "loss": float("nan") if i % 2 else 1.0})
+            r.set_tags({"team": f"t{i % 3}"})
+            for path in ("z.txt", "a/b.txt"):
+                svc.log_bytes(r.id, f"{i}{path}".encode(), path)
+    selects: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            selects.append(statement)
+
+    sa.event.listen(Engine, "before_cursor_execute", count)
+    try:
+        for limit in (3, 40):
+            selects.clear()
+            page = svc.search_runs(
+                "page", filter="params.depth = '3'", order_by="metrics.acc desc", limit=limit
+            )
+            assert len(page) == limit and len(selects) == 3, selects
+    finally:
+        sa.event.remove(Engine, "before_cursor_execute", count)
+    top = page[0]
+    assert (top.name, top.params, top.tags) == ("r39", {"depth": "3", "lr": "39"}, {"team": "t0"})
+    assert top.metrics["acc"] == 0.39 and math.isnan(top.metrics["loss"])
+    assert [(a.path, a.kind, a.size) for a in top.artifacts] == [("a/b.txt", "file", 9), ("z.txt", "file", 7)]
+    assert page[1].metrics == {"acc": 0.38, "loss": 1.0}

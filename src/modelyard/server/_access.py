@@ -30,16 +30,24 @@ class ObjectNames:
 
     def __call__(self, run_id: str) -> str | None:
         """The experiment of run ``run_id`` (None: no such run)."""
-        if run_id not in self._runs:
+        return self.many({run_id})[run_id]
+
+    def many(self, run_ids: set[str]) -> dict[str, str | None]:
+        """The experiment of each run (None: no such run); the ones not cached yet in one query."""
+        missing = sorted(r for r in run_ids if r not in self._runs)
+        for start in range(0, len(missing), 500):
             from modelyard.store._schema import experiments, runs
 
-            name = self._one(
-                sa.select(experiments.c.name)
-                .select_from(runs.join(experiments, runs.c.experiment_id == experiments.c.id))
-                .where(runs.c.id == run_id)
-            )
-            self._remember(self._runs, run_id, name)
-        return self._runs.get(run_id)
+            chunk = missing[start : start + 500]
+            with self.ws.store.read() as conn:
+                found = conn.execute(
+                    sa.select(runs.c.id, experiments.c.name)
+                    .select_from(runs.join(experiments, runs.c.experiment_id == experiments.c.id))
+                    .where(runs.c.id.in_(chunk))
+                ).all()
+            for run_id, name in found:
+                self._remember(self._runs, str(run_id), str(name))
+        return {r: self._runs.get(r) for r in run_ids}
 
     def rollout_model(self, rollout_id: int) -> str | None:
         """The model of rollout ``rollout_id`` (None: no such rollout)."""
@@ -83,12 +91,15 @@ def _pick(value: Any, parts: list[str]) -> list[Any]:
 
 def scopes(spec: OpSpec, body: Any, names: ObjectNames) -> list[tuple[str | None, str | None]]:
     """The things the operation acts on, as ``(kind, name)`` for the role check (``(None, None)``:
-    the global role)."""
+    the global role). ``spec.on[1]`` may name several arguments, space-separated (``"rows.0 latest.0"``):
+    the operation acts on everything any of them names, and the caller needs the role on each."""
     if spec.on is None:
         return [(None, None)]
-    kind, arg = spec.on
-    parts = arg.split(".")
-    picked = _pick(getattr(body, parts[0], None), parts[1:])
+    kind, args = spec.on
+    picked: list[Any] = []
+    for arg in args.split():
+        parts = arg.split(".")
+        picked.extend(_pick(getattr(body, parts[0], None), parts[1:]))
     if kind == "rollout":
         ids = {v for v in picked if isinstance(v, int) and not isinstance(v, bool)}
         # an unknown rollout: the global role decides (the operation then says it does not exist)
@@ -96,6 +107,6 @@ def scopes(spec: OpSpec, body: Any, names: ObjectNames) -> list[tuple[str | None
     values = {v for v in picked if isinstance(v, str)}
     if not values:
         return [(None, None)]
-    if kind == "run":
-        return sorted({("experiment", names(v)) for v in values}, key=str)
+    if kind == "run":  # every distinct run of a batch, looked up in one query
+        return sorted({("experiment", name) for name in names.many(values).values()}, key=str)
     return [(kind, v) for v in sorted(values)]

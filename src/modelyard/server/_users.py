@@ -392,7 +392,18 @@ class AuthService:
         token_id, secret = m.groups()
         now = now if now is not None else now_ms()
         with self.ws.store.read() as conn:
-            row = conn.execute(sa.select(tokens).where(tokens.c.id == token_id)).mappings().first()
+            # the token and its user in one statement (a round trip fewer per request)
+            row = (
+                conn.execute(
+                    sa.select(
+                        tokens, users.c.role.label("user_role"), users.c.disabled.label("user_disabled")
+                    )
+                    .select_from(tokens.outerjoin(users, users.c.name == tokens.c.user_name))
+                    .where(tokens.c.id == token_id)
+                )
+                .mappings()
+                .first()
+            )
             good = row is not None and hmac.compare_digest(_hash(secret), row["secret_hash"])
             if row is None:
                 hmac.compare_digest(_hash(secret), "0" * 64)  # same work whether or not the id exists
@@ -403,7 +414,8 @@ class AuthService:
                 or (row["expires_at"] and row["expires_at"] <= now)
             ):
                 raise bad
-            principal = self._principal(conn, str(row["user_name"]), token_id=token_id)
+            user = None if row["user_role"] is None else (row["user_role"], row["user_disabled"])
+            principal = self._principal(conn, str(row["user_name"]), token_id=token_id, user=user)
             stale = (row["last_used_at"] or 0) < now - _LAST_USED_EVERY_MS
         if stale:
             self.ws.store.write(
@@ -414,29 +426,45 @@ class AuthService:
     def principal_for_user(self, name: str) -> Principal:
         """The principal of a user named by a trusted proxy header (unknown users read only)."""
         with self.ws.store.read() as conn:
-            if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first() is None:
+            row = conn.execute(sa.select(users.c.role, users.c.disabled).where(users.c.name == name)).first()
+            if row is None:
                 return Principal(name=name, role="reader")
-            return self._principal(conn, name)
+            return self._principal(conn, name, user=(row[0], row[1]))
 
-    def _principal(self, conn: Connection, name: str, token_id: str | None = None) -> Principal:
-        user = conn.execute(sa.select(users).where(users.c.name == name)).mappings().first()
-        if user is None or user["disabled"]:
+    def _principal(
+        self,
+        conn: Connection,
+        name: str,
+        token_id: str | None = None,
+        user: tuple[Any, Any] | None = None,
+    ) -> Principal:
+        """The principal of user ``name``: its role (``user``: ``(role, disabled)`` when the caller read
+        them already), its groups and every grant to it or to one of its groups (one statement)."""
+        if user is None:
+            found_user = conn.execute(
+                sa.select(users.c.role, users.c.disabled).where(users.c.name == name)
+            ).first()
+            user = None if found_user is None else (found_user[0], found_user[1])
+        if user is None or user[1]:
             raise AuthenticationError(f"User {name!r} is disabled or removed; ask an admin.")
-        member_of = tuple(
-            sorted(
-                r[0]
-                for r in conn.execute(
-                    sa.select(group_members.c.group_name).where(group_members.c.user_name == name)
-                )
+        gm = group_members
+        text = sa.cast(sa.null(), sa.String)
+        mine = sa.select(sa.literal("group:") + gm.c.group_name).where(gm.c.user_name == name)
+        rows = conn.execute(
+            sa.union_all(
+                sa.select(sa.literal(0), gm.c.group_name, text, text).where(gm.c.user_name == name),
+                sa.select(sa.literal(1), grants.c.kind, grants.c.target, grants.c.role).where(
+                    sa.or_(grants.c.principal == name, grants.c.principal.in_(mine))
+                ),
             )
-        )
-        names = [name, *(f"group:{g}" for g in member_of)]
+        ).all()
+        member_of = tuple(sorted(str(r[1]) for r in rows if r[0] == 0))
         found: dict[tuple[str, str], str] = {}
-        for r in conn.execute(sa.select(grants).where(grants.c.principal.in_(names))).mappings():
-            key = (str(r["kind"]), str(r["target"]))
-            if key not in found or ROLES.index(r["role"]) > ROLES.index(found[key]):
-                found[key] = str(r["role"])
-        return Principal(name=name, role=str(user["role"]), grants=found, groups=member_of, token_id=token_id)
+        for _, kind, target, role in (r for r in rows if r[0] == 1):
+            key = (str(kind), str(target))
+            if key not in found or ROLES.index(role) > ROLES.index(found[key]):
+                found[key] = str(role)
+        return Principal(name=name, role=str(user[0]), grants=found, groups=member_of, token_id=token_id)
 
 
 def _caller() -> str | None:
