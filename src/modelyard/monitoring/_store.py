@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from modelyard._rpc import op, service
 from modelyard._shared import now_ms
-from modelyard._workspace import Workspace, get_workspace
+from modelyard._workspace import WorkspaceService
 from modelyard.errors import BlobNotFoundError, InvalidArgumentError
 from modelyard.monitoring._alerts import AlertEvent, AlertRule, _rule_from_dict
 from modelyard.monitoring._schema import (
@@ -103,11 +103,8 @@ def _checked_rules(rules: list[AlertRule]) -> list[AlertRule]:
 
 
 @service("monitoring")
-class MonitoringService:
+class MonitoringService(WorkspaceService):
     """Monitoring rows of one workspace."""
-
-    def __init__(self, workspace: Workspace | str | None = None) -> None:
-        self.ws = get_workspace(workspace)
 
     # -- feedback --------------------------------------------------------------------------------
     @op("writer")

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from modelyard._redact import redact_url, redact_webhook
 from modelyard._rpc import op
 from modelyard._shared import now_ms
-from modelyard._workspace import Workspace, get_workspace
+from modelyard._workspace import Workspace, WorkspaceService
 from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.rollout._config import RolloutConfig, Step, plan_steps
 from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
@@ -156,7 +156,7 @@ def _record(row: Any) -> Rollout:
     )
 
 
-class RolloutReads:
+class RolloutReads(WorkspaceService):
     """Reading the rollouts of one workspace."""
 
     def __init__(
@@ -166,14 +166,10 @@ class RolloutReads:
         say: Callable[[str], None] | None = None,
         clock: Callable[[], int] | None = None,
     ) -> None:
-        self.ws = get_workspace(workspace)
+        super().__init__(workspace)
         self.say = say or (lambda msg: None)
         #: milliseconds since the epoch; steps start and their windows are measured on it (injectable)
         self.clock: Callable[[], int] = clock or now_ms
-
-    @property
-    def store(self) -> Any:
-        return self.ws.store
 
     # -- reading ---------------------------------------------------------------------------------
     @op("reader", on=("rollout", "rollout_id"))
