@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,22 @@ def _checked_rules(rules: list[AlertRule]) -> list[AlertRule]:
     if len(set(names)) != len(names):
         raise InvalidArgumentError(f"rules: rule names must be unique; got {names}.")
     return out
+
+
+def _newest(
+    conn: sa.Connection, table: sa.Table, when: sa.Column[Any], model_name: str, limit: int
+) -> Sequence[sa.RowMapping]:
+    """The ``limit`` newest rows of ``table`` about ``model_name``, newest first (by ``when``, then id)."""
+    return (
+        conn.execute(
+            sa.select(table)
+            .where(table.c.model_name == model_name)
+            .order_by(when.desc(), table.c.id.desc())
+            .limit(max(0, limit))
+        )
+        .mappings()
+        .all()
+    )
 
 
 @service("monitoring")
@@ -290,16 +306,7 @@ class MonitoringService(WorkspaceService):
         _int64("windows", limit=limit)
         r, v = monitor_runs, monitor_results
         with self.ws.store.read() as conn:
-            runs = (
-                conn.execute(
-                    sa.select(r)
-                    .where(r.c.model_name == model_name)
-                    .order_by(r.c.window_end.desc(), r.c.id.desc())
-                    .limit(max(0, limit))
-                )
-                .mappings()
-                .all()
-            )
+            runs = _newest(conn, r, r.c.window_end, model_name, limit)
             out = {int(row["id"]): {**dict(row), "results": {}} for row in reversed(runs)}
             if out:
                 for run_id, metric, column, value in conn.execute(
@@ -446,16 +453,7 @@ class MonitoringService(WorkspaceService):
         _int64("recent_firings", limit=limit)
         f = monitor_alert_firings
         with self.ws.store.read() as conn:
-            rows = (
-                conn.execute(
-                    sa.select(f)
-                    .where(f.c.model_name == model_name)
-                    .order_by(f.c.fired_at.desc(), f.c.id.desc())
-                    .limit(max(0, limit))
-                )
-                .mappings()
-                .all()
-            )
+            rows = _newest(conn, f, f.c.fired_at, model_name, limit)
         return [dict(r) for r in rows]
 
     @op("reader", on=("model", "model_name"))
