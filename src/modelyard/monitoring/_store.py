@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from modelyard._rpc import op, service
+from modelyard._shared import check_int64 as _int64
 from modelyard._shared import now_ms
 from modelyard._workspace import WorkspaceService
 from modelyard.errors import BlobNotFoundError, InvalidArgumentError
@@ -57,18 +58,6 @@ class MonitorRun:
     share_drifted: float | None
     dataset_drift: bool | None
     report_digest: str | None
-
-
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-def _int64(caller: str, **values: int | None) -> None:
-    """Refuse integers no store column holds (a client may send any JSON number)."""
-    for name, v in values.items():
-        if v is not None and not _INT64[0] <= v <= _INT64[1]:
-            raise InvalidArgumentError(
-                f"The {name!r} parameter of {caller} must be a 64-bit integer. Got {v} instead."
-            )
 
 
 def _num(v: float | None) -> float | None:

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 
 from modelyard._redact import redact_url, redact_webhook
 from modelyard._rpc import op
-from modelyard._shared import now_ms
+from modelyard._shared import check_int64, now_ms
 from modelyard._workspace import Workspace, WorkspaceService
-from modelyard.errors import InvalidArgumentError, NotFoundError
+from modelyard.errors import NotFoundError
 from modelyard.rollout._config import RolloutConfig, Step, plan_steps
 from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
 from modelyard.rollout._state import RolloutState
@@ -111,18 +111,6 @@ class StepRow:
     started_at: int | None
     ended_at: int | None
     result: str | None
-
-
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-def check_int64(caller: str, **values: int | None) -> None:
-    """Refuse integers no store column holds (a client may send any JSON number)."""
-    for name, v in values.items():
-        if v is not None and not _INT64[0] <= v <= _INT64[1]:
-            raise InvalidArgumentError(
-                f"The {name!r} parameter of {caller} must be a 64-bit integer. Got {v} instead."
-            )
 
 
 def _shown_config(cfg: RolloutConfig) -> dict[str, Any]:

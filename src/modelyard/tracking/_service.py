@@ -191,7 +191,7 @@ class TrackingService(WorkspaceService):
                     )
                 ]
                 if len(found) == 1:
-                    return found[0]
+                    return str(found[0])
                 if len(found) > 1:
                     raise InvalidArgumentError(
                         f"Run id prefix {run_id!r} matches several runs ({', '.join(found)}...). "
