@@ -24,7 +24,7 @@ _hooks.extend("registry.alias_move", "modelyard.evaluation._protect:check_alias_
 _hooks.extend("registry.alias_protected", "modelyard.evaluation._protect:is_protected")
 _hooks.extend("registry.card_section", "modelyard.evaluation._hooks:card_section")
 # a GateFailed raised on a server reaches its client with the GateReport rebuilt from its JSON
-_hooks.extend("errors.gate_report", "modelyard.evaluation._gates:report_from_dict")
+_hooks.extend("errors.gate_report", "modelyard.evaluation._gate_report:report_from_dict")
 
 #: Public name → "module:attribute". Later features add their names here.
 _EXPORTS: dict[str, str] = {
@@ -73,7 +73,7 @@ _EXPORTS: dict[str, str] = {
     "attach_policy": "modelyard.evaluation._protect:attach_policy",
     "list_evaluations": "modelyard.evaluation._evaluate:list_evaluations",
     "Evaluation": "modelyard.evaluation._evaluate:Evaluation",
-    "GateReport": "modelyard.evaluation._gates:GateReport",
+    "GateReport": "modelyard.evaluation._gate_report:GateReport",
 }
 
 _SUBMODULES = {

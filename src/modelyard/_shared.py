@@ -17,7 +17,15 @@ from typing import Any
 
 from modelyard.errors import InvalidArgumentError
 
-__all__ = ["format_when", "new_run_id", "now_ms", "parse_duration_ms", "parse_duration_s", "user_name"]
+__all__ = [
+    "check_int64",
+    "format_when",
+    "new_run_id",
+    "now_ms",
+    "parse_duration_ms",
+    "parse_duration_s",
+    "user_name",
+]
 
 _lock = threading.Lock()
 _last = [0, 0]
@@ -101,3 +109,15 @@ def parse_duration_ms(value: Any, *, what: str = "The duration") -> int:
     """Whole milliseconds from the same durations as :func:`parse_duration_s` (``"5m"`` → 300000)."""
     number, unit = _duration(value, what)
     return int(number * _UNIT_MS[unit])
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_int64(caller: str, **values: int | None) -> None:
+    """Refuse integers no store column holds (a client may send any JSON number)."""
+    for name, v in values.items():
+        if v is not None and not _INT64[0] <= v <= _INT64[1]:
+            raise InvalidArgumentError(
+                f"The {name!r} parameter of {caller} must be a 64-bit integer. Got {v} instead."
+            )

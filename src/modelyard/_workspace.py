@@ -15,7 +15,7 @@ from modelyard.store import MetadataStore
 if TYPE_CHECKING:
     from modelyard._remote import RemoteClient
 
-__all__ = ["Workspace", "get_workspace", "set_uri"]
+__all__ = ["Workspace", "WorkspaceService", "get_workspace", "set_uri"]
 
 
 class Workspace:
@@ -71,6 +71,26 @@ class Workspace:
             self.remote.close()
             return
         self.store.dispose()
+
+
+class WorkspaceService:
+    """Base of the services of one workspace (tracking, data, registry, pipelines, evaluation,
+    monitoring, rollout, automation, the prediction log, the server's users): it keeps the
+    workspace ``ws`` (``workspace`` is a :class:`Workspace`, a URI, or None for the default store)
+    and names its two halves, ``store`` (rows) and ``blobs`` (bytes)."""
+
+    def __init__(self, workspace: Workspace | str | None = None) -> None:
+        self.ws = get_workspace(workspace)
+
+    @property
+    def store(self) -> MetadataStore:
+        """The metadata store of the workspace."""
+        return self.ws.store
+
+    @property
+    def blobs(self) -> BlobStore:
+        """The blob store of the workspace."""
+        return self.ws.blobs
 
 
 class _ServerSideStore:

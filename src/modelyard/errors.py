@@ -44,7 +44,7 @@ Feature errors in the tree, defined beside their feature (they never cross a ser
     │   ├── TooManyAttempts      server._auth: too many failed logins from one address (429)
     │   └── LoginNeeded          webui._session: no session cookie; the page redirects to the login form
     ├── SwapError                serving._app: a new deployment spec was not applied (old one serves)
-    ├── ImageBuildError          deploy._build: no container builder can run, or the build failed
+    ├── ImageBuildError          deploy._builder: no container builder can run, or the build failed
     └── TargetError              rollout._target: the model server cannot be read or refuses a spec
 
     UsageError(RuntimeError)     the API was used in the wrong order (programmer error)

@@ -3,11 +3,9 @@ scikit-learn pipeline) → the gates pass → a canary under live traffic → th
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from .conftest import add_data, frame, write
@@ -30,12 +28,11 @@ def test_drift_alert_to_promoted_version(project: Path, store_uri: str) -> None:
     from scipy.stats import ks_2samp
 
     from modelyard._workspace import get_workspace, set_uri
-    from modelyard.automation import AutomationService, Engine, apply_file
+    from modelyard.automation import apply_file
+    from modelyard.automation._live import LiveLoop
     from modelyard.monitoring._alerts import AlertRule, evaluate_rules, store_rules
     from modelyard.pipelines import load_pipeline
     from modelyard.registry import audit_log, get_model, set_alias
-    from modelyard.serving import build_app
-    from modelyard.serving._server import running
 
     set_uri(store_uri)  # the pipeline's step registers without uri= (as a user's would)
     add_data(store_uri)
@@ -50,60 +47,17 @@ def test_drift_alert_to_promoted_version(project: Path, store_uri: str) -> None:
     store_rules(ws, "clf", [rule], int(time.time() * 1000))
     apply_file(str(write(project, LOOP)), uri=store_uri)
 
-    app = build_app(
-        {
-            "models": {"primary": {"ref": "clf/1", "warmup": 0}},
-            "endpoint": "clf",
-            "fallback": {"constant": 0},
-            "timeout_ms": 30_000,
-            "batching": {"max_latency_ms": 1},
-            "breaker": {"enabled": False},
-            "prediction_log": {"enabled": False},
-        },
-        uri=store_uri,
-    )
     said: list[str] = []
-    svc = AutomationService(store_uri)
-    engine = Engine(svc, target=app, say=said.append)
-    assert engine.tick()["fired"] == []  # no alert yet: nothing runs
-    stop = threading.Event()
-    failures: list[object] = []
-
-    with running(app) as h:
-
-        def client() -> None:
-            rows = frame(5, n=200)[["x1", "x2"]].to_dict("records")
-            with httpx.Client(timeout=120) as c:
-                i = 0
-                while not stop.is_set() and i < 20_000:
-                    r = c.post(f"{h.url}/v1/models/clf/predict", json={"records": [rows[i % len(rows)]]})
-                    if r.status_code != 200:
-                        failures.append(r.text[:200])
-                    i += 1
-
-        threads = [threading.Thread(target=client, daemon=True) for _ in range(3)]
-        for t in threads:
-            t.start()
-        try:
-            # the drift: live x1 moved by 1.5 standard deviations; the rule sees the KS distance
-            drifted = frame(3, shift=1.5)["x1"]
-            value = float(ks_2samp(frame(1)["x1"], drifted).statistic)
-            events = evaluate_rules(ws, "clf", [rule], {"x1-drift": value}, int(time.time() * 1000))
-            assert [e.kind for e in events] == ["firing"]
-            deadline = time.monotonic() + 600
-            run = None
-            while time.monotonic() < deadline:
-                engine.tick()
-                runs = svc.history("retrain-on-drift")
-                run = runs[0] if runs else None
-                if run and run["state"] in ("succeeded", "failed"):
-                    break
-                time.sleep(0.05)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(150)
-    app.close()
+    rows = frame(5, n=200)[["x1", "x2"]].to_dict("records")
+    serving = {"batching": {"max_latency_ms": 1}, "breaker": {"enabled": False}}
+    with LiveLoop(store_uri, "clf", 1, rows, clients=3, serving=serving, say=said.append) as loop:
+        assert loop.caught_up["fired"] == []  # no alert yet: nothing runs
+        # the drift: live x1 moved by 1.5 standard deviations; the rule sees the KS distance
+        drifted = frame(3, shift=1.5)["x1"]
+        value = float(ks_2samp(frame(1)["x1"], drifted).statistic)
+        events = evaluate_rules(ws, "clf", [rule], {"x1-drift": value}, int(time.time() * 1000))
+        assert [e.kind for e in events] == ["firing"]
+        run = loop.wait_for_run("retrain-on-drift", timeout_s=600)
     assert run is not None and run["state"] == "succeeded", (run, said[-10:])
     assert run["trigger"] == "alert" and "alert clf/x1-drift fired" in run["reason"]
     assert [(s["kind"], s["state"]) for s in run["steps"]] == [
@@ -115,7 +69,7 @@ def test_drift_alert_to_promoted_version(project: Path, store_uri: str) -> None:
     assert get_model("clf", uri=store_uri).aliases.get("production") == 2 or (
         "promoted version 2" in run["steps"][2]["message"]
     )
-    assert not failures
+    assert not loop.failures, loop.failures[:5]
     reasons = [e.reason or "" for e in audit_log("clf", uri=store_uri) if e.action.startswith("automation.")]
     assert {"automation.pipeline", "automation.gate", "automation.rollout"} <= {
         e.action for e in audit_log("clf", uri=store_uri)

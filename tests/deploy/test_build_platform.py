@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modelyard.cli import app
-from modelyard.deploy import _build, _platform
+from modelyard.deploy import _build, _builder, _platform
 from modelyard.deploy._build import (
     ImageBuildError,
     Platform,
@@ -245,4 +245,4 @@ def test_cli_dockerfile_only_for_a_platform_says_how_to_build(
 )  # fmt: skip
 def test_image_sizes_of_every_builder_are_bytes(value: Any, want: int | None) -> None:
     """docker and podman give bytes; buildah's image list gives "774 MB" (found by the real build)."""
-    assert _build._size(value) == want
+    assert _builder._size(value) == want

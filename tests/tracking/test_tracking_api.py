@@ -271,32 +271,26 @@ def test_threads_logging_into_one_run_lose_nothing(workspace) -> None:
     assert yard.get_run(run.id).metrics == {f"t{t}": 1999.0 for t in range(4)}
 
 
-def test_a_failed_flush_keeps_the_points_for_the_next_one(workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_flush_keeps_the_points_for_the_next_one(tmp_path: Path, full_disk) -> None:  # type: ignore[no-untyped-def]
     from modelyard.errors import StoreError
+    from modelyard.tracking._run import _flusher
 
-    with yard.start_run(experiment="e", capture_env=False) as run:
-        real = run._service.write_metrics
-        calls = []
-
-        def flaky(rows, latest):  # type: ignore[no-untyped-def]
-            calls.append(len(rows))
-            if len(calls) == 1:
-                raise StoreError("The metadata store failed: disk I/O error.")
-            return real(rows, latest)
-
-        monkeypatch.setattr(run._service, "write_metrics", flaky)
-        from modelyard.tracking._run import _flusher
-
+    ws = yard.get_workspace(str(tmp_path / "store")).open()
+    with yard.start_run(experiment="e", uri=ws, capture_env=False) as run:
         with _flusher.lock:  # only explicit flushes in this test (the background one would race)
             _flusher.runs.discard(run)
-        for i in range(10):
-            run.log_metric("x", float(i))
-        with pytest.raises(StoreError):
+        with ws.store.read() as conn:
+            pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar())
+        ws.store.dispose()
+        free_disk = full_disk(tmp_path / "store" / "yard.db", pages)  # a real SQLITE_FULL
+        for i in range(3000):  # more points than the free room of the store's pages
+            run.log_metric("x", float(i), step=i)
+        with pytest.raises(StoreError, match="the disk is full"):
             run.flush()
-        run.log_metric("x", 10.0)
-    # the failed batch is resent as it was (same idempotency key), then the new point
-    assert calls == [10, 10, 1]
-    assert [p.value for p in TrackingService(workspace).metric_history(run.id, "x")] == [
-        float(i) for i in range(11)
-    ]
-    assert yard.get_run(run.id).metrics == {"x": 10.0}
+        free_disk()
+        ws.store.dispose()
+        run.log_metric("x", 3000.0, step=3000)
+    # the failed batch is sent again with the next flush, once, then the new point
+    history = TrackingService(ws).metric_history(run.id, "x")
+    assert [(p.step, p.value) for p in history] == [(i, float(i)) for i in range(3001)]
+    assert yard.get_run(run.id, uri=ws).metrics == {"x": 3000.0}

@@ -285,28 +285,8 @@ def test_empty_experiment_name_is_an_error_not_the_default(
     assert yard.get_run(run.id).experiment == "default"
 
 
-def _cap_sqlite_pages(monkeypatch: pytest.MonkeyPatch, pages: int) -> None:
-    """Make every new SQLite connection of the store report SQLITE_FULL past ``pages`` pages (a full disk)."""
-    from sqlalchemy import event
-
-    from modelyard.store._store import MetadataStore
-
-    real = MetadataStore._make_engine
-
-    def capped(self, *, immediate: bool):  # type: ignore[no-untyped-def]
-        engine = real(self, immediate=immediate)
-
-        @event.listens_for(engine, "connect")
-        def _cap(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            dbapi_conn.execute(f"PRAGMA max_page_count={pages}")
-
-        return engine
-
-    monkeypatch.setattr(MetadataStore, "_make_engine", capped)
-
-
-def test_a_full_disk_at_store_open_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _cap_sqlite_pages(monkeypatch, 2)  # the migrations need far more
+def test_a_full_disk_at_store_open_says_so(tmp_path: Path, full_disk) -> None:  # type: ignore[no-untyped-def]
+    full_disk(tmp_path / "store" / "yard.db", 2)  # the migrations need far more
     with pytest.raises(
         StoreError,
         match=r"^Cannot open the metadata store '.*/store': the disk is full \(database or disk is "
@@ -326,7 +306,7 @@ def test_a_sqlite_store_that_cannot_open_does_not_mention_a_server(tmp_path: Pat
         yard.search_runs(uri=str(tmp_path / "store"))
 
 
-def test_a_full_disk_while_writing_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_while_writing_says_so(tmp_path: Path, full_disk) -> None:  # type: ignore[no-untyped-def]
     ws = yard.get_workspace(str(tmp_path / "store")).open()
     with yard.start_run(experiment="e", uri=ws, capture_env=False) as run:
         pass
@@ -334,7 +314,7 @@ def test_a_full_disk_while_writing_says_so(tmp_path: Path, monkeypatch: pytest.M
     with ws.store.read() as conn:  # open and migrate before the disk fills
         pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar())
     ws.store.dispose()
-    _cap_sqlite_pages(monkeypatch, pages)
+    free_disk = full_disk(tmp_path / "store" / "yard.db", pages)
     svc = TrackingService(ws)
     with pytest.raises(
         StoreError,
@@ -342,6 +322,6 @@ def test_a_full_disk_while_writing_says_so(tmp_path: Path, monkeypatch: pytest.M
         r"Free some space and try again; nothing was recorded\.$",
     ):
         svc.set_tags(run.id, {f"big{i}": "x" * 5000 for i in range(100)})
-    monkeypatch.undo()
+    free_disk()
     ws.store.dispose()
     assert "big0" not in TrackingService(ws).get_run(run.id).tags

@@ -5,7 +5,6 @@ the store's folder so ``yard automate list`` shows it afterwards); a rerun retra
 from __future__ import annotations
 
 import textwrap
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -80,16 +79,14 @@ def chapter_automation(ctx: Any) -> None:
 
 
 def _loop(ctx: Any, ws: Any, folder: Path) -> None:
-    import httpx
     from scipy.stats import ks_2samp
 
-    from modelyard.automation import AutomationService, Engine, apply_file
+    from modelyard.automation import apply_file
+    from modelyard.automation._live import LiveLoop
     from modelyard.data import add
     from modelyard.monitoring._alerts import AlertRule, evaluate_rules, store_rules
     from modelyard.pipelines import load_pipeline
     from modelyard.registry import get_model, set_alias
-    from modelyard.serving import build_app
-    from modelyard.serving._server import running
 
     say = ctx.say
     seed = time.time_ns() % 10_000  # a rerun trains on new data (a cached retrain would change nothing)
@@ -113,57 +110,15 @@ def _loop(ctx: Any, ws: Any, folder: Path) -> None:
         f"on alert {MODEL}/x1-drift → pipeline → gates → canary 50%, 100%. "
         f"{MODEL} v{stable} is in production."
     )
-    svc = AutomationService(ctx.uri)
-    app = build_app(
-        {
-            "models": {"primary": {"ref": f"{MODEL}/{stable}", "warmup": 0}},
-            "endpoint": MODEL,
-            "fallback": {"constant": 0},
-            "timeout_ms": 30_000,
-            "prediction_log": {"enabled": False},
-        },
-        uri=ctx.uri,
-    )
-    engine = Engine(svc, target=app, say=lambda m: say("  " + m))
-    engine.tick()  # catch up the cursors: only what happens from here fires
-    stop = threading.Event()
-    with running(app) as h:
-        rows = _frame(seed + 1, n=100)[["x1", "x2"]].to_dict("records")
-
-        def client() -> None:
-            with httpx.Client(timeout=60) as c:
-                i = 0
-                while not stop.is_set() and i < 20_000:
-                    try:
-                        c.post(f"{h.url}/v1/models/{MODEL}/predict", json={"records": [rows[i % len(rows)]]})
-                    except httpx.HTTPError:
-                        pass
-                    i += 1
-
-        threads = [threading.Thread(target=client, daemon=True) for _ in range(2)]
-        for t in threads:
-            t.start()
-        try:
-            drifted = _frame(seed + 2, shift=1.5)
-            add(drifted, name=f"{MODEL}-train", uri=ctx.uri)  # the new labelled data, drifted
-            add(_frame(seed + 3, shift=1.5), name=f"{MODEL}-test", uri=ctx.uri)
-            value = float(ks_2samp(_frame(seed)["x1"], drifted["x1"]).statistic)
-            (event,) = evaluate_rules(ws, MODEL, [rule], {"x1-drift": value}, int(time.time() * 1000))
-            say(f"  drift injected: live x1 moved 1.5 sd; {event.text()}")
-            deadline = time.monotonic() + 300
-            run: dict[str, Any] | None = None
-            while time.monotonic() < deadline:
-                engine.tick()
-                runs = svc.history("retrain-on-drift", 1)
-                run = runs[0] if runs else None
-                if run and run["state"] in ("succeeded", "failed"):
-                    break
-                time.sleep(0.05)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(70)
-    app.close()
+    rows = _frame(seed + 1, n=100)[["x1", "x2"]].to_dict("records")
+    with LiveLoop(ctx.uri, MODEL, stable, rows, say=lambda m: say("  " + m)) as loop:
+        drifted = _frame(seed + 2, shift=1.5)
+        add(drifted, name=f"{MODEL}-train", uri=ctx.uri)  # the new labelled data, drifted
+        add(_frame(seed + 3, shift=1.5), name=f"{MODEL}-test", uri=ctx.uri)
+        value = float(ks_2samp(_frame(seed)["x1"], drifted["x1"]).statistic)
+        (event,) = evaluate_rules(ws, MODEL, [rule], {"x1-drift": value}, int(time.time() * 1000))
+        say(f"  drift injected: live x1 moved 1.5 sd; {event.text()}")
+        run = loop.wait_for_run("retrain-on-drift", timeout_s=300)
     if run is None:
         say("  the alert fired no run (see `yard automate history retrain-on-drift`)")
         return

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from modelyard._rpc import current_principal, op, require, service
 from modelyard._shared import now_ms, user_name
-from modelyard._workspace import Workspace, get_workspace
+from modelyard._workspace import Workspace, WorkspaceService
 from modelyard.automation._config import AutomationError, check_spec, where
 from modelyard.automation._records import plan, run_dict, step_dict
 from modelyard.automation._schema import automation_events, automation_runs, automation_steps, automations
@@ -54,7 +54,7 @@ def secret_hash(secret: str) -> str:
 
 
 @service("automation")
-class AutomationService:
+class AutomationService(WorkspaceService):
     """Automations of one workspace: apply, list, history, trigger, approve."""
 
     def __init__(
@@ -63,13 +63,9 @@ class AutomationService:
         *,
         clock: Callable[[], int] | None = None,
     ) -> None:
-        self.ws = get_workspace(workspace)
+        super().__init__(workspace)
         #: milliseconds since the epoch: schedules, leases and records use it (injectable in tests)
         self.clock: Callable[[], int] = clock or now_ms
-
-    @property
-    def store(self) -> Any:
-        return self.ws.store
 
     # -- apply -----------------------------------------------------------------------------------
     @op("admin")

@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection
 
 from modelyard._rpc import op, require, service
 from modelyard._shared import now_ms
-from modelyard._workspace import Workspace, get_workspace
-from modelyard.blobs import BlobStore, ManifestEntry
+from modelyard._workspace import WorkspaceService
+from modelyard.blobs import ManifestEntry
 from modelyard.data._ingest import PreparedVersion, check_dataset_name, prepare_version
 from modelyard.data._io import TABULAR_FORMATS, TabularSource, detect_format, read_table
 from modelyard.data._record import DatasetVersion, _row_to_version
@@ -29,7 +29,6 @@ from modelyard.errors import (
     did_you_mean,
     invalid_param,
 )
-from modelyard.store import MetadataStore
 from modelyard.store._schema import experiments, runs
 
 if TYPE_CHECKING:
@@ -55,24 +54,13 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 
 
 @service("data")
-class DataService:
+class DataService(WorkspaceService):
     """Datasets and their versions in one workspace.
 
     Files move through ``ws.blobs`` on the caller's side (on a server workspace: streamed,
     digest-verified uploads and downloads); the versions, lineage and listings are operations
     (:func:`~modelyard._rpc.op`) that run where the metadata store is.
     """
-
-    def __init__(self, workspace: Workspace | str | None = None) -> None:
-        self.ws = get_workspace(workspace)
-
-    @property
-    def store(self) -> MetadataStore:
-        return self.ws.store
-
-    @property
-    def blobs(self) -> BlobStore:
-        return self.ws.blobs
 
     # -- adding ------------------------------------------------------------------------------
     def add(

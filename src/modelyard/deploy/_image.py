@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from modelyard.errors import InvalidArgumentError, NotFoundError, SerializationError
 
@@ -33,6 +34,8 @@ __all__ = [
     "verify_image",
     "warm_caches",
 ]
+
+T = TypeVar("T")
 
 INDEX_FILE = "yard-image.json"
 SPEC_FILE = "serve.yaml"
@@ -150,11 +153,23 @@ def _blob_workspace(home: Path) -> Any:
     return Workspace(os.environ.get("YARD_URI") or "/tmp/yard", blob_uri=str(home / "blobs"))
 
 
+def _checked(label: str, where: str, read: Callable[[str], T], digest: str) -> T:
+    """``read(digest)``; a blob that is missing or does not match its digest raises the same error
+    naming the model ``label`` and ``where`` (the manifest, a file)."""
+    from modelyard.errors import BlobNotFoundError, IntegrityError
+
+    try:
+        return read(digest)
+    except (IntegrityError, BlobNotFoundError) as exc:
+        raise type(exc)(
+            f"Model {label}: {where} is missing or does not match its digest; the image is not built. {exc}"
+        ) from None
+
+
 def verify_image(home: str | os.PathLike[str]) -> list[str]:
     """Read every baked package and file through the blob store, which checks each against its
     digest; return one line per model verified. Raises :class:`~modelyard.errors.IntegrityError`
     (or ``BlobNotFoundError``/``SerializationError``) naming the model and file that do not match."""
-    from modelyard.errors import BlobNotFoundError, IntegrityError
     from modelyard.registry._model import META_FILE
 
     root = Path(home)
@@ -162,23 +177,13 @@ def verify_image(home: str | os.PathLike[str]) -> list[str]:
     blobs = _blob_workspace(root).blobs
     done = []
     for m in index.models:
-        try:
-            entries = blobs.read_manifest(m.manifest_digest)
-        except (IntegrityError, BlobNotFoundError) as exc:
-            raise type(exc)(
-                f"Model {m.label}: its manifest {m.manifest_digest[:12]}… in {root / 'blobs'} is missing or "
-                f"does not match its digest; the image is not built. {exc}"
-            ) from None
+        where = f"its manifest {m.manifest_digest[:12]}… in {root / 'blobs'}"
+        entries = _checked(m.label, where, blobs.read_manifest, m.manifest_digest)
         size = 0
         meta: dict[str, Any] = {}
         for e in entries:
-            try:
-                data = blobs.read_bytes(e.digest)
-            except (IntegrityError, BlobNotFoundError) as exc:
-                raise type(exc)(
-                    f"Model {m.label}: file {e.path!r} (digest {e.digest[:12]}…) is missing or does not "
-                    f"match its digest; the image is not built. {exc}"
-                ) from None
+            where = f"file {e.path!r} (digest {e.digest[:12]}…)"
+            data = _checked(m.label, where, blobs.read_bytes, e.digest)
             size += len(data)
             if e.path == META_FILE:
                 meta = json.loads(data)

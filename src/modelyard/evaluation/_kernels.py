@@ -225,14 +225,19 @@ def _r2_parts(p: PreparedTargets, g: np.ndarray | None, G: int) -> tuple[np.ndar
     return ss_res, _gsum(d * d, g, G), n
 
 
-def _r2(p: PreparedTargets, g: np.ndarray | None, G: int) -> np.ndarray:
-    ss_res, ss_tot, n = _r2_parts(p, g, G)
-    out = 1.0 - _div(ss_res, ss_tot, np.nan)
-    # scikit-learn's force_finite: a constant target scores 1.0 if predicted exactly, else 0.0
+def _one_minus_ratio(res: np.ndarray, ss_tot: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``1 - res / ss_tot`` per group (R², explained variance), NaN below two rows; with
+    scikit-learn's force_finite: a constant target scores 1.0 if predicted exactly, else 0.0."""
+    out = 1.0 - _div(res, ss_tot, np.nan)
     const = ss_tot == 0
-    out[const] = np.where(ss_res[const] == 0, 1.0, 0.0)
+    out[const] = np.where(res[const] == 0, 1.0, 0.0)
     out[n < 2] = np.nan
     return out
+
+
+def _r2(p: PreparedTargets, g: np.ndarray | None, G: int) -> np.ndarray:
+    ss_res, ss_tot, n = _r2_parts(p, g, G)
+    return _one_minus_ratio(ss_res, ss_tot, n)
 
 
 def _explained_variance(p: PreparedTargets, g: np.ndarray | None, G: int) -> np.ndarray:
@@ -243,8 +248,4 @@ def _explained_variance(p: PreparedTargets, g: np.ndarray | None, G: int) -> np.
     dr = r - (r_mean[0] if g is None else r_mean[g])
     var_res = _gsum(dr * dr, g, G)
     _, ss_tot, _ = _r2_parts(p, g, G)
-    out = 1.0 - _div(var_res, ss_tot, np.nan)
-    const = ss_tot == 0
-    out[const] = np.where(var_res[const] == 0, 1.0, 0.0)
-    out[n < 2] = np.nan
-    return out
+    return _one_minus_ratio(var_res, ss_tot, n)

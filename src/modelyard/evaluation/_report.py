@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.evaluation._evaluate import Evaluation
-from modelyard.evaluation._gates import GateReport, GateStatus
+from modelyard.evaluation._gate_report import GateReport, GateStatus
 
 __all__ = ["evaluation_table", "gate_table", "to_junit_xml", "write_junit"]
 

@@ -12,11 +12,10 @@ from sqlalchemy.engine import Connection
 from modelyard import _rpc
 from modelyard._rpc import op, service
 from modelyard._shared import new_run_id, now_ms, user_name
-from modelyard._workspace import Workspace, get_workspace
+from modelyard._workspace import WorkspaceService
 from modelyard.errors import InvalidArgumentError, NotFoundError
 from modelyard.evaluation._evaluate import Evaluation, _dumps
 from modelyard.evaluation._schema import evaluations, gate_checks, gate_policies
-from modelyard.store import MetadataStore
 
 __all__ = ["EvaluationService", "parse_model_ref"]
 
@@ -45,15 +44,8 @@ def _newest_rows_of(table: sa.Table, model: str, limit: int) -> sa.Select[Any]:
 
 
 @service("evaluation")
-class EvaluationService:
+class EvaluationService(WorkspaceService):
     """Stores and reads evaluations, gate checks and the gate policy attached to each model."""
-
-    def __init__(self, workspace: Workspace | str | None = None) -> None:
-        self.ws = get_workspace(workspace)
-
-    @property
-    def store(self) -> MetadataStore:
-        return self.ws.store
 
     # -- evaluations ---------------------------------------------------------------------
     def record_evaluation(self, ev: Evaluation) -> Evaluation:

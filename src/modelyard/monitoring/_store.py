@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from modelyard._rpc import op, service
+from modelyard._shared import check_int64 as _int64
 from modelyard._shared import now_ms
-from modelyard._workspace import Workspace, get_workspace
+from modelyard._workspace import WorkspaceService
 from modelyard.errors import BlobNotFoundError, InvalidArgumentError
 from modelyard.monitoring._alerts import AlertEvent, AlertRule, _rule_from_dict
 from modelyard.monitoring._schema import (
@@ -59,18 +60,6 @@ class MonitorRun:
     report_digest: str | None
 
 
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-def _int64(caller: str, **values: int | None) -> None:
-    """Refuse integers no store column holds (a client may send any JSON number)."""
-    for name, v in values.items():
-        if v is not None and not _INT64[0] <= v <= _INT64[1]:
-            raise InvalidArgumentError(
-                f"The {name!r} parameter of {caller} must be a 64-bit integer. Got {v} instead."
-            )
-
-
 def _num(v: float | None) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
@@ -102,12 +91,25 @@ def _checked_rules(rules: list[AlertRule]) -> list[AlertRule]:
     return out
 
 
-@service("monitoring")
-class MonitoringService:
-    """Monitoring rows of one workspace."""
+def _newest(
+    conn: sa.Connection, table: sa.Table, when: sa.Column[Any], model_name: str, limit: int
+) -> Sequence[sa.RowMapping]:
+    """The ``limit`` newest rows of ``table`` about ``model_name``, newest first (by ``when``, then id)."""
+    return (
+        conn.execute(
+            sa.select(table)
+            .where(table.c.model_name == model_name)
+            .order_by(when.desc(), table.c.id.desc())
+            .limit(max(0, limit))
+        )
+        .mappings()
+        .all()
+    )
 
-    def __init__(self, workspace: Workspace | str | None = None) -> None:
-        self.ws = get_workspace(workspace)
+
+@service("monitoring")
+class MonitoringService(WorkspaceService):
+    """Monitoring rows of one workspace."""
 
     # -- feedback --------------------------------------------------------------------------------
     @op("writer")
@@ -293,16 +295,7 @@ class MonitoringService:
         _int64("windows", limit=limit)
         r, v = monitor_runs, monitor_results
         with self.ws.store.read() as conn:
-            runs = (
-                conn.execute(
-                    sa.select(r)
-                    .where(r.c.model_name == model_name)
-                    .order_by(r.c.window_end.desc(), r.c.id.desc())
-                    .limit(max(0, limit))
-                )
-                .mappings()
-                .all()
-            )
+            runs = _newest(conn, r, r.c.window_end, model_name, limit)
             out = {int(row["id"]): {**dict(row), "results": {}} for row in reversed(runs)}
             if out:
                 for run_id, metric, column, value in conn.execute(
@@ -449,16 +442,7 @@ class MonitoringService:
         _int64("recent_firings", limit=limit)
         f = monitor_alert_firings
         with self.ws.store.read() as conn:
-            rows = (
-                conn.execute(
-                    sa.select(f)
-                    .where(f.c.model_name == model_name)
-                    .order_by(f.c.fired_at.desc(), f.c.id.desc())
-                    .limit(max(0, limit))
-                )
-                .mappings()
-                .all()
-            )
+            rows = _newest(conn, f, f.c.fired_at, model_name, limit)
         return [dict(r) for r in rows]
 
     @op("reader", on=("model", "model_name"))

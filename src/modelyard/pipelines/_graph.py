@@ -14,12 +14,14 @@ import json
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from modelyard.errors import InvalidArgumentError, did_you_mean
 from modelyard.pipelines._spec import StepSpec, get_pipeline_spec, get_step_spec
 
 __all__ = ["DatasetInput", "Graph", "Node", "Ref", "build_graph", "dataset", "iter_datasets", "iter_refs"]
+
+T = TypeVar("T")
 
 
 class Ref:
@@ -88,28 +90,26 @@ def dataset(ref: str, *, engine: str = "pandas", columns: Sequence[str] | None =
     return DatasetInput(ref, engine, columns)
 
 
-def iter_datasets(value: Any) -> Iterator[DatasetInput]:
-    """Every :class:`DatasetInput` inside ``value``."""
-    if isinstance(value, DatasetInput):
+def _iter_instances(value: Any, kind: type[T]) -> Iterator[T]:
+    """Every ``kind`` inside ``value`` (lists, tuples, dicts, nested), in order."""
+    if isinstance(value, kind):
         yield value
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from iter_datasets(v)
+            yield from _iter_instances(v, kind)
     elif isinstance(value, dict):
         for v in value.values():
-            yield from iter_datasets(v)
+            yield from _iter_instances(v, kind)
+
+
+def iter_datasets(value: Any) -> Iterator[DatasetInput]:
+    """Every :class:`DatasetInput` inside ``value`` (lists, tuples, dicts, nested)."""
+    return _iter_instances(value, DatasetInput)
 
 
 def iter_refs(value: Any) -> Iterator[Ref]:
     """Every :class:`Ref` inside ``value`` (lists, tuples, dicts, nested)."""
-    if isinstance(value, Ref):
-        yield value
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from iter_refs(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from iter_refs(v)
+    return _iter_instances(value, Ref)
 
 
 def substitute(

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from modelyard._rpc import op, service
 from modelyard._shared import new_run_id, now_ms, user_name
-from modelyard._workspace import Workspace, get_workspace
+from modelyard._workspace import Workspace, WorkspaceService
 from modelyard.errors import BlobNotFoundError, InvalidArgumentError, NotFoundError, did_you_mean
 from modelyard.pipelines._cache import CacheEntry, latest_entries, lookup
 from modelyard.pipelines._graph import Node, iter_datasets, iter_refs
@@ -110,15 +110,8 @@ def _check_record(rec: StepRecord) -> None:
 
 
 @service("pipelines")
-class RecorderService:
+class RecorderService(WorkspaceService):
     """Pipeline runs' steps, lineage and cache entries in one workspace."""
-
-    def __init__(self, workspace: Workspace | str | None = None) -> None:
-        self.ws = get_workspace(workspace)
-
-    @property
-    def store(self) -> Any:
-        return self.ws.store
 
     # -- the cache -------------------------------------------------------------------------------
     @op("reader")

@@ -18,7 +18,7 @@ from modelyard import _hooks, _rpc
 from modelyard._rpc import op, service
 from modelyard._shared import now_ms, user_name
 from modelyard._version import __version__
-from modelyard._workspace import Workspace, get_workspace
+from modelyard._workspace import WorkspaceService
 from modelyard.errors import (
     BlobNotFoundError,
     ConflictError,
@@ -41,21 +41,13 @@ from modelyard.registry._refs import (
 )
 from modelyard.registry._schema import model_aliases, model_audit, model_versions, registered_models
 from modelyard.registry._signature import Signature
-from modelyard.store import MetadataStore
 
 __all__ = ["AuditEntry", "ModelRef", "ModelVersion", "RegisteredModel", "RegistryService", "parse_ref"]
 
 
 @service("registry")
-class RegistryService:
+class RegistryService(WorkspaceService):
     """The model registry of one workspace."""
-
-    def __init__(self, workspace: Workspace | str | None = None) -> None:
-        self.ws = get_workspace(workspace)
-
-    @property
-    def store(self) -> MetadataStore:
-        return self.ws.store
 
     # -- helpers ---------------------------------------------------------------------------
     def _model_id(self, conn: Connection, name: str) -> int:

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 
 from modelyard._redact import redact_url, redact_webhook
 from modelyard._rpc import op
-from modelyard._shared import now_ms
-from modelyard._workspace import Workspace, get_workspace
-from modelyard.errors import InvalidArgumentError, NotFoundError
+from modelyard._shared import check_int64, now_ms
+from modelyard._workspace import Workspace, WorkspaceService
+from modelyard.errors import NotFoundError
 from modelyard.rollout._config import RolloutConfig, Step, plan_steps
 from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
 from modelyard.rollout._state import RolloutState
@@ -113,18 +113,6 @@ class StepRow:
     result: str | None
 
 
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-def check_int64(caller: str, **values: int | None) -> None:
-    """Refuse integers no store column holds (a client may send any JSON number)."""
-    for name, v in values.items():
-        if v is not None and not _INT64[0] <= v <= _INT64[1]:
-            raise InvalidArgumentError(
-                f"The {name!r} parameter of {caller} must be a 64-bit integer. Got {v} instead."
-            )
-
-
 def _shown_config(cfg: RolloutConfig) -> dict[str, Any]:
     out = cfg.model_dump(mode="json")
     out["webhooks"] = [redact_webhook(w) for w in cfg.webhooks]  # references; an old literal URL redacted
@@ -156,7 +144,7 @@ def _record(row: Any) -> Rollout:
     )
 
 
-class RolloutReads:
+class RolloutReads(WorkspaceService):
     """Reading the rollouts of one workspace."""
 
     def __init__(
@@ -166,14 +154,10 @@ class RolloutReads:
         say: Callable[[str], None] | None = None,
         clock: Callable[[], int] | None = None,
     ) -> None:
-        self.ws = get_workspace(workspace)
+        super().__init__(workspace)
         self.say = say or (lambda msg: None)
         #: milliseconds since the epoch; steps start and their windows are measured on it (injectable)
         self.clock: Callable[[], int] = clock or now_ms
-
-    @property
-    def store(self) -> Any:
-        return self.ws.store
 
     # -- reading ---------------------------------------------------------------------------------
     @op("reader", on=("rollout", "rollout_id"))

@@ -21,11 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from modelyard._rpc import op
-from modelyard._shared import now_ms, user_name
+from modelyard._shared import check_int64, now_ms, user_name
 from modelyard.errors import ConflictError, InvalidArgumentError, NotFoundError, RevisionConflict
 from modelyard.rollout._admission import refuse_busy
 from modelyard.rollout._config import load_config
-from modelyard.rollout._reads import Rollout, RolloutReads, _record, check_int64
+from modelyard.rollout._reads import Rollout, RolloutReads, _record
 from modelyard.rollout._schema import rollout_events, rollout_steps, rollouts
 from modelyard.rollout._state import RolloutState, StepResult, check_transition
 

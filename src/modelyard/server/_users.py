@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from modelyard._rpc import ROLES, SCOPES, Principal, current_principal, op, require, service
 from modelyard._shared import now_ms, parse_duration_s
-from modelyard._workspace import Workspace, get_workspace
+from modelyard._workspace import WorkspaceService
 from modelyard.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -56,11 +56,8 @@ def _check_name(name: str, what: str) -> str:
 
 
 @service("auth")
-class AuthService:
+class AuthService(WorkspaceService):
     """Who may use a team server, and how much."""
-
-    def __init__(self, workspace: Workspace | str | None = None) -> None:
-        self.ws = get_workspace(workspace)
 
     # -- users -----------------------------------------------------------------------------
     @op("reader")

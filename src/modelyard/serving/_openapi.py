@@ -132,6 +132,7 @@ def request_schemas(signature: Any, max_rows: int) -> dict[str, JSON]:
         if names
         else {"type": "object", "minProperties": 1}
     )
+    rows_of_values: JSON = {"type": "array", "items": {"type": "array"}, "minItems": 1, "maxItems": max_rows}
     native = {
         "description": "One of: 'records' (a list of rows), 'columns' + 'data' (rows as lists; "
         "without 'columns' each row lists the model's columns in signature order), or 'inputs' "
@@ -146,12 +147,7 @@ def request_schemas(signature: Any, max_rows: int) -> dict[str, JSON]:
                 "type": "object",
                 "properties": {
                     "columns": named_cols,
-                    "data": {
-                        "type": "array",
-                        "items": {"type": "array"},
-                        "minItems": 1,
-                        "maxItems": max_rows,
-                    },
+                    "data": rows_of_values,
                     "version": version,
                     "params": params,
                 },
@@ -181,12 +177,7 @@ def request_schemas(signature: Any, max_rows: int) -> dict[str, JSON]:
                 "type": "object",
                 "properties": {
                     "columns": named_cols,
-                    "data": {
-                        "type": "array",
-                        "items": {"type": "array"},
-                        "minItems": 1,
-                        "maxItems": max_rows,
-                    },
+                    "data": rows_of_values,
                     "index": {"type": "array"},
                 },
                 "required": ["columns", "data"],

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from modelyard._rpc import op, service
 from modelyard._shared import now_ms
-from modelyard._workspace import Workspace, get_workspace
+from modelyard._workspace import WorkspaceService
 from modelyard.errors import BlobNotFoundError, InvalidArgumentError
 from modelyard.serving._schema import prediction_log_segments as t
 
@@ -20,11 +20,8 @@ __all__ = ["PredictionLogService"]
 
 
 @service("predlog")
-class PredictionLogService:
+class PredictionLogService(WorkspaceService):
     """Segment rows of the prediction log of one workspace."""
-
-    def __init__(self, workspace: Workspace | str | None = None) -> None:
-        self.ws = get_workspace(workspace)
 
     @op("writer", on=("model", "model_name"))
     def record_segment(

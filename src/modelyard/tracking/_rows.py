@@ -30,22 +30,22 @@ def param_conflict(run_id: str, key: str, old: str, new: str) -> ConflictError:
     )
 
 
-def _param_rows(run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _key_value_rows(run_id: str, values: Mapping[str, Any], what: str, caller: str) -> list[dict[str, Any]]:
+    """The rows of a run's ``what``s (``"param"``/``"tag"``), each name and value checked."""
     if not isinstance(values, Mapping):
-        raise invalid_param("params", "log_params", "a mapping of name to value", values)
+        raise invalid_param(f"{what}s", caller, "a mapping of name to value", values)
     return [
-        {"run_id": run_id, "key": check_key(k, "param name"), "value": check_value(k, v, "param")}
+        {"run_id": run_id, "key": check_key(k, f"{what} name"), "value": check_value(k, v, what)}
         for k, v in values.items()
     ]
+
+
+def _param_rows(run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return _key_value_rows(run_id, values, "param", "log_params")
 
 
 def _tag_rows(run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    if not isinstance(values, Mapping):
-        raise invalid_param("tags", "set_tags", "a mapping of name to value", values)
-    return [
-        {"run_id": run_id, "key": check_key(k, "tag name"), "value": check_value(k, v, "tag")}
-        for k, v in values.items()
-    ]
+    return _key_value_rows(run_id, values, "tag", "set_tags")
 
 
 _PARAM, _METRIC, _TAG, _ARTIFACT = range(4)

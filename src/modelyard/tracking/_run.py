@@ -188,6 +188,10 @@ class Run:
         if self._status is not RunStatus.RUNNING:
             _pop_active(self)
             return
+        self._end_after(exc)
+
+    def _end_after(self, exc: BaseException | None) -> None:
+        """End the run as ``exc`` says: finished (None), killed (Ctrl-C) or failed (its traceback)."""
         if exc is None:
             self.end()
         elif isinstance(exc, KeyboardInterrupt):
@@ -414,12 +418,7 @@ def _at_exit() -> None:
     for run in reversed(list(_active)):
         try:
             if run.status is RunStatus.RUNNING:
-                if exc is None:
-                    run.end()
-                elif isinstance(exc, KeyboardInterrupt):
-                    run.end(RunStatus.KILLED, error="KeyboardInterrupt")
-                else:
-                    run.end(RunStatus.FAILED, error=format_exception(exc))
+                run._end_after(exc)
         except ModelyardError as e:  # pragma: no cover - store gone at exit
             log.warning("modelyard: could not end run %s at exit: %s", run.id, e)
     for run in list(_flusher.runs):

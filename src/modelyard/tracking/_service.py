@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from modelyard._rpc import current_principal, op, service
 from modelyard._shared import new_run_id, now_ms
-from modelyard._workspace import Workspace, get_workspace
+from modelyard._workspace import WorkspaceService
 from modelyard.errors import (
     AlreadyExistsError,
     BlobError,
@@ -25,7 +25,6 @@ from modelyard.errors import (
     did_you_mean,
     invalid_param,
 )
-from modelyard.store import MetadataStore
 from modelyard.store._schema import artifacts, experiments, latest_metrics, metrics, params, runs, tags
 from modelyard.store._store import one_transaction
 from modelyard.tracking import _heartbeat
@@ -43,15 +42,8 @@ MAX_SEARCH_LIMIT = 50_000
 
 
 @service("tracking")
-class TrackingService:
+class TrackingService(WorkspaceService):
     """Experiments, runs, params, metrics, tags and artifacts of one workspace."""
-
-    def __init__(self, workspace: Workspace | str | None = None) -> None:
-        self.ws = get_workspace(workspace)
-
-    @property
-    def store(self) -> MetadataStore:
-        return self.ws.store
 
     # -- experiments ---------------------------------------------------------------------
     @op("writer", on=("experiment", "name"))
@@ -192,7 +184,7 @@ class TrackingService:
                     )
                 ]
                 if len(found) == 1:
-                    return found[0]
+                    return str(found[0])
                 if len(found) > 1:
                     raise InvalidArgumentError(
                         f"Run id prefix {run_id!r} matches several runs ({', '.join(found)}...). "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,29 +35,28 @@ class Caller:
 
         if need is not None:
             role, kind, target = need
-            if not self.principal.can(role, kind, target):
-                on = f" on {kind} {target!r}" if kind and target else ""
-                raise errors.PermissionDeniedError(
-                    f"{cls.__name__}.{name} needs role {role!r}{on}; {self.principal.name} has "
-                    f"{self.principal.role_on(kind, target)!r}{on}."
-                )
-            token = current_principal.set(self.principal)
-            try:
-                return getattr(cls(self.ws), name)(**kwargs)
-            finally:
-                current_principal.reset(token)
+            self._require(f"{cls.__name__}.{name}", role, kind, target)
+            return self._as_user(getattr(cls(self.ws), name), kwargs)
         spec = _spec(cls, name)
         body = SimpleNamespace(**{p.name: kwargs.get(p.name) for p in spec.parameters()})
         for kind, target in _scopes(spec, body, self.runs):
-            if not self.principal.can(spec.role, kind, target):
-                on = f" on {kind} {target!r}" if kind and target else ""
-                raise errors.PermissionDeniedError(
-                    f"{spec.service}.{spec.name} needs role {spec.role!r}{on}; {self.principal.name} has "
-                    f"{self.principal.role_on(kind, target)!r}{on}."
-                )
+            self._require(f"{spec.service}.{spec.name}", spec.role, kind, target)
+        return self._as_user(lambda **kw: spec.fn(cls(self.ws), **kw), kwargs)
+
+    def _require(self, what: str, role: str, kind: str | None, target: str | None) -> None:
+        """Refuse (as the API does) unless the user has ``role`` on ``kind`` ``target``."""
+        if not self.principal.can(role, kind, target):
+            on = f" on {kind} {target!r}" if kind and target else ""
+            raise errors.PermissionDeniedError(
+                f"{what} needs role {role!r}{on}; {self.principal.name} has "
+                f"{self.principal.role_on(kind, target)!r}{on}."
+            )
+
+    def _as_user(self, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        """``fn(**kwargs)`` with the page's user as the calling principal."""
         token = current_principal.set(self.principal)
         try:
-            return spec.fn(cls(self.ws), **kwargs)
+            return fn(**kwargs)
         finally:
             current_principal.reset(token)
 
