@@ -1,0 +1,69 @@
+"""The Airflow virtualenv of ``.ci/get-airflow``, built in the background from the start of a session.
+
+Building it on a fresh machine takes 4-17 minutes (pip resolving and installing ~150 packages), and
+only ``tests/pipelines/test_airflow_dags.py`` needs it. ``tests/conftest.py`` starts the build when
+the session begins (in the xdist controller, or the single process without xdist) so that it overlaps
+the rest of the suite; the test's fixture runs ``.ci/get-airflow`` again, which waits on the build's
+lock and then returns the finished venv (or rebuilds it, and reports why, when the background build
+failed). An already built venv makes both calls return at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+GET_AIRFLOW = ROOT / ".ci" / "get-airflow"
+AIRFLOW_TEST = ROOT / "tests" / "pipelines" / "test_airflow_dags.py"
+
+
+def session_covers(args: Iterable[str], invocation_dir: Path, markexpr: str = "") -> bool:
+    """True when a session started with these path ``args`` (``file::test`` ids allowed) from
+    ``invocation_dir`` would run the Airflow test: one of them is that file or a folder above it, and
+    the ``-m`` expression does not leave out slow tests."""
+    if "not slow" in " ".join(markexpr.split()):
+        return False
+    target = AIRFLOW_TEST.resolve()
+    for arg in args:
+        path = Path(arg.split("::", 1)[0])
+        path = (path if path.is_absolute() else invocation_dir / path).resolve()
+        if path == target or path in target.parents:
+            return True
+    return False
+
+
+class BackgroundBuild:
+    """``.ci/get-airflow`` running as a child process (its own process group), output in a log file."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.log = Path(tempfile.mkstemp(prefix="yard-get-airflow-", suffix=".log")[1])
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                ["bash", str(GET_AIRFLOW)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        """End the build if it still runs (the session ended without needing it: a half-built venv
+        has no stamp, so the next ``.ci/get-airflow`` rebuilds it); remove the log of a finished one."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc.returncode == 0:
+            self.log.unlink(missing_ok=True)
