@@ -33,6 +33,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.dist = dist_mode(config.option.dist, given)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Heavy modules first (testkit.xdist.heavy_first): with or without xdist, the same order in every
+    process (xdist requires the workers' collections to be identical)."""
+    from testkit.xdist import heavy_first
+
+    items[:] = heavy_first(items)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Start building the Airflow venv now (once: in the xdist controller or the only process) when
     the session includes its test, so that the build overlaps the other tests (testkit.airflow)."""

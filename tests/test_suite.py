@@ -9,9 +9,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from testkit.airflow import AIRFLOW_TEST, GET_AIRFLOW, BackgroundBuild, session_covers
-from testkit.xdist import dist_mode
+from testkit.xdist import dist_mode, heavy_first
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,6 +48,32 @@ def test_xdist_defaults_to_worksteal_unless_dist_is_given(tmp_path: Path) -> Non
     assert dist_mode("load", ["-n", "2", "-d"]) == "load"
     assert dist_mode("loadfile", ["-n", "2", "--dist=loadfile"]) == "loadfile"
     assert dist_mode("no", ["-p", "no:xdist"]) == "no"
+
+
+def _item(path: str, name: str, slow: bool = False, fixtures: tuple[str, ...] = ()) -> SimpleNamespace:
+    mark = SimpleNamespace(name="slow") if slow else None
+    return SimpleNamespace(
+        path=Path(path),
+        name=name,
+        fixturenames=fixtures,
+        get_closest_marker=lambda m: mark if m == "slow" else None,
+    )
+
+
+def test_heavy_modules_run_first_whole_and_in_order_and_airflow_after_them() -> None:
+    items = [
+        _item("t/a.py", "a1"),
+        _item("t/pipelines/test_airflow_dags.py", "air", slow=True),
+        _item("t/b.py", "b1"),
+        _item("t/b.py", "b2", slow=True),
+        _item("t/c.py", "c1"),
+        _item("t/webui/test_browser.py", "w1", fixtures=("server", "browser")),
+        _item("t/webui/test_browser.py", "w2"),
+        _item("t/d.py", "d1"),
+    ]
+    got = [i.name for i in heavy_first(items)]
+    assert got == ["b1", "b2", "w1", "w2", "air", "a1", "c1", "d1"]
+    assert sorted(got) == sorted(i.name for i in items)
 
 
 def test_the_airflow_build_starts_only_for_sessions_that_run_its_test(tmp_path: Path) -> None:
