@@ -54,8 +54,10 @@ class BackgroundBuild:
 
     def stop(self) -> None:
         """End the build if it still runs (the session ended without needing it: a half-built venv
-        has no stamp, so the next ``.ci/get-airflow`` rebuilds it); remove the log of a finished one."""
-        if self.proc.poll() is None:
+        has no stamp, so the next ``.ci/get-airflow`` rebuilds it). The log is kept only when the build
+        failed by itself (the test's own call then rebuilt the venv and reported its error)."""
+        stopped = self.proc.poll() is None
+        if stopped:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -65,5 +67,5 @@ class BackgroundBuild:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        if self.proc.returncode == 0:
+        if stopped or self.proc.returncode == 0:
             self.log.unlink(missing_ok=True)
