@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from testkit.airflow import AIRFLOW_TEST, GET_AIRFLOW, BackgroundBuild, session_covers
+from testkit.airflow import AIRFLOW_TEST, GET_AIRFLOW, BackgroundBuild, group_running, session_covers
 from testkit.xdist import dist_mode, heavy_first
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,8 +176,11 @@ def test_a_background_build_the_session_did_not_need_is_stopped_with_its_childre
     installs = log / "installs"
     _wait_for("the background build to start pip", installs.exists)
     pip = int(installs.read_text().split()[0])
+    assert group_running(build.proc.pid)
     build.stop()
     assert build.proc.returncode != 0
-    assert not Path(f"/proc/{pip}").exists(), "the build's pip outlived it"
+    assert not group_running(build.proc.pid), "a process of the build outlived it"
+    stat = Path(f"/proc/{pip}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", "pip outlived it"
     assert not (tmp_path / "venv" / ".built-by-get-airflow").exists()
     assert not build.log.exists()  # kept only when a build fails by itself

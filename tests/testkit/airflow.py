@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -58,14 +59,41 @@ class BackgroundBuild:
         failed by itself (the test's own call then rebuilt the venv and reported its error)."""
         stopped = self.proc.poll() is None
         if stopped:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            _signal_group(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                _signal_group(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        # pip and its children end after the script: wait (bounded) until none of the group runs
+        deadline = time.monotonic() + 30
+        while group_running(self.proc.pid) and time.monotonic() < deadline + 10:
+            if time.monotonic() > deadline:
+                _signal_group(self.proc.pid, signal.SIGKILL)
+            time.sleep(0.05)
         if stopped or self.proc.returncode == 0:
             self.log.unlink(missing_ok=True)
+
+
+def group_running(pgid: int) -> bool:
+    """True while a process of group ``pgid`` runs (zombies, dead but not yet reaped, do not count)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: zombies count
+        return _signal_group(pgid, 0)
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if state != "Z" and int(pgrp) == pgid:
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to the process group ``pgid`` (the build's own); False when no process is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
