@@ -20,6 +20,44 @@ import pytest
 PG_URL = os.environ.get("YARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 _pg_state: dict[str, object] = {}
+_background: dict[str, object] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``-n``, xdist's ``worksteal`` mode unless ``--dist`` is given (testkit.xdist.dist_mode)."""
+    from testkit.xdist import dist_mode
+
+    if hasattr(config.option, "dist"):
+        given = [*config.invocation_params.args, *config.getini("addopts")]
+        given += os.environ.get("PYTEST_ADDOPTS", "").split()
+        config.option.dist = dist_mode(config.option.dist, given)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Heavy modules first (testkit.xdist.heavy_first): with or without xdist, the same order in every
+    process (xdist requires the workers' collections to be identical)."""
+    from testkit.xdist import heavy_first
+
+    items[:] = heavy_first(items)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start building the Airflow venv now (once: in the xdist controller or the only process) when
+    the session includes its test, so that the build overlaps the other tests (testkit.airflow)."""
+    config = session.config
+    if hasattr(config, "workerinput") or config.option.collectonly:
+        return
+    from testkit.airflow import BackgroundBuild, session_covers
+
+    args = config.args or [str(Path(config.rootpath) / p) for p in config.getini("testpaths")]
+    if session_covers(args, config.invocation_params.dir, config.option.markexpr or ""):
+        _background["airflow"] = BackgroundBuild()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    build = _background.pop("airflow", None)
+    if build is not None:
+        build.stop()  # type: ignore[attr-defined]
 
 
 def missing_service(why: str) -> NoReturn:
