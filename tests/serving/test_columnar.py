@@ -156,3 +156,15 @@ def post_raw(app, body: str):  # type: ignore[no-untyped-def]
             )
 
     return asyncio.run(go())
+
+
+def test_a_huge_number_in_a_table_gets_the_regular_checks(app) -> None:  # type: ignore[no-untyped-def]
+    """Beyond 2**63 the table leaves the float matrix for the regular checks (was a 503: the
+    table lacked the payload's ``checked`` columns), and answers as those rows one by one do."""
+    rows = [{"x": 1e300 if i == 3 else 0.5, "y": 0.25, "z": 1.0} for i in range(40)]
+    r = post(app, "/v1/models/clf/predict", {"records": rows})
+    assert r.status_code == 200, r.text
+    one_by_one = [
+        post(app, "/v1/models/clf/predict", {"records": [row]}).json()["predictions"][0] for row in rows[:5]
+    ]
+    assert r.json()["predictions"][:5] == one_by_one

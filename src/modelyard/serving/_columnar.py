@@ -51,6 +51,7 @@ class NumericPayload(Payload):
         self.matrix = None
         self.source = "json"
         self.options = None
+        self.checked = frozenset()
 
     @property  # a lazy view in place of the slot Payload keeps
     def columns(self) -> dict[str, list[Any]]:
