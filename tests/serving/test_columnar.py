@@ -60,6 +60,8 @@ def test_numeric_tables_equal_the_regular_payload(api: str, obj: dict) -> None: 
         {"records": [{"x": 1.0, "y": None}, {"x": 2.0, "y": 1.0}]},  # a null
         {"records": [{"x": 1.0, "y": 2.0}, {"y": 2.0, "x": 1.0}]},  # keys in another order
         {"records": [{"x": "a", "y": 1.0}, {"x": "b", "y": 2.0}]},  # strings
+        {"records": [{"x": "1.5", "y": 1.0}, {"x": "2.5", "y": 2.0}]},  # numbers as strings
+        {"records": [{"x": 1.0, "y": True}, {"x": 2.0, "y": 1}]},  # a bool among numbers
         {"records": [{"x": [1.0], "y": 1.0}, {"x": [2.0], "y": 2.0}]},  # lists in cells
         {"records": [{"x": 1.0, "y": 2.0}]},  # one row: the lists are as cheap
         {"columns": ["x", "y"], "data": [[1.0, 2.0], [3.0]]},  # ragged
