@@ -109,7 +109,10 @@ def wrk(
         lines.append(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}")
     script.write_text("\n".join([*lines, f"wrk.body = {lua_string(raw)}", ""]))
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        [
+            *("wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "30s"),
+            *("-s", str(script), url),
+        ],  # wrk's default 2 s timeout drops a loaded MLflow's slow answers from its req/s
         capture_output=True,
         text=True,
         check=True,
