@@ -87,14 +87,32 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
-def wrk(url: str, body: str, *, threads: int, conns: int, duration: int) -> dict[str, float]:
+def lua_string(data: bytes) -> str:
+    """``data`` as a Lua string literal (any bytes: decimal escapes)."""
+    keep = set(range(32, 127)) - {ord('"'), ord("\\")}
+    return '"' + "".join(chr(c) if c in keep else f"\\{c:03d}" for c in data) + '"'
+
+
+def wrk(
+    url: str,
+    body: str | bytes,
+    *,
+    threads: int,
+    conns: int,
+    duration: int,
+    headers: dict[str, str] | None = None,
+) -> dict[str, float]:
     script = SCRATCH / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(body)}\n"
-    )
+    raw = body.encode() if isinstance(body, str) else body
+    lines = ['wrk.method = "POST"']
+    for k, v in (headers or {"Content-Type": "application/json"}).items():
+        lines.append(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}")
+    script.write_text("\n".join([*lines, f"wrk.body = {lua_string(raw)}", ""]))
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        [
+            *("wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "30s"),
+            *("-s", str(script), url),
+        ],  # wrk's default 2 s timeout drops a loaded MLflow's slow answers from its req/s
         capture_output=True,
         text=True,
         check=True,
@@ -124,6 +142,18 @@ def rows(n: int) -> list[dict[str, float]]:
 
     rng = np.random.default_rng(1)
     return [{f"f{i}": round(float(v), 4) for i, v in enumerate(r)} for r in rng.normal(size=(n, N_FEATURES))]
+
+
+def v2_bodies(rows_: list[dict[str, float]]) -> tuple[str, tuple[bytes, int]]:
+    """The rows as one V2 ``[rows, features]`` FP64 tensor: a JSON body, and a binary-extension
+    body (the JSON header, then the tensor's little-endian bytes) with its header length."""
+    import numpy as np
+
+    matrix = np.array([list(r.values()) for r in rows_], dtype="<f8")
+    tensor = {"name": "input-0", "shape": list(matrix.shape), "datatype": "FP64"}
+    as_json = json.dumps({"inputs": [{**tensor, "data": matrix.ravel().tolist()}]})
+    header = json.dumps({"inputs": [{**tensor, "parameters": {"binary_data_size": matrix.nbytes}}]}).encode()
+    return as_json, (header + matrix.tobytes(), len(header))
 
 
 def inprocess(model, sizes: list[int], seconds: float = 1.0) -> dict[int, float]:
@@ -199,10 +229,18 @@ def main() -> None:
     r100 = rows(100)
     by_column = {"inputs": {c: [r[c] for r in r100] for c in cols}}
     by_row = {"columns": cols, "data": [list(r.values()) for r in r100]}
-    formats = {
-        "yard 100 rows, columns": ("predict", json.dumps(by_column)),
-        "yard 100 rows, split": ("predict", json.dumps(by_row)),
-        "yard 100 rows, invocations split": ("invocations", ml_hundred),
+    v2_json, (v2_binary, v2_header) = v2_bodies(r100)
+    js = {"Content-Type": "application/json"}
+    formats: dict[str, tuple[str, str | bytes, dict[str, str]]] = {
+        "yard 100 rows, columns": ("predict", json.dumps(by_column), js),
+        "yard 100 rows, split": ("predict", json.dumps(by_row), js),
+        "yard 100 rows, invocations split": ("invocations", ml_hundred, js),
+        "yard 100 rows, v2 json": ("v2", v2_json, js),
+        "yard 100 rows, v2 binary": (
+            "v2",
+            v2_binary,
+            {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(v2_header)},
+        ),
     }
     mlflow = not args.skip_mlflow
     if mlflow:
@@ -268,9 +306,15 @@ def main() -> None:
             record(
                 "yard invocations 1 row", wrk(f"{base}/invocations", ml_one, threads=2, conns=32, duration=d)
             )
-            for name, (route, body) in formats.items():
-                target = url if route == "predict" else f"{base}/invocations"
-                record(name, wrk(target, body, threads=2, conns=32, duration=d))
+            routes = {
+                "predict": url,
+                "invocations": f"{base}/invocations",
+                "v2": f"{base}/v2/models/bench-clf/infer",
+            }
+            for name, (route, body, headers) in formats.items():
+                check = httpx.post(routes[route], content=body, headers=headers)
+                assert check.status_code == 200, (name, check.text[:300])
+                record(name, wrk(routes[route], body, threads=2, conns=32, duration=d, headers=headers))
             batches["1 row"].append(mean_batch(m0, m1))
             batches["100 rows"].append(mean_batch(m1, m2))
         finally:

@@ -40,25 +40,42 @@ from serving import TRAIN, rows  # noqa: E402  (bench/serving.py: the same model
 CONCURRENCY = 32
 
 
-def bodies() -> dict[str, tuple[str, bytes]]:
+def bodies() -> dict[str, tuple[str, bytes, list[tuple[bytes, bytes]]]]:
+    """Each case: path, body and its content headers (the same 100 rows in every 100-row format)."""
+    from serving import v2_bodies
+
     cols = [f"f{i}" for i in range(20)]
     r100 = rows(100)
+    js = [(b"content-type", b"application/json")]
+    v2_json, (v2_bin, header_len) = v2_bodies(r100)
     return {
-        "1 row": ("/v1/models/bench-clf/predict", json.dumps({"records": rows(1)}).encode()),
-        "100 rows records": ("/v1/models/bench-clf/predict", json.dumps({"records": r100}).encode()),
+        "1 row": ("/v1/models/bench-clf/predict", json.dumps({"records": rows(1)}).encode(), js),
+        "100 rows records": ("/v1/models/bench-clf/predict", json.dumps({"records": r100}).encode(), js),
         "100 rows columns": (
             "/v1/models/bench-clf/predict",
             json.dumps({"inputs": {c: [r[c] for r in r100] for c in cols}}).encode(),
+            js,
         ),
         "100 rows split": (
             "/v1/models/bench-clf/predict",
             json.dumps({"columns": cols, "data": [list(r.values()) for r in r100]}).encode(),
+            js,
         ),
         "100 rows invocations": (
             "/invocations",
             json.dumps(
                 {"dataframe_split": {"columns": cols, "data": [list(r.values()) for r in r100]}}
             ).encode(),
+            js,
+        ),
+        "100 rows v2 json": ("/v2/models/bench-clf/infer", v2_json.encode(), js),
+        "100 rows v2 binary": (
+            "/v2/models/bench-clf/infer",
+            v2_bin,
+            [
+                (b"content-type", b"application/octet-stream"),
+                (b"inference-header-content-length", str(header_len).encode()),
+            ],
         ),
     }
 
@@ -94,11 +111,13 @@ def yard_app(uri: str) -> Any:
     return app
 
 
-async def drive(app: Any, path: str, body: bytes, n: int) -> float:
+async def drive(
+    app: Any, path: str, body: bytes, n: int, content: list[tuple[bytes, bytes]] | None = None
+) -> float:
     """Answer ``n`` requests through ``app`` from CONCURRENCY callers; returns CPU seconds."""
     headers = [
         (b"host", b"127.0.0.1"),
-        (b"content-type", b"application/json"),
+        *(content or [(b"content-type", b"application/json")]),
         (b"content-length", str(len(body)).encode()),
     ]
     message = {"type": "http.request", "body": body, "more_body": False}
@@ -159,10 +178,10 @@ def run(which: str, names: list[str], n: int, rounds: int, instr: bool = False) 
                 for case in names:
                     if app_name == "echo" and case != "1 row":
                         continue
-                    path, body = cases[case]
+                    path, body, content = cases[case]
                     if instr:
                         toggle(True)
-                    cpu = await drive(app, "/echo" if app_name == "echo" else path, body, n)
+                    cpu = await drive(app, "/echo" if app_name == "echo" else path, body, n, content)
                     if instr:
                         toggle(False)
                     out.setdefault(f"{app_name} {case}", []).append(cpu / n * 1e6)
@@ -228,12 +247,12 @@ def opcodes(n: int, names: list[str]) -> None:
             for case in names:
                 if app_name == "echo" and case != "1 row":
                     continue
-                path, body = cases[case]
+                path, body, content = cases[case]
                 path = "/echo" if app_name == "echo" else path
-                await drive(app, path, body, 500)  # warm
+                await drive(app, path, body, 500, content)  # warm
                 count[0] = 0
                 sys.settrace(tracer)
-                await drive(app, path, body, n)
+                await drive(app, path, body, n, content)
                 sys.settrace(None)
                 print(f"  {app_name} {case:22} {count[0] / n:10,.0f} bytecodes/request", flush=True)
 
@@ -247,7 +266,7 @@ def profile(n: int) -> None:
     import uvloop
 
     app = yard_app(registered_store())
-    path, body = bodies()["1 row"]
+    path, body, _ = bodies()["1 row"]
 
     async def main() -> None:
         await drive(app, path, body, 500)

@@ -584,5 +584,7 @@ def test_the_spec_file_watcher_swaps_when_the_file_changes(backend_store, tmp_pa
         assert call(server, "POST", "/v1/models/clf/predict", json={"records": [ROW]}).json()["version"] == 2
         assert metric(server, "yard_serving_spec_swaps_total", outcome="ok") == 2
         assert metric(server, "yard_serving_spec_swaps_total", outcome="failed") == 1
+        # labelled by what started the swap (the error text is on /health/ready, not a label)
+        assert metric(server, "yard_serving_spec_swaps_total", outcome="failed", reason="file") == 1
     finally:
         server.close()

@@ -60,6 +60,8 @@ def test_numeric_tables_equal_the_regular_payload(api: str, obj: dict) -> None: 
         {"records": [{"x": 1.0, "y": None}, {"x": 2.0, "y": 1.0}]},  # a null
         {"records": [{"x": 1.0, "y": 2.0}, {"y": 2.0, "x": 1.0}]},  # keys in another order
         {"records": [{"x": "a", "y": 1.0}, {"x": "b", "y": 2.0}]},  # strings
+        {"records": [{"x": "1.5", "y": 1.0}, {"x": "2.5", "y": 2.0}]},  # numbers as strings
+        {"records": [{"x": 1.0, "y": True}, {"x": 2.0, "y": 1}]},  # a bool among numbers
         {"records": [{"x": [1.0], "y": 1.0}, {"x": [2.0], "y": 2.0}]},  # lists in cells
         {"records": [{"x": 1.0, "y": 2.0}]},  # one row: the lists are as cheap
         {"columns": ["x", "y"], "data": [[1.0, 2.0], [3.0]]},  # ragged
@@ -156,3 +158,15 @@ def post_raw(app, body: str):  # type: ignore[no-untyped-def]
             )
 
     return asyncio.run(go())
+
+
+def test_a_huge_number_in_a_table_gets_the_regular_checks(app) -> None:  # type: ignore[no-untyped-def]
+    """Beyond 2**63 the table leaves the float matrix for the regular checks (was a 503: the
+    table lacked the payload's ``checked`` columns), and answers as those rows one by one do."""
+    rows = [{"x": 1e300 if i == 3 else 0.5, "y": 0.25, "z": 1.0} for i in range(40)]
+    r = post(app, "/v1/models/clf/predict", {"records": rows})
+    assert r.status_code == 200, r.text
+    one_by_one = [
+        post(app, "/v1/models/clf/predict", {"records": [row]}).json()["predictions"][0] for row in rows[:5]
+    ]
+    assert r.json()["predictions"][:5] == one_by_one

@@ -4,6 +4,7 @@ the swap is counted once; the board that tracks the workers' applied specs."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,16 +33,10 @@ def wait_for(cond: Any, what: str, timeout: float = 120.0) -> Any:
         time.sleep(0.1)
 
 
-@pytest.mark.slow
-def test_two_workers_answer_the_new_version_right_after_the_ack(served_store, tmp_path, metric) -> None:
-    from modelyard.rollout._target import HttpTarget
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    spec = tmp_path / "serve.yaml"
-    spec.write_text("models: {primary: clf/1}\nprediction_log: {enabled: false}\n")
+def serve_two_workers(spec: Path, store: str, port: int) -> subprocess.Popen[str]:
+    """``yard serve --spec spec --workers 2`` on ``port`` (admin token ``s3cret``)."""
     env = {**os.environ, "YARD_SERVE_ADMIN_TOKEN": "s3cret", "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -54,12 +49,41 @@ def test_two_workers_answer_the_new_version_right_after_the_ack(served_store, tm
             "--port",
             str(port),
         ],
-        env={**env, "YARD_URI": served_store},
+        env={**env, "YARD_URI": store},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    auth = {"authorization": "Bearer s3cret"}
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        proc.kill()
+        proc.wait(10)
+
+
+AUTH = {"authorization": "Bearer s3cret"}
+
+
+def worker_pids(url: str) -> set[int]:
+    return {
+        w["pid"] for w in httpx.get(url + "/admin/spec", headers=AUTH, timeout=10).json().get("workers", [])
+    }
+
+
+@pytest.mark.slow
+def test_two_workers_answer_the_new_version_right_after_the_ack(served_store, tmp_path, metric) -> None:
+    from modelyard.rollout._target import HttpTarget
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    spec = tmp_path / "serve.yaml"
+    spec.write_text("models: {primary: clf/1}\nprediction_log: {enabled: false}\n")
+    proc = serve_two_workers(spec, served_store, port)
+    auth = AUTH
     try:
         # both workers up: each reported the spec it applied
         def workers() -> int:
@@ -97,12 +121,58 @@ def test_two_workers_answer_the_new_version_right_after_the_ack(served_store, tm
                           .json()["workers"]} == {digest}, "both workers on the edited file")  # fmt: skip
         assert metric(url, "yard_serving_spec_swaps_total", reason="file", outcome="ok") == 1
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            proc.kill()
-            proc.wait(10)
+        stop(proc)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_leaves_no_live_gauge_behind(served_store, tmp_path, metric) -> None:
+    """A worker killed mid-request cannot mark itself dead: the supervisor does, when it replaces
+    it, so the request it held no longer counts in ``yard_serving_in_flight_requests``."""
+    import threading
+
+    from modelyard.registry import register_model
+    from modelyard.registry._signature import ColSpec, Signature
+
+    class Sleeper:  # defined here: pickled by value, loaded by the workers
+        def predict(self, df: Any) -> Any:
+            import time
+
+            if (df["x"] > 100).any():
+                time.sleep(300)
+            return (df["x"] * 2).to_numpy(dtype=float)
+
+    sig = Signature([ColSpec(c, "float64") for c in ROW])
+    register_model(Sleeper(), "sleeper", flavor="pyfunc", signature=sig, uri=served_store)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    spec = tmp_path / "serve.yaml"
+    spec.write_text("models: {primary: sleeper/1}\nallow_pickle: true\nprediction_log: {enabled: false}\n")
+    proc = serve_two_workers(spec, served_store, port)
+    try:
+        wait_for(lambda: len(worker_pids(url)) == 2, "two workers reporting")
+        first = worker_pids(url)
+
+        def held() -> None:  # answered by no one: its worker is killed
+            try:
+                httpx.post(
+                    url + "/v1/models/sleeper/predict", json={"records": [{**ROW, "x": 500.0}]}, timeout=600
+                )
+            except httpx.HTTPError:
+                pass
+
+        threading.Thread(target=held, daemon=True).start()
+        wait_for(lambda: metric(url, "yard_serving_in_flight_requests") == 1, "the request in flight")
+        for pid in first:  # the one holding it among them
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: len(worker_pids(url)) == 2 and not worker_pids(url) & first, "two new workers")
+        wait_for(
+            lambda: metric(url, "yard_serving_in_flight_requests") == 0, "the killed worker's gauge gone"
+        )
+        fast = httpx.post(url + "/v1/models/sleeper/predict", json={"records": [ROW]}, timeout=60)
+        assert fast.status_code == 200 and fast.json()["predictions"] == [1.0]
+        assert metric(url, "yard_serving_in_flight_requests") == 0
+    finally:
+        stop(proc)
 
 
 def test_the_board_waits_for_every_live_worker(tmp_path: Path) -> None:

@@ -264,12 +264,12 @@ class ModelServer:
                     loader = functools.partial(loader, allow_pickle=True)
                 new = load_deployment(new_spec, loader, self.metrics)
             except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ModelyardError) else str(exc)
-                self.last_swap = {"ok": False, "error": reason, "at_ms": int(time.time() * 1000)}
+                error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ModelyardError) else str(exc)
+                self.last_swap = {"ok": False, "error": error, "at_ms": int(time.time() * 1000)}
                 if reason is not None:
                     self.metrics.swaps.labels("failed", reason).inc()
-                log.error("spec swap failed, keeping the current spec: %s", reason)
-                raise SwapError(f"The new spec was not applied: {reason}") from exc
+                log.error("spec swap failed, keeping the current spec: %s", error)
+                raise SwapError(f"The new spec was not applied: {error}") from exc
             new.predlog = self.predlog
             old, self._deployment = self._deployment, new
             if self.predlog is not None:

@@ -175,7 +175,7 @@ class ServingMetrics:
             r,
             "yard_serving_breaker_open",
             "1 while a model's circuit breaker is open or half-open.",
-            "max" if self.multiprocess else None,
+            "livemax" if self.multiprocess else None,  # a dead worker's open breaker drops out
             *mv,
         )
         self.rejected = counter(

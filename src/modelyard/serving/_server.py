@@ -187,6 +187,32 @@ def _multiprocess_metrics() -> None:
     use_multiprocess_values()
 
 
+def _supervisor(base: Any) -> Any:
+    """uvicorn's worker supervisor (``base``: its ``Multiprocess``) that marks every worker that
+    stopped dead in the shared metric files: a worker killed (and replaced) or retired cannot do it
+    itself, and without it its live gauges (requests in flight, queued rows, an open breaker) stay
+    in every ``/metrics`` sum."""
+    from modelyard._prometheus import worker_exited
+
+    class Supervisor(base):  # type: ignore[misc]
+        def _mark_gone(self, before: set[int | None]) -> None:
+            for pid in before - {p.pid for p in self.processes}:
+                if pid is not None:
+                    worker_exited(pid)
+
+        def keep_subprocess_alive(self) -> None:  # replaces dead or hung workers
+            before = {p.pid for p in self.processes}
+            super().keep_subprocess_alive()
+            self._mark_gone(before)
+
+        def handle_signals(self) -> None:  # SIGHUP restarts every worker, SIGTTOU retires one
+            before = {p.pid for p in self.processes}
+            super().handle_signals()
+            self._mark_gone(before)
+
+    return Supervisor
+
+
 def worker_app() -> Any:
     """The app factory each worker process calls (``uvicorn --factory``)."""
     from modelyard.serving._app import ModelServer
@@ -276,7 +302,7 @@ def serve(
             workers=n,
         )
         with _forked_workers():
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            _supervisor(Multiprocess)(config, sockets=[config.bind_socket()]).run()
     except KeyboardInterrupt:  # pragma: no cover
         pass
     finally:

@@ -21,6 +21,7 @@ from typing import Any
 
 from modelyard.errors import did_you_mean
 from modelyard.serving._codec import HTTPProblem, Payload, _short, loads
+from modelyard.serving._columnar import MIN_ROWS, NumericPayload
 from modelyard.serving._v2_binary import FIXED_SIZES, HEADER, decode_tensor, header_length
 
 __all__ = ["OUTPUTS", "V2_TYPES", "V2Request", "decode_v2"]
@@ -247,6 +248,45 @@ def _numbers_ok(arr: Any) -> bool:
     return kind in "biu" or (kind == "f" and bool(np.isfinite(arr).all()))
 
 
+def _columns(flat: Any, names: list[str], rows: int) -> Payload:
+    """The elements of one ``[rows, len(names)]`` tensor (row-major) as one column per name;
+    binary numbers numpy checked are marked ``checked``."""
+    width = len(names)
+    if isinstance(flat, list):
+        out = Payload({c: flat[j::width] if width > 1 else flat for j, c in enumerate(names)}, rows)
+    else:  # binary: split the columns in C
+        out = Payload(dict(zip(names, flat.reshape(rows, width).T.tolist(), strict=True)), rows)
+        if _numbers_ok(flat):
+            out.checked = frozenset(names)
+    return out
+
+
+def _table(flat: Any, datatype: str, names: list[str], rows: int) -> NumericPayload | None:
+    """One ``[rows, len(names)]`` tensor of numbers as a float matrix (no per-value Python work),
+    or None (a BOOL or BYTES tensor, a null or a binary NaN, one row): the columns then.
+
+    The JSON elements were checked against ``datatype`` already (:func:`_check_json_data`), so
+    the list holds ints and floats only and converts exactly as the columns would; the values no
+    model can take leave the matrix in the input checks (:meth:`NumericPayload.checked_numeric`)."""
+    import numpy as np
+
+    if rows < MIN_ROWS or datatype in ("BOOL", "BYTES"):
+        return None
+    if isinstance(flat, list):
+        try:  # a null becomes NaN, which leaves the matrix in the input checks
+            arr = np.array(flat, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    elif flat.dtype.kind in "fiu":
+        arr = flat.astype(np.float64, copy=False)
+    else:  # a binary float tensor with NaN came as objects (None for each missing value)
+        return None
+    out = NumericPayload(list(names), arr.reshape(rows, len(names)), lambda: _columns(flat, names, rows))
+    if not isinstance(flat, list) and _numbers_ok(flat):
+        out.checked = frozenset(names)
+    return out
+
+
 def decode_v2(
     body: bytes,
     headers: Mapping[str, str],
@@ -277,6 +317,7 @@ def decode_v2(
     seen: set[str] = set()
     n_rows = -1
     pos = 0
+    fast: NumericPayload | None = None  # a single [rows, k] tensor of numbers (_table)
     for t in tensors:
         if not isinstance(t, dict) or not {"name", "shape", "datatype"} <= set(t):
             raise _bad("Every input tensor needs 'name', 'shape', 'datatype' and 'data'.")
@@ -307,13 +348,13 @@ def decode_v2(
                     "bad_shape",
                     [f"expected shape [rows, {k}], got {shape}"],
                 )
-            if not isinstance(flat, list):  # binary: split the columns in C
-                cols.update(zip(known, flat.reshape(rows, width).T.tolist(), strict=True))
-                if _numbers_ok(flat):
-                    checked.update(known)
+            table = _table(flat, datatype, known, rows)
+            if table is not None:  # every value a number: the float matrix, columns only if asked
+                fast = table
             else:
-                for j, c in enumerate(known):
-                    cols[c] = flat[j::width] if width > 1 else flat
+                part = _columns(flat, known, rows)
+                cols.update(part.columns)
+                checked.update(part.checked)
         elif width == 1 or rows == 0:
             if isinstance(flat, list):
                 cols[t["name"]] = flat
@@ -345,8 +386,11 @@ def decode_v2(
         )
     if n_rows <= 0:
         raise HTTPProblem(400, "no_rows", "The input tensors hold no rows.")
-    payload = Payload(cols, n_rows)
-    payload.checked = frozenset(checked & cols.keys())
+    if fast is not None:
+        payload: Payload = fast
+    else:
+        payload = Payload(cols, n_rows)
+        payload.checked = frozenset(checked & cols.keys())
     asked = [n for n, _ in outputs]
     if "probabilities" in asked:
         payload.options = {"proba": True, "predict": True} if "predict" in asked else {"proba": True}
