@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 import warnings
@@ -25,14 +24,17 @@ class Doubler:
 
 
 class Erratic:
-    """``2x``, but raises on every 10th call (counted, not drawn: a random 10% gave no error at all in
-    a canary's first 30 samples about once in 25 runs, and the test expecting it failed)."""
+    """``2x``, but raises on about one request in 10, chosen by its row (the sixth decimal of ``x``
+    ends in 3), so the error rate the analysis sees does not depend on how requests were batched:
+    the server retries a failing batch request by request. Counting calls instead made the rate
+    depend on batching (a failed batch of k requests cost k + 1 calls), and a random 10% gave no
+    error at all in a canary's first 30 samples about once in 25 runs."""
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
-        calls = self.__dict__.setdefault("_calls", itertools.count(1))
-        if next(calls) % 10 == 3:
+        x = df["x"].to_numpy(dtype=float)
+        if (np.floor(np.abs(x) * 1e6) % 10 == 3).any():
             raise RuntimeError("erratic candidate")
-        return (df["x"] * 2).to_numpy(dtype=float)
+        return x * 2
 
 
 class Slow:
