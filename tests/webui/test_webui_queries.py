@@ -75,3 +75,27 @@ def test_model_and_dataset_pages_do_not_query_per_version(
     used = [int(n) for n in re.findall(r'<td class="num" data-used>(\d+)</td>', versions.text)]
     assert used == [0, 0, 0, 0, 1, 4]  # v6..v3: none; v2: the train run; v1: the four retrain runs
     assert statements(client, ws, "/ui/datasets/churn") == data_before
+
+
+def test_models_list_does_not_query_per_model(
+    server: dict[str, Any], lineage: dict[str, Any], client: Any
+) -> None:
+    """The models table reads every model's version count and aliases in a fixed number of statements."""
+    from sklearn.linear_model import LogisticRegression
+
+    ws = server["ws"]
+    before = statements(client, ws, "/ui/models")
+    assert before > 0
+    df = yard.data.load("churn@v1")
+    for i in range(3):
+        with yard.start_run(experiment="exp", name=f"other-{i}") as run:
+            model = LogisticRegression().fit(df[["age", "spend"]], df["churned"])
+            run.log_model(model, f"other-clf-{i}", input_example=df[["age", "spend"]].head(2))
+    from modelyard.registry import set_alias
+
+    set_alias("other-clf-1", "staging", 1)
+    page = client.get("/ui/models")
+    for i in range(3):
+        assert f"other-clf-{i}" in page.text
+    assert "staging" in page.text
+    assert statements(client, ws, "/ui/models") == before

@@ -242,31 +242,55 @@ class RegistryService(WorkspaceService):
             return self._model_record(conn, mid)
 
     def _model_record(self, conn: Connection, mid: int) -> RegisteredModel:
-        row = conn.execute(sa.select(registered_models).where(registered_models.c.id == mid)).one()
-        latest, count = conn.execute(
-            sa.select(sa.func.max(model_versions.c.version), sa.func.count()).where(
-                model_versions.c.model_id == mid
+        return self._model_records(conn, registered_models.c.id == mid)[0]
+
+    def _model_records(self, conn: Connection, where: Any = None) -> list[RegisteredModel]:
+        """Models (matching ``where``, by name) with their version counts and aliases: three
+        statements whatever the number of models."""
+        q = (
+            sa.select(
+                registered_models,
+                sa.func.max(model_versions.c.version).label("latest"),
+                sa.func.count(model_versions.c.version).label("count"),
             )
-        ).one()
-        return RegisteredModel(
-            name=row.name,
-            description=row.description,
-            tags=_loads(row.tags, {}),
-            latest_version=int(latest) if latest is not None else None,
-            versions=int(count),
-            aliases=self._aliases(conn, mid),
-            created_at=int(row.created_at),
-            updated_at=int(row.updated_at),
+            .select_from(
+                registered_models.outerjoin(
+                    model_versions, model_versions.c.model_id == registered_models.c.id
+                )
+            )
+            .group_by(*registered_models.c)
+            .order_by(registered_models.c.name)
         )
+        if where is not None:
+            q = q.where(where)
+        rows = conn.execute(q).all()
+        aliases: dict[int, dict[str, int]] = {int(r.id): {} for r in rows}
+        if aliases:
+            found = conn.execute(
+                sa.select(model_aliases.c.model_id, model_aliases.c.alias, model_aliases.c.version)
+                .where(model_aliases.c.model_id.in_(list(aliases)))
+                .order_by(model_aliases.c.model_id, model_aliases.c.alias)
+            )
+            for mid, alias, version in found:
+                aliases[int(mid)][alias] = int(version)
+        return [
+            RegisteredModel(
+                name=row.name,
+                description=row.description,
+                tags=_loads(row.tags, {}),
+                latest_version=int(row.latest) if row.latest is not None else None,
+                versions=int(row.count),
+                aliases=aliases[int(row.id)],
+                created_at=int(row.created_at),
+                updated_at=int(row.updated_at),
+            )
+            for row in rows
+        ]
 
     @op("reader")
     def list_models(self) -> list[RegisteredModel]:
         with self.store.read() as conn:
-            ids = [
-                int(r[0])
-                for r in conn.execute(sa.select(registered_models.c.id).order_by(registered_models.c.name))
-            ]
-            return [self._model_record(conn, mid) for mid in ids]
+            return self._model_records(conn)
 
     # -- versions --------------------------------------------------------------------------
     @op("writer", on=("model", "name"))
