@@ -99,3 +99,37 @@ def test_models_list_does_not_query_per_model(
         assert f"other-clf-{i}" in page.text
     assert "staging" in page.text
     assert statements(client, ws, "/ui/models") == before
+
+
+def test_compare_redraws_only_the_curves_that_grew(server: dict[str, Any], client: Any) -> None:
+    """A curve drawn once is kept: showing the compare again reads no metric points, only the
+    index-only count of each series; a point logged to one run is drawn on the next view."""
+    ids = []
+    for name in ("a", "b", "c"):
+        with yard.start_run(experiment="curves", name=f"curve-{name}") as run:
+            for step in range(300):
+                run.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 300}, step=step)
+            ids.append(run.id)
+    path = "/ui/compare?" + "&".join(f"run={i}" for i in ids)
+    ws = server["ws"]
+
+    def reads_points(statements: list[str]) -> int:
+        return sum(1 for s in statements if "FROM metrics" in s and "metrics.value" in s)
+
+    with counted(ws) as first:
+        page = client.get(path)
+    assert page.status_code == 200 and reads_points(first) == 1  # every curve in one read
+    with counted(ws) as second:
+        again = client.get(path)
+    assert again.text == page.text and reads_points(second) == 0
+    with yard.start_run(run_id=ids[1]) as run:
+        run.log_metric("loss", 5.0, step=300)  # a spike at the end of one curve
+    with counted(ws) as third:
+        grown = client.get(path)
+    assert reads_points(third) == 1 and grown.text != page.text
+    with counted(ws) as fourth:
+        assert client.get(path).text == grown.text
+    assert reads_points(fourth) == 0
+    with counted(ws) as smooth:
+        assert client.get(path + "&smooth=0.5").status_code == 200  # another drawing: read again
+    assert reads_points(smooth) == 1

@@ -15,9 +15,13 @@ import sqlalchemy as sa
 from modelyard.store import MetadataStore
 from modelyard.store._schema import metrics
 
-__all__ = ["metric_series"]
+__all__ = ["metric_series", "series_versions"]
 
 Point = tuple[int, float, int]
+
+#: The order of a series' points: by step, then time; points of one step logged in the same
+#: millisecond by value (NaN last), so every backend and both readers agree on it.
+SERIES_ORDER = (metrics.c.step, metrics.c.timestamp, metrics.c.is_nan, metrics.c.value)
 
 
 def metric_series(
@@ -39,7 +43,7 @@ def metric_series(
             metrics.c.timestamp,
         )
         .where(metrics.c.run_id.in_(sorted(set(run_ids))), metrics.c.key.in_(sorted(set(keys))))
-        .order_by(metrics.c.run_id, metrics.c.key, metrics.c.step, metrics.c.timestamp)
+        .order_by(metrics.c.run_id, metrics.c.key, *SERIES_ORDER)
     )
     with store.read() as conn:
         result = conn.execute(q)
@@ -54,4 +58,27 @@ def metric_series(
             last = (run_id, key)
             points = out.setdefault(last, [])
         points.append((step, nan if is_nan else value, ts))
+    return out
+
+
+def series_versions(
+    store: MetadataStore, run_ids: Sequence[str], keys: Sequence[str]
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """``{(run_id, key): (points, last step)}`` of each series, read from the ``(run_id, key, step)``
+    index alone (no table rows): a few ms per 100,000 points where reading them costs ~20x more.
+
+    Points are only ever added to a series (a step logged again is one more point; purging a run
+    removes the whole series), so this pair changes whenever the series does: callers keep a drawn
+    series and redraw it only when its pair has moved."""
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    if not run_ids or not keys:
+        return out
+    q = (
+        sa.select(metrics.c.run_id, metrics.c.key, sa.func.count(), sa.func.max(metrics.c.step))
+        .where(metrics.c.run_id.in_(sorted(set(run_ids))), metrics.c.key.in_(sorted(set(keys))))
+        .group_by(metrics.c.run_id, metrics.c.key)
+    )
+    with store.read() as conn:
+        for run_id, key, n, last in conn.execute(q):
+            out[(run_id, key)] = (int(n), int(last))
     return out

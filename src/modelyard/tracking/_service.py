@@ -29,6 +29,7 @@ from modelyard.store._schema import artifacts, experiments, latest_metrics, metr
 from modelyard.store._store import one_transaction
 from modelyard.tracking import _heartbeat
 from modelyard.tracking._env import redact_environment
+from modelyard.tracking._history import SERIES_ORDER
 from modelyard.tracking._ids import _default_name
 from modelyard.tracking._ingest import MetricColumns, MetricRow, store_points
 from modelyard.tracking._records import ArtifactRecord, MetricPoint, RunList, RunRecord, RunStatus
@@ -387,7 +388,7 @@ class TrackingService(WorkspaceService):
             q = (
                 sa.select(metrics.c.step, metrics.c.value, metrics.c.is_nan, metrics.c.timestamp)
                 .where(metrics.c.run_id == run_id, metrics.c.key == key)
-                .order_by(metrics.c.step, metrics.c.timestamp)
+                .order_by(*SERIES_ORDER)
             )
             return [
                 MetricPoint(key, float("nan") if r.is_nan else float(r.value), int(r.step), int(r.timestamp))
