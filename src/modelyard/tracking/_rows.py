@@ -112,9 +112,12 @@ def run_records(conn: Connection, rows: Sequence[Any]) -> list[RunRecord]:
     for chunk_start in range(0, len(ids), 500):
         # One statement for the four tables (one round trip, not four); plain tuples fetched at
         # once: attribute access on rows costs more than the query.
-        for kind, run_id, key, text, number, flag, digest, size, created in conn.execute(
-            _children(ids[chunk_start : chunk_start + 500], conn.dialect.name)
-        ).all():
+        result = conn.execute(_children(ids[chunk_start : chunk_start + 500], conn.dialect.name))
+        try:  # the driver's tuples: SQLAlchemy's Row objects cost as much again as the fetch
+            fetched = result.cursor.fetchall() if result.cursor is not None else []
+        finally:
+            result.close()
+        for kind, run_id, key, text, number, flag, digest, size, created in fetched:
             if kind == _METRIC:
                 m[run_id][key] = float("nan") if flag else float(number)
             elif kind == _PARAM:

@@ -106,9 +106,13 @@ def register(
         else:
             cols = [f"metrics.{k}" for k in keys["metrics"][:4]] + [f"params.{k}" for k in keys["params"][:3]]
 
-        def cell(r: Any, col: str) -> str:
-            kind, _, key = col.partition(".")
-            return show(getattr(r, kind).get(key))
+        # the chosen columns' cells of each row as one piece of HTML: 100 rows × 25 columns are 2,500
+        # template calls and escapes otherwise, half of the page's time
+        from markupsafe import Markup, escape
+
+        picked = [(kind, key) for kind, _, key in (c.partition(".") for c in cols)]
+        td = '<td class="num">{}</td>'.format
+        cells = [Markup("".join(td(escape(show(getattr(r, k).get(c)))) for k, c in picked)) for r in shown]
 
         caret = None
         if problem is not None and problem.text == q:
@@ -126,7 +130,6 @@ def register(
             runs=shown,
             cols=cols,
             keys=keys,
-            cell=cell,
             base=base,
             token=token,
             paged=after is not None,
@@ -134,6 +137,7 @@ def register(
             problem_text=str(problem).split("\n")[0] if problem else "",
             caret=caret,
             attr_columns=ATTR_COLUMNS,
+            cells=cells,
             when=when,
             duration=duration,
             link=lambda **over: _query({**base, **over}),
