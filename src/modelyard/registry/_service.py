@@ -251,7 +251,7 @@ class RegistryService(WorkspaceService):
             sa.select(
                 registered_models,
                 sa.func.max(model_versions.c.version).label("latest"),
-                sa.func.count(model_versions.c.version).label("count"),
+                sa.func.count(model_versions.c.version).label("n_versions"),
             )
             .select_from(
                 registered_models.outerjoin(
@@ -279,7 +279,7 @@ class RegistryService(WorkspaceService):
                 description=row.description,
                 tags=_loads(row.tags, {}),
                 latest_version=int(row.latest) if row.latest is not None else None,
-                versions=int(row.count),
+                versions=int(row.n_versions),
                 aliases=aliases[int(row.id)],
                 created_at=int(row.created_at),
                 updated_at=int(row.updated_at),
