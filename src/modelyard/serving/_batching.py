@@ -7,8 +7,15 @@ the model is idle it waits only if waiting pays: the predict cost is tracked as
 ``t(n) = a + b·n`` (exponentially forgotten least squares over observed batches) and the
 arrival rate as an EWMA; the loop holds a batch open for at most ``min(a, max_latency_ms)``
 and only when at least one more request is expected in that time. Light traffic never waits.
-A batch that the cost model expects to take under :data:`INLINE_BELOW_S` runs on the event loop
-instead of the predict thread (the hand-over would cost more than the prediction).
+A batch expected to take under :data:`INLINE_BELOW_S` runs on the event loop instead of the
+predict thread (the hand-over would cost more than the prediction). The expectation is learned
+from what the loop would pay, not from the hand-over: batches in the predict thread are timed by
+that thread's CPU time (the wait for the GIL and the thread hops of a busy server are not the
+model's cost), which decides to *try* a batch on the loop. On the loop a batch is timed by both
+clocks: its CPU time, plus the median over the last few batches of the wall time it spent off the
+CPU (a model that sleeps or waits on I/O shows there every time; another thread holding the GIL
+now and then does not move a median). Batches stay on the loop while that sum is below the
+threshold; a failed try is retried after twice as many batches.
 
 ``timeout_s`` bounds each request's wait from ``submit`` to its answer (TimeoutError), as
 ``asyncio.timeout`` around ``submit`` would, for a fraction of its cost: requests of one batcher
@@ -27,6 +34,11 @@ from typing import Any
 from modelyard.serving._codec import HTTPProblem, Payload
 
 __all__ = ["INLINE_AFTER", "INLINE_BELOW_S", "Batcher", "CostModel"]
+
+#: Batches between two tries of the loop after a try that was too slow (doubles up to the cap).
+_PROBE_CAP = 4096
+#: Batches on the loop whose off-CPU time makes the median.
+_WAITS = 9
 
 #: A batch whose predicted cost is below this runs on the event loop itself: handing it to the
 #: predict thread and back (two wake-ups, the GIL passed twice) costs more than a linear model's
@@ -92,6 +104,8 @@ class Batcher:
         max_queue_rows: int,
         on_queue: Callable[[int], None] | None = None,
         timeout_s: float | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self._run_batch = run_batch
         self._executor = executor
@@ -99,7 +113,13 @@ class Batcher:
         self.max_latency = max_latency_ms / 1000.0
         self.max_queue_rows = max_queue_rows
         self._on_queue = on_queue
-        self.cost = CostModel()
+        self.cost = CostModel()  # wall time of a batch, by the path it took (holds, Retry-After)
+        self._cpu_cost = CostModel()  # CPU time of a batch, on either thread
+        self._waits: deque[float] = deque(maxlen=_WAITS)  # off-CPU seconds of the last batches on the loop
+        self._next_try = INLINE_AFTER  # batch number of the next try on the loop
+        self._try_gap = INLINE_AFTER
+        self._clock = clock
+        self._cpu_clock = cpu_clock
         self._queue: deque[_Item] = deque()
         self._rows = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -238,14 +258,24 @@ class Batcher:
                 more = self._take(self.max_batch_size - rows, at_least_one=False)
                 items += more
                 rows += sum(i.payload.n for i in more)
-            t0 = time.perf_counter()
+            clock = self._clock
+            t0 = clock()
             try:
-                if self._batches >= INLINE_AFTER and self.cost.predict(rows) < INLINE_BELOW_S:
-                    results = self._run_batch([i.payload for i in items])  # cheaper than a thread hop
+                if self._on_loop(rows):  # cheaper than a thread hop
+                    results, cpu = self._timed_batch([i.payload for i in items])
+                    spent = clock() - t0
+                    self._cpu_cost.observe(rows, cpu)
+                    self._waits.append(max(0.0, spent - cpu))
+                    if not self._loop_pays(rows):  # back to the thread; try again later
+                        self._try_gap = min(2 * self._try_gap, _PROBE_CAP)
+                        self._next_try = self._batches + self._try_gap
+                        self._waits.clear()
                 else:
-                    results = await loop.run_in_executor(
-                        self._executor, self._run_batch, [i.payload for i in items]
+                    results, cpu = await loop.run_in_executor(
+                        self._executor, self._timed_batch, [i.payload for i in items]
                     )
+                    spent = clock() - t0
+                    self._cpu_cost.observe(rows, cpu)
             except BaseException as exc:  # the executor is gone (shutdown) or the task is cancelled
                 for i in items:
                     if not i.future.done():
@@ -253,11 +283,39 @@ class Batcher:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 continue
-            self.cost.observe(rows, time.perf_counter() - t0)
+            self.cost.observe(rows, spent)
             self._batches += 1
             for item, res in zip(items, results, strict=True):
                 if not item.future.done():
                     item.future.set_result(res)
+
+    def _timed_batch(self, payloads: list[Payload]) -> tuple[list[tuple[bool, Any]], float]:
+        """``run_batch`` with the CPU time the calling thread spent in it."""
+        c0 = self._cpu_clock()
+        results = self._run_batch(payloads)
+        return results, self._cpu_clock() - c0
+
+    def _loop_pays(self, rows: int) -> bool:
+        """Whether a batch of ``rows`` is expected to hold the loop less than the threshold."""
+        waits = sorted(self._waits)
+        return self._cpu_cost.predict(rows) + waits[(len(waits) - 1) // 2] < INLINE_BELOW_S
+
+    def _on_loop(self, rows: int) -> bool:
+        """Whether a batch of ``rows`` runs on the event loop: while its timings there say it is
+        cheap, or as a try once its CPU time in the predict thread says it may be."""
+        if self._batches < INLINE_AFTER:
+            return False
+        if self._waits:
+            return self._loop_pays(rows)
+        if self._batches >= self._next_try and self._cpu_cost.predict(rows) < INLINE_BELOW_S:
+            self._next_try = self._batches + self._try_gap
+            return True
+        return False
+
+    @property
+    def on_loop(self) -> bool:
+        """Whether batches currently run on the event loop."""
+        return bool(self._waits)
 
     def close(self) -> None:
         """Stop after the queued requests are answered."""
