@@ -132,7 +132,8 @@ def linear_kernel(estimator: Any, n_features: int) -> Callable[[np.ndarray], np.
             if scores.ndim > 1 and scores.shape[1] == 1:
                 scores = scores.reshape(-1)
             idx = (scores > 0).astype(np.intp) if scores.ndim == 1 else scores.argmax(axis=1)
-            return classes.take(idx, axis=0)
+            out: np.ndarray = classes.take(idx, axis=0)
+            return out
 
         return classify
     if (
@@ -144,7 +145,8 @@ def linear_kernel(estimator: Any, n_features: int) -> Callable[[np.ndarray], np.
         def regress(x: np.ndarray) -> np.ndarray:
             if not np.isfinite(x).all():
                 raise ValueError("the input holds NaN or infinity")
-            return x @ coef_t + intercept
+            out: np.ndarray = x @ coef_t + intercept
+            return out
 
         return regress
     return None

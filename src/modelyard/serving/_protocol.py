@@ -201,7 +201,8 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._arm("body")
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:  # the head waits for the body
-            held = cycle.transport = _HeldHead(self.transport, cycle)
+            held = _HeldHead(self.transport, cycle)
+            cycle.transport = held  # type: ignore[assignment]  # a transport to the cycle
             cycle.on_response = held.finish
 
     def on_message_complete(self) -> None:
