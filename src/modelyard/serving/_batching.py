@@ -6,7 +6,8 @@ soon as the model is free, so while a predict runs the next batch builds up by i
 the model is idle it waits only if waiting pays: the predict cost is tracked as
 ``t(n) = a + b·n`` (exponentially forgotten least squares over observed batches) and the
 arrival rate as an EWMA; the loop holds a batch open for at most ``min(a, max_latency_ms)``
-and only when at least one more request is expected in that time. Light traffic never waits.
+and only when at least one more request is expected in that time. Light traffic never waits,
+and neither does a batch that runs on the event loop (below).
 A batch expected to take under :data:`INLINE_BELOW_S` runs on the event loop instead of the
 predict thread (the hand-over would cost more than the prediction). The expectation is learned
 from what the loop would pay, not from the hand-over: batches in the predict thread are timed by
@@ -231,6 +232,11 @@ class Batcher:
     def _hold(self, rows: int) -> float:
         """Seconds to keep an idle model's batch open for more requests (0: go now)."""
         if rows >= self.max_batch_size or self.max_latency <= 0:
+            return 0.0
+        if self._waits and self._loop_pays(rows):
+            # a batch on the loop: the requests the loop has read are in it already (they queue
+            # before this loop runs again), and the next ones queue while it predicts; holding it
+            # would leave the server idle while every client waits on this batch
             return 0.0
         a = self.cost.a
         if self._rate * a < 1.0:

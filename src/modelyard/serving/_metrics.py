@@ -84,11 +84,13 @@ class CountAndTime:
         """Count one request of ``key``; time it unless ``seconds`` is None."""
         children = self._children.get(key)
         if children is None:
+            count = self._counter.labels(*self._labels(key))
+            value = getattr(count, "_value", None)  # its value's own inc: no checks of a constant 1
             children = self._children[key] = (
-                self._counter.labels(*self._labels(key)),
+                value.inc if value is not None else count.inc,
                 self._histogram.labels(*self._latency_labels(key)),
             )
-        children[0].inc()
+        children[0](1)
         if seconds is not None:
             observe(children[1], seconds)
 
@@ -114,6 +116,28 @@ def gauge(registry: Any, name: str, doc: str, mode: str | None, *labels: str) ->
     if mode:
         return Gauge(name, doc, labels, registry=registry, multiprocess_mode=mode)  # type: ignore[arg-type]
     return Gauge(name, doc, labels, registry=registry)
+
+
+class InFlight:
+    """The in-flight gauge: a plain count read at scrape time in one process (no lock per
+    request); the gauge's own inc/dec under multiprocess metrics (each worker's file)."""
+
+    __slots__ = ("count", "dec", "gauge", "inc")
+
+    def __init__(self, gauge: Any, multiprocess: bool) -> None:
+        self.gauge = gauge
+        self.count = 0
+        if multiprocess:
+            self.inc, self.dec = gauge.inc, gauge.dec
+        else:
+            gauge.set_function(lambda: self.count)
+            self.inc, self.dec = self._inc, self._dec
+
+    def _inc(self) -> None:
+        self.count += 1
+
+    def _dec(self) -> None:
+        self.count -= 1
 
 
 class ServingMetrics:
@@ -153,7 +177,9 @@ class ServingMetrics:
             r, "yard_serving_batch_rows", "Rows per predict call.", _BATCH_BUCKETS, *mv
         )
         self.queue_depth = gauge(r, "yard_serving_queue_rows", "Rows waiting for a predict call.", live, *mv)
-        self.in_flight = gauge(r, "yard_serving_in_flight_requests", "Requests being answered.", live)
+        self.in_flight = InFlight(
+            gauge(r, "yard_serving_in_flight_requests", "Requests being answered.", live), self.multiprocess
+        )
         self.prediction_value = histogram(
             r, "yard_serving_prediction_value", "Numeric predictions.", _VALUE_BUCKETS, *mv
         )
