@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -383,11 +384,10 @@ class PredictAndProba:
 
 def to_jsonable(out: Any) -> Any:
     """Predictions as JSON values: a list (one per row) or a list of objects for frames."""
-    import numpy as np
-
     if hasattr(out, "to_dict") and hasattr(out, "columns"):
         return out.to_dict(orient="records")
-    if isinstance(out, np.ndarray):
+    np = sys.modules.get("numpy")  # an array exists only once numpy is imported (no import per answer)
+    if np is not None and isinstance(out, np.ndarray):
         if out.dtype.kind in "fiub":
             return out
         return out.tolist()

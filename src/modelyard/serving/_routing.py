@@ -24,6 +24,8 @@ from bisect import bisect_right
 from collections import OrderedDict
 from typing import Any
 
+from modelyard.serving._predlog import TypedColumns
+
 __all__ = [
     "ABRouter",
     "BlueGreenRouter",
@@ -349,8 +351,6 @@ class ABRouter(_Router):
 def logged_inputs(payload: Any, dtypes: dict[str, str]) -> Any:
     """What the prediction log records of a checked payload: the fast path's typed matrix, or
     the signature's columns typed by the signature (``dtypes``)."""
-    from modelyard.serving._predlog import TypedColumns
-
     if payload.matrix is not None:
         return payload.matrix
     return TypedColumns(payload.columns, dtypes) if dtypes else payload.columns
