@@ -105,3 +105,17 @@ def test_a_rare_wait_on_the_loop_does_not_move_the_model_back() -> None:
     after = _batching.INLINE_AFTER
     where = run_clocked(after + 60, 20e-6, lambda i: 0.005 if i % 9 == 0 else 20e-6, hop_s=0.001)
     assert where[after:] == ["MainThread"] * 60
+
+
+def test_a_serving_process_collects_young_garbage_less_often() -> None:
+    import gc
+
+    from modelyard.serving._server import GC_YOUNG_THRESHOLD, _freeze_heap
+
+    before = gc.get_threshold()
+    try:
+        _freeze_heap()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
