@@ -15,9 +15,19 @@ from markupsafe import Markup, escape
 
 from modelyard.tracking._records import RunRecord, RunStatus
 from modelyard.ui import fmt_num
-from modelyard.webui._pages import _linker, _query, row_cells, show
+from modelyard.webui._pages import _linker, _query, duration, show, table_rows, when
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+#: The rows as the template drew them before they were built in Python (web/runs.html.j2's loop).
+OLD_ROWS = """<tbody>{% for r in runs %}
+<tr><td><input type="checkbox" name="run" value="{{ r.id }}" aria-label="select {{ r.name }}"></td>
+<td class="name"><a href="{{ prefix }}/runs/{{ r.id }}">{{ r.name }}</a></td>
+<td><span class="badge {{ r.status.value }}">{{ r.status.value }}</span></td>
+<td>{{ when(r.start_time) }}</td><td>{{ r.user or '' }}</td><td class="num">{{ duration(r.start_time, r.end_time) }}</td>
+{{ cells[loop.index0] }}</tr>
+{% endfor %}"""  # noqa: E501
 
 
 def old_cells(shown: list[Any], cols: list[str]) -> list[Markup]:
@@ -25,6 +35,19 @@ def old_cells(shown: list[Any], cols: list[str]) -> list[Markup]:
     picked = [(kind, key) for kind, _, key in (c.partition(".") for c in cols)]
     td = '<td class="num">{}</td>'.format
     return [Markup("".join(td(escape(show(getattr(r, k).get(c)))) for k, c in picked)) for r in shown]
+
+
+def old_rows(shown: list[Any], cols: list[str]) -> str:
+    from modelyard.ui._pages import _environment
+
+    template = _environment().from_string(OLD_ROWS)
+    return str(
+        template.render(runs=shown, cells=old_cells(shown, cols), prefix="/ui", when=when, duration=duration)
+    )
+
+
+def new_rows(shown: list[Any], cols: list[str]) -> str:
+    return "<tbody>" + "".join(table_rows(shown, cols))
 
 
 def numbers() -> list[float]:
@@ -40,10 +63,16 @@ def numbers() -> list[float]:
     return out
 
 
-def record(i: int, metrics: dict[str, Any], params: dict[str, str], tags: dict[str, str]) -> RunRecord:
+def record(
+    i: int, metrics: dict[str, Any], params: dict[str, str], tags: dict[str, str], **attrs: Any
+) -> RunRecord:
+    fields: dict[str, Any] = {
+        "name": f"run-{i}", "status": RunStatus.FINISHED, "start_time": 0, "end_time": None, "user": None,
+    }  # fmt: skip
+    fields.update(attrs)
     return RunRecord(
-        f"id{i}", "exp", f"run-{i}", RunStatus.FINISHED, 0, None, None, None,
-        params=params, metrics=metrics, tags=tags,
+        f"id{i}", "exp", fields["name"], fields["status"], fields["start_time"], fields["end_time"], None,
+        fields["user"], params=params, metrics=metrics, tags=tags,
     )  # fmt: skip
 
 
@@ -51,15 +80,23 @@ def test_cells_equal_the_plain_formatter() -> None:
     vals = numbers()
     runs = [record(i, {"m": v, "n": -v}, {}, {}) for i, v in enumerate(vals)]
     # texts: markup, quotes and non-ASCII in params and tags; metrics that are missing or ints
+    # texts: markup, quotes and non-ASCII in names, users, params and tags; metrics missing or ints;
+    # every status; times from none to hours
     runs += [
-        record(0, {"i": 3}, {"p": '<b a="1">&amp;\'</b>'}, {"t": "é ∞ NaN"}),  # type: ignore[dict-item]
-        record(1, {}, {"p": ""}, {}),
-    ]
+        record(
+            0, {"i": 3}, {"p": '<b a="1">&amp;\'</b>'}, {"t": "é ∞ NaN"},  # type: ignore[dict-item]
+            name='<script>"x" & \'y\'</script>', user="<ann&bob>", status=RunStatus.LOST,
+            start_time=1_700_000_000_000, end_time=1_700_000_090_000,
+        ),
+        record(1, {}, {"p": ""}, {}, status=RunStatus.RUNNING, start_time=1, end_time=7_200_001),
+        record(2, {}, {}, {}, status=RunStatus.FAILED, user="", start_time=5, end_time=600_005),
+    ]  # fmt: skip
     cols = ["metrics.m", "metrics.n", "metrics.i", "params.p", "tags.t", "metrics.absent"]
-    assert row_cells(runs, cols) == old_cells(runs, cols)
-    assert all(re.fullmatch(r'(<td class="num">[^<>&"]*</td>)*', c) for c in row_cells(runs[:-2], cols))
+    assert new_rows(runs, cols) == old_rows(runs, cols)
+    assert new_rows(runs, []) == old_rows(runs, [])
+    cells = [str(row).rsplit("\n", 2)[1] for row in table_rows(runs[:-3], cols)]
+    assert all(re.fullmatch(r'(<td class="num">[^<>&"]*</td>)*</tr>', c) for c in cells)
     assert {fmt_num(v, 5) for v in vals[:20]} >= {"NaN", "∞", "-∞", "0", "-0", "0.001", "1.000e+05"}
-    assert row_cells(runs, []) == [Markup("")] * len(runs)
 
 
 @pytest.mark.parametrize(
@@ -116,8 +153,8 @@ def test_page_shows_the_runs_as_whole_runs_would(client: Any, server: dict[str, 
             r'<tr><td><input type="checkbox" name="run" value="([0-9a-f]+)".*?</td>\n(.*?)</tr>', r.text, re.S
         )
         assert [i for i, _ in rows] == [x.id for x in runs]
-        for (_, html), cells in zip(rows, old_cells(runs, cols), strict=True):
-            assert html.endswith(str(cells))
+        body = re.search(r"<tbody>.*?(?=</tbody>)", r.text, re.S)
+        assert body is not None and body.group(0) == old_rows(runs, cols)
         chooser = re.findall(r'<input type="checkbox" name="cols" value="([^"]+)"', r.text)
         assert chooser == [
             f"{kind}.{k}"
