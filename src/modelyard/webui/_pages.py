@@ -89,7 +89,8 @@ def register(
                 "run_table",
                 need=("reader", None, None),  # search_runs's role
                 experiment=name,
-                columns=args.getlist("cols") if "cols" in args else None,  # None: the default's unknown yet
+                # None (every value): the default columns depend on the keys the page's runs have
+                columns=args.getlist("cols") if "cols" in args else None,
                 filter=q or None,
                 order_by=order,
                 limit=size,
@@ -325,6 +326,7 @@ def _linker(base: dict[str, Any]) -> Callable[..., str]:
 
 
 def _query(values: dict[str, Any]) -> str:
+    """The query string of ``values`` (a list value repeats its name): what :func:`_linker` builds."""
     from urllib.parse import urlencode
 
     pairs: list[tuple[str, str]] = []
