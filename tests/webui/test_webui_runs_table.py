@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 
 from modelyard.tracking._records import RunRecord, RunStatus
 from modelyard.ui import fmt_num
-from modelyard.webui._pages import _linker, _query, duration, show, table_rows, when
+from modelyard.webui._pages import _esc, _linker, _query, duration, show, table_rows, when
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -97,6 +97,15 @@ def test_cells_equal_the_plain_formatter() -> None:
     cells = [str(row).rsplit("\n", 2)[1] for row in table_rows(runs[:-3], cols)]
     assert all(re.fullmatch(r'(<td class="num">[^<>&"]*</td>)*</tr>', c) for c in cells)
     assert {fmt_num(v, 5) for v in vals[:20]} >= {"NaN", "∞", "-∞", "0", "-0", "0.001", "1.000e+05"}
+
+
+def test_text_escape_equals_markupsafe() -> None:
+    rnd = random.Random(3)
+    alphabet = "&<>'\"ab é∞\x00\n;#&amp;"
+    texts = ["", "&amp;", "&&<<>>", "'\"'", "plain", "\u2028<script>"]
+    texts += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(3000)]
+    for t in texts:
+        assert _esc(t) == str(escape(t)), t
 
 
 @pytest.mark.parametrize(

@@ -265,30 +265,50 @@ def register(
     _automations.register(page, action)
 
 
+def _esc(text: str) -> str:
+    """``markupsafe.escape(text)`` of a plain ``str``, as a str: five ``replace`` calls are several
+    times faster than ``escape`` (a Markup object each), and the runs table escapes ~1,000 texts."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
+
+
 def table_rows(shown: Sequence[Any], cols: list[str]) -> list[Markup]:
     """Each run's row of the runs table as one piece of HTML: its attributes, then the chosen columns'
     cells (``<td class="num">`` each). Built here, not in the template: 100 rows × 30 cells were
     3,000 template calls and escapes, more than half of the page's time. A float is shown by
     :func:`show` (``fmt_num``, 5 digits), whose text needs no escaping (digits, ``.-+e``, ``NaN``,
-    ``∞``); the usual range takes ``format`` directly, the same text."""
+    ``∞``); the usual range takes ``format`` directly, the same text. Texts are escaped by
+    :func:`_esc` (what the template's autoescape does), anything else by ``escape(show(v))``."""
     kinds = ("metrics", "params", "tags")
     picked = [(kinds.index(kind), key) for kind, _, key in (c.partition(".") for c in cols)]
+    started: dict[int, str] = {}  # the same minute is drawn once
     out = []
     for r in shown:
         by = (r.metrics, r.params, r.tags)
-        rid, name, status = escape(r.id), escape(r.name), escape(r.status.value)
-        took = escape(duration(r.start_time, r.end_time))
+        rid, name, status = _esc(str(r.id)), _esc(str(r.name)), _esc(r.status.value)
+        at = started.get(r.start_time)
+        if at is None:
+            at = started[r.start_time] = _esc(when(r.start_time))
+        took = _esc(duration(r.start_time, r.end_time))
         parts = [
             f'<tr><td><input type="checkbox" name="run" value="{rid}" aria-label="select {name}"></td>\n'
             f'<td class="name"><a href="{PREFIX}/runs/{rid}">{name}</a></td>\n'
-            f'<td><span class="badge {status}">{status}</span></td>\n<td>{escape(when(r.start_time))}</td>'
-            f'<td>{escape(r.user or "")}</td><td class="num">{took}</td>\n'
+            f'<td><span class="badge {status}">{status}</span></td>\n<td>{at}</td>'
+            f'<td>{_esc(str(r.user or ""))}</td><td class="num">{took}</td>\n'
         ]
         for i, key in picked:
             v = by[i].get(key)
-            if v.__class__ is float:
+            cls = v.__class__
+            if cls is float:
                 a = abs(v)
                 text = f"{v:.5g}" if 1e-3 <= a < 1e5 or a == 0.0 else fmt_num(v, 5)
+            elif cls is str:
+                text = _esc(v)
             else:
                 text = escape(show(v))
             parts.append(f'<td class="num">{text}</td>')
