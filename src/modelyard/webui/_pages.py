@@ -286,14 +286,11 @@ def table_rows(shown: Sequence[Any], cols: list[str]) -> list[Markup]:
     :func:`_esc` (what the template's autoescape does), anything else by ``escape(show(v))``."""
     kinds = ("metrics", "params", "tags")
     picked = [(kinds.index(kind), key) for kind, _, key in (c.partition(".") for c in cols)]
-    started: dict[int, str] = {}  # the same minute is drawn once
     out = []
     for r in shown:
         by = (r.metrics, r.params, r.tags)
         rid, name, status = _esc(str(r.id)), _esc(str(r.name)), _esc(r.status.value)
-        at = started.get(r.start_time)
-        if at is None:
-            at = started[r.start_time] = _esc(when(r.start_time))
+        at = _esc(when(r.start_time))
         took = _esc(duration(r.start_time, r.end_time))
         parts = [
             f'<tr><td><input type="checkbox" name="run" value="{rid}" aria-label="select {name}"></td>\n'
