@@ -51,16 +51,17 @@ def _tag_rows(run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
 _PARAM, _METRIC, _TAG, _ARTIFACT = range(4)
 
 
-def _among(col: Any, run_ids: list[str], dialect: str) -> Any:
-    """``col IN run_ids`` with the ids as ONE bound value (a PostgreSQL array, a JSON array on SQLite):
-    the statement's text is the same for any number of ids, so neither SQLAlchemy nor the driver
-    renders and parses a placeholder per id (400 of them in a page of 100 runs) every time."""
+def _among(col: Any, run_ids: list[str], dialect: str, name: str = "run_ids") -> Any:
+    """``col IN run_ids`` with the ids as ONE bound value named ``name`` (a PostgreSQL array, a JSON
+    array on SQLite): the statement's text is the same for any number of ids, so neither SQLAlchemy
+    nor the driver renders and parses a placeholder per id (400 of them in a page of 100 runs) every
+    time, and a statement built once takes other ids as a parameter."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY
 
-        return col == sa.any_(sa.bindparam("run_ids", run_ids, type_=ARRAY(sa.String)))
+        return col == sa.any_(sa.bindparam(name, run_ids, type_=ARRAY(sa.String)))
     if dialect == "sqlite":
-        each = sa.func.json_each(sa.bindparam("run_ids", json.dumps(run_ids))).table_valued("value")
+        each = sa.func.json_each(sa.bindparam(name, json.dumps(run_ids))).table_valued("value")
         return col.in_(sa.select(each.c.value))
     return col.in_(run_ids)
 
