@@ -149,3 +149,15 @@ def test_one_reader_for_serving_and_monitoring(workspace) -> None:
     empty = read_window(workspace, "m", 5000, 6000)
     assert empty.empty and list(empty.columns) == ["request_id", "timestamp_ms"]
     assert read_prediction_log(workspace, "m", start_ms=5000).empty
+
+
+def test_segments_dictionary_encode_repeated_text_only() -> None:
+    import numpy as np
+
+    from modelyard.serving._predlog import MatrixRows, TypedColumns, _dictionary_columns, _Entry, _to_table
+
+    numeric = _Entry("r1", "m", 1, MatrixRows(["a", "b"], np.ones((3, 2))), np.ones(3), 1.0, False, 3, 1)
+    assert _dictionary_columns(_to_table([numeric])) == ["model_name"]
+    typed = TypedColumns({"city": ["x", "y"], "n": [1.0, 2.0]}, {"city": "string", "n": "float64"})
+    mixed = _Entry("r2", "m", 1, typed, np.ones(2), 1.0, False, 2, 2)
+    assert _dictionary_columns(_to_table([mixed])) == ["model_name", "input.city"]
