@@ -48,8 +48,10 @@ __all__ = [
     "Series",
     "decimate",
     "decode",
+    "drawn_from",
     "encode",
     "load_copies",
+    "make_copy",
     "read_series",
     "save_copies",
     "store_run_copies",
@@ -186,22 +188,20 @@ def load_copies(
     return out
 
 
-def write_copies(conn: Connection, fresh: Mapping[tuple[str, str], tuple[Version, Series]]) -> None:
-    """Store (replace) the copy of each series read whole at its version, in ``conn``'s transaction."""
-    rows = []
-    for (run_id, key), (version, series) in fresh.items():
-        kept, whole = decimate(series)
-        rows.append(
-            {
-                "run_id": run_id,
-                "key": key,
-                "points": version[0],
-                "last_step": version[1],
-                "format": FORMAT,
-                "whole": whole,
-                "data": encode(kept),
-            }
-        )
+def write_copies(conn: Connection, fresh: Mapping[tuple[str, str], Copy]) -> None:
+    """Store (replace) each series' copy made by :func:`make_copy`, in ``conn``'s transaction."""
+    rows = [
+        {
+            "run_id": run_id,
+            "key": key,
+            "points": version[0],
+            "last_step": version[1],
+            "format": FORMAT,
+            "whole": whole,
+            "data": encode(kept),
+        }
+        for (run_id, key), (version, kept, whole) in fresh.items()
+    ]
     if not rows:
         return
     if conn.dialect.name == "sqlite":
@@ -221,7 +221,13 @@ def write_copies(conn: Connection, fresh: Mapping[tuple[str, str], tuple[Version
     )
 
 
-def save_copies(store: MetadataStore, fresh: Mapping[tuple[str, str], tuple[Version, Series]]) -> None:
+def make_copy(series: Series) -> Copy:
+    """The copy of a series read whole: its version, the points to keep, whether they are all."""
+    kept, whole = decimate(series)
+    return version_of(series), kept, whole
+
+
+def save_copies(store: MetadataStore, fresh: Mapping[tuple[str, str], Copy]) -> None:
     """:func:`write_copies` in a transaction of its own, by a reader: best effort (a copy is a cache;
     a run purged meanwhile, a read-only or busy store leave the page as it is)."""
     if not fresh:
@@ -240,20 +246,32 @@ def store_run_copies(conn: Connection, run_id: str, *, limit: int = END_RUN_POIN
     if not counts or sum(counts.values()) > limit:
         return
     series = read_series(conn, [(run_id, k) for k in sorted(counts)])
-    write_copies(conn, {sk: (version_of(s), s) for sk, s in series.items()})
+    write_copies(conn, {sk: make_copy(s) for sk, s in series.items()})
 
 
-def draw_inputs(
-    versions: Mapping[tuple[str, str], Version], copies: Mapping[tuple[str, str], Copy], smooth: float
-) -> tuple[dict[tuple[str, str], tuple[Version, Series]], list[tuple[str, str]]]:
-    """Which series draw from their copy (``{series: (version, kept points)}``) and which must be
-    read whole: those without a current copy, and smoothed ones whose copy is not whole."""
-    use: dict[tuple[str, str], tuple[Version, Series]] = {}
+def drawn_from(
+    store: MetadataStore, versions: Mapping[tuple[str, str], Version], smooth: float
+) -> dict[tuple[str, str], tuple[Version, Series]]:
+    """``{series: (version, the points to draw)}`` of each series in ``versions``: its stored copy when
+    current, else every point read, whose copy is then stored. Unsmoothed, a series is always drawn
+    from its copy's points (made here if need be), so its chart is the same whichever way it came;
+    smoothed, from every point unless the copy is whole."""
+    copies = load_copies(store, versions)
+    out: dict[tuple[str, str], tuple[Version, Series]] = {}
     read: list[tuple[str, str]] = []
     for sk in versions:
         hit = copies.get(sk)
         if hit is not None and (hit[2] or smooth <= 0):
-            use[sk] = (hit[0], hit[1])
+            out[sk] = (hit[0], hit[1])
         else:
             read.append(sk)
-    return use, read
+    if not read:
+        return out
+    # read after the versions: a point added meanwhile is drawn now (the version is the data's)
+    with store.read() as conn:
+        whole = read_series(conn, read)
+    made = {sk: make_copy(series) for sk, series in whole.items()}
+    save_copies(store, made)
+    for sk, (version, kept, _) in made.items():
+        out[sk] = (version, kept if smooth <= 0 else whole[sk])
+    return out

@@ -321,15 +321,7 @@ def _curves(
                 stale.append(sk)
     if not stale:
         return out
-    wanted = {sk: versions[sk] for sk in stale}
-    use, read = copies.draw_inputs(wanted, copies.load_copies(store, wanted), smooth)
-    if read:
-        # read after the versions: a point added meanwhile is drawn now (the version is the data's)
-        with store.read() as conn:
-            whole = copies.read_series(conn, read)
-        fresh = {sk: (copies.version_of(s), s) for sk, s in whole.items()}
-        copies.save_copies(store, fresh)
-        use.update(fresh)
+    use = copies.drawn_from(store, {sk: versions[sk] for sk in stale}, smooth)
     order = sorted(use)
     lines = _draw([use[sk][1] for sk in order], x_time, smooth, drawn)
     curves = {sk: (use[sk][0], (use[sk][0][0], line)) for sk, line in zip(order, lines, strict=True)}
