@@ -246,6 +246,8 @@ def restarts(
 
     from server import _process
 
+    others = _our_ids(store, [f"run-{i}" for i in range(a.deep, a.deep + 2)])
+    warm = f"{yurl}/ui/compare?" + "&".join(f"run={i}" for i in others)  # two other runs' compare page
     res: dict[str, list[float]] = {"no copies": [], "copies": [], "kept": []}
     for _ in range(a.restarts):
         for case in ("no copies", "copies"):
@@ -256,6 +258,7 @@ def restarts(
                 httpx.Client(timeout=600) as c,
             ):
                 _ok(c.get(table))  # the process is warm (imports, templates, the session), its curves are not
+                _ok(c.get(warm))
                 t0 = time.perf_counter()
                 _ok(c.get(compare))
                 res[case].append(time.perf_counter() - t0)
