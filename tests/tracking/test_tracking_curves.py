@@ -165,3 +165,18 @@ def test_decimate_keeps_finite_points_whole_up_to_the_limit(n: int) -> None:
         assert kept[0].tolist() == steps[finite].tolist()
     back = _curves.decode(_curves.encode(kept), max(n, 1), whole)
     assert back is not None and all(np.array_equal(x, y) for x, y in zip(back, kept, strict=True))
+
+
+def test_steps_beyond_float_precision_stay_exact(workspace: Any) -> None:
+    svc = TrackingService(workspace)
+    run = svc.create_run(experiment="c", name="big-steps")
+    big = 2**53 + 1  # not a float64
+    rows = [(run.id, "m", s, 0.5, False, 1_780_000_000_000 + i) for i, s in enumerate((1, big, big + 2))]
+    rows.append((run.id, "m", big + 3, None, True, 1_780_000_000_009))
+    svc.write_metrics(rows, [rows[-1]])
+    svc.end_run(run.id)
+    versions = series_versions(workspace.store, [run.id], ["m"])
+    assert versions == {(run.id, "m"): (4, big + 3)}
+    (version, (steps, vals, _), whole) = _curves.load_copies(workspace.store, versions)[(run.id, "m")]
+    assert version == (4, big + 3) and whole
+    assert steps.tolist() == [1, big, big + 2] and vals.tolist() == [0.5, 0.5, 0.5]
