@@ -134,7 +134,10 @@ def test_readers_store_missing_copies_and_purging_a_run_deletes_them(workspace: 
     store = workspace.store
     store.write(lambda conn: conn.execute(metric_curves.delete()))
     _pages._CURVES.clear()
-    drawn = _pages._curves(store, [run.id], ["m", "n"], False, 0.0, 10)
+    drawn = _pages._curves(store, [run.id], ["m", "n"], False, 0.0, 10, live=[run.id])
+    assert _rows(workspace) == {}  # a running run's next flush would make them stale: not stored
+    _pages._CURVES.clear()
+    assert _pages._curves(store, [run.id], ["m", "n"], False, 0.0, 10) == drawn
     assert set(_rows(workspace)) == {(run.id, "m"), (run.id, "n")}
     _pages._CURVES.clear()
     assert _pages._curves(store, [run.id], ["m", "n"], False, 0.0, 10) == drawn  # from the copies

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -273,12 +273,16 @@ def store_run_copies(conn: Connection, run_id: str, *, limit: int = END_RUN_POIN
 
 
 def drawn_from(
-    store: MetadataStore, versions: Mapping[tuple[str, str], Version], smooth: float
+    store: MetadataStore,
+    versions: Mapping[tuple[str, str], Version],
+    smooth: float,
+    live: Collection[str] = (),
 ) -> dict[tuple[str, str], tuple[Version, Series]]:
     """``{series: (version, the points to draw)}`` of each series in ``versions``: its stored copy when
     current, else every point read, whose copy is then stored. Unsmoothed, a series is always drawn
     from its copy's points (made here if need be), so its chart is the same whichever way it came;
-    smoothed, from every point unless the copy is whole."""
+    smoothed, from every point unless the copy is whole. The copies of ``live`` runs (still running:
+    their next flush makes them stale) are not stored; their end does."""
     copies = load_copies(store, versions)
     out: dict[tuple[str, str], tuple[Version, Series]] = {}
     read: list[tuple[str, str]] = []
@@ -294,7 +298,7 @@ def drawn_from(
     with store.read() as conn:
         whole = read_series(conn, read)
     made = {sk: make_copy(series) for sk, series in whole.items()}
-    save_copies(store, made)
+    save_copies(store, {sk: copy for sk, copy in made.items() if sk[0] not in live})
     for sk, (version, kept, _) in made.items():
         out[sk] = (version, kept if smooth <= 0 else whole[sk])
     return out

@@ -6,13 +6,14 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
 from fastapi.responses import Response
 
 from modelyard import errors
+from modelyard.tracking._records import RunStatus
 from modelyard.ui import fmt_num, line_chart, parallel_coordinates
 from modelyard.webui._artifacts import artifact_preview, raw_artifact
 from modelyard.webui._routes import PREFIX, Page
@@ -149,7 +150,8 @@ def register(
         run = p.call(T, "get_run", run_id=p.request.path_params["run_id"])
         x_time = p.request.query_params.get("x") == "time"
         # the run is read (role-checked) above
-        history = _curves(p.ws.store, [run.id], list(run.metrics), x_time, 0.0, DRAWN_POINTS)
+        live = [run.id] if run.status == RunStatus.RUNNING else []
+        history = _curves(p.ws.store, [run.id], list(run.metrics), x_time, 0.0, DRAWN_POINTS, live)
         charts = []
         for key in sorted(run.metrics):
             n, series = history.get((run.id, key), (0, []))
@@ -207,7 +209,8 @@ def register(
         keys = sorted({k for r in runs for k in r.metrics})
         drawn = max(MIN_POINTS, min(DRAWN_POINTS, COMPARE_POINTS // (len(runs) * max(len(keys), 1))))
         # every curve in one query (each run was read above through the role-checked get_run)
-        history = _curves(p.ws.store, [r.id for r in runs], keys, x_time, smooth, drawn)
+        live = [r.id for r in runs if r.status == RunStatus.RUNNING]
+        history = _curves(p.ws.store, [r.id for r in runs], keys, x_time, smooth, drawn, live)
         charts = []
         for key in keys:
             series = []
@@ -297,12 +300,19 @@ _CURVES_LOCK = threading.Lock()
 
 
 def _curves(
-    store: Any, run_ids: list[str], keys: list[str], x_time: bool, smooth: float, drawn: int
+    store: Any,
+    run_ids: list[str],
+    keys: list[str],
+    x_time: bool,
+    smooth: float,
+    drawn: int,
+    live: Collection[str] = (),
 ) -> dict[tuple[str, str], tuple[int, list[tuple[float, float]]]]:
     """``{(run_id, key): (points in the series, drawn (x, y))}`` of every series of ``run_ids`` ×
     ``keys``; only the series that are new or have grown since they were last drawn are drawn, from
-    their stored copy when it is current, else from every point (then the copy is stored). The
-    caller has read each run through a role-checked operation."""
+    their stored copy when it is current, else from every point (then the copy is stored, unless
+    its run is one of the ``live`` ones, still running). The caller has read each run through a
+    role-checked operation."""
     from modelyard.tracking import _curves as copies
     from modelyard.tracking._history import series_versions
 
@@ -321,7 +331,7 @@ def _curves(
                 stale.append(sk)
     if not stale:
         return out
-    use = copies.drawn_from(store, {sk: versions[sk] for sk in stale}, smooth)
+    use = copies.drawn_from(store, {sk: versions[sk] for sk in stale}, smooth, live)
     order = sorted(use)
     lines = _draw([use[sk][1] for sk in order], x_time, smooth, drawn)
     curves = {sk: (use[sk][0], (use[sk][0][0], line)) for sk, line in zip(order, lines, strict=True)}
