@@ -29,6 +29,10 @@ def upgrade() -> None:
             ["run_id"], ["runs.id"], name="fk_metric_curves_run_id_runs", ondelete="CASCADE"
         ),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # the copies are float arrays: compressing them (TOAST's default) gains nothing and made
+        # storing 200 of 24 KB take 310 ms instead of 37
+        op.execute("ALTER TABLE metric_curves ALTER COLUMN data SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:
