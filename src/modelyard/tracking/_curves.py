@@ -16,11 +16,14 @@ How much is kept: charts skip non-finite values and LTTB never draws more than 6
 *whole*: drawing its copy, smoothed or not, on steps or on time, gives exactly the chart of the full
 series. A longer one keeps, in each of ``STORED_POINTS / 4`` equal buckets (by index, in step
 order), its first, last, lowest and highest point (M4: the points that fix a line's pixels when the
-chart is at most that many pixels wide; ours are 460-480). LTTB picks the largest triangle in a bucket,
-a corner of the bucket's hull, and the M4 points carry each fine bucket's extremes, so LTTB on the
-copy picks the same or a neighbouring extreme: the same envelope, peaks included. EMA smoothing on
-such a copy would not be (the copy's points are not equally weighted), so a smoothed chart of a
-series longer than the copy is drawn from the full series (once; the page keeps it in memory).
+chart is at most that many pixels wide; ours are 460-480), so its ends and every peak survive. Such a
+series is drawn unsmoothed as LTTB of its copy's points on every path (read whole or from the copy:
+:func:`drawn_from`), so its chart does not change after a restart. Against LTTB of every point, per
+pixel column of a 480 × 240 chart of 20,000 points (noise, sine + noise, a decaying loss), the
+line's mean distance to the chart of every point is the same at 80 drawn points (a compare page) and
+0.2-3.3 px more at 600 (a run page); tests/tracking/test_tracking_curves.py checks it. EMA smoothing on
+such a copy would not be faithful (its points are not equally spaced), so a smoothed chart of a
+series longer than the copy is drawn from every point (once; the page keeps it in memory).
 
 ``data`` holds the kept steps (int64), values (float64) and timestamps (int64), little-endian,
 one array after the other. It is read as untrusted bytes: a fixed dtype, the length checked
