@@ -192,3 +192,25 @@ def test_copies_are_stored_uncompressed_on_postgresql(workspace: Any) -> None:
     q = "SELECT attstorage FROM pg_attribute WHERE attrelid = 'metric_curves'::regclass AND attname = 'data'"
     with workspace.store.read() as conn:
         assert conn.exec_driver_sql(q).scalar() == "e"
+
+
+def test_series_are_read_in_the_order_of_metric_history(workspace: Any) -> None:
+    """Read unordered in SQL, put in order in numpy: by step, time, NaN last, value, as every reader."""
+    svc = TrackingService(workspace)
+    run = svc.create_run(experiment="c", name="order")
+    rng = np.random.default_rng(5)
+    rows = []
+    for _ in range(400):
+        step = int(rng.integers(0, 60))
+        ts = 1_780_000_000_000 + int(rng.integers(0, 4))
+        v = [None, float("inf"), -float("inf"), 0.5, float(rng.normal())][int(rng.integers(0, 5))]
+        rows.append((run.id, "m", step, v, v is None, ts))
+    for i in range(0, 400, 50):  # in random order, over several writes
+        svc.write_metrics(rows[i : i + 50], [rows[i]])
+    with workspace.store.read() as conn:
+        steps, vals, ts = _curves.read_series(conn, [(run.id, "m")])[(run.id, "m")]
+    want = metric_series(workspace.store, [run.id], ["m"])[(run.id, "m")]
+    got = list(zip(steps.tolist(), vals.tolist(), ts.tolist(), strict=True))
+    assert [(s, "nan" if math.isnan(v) else v, t) for s, v, t in got] == [
+        (s, "nan" if math.isnan(v) else v, t) for s, v, t in want
+    ]

@@ -140,12 +140,12 @@ def decode(data: bytes, points: int, whole: bool) -> Series | None:
 
 
 def read_series(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Series]:
-    """Every point of each ``(run_id, key)`` series as arrays, one indexed query per series (no run
-    and key strings per point: half the time of reading them with one query)."""
-    q = (
-        sa.select(metrics.c.step, metrics.c.value, metrics.c.is_nan, metrics.c.timestamp)
-        .where(metrics.c.run_id == sa.bindparam("r"), metrics.c.key == sa.bindparam("k"))
-        .order_by(*SERIES_ORDER)
+    """Every point of each ``(run_id, key)`` series as arrays in :data:`SERIES_ORDER`, one indexed
+    query per series (no run and key strings per point: half the time of reading them with one query),
+    unordered in SQL (the index yields them by step; sorting ties there cost a quarter of the read) and
+    put in order here when a step repeats."""
+    q = sa.select(metrics.c.step, metrics.c.value, metrics.c.is_nan, metrics.c.timestamp).where(
+        metrics.c.run_id == sa.bindparam("r"), metrics.c.key == sa.bindparam("k")
     )
     out: dict[tuple[str, str], Series] = {}
     for run_id, key in pairs:
@@ -155,8 +155,19 @@ def read_series(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tupl
         finally:
             result.close()
         if rows:
-            out[(run_id, key)] = _arrays(rows)
+            out[(run_id, key)] = _ordered(_arrays(rows))
     return out
+
+
+def _ordered(series: Series) -> Series:
+    """``series`` in :data:`SERIES_ORDER`: by step, time, NaN last, value (rows equal in all four are
+    the same point)."""
+    steps, values, ts = series
+    if len(steps) < 2 or bool((steps[1:] > steps[:-1]).all()):
+        return series
+    nan = np.isnan(values)
+    order = np.lexsort((np.where(nan, 0.0, values), nan, ts, steps))
+    return steps[order], values[order], ts[order]
 
 
 def _arrays(rows: Sequence[Sequence[Any]]) -> Series:
