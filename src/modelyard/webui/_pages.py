@@ -208,7 +208,8 @@ def register(
         colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(runs))]
         keys = sorted({k for r in runs for k in r.metrics})
         drawn = max(MIN_POINTS, min(DRAWN_POINTS, COMPARE_POINTS // (len(runs) * max(len(keys), 1))))
-        # every curve in one query (each run was read above through the role-checked get_run)
+        # each curve from its stored copy, else from its points (each run was read above through the
+        # role-checked get_run)
         live = [r.id for r in runs if r.status == RunStatus.RUNNING]
         history = _curves(p.ws.store, [r.id for r in runs], keys, x_time, smooth, drawn, live)
         charts = []
