@@ -154,6 +154,8 @@ def side_by_side(a: argparse.Namespace) -> None:
         f"steps, the rest their last step); filled ours in {ours_fill:.0f} s, MLflow in "
         f"{m_fill['seconds']:.0f} s (0: reused); load {os.getloadavg()[0]:.1f}"
     )
+    deep_ids = _our_ids(store, [f"run-{i}" for i in range(a.deep)])
+    _drop_copies(store, deep_ids)  # the first view below is a true one: no stored copy of its curves
     yport, mport = _free_port(), _free_port()
     yurl, murl = f"http://127.0.0.1:{yport}", f"http://127.0.0.1:{mport}"
     ycmd = [sys.executable, "-m", "modelyard", "ui", "--uri", store, "--port", str(yport), "--no-browser"]
@@ -177,9 +179,8 @@ def side_by_side(a: argparse.Namespace) -> None:
         mruns = c.post(f"{murl}/api/2.0/mlflow/runs/search", json=body).json()["runs"]
         assert len(mruns) == 100 and len(mruns[0]["data"]["metrics"]) == a.side_metrics
         deep = [f"run-{i}" for i in range(a.deep)]
-        ours_ids = _our_ids(store, deep)
         mids = _mlflow_ids(c, murl, eid, deep)
-        compare = f"{yurl}/ui/compare?" + "&".join(f"run={i}" for i in ours_ids)
+        compare = f"{yurl}/ui/compare?" + "&".join(f"run={i}" for i in deep_ids)
 
         def history() -> int:
             size = 0
@@ -222,6 +223,66 @@ def side_by_side(a: argparse.Namespace) -> None:
         f"  compare, first view (every curve read and drawn): ours {first_compare:7.1f} ms | MLflow/ours "
         f"{p50['history'] / first_compare:5.1f}x"
     )
+    restarts(a, ycmd, yurl, root, env, compare, table, deep_ids, store)
+
+
+def restarts(
+    a: argparse.Namespace,
+    ycmd: list[str],
+    yurl: str,
+    root: Path,
+    env: dict[str, str],
+    compare: str,
+    table: str,
+    deep_ids: list[str],
+    store: str,
+) -> None:
+    """The compare's first view in a fresh ``yard ui`` process (nothing drawn in it yet), ``--restarts``
+    times each: with no stored copy of the curves (every point read), and with the copies the previous
+    view stored (what a user gets after a run ended, or after a server restart); then the kept view."""
+    import os
+
+    import httpx
+
+    from server import _process
+
+    others = _our_ids(store, [f"run-{i}" for i in range(a.deep, a.deep + 2)])
+    warm = f"{yurl}/ui/compare?" + "&".join(f"run={i}" for i in others)  # two other runs' compare page
+    res: dict[str, list[float]] = {"no copies": [], "copies": [], "kept": []}
+    for _ in range(a.restarts):
+        for case in ("no copies", "copies"):
+            if case == "no copies":
+                _drop_copies(store, deep_ids)
+            with (
+                _process(ycmd, f"{yurl}/health/ready", root / "yard.log", env),
+                httpx.Client(timeout=600) as c,
+            ):
+                _ok(c.get(table))  # the process is warm (imports, templates, the session), its curves are not
+                _ok(c.get(warm))
+                t0 = time.perf_counter()
+                _ok(c.get(compare))
+                res[case].append(time.perf_counter() - t0)
+                if case == "copies":
+                    t0 = time.perf_counter()
+                    _ok(c.get(compare))
+                    res["kept"].append(time.perf_counter() - t0)
+    p50 = {k: statistics.median(v) * 1000 for k, v in res.items()}
+    print(
+        f"  compare first view in a fresh process, median of {a.restarts}: no stored copies "
+        f"{p50['no copies']:7.1f} ms | copies stored {p50['copies']:7.1f} ms | kept {p50['kept']:7.1f} ms "
+        f"(target < 300 ms); load {os.getloadavg()[0]:.1f}"
+    )
+
+
+def _drop_copies(store: str, run_ids: list[str]) -> None:
+    """Delete the stored curve copies of ``run_ids`` (tracking/_curves.py), as a store made before them."""
+    from modelyard._workspace import Workspace
+    from modelyard.store._schema import metric_curves
+
+    ws = Workspace(store).open()
+    gone = metric_curves.delete().where(metric_curves.c.run_id.in_(run_ids))
+    ws.store.write(lambda conn: conn.execute(gone))
+    ws.close()
 
 
 def _ok(r: Any) -> Any:
@@ -367,6 +428,7 @@ def main() -> None:
     ap.add_argument("--deep", type=int, default=10, help="runs with every step (the compared ones)")
     ap.add_argument("--side-store", default=None, help="folder of both stores (reused when filled)")
     ap.add_argument("--samples", type=int, default=7)
+    ap.add_argument("--restarts", type=int, default=3, help="fresh yard ui processes timing a first compare")
     ap.add_argument("--only-side", action="store_true", help="only the side-by-side section")
     ap.add_argument("--no-side", action="store_true", help="skip the side-by-side section")
     ap.add_argument("--versions", type=int, default=30, help="versions of model wide-clf")

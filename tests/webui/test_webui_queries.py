@@ -103,7 +103,11 @@ def test_models_list_does_not_query_per_model(
 
 def test_compare_redraws_only_the_curves_that_grew(server: dict[str, Any], client: Any) -> None:
     """A curve drawn once is kept: showing the compare again reads no metric points, only the
-    index-only count of each series; a point logged to one run is drawn on the next view."""
+    index-only count of each series; a point logged to one run is drawn on the next view. Ended runs'
+    series are drawn from their stored copies (made when the run ended), not from their points."""
+    from modelyard.store._schema import metric_curves
+    from modelyard.webui import _pages
+
     ids = []
     for name in ("a", "b", "c"):
         with yard.start_run(experiment="curves", name=f"curve-{name}") as run:
@@ -116,20 +120,35 @@ def test_compare_redraws_only_the_curves_that_grew(server: dict[str, Any], clien
     def reads_points(statements: list[str]) -> int:
         return sum(1 for s in statements if "FROM metrics" in s and "metrics.value" in s)
 
+    def reads_copies(statements: list[str]) -> int:
+        return sum(1 for s in statements if "FROM metric_curves" in s)
+
     with counted(ws) as first:
         page = client.get(path)
-    assert page.status_code == 200 and reads_points(first) == 1  # every curve in one read
+    assert page.status_code == 200 and reads_points(first) == 0 and reads_copies(first) == 1
     with counted(ws) as second:
         again = client.get(path)
-    assert again.text == page.text and reads_points(second) == 0
+    assert again.text == page.text and reads_points(second) == reads_copies(second) == 0
     with yard.start_run(run_id=ids[1]) as run:
         run.log_metric("loss", 5.0, step=300)  # a spike at the end of one curve
     with counted(ws) as third:
         grown = client.get(path)
-    assert reads_points(third) == 1 and grown.text != page.text
+    assert reads_points(third) == 0 and reads_copies(third) == 1 and grown.text != page.text
     with counted(ws) as fourth:
         assert client.get(path).text == grown.text
     assert reads_points(fourth) == 0
     with counted(ws) as smooth:
-        assert client.get(path + "&smooth=0.5").status_code == 200  # another drawing: read again
-    assert reads_points(smooth) == 1
+        smoothed = client.get(path + "&smooth=0.5")  # another drawing, from the same (whole) copies
+    assert smoothed.status_code == 200 and reads_points(smooth) == 0
+
+    # without copies (a store from before them): the first view reads each series and stores its copy
+    ws.store.write(lambda conn: conn.execute(metric_curves.delete()))
+    _pages._CURVES.clear()
+    with counted(ws) as cold:
+        assert client.get(path).text == grown.text  # the same chart from the points as from the copies
+    assert reads_points(cold) == 6 and any("INSERT INTO metric_curves" in s for s in cold)
+    _pages._CURVES.clear()  # another process, or after a restart
+    with counted(ws) as restarted:
+        assert client.get(path).text == grown.text
+        assert client.get(path + "&smooth=0.5").text == smoothed.text
+    assert reads_points(restarted) == 0

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -27,6 +28,7 @@ __all__ = [
     "experiments",
     "latest_metrics",
     "metadata",
+    "metric_curves",
     "metrics",
     "params",
     "runs",
@@ -109,6 +111,22 @@ latest_metrics = Table(
     Column("is_nan", Boolean, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+#: A downsampled copy of each metric series, drawn instead of the series (tracking/_curves.py;
+#: migration 0003): ``points`` and ``last_step`` are the series' count and last step when it was made
+#: (it is stale, and never drawn, once they differ); ``data`` holds ``format``'s little-endian arrays.
+metric_curves = Table(
+    "metric_curves",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY_LEN), primary_key=True),
+    Column("points", BigInteger, nullable=False),
+    Column("last_step", BigInteger, nullable=False),
+    Column("format", Integer, nullable=False),
+    # the copy holds every finite point of the series (then drawing it, smoothed or not, is exact)
+    Column("whole", Boolean, nullable=False),
+    Column("data", LargeBinary, nullable=False),
 )
 
 tags = Table(

@@ -25,9 +25,18 @@ from modelyard.errors import (
     did_you_mean,
     invalid_param,
 )
-from modelyard.store._schema import artifacts, experiments, latest_metrics, metrics, params, runs, tags
+from modelyard.store._schema import (
+    artifacts,
+    experiments,
+    latest_metrics,
+    metric_curves,
+    metrics,
+    params,
+    runs,
+    tags,
+)
 from modelyard.store._store import one_transaction
-from modelyard.tracking import _heartbeat
+from modelyard.tracking import _curves, _heartbeat
 from modelyard.tracking._env import redact_environment
 from modelyard.tracking._history import SERIES_ORDER
 from modelyard.tracking._ids import _default_name
@@ -239,6 +248,8 @@ class TrackingService(WorkspaceService):
                 .where(runs.c.id == run_id)
                 .values(status=status.value, end_time=now_ms(), error=error)
             )
+            # its series are final now: store their drawn copies (tracking/_curves.py)
+            _curves.store_run_copies(conn, run_id)
 
         self.store.write(fn)
 
@@ -606,7 +617,7 @@ class TrackingService(WorkspaceService):
             ids = [r[0] for r in conn.execute(sa.select(runs.c.id).where(runs.c.deleted.is_(True)))]
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
-                for table in (metrics, latest_metrics, params, tags, artifacts):
+                for table in (metrics, metric_curves, latest_metrics, params, tags, artifacts):
                     conn.execute(table.delete().where(table.c.run_id.in_(chunk)))
                 conn.execute(runs.update().where(runs.c.parent_id.in_(chunk)).values(parent_id=None))
                 conn.execute(runs.delete().where(runs.c.id.in_(chunk)))

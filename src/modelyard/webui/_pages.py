@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+import numpy as np
 from fastapi.responses import Response
 from markupsafe import Markup, escape
 
 from modelyard import errors
-from modelyard.ui import fmt_num, line_chart, lttb, parallel_coordinates
+from modelyard.tracking._records import RunStatus
+from modelyard.ui import fmt_num, line_chart, parallel_coordinates
 from modelyard.webui._artifacts import artifact_preview, raw_artifact
 from modelyard.webui._routes import PREFIX, Page
 
@@ -145,7 +146,8 @@ def register(
         run = p.call(T, "get_run", run_id=p.request.path_params["run_id"])
         x_time = p.request.query_params.get("x") == "time"
         # the run is read (role-checked) above
-        history = _curves(p.ws.store, [run.id], list(run.metrics), x_time, 0.0, DRAWN_POINTS)
+        live = [run.id] if run.status == RunStatus.RUNNING else []
+        history = _curves(p.ws.store, [run.id], list(run.metrics), x_time, 0.0, DRAWN_POINTS, live)
         charts = []
         for key in sorted(run.metrics):
             n, series = history.get((run.id, key), (0, []))
@@ -202,8 +204,10 @@ def register(
         colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(runs))]
         keys = sorted({k for r in runs for k in r.metrics})
         drawn = max(MIN_POINTS, min(DRAWN_POINTS, COMPARE_POINTS // (len(runs) * max(len(keys), 1))))
-        # every curve in one query (each run was read above through the role-checked get_run)
-        history = _curves(p.ws.store, [r.id for r in runs], keys, x_time, smooth, drawn)
+        # each curve from its stored copy, else from its points (each run was read above through the
+        # role-checked get_run)
+        live = [r.id for r in runs if r.status == RunStatus.RUNNING]
+        history = _curves(p.ws.store, [r.id for r in runs], keys, x_time, smooth, drawn, live)
         charts = []
         for key in keys:
             series = []
@@ -361,6 +365,8 @@ def _query(values: dict[str, Any]) -> str:
 #: the series, last step), (points, drawn (x, y)))``: a compare page of 10 runs × 20 metrics × 1,000
 #: steps reads 200,000 points to draw 16,000 of them; once drawn, a curve is redrawn only when its
 #: series has grown (:func:`~modelyard.tracking._history.series_versions`, an index-only read).
+#: Below it, the store keeps a downsampled copy of each series (:mod:`modelyard.tracking._curves`),
+#: so a curve not drawn yet in this process is drawn from at most 2,048 stored points.
 _CURVES: OrderedDict[tuple[Any, ...], tuple[tuple[int, int], tuple[int, list[tuple[float, float]]]]] = (
     OrderedDict()
 )
@@ -369,12 +375,21 @@ _CURVES_LOCK = threading.Lock()
 
 
 def _curves(
-    store: Any, run_ids: list[str], keys: list[str], x_time: bool, smooth: float, drawn: int
+    store: Any,
+    run_ids: list[str],
+    keys: list[str],
+    x_time: bool,
+    smooth: float,
+    drawn: int,
+    live: Collection[str] = (),
 ) -> dict[tuple[str, str], tuple[int, list[tuple[float, float]]]]:
     """``{(run_id, key): (points in the series, drawn (x, y))}`` of every series of ``run_ids`` ×
-    ``keys``; only the series that are new or have grown since they were last drawn are read. The
-    caller has read each run through a role-checked operation."""
-    from modelyard.tracking._history import metric_series, series_versions
+    ``keys``; only the series that are new or have grown since they were last drawn are drawn, from
+    their stored copy when it is current, else from every point (then the copy is stored, unless
+    its run is one of the ``live`` ones, still running). The caller has read each run through a
+    role-checked operation."""
+    from modelyard.tracking import _curves as copies
+    from modelyard.tracking._history import series_versions
 
     versions = series_versions(store, run_ids, keys)
     where = str(store.location)
@@ -391,18 +406,58 @@ def _curves(
                 stale.append(sk)
     if not stale:
         return out
-    # read after the versions: a point added meanwhile is drawn now and redrawn next time
-    history = metric_series(store, sorted({r for r, _ in stale}), sorted({k for _, k in stale}))
-    fresh = {}
-    for sk in stale:
-        pts = history.get(sk, [])
-        fresh[sk] = (len(pts), _xy(pts, x_time, smooth, drawn))
+    use = copies.drawn_from(store, {sk: versions[sk] for sk in stale}, smooth, live)
+    order = sorted(use)
+    lines = _draw([use[sk][1] for sk in order], x_time, smooth, drawn)
+    curves = {sk: (use[sk][0], (use[sk][0][0], line)) for sk, line in zip(order, lines, strict=True)}
     with _CURVES_LOCK:
-        for sk, curve in fresh.items():
-            _CURVES[(where, *sk, x_time, smooth, drawn)] = (versions[sk], curve)
+        for sk, (version, curve) in curves.items():
+            _CURVES[(where, *sk, x_time, smooth, drawn)] = (version, curve)
         while len(_CURVES) > CURVES_KEPT:
             _CURVES.popitem(last=False)
-    out.update(fresh)
+    out.update({sk: curve for sk, (_, curve) in curves.items()})
+    return out
+
+
+def _draw(
+    series: list[tuple[Any, Any, Any]], x_time: bool, smooth: float, drawn: int
+) -> list[list[tuple[float, float]]]:
+    """``(x, y)`` of each ``(steps, values, timestamps)`` array triple: step or time (s) on x,
+    EMA-smoothed by ``smooth`` over the finite values, LTTB-downsampled to ``drawn`` points (every
+    series at once). The same points as the row-by-row :func:`_xy`."""
+    from modelyard.ui._lttb import lttb_indices
+
+    xys = []
+    for steps, values, ts in series:
+        x = ts / 1000 if x_time else steps.astype(np.float64)
+        if len(x) > 1 and bool((x[1:] < x[:-1]).any()):
+            order = np.argsort(x, kind="stable")
+            x, values = x[order], values[order]
+        y = values
+        if smooth > 0:
+            keep = np.isfinite(y)
+            x, y = x[keep], _ema(y[keep], smooth)
+        keep = np.isfinite(x) & np.isfinite(y)
+        if not keep.all():
+            x, y = x[keep], y[keep]
+        xys.append((x, y))
+    picks = lttb_indices(xys, drawn)
+    return [
+        list(zip(x[idx].tolist(), y[idx].tolist(), strict=True))
+        for (x, y), idx in zip(xys, picks, strict=True)
+    ]
+
+
+def _ema(y: Any, smooth: float) -> Any:
+    """``last = smooth * last + (1 - smooth) * y`` along ``y`` (a first-order filter: the same
+    products and sums, so the same floats as the loop)."""
+    if len(y) < 2:
+        return y
+    from scipy.signal import lfilter
+
+    out = np.empty_like(y)
+    out[0] = y[0]
+    out[1:] = lfilter([1 - smooth], [1.0, -smooth], y[1:], zi=[smooth * y[0]])[0]
     return out
 
 
@@ -411,18 +466,10 @@ def _xy(
 ) -> list[tuple[float, float]]:
     """``(x, y)`` of ``(step, value, timestamp)`` rows: step or time (s) on x, EMA-smoothed by
     ``smooth``, LTTB-downsampled to ``drawn`` points."""
-    xy = sorted(
-        ((ts / 1000 if x_time else float(step), float(value)) for step, value, ts in points),
-        key=lambda t: t[0],
-    )
-    if smooth > 0:
-        out, last = [], None
-        for x, y in xy:
-            if math.isfinite(y):
-                last = y if last is None else smooth * last + (1 - smooth) * y
-                out.append((x, last))
-        xy = out
-    return lttb(xy, drawn)
+    steps = np.array([p[0] for p in points], dtype=np.int64)
+    values = np.array([p[1] for p in points], dtype=np.float64)
+    ts = np.array([p[2] for p in points], dtype=np.int64)
+    return _draw([(steps, values, ts)], x_time, smooth, drawn)[0]
 
 
 def _labels(runs: list[Any]) -> list[str]:
